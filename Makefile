@@ -1,0 +1,45 @@
+# Entry points for people and CI. Everything real lives in meson.build and scripts/.
+BUILD  ?= build
+ASAN   ?= build-asan
+PYTEST ?= /usr/bin/python3 -m pytest
+
+.PHONY: all deps build asan test unit integration demo bench format clean
+
+all: build
+
+deps:
+	@sh scripts/deps.sh
+
+$(BUILD)/build.ninja:
+	meson setup $(BUILD) --buildtype=debugoptimized -Dwerror=true
+
+$(ASAN)/build.ninja:
+	meson setup $(ASAN) --buildtype=debug -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false
+
+build: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+asan: deps $(ASAN)/build.ninja
+	ninja -C $(ASAN)
+
+unit: build asan
+	meson test -C $(BUILD) --print-errorlogs
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+		meson test -C $(ASAN) --print-errorlogs
+
+integration: build
+	OUTPOST_BUILD=$(abspath $(BUILD)) $(PYTEST) -q tests/integration
+
+test: unit integration
+
+demo: build
+	@sh scripts/demo.sh $(abspath $(BUILD))
+
+bench: build
+	@sh bench/run-all.sh $(abspath $(BUILD))
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(BUILD) $(ASAN)

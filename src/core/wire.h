@@ -1,0 +1,29 @@
+/* The wire format: JSON parsing with limits, the one response envelope, argument checks. */
+#ifndef OUTPOST_WIRE_H
+#define OUTPOST_WIRE_H
+
+#include <outpost/plugin.h>
+#include <stddef.h>
+
+#define WIRE_MAX_DEPTH_DEFAULT 32
+
+/* Parses len bytes as one JSON value, nested at most max_depth deep, duplicate keys refused.
+ * Returns 0 and a new reference in *out, or OUTPOST_E_BAD_JSON with a message in msg. */
+int wire_parse(const char *data, size_t len, int max_depth, json_t **out, char *msg,
+	       size_t msglen);
+/* Nesting depth of a JSON text, counted without parsing (strings skipped); -1 if unbalanced. */
+int wire_depth(const char *data, size_t len);
+
+/* {"ok":true,"result":result}; steals result (NULL is JSON null). NULL on OOM. */
+json_t *wire_ok(json_t *result);
+/* {"ok":false,"error":{"code":name,"message":msg}}. NULL on OOM. */
+json_t *wire_error(int code, const char *msg);
+/* Compact UTF-8 text of v; caller frees; NULL on OOM. */
+char *wire_dump(const json_t *v);
+
+/* Checks args (an object) against a NULL-terminated spec: every required name present, every
+ * present name known and of the right type. Returns 0 or OUTPOST_E_BAD_ARGS with msg set. */
+int wire_check_args(const struct outpost_arg *spec, const json_t *args, char *msg, size_t msglen);
+const char *wire_arg_type_name(enum outpost_arg_type t);
+
+#endif
