@@ -1,0 +1,23 @@
+/* SQLite helpers shared by the agent and the hub's SQLite store: open with the pragmas we
+ * rely on, and per-component schema migrations. */
+#ifndef OUTPOST_DB_H
+#define OUTPOST_DB_H
+
+#include <sqlite3.h>
+#include <stddef.h>
+
+/* Opens (creating, mode 0600) a database in WAL mode with a busy timeout and foreign keys.
+ * Returns 0, or a negative OUTPOST_E_* code with a message in msg. */
+int db_open(const char *path, sqlite3 **out, char *msg, size_t msglen);
+void db_close(sqlite3 *db); /* NULL ok */
+
+/* Brings one component's schema up to n steps: steps[i] is the SQL that moves version i to
+ * i+1. Versions are kept per component in table schema_version. Each step is one transaction.
+ * A database newer than the code is refused. */
+int db_migrate(sqlite3 *db, const char *component, const char *const *steps, int n, char *msg,
+	       size_t msglen);
+
+/* Runs SQL with no results. */
+int db_exec(sqlite3 *db, const char *sql, char *msg, size_t msglen);
+
+#endif

@@ -1,0 +1,9 @@
+/* The built-in plugins, in init order. */
+#include "builtin.h"
+
+const struct outpost_plugin *const builtin_plugins[] = {
+	&outpost_plugin_sys,
+	&outpost_plugin_exec,
+	&outpost_plugin_file,
+	NULL,
+};

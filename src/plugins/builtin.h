@@ -1,0 +1,15 @@
+/* The table of built-in plugins, in init order. Adding a plugin: its own file and one line in
+ * builtin.c. */
+#ifndef OUTPOST_PLUGINS_BUILTIN_H
+#define OUTPOST_PLUGINS_BUILTIN_H
+
+#include <outpost/plugin.h>
+
+extern const struct outpost_plugin outpost_plugin_sys;
+extern const struct outpost_plugin outpost_plugin_exec;
+extern const struct outpost_plugin outpost_plugin_file;
+
+/* NULL-terminated. */
+extern const struct outpost_plugin *const builtin_plugins[];
+
+#endif
