@@ -245,6 +245,8 @@ void loop_timer_del(struct loop *l, struct loop_timer *t)
 
 void loop_timer_reset(struct loop *l, struct loop_timer *t, int64_t delay_ms)
 {
+	if (t->idx >= l->nheap || l->heap[t->idx] != t)
+		return; /* a one-shot timer inside its own callback: already off the heap */
 	t->due = clk_mono_ms() + (delay_ms > 0 ? delay_ms : 0);
 	heap_up(l, t->idx);
 	heap_down(l, t->idx);

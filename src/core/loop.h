@@ -28,7 +28,8 @@ void loop_fd_del(struct loop *l, struct loop_fd *h); /* NULL ok; safe inside its
 int loop_timer_add(struct loop *l, int64_t delay_ms, int64_t period_ms, loop_timer_fn fn,
 		   void *arg, struct loop_timer **out);
 void loop_timer_del(struct loop *l, struct loop_timer *t); /* NULL ok; safe in its callback */
-/* Moves a timer to fire delay_ms from now. */
+/* Moves a pending timer to fire delay_ms from now. A one-shot timer cannot re-arm itself from
+ * its own callback (it is already done): use a periodic timer for that. */
 void loop_timer_reset(struct loop *l, struct loop_timer *t, int64_t delay_ms);
 
 /* Thread-safe: fn(arg) runs on the loop thread at its next turn. 0 or -1 (OOM). */

@@ -10,6 +10,7 @@
 #include <grp.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -22,13 +23,14 @@
 
 #define PROC_DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #define PROC_MAX_GROUPS 256
-/* After the leader exits, how long we still read pipes held open by what it left behind. */
-#define PROC_DRAIN_MS 200
+#define PROC_ENV_DEFAULTS 5
+/* Where the child parks its four pipe ends before putting them on 0..3. */
+#define PROC_FD_PARK 10
 
-enum { STAGE_SETUP = 1, STAGE_CHDIR, STAGE_EXEC };
+enum { STAGE_SETUP = 1, STAGE_USER, STAGE_CHDIR, STAGE_EXEC };
 
 struct proc_user {
-	int set;
+	int sw; /* switch ids in the child */
 	uid_t uid;
 	gid_t gid;
 	gid_t groups[PROC_MAX_GROUPS];
@@ -37,6 +39,7 @@ struct proc_user {
 	char home[256];
 };
 
+/* Fills pu for user (NULL: the agent's own effective user, for HOME and USER only). */
 static int proc_lookup_user(const char *user, struct proc_user *pu, char *msg, size_t msglen)
 {
 	struct passwd pw, *res = NULL;
@@ -44,9 +47,20 @@ static int proc_lookup_user(const char *user, struct proc_user *pu, char *msg, s
 	long id;
 
 	memset(pu, 0, sizeof(*pu));
+	if (!user) {
+		getpwuid_r(geteuid(), &pw, buf, sizeof(buf), &res);
+		if (res) {
+			snprintf(pu->name, sizeof(pu->name), "%s", pw.pw_name);
+			snprintf(pu->home, sizeof(pu->home), "%s", pw.pw_dir);
+		} else {
+			snprintf(pu->name, sizeof(pu->name), "%u", (unsigned)geteuid());
+			snprintf(pu->home, sizeof(pu->home), "/");
+		}
+		return 0;
+	}
 	errno = 0;
 	id = strtol(user, &end, 10);
-	if (*user && !*end && id >= 0 && id < INT_MAX)
+	if (*user && !*end && errno == 0 && id >= 0 && id < INT_MAX)
 		getpwuid_r((uid_t)id, &pw, buf, sizeof(buf), &res);
 	else
 		getpwnam_r(user, &pw, buf, sizeof(buf), &res);
@@ -58,7 +72,8 @@ static int proc_lookup_user(const char *user, struct proc_user *pu, char *msg, s
 		snprintf(msg, msglen, "cannot run as '%.64s': the agent is not root", user);
 		return OUTPOST_E_FORBIDDEN;
 	}
-	pu->set = 1;
+	/* Not root and asked for itself: nothing to switch (setgroups would fail). */
+	pu->sw = geteuid() == 0;
 	pu->uid = pw.pw_uid;
 	pu->gid = pw.pw_gid;
 	pu->ngroups = PROC_MAX_GROUPS;
@@ -67,6 +82,84 @@ static int proc_lookup_user(const char *user, struct proc_user *pu, char *msg, s
 	snprintf(pu->name, sizeof(pu->name), "%s", pw.pw_name);
 	snprintf(pu->home, sizeof(pu->home), "%s", pw.pw_dir);
 	return 0;
+}
+
+static char *env_entry(const char *name, const char *value)
+{
+	size_t nl = strlen(name), vl = strlen(value);
+	char *e = malloc(nl + 1 + vl + 1);
+
+	if (e) {
+		memcpy(e, name, nl);
+		e[nl] = '=';
+		memcpy(e + nl + 1, value, vl + 1);
+	}
+	return e;
+}
+
+/* Whether list (NULL-terminated "NAME=value") has an entry for the name of entry e. */
+static int env_has(char *const *list, const char *e)
+{
+	size_t nl = strcspn(e, "=");
+
+	for (; list && *list; list++)
+		if (strncmp(*list, e, nl) == 0 && (*list)[nl] == '=')
+			return 1;
+	return 0;
+}
+
+/* The default environment plus spec->env_add. *out: caller frees with env_free(*out, *nown);
+ * the first *nown entries are owned, the added ones borrowed from spec. */
+static int proc_env_build(const struct proc_spec *spec, const struct proc_user *pu, char ***out,
+                          size_t *nown)
+{
+	const char *defs[PROC_ENV_DEFAULTS][2] = {
+	    {"PATH", PROC_DEFAULT_PATH}, {"LANG", "C.UTF-8"},   {"HOME", pu->home},
+	    {"USER", pu->name},          {"LOGNAME", pu->name},
+	};
+	size_t nadd = 0, n = 0;
+	char **v;
+
+	for (char *const *e = spec->env_add; e && *e; e++)
+		nadd++;
+	v = calloc(PROC_ENV_DEFAULTS + nadd + 1, sizeof(*v));
+	if (!v)
+		return -1;
+	for (size_t i = 0; i < PROC_ENV_DEFAULTS; i++) {
+		char *e = env_entry(defs[i][0], defs[i][1]);
+		if (!e) {
+			for (size_t j = 0; j < n; j++)
+				free(v[j]);
+			free(v);
+			return -1;
+		}
+		if (env_has(spec->env_add, e)) {
+			free(e);
+			continue;
+		}
+		v[n++] = e;
+	}
+	*nown = n;
+	for (char *const *e = spec->env_add; e && *e; e++)
+		v[n++] = *e;
+	*out = v;
+	return 0;
+}
+
+static void env_free(char **v, size_t nown)
+{
+	for (size_t i = 0; v && i < nown; i++)
+		free(v[i]);
+	free(v);
+}
+
+/* The PATH the child searches: the first PATH= of its environment, as getenv would find. */
+static const char *proc_env_path(char *const *envp)
+{
+	for (char *const *e = envp; e && *e; e++)
+		if (strncmp(*e, "PATH=", 5) == 0)
+			return *e + 5;
+	return PROC_DEFAULT_PATH;
 }
 
 static void child_fail(int fd, int stage)
@@ -107,39 +200,88 @@ static void child_exec(char *const *argv, char *const *envp, const char *path)
 	errno = saved;
 }
 
+/* In the child. Entered with every signal blocked (the parent blocked them around fork), so
+ * no handler of the agent runs here; they are reset before the mask is lifted. fds: stdin
+ * read end, stdout and stderr write ends, report write end. */
 static void child_run(const struct proc_spec *spec, const struct proc_user *pu, char *const *envp,
-		      const char *path, int in, int out, int err, int rep)
+                      const char *path, const int fds[4], long maxfd)
 {
+	struct sigaction dfl = {.sa_handler = SIG_DFL};
 	sigset_t none;
+	int tmp[4];
 
-	setpgid(0, 0);
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
 	for (int s = 1; s < NSIG; s++)
-		signal(s, SIG_DFL);
-	if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0 || dup2(rep, 3) < 0)
-		child_fail(rep, STAGE_SETUP);
+		sigaction(s, &dfl, NULL);
+	setpgid(0, 0);
+	/* Park the four ends above 3 first: one could sit where another must go, and dup2 onto
+	 * itself would keep its close-on-exec flag. */
+	for (int i = 0; i < 4; i++)
+		if ((tmp[i] = fcntl(fds[i], F_DUPFD, PROC_FD_PARK)) < 0)
+			child_fail(fds[3], STAGE_SETUP);
+	for (int i = 0; i < 4; i++)
+		if (dup2(tmp[i], i) < 0)
+			child_fail(tmp[3], STAGE_SETUP);
 	if (fcntl(3, F_SETFD, FD_CLOEXEC) < 0)
 		child_fail(3, STAGE_SETUP);
-	syscall(SYS_close_range, 4U, ~0U, 0U);
-	if (pu->set) {
-		if (setgroups((size_t)pu->ngroups, pu->groups) < 0 || setgid(pu->gid) < 0 ||
-		    setuid(pu->uid) < 0)
-			child_fail(3, STAGE_SETUP);
-	}
+	if (syscall(SYS_close_range, 4U, ~0U, 0U) < 0)
+		for (long fd = 4; fd < maxfd; fd++)
+			close((int)fd);
+	/* Raw system calls: only this thread exists here, and glibc's wrappers would try to
+	 * bring the agent's other (absent) threads along. */
+	if (pu->sw && (syscall(SYS_setgroups, (size_t)pu->ngroups, pu->groups) < 0 ||
+	               syscall(SYS_setresgid, pu->gid, pu->gid, pu->gid) < 0 ||
+	               syscall(SYS_setresuid, pu->uid, pu->uid, pu->uid) < 0))
+		child_fail(3, STAGE_USER);
 	if (chdir(spec->cwd ? spec->cwd : "/") < 0)
 		child_fail(3, STAGE_CHDIR);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
 	child_exec(spec->argv, envp, path);
 	child_fail(3, STAGE_EXEC);
 }
 
-static int proc_env_path(char *const *envp, const char **path)
+/* The message and code for a child that reported it could not start. */
+static int proc_start_error(const struct proc_spec *spec, const int report[2], char *msg,
+                            size_t msglen)
 {
-	*path = PROC_DEFAULT_PATH;
-	for (char *const *e = envp; e && *e; e++)
-		if (strncmp(*e, "PATH=", 5) == 0)
-			*path = *e + 5;
-	return 0;
+	const char *cmd = spec->argv[0];
+	int e = report[1];
+
+	if (report[0] == STAGE_CHDIR) {
+		snprintf(msg, msglen, "cannot change to directory '%.200s': %s",
+		         spec->cwd ? spec->cwd : "/", strerror(e));
+		return OUTPOST_E_BAD_ARGS;
+	}
+	if (report[0] == STAGE_USER) {
+		snprintf(msg, msglen, "cannot switch to user '%.64s': %s", spec->user, strerror(e));
+		return OUTPOST_E_INTERNAL;
+	}
+	if (report[0] != STAGE_EXEC) {
+		snprintf(msg, msglen, "cannot start '%.200s': %s", cmd, strerror(e));
+		return OUTPOST_E_INTERNAL;
+	}
+	switch (e) {
+	case ENOENT:
+	case ENOTDIR:
+		snprintf(msg, msglen, "command not found: '%.200s'", cmd);
+		return OUTPOST_E_NOT_FOUND;
+	case EACCES:
+	case EPERM:
+		snprintf(msg, msglen, "permission denied: '%.200s' is not executable by this user",
+		         cmd);
+		return OUTPOST_E_FORBIDDEN;
+	case ENOEXEC:
+		snprintf(msg, msglen,
+		         "'%.200s' is not an executable format (a script needs a #! line)", cmd);
+		return OUTPOST_E_BAD_ARGS;
+	case E2BIG:
+		snprintf(msg, msglen,
+		         "arguments and environment of '%.200s' are over the kernel's limit", cmd);
+		return OUTPOST_E_TOO_LARGE;
+	default:
+		snprintf(msg, msglen, "cannot start '%.200s': %s", cmd, strerror(e));
+		return OUTPOST_E_INTERNAL;
+	}
 }
 
 static void proc_take(struct buf *b, size_t cap, int *truncated, const char *data, size_t n)
@@ -154,18 +296,40 @@ static void proc_take(struct buf *b, size_t cap, int *truncated, const char *dat
 		*truncated = 1;
 }
 
+/* Whether the leader has ended, without reaping it: while it is an unreaped zombie its pid,
+ * and so its group id, cannot be given to another process. */
+static int proc_leader_exited(pid_t pid)
+{
+	siginfo_t si;
+
+	memset(&si, 0, sizeof(si));
+	if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0)
+		return errno == ECHILD; /* reaped behind our back (SIGCHLD ignored) */
+	return si.si_pid == pid;
+}
+
+/* Kills the group and the leader (which may have left it), then reaps the leader. */
+static void proc_end(pid_t pid, int *status)
+{
+	kill(-pid, SIGKILL);
+	kill(pid, SIGKILL);
+	while (waitpid(pid, status, 0) < 0 && errno == EINTR)
+		;
+}
+
 int proc_run(const struct proc_spec *spec, struct proc_result *res, char *msg, size_t msglen)
 {
 	int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1}, rep[2] = {-1, -1};
-	struct proc_user pu = {0};
-	char *defenv[6] = {NULL};
-	char envbuf[4][300];
+	struct proc_user pu;
+	char **defenv = NULL;
 	char *const *envp = spec->envp;
 	const char *path;
-	int64_t start = clk_mono_ms(), drain_until = -1;
-	size_t in_off = 0;
-	int pidfd = -1, status = 0, exited = 0, rc = 0, report[2];
-	pid_t pid;
+	int64_t start = clk_mono_ms(), drain_until = 0;
+	size_t in_off = 0, nown = 0;
+	int pidfd = -1, status = -1, ended = 0, rc = 0, epipe = 0, pipe_pending, report[2];
+	long maxfd = sysconf(_SC_OPEN_MAX);
+	sigset_t all, old, held, pipeset, pending;
+	pid_t pid = -1;
 	ssize_t n;
 
 	memset(res, 0, sizeof(*res));
@@ -173,24 +337,25 @@ int proc_run(const struct proc_spec *spec, struct proc_result *res, char *msg, s
 		snprintf(msg, msglen, "empty command");
 		return OUTPOST_E_BAD_ARGS;
 	}
-	if (spec->user && (rc = proc_lookup_user(spec->user, &pu, msg, msglen)) < 0)
+	if ((rc = proc_lookup_user(spec->user, &pu, msg, msglen)) < 0)
 		return rc;
 	if (!envp) {
-		snprintf(envbuf[0], sizeof(envbuf[0]), "PATH=%s", PROC_DEFAULT_PATH);
-		snprintf(envbuf[1], sizeof(envbuf[1]), "LANG=C.UTF-8");
-		if (pu.set) {
-			snprintf(envbuf[2], sizeof(envbuf[2]), "HOME=%s", pu.home);
-			snprintf(envbuf[3], sizeof(envbuf[3]), "USER=%s", pu.name);
-		} else {
-			snprintf(envbuf[2], sizeof(envbuf[2]), "HOME=/");
-			snprintf(envbuf[3], sizeof(envbuf[3]), "USER=%s",
-				 geteuid() == 0 ? "root" : "outpost");
+		if (proc_env_build(spec, &pu, &defenv, &nown) < 0) {
+			snprintf(msg, msglen, "out of memory");
+			return OUTPOST_E_INTERNAL;
 		}
-		for (int i = 0; i < 4; i++)
-			defenv[i] = envbuf[i];
 		envp = defenv;
 	}
-	proc_env_path(envp, &path);
+	path = proc_env_path(envp);
+	if (maxfd < 0)
+		maxfd = 65536;
+
+	/* SIGPIPE stays blocked in this thread while we write the child's stdin. */
+	sigemptyset(&pipeset);
+	sigaddset(&pipeset, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipeset, &old);
+	sigpending(&pending);
+	pipe_pending = sigismember(&pending, SIGPIPE);
 
 	if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0 ||
 	    pipe2(rep, O_CLOEXEC) < 0) {
@@ -198,14 +363,19 @@ int proc_run(const struct proc_spec *spec, struct proc_result *res, char *msg, s
 		rc = OUTPOST_E_INTERNAL;
 		goto out;
 	}
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &held);
 	pid = fork();
+	if (pid == 0) {
+		const int fds[4] = {in[0], out[1], err[1], rep[1]};
+		child_run(spec, &pu, envp, path, fds, maxfd);
+	}
+	pthread_sigmask(SIG_SETMASK, &held, NULL);
 	if (pid < 0) {
 		snprintf(msg, msglen, "fork: %s", strerror(errno));
 		rc = OUTPOST_E_INTERNAL;
 		goto out;
 	}
-	if (pid == 0)
-		child_run(spec, &pu, envp, path, in[0], out[1], err[1], rep[1]);
 	/* Also from the parent, so a kill of the group cannot race the child's own setpgid. */
 	setpgid(pid, pid);
 	close(in[0]), in[0] = -1;
@@ -213,27 +383,25 @@ int proc_run(const struct proc_spec *spec, struct proc_result *res, char *msg, s
 	close(err[1]), err[1] = -1;
 	close(rep[1]), rep[1] = -1;
 
-	/* Blocks until exec succeeds (EOF: the fd is close-on-exec) or the child reports why not. */
+	/* Until exec succeeds (EOF: the fd is close-on-exec), the child reports why not, or the
+	 * deadline passes (a cwd on a hung network mount). */
+	for (;;) {
+		struct pollfd p = {.fd = rep[0], .events = POLLIN};
+		int64_t left = spec->deadline_ms - clk_mono_ms();
+		if (left <= 0) {
+			res->timed_out = 1;
+			proc_end(pid, &status);
+			ended = 1;
+			goto finish;
+		}
+		if (poll(&p, 1, left > 1000 ? 1000 : (int)left) > 0)
+			break;
+	}
 	do
 		n = read(rep[0], report, sizeof(report));
 	while (n < 0 && errno == EINTR);
 	if (n == (ssize_t)sizeof(report)) {
-		waitpid(pid, NULL, 0);
-		if (report[0] == STAGE_CHDIR) {
-			snprintf(msg, msglen, "cannot change to directory '%.200s': %s",
-				 spec->cwd ? spec->cwd : "/", strerror(report[1]));
-			rc = OUTPOST_E_BAD_ARGS;
-		} else if (report[0] == STAGE_EXEC && (report[1] == ENOENT || report[1] == ENOTDIR)) {
-			snprintf(msg, msglen, "command not found: '%.200s'", spec->argv[0]);
-			rc = OUTPOST_E_NOT_FOUND;
-		} else if (report[0] == STAGE_EXEC && report[1] == EACCES) {
-			snprintf(msg, msglen, "permission denied: '%.200s'", spec->argv[0]);
-			rc = OUTPOST_E_FORBIDDEN;
-		} else {
-			snprintf(msg, msglen, "cannot start '%.200s': %s", spec->argv[0],
-				 strerror(report[1]));
-			rc = OUTPOST_E_INTERNAL;
-		}
+		rc = proc_start_error(spec, report, msg, msglen);
 		goto out;
 	}
 
@@ -242,25 +410,27 @@ int proc_run(const struct proc_spec *spec, struct proc_result *res, char *msg, s
 	if (!spec->stdin_data || spec->stdin_len == 0)
 		close(in[1]), in[1] = -1;
 
-	while (out[0] >= 0 || err[0] >= 0 || !exited) {
+	for (;;) {
 		struct pollfd pfd[4];
 		int np = 0, wait;
-		int64_t now = clk_mono_ms(), until = spec->deadline_ms;
+		int64_t now = clk_mono_ms(), until;
 
-		if (!exited && now >= spec->deadline_ms) {
-			kill(-pid, SIGKILL);
-			res->timed_out = 1;
-			waitpid(pid, &status, 0);
-			exited = 1;
+		if (!ended && proc_leader_exited(pid)) {
+			/* What the command left running in its group goes with it. */
+			proc_end(pid, &status);
+			ended = 1;
 			drain_until = now + PROC_DRAIN_MS;
-			continue;
+		} else if (!ended && now >= spec->deadline_ms) {
+			res->timed_out = 1;
+			proc_end(pid, &status);
+			ended = 1;
+			drain_until = now + PROC_DRAIN_MS;
 		}
-		if (exited && now >= drain_until)
+		if (ended && ((out[0] < 0 && err[0] < 0) || now >= drain_until))
 			break;
-		if (exited)
-			until = drain_until;
+		until = ended ? drain_until : spec->deadline_ms;
 		wait = until - now > 1000 ? 1000 : (int)(until - now);
-		if (!exited && pidfd < 0 && wait > 50)
+		if (!ended && pidfd < 0 && wait > 50)
 			wait = 50; /* no pidfd: poll for the exit */
 		if (out[0] >= 0)
 			pfd[np++] = (struct pollfd){.fd = out[0], .events = POLLIN};
@@ -268,52 +438,55 @@ int proc_run(const struct proc_spec *spec, struct proc_result *res, char *msg, s
 			pfd[np++] = (struct pollfd){.fd = err[0], .events = POLLIN};
 		if (in[1] >= 0)
 			pfd[np++] = (struct pollfd){.fd = in[1], .events = POLLOUT};
-		if (pidfd >= 0 && !exited)
+		if (pidfd >= 0 && !ended)
 			pfd[np++] = (struct pollfd){.fd = pidfd, .events = POLLIN};
-		if (poll(pfd, (nfds_t)np, wait) < 0 && errno != EINTR)
-			break;
+		if (poll(pfd, (nfds_t)np, wait) < 0 && errno != EINTR) {
+			snprintf(msg, msglen, "poll: %s", strerror(errno));
+			rc = OUTPOST_E_INTERNAL;
+			goto out;
+		}
 		for (int i = 0; i < np; i++) {
 			char chunk[16384];
-			if (!pfd[i].revents)
-				continue;
+			if (!pfd[i].revents || pfd[i].fd == pidfd)
+				continue; /* the leader's end is seen at the top of the loop */
 			if (pfd[i].fd == in[1]) {
-				n = write(in[1], spec->stdin_data + in_off, spec->stdin_len - in_off);
+				n = write(in[1], spec->stdin_data + in_off,
+				          spec->stdin_len - in_off);
 				if (n > 0)
 					in_off += (size_t)n;
-				if ((n < 0 && errno != EAGAIN) || in_off == spec->stdin_len)
+				else if (n < 0 && errno == EPIPE)
+					epipe = 1;
+				if ((n < 0 && errno != EAGAIN && errno != EINTR) ||
+				    in_off == spec->stdin_len)
 					close(in[1]), in[1] = -1;
-			} else if (pfd[i].fd == pidfd) {
-				/* handled below by waitpid */
 			} else {
-				int *fdp = pfd[i].fd == out[0] ? &out[0] : &err[0];
+				int is_out = pfd[i].fd == out[0];
+				int *fdp = is_out ? &out[0] : &err[0];
 				n = read(*fdp, chunk, sizeof(chunk));
-				if (n > 0) {
-					if (fdp == &out[0])
-						proc_take(&res->out, spec->max_stdout,
-							  &res->out_truncated, chunk, (size_t)n);
-					else
-						proc_take(&res->err, spec->max_stderr,
-							  &res->err_truncated, chunk, (size_t)n);
-				} else if (n == 0 || errno != EAGAIN) {
+				if (n > 0 && is_out)
+					proc_take(&res->out, spec->max_stdout, &res->out_truncated,
+					          chunk, (size_t)n);
+				else if (n > 0)
+					proc_take(&res->err, spec->max_stderr, &res->err_truncated,
+					          chunk, (size_t)n);
+				else if (n == 0 || (errno != EAGAIN && errno != EINTR))
 					close(*fdp), *fdp = -1;
-				}
 			}
 		}
-		if (!exited && waitpid(pid, &status, WNOHANG) == pid) {
-			exited = 1;
-			/* What the command left running in its group goes with it. */
-			kill(-pid, SIGKILL);
-			drain_until = clk_mono_ms() + PROC_DRAIN_MS;
-		}
 	}
+finish:
 	if (WIFEXITED(status)) {
 		res->exit_code = WEXITSTATUS(status);
 	} else if (WIFSIGNALED(status)) {
 		res->exit_code = -1;
 		res->signal = WTERMSIG(status);
+	} else {
+		res->exit_code = -1; /* reaped by someone else: status unknown */
 	}
 	res->duration_ms = clk_mono_ms() - start;
 out:
+	if (pid > 0 && !ended)
+		proc_end(pid, &status);
 	for (int i = 0; i < 2; i++) {
 		if (in[i] >= 0)
 			close(in[i]);
@@ -326,6 +499,13 @@ out:
 	}
 	if (pidfd >= 0)
 		close(pidfd);
+	if (epipe && !pipe_pending) {
+		struct timespec zero = {0, 0};
+		while (sigtimedwait(&pipeset, NULL, &zero) < 0 && errno == EINTR)
+			;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	env_free(defenv, nown);
 	if (rc < 0)
 		proc_result_free(res);
 	return rc;

@@ -1,5 +1,10 @@
 /* Child processes for exec.run and executable plugins: clean environment, closed fds, own
- * process group, a deadline after which the whole group is killed, capped output. */
+ * process group, a deadline after which the whole group is killed, capped output.
+ *
+ * The process group is the unit: when the command's first process (the leader) exits, or the
+ * deadline passes, every process still in its group gets SIGKILL. A command that means to
+ * leave something running must start it outside the group (systemd-run, setsid); such a
+ * process keeps the agent's pipes only PROC_DRAIN_MS after the leader exits. */
 #ifndef OUTPOST_PROC_H
 #define OUTPOST_PROC_H
 
@@ -8,33 +13,43 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* After the leader exits, how long output is still read from pipes held open by a process
+ * that left its group. */
+#define PROC_DRAIN_MS 200
+
 struct proc_spec {
-	char *const *argv;       /* argv[0]: a path, or a name looked up in the child's PATH */
-	char *const *envp;       /* NULL: a clean default (PATH, LANG=C.UTF-8, HOME, USER) */
-	const char *cwd;         /* NULL: "/" */
-	const char *user;        /* NULL: the agent's own user; else a name or numeric uid */
-	const char *stdin_data;  /* may be NULL */
+	char *const *argv;      /* argv[0]: a path, or a name looked up in the child's PATH */
+	char *const *envp;      /* NULL: a clean default (PATH, LANG=C.UTF-8, HOME, USER,
+	                         * LOGNAME; HOME and USER those of the user it runs as) */
+	char *const *env_add;   /* NULL-terminated "NAME=value" added to the default, replacing
+	                         * an entry of the same name; ignored when envp is set */
+	const char *cwd;        /* NULL: "/" */
+	const char *user;       /* NULL: the agent's own user; else a name or numeric uid */
+	const char *stdin_data; /* may be NULL */
 	size_t stdin_len;
-	size_t max_stdout;       /* bytes kept; the rest is read and dropped (truncated flag) */
+	size_t max_stdout; /* bytes kept; the rest is read and dropped (truncated flag) */
 	size_t max_stderr;
-	int64_t deadline_ms;     /* CLOCK_MONOTONIC ms; the group is killed when it passes */
+	int64_t deadline_ms; /* CLOCK_MONOTONIC ms; the group is killed when it passes */
 };
 
 struct proc_result {
-	int exit_code;           /* -1 when killed by a signal */
-	int signal;              /* 0, or the signal that ended it */
-	int timed_out;           /* the deadline passed and the group was killed */
-	struct buf out, err;     /* owned; freed by proc_result_free */
+	int exit_code;       /* -1 when killed by a signal (or never started: timed out) */
+	int signal;          /* 0, or the signal that ended it */
+	int timed_out;       /* the deadline passed and the group was killed */
+	struct buf out, err; /* owned; freed by proc_result_free */
 	int out_truncated, err_truncated;
 	int64_t duration_ms;
 };
 
-/* The calling process must ignore SIGPIPE (the daemons do at start): a child that closes its
- * stdin early must not take the agent down. */
 /* Runs the process to its end or its deadline. Returns 0 when it ran, whatever its exit
  * status; a negative OUTPOST_E_* code with msg set when it could not start (no such program:
- * NOT_FOUND; unknown user or bad cwd: BAD_ARGS; not allowed to switch user: FORBIDDEN).
- * When it returns, no process of the group is left and no fd of it is open. */
+ * NOT_FOUND; unknown user, bad cwd or not an executable: BAD_ARGS; not allowed to switch user
+ * or to run the file: FORBIDDEN; arguments over the kernel's limit: TOO_LARGE).
+ * When it returns, the leader is reaped, every process left in its group has been sent
+ * SIGKILL, and no fd of it is open. Safe to call from several threads at once. SIGPIPE is
+ * blocked in the calling thread while it runs (a pending one it caused is consumed), so a
+ * child that closes its stdin early cannot take the caller down; the daemons also ignore
+ * SIGPIPE at start. */
 int proc_run(const struct proc_spec *spec, struct proc_result *res, char *msg, size_t msglen);
 void proc_result_free(struct proc_result *res);
 

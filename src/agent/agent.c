@@ -1,0 +1,273 @@
+/* The agent's life cycle: see agent.h. */
+#include "agent_impl.h"
+#include "watch.h"
+#include "core/clk.h"
+#include "core/conf.h"
+#include "core/db.h"
+#include "core/httpd.h"
+#include "core/loop.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define AGENT_PRUNE_MS (3600 * 1000)
+
+static int agent_mkdirs(const char *path, char *msg, size_t msglen)
+{
+	char tmp[4096];
+	size_t n = strlen(path);
+
+	if (n == 0 || n >= sizeof(tmp)) {
+		snprintf(msg, msglen, "state directory path is empty or too long");
+		return -1;
+	}
+	memcpy(tmp, path, n + 1);
+	for (size_t i = 1; i <= n; i++) {
+		if (tmp[i] != '/' && tmp[i] != '\0')
+			continue;
+		tmp[i] = '\0';
+		if (mkdir(tmp, 0700) < 0 && errno != EEXIST) {
+			snprintf(msg, msglen, "cannot create %s: %s", tmp, strerror(errno));
+			return -1;
+		}
+		tmp[i] = i == n ? '\0' : '/';
+	}
+	return 0;
+}
+
+/* One agent per state directory: a second one would share its ledger and database. */
+static int agent_lock(struct agent *a, char *msg, size_t msglen)
+{
+	char path[4200];
+
+	snprintf(path, sizeof(path), "%s/agent.lock", a->state_dir);
+	a->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (a->lock_fd < 0) {
+		snprintf(msg, msglen, "cannot open %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (flock(a->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		snprintf(msg, msglen,
+			 "another agent is running on state directory %s (lock %s is held)",
+			 a->state_dir, path);
+		return -1;
+	}
+	if (ftruncate(a->lock_fd, 0) == 0)
+		dprintf(a->lock_fd, "%ld\n", (long)getpid());
+	return 0;
+}
+
+static void agent_prune(void *arg)
+{
+	struct agent *a = arg;
+	int64_t days = json_integer_value(conf_get(a->conf, "ledger.keep_days"));
+	int64_t rows = json_integer_value(conf_get(a->conf, "ledger.max_rows"));
+	int n = ledger_prune(a->ledger, days * 86400 * 1000, rows);
+
+	if (n > 0)
+		log_info(a->log, "ledger", "pruned %d finished ids", n);
+}
+
+static void agent_apply_log(struct agent *a, const json_t *conf)
+{
+	int level = log_level_parse(json_string_value(conf_get(conf, "log.level")));
+
+	if (level >= 0)
+		a->log->level = level;
+}
+
+int agent_new(struct loop *loop, const struct outpost_plugin *const *builtins, json_t *conf,
+	      struct logger *log, struct agent **out, char *msg, size_t msglen)
+{
+	struct agent *a;
+	struct httpd_config hc = {0};
+	struct dispatch_config dc = {0};
+	const struct httpd_route *routes;
+	const char *s;
+	char path[4200];
+	size_t nroutes;
+	int lost = 0;
+
+	*out = NULL;
+	if (agent_conf_check(conf, msg, msglen) < 0)
+		return OUTPOST_E_BAD_ARGS;
+	a = calloc(1, sizeof(*a));
+	if (!a)
+		return OUTPOST_E_INTERNAL;
+	a->loop = loop;
+	a->log = log;
+	a->lock_fd = -1;
+	a->conf = json_deep_copy(conf);
+	a->started_ms = clk_real_ms();
+	a->state_dir = strdup(json_string_value(conf_get(conf, "state_dir")));
+	if (!a->conf || !a->state_dir)
+		goto fail;
+	agent_apply_log(a, conf);
+	if (agent_mkdirs(a->state_dir, msg, msglen) < 0 || agent_lock(a, msg, msglen) < 0)
+		goto fail;
+	snprintf(path, sizeof(path), "%s/agent.db", a->state_dir);
+	if (db_open(path, &a->db, msg, msglen) < 0)
+		goto fail;
+	if (ledger_open(a->db, log, &a->ledger, &lost) < 0) {
+		snprintf(msg, msglen, "cannot open the ledger in %s", path);
+		goto fail;
+	}
+	if (lost)
+		log_warn(log, "ledger",
+			 "%d call(s) were running when the agent stopped: marked lost, they will "
+			 "not run again",
+			 lost);
+	if (watch_new(loop, &a->watch) < 0)
+		log_warn(log, "agent", "no inotify: plugins' file watches are unavailable");
+	a->host.log = log;
+	a->host.loop = loop;
+	a->host.watch = a->watch;
+	a->host.db = a->db;
+	a->host.state_dir = a->state_dir;
+	if (plugins_new(&a->host, &a->plugins) < 0) {
+		snprintf(msg, msglen, "cannot set up plugin state in %s", path);
+		goto fail;
+	}
+	for (size_t i = 0; builtins && builtins[i]; i++)
+		plugins_add(a->plugins, builtins[i], "builtin",
+			    conf_get(conf, "plugins") ? json_object_get(conf_get(conf, "plugins"),
+									builtins[i]->name)
+						      : NULL,
+			    NULL);
+	s = json_string_value(conf_get(conf, "plugin_dir"));
+	if (s && *s)
+		plugins_load_dir(a->plugins, s, conf_get(conf, "plugins"));
+	plugins_init_all(a->plugins);
+
+	dc.workers = (int)json_integer_value(conf_get(conf, "dispatch.workers"));
+	dc.max_inflight = (int)json_integer_value(conf_get(conf, "dispatch.max_inflight"));
+	dc.default_timeout_ms = json_integer_value(conf_get(conf, "dispatch.default_timeout_ms"));
+	dc.timeouts = conf_get(a->conf, "dispatch.timeouts");
+	if (dispatch_new(loop, a->plugins, a->ledger, log, &dc, &a->dispatch) < 0) {
+		snprintf(msg, msglen, "cannot start worker threads");
+		goto fail;
+	}
+
+	routes = api_routes(&nroutes);
+	a->routes = calloc(nroutes, sizeof(*a->routes));
+	if (!a->routes)
+		goto fail;
+	memcpy(a->routes, routes, nroutes * sizeof(*routes));
+	for (size_t i = 0; i < nroutes; i++)
+		if (a->routes[i].body_limit)
+			a->routes[i].body_limit =
+				(size_t)json_integer_value(conf_get(conf, "api.body_limit"));
+	s = json_string_value(conf_get(conf, "listen"));
+	hc.listen = s && *s ? s : NULL;
+	s = json_string_value(conf_get(conf, "socket"));
+	hc.unix_path = s && *s ? s : NULL;
+	hc.routes = a->routes;
+	hc.nroutes = nroutes;
+	hc.ctx = a;
+	hc.conn_limit = (unsigned)json_integer_value(conf_get(conf, "api.conn_limit"));
+	hc.conn_timeout_s = (unsigned)json_integer_value(conf_get(conf, "api.conn_timeout_s"));
+	hc.max_depth = (int)json_integer_value(conf_get(conf, "api.max_depth"));
+	hc.log = log;
+	if (httpd_start(loop, &hc, &a->httpd, msg, msglen) < 0)
+		goto fail;
+	if (loop_timer_add(loop, AGENT_PRUNE_MS, AGENT_PRUNE_MS, agent_prune, a,
+			   &a->prune_timer) < 0)
+		goto fail;
+	agent_prune(a);
+	log_info(log, "agent", "outpost-agent %s ready: %zu plugins, API on %s%s%s", OUTPOST_VERSION,
+		 plugins_count(a->plugins), hc.listen ? hc.listen : "",
+		 hc.listen && hc.unix_path ? " and " : "", hc.unix_path ? hc.unix_path : "");
+	*out = a;
+	return 0;
+fail:
+	if (!msg[0])
+		snprintf(msg, msglen, "out of memory");
+	agent_free(a);
+	return OUTPOST_E_INTERNAL;
+}
+
+int agent_reload(struct agent *a, json_t *conf, char *msg, size_t msglen)
+{
+	json_t *copy;
+
+	if (agent_conf_check(conf, msg, msglen) < 0)
+		return OUTPOST_E_BAD_ARGS;
+	copy = json_deep_copy(conf);
+	if (!copy)
+		return OUTPOST_E_INTERNAL;
+	if (!json_equal(conf_get(conf, "listen"), conf_get(a->conf, "listen")) ||
+	    !json_equal(conf_get(conf, "socket"), conf_get(a->conf, "socket")) ||
+	    !json_equal(conf_get(conf, "state_dir"), conf_get(a->conf, "state_dir")))
+		log_warn(a->log, "agent", "listen, socket and state_dir change only on restart");
+	agent_apply_log(a, copy);
+	plugins_reconfigure(a->plugins, conf_get(copy, "plugins"));
+	dispatch_set_timeouts(a->dispatch, conf_get(copy, "dispatch.timeouts"),
+			      json_integer_value(conf_get(copy, "dispatch.default_timeout_ms")));
+	/* The dispatcher holds its own reference to the timeouts it uses. */
+	json_decref(a->conf);
+	a->conf = copy;
+	log_info(a->log, "agent", "configuration reloaded");
+	return 0;
+}
+
+static void agent_check_drained(void *arg)
+{
+	struct agent *a = arg;
+	int busy = dispatch_inflight(a->dispatch) > 0 || httpd_pending(a->httpd) > 0;
+
+	if (busy && clk_mono_ms() < a->drain_until)
+		return;
+	if (busy)
+		log_warn(a->log, "agent", "%d call(s) still running at the end of the grace period",
+			 dispatch_inflight(a->dispatch));
+	loop_timer_del(a->loop, a->drain_timer);
+	a->drain_timer = NULL;
+	a->on_drained(a->on_drained_arg);
+}
+
+void agent_shutdown(struct agent *a, int64_t grace_ms, void (*done)(void *arg), void *arg)
+{
+	if (a->stopping)
+		return;
+	a->stopping = 1;
+	a->on_drained = done;
+	a->on_drained_arg = arg;
+	a->drain_until = clk_mono_ms() + grace_ms;
+	httpd_quiesce(a->httpd);
+	log_info(a->log, "agent", "stopping: waiting for %d call(s) in flight",
+		 dispatch_inflight(a->dispatch));
+	loop_timer_add(a->loop, 0, 20, agent_check_drained, a, &a->drain_timer);
+}
+
+void agent_free(struct agent *a)
+{
+	if (!a)
+		return;
+	loop_timer_del(a->loop, a->drain_timer);
+	loop_timer_del(a->loop, a->prune_timer);
+	/* Workers first (they finish what runs), then the server that answers them. */
+	dispatch_free(a->dispatch);
+	loop_run_once(a->loop, 0); /* deliver the last results to their requests */
+	httpd_stop(a->httpd);
+	plugins_free(a->plugins);
+	watch_free(a->watch);
+	ledger_close(a->ledger);
+	db_close(a->db);
+	if (a->lock_fd >= 0)
+		close(a->lock_fd);
+	free(a->routes);
+	free(a->state_dir);
+	json_decref(a->conf);
+	free(a);
+}
+
+unsigned agent_port(const struct agent *a)
+{
+	return a->httpd ? httpd_port(a->httpd) : 0;
+}

@@ -1,0 +1,212 @@
+/* The agent's local API. Every route is one row of api_routes: method, path, handler, role,
+ * body limit. The local API has no roles: it listens on loopback and a unix socket only. */
+#include "agent_impl.h"
+#include "core/buf.h"
+#include "core/clk.h"
+#include "core/conf.h"
+#include "core/err.h"
+#include "core/httpd.h"
+#include "core/wire.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int api_name_ok(const char *s, size_t n)
+{
+	if (n == 0 || n > 32)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+			return 0;
+	return 1;
+}
+
+static void api_on_done(void *arg, json_t *envelope, int replay)
+{
+	struct httpd_req *req = arg;
+	json_t *err = json_object_get(envelope, "error");
+	unsigned status = 200;
+
+	if (err)
+		status = err_http_status(err_from_name(json_string_value(json_object_get(err, "code"))));
+	if (replay)
+		json_object_set_new(envelope, "replay", json_true());
+	httpd_respond_json(req, status, envelope);
+}
+
+/* POST /v1/<plugin>/<op> with {"args": {...}, "id": "...", "timeout_ms": N}. */
+static void api_call(void *ctx, struct httpd_req *req)
+{
+	struct agent *a = ctx;
+	const char *tail = httpd_req_tail(req), *slash = strchr(tail, '/'), *key;
+	char plugin[33], op[33];
+	json_t *body = NULL, *args, *id, *to, *v;
+	size_t len;
+
+	if (!slash || !api_name_ok(tail, (size_t)(slash - tail)) ||
+	    !api_name_ok(slash + 1, strlen(slash + 1))) {
+		httpd_respond_error(req, OUTPOST_E_NOT_FOUND,
+				    "call path must be /v1/<plugin>/<op> (lowercase letters, digits, "
+				    "_)");
+		return;
+	}
+	memcpy(plugin, tail, (size_t)(slash - tail));
+	plugin[slash - tail] = '\0';
+	snprintf(op, sizeof(op), "%s", slash + 1);
+	httpd_req_body(req, &len);
+	if (len == 0)
+		body = json_object();
+	else if (httpd_req_json(req, &body) < 0)
+		return;
+	if (!json_is_object(body)) {
+		httpd_respond_error(req, OUTPOST_E_BAD_JSON,
+				    "body must be a JSON object {\"args\": {...}}");
+		goto out;
+	}
+	json_object_foreach(body, key, v) {
+		if (strcmp(key, "args") && strcmp(key, "id") && strcmp(key, "timeout_ms")) {
+			httpd_respond_error(req, OUTPOST_E_BAD_ARGS,
+					    "unknown field '%.64s': the body has args, id and "
+					    "timeout_ms",
+					    key);
+			goto out;
+		}
+	}
+	args = json_object_get(body, "args");
+	id = json_object_get(body, "id");
+	to = json_object_get(body, "timeout_ms");
+	if (args && !json_is_object(args)) {
+		httpd_respond_error(req, OUTPOST_E_BAD_ARGS, "args must be an object");
+		goto out;
+	}
+	if (id && !json_is_string(id)) {
+		httpd_respond_error(req, OUTPOST_E_BAD_ARGS, "id must be a string");
+		goto out;
+	}
+	if (to && (!json_is_integer(to) || json_integer_value(to) < 1)) {
+		httpd_respond_error(req, OUTPOST_E_BAD_ARGS,
+				    "timeout_ms must be a positive integer");
+		goto out;
+	}
+	if (!args)
+		json_object_set_new(body, "args", json_object());
+	if (dispatch_submit(a->dispatch, plugin, op, json_object_get(body, "args"),
+			    json_string_value(id), to ? json_integer_value(to) : 0, api_on_done,
+			    req) < 0)
+		httpd_respond_error(req, OUTPOST_E_INTERNAL, "out of memory");
+out:
+	json_decref(body);
+}
+
+static void api_plugins(void *ctx, struct httpd_req *req)
+{
+	struct agent *a = ctx;
+	httpd_respond_ok(req, plugins_describe(a->plugins));
+}
+
+static void api_health(void *ctx, struct httpd_req *req)
+{
+	struct agent *a = ctx;
+	httpd_respond_ok(req, json_pack("{s:s, s:I, s:b}", "version", OUTPOST_VERSION,
+					"uptime_s",
+					(json_int_t)((clk_real_ms() - a->started_ms) / 1000),
+					"stopping", a->stopping));
+}
+
+static long api_rss_bytes(void)
+{
+	long pages = 0, rss = 0;
+	FILE *f = fopen("/proc/self/statm", "re");
+
+	if (f) {
+		if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
+			rss = 0;
+		fclose(f);
+	}
+	return rss * sysconf(_SC_PAGESIZE);
+}
+
+static void api_metrics(void *ctx, struct httpd_req *req)
+{
+	struct agent *a = ctx;
+	const struct dispatch_stats *st = dispatch_stats(a->dispatch);
+	struct buf b = BUF_INIT;
+	size_t enabled = 0, n = plugins_count(a->plugins);
+
+	buf_printf(&b,
+		   "# HELP outpost_agent_info Agent version.\n"
+		   "# TYPE outpost_agent_info gauge\n"
+		   "outpost_agent_info{version=\"%s\"} 1\n"
+		   "# TYPE outpost_agent_uptime_seconds gauge\n"
+		   "outpost_agent_uptime_seconds %lld\n"
+		   "# TYPE outpost_agent_resident_memory_bytes gauge\n"
+		   "outpost_agent_resident_memory_bytes %ld\n"
+		   "# HELP outpost_agent_calls_total Calls accepted by the dispatcher.\n"
+		   "# TYPE outpost_agent_calls_total counter\n"
+		   "outpost_agent_calls_total %llu\n"
+		   "# TYPE outpost_agent_calls_failed_total counter\n"
+		   "outpost_agent_calls_failed_total %llu\n"
+		   "# TYPE outpost_agent_calls_busy_total counter\n"
+		   "outpost_agent_calls_busy_total %llu\n"
+		   "# TYPE outpost_agent_calls_timeout_total counter\n"
+		   "outpost_agent_calls_timeout_total %llu\n"
+		   "# TYPE outpost_agent_calls_replayed_total counter\n"
+		   "outpost_agent_calls_replayed_total %llu\n"
+		   "# TYPE outpost_agent_calls_inflight gauge\n"
+		   "outpost_agent_calls_inflight %d\n"
+		   "# TYPE outpost_agent_ledger_rows gauge\n"
+		   "outpost_agent_ledger_rows %lld\n"
+		   "# TYPE outpost_agent_op_calls_total counter\n",
+		   OUTPOST_VERSION, (long long)((clk_real_ms() - a->started_ms) / 1000),
+		   api_rss_bytes(), (unsigned long long)atomic_load(&st->calls),
+		   (unsigned long long)atomic_load(&st->errors),
+		   (unsigned long long)atomic_load(&st->busy),
+		   (unsigned long long)atomic_load(&st->timeouts),
+		   (unsigned long long)atomic_load(&st->replays), atomic_load(&st->inflight),
+		   (long long)ledger_count(a->ledger));
+	for (size_t i = 0; i < n; i++) {
+		struct outpost_plugin_ctx *pc = plugins_at(a->plugins, i);
+		enabled += pc->enabled != 0;
+		for (size_t j = 0; j < pc->nops; j++)
+			buf_printf(&b, "outpost_agent_op_calls_total{plugin=\"%s\",op=\"%s\"} %llu\n",
+				   pc->plugin->name, pc->plugin->ops[j].name,
+				   (unsigned long long)atomic_load(&pc->stats[j].calls));
+	}
+	buf_puts(&b, "# TYPE outpost_agent_op_errors_total counter\n");
+	for (size_t i = 0; i < n; i++) {
+		struct outpost_plugin_ctx *pc = plugins_at(a->plugins, i);
+		for (size_t j = 0; j < pc->nops; j++)
+			buf_printf(&b,
+				   "outpost_agent_op_errors_total{plugin=\"%s\",op=\"%s\"} %llu\n",
+				   pc->plugin->name, pc->plugin->ops[j].name,
+				   (unsigned long long)atomic_load(&pc->stats[j].errors));
+	}
+	buf_printf(&b,
+		   "# TYPE outpost_agent_plugins gauge\n"
+		   "outpost_agent_plugins{state=\"enabled\"} %zu\n"
+		   "outpost_agent_plugins{state=\"disabled\"} %zu\n",
+		   enabled, n - enabled);
+	if (!b.data) {
+		httpd_respond_error(req, OUTPOST_E_INTERNAL, "out of memory");
+		return;
+	}
+	httpd_respond_text(req, 200, "text/plain; version=0.0.4", b.data, b.len);
+	buf_free(&b);
+}
+
+/* The whole surface of the local API. body_limit of the call route is raised from config at
+ * start (api.body_limit) in the agent's own copy; this table holds the defaults. */
+static const struct httpd_route routes[] = {
+	{"POST", "/v1/*", api_call, 0, 16 << 20},
+	{"GET", "/v1/plugins", api_plugins, 0, 0},
+	{"GET", "/v1/health", api_health, 0, 0},
+	{"GET", "/metrics", api_metrics, 0, 0},
+};
+
+const struct httpd_route *api_routes(size_t *n)
+{
+	*n = sizeof(routes) / sizeof(routes[0]);
+	return routes;
+}

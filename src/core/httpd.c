@@ -1,0 +1,618 @@
+/* HTTP server: see httpd.h. One MHD daemon per listener (TCP and/or unix socket), each in
+ * external-epoll mode: its epoll fd sits on our loop and a loop timer follows MHD's timeout. */
+#include "httpd.h"
+#include "buf.h"
+#include "err.h"
+#include "loop.h"
+#include "wire.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define HTTPD_MAX_LISTENERS 2
+
+struct httpd_listener {
+	struct httpd *h;
+	struct MHD_Daemon *d;
+	struct loop_fd *fdh;
+	struct loop_timer *timer;
+	int is_unix;
+	int fd;
+};
+
+struct httpd {
+	struct httpd_config cfg;
+	struct loop *loop;
+	struct httpd_listener ls[HTTPD_MAX_LISTENERS];
+	int nls;
+	unsigned port;
+	char *unix_path;
+	struct httpd_req *pending; /* suspended requests, for stop */
+	size_t npending;
+	int in_mhd;                /* depth of MHD callbacks on the stack */
+};
+
+struct httpd_req {
+	struct httpd_listener *l;
+	struct MHD_Connection *conn;
+	const struct httpd_route *route;
+	const char *method, *path, *tail;
+	struct buf body;
+	size_t limit;
+	int too_large;
+	int started;               /* the handler ran */
+	int suspended;
+	int answered;
+	int gone;                  /* MHD completed the connection */
+	struct MHD_Response *resp; /* a late answer waiting to be queued */
+	unsigned status;
+	void *data;
+	char peer[INET6_ADDRSTRLEN];
+	struct httpd_req *prev, *next; /* in h->pending while suspended */
+};
+
+static void listener_run(struct httpd_listener *l);
+
+static void req_free(struct httpd_req *r)
+{
+	buf_free(&r->body);
+	if (r->resp)
+		MHD_destroy_response(r->resp);
+	free(r);
+}
+
+static void pending_unlink(struct httpd *h, struct httpd_req *r)
+{
+	if (r->prev)
+		r->prev->next = r->next;
+	else if (h->pending == r)
+		h->pending = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+	r->prev = r->next = NULL;
+	h->npending--;
+}
+
+static const struct httpd_route *route_find(const struct httpd *h, const char *method,
+					    const char *path, const char **tail, int *path_known)
+{
+	*path_known = 0;
+	for (size_t i = 0; i < h->cfg.nroutes; i++) {
+		const struct httpd_route *rt = &h->cfg.routes[i];
+		size_t n = strlen(rt->path);
+		int match;
+		if (n && rt->path[n - 1] == '*')
+			match = strncmp(path, rt->path, n - 1) == 0;
+		else
+			match = strcmp(path, rt->path) == 0;
+		if (!match)
+			continue;
+		*path_known = 1;
+		if (strcmp(method, rt->method) == 0) {
+			*tail = (n && rt->path[n - 1] == '*') ? path + n - 1 : "";
+			return rt;
+		}
+	}
+	return NULL;
+}
+
+static void req_queue(struct httpd_req *r, unsigned status, struct MHD_Response *resp)
+{
+	r->answered = 1;
+	if (r->gone) {
+		/* MHD already let go of the connection: we are the last owner. */
+		if (r->suspended)
+			pending_unlink(r->l->h, r);
+		MHD_destroy_response(resp);
+		req_free(r);
+		return;
+	}
+	if (!r->suspended) {
+		/* Still inside the access handler's call chain: queue now. */
+		MHD_queue_response(r->conn, status, resp);
+		MHD_destroy_response(resp);
+		return;
+	}
+	r->resp = resp;
+	r->status = status;
+	MHD_resume_connection(r->conn);
+	r->suspended = 0;
+	pending_unlink(r->l->h, r);
+	if (!r->l->h->in_mhd)
+		listener_run(r->l);
+}
+
+void httpd_respond_text(struct httpd_req *r, unsigned status, const char *content_type,
+			const char *text, size_t len)
+{
+	struct MHD_Response *resp;
+
+	if (r->answered)
+		return;
+	resp = MHD_create_response_from_buffer(len, (void *)text, MHD_RESPMEM_MUST_COPY);
+	if (!resp)
+		return;
+	MHD_add_response_header(resp, "Content-Type", content_type);
+	MHD_add_response_header(resp, "Cache-Control", "no-store");
+	req_queue(r, status, resp);
+}
+
+void httpd_respond_json(struct httpd_req *r, unsigned status, json_t *body)
+{
+	struct MHD_Response *resp;
+	char *text = body ? wire_dump(body) : NULL;
+
+	json_decref(body);
+	if (r->answered) {
+		free(text);
+		return;
+	}
+	if (!text) {
+		status = 500;
+		text = strdup("{\"ok\":false,\"error\":{\"code\":\"internal\",\"message\":\"out of "
+			      "memory\"}}");
+		if (!text)
+			return;
+	}
+	resp = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+	if (!resp) {
+		free(text);
+		return;
+	}
+	MHD_add_response_header(resp, "Content-Type", "application/json");
+	MHD_add_response_header(resp, "Cache-Control", "no-store");
+	req_queue(r, status, resp);
+}
+
+void httpd_respond_ok(struct httpd_req *r, json_t *result)
+{
+	httpd_respond_json(r, 200, wire_ok(result));
+}
+
+void httpd_respond_error(struct httpd_req *r, int code, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	httpd_respond_json(r, err_http_status(code), wire_error(code, msg));
+}
+
+int httpd_req_answered(const struct httpd_req *r)
+{
+	return r->answered;
+}
+
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
+				 const char *method, const char *version, const char *upload,
+				 size_t *upload_size, void **con_cls)
+{
+	struct httpd_listener *l = cls;
+	struct httpd *h = l->h;
+	struct httpd_req *r = *con_cls;
+	int known;
+
+	(void)version;
+	if (!r) {
+		const union MHD_ConnectionInfo *ci;
+		const char *cl;
+		r = calloc(1, sizeof(*r));
+		if (!r)
+			return MHD_NO;
+		*con_cls = r;
+		r->l = l;
+		r->conn = conn;
+		r->method = method;
+		r->path = url;
+		r->route = route_find(h, method, url, &r->tail, &known);
+		ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+		if (l->is_unix || !ci || !ci->client_addr)
+			snprintf(r->peer, sizeof(r->peer), "unix");
+		else if (ci->client_addr->sa_family == AF_INET6)
+			inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ci->client_addr)->sin6_addr,
+				  r->peer, sizeof(r->peer));
+		else
+			inet_ntop(AF_INET, &((const struct sockaddr_in *)ci->client_addr)->sin_addr,
+				  r->peer, sizeof(r->peer));
+		if (!r->route) {
+			if (known)
+				httpd_respond_error(r, OUTPOST_E_NOT_FOUND,
+						    "method %s not allowed on %s", method, url);
+			else
+				httpd_respond_error(r, OUTPOST_E_NOT_FOUND, "no such endpoint: %s",
+						    url);
+			return MHD_YES;
+		}
+		r->limit = r->route->body_limit;
+		cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+		if (cl && strtoull(cl, NULL, 10) > r->limit) {
+			r->too_large = 1;
+			httpd_respond_error(r, OUTPOST_E_TOO_LARGE,
+					    "request body of %s bytes is over this endpoint's limit "
+					    "of %zu",
+					    cl, r->limit);
+		}
+		return MHD_YES;
+	}
+	if (*upload_size) {
+		/* Counted as it arrives: MHD has no body limit of its own. */
+		if (!r->answered && r->body.len + *upload_size > r->limit) {
+			r->too_large = 1;
+			httpd_respond_error(r, OUTPOST_E_TOO_LARGE,
+					    "request body is over this endpoint's limit of %zu bytes",
+					    r->limit);
+		}
+		if (!r->answered && buf_append(&r->body, upload, *upload_size) < 0)
+			httpd_respond_error(r, OUTPOST_E_INTERNAL, "out of memory");
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	if (r->resp) {
+		/* Resumed with a late answer. */
+		enum MHD_Result ok = MHD_queue_response(conn, r->status, r->resp);
+		MHD_destroy_response(r->resp);
+		r->resp = NULL;
+		return ok;
+	}
+	if (r->answered || r->started)
+		return MHD_YES;
+	r->started = 1;
+	if (h->cfg.auth && h->cfg.auth(h->cfg.ctx, r, r->route->role) < 0) {
+		if (!r->answered)
+			httpd_respond_error(r, OUTPOST_E_FORBIDDEN, "not allowed");
+		return MHD_YES;
+	}
+	h->in_mhd++;
+	r->route->fn(h->cfg.ctx, r);
+	h->in_mhd--;
+	if (!r->answered) {
+		MHD_suspend_connection(conn);
+		r->suspended = 1;
+		r->next = h->pending;
+		if (h->pending)
+			h->pending->prev = r;
+		h->pending = r;
+		h->npending++;
+	}
+	return MHD_YES;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	struct httpd_req *r = *con_cls;
+
+	(void)cls;
+	(void)conn;
+	(void)toe;
+	if (!r)
+		return;
+	*con_cls = NULL;
+	if (r->suspended) {
+		/* Only at daemon stop; the owner of the answer still holds r. */
+		r->gone = 1;
+		return;
+	}
+	if (!r->answered && r->started) {
+		/* The handler still owes an answer (it holds r): it frees on answering. */
+		r->gone = 1;
+		return;
+	}
+	req_free(r);
+}
+
+static void listener_arm(struct httpd_listener *l)
+{
+	MHD_UNSIGNED_LONG_LONG t;
+	int64_t ms = 1000;
+
+	if (MHD_get_timeout(l->d, &t) == MHD_YES)
+		ms = t > 1000 ? 1000 : (int64_t)t;
+	loop_timer_reset(l->h->loop, l->timer, ms);
+}
+
+static void listener_run(struct httpd_listener *l)
+{
+	l->h->in_mhd++;
+	MHD_run(l->d);
+	l->h->in_mhd--;
+	listener_arm(l);
+}
+
+static void on_epoll(void *arg, uint32_t events)
+{
+	(void)events;
+	listener_run(arg);
+}
+
+static void on_timer(void *arg)
+{
+	listener_run(arg);
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	struct httpd *h = cls;
+	log_vmsg(h->cfg.log, OUTPOST_LOG_DEBUG, "http", fmt, ap);
+}
+
+static int bind_tcp(const char *listen_addr, unsigned *port, char *msg, size_t msglen)
+{
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST | AI_PASSIVE};
+	struct addrinfo *ai = NULL;
+	char host[256];
+	const char *colon = strrchr(listen_addr, ':');
+	int fd = -1, one = 1;
+	size_t hl;
+
+	if (!colon || colon == listen_addr || !colon[1]) {
+		snprintf(msg, msglen, "listen address '%s' must be HOST:PORT", listen_addr);
+		return -1;
+	}
+	hl = (size_t)(colon - listen_addr);
+	if (hl >= sizeof(host)) {
+		snprintf(msg, msglen, "listen address too long");
+		return -1;
+	}
+	memcpy(host, listen_addr, hl);
+	host[hl] = '\0';
+	if (host[0] == '[' && hl > 2 && host[hl - 1] == ']') {
+		memmove(host, host + 1, hl - 2);
+		host[hl - 2] = '\0';
+	}
+	if (getaddrinfo(host, colon + 1, &hints, &ai) != 0 || !ai) {
+		snprintf(msg, msglen, "listen address '%s': not a numeric HOST:PORT", listen_addr);
+		return -1;
+	}
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		goto fail;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 1024) < 0)
+		goto fail;
+	{
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+		getsockname(fd, (struct sockaddr *)&ss, &sl);
+		*port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+						       : ((struct sockaddr_in *)&ss)->sin_port);
+	}
+	freeaddrinfo(ai);
+	return fd;
+fail:
+	snprintf(msg, msglen, "cannot listen on %s: %s", listen_addr, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	freeaddrinfo(ai);
+	return -1;
+}
+
+static int bind_unix(const char *path, char *msg, size_t msglen)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct stat st;
+	int fd;
+
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		snprintf(msg, msglen, "unix socket path too long: %s", path);
+		return -1;
+	}
+	strcpy(sa.sun_path, path);
+	/* Only a stale socket is replaced, never another kind of file. */
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			snprintf(msg, msglen, "%s exists and is not a socket", path);
+			return -1;
+		}
+		unlink(path);
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(path, 0660) < 0 ||
+	    listen(fd, 1024) < 0) {
+		snprintf(msg, msglen, "cannot listen on %s: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int listener_start(struct httpd *h, int fd, int is_unix, char *msg, size_t msglen)
+{
+	struct httpd_listener *l = &h->ls[h->nls];
+	const union MHD_DaemonInfo *di;
+	unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+	struct MHD_OptionItem opts[12];
+	int n = 0;
+
+	l->h = h;
+	l->fd = fd;
+	l->is_unix = is_unix;
+	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_SOCKET, fd, NULL};
+	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT,
+					    h->cfg.conn_limit ? h->cfg.conn_limit : 1024, NULL};
+	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT,
+					    h->cfg.conn_timeout_s ? h->cfg.conn_timeout_s : 30, NULL};
+	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+					    (intptr_t)(h->cfg.conn_memory ? h->cfg.conn_memory
+									  : 32 * 1024),
+					    NULL};
+	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed,
+					    NULL};
+	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)on_mhd_log, h};
+	if (!is_unix && h->cfg.per_ip_limit)
+		opts[n++] = (struct MHD_OptionItem){MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+						    h->cfg.per_ip_limit, NULL};
+	if (!is_unix && h->cfg.tls_cert_pem && h->cfg.tls_key_pem) {
+		flags |= MHD_USE_TLS;
+		opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0,
+						    (void *)h->cfg.tls_cert_pem};
+		opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0,
+						    (void *)h->cfg.tls_key_pem};
+	}
+	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+	l->d = MHD_start_daemon(flags, 0, NULL, NULL, on_access, l, MHD_OPTION_ARRAY, opts,
+				MHD_OPTION_END);
+	if (!l->d) {
+		snprintf(msg, msglen, "cannot start the HTTP server");
+		close(fd);
+		return -1;
+	}
+	di = MHD_get_daemon_info(l->d, MHD_DAEMON_INFO_EPOLL_FD);
+	if (!di || loop_fd_add(h->loop, di->epoll_fd, EPOLLIN, on_epoll, l, &l->fdh) < 0 ||
+	    loop_timer_add(h->loop, 1000, 1000, on_timer, l, &l->timer) < 0) {
+		snprintf(msg, msglen, "cannot watch the HTTP server");
+		MHD_stop_daemon(l->d);
+		close(fd);
+		return -1;
+	}
+	h->nls++;
+	return 0;
+}
+
+int httpd_start(struct loop *loop, const struct httpd_config *cfg, struct httpd **out, char *msg,
+		size_t msglen)
+{
+	struct httpd *h = calloc(1, sizeof(*h));
+	int fd;
+
+	*out = NULL;
+	if (!h)
+		return OUTPOST_E_INTERNAL;
+	h->cfg = *cfg;
+	h->loop = loop;
+	if (!h->cfg.max_depth)
+		h->cfg.max_depth = WIRE_MAX_DEPTH_DEFAULT;
+	if (cfg->listen) {
+		fd = bind_tcp(cfg->listen, &h->port, msg, msglen);
+		if (fd < 0 || listener_start(h, fd, 0, msg, msglen) < 0)
+			goto fail;
+	}
+	if (cfg->unix_path) {
+		fd = bind_unix(cfg->unix_path, msg, msglen);
+		if (fd < 0 || listener_start(h, fd, 1, msg, msglen) < 0)
+			goto fail;
+		h->unix_path = strdup(cfg->unix_path);
+	}
+	if (!h->nls) {
+		snprintf(msg, msglen, "nothing to listen on: set listen or socket");
+		goto fail;
+	}
+	*out = h;
+	return 0;
+fail:
+	httpd_stop(h);
+	return OUTPOST_E_UNAVAILABLE;
+}
+
+unsigned httpd_port(const struct httpd *h)
+{
+	return h->port;
+}
+
+size_t httpd_pending(const struct httpd *h)
+{
+	return h->npending;
+}
+
+void httpd_quiesce(struct httpd *h)
+{
+	for (int i = 0; i < h->nls; i++) {
+		int fd = (int)MHD_quiesce_daemon(h->ls[i].d);
+		(void)fd; /* MHD returns our listen socket; closed at stop */
+	}
+}
+
+void httpd_stop(struct httpd *h)
+{
+	if (!h)
+		return;
+	/* MHD refuses to stop with suspended connections: answer them first. */
+	while (h->pending)
+		httpd_respond_error(h->pending, OUTPOST_E_UNAVAILABLE, "server is shutting down");
+	for (int i = 0; i < h->nls; i++) {
+		struct httpd_listener *l = &h->ls[i];
+		loop_fd_del(h->loop, l->fdh);
+		loop_timer_del(h->loop, l->timer);
+		MHD_stop_daemon(l->d);
+		close(l->fd);
+	}
+	if (h->unix_path) {
+		unlink(h->unix_path);
+		free(h->unix_path);
+	}
+	free(h);
+}
+
+const char *httpd_req_method(const struct httpd_req *r)
+{
+	return r->method;
+}
+
+const char *httpd_req_path(const struct httpd_req *r)
+{
+	return r->path;
+}
+
+const char *httpd_req_tail(const struct httpd_req *r)
+{
+	return r->tail ? r->tail : "";
+}
+
+const char *httpd_req_body(const struct httpd_req *r, size_t *len)
+{
+	*len = r->body.len;
+	return r->body.data ? r->body.data : "";
+}
+
+const char *httpd_req_header(const struct httpd_req *r, const char *name)
+{
+	return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+const char *httpd_req_query(const struct httpd_req *r, const char *key)
+{
+	return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
+}
+
+const char *httpd_req_peer(const struct httpd_req *r)
+{
+	return r->peer;
+}
+
+const struct httpd_route *httpd_req_route(const struct httpd_req *r)
+{
+	return r->route;
+}
+
+void httpd_req_set_data(struct httpd_req *r, void *data)
+{
+	r->data = data;
+}
+
+void *httpd_req_data(const struct httpd_req *r)
+{
+	return r->data;
+}
+
+int httpd_req_json(struct httpd_req *r, json_t **out)
+{
+	char msg[256];
+	int rc = wire_parse(r->body.data ? r->body.data : "", r->body.len, r->l->h->cfg.max_depth,
+			    out, msg, sizeof(msg));
+	if (rc < 0)
+		httpd_respond_error(r, rc, "%s", msg);
+	return rc;
+}

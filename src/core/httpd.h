@@ -1,0 +1,84 @@
+/* HTTP server for the agent's local API and the hub: libmicrohttpd driven by our event loop
+ * (its epoll fd on our loop, no thread of its own), routes as data, bodies counted against the
+ * route's limit as they arrive, every answer in the one JSON envelope. A handler answers at
+ * once or later (the connection is suspended meanwhile), always on the loop thread. */
+#ifndef OUTPOST_HTTPD_H
+#define OUTPOST_HTTPD_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "log.h"
+
+struct loop;
+struct httpd;
+struct httpd_req;
+
+typedef void (*httpd_handler_fn)(void *ctx, struct httpd_req *req);
+
+struct httpd_route {
+	const char *method;   /* "GET", "POST", "DELETE" */
+	const char *path;     /* exact, or a prefix when it ends in '*' */
+	httpd_handler_fn fn;
+	int role;             /* what the caller needs; checked by the daemon's auth callback */
+	size_t body_limit;    /* bytes; 0: no body accepted */
+};
+
+struct httpd_config {
+	const char *listen;      /* "HOST:PORT" (port 0: any free port), or NULL */
+	const char *unix_path;   /* a unix socket path (mode 0660), or NULL */
+	const struct httpd_route *routes;
+	size_t nroutes;
+	void *ctx;               /* handed to handlers and auth */
+	/* 0 to let the request in, or a negative OUTPOST_E_* (UNAUTHORIZED, FORBIDDEN) after
+	 * httpd_respond_error. NULL: everyone may call every route. */
+	int (*auth)(void *ctx, struct httpd_req *req, int role);
+	unsigned conn_limit;     /* total connections (0: 1024) */
+	unsigned per_ip_limit;   /* per client address on TCP (0: none) */
+	unsigned conn_timeout_s; /* idle timeout (0: 30) */
+	size_t conn_memory;      /* bytes of buffer per connection (0: 32 KiB) */
+	const char *tls_cert_pem; /* both set: HTTPS */
+	const char *tls_key_pem;
+	const struct logger *log;
+	int max_depth;           /* JSON nesting limit for httpd_req_json (0: 32) */
+};
+
+int httpd_start(struct loop *loop, const struct httpd_config *cfg, struct httpd **out, char *msg,
+		size_t msglen);
+/* Stops accepting new connections; the ones open finish. */
+void httpd_quiesce(struct httpd *h);
+/* Requests still waiting for an answer (suspended). */
+size_t httpd_pending(const struct httpd *h);
+void httpd_stop(struct httpd *h); /* NULL ok; answers what is pending with "unavailable" */
+unsigned httpd_port(const struct httpd *h); /* the TCP port bound, 0 if none */
+
+const char *httpd_req_method(const struct httpd_req *r);
+const char *httpd_req_path(const struct httpd_req *r);
+/* The path after the route's prefix (for routes ending in '*'); "" otherwise. */
+const char *httpd_req_tail(const struct httpd_req *r);
+const char *httpd_req_body(const struct httpd_req *r, size_t *len);
+const char *httpd_req_header(const struct httpd_req *r, const char *name);
+const char *httpd_req_query(const struct httpd_req *r, const char *key);
+/* The client's address as text ("127.0.0.1", "unix"). */
+const char *httpd_req_peer(const struct httpd_req *r);
+const struct httpd_route *httpd_req_route(const struct httpd_req *r);
+/* Per-request slot for the handler's own data (e.g. the authenticated caller). */
+void httpd_req_set_data(struct httpd_req *r, void *data);
+void *httpd_req_data(const struct httpd_req *r);
+/* Parses the body as JSON with the configured depth limit. On failure it has already answered
+ * bad_json and returns a negative code. */
+int httpd_req_json(struct httpd_req *r, json_t **out);
+
+/* Exactly one answer per request, on the loop thread. */
+void httpd_respond_json(struct httpd_req *r, unsigned status, json_t *body); /* steals body */
+void httpd_respond_ok(struct httpd_req *r, json_t *result);                  /* steals */
+void httpd_respond_error(struct httpd_req *r, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* text is copied. */
+void httpd_respond_text(struct httpd_req *r, unsigned status, const char *content_type,
+			const char *text, size_t len);
+/* Whether this request was already answered. */
+int httpd_req_answered(const struct httpd_req *r);
+
+#endif
