@@ -93,8 +93,8 @@ static void api_call(void *ctx, struct httpd_req *req)
 	if (!args)
 		json_object_set_new(body, "args", json_object());
 	if (dispatch_submit(a->dispatch, plugin, op, json_object_get(body, "args"),
-			    json_string_value(id), to ? json_integer_value(to) : 0, api_on_done,
-			    req) < 0)
+			    json_string_value(id), to ? json_integer_value(to) : 0, 0,
+			    api_on_done, req) < 0)
 		httpd_respond_error(req, OUTPOST_E_INTERNAL, "out of memory");
 out:
 	json_decref(body);

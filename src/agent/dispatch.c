@@ -25,6 +25,7 @@ struct job {
 	int64_t deadline_ms;
 	dispatch_done_fn done;
 	void *arg;
+	unsigned flags;
 	struct loop_timer *timer; /* the deadline; loop thread only */
 	int answered;             /* loop thread only */
 	json_t *envelope;         /* set by the worker */
@@ -116,7 +117,8 @@ static void job_run(struct dispatch *d, struct job *j)
 		j->envelope = job_error(OUTPOST_E_TIMEOUT, "deadline passed before it started");
 		return;
 	}
-	if (j->id && (j->op->flags & OUTPOST_OP_MUTATING) && d->ledger) {
+	if (j->id && ((j->op->flags & OUTPOST_OP_MUTATING) || (j->flags & DISPATCH_JOURNAL)) &&
+	    d->ledger) {
 		rc = ledger_begin(d->ledger, j->id, j->pc->plugin->name, j->op->name, j->args,
 				  j->deadline_ms, &prev);
 		if (rc == LEDGER_REPLAY) {
@@ -280,7 +282,8 @@ static int64_t dispatch_op_timeout(struct dispatch *d, const char *plugin, const
 }
 
 int dispatch_submit(struct dispatch *d, const char *plugin, const char *op, json_t *args,
-		    const char *id, int64_t timeout_ms, dispatch_done_fn done, void *arg)
+		    const char *id, int64_t timeout_ms, unsigned flags, dispatch_done_fn done,
+		    void *arg)
 {
 	struct outpost_plugin_ctx *pc = plugins_find(d->ps, plugin);
 	const struct outpost_op *o;
@@ -327,6 +330,7 @@ int dispatch_submit(struct dispatch *d, const char *plugin, const char *op, json
 	j->op_index = idx;
 	j->args = json_incref(args);
 	j->deadline_ms = clk_mono_ms() + timeout_ms;
+	j->flags = flags;
 	j->done = done;
 	j->arg = arg;
 	if (loop_timer_add(d->loop, timeout_ms, 0, job_on_deadline, j, &j->timer) < 0) {

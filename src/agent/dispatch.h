@@ -38,12 +38,19 @@ int dispatch_new(struct loop *loop, struct plugins *ps, struct ledger *ledger,
 /* Stops the workers after the calls in flight end. NULL ok. */
 void dispatch_free(struct dispatch *d);
 
-/* On the loop thread. Takes a reference to args. id may be NULL. timeout_ms <= 0: the op's
+/* On the loop thread. Takes a reference to args. id may be NULL; mutating ops (or any op with
+ * DISPATCH_JOURNAL) that carry one go through the ledger. timeout_ms <= 0: the op's
  * configured deadline; otherwise the smaller of the two. done always runs later, on the loop
  * thread, also for immediate refusals (unknown plugin, busy...). Returns 0, or -1 when out of
  * memory (done will not run). */
+enum dispatch_flags {
+	/* Journal by id whatever the op (tasks from the hub run once, mutating or not). */
+	DISPATCH_JOURNAL = 1 << 0,
+};
+
 int dispatch_submit(struct dispatch *d, const char *plugin, const char *op, json_t *args,
-		    const char *id, int64_t timeout_ms, dispatch_done_fn done, void *arg);
+		    const char *id, int64_t timeout_ms, unsigned flags, dispatch_done_fn done,
+		    void *arg);
 /* Calls accepted and not yet finished by their workers. */
 int dispatch_inflight(const struct dispatch *d);
 const struct dispatch_stats *dispatch_stats(const struct dispatch *d);

@@ -163,7 +163,7 @@ static void test_echo_round_trip(void **state)
 	json_t *args = json_pack("{s:s}", "v", "x");
 
 	fx_start(f, 2, 8);
-	assert_int_equal(dispatch_submit(f->d, "t", "echo", args, NULL, 0, on_done, &a), 0);
+	assert_int_equal(dispatch_submit(f->d, "t", "echo", args, NULL, 0, 0, on_done, &a), 0);
 	json_decref(args);
 	run_until(f, &a, 1);
 	assert_int_equal(a.got, 1);
@@ -180,10 +180,10 @@ static void test_unknown_plugin_op_and_bad_args(void **state)
 	json_t *args = json_object(), *bad = json_pack("{s:i}", "v", 3);
 
 	fx_start(f, 1, 8);
-	dispatch_submit(f->d, "nope", "echo", args, NULL, 0, on_done, &a[0]);
-	dispatch_submit(f->d, "t", "nope", args, NULL, 0, on_done, &a[1]);
-	dispatch_submit(f->d, "t", "echo", bad, NULL, 0, on_done, &a[2]);
-	dispatch_submit(f->d, "t", "count", args, "bad id with spaces", 0, on_done, &a[3]);
+	dispatch_submit(f->d, "nope", "echo", args, NULL, 0, 0, on_done, &a[0]);
+	dispatch_submit(f->d, "t", "nope", args, NULL, 0, 0, on_done, &a[1]);
+	dispatch_submit(f->d, "t", "echo", bad, NULL, 0, 0, on_done, &a[2]);
+	dispatch_submit(f->d, "t", "count", args, "bad id with spaces", 0, 0, on_done, &a[3]);
 	run_until(f, a, 4);
 	assert_string_equal(code_of(a[0].env), "unknown_plugin");
 	assert_string_equal(code_of(a[1].env), "unknown_op");
@@ -204,7 +204,7 @@ static void test_over_inflight_limit_is_busy(void **state)
 
 	fx_start(f, 2, 2);
 	for (int i = 0; i < 3; i++)
-		dispatch_submit(f->d, "t", "sleep", args, NULL, 0, on_done, &a[i]);
+		dispatch_submit(f->d, "t", "sleep", args, NULL, 0, 0, on_done, &a[i]);
 	run_until(f, a, 3);
 	assert_string_equal(code_of(a[2].env), "busy");
 	assert_true(json_is_true(json_object_get(a[0].env, "ok")));
@@ -223,11 +223,11 @@ static void test_handler_past_deadline_answers_timeout_and_agent_goes_on(void **
 	int64_t start = clk_mono_ms();
 
 	fx_start(f, 2, 8);
-	dispatch_submit(f->d, "t", "sleep", args, NULL, 100, on_done, &a);
+	dispatch_submit(f->d, "t", "sleep", args, NULL, 100, 0, on_done, &a);
 	run_until(f, &a, 1);
 	assert_string_equal(code_of(a.env), "timeout");
 	assert_true(a.at - start < 600); /* answered at its deadline, not when the handler ended */
-	dispatch_submit(f->d, "t", "echo", e, NULL, 0, on_done, &b);
+	dispatch_submit(f->d, "t", "echo", e, NULL, 0, 0, on_done, &b);
 	run_until(f, &b, 1);
 	assert_true(json_is_true(json_object_get(b.env, "ok")));
 	/* The late handler's result is dropped, not delivered twice. */
@@ -247,9 +247,9 @@ static void test_repeated_id_runs_once_and_replays(void **state)
 	json_t *args = json_object();
 
 	fx_start(f, 2, 8);
-	dispatch_submit(f->d, "t", "count", args, "task-1", 0, on_done, &a);
+	dispatch_submit(f->d, "t", "count", args, "task-1", 0, 0, on_done, &a);
 	run_until(f, &a, 1);
-	dispatch_submit(f->d, "t", "count", args, "task-1", 0, on_done, &b);
+	dispatch_submit(f->d, "t", "count", args, "task-1", 0, 0, on_done, &b);
 	run_until(f, &b, 1);
 	assert_int_equal(atomic_load(&counter), 1);
 	assert_false(a.replay);
@@ -267,8 +267,8 @@ static void test_concurrent_calls_with_one_id_run_once(void **state)
 	json_t *args = json_pack("{s:i}", "ms", 300);
 
 	fx_start(f, 4, 8);
-	dispatch_submit(f->d, "t", "count", args, "task-2", 0, on_done, &a);
-	dispatch_submit(f->d, "t", "count", args, "task-2", 0, on_done, &b);
+	dispatch_submit(f->d, "t", "count", args, "task-2", 0, 0, on_done, &a);
+	dispatch_submit(f->d, "t", "count", args, "task-2", 0, 0, on_done, &b);
 	run_until(f, &a, 1);
 	run_until(f, &b, 1);
 	assert_int_equal(atomic_load(&counter), 1);
@@ -287,9 +287,9 @@ static void test_same_id_other_args_is_conflict(void **state)
 	json_t *x = json_pack("{s:s}", "tag", "x"), *y = json_pack("{s:s}", "tag", "y");
 
 	fx_start(f, 2, 8);
-	dispatch_submit(f->d, "t", "count", x, "task-3", 0, on_done, &a);
+	dispatch_submit(f->d, "t", "count", x, "task-3", 0, 0, on_done, &a);
 	run_until(f, &a, 1);
-	dispatch_submit(f->d, "t", "count", y, "task-3", 0, on_done, &b);
+	dispatch_submit(f->d, "t", "count", y, "task-3", 0, 0, on_done, &b);
 	run_until(f, &b, 1);
 	assert_string_equal(code_of(b.env), "conflict");
 	assert_int_equal(atomic_load(&counter), 1);
@@ -315,7 +315,7 @@ static void test_interrupted_id_is_lost_after_restart(void **state)
 	assert_int_equal(lost, 1);
 	assert_string_equal(ledger_state(f->ledger, "task-4", NULL), "lost");
 	fx_start(f, 1, 8);
-	dispatch_submit(f->d, "t", "count", args, "task-4", 0, on_done, &a);
+	dispatch_submit(f->d, "t", "count", args, "task-4", 0, 0, on_done, &a);
 	run_until(f, &a, 1);
 	assert_string_equal(code_of(a.env), "lost");
 	assert_int_equal(atomic_load(&counter), 0);

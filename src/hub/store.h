@@ -1,0 +1,123 @@
+/* The hub's persistence, behind one interface with two implementations: SQLite (embedded,
+ * store_sqlite.c) and PostgreSQL (scale mode, later). SQL lives only behind it. Rows travel as
+ * JSON objects in the shapes of docs/protocol.md, so the API layer hands them on unchanged.
+ * Every function returns 0 or a negative OUTPOST_E_* code; results come back as new
+ * references the caller releases. All functions are safe to call from any one thread at a
+ * time per handle (the hub calls them from its loop thread). */
+#ifndef OUTPOST_HUB_STORE_H
+#define OUTPOST_HUB_STORE_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct store;
+
+/* Host states. */
+#define HOST_UP "up"
+#define HOST_DOWN "down"
+#define HOST_PENDING "pending"
+#define HOST_REVOKED "revoked"
+
+struct store_enroll {
+	const char *host_id;
+	const char *pubkey;   /* base64 of the 32-byte Ed25519 public key */
+	const char *hostname;
+	const char *version;
+	json_t *facts;        /* borrowed; may be NULL */
+	json_t *labels;       /* borrowed; from the enrollment token; may be NULL */
+	int accept;           /* 1: state up at once (valid token); 0: pending */
+	int64_t now_ms;
+};
+
+struct store_ops {
+	const char *name; /* "sqlite", "postgresql" */
+	void (*close)(struct store *s);
+
+	/* ---- hosts ---- */
+	/* New host, or the existing one when id and key match (idempotent; *host is the current
+	 * row). Another key: OUTPOST_E_CONFLICT. A revoked id: OUTPOST_E_FORBIDDEN. An event
+	 * "enrolled" is recorded for a new host. */
+	int (*host_enroll)(struct store *s, const struct store_enroll *e, json_t **host);
+	/* One host with its facts and pubkey; OUTPOST_E_NOT_FOUND. */
+	int (*host_get)(struct store *s, const char *id, json_t **host);
+	/* All hosts, without facts but with a flattened "attrs" object of facts (for selectors):
+	 * an array sorted by id. */
+	int (*host_list)(struct store *s, json_t **hosts);
+	/* Sets the state (accept: pending->up; revoke: any->revoked), records an event with reason.
+	 * Removing a pending host (reject) is host_remove. */
+	int (*host_set_state)(struct store *s, const char *id, const char *state,
+			      const char *reason, int64_t now_ms);
+	int (*host_remove)(struct store *s, const char *id);
+	/* set: {k: v} to add or change, remove: [k] to drop. */
+	int (*host_labels)(struct store *s, const char *id, json_t *set, json_t *remove);
+	/* A beat: last_seen = now, version, facts when not NULL; a down host becomes up (event).
+	 * *was_down tells whether it was down. */
+	int (*host_seen)(struct store *s, const char *id, int64_t now_ms, const char *version,
+			 json_t *facts, int *was_down);
+	/* Hosts up whose last_seen is older than before_ms become down (an event each); *ids gets
+	 * the array of ids changed. */
+	int (*hosts_mark_down)(struct store *s, int64_t before_ms, int64_t now_ms, json_t **ids);
+	/* Newest first: [{host_id, kind, detail, at_ms}]; host_id NULL: all hosts. */
+	int (*events_list)(struct store *s, const char *host_id, int limit, json_t **events);
+
+	/* ---- tokens (stored as sha256 hex of the secret; the secret never reaches the store) ---- */
+	/* tok: {"id", "hash", "kind": "enroll|operator", "role", "labels", "created_ms",
+	 * "expires_ms" (0: never), "created_by"}. */
+	int (*token_add)(struct store *s, json_t *tok);
+	/* By hash; expired or revoked tokens are NOT_FOUND. */
+	int (*token_find)(struct store *s, const char *hash, int64_t now_ms, json_t **tok);
+	int (*token_list)(struct store *s, json_t **toks); /* without hashes */
+	int (*token_revoke)(struct store *s, const char *id);
+
+	/* ---- tasks ---- */
+	/* task: {"id", "target", "plugin", "op", "args", "timeout_ms", "created_ms", "expires_ms",
+	 * "created_by", "batch_size" (0: all at once), "max_failures" (-1: no limit)}; host_ids:
+	 * array of the matched ids in batch order. Per-host rows start queued; batch b of host i
+	 * is i / batch_size. A task id that exists: OUTPOST_E_CONFLICT and *existing gets it. */
+	int (*task_create)(struct store *s, json_t *task, json_t *host_ids, json_t **existing);
+	/* The task with counts, total, seq, state, and (with_hosts) the per-host rows with
+	 * seq > since. */
+	int (*task_get)(struct store *s, const char *id, int with_hosts, int64_t since,
+			json_t **task);
+	int (*task_list)(struct store *s, int limit, json_t **tasks); /* newest first, summaries */
+	/* Queued rows of a host whose batch is released, not expired, up to limit, oldest first,
+	 * marked sent; *items: [{"task": {task_id, host_id, plugin, op, args, timeout_ms,
+	 * issued_ms, expires_ms}}] (the hub signs them). */
+	int (*task_take)(struct store *s, const char *host_id, int64_t now_ms, int limit,
+			 json_t **items);
+	/* A host's report. Only moves forward (a final state is never overwritten; running after
+	 * ok is ignored); a host the task was not sent to: OUTPOST_E_NOT_FOUND. *task_id_done:
+	 * set to 1 when this made the whole task finish. */
+	int (*task_report)(struct store *s, const char *task_id, const char *host_id,
+			   const char *state, json_t *response, int64_t started_ms,
+			   int64_t finished_ms, int *task_done);
+	/* Queued and sent rows become cancelled (sent ones the agent has not started). */
+	int (*task_cancel)(struct store *s, const char *id, int64_t now_ms);
+	/* Rows queued/sent past expires_ms become expired; *task_ids: tasks touched. */
+	int (*tasks_expire)(struct store *s, int64_t now_ms, json_t **task_ids);
+	/* Rolling batches: for each running task whose released batch has finished, release the
+	 * next one, or cancel the rest when failures > max_failures. *host_ids: hosts that got
+	 * newly released rows (to wake their long-polls). */
+	int (*tasks_advance)(struct store *s, int64_t now_ms, json_t **host_ids);
+	/* Host ids with queued, released rows (to wake long-polls after a restart). */
+	int (*task_hosts_waiting)(struct store *s, const char *task_id, json_t **host_ids);
+
+	/* ---- audit ---- */
+	int (*audit_add)(struct store *s, const char *actor, const char *action,
+			 const char *target, json_t *detail, int64_t now_ms);
+	int (*audit_list)(struct store *s, int limit, json_t **entries); /* newest first */
+
+	/* ---- counts for /metrics ---- */
+	/* {"hosts": {"up":N,...}, "tasks_running": N, "queue_depth": N} */
+	int (*stats)(struct store *s, json_t **stats);
+};
+
+struct store {
+	const struct store_ops *ops;
+};
+
+/* The SQLite store in <state_dir>/hub.db (WAL, versioned migrations). */
+int store_sqlite_open(const char *state_dir, struct store **out, char *msg, size_t msglen);
+
+#endif
