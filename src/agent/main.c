@@ -1,6 +1,7 @@
 /* outpost-agent: flags, config, signals; everything else is the agent library. */
 #include "agent.h"
 #include "core/conf.h"
+#include "core/daemon.h"
 #include "core/loop.h"
 #include "plugins/builtin.h"
 
@@ -43,37 +44,13 @@ static void usage(FILE *f)
 /* defaults <- file <- flags. */
 static int main_load_conf(struct main_ctx *m, json_t **out, char *msg, size_t msglen)
 {
-	json_t *conf = agent_conf_defaults(), *file = NULL;
-	const char *path = m->config_path;
-	int rc;
+	int rc = conf_layer(agent_conf_defaults(), m->config_path, AGENT_DEFAULT_CONFIG,
+			    m->overrides, out, msg, msglen);
 
-	*out = NULL;
-	if (!conf)
-		return OUTPOST_E_INTERNAL;
-	if (!path && access(AGENT_DEFAULT_CONFIG, F_OK) == 0)
-		path = AGENT_DEFAULT_CONFIG;
-	if (path) {
-		rc = conf_load(path, &file, msg, msglen);
-		if (rc < 0)
-			goto fail;
-		/* Sections merge key by key, so a file may set one key of a section. */
-		conf_merge(conf, file);
-		json_decref(file);
-		file = NULL;
+	if (rc == 0 && (rc = agent_conf_check(*out, msg, msglen)) < 0) {
+		json_decref(*out);
+		*out = NULL;
 	}
-	{
-		const char *k;
-		json_t *v;
-		json_object_foreach(m->overrides, k, v) conf_set(conf, k, json_incref(v));
-	}
-	rc = agent_conf_check(conf, msg, msglen);
-	if (rc < 0)
-		goto fail;
-	*out = conf;
-	return 0;
-fail:
-	json_decref(file);
-	json_decref(conf);
 	return rc;
 }
 
@@ -109,33 +86,6 @@ static void main_on_signal(void *arg, uint32_t events)
 	}
 }
 
-static int main_daemonize(void)
-{
-	pid_t pid = fork();
-	int fd;
-
-	if (pid < 0)
-		return -1;
-	if (pid > 0)
-		_exit(0);
-	if (setsid() < 0)
-		return -1;
-	pid = fork();
-	if (pid < 0)
-		return -1;
-	if (pid > 0)
-		_exit(0);
-	fd = open("/dev/null", O_RDWR | O_CLOEXEC);
-	if (fd >= 0) {
-		dup2(fd, 0);
-		dup2(fd, 1);
-		dup2(fd, 2);
-		if (fd > 2)
-			close(fd);
-	}
-	return 0;
-}
-
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -153,7 +103,6 @@ int main(int argc, char **argv)
 	int foreground = 0, check = 0, c, rc = 1;
 	json_t *conf = NULL;
 	char msg[512] = "";
-	sigset_t set;
 
 	m.overrides = json_object();
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -205,18 +154,12 @@ int main(int argc, char **argv)
 		 !foreground || strcmp(json_string_value(conf_get(conf, "log.target")), "syslog") == 0
 			 ? LOG_TO_SYSLOG
 			 : LOG_TO_STDERR);
-	if (!foreground && main_daemonize() < 0) {
+	if (!foreground && daemon_detach() < 0) {
 		fprintf(stderr, "outpost-agent: cannot daemonize: %s\n", strerror(errno));
 		goto out;
 	}
 	/* Signals arrive through a signalfd on the loop; every thread starts with them blocked. */
-	signal(SIGPIPE, SIG_IGN);
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	sigprocmask(SIG_BLOCK, &set, NULL);
-	m.sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	m.sfd = daemon_signalfd();
 	if (m.sfd < 0 || loop_new(&m.loop) < 0 ||
 	    loop_fd_add(m.loop, m.sfd, 0x001 /* EPOLLIN */, main_on_signal, &m, &sh) < 0) {
 		log_error(&m.log, "agent", "cannot set up the event loop: %s", strerror(errno));

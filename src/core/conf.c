@@ -159,6 +159,33 @@ int conf_merge(json_t *dst, const json_t *src)
 	return 0;
 }
 
+int conf_layer(json_t *defaults, const char *path, const char *default_path,
+	       const json_t *overrides, json_t **out, char *msg, size_t msglen)
+{
+	json_t *file = NULL, *v;
+	const char *k;
+	int rc;
+
+	*out = NULL;
+	if (!defaults)
+		return OUTPOST_E_INTERNAL;
+	if (!path && default_path && access(default_path, F_OK) == 0)
+		path = default_path;
+	if (path) {
+		rc = conf_load(path, &file, msg, msglen);
+		if (rc < 0) {
+			json_decref(defaults);
+			return rc;
+		}
+		/* Sections merge key by key, so a file may set one key of a section. */
+		conf_merge(defaults, file);
+		json_decref(file);
+	}
+	json_object_foreach((json_t *)overrides, k, v) conf_set(defaults, k, json_incref(v));
+	*out = defaults;
+	return 0;
+}
+
 json_t *conf_get(const json_t *conf, const char *path)
 {
 	const json_t *cur = conf;
@@ -270,8 +297,9 @@ static int conf_check_obj(const json_t *obj, const char *prefix,
 			rc = OUTPOST_E_BAD_ARGS;
 		} else if ((f->type == CONF_INT || f->type == CONF_NUMBER) && (f->min || f->max) &&
 			   (json_number_value(v) < f->min || json_number_value(v) > f->max)) {
-			snprintf(msg, msglen, "'%s' must be between %g and %g", path.data, f->min,
-				 f->max);
+			/* %.15g: integers print whole (1073741824, not 1.07374e+09). */
+			snprintf(msg, msglen, "'%s' must be between %.15g and %.15g", path.data,
+				 f->min, f->max);
 			rc = OUTPOST_E_BAD_ARGS;
 		} else if (f->type == CONF_OBJECT) {
 			rc = conf_check_obj(v, path.data, schema, msg, msglen);

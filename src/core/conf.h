@@ -38,6 +38,11 @@ int conf_load(const char *path, json_t **out, char *msg, size_t msglen);
 int conf_check(const json_t *conf, const struct conf_field *schema, char *msg, size_t msglen);
 /* Merges src into dst: objects key by key, recursively; anything else replaces. */
 int conf_merge(json_t *dst, const json_t *src);
+/* The effective config of a daemon: defaults (stolen), merged with the file at path (or at
+ * default_path when path is NULL and that file exists), then overrides (borrowed) set by
+ * dotted key. The caller checks the result against its schema. */
+int conf_layer(json_t *defaults, const char *path, const char *default_path,
+	       const json_t *overrides, json_t **out, char *msg, size_t msglen);
 /* The value at a dotted path, or NULL (borrowed). */
 json_t *conf_get(const json_t *conf, const char *path);
 /* Sets a value at a dotted path, creating sections; steals v. 0 or -1. */

@@ -2,6 +2,7 @@
  * external-epoll mode: its epoll fd sits on our loop and a loop timer follows MHD's timeout. */
 #include "httpd.h"
 #include "buf.h"
+#include "clk.h"
 #include "err.h"
 #include "loop.h"
 #include "wire.h"
@@ -47,9 +48,12 @@ struct httpd_req {
 	struct MHD_Connection *conn;
 	const struct httpd_route *route;
 	const char *method, *path, *tail;
+	char *uri;                 /* the request target as sent, query included */
+	int routed;                /* the first access call happened */
 	struct buf body;
 	size_t limit;
 	int too_large;
+	int oom;                   /* the body did not fit in memory */
 	int started;               /* the handler ran */
 	int suspended;
 	int answered;
@@ -57,6 +61,8 @@ struct httpd_req {
 	struct MHD_Response *resp; /* a late answer waiting to be queued */
 	unsigned status;
 	void *data;
+	void (*data_free)(void *);
+	int64_t start_ms;
 	char peer[INET6_ADDRSTRLEN];
 	struct httpd_req *prev, *next; /* in h->pending while suspended */
 };
@@ -65,6 +71,9 @@ static void listener_run(struct httpd_listener *l);
 
 static void req_free(struct httpd_req *r)
 {
+	if (r->data_free)
+		r->data_free(r->data);
+	free(r->uri);
 	buf_free(&r->body);
 	if (r->resp)
 		MHD_destroy_response(r->resp);
@@ -109,6 +118,8 @@ static const struct httpd_route *route_find(const struct httpd *h, const char *m
 static void req_queue(struct httpd_req *r, unsigned status, struct MHD_Response *resp)
 {
 	r->answered = 1;
+	if (r->l && r->l->h->cfg.on_answer)
+		r->l->h->cfg.on_answer(r->l->h->cfg.ctx, r, status, clk_mono_ms() - r->start_ms);
 	if (r->gone) {
 		/* MHD already let go of the connection: we are the last owner. */
 		if (r->suspended)
@@ -205,13 +216,12 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 	int known;
 
 	(void)version;
-	if (!r) {
+	if (!r)
+		return MHD_NO; /* on_uri makes it; only out of memory leaves it NULL */
+	if (!r->routed) {
 		const union MHD_ConnectionInfo *ci;
 		const char *cl;
-		r = calloc(1, sizeof(*r));
-		if (!r)
-			return MHD_NO;
-		*con_cls = r;
+		r->routed = 1;
 		r->l = l;
 		r->conn = conn;
 		r->method = method;
@@ -247,15 +257,18 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 		return MHD_YES;
 	}
 	if (*upload_size) {
-		/* Counted as it arrives: MHD has no body limit of its own. */
-		if (!r->answered && r->body.len + *upload_size > r->limit) {
-			r->too_large = 1;
-			httpd_respond_error(r, OUTPOST_E_TOO_LARGE,
-					    "request body is over this endpoint's limit of %zu bytes",
-					    r->limit);
+		/* Counted as it arrives: MHD has no body limit of its own. MHD refuses a response
+		 * queued while the body is arriving, so an oversized body (chunked, without a
+		 * Content-Length) is dropped as it comes and answered once it has all arrived. */
+		if (!r->answered && !r->too_large && !r->oom) {
+			if (r->body.len + *upload_size > r->limit) {
+				r->too_large = 1;
+				buf_free(&r->body);
+			} else if (buf_append(&r->body, upload, *upload_size) < 0) {
+				r->oom = 1;
+				buf_free(&r->body);
+			}
 		}
-		if (!r->answered && buf_append(&r->body, upload, *upload_size) < 0)
-			httpd_respond_error(r, OUTPOST_E_INTERNAL, "out of memory");
 		*upload_size = 0;
 		return MHD_YES;
 	}
@@ -265,6 +278,15 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 		MHD_destroy_response(r->resp);
 		r->resp = NULL;
 		return ok;
+	}
+	if (!r->answered && r->too_large) {
+		httpd_respond_error(r, OUTPOST_E_TOO_LARGE,
+				    "request body is over this endpoint's limit of %zu bytes", r->limit);
+		return MHD_YES;
+	}
+	if (!r->answered && r->oom) {
+		httpd_respond_error(r, OUTPOST_E_INTERNAL, "out of memory");
+		return MHD_YES;
 	}
 	if (r->answered || r->started)
 		return MHD_YES;
@@ -287,6 +309,23 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 		h->npending++;
 	}
 	return MHD_YES;
+}
+
+/* MHD calls this first with the raw request target; what it returns becomes the request's
+ * context, so the target (query included) is kept for signatures. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+	struct httpd_req *r = calloc(1, sizeof(*r));
+
+	(void)cls;
+	(void)conn;
+	if (r && !(r->uri = strdup(uri ? uri : ""))) {
+		free(r);
+		r = NULL;
+	}
+	if (r)
+		r->start_ms = clk_mono_ms();
+	return r;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -434,7 +473,7 @@ static int listener_start(struct httpd *h, int fd, int is_unix, char *msg, size_
 	struct httpd_listener *l = &h->ls[h->nls];
 	const union MHD_DaemonInfo *di;
 	unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
-	struct MHD_OptionItem opts[12];
+	struct MHD_OptionItem opts[14];
 	int n = 0;
 
 	l->h = h;
@@ -452,6 +491,7 @@ static int listener_start(struct httpd *h, int fd, int is_unix, char *msg, size_
 	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed,
 					    NULL};
 	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)on_mhd_log, h};
+	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)on_uri, l};
 	if (!is_unix && h->cfg.per_ip_limit)
 		opts[n++] = (struct MHD_OptionItem){MHD_OPTION_PER_IP_CONNECTION_LIMIT,
 						    h->cfg.per_ip_limit, NULL};
@@ -566,6 +606,11 @@ const char *httpd_req_path(const struct httpd_req *r)
 	return r->path;
 }
 
+const char *httpd_req_uri(const struct httpd_req *r)
+{
+	return r->uri ? r->uri : r->path;
+}
+
 const char *httpd_req_tail(const struct httpd_req *r)
 {
 	return r->tail ? r->tail : "";
@@ -597,9 +642,10 @@ const struct httpd_route *httpd_req_route(const struct httpd_req *r)
 	return r->route;
 }
 
-void httpd_req_set_data(struct httpd_req *r, void *data)
+void httpd_req_set_data(struct httpd_req *r, void *data, void (*free_fn)(void *))
 {
 	r->data = data;
+	r->data_free = free_fn;
 }
 
 void *httpd_req_data(const struct httpd_req *r)

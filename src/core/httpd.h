@@ -42,6 +42,8 @@ struct httpd_config {
 	const char *tls_key_pem;
 	const struct logger *log;
 	int max_depth;           /* JSON nesting limit for httpd_req_json (0: 32) */
+	/* Called when a request is answered, with the time since it arrived (may be NULL). */
+	void (*on_answer)(void *ctx, struct httpd_req *req, unsigned status, int64_t ms);
 };
 
 int httpd_start(struct loop *loop, const struct httpd_config *cfg, struct httpd **out, char *msg,
@@ -55,6 +57,8 @@ unsigned httpd_port(const struct httpd *h); /* the TCP port bound, 0 if none */
 
 const char *httpd_req_method(const struct httpd_req *r);
 const char *httpd_req_path(const struct httpd_req *r);
+/* The request target exactly as the client sent it, query string included. */
+const char *httpd_req_uri(const struct httpd_req *r);
 /* The path after the route's prefix (for routes ending in '*'); "" otherwise. */
 const char *httpd_req_tail(const struct httpd_req *r);
 const char *httpd_req_body(const struct httpd_req *r, size_t *len);
@@ -64,7 +68,8 @@ const char *httpd_req_query(const struct httpd_req *r, const char *key);
 const char *httpd_req_peer(const struct httpd_req *r);
 const struct httpd_route *httpd_req_route(const struct httpd_req *r);
 /* Per-request slot for the handler's own data (e.g. the authenticated caller). */
-void httpd_req_set_data(struct httpd_req *r, void *data);
+/* free_fn (may be NULL) runs when the request is done. */
+void httpd_req_set_data(struct httpd_req *r, void *data, void (*free_fn)(void *));
 void *httpd_req_data(const struct httpd_req *r);
 /* Parses the body as JSON with the configured depth limit. On failure it has already answered
  * bad_json and returns a negative code. */

@@ -106,7 +106,8 @@ static int enc_reserve(struct chunk_enc *e, size_t bits)
 	size_t need, cap;
 	uint8_t *p;
 
-	if (e->nbits > SIZE_MAX - 7 - bits || (e->nbits + bits + 7) / 8 > SIZE_MAX - CHUNK_HEADER_LEN)
+	if (e->nbits > SIZE_MAX - 7 - bits ||
+	    (e->nbits + bits + 7) / 8 > SIZE_MAX - CHUNK_HEADER_LEN)
 		return OUTPOST_E_TOO_LARGE;
 	need = CHUNK_HEADER_LEN + (e->nbits + bits + 7) / 8;
 	if (need <= e->cap)
@@ -262,6 +263,10 @@ int chunk_enc_range(const struct chunk_enc *e, int64_t *first_ms, int64_t *last_
 
 const uint8_t *chunk_enc_bytes(const struct chunk_enc *e, size_t *len)
 {
+	if (!e) {
+		*len = 0;
+		return NULL;
+	}
 	*len = CHUNK_HEADER_LEN + (e->nbits + 7) / 8;
 	return e->data;
 }

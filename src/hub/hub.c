@@ -1,0 +1,264 @@
+/* The hub's life cycle: state directory and lock, signing key, TLS identity, store, the admin
+ * token of the first start, the HTTP server and the once-a-second tick. */
+#include "hub_impl.h"
+#include "tls.h"
+#include "core/clk.h"
+#include "core/conf.h"
+#include "core/loop.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sodium.h>
+#include <unistd.h>
+
+static int hub_mkdir(const char *path, char *msg, size_t msglen)
+{
+	char tmp[4096];
+	size_t n = strlen(path);
+
+	if (n == 0 || n >= sizeof(tmp)) {
+		snprintf(msg, msglen, "state_dir is empty or too long");
+		return -1;
+	}
+	memcpy(tmp, path, n + 1);
+	for (size_t i = 1; i <= n; i++) {
+		if (tmp[i] != '/' && tmp[i] != '\0')
+			continue;
+		tmp[i] = '\0';
+		if (mkdir(tmp, 0700) < 0 && errno != EEXIST) {
+			snprintf(msg, msglen, "cannot create %s: %s", tmp, strerror(errno));
+			return -1;
+		}
+		tmp[i] = i == n ? '\0' : '/';
+	}
+	return 0;
+}
+
+static int hub_lock(struct hub *h, char *msg, size_t msglen)
+{
+	char path[4200];
+
+	snprintf(path, sizeof(path), "%s/hub.lock", h->state_dir);
+	h->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (h->lock_fd < 0 || flock(h->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		snprintf(msg, msglen, "another hub is running on state directory %s", h->state_dir);
+		return -1;
+	}
+	return 0;
+}
+
+/* First start: an admin token in <state>/admin.token (0600), said in the log. */
+static int hub_admin_token(struct hub *h, char *msg, size_t msglen)
+{
+	char path[4200], hash[65], *secret, *id;
+	json_t *tok;
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/admin.token", h->state_dir);
+	if (access(path, F_OK) == 0)
+		return sec_check_secret_file(path, msg, msglen);
+	secret = sec_token("opo_");
+	id = sec_token("");
+	if (!secret || !id) {
+		free(secret);
+		free(id);
+		return OUTPOST_E_INTERNAL;
+	}
+	id[12] = '\0';
+	sec_sha256_hex(secret, strlen(secret), hash);
+	tok = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:s}", "id", id, "hash", hash, "kind",
+			"operator", "role", "admin", "created_ms", (json_int_t)clk_real_ms(),
+			"expires_ms", (json_int_t)0, "created_by", "hub-first-start");
+	rc = tok ? h->store->ops->token_add(h->store, tok) : OUTPOST_E_INTERNAL;
+	json_decref(tok);
+	if (rc == 0) {
+		char line[128];
+		snprintf(line, sizeof(line), "%s\n", secret);
+		rc = sec_write_secret(path, line, strlen(line), msg, msglen);
+	}
+	if (rc == 0)
+		log_info(h->log, "hub", "first start: admin token written to %s (mode 0600)", path);
+	free(secret);
+	free(id);
+	return rc;
+}
+
+static void hub_on_tick(void *arg)
+{
+	tasks_tick(arg);
+}
+
+static void hub_on_answer(void *ctx, struct httpd_req *req, unsigned status, int64_t ms)
+{
+	struct hub *h = ctx;
+	static const int64_t bounds[] = {1, 5, 10, 50, 100, 500, 1000};
+	int i = 0;
+
+	(void)status;
+	/* Long-polls wait on purpose: they would drown the figure. */
+	if (httpd_req_query(req, "wait"))
+		return;
+	while (i < 7 && ms > bounds[i])
+		i++;
+	h->st.latency_buckets[i]++;
+	h->st.latency_sum += (double)ms / 1000.0;
+}
+
+int hub_new(struct loop *loop, json_t *conf, struct logger *log, struct hub **out, char *msg,
+	    size_t msglen)
+{
+	struct hub *h;
+	struct httpd_config hc = {0};
+	const struct httpd_route *routes;
+	const char *names[17] = {NULL};
+	char path[4200];
+	size_t nroutes, i;
+	json_t *v;
+	int created = 0, tls_created = 0;
+
+	*out = NULL;
+	msg[0] = '\0';
+	if (hub_conf_check(conf, msg, msglen) < 0)
+		return OUTPOST_E_BAD_ARGS;
+	if (sec_init() < 0) {
+		snprintf(msg, msglen, "libsodium failed to start");
+		return OUTPOST_E_INTERNAL;
+	}
+	h = calloc(1, sizeof(*h));
+	if (!h)
+		return OUTPOST_E_INTERNAL;
+	h->loop = loop;
+	h->log = log;
+	h->lock_fd = -1;
+	h->started_ms = clk_real_ms();
+	h->conf = json_deep_copy(conf);
+	h->state_dir = strdup(json_string_value(conf_get(conf, "state_dir")));
+	if (!h->conf || !h->state_dir)
+		goto fail;
+	{
+		int level = log_level_parse(json_string_value(conf_get(conf, "log.level")));
+		if (level >= 0)
+			log->level = level;
+	}
+	if (hub_mkdir(h->state_dir, msg, msglen) < 0 || hub_lock(h, msg, msglen) < 0)
+		goto fail;
+	snprintf(path, sizeof(path), "%s/hub.key", h->state_dir);
+	if (sec_keyfile(path, h->pk, h->sk, &created, msg, msglen) < 0)
+		goto fail;
+	h->pk_b64 = sec_b64(h->pk, sizeof(h->pk));
+	if (!h->pk_b64)
+		goto fail;
+	if (store_sqlite_open(h->state_dir, &h->store, msg, msglen) < 0)
+		goto fail;
+	if (hub_admin_token(h, msg, msglen) < 0)
+		goto fail;
+	if (json_is_true(conf_get(conf, "tls"))) {
+		json_array_foreach(conf_get(conf, "tls_names"), i, v) if (i < 16) names[i] =
+			json_string_value(v);
+		if (tls_identity(h->state_dir, names, &h->cert_pem, &h->key_pem, h->fingerprint,
+				 &tls_created, msg, msglen) < 0)
+			goto fail;
+	} else {
+		snprintf(h->fingerprint, sizeof(h->fingerprint), "none (plain HTTP)");
+	}
+
+	routes = api_routes(&nroutes);
+	h->routes = calloc(nroutes, sizeof(*h->routes));
+	if (!h->routes)
+		goto fail;
+	memcpy(h->routes, routes, nroutes * sizeof(*routes));
+	hc.listen = json_string_value(conf_get(conf, "listen"));
+	hc.routes = h->routes;
+	hc.nroutes = nroutes;
+	hc.ctx = h;
+	hc.auth = auth_check;
+	hc.on_answer = hub_on_answer;
+	hc.conn_limit = (unsigned)json_integer_value(conf_get(conf, "api.conn_limit"));
+	hc.per_ip_limit = (unsigned)json_integer_value(conf_get(conf, "api.per_ip_limit"));
+	hc.conn_timeout_s = (unsigned)json_integer_value(conf_get(conf, "api.conn_timeout_s"));
+	hc.tls_cert_pem = h->cert_pem;
+	hc.tls_key_pem = h->key_pem;
+	hc.log = log;
+	if (httpd_start(loop, &hc, &h->httpd, msg, msglen) < 0)
+		goto fail;
+	if (loop_timer_add(loop, 1000, 1000, hub_on_tick, h, &h->tick) < 0)
+		goto fail;
+	log_info(log, "hub", "%s signing key: ed25519:%s", created ? "new" : "loaded", h->pk_b64);
+	if (h->cert_pem)
+		log_info(log, "hub", "%s TLS certificate %s/hub.crt: %s",
+			 tls_created ? "new" : "loaded", h->state_dir, h->fingerprint);
+	log_info(log, "hub", "outpost-hub %s ready on %s://%s (store: %s)", OUTPOST_VERSION,
+		 h->cert_pem ? "https" : "http", hc.listen, h->store->ops->name);
+	*out = h;
+	return 0;
+fail:
+	if (!msg[0])
+		snprintf(msg, msglen, "out of memory");
+	hub_free(h);
+	return OUTPOST_E_INTERNAL;
+}
+
+int hub_reload(struct hub *h, json_t *conf, char *msg, size_t msglen)
+{
+	json_t *copy;
+	int level;
+
+	if (hub_conf_check(conf, msg, msglen) < 0)
+		return OUTPOST_E_BAD_ARGS;
+	copy = json_deep_copy(conf);
+	if (!copy)
+		return OUTPOST_E_INTERNAL;
+	level = log_level_parse(json_string_value(conf_get(conf, "log.level")));
+	if (level >= 0)
+		h->log->level = level;
+	if (!json_equal(conf_get(conf, "listen"), conf_get(h->conf, "listen")) ||
+	    !json_equal(conf_get(conf, "state_dir"), conf_get(h->conf, "state_dir")) ||
+	    !json_equal(conf_get(conf, "tls"), conf_get(h->conf, "tls")))
+		log_warn(h->log, "hub", "listen, state_dir and tls change only on restart");
+	json_decref(h->conf);
+	h->conf = copy;
+	log_info(h->log, "hub", "configuration reloaded");
+	return 0;
+}
+
+void hub_shutdown(struct hub *h, void (*done)(void *arg), void *arg)
+{
+	h->stopping = 1;
+	httpd_quiesce(h->httpd);
+	tasks_release_all(h);
+	done(arg);
+}
+
+void hub_free(struct hub *h)
+{
+	if (!h)
+		return;
+	if (h->httpd)
+		tasks_release_all(h);
+	loop_timer_del(h->loop, h->tick);
+	httpd_stop(h->httpd);
+	if (h->store)
+		h->store->ops->close(h->store);
+	if (h->lock_fd >= 0)
+		close(h->lock_fd);
+	sodium_memzero(h->sk, sizeof(h->sk));
+	if (h->key_pem)
+		sodium_memzero(h->key_pem, strlen(h->key_pem));
+	free(h->key_pem);
+	free(h->cert_pem);
+	free(h->pk_b64);
+	free(h->routes);
+	free(h->state_dir);
+	json_decref(h->conf);
+	free(h);
+}
+
+unsigned hub_port(const struct hub *h)
+{
+	return h->httpd ? httpd_port(h->httpd) : 0;
+}

@@ -1,0 +1,91 @@
+/* The hub's config: defaults, schema and checks (docs/config.md). */
+#include "hub.h"
+#include "core/conf.h"
+
+#include <outpost/plugin.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static const struct conf_field hub_schema[] = {
+	{"listen", CONF_STRING, 0, 0, "HOST:PORT for agents, the CLI and the console"},
+	{"state_dir", CONF_STRING, 0, 0, "database, keys, certificate, admin token"},
+	{"tls", CONF_BOOL, 0, 0, "HTTPS; false is allowed only on a loopback address"},
+	{"tls_names", CONF_STRING_ARRAY, 0, 0, "extra names/addresses in the certificate"},
+	{"log", CONF_OBJECT, 0, 0, NULL},
+	{"log.level", CONF_STRING, 0, 0, "error, warn, info, debug"},
+	{"log.target", CONF_STRING, 0, 0, "stderr or syslog"},
+	{"api", CONF_OBJECT, 0, 0, NULL},
+	{"api.body_limit", CONF_INT, 1024, 1 << 30, "bytes of a request body"},
+	{"api.conn_limit", CONF_INT, 16, 1000000, "connections at once (agents hold one each)"},
+	{"api.per_ip_limit", CONF_INT, 0, 1000000, "connections per client address (0: none)"},
+	{"api.conn_timeout_s", CONF_INT, 1, 3600, "idle connection timeout"},
+	{"agents", CONF_OBJECT, 0, 0, NULL},
+	{"agents.beat_ms", CONF_INT, 500, 3600000, "how often agents beat"},
+	{"agents.missed_beats", CONF_INT, 1, 100, "a host is down after this many"},
+	{"agents.poll_wait_s", CONF_INT, 1, 60, "longest long-poll"},
+	{"tasks", CONF_OBJECT, 0, 0, NULL},
+	{"tasks.default_timeout_ms", CONF_INT, 1, 86400000, "op deadline on the host"},
+	{"tasks.default_expiry_ms", CONF_INT, 1000, 30L * 86400000, "how long a task waits"},
+	{"auth", CONF_OBJECT, 0, 0, NULL},
+	{"auth.max_failures_per_min", CONF_INT, 1, 100000, "failed credentials per address"},
+	{NULL, 0, 0, 0, NULL},
+};
+
+json_t *hub_conf_defaults(void)
+{
+	int root = geteuid() == 0;
+
+	return json_pack("{s:s, s:s, s:b, s:[], s:{s:s, s:s}, s:{s:i, s:i, s:i, s:i},"
+			 " s:{s:i, s:i, s:i}, s:{s:i, s:I}, s:{s:i}}",
+			 "listen", "127.0.0.1:7443", "state_dir",
+			 root ? "/var/lib/outpost-hub" : "outpost-state/hub", "tls", 1, "tls_names",
+			 "log", "level", "info", "target", "stderr", "api", "body_limit",
+			 64 << 20, "conn_limit", 20000, "per_ip_limit", 0, "conn_timeout_s", 120,
+			 "agents", "beat_ms", 5000, "missed_beats", 3, "poll_wait_s", 30, "tasks",
+			 "default_timeout_ms", 600000, "default_expiry_ms", (json_int_t)3600000,
+			 "auth", "max_failures_per_min", 20);
+}
+
+static int hub_listen_is_loopback(const char *listen)
+{
+	return strncmp(listen, "127.", 4) == 0 || strncmp(listen, "[::1]:", 6) == 0 ||
+	       strncmp(listen, "localhost:", 10) == 0;
+}
+
+int hub_conf_check(const json_t *conf, char *msg, size_t msglen)
+{
+	const char *s;
+	int rc = conf_check(conf, hub_schema, msg, msglen);
+
+	if (rc < 0)
+		return rc;
+	s = json_string_value(conf_get(conf, "log.level"));
+	if (s && log_level_parse(s) < 0) {
+		snprintf(msg, msglen, "'log.level' must be error, warn, info or debug");
+		return OUTPOST_E_BAD_ARGS;
+	}
+	s = json_string_value(conf_get(conf, "log.target"));
+	if (s && strcmp(s, "stderr") && strcmp(s, "syslog")) {
+		snprintf(msg, msglen, "'log.target' must be stderr or syslog");
+		return OUTPOST_E_BAD_ARGS;
+	}
+	s = json_string_value(conf_get(conf, "listen"));
+	if (!s || !*s) {
+		snprintf(msg, msglen, "'listen' must be HOST:PORT");
+		return OUTPOST_E_BAD_ARGS;
+	}
+	if (json_is_false(conf_get(conf, "tls")) && !hub_listen_is_loopback(s)) {
+		snprintf(msg, msglen,
+			 "'tls' is false but 'listen' (%s) is not a loopback address: plain HTTP "
+			 "is only for loopback demos",
+			 s);
+		return OUTPOST_E_BAD_ARGS;
+	}
+	s = json_string_value(conf_get(conf, "state_dir"));
+	if (!s || !*s) {
+		snprintf(msg, msglen, "'state_dir' must not be empty");
+		return OUTPOST_E_BAD_ARGS;
+	}
+	return 0;
+}

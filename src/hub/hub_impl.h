@@ -1,0 +1,107 @@
+/* struct hub and what its files share; private to src/hub. */
+#ifndef OUTPOST_HUB_IMPL_H
+#define OUTPOST_HUB_IMPL_H
+
+#include "hub.h"
+#include "store.h"
+#include "core/httpd.h"
+#include "core/sec.h"
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+struct loop_timer;
+
+enum hub_role {
+	ROLE_NONE = 0, /* anyone: health, enroll */
+	ROLE_AGENT,    /* a signed, accepted agent */
+	ROLE_VIEWER,
+	ROLE_OPERATOR,
+	ROLE_ADMIN,
+};
+
+/* Who is calling: set by auth on every request that needs a role. */
+struct hub_caller {
+	int role;
+	char name[80];    /* "token:<id>" or "host:<id>" */
+	char host_id[65]; /* for agents */
+};
+
+#define HUB_WAIT_BUCKETS 4096
+
+/* A long-poll waiting for tasks (one per host) or for a task's progress. */
+struct hub_wait {
+	struct hub *h;
+	struct httpd_req *req;
+	struct loop_timer *timer;
+	char key[130]; /* host id, or task id */
+	int64_t since;  /* task waits: answer when seq > since */
+	struct hub_wait *next;
+};
+
+struct hub_fail {
+	char peer[48];
+	int64_t window_start;
+	int count;
+};
+
+struct hub_stats {
+	unsigned long long requests, enrollments, tasks_created, results, refused_auth;
+	unsigned long long signed_tasks;
+	double latency_sum;
+	unsigned long long latency_buckets[8]; /* <=1,5,10,50,100,500,1000 ms, +Inf */
+};
+
+struct hub {
+	struct loop *loop;
+	struct logger *log;
+	json_t *conf;
+	char *state_dir;
+	int lock_fd;
+	struct store *store;
+	uint8_t pk[SEC_PK_BYTES], sk[SEC_SK_BYTES];
+	char *pk_b64;
+	char fingerprint[80];
+	char *cert_pem, *key_pem;
+	struct httpd *httpd;
+	struct httpd_route *routes;
+	struct loop_timer *tick;
+	struct hub_wait *polls[HUB_WAIT_BUCKETS]; /* agents' task polls by host id */
+	struct hub_wait *watches;                 /* operators' task waits */
+	size_t npolls;
+	struct hub_fail fails[256];               /* failed auth per address, small ring */
+	int64_t started_ms;
+	int stopping;
+	struct hub_stats st;
+};
+
+/* auth.c */
+int auth_check(void *ctx, struct httpd_req *req, int role);
+/* Counts a failed credential from the request's address; 1 when it is over the limit. */
+int auth_fail(struct hub *h, struct httpd_req *req);
+int auth_limited(struct hub *h, struct httpd_req *req);
+/* A valid host id: 1..64 of A-Z a-z 0-9 . _ -, not starting with . or -. */
+int hub_host_id_ok(const char *id);
+
+/* api.c */
+const struct httpd_route *api_routes(size_t *n);
+void api_audit(struct hub *h, struct httpd_req *req, const char *action, const char *target,
+	       json_t *detail);
+
+/* tasks.c */
+void tasks_api_create(void *ctx, struct httpd_req *req);
+void tasks_api_list(void *ctx, struct httpd_req *req);
+void tasks_api_get(void *ctx, struct httpd_req *req);
+void tasks_api_cancel(void *ctx, struct httpd_req *req);
+void tasks_agent_poll(void *ctx, struct httpd_req *req);
+void tasks_agent_results(void *ctx, struct httpd_req *req);
+void tasks_agent_beat(void *ctx, struct httpd_req *req);
+/* Answers the poll of each host in ids (an array) that has something queued. */
+void tasks_wake_hosts(struct hub *h, json_t *ids);
+void tasks_wake_task(struct hub *h, const char *task_id);
+/* Every second: liveness, expiry, batches. */
+void tasks_tick(struct hub *h);
+/* Answers every wait (shutdown). */
+void tasks_release_all(struct hub *h);
+
+#endif

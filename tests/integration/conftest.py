@@ -1,0 +1,297 @@
+"""Shared fixtures for the integration tests: start the real outpost-agent on loopback.
+
+Every agent gets a private state dir, a free TCP port, a private unix socket and a config
+file written by the test (JSON with // comments, the agent's config syntax). The binary
+comes from $OUTPOST_BUILD (the Makefile sets it), default /work/main/build.
+"""
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import pytest
+import requests
+
+BUILD = os.environ.get("OUTPOST_BUILD", "/work/main/build")
+AGENT_BIN = os.path.join(BUILD, "src/agent/outpost-agent")
+HELLO_SO = os.path.join(BUILD, "tests/hello.so")
+SRC_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PYHELLO = os.path.join(SRC_ROOT, "examples/plugins/pyhello")
+
+START_TIMEOUT_S = 10
+STOP_TIMEOUT_S = 10
+
+
+def free_port():
+    """A TCP port nobody listens on now (the agent cannot report a port-0 bind)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write_config(path, conf, comment="written by tests/integration"):
+    """Writes conf as the agent reads it: JSON, with comments."""
+    text = "// %s\n/* the agent's config is JSON with comments */\n%s\n" % (
+        comment, json.dumps(conf, indent=2))
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def deep_merge(dst, src):
+    for k, v in src.items():
+        if isinstance(v, dict) and isinstance(dst.get(k), dict):
+            deep_merge(dst[k], v)
+        else:
+            dst[k] = v
+    return dst
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path, timeout=10):
+        super().__init__("localhost", timeout=timeout)
+        self.unix_path = path
+
+    def connect(self):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(self.timeout)
+        s.connect(self.unix_path)
+        self.sock = s
+
+
+class Response:
+    """What a call answered: HTTP status, headers, parsed JSON body (or None)."""
+
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers
+        self.text = body.decode("utf-8", "replace")
+        try:
+            self.json = json.loads(body)
+        except ValueError:
+            self.json = None
+
+    @property
+    def ok(self):
+        return self.json is not None and self.json.get("ok") is True
+
+    @property
+    def result(self):
+        assert self.ok, "expected ok, got %s %s" % (self.status, self.text)
+        return self.json["result"]
+
+    @property
+    def code(self):
+        return (self.json or {}).get("error", {}).get("code")
+
+    def __repr__(self):
+        return "<Response %s %s>" % (self.status, self.text[:300])
+
+
+class Agent:
+    def __init__(self, tmp_path, name, conf, state_dir=None, env=None):
+        self.dir = tmp_path / name
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.name = name
+        self.port = free_port()
+        # sun_path is 108 bytes: keep the socket in a short private directory.
+        self.sockdir = tempfile.mkdtemp(prefix="op-", dir="/tmp")
+        self.sock = os.path.join(self.sockdir, "agent.sock")
+        self.state_dir = str(state_dir or (self.dir / "state"))
+        self.config_path = str(self.dir / "agent.conf")
+        self.log_path = str(self.dir / "agent.log")
+        self.conf = deep_merge({
+            "listen": "127.0.0.1:%d" % self.port,
+            "socket": self.sock,
+            "state_dir": self.state_dir,
+            "plugin_dir": "",
+            "log": {"level": "info", "target": "stderr"},
+        }, conf or {})
+        self.env = env
+        self.proc = None
+        self.expect_dead = False
+        self.base = "http://127.0.0.1:%d" % self.port
+        write_config(self.config_path, self.conf)
+
+    # ---- life cycle ----
+
+    def start(self, wait=True, extra_args=()):
+        logf = open(self.log_path, "ab")
+        env = dict(os.environ)
+        env.update(self.env or {})
+        self.proc = subprocess.Popen(
+            [AGENT_BIN, "--foreground", "--config", self.config_path, *extra_args],
+            stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+        logf.close()
+        self.expect_dead = False
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self):
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            rc = self.proc.poll()
+            if rc is not None:
+                raise AssertionError("agent exited %s while starting; log:\n%s" %
+                                     (rc, self.log()))
+            try:
+                r = requests.get(self.base + "/v1/health", timeout=1)
+                if r.status_code == 200 and r.json().get("ok"):
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.02)
+        raise AssertionError("agent did not answer /v1/health in %ss; log:\n%s" %
+                             (START_TIMEOUT_S, self.log()))
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def stop(self, timeout=STOP_TIMEOUT_S):
+        """SIGTERM and wait: returns the exit code (None if it did not exit in time)."""
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            return None
+
+    def kill(self):
+        """SIGKILL: the crash case. The teardown will not expect exit code 0."""
+        self.expect_dead = True
+        self.proc.kill()
+        self.proc.wait()
+
+    def restart(self):
+        rc = self.stop()
+        assert rc == 0, "agent exit code %r on SIGTERM; log:\n%s" % (rc, self.log())
+        return self.start()
+
+    def reconfigure(self, conf):
+        """Rewrites the config file with conf merged into the current one (no signal)."""
+        self.conf = deep_merge(self.conf, conf)
+        write_config(self.config_path, self.conf)
+
+    def log(self):
+        try:
+            with open(self.log_path, encoding="utf-8", errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def wait_log(self, text, timeout=5, start=0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.log()[start:]:
+                return
+            time.sleep(0.02)
+        raise AssertionError("%r not in the agent log after %ss:\n%s" % (text, timeout,
+                                                                         self.log()))
+
+    # ---- HTTP ----
+
+    def request(self, method, path, body=None, via="tcp", headers=None, timeout=15):
+        """Raw HTTP: the path is sent as is (no normalisation of '..')."""
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body)
+        if isinstance(body, str):
+            body = body.encode()
+        if via == "unix":
+            conn = UnixHTTPConnection(self.sock, timeout=timeout)
+        else:
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            hdrs = {"Content-Type": "application/json"} if body is not None else {}
+            hdrs.update(headers or {})
+            conn.request(method, path, body=body, headers=hdrs)
+            r = conn.getresponse()
+            return Response(r.status, {k.lower(): v for k, v in r.getheaders()}, r.read())
+        finally:
+            conn.close()
+
+    def call(self, plugin, op, args=None, id=None, timeout_ms=None, via="tcp", timeout=15):
+        body = {"args": args if args is not None else {}}
+        if id is not None:
+            body["id"] = id
+        if timeout_ms is not None:
+            body["timeout_ms"] = timeout_ms
+        return self.request("POST", "/v1/%s/%s" % (plugin, op), body, via=via,
+                            timeout=timeout)
+
+    def get(self, path, via="tcp"):
+        return self.request("GET", path, via=via)
+
+    def metric(self, name):
+        """The value of one unlabelled sample of /metrics."""
+        for line in self.get("/metrics").text.splitlines():
+            parts = line.split()
+            if len(parts) == 2 and parts[0] == name:
+                return float(parts[1])
+        raise AssertionError("no metric %s" % name)
+
+    def wait_inflight(self, n, timeout=5):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.metric("outpost_agent_calls_inflight") >= n:
+                return
+            time.sleep(0.01)
+        raise AssertionError("never %d call(s) in flight" % n)
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, "rep_" + rep.when, rep)
+
+
+@pytest.fixture
+def agent(tmp_path, request):
+    """A factory: agent(conf={...}, state_dir=None, start=True) -> Agent.
+
+    On teardown every agent still running gets SIGTERM and must exit 0 within 10 s; when the
+    test failed, every agent's log is printed."""
+    if not os.access(AGENT_BIN, os.X_OK):
+        pytest.skip("no agent binary at %s: build it (ninja -C build src/agent/outpost-agent)"
+                    % AGENT_BIN)
+    agents = []
+
+    def make(conf=None, state_dir=None, start=True, name=None, env=None):
+        a = Agent(tmp_path, name or "agent%d" % len(agents), conf, state_dir, env)
+        agents.append(a)
+        if start:
+            a.start()
+        return a
+
+    yield make
+
+    errors = []
+    for a in agents:
+        if a.proc is None:
+            continue
+        if a.proc.poll() is None:
+            rc = a.stop()
+            if rc != 0:
+                errors.append("%s: exit code %r after SIGTERM (want 0 within %ss)" %
+                              (a.name, rc, STOP_TIMEOUT_S))
+    failed = getattr(request.node, "rep_call", None)
+    if errors or (failed is not None and failed.failed):
+        for a in agents:
+            print("==== log of %s (%s) ====\n%s" % (a.name, a.log_path, a.log()))
+    for a in agents:
+        try:
+            os.unlink(a.sock)
+        except OSError:
+            pass
+        try:
+            os.rmdir(a.sockdir)
+        except OSError:
+            pass
+    assert not errors, "; ".join(errors)
