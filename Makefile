@@ -27,8 +27,12 @@ unit: build asan
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		meson test -C $(ASAN) --print-errorlogs
 
-integration: build
+# The real binaries, as built normally and under ASan/UBSan (a sanitizer report makes the
+# daemon exit non-zero, which the fixtures check at every stop).
+integration: build asan
 	OUTPOST_BUILD=$(abspath $(BUILD)) $(PYTEST) -q tests/integration
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1 \
+		OUTPOST_BUILD=$(abspath $(ASAN)) $(PYTEST) -q tests/integration
 
 test: unit integration
 
