@@ -7,7 +7,7 @@
 #include <string.h>
 
 void call_init(struct outpost_call *c, struct outpost_plugin_ctx *pc, const struct outpost_op *op,
-	       size_t op_index, int64_t deadline_ms)
+               size_t op_index, int64_t deadline_ms)
 {
 	memset(c, 0, sizeof(*c));
 	c->pc = pc;
@@ -46,7 +46,7 @@ int call_invoke(struct outpost_call *c, json_t *args, json_t **result)
 		*result = NULL;
 		if (!c->errmsg[0])
 			snprintf(c->errmsg, sizeof(c->errmsg), "%s.%s failed (%s)",
-				 c->pc->plugin->name, c->op->name, err_name(rc));
+			         c->pc->plugin->name, c->op->name, err_name(rc));
 		c->errcode = rc;
 	}
 out:

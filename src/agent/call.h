@@ -16,7 +16,7 @@ struct outpost_call {
 };
 
 void call_init(struct outpost_call *c, struct outpost_plugin_ctx *pc, const struct outpost_op *op,
-	       size_t op_index, int64_t deadline_ms);
+               size_t op_index, int64_t deadline_ms);
 /* Checks args against the op's table and runs the handler. Returns 0 with *result (new ref,
  * may be NULL) or a negative code with c->errmsg set. */
 int call_invoke(struct outpost_call *c, json_t *args, json_t **result);

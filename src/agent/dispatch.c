@@ -96,7 +96,7 @@ static void job_on_deadline(void *arg)
 	{
 		char msg[160];
 		snprintf(msg, sizeof(msg), "%s.%s did not finish within its deadline",
-			 j->pc->plugin->name, j->op->name);
+		         j->pc->plugin->name, j->op->name);
 		job_answer(j, wire_error(OUTPOST_E_TIMEOUT, msg), 0);
 	}
 }
@@ -120,7 +120,7 @@ static void job_run(struct dispatch *d, struct job *j)
 	if (j->id && ((j->op->flags & OUTPOST_OP_MUTATING) || (j->flags & DISPATCH_JOURNAL)) &&
 	    d->ledger) {
 		rc = ledger_begin(d->ledger, j->id, j->pc->plugin->name, j->op->name, j->args,
-				  j->deadline_ms, &prev);
+		                  j->deadline_ms, &prev);
 		if (rc == LEDGER_REPLAY) {
 			j->envelope = prev;
 			j->replay = 1;
@@ -128,16 +128,15 @@ static void job_run(struct dispatch *d, struct job *j)
 		}
 		if (rc < 0) {
 			char msg[256];
-			snprintf(msg, sizeof(msg),
-				 rc == OUTPOST_E_CONFLICT
-					 ? "id '%s' was already used for another call"
-				 : rc == OUTPOST_E_LOST
-					 ? "id '%s' was running when the agent stopped: its outcome is "
-					   "unknown and it will not run again"
-				 : rc == OUTPOST_E_TIMEOUT
-					 ? "id '%s' is still running in another call"
-					 : "cannot journal id '%s'",
-				 j->id);
+			snprintf(
+			    msg, sizeof(msg),
+			    rc == OUTPOST_E_CONFLICT ? "id '%s' was already used for another call"
+			    : rc == OUTPOST_E_LOST
+			        ? "id '%s' was running when the agent stopped: its outcome is "
+			          "unknown and it will not run again"
+			    : rc == OUTPOST_E_TIMEOUT ? "id '%s' is still running in another call"
+			                              : "cannot journal id '%s'",
+			    j->id);
 			j->envelope = job_error(rc, msg);
 			return;
 		}
@@ -178,8 +177,7 @@ static void *worker_main(void *arg)
 }
 
 int dispatch_new(struct loop *loop, struct plugins *ps, struct ledger *ledger,
-		 const struct logger *log, const struct dispatch_config *cfg,
-		 struct dispatch **out)
+                 const struct logger *log, const struct dispatch_config *cfg, struct dispatch **out)
 {
 	struct dispatch *d = calloc(1, sizeof(*d));
 	pthread_attr_t attr;
@@ -249,7 +247,7 @@ static void refusal_deliver(void *arg)
 }
 
 static int dispatch_refuse(struct dispatch *d, int code, const char *msg, dispatch_done_fn done,
-			   void *arg)
+                           void *arg)
 {
 	struct refusal *r = malloc(sizeof(*r));
 
@@ -282,8 +280,8 @@ static int64_t dispatch_op_timeout(struct dispatch *d, const char *plugin, const
 }
 
 int dispatch_submit(struct dispatch *d, const char *plugin, const char *op, json_t *args,
-		    const char *id, int64_t timeout_ms, unsigned flags, dispatch_done_fn done,
-		    void *arg)
+                    const char *id, int64_t timeout_ms, unsigned flags, dispatch_done_fn done,
+                    void *arg)
 {
 	struct outpost_plugin_ctx *pc = plugins_find(d->ps, plugin);
 	const struct outpost_op *o;
@@ -294,12 +292,13 @@ int dispatch_submit(struct dispatch *d, const char *plugin, const char *op, json
 
 	atomic_fetch_add(&d->st.calls, 1);
 	if (!pc) {
-		snprintf(msg, sizeof(msg), "no plugin '%.40s' (GET /v1/plugins lists them)", plugin);
+		snprintf(msg, sizeof(msg), "no plugin '%.40s' (GET /v1/plugins lists them)",
+		         plugin);
 		return dispatch_refuse(d, OUTPOST_E_UNKNOWN_PLUGIN, msg, done, arg);
 	}
 	if (!pc->enabled) {
 		snprintf(msg, sizeof(msg), "plugin '%s' is disabled: its init failed, see the log",
-			 plugin);
+		         plugin);
 		return dispatch_refuse(d, OUTPOST_E_UNAVAILABLE, msg, done, arg);
 	}
 	o = plugins_find_op(pc, op, &idx);
@@ -309,11 +308,11 @@ int dispatch_submit(struct dispatch *d, const char *plugin, const char *op, json
 	}
 	if (id && !ledger_id_ok(id))
 		return dispatch_refuse(d, OUTPOST_E_BAD_ARGS,
-				       "id must be 1 to 128 of A-Z a-z 0-9 . _ : -", done, arg);
+		                       "id must be 1 to 128 of A-Z a-z 0-9 . _ : -", done, arg);
 	if (atomic_load(&d->st.inflight) >= d->max_inflight) {
 		atomic_fetch_add(&d->st.busy, 1);
 		snprintf(msg, sizeof(msg), "%d calls in flight, the limit: retry later",
-			 d->max_inflight);
+		         d->max_inflight);
 		return dispatch_refuse(d, OUTPOST_E_BUSY, msg, done, arg);
 	}
 	j = calloc(1, sizeof(*j));

@@ -33,8 +33,8 @@ struct dispatch_stats {
 typedef void (*dispatch_done_fn)(void *arg, json_t *envelope, int replay);
 
 int dispatch_new(struct loop *loop, struct plugins *ps, struct ledger *ledger,
-		 const struct logger *log, const struct dispatch_config *cfg,
-		 struct dispatch **out);
+                 const struct logger *log, const struct dispatch_config *cfg,
+                 struct dispatch **out);
 /* Stops the workers after the calls in flight end. NULL ok. */
 void dispatch_free(struct dispatch *d);
 
@@ -49,8 +49,8 @@ enum dispatch_flags {
 };
 
 int dispatch_submit(struct dispatch *d, const char *plugin, const char *op, json_t *args,
-		    const char *id, int64_t timeout_ms, unsigned flags, dispatch_done_fn done,
-		    void *arg);
+                    const char *id, int64_t timeout_ms, unsigned flags, dispatch_done_fn done,
+                    void *arg);
 /* Calls accepted and not yet finished by their workers. */
 int dispatch_inflight(const struct dispatch *d);
 const struct dispatch_stats *dispatch_stats(const struct dispatch *d);

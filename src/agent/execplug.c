@@ -21,7 +21,7 @@
 struct execplug {
 	struct outpost_plugin p; /* first: the registry hands &p around */
 	char *path;
-	json_t *desc;            /* owns every string the tables point into */
+	json_t *desc; /* owns every string the tables point into */
 	struct outpost_op *ops;
 	struct outpost_arg *args; /* all ops' args, each run terminated by a NULL name */
 };
@@ -40,8 +40,8 @@ static int name_ok(const char *s)
 
 static int type_parse(const char *s)
 {
-	static const char *const names[] = {"string", "integer", "boolean", "array", "object",
-					    "number"};
+	static const char *const names[] = {"string", "integer", "boolean",
+	                                    "array",  "object",  "number"};
 	for (int i = 0; s && i < 6; i++)
 		if (strcmp(s, names[i]) == 0)
 			return i + 1;
@@ -67,7 +67,7 @@ static int execplug_call(struct outpost_call *call, json_t *args, json_t **resul
 	int rc;
 
 	in = json_pack("{s:s, s:O, s:O, s:I}", "op", call_op_name(call), "args", args, "config",
-		       cfg, "timeout_ms", (json_int_t)(left > 0 ? left : 0));
+	               cfg, "timeout_ms", (json_int_t)(left > 0 ? left : 0));
 	text = in ? wire_dump(in) : NULL;
 	json_decref(in);
 	if (!text)
@@ -83,22 +83,23 @@ static int execplug_call(struct outpost_call *call, json_t *args, json_t **resul
 	if (rc < 0)
 		return outpost_call_error(call, OUTPOST_E_UNAVAILABLE, "plugin program: %s", msg);
 	if (res.timed_out) {
-		rc = outpost_call_error(call, OUTPOST_E_TIMEOUT, "plugin program passed its deadline");
+		rc = outpost_call_error(call, OUTPOST_E_TIMEOUT,
+		                        "plugin program passed its deadline");
 		goto out;
 	}
 	if (res.out_truncated) {
 		rc = outpost_call_error(call, OUTPOST_E_TOO_LARGE,
-					"plugin program wrote more than %u bytes",
-					EXECPLUG_MAX_OUTPUT);
+		                        "plugin program wrote more than %u bytes",
+		                        EXECPLUG_MAX_OUTPUT);
 		goto out;
 	}
 	if (wire_parse(res.out.data ? res.out.data : "", res.out.len, WIRE_MAX_DEPTH_DEFAULT, &resp,
-		       msg, sizeof(msg)) < 0 ||
+	               msg, sizeof(msg)) < 0 ||
 	    !json_is_object(resp) || !json_is_boolean(ok = json_object_get(resp, "ok"))) {
-		rc = outpost_call_error(call, OUTPOST_E_INTERNAL,
-					"plugin program exited %d without a response envelope%s%.200s",
-					res.exit_code, res.err.len ? ": " : "",
-					res.err.data ? res.err.data : "");
+		rc = outpost_call_error(
+		    call, OUTPOST_E_INTERNAL,
+		    "plugin program exited %d without a response envelope%s%.200s", res.exit_code,
+		    res.err.len ? ": " : "", res.err.data ? res.err.data : "");
 		goto out;
 	}
 	if (json_is_true(ok)) {
@@ -109,9 +110,9 @@ static int execplug_call(struct outpost_call *call, json_t *args, json_t **resul
 	err = json_object_get(resp, "error");
 	rc = err_from_name(json_string_value(json_object_get(err, "code")));
 	outpost_call_error(call, rc, "%s",
-			   json_string_value(json_object_get(err, "message"))
-				   ? json_string_value(json_object_get(err, "message"))
-				   : "plugin program failed");
+	                   json_string_value(json_object_get(err, "message"))
+	                       ? json_string_value(json_object_get(err, "message"))
+	                       : "plugin program failed");
 out:
 	json_decref(resp);
 	proc_result_free(&res);
@@ -126,19 +127,20 @@ static int execplug_build(const struct logger *log, struct execplug *xp, json_t 
 
 	if (!json_is_object(d) || !name_ok(name) || !json_is_array(ops) ||
 	    json_array_size(ops) == 0 || json_array_size(ops) > EXECPLUG_MAX_OPS) {
-		log_error(log, "plugins",
-			  "%s refused: --describe must print {\"name\": lowercase name, \"version\","
-			  " \"ops\": [1..%d ops]}",
-			  xp->path, EXECPLUG_MAX_OPS);
+		log_error(
+		    log, "plugins",
+		    "%s refused: --describe must print {\"name\": lowercase name, \"version\","
+		    " \"ops\": [1..%d ops]}",
+		    xp->path, EXECPLUG_MAX_OPS);
 		return -1;
 	}
-	json_array_foreach(ops, i, op) {
+	json_array_foreach(ops, i, op)
+	{
 		json_t *args = json_object_get(op, "args");
 		if (!name_ok(json_string_value(json_object_get(op, "name"))) ||
-		    (args && !json_is_array(args)) ||
-		    json_array_size(args) > EXECPLUG_MAX_ARGS) {
-			log_error(log, "plugins", "%s refused: op %zu has a bad name or args", xp->path,
-				  i);
+		    (args && !json_is_array(args)) || json_array_size(args) > EXECPLUG_MAX_ARGS) {
+			log_error(log, "plugins", "%s refused: op %zu has a bad name or args",
+			          xp->path, i);
 			return -1;
 		}
 		nargs += json_array_size(args) + 1;
@@ -147,22 +149,25 @@ static int execplug_build(const struct logger *log, struct execplug *xp, json_t 
 	xp->args = calloc(nargs, sizeof(*xp->args));
 	if (!xp->ops || !xp->args)
 		return -1;
-	json_array_foreach(ops, i, op) {
+	json_array_foreach(ops, i, op)
+	{
 		json_t *args = json_object_get(op, "args"), *a;
 		size_t j;
 		xp->ops[i].name = json_string_value(json_object_get(op, "name"));
 		xp->ops[i].fn = execplug_call;
 		xp->ops[i].help = json_string_value(json_object_get(op, "help"));
-		xp->ops[i].flags = json_is_true(json_object_get(op, "mutating")) ? OUTPOST_OP_MUTATING
-										 : 0;
+		xp->ops[i].flags =
+		    json_is_true(json_object_get(op, "mutating")) ? OUTPOST_OP_MUTATING : 0;
 		xp->ops[i].args = &xp->args[ai];
-		json_array_foreach(args, j, a) {
+		json_array_foreach(args, j, a)
+		{
 			int t = type_parse(json_string_value(json_object_get(a, "type")));
 			if (!name_ok(json_string_value(json_object_get(a, "name"))) || t < 0) {
-				log_error(log, "plugins",
-					  "%s refused: op %s argument %zu needs a lowercase name and a "
-					  "type (string, integer, boolean, array, object, number)",
-					  xp->path, xp->ops[i].name, j);
+				log_error(
+				    log, "plugins",
+				    "%s refused: op %s argument %zu needs a lowercase name and a "
+				    "type (string, integer, boolean, array, object, number)",
+				    xp->path, xp->ops[i].name, j);
 				return -1;
 			}
 			xp->args[ai].name = json_string_value(json_object_get(a, "name"));
@@ -176,8 +181,8 @@ static int execplug_build(const struct logger *log, struct execplug *xp, json_t 
 	xp->p.abi = OUTPOST_PLUGIN_ABI;
 	xp->p.name = name;
 	xp->p.version = json_string_value(json_object_get(d, "version"))
-				? json_string_value(json_object_get(d, "version"))
-				: "0";
+	                    ? json_string_value(json_object_get(d, "version"))
+	                    : "0";
 	xp->p.init = execplug_init;
 	xp->p.ops = xp->ops;
 	return 0;
@@ -203,11 +208,11 @@ int execplug_load(const struct logger *log, const char *path, struct outpost_plu
 	}
 	if (res.timed_out || res.exit_code != 0 || res.out_truncated ||
 	    wire_parse(res.out.data ? res.out.data : "", res.out.len, WIRE_MAX_DEPTH_DEFAULT, &d,
-		       msg, sizeof(msg)) < 0) {
+	               msg, sizeof(msg)) < 0) {
 		log_error(log, "plugins", "%s refused: '--describe' %s", path,
-			  res.timed_out       ? "did not answer in time"
-			  : res.exit_code != 0 ? "exited non-zero"
-					       : "did not print one JSON object");
+		          res.timed_out        ? "did not answer in time"
+		          : res.exit_code != 0 ? "exited non-zero"
+		                               : "did not print one JSON object");
 		proc_result_free(&res);
 		json_decref(d);
 		return OUTPOST_E_UNAVAILABLE;

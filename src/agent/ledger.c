@@ -27,13 +27,13 @@ struct ledger {
 };
 
 static const char *const ledger_schema[] = {
-	"CREATE TABLE ledger ("
-	" id TEXT PRIMARY KEY,"
-	" plugin TEXT NOT NULL, op TEXT NOT NULL, args_hash TEXT NOT NULL,"
-	" state TEXT NOT NULL CHECK (state IN ('running', 'done', 'lost')),"
-	" response TEXT,"
-	" started_ms INTEGER NOT NULL, finished_ms INTEGER) WITHOUT ROWID;"
-	"CREATE INDEX ledger_started ON ledger(started_ms);",
+    "CREATE TABLE ledger ("
+    " id TEXT PRIMARY KEY,"
+    " plugin TEXT NOT NULL, op TEXT NOT NULL, args_hash TEXT NOT NULL,"
+    " state TEXT NOT NULL CHECK (state IN ('running', 'done', 'lost')),"
+    " response TEXT,"
+    " started_ms INTEGER NOT NULL, finished_ms INTEGER) WITHOUT ROWID;"
+    "CREATE INDEX ledger_started ON ledger(started_ms);",
 };
 
 int ledger_id_ok(const char *id)
@@ -65,7 +65,7 @@ int ledger_open(sqlite3 *db, const struct logger *log, struct ledger **out, int 
 		return rc;
 	}
 	if (db_exec(db, "UPDATE ledger SET state = 'lost' WHERE state = 'running'", msg,
-		    sizeof(msg)) < 0) {
+	            sizeof(msg)) < 0) {
 		log_error(log, "ledger", "%s", msg);
 		return OUTPOST_E_INTERNAL;
 	}
@@ -111,8 +111,8 @@ static int ledger_is_active(const struct ledger *l, const char *id)
 static int ledger_hash(const json_t *args, char hex[65])
 {
 	unsigned char h[crypto_hash_sha256_BYTES];
-	char *text = json_dumps(args ? args : json_null(),
-				JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+	char *text =
+	    json_dumps(args ? args : json_null(), JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
 
 	if (!text)
 		return -1;
@@ -123,7 +123,7 @@ static int ledger_hash(const json_t *args, char hex[65])
 }
 
 int ledger_begin(struct ledger *l, const char *id, const char *plugin, const char *op,
-		 const json_t *args, int64_t deadline_ms, json_t **prev)
+                 const json_t *args, int64_t deadline_ms, json_t **prev)
 {
 	sqlite3_stmt *st = NULL;
 	char hash[65];
@@ -136,9 +136,9 @@ int ledger_begin(struct ledger *l, const char *id, const char *plugin, const cha
 	for (;;) {
 		const char *state, *p, *o, *ah;
 		if (sqlite3_prepare_v2(l->db,
-				       "SELECT state, plugin, op, args_hash, response FROM ledger "
-				       "WHERE id = ?",
-				       -1, &st, NULL) != SQLITE_OK)
+		                       "SELECT state, plugin, op, args_hash, response FROM ledger "
+		                       "WHERE id = ?",
+		                       -1, &st, NULL) != SQLITE_OK)
 			goto internal;
 		sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
 		rc = sqlite3_step(st);
@@ -171,7 +171,7 @@ int ledger_begin(struct ledger *l, const char *id, const char *plugin, const cha
 		st = NULL;
 		{
 			struct timespec ts = {.tv_sec = deadline_ms / 1000,
-					      .tv_nsec = (deadline_ms % 1000) * 1000000};
+			                      .tv_nsec = (deadline_ms % 1000) * 1000000};
 			if (pthread_cond_timedwait(&l->done, &l->lock, &ts) == ETIMEDOUT &&
 			    ledger_is_active(l, id)) {
 				rc = OUTPOST_E_TIMEOUT;
@@ -186,9 +186,9 @@ int ledger_begin(struct ledger *l, const char *id, const char *plugin, const cha
 		if (!a)
 			goto internal;
 		if (sqlite3_prepare_v2(l->db,
-				       "INSERT INTO ledger(id, plugin, op, args_hash, state, "
-				       "started_ms) VALUES(?, ?, ?, ?, 'running', ?)",
-				       -1, &st, NULL) != SQLITE_OK) {
+		                       "INSERT INTO ledger(id, plugin, op, args_hash, state, "
+		                       "started_ms) VALUES(?, ?, ?, ?, 'running', ?)",
+		                       -1, &st, NULL) != SQLITE_OK) {
 			free(a);
 			goto internal;
 		}
@@ -224,9 +224,9 @@ int ledger_finish(struct ledger *l, const char *id, const json_t *response)
 
 	pthread_mutex_lock(&l->lock);
 	if (text && sqlite3_prepare_v2(l->db,
-				       "UPDATE ledger SET state = 'done', response = ?, "
-				       "finished_ms = ? WHERE id = ? AND state = 'running'",
-				       -1, &st, NULL) == SQLITE_OK) {
+	                               "UPDATE ledger SET state = 'done', response = ?, "
+	                               "finished_ms = ? WHERE id = ? AND state = 'running'",
+	                               -1, &st, NULL) == SQLITE_OK) {
 		sqlite3_bind_text(st, 1, text, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 2, clk_real_ms());
 		sqlite3_bind_text(st, 3, id, -1, SQLITE_STATIC);
@@ -256,8 +256,8 @@ int ledger_prune(struct ledger *l, int64_t max_age_ms, int64_t max_rows)
 
 	pthread_mutex_lock(&l->lock);
 	if (sqlite3_prepare_v2(l->db,
-			       "DELETE FROM ledger WHERE state != 'running' AND started_ms < ?", -1,
-			       &st, NULL) == SQLITE_OK) {
+	                       "DELETE FROM ledger WHERE state != 'running' AND started_ms < ?", -1,
+	                       &st, NULL) == SQLITE_OK) {
 		sqlite3_bind_int64(st, 1, clk_real_ms() - max_age_ms);
 		if (sqlite3_step(st) == SQLITE_DONE)
 			dropped += sqlite3_changes(l->db);
@@ -265,9 +265,9 @@ int ledger_prune(struct ledger *l, int64_t max_age_ms, int64_t max_rows)
 	sqlite3_finalize(st);
 	st = NULL;
 	if (sqlite3_prepare_v2(l->db,
-			       "DELETE FROM ledger WHERE state != 'running' AND id IN (SELECT id "
-			       "FROM ledger ORDER BY started_ms DESC LIMIT -1 OFFSET ?)",
-			       -1, &st, NULL) == SQLITE_OK) {
+	                       "DELETE FROM ledger WHERE state != 'running' AND id IN (SELECT id "
+	                       "FROM ledger ORDER BY started_ms DESC LIMIT -1 OFFSET ?)",
+	                       -1, &st, NULL) == SQLITE_OK) {
 		sqlite3_bind_int64(st, 1, max_rows);
 		if (sqlite3_step(st) == SQLITE_DONE)
 			dropped += sqlite3_changes(l->db);
@@ -300,15 +300,15 @@ const char *ledger_state(struct ledger *l, const char *id, json_t **response)
 		*response = NULL;
 	pthread_mutex_lock(&l->lock);
 	if (sqlite3_prepare_v2(l->db, "SELECT state, response FROM ledger WHERE id = ?", -1, &st,
-			       NULL) == SQLITE_OK) {
+	                       NULL) == SQLITE_OK) {
 		sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
 		if (sqlite3_step(st) == SQLITE_ROW) {
 			const char *s = (const char *)sqlite3_column_text(st, 0);
 			const char *r = (const char *)sqlite3_column_text(st, 1);
 			state = !s                          ? NULL
-				: strcmp(s, "done") == 0    ? "done"
-				: strcmp(s, "running") == 0 ? "running"
-							    : "lost";
+			        : strcmp(s, "done") == 0    ? "done"
+			        : strcmp(s, "running") == 0 ? "running"
+			                                    : "lost";
 			if (response && r)
 				*response = json_loads(r, 0, NULL);
 		}

@@ -30,7 +30,7 @@ int ledger_id_ok(const char *id);
  * negative code: OUTPOST_E_CONFLICT (id used for another call), OUTPOST_E_LOST, OUTPOST_E_TIMEOUT
  * (a concurrent run with the id did not finish by deadline_ms), OUTPOST_E_INTERNAL. */
 int ledger_begin(struct ledger *l, const char *id, const char *plugin, const char *op,
-		 const json_t *args, int64_t deadline_ms, json_t **prev);
+                 const json_t *args, int64_t deadline_ms, json_t **prev);
 /* Stores the response envelope of a run begun with LEDGER_NEW and wakes waiters. */
 int ledger_finish(struct ledger *l, const char *id, const json_t *response);
 /* Drops finished rows older than max_age_ms, then the oldest past max_rows. Returns the number

@@ -18,8 +18,8 @@
 
 struct plugin_resident {
 	int id;
-	int watch_id;              /* > 0 for a watch */
-	struct loop_timer *timer;  /* for a timer */
+	int watch_id;             /* > 0 for a watch */
+	struct loop_timer *timer; /* for a timer */
 	outpost_timer_fn tfn;
 	outpost_watch_fn wfn;
 	void *arg;
@@ -34,8 +34,8 @@ struct plugins {
 };
 
 static const char *const state_schema[] = {
-	"CREATE TABLE plugin_state (plugin TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, "
-	"PRIMARY KEY (plugin, key)) WITHOUT ROWID",
+    "CREATE TABLE plugin_state (plugin TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, "
+    "PRIMARY KEY (plugin, key)) WITHOUT ROWID",
 };
 
 int plugins_new(const struct plugin_host *host, struct plugins **out)
@@ -43,7 +43,8 @@ int plugins_new(const struct plugin_host *host, struct plugins **out)
 	struct plugins *ps;
 	char msg[256];
 
-	if (host->db && db_migrate(host->db, "plugin_state", state_schema, 1, msg, sizeof(msg)) < 0) {
+	if (host->db &&
+	    db_migrate(host->db, "plugin_state", state_schema, 1, msg, sizeof(msg)) < 0) {
 		log_error(host->log, "plugins", "%s", msg);
 		return OUTPOST_E_INTERNAL;
 	}
@@ -68,14 +69,16 @@ static void ctx_free(struct outpost_plugin_ctx *pc)
 }
 
 int plugins_add(struct plugins *ps, const struct outpost_plugin *p, const char *kind,
-		json_t *config, struct outpost_plugin_ctx **out)
+                json_t *config, struct outpost_plugin_ctx **out)
 {
 	struct outpost_plugin_ctx *pc;
 	size_t nops = 0;
 
 	if (plugins_find(ps, p->name)) {
-		log_error(ps->host->log, "plugins", "plugin '%s' (%s) refused: a plugin of that name "
-			  "is already loaded", p->name, kind);
+		log_error(ps->host->log, "plugins",
+		          "plugin '%s' (%s) refused: a plugin of that name "
+		          "is already loaded",
+		          p->name, kind);
 		return OUTPOST_E_CONFLICT;
 	}
 	if (ps->n == ps->cap) {
@@ -113,13 +116,13 @@ int plugins_add(struct plugins *ps, const struct outpost_plugin *p, const char *
 static int plugins_trusted(const struct logger *log, const char *path, const struct stat *st)
 {
 	if (st->st_uid != 0 && st->st_uid != geteuid()) {
-		log_error(log, "plugins", "%s refused: owned by uid %u, not root or the agent", path,
-			  (unsigned)st->st_uid);
+		log_error(log, "plugins", "%s refused: owned by uid %u, not root or the agent",
+		          path, (unsigned)st->st_uid);
 		return 0;
 	}
 	if (st->st_mode & (S_IWGRP | S_IWOTH)) {
-		log_error(log, "plugins", "%s refused: writable by group or others (mode %04o)", path,
-			  (unsigned)(st->st_mode & 07777));
+		log_error(log, "plugins", "%s refused: writable by group or others (mode %04o)",
+		          path, (unsigned)(st->st_mode & 07777));
 		return 0;
 	}
 	return 1;
@@ -141,13 +144,13 @@ static void plugins_load_so(struct plugins *ps, const char *path, json_t *conf)
 	p = entry ? entry() : NULL;
 	if (!p) {
 		log_error(ps->host->log, "plugins", "%s refused: no %s() or it returned NULL", path,
-			  OUTPOST_PLUGIN_ENTRY);
+		          OUTPOST_PLUGIN_ENTRY);
 		goto fail;
 	}
 	if (p->abi != OUTPOST_PLUGIN_ABI) {
 		log_error(ps->host->log, "plugins",
-			  "%s refused: built for plugin ABI %d, this agent speaks ABI %d", path,
-			  p->abi, OUTPOST_PLUGIN_ABI);
+		          "%s refused: built for plugin ABI %d, this agent speaks ABI %d", path,
+		          p->abi, OUTPOST_PLUGIN_ABI);
 		goto fail;
 	}
 	if (!p->name || !p->ops) {
@@ -158,7 +161,7 @@ static void plugins_load_so(struct plugins *ps, const char *path, json_t *conf)
 		goto fail;
 	pc->dl = dl;
 	log_info(ps->host->log, "plugins", "loaded shared-object plugin %s %s from %s", p->name,
-		 p->version ? p->version : "?", path);
+	         p->version ? p->version : "?", path);
 	return;
 fail:
 	dlclose(dl);
@@ -177,7 +180,7 @@ static void plugins_load_exec(struct plugins *ps, const char *path, json_t *conf
 	}
 	pc->owned = p;
 	log_info(ps->host->log, "plugins", "loaded executable plugin %s %s from %s", p->name,
-		 p->version, path);
+	         p->version, path);
 }
 
 static int name_cmp(const void *a, const void *b)
@@ -227,7 +230,8 @@ int plugins_load_dir(struct plugins *ps, const char *dir, json_t *conf)
 		if (buf_printf(&path, "%s/%s", dir, names[i]) < 0)
 			goto next;
 		if (lstat(path.data, &st) < 0 || !S_ISREG(st.st_mode)) {
-			log_warn(ps->host->log, "plugins", "%s skipped: not a regular file", path.data);
+			log_warn(ps->host->log, "plugins", "%s skipped: not a regular file",
+			         path.data);
 			goto next;
 		}
 		if (!plugins_trusted(ps->host->log, path.data, &st))
@@ -238,8 +242,8 @@ int plugins_load_dir(struct plugins *ps, const char *dir, json_t *conf)
 			plugins_load_exec(ps, path.data, conf);
 		else
 			log_warn(ps->host->log, "plugins", "%s skipped: neither .so nor executable",
-				 path.data);
-next:
+			         path.data);
+	next:
 		buf_free(&path);
 		free(names[i]);
 	}
@@ -255,7 +259,7 @@ void plugins_init_all(struct plugins *ps)
 		pc->enabled = rc == 0;
 		if (rc < 0)
 			log_error(ps->host->log, "plugins", "plugin %s disabled: init failed (%d)",
-				  pc->plugin->name, rc);
+			          pc->plugin->name, rc);
 	}
 }
 
@@ -268,7 +272,7 @@ struct outpost_plugin_ctx *plugins_find(struct plugins *ps, const char *name)
 }
 
 const struct outpost_op *plugins_find_op(struct outpost_plugin_ctx *pc, const char *op,
-					 size_t *index)
+                                         size_t *index)
 {
 	for (size_t i = 0; i < pc->nops; i++)
 		if (strcmp(pc->plugin->ops[i].name, op) == 0) {
@@ -315,23 +319,21 @@ json_t *plugins_describe(struct plugins *ps)
 			json_t *args = json_array();
 			for (const struct outpost_arg *a = op->args; a && a->name; a++)
 				json_array_append_new(
-					args, json_pack("{s:s, s:s, s:b, s:s}", "name", a->name,
-							"type", wire_arg_type_name(a->type),
-							"required", a->required, "help",
-							a->help ? a->help : ""));
+				    args, json_pack("{s:s, s:s, s:b, s:s}", "name", a->name, "type",
+				                    wire_arg_type_name(a->type), "required",
+				                    a->required, "help", a->help ? a->help : ""));
 			json_array_append_new(
-				ops, json_pack("{s:s, s:s, s:b, s:o, s:I, s:I}", "name", op->name,
-					       "help", op->help ? op->help : "", "mutating",
-					       (op->flags & OUTPOST_OP_MUTATING) != 0, "args", args,
-					       "calls", (json_int_t)atomic_load(&pc->stats[j].calls),
-					       "errors",
-					       (json_int_t)atomic_load(&pc->stats[j].errors)));
+			    ops,
+			    json_pack("{s:s, s:s, s:b, s:o, s:I, s:I}", "name", op->name, "help",
+			              op->help ? op->help : "", "mutating",
+			              (op->flags & OUTPOST_OP_MUTATING) != 0, "args", args, "calls",
+			              (json_int_t)atomic_load(&pc->stats[j].calls), "errors",
+			              (json_int_t)atomic_load(&pc->stats[j].errors)));
 		}
-		json_array_append_new(out, json_pack("{s:s, s:s, s:s, s:b, s:o}", "name",
-						     pc->plugin->name, "version",
-						     pc->plugin->version ? pc->plugin->version : "",
-						     "kind", pc->kind, "enabled", pc->enabled, "ops",
-						     ops));
+		json_array_append_new(
+		    out, json_pack("{s:s, s:s, s:s, s:b, s:o}", "name", pc->plugin->name, "version",
+		                   pc->plugin->version ? pc->plugin->version : "", "kind", pc->kind,
+		                   "enabled", pc->enabled, "ops", ops));
 	}
 	return out;
 }
@@ -396,8 +398,8 @@ int outpost_state_get(struct outpost_plugin_ctx *pc, const char *key, json_t **v
 	if (!pc->host->db)
 		return OUTPOST_E_UNAVAILABLE;
 	if (sqlite3_prepare_v2(pc->host->db,
-			       "SELECT value FROM plugin_state WHERE plugin = ? AND key = ?", -1, &st,
-			       NULL) != SQLITE_OK)
+	                       "SELECT value FROM plugin_state WHERE plugin = ? AND key = ?", -1,
+	                       &st, NULL) != SQLITE_OK)
 		return OUTPOST_E_INTERNAL;
 	sqlite3_bind_text(st, 1, pc->plugin->name, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
@@ -422,9 +424,9 @@ int outpost_state_put(struct outpost_plugin_ctx *pc, const char *key, json_t *va
 	if (!text)
 		return OUTPOST_E_INTERNAL;
 	if (sqlite3_prepare_v2(pc->host->db,
-			       "INSERT INTO plugin_state(plugin, key, value) VALUES(?, ?, ?) "
-			       "ON CONFLICT(plugin, key) DO UPDATE SET value = excluded.value",
-			       -1, &st, NULL) == SQLITE_OK) {
+	                       "INSERT INTO plugin_state(plugin, key, value) VALUES(?, ?, ?) "
+	                       "ON CONFLICT(plugin, key) DO UPDATE SET value = excluded.value",
+	                       -1, &st, NULL) == SQLITE_OK) {
 		sqlite3_bind_text(st, 1, pc->plugin->name, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 3, text, -1, SQLITE_STATIC);
@@ -444,8 +446,8 @@ int outpost_state_del(struct outpost_plugin_ctx *pc, const char *key)
 	if (!pc->host->db)
 		return OUTPOST_E_UNAVAILABLE;
 	if (sqlite3_prepare_v2(pc->host->db,
-			       "DELETE FROM plugin_state WHERE plugin = ? AND key = ?", -1, &st,
-			       NULL) == SQLITE_OK) {
+	                       "DELETE FROM plugin_state WHERE plugin = ? AND key = ?", -1, &st,
+	                       NULL) == SQLITE_OK) {
 		sqlite3_bind_text(st, 1, pc->plugin->name, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
 		if (sqlite3_step(st) == SQLITE_DONE)
@@ -491,7 +493,7 @@ static void resident_unlink(struct outpost_plugin_ctx *pc, struct plugin_residen
 }
 
 int outpost_timer_add(struct outpost_plugin_ctx *pc, int64_t interval_ms, outpost_timer_fn fn,
-		      void *arg)
+                      void *arg)
 {
 	struct plugin_resident *r;
 
@@ -505,7 +507,7 @@ int outpost_timer_add(struct outpost_plugin_ctx *pc, int64_t interval_ms, outpos
 	r->tfn = fn;
 	r->arg = arg;
 	if (loop_timer_add(pc->host->loop, interval_ms, interval_ms, resident_on_timer, r,
-			   &r->timer) < 0) {
+	                   &r->timer) < 0) {
 		resident_unlink(pc, r);
 		return OUTPOST_E_INTERNAL;
 	}
@@ -523,7 +525,7 @@ void outpost_timer_del(struct outpost_plugin_ctx *pc, int id)
 }
 
 int outpost_watch_add(struct outpost_plugin_ctx *pc, const char *path, uint32_t mask,
-		      outpost_watch_fn fn, void *arg)
+                      outpost_watch_fn fn, void *arg)
 {
 	struct plugin_resident *r;
 	int wid;

@@ -34,14 +34,14 @@ struct outpost_plugin_ctx {
 	const struct plugin_host *host;
 	void *state;
 	int enabled;
-	const char *kind;         /* "builtin", "shared", "exec" */
-	pthread_mutex_t conf_lock; /* guards config */
-	json_t *config;           /* the plugin's section; owned; swapped on reload */
-	void *dl;                 /* dlopen handle of a shared-object plugin */
+	const char *kind;             /* "builtin", "shared", "exec" */
+	pthread_mutex_t conf_lock;    /* guards config */
+	json_t *config;               /* the plugin's section; owned; swapped on reload */
+	void *dl;                     /* dlopen handle of a shared-object plugin */
 	struct outpost_plugin *owned; /* the table of an executable plugin, freed with us */
 	struct plugin_resident *resident;
 	int next_resident_id;
-	struct op_stats *stats;   /* one per op */
+	struct op_stats *stats; /* one per op */
 	size_t nops;
 };
 
@@ -51,7 +51,7 @@ int plugins_new(const struct plugin_host *host, struct plugins **out);
 /* Adds a plugin (not yet initialised). config: its section (borrowed; NULL is {}).
  * A second plugin of the same name is refused (OUTPOST_E_CONFLICT). */
 int plugins_add(struct plugins *ps, const struct outpost_plugin *p, const char *kind,
-		json_t *config, struct outpost_plugin_ctx **out);
+                json_t *config, struct outpost_plugin_ctx **out);
 /* Loads every *.so (ABI checked) and every executable file of dir; refuses a directory or file
  * that others than root or the agent's user may write. Bad ones are logged and skipped.
  * conf: the "plugins" config object (sections by plugin name). */
@@ -60,7 +60,7 @@ int plugins_load_dir(struct plugins *ps, const char *dir, json_t *conf);
 void plugins_init_all(struct plugins *ps);
 struct outpost_plugin_ctx *plugins_find(struct plugins *ps, const char *name);
 const struct outpost_op *plugins_find_op(struct outpost_plugin_ctx *pc, const char *op,
-					 size_t *index);
+                                         size_t *index);
 size_t plugins_count(const struct plugins *ps);
 struct outpost_plugin_ctx *plugins_at(struct plugins *ps, size_t i);
 /* Swaps every plugin's config section for the one in conf (the "plugins" object). */

@@ -97,9 +97,9 @@ int watch_add(struct watch *w, const char *path, uint32_t mask, watch_fn fn, voi
 			all |= e->mask;
 	wd = inotify_add_watch(w->fd, path, all);
 	if (wd < 0)
-		return errno == ENOENT ? OUTPOST_E_NOT_FOUND
+		return errno == ENOENT   ? OUTPOST_E_NOT_FOUND
 		       : errno == EACCES ? OUTPOST_E_FORBIDDEN
-					 : OUTPOST_E_UNAVAILABLE;
+		                         : OUTPOST_E_UNAVAILABLE;
 	e = calloc(1, sizeof(*e));
 	if (!e || !(e->path = strdup(path))) {
 		free(e);

@@ -11,7 +11,10 @@ struct buf {
 	size_t cap;
 };
 
-#define BUF_INIT {NULL, 0, 0}
+#define BUF_INIT                                                                                   \
+	{                                                                                          \
+		NULL, 0, 0                                                                         \
+	}
 
 /* Each returns 0, or -1 when memory runs out (the buffer is then unchanged). */
 int buf_append(struct buf *b, const void *p, size_t n);

@@ -64,7 +64,7 @@ static void conf_position(const char *s, size_t at, int *line, int *col)
 }
 
 int conf_parse(const char *text, size_t len, const char *name, json_t **out, char *msg,
-	       size_t msglen)
+               size_t msglen)
 {
 	json_error_t jerr;
 	char *copy;
@@ -147,7 +147,8 @@ int conf_merge(json_t *dst, const json_t *src)
 	const char *key;
 	json_t *v;
 
-	json_object_foreach((json_t *)src, key, v) {
+	json_object_foreach((json_t *)src, key, v)
+	{
 		json_t *cur = json_object_get(dst, key);
 		if (json_is_object(cur) && json_is_object(v)) {
 			if (conf_merge(cur, v) < 0)
@@ -160,7 +161,7 @@ int conf_merge(json_t *dst, const json_t *src)
 }
 
 int conf_layer(json_t *defaults, const char *path, const char *default_path,
-	       const json_t *overrides, json_t **out, char *msg, size_t msglen)
+               const json_t *overrides, json_t **out, char *msg, size_t msglen)
 {
 	json_t *file = NULL, *v;
 	const char *k;
@@ -274,13 +275,14 @@ static int conf_type_ok(const struct conf_field *f, const json_t *v)
 	return 0;
 }
 
-static int conf_check_obj(const json_t *obj, const char *prefix,
-			  const struct conf_field *schema, char *msg, size_t msglen)
+static int conf_check_obj(const json_t *obj, const char *prefix, const struct conf_field *schema,
+                          char *msg, size_t msglen)
 {
 	const char *key;
 	json_t *v;
 
-	json_object_foreach((json_t *)obj, key, v) {
+	json_object_foreach((json_t *)obj, key, v)
+	{
 		struct buf path = BUF_INIT;
 		const struct conf_field *f;
 		int rc = 0;
@@ -293,13 +295,14 @@ static int conf_check_obj(const json_t *obj, const char *prefix,
 			snprintf(msg, msglen, "unknown key '%s'", path.data);
 			rc = OUTPOST_E_BAD_ARGS;
 		} else if (!conf_type_ok(f, v)) {
-			snprintf(msg, msglen, "'%s' must be %s", path.data, conf_type_name(f->type));
+			snprintf(msg, msglen, "'%s' must be %s", path.data,
+			         conf_type_name(f->type));
 			rc = OUTPOST_E_BAD_ARGS;
 		} else if ((f->type == CONF_INT || f->type == CONF_NUMBER) && (f->min || f->max) &&
-			   (json_number_value(v) < f->min || json_number_value(v) > f->max)) {
+		           (json_number_value(v) < f->min || json_number_value(v) > f->max)) {
 			/* %.15g: integers print whole (1073741824, not 1.07374e+09). */
 			snprintf(msg, msglen, "'%s' must be between %.15g and %.15g", path.data,
-				 f->min, f->max);
+			         f->min, f->max);
 			rc = OUTPOST_E_BAD_ARGS;
 		} else if (f->type == CONF_OBJECT) {
 			rc = conf_check_obj(v, path.data, schema, msg, msglen);

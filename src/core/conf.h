@@ -23,14 +23,14 @@ enum conf_type {
 struct conf_field {
 	const char *path; /* dotted: "log.level" */
 	enum conf_type type;
-	double min, max;  /* for INT and NUMBER; both 0: no range */
+	double min, max; /* for INT and NUMBER; both 0: no range */
 	const char *help;
 };
 
 /* Parses text (name is used in messages, e.g. the file path). 0 and a new reference in *out,
  * or OUTPOST_E_BAD_JSON with "name:line:column: what" in msg. */
 int conf_parse(const char *text, size_t len, const char *name, json_t **out, char *msg,
-	       size_t msglen);
+               size_t msglen);
 /* Reads and parses a regular file of at most CONF_MAX_BYTES. */
 int conf_load(const char *path, json_t **out, char *msg, size_t msglen);
 /* Checks conf (an object) against a NULL-terminated schema: unknown keys, types, ranges.
@@ -42,7 +42,7 @@ int conf_merge(json_t *dst, const json_t *src);
  * default_path when path is NULL and that file exists), then overrides (borrowed) set by
  * dotted key. The caller checks the result against its schema. */
 int conf_layer(json_t *defaults, const char *path, const char *default_path,
-	       const json_t *overrides, json_t **out, char *msg, size_t msglen);
+               const json_t *overrides, json_t **out, char *msg, size_t msglen);
 /* The value at a dotted path, or NULL (borrowed). */
 json_t *conf_get(const json_t *conf, const char *path);
 /* Sets a value at a dotted path, creating sections; steals v. 0 or -1. */

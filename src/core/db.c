@@ -33,10 +33,10 @@ int db_open(const char *path, sqlite3 **out, char *msg, size_t msglen)
 	}
 	close(fd);
 	if (sqlite3_open_v2(path, &db,
-			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
-			    NULL) != SQLITE_OK) {
+	                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+	                    NULL) != SQLITE_OK) {
 		snprintf(msg, msglen, "cannot open database %s: %s", path,
-			 db ? sqlite3_errmsg(db) : "out of memory");
+		         db ? sqlite3_errmsg(db) : "out of memory");
 		sqlite3_close(db);
 		return OUTPOST_E_INTERNAL;
 	}
@@ -44,9 +44,9 @@ int db_open(const char *path, sqlite3 **out, char *msg, size_t msglen)
 	/* WAL with synchronous=NORMAL: a commit survives a crash of the process (the ledger's
 	 * promise); only a power cut may lose the last commits. */
 	if (db_exec(db,
-		    "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"
-		    "PRAGMA cache_size=-256; PRAGMA temp_store=MEMORY;",
-		    msg, msglen) < 0) {
+	            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"
+	            "PRAGMA cache_size=-256; PRAGMA temp_store=MEMORY;",
+	            msg, msglen) < 0) {
 		sqlite3_close(db);
 		return OUTPOST_E_INTERNAL;
 	}
@@ -67,7 +67,7 @@ static int db_version(sqlite3 *db, const char *component, int *version)
 
 	*version = 0;
 	rc = sqlite3_prepare_v2(db, "SELECT version FROM schema_version WHERE component = ?", -1,
-				&st, NULL);
+	                        &st, NULL);
 	if (rc != SQLITE_OK)
 		return OUTPOST_E_INTERNAL;
 	sqlite3_bind_text(st, 1, component, -1, SQLITE_STATIC);
@@ -79,15 +79,15 @@ static int db_version(sqlite3 *db, const char *component, int *version)
 }
 
 int db_migrate(sqlite3 *db, const char *component, const char *const *steps, int n, char *msg,
-	       size_t msglen)
+               size_t msglen)
 {
 	sqlite3_stmt *st = NULL;
 	int version;
 
 	if (db_exec(db,
-		    "CREATE TABLE IF NOT EXISTS schema_version (component TEXT PRIMARY KEY, "
-		    "version INTEGER NOT NULL)",
-		    msg, msglen) < 0)
+	            "CREATE TABLE IF NOT EXISTS schema_version (component TEXT PRIMARY KEY, "
+	            "version INTEGER NOT NULL)",
+	            msg, msglen) < 0)
 		return OUTPOST_E_INTERNAL;
 	if (db_version(db, component, &version) < 0) {
 		snprintf(msg, msglen, "sqlite: %s", sqlite3_errmsg(db));
@@ -95,9 +95,9 @@ int db_migrate(sqlite3 *db, const char *component, const char *const *steps, int
 	}
 	if (version > n) {
 		snprintf(msg, msglen,
-			 "database schema of %s is version %d, newer than this program (%d): "
-			 "upgrade the program or restore an older state directory",
-			 component, version, n);
+		         "database schema of %s is version %d, newer than this program (%d): "
+		         "upgrade the program or restore an older state directory",
+		         component, version, n);
 		return OUTPOST_E_CONFLICT;
 	}
 	for (; version < n; version++) {
@@ -105,10 +105,11 @@ int db_migrate(sqlite3 *db, const char *component, const char *const *steps, int
 			return OUTPOST_E_INTERNAL;
 		if (db_exec(db, steps[version], msg, msglen) < 0)
 			goto fail;
-		if (sqlite3_prepare_v2(db,
-				       "INSERT INTO schema_version(component, version) VALUES(?, ?) "
-				       "ON CONFLICT(component) DO UPDATE SET version = excluded.version",
-				       -1, &st, NULL) != SQLITE_OK)
+		if (sqlite3_prepare_v2(
+		        db,
+		        "INSERT INTO schema_version(component, version) VALUES(?, ?) "
+		        "ON CONFLICT(component) DO UPDATE SET version = excluded.version",
+		        -1, &st, NULL) != SQLITE_OK)
 			goto fail_sql;
 		sqlite3_bind_text(st, 1, component, -1, SQLITE_STATIC);
 		sqlite3_bind_int(st, 2, version + 1);

@@ -15,7 +15,7 @@ void db_close(sqlite3 *db); /* NULL ok */
  * i+1. Versions are kept per component in table schema_version. Each step is one transaction.
  * A database newer than the code is refused. */
 int db_migrate(sqlite3 *db, const char *component, const char *const *steps, int n, char *msg,
-	       size_t msglen);
+               size_t msglen);
 
 /* Runs SQL with no results. */
 int db_exec(sqlite3 *db, const char *sql, char *msg, size_t msglen);

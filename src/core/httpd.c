@@ -40,7 +40,7 @@ struct httpd {
 	char *unix_path;
 	struct httpd_req *pending; /* suspended requests, for stop */
 	size_t npending;
-	int in_mhd;                /* depth of MHD callbacks on the stack */
+	int in_mhd; /* depth of MHD callbacks on the stack */
 };
 
 struct httpd_req {
@@ -48,13 +48,13 @@ struct httpd_req {
 	struct MHD_Connection *conn;
 	const struct httpd_route *route;
 	const char *method, *path, *tail;
-	char *uri;                 /* the request target as sent, query included */
-	int routed;                /* the first access call happened */
+	char *uri;  /* the request target as sent, query included */
+	int routed; /* the first access call happened */
 	struct buf body;
 	size_t limit;
 	int too_large;
-	int oom;                   /* the body did not fit in memory */
-	int started;               /* the handler ran */
+	int oom;     /* the body did not fit in memory */
+	int started; /* the handler ran */
 	int suspended;
 	int answered;
 	int gone;                  /* MHD completed the connection */
@@ -93,7 +93,7 @@ static void pending_unlink(struct httpd *h, struct httpd_req *r)
 }
 
 static const struct httpd_route *route_find(const struct httpd *h, const char *method,
-					    const char *path, const char **tail, int *path_known)
+                                            const char *path, const char **tail, int *path_known)
 {
 	*path_known = 0;
 	for (size_t i = 0; i < h->cfg.nroutes; i++) {
@@ -144,7 +144,7 @@ static void req_queue(struct httpd_req *r, unsigned status, struct MHD_Response 
 }
 
 void httpd_respond_text(struct httpd_req *r, unsigned status, const char *content_type,
-			const char *text, size_t len)
+                        const char *text, size_t len)
 {
 	struct MHD_Response *resp;
 
@@ -171,7 +171,7 @@ void httpd_respond_json(struct httpd_req *r, unsigned status, json_t *body)
 	if (!text) {
 		status = 500;
 		text = strdup("{\"ok\":false,\"error\":{\"code\":\"internal\",\"message\":\"out of "
-			      "memory\"}}");
+		              "memory\"}}");
 		if (!text)
 			return;
 	}
@@ -207,8 +207,8 @@ int httpd_req_answered(const struct httpd_req *r)
 }
 
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
-				 const char *method, const char *version, const char *upload,
-				 size_t *upload_size, void **con_cls)
+                                 const char *method, const char *version, const char *upload,
+                                 size_t *upload_size, void **con_cls)
 {
 	struct httpd_listener *l = cls;
 	struct httpd *h = l->h;
@@ -231,28 +231,30 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 		if (l->is_unix || !ci || !ci->client_addr)
 			snprintf(r->peer, sizeof(r->peer), "unix");
 		else if (ci->client_addr->sa_family == AF_INET6)
-			inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ci->client_addr)->sin6_addr,
-				  r->peer, sizeof(r->peer));
+			inet_ntop(AF_INET6,
+			          &((const struct sockaddr_in6 *)ci->client_addr)->sin6_addr,
+			          r->peer, sizeof(r->peer));
 		else
 			inet_ntop(AF_INET, &((const struct sockaddr_in *)ci->client_addr)->sin_addr,
-				  r->peer, sizeof(r->peer));
+			          r->peer, sizeof(r->peer));
 		if (!r->route) {
 			if (known)
 				httpd_respond_error(r, OUTPOST_E_NOT_FOUND,
-						    "method %s not allowed on %s", method, url);
+				                    "method %s not allowed on %s", method, url);
 			else
 				httpd_respond_error(r, OUTPOST_E_NOT_FOUND, "no such endpoint: %s",
-						    url);
+				                    url);
 			return MHD_YES;
 		}
 		r->limit = r->route->body_limit;
 		cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
 		if (cl && strtoull(cl, NULL, 10) > r->limit) {
 			r->too_large = 1;
-			httpd_respond_error(r, OUTPOST_E_TOO_LARGE,
-					    "request body of %s bytes is over this endpoint's limit "
-					    "of %zu",
-					    cl, r->limit);
+			httpd_respond_error(
+			    r, OUTPOST_E_TOO_LARGE,
+			    "request body of %s bytes is over this endpoint's limit "
+			    "of %zu",
+			    cl, r->limit);
 		}
 		return MHD_YES;
 	}
@@ -281,7 +283,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 	}
 	if (!r->answered && r->too_large) {
 		httpd_respond_error(r, OUTPOST_E_TOO_LARGE,
-				    "request body is over this endpoint's limit of %zu bytes", r->limit);
+		                    "request body is over this endpoint's limit of %zu bytes",
+		                    r->limit);
 		return MHD_YES;
 	}
 	if (!r->answered && r->oom) {
@@ -329,7 +332,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
-			 enum MHD_RequestTerminationCode toe)
+                         enum MHD_RequestTerminationCode toe)
 {
 	struct httpd_req *r = *con_cls;
 
@@ -389,7 +392,8 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 
 static int bind_tcp(const char *listen_addr, unsigned *port, char *msg, size_t msglen)
 {
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST | AI_PASSIVE};
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
+	                         .ai_flags = AI_NUMERICHOST | AI_PASSIVE};
 	struct addrinfo *ai = NULL;
 	char host[256];
 	const char *colon = strrchr(listen_addr, ':');
@@ -426,7 +430,7 @@ static int bind_tcp(const char *listen_addr, unsigned *port, char *msg, size_t m
 		socklen_t sl = sizeof(ss);
 		getsockname(fd, (struct sockaddr *)&ss, &sl);
 		*port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-						       : ((struct sockaddr_in *)&ss)->sin_port);
+		                                       : ((struct sockaddr_in *)&ss)->sin_port);
 	}
 	freeaddrinfo(ai);
 	return fd;
@@ -481,30 +485,30 @@ static int listener_start(struct httpd *h, int fd, int is_unix, char *msg, size_
 	l->is_unix = is_unix;
 	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_SOCKET, fd, NULL};
 	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT,
-					    h->cfg.conn_limit ? h->cfg.conn_limit : 1024, NULL};
-	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT,
-					    h->cfg.conn_timeout_s ? h->cfg.conn_timeout_s : 30, NULL};
-	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-					    (intptr_t)(h->cfg.conn_memory ? h->cfg.conn_memory
-									  : 32 * 1024),
-					    NULL};
-	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed,
-					    NULL};
+	                                    h->cfg.conn_limit ? h->cfg.conn_limit : 1024, NULL};
+	opts[n++] =
+	    (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT,
+	                            h->cfg.conn_timeout_s ? h->cfg.conn_timeout_s : 30, NULL};
+	opts[n++] = (struct MHD_OptionItem){
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+	    (intptr_t)(h->cfg.conn_memory ? h->cfg.conn_memory : 32 * 1024), NULL};
+	opts[n++] =
+	    (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, NULL};
 	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)on_mhd_log, h};
 	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)on_uri, l};
 	if (!is_unix && h->cfg.per_ip_limit)
 		opts[n++] = (struct MHD_OptionItem){MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-						    h->cfg.per_ip_limit, NULL};
+		                                    h->cfg.per_ip_limit, NULL};
 	if (!is_unix && h->cfg.tls_cert_pem && h->cfg.tls_key_pem) {
 		flags |= MHD_USE_TLS;
 		opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0,
-						    (void *)h->cfg.tls_cert_pem};
+		                                    (void *)h->cfg.tls_cert_pem};
 		opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0,
-						    (void *)h->cfg.tls_key_pem};
+		                                    (void *)h->cfg.tls_key_pem};
 	}
 	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
 	l->d = MHD_start_daemon(flags, 0, NULL, NULL, on_access, l, MHD_OPTION_ARRAY, opts,
-				MHD_OPTION_END);
+	                        MHD_OPTION_END);
 	if (!l->d) {
 		snprintf(msg, msglen, "cannot start the HTTP server");
 		close(fd);
@@ -523,7 +527,7 @@ static int listener_start(struct httpd *h, int fd, int is_unix, char *msg, size_
 }
 
 int httpd_start(struct loop *loop, const struct httpd_config *cfg, struct httpd **out, char *msg,
-		size_t msglen)
+                size_t msglen)
 {
 	struct httpd *h = calloc(1, sizeof(*h));
 	int fd;
@@ -657,7 +661,7 @@ int httpd_req_json(struct httpd_req *r, json_t **out)
 {
 	char msg[256];
 	int rc = wire_parse(r->body.data ? r->body.data : "", r->body.len, r->l->h->cfg.max_depth,
-			    out, msg, sizeof(msg));
+	                    out, msg, sizeof(msg));
 	if (rc < 0)
 		httpd_respond_error(r, rc, "%s", msg);
 	return rc;

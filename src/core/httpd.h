@@ -18,36 +18,36 @@ struct httpd_req;
 typedef void (*httpd_handler_fn)(void *ctx, struct httpd_req *req);
 
 struct httpd_route {
-	const char *method;   /* "GET", "POST", "DELETE" */
-	const char *path;     /* exact, or a prefix when it ends in '*' */
+	const char *method; /* "GET", "POST", "DELETE" */
+	const char *path;   /* exact, or a prefix when it ends in '*' */
 	httpd_handler_fn fn;
-	int role;             /* what the caller needs; checked by the daemon's auth callback */
-	size_t body_limit;    /* bytes; 0: no body accepted */
+	int role;          /* what the caller needs; checked by the daemon's auth callback */
+	size_t body_limit; /* bytes; 0: no body accepted */
 };
 
 struct httpd_config {
-	const char *listen;      /* "HOST:PORT" (port 0: any free port), or NULL */
-	const char *unix_path;   /* a unix socket path (mode 0660), or NULL */
+	const char *listen;    /* "HOST:PORT" (port 0: any free port), or NULL */
+	const char *unix_path; /* a unix socket path (mode 0660), or NULL */
 	const struct httpd_route *routes;
 	size_t nroutes;
-	void *ctx;               /* handed to handlers and auth */
+	void *ctx; /* handed to handlers and auth */
 	/* 0 to let the request in, or a negative OUTPOST_E_* (UNAUTHORIZED, FORBIDDEN) after
 	 * httpd_respond_error. NULL: everyone may call every route. */
 	int (*auth)(void *ctx, struct httpd_req *req, int role);
-	unsigned conn_limit;     /* total connections (0: 1024) */
-	unsigned per_ip_limit;   /* per client address on TCP (0: none) */
-	unsigned conn_timeout_s; /* idle timeout (0: 30) */
-	size_t conn_memory;      /* bytes of buffer per connection (0: 32 KiB) */
+	unsigned conn_limit;      /* total connections (0: 1024) */
+	unsigned per_ip_limit;    /* per client address on TCP (0: none) */
+	unsigned conn_timeout_s;  /* idle timeout (0: 30) */
+	size_t conn_memory;       /* bytes of buffer per connection (0: 32 KiB) */
 	const char *tls_cert_pem; /* both set: HTTPS */
 	const char *tls_key_pem;
 	const struct logger *log;
-	int max_depth;           /* JSON nesting limit for httpd_req_json (0: 32) */
+	int max_depth; /* JSON nesting limit for httpd_req_json (0: 32) */
 	/* Called when a request is answered, with the time since it arrived (may be NULL). */
 	void (*on_answer)(void *ctx, struct httpd_req *req, unsigned status, int64_t ms);
 };
 
 int httpd_start(struct loop *loop, const struct httpd_config *cfg, struct httpd **out, char *msg,
-		size_t msglen);
+                size_t msglen);
 /* Stops accepting new connections; the ones open finish. */
 void httpd_quiesce(struct httpd *h);
 /* Requests still waiting for an answer (suspended). */
@@ -79,10 +79,10 @@ int httpd_req_json(struct httpd_req *r, json_t **out);
 void httpd_respond_json(struct httpd_req *r, unsigned status, json_t *body); /* steals body */
 void httpd_respond_ok(struct httpd_req *r, json_t *result);                  /* steals */
 void httpd_respond_error(struct httpd_req *r, int code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 /* text is copied. */
 void httpd_respond_text(struct httpd_req *r, unsigned status, const char *content_type,
-			const char *text, size_t len);
+                        const char *text, size_t len);
 /* Whether this request was already answered. */
 int httpd_req_answered(const struct httpd_req *r);
 

@@ -61,7 +61,7 @@ void log_vmsg(const struct logger *lg, int level, const char *who, const char *f
 		gmtime_r(&ts.tv_sec, &tm);
 		strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
 		buf_printf(&b, "%s.%03ldZ %s %s %s: ", stamp, ts.tv_nsec / 1000000, lg->ident,
-			   level_names[level], who ? who : "-");
+		           level_names[level], who ? who : "-");
 	}
 	buf_vprintf(&b, fmt, ap);
 	buf_puts(&b, "\n");

@@ -9,9 +9,9 @@
 enum log_target { LOG_TO_STDERR = 0, LOG_TO_SYSLOG };
 
 struct logger {
-	int level;     /* OUTPOST_LOG_*: lines above it are dropped */
-	int target;    /* enum log_target */
-	int journal;   /* stderr goes to the journal: use <N> prefixes, no timestamps */
+	int level;         /* OUTPOST_LOG_*: lines above it are dropped */
+	int target;        /* enum log_target */
+	int journal;       /* stderr goes to the journal: use <N> prefixes, no timestamps */
 	const char *ident; /* borrowed, e.g. "outpost-agent" */
 };
 
@@ -20,7 +20,7 @@ void log_init(struct logger *lg, const char *ident, int level, int target);
 int log_level_parse(const char *s);
 const char *log_level_name(int level);
 void log_msg(const struct logger *lg, int level, const char *who, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 void log_vmsg(const struct logger *lg, int level, const char *who, const char *fmt, va_list ap);
 
 #define log_error(lg, who, ...) log_msg(lg, OUTPOST_LOG_ERROR, who, __VA_ARGS__)

@@ -169,7 +169,7 @@ void loop_free(struct loop *l)
 }
 
 int loop_fd_add(struct loop *l, int fd, uint32_t events, loop_fd_fn fn, void *arg,
-		struct loop_fd **out)
+                struct loop_fd **out)
 {
 	struct loop_fd *h = calloc(1, sizeof(*h));
 	struct epoll_event ev = {.events = events};
@@ -206,8 +206,8 @@ void loop_fd_del(struct loop *l, struct loop_fd *h)
 	l->dead = h;
 }
 
-int loop_timer_add(struct loop *l, int64_t delay_ms, int64_t period_ms, loop_timer_fn fn,
-		   void *arg, struct loop_timer **out)
+int loop_timer_add(struct loop *l, int64_t delay_ms, int64_t period_ms, loop_timer_fn fn, void *arg,
+                   struct loop_timer **out)
 {
 	struct loop_timer *t;
 

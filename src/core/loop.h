@@ -19,14 +19,14 @@ void loop_free(struct loop *l); /* NULL ok; the caller removed its fds and timer
 
 /* Watches fd for events (EPOLLIN...). The handle stays valid until loop_fd_del. */
 int loop_fd_add(struct loop *l, int fd, uint32_t events, loop_fd_fn fn, void *arg,
-		struct loop_fd **out);
+                struct loop_fd **out);
 int loop_fd_mod(struct loop *l, struct loop_fd *h, uint32_t events);
 void loop_fd_del(struct loop *l, struct loop_fd *h); /* NULL ok; safe inside its own callback */
 
 /* Fires after delay_ms, then every period_ms if period_ms > 0. A one-shot timer frees itself
  * after firing; do not del it then. */
-int loop_timer_add(struct loop *l, int64_t delay_ms, int64_t period_ms, loop_timer_fn fn,
-		   void *arg, struct loop_timer **out);
+int loop_timer_add(struct loop *l, int64_t delay_ms, int64_t period_ms, loop_timer_fn fn, void *arg,
+                   struct loop_timer **out);
 void loop_timer_del(struct loop *l, struct loop_timer *t); /* NULL ok; safe in its callback */
 /* Moves a pending timer to fire delay_ms from now. A one-shot timer cannot re-arm itself from
  * its own callback (it is already done): use a periodic timer for that. */

@@ -29,11 +29,11 @@ int sec_check_secret_file(const char *path, char *msg, size_t msglen)
 		return OUTPOST_E_FORBIDDEN;
 	}
 	if (st.st_uid != geteuid() || (st.st_mode & 077)) {
-		snprintf(msg, msglen,
-			 "%s must be mode 0600 and owned by uid %u (it is %04o, uid %u): fix it with "
-			 "chmod 600 / chown, and replace the secret if others may have read it",
-			 path, (unsigned)geteuid(), (unsigned)(st.st_mode & 07777),
-			 (unsigned)st.st_uid);
+		snprintf(
+		    msg, msglen,
+		    "%s must be mode 0600 and owned by uid %u (it is %04o, uid %u): fix it with "
+		    "chmod 600 / chown, and replace the secret if others may have read it",
+		    path, (unsigned)geteuid(), (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid);
 		return OUTPOST_E_FORBIDDEN;
 	}
 	return 0;
@@ -75,8 +75,8 @@ fail:
 	return OUTPOST_E_INTERNAL;
 }
 
-int sec_keyfile(const char *path, uint8_t pk[SEC_PK_BYTES], uint8_t sk[SEC_SK_BYTES],
-		int *created, char *msg, size_t msglen)
+int sec_keyfile(const char *path, uint8_t pk[SEC_PK_BYTES], uint8_t sk[SEC_SK_BYTES], int *created,
+                char *msg, size_t msglen)
 {
 	char text[256];
 	char *b64;
@@ -137,8 +137,9 @@ int sec_unb64(const char *s, void *out, size_t want)
 {
 	size_t got = 0;
 
-	if (!s || sodium_base642bin(out, want, s, strlen(s), NULL, &got, NULL,
-				    sodium_base64_VARIANT_ORIGINAL) != 0 ||
+	if (!s ||
+	    sodium_base642bin(out, want, s, strlen(s), NULL, &got, NULL,
+	                      sodium_base64_VARIANT_ORIGINAL) != 0 ||
 	    got != want)
 		return -1;
 	return 0;
@@ -152,8 +153,7 @@ char *sec_sign_b64(const uint8_t sk[SEC_SK_BYTES], const void *msg, size_t len)
 	return sec_b64(sig, sizeof(sig));
 }
 
-int sec_verify_b64(const uint8_t pk[SEC_PK_BYTES], const void *msg, size_t len,
-		   const char *sig_b64)
+int sec_verify_b64(const uint8_t pk[SEC_PK_BYTES], const void *msg, size_t len, const char *sig_b64)
 {
 	uint8_t sig[SEC_SIG_BYTES];
 
@@ -181,7 +181,7 @@ char *sec_token(const char *prefix)
 		return NULL;
 	randombytes_buf(raw, sizeof(raw));
 	sodium_bin2base64(b64, sizeof(b64), raw, sizeof(raw),
-			  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	                  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
 	memcpy(out, prefix, pl);
 	strcpy(out + pl, b64);
 	sodium_memzero(raw, sizeof(raw));

@@ -18,8 +18,8 @@ int sec_init(void);
 /* Loads an Ed25519 key pair from path, or creates it (mode 0600, O_EXCL) when absent; *created
  * says which. An existing file readable by group or others, or owned by another user, is
  * refused: a key that others may have read is not a key. */
-int sec_keyfile(const char *path, uint8_t pk[SEC_PK_BYTES], uint8_t sk[SEC_SK_BYTES],
-		int *created, char *msg, size_t msglen);
+int sec_keyfile(const char *path, uint8_t pk[SEC_PK_BYTES], uint8_t sk[SEC_SK_BYTES], int *created,
+                char *msg, size_t msglen);
 /* Refuses a secret file (key, token) that is not a regular file of mode 0600 owned by us. */
 int sec_check_secret_file(const char *path, char *msg, size_t msglen);
 /* Writes data to path atomically with mode 0600 (temp, fsync, rename). */
@@ -34,7 +34,7 @@ int sec_unb64(const char *s, void *out, size_t want);
 char *sec_sign_b64(const uint8_t sk[SEC_SK_BYTES], const void *msg, size_t len);
 /* 0 if sig_b64 is a valid signature of msg by pk, else -1. */
 int sec_verify_b64(const uint8_t pk[SEC_PK_BYTES], const void *msg, size_t len,
-		   const char *sig_b64);
+                   const char *sig_b64);
 
 void sec_sha256_hex(const void *p, size_t n, char hex[65]);
 /* A new random secret: prefix + 43 characters of URL-safe base64 (256 bits). Caller frees. */

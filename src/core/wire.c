@@ -31,8 +31,7 @@ int wire_depth(const char *data, size_t len)
 	return depth == 0 && !in_str ? max : -1;
 }
 
-int wire_parse(const char *data, size_t len, int max_depth, json_t **out, char *msg,
-	       size_t msglen)
+int wire_parse(const char *data, size_t len, int max_depth, json_t **out, char *msg, size_t msglen)
 {
 	json_error_t jerr;
 	int depth;
@@ -50,7 +49,7 @@ int wire_parse(const char *data, size_t len, int max_depth, json_t **out, char *
 	*out = json_loadb(data, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
 	if (!*out) {
 		snprintf(msg, msglen, "invalid JSON at line %d column %d: %s", jerr.line,
-			 jerr.column, jerr.text);
+		         jerr.column, jerr.text);
 		return OUTPOST_E_BAD_JSON;
 	}
 	return 0;
@@ -63,8 +62,8 @@ json_t *wire_ok(json_t *result)
 
 json_t *wire_error(int code, const char *msg)
 {
-	return json_pack("{s:b, s:{s:s, s:s}}", "ok", 0, "error", "code", err_name(code),
-			 "message", msg ? msg : "");
+	return json_pack("{s:b, s:{s:s, s:s}}", "ok", 0, "error", "code", err_name(code), "message",
+	                 msg ? msg : "");
 }
 
 char *wire_dump(const json_t *v)
@@ -119,7 +118,8 @@ int wire_check_args(const struct outpost_arg *spec, const json_t *args, char *ms
 		snprintf(msg, msglen, "args must be a JSON object");
 		return OUTPOST_E_BAD_ARGS;
 	}
-	json_object_foreach((json_t *)args, key, v) {
+	json_object_foreach((json_t *)args, key, v)
+	{
 		const struct outpost_arg *a = spec;
 		while (a && a->name && strcmp(a->name, key) != 0)
 			a++;
@@ -129,7 +129,7 @@ int wire_check_args(const struct outpost_arg *spec, const json_t *args, char *ms
 		}
 		if (!json_is_null(v) && !wire_type_ok(a->type, v)) {
 			snprintf(msg, msglen, "argument '%s' must be %s", a->name,
-				 wire_arg_type_name(a->type));
+			         wire_arg_type_name(a->type));
 			return OUTPOST_E_BAD_ARGS;
 		}
 	}
@@ -137,7 +137,7 @@ int wire_check_args(const struct outpost_arg *spec, const json_t *args, char *ms
 		v = json_object_get(args, a->name);
 		if (a->required && (!v || json_is_null(v))) {
 			snprintf(msg, msglen, "missing required argument '%s' (%s)", a->name,
-				 wire_arg_type_name(a->type));
+			         wire_arg_type_name(a->type));
 			return OUTPOST_E_BAD_ARGS;
 		}
 	}

@@ -9,8 +9,7 @@
 
 /* Parses len bytes as one JSON value, nested at most max_depth deep, duplicate keys refused.
  * Returns 0 and a new reference in *out, or OUTPOST_E_BAD_JSON with a message in msg. */
-int wire_parse(const char *data, size_t len, int max_depth, json_t **out, char *msg,
-	       size_t msglen);
+int wire_parse(const char *data, size_t len, int max_depth, json_t **out, char *msg, size_t msglen);
 /* Nesting depth of a JSON text, counted without parsing (strings skipped); -1 if unbalanced. */
 int wire_depth(const char *data, size_t len);
 

@@ -23,10 +23,10 @@ static const char *caller_name(struct httpd_req *req)
 }
 
 void api_audit(struct hub *h, struct httpd_req *req, const char *action, const char *target,
-	       json_t *detail)
+               json_t *detail)
 {
 	if (h->store->ops->audit_add(h->store, caller_name(req), action, target, detail,
-				     clk_real_ms()) < 0)
+	                             clk_real_ms()) < 0)
 		log_error(h->log, "audit", "cannot record %s %s", action, target);
 	json_decref(detail);
 }
@@ -59,10 +59,10 @@ static void respond_store(struct httpd_req *req, int rc, json_t *v, const char *
 static void api_health(void *ctx, struct httpd_req *req)
 {
 	struct hub *h = ctx;
-	httpd_respond_ok(req, json_pack("{s:s, s:I, s:s, s:s}", "version", OUTPOST_VERSION,
-					"uptime_s",
-					(json_int_t)((clk_real_ms() - h->started_ms) / 1000),
-					"hub_pubkey", h->pk_b64, "fingerprint", h->fingerprint));
+	httpd_respond_ok(req,
+	                 json_pack("{s:s, s:I, s:s, s:s}", "version", OUTPOST_VERSION, "uptime_s",
+	                           (json_int_t)((clk_real_ms() - h->started_ms) / 1000),
+	                           "hub_pubkey", h->pk_b64, "fingerprint", h->fingerprint));
 }
 
 /* POST /api/v1/enroll: the only write without credentials, so every field is checked and
@@ -83,23 +83,24 @@ static void api_enroll(void *ctx, struct httpd_req *req)
 	if (httpd_req_json(req, &body) < 0)
 		return;
 	if (json_unpack(body, "{s:s, s:s, s?s, s?s, s?o}", "host_id", &e.host_id, "pubkey",
-			&e.pubkey, "hostname", &e.hostname, "version", &e.version, "facts",
-			&e.facts) < 0 ||
+	                &e.pubkey, "hostname", &e.hostname, "version", &e.version, "facts",
+	                &e.facts) < 0 ||
 	    (e.facts && !json_is_object(e.facts))) {
 		httpd_respond_error(req, OUTPOST_E_BAD_ARGS,
-				    "enroll needs host_id and pubkey (strings), optional hostname, "
-				    "version, token and a facts object");
+		                    "enroll needs host_id and pubkey (strings), optional hostname, "
+		                    "version, token and a facts object");
 		goto out;
 	}
 	if (!hub_host_id_ok(e.host_id)) {
-		httpd_respond_error(req, OUTPOST_E_BAD_ARGS,
-				    "host_id must be 1 to 64 of A-Z a-z 0-9 . _ - (not starting with "
-				    ". or -, no ..)");
+		httpd_respond_error(
+		    req, OUTPOST_E_BAD_ARGS,
+		    "host_id must be 1 to 64 of A-Z a-z 0-9 . _ - (not starting with "
+		    ". or -, no ..)");
 		goto out;
 	}
 	if (sec_unb64(e.pubkey, pk, sizeof(pk)) < 0) {
 		httpd_respond_error(req, OUTPOST_E_BAD_ARGS,
-				    "pubkey must be base64 of a 32-byte Ed25519 public key");
+		                    "pubkey must be base64 of a 32-byte Ed25519 public key");
 		goto out;
 	}
 	if ((e.hostname && strlen(e.hostname) > 255) || (e.version && strlen(e.version) > 64)) {
@@ -111,15 +112,17 @@ static void api_enroll(void *ctx, struct httpd_req *req)
 		char hash[65];
 		sec_sha256_hex(token, strlen(token), hash);
 		if (h->store->ops->token_find(h->store, hash, clk_real_ms(), &tok) == 0 &&
+		    json_is_string(json_object_get(tok, "kind")) &&
 		    strcmp(json_string_value(json_object_get(tok, "kind")), "enroll") == 0) {
 			e.accept = 1;
 			e.labels = json_object_get(tok, "labels");
 		} else {
 			auth_fail(h, req);
-			log_warn(h->log, "enroll",
-				 "host %s from %s presented an unknown or expired enrollment token: "
-				 "recorded as pending",
-				 e.host_id, httpd_req_peer(req));
+			log_warn(
+			    h->log, "enroll",
+			    "host %s from %s presented an unknown or expired enrollment token: "
+			    "recorded as pending",
+			    e.host_id, httpd_req_peer(req));
 		}
 	}
 	e.now_ms = clk_real_ms();
@@ -127,9 +130,9 @@ static void api_enroll(void *ctx, struct httpd_req *req)
 	if (rc == OUTPOST_E_CONFLICT) {
 		auth_fail(h, req);
 		httpd_respond_error(req, rc,
-				    "host id %s is enrolled with another key: revoke and remove it "
-				    "first (outpost hosts revoke/reject)",
-				    e.host_id);
+		                    "host id %s is enrolled with another key: revoke and remove it "
+		                    "first (outpost hosts revoke/reject)",
+		                    e.host_id);
 		goto out;
 	}
 	if (rc == OUTPOST_E_FORBIDDEN) {
@@ -143,9 +146,9 @@ static void api_enroll(void *ctx, struct httpd_req *req)
 	}
 	h->st.enrollments++;
 	log_info(h->log, "enroll", "host %s from %s: %s", e.host_id, httpd_req_peer(req),
-		 json_string_value(json_object_get(host, "state")));
+	         json_string_value(json_object_get(host, "state")));
 	httpd_respond_ok(req, json_pack("{s:s, s:O, s:s}", "host_id", e.host_id, "state",
-					json_object_get(host, "state"), "hub_pubkey", h->pk_b64));
+	                                json_object_get(host, "state"), "hub_pubkey", h->pk_b64));
 out:
 	json_decref(tok);
 	json_decref(host);
@@ -173,10 +176,11 @@ static void api_hosts_list(void *ctx, struct httpd_req *req)
 		return;
 	}
 	out = json_array();
-	json_array_foreach(hosts, i, host) {
+	json_array_foreach(hosts, i, host)
+	{
 		if (sel && !selector_match(sel, json_string_value(json_object_get(host, "id")),
-					   json_string_value(json_object_get(host, "hostname")),
-					   json_object_get(host, "attrs")))
+		                           json_string_value(json_object_get(host, "hostname")),
+		                           json_object_get(host, "attrs")))
 			continue;
 		json_object_del(host, "attrs");
 		json_array_append(out, host);
@@ -197,7 +201,8 @@ static void api_host_get(void *ctx, struct httpd_req *req)
 		httpd_respond_error(req, OUTPOST_E_NOT_FOUND, "no such host path");
 		return;
 	}
-	respond_store(req, h->store->ops->host_get(h->store, id, &host), host, "host");
+	int rc = h->store->ops->host_get(h->store, id, &host);
+	respond_store(req, rc, host, "host");
 }
 
 /* POST /api/v1/hosts/<id>/accept|reject|revoke|labels */
@@ -223,23 +228,23 @@ static void api_host_change(void *ctx, struct httpd_req *req)
 	if (strcmp(verb, "accept") == 0) {
 		if (strcmp(state, HOST_PENDING) != 0) {
 			httpd_respond_error(req, OUTPOST_E_CONFLICT, "host %s is %s, not pending",
-					    id, state);
+			                    id, state);
 			goto out;
 		}
-		rc = h->store->ops->host_set_state(h->store, id, HOST_UP, "accepted",
-						   clk_real_ms());
+		rc =
+		    h->store->ops->host_set_state(h->store, id, HOST_UP, "accepted", clk_real_ms());
 	} else if (strcmp(verb, "reject") == 0) {
 		if (strcmp(state, HOST_PENDING) != 0) {
 			httpd_respond_error(req, OUTPOST_E_CONFLICT,
-					    "host %s is %s: only a pending host can be rejected "
-					    "(revoke cuts off an accepted one)",
-					    id, state);
+			                    "host %s is %s: only a pending host can be rejected "
+			                    "(revoke cuts off an accepted one)",
+			                    id, state);
 			goto out;
 		}
 		rc = h->store->ops->host_remove(h->store, id);
 	} else if (strcmp(verb, "revoke") == 0) {
 		rc = h->store->ops->host_set_state(h->store, id, HOST_REVOKED, "revoked",
-						   clk_real_ms());
+		                                   clk_real_ms());
 	} else if (strcmp(verb, "labels") == 0) {
 		json_t *set, *rm;
 		const char *k;
@@ -251,23 +256,26 @@ static void api_host_change(void *ctx, struct httpd_req *req)
 		rm = json_object_get(body, "remove");
 		if ((set && !json_is_object(set)) || (rm && !json_is_array(rm))) {
 			httpd_respond_error(req, OUTPOST_E_BAD_ARGS,
-					    "labels body: {\"set\": {k: v}, \"remove\": [k]}");
+			                    "labels body: {\"set\": {k: v}, \"remove\": [k]}");
 			goto out;
 		}
-		json_object_foreach(set, k, v) {
+		json_object_foreach(set, k, v)
+		{
 			if (!json_is_string(v) || !hub_host_id_ok(k) || strlen(k) > 63 ||
 			    strlen(json_string_value(v)) > 255) {
-				httpd_respond_error(req, OUTPOST_E_BAD_ARGS,
-						    "label '%.64s': keys are 1..63 of A-Z a-z 0-9 . _ "
-						    "-, values strings of at most 255 bytes",
-						    k);
+				httpd_respond_error(
+				    req, OUTPOST_E_BAD_ARGS,
+				    "label '%.64s': keys are 1..63 of A-Z a-z 0-9 . _ "
+				    "-, values strings of at most 255 bytes",
+				    k);
 				goto out;
 			}
 		}
-		json_array_foreach(rm, i, v) {
+		json_array_foreach(rm, i, v)
+		{
 			if (!json_is_string(v)) {
 				httpd_respond_error(req, OUTPOST_E_BAD_ARGS,
-						    "remove: an array of label keys");
+				                    "remove: an array of label keys");
 				goto out;
 			}
 		}
@@ -280,15 +288,19 @@ static void api_host_change(void *ctx, struct httpd_req *req)
 		respond_store(req, rc, NULL, "host");
 		goto out;
 	}
-	api_audit(h, req, strcmp(verb, "labels") == 0 ? "host.labels" : strcmp(verb, "accept") == 0 ? "host.accept" : strcmp(verb, "reject") == 0 ? "host.reject" : "host.revoke", id,
-		  body ? json_incref(body) : NULL);
+	{
+		char action[32];
+		snprintf(action, sizeof(action), "host.%s", verb);
+		api_audit(h, req, action, id, body ? json_incref(body) : NULL);
+	}
 	json_decref(host);
 	host = NULL;
 	if (strcmp(verb, "reject") == 0)
 		httpd_respond_ok(req, json_pack("{s:s, s:s}", "id", id, "state", "rejected"));
+	else if ((rc = h->store->ops->host_get(h->store, id, &host)) == 0)
+		httpd_respond_ok(req, json_incref(host));
 	else
-		respond_store(req, h->store->ops->host_get(h->store, id, &host), json_incref(host),
-			      "host");
+		respond_store(req, rc, NULL, "host");
 out:
 	json_decref(host);
 	json_decref(body);
@@ -314,19 +326,20 @@ static void api_token_create(void *ctx, struct httpd_req *req)
 	if (json_unpack(body, "{s:s, s?s}", "kind", &kind, "role", &role) < 0 ||
 	    (strcmp(kind, "enroll") && strcmp(kind, "operator"))) {
 		httpd_respond_error(req, OUTPOST_E_BAD_ARGS,
-				    "kind must be \"enroll\" or \"operator\"");
+		                    "kind must be \"enroll\" or \"operator\"");
 		goto out;
 	}
 	if (strcmp(kind, "operator") == 0 &&
-	    (!role || (strcmp(role, "viewer") && strcmp(role, "operator") && strcmp(role, "admin")))) {
+	    (!role ||
+	     (strcmp(role, "viewer") && strcmp(role, "operator") && strcmp(role, "admin")))) {
 		httpd_respond_error(req, OUTPOST_E_BAD_ARGS,
-				    "an operator token needs role viewer, operator or admin");
+		                    "an operator token needs role viewer, operator or admin");
 		goto out;
 	}
 	ttl = json_object_get(body, "ttl_s") ? api_duration(json_object_get(body, "ttl_s")) : 0;
 	if (ttl < 0 || ttl > 10L * 365 * 86400) {
 		httpd_respond_error(req, OUTPOST_E_BAD_ARGS,
-				    "ttl_s: seconds, 0 (never expires) to 10 years");
+		                    "ttl_s: seconds, 0 (never expires) to 10 years");
 		goto out;
 	}
 	labels = json_object_get(body, "labels");
@@ -334,10 +347,12 @@ static void api_token_create(void *ctx, struct httpd_req *req)
 		httpd_respond_error(req, OUTPOST_E_BAD_ARGS, "labels must be an object");
 		goto out;
 	}
-	json_object_foreach(labels, k, v) {
+	json_object_foreach(labels, k, v)
+	{
 		if (!json_is_string(v) || !hub_host_id_ok(k)) {
 			httpd_respond_error(req, OUTPOST_E_BAD_ARGS,
-					    "label '%.64s': keys A-Z a-z 0-9 . _ -, string values", k);
+			                    "label '%.64s': keys A-Z a-z 0-9 . _ -, string values",
+			                    k);
 			goto out;
 		}
 	}
@@ -350,20 +365,21 @@ static void api_token_create(void *ctx, struct httpd_req *req)
 	id[12] = '\0'; /* a short public id; the secret is the whole token */
 	sec_sha256_hex(secret, strlen(secret), hash);
 	tok = json_pack("{s:s, s:s, s:s, s:s?, s:O?, s:I, s:I, s:s}", "id", id, "hash", hash,
-			"kind", kind, "role", role, "labels", labels, "created_ms", (json_int_t)now,
-			"expires_ms", (json_int_t)(ttl ? now + ttl * 1000 : 0), "created_by",
-			caller_name(req));
+	                "kind", kind, "role", role, "labels", labels, "created_ms", (json_int_t)now,
+	                "expires_ms", (json_int_t)(ttl ? now + ttl * 1000 : 0), "created_by",
+	                caller_name(req));
 	if (!tok || h->store->ops->token_add(h->store, tok) < 0) {
 		json_decref(tok);
 		httpd_respond_error(req, OUTPOST_E_INTERNAL, "cannot store the token");
 		goto out;
 	}
 	json_decref(tok);
-	api_audit(h, req, "token.create", id,
-		  json_pack("{s:s, s:s?, s:I}", "kind", kind, "role", role, "ttl_s", (json_int_t)ttl));
+	api_audit(
+	    h, req, "token.create", id,
+	    json_pack("{s:s, s:s?, s:I}", "kind", kind, "role", role, "ttl_s", (json_int_t)ttl));
 	httpd_respond_ok(req, json_pack("{s:s, s:s, s:s, s:s?, s:I}", "id", id, "token", secret,
-					"kind", kind, "role", role, "expires_ms",
-					(json_int_t)(ttl ? now + ttl * 1000 : 0)));
+	                                "kind", kind, "role", role, "expires_ms",
+	                                (json_int_t)(ttl ? now + ttl * 1000 : 0)));
 out:
 	free(secret);
 	free(id);
@@ -374,7 +390,8 @@ static void api_tokens_list(void *ctx, struct httpd_req *req)
 {
 	struct hub *h = ctx;
 	json_t *toks = NULL;
-	respond_store(req, h->store->ops->token_list(h->store, &toks), toks, "tokens");
+	int rc = h->store->ops->token_list(h->store, &toks);
+	respond_store(req, rc, toks, "tokens");
 }
 
 static int api_limit(struct httpd_req *req, int def)
@@ -388,24 +405,24 @@ static void api_audit_list(void *ctx, struct httpd_req *req)
 {
 	struct hub *h = ctx;
 	json_t *v = NULL;
-	respond_store(req, h->store->ops->audit_list(h->store, api_limit(req, 100), &v), v,
-		      "audit");
+	int rc = h->store->ops->audit_list(h->store, api_limit(req, 100), &v);
+	respond_store(req, rc, v, "audit");
 }
 
 static void api_events(void *ctx, struct httpd_req *req)
 {
 	struct hub *h = ctx;
 	json_t *v = NULL;
-	respond_store(req,
-		      h->store->ops->events_list(h->store, httpd_req_query(req, "host"),
-						 api_limit(req, 100), &v),
-		      v, "events");
+	int rc = h->store->ops->events_list(h->store, httpd_req_query(req, "host"),
+	                                    api_limit(req, 100), &v);
+	respond_store(req, rc, v, "events");
 }
 
 static void api_metrics(void *ctx, struct httpd_req *req)
 {
 	struct hub *h = ctx;
-	static const char *const le[] = {"0.001", "0.005", "0.01", "0.05", "0.1", "0.5", "1", "+Inf"};
+	static const char *const le[] = {"0.001", "0.005", "0.01", "0.05",
+	                                 "0.1",   "0.5",   "1",    "+Inf"};
 	json_t *st = NULL, *hs, *v;
 	struct buf b = BUF_INIT;
 	unsigned long long cum = 0;
@@ -414,40 +431,40 @@ static void api_metrics(void *ctx, struct httpd_req *req)
 	h->store->ops->stats(h->store, &st);
 	hs = json_object_get(st, "hosts");
 	buf_printf(&b,
-		   "# TYPE outpost_hub_info gauge\noutpost_hub_info{version=\"%s\"} 1\n"
-		   "# HELP outpost_hub_hosts Hosts by state.\n# TYPE outpost_hub_hosts gauge\n",
-		   OUTPOST_VERSION);
-	json_object_foreach(hs, k, v)
-		buf_printf(&b, "outpost_hub_hosts{state=\"%s\"} %lld\n", k,
-			   (long long)json_integer_value(v));
+	           "# TYPE outpost_hub_info gauge\noutpost_hub_info{version=\"%s\"} 1\n"
+	           "# HELP outpost_hub_hosts Hosts by state.\n# TYPE outpost_hub_hosts gauge\n",
+	           OUTPOST_VERSION);
+	json_object_foreach(hs, k, v) buf_printf(&b, "outpost_hub_hosts{state=\"%s\"} %lld\n", k,
+	                                         (long long)json_integer_value(v));
 	buf_printf(&b,
-		   "# HELP outpost_hub_agents_connected Agents holding a task long-poll now.\n"
-		   "# TYPE outpost_hub_agents_connected gauge\noutpost_hub_agents_connected %zu\n"
-		   "# TYPE outpost_hub_tasks_running gauge\noutpost_hub_tasks_running %lld\n"
-		   "# HELP outpost_hub_queue_depth Per-host task copies not yet finished.\n"
-		   "# TYPE outpost_hub_queue_depth gauge\noutpost_hub_queue_depth %lld\n"
-		   "# TYPE outpost_hub_tasks_created_total counter\n"
-		   "outpost_hub_tasks_created_total %llu\n"
-		   "# TYPE outpost_hub_task_copies_signed_total counter\n"
-		   "outpost_hub_task_copies_signed_total %llu\n"
-		   "# TYPE outpost_hub_results_total counter\noutpost_hub_results_total %llu\n"
-		   "# TYPE outpost_hub_enrollments_total counter\n"
-		   "outpost_hub_enrollments_total %llu\n"
-		   "# TYPE outpost_hub_auth_refused_total counter\n"
-		   "outpost_hub_auth_refused_total %llu\n"
-		   "# TYPE outpost_hub_requests_total counter\noutpost_hub_requests_total %llu\n"
-		   "# HELP outpost_hub_request_seconds Time to answer a request (long-polls "
-		   "excluded).\n# TYPE outpost_hub_request_seconds histogram\n",
-		   h->npolls, (long long)json_integer_value(json_object_get(st, "tasks_running")),
-		   (long long)json_integer_value(json_object_get(st, "queue_depth")),
-		   h->st.tasks_created, h->st.signed_tasks, h->st.results, h->st.enrollments,
-		   h->st.refused_auth, h->st.requests);
+	           "# HELP outpost_hub_agents_connected Agents holding a task long-poll now.\n"
+	           "# TYPE outpost_hub_agents_connected gauge\noutpost_hub_agents_connected %zu\n"
+	           "# TYPE outpost_hub_tasks_running gauge\noutpost_hub_tasks_running %lld\n"
+	           "# HELP outpost_hub_queue_depth Per-host task copies not yet finished.\n"
+	           "# TYPE outpost_hub_queue_depth gauge\noutpost_hub_queue_depth %lld\n"
+	           "# TYPE outpost_hub_tasks_created_total counter\n"
+	           "outpost_hub_tasks_created_total %llu\n"
+	           "# TYPE outpost_hub_task_copies_signed_total counter\n"
+	           "outpost_hub_task_copies_signed_total %llu\n"
+	           "# TYPE outpost_hub_results_total counter\noutpost_hub_results_total %llu\n"
+	           "# TYPE outpost_hub_enrollments_total counter\n"
+	           "outpost_hub_enrollments_total %llu\n"
+	           "# TYPE outpost_hub_auth_refused_total counter\n"
+	           "outpost_hub_auth_refused_total %llu\n"
+	           "# TYPE outpost_hub_requests_total counter\noutpost_hub_requests_total %llu\n"
+	           "# HELP outpost_hub_request_seconds Time to answer a request (long-polls "
+	           "excluded).\n# TYPE outpost_hub_request_seconds histogram\n",
+	           h->npolls, (long long)json_integer_value(json_object_get(st, "tasks_running")),
+	           (long long)json_integer_value(json_object_get(st, "queue_depth")),
+	           h->st.tasks_created, h->st.signed_tasks, h->st.results, h->st.enrollments,
+	           h->st.refused_auth, h->st.requests);
 	for (int i = 0; i < 8; i++) {
 		cum += h->st.latency_buckets[i];
 		buf_printf(&b, "outpost_hub_request_seconds_bucket{le=\"%s\"} %llu\n", le[i], cum);
 	}
-	buf_printf(&b, "outpost_hub_request_seconds_sum %.6f\noutpost_hub_request_seconds_count %llu\n",
-		   h->st.latency_sum, cum);
+	buf_printf(&b,
+	           "outpost_hub_request_seconds_sum %.6f\noutpost_hub_request_seconds_count %llu\n",
+	           h->st.latency_sum, cum);
 	json_decref(st);
 	if (!b.data) {
 		httpd_respond_error(req, OUTPOST_E_INTERNAL, "out of memory");
@@ -458,23 +475,23 @@ static void api_metrics(void *ctx, struct httpd_req *req)
 }
 
 static const struct httpd_route routes[] = {
-	/* method  path                         handler              role           body */
-	{"GET", "/api/v1/health", api_health, ROLE_NONE, 0},
-	{"POST", "/api/v1/enroll", api_enroll, ROLE_NONE, 1 * MB},
-	{"GET", "/api/v1/agents/*", tasks_agent_poll, ROLE_AGENT, 0},
-	{"POST", "/api/v1/agents/*", tasks_agent_results, ROLE_AGENT, 16 * MB},
-	{"GET", "/metrics", api_metrics, ROLE_VIEWER, 0},
-	{"GET", "/api/v1/hosts", api_hosts_list, ROLE_VIEWER, 0},
-	{"GET", "/api/v1/hosts/*", api_host_get, ROLE_VIEWER, 0},
-	{"POST", "/api/v1/hosts/*", api_host_change, ROLE_ADMIN, 64 * KB},
-	{"GET", "/api/v1/events", api_events, ROLE_VIEWER, 0},
-	{"POST", "/api/v1/tasks", tasks_api_create, ROLE_OPERATOR, 64 * MB},
-	{"GET", "/api/v1/tasks", tasks_api_list, ROLE_VIEWER, 0},
-	{"GET", "/api/v1/tasks/*", tasks_api_get, ROLE_VIEWER, 0},
-	{"POST", "/api/v1/tasks/*", tasks_api_cancel, ROLE_OPERATOR, 4 * KB},
-	{"POST", "/api/v1/tokens", api_token_create, ROLE_ADMIN, 64 * KB},
-	{"GET", "/api/v1/tokens", api_tokens_list, ROLE_ADMIN, 0},
-	{"GET", "/api/v1/audit", api_audit_list, ROLE_ADMIN, 0},
+    /* method  path                         handler              role           body */
+    {"GET", "/api/v1/health", api_health, ROLE_NONE, 0},
+    {"POST", "/api/v1/enroll", api_enroll, ROLE_NONE, 1 * MB},
+    {"GET", "/api/v1/agents/*", tasks_agent_poll, ROLE_AGENT, 0},
+    {"POST", "/api/v1/agents/*", tasks_agent_results, ROLE_AGENT, 16 * MB},
+    {"GET", "/metrics", api_metrics, ROLE_VIEWER, 0},
+    {"GET", "/api/v1/hosts", api_hosts_list, ROLE_VIEWER, 0},
+    {"GET", "/api/v1/hosts/*", api_host_get, ROLE_VIEWER, 0},
+    {"POST", "/api/v1/hosts/*", api_host_change, ROLE_ADMIN, 64 * KB},
+    {"GET", "/api/v1/events", api_events, ROLE_VIEWER, 0},
+    {"POST", "/api/v1/tasks", tasks_api_create, ROLE_OPERATOR, 64 * MB},
+    {"GET", "/api/v1/tasks", tasks_api_list, ROLE_VIEWER, 0},
+    {"GET", "/api/v1/tasks/*", tasks_api_get, ROLE_VIEWER, 0},
+    {"POST", "/api/v1/tasks/*", tasks_api_cancel, ROLE_OPERATOR, 4 * KB},
+    {"POST", "/api/v1/tokens", api_token_create, ROLE_ADMIN, 64 * KB},
+    {"GET", "/api/v1/tokens", api_tokens_list, ROLE_ADMIN, 0},
+    {"GET", "/api/v1/audit", api_audit_list, ROLE_ADMIN, 0},
 };
 
 const struct httpd_route *api_routes(size_t *n)

@@ -72,8 +72,8 @@ static int hub_admin_token(struct hub *h, char *msg, size_t msglen)
 	id[12] = '\0';
 	sec_sha256_hex(secret, strlen(secret), hash);
 	tok = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:s}", "id", id, "hash", hash, "kind",
-			"operator", "role", "admin", "created_ms", (json_int_t)clk_real_ms(),
-			"expires_ms", (json_int_t)0, "created_by", "hub-first-start");
+	                "operator", "role", "admin", "created_ms", (json_int_t)clk_real_ms(),
+	                "expires_ms", (json_int_t)0, "created_by", "hub-first-start");
 	rc = tok ? h->store->ops->token_add(h->store, tok) : OUTPOST_E_INTERNAL;
 	json_decref(tok);
 	if (rc == 0) {
@@ -110,7 +110,7 @@ static void hub_on_answer(void *ctx, struct httpd_req *req, unsigned status, int
 }
 
 int hub_new(struct loop *loop, json_t *conf, struct logger *log, struct hub **out, char *msg,
-	    size_t msglen)
+            size_t msglen)
 {
 	struct hub *h;
 	struct httpd_config hc = {0};
@@ -159,9 +159,9 @@ int hub_new(struct loop *loop, json_t *conf, struct logger *log, struct hub **ou
 		goto fail;
 	if (json_is_true(conf_get(conf, "tls"))) {
 		json_array_foreach(conf_get(conf, "tls_names"), i, v) if (i < 16) names[i] =
-			json_string_value(v);
+		    json_string_value(v);
 		if (tls_identity(h->state_dir, names, &h->cert_pem, &h->key_pem, h->fingerprint,
-				 &tls_created, msg, msglen) < 0)
+		                 &tls_created, msg, msglen) < 0)
 			goto fail;
 	} else {
 		snprintf(h->fingerprint, sizeof(h->fingerprint), "none (plain HTTP)");
@@ -191,9 +191,9 @@ int hub_new(struct loop *loop, json_t *conf, struct logger *log, struct hub **ou
 	log_info(log, "hub", "%s signing key: ed25519:%s", created ? "new" : "loaded", h->pk_b64);
 	if (h->cert_pem)
 		log_info(log, "hub", "%s TLS certificate %s/hub.crt: %s",
-			 tls_created ? "new" : "loaded", h->state_dir, h->fingerprint);
+		         tls_created ? "new" : "loaded", h->state_dir, h->fingerprint);
 	log_info(log, "hub", "outpost-hub %s ready on %s://%s (store: %s)", OUTPOST_VERSION,
-		 h->cert_pem ? "https" : "http", hc.listen, h->store->ops->name);
+	         h->cert_pem ? "https" : "http", hc.listen, h->store->ops->name);
 	*out = h;
 	return 0;
 fail:

@@ -8,28 +8,28 @@
 #include <unistd.h>
 
 static const struct conf_field hub_schema[] = {
-	{"listen", CONF_STRING, 0, 0, "HOST:PORT for agents, the CLI and the console"},
-	{"state_dir", CONF_STRING, 0, 0, "database, keys, certificate, admin token"},
-	{"tls", CONF_BOOL, 0, 0, "HTTPS; false is allowed only on a loopback address"},
-	{"tls_names", CONF_STRING_ARRAY, 0, 0, "extra names/addresses in the certificate"},
-	{"log", CONF_OBJECT, 0, 0, NULL},
-	{"log.level", CONF_STRING, 0, 0, "error, warn, info, debug"},
-	{"log.target", CONF_STRING, 0, 0, "stderr or syslog"},
-	{"api", CONF_OBJECT, 0, 0, NULL},
-	{"api.body_limit", CONF_INT, 1024, 1 << 30, "bytes of a request body"},
-	{"api.conn_limit", CONF_INT, 16, 1000000, "connections at once (agents hold one each)"},
-	{"api.per_ip_limit", CONF_INT, 0, 1000000, "connections per client address (0: none)"},
-	{"api.conn_timeout_s", CONF_INT, 1, 3600, "idle connection timeout"},
-	{"agents", CONF_OBJECT, 0, 0, NULL},
-	{"agents.beat_ms", CONF_INT, 500, 3600000, "how often agents beat"},
-	{"agents.missed_beats", CONF_INT, 1, 100, "a host is down after this many"},
-	{"agents.poll_wait_s", CONF_INT, 1, 60, "longest long-poll"},
-	{"tasks", CONF_OBJECT, 0, 0, NULL},
-	{"tasks.default_timeout_ms", CONF_INT, 1, 86400000, "op deadline on the host"},
-	{"tasks.default_expiry_ms", CONF_INT, 1000, 30L * 86400000, "how long a task waits"},
-	{"auth", CONF_OBJECT, 0, 0, NULL},
-	{"auth.max_failures_per_min", CONF_INT, 1, 100000, "failed credentials per address"},
-	{NULL, 0, 0, 0, NULL},
+    {"listen", CONF_STRING, 0, 0, "HOST:PORT for agents, the CLI and the console"},
+    {"state_dir", CONF_STRING, 0, 0, "database, keys, certificate, admin token"},
+    {"tls", CONF_BOOL, 0, 0, "HTTPS; false is allowed only on a loopback address"},
+    {"tls_names", CONF_STRING_ARRAY, 0, 0, "extra names/addresses in the certificate"},
+    {"log", CONF_OBJECT, 0, 0, NULL},
+    {"log.level", CONF_STRING, 0, 0, "error, warn, info, debug"},
+    {"log.target", CONF_STRING, 0, 0, "stderr or syslog"},
+    {"api", CONF_OBJECT, 0, 0, NULL},
+    {"api.body_limit", CONF_INT, 1024, 1 << 30, "bytes of a request body"},
+    {"api.conn_limit", CONF_INT, 16, 1000000, "connections at once (agents hold one each)"},
+    {"api.per_ip_limit", CONF_INT, 0, 1000000, "connections per client address (0: none)"},
+    {"api.conn_timeout_s", CONF_INT, 1, 3600, "idle connection timeout"},
+    {"agents", CONF_OBJECT, 0, 0, NULL},
+    {"agents.beat_ms", CONF_INT, 500, 3600000, "how often agents beat"},
+    {"agents.missed_beats", CONF_INT, 1, 100, "a host is down after this many"},
+    {"agents.poll_wait_s", CONF_INT, 1, 60, "longest long-poll"},
+    {"tasks", CONF_OBJECT, 0, 0, NULL},
+    {"tasks.default_timeout_ms", CONF_INT, 1, 86400000, "op deadline on the host"},
+    {"tasks.default_expiry_ms", CONF_INT, 1000, 30L * 86400000, "how long a task waits"},
+    {"auth", CONF_OBJECT, 0, 0, NULL},
+    {"auth.max_failures_per_min", CONF_INT, 1, 100000, "failed credentials per address"},
+    {NULL, 0, 0, 0, NULL},
 };
 
 json_t *hub_conf_defaults(void)
@@ -37,14 +37,14 @@ json_t *hub_conf_defaults(void)
 	int root = geteuid() == 0;
 
 	return json_pack("{s:s, s:s, s:b, s:[], s:{s:s, s:s}, s:{s:i, s:i, s:i, s:i},"
-			 " s:{s:i, s:i, s:i}, s:{s:i, s:I}, s:{s:i}}",
-			 "listen", "127.0.0.1:7443", "state_dir",
-			 root ? "/var/lib/outpost-hub" : "outpost-state/hub", "tls", 1, "tls_names",
-			 "log", "level", "info", "target", "stderr", "api", "body_limit",
-			 64 << 20, "conn_limit", 20000, "per_ip_limit", 0, "conn_timeout_s", 120,
-			 "agents", "beat_ms", 5000, "missed_beats", 3, "poll_wait_s", 30, "tasks",
-			 "default_timeout_ms", 600000, "default_expiry_ms", (json_int_t)3600000,
-			 "auth", "max_failures_per_min", 20);
+	                 " s:{s:i, s:i, s:i}, s:{s:i, s:I}, s:{s:i}}",
+	                 "listen", "127.0.0.1:7443", "state_dir",
+	                 root ? "/var/lib/outpost-hub" : "outpost-state/hub", "tls", 1, "tls_names",
+	                 "log", "level", "info", "target", "stderr", "api", "body_limit", 64 << 20,
+	                 "conn_limit", 20000, "per_ip_limit", 0, "conn_timeout_s", 120, "agents",
+	                 "beat_ms", 5000, "missed_beats", 3, "poll_wait_s", 30, "tasks",
+	                 "default_timeout_ms", 600000, "default_expiry_ms", (json_int_t)3600000,
+	                 "auth", "max_failures_per_min", 20);
 }
 
 static int hub_listen_is_loopback(const char *listen)
@@ -77,9 +77,9 @@ int hub_conf_check(const json_t *conf, char *msg, size_t msglen)
 	}
 	if (json_is_false(conf_get(conf, "tls")) && !hub_listen_is_loopback(s)) {
 		snprintf(msg, msglen,
-			 "'tls' is false but 'listen' (%s) is not a loopback address: plain HTTP "
-			 "is only for loopback demos",
-			 s);
+		         "'tls' is false but 'listen' (%s) is not a loopback address: plain HTTP "
+		         "is only for loopback demos",
+		         s);
 		return OUTPOST_E_BAD_ARGS;
 	}
 	s = json_string_value(conf_get(conf, "state_dir"));

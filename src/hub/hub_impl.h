@@ -35,7 +35,7 @@ struct hub_wait {
 	struct httpd_req *req;
 	struct loop_timer *timer;
 	char key[130]; /* host id, or task id */
-	int64_t since;  /* task waits: answer when seq > since */
+	int64_t since; /* task waits: answer when seq > since */
 	struct hub_wait *next;
 };
 
@@ -69,7 +69,7 @@ struct hub {
 	struct hub_wait *polls[HUB_WAIT_BUCKETS]; /* agents' task polls by host id */
 	struct hub_wait *watches;                 /* operators' task waits */
 	size_t npolls;
-	struct hub_fail fails[256];               /* failed auth per address, small ring */
+	struct hub_fail fails[256]; /* failed auth per address, small ring */
 	int64_t started_ms;
 	int stopping;
 	struct hub_stats st;
@@ -86,7 +86,7 @@ int hub_host_id_ok(const char *id);
 /* api.c */
 const struct httpd_route *api_routes(size_t *n);
 void api_audit(struct hub *h, struct httpd_req *req, const char *action, const char *target,
-	       json_t *detail);
+               json_t *detail);
 
 /* tasks.c */
 void tasks_api_create(void *ctx, struct httpd_req *req);

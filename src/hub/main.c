@@ -29,20 +29,20 @@ struct main_ctx {
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: outpost-hub [options]\n"
-		"  --config FILE      config file (JSON with comments; default %s if it exists)\n"
-		"  --state-dir DIR    state directory (database, keys, certificate, admin token)\n"
-		"  --listen HOST:PORT address for agents, the CLI and the console\n"
-		"  --foreground       stay in the foreground, log to stderr\n"
-		"  --check-config     print the effective configuration and exit (1 if invalid)\n"
-		"  --version          print the version and exit\n",
-		HUB_DEFAULT_CONFIG);
+	        "usage: outpost-hub [options]\n"
+	        "  --config FILE      config file (JSON with comments; default %s if it exists)\n"
+	        "  --state-dir DIR    state directory (database, keys, certificate, admin token)\n"
+	        "  --listen HOST:PORT address for agents, the CLI and the console\n"
+	        "  --foreground       stay in the foreground, log to stderr\n"
+	        "  --check-config     print the effective configuration and exit (1 if invalid)\n"
+	        "  --version          print the version and exit\n",
+	        HUB_DEFAULT_CONFIG);
 }
 
 static int main_load_conf(struct main_ctx *m, json_t **out, char *msg, size_t msglen)
 {
 	int rc = conf_layer(hub_conf_defaults(), m->config_path, HUB_DEFAULT_CONFIG, m->overrides,
-			    out, msg, msglen);
+	                    out, msg, msglen);
 
 	if (rc == 0 && (rc = hub_conf_check(*out, msg, msglen)) < 0) {
 		json_decref(*out);
@@ -70,13 +70,13 @@ static void main_on_signal(void *arg, uint32_t events)
 			if (main_load_conf(m, &conf, msg, sizeof(msg)) < 0 ||
 			    hub_reload(m->hub, conf, msg, sizeof(msg)) < 0)
 				log_error(&m->log, "hub",
-					  "reload refused, keeping the running configuration: %s",
-					  msg);
+				          "reload refused, keeping the running configuration: %s",
+				          msg);
 			json_decref(conf);
 		} else if (!m->stopping) {
 			m->stopping = 1;
 			log_info(&m->log, "hub", "%s received: stopping",
-				 strsignal((int)si.ssi_signo));
+			         strsignal((int)si.ssi_signo));
 			hub_shutdown(m->hub, main_on_stopped, m);
 		}
 	}
@@ -85,14 +85,10 @@ static void main_on_signal(void *arg, uint32_t events)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"config", required_argument, NULL, 'c'},
-		{"state-dir", required_argument, NULL, 's'},
-		{"listen", required_argument, NULL, 'l'},
-		{"foreground", no_argument, NULL, 'f'},
-		{"check-config", no_argument, NULL, 'C'},
-		{"version", no_argument, NULL, 'V'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"config", required_argument, NULL, 'c'}, {"state-dir", required_argument, NULL, 's'},
+	    {"listen", required_argument, NULL, 'l'}, {"foreground", no_argument, NULL, 'f'},
+	    {"check-config", no_argument, NULL, 'C'}, {"version", no_argument, NULL, 'V'},
+	    {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
 	};
 	struct main_ctx m = {.sfd = -1};
 	struct loop_fd *sh = NULL;
@@ -145,11 +141,11 @@ int main(int argc, char **argv)
 		rc = 0;
 		goto out;
 	}
-	log_init(&m.log, "outpost-hub",
-		 log_level_parse(json_string_value(conf_get(conf, "log.level"))),
-		 !foreground || strcmp(json_string_value(conf_get(conf, "log.target")), "syslog") == 0
-			 ? LOG_TO_SYSLOG
-			 : LOG_TO_STDERR);
+	log_init(
+	    &m.log, "outpost-hub", log_level_parse(json_string_value(conf_get(conf, "log.level"))),
+	    !foreground || strcmp(json_string_value(conf_get(conf, "log.target")), "syslog") == 0
+	        ? LOG_TO_SYSLOG
+	        : LOG_TO_STDERR);
 	if (!foreground && daemon_detach() < 0) {
 		fprintf(stderr, "outpost-hub: cannot daemonize: %s\n", strerror(errno));
 		goto out;

@@ -21,12 +21,12 @@ struct store;
 
 struct store_enroll {
 	const char *host_id;
-	const char *pubkey;   /* base64 of the 32-byte Ed25519 public key */
+	const char *pubkey; /* base64 of the 32-byte Ed25519 public key */
 	const char *hostname;
 	const char *version;
-	json_t *facts;        /* borrowed; may be NULL */
-	json_t *labels;       /* borrowed; from the enrollment token; may be NULL */
-	int accept;           /* 1: state up at once (valid token); 0: pending */
+	json_t *facts;  /* borrowed; may be NULL */
+	json_t *labels; /* borrowed; from the enrollment token; may be NULL */
+	int accept;     /* 1: state up at once (valid token); 0: pending */
 	int64_t now_ms;
 };
 
@@ -47,21 +47,22 @@ struct store_ops {
 	/* Sets the state (accept: pending->up; revoke: any->revoked), records an event with reason.
 	 * Removing a pending host (reject) is host_remove. */
 	int (*host_set_state)(struct store *s, const char *id, const char *state,
-			      const char *reason, int64_t now_ms);
+	                      const char *reason, int64_t now_ms);
 	int (*host_remove)(struct store *s, const char *id);
 	/* set: {k: v} to add or change, remove: [k] to drop. */
 	int (*host_labels)(struct store *s, const char *id, json_t *set, json_t *remove);
 	/* A beat: last_seen = now, version, facts when not NULL; a down host becomes up (event).
 	 * *was_down tells whether it was down. */
 	int (*host_seen)(struct store *s, const char *id, int64_t now_ms, const char *version,
-			 json_t *facts, int *was_down);
+	                 json_t *facts, int *was_down);
 	/* Hosts up whose last_seen is older than before_ms become down (an event each); *ids gets
 	 * the array of ids changed. */
 	int (*hosts_mark_down)(struct store *s, int64_t before_ms, int64_t now_ms, json_t **ids);
 	/* Newest first: [{host_id, kind, detail, at_ms}]; host_id NULL: all hosts. */
 	int (*events_list)(struct store *s, const char *host_id, int limit, json_t **events);
 
-	/* ---- tokens (stored as sha256 hex of the secret; the secret never reaches the store) ---- */
+	/* ---- tokens (stored as sha256 hex of the secret; the secret never reaches the store) ----
+	 */
 	/* tok: {"id", "hash", "kind": "enroll|operator", "role", "labels", "created_ms",
 	 * "expires_ms" (0: never), "created_by"}. */
 	int (*token_add)(struct store *s, json_t *tok);
@@ -79,19 +80,19 @@ struct store_ops {
 	/* The task with counts, total, seq, state, and (with_hosts) the per-host rows with
 	 * seq > since. */
 	int (*task_get)(struct store *s, const char *id, int with_hosts, int64_t since,
-			json_t **task);
+	                json_t **task);
 	int (*task_list)(struct store *s, int limit, json_t **tasks); /* newest first, summaries */
 	/* Queued rows of a host whose batch is released, not expired, up to limit, oldest first,
 	 * marked sent; *items: [{"task": {task_id, host_id, plugin, op, args, timeout_ms,
 	 * issued_ms, expires_ms}}] (the hub signs them). */
 	int (*task_take)(struct store *s, const char *host_id, int64_t now_ms, int limit,
-			 json_t **items);
+	                 json_t **items);
 	/* A host's report. Only moves forward (a final state is never overwritten; running after
 	 * ok is ignored); a host the task was not sent to: OUTPOST_E_NOT_FOUND. *task_id_done:
 	 * set to 1 when this made the whole task finish. */
 	int (*task_report)(struct store *s, const char *task_id, const char *host_id,
-			   const char *state, json_t *response, int64_t started_ms,
-			   int64_t finished_ms, int *task_done);
+	                   const char *state, json_t *response, int64_t started_ms,
+	                   int64_t finished_ms, int *task_done);
 	/* Queued and sent rows become cancelled (sent ones the agent has not started). */
 	int (*task_cancel)(struct store *s, const char *id, int64_t now_ms);
 	/* Rows queued/sent past expires_ms become expired; *task_ids: tasks touched. */
@@ -104,8 +105,8 @@ struct store_ops {
 	int (*task_hosts_waiting)(struct store *s, const char *task_id, json_t **host_ids);
 
 	/* ---- audit ---- */
-	int (*audit_add)(struct store *s, const char *actor, const char *action,
-			 const char *target, json_t *detail, int64_t now_ms);
+	int (*audit_add)(struct store *s, const char *actor, const char *action, const char *target,
+	                 json_t *detail, int64_t now_ms);
 	int (*audit_list)(struct store *s, int limit, json_t **entries); /* newest first */
 
 	/* ---- counts for /metrics ---- */

@@ -16,8 +16,8 @@
 
 #define TASKS_TAKE_MAX 64
 
-static const char *const fact_keys[] = {"id",	   "hostname", "state", "version", "os",
-					"os_version", "kernel",   "arch",  "cpus",    NULL};
+static const char *const fact_keys[] = {"id",         "hostname", "state", "version", "os",
+                                        "os_version", "kernel",   "arch",  "cpus",    NULL};
 
 static int task_id_ok(const char *id)
 {
@@ -62,7 +62,8 @@ static int tasks_sign(struct hub *h, json_t *items)
 	json_t *it;
 	size_t i;
 
-	json_array_foreach(items, i, it) {
+	json_array_foreach(items, i, it)
+	{
 		char *text = sec_canonical(json_object_get(it, "task"));
 		char *sig = text ? sec_sign_b64(h->sk, text, strlen(text)) : NULL;
 		free(text);
@@ -202,8 +203,7 @@ static int key_known(void *arg, const char *key)
 }
 
 /* Matches target against accepted hosts; *ids gets the array of matched ids. */
-static int tasks_target(struct hub *h, const char *target, json_t **ids, char *msg,
-			size_t msglen)
+static int tasks_target(struct hub *h, const char *target, json_t **ids, char *msg, size_t msglen)
 {
 	struct keyset ks = {json_object()};
 	struct selector *sel = NULL;
@@ -217,19 +217,21 @@ static int tasks_target(struct hub *h, const char *target, json_t **ids, char *m
 		snprintf(msg, msglen, "cannot read the registry");
 		goto out;
 	}
-	json_array_foreach(hosts, i, host) {
+	json_array_foreach(hosts, i, host)
+	{
 		const char *k;
 		json_t *v;
 		json_object_foreach(json_object_get(host, "attrs"), k, v)
-			json_object_set(ks.keys, k, json_true());
+		    json_object_set(ks.keys, k, json_true());
 		json_object_foreach(json_object_get(host, "labels"), k, v)
-			json_object_set(ks.keys, k, json_true());
+		    json_object_set(ks.keys, k, json_true());
 	}
 	rc = selector_parse(target, key_known, &ks, &sel, msg, msglen);
 	if (rc < 0)
 		goto out;
 	*ids = json_array();
-	json_array_foreach(hosts, i, host) {
+	json_array_foreach(hosts, i, host)
+	{
 		const char *state = json_string_value(json_object_get(host, "state"));
 		json_t *attrs = json_object_get(host, "attrs");
 		if (!state || (strcmp(state, HOST_UP) && strcmp(state, HOST_DOWN)))
@@ -244,7 +246,7 @@ static int tasks_target(struct hub *h, const char *target, json_t **ids, char *m
 			json_object_set(attrs, "version", json_object_get(host, "version"));
 		json_object_update(attrs, json_object_get(host, "labels"));
 		if (selector_match(sel, json_string_value(json_object_get(host, "id")),
-				   json_string_value(json_object_get(host, "hostname")), attrs))
+		                   json_string_value(json_object_get(host, "hostname")), attrs))
 			json_array_append(*ids, json_object_get(host, "id"));
 	}
 	if (json_array_size(*ids) == 0) {
@@ -294,10 +296,11 @@ void tasks_api_create(void *ctx, struct httpd_req *req)
 
 	if (httpd_req_json(req, &body) < 0)
 		return;
-	json_object_foreach(body, key, v) {
-		static const char *const known[] = {"id",      "target",       "plugin", "op",
-						    "args",    "timeout_ms",   "batch",
-						    "expires_in_ms", "max_failures", NULL};
+	json_object_foreach(body, key, v)
+	{
+		static const char *const known[] = {
+		    "id",         "target", "plugin",        "op",           "args",
+		    "timeout_ms", "batch",  "expires_in_ms", "max_failures", NULL};
 		size_t k = 0;
 		while (known[k] && strcmp(known[k], key))
 			k++;
@@ -307,20 +310,20 @@ void tasks_api_create(void *ctx, struct httpd_req *req)
 		}
 	}
 	if (json_unpack(body, "{s?s, s:s, s:s, s:s, s?o}", "id", &id, "target", &target, "plugin",
-			&plugin, "op", &op, "args", &args) < 0) {
+	                &plugin, "op", &op, "args", &args) < 0) {
 		httpd_respond_error(req, OUTPOST_E_BAD_ARGS,
-				    "a task needs target, plugin and op (strings), optional id and "
-				    "args (object)");
+		                    "a task needs target, plugin and op (strings), optional id and "
+		                    "args (object)");
 		goto out;
 	}
 	if (id && !task_id_ok(id)) {
 		httpd_respond_error(req, OUTPOST_E_BAD_ARGS,
-				    "id must be 1 to 128 of A-Z a-z 0-9 . _ : -");
+		                    "id must be 1 to 128 of A-Z a-z 0-9 . _ : -");
 		goto out;
 	}
 	if (!name_ok(plugin) || !name_ok(op)) {
 		httpd_respond_error(req, OUTPOST_E_BAD_ARGS,
-				    "plugin and op are lowercase names (a-z 0-9 _)");
+		                    "plugin and op are lowercase names (a-z 0-9 _)");
 		goto out;
 	}
 	if (args && !json_is_object(args)) {
@@ -329,20 +332,20 @@ void tasks_api_create(void *ctx, struct httpd_req *req)
 	}
 	v = json_object_get(body, "timeout_ms");
 	timeout = v ? (json_is_integer(v) ? json_integer_value(v) : -1)
-		    : json_integer_value(conf_get(h->conf, "tasks.default_timeout_ms"));
+	            : json_integer_value(conf_get(h->conf, "tasks.default_timeout_ms"));
 	v = json_object_get(body, "expires_in_ms");
 	expires_in = v ? (json_is_integer(v) ? json_integer_value(v) : -1)
-		       : json_integer_value(conf_get(h->conf, "tasks.default_expiry_ms"));
+	               : json_integer_value(conf_get(h->conf, "tasks.default_expiry_ms"));
 	if (timeout < 1 || timeout > 86400000L || expires_in < 1000 ||
 	    expires_in > 30L * 86400000) {
 		httpd_respond_error(req, OUTPOST_E_BAD_ARGS,
-				    "timeout_ms is 1 ms to 1 day; expires_in_ms 1 s to 30 days");
+		                    "timeout_ms is 1 ms to 1 day; expires_in_ms 1 s to 30 days");
 		goto out;
 	}
 	v = json_object_get(body, "max_failures");
 	if (v && (!json_is_integer(v) || json_integer_value(v) < 0)) {
 		httpd_respond_error(req, OUTPOST_E_BAD_ARGS,
-				    "max_failures must be a non-negative integer");
+		                    "max_failures must be a non-negative integer");
 		goto out;
 	}
 	if (v)
@@ -355,7 +358,7 @@ void tasks_api_create(void *ctx, struct httpd_req *req)
 	batch = tasks_batch(json_object_get(body, "batch"), json_array_size(ids));
 	if (batch < 0) {
 		httpd_respond_error(req, OUTPOST_E_BAD_ARGS,
-				    "batch is a count (10) or a percentage (\"10%%\")");
+		                    "batch is a count (10) or a percentage (\"10%%\")");
 		goto out;
 	}
 	if (!id) {
@@ -371,15 +374,15 @@ void tasks_api_create(void *ctx, struct httpd_req *req)
 		free(r);
 		id = genid;
 	}
-	task = json_pack("{s:s, s:s, s:s, s:s, s:O, s:I, s:I, s:I, s:s, s:I, s:I}", "id", id,
-			 "target", target, "plugin", plugin, "op", op, "args",
-			 args ? args : json_object(), "timeout_ms", (json_int_t)timeout,
-			 "created_ms", (json_int_t)now, "expires_ms", (json_int_t)(now + expires_in),
-			 "created_by",
-			 ((struct hub_caller *)httpd_req_data(req))
-				 ? ((struct hub_caller *)httpd_req_data(req))->name
-				 : "?",
-			 "batch_size", (json_int_t)batch, "max_failures", (json_int_t)maxfail);
+	task =
+	    json_pack("{s:s, s:s, s:s, s:s, s:O, s:I, s:I, s:I, s:s, s:I, s:I}", "id", id, "target",
+	              target, "plugin", plugin, "op", op, "args", args ? args : json_object(),
+	              "timeout_ms", (json_int_t)timeout, "created_ms", (json_int_t)now,
+	              "expires_ms", (json_int_t)(now + expires_in), "created_by",
+	              ((struct hub_caller *)httpd_req_data(req))
+	                  ? ((struct hub_caller *)httpd_req_data(req))->name
+	                  : "?",
+	              "batch_size", (json_int_t)batch, "max_failures", (json_int_t)maxfail);
 	if (!task) {
 		httpd_respond_error(req, OUTPOST_E_INTERNAL, "out of memory");
 		goto out;
@@ -396,10 +399,10 @@ void tasks_api_create(void *ctx, struct httpd_req *req)
 	}
 	h->st.tasks_created++;
 	api_audit(h, req, "task.create", id,
-		  json_pack("{s:s, s:s, s:s, s:I}", "target", target, "plugin", plugin, "op", op,
-			    "hosts", (json_int_t)json_array_size(ids)));
+	          json_pack("{s:s, s:s, s:s, s:I}", "target", target, "plugin", plugin, "op", op,
+	                    "hosts", (json_int_t)json_array_size(ids)));
 	log_info(h->log, "tasks", "task %s: %s.%s on %zu host(s) (%s)", id, plugin, op,
-		 json_array_size(ids), target);
+	         json_array_size(ids), target);
 	if (h->store->ops->task_hosts_waiting(h->store, id, &waiting) == 0)
 		tasks_wake_hosts(h, waiting);
 	json_decref(existing);
@@ -453,9 +456,9 @@ void tasks_api_get(void *ctx, struct httpd_req *req)
 	}
 	rc = h->store->ops->task_get(h->store, id, 1, since, &task);
 	if (rc < 0) {
-		httpd_respond_error(req, rc, rc == OUTPOST_E_NOT_FOUND ? "no such task %s"
-								       : "cannot read task %s",
-				    id);
+		httpd_respond_error(
+		    req, rc, rc == OUTPOST_E_NOT_FOUND ? "no such task %s" : "cannot read task %s",
+		    id);
 		return;
 	}
 	if (wait == 0 || json_integer_value(json_object_get(task, "seq")) > since ||
@@ -504,7 +507,8 @@ void tasks_api_cancel(void *ctx, struct httpd_req *req)
 	}
 	rc = h->store->ops->task_cancel(h->store, id, clk_real_ms());
 	if (rc < 0) {
-		httpd_respond_error(req, rc, rc == OUTPOST_E_NOT_FOUND ? "no such task" : "cannot cancel");
+		httpd_respond_error(req, rc,
+		                    rc == OUTPOST_E_NOT_FOUND ? "no such task" : "cannot cancel");
 		return;
 	}
 	api_audit(h, req, "task.cancel", id, NULL);
@@ -544,8 +548,8 @@ void tasks_agent_poll(void *ctx, struct httpd_req *req)
 		wait = maxw;
 	/* Polling is a sign of life too. */
 	h->store->ops->host_seen(h->store, c->host_id, clk_real_ms(), NULL, NULL, NULL);
-	if (h->store->ops->task_take(h->store, c->host_id, clk_real_ms(), TASKS_TAKE_MAX,
-				     &items) < 0 ||
+	if (h->store->ops->task_take(h->store, c->host_id, clk_real_ms(), TASKS_TAKE_MAX, &items) <
+	        0 ||
 	    tasks_sign(h, items) < 0) {
 		json_decref(items);
 		httpd_respond_error(req, OUTPOST_E_INTERNAL, "cannot read the task queue");
@@ -575,8 +579,8 @@ void tasks_agent_poll(void *ctx, struct httpd_req *req)
 
 static int state_ok(const char *s)
 {
-	static const char *const states[] = {"running", "ok",	   "failed",  "timeout",
-					     "lost",	"refused", "expired", NULL};
+	static const char *const states[] = {"running", "ok",      "failed",  "timeout",
+	                                     "lost",    "refused", "expired", NULL};
 	for (size_t i = 0; s && states[i]; i++)
 		if (strcmp(states[i], s) == 0)
 			return 1;
@@ -595,24 +599,28 @@ static void agent_results(struct hub *h, struct httpd_req *req, struct hub_calle
 		goto out;
 	results = json_object_get(body, "results");
 	if (!json_is_array(results) || json_array_size(results) > 10000) {
-		httpd_respond_error(req, OUTPOST_E_BAD_ARGS,
-				    "results: an array of at most 10000 {task_id, state, response}");
+		httpd_respond_error(
+		    req, OUTPOST_E_BAD_ARGS,
+		    "results: an array of at most 10000 {task_id, state, response}");
 		goto out;
 	}
-	json_array_foreach(results, i, r) {
+	json_array_foreach(results, i, r)
+	{
 		const char *state = json_string_value(json_object_get(r, "state"));
 		json_t *resp = json_object_get(r, "response");
 		int done = 0;
 		tid = json_string_value(json_object_get(r, "task_id"));
-		if (!task_id_ok(tid) || !state_ok(state) || (resp && !json_is_object(resp) && !json_is_null(resp))) {
+		if (!task_id_ok(tid) || !state_ok(state) ||
+		    (resp && !json_is_object(resp) && !json_is_null(resp))) {
 			httpd_respond_error(req, OUTPOST_E_BAD_ARGS,
-					    "result %zu: task_id, a known state and an envelope", i);
+			                    "result %zu: task_id, a known state and an envelope",
+			                    i);
 			goto out;
 		}
 		if (h->store->ops->task_report(
-			    h->store, tid, c->host_id, state, json_is_object(resp) ? resp : NULL,
-			    json_integer_value(json_object_get(r, "started_ms")),
-			    json_integer_value(json_object_get(r, "finished_ms")), &done) == 0) {
+		        h->store, tid, c->host_id, state, json_is_object(resp) ? resp : NULL,
+		        json_integer_value(json_object_get(r, "started_ms")),
+		        json_integer_value(json_object_get(r, "finished_ms")), &done) == 0) {
 			accepted++;
 			json_object_set(touched, tid, json_true());
 			any_done |= done;
@@ -646,14 +654,14 @@ static void agent_beat(struct hub *h, struct httpd_req *req, struct hub_caller *
 		goto out;
 	}
 	if (h->store->ops->host_seen(h->store, c->host_id, clk_real_ms(), version, facts,
-				     &was_down) < 0) {
+	                             &was_down) < 0) {
 		httpd_respond_error(req, OUTPOST_E_INTERNAL, "cannot record the beat");
 		goto out;
 	}
 	if (was_down)
 		log_info(h->log, "registry", "host %s is up again", c->host_id);
 	httpd_respond_ok(req, json_pack("{s:I}", "interval_ms",
-					json_integer_value(conf_get(h->conf, "agents.beat_ms"))));
+	                                json_integer_value(conf_get(h->conf, "agents.beat_ms"))));
 out:
 	json_decref(body);
 }
@@ -670,7 +678,7 @@ void tasks_agent_results(void *ctx, struct httpd_req *req)
 		agent_beat(h, req, c);
 	else
 		httpd_respond_error(req, OUTPOST_E_NOT_FOUND,
-				    "POST /api/v1/agents/<id>/results or /beat");
+		                    "POST /api/v1/agents/<id>/results or /beat");
 }
 
 /* ---- once a second ---- */
@@ -684,10 +692,9 @@ void tasks_tick(struct hub *h)
 	size_t i;
 
 	if (h->store->ops->hosts_mark_down(h->store, now - beat * missed, now, &ids) == 0)
-		json_array_foreach(ids, i, v) log_warn(h->log, "registry",
-						       "host %s is down: no beat for %lld ms",
-						       json_string_value(v),
-						       (long long)(beat * missed));
+		json_array_foreach(ids, i, v)
+		    log_warn(h->log, "registry", "host %s is down: no beat for %lld ms",
+		             json_string_value(v), (long long)(beat * missed));
 	json_decref(ids);
 	ids = NULL;
 	if (h->store->ops->tasks_expire(h->store, now, &ids) == 0)

@@ -54,7 +54,7 @@ static int tls_fingerprint(const char *cert_pem, char fp[80])
 }
 
 static int tls_create(const char *const *extra, char **cert_pem, char **key_pem, char *msg,
-		      size_t msglen)
+                      size_t msglen)
 {
 	gnutls_x509_privkey_t key = NULL;
 	gnutls_x509_crt_t crt = NULL;
@@ -68,7 +68,7 @@ static int tls_create(const char *const *extra, char **cert_pem, char **key_pem,
 	if (gnutls_x509_privkey_init(&key) < 0 || gnutls_x509_crt_init(&crt) < 0)
 		goto out;
 	if (gnutls_x509_privkey_generate(key, GNUTLS_PK_ECDSA,
-					 GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0) < 0)
+	                                 GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0) < 0)
 		goto out;
 	randombytes_buf(serial, sizeof(serial));
 	serial[0] &= 0x7f; /* a positive serial number */
@@ -78,26 +78,26 @@ static int tls_create(const char *const *extra, char **cert_pem, char **key_pem,
 	gnutls_x509_crt_set_expiration_time(crt, now + 10L * 365 * 86400);
 	gnutls_x509_crt_set_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, "outpost-hub", 11);
 	gnutls_x509_crt_set_subject_alt_name(crt, GNUTLS_SAN_DNSNAME, "localhost", 9,
-					     GNUTLS_FSAN_APPEND);
+	                                     GNUTLS_FSAN_APPEND);
 	inet_pton(AF_INET, "127.0.0.1", ip4);
 	inet_pton(AF_INET6, "::1", ip6);
 	gnutls_x509_crt_set_subject_alt_name(crt, GNUTLS_SAN_IPADDRESS, ip4, 4, GNUTLS_FSAN_APPEND);
 	gnutls_x509_crt_set_subject_alt_name(crt, GNUTLS_SAN_IPADDRESS, ip6, 16,
-					     GNUTLS_FSAN_APPEND);
+	                                     GNUTLS_FSAN_APPEND);
 	if (gethostname(host, sizeof(host)) == 0 && host[0])
 		gnutls_x509_crt_set_subject_alt_name(crt, GNUTLS_SAN_DNSNAME, host,
-						     (unsigned)strlen(host), GNUTLS_FSAN_APPEND);
+		                                     (unsigned)strlen(host), GNUTLS_FSAN_APPEND);
 	for (size_t i = 0; extra && extra[i]; i++) {
 		if (inet_pton(AF_INET, extra[i], ip4) == 1)
 			gnutls_x509_crt_set_subject_alt_name(crt, GNUTLS_SAN_IPADDRESS, ip4, 4,
-							     GNUTLS_FSAN_APPEND);
+			                                     GNUTLS_FSAN_APPEND);
 		else if (inet_pton(AF_INET6, extra[i], ip6) == 1)
 			gnutls_x509_crt_set_subject_alt_name(crt, GNUTLS_SAN_IPADDRESS, ip6, 16,
-							     GNUTLS_FSAN_APPEND);
+			                                     GNUTLS_FSAN_APPEND);
 		else
 			gnutls_x509_crt_set_subject_alt_name(crt, GNUTLS_SAN_DNSNAME, extra[i],
-							     (unsigned)strlen(extra[i]),
-							     GNUTLS_FSAN_APPEND);
+			                                     (unsigned)strlen(extra[i]),
+			                                     GNUTLS_FSAN_APPEND);
 	}
 	/* Self-signed and a CA, so clients can use the file itself as their trust anchor. */
 	gnutls_x509_crt_set_basic_constraints(crt, 1, -1);
@@ -131,8 +131,8 @@ out:
 	return rc;
 }
 
-int tls_identity(const char *dir, const char *const *extra_names, char **cert_pem,
-		 char **key_pem, char fingerprint[80], int *created, char *msg, size_t msglen)
+int tls_identity(const char *dir, const char *const *extra_names, char **cert_pem, char **key_pem,
+                 char fingerprint[80], int *created, char *msg, size_t msglen)
 {
 	char cpath[4200], kpath[4200];
 	int rc;
@@ -147,7 +147,7 @@ int tls_identity(const char *dir, const char *const *extra_names, char **cert_pe
 			return rc;
 		if (read_file(cpath, cert_pem) < 0 || read_file(kpath, key_pem) < 0) {
 			snprintf(msg, msglen, "cannot read %s or %s: %s", cpath, kpath,
-				 strerror(errno));
+			         strerror(errno));
 			goto fail;
 		}
 	} else {

@@ -1,0 +1,2045 @@
+/* The hub's store on SQLite (embedded mode): see store.h for the contract and docs/protocol.md
+ * for the shapes. One connection; every statement is prepared once at open (the table below)
+ * and reused; every call that writes is one transaction. */
+#include "store.h"
+#include "core/clk.h"
+#include "core/db.h"
+
+#include <outpost/plugin.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A row still running this long after its task's expiry plus its timeout has no agent left to
+ * report it (the agent refuses a task past expires_ms and ends one at timeout_ms): lost. */
+#define STORE_LOST_GRACE_MS 60000
+
+/* One migration step per schema version (db_migrate, component "hub"). Never edit a step that
+ * has shipped: add one.
+ * - hosts.attrs is derived: the selector attributes of fact_attrs below, recomputed whenever
+ *   facts are written, so host_list (run for every task's targeting) never parses full facts.
+ *   A change to fact_attrs needs a step that recomputes it.
+ * - events and task_hosts name hosts without a foreign key: history outlives a removed host.
+ * - seq: task_hosts.seq is the value at a row's last change; a task's seq is the largest of
+ *   its rows' (an index lookup), and a change takes that plus one. Deriving it keeps a report
+ *   from rewriting the tasks row. task_create counts as the first change (since=0 returns
+ *   every row); a statement that moves many rows at once (cancel, expire, advance) gives
+ *   them one new value.
+ * - The indexes of task_hosts are partial where they can be, so that a row's trip to a final
+ *   state touches few pages: task_hosts_wait (a host's queued and sent rows: task_take,
+ *   revoke) and task_hosts_open (a task's unfinished rows by batch: is the task or the batch
+ *   done, the queue). SQLite uses a partial index only when the query repeats its WHERE term
+ *   word for word, hence the IN (...) terms repeated below.
+ * - tasks.last_batch is fixed at creation: the batch of the last host. Batches up to
+ *   released_batch may be taken. */
+static const char *const hub_schema[] = {
+    "CREATE TABLE hosts ("
+    " id TEXT PRIMARY KEY,"
+    " hostname TEXT,"
+    " pubkey TEXT NOT NULL,"
+    " state TEXT NOT NULL CHECK (state IN ('up', 'down', 'pending', 'revoked')),"
+    " labels TEXT NOT NULL DEFAULT '{}',"
+    " facts TEXT NOT NULL DEFAULT '{}',"
+    " attrs TEXT NOT NULL DEFAULT '{}',"
+    " version TEXT,"
+    " first_seen_ms INTEGER NOT NULL,"
+    " last_seen_ms INTEGER NOT NULL);"
+    "CREATE INDEX hosts_state_seen ON hosts(state, last_seen_ms);"
+    "CREATE TABLE events ("
+    " id INTEGER PRIMARY KEY,"
+    " host_id TEXT NOT NULL,"
+    " kind TEXT NOT NULL,"
+    " detail TEXT NOT NULL DEFAULT '',"
+    " at_ms INTEGER NOT NULL);"
+    "CREATE INDEX events_host ON events(host_id, id);"
+    "CREATE TABLE tokens ("
+    " id TEXT PRIMARY KEY,"
+    " hash TEXT NOT NULL UNIQUE,"
+    " kind TEXT NOT NULL CHECK (kind IN ('enroll', 'operator')),"
+    " role TEXT,"
+    " labels TEXT NOT NULL DEFAULT '{}',"
+    " created_ms INTEGER NOT NULL,"
+    " expires_ms INTEGER NOT NULL DEFAULT 0,"
+    " revoked INTEGER NOT NULL DEFAULT 0,"
+    " created_by TEXT);"
+    "CREATE TABLE tasks ("
+    " id TEXT PRIMARY KEY,"
+    " target TEXT NOT NULL,"
+    " plugin TEXT NOT NULL,"
+    " op TEXT NOT NULL,"
+    " args TEXT NOT NULL,"
+    " timeout_ms INTEGER NOT NULL,"
+    " created_ms INTEGER NOT NULL,"
+    " expires_ms INTEGER NOT NULL,"
+    " created_by TEXT,"
+    " batch_size INTEGER NOT NULL,"
+    " max_failures INTEGER NOT NULL,"
+    " last_batch INTEGER NOT NULL,"
+    " released_batch INTEGER NOT NULL DEFAULT 0,"
+    " state TEXT NOT NULL CHECK (state IN ('running', 'done', 'cancelled')),"
+    " cancelled_ms INTEGER);"
+    "CREATE INDEX tasks_created ON tasks(created_ms);"
+    "CREATE INDEX tasks_running ON tasks(expires_ms) WHERE state = 'running';"
+    "CREATE TABLE task_hosts ("
+    " task_id TEXT NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,"
+    " host_id TEXT NOT NULL,"
+    " batch INTEGER NOT NULL,"
+    " state TEXT NOT NULL CHECK (state IN ('queued', 'sent', 'running', 'ok', 'failed',"
+    "  'timeout', 'lost', 'refused', 'expired', 'cancelled')),"
+    " response TEXT,"
+    " started_ms INTEGER,"
+    " finished_ms INTEGER,"
+    " seq INTEGER NOT NULL,"
+    " PRIMARY KEY (task_id, host_id));"
+    "CREATE INDEX task_hosts_wait ON task_hosts(host_id) WHERE state IN ('queued', 'sent');"
+    "CREATE INDEX task_hosts_open ON task_hosts(task_id, batch)"
+    " WHERE state IN ('queued', 'sent', 'running');"
+    "CREATE INDEX task_hosts_seq ON task_hosts(task_id, seq);"
+    "CREATE TABLE audit ("
+    " id INTEGER PRIMARY KEY,"
+    " at_ms INTEGER NOT NULL,"
+    " actor TEXT NOT NULL,"
+    " action TEXT NOT NULL,"
+    " target TEXT,"
+    " detail TEXT);",
+};
+#define HUB_SCHEMA_VERSION ((int)(sizeof(hub_schema) / sizeof(hub_schema[0])))
+
+/* The statements, prepared once at open. Row states that are not final: queued, sent,
+ * running. Rows move in bulk only from queued/sent (the agent has not started them). */
+enum st {
+	ST_BEGIN,
+	ST_COMMIT,
+	ST_ROLLBACK,
+	ST_HOST_GET,
+	ST_HOST_LIST,
+	ST_HOST_AUTH,
+	ST_HOST_INSERT,
+	ST_HOST_SET_STATE,
+	ST_HOST_SET_LABELS,
+	ST_HOST_DELETE,
+	ST_HOST_SEEN,
+	ST_HOST_SEEN_UP,
+	ST_HOST_FACTS,
+	ST_HOST_STALE,
+	ST_EVENT_ADD,
+	ST_EVENTS_ALL,
+	ST_EVENTS_HOST,
+	ST_TOKEN_BY_ID,
+	ST_TOKEN_ADD,
+	ST_TOKEN_FIND,
+	ST_TOKEN_LIST,
+	ST_TOKEN_REVOKE,
+	ST_TASK_ADD,
+	ST_TASK_ROW_ADD,
+	ST_TASK_GET,
+	ST_TASK_LIST,
+	ST_TASK_COUNTS,
+	ST_TASK_ROWS,
+	ST_TASK_STATE,
+	ST_TASK_SEQ_NEXT,
+	ST_TASK_OPEN,
+	ST_TASK_FINISH,
+	ST_TASK_CANCEL,
+	ST_TAKE,
+	ST_TAKE_MARK,
+	ST_ROW_STATE,
+	ST_ROW_REPORT,
+	ST_ROWS_CANCEL,
+	ST_ROWS_CANCEL_QUEUED,
+	ST_ROWS_EXPIRE,
+	ST_ROWS_LOSE,
+	ST_ROW_CANCEL_HOST,
+	ST_HOST_OPEN_TASKS,
+	ST_EXPIRE_TASKS,
+	ST_ADVANCE_TASKS,
+	ST_BATCH_OPEN,
+	ST_TASK_FAILURES,
+	ST_TASK_RELEASE,
+	ST_BATCH_HOSTS,
+	ST_WAITING_TASK,
+	ST_WAITING_ALL,
+	ST_AUDIT_ADD,
+	ST_AUDIT_LIST,
+	ST_STATS_HOSTS,
+	ST_STATS_TASKS,
+	ST_STATS_QUEUE,
+	ST_COUNT
+};
+
+#define HOST_COLS "id, hostname, state, labels, version, first_seen_ms, last_seen_ms"
+#define TOKEN_COLS "id, kind, role, labels, created_ms, expires_ms, created_by, revoked"
+#define TASK_COLS                                                                                  \
+	"id, target, plugin, op, args, timeout_ms, created_ms, expires_ms, created_by, "           \
+	"batch_size, max_failures, released_batch, last_batch, state, "                            \
+	"(SELECT coalesce(max(seq), 0) FROM task_hosts WHERE task_id = tasks.id)"
+/* The WHERE terms of the partial indexes task_hosts_wait and task_hosts_open; p: "" or "th.". */
+#define WAIT(p) p "state IN ('queued', 'sent')"
+#define OPEN(p) p "state IN ('queued', 'sent', 'running')"
+/* Rows ?1 of task, moved in bulk: ?2 the new seq, ?3 now. */
+#define ROWS_MOVE(to) "UPDATE task_hosts SET state = '" to "', finished_ms = ?3, seq = ?2 "
+
+static const char *const st_sql[ST_COUNT] = {
+    [ST_BEGIN] = "BEGIN IMMEDIATE",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
+    [ST_HOST_GET] = "SELECT " HOST_COLS ", pubkey, facts FROM hosts WHERE id = ?1",
+    [ST_HOST_LIST] = "SELECT " HOST_COLS ", attrs FROM hosts ORDER BY id",
+    [ST_HOST_AUTH] = "SELECT pubkey, state, labels FROM hosts WHERE id = ?1",
+    [ST_HOST_INSERT] = "INSERT INTO hosts(id, hostname, pubkey, state, labels, facts, attrs, "
+                       "version, first_seen_ms, last_seen_ms) "
+                       "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
+    [ST_HOST_SET_STATE] = "UPDATE hosts SET state = ?2 WHERE id = ?1",
+    [ST_HOST_SET_LABELS] = "UPDATE hosts SET labels = ?2 WHERE id = ?1",
+    [ST_HOST_DELETE] = "DELETE FROM hosts WHERE id = ?1",
+    [ST_HOST_SEEN] = "UPDATE hosts SET last_seen_ms = max(last_seen_ms, ?2), "
+                     "version = coalesce(?3, version) WHERE id = ?1 AND state IN ('up', 'down')",
+    [ST_HOST_SEEN_UP] = "UPDATE hosts SET state = 'up' WHERE id = ?1 AND state = 'down'",
+    [ST_HOST_FACTS] = "UPDATE hosts SET facts = ?2, attrs = ?3 WHERE id = ?1",
+    [ST_HOST_STALE] = "SELECT id, last_seen_ms FROM hosts WHERE state = 'up' AND "
+                      "last_seen_ms < ?1 ORDER BY id",
+    [ST_EVENT_ADD] = "INSERT INTO events(host_id, kind, detail, at_ms) VALUES(?1, ?2, ?3, ?4)",
+    [ST_EVENTS_ALL] = "SELECT host_id, kind, detail, at_ms FROM events ORDER BY id DESC "
+                      "LIMIT ?1",
+    [ST_EVENTS_HOST] = "SELECT host_id, kind, detail, at_ms FROM events WHERE host_id = ?2 "
+                       "ORDER BY id DESC LIMIT ?1",
+    [ST_TOKEN_BY_ID] = "SELECT hash FROM tokens WHERE id = ?1",
+    [ST_TOKEN_ADD] = "INSERT INTO tokens(id, hash, kind, role, labels, created_ms, expires_ms, "
+                     "created_by) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [ST_TOKEN_FIND] = "SELECT " TOKEN_COLS " FROM tokens WHERE hash = ?1 AND revoked = 0 AND "
+                      "(expires_ms = 0 OR expires_ms > ?2)",
+    [ST_TOKEN_LIST] = "SELECT " TOKEN_COLS " FROM tokens ORDER BY created_ms DESC, rowid DESC",
+    [ST_TOKEN_REVOKE] = "UPDATE tokens SET revoked = 1 WHERE id = ?1",
+    [ST_TASK_ADD] = "INSERT INTO tasks(id, target, plugin, op, args, timeout_ms, created_ms, "
+                    "expires_ms, created_by, batch_size, max_failures, last_batch, state) "
+                    "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+    /* Every row in one statement from the JSON array of ids (?3), batch = index / size (?2):
+     * half the time of a statement per row. Rows keep the array's order (rowid). */
+    [ST_TASK_ROW_ADD] = "INSERT INTO task_hosts(task_id, host_id, batch, state, seq) "
+                        "SELECT ?1, value, iif(?2 > 0, key / ?2, 0), 'queued', 1 "
+                        "FROM json_each(?3)",
+    [ST_TASK_GET] = "SELECT " TASK_COLS " FROM tasks WHERE id = ?1",
+    [ST_TASK_LIST] = "SELECT " TASK_COLS " FROM tasks ORDER BY created_ms DESC, rowid DESC "
+                     "LIMIT ?1",
+    [ST_TASK_COUNTS] = "SELECT state, count(*) FROM task_hosts WHERE task_id = ?1 "
+                       "GROUP BY state",
+    [ST_TASK_ROWS] = "SELECT host_id, state, response, started_ms, finished_ms, seq, batch "
+                     "FROM task_hosts WHERE task_id = ?1 AND seq > ?2 ORDER BY rowid",
+    [ST_TASK_STATE] = "SELECT state FROM tasks WHERE id = ?1",
+    [ST_TASK_SEQ_NEXT] = "SELECT coalesce(max(seq), 0) + 1 FROM task_hosts WHERE task_id = ?1",
+    [ST_TASK_OPEN] = "SELECT 1 FROM task_hosts WHERE task_id = ?1 AND " OPEN("") " LIMIT 1",
+    [ST_TASK_FINISH] = "UPDATE tasks SET state = iif(cancelled_ms IS NULL, 'done', "
+                       "'cancelled') WHERE id = ?1 AND state = 'running'",
+    [ST_TASK_CANCEL] = "UPDATE tasks SET cancelled_ms = coalesce(cancelled_ms, ?2) "
+                       "WHERE id = ?1",
+    [ST_TAKE] =
+        "SELECT th.task_id, t.plugin, t.op, t.args, t.timeout_ms, t.expires_ms "
+        "FROM task_hosts th JOIN tasks t ON t.id = th.task_id "
+        "WHERE th.host_id = ?1 AND " WAIT("th.") " AND th.state = 'queued' "
+                                                 "AND th.batch <= t.released_batch "
+                                                 "AND t.state = 'running' AND t.expires_ms > ?2 "
+                                                 "ORDER BY t.created_ms, t.rowid LIMIT ?3",
+    [ST_TAKE_MARK] = "UPDATE task_hosts SET state = 'sent', seq = ?3 "
+                     "WHERE task_id = ?1 AND host_id = ?2 AND state = 'queued'",
+    [ST_ROW_STATE] = "SELECT state FROM task_hosts WHERE task_id = ?1 AND host_id = ?2",
+    [ST_ROW_REPORT] = "UPDATE task_hosts SET state = ?3, response = ?4, "
+                      "started_ms = coalesce(?5, started_ms), finished_ms = ?6, seq = ?7 "
+                      "WHERE task_id = ?1 AND host_id = ?2",
+    [ST_ROWS_CANCEL] = ROWS_MOVE("cancelled") "WHERE task_id = ?1 AND " OPEN("") " AND " WAIT(""),
+    [ST_ROWS_CANCEL_QUEUED] =
+        ROWS_MOVE("cancelled") "WHERE task_id = ?1 AND " OPEN("") " AND "
+                                                                  "state = 'queued'",
+    [ST_ROWS_EXPIRE] = ROWS_MOVE("expired") "WHERE task_id = ?1 AND " OPEN("") " AND " WAIT(""),
+    [ST_ROWS_LOSE] = ROWS_MOVE("lost") "WHERE task_id = ?1 AND " OPEN("") " AND "
+                                                                          "state = 'running'",
+    [ST_ROW_CANCEL_HOST] =
+        ROWS_MOVE("cancelled") "WHERE task_id = ?1 AND host_id = ?4 AND " WAIT(""),
+    [ST_HOST_OPEN_TASKS] =
+        "SELECT task_id FROM task_hosts WHERE host_id = ?1 AND " WAIT("") " ORDER BY task_id",
+    [ST_EXPIRE_TASKS] = "SELECT id, expires_ms, timeout_ms FROM tasks "
+                        "WHERE state = 'running' AND expires_ms <= ?1 ORDER BY expires_ms, id",
+    [ST_ADVANCE_TASKS] = "SELECT id, max_failures, released_batch, last_batch FROM tasks "
+                         "WHERE state = 'running' AND released_batch < last_batch",
+    [ST_BATCH_OPEN] =
+        "SELECT 1 FROM task_hosts WHERE task_id = ?1 AND " OPEN("") " AND batch <= ?2 LIMIT 1",
+    [ST_TASK_FAILURES] = "SELECT count(*) FROM task_hosts WHERE task_id = ?1 AND "
+                         "state IN ('failed', 'timeout', 'lost', 'refused')",
+    [ST_TASK_RELEASE] = "UPDATE tasks SET released_batch = ?2 WHERE id = ?1",
+    [ST_BATCH_HOSTS] = "SELECT host_id FROM task_hosts WHERE task_id = ?1 AND batch = ?2 AND " OPEN(
+        "") " AND state = 'queued' ORDER BY rowid",
+    [ST_WAITING_TASK] =
+        "SELECT th.host_id FROM task_hosts th JOIN tasks t ON t.id = "
+        "th.task_id WHERE th.task_id = ?1 AND " OPEN(
+            "th.") " AND th.state = "
+                   "'queued' AND th.batch <= t.released_batch AND t.state = 'running' "
+                   "ORDER BY th.rowid",
+    [ST_WAITING_ALL] = "SELECT DISTINCT th.host_id FROM tasks t JOIN task_hosts th ON "
+                       "th.task_id = t.id AND " OPEN(
+                           "th.") " AND th.state = 'queued' AND "
+                                  "th.batch <= t.released_batch WHERE t.state = 'running' "
+                                  "ORDER BY th.host_id",
+    [ST_AUDIT_ADD] = "INSERT INTO audit(at_ms, actor, action, target, detail) "
+                     "VALUES(?1, ?2, ?3, ?4, ?5)",
+    [ST_AUDIT_LIST] = "SELECT id, at_ms, actor, action, target, detail FROM audit "
+                      "ORDER BY id DESC LIMIT ?1",
+    [ST_STATS_HOSTS] = "SELECT state, count(*) FROM hosts GROUP BY state",
+    [ST_STATS_TASKS] = "SELECT count(*) FROM tasks WHERE state = 'running'",
+    [ST_STATS_QUEUE] = "SELECT count(*) FROM tasks t JOIN task_hosts th ON th.task_id = t.id "
+                       "AND " OPEN("th.") " AND th.state = 'queued' AND "
+                                          "th.batch <= t.released_batch "
+                                          "WHERE t.state = 'running'",
+};
+
+struct sq {
+	struct store base; /* first: the handle store.h callers hold */
+	sqlite3 *db;
+	sqlite3_stmt *st[ST_COUNT];
+};
+
+/* Per-host row states, in the order counts lists them; the first three are not final. */
+static const char *const row_states[] = {"queued",  "sent",    "running",   "ok",   "failed",
+                                         "timeout", "expired", "cancelled", "lost", "refused"};
+#define ROW_NSTATES ((int)(sizeof(row_states) / sizeof(row_states[0])))
+enum { RS_QUEUED, RS_SENT, RS_RUNNING, RS_FINAL };
+
+static const char *const host_states[] = {HOST_UP, HOST_DOWN, HOST_PENDING, HOST_REVOKED};
+#define HOST_NSTATES ((int)(sizeof(host_states) / sizeof(host_states[0])))
+
+/* The fact attributes selectors know, flattened from the sys plugin's facts:
+ * name = facts.section.field, as text (numbers in decimal, booleans true/false). host_list adds
+ * "hostname" and "agent_version" from the host row, then every label. A label never shadows
+ * one of these names: host_labels refuses to set one (BAD_ARGS), and one that came some other
+ * way (an enrollment token) is left out of attrs, so os=debian* always means what the host
+ * itself reported. */
+static const struct {
+	const char *name, *section, *field;
+} fact_attrs[] = {
+    {"os", "os", "id"},                 /* debian */
+    {"os_version", "os", "version_id"}, /* 12 */
+    {"kernel", "kernel", "release"},    /* 6.1.0-18-amd64 */
+    {"arch", "kernel", "machine"},      /* x86_64 */
+    {"cpus", "cpu", "count"},           /* 8 */
+    {"fqdn", "host", "fqdn"},           /* web-01.example.com */
+};
+#define FACT_NATTRS (sizeof(fact_attrs) / sizeof(fact_attrs[0]))
+static const char *const row_attrs[] = {"hostname", "agent_version"};
+
+/* ---- Small helpers ---- */
+
+static struct sq *sq_of(struct store *s)
+{
+	return (struct sq *)s;
+}
+
+static int str_index(const char *s, const char *const *set, int n)
+{
+	for (int i = 0; s && i < n; i++)
+		if (strcmp(s, set[i]) == 0)
+			return i;
+	return -1;
+}
+
+static int nonempty(const char *s)
+{
+	return s && *s;
+}
+
+static int attr_reserved(const char *key)
+{
+	for (size_t i = 0; i < FACT_NATTRS; i++)
+		if (strcmp(key, fact_attrs[i].name) == 0)
+			return 1;
+	return str_index(key, row_attrs, 2) >= 0;
+}
+
+/* NULL, or an object whose values are all strings. */
+static int labels_ok(const json_t *labels)
+{
+	const char *k;
+	json_t *v;
+
+	if (!labels)
+		return 1;
+	if (!json_is_object(labels))
+		return 0;
+	json_object_foreach((json_t *)labels, k, v)
+	{
+		if (!json_is_string(v))
+			return 0;
+	}
+	return 1;
+}
+
+/* Compact text of v (NULL is JSON null); caller frees. */
+static char *text_of(const json_t *v, size_t flags)
+{
+	return json_dumps(v ? v : json_null(), JSON_COMPACT | JSON_ENCODE_ANY | flags);
+}
+
+/* Compact text of v, or "{}" when v is NULL; caller frees. */
+static char *text_or_empty(const json_t *v, size_t flags)
+{
+	return v ? text_of(v, flags) : strdup("{}");
+}
+
+static int sq_err(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return OUTPOST_E_BUSY;
+	case SQLITE_CONSTRAINT:
+		return OUTPOST_E_CONFLICT;
+	default:
+		return OUTPOST_E_INTERNAL;
+	}
+}
+
+/* A statement ready to bind. Callers reset it again when done with it, so that no statement
+ * keeps a read transaction open between calls. */
+static sqlite3_stmt *stmt(struct sq *s, enum st i)
+{
+	sqlite3_stmt *st = s->st[i];
+
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return st;
+}
+
+/* 1 row, 0 done, or a negative code. */
+static int next(sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+
+	if (rc == SQLITE_ROW)
+		return 1;
+	return rc == SQLITE_DONE ? 0 : sq_err(rc);
+}
+
+/* Runs a statement to its first row or its end, then resets it. */
+static int run(sqlite3_stmt *st)
+{
+	int rc = next(st);
+
+	sqlite3_reset(st);
+	return rc < 0 ? rc : 0;
+}
+
+static void bind_str(sqlite3_stmt *st, int i, const char *v)
+{
+	if (v)
+		sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+/* A time, with 0 (unknown) stored as NULL. */
+static void bind_ms(sqlite3_stmt *st, int i, int64_t v)
+{
+	if (v > 0)
+		sqlite3_bind_int64(st, i, v);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+static const char *col_str(sqlite3_stmt *st, int i)
+{
+	return (const char *)sqlite3_column_text(st, i);
+}
+
+/* A JSON column parsed; NULL or unreadable text is JSON null. Never NULL. */
+static json_t *col_json(sqlite3_stmt *st, int i)
+{
+	const char *t = col_str(st, i);
+	json_t *v = t ? json_loads(t, JSON_DECODE_ANY, NULL) : NULL;
+
+	return v ? v : json_null();
+}
+
+static json_t *col_ms(sqlite3_stmt *st, int i)
+{
+	if (sqlite3_column_type(st, i) == SQLITE_NULL)
+		return json_null();
+	return json_integer(sqlite3_column_int64(st, i));
+}
+
+static json_int_t col_int(sqlite3_stmt *st, int i)
+{
+	return (json_int_t)sqlite3_column_int64(st, i);
+}
+
+static int tx_begin(struct sq *s)
+{
+	return run(stmt(s, ST_BEGIN));
+}
+
+/* Abandons the transaction, if one is open (some errors end it themselves), and resets every
+ * statement a failure may have left in the middle of its rows. */
+static void tx_rollback(struct sq *s)
+{
+	for (int i = 0; i < ST_COUNT; i++)
+		sqlite3_reset(s->st[i]);
+	if (!sqlite3_get_autocommit(s->db))
+		run(stmt(s, ST_ROLLBACK));
+}
+
+static int tx_commit(struct sq *s)
+{
+	int rc = run(stmt(s, ST_COMMIT));
+
+	if (rc < 0)
+		tx_rollback(s);
+	return rc;
+}
+
+/* Appends a copy of a text column to arr. */
+static int push_col(json_t *arr, sqlite3_stmt *st, int i)
+{
+	const char *v = col_str(st, i);
+
+	return v && json_array_append_new(arr, json_string(v)) == 0 ? 0 : OUTPOST_E_INTERNAL;
+}
+
+/* ---- Hosts ---- */
+
+static int event_add(struct sq *s, const char *host_id, const char *kind, const char *detail,
+                     int64_t now_ms)
+{
+	sqlite3_stmt *st = stmt(s, ST_EVENT_ADD);
+
+	bind_str(st, 1, host_id);
+	bind_str(st, 2, kind);
+	bind_str(st, 3, detail ? detail : "");
+	sqlite3_bind_int64(st, 4, now_ms);
+	return run(st);
+}
+
+/* A fact as the text a selector compares, or NULL when it has none. */
+static json_t *attr_value(const json_t *v)
+{
+	char num[32];
+
+	if (json_is_string(v))
+		return json_string(json_string_value(v));
+	if (json_is_integer(v)) {
+		snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+		return json_string(num);
+	}
+	if (json_is_real(v)) {
+		snprintf(num, sizeof(num), "%.15g", json_real_value(v));
+		return json_string(num);
+	}
+	if (json_is_boolean(v))
+		return json_string(json_is_true(v) ? "true" : "false");
+	return NULL;
+}
+
+/* Compact text of the fact attributes of facts (see fact_attrs); caller frees. */
+static char *attrs_text(const json_t *facts)
+{
+	json_t *a = json_object();
+	char *text;
+
+	if (!a)
+		return NULL;
+	for (size_t i = 0; i < FACT_NATTRS; i++) {
+		json_t *sec = json_object_get(facts, fact_attrs[i].section);
+		json_t *v = attr_value(json_object_get(sec, fact_attrs[i].field));
+		if (v)
+			json_object_set_new(a, fact_attrs[i].name, v);
+	}
+	text = text_of(a, 0);
+	json_decref(a);
+	return text;
+}
+
+/* The host of the current row of ST_HOST_GET or ST_HOST_LIST (columns HOST_COLS). */
+static json_t *host_json(sqlite3_stmt *st)
+{
+	return json_pack("{s:s, s:s?, s:s, s:o, s:s?, s:I, s:I}", "id", col_str(st, 0), "hostname",
+	                 col_str(st, 1), "state", col_str(st, 2), "labels", col_json(st, 3),
+	                 "version", col_str(st, 4), "first_seen_ms", col_int(st, 5), "last_seen_ms",
+	                 col_int(st, 6));
+}
+
+/* One host; with facts and pubkey when full. */
+static int host_fetch(struct sq *s, const char *id, int full, json_t **out)
+{
+	sqlite3_stmt *st = stmt(s, ST_HOST_GET);
+	json_t *h = NULL;
+	int rc;
+
+	*out = NULL;
+	bind_str(st, 1, id);
+	rc = next(st);
+	if (rc == 1) {
+		h = host_json(st);
+		if (h && full &&
+		    (json_object_set_new(h, "pubkey", json_string(col_str(st, 7))) ||
+		     json_object_set_new(h, "facts", col_json(st, 8)))) {
+			json_decref(h);
+			h = NULL;
+		}
+		rc = h ? 0 : OUTPOST_E_INTERNAL;
+	} else if (rc == 0) {
+		rc = OUTPOST_E_NOT_FOUND;
+	}
+	sqlite3_reset(st);
+	*out = h;
+	return rc;
+}
+
+/* Why a beat or a change is refused for a host that is not up or down. */
+static int host_absent(struct sq *s, const char *id)
+{
+	sqlite3_stmt *st = stmt(s, ST_HOST_AUTH);
+	int rc;
+
+	bind_str(st, 1, id);
+	rc = next(st);
+	if (rc == 1)
+		rc = strcmp(col_str(st, 1), HOST_PENDING) == 0 ? OUTPOST_E_UNAVAILABLE
+		                                               : OUTPOST_E_FORBIDDEN;
+	else if (rc == 0)
+		rc = OUTPOST_E_NOT_FOUND;
+	sqlite3_reset(st);
+	return rc;
+}
+
+/* The seq for a task's next change (see the schema notes). */
+static int seq_next(struct sq *s, const char *task_id, int64_t *seq)
+{
+	sqlite3_stmt *st = stmt(s, ST_TASK_SEQ_NEXT);
+	int rc;
+
+	bind_str(st, 1, task_id);
+	rc = next(st);
+	*seq = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return rc < 0 ? rc : 0;
+}
+
+/* Moves rows of one task that stmt `which` selects (?1 task, ?2 seq, ?3 now, ?4 host_id) to
+ * its state, all with one new seq; *moved counts them. Inside a transaction. */
+static int rows_move(struct sq *s, enum st which, const char *task_id, const char *host_id,
+                     int64_t now_ms, int *moved)
+{
+	sqlite3_stmt *st;
+	int64_t seq;
+	int rc;
+
+	*moved = 0;
+	if ((rc = seq_next(s, task_id, &seq)) < 0)
+		return rc;
+	st = stmt(s, which);
+	bind_str(st, 1, task_id);
+	sqlite3_bind_int64(st, 2, seq);
+	sqlite3_bind_int64(st, 3, now_ms);
+	if (host_id)
+		bind_str(st, 4, host_id);
+	if ((rc = run(st)) < 0)
+		return rc;
+	*moved = sqlite3_changes(s->db);
+	return 0;
+}
+
+/* Ends a running task whose rows are all final: done, or cancelled after task_cancel.
+ * *finished (may be NULL) is 1 when this call ended it. Inside a transaction. */
+static int task_settle(struct sq *s, const char *task_id, int *finished)
+{
+	sqlite3_stmt *st = stmt(s, ST_TASK_OPEN);
+	int rc;
+
+	if (finished)
+		*finished = 0;
+	bind_str(st, 1, task_id);
+	rc = next(st);
+	sqlite3_reset(st);
+	if (rc != 0)
+		return rc < 0 ? rc : 0;
+	st = stmt(s, ST_TASK_FINISH);
+	bind_str(st, 1, task_id);
+	if ((rc = run(st)) < 0)
+		return rc;
+	if (finished)
+		*finished = sqlite3_changes(s->db) > 0;
+	return 0;
+}
+
+/* A host that leaves (revoked, removed) will take nothing more: its queued and sent rows are
+ * cancelled, so their tasks can finish. Inside a transaction. */
+static int host_cancel_rows(struct sq *s, const char *host_id, int64_t now_ms)
+{
+	sqlite3_stmt *st = stmt(s, ST_HOST_OPEN_TASKS);
+	json_t *tasks = json_array(), *v;
+	size_t i;
+	int rc, moved;
+
+	if (!tasks)
+		return OUTPOST_E_INTERNAL;
+	bind_str(st, 1, host_id);
+	while ((rc = next(st)) == 1)
+		if ((rc = push_col(tasks, st, 0)) < 0)
+			break;
+	sqlite3_reset(st);
+	json_array_foreach(tasks, i, v)
+	{
+		if (rc < 0)
+			break;
+		rc =
+		    rows_move(s, ST_ROW_CANCEL_HOST, json_string_value(v), host_id, now_ms, &moved);
+		if (rc == 0)
+			rc = task_settle(s, json_string_value(v), NULL);
+	}
+	json_decref(tasks);
+	return rc < 0 ? rc : 0;
+}
+
+static int sq_host_enroll(struct store *base, const struct store_enroll *e, json_t **host)
+{
+	struct sq *s = sq_of(base);
+	sqlite3_stmt *st;
+	char *labels = NULL, *facts = NULL, *attrs = NULL;
+	json_t *lab = NULL;
+	int rc;
+
+	*host = NULL;
+	if (!e || !nonempty(e->host_id) || !nonempty(e->pubkey) ||
+	    (e->facts && !json_is_object(e->facts)) || !labels_ok(e->labels))
+		return OUTPOST_E_BAD_ARGS;
+	if ((rc = tx_begin(s)) < 0)
+		return rc;
+	st = stmt(s, ST_HOST_AUTH);
+	bind_str(st, 1, e->host_id);
+	rc = next(st);
+	if (rc == 1) {
+		const char *state = col_str(st, 1);
+		if (strcmp(state, HOST_REVOKED) == 0)
+			rc = OUTPOST_E_FORBIDDEN;
+		else if (strcmp(col_str(st, 0), e->pubkey) != 0)
+			rc = OUTPOST_E_CONFLICT;
+		else if (e->accept && strcmp(state, HOST_PENDING) == 0)
+			lab = col_json(st, 2); /* a pending host comes back with a valid token */
+		sqlite3_reset(st);
+		if (rc < 0)
+			goto fail;
+		rc = 0;
+		if (lab) {
+			/* Labels an operator set while it waited win over the token's. */
+			rc = OUTPOST_E_INTERNAL;
+			if (e->labels && json_object_update_missing(lab, e->labels))
+				goto fail;
+			if (!(labels = text_of(lab, JSON_SORT_KEYS)))
+				goto fail;
+			st = stmt(s, ST_HOST_SET_LABELS);
+			bind_str(st, 1, e->host_id);
+			bind_str(st, 2, labels);
+			if ((rc = run(st)) < 0)
+				goto fail;
+			st = stmt(s, ST_HOST_SET_STATE);
+			bind_str(st, 1, e->host_id);
+			bind_str(st, 2, HOST_UP);
+			if ((rc = run(st)) < 0 ||
+			    (rc = event_add(s, e->host_id, "accepted", "enrollment token",
+			                    e->now_ms)) < 0)
+				goto fail;
+		}
+	} else if (rc == 0) {
+		sqlite3_reset(st);
+		rc = OUTPOST_E_INTERNAL;
+		labels = text_or_empty(e->labels, JSON_SORT_KEYS);
+		facts = text_or_empty(e->facts, 0);
+		attrs = attrs_text(e->facts);
+		if (!labels || !facts || !attrs)
+			goto fail;
+		st = stmt(s, ST_HOST_INSERT);
+		bind_str(st, 1, e->host_id);
+		bind_str(st, 2, e->hostname);
+		bind_str(st, 3, e->pubkey);
+		bind_str(st, 4, e->accept ? HOST_UP : HOST_PENDING);
+		bind_str(st, 5, labels);
+		bind_str(st, 6, facts);
+		bind_str(st, 7, attrs);
+		bind_str(st, 8, e->version);
+		sqlite3_bind_int64(st, 9, e->now_ms);
+		if ((rc = run(st)) < 0 || (rc = event_add(s, e->host_id, "enrolled",
+		                                          e->accept ? "accepted by enrollment token"
+		                                                    : "pending acceptance",
+		                                          e->now_ms)) < 0)
+			goto fail;
+	} else {
+		goto fail;
+	}
+	if ((rc = tx_commit(s)) < 0)
+		goto out;
+	rc = host_fetch(s, e->host_id, 0, host);
+	goto out;
+fail:
+	tx_rollback(s);
+out:
+	json_decref(lab);
+	free(labels);
+	free(facts);
+	free(attrs);
+	return rc;
+}
+
+static int sq_host_get(struct store *base, const char *id, json_t **host)
+{
+	return host_fetch(sq_of(base), id, 1, host);
+}
+
+/* attrs for host_list: the stored fact attributes, the row's own, then labels that do not
+ * shadow a reserved name. Steals nothing; returns a new object or NULL. */
+static json_t *host_attrs(sqlite3_stmt *st, const json_t *labels)
+{
+	json_t *a = col_json(st, 7);
+	const char *k;
+	json_t *v;
+
+	if (!json_is_object(a)) {
+		json_decref(a);
+		a = json_object();
+	}
+	if (!a)
+		return NULL;
+	if (col_str(st, 1))
+		json_object_set_new(a, "hostname", json_string(col_str(st, 1)));
+	if (col_str(st, 4))
+		json_object_set_new(a, "agent_version", json_string(col_str(st, 4)));
+	json_object_foreach((json_t *)labels, k, v)
+	{
+		if (!attr_reserved(k))
+			json_object_set(a, k, v);
+	}
+	return a;
+}
+
+static int sq_host_list(struct store *base, json_t **hosts)
+{
+	struct sq *s = sq_of(base);
+	sqlite3_stmt *st = stmt(s, ST_HOST_LIST);
+	json_t *arr = json_array();
+	int rc = arr ? 0 : OUTPOST_E_INTERNAL;
+
+	*hosts = NULL;
+	while (rc == 0 && (rc = next(st)) == 1) {
+		json_t *h = host_json(st);
+		rc = 0;
+		/* set_new and append_new take their value even when they fail. */
+		if (!h ||
+		    json_object_set_new(h, "attrs", host_attrs(st, json_object_get(h, "labels")))) {
+			json_decref(h);
+			rc = OUTPOST_E_INTERNAL;
+		} else if (json_array_append_new(arr, h)) {
+			rc = OUTPOST_E_INTERNAL;
+		}
+	}
+	sqlite3_reset(st);
+	if (rc < 0) {
+		json_decref(arr);
+		return rc;
+	}
+	*hosts = arr;
+	return 0;
+}
+
+/* The event kind of a state change, or NULL when the change is not allowed. Revoked is the end:
+ * only host_remove clears it (then the id may enroll again). */
+static const char *host_transition(const char *from, const char *to)
+{
+	if (strcmp(from, HOST_REVOKED) == 0)
+		return NULL;
+	if (strcmp(to, HOST_REVOKED) == 0)
+		return "revoked";
+	if (strcmp(to, HOST_UP) == 0)
+		return strcmp(from, HOST_PENDING) == 0 ? "accepted" : "up";
+	if (strcmp(to, HOST_DOWN) == 0 && strcmp(from, HOST_UP) == 0)
+		return "down";
+	return NULL;
+}
+
+static int sq_host_set_state(struct store *base, const char *id, const char *state,
+                             const char *reason, int64_t now_ms)
+{
+	struct sq *s = sq_of(base);
+	sqlite3_stmt *st;
+	const char *kind = NULL;
+	int rc, same = 0;
+
+	if (!id || str_index(state, host_states, HOST_NSTATES) < 0)
+		return OUTPOST_E_BAD_ARGS;
+	if ((rc = tx_begin(s)) < 0)
+		return rc;
+	st = stmt(s, ST_HOST_AUTH);
+	bind_str(st, 1, id);
+	rc = next(st);
+	if (rc == 1) {
+		same = strcmp(col_str(st, 1), state) == 0;
+		kind = same ? NULL : host_transition(col_str(st, 1), state);
+		rc = same || kind ? 0 : OUTPOST_E_CONFLICT;
+	} else if (rc == 0) {
+		rc = OUTPOST_E_NOT_FOUND;
+	}
+	sqlite3_reset(st);
+	if (rc < 0)
+		goto fail;
+	if (!same) {
+		st = stmt(s, ST_HOST_SET_STATE);
+		bind_str(st, 1, id);
+		bind_str(st, 2, state);
+		if ((rc = run(st)) < 0 || (rc = event_add(s, id, kind, reason, now_ms)) < 0)
+			goto fail;
+		if (strcmp(state, HOST_REVOKED) == 0 && (rc = host_cancel_rows(s, id, now_ms)) < 0)
+			goto fail;
+	}
+	return tx_commit(s);
+fail:
+	tx_rollback(s);
+	return rc;
+}
+
+static int sq_host_remove(struct store *base, const char *id)
+{
+	struct sq *s = sq_of(base);
+	sqlite3_stmt *st;
+	int64_t now_ms;
+	int rc;
+
+	if (!id)
+		return OUTPOST_E_BAD_ARGS;
+	/* The only call without a caller's time: the event and the cancelled rows take ours. */
+	now_ms = clk_real_ms();
+	if ((rc = tx_begin(s)) < 0)
+		return rc;
+	st = stmt(s, ST_HOST_DELETE);
+	bind_str(st, 1, id);
+	if ((rc = run(st)) < 0)
+		goto fail;
+	if (sqlite3_changes(s->db) == 0) {
+		rc = OUTPOST_E_NOT_FOUND;
+		goto fail;
+	}
+	if ((rc = host_cancel_rows(s, id, now_ms)) < 0 ||
+	    (rc = event_add(s, id, "removed", "", now_ms)) < 0)
+		goto fail;
+	return tx_commit(s);
+fail:
+	tx_rollback(s);
+	return rc;
+}
+
+static int sq_host_labels(struct store *base, const char *id, json_t *set, json_t *remove)
+{
+	struct sq *s = sq_of(base);
+	sqlite3_stmt *st;
+	json_t *lab = NULL, *v;
+	const char *k;
+	char *text = NULL;
+	size_t i;
+	int rc;
+
+	if (!id || !labels_ok(set) || (remove && !json_is_array(remove)))
+		return OUTPOST_E_BAD_ARGS;
+	json_object_foreach(set, k, v)
+	{
+		if (attr_reserved(k))
+			return OUTPOST_E_BAD_ARGS;
+	}
+	json_array_foreach(remove, i, v)
+	{
+		if (!json_is_string(v))
+			return OUTPOST_E_BAD_ARGS;
+	}
+	if ((rc = tx_begin(s)) < 0)
+		return rc;
+	st = stmt(s, ST_HOST_AUTH);
+	bind_str(st, 1, id);
+	rc = next(st);
+	if (rc == 1)
+		lab = col_json(st, 2);
+	sqlite3_reset(st);
+	if (rc <= 0) {
+		rc = rc < 0 ? rc : OUTPOST_E_NOT_FOUND;
+		goto fail;
+	}
+	rc = OUTPOST_E_INTERNAL;
+	if (!json_is_object(lab) || (set && json_object_update(lab, set)))
+		goto fail;
+	json_array_foreach(remove, i, v)
+	{
+		json_object_del(lab, json_string_value(v));
+	}
+	if (!(text = text_of(lab, JSON_SORT_KEYS)))
+		goto fail;
+	st = stmt(s, ST_HOST_SET_LABELS);
+	bind_str(st, 1, id);
+	bind_str(st, 2, text);
+	if ((rc = run(st)) < 0)
+		goto fail;
+	rc = tx_commit(s);
+	goto out;
+fail:
+	tx_rollback(s);
+out:
+	json_decref(lab);
+	free(text);
+	return rc;
+}
+
+static int sq_host_seen(struct store *base, const char *id, int64_t now_ms, const char *version,
+                        json_t *facts, int *was_down)
+{
+	struct sq *s = sq_of(base);
+	sqlite3_stmt *st;
+	char *ftext = NULL, *atext = NULL;
+	int rc, down = 0;
+
+	if (was_down)
+		*was_down = 0;
+	if (!id || (facts && !json_is_object(facts)))
+		return OUTPOST_E_BAD_ARGS;
+	if (facts && (!(ftext = text_of(facts, 0)) || !(atext = attrs_text(facts)))) {
+		rc = OUTPOST_E_INTERNAL;
+		goto out;
+	}
+	if ((rc = tx_begin(s)) < 0)
+		goto out;
+	st = stmt(s, ST_HOST_SEEN);
+	bind_str(st, 1, id);
+	sqlite3_bind_int64(st, 2, now_ms);
+	bind_str(st, 3, version);
+	if ((rc = run(st)) < 0)
+		goto fail;
+	if (sqlite3_changes(s->db) == 0) {
+		rc = host_absent(s, id);
+		goto fail;
+	}
+	st = stmt(s, ST_HOST_SEEN_UP);
+	bind_str(st, 1, id);
+	if ((rc = run(st)) < 0)
+		goto fail;
+	down = sqlite3_changes(s->db) > 0;
+	if (down && (rc = event_add(s, id, "up", "beat", now_ms)) < 0)
+		goto fail;
+	if (ftext) {
+		st = stmt(s, ST_HOST_FACTS);
+		bind_str(st, 1, id);
+		bind_str(st, 2, ftext);
+		bind_str(st, 3, atext);
+		if ((rc = run(st)) < 0)
+			goto fail;
+	}
+	if ((rc = tx_commit(s)) == 0 && was_down)
+		*was_down = down;
+	goto out;
+fail:
+	tx_rollback(s);
+out:
+	free(ftext);
+	free(atext);
+	return rc;
+}
+
+static int sq_hosts_mark_down(struct store *base, int64_t before_ms, int64_t now_ms, json_t **ids)
+{
+	struct sq *s = sq_of(base);
+	sqlite3_stmt *st;
+	json_t *arr = json_array(), *last = json_array(), *v;
+	size_t i;
+	int rc;
+
+	*ids = NULL;
+	if (!arr || !last) {
+		rc = OUTPOST_E_INTERNAL;
+		goto out;
+	}
+	if ((rc = tx_begin(s)) < 0)
+		goto out;
+	st = stmt(s, ST_HOST_STALE);
+	sqlite3_bind_int64(st, 1, before_ms);
+	while ((rc = next(st)) == 1) {
+		if ((rc = push_col(arr, st, 0)) < 0 ||
+		    json_array_append_new(last, json_integer(col_int(st, 1)))) {
+			rc = OUTPOST_E_INTERNAL;
+			break;
+		}
+	}
+	sqlite3_reset(st);
+	if (rc < 0)
+		goto fail;
+	json_array_foreach(arr, i, v)
+	{
+		const char *id = json_string_value(v);
+		char detail[64];
+		snprintf(detail, sizeof(detail), "no beat for %" JSON_INTEGER_FORMAT " ms",
+		         (json_int_t)now_ms - json_integer_value(json_array_get(last, i)));
+		st = stmt(s, ST_HOST_SET_STATE);
+		bind_str(st, 1, id);
+		bind_str(st, 2, HOST_DOWN);
+		if ((rc = run(st)) < 0 || (rc = event_add(s, id, "down", detail, now_ms)) < 0)
+			goto fail;
+	}
+	if ((rc = tx_commit(s)) < 0)
+		goto out;
+	*ids = arr;
+	arr = NULL;
+	goto out;
+fail:
+	tx_rollback(s);
+out:
+	json_decref(arr);
+	json_decref(last);
+	return rc;
+}
+
+static int sq_events_list(struct store *base, const char *host_id, int limit, json_t **events)
+{
+	struct sq *s = sq_of(base);
+	sqlite3_stmt *st;
+	json_t *arr;
+	int rc = 0;
+
+	*events = NULL;
+	if (limit < 1)
+		return OUTPOST_E_BAD_ARGS;
+	if (!(arr = json_array()))
+		return OUTPOST_E_INTERNAL;
+	st = stmt(s, host_id ? ST_EVENTS_HOST : ST_EVENTS_ALL);
+	sqlite3_bind_int(st, 1, limit);
+	if (host_id)
+		bind_str(st, 2, host_id);
+	while (rc == 0 && (rc = next(st)) == 1) {
+		json_t *ev =
+		    json_pack("{s:s, s:s, s:s, s:I}", "host_id", col_str(st, 0), "kind",
+		              col_str(st, 1), "detail", col_str(st, 2), "at_ms", col_int(st, 3));
+		rc = ev && json_array_append_new(arr, ev) == 0 ? 0 : OUTPOST_E_INTERNAL;
+	}
+	sqlite3_reset(st);
+	if (rc < 0) {
+		json_decref(arr);
+		return rc;
+	}
+	*events = arr;
+	return 0;
+}
+
+/* ---- Tokens ---- */
+
+static const char *const token_roles[] = {"viewer", "operator", "admin"};
+
+/* sha256 in lowercase hex: anything else is not a hash, and might be a secret. */
+static int hash_ok(const char *h)
+{
+	size_t n = h ? strlen(h) : 0;
+
+	if (n != 64)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!((h[i] >= '0' && h[i] <= '9') || (h[i] >= 'a' && h[i] <= 'f')))
+			return 0;
+	return 1;
+}
+
+/* The token of the current row (TOKEN_COLS); never its hash. */
+static json_t *token_json(sqlite3_stmt *st, int with_revoked)
+{
+	json_t *t = json_pack("{s:s, s:s, s:s?, s:o, s:I, s:I, s:s?}", "id", col_str(st, 0), "kind",
+	                      col_str(st, 1), "role", col_str(st, 2), "labels", col_json(st, 3),
+	                      "created_ms", col_int(st, 4), "expires_ms", col_int(st, 5),
+	                      "created_by", col_str(st, 6));
+
+	if (t && with_revoked &&
+	    json_object_set_new(t, "revoked", json_boolean(sqlite3_column_int(st, 7)))) {
+		json_decref(t);
+		t = NULL;
+	}
+	return t;
+}
+
+static int sq_token_add(struct store *base, json_t *tok)
+{
+	struct sq *s = sq_of(base);
+	sqlite3_stmt *st;
+	const char *id = json_string_value(json_object_get(tok, "id"));
+	const char *hash = json_string_value(json_object_get(tok, "hash"));
+	const char *kind = json_string_value(json_object_get(tok, "kind"));
+	json_t *role = json_object_get(tok, "role");
+	json_t *labels = json_object_get(tok, "labels");
+	json_t *created = json_object_get(tok, "created_ms");
+	json_t *expires = json_object_get(tok, "expires_ms");
+	json_t *by = json_object_get(tok, "created_by");
+	char *ltext = NULL;
+	int rc, op;
+
+	op = kind && strcmp(kind, "operator") == 0;
+	if (!nonempty(id) || !hash_ok(hash) || !kind || (!op && strcmp(kind, "enroll") != 0) ||
+	    (op ? str_index(json_string_value(role), token_roles, 3) < 0
+	        : role && !json_is_null(role)) ||
+	    (labels && !json_is_null(labels) && !labels_ok(labels)) || !json_is_integer(created) ||
+	    json_integer_value(created) < 0 ||
+	    (expires && (!json_is_integer(expires) || json_integer_value(expires) < 0)) ||
+	    (by && !json_is_null(by) && !json_is_string(by)))
+		return OUTPOST_E_BAD_ARGS;
+	if (!(ltext = text_or_empty(json_is_object(labels) ? labels : NULL, JSON_SORT_KEYS)))
+		return OUTPOST_E_INTERNAL;
+	if ((rc = tx_begin(s)) < 0)
+		goto out;
+	/* The same id again: the first result if it is the same token, else a conflict. */
+	st = stmt(s, ST_TOKEN_BY_ID);
+	bind_str(st, 1, id);
+	rc = next(st);
+	if (rc == 1)
+		rc = strcmp(col_str(st, 0), hash) == 0 ? 1 : OUTPOST_E_CONFLICT;
+	sqlite3_reset(st);
+	if (rc != 0) {
+		tx_rollback(s);
+		rc = rc < 0 ? rc : 0;
+		goto out;
+	}
+	st = stmt(s, ST_TOKEN_ADD);
+	bind_str(st, 1, id);
+	bind_str(st, 2, hash);
+	bind_str(st, 3, kind);
+	bind_str(st, 4, op ? json_string_value(role) : NULL);
+	bind_str(st, 5, ltext);
+	sqlite3_bind_int64(st, 6, json_integer_value(created));
+	sqlite3_bind_int64(st, 7, expires ? json_integer_value(expires) : 0);
+	bind_str(st, 8, json_string_value(by));
+	if ((rc = run(st)) < 0) { /* CONFLICT: another token has this hash */
+		tx_rollback(s);
+		goto out;
+	}
+	rc = tx_commit(s);
+out:
+	free(ltext);
+	return rc;
+}
+
+/* The lookup is by an index on the hash of a secret: its timing tells nothing of the secret. */
+static int sq_token_find(struct store *base, const char *hash, int64_t now_ms, json_t **tok)
+{
+	struct sq *s = sq_of(base);
+	sqlite3_stmt *st = stmt(s, ST_TOKEN_FIND);
+	int rc;
+
+	*tok = NULL;
+	if (!hash)
+		return OUTPOST_E_BAD_ARGS;
+	bind_str(st, 1, hash);
+	sqlite3_bind_int64(st, 2, now_ms);
+	rc = next(st);
+	if (rc == 1)
+		rc = (*tok = token_json(st, 0)) ? 0 : OUTPOST_E_INTERNAL;
+	else if (rc == 0)
+		rc = OUTPOST_E_NOT_FOUND;
+	sqlite3_reset(st);
+	return rc;
+}
+
+static int sq_token_list(struct store *base, json_t **toks)
+{
+	struct sq *s = sq_of(base);
+	sqlite3_stmt *st = stmt(s, ST_TOKEN_LIST);
+	json_t *arr = json_array();
+	int rc = arr ? 0 : OUTPOST_E_INTERNAL;
+
+	*toks = NULL;
+	while (rc == 0 && (rc = next(st)) == 1) {
+		json_t *t = token_json(st, 1);
+		rc = t && json_array_append_new(arr, t) == 0 ? 0 : OUTPOST_E_INTERNAL;
+	}
+	sqlite3_reset(st);
+	if (rc < 0) {
+		json_decref(arr);
+		return rc;
+	}
+	*toks = arr;
+	return 0;
+}
+
+static int sq_token_revoke(struct store *base, const char *id)
+{
+	struct sq *s = sq_of(base);
+	sqlite3_stmt *st = stmt(s, ST_TOKEN_REVOKE);
+	int rc;
+
+	bind_str(st, 1, id);
+	if ((rc = run(st)) < 0)
+		return rc;
+	return sqlite3_changes(s->db) > 0 ? 0 : OUTPOST_E_NOT_FOUND;
+}
+
+/* ---- Tasks ---- */
+
+/* The task of the current row (TASK_COLS) with counts and total, and with the per-host rows
+ * changed after since when with_hosts. */
+static int task_json(struct sq *s, sqlite3_stmt *row, int with_hosts, int64_t since, json_t **out)
+{
+	sqlite3_stmt *st;
+	json_t *t, *counts = json_object(), *hosts = NULL;
+	const char *id = col_str(row, 0);
+	json_int_t total = 0;
+	int rc = 0;
+
+	*out = NULL;
+	t = json_pack("{s:s, s:s, s:s, s:s, s:o, s:I, s:I, s:I, s:s?, s:I, s:I, s:I, s:I, s:s, "
+	              "s:I}",
+	              "id", id, "target", col_str(row, 1), "plugin", col_str(row, 2), "op",
+	              col_str(row, 3), "args", col_json(row, 4), "timeout_ms", col_int(row, 5),
+	              "created_ms", col_int(row, 6), "expires_ms", col_int(row, 7), "created_by",
+	              col_str(row, 8), "batch_size", col_int(row, 9), "max_failures",
+	              col_int(row, 10), "released_batch", col_int(row, 11), "last_batch",
+	              col_int(row, 12), "state", col_str(row, 13), "seq", col_int(row, 14));
+	if (!t || !counts)
+		goto oom;
+	for (int i = 0; i < ROW_NSTATES; i++)
+		if (json_object_set_new(counts, row_states[i], json_integer(0)))
+			goto oom;
+	st = stmt(s, ST_TASK_COUNTS);
+	bind_str(st, 1, id);
+	while ((rc = next(st)) == 1) {
+		json_int_t n = col_int(st, 1);
+		total += n;
+		if (json_object_set_new(counts, col_str(st, 0), json_integer(n)))
+			rc = OUTPOST_E_INTERNAL;
+	}
+	sqlite3_reset(st);
+	if (rc < 0)
+		goto fail;
+	if (json_object_set_new(t, "counts", counts) ||
+	    json_object_set_new(t, "total", json_integer(total))) {
+		counts = NULL;
+		goto oom;
+	}
+	counts = NULL;
+	if (with_hosts) {
+		if (!(hosts = json_array()) || json_object_set_new(t, "hosts", hosts))
+			goto oom;
+		st = stmt(s, ST_TASK_ROWS);
+		bind_str(st, 1, id);
+		sqlite3_bind_int64(st, 2, since);
+		while ((rc = next(st)) == 1) {
+			json_t *h = json_pack("{s:s, s:s, s:o, s:o, s:o, s:I, s:I}", "host_id",
+			                      col_str(st, 0), "state", col_str(st, 1), "response",
+			                      col_json(st, 2), "started_ms", col_ms(st, 3),
+			                      "finished_ms", col_ms(st, 4), "seq", col_int(st, 5),
+			                      "batch", col_int(st, 6));
+			if (!h || json_array_append_new(hosts, h)) {
+				rc = OUTPOST_E_INTERNAL;
+				break;
+			}
+		}
+		sqlite3_reset(st);
+		if (rc < 0)
+			goto fail;
+	}
+	*out = t;
+	return 0;
+oom:
+	rc = OUTPOST_E_INTERNAL;
+fail:
+	json_decref(counts);
+	json_decref(t);
+	return rc;
+}
+
+static int task_fetch(struct sq *s, const char *id, int with_hosts, int64_t since, json_t **out)
+{
+	sqlite3_stmt *st = stmt(s, ST_TASK_GET);
+	int rc;
+
+	*out = NULL;
+	bind_str(st, 1, id);
+	rc = next(st);
+	if (rc == 1)
+		rc = task_json(s, st, with_hosts, since, out);
+	else if (rc == 0)
+		rc = OUTPOST_E_NOT_FOUND;
+	sqlite3_reset(st);
+	return rc;
+}
+
+/* An integer member: absent gives dflt (required: BAD_ARGS), else at least min. */
+static int get_int(const json_t *o, const char *key, int required, json_int_t dflt, json_int_t min,
+                   json_int_t *out)
+{
+	json_t *v = json_object_get(o, key);
+
+	*out = dflt;
+	if (!v)
+		return required ? OUTPOST_E_BAD_ARGS : 0;
+	if (!json_is_integer(v) || json_integer_value(v) < min)
+		return OUTPOST_E_BAD_ARGS;
+	*out = json_integer_value(v);
+	return 0;
+}
+
+static int sq_task_create(struct store *base, json_t *task, json_t *host_ids, json_t **existing)
+{
+	struct sq *s = sq_of(base);
+	sqlite3_stmt *st;
+	const char *id = json_string_value(json_object_get(task, "id"));
+	const char *target = json_string_value(json_object_get(task, "target"));
+	const char *plugin = json_string_value(json_object_get(task, "plugin"));
+	const char *op = json_string_value(json_object_get(task, "op"));
+	json_t *args = json_object_get(task, "args"), *by = json_object_get(task, "created_by"), *v;
+	json_int_t timeout, created, expires, bsize, maxf, n;
+	char *atext = NULL, *htext = NULL;
+	size_t i;
+	int rc;
+
+	if (existing)
+		*existing = NULL;
+	if (!nonempty(id) || !target || !nonempty(plugin) || !nonempty(op) ||
+	    (by && !json_is_null(by) && !json_is_string(by)) || !json_is_array(host_ids) ||
+	    get_int(task, "timeout_ms", 1, 0, 1, &timeout) ||
+	    get_int(task, "created_ms", 1, 0, 0, &created) ||
+	    get_int(task, "expires_ms", 1, 0, 1, &expires) ||
+	    get_int(task, "batch_size", 0, 0, 0, &bsize) ||
+	    get_int(task, "max_failures", 0, -1, -1, &maxf))
+		return OUTPOST_E_BAD_ARGS;
+	json_array_foreach(host_ids, i, v)
+	{
+		if (!nonempty(json_string_value(v)))
+			return OUTPOST_E_BAD_ARGS;
+	}
+	n = (json_int_t)json_array_size(host_ids);
+	if (!(atext = text_or_empty(args, 0)) || !(htext = text_of(host_ids, 0))) {
+		rc = OUTPOST_E_INTERNAL;
+		goto out;
+	}
+	if ((rc = tx_begin(s)) < 0)
+		goto out;
+	st = stmt(s, ST_TASK_STATE);
+	bind_str(st, 1, id);
+	rc = next(st);
+	sqlite3_reset(st);
+	if (rc != 0) {
+		tx_rollback(s);
+		if (rc == 1) {
+			rc = OUTPOST_E_CONFLICT;
+			if (existing && task_fetch(s, id, 1, 0, existing) < 0)
+				rc = OUTPOST_E_INTERNAL;
+		}
+		goto out;
+	}
+	st = stmt(s, ST_TASK_ADD);
+	bind_str(st, 1, id);
+	bind_str(st, 2, target);
+	bind_str(st, 3, plugin);
+	bind_str(st, 4, op);
+	bind_str(st, 5, atext);
+	sqlite3_bind_int64(st, 6, timeout);
+	sqlite3_bind_int64(st, 7, created);
+	sqlite3_bind_int64(st, 8, expires);
+	bind_str(st, 9, json_string_value(by));
+	sqlite3_bind_int64(st, 10, bsize);
+	sqlite3_bind_int64(st, 11, maxf);
+	sqlite3_bind_int64(st, 12, n > 0 && bsize > 0 ? (n - 1) / bsize : 0);
+	bind_str(st, 13, n > 0 ? "running" : "done");
+	if ((rc = run(st)) < 0)
+		goto fail;
+	st = stmt(s, ST_TASK_ROW_ADD);
+	bind_str(st, 1, id);
+	sqlite3_bind_int64(st, 2, bsize);
+	bind_str(st, 3, htext);
+	if ((rc = run(st)) < 0) {
+		if (rc == OUTPOST_E_CONFLICT) /* the same host twice */
+			rc = OUTPOST_E_BAD_ARGS;
+		goto fail;
+	}
+	rc = tx_commit(s);
+	goto out;
+fail:
+	tx_rollback(s);
+out:
+	free(atext);
+	free(htext);
+	return rc;
+}
+
+static int sq_task_get(struct store *base, const char *id, int with_hosts, int64_t since,
+                       json_t **task)
+{
+	return task_fetch(sq_of(base), id, with_hosts, since, task);
+}
+
+static int sq_task_list(struct store *base, int limit, json_t **tasks)
+{
+	struct sq *s = sq_of(base);
+	sqlite3_stmt *st;
+	json_t *arr;
+	int rc = 0;
+
+	*tasks = NULL;
+	if (limit < 1)
+		return OUTPOST_E_BAD_ARGS;
+	if (!(arr = json_array()))
+		return OUTPOST_E_INTERNAL;
+	st = stmt(s, ST_TASK_LIST);
+	sqlite3_bind_int(st, 1, limit);
+	while (rc == 0 && (rc = next(st)) == 1) {
+		json_t *t;
+		if ((rc = task_json(s, st, 0, 0, &t)) == 0 && json_array_append_new(arr, t))
+			rc = OUTPOST_E_INTERNAL;
+	}
+	sqlite3_reset(st);
+	if (rc < 0) {
+		json_decref(arr);
+		return rc;
+	}
+	*tasks = arr;
+	return 0;
+}
+
+static int sq_task_take(struct store *base, const char *host_id, int64_t now_ms, int limit,
+                        json_t **items)
+{
+	struct sq *s = sq_of(base);
+	sqlite3_stmt *st;
+	json_t *arr, *v;
+	size_t i;
+	int rc = 0;
+
+	*items = NULL;
+	if (!host_id || limit < 1)
+		return OUTPOST_E_BAD_ARGS;
+	if (!(arr = json_array()))
+		return OUTPOST_E_INTERNAL;
+	/* Read first: most polls find nothing and need no write transaction. */
+	st = stmt(s, ST_TAKE);
+	bind_str(st, 1, host_id);
+	sqlite3_bind_int64(st, 2, now_ms);
+	sqlite3_bind_int(st, 3, limit);
+	while (rc == 0 && (rc = next(st)) == 1) {
+		json_t *t =
+		    json_pack("{s:{s:s, s:s, s:s, s:s, s:o, s:I, s:I, s:I}}", "task", "task_id",
+		              col_str(st, 0), "host_id", host_id, "plugin", col_str(st, 1), "op",
+		              col_str(st, 2), "args", col_json(st, 3), "timeout_ms", col_int(st, 4),
+		              "issued_ms", (json_int_t)now_ms, "expires_ms", col_int(st, 5));
+		rc = t && json_array_append_new(arr, t) == 0 ? 0 : OUTPOST_E_INTERNAL;
+	}
+	sqlite3_reset(st);
+	if (rc < 0 || json_array_size(arr) == 0)
+		goto out;
+	if ((rc = tx_begin(s)) < 0)
+		goto out;
+	for (i = 0; i < json_array_size(arr);) {
+		const char *tid;
+		int64_t seq;
+		v = json_object_get(json_array_get(arr, i), "task");
+		tid = json_string_value(json_object_get(v, "task_id"));
+		if ((rc = seq_next(s, tid, &seq)) < 0)
+			goto fail;
+		st = stmt(s, ST_TAKE_MARK);
+		bind_str(st, 1, tid);
+		bind_str(st, 2, host_id);
+		sqlite3_bind_int64(st, 3, seq);
+		if ((rc = run(st)) < 0)
+			goto fail;
+		if (sqlite3_changes(s->db) == 0) /* taken since the read: not ours to hand out */
+			json_array_remove(arr, i);
+		else
+			i++;
+	}
+	rc = tx_commit(s);
+	goto out;
+fail:
+	tx_rollback(s);
+out:
+	if (rc < 0) {
+		json_decref(arr);
+		return rc;
+	}
+	*items = arr;
+	return 0;
+}
+
+static int sq_task_report(struct store *base, const char *task_id, const char *host_id,
+                          const char *state, json_t *response, int64_t started_ms,
+                          int64_t finished_ms, int *task_done)
+{
+	struct sq *s = sq_of(base);
+	sqlite3_stmt *st;
+	char *rtext = NULL;
+	int64_t seq;
+	int rc, to, cur = -1, fin = 0;
+
+	if (task_done)
+		*task_done = 0;
+	to = str_index(state, row_states, ROW_NSTATES);
+	/* What an agent may report: running or a final state of its own (not cancelled). */
+	if (!task_id || !host_id || to < RS_RUNNING || strcmp(state, "cancelled") == 0)
+		return OUTPOST_E_BAD_ARGS;
+	if (to >= RS_FINAL && !(rtext = text_of(response, 0)))
+		return OUTPOST_E_INTERNAL;
+	if ((rc = tx_begin(s)) < 0)
+		goto out;
+	st = stmt(s, ST_ROW_STATE);
+	bind_str(st, 1, task_id);
+	bind_str(st, 2, host_id);
+	rc = next(st);
+	if (rc == 1)
+		cur = str_index(col_str(st, 0), row_states, ROW_NSTATES);
+	sqlite3_reset(st);
+	if (rc < 0)
+		goto fail;
+	if (cur < RS_SENT) { /* no such row, or never sent */
+		rc = OUTPOST_E_NOT_FOUND;
+		goto fail;
+	}
+	/* Forward only: a final state stays; running after running changes nothing. */
+	if (cur >= RS_FINAL || (cur == RS_RUNNING && to == RS_RUNNING)) {
+		rc = tx_commit(s);
+		goto out;
+	}
+	if ((rc = seq_next(s, task_id, &seq)) < 0)
+		goto fail;
+	st = stmt(s, ST_ROW_REPORT);
+	bind_str(st, 1, task_id);
+	bind_str(st, 2, host_id);
+	bind_str(st, 3, row_states[to]);
+	bind_str(st, 4, rtext);
+	bind_ms(st, 5, started_ms);
+	bind_ms(st, 6, to >= RS_FINAL ? finished_ms : 0);
+	sqlite3_bind_int64(st, 7, seq);
+	if ((rc = run(st)) < 0)
+		goto fail;
+	if (to >= RS_FINAL && (rc = task_settle(s, task_id, &fin)) < 0)
+		goto fail;
+	if ((rc = tx_commit(s)) == 0 && task_done)
+		*task_done = fin;
+	goto out;
+fail:
+	tx_rollback(s);
+out:
+	free(rtext);
+	return rc;
+}
+
+static int sq_task_cancel(struct store *base, const char *id, int64_t now_ms)
+{
+	struct sq *s = sq_of(base);
+	sqlite3_stmt *st;
+	int rc, moved;
+
+	if (!id)
+		return OUTPOST_E_BAD_ARGS;
+	if ((rc = tx_begin(s)) < 0)
+		return rc;
+	st = stmt(s, ST_TASK_STATE);
+	bind_str(st, 1, id);
+	rc = next(st);
+	if (rc == 1)
+		rc = strcmp(col_str(st, 0), "running") == 0 ? 1 : 0;
+	else if (rc == 0)
+		rc = OUTPOST_E_NOT_FOUND;
+	sqlite3_reset(st);
+	if (rc <= 0) { /* a finished task stays as it ended */
+		if (rc == 0)
+			return tx_commit(s);
+		goto fail;
+	}
+	st = stmt(s, ST_TASK_CANCEL);
+	bind_str(st, 1, id);
+	sqlite3_bind_int64(st, 2, now_ms);
+	if ((rc = run(st)) < 0 ||
+	    (rc = rows_move(s, ST_ROWS_CANCEL, id, NULL, now_ms, &moved)) < 0 ||
+	    (rc = task_settle(s, id, NULL)) < 0)
+		goto fail;
+	return tx_commit(s);
+fail:
+	tx_rollback(s);
+	return rc;
+}
+
+/* Also ends rows still running long after expiry (STORE_LOST_GRACE_MS): lost. */
+static int sq_tasks_expire(struct store *base, int64_t now_ms, json_t **task_ids)
+{
+	struct sq *s = sq_of(base);
+	sqlite3_stmt *st;
+	json_t *due = json_array(), *arr = json_array(), *v;
+	size_t i;
+	int rc;
+
+	*task_ids = NULL;
+	if (!due || !arr) {
+		rc = OUTPOST_E_INTERNAL;
+		goto out;
+	}
+	if ((rc = tx_begin(s)) < 0)
+		goto out;
+	st = stmt(s, ST_EXPIRE_TASKS);
+	sqlite3_bind_int64(st, 1, now_ms);
+	while ((rc = next(st)) == 1) {
+		json_t *t = json_pack("[s, I, I]", col_str(st, 0), col_int(st, 1), col_int(st, 2));
+		if (!t || json_array_append_new(due, t)) {
+			rc = OUTPOST_E_INTERNAL;
+			break;
+		}
+	}
+	sqlite3_reset(st);
+	if (rc < 0)
+		goto fail;
+	json_array_foreach(due, i, v)
+	{
+		const char *id = json_string_value(json_array_get(v, 0));
+		json_int_t lost_at = json_integer_value(json_array_get(v, 1)) +
+		                     json_integer_value(json_array_get(v, 2)) + STORE_LOST_GRACE_MS;
+		int expired, lost = 0;
+		if ((rc = rows_move(s, ST_ROWS_EXPIRE, id, NULL, now_ms, &expired)) < 0 ||
+		    (now_ms >= lost_at &&
+		     (rc = rows_move(s, ST_ROWS_LOSE, id, NULL, now_ms, &lost)) < 0))
+			goto fail;
+		if (!expired && !lost)
+			continue;
+		if ((rc = task_settle(s, id, NULL)) < 0)
+			goto fail;
+		if (json_array_append_new(arr, json_string(id))) {
+			rc = OUTPOST_E_INTERNAL;
+			goto fail;
+		}
+	}
+	if ((rc = tx_commit(s)) < 0)
+		goto out;
+	*task_ids = arr;
+	arr = NULL;
+	goto out;
+fail:
+	tx_rollback(s);
+out:
+	json_decref(due);
+	json_decref(arr);
+	return rc;
+}
+
+/* Releases the batches of one task that may go: *woken collects the hosts of new rows. */
+static int task_advance(struct sq *s, const char *id, json_int_t maxf, json_int_t released,
+                        json_int_t last, int64_t now_ms, json_t *woken)
+{
+	sqlite3_stmt *st;
+	int rc, moved;
+
+	while (released < last) {
+		st = stmt(s, ST_BATCH_OPEN);
+		bind_str(st, 1, id);
+		sqlite3_bind_int64(st, 2, released);
+		rc = next(st);
+		sqlite3_reset(st);
+		if (rc != 0) /* the released batches still run */
+			return rc < 0 ? rc : 0;
+		if (maxf >= 0) {
+			st = stmt(s, ST_TASK_FAILURES);
+			bind_str(st, 1, id);
+			rc = next(st);
+			json_int_t failed = col_int(st, 0);
+			sqlite3_reset(st);
+			if (rc < 0)
+				return rc;
+			if (failed > maxf) {
+				if ((rc = rows_move(s, ST_ROWS_CANCEL_QUEUED, id, NULL, now_ms,
+				                    &moved)) < 0)
+					return rc;
+				return task_settle(s, id, NULL);
+			}
+		}
+		released++;
+		st = stmt(s, ST_TASK_RELEASE);
+		bind_str(st, 1, id);
+		sqlite3_bind_int64(st, 2, released);
+		if ((rc = run(st)) < 0)
+			return rc;
+		st = stmt(s, ST_BATCH_HOSTS);
+		bind_str(st, 1, id);
+		sqlite3_bind_int64(st, 2, released);
+		while ((rc = next(st)) == 1) {
+			const char *h = col_str(st, 0);
+			if (!h || json_object_set_new(woken, h, json_true()))
+				rc = OUTPOST_E_INTERNAL;
+			if (rc < 0)
+				break;
+		}
+		sqlite3_reset(st);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+static int sq_tasks_advance(struct store *base, int64_t now_ms, json_t **host_ids)
+{
+	struct sq *s = sq_of(base);
+	sqlite3_stmt *st;
+	json_t *todo = json_array(), *woken = json_object(), *arr = json_array(), *v;
+	const char *h;
+	size_t i;
+	int rc;
+
+	*host_ids = NULL;
+	if (!todo || !woken || !arr) {
+		rc = OUTPOST_E_INTERNAL;
+		goto out;
+	}
+	if ((rc = tx_begin(s)) < 0)
+		goto out;
+	st = stmt(s, ST_ADVANCE_TASKS);
+	while ((rc = next(st)) == 1) {
+		json_t *t = json_pack("[s, I, I, I]", col_str(st, 0), col_int(st, 1),
+		                      col_int(st, 2), col_int(st, 3));
+		if (!t || json_array_append_new(todo, t)) {
+			rc = OUTPOST_E_INTERNAL;
+			break;
+		}
+	}
+	sqlite3_reset(st);
+	if (rc < 0)
+		goto fail;
+	json_array_foreach(todo, i, v)
+	{
+		rc = task_advance(s, json_string_value(json_array_get(v, 0)),
+		                  json_integer_value(json_array_get(v, 1)),
+		                  json_integer_value(json_array_get(v, 2)),
+		                  json_integer_value(json_array_get(v, 3)), now_ms, woken);
+		if (rc < 0)
+			goto fail;
+	}
+	if ((rc = tx_commit(s)) < 0)
+		goto out;
+	json_object_foreach(woken, h, v)
+	{
+		if (json_array_append_new(arr, json_string(h))) {
+			rc = OUTPOST_E_INTERNAL;
+			goto out;
+		}
+	}
+	*host_ids = arr;
+	arr = NULL;
+	goto out;
+fail:
+	tx_rollback(s);
+out:
+	json_decref(todo);
+	json_decref(woken);
+	json_decref(arr);
+	return rc;
+}
+
+/* task_id NULL: every running task (the wake-up after a restart). */
+static int sq_task_hosts_waiting(struct store *base, const char *task_id, json_t **host_ids)
+{
+	struct sq *s = sq_of(base);
+	sqlite3_stmt *st;
+	json_t *arr;
+	int rc = 0;
+
+	*host_ids = NULL;
+	if (task_id) {
+		st = stmt(s, ST_TASK_STATE);
+		bind_str(st, 1, task_id);
+		rc = next(st);
+		sqlite3_reset(st);
+		if (rc <= 0)
+			return rc < 0 ? rc : OUTPOST_E_NOT_FOUND;
+		rc = 0;
+	}
+	if (!(arr = json_array()))
+		return OUTPOST_E_INTERNAL;
+	st = stmt(s, task_id ? ST_WAITING_TASK : ST_WAITING_ALL);
+	if (task_id)
+		bind_str(st, 1, task_id);
+	while (rc == 0 && (rc = next(st)) == 1)
+		rc = push_col(arr, st, 0);
+	sqlite3_reset(st);
+	if (rc < 0) {
+		json_decref(arr);
+		return rc;
+	}
+	*host_ids = arr;
+	return 0;
+}
+
+/* ---- Audit and stats ---- */
+
+static int sq_audit_add(struct store *base, const char *actor, const char *action,
+                        const char *target, json_t *detail, int64_t now_ms)
+{
+	struct sq *s = sq_of(base);
+	sqlite3_stmt *st;
+	char *dtext = NULL;
+	int rc;
+
+	if (!nonempty(actor) || !nonempty(action))
+		return OUTPOST_E_BAD_ARGS;
+	if (detail && !(dtext = text_of(detail, 0)))
+		return OUTPOST_E_INTERNAL;
+	st = stmt(s, ST_AUDIT_ADD);
+	sqlite3_bind_int64(st, 1, now_ms);
+	bind_str(st, 2, actor);
+	bind_str(st, 3, action);
+	bind_str(st, 4, target);
+	bind_str(st, 5, dtext);
+	rc = run(st);
+	free(dtext);
+	return rc;
+}
+
+static int sq_audit_list(struct store *base, int limit, json_t **entries)
+{
+	struct sq *s = sq_of(base);
+	sqlite3_stmt *st;
+	json_t *arr;
+	int rc = 0;
+
+	*entries = NULL;
+	if (limit < 1)
+		return OUTPOST_E_BAD_ARGS;
+	if (!(arr = json_array()))
+		return OUTPOST_E_INTERNAL;
+	st = stmt(s, ST_AUDIT_LIST);
+	sqlite3_bind_int(st, 1, limit);
+	while (rc == 0 && (rc = next(st)) == 1) {
+		json_t *e =
+		    json_pack("{s:I, s:I, s:s, s:s, s:s?, s:o}", "id", col_int(st, 0), "at_ms",
+		              col_int(st, 1), "actor", col_str(st, 2), "action", col_str(st, 3),
+		              "target", col_str(st, 4), "detail", col_json(st, 5));
+		rc = e && json_array_append_new(arr, e) == 0 ? 0 : OUTPOST_E_INTERNAL;
+	}
+	sqlite3_reset(st);
+	if (rc < 0) {
+		json_decref(arr);
+		return rc;
+	}
+	*entries = arr;
+	return 0;
+}
+
+/* A single count(*). */
+static int count_of(struct sq *s, enum st which, json_int_t *n)
+{
+	sqlite3_stmt *st = stmt(s, which);
+	int rc = next(st);
+
+	*n = col_int(st, 0);
+	sqlite3_reset(st);
+	return rc < 0 ? rc : 0;
+}
+
+static int sq_stats(struct store *base, json_t **stats)
+{
+	struct sq *s = sq_of(base);
+	sqlite3_stmt *st;
+	json_t *hosts = json_object(), *out = NULL;
+	json_int_t running, queued;
+	int rc = hosts ? 0 : OUTPOST_E_INTERNAL;
+
+	*stats = NULL;
+	for (int i = 0; rc == 0 && i < HOST_NSTATES; i++)
+		if (json_object_set_new(hosts, host_states[i], json_integer(0)))
+			rc = OUTPOST_E_INTERNAL;
+	st = stmt(s, ST_STATS_HOSTS);
+	while (rc == 0 && (rc = next(st)) == 1)
+		rc = json_object_set_new(hosts, col_str(st, 0), json_integer(col_int(st, 1)))
+		         ? OUTPOST_E_INTERNAL
+		         : 0;
+	sqlite3_reset(st);
+	if (rc < 0 || (rc = count_of(s, ST_STATS_TASKS, &running)) < 0 ||
+	    (rc = count_of(s, ST_STATS_QUEUE, &queued)) < 0) {
+		json_decref(hosts);
+		return rc;
+	}
+	out = json_pack("{s:o, s:I, s:I}", "hosts", hosts, "tasks_running", running, "queue_depth",
+	                queued);
+	if (!out)
+		return OUTPOST_E_INTERNAL;
+	*stats = out;
+	return 0;
+}
+
+/* ---- Open and close ---- */
+
+static void sq_close(struct store *base)
+{
+	struct sq *s = sq_of(base);
+
+	if (!s)
+		return;
+	for (int i = 0; i < ST_COUNT; i++)
+		sqlite3_finalize(s->st[i]);
+	db_close(s->db);
+	free(s);
+}
+
+static const struct store_ops sq_ops = {
+    .name = "sqlite",
+    .close = sq_close,
+    .host_enroll = sq_host_enroll,
+    .host_get = sq_host_get,
+    .host_list = sq_host_list,
+    .host_set_state = sq_host_set_state,
+    .host_remove = sq_host_remove,
+    .host_labels = sq_host_labels,
+    .host_seen = sq_host_seen,
+    .hosts_mark_down = sq_hosts_mark_down,
+    .events_list = sq_events_list,
+    .token_add = sq_token_add,
+    .token_find = sq_token_find,
+    .token_list = sq_token_list,
+    .token_revoke = sq_token_revoke,
+    .task_create = sq_task_create,
+    .task_get = sq_task_get,
+    .task_list = sq_task_list,
+    .task_take = sq_task_take,
+    .task_report = sq_task_report,
+    .task_cancel = sq_task_cancel,
+    .tasks_expire = sq_tasks_expire,
+    .tasks_advance = sq_tasks_advance,
+    .task_hosts_waiting = sq_task_hosts_waiting,
+    .audit_add = sq_audit_add,
+    .audit_list = sq_audit_list,
+    .stats = sq_stats,
+};
+
+int store_sqlite_open(const char *state_dir, struct store **out, char *msg, size_t msglen)
+{
+	struct sq *s = NULL;
+	char *path = NULL;
+	size_t n;
+	int rc = OUTPOST_E_INTERNAL;
+
+	*out = NULL;
+	if (msglen)
+		msg[0] = '\0';
+	n = strlen(state_dir) + sizeof("/hub.db");
+	if (!(path = malloc(n)) || !(s = calloc(1, sizeof(*s)))) {
+		snprintf(msg, msglen, "out of memory");
+		goto fail;
+	}
+	snprintf(path, n, "%s/hub.db", state_dir);
+	s->base.ops = &sq_ops;
+	if ((rc = db_open(path, &s->db, msg, msglen)) < 0)
+		goto fail;
+	/* The agent's small page cache is too small for the hub's working set (hosts and the
+	 * running tasks' rows); 16 MB keeps them in memory at fleet scale. */
+	if ((rc = db_exec(s->db, "PRAGMA cache_size=-16384", msg, msglen)) < 0 ||
+	    (rc = db_migrate(s->db, "hub", hub_schema, HUB_SCHEMA_VERSION, msg, msglen)) < 0)
+		goto fail;
+	for (int i = 0; i < ST_COUNT; i++) {
+		if (sqlite3_prepare_v3(s->db, st_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i],
+		                       NULL) != SQLITE_OK) {
+			snprintf(msg, msglen, "sqlite: preparing statement %d: %s", i,
+			         sqlite3_errmsg(s->db));
+			rc = OUTPOST_E_INTERNAL;
+			goto fail;
+		}
+	}
+	free(path);
+	*out = &s->base;
+	return 0;
+fail:
+	free(path);
+	if (s)
+		sq_close(&s->base);
+	return rc;
+}
