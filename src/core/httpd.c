@@ -21,6 +21,8 @@
 #include <unistd.h>
 
 #define HTTPD_MAX_LISTENERS 2
+/* Bodies up to this size are read (and dropped) before an early refusal is sent. */
+#define HTTPD_DRAIN_MAX (64ull << 20)
 
 struct httpd_listener {
 	struct httpd *h;
@@ -49,7 +51,8 @@ struct httpd_req {
 	const struct httpd_route *route;
 	const char *method, *path, *tail;
 	char *uri;  /* the request target as sent, query included */
-	int routed; /* the first access call happened */
+	int routed;        /* the first access call happened */
+	int headers_phase; /* inside the first access call: answers are parked */
 	struct buf body;
 	size_t limit;
 	int too_large;
@@ -126,6 +129,14 @@ static void req_queue(struct httpd_req *r, unsigned status, struct MHD_Response 
 			pending_unlink(r->l->h, r);
 		MHD_destroy_response(resp);
 		req_free(r);
+		return;
+	}
+	if (r->headers_phase) {
+		/* Answered before the body arrived: MHD would close the connection while the
+		 * client is still sending (which it may see as a reset, not our answer), so the
+		 * answer waits, the body is read and dropped, and it goes out at the end. */
+		r->resp = resp;
+		r->status = status;
 		return;
 	}
 	if (!r->suspended) {
@@ -222,6 +233,9 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 		const union MHD_ConnectionInfo *ci;
 		const char *cl;
 		r->routed = 1;
+		cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+		/* A body declared huge is not drained: its answer goes at once and MHD closes. */
+		r->headers_phase = !(cl && strtoull(cl, NULL, 10) > HTTPD_DRAIN_MAX);
 		r->l = l;
 		r->conn = conn;
 		r->method = method;
@@ -244,10 +258,16 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 			else
 				httpd_respond_error(r, OUTPOST_E_NOT_FOUND, "no such endpoint: %s",
 				                    url);
+			r->headers_phase = 0;
 			return MHD_YES;
 		}
 		r->limit = r->route->body_limit;
-		cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+		if (h->cfg.auth_headers && h->cfg.auth_headers(h->cfg.ctx, r, r->route->role) < 0) {
+			if (!r->answered)
+				httpd_respond_error(r, OUTPOST_E_FORBIDDEN, "not allowed");
+			r->headers_phase = 0;
+			return MHD_YES;
+		}
 		if (cl && strtoull(cl, NULL, 10) > r->limit) {
 			r->too_large = 1;
 			httpd_respond_error(
@@ -256,6 +276,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 			    "of %zu",
 			    cl, r->limit);
 		}
+		r->headers_phase = 0;
 		return MHD_YES;
 	}
 	if (*upload_size) {

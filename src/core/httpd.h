@@ -34,6 +34,10 @@ struct httpd_config {
 	/* 0 to let the request in, or a negative OUTPOST_E_* (UNAUTHORIZED, FORBIDDEN) after
 	 * httpd_respond_error. NULL: everyone may call every route. */
 	int (*auth)(void *ctx, struct httpd_req *req, int role);
+	/* Optional: called when the headers have arrived, before any body is read, so callers
+	 * without credentials cannot make the server buffer a body. 0 to go on (the check may
+	 * be left to auth, e.g. when it needs the body), or negative after answering. */
+	int (*auth_headers)(void *ctx, struct httpd_req *req, int role);
 	unsigned conn_limit;      /* total connections (0: 1024) */
 	unsigned per_ip_limit;    /* per client address on TCP (0: none) */
 	unsigned conn_timeout_s;  /* idle timeout (0: 30) */

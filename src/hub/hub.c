@@ -177,6 +177,7 @@ int hub_new(struct loop *loop, json_t *conf, struct logger *log, struct hub **ou
 	hc.nroutes = nroutes;
 	hc.ctx = h;
 	hc.auth = auth_check;
+	hc.auth_headers = auth_headers;
 	hc.on_answer = hub_on_answer;
 	hc.conn_limit = (unsigned)json_integer_value(conf_get(conf, "api.conn_limit"));
 	hc.per_ip_limit = (unsigned)json_integer_value(conf_get(conf, "api.per_ip_limit"));

@@ -77,6 +77,7 @@ struct hub {
 
 /* auth.c */
 int auth_check(void *ctx, struct httpd_req *req, int role);
+int auth_headers(void *ctx, struct httpd_req *req, int role);
 /* Counts a failed credential from the request's address; 1 when it is over the limit. */
 int auth_fail(struct hub *h, struct httpd_req *req);
 int auth_limited(struct hub *h, struct httpd_req *req);

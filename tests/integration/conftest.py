@@ -295,3 +295,96 @@ def agent(tmp_path, request):
         except OSError:
             pass
     assert not errors, "; ".join(errors)
+
+
+HUB_BIN = os.path.join(BUILD, "src/hub/outpost-hub")
+
+
+class Hub:
+    """A real outpost-hub on loopback with a private state dir, over HTTPS with its own
+    self-signed certificate (what a user gets on first start)."""
+
+    def __init__(self, tmp_path, conf=None):
+        self.dir = tmp_path / "hub"
+        self.dir.mkdir(exist_ok=True)
+        self.state = self.dir / "state"
+        self.port = free_port()
+        self.conf = deep_merge({"listen": "127.0.0.1:%d" % self.port,
+                                "state_dir": str(self.state),
+                                "agents": {"beat_ms": 1000, "missed_beats": 3}}, conf or {})
+        self.conf_path = self.dir / "hub.conf"
+        write_config(self.conf_path, self.conf)
+        self.log_path = self.dir / "hub.log"
+        self.proc = None
+        self.url = "https://127.0.0.1:%d" % self.port
+
+    def start(self):
+        self.logf = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([HUB_BIN, "--config", str(self.conf_path), "--foreground"],
+                                     stdout=self.logf, stderr=self.logf)
+        deadline = time.time() + START_TIMEOUT_S
+        while time.time() < deadline:
+            assert self.proc.poll() is None, "hub exited at start:\n" + self.log()
+            if (self.state / "hub.crt").exists():
+                try:
+                    r = requests.get(self.url + "/api/v1/health", verify=self.ca, timeout=2)
+                    if r.status_code == 200:
+                        return self
+                except requests.RequestException:
+                    pass
+            time.sleep(0.05)
+        raise AssertionError("hub did not answer:\n" + self.log())
+
+    @property
+    def ca(self):
+        return str(self.state / "hub.crt")
+
+    @property
+    def admin_token(self):
+        return (self.state / "admin.token").read_text().strip()
+
+    def log(self):
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def api(self, method, path, body=None, token=None, raw=None, headers=None, timeout=30):
+        """Calls the hub; returns (status, parsed JSON or None)."""
+        h = dict(headers or {})
+        tok = self.admin_token if token is None else token
+        if tok:
+            h["Authorization"] = "Bearer " + tok
+        data = raw if raw is not None else (json.dumps(body) if body is not None else None)
+        r = requests.request(method, self.url + path, data=data, headers=h, verify=self.ca,
+                             timeout=timeout)
+        try:
+            return r.status_code, r.json()
+        except ValueError:
+            return r.status_code, r.text
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                rc = self.proc.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError("hub did not stop on SIGTERM:\n" + self.log())
+            assert rc == 0, "hub exited %d:\n%s" % (rc, self.log())
+        self.proc = None
+
+
+@pytest.fixture
+def hub(tmp_path, request):
+    hubs = []
+
+    def make(conf=None, start=True):
+        h = Hub(tmp_path, conf)
+        hubs.append(h)
+        return h.start() if start else h
+
+    yield make
+    failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
+    for h in hubs:
+        if failed:
+            print("---- hub log ----\n" + h.log())
+        h.stop()
