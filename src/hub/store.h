@@ -87,6 +87,11 @@ struct store_ops {
 	 * issued_ms, expires_ms}}] (the hub signs them). */
 	int (*task_take)(struct store *s, const char *host_id, int64_t now_ms, int limit,
 	                 json_t **items);
+	/* After an agent restart: the rows already handed to host_id that have no final state
+	 * (sent, running) of running tasks, in the shape of task_take, unchanged (the agent's
+	 * ledger answers them: a replayed result, or lost). */
+	int (*task_resume)(struct store *s, const char *host_id, int64_t now_ms, int limit,
+			   json_t **items);
 	/* A host's report. Only moves forward (a final state is never overwritten; running after
 	 * ok is ignored); a host the task was not sent to: OUTPOST_E_NOT_FOUND. *task_id_done:
 	 * set to 1 when this made the whole task finish. */

@@ -144,6 +144,7 @@ enum st {
 	ST_TASK_CANCEL,
 	ST_TAKE,
 	ST_TAKE_MARK,
+	ST_RESUME,
 	ST_ROW_STATE,
 	ST_ROW_REPORT,
 	ST_ROWS_CANCEL,
@@ -240,6 +241,11 @@ static const char *const st_sql[ST_COUNT] = {
                                                  "AND th.batch <= t.released_batch "
                                                  "AND t.state = 'running' AND t.expires_ms > ?2 "
                                                  "ORDER BY t.created_ms, t.rowid LIMIT ?3",
+    /* Only at an agent's start: no index on (host_id, state) for running rows is worth it. */
+    [ST_RESUME] = "SELECT th.task_id, t.plugin, t.op, t.args, t.timeout_ms, t.expires_ms "
+                  "FROM task_hosts th JOIN tasks t ON t.id = th.task_id "
+                  "WHERE th.host_id = ?1 AND th.state IN ('sent', 'running') "
+                  "AND t.state = 'running' ORDER BY t.created_ms, t.rowid LIMIT ?3",
     [ST_TAKE_MARK] = "UPDATE task_hosts SET state = 'sent', seq = ?3 "
                      "WHERE task_id = ?1 AND host_id = ?2 AND state = 'queued'",
     [ST_ROW_STATE] = "SELECT state FROM task_hosts WHERE task_id = ?1 AND host_id = ?2",
@@ -1557,6 +1563,39 @@ out:
 	return 0;
 }
 
+static int sq_task_resume(struct store *base, const char *host_id, int64_t now_ms, int limit,
+                          json_t **items)
+{
+	struct sq *s = sq_of(base);
+	sqlite3_stmt *st;
+	json_t *arr;
+	int rc = 0;
+
+	*items = NULL;
+	if (!host_id || limit < 1)
+		return OUTPOST_E_BAD_ARGS;
+	if (!(arr = json_array()))
+		return OUTPOST_E_INTERNAL;
+	st = stmt(s, ST_RESUME);
+	bind_str(st, 1, host_id);
+	sqlite3_bind_int(st, 3, limit);
+	while (rc == 0 && (rc = next(st)) == 1) {
+		json_t *t =
+		    json_pack("{s:{s:s, s:s, s:s, s:s, s:o, s:I, s:I, s:I}}", "task", "task_id",
+		              col_str(st, 0), "host_id", host_id, "plugin", col_str(st, 1), "op",
+		              col_str(st, 2), "args", col_json(st, 3), "timeout_ms", col_int(st, 4),
+		              "issued_ms", (json_int_t)now_ms, "expires_ms", col_int(st, 5));
+		rc = t && json_array_append_new(arr, t) == 0 ? 0 : OUTPOST_E_INTERNAL;
+	}
+	sqlite3_reset(st);
+	if (rc < 0) {
+		json_decref(arr);
+		return rc;
+	}
+	*items = arr;
+	return 0;
+}
+
 static int sq_task_report(struct store *base, const char *task_id, const char *host_id,
                           const char *state, json_t *response, int64_t started_ms,
                           int64_t finished_ms, int *task_done)
@@ -1991,6 +2030,7 @@ static const struct store_ops sq_ops = {
     .task_get = sq_task_get,
     .task_list = sq_task_list,
     .task_take = sq_task_take,
+    .task_resume = sq_task_resume,
     .task_report = sq_task_report,
     .task_cancel = sq_task_cancel,
     .tasks_expire = sq_tasks_expire,

@@ -549,8 +549,19 @@ void tasks_agent_poll(void *ctx, struct httpd_req *req)
 	/* Polling is a sign of life too. */
 	h->store->ops->host_seen(h->store, c->host_id, clk_real_ms(), NULL, NULL, NULL);
 	if (h->store->ops->task_take(h->store, c->host_id, clk_real_ms(), TASKS_TAKE_MAX, &items) <
-	        0 ||
-	    tasks_sign(h, items) < 0) {
+	    0) {
+		httpd_respond_error(req, OUTPOST_E_INTERNAL, "cannot read the task queue");
+		return;
+	}
+	if (httpd_req_query(req, "resume") && strcmp(httpd_req_query(req, "resume"), "1") == 0) {
+		/* The agent restarted: what it was sent and never finished, again. */
+		json_t *again = NULL;
+		if (h->store->ops->task_resume(h->store, c->host_id, clk_real_ms(), TASKS_TAKE_MAX,
+		                               &again) == 0)
+			json_array_extend(items, again);
+		json_decref(again);
+	}
+	if (tasks_sign(h, items) < 0) {
 		json_decref(items);
 		httpd_respond_error(req, OUTPOST_E_INTERNAL, "cannot read the task queue");
 		return;

@@ -681,6 +681,34 @@ static void test_task_take_marks_sent(void **state)
 	json_decref(t);
 }
 
+/* After an agent restart it asks for what it was sent and never finished, again. */
+static void test_task_resume_hands_out_sent_and_running_again(void **state)
+{
+	struct fx *f = *state;
+	json_t *items;
+	int done = 0;
+
+	assert_int_equal(task_new(f, "t1", "[\"a\"]", 0, -1, NULL), 0);
+	assert_int_equal(task_new(f, "t2", "[\"a\"]", 0, -1, NULL), 0);
+	assert_int_equal(task_new(f, "t3", "[\"a\"]", 0, -1, NULL), 0);
+	assert_int_equal(take(f, "a", T0 + 10, 10), 3);
+	assert_int_equal(report(f, "t2", "a", "running", &done), 0);
+	assert_int_equal(report(f, "t3", "a", "ok", &done), 0);
+	assert_int_equal(f->op->task_resume(f->st, "a", T0 + 20, 10, &items), 0);
+	assert_int_equal(json_array_size(items), 2); /* t1 sent, t2 running; t3 is final */
+	assert_string_equal(sval(json_object_get(json_array_get(items, 0), "task"), "task_id"),
+	                    "t1");
+	assert_string_equal(sval(json_object_get(json_array_get(items, 1), "task"), "task_id"),
+	                    "t2");
+	json_decref(items);
+	/* Unchanged by it: still sent and running, nothing handed out as new. */
+	assert_string_equal(row_state(f, "t1", "a"), "sent");
+	assert_string_equal(row_state(f, "t2", "a"), "running");
+	assert_int_equal(f->op->task_resume(f->st, "b", T0 + 20, 10, &items), 0);
+	assert_int_equal(json_array_size(items), 0);
+	json_decref(items);
+}
+
 static void test_task_take_skips_expired_tasks(void **state)
 {
 	struct fx *f = *state;
@@ -1087,6 +1115,7 @@ int main(void)
 	    T(test_task_create_with_no_hosts_is_done),
 	    T(test_task_get_shape_and_zero_counts),
 	    T(test_task_take_marks_sent),
+	    T(test_task_resume_hands_out_sent_and_running_again),
 	    T(test_task_take_skips_expired_tasks),
 	    T(test_task_take_respects_limit_oldest_first),
 	    T(test_task_take_waits_for_the_hosts_batch),
