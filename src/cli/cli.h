@@ -1,0 +1,132 @@
+/* The operator CLI `outpost`: the context every command gets, exit statuses, option parsing
+ * shared by all commands, and one entry point per command (hosts.c, run.c, tasks.c,
+ * tokens.c, audit.c). */
+#ifndef OUTPOST_CLI_H
+#define OUTPOST_CLI_H
+
+#include "core/buf.h"
+
+#include <getopt.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdint.h>
+
+enum cli_exit {
+	CLI_EXIT_OK = 0,
+	CLI_EXIT_FAILED = 1, /* a host failed, timed out, was lost, refused, expired, cancelled */
+	CLI_EXIT_USAGE = 2,  /* the command line (or the CLI's config) is wrong */
+	CLI_EXIT_HUB = 3,    /* the hub said no, or could not be reached */
+	CLI_EXIT_INTERRUPTED = 130,
+};
+
+/* How long calls keep retrying a hub that is unreachable or busy. */
+#define CLI_RETRY_S 5          /* an ordinary call */
+#define CLI_FOLLOW_RETRY_S 120 /* following a task: the hub may be restarting */
+#define CLI_POLL_WAIT_S 30     /* long-poll wait for task updates */
+
+struct client;
+struct cli_cmd;
+
+struct cli {
+	/* From flags (borrowed from argv); the environment and the config file fill the rest. */
+	const char *hub, *token, *ca, *pin, *config;
+	int json;
+	int progress;            /* draw the progress line: stderr is a terminal and not --json */
+	int progress_shown;      /* a progress line is on the screen now */
+	char progress_last[128]; /* what it says, so an unchanged line is not redrawn */
+	volatile sig_atomic_t *interrupted;
+	const struct cli_cmd *cmd; /* the command running, for messages */
+	struct client *client;     /* opened by cli_call on first use */
+	json_t *conf;              /* the config file, once read */
+	char *conf_ca;             /* its ca, resolved against the file's directory */
+};
+
+typedef int (*cli_fn)(struct cli *c, int argc, char **argv);
+
+struct cli_cmd {
+	const char *group; /* "hosts", or NULL for a command of its own ("run") */
+	const char *name;
+	cli_fn fn;
+	const char *synopsis; /* after "outpost group name " */
+	const char *summary;  /* one line for `outpost help` */
+	const char *help;     /* options and details for `outpost help COMMAND` */
+};
+
+/* Long options every command takes besides its own: put CLI_GLOBAL_OPTIONS at the end of a
+ * command's table, before the terminating zero entry. */
+enum {
+	CLI_OPT_HUB = 0x1000,
+	CLI_OPT_TOKEN,
+	CLI_OPT_CA,
+	CLI_OPT_PIN,
+	CLI_OPT_CONFIG,
+	CLI_OPT_JSON,
+	CLI_OPT_HELP,
+};
+#define CLI_GLOBAL_OPTIONS                                                                         \
+	{"hub", required_argument, NULL, CLI_OPT_HUB},                                             \
+	    {"token", required_argument, NULL, CLI_OPT_TOKEN},                                     \
+	    {"ca", required_argument, NULL, CLI_OPT_CA},                                           \
+	    {"pin", required_argument, NULL, CLI_OPT_PIN},                                         \
+	    {"config", required_argument, NULL, CLI_OPT_CONFIG},                                   \
+	    {"json", no_argument, NULL, CLI_OPT_JSON},                                             \
+	{                                                                                          \
+		"help", no_argument, NULL, CLI_OPT_HELP                                            \
+	}
+
+#define CLI_GETOPT_USAGE (-2) /* a usage error was printed: exit CLI_EXIT_USAGE */
+#define CLI_GETOPT_HELP (-3)  /* help was printed: exit CLI_EXIT_OK */
+
+/* getopt_long over a command's options (argv[0] is the command's name); global options are
+ * handled here. Returns the next option of the command's own, -1 when they are over (optind
+ * is the first operand), or CLI_GETOPT_USAGE / CLI_GETOPT_HELP. shortopts: "+" first to stop
+ * at the first operand (run: the remote command's own flags follow). Reset optind to 0 first. */
+int cli_getopt(struct cli *c, int argc, char **argv, const char *shortopts,
+               const struct option *longopts);
+/* Maps cli_getopt's special returns to an exit status. */
+int cli_getopt_exit(int rc);
+
+/* Prints "outpost: MESSAGE" and a pointer to the command's help; returns CLI_EXIT_USAGE. */
+int cli_usage(struct cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* One call to the hub (see client_call). Transient failures (connection, busy, unavailable)
+ * are retried for up to retry_s seconds. On failure the error is printed once, as
+ * "outpost: CODE: MESSAGE", and the exit status is returned (CLI_EXIT_INTERRUPTED silently);
+ * on success 0 and *result. */
+int cli_call(struct cli *c, const char *method, const char *path, const json_t *body, int wait_s,
+             int retry_s, json_t **result);
+
+/* Writes b to stdout (clearing the progress line first) and empties it. 0, or -1 when stdout
+ * is gone (a closed pipe). */
+int cli_write(struct cli *c, struct buf *b);
+/* Prints a JSON value on stdout, indented. */
+int cli_print_json(struct cli *c, const json_t *v);
+/* Draws line as the progress line on stderr (when c->progress); NULL erases it. */
+void cli_progress(struct cli *c, const char *line);
+/* Milliseconds since 1970. */
+int64_t cli_now_ms(void);
+
+/* Commands. */
+int hosts_ls(struct cli *c, int argc, char **argv);
+int hosts_show(struct cli *c, int argc, char **argv);
+int hosts_accept(struct cli *c, int argc, char **argv);
+int hosts_reject(struct cli *c, int argc, char **argv);
+int hosts_revoke(struct cli *c, int argc, char **argv);
+int hosts_label(struct cli *c, int argc, char **argv);
+int run_run(struct cli *c, int argc, char **argv);
+int run_cp(struct cli *c, int argc, char **argv);
+int run_call(struct cli *c, int argc, char **argv);
+int tasks_ls(struct cli *c, int argc, char **argv);
+int tasks_show(struct cli *c, int argc, char **argv);
+int tasks_wait(struct cli *c, int argc, char **argv);
+int tasks_cancel(struct cli *c, int argc, char **argv);
+int tokens_create(struct cli *c, int argc, char **argv);
+int tokens_ls(struct cli *c, int argc, char **argv);
+int audit_ls(struct cli *c, int argc, char **argv);
+
+/* Follows a task until every host has an outcome, printing each as it lands, then a summary
+ * (or, with --json, the final task). first: the task as already fetched, or NULL. The exit
+ * status: 0 all ok, 1 any host not ok, 3 the hub, 130 interrupted (with how to resume). */
+int tasks_follow(struct cli *c, const char *id, json_t *first);
+
+#endif

@@ -1,0 +1,525 @@
+/* Text for people: see output.h. */
+#include "output.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Appends s[0..n) with control characters escaped; keep_tab keeps '\t' as it is. */
+static int out_escape(struct buf *b, const char *s, size_t n, int keep_tab)
+{
+	size_t start = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		char esc[3] = {'^', 0, 0};
+		size_t skip = 1;
+
+		if (c >= 0x20 && c != 0x7f &&
+		    !(c == 0xc2 && i + 1 < n && (unsigned char)s[i + 1] >= 0x80 &&
+		      (unsigned char)s[i + 1] <= 0x9f))
+			continue;
+		if (c == '\t' && keep_tab)
+			continue;
+		if (buf_append(b, s + start, i - start) < 0)
+			return -1;
+		if (c == 0xc2) {
+			/* A C1 control (U+0080..U+009F): some terminals obey them too. */
+			if (buf_puts(b, "\xef\xbf\xbd") < 0)
+				return -1;
+			skip = 2;
+		} else {
+			esc[1] = c == 0x7f ? '?' : (char)(c + '@');
+			if (buf_append(b, esc, 2) < 0)
+				return -1;
+		}
+		i += skip - 1;
+		start = i + 1;
+	}
+	return buf_append(b, s + start, n - start);
+}
+
+int out_text(struct buf *b, const char *s)
+{
+	return out_escape(b, s ? s : "", s ? strlen(s) : 0, 0);
+}
+
+int out_lines(struct buf *b, const char *text, const char *prefix)
+{
+	const char *p = text;
+
+	while (p && *p) {
+		const char *nl = strchr(p, '\n');
+		size_t n = nl ? (size_t)(nl - p) : strlen(p);
+		size_t shown = n > 0 && p[n - 1] == '\r' ? n - 1 : n;
+
+		if (buf_puts(b, prefix) < 0 || out_escape(b, p, shown, 1) < 0 ||
+		    buf_puts(b, "\n") < 0)
+			return -1;
+		p = nl ? nl + 1 : p + n;
+	}
+	return 0;
+}
+
+static const char *const out_final[] = {"ok",      "failed",  "timeout",   "lost",
+                                        "refused", "expired", "cancelled", NULL};
+
+int out_state_final(const char *state)
+{
+	for (size_t i = 0; state && out_final[i]; i++)
+		if (strcmp(state, out_final[i]) == 0)
+			return 1;
+	return 0;
+}
+
+int out_state_bad(const char *state)
+{
+	return out_state_final(state) && strcmp(state, "ok") != 0;
+}
+
+static int64_t out_int(const json_t *o, const char *key)
+{
+	return json_integer_value(json_object_get(o, key));
+}
+
+static const char *out_str(const json_t *o, const char *key)
+{
+	return json_string_value(json_object_get(o, key));
+}
+
+void out_counts(const json_t *task, struct out_counts *c)
+{
+	const json_t *counts = json_object_get(task, "counts");
+	const char *k;
+	json_t *v;
+
+	memset(c, 0, sizeof(*c));
+	json_object_foreach((json_t *)counts, k, v)
+	{
+		int64_t n = json_integer_value(v);
+		if (strcmp(k, "ok") == 0)
+			c->ok += n;
+		else if (out_state_bad(k))
+			c->bad += n;
+		else
+			c->pending += n;
+	}
+	c->done = c->ok + c->bad;
+	c->total = json_is_integer(json_object_get(task, "total")) ? out_int(task, "total")
+	                                                           : c->done + c->pending;
+}
+
+/* Why a host has no answer, by its state. */
+static const char *out_no_answer(const char *state)
+{
+	static const struct {
+		const char *state, *why;
+	} why[] = {
+	    {"timeout", "no answer within the task's timeout"},
+	    {"lost", "the agent stopped while running it; the outcome is unknown"},
+	    {"refused", "the agent refused the task (bad signature, wrong host, expired or "
+	                "replayed; see the agent's log)"},
+	    {"expired", "the host did not take the task before it expired"},
+	    {"cancelled", "cancelled before it started"},
+	    {"failed", "no answer"},
+	};
+	for (size_t i = 0; i < sizeof(why) / sizeof(why[0]); i++)
+		if (strcmp(state, why[i].state) == 0)
+			return why[i].why;
+	return NULL;
+}
+
+static int out_exec_result(struct buf *b, const json_t *r, int64_t dur)
+{
+	const json_t *code = json_object_get(r, "exit_code");
+	const char *sig = out_str(r, "signal");
+	static const char *const streams[][2] = {{"stdout", OUT_INDENT}, {"stderr", OUT_STDERR}};
+	int rc = 0;
+
+	if (json_is_true(json_object_get(r, "timed_out")))
+		rc = buf_puts(b, ", killed at its timeout");
+	else if (json_is_integer(code))
+		rc = buf_printf(b, ", exit %" PRId64, (int64_t)json_integer_value(code));
+	else if (sig)
+		rc = buf_puts(b, ", killed by ") < 0 ? -1 : out_text(b, sig);
+	if (json_is_integer(json_object_get(r, "duration_ms")))
+		dur = out_int(r, "duration_ms");
+	if (rc < 0 ||
+	    (dur >= 0 &&
+	     (buf_puts(b, " (") < 0 || out_duration(b, dur) < 0 || buf_puts(b, ")") < 0)) ||
+	    buf_puts(b, "\n") < 0)
+		return -1;
+	for (size_t i = 0; i < 2; i++) {
+		char key[32];
+		if (out_lines(b, out_str(r, streams[i][0]), streams[i][1]) < 0)
+			return -1;
+		snprintf(key, sizeof(key), "%s_truncated", streams[i][0]);
+		if (json_is_true(json_object_get(r, key)) &&
+		    buf_printf(b, "%s[%s truncated]\n", streams[i][1], streams[i][0]) < 0)
+			return -1;
+		snprintf(key, sizeof(key), "%s_base64", streams[i][0]);
+		if (json_object_get(r, key) &&
+		    buf_printf(b, "%s[%s is not UTF-8 text: exact bytes in %s with --json]\n",
+		               streams[i][1], streams[i][0], key) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int out_put_result(struct buf *b, const json_t *r, int64_t dur)
+{
+	const char *mode = out_str(r, "mode");
+
+	if (buf_puts(b, json_is_false(json_object_get(r, "changed")) ? ", unchanged"
+	                                                             : ", changed") < 0 ||
+	    buf_printf(b, " (%" PRId64 " bytes", out_int(r, "size")) < 0 ||
+	    (mode && (buf_puts(b, ", mode ") < 0 || out_text(b, mode) < 0)) ||
+	    (dur >= 0 && (buf_puts(b, ", ") < 0 || out_duration(b, dur) < 0)) ||
+	    buf_puts(b, ")\n") < 0)
+		return -1;
+	return 0;
+}
+
+static int out_any_result(struct buf *b, const json_t *r, int64_t dur)
+{
+	char *text;
+	int rc;
+
+	if (dur >= 0 && (buf_puts(b, " (") < 0 || out_duration(b, dur) < 0 || buf_puts(b, ")") < 0))
+		return -1;
+	if (buf_puts(b, "\n") < 0)
+		return -1;
+	if (!r || json_is_null(r))
+		return 0;
+	/* Short results on one line, so a thousand hosts stay readable; longer ones indented. */
+	text = json_dumps(r, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
+	if (text && strlen(text) > OUT_ONE_LINE) {
+		free(text);
+		text = json_dumps(r, JSON_INDENT(2) | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
+	}
+	if (!text)
+		return -1;
+	rc = out_lines(b, text, OUT_INDENT);
+	free(text);
+	return rc;
+}
+
+int out_host(struct buf *b, const char *plugin, const char *op, const json_t *host)
+{
+	const char *state = out_str(host, "state");
+	const json_t *resp = json_object_get(host, "response");
+	const json_t *err = json_object_get(resp, "error");
+	int64_t started = out_int(host, "started_ms"), finished = out_int(host, "finished_ms");
+	int64_t dur = started > 0 && finished >= started ? finished - started : -1;
+
+	if (!state)
+		state = "unknown";
+	if (out_text(b, out_str(host, "host_id")) < 0 || buf_puts(b, ": ") < 0 ||
+	    out_text(b, state) < 0)
+		return -1;
+	if (json_is_true(json_object_get(resp, "ok"))) {
+		const json_t *r = json_object_get(resp, "result");
+		if (plugin && op && strcmp(plugin, "exec") == 0 && strcmp(op, "run") == 0)
+			return out_exec_result(b, r, dur);
+		if (plugin && op && strcmp(plugin, "file") == 0 && strcmp(op, "put") == 0)
+			return out_put_result(b, r, dur);
+		return out_any_result(b, r, dur);
+	}
+	if (err) {
+		if (buf_puts(b, ": ") < 0 || out_text(b, out_str(err, "code")) < 0 ||
+		    buf_puts(b, ": ") < 0 || out_text(b, out_str(err, "message")) < 0 ||
+		    buf_puts(b, "\n") < 0)
+			return -1;
+		return 0;
+	}
+	if (out_no_answer(state) &&
+	    (buf_puts(b, ": ") < 0 || buf_puts(b, out_no_answer(state)) < 0))
+		return -1;
+	return buf_puts(b, "\n");
+}
+
+int out_progress(struct buf *b, const struct out_counts *c)
+{
+	return buf_printf(b, "%" PRId64 "/%" PRId64 " done, %" PRId64 " failed", c->done, c->total,
+	                  c->bad);
+}
+
+int out_summary(struct buf *b, const json_t *task, const json_t *bad_ids, int64_t elapsed_ms)
+{
+	static const char *const order[] = {"ok",      "failed",  "timeout",   "lost",
+	                                    "refused", "expired", "cancelled", NULL};
+	const json_t *counts = json_object_get(task, "counts");
+	struct out_counts c;
+	size_t i, n = json_array_size(bad_ids);
+	json_t *v;
+
+	out_counts(task, &c);
+	if (buf_puts(b, "task ") < 0 || out_text(b, out_str(task, "id")) < 0)
+		return -1;
+	if (c.total == 0)
+		return buf_puts(b, ": no host matched the target\n");
+	if (buf_printf(b, ": %" PRId64 " host%s", c.total, c.total == 1 ? "" : "s") < 0)
+		return -1;
+	for (i = 0; order[i]; i++) {
+		int64_t k = out_int(counts, order[i]);
+		if ((k > 0 || i == 0) && buf_printf(b, ", %" PRId64 " %s", k, order[i]) < 0)
+			return -1;
+	}
+	if (c.pending > 0 && buf_printf(b, ", %" PRId64 " unfinished", c.pending) < 0)
+		return -1;
+	if (elapsed_ms >= 0 && (buf_puts(b, " in ") < 0 || out_duration(b, elapsed_ms) < 0))
+		return -1;
+	if (buf_puts(b, "\n") < 0)
+		return -1;
+	if (n == 0)
+		return 0;
+	if (buf_puts(b, "not ok:") < 0)
+		return -1;
+	json_array_foreach(bad_ids, i, v)
+	{
+		if (i == OUT_MAX_LISTED)
+			break;
+		if (buf_puts(b, " ") < 0 || out_text(b, json_string_value(v)) < 0)
+			return -1;
+	}
+	if (n > OUT_MAX_LISTED) {
+		if (buf_printf(b, " and %zu more (outpost tasks show ", n - OUT_MAX_LISTED) < 0 ||
+		    out_text(b, out_str(task, "id")) < 0 || buf_puts(b, ")") < 0)
+			return -1;
+	}
+	return buf_puts(b, "\n");
+}
+
+int out_task_head(struct buf *b, const json_t *task)
+{
+	struct out_counts c;
+	char *args = json_dumps(json_object_get(task, "args"),
+	                        JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
+	int rc = -1;
+
+	out_counts(task, &c);
+	if (buf_puts(b, "task:    ") < 0 || out_text(b, out_str(task, "id")) < 0 ||
+	    buf_puts(b, "\ntarget:  ") < 0 || out_text(b, out_str(task, "target")) < 0 ||
+	    buf_puts(b, "\nop:      ") < 0 || out_text(b, out_str(task, "plugin")) < 0 ||
+	    buf_puts(b, ".") < 0 || out_text(b, out_str(task, "op")) < 0)
+		goto out;
+	if (args) {
+		/* Arguments can be a whole file (cp): the start says what it was. */
+		size_t n = strlen(args);
+		if (n > 200)
+			strcpy(args + 197, "...");
+		if (buf_puts(b, " ") < 0 || out_text(b, args) < 0)
+			goto out;
+	}
+	if (buf_puts(b, "\nstate:   ") < 0 || out_text(b, out_str(task, "state")) < 0 ||
+	    buf_puts(b, "\ncreated: ") < 0 || out_time(b, out_int(task, "created_ms")) < 0 ||
+	    buf_puts(b, "\nexpires: ") < 0 || out_time(b, out_int(task, "expires_ms")) < 0 ||
+	    buf_printf(b,
+	               "\nhosts:   %" PRId64 " total, %" PRId64 " ok, %" PRId64 " not ok, %" PRId64
+	               " unfinished\n",
+	               c.total, c.ok, c.bad, c.pending) < 0)
+		goto out;
+	rc = 0;
+out:
+	free(args);
+	return rc;
+}
+
+int out_duration(struct buf *b, int64_t ms)
+{
+	int64_t s = ms / 1000;
+
+	if (ms < 0)
+		ms = 0;
+	if (ms < 1000)
+		return buf_printf(b, "%" PRId64 "ms", ms);
+	if (ms < 60000)
+		return buf_printf(b, "%" PRId64 ".%" PRId64 "s", s, ms % 1000 / 100);
+	if (s < 3600)
+		return buf_printf(b, "%" PRId64 "m%02" PRId64 "s", s / 60, s % 60);
+	if (s < 86400)
+		return buf_printf(b, "%" PRId64 "h%02" PRId64 "m", s / 3600, s % 3600 / 60);
+	return buf_printf(b, "%" PRId64 "d%" PRId64 "h", s / 86400, s % 86400 / 3600);
+}
+
+int out_time(struct buf *b, int64_t ms)
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+	char text[32];
+
+	if (ms <= 0)
+		return buf_puts(b, "-");
+	if (!localtime_r(&t, &tm) || strftime(text, sizeof(text), "%Y-%m-%d %H:%M:%S", &tm) == 0)
+		return buf_printf(b, "@%" PRId64, ms / 1000);
+	return buf_puts(b, text);
+}
+
+int out_age(struct buf *b, int64_t now_ms, int64_t ms)
+{
+	int64_t s;
+
+	if (ms <= 0)
+		return buf_puts(b, "never");
+	s = now_ms > ms ? (now_ms - ms) / 1000 : 0;
+	if (s < 60)
+		return buf_printf(b, "%" PRId64 "s ago", s);
+	if (s < 3600)
+		return buf_printf(b, "%" PRId64 "m ago", s / 60);
+	if (s < 86400)
+		return buf_printf(b, "%" PRId64 "h ago", s / 3600);
+	return buf_printf(b, "%" PRId64 "d ago", s / 86400);
+}
+
+int out_labels(struct buf *b, const json_t *labels)
+{
+	const char *k;
+	json_t *v;
+	int first = 1;
+
+	json_object_foreach((json_t *)labels, k, v)
+	{
+		char *text =
+		    json_is_string(v) ? NULL : json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+		int rc = (!first && buf_puts(b, ",") < 0) || out_text(b, k) < 0 ||
+		                 buf_puts(b, "=") < 0 ||
+		                 out_text(b, json_is_string(v) ? json_string_value(v) : text) < 0
+		             ? -1
+		             : 0;
+		free(text);
+		if (rc < 0)
+			return -1;
+		first = 0;
+	}
+	return first ? buf_puts(b, "-") : 0;
+}
+
+int out_flat(struct buf *b, const char *indent, const char *prefix, const json_t *v)
+{
+	if (json_is_object(v) && json_object_size(v) > 0) {
+		const char *k;
+		json_t *child;
+		json_object_foreach((json_t *)v, k, child)
+		{
+			struct buf key = BUF_INIT;
+			int rc = buf_printf(&key, "%s%s%s", prefix, *prefix ? "." : "", k) < 0
+			             ? -1
+			             : out_flat(b, indent, key.data, child);
+			buf_free(&key);
+			if (rc < 0)
+				return -1;
+		}
+		return 0;
+	}
+	{
+		char *text =
+		    json_is_string(v)
+		        ? NULL
+		        : json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
+		int rc = buf_puts(b, indent) < 0 || out_text(b, prefix) < 0 ||
+		                 buf_puts(b, ": ") < 0 ||
+		                 out_text(b, json_is_string(v) ? json_string_value(v) : text) < 0 ||
+		                 buf_puts(b, "\n") < 0
+		             ? -1
+		             : 0;
+		free(text);
+		return rc;
+	}
+}
+
+struct out_table {
+	size_t ncols, nrows, cap;
+	char **cells; /* nrows * ncols, row 0 the header */
+};
+
+struct out_table *out_table_new(size_t ncols, const char *const *header)
+{
+	struct out_table *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return NULL;
+	t->ncols = ncols;
+	if (out_table_add(t, header) < 0) {
+		out_table_free(t);
+		return NULL;
+	}
+	return t;
+}
+
+int out_table_add(struct out_table *t, const char *const *cells)
+{
+	if (t->nrows == t->cap) {
+		size_t cap = t->cap ? t->cap * 2 : 16;
+		char **p = realloc(t->cells, cap * t->ncols * sizeof(*p));
+		if (!p)
+			return -1;
+		t->cells = p;
+		t->cap = cap;
+	}
+	for (size_t i = 0; i < t->ncols; i++) {
+		struct buf cell = BUF_INIT;
+		if (out_text(&cell, cells[i] ? cells[i] : "-") < 0) {
+			buf_free(&cell);
+			for (size_t j = 0; j < i; j++)
+				free(t->cells[t->nrows * t->ncols + j]);
+			return -1;
+		}
+		t->cells[t->nrows * t->ncols + i] = buf_steal(&cell);
+	}
+	t->nrows++;
+	return 0;
+}
+
+/* Characters shown, counting a UTF-8 sequence as one. */
+static size_t out_width(const char *s)
+{
+	size_t w = 0;
+	for (; *s; s++)
+		if (((unsigned char)*s & 0xc0) != 0x80)
+			w++;
+	return w;
+}
+
+int out_table_render(const struct out_table *t, struct buf *b)
+{
+	size_t *width = calloc(t->ncols, sizeof(*width));
+
+	if (!width)
+		return -1;
+	for (size_t r = 0; r < t->nrows; r++)
+		for (size_t c = 0; c < t->ncols; c++) {
+			size_t w = out_width(t->cells[r * t->ncols + c]);
+			if (w > width[c])
+				width[c] = w;
+		}
+	for (size_t r = 0; r < t->nrows; r++) {
+		for (size_t c = 0; c < t->ncols; c++) {
+			const char *cell = t->cells[r * t->ncols + c];
+			int last = c + 1 == t->ncols;
+			if (buf_puts(b, cell) < 0 ||
+			    (!last &&
+			     buf_printf(b, "%*s", (int)(width[c] - out_width(cell) + 2), "") < 0)) {
+				free(width);
+				return -1;
+			}
+		}
+		if (buf_puts(b, "\n") < 0) {
+			free(width);
+			return -1;
+		}
+	}
+	free(width);
+	return 0;
+}
+
+void out_table_free(struct out_table *t)
+{
+	if (!t)
+		return;
+	for (size_t i = 0; i < t->nrows * t->ncols; i++)
+		free(t->cells[i]);
+	free(t->cells);
+	free(t);
+}

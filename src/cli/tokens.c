@@ -1,0 +1,204 @@
+/* outpost token create | ls. A new token's secret is shown once: alone on stdout, so
+ * TOKEN=$(outpost token create --enroll) works; what it is goes to stderr. */
+#include "args.h"
+#include "cli.h"
+#include "output.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TOKENS_ENROLL_TTL_MS (24LL * 3600 * 1000)
+
+enum {
+	TOKENS_OPT_ENROLL = 0x100,
+	TOKENS_OPT_OPERATOR,
+	TOKENS_OPT_ROLE,
+	TOKENS_OPT_TTL,
+	TOKENS_OPT_LABELS,
+};
+
+int tokens_create(struct cli *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"enroll", no_argument, NULL, TOKENS_OPT_ENROLL},
+	    {"operator", no_argument, NULL, TOKENS_OPT_OPERATOR},
+	    {"role", required_argument, NULL, TOKENS_OPT_ROLE},
+	    {"ttl", required_argument, NULL, TOKENS_OPT_TTL},
+	    {"labels", required_argument, NULL, TOKENS_OPT_LABELS},
+	    CLI_GLOBAL_OPTIONS,
+	    {NULL, 0, NULL, 0},
+	};
+	const char *kind = NULL, *role = NULL;
+	int64_t ttl_ms = 0;
+	json_t *labels = json_object(), *body = NULL, *tok = NULL;
+	struct buf b = BUF_INIT;
+	char msg[256];
+	int ch, rc = 0;
+
+	while ((ch = cli_getopt(c, argc, argv, "", opts)) != -1) {
+		switch (ch) {
+		case TOKENS_OPT_ENROLL:
+		case TOKENS_OPT_OPERATOR: {
+			const char *k = ch == TOKENS_OPT_ENROLL ? "enroll" : "operator";
+			if (kind && strcmp(kind, k) != 0) {
+				rc = cli_usage(c, "give --enroll or --operator, not both");
+				goto out;
+			}
+			kind = k;
+			break;
+		}
+		case TOKENS_OPT_ROLE:
+			if (!args_role_ok(optarg)) {
+				rc = cli_usage(c, "--role: '%s' is not viewer, operator or admin",
+				               optarg);
+				goto out;
+			}
+			role = optarg;
+			break;
+		case TOKENS_OPT_TTL:
+			if (args_duration(optarg, &ttl_ms) < 0 || ttl_ms < 1000) {
+				rc = cli_usage(c,
+				               "--ttl: '%s' is not a duration such as 1h, 24h, 30d",
+				               optarg);
+				goto out;
+			}
+			break;
+		case TOKENS_OPT_LABELS:
+			if (args_label_list(labels, optarg, msg, sizeof(msg)) < 0) {
+				rc = cli_usage(c, "--labels: %s", msg);
+				goto out;
+			}
+			break;
+		default:
+			rc = cli_getopt_exit(ch);
+			goto out;
+		}
+	}
+	if (optind < argc) {
+		rc = cli_usage(c, "unexpected argument '%s'", argv[optind]);
+		goto out;
+	}
+	if (!kind) {
+		rc = cli_usage(c, "which kind? Give --enroll or --operator --role ROLE");
+		goto out;
+	}
+	if (strcmp(kind, "operator") == 0 && !role) {
+		rc = cli_usage(c, "an operator token needs --role viewer|operator|admin");
+		goto out;
+	}
+	if (strcmp(kind, "enroll") == 0 && role) {
+		rc = cli_usage(c, "--role is for --operator tokens");
+		goto out;
+	}
+	if (strcmp(kind, "operator") == 0 && json_object_size(labels)) {
+		rc = cli_usage(c, "--labels is for --enroll tokens");
+		goto out;
+	}
+	if (strcmp(kind, "enroll") == 0 && ttl_ms == 0)
+		ttl_ms = TOKENS_ENROLL_TTL_MS;
+	body = json_pack("{s:s}", "kind", kind);
+	if (!body || (role && json_object_set_new(body, "role", json_string(role)) < 0) ||
+	    (ttl_ms && json_object_set_new(body, "ttl_s", json_integer(ttl_ms / 1000)) < 0) ||
+	    (json_object_size(labels) && json_object_set(body, "labels", labels) < 0)) {
+		rc = CLI_EXIT_HUB;
+		goto out;
+	}
+	/* Not retried: a second try would make a second token. */
+	if ((rc = cli_call(c, "POST", "/api/v1/tokens", body, 0, 0, &tok)) != 0)
+		goto out;
+	if (c->json) {
+		rc = cli_print_json(c, tok) < 0 ? CLI_EXIT_FAILED : 0;
+		goto out;
+	}
+	out_text(&b, json_string_value(json_object_get(tok, "token")));
+	buf_puts(&b, "\n");
+	rc = cli_write(c, &b) < 0 ? CLI_EXIT_FAILED : 0;
+	buf_reset(&b);
+	buf_puts(&b, "outpost: ");
+	buf_puts(&b, kind);
+	if (role) {
+		buf_puts(&b, " (");
+		buf_puts(&b, role);
+		buf_puts(&b, ")");
+	}
+	buf_puts(&b, " token ");
+	out_text(&b, json_string_value(json_object_get(tok, "id")));
+	buf_puts(&b, ", expires ");
+	out_time(&b, json_integer_value(json_object_get(tok, "expires_ms")));
+	if (json_integer_value(json_object_get(tok, "expires_ms")) <= 0)
+		buf_puts(&b, " (never)");
+	buf_puts(&b, ". It is shown only this once.\n");
+	if (b.data)
+		fputs(b.data, stderr);
+out:
+	json_decref(labels);
+	json_decref(body);
+	json_decref(tok);
+	buf_free(&b);
+	return rc;
+}
+
+int tokens_ls(struct cli *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    CLI_GLOBAL_OPTIONS,
+	    {NULL, 0, NULL, 0},
+	};
+	static const char *const head[] = {"ID",      "KIND",    "ROLE",  "CREATED",
+	                                   "EXPIRES", "CREATOR", "LABELS"};
+	struct buf b = BUF_INIT;
+	struct out_table *t = NULL;
+	json_t *toks = NULL, *tok;
+	size_t i;
+	int ch, rc;
+
+	if ((ch = cli_getopt(c, argc, argv, "", opts)) != -1)
+		return cli_getopt_exit(ch);
+	if (optind < argc)
+		return cli_usage(c, "unexpected argument '%s'", argv[optind]);
+	if ((rc = cli_call(c, "GET", "/api/v1/tokens", NULL, 0, CLI_RETRY_S, &toks)) != 0)
+		goto out;
+	if (c->json) {
+		rc = cli_print_json(c, toks) < 0 ? CLI_EXIT_FAILED : 0;
+		goto out;
+	}
+	rc = CLI_EXIT_HUB;
+	if (!(t = out_table_new(7, head)))
+		goto out;
+	json_array_foreach(toks, i, tok)
+	{
+		struct buf created = BUF_INIT, expires = BUF_INIT, labels = BUF_INIT;
+		int64_t exp = json_integer_value(json_object_get(tok, "expires_ms"));
+		const char *cells[7];
+		int r;
+
+		out_time(&created, json_integer_value(json_object_get(tok, "created_ms")));
+		if (exp > 0)
+			out_time(&expires, exp);
+		else
+			buf_puts(&expires, "never");
+		out_labels(&labels, json_object_get(tok, "labels"));
+		cells[0] = json_string_value(json_object_get(tok, "id"));
+		cells[1] = json_string_value(json_object_get(tok, "kind"));
+		cells[2] = json_string_value(json_object_get(tok, "role"));
+		cells[3] = created.data;
+		cells[4] = expires.data;
+		cells[5] = json_string_value(json_object_get(tok, "created_by"));
+		cells[6] = labels.data;
+		r = out_table_add(t, cells);
+		buf_free(&created);
+		buf_free(&expires);
+		buf_free(&labels);
+		if (r < 0)
+			goto out;
+	}
+	if (out_table_render(t, &b) < 0)
+		goto out;
+	rc = cli_write(c, &b) < 0 ? CLI_EXIT_FAILED : 0;
+out:
+	out_table_free(t);
+	json_decref(toks);
+	buf_free(&b);
+	return rc;
+}
