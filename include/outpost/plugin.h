@@ -64,6 +64,9 @@ typedef int (*outpost_op_fn)(struct outpost_call *call, json_t *args, json_t **r
 
 enum outpost_op_flags {
 	OUTPOST_OP_MUTATING = 1 << 0, /* changes the host: journaled by id in the ledger */
+	/* Cheap and never blocks (no I/O, no locks held long): runs inline on the agent's loop
+	 * thread instead of a worker, saving the hand-off. Ignored for mutating ops. */
+	OUTPOST_OP_INLINE = 1 << 1,
 };
 
 struct outpost_op {

@@ -279,6 +279,27 @@ static int64_t dispatch_op_timeout(struct dispatch *d, const char *plugin, const
 	return ms > 0 ? ms : d->default_timeout_ms;
 }
 
+/* A cheap op runs here, on the loop thread, and answers before dispatch_submit returns. */
+static int dispatch_inline(struct dispatch *d, struct outpost_plugin_ctx *pc,
+                           const struct outpost_op *o, size_t idx, json_t *args,
+                           dispatch_done_fn done, void *arg)
+{
+	struct outpost_call call;
+	json_t *result = NULL, *env;
+	int rc;
+
+	call_init(&call, pc, o, idx, clk_mono_ms() + d->default_timeout_ms);
+	rc = call_invoke(&call, args, &result);
+	env = rc < 0 ? wire_error(rc, call.errmsg) : wire_ok(result);
+	call_release(&call);
+	if (!env)
+		return -1;
+	if (rc < 0)
+		atomic_fetch_add(&d->st.errors, 1);
+	done(arg, env, 0);
+	return 0;
+}
+
 int dispatch_submit(struct dispatch *d, const char *plugin, const char *op, json_t *args,
                     const char *id, int64_t timeout_ms, unsigned flags, dispatch_done_fn done,
                     void *arg)
@@ -315,6 +336,9 @@ int dispatch_submit(struct dispatch *d, const char *plugin, const char *op, json
 		         d->max_inflight);
 		return dispatch_refuse(d, OUTPOST_E_BUSY, msg, done, arg);
 	}
+	if ((o->flags & OUTPOST_OP_INLINE) && !(o->flags & OUTPOST_OP_MUTATING) &&
+	    !(flags & DISPATCH_JOURNAL))
+		return dispatch_inline(d, pc, o, idx, args, done, arg);
 	j = calloc(1, sizeof(*j));
 	if (!j || (id && !(j->id = strdup(id)))) {
 		free(j);

@@ -40,9 +40,10 @@ void dispatch_free(struct dispatch *d);
 
 /* On the loop thread. Takes a reference to args. id may be NULL; mutating ops (or any op with
  * DISPATCH_JOURNAL) that carry one go through the ledger. timeout_ms <= 0: the op's
- * configured deadline; otherwise the smaller of the two. done always runs later, on the loop
- * thread, also for immediate refusals (unknown plugin, busy...). Returns 0, or -1 when out of
- * memory (done will not run). */
+ * configured deadline; otherwise the smaller of the two. done runs on the loop thread, later
+ * (also for immediate refusals: unknown plugin, busy...), except for OUTPOST_OP_INLINE ops,
+ * whose done runs before this returns. Returns 0, or -1 when out of memory (done will not
+ * run). */
 enum dispatch_flags {
 	/* Journal by id whatever the op (tasks from the hub run once, mutating or not). */
 	DISPATCH_JOURNAL = 1 << 0,

@@ -262,14 +262,18 @@ int loop_post(struct loop *l, loop_post_fn fn, void *arg)
 	it->fn = fn;
 	it->arg = arg;
 	it->next = NULL;
+	int was_empty;
+
 	pthread_mutex_lock(&l->post_lock);
+	was_empty = l->posts == NULL;
 	if (l->post_tail)
 		l->post_tail->next = it;
 	else
 		l->posts = it;
 	l->post_tail = it;
 	pthread_mutex_unlock(&l->post_lock);
-	if (write(l->evfd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+	/* One wake-up per batch: the loop drains the whole queue when it wakes. */
+	if (was_empty && write(l->evfd, &one, sizeof(one)) < 0 && errno != EAGAIN)
 		return -1;
 	return 0;
 }

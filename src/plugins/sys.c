@@ -966,7 +966,7 @@ static const struct outpost_arg facts_args[] = {
 };
 
 static const struct outpost_op sys_ops[] = {
-    {"ping", sys_ping, ping_args, 0, "liveness and latency check: {pong, time_ms}"},
+    {"ping", sys_ping, ping_args, OUTPOST_OP_INLINE, "liveness and latency check: {pong, time_ms}"},
     {"facts", sys_facts, facts_args, 0,
      "host inventory: OS, kernel, CPU, memory, disks, mounts, NICs, boot time"},
     {NULL, NULL, NULL, 0, NULL},

@@ -54,6 +54,7 @@ static const struct outpost_arg echo_args[] = {{"v", OUTPOST_ARG_STRING, 0, "v"}
 					       {NULL, 0, 0, NULL}};
 static const struct outpost_op t_ops[] = {
 	{"echo", op_echo, echo_args, 0, "echo"},
+	{"fast", op_echo, echo_args, OUTPOST_OP_INLINE, "echo, inline on the loop"},
 	{"sleep", op_sleep, sleep_args, 0, "sleep"},
 	{"count", op_count, count_args, OUTPOST_OP_MUTATING, "count"},
 	{NULL, NULL, NULL, 0, NULL},
@@ -171,6 +172,26 @@ static void test_echo_round_trip(void **state)
 	assert_string_equal(json_string_value(json_object_get(json_object_get(a.env, "result"), "v")),
 			    "x");
 	json_decref(a.env);
+}
+
+static void test_inline_op_answers_before_submit_returns(void **state)
+{
+	struct fx *f = *state;
+	struct answer a = {0}, b = {0};
+	json_t *args = json_pack("{s:s}", "v", "x"), *bad = json_pack("{s:i}", "v", 1);
+
+	fx_start(f, 1, 1);
+	assert_int_equal(dispatch_submit(f->d, "t", "fast", args, NULL, 0, 0, on_done, &a), 0);
+	assert_int_equal(a.got, 1); /* no worker, no loop turn */
+	assert_true(json_is_true(json_object_get(a.env, "ok")));
+	assert_int_equal(dispatch_inflight(f->d), 0);
+	/* Its arguments are still checked. */
+	assert_int_equal(dispatch_submit(f->d, "t", "fast", bad, NULL, 0, 0, on_done, &b), 0);
+	assert_string_equal(code_of(b.env), "bad_args");
+	json_decref(a.env);
+	json_decref(b.env);
+	json_decref(args);
+	json_decref(bad);
 }
 
 static void test_unknown_plugin_op_and_bad_args(void **state)
@@ -350,6 +371,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 		T(test_echo_round_trip),
+		T(test_inline_op_answers_before_submit_returns),
 		T(test_unknown_plugin_op_and_bad_args),
 		T(test_over_inflight_limit_is_busy),
 		T(test_handler_past_deadline_answers_timeout_and_agent_goes_on),
