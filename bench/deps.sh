@@ -1,0 +1,43 @@
+#!/bin/sh
+# Installs the peers the benchmarks compare the agent against (not needed to build or test:
+# that is scripts/deps.sh). Idempotent: apt-get runs only when a package is missing.
+# The packages' own services are kept from starting (policy-rc.d): the benchmarks start
+# private instances on loopback and stop them again.
+set -eu
+
+PKGS="nginx-light prometheus-node-exporter wrk procps"
+
+missing=""
+for p in $PKGS; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+		missing="$missing $p"
+	fi
+done
+[ -z "$missing" ] && exit 0
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+	command -v sudo >/dev/null 2>&1 || {
+		echo "bench/deps.sh: need root or sudo to install:$missing" >&2
+		exit 1
+	}
+	SUDO="sudo"
+fi
+
+# A system-wide nginx on :80 or node-exporter on :9100 is not what a benchmark should leave
+# behind: refuse service starts during the install, unless the host already has a policy.
+policy=/usr/sbin/policy-rc.d
+made_policy=0
+if [ ! -e "$policy" ]; then
+	printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+	$SUDO chmod 755 "$policy"
+	made_policy=1
+fi
+cleanup() { [ "$made_policy" = 1 ] && $SUDO rm -f "$policy"; return 0; }
+trap cleanup EXIT INT TERM
+
+echo "bench/deps.sh: installing:$missing"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing

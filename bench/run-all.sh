@@ -1,0 +1,9 @@
+#!/bin/sh
+# Runs every benchmark in bench/ against a build (`make bench` calls this with its build dir).
+# Markdown goes to stdout, progress to stderr, JSON to bench/results/ (kept out of git: the
+# figures that matter are written up in docs/BENCHMARKS.md).
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+build=${1:-$(dirname "$here")/build}
+
+/usr/bin/python3 "$here/agent-core" --build "$build"
