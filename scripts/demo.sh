@@ -1,50 +1,94 @@
 #!/bin/sh
-# make demo: start an agent with a private state directory on loopback and show a few calls
-# to its local API. Everything lives under ./demo-state and is stopped at the end.
+# make demo: a hub and 3 agents enrolled to it, all on loopback with private state under
+# ./demo-state; runs a few commands across the fleet with the outpost CLI, then (on a
+# terminal) keeps everything up until Ctrl-C so you can try your own.
 set -eu
 BUILD=${1:-build}
 TOP=$(cd "$(dirname "$0")/.." && pwd)
 STATE="$TOP/demo-state"
-PORT=${OUTPOST_DEMO_PORT:-17070}
+HUB_PORT=${OUTPOST_DEMO_PORT:-17443}
+HUB="$BUILD/src/hub/outpost-hub"
 AGENT="$BUILD/src/agent/outpost-agent"
+CLI="$BUILD/src/cli/outpost"
+PIDS=""
+
+stop() {
+	for p in $PIDS; do kill "$p" 2>/dev/null || true; done
+	for p in $PIDS; do wait "$p" 2>/dev/null || true; done
+}
+trap stop EXIT
+trap 'exit 130' INT TERM
 
 rm -rf "$STATE"
-mkdir -p "$STATE/agent" "$STATE/files"
-cat > "$STATE/agent.conf" <<CONF
+mkdir -p "$STATE"
+cat > "$STATE/hub.conf" <<CONF
 {
-  // The demo agent: loopback only, a private state directory, no unix socket.
-  "listen": "127.0.0.1:$PORT",
-  "socket": "",
-  "state_dir": "$STATE/agent",
-  "plugin_dir": "$STATE/plugins",
-  "plugins": {"file": {"roots": ["$STATE/files"]}}
+  // The demo hub: HTTPS on loopback with its own self-signed certificate.
+  "listen": "127.0.0.1:$HUB_PORT",
+  "state_dir": "$STATE/hub",
+  "agents": {"beat_ms": 2000}
 }
 CONF
+"$HUB" --config "$STATE/hub.conf" --foreground 2>"$STATE/hub.log" &
+PIDS="$PIDS $!"
+for _ in $(seq 1 100); do
+	[ -s "$STATE/hub/admin.token" ] && [ -s "$STATE/hub/hub.crt" ] && break
+	sleep 0.1
+done
+export OUTPOST_HUB="https://127.0.0.1:$HUB_PORT"
+export OUTPOST_TOKEN="$(cat "$STATE/hub/admin.token")"
+export OUTPOST_CA="$STATE/hub/hub.crt"
+echo "== outpost-hub on $OUTPOST_HUB"
+grep -E "signing key|TLS certificate" "$STATE/hub.log" | sed 's/^.*hub: /   /'
 
-"$AGENT" --config "$STATE/agent.conf" --foreground 2>"$STATE/agent.log" &
-PID=$!
-trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null || true' EXIT INT TERM
-for _ in $(seq 1 50); do
-	curl -sf "http://127.0.0.1:$PORT/v1/health" >/dev/null 2>&1 && break
+ENROLL=$("$CLI" token create --enroll --ttl 1h --labels role=web --json |
+	python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("token") or d["result"]["token"])')
+echo "== enrollment token made with: outpost token create --enroll --ttl 1h --labels role=web"
+
+for i in 1 2 3; do
+	mkdir -p "$STATE/files$i"
+	cat > "$STATE/agent$i.conf" <<CONF
+{
+  "listen": "127.0.0.1:$((HUB_PORT + 10 + i))",
+  "socket": "",
+  "state_dir": "$STATE/agent$i",
+  "plugin_dir": "",
+  "hub": {"url": "$OUTPOST_HUB", "token": "$ENROLL", "ca": "$OUTPOST_CA", "host_id": "web-$i"},
+  "plugins": {"file": {"roots": ["$STATE/files$i"]}}
+}
+CONF
+	"$AGENT" --config "$STATE/agent$i.conf" --foreground 2>"$STATE/agent$i.log" &
+	PIDS="$PIDS $!"
+done
+for _ in $(seq 1 100); do
+	n=$("$CLI" hosts ls --json 2>/dev/null | python3 -c 'import json,sys; print(sum(1 for h in json.load(sys.stdin) if h["state"]=="up"))' 2>/dev/null || echo 0)
+	[ "$n" = 3 ] && break
 	sleep 0.1
 done
 
-call() {
-	printf '\n$ curl -d %s http://127.0.0.1:%s/v1/%s\n' "'$2'" "$PORT" "$1"
-	curl -s -d "$2" "http://127.0.0.1:$PORT/v1/$1" | python3 -m json.tool 2>/dev/null ||
-		curl -s -d "$2" "http://127.0.0.1:$PORT/v1/$1"
+run() {
+	printf '\n$ %s\n' "$*"
+	"$@" || true
 }
+run "$CLI" hosts ls
+run "$CLI" run -t '*' -- uname -srm
+run "$CLI" run -t 'role=web and id!=web-2' -- sh -c 'echo "$(hostname): up $(cut -d. -f1 /proc/uptime) s"'
+echo "managed by outpost" > "$STATE/motd"
+run "$CLI" cp -t web-1 "$STATE/motd" "$STATE/files1/motd"
+run "$CLI" call -t web-3 sys.ping
+run "$CLI" run -t 'role=db' -- true
 
-echo "outpost-agent $("$AGENT" --version | cut -d' ' -f2) is running on 127.0.0.1:$PORT (pid $PID)"
-call sys/ping '{}'
-call sys/facts '{"args":{"only":["host","os","kernel","cpu","memory"]}}'
-call exec/run '{"args":{"argv":["uname","-srm"]},"id":"demo-1"}'
-echo "   (the same id again is a replay: the command does not run twice)"
-call exec/run '{"args":{"argv":["uname","-srm"]},"id":"demo-1"}'
-call file/put "{\"args\":{\"path\":\"$STATE/files/motd\",\"content\":\"managed by outpost\\n\"}}"
-call file/get "{\"args\":{\"path\":\"$STATE/files/../agent.conf\"}}"
-call nope/x '{}'
-printf '\n$ curl http://127.0.0.1:%s/metrics | head -12\n' "$PORT"
-curl -s "http://127.0.0.1:$PORT/metrics" | head -12
-echo
-echo "Agent log: $STATE/agent.log. Every op and its arguments: GET /v1/plugins; docs/plugins/."
+cat <<EOF2
+
+== The fleet is up. In another terminal:
+   export OUTPOST_HUB=$OUTPOST_HUB
+   export OUTPOST_TOKEN=\$(cat $STATE/hub/admin.token)
+   export OUTPOST_CA=$OUTPOST_CA
+   $CLI run -t '*' -- uptime
+   $CLI tasks ls
+Logs: $STATE/*.log
+EOF2
+if [ -t 0 ] && [ -t 1 ]; then
+	echo "Press Ctrl-C to stop the hub and the agents."
+	while :; do sleep 3600; done
+fi

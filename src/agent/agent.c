@@ -1,5 +1,7 @@
 /* The agent's life cycle: see agent.h. */
 #include "agent_impl.h"
+#include "hubtask.h"
+#include "link.h"
 #include "watch.h"
 #include "core/clk.h"
 #include "core/conf.h"
@@ -54,8 +56,8 @@ static int agent_lock(struct agent *a, char *msg, size_t msglen)
 	}
 	if (flock(a->lock_fd, LOCK_EX | LOCK_NB) < 0) {
 		snprintf(msg, msglen,
-			 "another agent is running on state directory %s (lock %s is held)",
-			 a->state_dir, path);
+		         "another agent is running on state directory %s (lock %s is held)",
+		         a->state_dir, path);
 		return -1;
 	}
 	if (ftruncate(a->lock_fd, 0) == 0)
@@ -82,8 +84,51 @@ static void agent_apply_log(struct agent *a, const json_t *conf)
 		a->log->level = level;
 }
 
+/* The link to the hub, when hub.url is set; tasks it brings go to the hubtask. */
+static int agent_link_start(struct agent *a, char *msg, size_t msglen)
+{
+	const char *url = json_string_value(conf_get(a->conf, "hub.url"));
+	struct hubtask_config hc = {0};
+	struct link_config lc = {0};
+	char host_id[HUBTASK_HOST_ID_MAX + 1];
+	int rc;
+
+	if (!url || !*url) {
+		log_info(a->log, "agent", "no hub.url: local only, no link to a hub");
+		return 0;
+	}
+	rc = hubtask_host_id(json_string_value(conf_get(a->conf, "hub.host_id")), host_id, msg,
+	                     msglen);
+	if (rc < 0)
+		return rc;
+	hc.loop = a->loop;
+	hc.log = a->log;
+	hc.dispatch = a->dispatch;
+	hc.ledger = a->ledger;
+	hc.host_id = host_id;
+	hc.max_ttl_ms = json_integer_value(conf_get(a->conf, "ledger.keep_days")) * 86400 * 1000;
+	if (hubtask_new(&hc, &a->hubtask) < 0)
+		return OUTPOST_E_INTERNAL;
+	lc.loop = a->loop;
+	lc.log = a->log;
+	lc.db = a->db;
+	lc.state_dir = a->state_dir;
+	lc.url = url;
+	lc.token = json_string_value(conf_get(a->conf, "hub.token"));
+	lc.ca = json_string_value(conf_get(a->conf, "hub.ca"));
+	lc.fingerprint = json_string_value(conf_get(a->conf, "hub.fingerprint"));
+	lc.host_id = host_id;
+	lc.on_task = hubtask_receive;
+	lc.arg = a->hubtask;
+	rc = link_http_new(&lc, &a->link, msg, msglen);
+	if (rc < 0)
+		return rc;
+	hubtask_set_link(a->hubtask, a->link);
+	return a->link->ops->start(a->link, msg, msglen);
+}
+
 int agent_new(struct loop *loop, const struct outpost_plugin *const *builtins, json_t *conf,
-	      struct logger *log, struct agent **out, char *msg, size_t msglen)
+              struct logger *log, struct agent **out, char *msg, size_t msglen)
 {
 	struct agent *a;
 	struct httpd_config hc = {0};
@@ -120,9 +165,9 @@ int agent_new(struct loop *loop, const struct outpost_plugin *const *builtins, j
 	}
 	if (lost)
 		log_warn(log, "ledger",
-			 "%d call(s) were running when the agent stopped: marked lost, they will "
-			 "not run again",
-			 lost);
+		         "%d call(s) were running when the agent stopped: marked lost, they will "
+		         "not run again",
+		         lost);
 	if (watch_new(loop, &a->watch) < 0)
 		log_warn(log, "agent", "no inotify: plugins' file watches are unavailable");
 	a->host.log = log;
@@ -136,10 +181,10 @@ int agent_new(struct loop *loop, const struct outpost_plugin *const *builtins, j
 	}
 	for (size_t i = 0; builtins && builtins[i]; i++)
 		plugins_add(a->plugins, builtins[i], "builtin",
-			    conf_get(conf, "plugins") ? json_object_get(conf_get(conf, "plugins"),
-									builtins[i]->name)
-						      : NULL,
-			    NULL);
+		            conf_get(conf, "plugins")
+		                ? json_object_get(conf_get(conf, "plugins"), builtins[i]->name)
+		                : NULL,
+		            NULL);
 	s = json_string_value(conf_get(conf, "plugin_dir"));
 	if (s && *s)
 		plugins_load_dir(a->plugins, s, conf_get(conf, "plugins"));
@@ -162,7 +207,7 @@ int agent_new(struct loop *loop, const struct outpost_plugin *const *builtins, j
 	for (size_t i = 0; i < nroutes; i++)
 		if (a->routes[i].body_limit)
 			a->routes[i].body_limit =
-				(size_t)json_integer_value(conf_get(conf, "api.body_limit"));
+			    (size_t)json_integer_value(conf_get(conf, "api.body_limit"));
 	s = json_string_value(conf_get(conf, "listen"));
 	hc.listen = s && *s ? s : NULL;
 	s = json_string_value(conf_get(conf, "socket"));
@@ -176,13 +221,15 @@ int agent_new(struct loop *loop, const struct outpost_plugin *const *builtins, j
 	hc.log = log;
 	if (httpd_start(loop, &hc, &a->httpd, msg, msglen) < 0)
 		goto fail;
-	if (loop_timer_add(loop, AGENT_PRUNE_MS, AGENT_PRUNE_MS, agent_prune, a,
-			   &a->prune_timer) < 0)
+	if (loop_timer_add(loop, AGENT_PRUNE_MS, AGENT_PRUNE_MS, agent_prune, a, &a->prune_timer) <
+	    0)
 		goto fail;
 	agent_prune(a);
-	log_info(log, "agent", "outpost-agent %s ready: %zu plugins, API on %s%s%s", OUTPOST_VERSION,
-		 plugins_count(a->plugins), hc.listen ? hc.listen : "",
-		 hc.listen && hc.unix_path ? " and " : "", hc.unix_path ? hc.unix_path : "");
+	if (agent_link_start(a, msg, msglen) < 0)
+		goto fail;
+	log_info(log, "agent", "outpost-agent %s ready: %zu plugins, API on %s%s%s",
+	         OUTPOST_VERSION, plugins_count(a->plugins), hc.listen ? hc.listen : "",
+	         hc.listen && hc.unix_path ? " and " : "", hc.unix_path ? hc.unix_path : "");
 	*out = a;
 	return 0;
 fail:
@@ -205,10 +252,13 @@ int agent_reload(struct agent *a, json_t *conf, char *msg, size_t msglen)
 	    !json_equal(conf_get(conf, "socket"), conf_get(a->conf, "socket")) ||
 	    !json_equal(conf_get(conf, "state_dir"), conf_get(a->conf, "state_dir")))
 		log_warn(a->log, "agent", "listen, socket and state_dir change only on restart");
+	if ((conf_get(conf, "hub") || conf_get(a->conf, "hub")) &&
+	    !json_equal(conf_get(conf, "hub"), conf_get(a->conf, "hub")))
+		log_warn(a->log, "agent", "hub settings change only on restart");
 	agent_apply_log(a, copy);
 	plugins_reconfigure(a->plugins, conf_get(copy, "plugins"));
 	dispatch_set_timeouts(a->dispatch, conf_get(copy, "dispatch.timeouts"),
-			      json_integer_value(conf_get(copy, "dispatch.default_timeout_ms")));
+	                      json_integer_value(conf_get(copy, "dispatch.default_timeout_ms")));
 	/* The dispatcher holds its own reference to the timeouts it uses. */
 	json_decref(a->conf);
 	a->conf = copy;
@@ -225,7 +275,7 @@ static void agent_check_drained(void *arg)
 		return;
 	if (busy)
 		log_warn(a->log, "agent", "%d call(s) still running at the end of the grace period",
-			 dispatch_inflight(a->dispatch));
+		         dispatch_inflight(a->dispatch));
 	loop_timer_del(a->loop, a->drain_timer);
 	a->drain_timer = NULL;
 	a->on_drained(a->on_drained_arg);
@@ -240,8 +290,10 @@ void agent_shutdown(struct agent *a, int64_t grace_ms, void (*done)(void *arg), 
 	a->on_drained_arg = arg;
 	a->drain_until = clk_mono_ms() + grace_ms;
 	httpd_quiesce(a->httpd);
+	if (a->link)
+		a->link->ops->stop(a->link); /* no new tasks; results wait in the outbox */
 	log_info(a->log, "agent", "stopping: waiting for %d call(s) in flight",
-		 dispatch_inflight(a->dispatch));
+	         dispatch_inflight(a->dispatch));
 	loop_timer_add(a->loop, 0, 20, agent_check_drained, a, &a->drain_timer);
 }
 
@@ -251,9 +303,14 @@ void agent_free(struct agent *a)
 		return;
 	loop_timer_del(a->loop, a->drain_timer);
 	loop_timer_del(a->loop, a->prune_timer);
-	/* Workers first (they finish what runs), then the server that answers them. */
+	if (a->link)
+		a->link->ops->stop(a->link);
+	/* Workers first (they finish what runs), then the server and the outbox that take their
+	 * answers. */
 	dispatch_free(a->dispatch);
 	loop_run_once(a->loop, 0); /* deliver the last results to their requests */
+	hubtask_free(a->hubtask);
+	link_free(a->link);
 	httpd_stop(a->httpd);
 	plugins_free(a->plugins);
 	watch_free(a->watch);

@@ -1,5 +1,7 @@
 /* The agent's config: defaults, schema and checks. Keys are documented in docs/config.md. */
 #include "agent.h"
+#include "hubtask.h"
+#include "link.h"
 #include "core/conf.h"
 
 #include <stdio.h>
@@ -7,28 +9,34 @@
 #include <unistd.h>
 
 static const struct conf_field agent_schema[] = {
-	{"listen", CONF_STRING, 0, 0, "HOST:PORT of the local API; \"\" for none"},
-	{"socket", CONF_STRING, 0, 0, "unix socket path of the local API; \"\" for none"},
-	{"state_dir", CONF_STRING, 0, 0, "database, lock, plugin state"},
-	{"plugin_dir", CONF_STRING, 0, 0, "shared-object and executable plugins"},
-	{"log", CONF_OBJECT, 0, 0, NULL},
-	{"log.level", CONF_STRING, 0, 0, "error, warn, info, debug"},
-	{"log.target", CONF_STRING, 0, 0, "stderr or syslog"},
-	{"api", CONF_OBJECT, 0, 0, NULL},
-	{"api.body_limit", CONF_INT, 1024, 1 << 30, "bytes of a request body"},
-	{"api.max_depth", CONF_INT, 1, 256, "JSON nesting of a request body"},
-	{"api.conn_limit", CONF_INT, 1, 100000, "connections at once"},
-	{"api.conn_timeout_s", CONF_INT, 1, 3600, "idle connection timeout"},
-	{"dispatch", CONF_OBJECT, 0, 0, NULL},
-	{"dispatch.workers", CONF_INT, 1, 64, "worker threads"},
-	{"dispatch.max_inflight", CONF_INT, 1, 100000, "calls queued or running"},
-	{"dispatch.default_timeout_ms", CONF_INT, 1, 86400000, "deadline of an op"},
-	{"dispatch.timeouts", CONF_OBJECT_FREE, 0, 0, "{\"plugin.op\": ms}"},
-	{"ledger", CONF_OBJECT, 0, 0, NULL},
-	{"ledger.keep_days", CONF_INT, 1, 3650, "how long finished ids are remembered"},
-	{"ledger.max_rows", CONF_INT, 100, 100000000, "at most this many ids"},
-	{"plugins", CONF_OBJECT_FREE, 0, 0, "one section per plugin"},
-	{NULL, 0, 0, 0, NULL},
+    {"listen", CONF_STRING, 0, 0, "HOST:PORT of the local API; \"\" for none"},
+    {"socket", CONF_STRING, 0, 0, "unix socket path of the local API; \"\" for none"},
+    {"state_dir", CONF_STRING, 0, 0, "database, lock, plugin state"},
+    {"plugin_dir", CONF_STRING, 0, 0, "shared-object and executable plugins"},
+    {"log", CONF_OBJECT, 0, 0, NULL},
+    {"log.level", CONF_STRING, 0, 0, "error, warn, info, debug"},
+    {"log.target", CONF_STRING, 0, 0, "stderr or syslog"},
+    {"api", CONF_OBJECT, 0, 0, NULL},
+    {"api.body_limit", CONF_INT, 1024, 1 << 30, "bytes of a request body"},
+    {"api.max_depth", CONF_INT, 1, 256, "JSON nesting of a request body"},
+    {"api.conn_limit", CONF_INT, 1, 100000, "connections at once"},
+    {"api.conn_timeout_s", CONF_INT, 1, 3600, "idle connection timeout"},
+    {"dispatch", CONF_OBJECT, 0, 0, NULL},
+    {"dispatch.workers", CONF_INT, 1, 64, "worker threads"},
+    {"dispatch.max_inflight", CONF_INT, 1, 100000, "calls queued or running"},
+    {"dispatch.default_timeout_ms", CONF_INT, 1, 86400000, "deadline of an op"},
+    {"dispatch.timeouts", CONF_OBJECT_FREE, 0, 0, "{\"plugin.op\": ms}"},
+    {"ledger", CONF_OBJECT, 0, 0, NULL},
+    {"ledger.keep_days", CONF_INT, 1, 3650, "how long finished ids are remembered"},
+    {"ledger.max_rows", CONF_INT, 100, 100000000, "at most this many ids"},
+    {"plugins", CONF_OBJECT_FREE, 0, 0, "one section per plugin"},
+    {"hub", CONF_OBJECT, 0, 0, NULL},
+    {"hub.url", CONF_STRING, 0, 0, "the hub, https://HOST:PORT; none: local only"},
+    {"hub.token", CONF_STRING, 0, 0, "enrollment token (outpost token create --enroll)"},
+    {"hub.ca", CONF_STRING, 0, 0, "CA file for the hub's TLS; none: pin on first use"},
+    {"hub.fingerprint", CONF_STRING, 0, 0, "sha256:HEX the first-use certificate must have"},
+    {"hub.host_id", CONF_STRING, 0, 0, "this host's id at the hub (default: the hostname)"},
+    {NULL, 0, 0, 0, NULL},
 };
 
 json_t *agent_conf_defaults(void)
@@ -36,16 +44,16 @@ json_t *agent_conf_defaults(void)
 	int root = geteuid() == 0;
 	const char *state = root ? "/var/lib/outpost-agent" : "outpost-state/agent";
 
-	return json_pack(
-		"{s:s, s:s, s:s, s:s, s:{s:s, s:s}, s:{s:i, s:i, s:i, s:i},"
-		" s:{s:i, s:i, s:i, s:{s:i}}, s:{s:i, s:i}, s:{s:{s:[]}}}",
-		"listen", "127.0.0.1:7070", "socket",
-		root ? "/run/outpost-agent.sock" : "", "state_dir", state, "plugin_dir",
-		root ? "/usr/lib/outpost/plugins" : "outpost-state/agent/plugins", "log", "level",
-		"info", "target", "stderr", "api", "body_limit", 16 << 20, "max_depth", 32,
-		"conn_limit", 256, "conn_timeout_s", 30, "dispatch", "workers", 4, "max_inflight",
-		64, "default_timeout_ms", 30000, "timeouts", "exec.run", 3600000, "ledger",
-		"keep_days", 7, "max_rows", 100000, "plugins", "file", "roots");
+	return json_pack("{s:s, s:s, s:s, s:s, s:{s:s, s:s}, s:{s:i, s:i, s:i, s:i},"
+	                 " s:{s:i, s:i, s:i, s:{s:i}}, s:{s:i, s:i}, s:{s:{s:[]}}}",
+	                 "listen", "127.0.0.1:7070", "socket",
+	                 root ? "/run/outpost-agent.sock" : "", "state_dir", state, "plugin_dir",
+	                 root ? "/usr/lib/outpost/plugins" : "outpost-state/agent/plugins", "log",
+	                 "level", "info", "target", "stderr", "api", "body_limit", 16 << 20,
+	                 "max_depth", 32, "conn_limit", 256, "conn_timeout_s", 30, "dispatch",
+	                 "workers", 4, "max_inflight", 64, "default_timeout_ms", 30000, "timeouts",
+	                 "exec.run", 3600000, "ledger", "keep_days", 7, "max_rows", 100000,
+	                 "plugins", "file", "roots");
 }
 
 int agent_conf_check(const json_t *conf, char *msg, size_t msglen)
@@ -66,20 +74,33 @@ int agent_conf_check(const json_t *conf, char *msg, size_t msglen)
 		snprintf(msg, msglen, "'log.target' must be stderr or syslog");
 		return OUTPOST_E_BAD_ARGS;
 	}
-	json_object_foreach(conf_get(conf, "dispatch.timeouts"), key, v) {
+	json_object_foreach(conf_get(conf, "dispatch.timeouts"), key, v)
+	{
 		if (!strchr(key, '.') || !json_is_integer(v) || json_integer_value(v) < 1) {
-			snprintf(msg, msglen,
-				 "'dispatch.timeouts.%.64s': keys are plugin.op, values milliseconds "
-				 "(a positive integer)",
-				 key);
+			snprintf(
+			    msg, msglen,
+			    "'dispatch.timeouts.%.64s': keys are plugin.op, values milliseconds "
+			    "(a positive integer)",
+			    key);
 			return OUTPOST_E_BAD_ARGS;
 		}
 	}
-	json_object_foreach(conf_get(conf, "plugins"), key, v) {
+	json_object_foreach(conf_get(conf, "plugins"), key, v)
+	{
 		if (!json_is_object(v)) {
 			snprintf(msg, msglen, "'plugins.%.64s' must be an object { ... }", key);
 			return OUTPOST_E_BAD_ARGS;
 		}
+	}
+	s = json_string_value(conf_get(conf, "hub.url"));
+	if (s && *s && link_http_check_url(s, msg, msglen) < 0)
+		return OUTPOST_E_BAD_ARGS;
+	s = json_string_value(conf_get(conf, "hub.host_id"));
+	if (s && *s && !hubtask_host_id_ok(s)) {
+		snprintf(msg, msglen,
+		         "'hub.host_id' must be 1 to 64 of A-Z a-z 0-9 . _ - and not start with . "
+		         "or -");
+		return OUTPOST_E_BAD_ARGS;
 	}
 	s = json_string_value(conf_get(conf, "state_dir"));
 	if (!s || !*s) {

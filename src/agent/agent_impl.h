@@ -10,13 +10,15 @@
 #include <sqlite3.h>
 
 struct httpd;
+struct hubtask;
+struct link;
 struct watch;
 struct loop_timer;
 
 struct agent {
 	struct loop *loop;
 	struct logger *log;
-	json_t *conf;          /* effective config; owned */
+	json_t *conf; /* effective config; owned */
 	char *state_dir;
 	int lock_fd;
 	sqlite3 *db;
@@ -27,10 +29,12 @@ struct agent {
 	struct dispatch *dispatch;
 	struct httpd *httpd;
 	struct httpd_route *routes; /* our copy of api_routes, limits from config */
+	struct hubtask *hubtask;    /* tasks from the hub; NULL without hub.url */
+	struct link *link;          /* to the hub; NULL without hub.url */
 	struct loop_timer *prune_timer;
 	struct loop_timer *drain_timer;
-	int64_t started_ms;    /* CLOCK_REALTIME */
-	int64_t drain_until;   /* CLOCK_MONOTONIC, while shutting down */
+	int64_t started_ms;  /* CLOCK_REALTIME */
+	int64_t drain_until; /* CLOCK_MONOTONIC, while shutting down */
 	void (*on_drained)(void *arg);
 	void *on_drained_arg;
 	int stopping;

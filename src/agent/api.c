@@ -1,6 +1,8 @@
 /* The agent's local API. Every route is one row of api_routes: method, path, handler, role,
  * body limit. The local API has no roles: it listens on loopback and a unix socket only. */
 #include "agent_impl.h"
+#include "hubtask.h"
+#include "link.h"
 #include "core/buf.h"
 #include "core/clk.h"
 #include "core/conf.h"
@@ -30,7 +32,8 @@ static void api_on_done(void *arg, json_t *envelope, int replay)
 	unsigned status = 200;
 
 	if (err)
-		status = err_http_status(err_from_name(json_string_value(json_object_get(err, "code"))));
+		status =
+		    err_http_status(err_from_name(json_string_value(json_object_get(err, "code"))));
 	if (replay)
 		json_object_set_new(envelope, "replay", json_true());
 	httpd_respond_json(req, status, envelope);
@@ -47,9 +50,10 @@ static void api_call(void *ctx, struct httpd_req *req)
 
 	if (!slash || !api_name_ok(tail, (size_t)(slash - tail)) ||
 	    !api_name_ok(slash + 1, strlen(slash + 1))) {
-		httpd_respond_error(req, OUTPOST_E_NOT_FOUND,
-				    "call path must be /v1/<plugin>/<op> (lowercase letters, digits, "
-				    "_)");
+		httpd_respond_error(
+		    req, OUTPOST_E_NOT_FOUND,
+		    "call path must be /v1/<plugin>/<op> (lowercase letters, digits, "
+		    "_)");
 		return;
 	}
 	memcpy(plugin, tail, (size_t)(slash - tail));
@@ -62,15 +66,16 @@ static void api_call(void *ctx, struct httpd_req *req)
 		return;
 	if (!json_is_object(body)) {
 		httpd_respond_error(req, OUTPOST_E_BAD_JSON,
-				    "body must be a JSON object {\"args\": {...}}");
+		                    "body must be a JSON object {\"args\": {...}}");
 		goto out;
 	}
-	json_object_foreach(body, key, v) {
+	json_object_foreach(body, key, v)
+	{
 		if (strcmp(key, "args") && strcmp(key, "id") && strcmp(key, "timeout_ms")) {
 			httpd_respond_error(req, OUTPOST_E_BAD_ARGS,
-					    "unknown field '%.64s': the body has args, id and "
-					    "timeout_ms",
-					    key);
+			                    "unknown field '%.64s': the body has args, id and "
+			                    "timeout_ms",
+			                    key);
 			goto out;
 		}
 	}
@@ -87,14 +92,14 @@ static void api_call(void *ctx, struct httpd_req *req)
 	}
 	if (to && (!json_is_integer(to) || json_integer_value(to) < 1)) {
 		httpd_respond_error(req, OUTPOST_E_BAD_ARGS,
-				    "timeout_ms must be a positive integer");
+		                    "timeout_ms must be a positive integer");
 		goto out;
 	}
 	if (!args)
 		json_object_set_new(body, "args", json_object());
 	if (dispatch_submit(a->dispatch, plugin, op, json_object_get(body, "args"),
-			    json_string_value(id), to ? json_integer_value(to) : 0, 0,
-			    api_on_done, req) < 0)
+	                    json_string_value(id), to ? json_integer_value(to) : 0, 0, api_on_done,
+	                    req) < 0)
 		httpd_respond_error(req, OUTPOST_E_INTERNAL, "out of memory");
 out:
 	json_decref(body);
@@ -109,10 +114,10 @@ static void api_plugins(void *ctx, struct httpd_req *req)
 static void api_health(void *ctx, struct httpd_req *req)
 {
 	struct agent *a = ctx;
-	httpd_respond_ok(req, json_pack("{s:s, s:I, s:b}", "version", OUTPOST_VERSION,
-					"uptime_s",
-					(json_int_t)((clk_real_ms() - a->started_ms) / 1000),
-					"stopping", a->stopping));
+	httpd_respond_ok(
+	    req, json_pack("{s:s, s:I, s:b, s:o?}", "version", OUTPOST_VERSION, "uptime_s",
+	                   (json_int_t)((clk_real_ms() - a->started_ms) / 1000), "stopping",
+	                   a->stopping, "hub", a->link ? a->link->ops->status(a->link) : NULL));
 }
 
 static long api_rss_bytes(void)
@@ -128,6 +133,44 @@ static long api_rss_bytes(void)
 	return rss * sysconf(_SC_PAGESIZE);
 }
 
+/* The link to the hub: its status, and what the hubtask made of the tasks it brought. */
+static void api_metrics_link(struct agent *a, struct buf *b)
+{
+	json_t *st = a->link->ops->status(a->link);
+	const struct hubtask_stats *hs = hubtask_stats(a->hubtask);
+
+	buf_printf(b,
+	           "# HELP outpost_agent_hub_connected 1 while the last exchange with the hub "
+	           "worked.\n"
+	           "# TYPE outpost_agent_hub_connected gauge\n"
+	           "outpost_agent_hub_connected %d\n"
+	           "# TYPE outpost_agent_hub_reconnects_total counter\n"
+	           "outpost_agent_hub_reconnects_total %lld\n"
+	           "# TYPE outpost_agent_hub_tasks_received_total counter\n"
+	           "outpost_agent_hub_tasks_received_total %llu\n"
+	           "# HELP outpost_agent_hub_tasks_refused_total Tasks refused or expired: nothing "
+	           "ran.\n"
+	           "# TYPE outpost_agent_hub_tasks_refused_total counter\n"
+	           "outpost_agent_hub_tasks_refused_total %llu\n"
+	           "# TYPE outpost_agent_hub_tasks_replayed_total counter\n"
+	           "outpost_agent_hub_tasks_replayed_total %llu\n"
+	           "# TYPE outpost_agent_hub_results_sent_total counter\n"
+	           "outpost_agent_hub_results_sent_total %lld\n"
+	           "# TYPE outpost_agent_hub_results_dropped_total counter\n"
+	           "outpost_agent_hub_results_dropped_total %lld\n"
+	           "# HELP outpost_agent_hub_outbox_depth Results waiting for the hub.\n"
+	           "# TYPE outpost_agent_hub_outbox_depth gauge\n"
+	           "outpost_agent_hub_outbox_depth %lld\n",
+	           json_is_true(json_object_get(st, "connected")),
+	           (long long)json_integer_value(json_object_get(st, "reconnects")),
+	           (unsigned long long)hs->received, (unsigned long long)hs->refused,
+	           (unsigned long long)hs->replayed,
+	           (long long)json_integer_value(json_object_get(st, "results_sent")),
+	           (long long)json_integer_value(json_object_get(st, "results_dropped")),
+	           (long long)json_integer_value(json_object_get(st, "outbox_depth")));
+	json_decref(st);
+}
+
 static void api_metrics(void *ctx, struct httpd_req *req)
 {
 	struct agent *a = ctx;
@@ -136,58 +179,61 @@ static void api_metrics(void *ctx, struct httpd_req *req)
 	size_t enabled = 0, n = plugins_count(a->plugins);
 
 	buf_printf(&b,
-		   "# HELP outpost_agent_info Agent version.\n"
-		   "# TYPE outpost_agent_info gauge\n"
-		   "outpost_agent_info{version=\"%s\"} 1\n"
-		   "# TYPE outpost_agent_uptime_seconds gauge\n"
-		   "outpost_agent_uptime_seconds %lld\n"
-		   "# TYPE outpost_agent_resident_memory_bytes gauge\n"
-		   "outpost_agent_resident_memory_bytes %ld\n"
-		   "# HELP outpost_agent_calls_total Calls accepted by the dispatcher.\n"
-		   "# TYPE outpost_agent_calls_total counter\n"
-		   "outpost_agent_calls_total %llu\n"
-		   "# TYPE outpost_agent_calls_failed_total counter\n"
-		   "outpost_agent_calls_failed_total %llu\n"
-		   "# TYPE outpost_agent_calls_busy_total counter\n"
-		   "outpost_agent_calls_busy_total %llu\n"
-		   "# TYPE outpost_agent_calls_timeout_total counter\n"
-		   "outpost_agent_calls_timeout_total %llu\n"
-		   "# TYPE outpost_agent_calls_replayed_total counter\n"
-		   "outpost_agent_calls_replayed_total %llu\n"
-		   "# TYPE outpost_agent_calls_inflight gauge\n"
-		   "outpost_agent_calls_inflight %d\n"
-		   "# TYPE outpost_agent_ledger_rows gauge\n"
-		   "outpost_agent_ledger_rows %lld\n"
-		   "# TYPE outpost_agent_op_calls_total counter\n",
-		   OUTPOST_VERSION, (long long)((clk_real_ms() - a->started_ms) / 1000),
-		   api_rss_bytes(), (unsigned long long)atomic_load(&st->calls),
-		   (unsigned long long)atomic_load(&st->errors),
-		   (unsigned long long)atomic_load(&st->busy),
-		   (unsigned long long)atomic_load(&st->timeouts),
-		   (unsigned long long)atomic_load(&st->replays), atomic_load(&st->inflight),
-		   (long long)ledger_count(a->ledger));
+	           "# HELP outpost_agent_info Agent version.\n"
+	           "# TYPE outpost_agent_info gauge\n"
+	           "outpost_agent_info{version=\"%s\"} 1\n"
+	           "# TYPE outpost_agent_uptime_seconds gauge\n"
+	           "outpost_agent_uptime_seconds %lld\n"
+	           "# TYPE outpost_agent_resident_memory_bytes gauge\n"
+	           "outpost_agent_resident_memory_bytes %ld\n"
+	           "# HELP outpost_agent_calls_total Calls accepted by the dispatcher.\n"
+	           "# TYPE outpost_agent_calls_total counter\n"
+	           "outpost_agent_calls_total %llu\n"
+	           "# TYPE outpost_agent_calls_failed_total counter\n"
+	           "outpost_agent_calls_failed_total %llu\n"
+	           "# TYPE outpost_agent_calls_busy_total counter\n"
+	           "outpost_agent_calls_busy_total %llu\n"
+	           "# TYPE outpost_agent_calls_timeout_total counter\n"
+	           "outpost_agent_calls_timeout_total %llu\n"
+	           "# TYPE outpost_agent_calls_replayed_total counter\n"
+	           "outpost_agent_calls_replayed_total %llu\n"
+	           "# TYPE outpost_agent_calls_inflight gauge\n"
+	           "outpost_agent_calls_inflight %d\n"
+	           "# TYPE outpost_agent_ledger_rows gauge\n"
+	           "outpost_agent_ledger_rows %lld\n"
+	           "# TYPE outpost_agent_op_calls_total counter\n",
+	           OUTPOST_VERSION, (long long)((clk_real_ms() - a->started_ms) / 1000),
+	           api_rss_bytes(), (unsigned long long)atomic_load(&st->calls),
+	           (unsigned long long)atomic_load(&st->errors),
+	           (unsigned long long)atomic_load(&st->busy),
+	           (unsigned long long)atomic_load(&st->timeouts),
+	           (unsigned long long)atomic_load(&st->replays), atomic_load(&st->inflight),
+	           (long long)ledger_count(a->ledger));
 	for (size_t i = 0; i < n; i++) {
 		struct outpost_plugin_ctx *pc = plugins_at(a->plugins, i);
 		enabled += pc->enabled != 0;
 		for (size_t j = 0; j < pc->nops; j++)
-			buf_printf(&b, "outpost_agent_op_calls_total{plugin=\"%s\",op=\"%s\"} %llu\n",
-				   pc->plugin->name, pc->plugin->ops[j].name,
-				   (unsigned long long)atomic_load(&pc->stats[j].calls));
+			buf_printf(&b,
+			           "outpost_agent_op_calls_total{plugin=\"%s\",op=\"%s\"} %llu\n",
+			           pc->plugin->name, pc->plugin->ops[j].name,
+			           (unsigned long long)atomic_load(&pc->stats[j].calls));
 	}
 	buf_puts(&b, "# TYPE outpost_agent_op_errors_total counter\n");
 	for (size_t i = 0; i < n; i++) {
 		struct outpost_plugin_ctx *pc = plugins_at(a->plugins, i);
 		for (size_t j = 0; j < pc->nops; j++)
 			buf_printf(&b,
-				   "outpost_agent_op_errors_total{plugin=\"%s\",op=\"%s\"} %llu\n",
-				   pc->plugin->name, pc->plugin->ops[j].name,
-				   (unsigned long long)atomic_load(&pc->stats[j].errors));
+			           "outpost_agent_op_errors_total{plugin=\"%s\",op=\"%s\"} %llu\n",
+			           pc->plugin->name, pc->plugin->ops[j].name,
+			           (unsigned long long)atomic_load(&pc->stats[j].errors));
 	}
+	if (a->link)
+		api_metrics_link(a, &b);
 	buf_printf(&b,
-		   "# TYPE outpost_agent_plugins gauge\n"
-		   "outpost_agent_plugins{state=\"enabled\"} %zu\n"
-		   "outpost_agent_plugins{state=\"disabled\"} %zu\n",
-		   enabled, n - enabled);
+	           "# TYPE outpost_agent_plugins gauge\n"
+	           "outpost_agent_plugins{state=\"enabled\"} %zu\n"
+	           "outpost_agent_plugins{state=\"disabled\"} %zu\n",
+	           enabled, n - enabled);
 	if (!b.data) {
 		httpd_respond_error(req, OUTPOST_E_INTERNAL, "out of memory");
 		return;
@@ -199,10 +245,10 @@ static void api_metrics(void *ctx, struct httpd_req *req)
 /* The whole surface of the local API. body_limit of the call route is raised from config at
  * start (api.body_limit) in the agent's own copy; this table holds the defaults. */
 static const struct httpd_route routes[] = {
-	{"POST", "/v1/*", api_call, 0, 16 << 20},
-	{"GET", "/v1/plugins", api_plugins, 0, 0},
-	{"GET", "/v1/health", api_health, 0, 0},
-	{"GET", "/metrics", api_metrics, 0, 0},
+    {"POST", "/v1/*", api_call, 0, 16 << 20},
+    {"GET", "/v1/plugins", api_plugins, 0, 0},
+    {"GET", "/v1/health", api_health, 0, 0},
+    {"GET", "/metrics", api_metrics, 0, 0},
 };
 
 const struct httpd_route *api_routes(size_t *n)

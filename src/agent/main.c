@@ -31,21 +31,23 @@ struct main_ctx {
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: outpost-agent [options]\n"
-		"  --config FILE      config file (JSON with comments; default %s if it exists)\n"
-		"  --state-dir DIR    state directory (database, lock, plugin state)\n"
-		"  --listen HOST:PORT local API address (\"\" for none)\n"
-		"  --foreground       stay in the foreground, log to stderr\n"
-		"  --check-config     print the effective configuration and exit (1 if invalid)\n"
-		"  --version          print the version and exit\n",
-		AGENT_DEFAULT_CONFIG);
+	        "usage: outpost-agent [options]\n"
+	        "  --config FILE      config file (JSON with comments; default %s if it exists)\n"
+	        "  --state-dir DIR    state directory (database, lock, plugin state)\n"
+	        "  --listen HOST:PORT local API address (\"\" for none)\n"
+	        "  --hub URL          enroll with and connect to this hub (hub.url)\n"
+	        "  --token TOKEN      enrollment token for the first start (hub.token)\n"
+	        "  --foreground       stay in the foreground, log to stderr\n"
+	        "  --check-config     print the effective configuration and exit (1 if invalid)\n"
+	        "  --version          print the version and exit\n",
+	        AGENT_DEFAULT_CONFIG);
 }
 
 /* defaults <- file <- flags. */
 static int main_load_conf(struct main_ctx *m, json_t **out, char *msg, size_t msglen)
 {
 	int rc = conf_layer(agent_conf_defaults(), m->config_path, AGENT_DEFAULT_CONFIG,
-			    m->overrides, out, msg, msglen);
+	                    m->overrides, out, msg, msglen);
 
 	if (rc == 0 && (rc = agent_conf_check(*out, msg, msglen)) < 0) {
 		json_decref(*out);
@@ -72,8 +74,10 @@ static void main_on_signal(void *arg, uint32_t events)
 			char msg[512] = "";
 			if (main_load_conf(m, &conf, msg, sizeof(msg)) < 0 ||
 			    agent_reload(m->agent, conf, msg, sizeof(msg)) < 0)
-				log_error(&m->log, "agent", "reload refused, keeping the running "
-					  "configuration: %s", msg);
+				log_error(&m->log, "agent",
+				          "reload refused, keeping the running "
+				          "configuration: %s",
+				          msg);
 			json_decref(conf);
 		} else if (!m->stopping) {
 			m->stopping = 1;
@@ -89,14 +93,11 @@ static void main_on_signal(void *arg, uint32_t events)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"config", required_argument, NULL, 'c'},
-		{"state-dir", required_argument, NULL, 's'},
-		{"listen", required_argument, NULL, 'l'},
-		{"foreground", no_argument, NULL, 'f'},
-		{"check-config", no_argument, NULL, 'C'},
-		{"version", no_argument, NULL, 'V'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"config", required_argument, NULL, 'c'}, {"state-dir", required_argument, NULL, 's'},
+	    {"listen", required_argument, NULL, 'l'}, {"hub", required_argument, NULL, 'H'},
+	    {"token", required_argument, NULL, 'T'},  {"foreground", no_argument, NULL, 'f'},
+	    {"check-config", no_argument, NULL, 'C'}, {"version", no_argument, NULL, 'V'},
+	    {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
 	};
 	struct main_ctx m = {.sfd = -1};
 	struct loop_fd *sh = NULL;
@@ -115,6 +116,12 @@ int main(int argc, char **argv)
 			break;
 		case 'l':
 			json_object_set_new(m.overrides, "listen", json_string(optarg));
+			break;
+		case 'H':
+			json_object_set_new(m.overrides, "hub.url", json_string(optarg));
+			break;
+		case 'T':
+			json_object_set_new(m.overrides, "hub.token", json_string(optarg));
 			break;
 		case 'f':
 			foreground = 1;
@@ -150,10 +157,11 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	log_init(&m.log, "outpost-agent",
-		 log_level_parse(json_string_value(conf_get(conf, "log.level"))),
-		 !foreground || strcmp(json_string_value(conf_get(conf, "log.target")), "syslog") == 0
-			 ? LOG_TO_SYSLOG
-			 : LOG_TO_STDERR);
+	         log_level_parse(json_string_value(conf_get(conf, "log.level"))),
+	         !foreground ||
+	                 strcmp(json_string_value(conf_get(conf, "log.target")), "syslog") == 0
+	             ? LOG_TO_SYSLOG
+	             : LOG_TO_STDERR);
 	if (!foreground && daemon_detach() < 0) {
 		fprintf(stderr, "outpost-agent: cannot daemonize: %s\n", strerror(errno));
 		goto out;

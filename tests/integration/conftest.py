@@ -298,6 +298,7 @@ def agent(tmp_path, request):
 
 
 HUB_BIN = os.path.join(BUILD, "src/hub/outpost-hub")
+CLI_BIN = os.path.join(BUILD, "src/cli/outpost")
 
 
 class Hub:
@@ -359,6 +360,23 @@ class Hub:
             return r.status_code, r.json()
         except ValueError:
             return r.status_code, r.text
+
+    def cli(self, *args, token=None, input=None, timeout=60):
+        """Runs the real outpost CLI against this hub, as an operator would (OUTPOST_HUB,
+        OUTPOST_TOKEN, OUTPOST_CA); returns the CompletedProcess (returncode, stdout, stderr).
+        --json output is parsed into .json when it parses."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OUTPOST_")}
+        env.update(OUTPOST_HUB=self.url, OUTPOST_CA=self.ca,
+                   OUTPOST_TOKEN=self.admin_token if token is None else token,
+                   HOME=str(self.dir))  # no operator's ~/.config/outpost/cli.conf
+        env.pop("XDG_CONFIG_HOME", None)
+        p = subprocess.run([CLI_BIN, *args], env=env, input=input, capture_output=True,
+                           text=True, timeout=timeout)
+        try:
+            p.json = json.loads(p.stdout)
+        except ValueError:
+            p.json = None
+        return p
 
     def stop(self):
         if self.proc and self.proc.poll() is None:

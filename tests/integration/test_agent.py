@@ -312,11 +312,13 @@ def test_timeout_of_exec_run(agent):
     assert r.result["exit_code"] is None
     assert a.call("sys", "ping").ok
 
-    # The one worker is busy for ~450 ms: a ping with a 100 ms deadline times out in the queue.
+    # The one worker is busy for ~450 ms: a facts call with a 100 ms deadline times out in the
+    # queue. (ping would not: it runs inline on the loop, never waiting for a worker.)
     join = run_in_thread(a.call, "exec", "run", {"argv": ["sleep", "5"]})
     a.wait_inflight(1)
     t0 = time.monotonic()
-    msg = assert_error(a.call("sys", "ping", timeout_ms=100), "timeout", 504)
+    assert a.call("sys", "ping").ok
+    msg = assert_error(a.call("sys", "facts", timeout_ms=100), "timeout", 504)
     assert time.monotonic() - t0 < 0.4
     assert "deadline" in msg
     slow, exc = join()

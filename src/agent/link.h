@@ -1,0 +1,77 @@
+/* The agent's link to the hub: one small interface, chosen once at start, with one
+ * implementation per mode (embedded: HTTPS long-poll, link_http.c; scale: ZooKeeper, later).
+ * The link enrolls, keeps the hub's keys pinned, brings signed tasks in and takes results out
+ * (durably, in order, with retries). It does not judge tasks: hubtask.c verifies them, whatever
+ * carried them. Everything runs on the agent's loop thread; no link call blocks. */
+#ifndef OUTPOST_AGENT_LINK_H
+#define OUTPOST_AGENT_LINK_H
+
+#include <jansson.h>
+#include <sqlite3.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/log.h"
+#include "core/sec.h"
+
+struct loop;
+struct link;
+
+/* A signed task as the hub sent it ({"task": {...}, "sig": "..."}), unverified; borrowed for
+ * the call. Runs on the loop thread, in the order the hub handed the tasks out. */
+typedef void (*link_task_fn)(void *arg, const json_t *signed_task);
+
+struct link_config {
+	struct loop *loop;
+	const struct logger *log; /* outlives the link */
+	sqlite3 *db;              /* the agent's database: the outbox lives there */
+	const char *state_dir;    /* agent.key, hub.json, hub.crt */
+	const char *url;          /* the hub's base URL */
+	const char *token;        /* enrollment token; NULL: enroll pending an operator */
+	const char *ca;           /* CA file; NULL: trust the hub's certificate on first use */
+	const char *fingerprint;  /* "sha256:HEX" the first-use certificate must have; or NULL */
+	const char *host_id;      /* this host's id (see hubtask_host_id_ok) */
+	link_task_fn on_task;
+	void *arg;
+};
+
+struct link_ops {
+	const char *name; /* "http", "zookeeper" */
+	/* Starts enrolling/connecting in the background. Fails only on local trouble (key file,
+	 * state directory), with a message for the operator. */
+	int (*start)(struct link *l, char *msg, size_t msglen);
+	/* Drops every request in flight; nothing more is sent or received. Results already
+	 * reported stay in the outbox for the next start. */
+	void (*stop)(struct link *l);
+	/* Queues one result {"task_id", "state", "response", "started_ms", "finished_ms"}
+	 * (borrowed) durably and delivers it in order, retrying until the hub acknowledges it.
+	 * 0, or a negative code when it could not even be stored. */
+	int (*report)(struct link *l, const json_t *result);
+	/* The host's facts (borrowed), sent to the hub when they change. */
+	void (*facts)(struct link *l, const json_t *facts);
+	/* The pinned hub public key: 0, or -1 while the agent is not enrolled. */
+	int (*hub_key)(struct link *l, uint8_t pk[SEC_PK_BYTES]);
+	/* For /v1/health and /metrics: {"mode", "url", "host_id", "state", "connected",
+	 * "reconnects", "tasks_received", "results_sent", "outbox_depth", "last_contact_ms",
+	 * "last_error"}. New reference. */
+	json_t *(*status)(struct link *l);
+	void (*free)(struct link *l);
+};
+
+struct link {
+	const struct link_ops *ops;
+};
+
+static inline void link_free(struct link *l)
+{
+	if (l)
+		l->ops->free(l);
+}
+
+/* The embedded mode. Checks the config; the network is touched only by start. */
+int link_http_new(const struct link_config *cfg, struct link **out, char *msg, size_t msglen);
+/* Checks a hub URL: https://HOST[:PORT] (a path of "/" at most), or http:// to a loopback
+ * address only. 0, or OUTPOST_E_BAD_ARGS with msg. */
+int link_http_check_url(const char *url, char *msg, size_t msglen);
+
+#endif

@@ -1,0 +1,1384 @@
+/* The embedded link (docs/agent-link.md): HTTPS to one hub through libcurl's multi interface
+ * on the agent's own loop. curl tells us which sockets to watch and when to wake it
+ * (CURLMOPT_SOCKETFUNCTION, CURLMOPT_TIMERFUNCTION); loop fds and one loop timer call
+ * curl_multi_socket_action back. No thread of ours, no blocking call, so thousands of links
+ * can share one loop (outpost-sim).
+ *
+ * Requests, one of each kind at most in flight: probe (first-use TLS pinning), enroll, poll
+ * (the long-poll for tasks), beat, results. Each kind that fails waits with full jitter
+ * (a random delay in [0, min(60 s, 0.5 s * 2^failures)]; beats at least their interval) so a
+ * hub that restarts is not met by its whole fleet at the same instant. */
+#include "link.h"
+#include "outbox.h"
+#include "core/buf.h"
+#include "core/clk.h"
+#include "core/loop.h"
+#include "core/wire.h"
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <outpost/plugin.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#define LH_MAX_RESPONSE (8u << 20) /* bytes of one answer; beyond it the transfer aborts */
+#define LH_POLL_WAIT_S 30
+#define LH_CONNECT_TIMEOUT_S 10
+#define LH_TIMEOUT_S 30
+#define LH_LOW_SPEED_BYTES 64 /* slower than this for LH_LOW_SPEED_S: give up */
+#define LH_LOW_SPEED_S 20
+#define LH_BACKOFF_BASE_MS 500
+#define LH_BACKOFF_MAX_MS 60000
+#define LH_BEAT_MS 5000
+#define LH_BEAT_MIN_MS 1000
+#define LH_BEAT_MAX_MS 300000
+#define LH_RESULTS_ITEMS 64
+#define LH_RESULTS_BYTES (1u << 20)
+#define LH_LOG_REPEAT_MS (10 * 60 * 1000) /* the same problem is logged again after this */
+#define LH_NEVER_MS (24LL * 3600 * 1000)
+
+enum lh_kind { LH_PROBE, LH_ENROLL, LH_POLL, LH_BEAT, LH_RESULTS, LH_NKINDS };
+static const char *const lh_kind_name[LH_NKINDS] = {"probe", "enroll", "poll", "beat", "results"};
+
+enum lh_phase { LH_IDLE, LH_PROBING, LH_ENROLLING, LH_RUNNING, LH_STOPPED };
+
+struct link_http;
+
+/* One transfer. */
+struct lh_req {
+	struct link_http *lh;
+	enum lh_kind kind;
+	CURL *easy;
+	struct curl_slist *headers;
+	char *body;
+	struct buf resp;
+	int too_large;
+	int64_t last_seq; /* results: the outbox rows this batch carries */
+	size_t nresults;
+	json_t *facts; /* beat: the facts it carries */
+	char errbuf[CURL_ERROR_SIZE];
+};
+
+/* A socket curl asked us to watch. */
+struct lh_sock {
+	struct link_http *lh;
+	curl_socket_t fd;
+	struct loop_fd *h;
+	struct lh_sock *next;
+};
+
+/* The argument of the timer of one kind of request. */
+struct lh_slot {
+	struct link_http *lh;
+	enum lh_kind kind;
+};
+
+/* What a finished transfer brought back. */
+struct lh_answer {
+	int ok;        /* HTTP 2xx with {"ok": true} */
+	int transport; /* no HTTP answer at all: connect, TLS, timeout, size */
+	long status;
+	json_t *env;      /* the parsed envelope, or NULL */
+	json_t *result;   /* borrowed from env when ok */
+	const char *code; /* the error code when not ok (borrowed), or NULL */
+	char text[400];   /* one line for the log */
+};
+
+struct link_http {
+	struct link base;
+	struct loop *loop;
+	const struct logger *log;
+	char *state_dir, *url, *token, *ca, *fingerprint, *host_id;
+	char *pin_path, *json_path;
+	int https;
+	link_task_fn on_task;
+	void *arg;
+	CURLM *multi;
+	struct loop_timer *curl_timer;
+	struct lh_sock *socks;
+	struct outbox *outbox;
+	uint8_t pk[SEC_PK_BYTES], sk[SEC_SK_BYTES];
+	char *pk_b64;
+	uint8_t hub_pk[SEC_PK_BYTES];
+	int have_hub_pk;
+	char state[16]; /* the host at the hub: unenrolled, pending, up, refused */
+	enum lh_phase phase;
+	struct lh_req *req[LH_NKINDS];
+	struct loop_timer *timer[LH_NKINDS]; /* the next attempt of each kind */
+	struct lh_slot slot[LH_NKINDS];
+	int failures[LH_NKINDS];
+	int resume;
+	int connected, ever_connected;
+	int64_t down_since_ms, interval_ms, last_contact_ms;
+	json_t *facts, *facts_sent;
+	uint64_t reconnects, tasks_received, results_sent, results_dropped;
+	char last_error[400];
+	char logged[400];
+	int64_t logged_ms;
+};
+
+static void lh_send(struct link_http *lh, enum lh_kind kind);
+
+/* ---- small helpers ---- */
+
+static char *lh_path(const struct link_http *lh, const char *name)
+{
+	struct buf b = BUF_INIT;
+
+	if (buf_printf(&b, "%s/%s", lh->state_dir, name) < 0)
+		return NULL;
+	return buf_steal(&b);
+}
+
+/* Logs a problem once, then again only when it changes or every LH_LOG_REPEAT_MS: a hub that
+ * is away for a day must not fill the log. Always kept for /v1/health. */
+static void lh_problem(struct link_http *lh, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void lh_problem(struct link_http *lh, int level, const char *fmt, ...)
+{
+	int64_t now = clk_mono_ms();
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(lh->last_error, sizeof(lh->last_error), fmt, ap);
+	va_end(ap);
+	if (strcmp(lh->logged, lh->last_error) == 0 && now - lh->logged_ms < LH_LOG_REPEAT_MS) {
+		log_debug(lh->log, "link", "%s", lh->last_error);
+		return;
+	}
+	snprintf(lh->logged, sizeof(lh->logged), "%s", lh->last_error);
+	lh->logged_ms = now;
+	log_msg(lh->log, level, "link", "%s", lh->last_error);
+}
+
+/* Full jitter: uniform in [0, min(max, base * 2^failures)]. */
+static int64_t lh_backoff_ms(int failures)
+{
+	int64_t cap = LH_BACKOFF_BASE_MS;
+
+	for (int i = 0; i < failures && cap < LH_BACKOFF_MAX_MS; i++)
+		cap *= 2;
+	if (cap > LH_BACKOFF_MAX_MS)
+		cap = LH_BACKOFF_MAX_MS;
+	return (int64_t)randombytes_uniform((uint32_t)cap + 1);
+}
+
+/* interval +-20%. */
+static int64_t lh_jitter(int64_t interval_ms)
+{
+	int64_t span = interval_ms * 2 / 5;
+
+	return interval_ms - span / 2 + (int64_t)randombytes_uniform((uint32_t)span + 1);
+}
+
+static void lh_on_timer(void *arg);
+
+/* Sends kind after delay_ms (replacing an earlier schedule of the same kind). */
+static void lh_schedule(struct link_http *lh, enum lh_kind kind, int64_t delay_ms)
+{
+	loop_timer_del(lh->loop, lh->timer[kind]);
+	lh->timer[kind] = NULL;
+	if (lh->phase == LH_STOPPED)
+		return;
+	if (loop_timer_add(lh->loop, delay_ms, 0, lh_on_timer, &lh->slot[kind], &lh->timer[kind]) <
+	    0)
+		log_error(lh->log, "link", "out of memory: cannot schedule the %s request",
+		          lh_kind_name[kind]);
+}
+
+static void lh_retry(struct link_http *lh, enum lh_kind kind)
+{
+	int64_t ms = lh_backoff_ms(lh->failures[kind]);
+
+	lh->failures[kind]++;
+	log_debug(lh->log, "link", "%s: next attempt in %lld ms (failure %d in a row)",
+	          lh_kind_name[kind], (long long)ms, lh->failures[kind]);
+	lh_schedule(lh, kind, ms);
+}
+
+static void lh_on_timer(void *arg)
+{
+	struct lh_slot *slot = arg;
+
+	slot->lh->timer[slot->kind] = NULL; /* one-shot: the loop frees it */
+	lh_send(slot->lh, slot->kind);
+}
+
+/* ---- curl on our loop ---- */
+
+static void lh_check_done(struct link_http *lh);
+
+static void lh_on_fd(void *arg, uint32_t events)
+{
+	struct lh_sock *s = arg;
+	struct link_http *lh = s->lh; /* s may be freed inside socket_action */
+	curl_socket_t fd = s->fd;
+	int flags = 0, running;
+
+	if (events & EPOLLIN)
+		flags |= CURL_CSELECT_IN;
+	if (events & EPOLLOUT)
+		flags |= CURL_CSELECT_OUT;
+	if (events & (EPOLLERR | EPOLLHUP))
+		flags |= CURL_CSELECT_ERR;
+	curl_multi_socket_action(lh->multi, fd, flags, &running);
+	lh_check_done(lh);
+}
+
+static int lh_on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+	struct link_http *lh = userp;
+	struct lh_sock *s = socketp;
+	uint32_t ev = 0;
+
+	(void)easy;
+	if (what == CURL_POLL_REMOVE) {
+		if (s) {
+			loop_fd_del(lh->loop, s->h);
+			for (struct lh_sock **pp = &lh->socks; *pp; pp = &(*pp)->next)
+				if (*pp == s) {
+					*pp = s->next;
+					break;
+				}
+			free(s);
+			curl_multi_assign(lh->multi, fd, NULL);
+		}
+		return 0;
+	}
+	if (what & CURL_POLL_IN)
+		ev |= EPOLLIN;
+	if (what & CURL_POLL_OUT)
+		ev |= EPOLLOUT;
+	if (s)
+		return loop_fd_mod(lh->loop, s->h, ev) < 0 ? -1 : 0;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -1;
+	s->lh = lh;
+	s->fd = fd;
+	if (loop_fd_add(lh->loop, fd, ev, lh_on_fd, s, &s->h) < 0) {
+		free(s);
+		return -1;
+	}
+	s->next = lh->socks;
+	lh->socks = s;
+	curl_multi_assign(lh->multi, fd, s);
+	return 0;
+}
+
+static void lh_on_curl_timer(void *arg)
+{
+	struct link_http *lh = arg;
+	int running;
+
+	/* Periodic with a day's period: it fires again only when curl asks (reset below). */
+	loop_timer_reset(lh->loop, lh->curl_timer, LH_NEVER_MS);
+	curl_multi_socket_action(lh->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	lh_check_done(lh);
+}
+
+static int lh_on_timerfn(CURLM *multi, long timeout_ms, void *userp)
+{
+	struct link_http *lh = userp;
+
+	(void)multi;
+	/* Never call curl back from here; 0 means "soon", which the next turn is. */
+	loop_timer_reset(lh->loop, lh->curl_timer,
+	                 timeout_ms < 0   ? LH_NEVER_MS
+	                 : timeout_ms < 1 ? 1
+	                                  : timeout_ms);
+	return 0;
+}
+
+/* ---- requests ---- */
+
+static void lh_req_free(struct lh_req *r)
+{
+	if (!r)
+		return;
+	if (r->easy) {
+		curl_multi_remove_handle(r->lh->multi, r->easy);
+		curl_easy_cleanup(r->easy);
+	}
+	curl_slist_free_all(r->headers);
+	free(r->body);
+	buf_free(&r->resp);
+	json_decref(r->facts);
+	free(r);
+}
+
+static size_t lh_on_write(char *p, size_t size, size_t n, void *arg)
+{
+	struct lh_req *r = arg;
+	size_t len = size * n;
+
+	if (r->resp.len + len > LH_MAX_RESPONSE) {
+		r->too_large = 1;
+		return 0;
+	}
+	return buf_append(&r->resp, p, len) < 0 ? 0 : len;
+}
+
+static int lh_header(struct lh_req *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int lh_header(struct lh_req *r, const char *fmt, ...)
+{
+	struct buf b = BUF_INIT;
+	struct curl_slist *l;
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	rc = buf_vprintf(&b, fmt, ap);
+	va_end(ap);
+	if (rc < 0)
+		return -1;
+	l = curl_slist_append(r->headers, b.data);
+	buf_free(&b);
+	if (!l)
+		return -1;
+	r->headers = l;
+	return 0;
+}
+
+/* The three headers of docs/protocol.md: the signature covers METHOD, the request target as
+ * sent, the time and the body's sha256. */
+static int lh_sign(struct link_http *lh, struct lh_req *r, const char *method, const char *target)
+{
+	int64_t now = clk_real_ms();
+	struct buf m = BUF_INIT;
+	char hex[65], *sig;
+	int rc;
+
+	sec_sha256_hex(r->body ? r->body : "", r->body ? strlen(r->body) : 0, hex);
+	if (buf_printf(&m, "%s\n%s\n%lld\n%s", method, target, (long long)now, hex) < 0)
+		return -1;
+	sig = sec_sign_b64(lh->sk, m.data, m.len);
+	buf_free(&m);
+	if (!sig)
+		return -1;
+	rc = lh_header(r, "X-Outpost-Host: %s", lh->host_id) < 0 ||
+	     lh_header(r, "X-Outpost-Time: %lld", (long long)now) < 0 ||
+	     lh_header(r, "X-Outpost-Signature: %s", sig) < 0;
+	free(sig);
+	return rc ? -1 : 0;
+}
+
+/* Starts a transfer. body: JSON text, stolen (NULL: none). */
+static int lh_request(struct link_http *lh, enum lh_kind kind, const char *method,
+                      const char *target, char *body, int is_signed, struct lh_req **out)
+{
+	struct lh_req *r = calloc(1, sizeof(*r));
+	struct buf url = BUF_INIT;
+	long timeout = kind == LH_POLL ? LH_POLL_WAIT_S + 15 : LH_TIMEOUT_S;
+	long low_speed = kind == LH_POLL ? LH_POLL_WAIT_S + 10 : LH_LOW_SPEED_S;
+	CURL *e;
+
+	*out = NULL;
+	if (!r) {
+		free(body);
+		return -1;
+	}
+	r->lh = lh;
+	r->kind = kind;
+	r->body = body;
+	r->easy = e = curl_easy_init();
+	if (!e || buf_printf(&url, "%s%s", lh->url, target) < 0)
+		goto fail;
+	if (lh_header(r, "Accept: application/json") < 0 || lh_header(r, "Expect:") < 0 ||
+	    (body && lh_header(r, "Content-Type: application/json") < 0) ||
+	    (is_signed && lh_sign(lh, r, method, target) < 0))
+		goto fail;
+	curl_easy_setopt(e, CURLOPT_URL, url.data);
+	curl_easy_setopt(e, CURLOPT_PRIVATE, r);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, lh->https ? "https" : "http");
+	curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, lh->https ? "https" : "http");
+	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, (long)LH_CONNECT_TIMEOUT_S);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT, timeout);
+	curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, (long)LH_LOW_SPEED_BYTES);
+	curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, low_speed);
+	curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)LH_MAX_RESPONSE);
+	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(e, CURLOPT_TCP_KEEPIDLE, 30L);
+	curl_easy_setopt(e, CURLOPT_TCP_KEEPINTVL, 15L);
+	curl_easy_setopt(e, CURLOPT_USERAGENT, "outpost-agent/" OUTPOST_VERSION);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, lh_on_write);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
+	if (strcmp(method, "POST") == 0) {
+		curl_easy_setopt(e, CURLOPT_POST, 1L);
+		curl_easy_setopt(e, CURLOPT_POSTFIELDS, body ? body : "");
+		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
+		                 (curl_off_t)(body ? strlen(body) : 0));
+	}
+	if (lh->https) {
+		curl_easy_setopt(e, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+		if (kind == LH_PROBE) {
+			/* First use: take the certificate to pin it; send nothing secret. */
+			curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
+			curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+			curl_easy_setopt(e, CURLOPT_CERTINFO, 1L);
+			curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
+		} else {
+			/* Only our anchor: never the system store (and its memory). A pinned
+			 * certificate is the hub's identity whatever name reaches it, so the name
+			 * is checked only against a real CA. */
+			curl_easy_setopt(e, CURLOPT_CAINFO, lh->ca ? lh->ca : lh->pin_path);
+			curl_easy_setopt(e, CURLOPT_CAPATH, NULL);
+			curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+			curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, lh->ca ? 2L : 0L);
+		}
+	}
+	if (curl_multi_add_handle(lh->multi, e) != CURLM_OK)
+		goto fail;
+	buf_free(&url);
+	*out = r;
+	return 0;
+fail:
+	buf_free(&url);
+	if (r->easy) {
+		curl_easy_cleanup(r->easy);
+		r->easy = NULL;
+	}
+	lh_req_free(r);
+	return -1;
+}
+
+static void lh_answer_read(struct link_http *lh, struct lh_req *r, CURLcode rc, struct lh_answer *a)
+{
+	char msg[200];
+	json_t *err;
+
+	memset(a, 0, sizeof(*a));
+	curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &a->status);
+	if (rc != CURLE_OK) {
+		a->transport = 1;
+		if (r->too_large || rc == CURLE_FILESIZE_EXCEEDED)
+			snprintf(a->text, sizeof(a->text),
+			         "the hub's answer to %s is over %u MiB: dropped",
+			         lh_kind_name[r->kind], LH_MAX_RESPONSE >> 20);
+		else if (rc == CURLE_PEER_FAILED_VERIFICATION && !lh->ca)
+			snprintf(
+			    a->text, sizeof(a->text),
+			    "the hub's TLS certificate is not the one pinned in %s: if the hub was "
+			    "reinstalled on purpose, remove %s and %s and restart the agent (%s)",
+			    lh->pin_path, lh->pin_path, lh->json_path,
+			    r->errbuf[0] ? r->errbuf : curl_easy_strerror(rc));
+		else if (rc == CURLE_PEER_FAILED_VERIFICATION)
+			snprintf(a->text, sizeof(a->text),
+			         "the hub's TLS certificate does not verify against hub.ca %s (%s)",
+			         lh->ca, r->errbuf[0] ? r->errbuf : curl_easy_strerror(rc));
+		else
+			snprintf(a->text, sizeof(a->text), "cannot reach the hub at %s: %s",
+			         lh->url, r->errbuf[0] ? r->errbuf : curl_easy_strerror(rc));
+		return;
+	}
+	if (wire_parse(r->resp.data ? r->resp.data : "", r->resp.len, 64, &a->env, msg,
+	               sizeof(msg)) < 0 ||
+	    !json_is_object(a->env)) {
+		snprintf(a->text, sizeof(a->text),
+		         "the hub answered %s with HTTP %ld and no JSON envelope: is %s an Outpost "
+		         "hub?",
+		         lh_kind_name[r->kind], a->status, lh->url);
+		return;
+	}
+	if (json_is_true(json_object_get(a->env, "ok")) && a->status / 100 == 2) {
+		a->ok = 1;
+		a->result = json_object_get(a->env, "result");
+		return;
+	}
+	err = json_object_get(a->env, "error");
+	a->code = json_string_value(json_object_get(err, "code"));
+	snprintf(a->text, sizeof(a->text), "the hub refused %s: HTTP %ld %s: %.200s",
+	         lh_kind_name[r->kind], a->status, a->code ? a->code : "?",
+	         json_string_value(json_object_get(err, "message"))
+	             ? json_string_value(json_object_get(err, "message"))
+	             : "");
+}
+
+static int lh_code_is(const struct lh_answer *a, const char *code)
+{
+	return a->code && strcmp(a->code, code) == 0;
+}
+
+/* ---- state on disk ---- */
+
+/* The PEM of the first certificate of the chain the probe saw (caller frees), or NULL. */
+static char *lh_cert_pem(CURL *e)
+{
+	struct curl_certinfo *ci = NULL;
+
+	if (curl_easy_getinfo(e, CURLINFO_CERTINFO, &ci) != CURLE_OK || !ci || ci->num_of_certs < 1)
+		return NULL;
+	for (struct curl_slist *s = ci->certinfo[0]; s; s = s->next)
+		if (strncmp(s->data, "Cert:", 5) == 0)
+			return strdup(s->data + 5);
+	return NULL;
+}
+
+/* sha256 of the certificate's DER, as the hub prints it at its first start. */
+static int lh_pem_fingerprint(const char *pem, char hex[65])
+{
+	static const char begin[] = "-----BEGIN CERTIFICATE-----";
+	const char *b = strstr(pem, begin), *end;
+	unsigned char *der;
+	size_t n = 0;
+	int rc = -1;
+
+	if (!b)
+		return -1;
+	b += sizeof(begin) - 1;
+	end = strstr(b, "-----END CERTIFICATE-----");
+	if (!end || end == b)
+		return -1;
+	der = malloc((size_t)(end - b));
+	if (der &&
+	    sodium_base642bin(der, (size_t)(end - b), b, (size_t)(end - b), "\r\n\t ", &n, NULL,
+	                      sodium_base64_VARIANT_ORIGINAL) == 0 &&
+	    n > 0) {
+		sec_sha256_hex(der, n, hex);
+		rc = 0;
+	}
+	free(der);
+	return rc;
+}
+
+/* "sha256:AB:CD..." or hex, any case, to 64 lowercase hex digits. */
+static int lh_norm_fingerprint(const char *in, char out[65])
+{
+	size_t n = 0;
+
+	if (strncasecmp(in, "sha256:", 7) == 0)
+		in += 7;
+	for (; *in; in++) {
+		char c = *in;
+		if (c == ':')
+			continue;
+		if (c >= 'A' && c <= 'F')
+			c = (char)(c - 'A' + 'a');
+		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')) || n == 64)
+			return -1;
+		out[n++] = c;
+	}
+	out[n] = '\0';
+	return n == 64 ? 0 : -1;
+}
+
+static void lh_save_state(struct link_http *lh)
+{
+	char *b64 = sec_b64(lh->hub_pk, SEC_PK_BYTES), *text = NULL, msg[300];
+	json_t *j = b64 ? json_pack("{s:s, s:s, s:s, s:s, s:I}", "url", lh->url, "host_id",
+	                            lh->host_id, "hub_pubkey", b64, "state", lh->state,
+	                            "updated_ms", (json_int_t)clk_real_ms())
+	                : NULL;
+
+	text = j ? json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
+	if (!text || sec_write_secret(lh->json_path, text, strlen(text), msg, sizeof(msg)) < 0)
+		log_error(lh->log, "link", "cannot save what was learned at enrollment: %s",
+		          text ? msg : "out of memory");
+	free(text);
+	json_decref(j);
+	free(b64);
+}
+
+/* Reads hub.json from an earlier enrollment. A file for another hub URL is set aside: the
+ * operator pointed the agent at a new hub, which gets enrolled and pinned anew. */
+static int lh_load_state(struct link_http *lh, char *msg, size_t msglen)
+{
+	json_t *j;
+	const char *url, *host, *key, *state;
+	int rc;
+
+	if (access(lh->json_path, F_OK) < 0)
+		return 0;
+	rc = sec_check_secret_file(lh->json_path, msg, msglen);
+	if (rc < 0)
+		return rc;
+	j = json_load_file(lh->json_path, JSON_REJECT_DUPLICATES, NULL);
+	url = json_string_value(json_object_get(j, "url"));
+	host = json_string_value(json_object_get(j, "host_id"));
+	key = json_string_value(json_object_get(j, "hub_pubkey"));
+	state = json_string_value(json_object_get(j, "state"));
+	if (!url || !host || !key || !state || sec_unb64(key, lh->hub_pk, SEC_PK_BYTES) < 0) {
+		snprintf(msg, msglen,
+		         "%s is damaged: remove it to enroll again (the hub keeps this host's key, "
+		         "so the same agent.key is accepted again)",
+		         lh->json_path);
+		json_decref(j);
+		return OUTPOST_E_BAD_ARGS;
+	}
+	if (strcmp(url, lh->url) != 0) {
+		log_warn(
+		    lh->log, "link",
+		    "the hub URL changed from %s to %s: enrolling with the new hub and pinning "
+		    "its keys anew",
+		    url, lh->url);
+		if (!lh->ca && unlink(lh->pin_path) == 0)
+			log_info(lh->log, "link", "removed the old hub's pinned certificate %s",
+			         lh->pin_path);
+		json_decref(j);
+		return 0;
+	}
+	lh->have_hub_pk = 1;
+	if (strcmp(host, lh->host_id) != 0)
+		log_warn(lh->log, "link", "the host id changed from %s to %s: enrolling again",
+		         host, lh->host_id);
+	else
+		snprintf(lh->state, sizeof(lh->state), "%s", state);
+	json_decref(j);
+	return 0;
+}
+
+/* Cheap facts for enrollment when sys.facts has not answered yet; the same shape, a subset. */
+static json_t *lh_uname_facts(void)
+{
+	struct utsname u;
+
+	if (uname(&u) < 0)
+		return json_object();
+	return json_pack("{s:{s:s}, s:{s:s}, s:{s:s, s:s, s:s, s:s}}", "agent", "version",
+	                 OUTPOST_VERSION, "host", "hostname", u.nodename, "kernel", "sysname",
+	                 u.sysname, "release", u.release, "version", u.version, "machine",
+	                 u.machine);
+}
+
+/* ---- the conversation ---- */
+
+static void lh_mark_up(struct link_http *lh)
+{
+	lh->last_contact_ms = clk_real_ms();
+	if (lh->connected)
+		return;
+	lh->connected = 1;
+	lh->logged[0] = '\0';
+	if (lh->ever_connected) {
+		lh->reconnects++;
+		log_info(lh->log, "link", "connected to the hub again after %lld s",
+		         (long long)(clk_mono_ms() - lh->down_since_ms) / 1000);
+	} else {
+		log_info(lh->log, "link", "connected to the hub at %s as %s", lh->url, lh->host_id);
+	}
+	lh->ever_connected = 1;
+	if (!lh->req[LH_RESULTS])
+		lh_schedule(lh, LH_RESULTS, 0);
+}
+
+static void lh_mark_down(struct link_http *lh, const struct lh_answer *a)
+{
+	if (lh->connected) {
+		lh->connected = 0;
+		lh->down_since_ms = clk_mono_ms();
+		log_warn(lh->log, "link", "lost the hub: %s; reconnecting with backoff", a->text);
+		snprintf(lh->logged, sizeof(lh->logged), "%s", a->text);
+		lh->logged_ms = clk_mono_ms();
+		snprintf(lh->last_error, sizeof(lh->last_error), "%s", a->text);
+		return;
+	}
+	lh_problem(lh, OUTPOST_LOG_WARN, "%s", a->text);
+}
+
+static void lh_run(struct link_http *lh)
+{
+	lh->phase = LH_RUNNING;
+	lh->resume = 1;
+	lh->failures[LH_POLL] = 0;
+	lh_schedule(lh, LH_POLL, 0);
+	/* The first beat soon, but not the whole fleet in the same millisecond. */
+	lh_schedule(lh, LH_BEAT, (int64_t)randombytes_uniform(1000));
+	lh_schedule(lh, LH_RESULTS, 0);
+}
+
+/* A signed request answered unauthorized: the hub no longer takes this host's signature
+ * (revoked, or a hub that lost its database). Everything signed stops; enrollment, which needs
+ * no signature, finds out which it is and says so. */
+static void lh_reenroll(struct link_http *lh, const struct lh_answer *a)
+{
+	static const enum lh_kind signed_kinds[] = {LH_POLL, LH_BEAT, LH_RESULTS};
+
+	lh_problem(lh, OUTPOST_LOG_ERROR, "%s: enrolling again", a->text);
+	snprintf(lh->state, sizeof(lh->state), "unenrolled");
+	if (lh->connected)
+		lh->down_since_ms = clk_mono_ms();
+	lh->connected = 0;
+	lh->phase = LH_ENROLLING;
+	for (size_t i = 0; i < sizeof(signed_kinds) / sizeof(signed_kinds[0]); i++) {
+		enum lh_kind k = signed_kinds[i];
+		loop_timer_del(lh->loop, lh->timer[k]);
+		lh->timer[k] = NULL;
+		lh_req_free(lh->req[k]);
+		lh->req[k] = NULL;
+		lh->failures[k] = 0;
+	}
+	if (!lh->req[LH_ENROLL] && !lh->timer[LH_ENROLL])
+		lh_retry(lh, LH_ENROLL);
+}
+
+static void lh_on_probe(struct link_http *lh, struct lh_req *r, CURLcode rc,
+                        const struct lh_answer *a)
+{
+	char hex[65], want[65], msg[300];
+	char *pem = rc == CURLE_OK ? lh_cert_pem(r->easy) : NULL;
+
+	if (!pem || lh_pem_fingerprint(pem, hex) < 0) {
+		if (rc == CURLE_OK)
+			lh_problem(lh, OUTPOST_LOG_ERROR,
+			           "the hub at %s showed no certificate this agent can read: set "
+			           "hub.ca to the hub's certificate (its <state-dir>/hub.crt)",
+			           lh->url);
+		else
+			lh_problem(lh, OUTPOST_LOG_WARN, "%s", a->text);
+		free(pem);
+		lh_retry(lh, LH_PROBE);
+		return;
+	}
+	if (lh->fingerprint) {
+		lh_norm_fingerprint(lh->fingerprint, want);
+		if (strcmp(hex, want) != 0) {
+			lh_problem(
+			    lh, OUTPOST_LOG_ERROR,
+			    "the hub at %s shows certificate sha256:%s, not hub.fingerprint "
+			    "sha256:%s: not trusting it (a wrong address, or someone in between)",
+			    lh->url, hex, want);
+			free(pem);
+			lh->failures[LH_PROBE] = 20; /* no hurry: this needs an operator */
+			lh_retry(lh, LH_PROBE);
+			return;
+		}
+	}
+	if (sec_write_secret(lh->pin_path, pem, strlen(pem), msg, sizeof(msg)) < 0) {
+		lh_problem(lh, OUTPOST_LOG_ERROR, "cannot pin the hub's certificate: %s", msg);
+		free(pem);
+		lh_retry(lh, LH_PROBE);
+		return;
+	}
+	free(pem);
+	log_info(lh->log, "link",
+	         "pinned the hub's TLS certificate sha256:%s in %s (%s); compare it with the "
+	         "fingerprint the hub printed at its first start",
+	         hex, lh->pin_path,
+	         lh->fingerprint ? "it matches hub.fingerprint" : "trust on first use");
+	lh->failures[LH_PROBE] = 0;
+	lh->phase = LH_ENROLLING;
+	lh_schedule(lh, LH_ENROLL, 0);
+}
+
+static void lh_on_enroll(struct link_http *lh, const struct lh_answer *a)
+{
+	const char *state, *key;
+	uint8_t pk[SEC_PK_BYTES];
+
+	if (!a->ok) {
+		if (lh_code_is(a, "conflict")) {
+			snprintf(lh->state, sizeof(lh->state), "refused");
+			lh_problem(lh, OUTPOST_LOG_ERROR,
+			           "the hub knows host %s with another key: an operator must run "
+			           "'outpost hosts revoke %s' and remove it, or give this agent "
+			           "another hub.host_id (%s)",
+			           lh->host_id, lh->host_id, a->text);
+		} else if (lh_code_is(a, "forbidden")) {
+			snprintf(lh->state, sizeof(lh->state), "refused");
+			lh_problem(lh, OUTPOST_LOG_ERROR, "the hub refuses host %s (revoked?): %s",
+			           lh->host_id, a->text);
+		} else {
+			lh_problem(lh, OUTPOST_LOG_WARN, "enrollment: %s", a->text);
+		}
+		lh_retry(lh, LH_ENROLL);
+		return;
+	}
+	state = json_string_value(json_object_get(a->result, "state"));
+	key = json_string_value(json_object_get(a->result, "hub_pubkey"));
+	if (!state || !key || sec_unb64(key, pk, SEC_PK_BYTES) < 0) {
+		lh_problem(lh, OUTPOST_LOG_ERROR,
+		           "the hub's enrollment answer has no state or no valid hub_pubkey");
+		lh_retry(lh, LH_ENROLL);
+		return;
+	}
+	if (lh->have_hub_pk && sodium_memcmp(pk, lh->hub_pk, SEC_PK_BYTES) != 0) {
+		lh_problem(lh, OUTPOST_LOG_ERROR,
+		           "the hub's signing key is now ed25519:%s, not the one pinned in %s: "
+		           "refusing it. If the hub was reinstalled on purpose, remove %s and "
+		           "restart the agent",
+		           key, lh->json_path, lh->json_path);
+		lh->failures[LH_ENROLL] = 20;
+		lh_retry(lh, LH_ENROLL);
+		return;
+	}
+	if (!lh->have_hub_pk)
+		log_info(lh->log, "link", "pinned the hub's signing key ed25519:%s", key);
+	memcpy(lh->hub_pk, pk, SEC_PK_BYTES);
+	lh->have_hub_pk = 1;
+	snprintf(lh->state, sizeof(lh->state), "%s",
+	         strcmp(state, "up") == 0 || strcmp(state, "down") == 0 ? "up" : state);
+	lh_save_state(lh);
+	if (strcmp(lh->state, "up") == 0) {
+		log_info(lh->log, "link", "enrolled with %s as %s", lh->url, lh->host_id);
+		lh->failures[LH_ENROLL] = 0;
+		lh_run(lh);
+		return;
+	}
+	lh_problem(lh, OUTPOST_LOG_WARN,
+	           "enrolled as %s, state %s: waiting for an operator to run 'outpost hosts accept "
+	           "%s' (or restart this agent with a valid --token)",
+	           lh->host_id, state, lh->host_id);
+	lh_retry(lh, LH_ENROLL);
+}
+
+static void lh_on_poll(struct link_http *lh, const struct lh_answer *a)
+{
+	json_t *tasks = json_object_get(a->result, "tasks"), *t;
+	size_t i;
+
+	if (a->ok && json_is_array(tasks)) {
+		lh_mark_up(lh);
+		lh->resume = 0;
+		lh->failures[LH_POLL] = 0;
+		/* Ask again at once: the next long-poll must be waiting when the next task comes.
+		 * Scheduled before the tasks are handed in, so a result they report goes out on
+		 * the connection that is free. */
+		lh_schedule(lh, LH_POLL, 0);
+		json_array_foreach(tasks, i, t)
+		{
+			lh->tasks_received++;
+			lh->on_task(lh->arg, t);
+		}
+		return;
+	}
+	if (lh_code_is(a, "unauthorized")) {
+		lh_reenroll(lh, a);
+		return;
+	}
+	lh_mark_down(lh, a);
+	/* Tasks of an answer that was lost on the way are handed out again by resume. */
+	lh->resume = 1;
+	lh_retry(lh, LH_POLL);
+}
+
+static void lh_on_beat(struct link_http *lh, struct lh_req *r, const struct lh_answer *a)
+{
+	json_t *iv = json_object_get(a->result, "interval_ms");
+	int64_t next = lh_jitter(lh->interval_ms), wait;
+
+	if (lh_code_is(a, "unauthorized")) {
+		lh_reenroll(lh, a);
+		return;
+	}
+	if (a->ok) {
+		lh->failures[LH_BEAT] = 0;
+		lh_mark_up(lh);
+		if (json_is_integer(iv)) {
+			int64_t ms = json_integer_value(iv);
+			lh->interval_ms = ms < LH_BEAT_MIN_MS   ? LH_BEAT_MIN_MS
+			                  : ms > LH_BEAT_MAX_MS ? LH_BEAT_MAX_MS
+			                                        : ms;
+		}
+		if (r->facts) {
+			json_decref(lh->facts_sent);
+			lh->facts_sent = json_incref(r->facts);
+		}
+		next = lh_jitter(lh->interval_ms);
+	} else {
+		/* The interval, or the backoff once it is longer: beats that failed together
+		 * (a hub restart) come back spread out, not in step. */
+		wait = lh_backoff_ms(lh->failures[LH_BEAT]++);
+		if (wait > next)
+			next = wait;
+		if (a->transport || a->status >= 500)
+			lh_mark_down(lh, a);
+		else
+			lh_problem(lh, OUTPOST_LOG_WARN, "%s", a->text);
+	}
+	lh_schedule(lh, LH_BEAT, next);
+}
+
+static void lh_on_results(struct link_http *lh, struct lh_req *r, const struct lh_answer *a)
+{
+	if (lh_code_is(a, "unauthorized")) {
+		lh_reenroll(lh, a); /* the batch stays in the outbox */
+		return;
+	}
+	if (a->ok || (!a->transport && (lh_code_is(a, "bad_json") || lh_code_is(a, "bad_args") ||
+	                                lh_code_is(a, "too_large")))) {
+		if (!a->ok) {
+			/* Sending it again would be refused again, and hold up every result
+			 * behind it. */
+			lh->results_dropped += r->nresults;
+			log_error(lh->log, "link", "%s: %zu result(s) dropped", a->text,
+			          r->nresults);
+		} else {
+			lh->results_sent += r->nresults;
+			lh_mark_up(lh);
+		}
+		outbox_ack(lh->outbox, r->last_seq);
+		lh->failures[LH_RESULTS] = 0;
+		lh_schedule(lh, LH_RESULTS, 0);
+		return;
+	}
+	if (a->transport)
+		lh_mark_down(lh, a);
+	else
+		lh_problem(lh, OUTPOST_LOG_WARN, "%s", a->text);
+	lh_retry(lh, LH_RESULTS);
+}
+
+static void lh_check_done(struct link_http *lh)
+{
+	CURLMsg *m;
+	int left;
+
+	while ((m = curl_multi_info_read(lh->multi, &left))) {
+		struct lh_req *r = NULL;
+		struct lh_answer a;
+		CURLcode rc = m->data.result;
+
+		if (m->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&r);
+		if (!r)
+			continue;
+		lh->req[r->kind] = NULL;
+		lh_answer_read(lh, r, rc, &a);
+		if (a.ok)
+			log_debug(lh->log, "link", "%s: ok", lh_kind_name[r->kind]);
+		switch (r->kind) {
+		case LH_PROBE:
+			lh_on_probe(lh, r, rc, &a);
+			break;
+		case LH_ENROLL:
+			lh_on_enroll(lh, &a);
+			break;
+		case LH_POLL:
+			lh_on_poll(lh, &a);
+			break;
+		case LH_BEAT:
+			lh_on_beat(lh, r, &a);
+			break;
+		case LH_RESULTS:
+			lh_on_results(lh, r, &a);
+			break;
+		case LH_NKINDS:
+			break;
+		}
+		json_decref(a.env);
+		lh_req_free(r);
+	}
+}
+
+static char *lh_enroll_body(struct link_http *lh)
+{
+	char hostname[256] = "";
+	json_t *facts = lh->facts ? json_incref(lh->facts) : lh_uname_facts();
+	json_t *b;
+	char *text;
+
+	gethostname(hostname, sizeof(hostname) - 1);
+	b = json_pack("{s:s, s:s, s:s, s:s, s:o}", "host_id", lh->host_id, "pubkey", lh->pk_b64,
+	              "hostname", hostname, "version", OUTPOST_VERSION, "facts",
+	              facts ? facts : json_object());
+	if (b && lh->token && *lh->token)
+		json_object_set_new(b, "token", json_string(lh->token));
+	text = b ? wire_dump(b) : NULL;
+	json_decref(b);
+	return text;
+}
+
+static void lh_send(struct link_http *lh, enum lh_kind kind)
+{
+	struct buf target = BUF_INIT;
+	struct lh_req *r = NULL;
+	char *body = NULL;
+	json_t *facts = NULL, *batch = NULL;
+	int64_t last_seq = 0;
+	int rc = -1;
+
+	if (lh->req[kind] || lh->phase == LH_STOPPED)
+		return;
+	switch (kind) {
+	case LH_PROBE:
+		rc = lh_request(lh, kind, "GET", "/api/v1/health", NULL, 0, &r);
+		break;
+	case LH_ENROLL:
+		body = lh_enroll_body(lh);
+		if (body)
+			rc = lh_request(lh, kind, "POST", "/api/v1/enroll", body, 0, &r);
+		break;
+	case LH_POLL:
+		if (lh->phase != LH_RUNNING)
+			return;
+		if (buf_printf(&target, "/api/v1/agents/%s/tasks?wait=%d%s", lh->host_id,
+		               LH_POLL_WAIT_S, lh->resume ? "&resume=1" : "") == 0)
+			rc = lh_request(lh, kind, "GET", target.data, NULL, 1, &r);
+		break;
+	case LH_BEAT:
+		if (lh->phase != LH_RUNNING)
+			return;
+		if (lh->facts && !json_equal(lh->facts, lh->facts_sent))
+			facts = json_incref(lh->facts);
+		{
+			json_t *b = json_pack("{s:s}", "version", OUTPOST_VERSION);
+			if (b && facts)
+				json_object_set(b, "facts", facts);
+			body = b ? wire_dump(b) : NULL;
+			json_decref(b);
+		}
+		if (body && buf_printf(&target, "/api/v1/agents/%s/beat", lh->host_id) == 0)
+			rc = lh_request(lh, kind, "POST", target.data, body, 1, &r);
+		else
+			free(body);
+		break;
+	case LH_RESULTS:
+		if (lh->phase != LH_RUNNING || outbox_depth(lh->outbox) <= 0 ||
+		    lh->timer[LH_RESULTS])
+			return;
+		if (outbox_peek(lh->outbox, LH_RESULTS_ITEMS, LH_RESULTS_BYTES, &batch, &last_seq) <
+		    0)
+			break;
+		if (json_array_size(batch) == 0) {
+			/* Unreadable rows only: drop them. */
+			outbox_ack(lh->outbox, last_seq);
+			json_decref(batch);
+			return;
+		}
+		{
+			json_t *b = json_pack("{s:O}", "results", batch);
+			body = b ? wire_dump(b) : NULL;
+			json_decref(b);
+		}
+		if (body && buf_printf(&target, "/api/v1/agents/%s/results", lh->host_id) == 0)
+			rc = lh_request(lh, kind, "POST", target.data, body, 1, &r);
+		else
+			free(body);
+		break;
+	case LH_NKINDS:
+		return;
+	}
+	buf_free(&target);
+	if (rc < 0) {
+		json_decref(facts);
+		json_decref(batch);
+		log_error(lh->log, "link", "cannot start the %s request: out of memory",
+		          lh_kind_name[kind]);
+		lh_retry(lh, kind);
+		return;
+	}
+	r->facts = facts;
+	if (batch) {
+		r->nresults = json_array_size(batch);
+		r->last_seq = last_seq;
+		json_decref(batch);
+	}
+	lh->req[kind] = r;
+}
+
+/* ---- the interface ---- */
+
+static pthread_once_t lh_curl_once = PTHREAD_ONCE_INIT;
+static int lh_curl_rc;
+
+static void lh_curl_init(void)
+{
+	lh_curl_rc = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -1;
+}
+
+static int lh_start(struct link *l, char *msg, size_t msglen)
+{
+	struct link_http *lh = (struct link_http *)l;
+	char *path = lh_path(lh, "agent.key");
+	int created = 0, rc;
+
+	if (!path)
+		return OUTPOST_E_INTERNAL;
+	rc = sec_keyfile(path, lh->pk, lh->sk, &created, msg, msglen);
+	if (rc < 0) {
+		free(path);
+		return rc;
+	}
+	lh->pk_b64 = sec_b64(lh->pk, SEC_PK_BYTES);
+	if (!lh->pk_b64) {
+		free(path);
+		return OUTPOST_E_INTERNAL;
+	}
+	if (created)
+		log_info(lh->log, "link", "created this agent's key %s: ed25519:%s", path,
+		         lh->pk_b64);
+	free(path);
+	rc = lh_load_state(lh, msg, msglen);
+	if (rc < 0)
+		return rc;
+	if (lh->https && !lh->ca && access(lh->pin_path, F_OK) < 0) {
+		lh->phase = LH_PROBING;
+		log_info(lh->log, "link",
+		         "first contact with the hub at %s: pinning its certificate", lh->url);
+		lh_schedule(lh, LH_PROBE, 0);
+	} else if (lh->have_hub_pk && strcmp(lh->state, "up") == 0) {
+		log_info(lh->log, "link", "connecting to the hub at %s as %s", lh->url,
+		         lh->host_id);
+		lh_run(lh);
+	} else {
+		lh->phase = LH_ENROLLING;
+		log_info(lh->log, "link", "enrolling with the hub at %s as %s%s", lh->url,
+		         lh->host_id, lh->token && *lh->token ? " (with a token)" : "");
+		lh_schedule(lh, LH_ENROLL, 0);
+	}
+	return 0;
+}
+
+static void lh_stop(struct link *l)
+{
+	struct link_http *lh = (struct link_http *)l;
+
+	lh->phase = LH_STOPPED;
+	for (int k = 0; k < LH_NKINDS; k++) {
+		loop_timer_del(lh->loop, lh->timer[k]);
+		lh->timer[k] = NULL;
+		lh_req_free(lh->req[k]);
+		lh->req[k] = NULL;
+	}
+	lh->connected = 0;
+}
+
+static int lh_report(struct link *l, const json_t *result)
+{
+	struct link_http *lh = (struct link_http *)l;
+	int rc = outbox_put(lh->outbox, result);
+
+	if (rc == 0 && lh->phase == LH_RUNNING && !lh->req[LH_RESULTS] && !lh->timer[LH_RESULTS])
+		lh_schedule(lh, LH_RESULTS, 0);
+	return rc;
+}
+
+static void lh_facts(struct link *l, const json_t *facts)
+{
+	struct link_http *lh = (struct link_http *)l;
+	json_t *copy = json_deep_copy(facts);
+
+	if (copy) {
+		json_decref(lh->facts);
+		lh->facts = copy;
+	}
+}
+
+static int lh_hub_key(struct link *l, uint8_t pk[SEC_PK_BYTES])
+{
+	struct link_http *lh = (struct link_http *)l;
+
+	if (!lh->have_hub_pk)
+		return -1;
+	memcpy(pk, lh->hub_pk, SEC_PK_BYTES);
+	return 0;
+}
+
+static json_t *lh_status(struct link *l)
+{
+	struct link_http *lh = (struct link_http *)l;
+	static const char *const phases[] = {"idle", "pinning", "enrolling", "running", "stopped"};
+
+	return json_pack(
+	    "{s:s, s:s, s:s, s:s, s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:s?}", "mode", "http",
+	    "url", lh->url, "host_id", lh->host_id, "state", lh->state, "phase", phases[lh->phase],
+	    "connected", lh->connected, "reconnects", (json_int_t)lh->reconnects, "tasks_received",
+	    (json_int_t)lh->tasks_received, "results_sent", (json_int_t)lh->results_sent,
+	    "results_dropped", (json_int_t)lh->results_dropped, "outbox_depth",
+	    (json_int_t)outbox_depth(lh->outbox), "last_contact_ms",
+	    (json_int_t)lh->last_contact_ms, "last_error",
+	    lh->last_error[0] && !lh->connected ? lh->last_error : NULL);
+}
+
+static void lh_free(struct link *l)
+{
+	struct link_http *lh = (struct link_http *)l;
+
+	if (!lh)
+		return;
+	lh_stop(l);
+	if (lh->multi)
+		curl_multi_cleanup(lh->multi);
+	while (lh->socks) {
+		struct lh_sock *s = lh->socks;
+		lh->socks = s->next;
+		loop_fd_del(lh->loop, s->h);
+		free(s);
+	}
+	loop_timer_del(lh->loop, lh->curl_timer);
+	outbox_close(lh->outbox);
+	json_decref(lh->facts);
+	json_decref(lh->facts_sent);
+	sodium_memzero(lh->sk, sizeof(lh->sk));
+	free(lh->pk_b64);
+	free(lh->state_dir);
+	free(lh->url);
+	free(lh->token);
+	free(lh->ca);
+	free(lh->fingerprint);
+	free(lh->host_id);
+	free(lh->pin_path);
+	free(lh->json_path);
+	free(lh);
+}
+
+static const struct link_ops link_http_ops = {
+    .name = "http",
+    .start = lh_start,
+    .stop = lh_stop,
+    .report = lh_report,
+    .facts = lh_facts,
+    .hub_key = lh_hub_key,
+    .status = lh_status,
+    .free = lh_free,
+};
+
+static int lh_loopback(const char *host)
+{
+	struct in_addr a4;
+	struct in6_addr a6;
+	char buf[64];
+	size_t n = strlen(host);
+
+	if (strcasecmp(host, "localhost") == 0)
+		return 1;
+	if (inet_pton(AF_INET, host, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	if (n > 2 && n < sizeof(buf) && host[0] == '[' && host[n - 1] == ']') {
+		memcpy(buf, host + 1, n - 2);
+		buf[n - 2] = '\0';
+		return inet_pton(AF_INET6, buf, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
+	}
+	return 0;
+}
+
+int link_http_check_url(const char *url, char *msg, size_t msglen)
+{
+	CURLU *u = curl_url();
+	char *scheme = NULL, *host = NULL, *path = NULL, *query = NULL, *frag = NULL, *user = NULL;
+	int rc = OUTPOST_E_BAD_ARGS;
+
+	if (!u)
+		return OUTPOST_E_INTERNAL;
+	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
+		snprintf(msg, msglen, "'hub.url' %.200s is not a URL: use https://HOST:PORT", url);
+		goto out;
+	}
+	curl_url_get(u, CURLUPART_PATH, &path, 0);
+	curl_url_get(u, CURLUPART_QUERY, &query, 0);
+	curl_url_get(u, CURLUPART_FRAGMENT, &frag, 0);
+	curl_url_get(u, CURLUPART_USER, &user, 0);
+	if (strcmp(scheme, "https") != 0 && strcmp(scheme, "http") != 0)
+		snprintf(msg, msglen, "'hub.url' must start with https:// (it is %.200s)", url);
+	else if (user || query || frag || (path && strcmp(path, "/") != 0))
+		snprintf(
+		    msg, msglen,
+		    "'hub.url' is the hub's base URL, https://HOST[:PORT], without user, path, "
+		    "query or fragment (it is %.200s)",
+		    url);
+	else if (strcmp(scheme, "http") == 0 && !lh_loopback(host))
+		snprintf(msg, msglen,
+		         "'hub.url' %.200s: plain http:// is allowed only for a hub on this host "
+		         "(127.0.0.1, ::1, localhost); use https://, the hub serves TLS",
+		         url);
+	else
+		rc = 0;
+out:
+	curl_free(scheme);
+	curl_free(host);
+	curl_free(path);
+	curl_free(query);
+	curl_free(frag);
+	curl_free(user);
+	curl_url_cleanup(u);
+	return rc;
+}
+
+static char *lh_strdup(const char *s)
+{
+	return s && *s ? strdup(s) : NULL;
+}
+
+int link_http_new(const struct link_config *cfg, struct link **out, char *msg, size_t msglen)
+{
+	struct link_http *lh;
+	char fp[65];
+	size_t n;
+	int rc;
+
+	*out = NULL;
+	rc = link_http_check_url(cfg->url, msg, msglen);
+	if (rc < 0)
+		return rc;
+	if (cfg->fingerprint && *cfg->fingerprint &&
+	    lh_norm_fingerprint(cfg->fingerprint, fp) < 0) {
+		snprintf(msg, msglen,
+		         "'hub.fingerprint' must be sha256:<64 hex digits> (as the hub prints it)");
+		return OUTPOST_E_BAD_ARGS;
+	}
+	if (cfg->ca && *cfg->ca && access(cfg->ca, R_OK) < 0) {
+		snprintf(msg, msglen, "'hub.ca' %s: %s", cfg->ca, strerror(errno));
+		return OUTPOST_E_BAD_ARGS;
+	}
+	pthread_once(&lh_curl_once, lh_curl_init);
+	if (lh_curl_rc < 0) {
+		snprintf(msg, msglen, "cannot initialise libcurl");
+		return OUTPOST_E_INTERNAL;
+	}
+	lh = calloc(1, sizeof(*lh));
+	if (!lh)
+		return OUTPOST_E_INTERNAL;
+	lh->base.ops = &link_http_ops;
+	lh->loop = cfg->loop;
+	lh->log = cfg->log;
+	lh->on_task = cfg->on_task;
+	lh->arg = cfg->arg;
+	lh->interval_ms = LH_BEAT_MS;
+	for (int k = 0; k < LH_NKINDS; k++)
+		lh->slot[k] = (struct lh_slot){lh, (enum lh_kind)k};
+	lh->https = strncasecmp(cfg->url, "https:", 6) == 0;
+	snprintf(lh->state, sizeof(lh->state), "unenrolled");
+	lh->state_dir = strdup(cfg->state_dir);
+	lh->url = strdup(cfg->url);
+	lh->host_id = strdup(cfg->host_id);
+	lh->token = lh_strdup(cfg->token);
+	lh->ca = lh_strdup(cfg->ca);
+	lh->fingerprint = lh_strdup(cfg->fingerprint);
+	if (!lh->state_dir || !lh->url || !lh->host_id)
+		goto oom;
+	n = strlen(lh->url);
+	while (n > 0 && lh->url[n - 1] == '/')
+		lh->url[--n] = '\0';
+	lh->pin_path = lh_path(lh, "hub.crt");
+	lh->json_path = lh_path(lh, "hub.json");
+	if (!lh->pin_path || !lh->json_path)
+		goto oom;
+	if (outbox_open(cfg->db, cfg->log, &lh->outbox) < 0) {
+		snprintf(msg, msglen, "cannot open the result outbox in the agent's database");
+		lh_free(&lh->base);
+		return OUTPOST_E_INTERNAL;
+	}
+	lh->multi = curl_multi_init();
+	if (!lh->multi || loop_timer_add(lh->loop, LH_NEVER_MS, LH_NEVER_MS, lh_on_curl_timer, lh,
+	                                 &lh->curl_timer) < 0)
+		goto oom;
+	curl_multi_setopt(lh->multi, CURLMOPT_SOCKETFUNCTION, lh_on_socket);
+	curl_multi_setopt(lh->multi, CURLMOPT_SOCKETDATA, lh);
+	curl_multi_setopt(lh->multi, CURLMOPT_TIMERFUNCTION, lh_on_timerfn);
+	curl_multi_setopt(lh->multi, CURLMOPT_TIMERDATA, lh);
+	/* One connection holds the long-poll; beats and results share the other. */
+	curl_multi_setopt(lh->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 2L);
+	curl_multi_setopt(lh->multi, CURLMOPT_MAXCONNECTS, 2L);
+	*out = &lh->base;
+	return 0;
+oom:
+	snprintf(msg, msglen, "out of memory");
+	lh_free(&lh->base);
+	return OUTPOST_E_INTERNAL;
+}
