@@ -5,6 +5,7 @@
 #include "watch.h"
 #include "core/clk.h"
 #include "core/conf.h"
+#include "core/daemon.h"
 #include "core/db.h"
 #include "core/httpd.h"
 #include "core/loop.h"
@@ -19,51 +20,6 @@
 #include <unistd.h>
 
 #define AGENT_PRUNE_MS (3600 * 1000)
-
-static int agent_mkdirs(const char *path, char *msg, size_t msglen)
-{
-	char tmp[4096];
-	size_t n = strlen(path);
-
-	if (n == 0 || n >= sizeof(tmp)) {
-		snprintf(msg, msglen, "state directory path is empty or too long");
-		return -1;
-	}
-	memcpy(tmp, path, n + 1);
-	for (size_t i = 1; i <= n; i++) {
-		if (tmp[i] != '/' && tmp[i] != '\0')
-			continue;
-		tmp[i] = '\0';
-		if (mkdir(tmp, 0700) < 0 && errno != EEXIST) {
-			snprintf(msg, msglen, "cannot create %s: %s", tmp, strerror(errno));
-			return -1;
-		}
-		tmp[i] = i == n ? '\0' : '/';
-	}
-	return 0;
-}
-
-/* One agent per state directory: a second one would share its ledger and database. */
-static int agent_lock(struct agent *a, char *msg, size_t msglen)
-{
-	char path[4200];
-
-	snprintf(path, sizeof(path), "%s/agent.lock", a->state_dir);
-	a->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (a->lock_fd < 0) {
-		snprintf(msg, msglen, "cannot open %s: %s", path, strerror(errno));
-		return -1;
-	}
-	if (flock(a->lock_fd, LOCK_EX | LOCK_NB) < 0) {
-		snprintf(msg, msglen,
-		         "another agent is running on state directory %s (lock %s is held)",
-		         a->state_dir, path);
-		return -1;
-	}
-	if (ftruncate(a->lock_fd, 0) == 0)
-		dprintf(a->lock_fd, "%ld\n", (long)getpid());
-	return 0;
-}
 
 static void agent_prune(void *arg)
 {
@@ -154,7 +110,7 @@ int agent_new(struct loop *loop, const struct outpost_plugin *const *builtins, j
 	if (!a->conf || !a->state_dir)
 		goto fail;
 	agent_apply_log(a, conf);
-	if (agent_mkdirs(a->state_dir, msg, msglen) < 0 || agent_lock(a, msg, msglen) < 0)
+	if (daemon_state_dir(a->state_dir, "agent.lock", &a->lock_fd, msg, msglen) < 0)
 		goto fail;
 	snprintf(path, sizeof(path), "%s/agent.db", a->state_dir);
 	if (db_open(path, &a->db, msg, msglen) < 0)

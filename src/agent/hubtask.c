@@ -51,17 +51,7 @@ struct hubtask {
 
 int hubtask_host_id_ok(const char *id)
 {
-	size_t n = id ? strlen(id) : 0;
-
-	if (n == 0 || n > HUBTASK_HOST_ID_MAX || id[0] == '.' || id[0] == '-')
-		return 0;
-	for (size_t i = 0; i < n; i++) {
-		char c = id[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '.' || c == '_' || c == '-'))
-			return 0;
-	}
-	return 1;
+	return wire_host_id_ok(id);
 }
 
 int hubtask_host_id(const char *conf_id, char out[HUBTASK_HOST_ID_MAX + 1], char *msg,

@@ -38,17 +38,7 @@ static const char *const ledger_schema[] = {
 
 int ledger_id_ok(const char *id)
 {
-	size_t n = id ? strlen(id) : 0;
-
-	if (n == 0 || n > LEDGER_ID_MAX)
-		return 0;
-	for (size_t i = 0; i < n; i++) {
-		char c = id[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '.' || c == '_' || c == ':' || c == '-'))
-			return 0;
-	}
-	return 1;
+	return wire_id_ok(id);
 }
 
 int ledger_open(sqlite3 *db, const struct logger *log, struct ledger **out, int *lost)

@@ -39,6 +39,7 @@ struct cli {
 	struct client *client;     /* opened by cli_call on first use */
 	json_t *conf;              /* the config file, once read */
 	char *conf_ca;             /* its ca, resolved against the file's directory */
+	char err_code[32];         /* the hub's error code of the last failed cli_call, or "" */
 };
 
 typedef int (*cli_fn)(struct cli *c, int argc, char **argv);
@@ -91,8 +92,8 @@ int cli_usage(struct cli *c, const char *fmt, ...) __attribute__((format(printf,
 
 /* One call to the hub (see client_call). Transient failures (connection, busy, unavailable)
  * are retried for up to retry_s seconds. On failure the error is printed once, as
- * "outpost: CODE: MESSAGE", and the exit status is returned (CLI_EXIT_INTERRUPTED silently);
- * on success 0 and *result. */
+ * "outpost: CODE: MESSAGE", c->err_code gets CODE, and the exit status is returned
+ * (CLI_EXIT_INTERRUPTED silently); on success 0 and *result. */
 int cli_call(struct cli *c, const char *method, const char *path, const json_t *body, int wait_s,
              int retry_s, json_t **result);
 

@@ -391,6 +391,7 @@ int cli_call(struct cli *c, const char *method, const char *path, const json_t *
 	struct client_err err;
 
 	*result = NULL;
+	c->err_code[0] = '\0';
 	if (!c->client && (rc = cli_connect(c)) != 0)
 		return rc;
 	for (;;) {
@@ -412,6 +413,7 @@ int cli_call(struct cli *c, const char *method, const char *path, const json_t *
 		delay = delay * 2 > 5000 ? 5000 : delay * 2;
 	}
 	cli_progress(c, NULL);
+	snprintf(c->err_code, sizeof(c->err_code), "%s", err.code);
 	if (err.code[0])
 		fprintf(stderr, "outpost: %s: %s\n", err.code, err.message);
 	else

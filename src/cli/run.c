@@ -195,6 +195,10 @@ static int run_submit(struct cli *c, struct run_task *r, const char *plugin, con
 		        r->t.id);
 		return rc;
 	}
+	/* The hub makes no task for a target that matches no accepted host (not_found): for
+	 * scripts that is a host not ok, exit 1 (docs/cli.md), not a hub failure. */
+	if (rc == CLI_EXIT_HUB && strcmp(c->err_code, "not_found") == 0)
+		return CLI_EXIT_FAILED;
 	if (rc != 0)
 		return rc;
 	id = json_string_value(json_object_get(task, "id"));

@@ -1,6 +1,7 @@
 /* Config files: see conf.h. */
 #include "conf.h"
 #include "buf.h"
+#include "log.h"
 
 #include <outpost/plugin.h>
 #include <errno.h>
@@ -184,6 +185,22 @@ int conf_layer(json_t *defaults, const char *path, const char *default_path,
 	}
 	json_object_foreach((json_t *)overrides, k, v) conf_set(defaults, k, json_incref(v));
 	*out = defaults;
+	return 0;
+}
+
+int conf_check_log(const json_t *conf, char *msg, size_t msglen)
+{
+	const char *s = json_string_value(conf_get(conf, "log.level"));
+
+	if (s && log_level_parse(s) < 0) {
+		snprintf(msg, msglen, "'log.level' must be error, warn, info or debug");
+		return OUTPOST_E_BAD_ARGS;
+	}
+	s = json_string_value(conf_get(conf, "log.target"));
+	if (s && strcmp(s, "stderr") && strcmp(s, "syslog")) {
+		snprintf(msg, msglen, "'log.target' must be stderr or syslog");
+		return OUTPOST_E_BAD_ARGS;
+	}
 	return 0;
 }
 

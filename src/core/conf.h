@@ -43,6 +43,8 @@ int conf_merge(json_t *dst, const json_t *src);
  * dotted key. The caller checks the result against its schema. */
 int conf_layer(json_t *defaults, const char *path, const char *default_path,
                const json_t *overrides, json_t **out, char *msg, size_t msglen);
+/* The checks of the log section every daemon has (log.level, log.target). */
+int conf_check_log(const json_t *conf, char *msg, size_t msglen);
 /* The value at a dotted path, or NULL (borrowed). */
 json_t *conf_get(const json_t *conf, const char *path);
 /* Sets a value at a dotted path, creating sections; steals v. 0 or -1. */

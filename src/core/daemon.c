@@ -1,12 +1,34 @@
-/* Daemon start-up helpers: see daemon.h. */
+/* The daemons' shared main(): see daemon.h. */
 #include "daemon.h"
+#include "conf.h"
+#include "loop.h"
 
+#include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
-int daemon_detach(void)
+#define DAEMON_MAX_FLAGS 16
+
+struct daemon_run {
+	const struct daemon_ops *ops;
+	struct loop *loop;
+	void *obj;
+	struct logger log;
+	const char *config_path;
+	json_t *overrides; /* from flags: win over the file */
+	int sfd;
+	int stopping;
+};
+
+static int daemon_detach(void)
 {
 	pid_t pid = fork();
 	int fd;
@@ -33,7 +55,9 @@ int daemon_detach(void)
 	return 0;
 }
 
-int daemon_signalfd(void)
+/* SIGPIPE ignored; SIGTERM, SIGINT and SIGHUP blocked in this thread (so in every thread
+ * started later) and read from a signalfd on the loop instead. */
+static int daemon_signalfd(void)
 {
 	sigset_t set;
 
@@ -44,4 +68,215 @@ int daemon_signalfd(void)
 	sigaddset(&set, SIGHUP);
 	sigprocmask(SIG_BLOCK, &set, NULL);
 	return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+}
+
+int daemon_state_dir(const char *path, const char *lockname, int *lock_fd, char *msg, size_t msglen)
+{
+	char tmp[4096];
+	size_t n = strlen(path);
+
+	*lock_fd = -1;
+	if (n == 0 || n >= sizeof(tmp) - 64) {
+		snprintf(msg, msglen, "state directory path is empty or too long");
+		return -1;
+	}
+	memcpy(tmp, path, n + 1);
+	for (size_t i = 1; i <= n; i++) {
+		if (tmp[i] != '/' && tmp[i] != '\0')
+			continue;
+		tmp[i] = '\0';
+		if (mkdir(tmp, 0700) < 0 && errno != EEXIST) {
+			snprintf(msg, msglen, "cannot create %s: %s", tmp, strerror(errno));
+			return -1;
+		}
+		tmp[i] = i == n ? '\0' : '/';
+	}
+	snprintf(tmp, sizeof(tmp), "%s/%s", path, lockname);
+	*lock_fd = open(tmp, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (*lock_fd < 0) {
+		snprintf(msg, msglen, "cannot open %s: %s", tmp, strerror(errno));
+		return -1;
+	}
+	if (flock(*lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		/* "agent.lock" -> "another agent is running ..." */
+		snprintf(msg, msglen,
+		         "another %.*s is running on state directory %s (lock %s is held)",
+		         (int)strcspn(lockname, "."), lockname, path, tmp);
+		close(*lock_fd);
+		*lock_fd = -1;
+		return -1;
+	}
+	if (ftruncate(*lock_fd, 0) == 0)
+		dprintf(*lock_fd, "%ld\n", (long)getpid());
+	return 0;
+}
+
+static void daemon_usage(const struct daemon_ops *ops, FILE *f)
+{
+	fprintf(f,
+	        "usage: %s [options]\n"
+	        "  --config FILE      config file (JSON with comments; default %s if it exists)\n"
+	        "  --state-dir DIR    %s\n"
+	        "  --listen HOST:PORT %s\n",
+	        ops->name, ops->default_config, ops->state_help, ops->listen_help);
+	for (const struct daemon_flag *fl = ops->flags; fl && fl->name; fl++)
+		fprintf(f, "%s\n", fl->usage);
+	fprintf(f,
+	        "  --foreground       stay in the foreground, log to stderr\n"
+	        "  --check-config     print the effective configuration and exit (1 if invalid)\n"
+	        "  --version          print the version and exit\n");
+}
+
+/* defaults <- file <- flags, then the daemon's checks. */
+static int daemon_load_conf(struct daemon_run *d, json_t **out, char *msg, size_t msglen)
+{
+	int rc = conf_layer(d->ops->defaults(), d->config_path, d->ops->default_config,
+	                    d->overrides, out, msg, msglen);
+
+	if (rc == 0 && (rc = d->ops->check(*out, msg, msglen)) < 0) {
+		json_decref(*out);
+		*out = NULL;
+	}
+	return rc;
+}
+
+static void daemon_on_stopped(void *arg)
+{
+	struct daemon_run *d = arg;
+	loop_stop(d->loop);
+}
+
+static void daemon_on_signal(void *arg, uint32_t events)
+{
+	struct daemon_run *d = arg;
+	struct signalfd_siginfo si;
+
+	(void)events;
+	while (read(d->sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		if (si.ssi_signo == SIGHUP) {
+			json_t *conf = NULL;
+			char msg[512] = "";
+			if (daemon_load_conf(d, &conf, msg, sizeof(msg)) < 0 ||
+			    d->ops->reload(d->obj, conf, msg, sizeof(msg)) < 0)
+				log_error(&d->log, "main",
+				          "reload refused, keeping the running configuration: %s",
+				          msg);
+			json_decref(conf);
+		} else if (!d->stopping) {
+			d->stopping = 1;
+			log_info(&d->log, "main", "%s received", strsignal((int)si.ssi_signo));
+			d->ops->shutdown(d->obj, daemon_on_stopped, d);
+		} else {
+			log_warn(&d->log, "main", "second signal: stopping now");
+			loop_stop(d->loop);
+		}
+	}
+}
+
+int daemon_main(const struct daemon_ops *ops, int argc, char **argv)
+{
+	struct option opts[8 + DAEMON_MAX_FLAGS + 1] = {
+	    {"config", required_argument, NULL, 'c'}, {"state-dir", required_argument, NULL, 's'},
+	    {"listen", required_argument, NULL, 'l'}, {"foreground", no_argument, NULL, 'f'},
+	    {"check-config", no_argument, NULL, 'C'}, {"version", no_argument, NULL, 'V'},
+	    {"help", no_argument, NULL, 'h'},
+	};
+	struct daemon_run d = {.ops = ops, .sfd = -1};
+	struct loop_fd *sh = NULL;
+	int foreground = 0, check = 0, c, rc = 1, nflags = 0;
+	json_t *conf = NULL;
+	char msg[512] = "";
+
+	for (const struct daemon_flag *fl = ops->flags; fl && fl->name && nflags < DAEMON_MAX_FLAGS;
+	     fl++, nflags++)
+		opts[7 + nflags] =
+		    (struct option){fl->name, required_argument, NULL, 1000 + nflags};
+	d.overrides = json_object();
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			d.config_path = optarg;
+			break;
+		case 's':
+			json_object_set_new(d.overrides, "state_dir", json_string(optarg));
+			break;
+		case 'l':
+			json_object_set_new(d.overrides, "listen", json_string(optarg));
+			break;
+		case 'f':
+			foreground = 1;
+			break;
+		case 'C':
+			check = 1;
+			break;
+		case 'V':
+			printf("%s %s\n", ops->name, OUTPOST_VERSION);
+			json_decref(d.overrides);
+			return 0;
+		case 'h':
+			daemon_usage(ops, stdout);
+			json_decref(d.overrides);
+			return 0;
+		default:
+			if (c >= 1000 && c < 1000 + nflags) {
+				json_object_set_new(d.overrides, ops->flags[c - 1000].conf_key,
+				                    json_string(optarg));
+				break;
+			}
+			daemon_usage(ops, stderr);
+			json_decref(d.overrides);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "%s: unexpected argument '%s'\n", ops->name, argv[optind]);
+		daemon_usage(ops, stderr);
+		json_decref(d.overrides);
+		return 2;
+	}
+	if (daemon_load_conf(&d, &conf, msg, sizeof(msg)) < 0) {
+		fprintf(stderr, "%s: configuration error: %s\n", ops->name, msg);
+		goto out;
+	}
+	if (check) {
+		char *text = json_dumps(conf, JSON_INDENT(2) | JSON_SORT_KEYS);
+		printf("%s\n", text ? text : "");
+		free(text);
+		rc = 0;
+		goto out;
+	}
+	log_init(&d.log, ops->name, log_level_parse(json_string_value(conf_get(conf, "log.level"))),
+	         !foreground ||
+	                 strcmp(json_string_value(conf_get(conf, "log.target")), "syslog") == 0
+	             ? LOG_TO_SYSLOG
+	             : LOG_TO_STDERR);
+	if (!foreground && daemon_detach() < 0) {
+		fprintf(stderr, "%s: cannot daemonize: %s\n", ops->name, strerror(errno));
+		goto out;
+	}
+	d.sfd = daemon_signalfd();
+	if (d.sfd < 0 || loop_new(&d.loop) < 0 ||
+	    loop_fd_add(d.loop, d.sfd, 0x001 /* EPOLLIN */, daemon_on_signal, &d, &sh) < 0) {
+		log_error(&d.log, "main", "cannot set up the event loop: %s", strerror(errno));
+		goto out;
+	}
+	if (ops->start(d.loop, conf, &d.log, &d.obj, msg, sizeof(msg)) < 0) {
+		log_error(&d.log, "main", "cannot start: %s", msg);
+		goto out;
+	}
+	loop_run(d.loop);
+	rc = 0;
+	log_info(&d.log, "main", "stopped");
+out:
+	if (d.obj)
+		ops->free(d.obj);
+	if (d.loop) {
+		loop_fd_del(d.loop, sh);
+		loop_free(d.loop);
+	}
+	if (d.sfd >= 0)
+		close(d.sfd);
+	json_decref(conf);
+	json_decref(d.overrides);
+	return rc;
 }

@@ -143,3 +143,27 @@ int wire_check_args(const struct outpost_arg *spec, const json_t *args, char *ms
 	}
 	return 0;
 }
+
+static int wire_chars_ok(const char *s, size_t n, const char *extra)
+{
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      (c && strchr(extra, c))))
+			return 0;
+	}
+	return 1;
+}
+
+int wire_id_ok(const char *id)
+{
+	size_t n = id ? strlen(id) : 0;
+	return n >= 1 && n <= 128 && wire_chars_ok(id, n, "._:-");
+}
+
+int wire_host_id_ok(const char *id)
+{
+	size_t n = id ? strlen(id) : 0;
+	return n >= 1 && n <= 64 && id[0] != '.' && id[0] != '-' && !strstr(id, "..") &&
+	       wire_chars_ok(id, n, "._-");
+}

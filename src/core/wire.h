@@ -25,4 +25,10 @@ char *wire_dump(const json_t *v);
 int wire_check_args(const struct outpost_arg *spec, const json_t *args, char *msg, size_t msglen);
 const char *wire_arg_type_name(enum outpost_arg_type t);
 
+/* Call and task ids (ledger, tasks): 1..128 of A-Z a-z 0-9 . _ : - */
+int wire_id_ok(const char *id);
+/* Host ids: 1..64 of A-Z a-z 0-9 . _ -, not starting with . or -, no "..": safe as a path
+ * component, a label and a log field. */
+int wire_host_id_ok(const char *id);
+
 #endif

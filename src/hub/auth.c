@@ -4,6 +4,7 @@
 #include "hub_impl.h"
 #include "core/buf.h"
 #include "core/clk.h"
+#include "core/wire.h"
 #include "core/err.h"
 
 #include <stdio.h>
@@ -14,17 +15,7 @@
 
 int hub_host_id_ok(const char *id)
 {
-	size_t n = id ? strlen(id) : 0;
-
-	if (n == 0 || n > 64 || id[0] == '.' || id[0] == '-')
-		return 0;
-	for (size_t i = 0; i < n; i++) {
-		char c = id[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '.' || c == '_' || c == '-'))
-			return 0;
-	}
-	return strstr(id, "..") == NULL;
+	return wire_host_id_ok(id);
 }
 
 static struct hub_fail *auth_slot(struct hub *h, const char *peer, int create)

@@ -4,6 +4,7 @@
 #include "tls.h"
 #include "core/clk.h"
 #include "core/conf.h"
+#include "core/daemon.h"
 #include "core/loop.h"
 
 #include <errno.h>
@@ -15,42 +16,6 @@
 #include <sys/stat.h>
 #include <sodium.h>
 #include <unistd.h>
-
-static int hub_mkdir(const char *path, char *msg, size_t msglen)
-{
-	char tmp[4096];
-	size_t n = strlen(path);
-
-	if (n == 0 || n >= sizeof(tmp)) {
-		snprintf(msg, msglen, "state_dir is empty or too long");
-		return -1;
-	}
-	memcpy(tmp, path, n + 1);
-	for (size_t i = 1; i <= n; i++) {
-		if (tmp[i] != '/' && tmp[i] != '\0')
-			continue;
-		tmp[i] = '\0';
-		if (mkdir(tmp, 0700) < 0 && errno != EEXIST) {
-			snprintf(msg, msglen, "cannot create %s: %s", tmp, strerror(errno));
-			return -1;
-		}
-		tmp[i] = i == n ? '\0' : '/';
-	}
-	return 0;
-}
-
-static int hub_lock(struct hub *h, char *msg, size_t msglen)
-{
-	char path[4200];
-
-	snprintf(path, sizeof(path), "%s/hub.lock", h->state_dir);
-	h->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (h->lock_fd < 0 || flock(h->lock_fd, LOCK_EX | LOCK_NB) < 0) {
-		snprintf(msg, msglen, "another hub is running on state directory %s", h->state_dir);
-		return -1;
-	}
-	return 0;
-}
 
 /* First start: an admin token in <state>/admin.token (0600), said in the log. */
 static int hub_admin_token(struct hub *h, char *msg, size_t msglen)
@@ -145,7 +110,7 @@ int hub_new(struct loop *loop, json_t *conf, struct logger *log, struct hub **ou
 		if (level >= 0)
 			log->level = level;
 	}
-	if (hub_mkdir(h->state_dir, msg, msglen) < 0 || hub_lock(h, msg, msglen) < 0)
+	if (daemon_state_dir(h->state_dir, "hub.lock", &h->lock_fd, msg, msglen) < 0)
 		goto fail;
 	snprintf(path, sizeof(path), "%s/hub.key", h->state_dir);
 	if (sec_keyfile(path, h->pk, h->sk, &created, msg, msglen) < 0)

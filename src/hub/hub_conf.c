@@ -60,16 +60,8 @@ int hub_conf_check(const json_t *conf, char *msg, size_t msglen)
 
 	if (rc < 0)
 		return rc;
-	s = json_string_value(conf_get(conf, "log.level"));
-	if (s && log_level_parse(s) < 0) {
-		snprintf(msg, msglen, "'log.level' must be error, warn, info or debug");
-		return OUTPOST_E_BAD_ARGS;
-	}
-	s = json_string_value(conf_get(conf, "log.target"));
-	if (s && strcmp(s, "stderr") && strcmp(s, "syslog")) {
-		snprintf(msg, msglen, "'log.target' must be stderr or syslog");
-		return OUTPOST_E_BAD_ARGS;
-	}
+	if ((rc = conf_check_log(conf, msg, msglen)) < 0)
+		return rc;
 	s = json_string_value(conf_get(conf, "listen"));
 	if (!s || !*s) {
 		snprintf(msg, msglen, "'listen' must be HOST:PORT");

@@ -1,177 +1,43 @@
-/* outpost-hub: flags, config, signals; everything else is the hub library. */
+/* outpost-hub: the hub library behind the daemons' shared main(). */
 #include "hub.h"
-#include "core/conf.h"
 #include "core/daemon.h"
-#include "core/loop.h"
 
-#include <errno.h>
-#include <getopt.h>
-#include <outpost/plugin.h>
-#include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/signalfd.h>
-#include <unistd.h>
+static int hub_start(struct loop *loop, json_t *conf, struct logger *log, void **obj, char *msg,
+                     size_t msglen)
+{
+	return hub_new(loop, conf, log, (struct hub **)obj, msg, msglen);
+}
 
-#define HUB_DEFAULT_CONFIG "/etc/outpost/hub.conf"
+static int hub_reload_obj(void *obj, json_t *conf, char *msg, size_t msglen)
+{
+	return hub_reload(obj, conf, msg, msglen);
+}
 
-struct main_ctx {
-	struct loop *loop;
-	struct hub *hub;
-	struct logger log;
-	const char *config_path;
-	json_t *overrides;
-	int sfd;
-	int stopping;
+static void hub_stop(void *obj, void (*done)(void *arg), void *arg)
+{
+	hub_shutdown(obj, done, arg);
+}
+
+static void hub_free_obj(void *obj)
+{
+	hub_free(obj);
+}
+
+static const struct daemon_ops hub_daemon = {
+    .name = "outpost-hub",
+    .default_config = "/etc/outpost/hub.conf",
+    .state_help = "state directory (database, keys, certificate, admin token)",
+    .listen_help = "address for agents, the CLI and the console",
+    .flags = NULL,
+    .defaults = hub_conf_defaults,
+    .check = hub_conf_check,
+    .start = hub_start,
+    .reload = hub_reload_obj,
+    .shutdown = hub_stop,
+    .free = hub_free_obj,
 };
-
-static void usage(FILE *f)
-{
-	fprintf(f,
-	        "usage: outpost-hub [options]\n"
-	        "  --config FILE      config file (JSON with comments; default %s if it exists)\n"
-	        "  --state-dir DIR    state directory (database, keys, certificate, admin token)\n"
-	        "  --listen HOST:PORT address for agents, the CLI and the console\n"
-	        "  --foreground       stay in the foreground, log to stderr\n"
-	        "  --check-config     print the effective configuration and exit (1 if invalid)\n"
-	        "  --version          print the version and exit\n",
-	        HUB_DEFAULT_CONFIG);
-}
-
-static int main_load_conf(struct main_ctx *m, json_t **out, char *msg, size_t msglen)
-{
-	int rc = conf_layer(hub_conf_defaults(), m->config_path, HUB_DEFAULT_CONFIG, m->overrides,
-	                    out, msg, msglen);
-
-	if (rc == 0 && (rc = hub_conf_check(*out, msg, msglen)) < 0) {
-		json_decref(*out);
-		*out = NULL;
-	}
-	return rc;
-}
-
-static void main_on_stopped(void *arg)
-{
-	struct main_ctx *m = arg;
-	loop_stop(m->loop);
-}
-
-static void main_on_signal(void *arg, uint32_t events)
-{
-	struct main_ctx *m = arg;
-	struct signalfd_siginfo si;
-
-	(void)events;
-	while (read(m->sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
-		if (si.ssi_signo == SIGHUP) {
-			json_t *conf = NULL;
-			char msg[512] = "";
-			if (main_load_conf(m, &conf, msg, sizeof(msg)) < 0 ||
-			    hub_reload(m->hub, conf, msg, sizeof(msg)) < 0)
-				log_error(&m->log, "hub",
-				          "reload refused, keeping the running configuration: %s",
-				          msg);
-			json_decref(conf);
-		} else if (!m->stopping) {
-			m->stopping = 1;
-			log_info(&m->log, "hub", "%s received: stopping",
-			         strsignal((int)si.ssi_signo));
-			hub_shutdown(m->hub, main_on_stopped, m);
-		}
-	}
-}
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"config", required_argument, NULL, 'c'}, {"state-dir", required_argument, NULL, 's'},
-	    {"listen", required_argument, NULL, 'l'}, {"foreground", no_argument, NULL, 'f'},
-	    {"check-config", no_argument, NULL, 'C'}, {"version", no_argument, NULL, 'V'},
-	    {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
-	};
-	struct main_ctx m = {.sfd = -1};
-	struct loop_fd *sh = NULL;
-	int foreground = 0, check = 0, c, rc = 1;
-	json_t *conf = NULL;
-	char msg[512] = "";
-
-	m.overrides = json_object();
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		switch (c) {
-		case 'c':
-			m.config_path = optarg;
-			break;
-		case 's':
-			json_object_set_new(m.overrides, "state_dir", json_string(optarg));
-			break;
-		case 'l':
-			json_object_set_new(m.overrides, "listen", json_string(optarg));
-			break;
-		case 'f':
-			foreground = 1;
-			break;
-		case 'C':
-			check = 1;
-			break;
-		case 'V':
-			printf("outpost-hub %s\n", OUTPOST_VERSION);
-			return 0;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
-		}
-	}
-	if (optind < argc) {
-		fprintf(stderr, "outpost-hub: unexpected argument '%s'\n", argv[optind]);
-		usage(stderr);
-		return 2;
-	}
-	if (main_load_conf(&m, &conf, msg, sizeof(msg)) < 0) {
-		fprintf(stderr, "outpost-hub: configuration error: %s\n", msg);
-		goto out;
-	}
-	if (check) {
-		char *text = json_dumps(conf, JSON_INDENT(2) | JSON_SORT_KEYS);
-		printf("%s\n", text ? text : "");
-		free(text);
-		rc = 0;
-		goto out;
-	}
-	log_init(
-	    &m.log, "outpost-hub", log_level_parse(json_string_value(conf_get(conf, "log.level"))),
-	    !foreground || strcmp(json_string_value(conf_get(conf, "log.target")), "syslog") == 0
-	        ? LOG_TO_SYSLOG
-	        : LOG_TO_STDERR);
-	if (!foreground && daemon_detach() < 0) {
-		fprintf(stderr, "outpost-hub: cannot daemonize: %s\n", strerror(errno));
-		goto out;
-	}
-	m.sfd = daemon_signalfd();
-	if (m.sfd < 0 || loop_new(&m.loop) < 0 ||
-	    loop_fd_add(m.loop, m.sfd, 0x001 /* EPOLLIN */, main_on_signal, &m, &sh) < 0) {
-		log_error(&m.log, "hub", "cannot set up the event loop: %s", strerror(errno));
-		goto out;
-	}
-	if (hub_new(m.loop, conf, &m.log, &m.hub, msg, sizeof(msg)) < 0) {
-		log_error(&m.log, "hub", "cannot start: %s", msg);
-		goto out;
-	}
-	loop_run(m.loop);
-	rc = 0;
-	log_info(&m.log, "hub", "stopped");
-out:
-	hub_free(m.hub);
-	if (m.loop) {
-		loop_fd_del(m.loop, sh);
-		loop_free(m.loop);
-	}
-	if (m.sfd >= 0)
-		close(m.sfd);
-	json_decref(conf);
-	json_decref(m.overrides);
-	return rc;
+	return daemon_main(&hub_daemon, argc, argv);
 }

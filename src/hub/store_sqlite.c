@@ -1500,6 +1500,28 @@ static int sq_task_list(struct store *base, int limit, json_t **tasks)
 	return 0;
 }
 
+/* The rows of ST_TAKE or ST_RESUME (?1 host, ?2 now, ?3 limit) as unsigned task items. */
+static int rows_to_items(struct sq *s, enum st which, const char *host_id, int64_t now_ms,
+                         int limit, json_t *arr)
+{
+	sqlite3_stmt *st = stmt(s, which);
+	int rc = 0;
+
+	bind_str(st, 1, host_id);
+	sqlite3_bind_int64(st, 2, now_ms);
+	sqlite3_bind_int(st, 3, limit);
+	while (rc == 0 && (rc = next(st)) == 1) {
+		json_t *t =
+		    json_pack("{s:{s:s, s:s, s:s, s:s, s:o, s:I, s:I, s:I}}", "task", "task_id",
+		              col_str(st, 0), "host_id", host_id, "plugin", col_str(st, 1), "op",
+		              col_str(st, 2), "args", col_json(st, 3), "timeout_ms", col_int(st, 4),
+		              "issued_ms", (json_int_t)now_ms, "expires_ms", col_int(st, 5));
+		rc = t && json_array_append_new(arr, t) == 0 ? 0 : OUTPOST_E_INTERNAL;
+	}
+	sqlite3_reset(st);
+	return rc;
+}
+
 static int sq_task_take(struct store *base, const char *host_id, int64_t now_ms, int limit,
                         json_t **items)
 {
@@ -1515,19 +1537,7 @@ static int sq_task_take(struct store *base, const char *host_id, int64_t now_ms,
 	if (!(arr = json_array()))
 		return OUTPOST_E_INTERNAL;
 	/* Read first: most polls find nothing and need no write transaction. */
-	st = stmt(s, ST_TAKE);
-	bind_str(st, 1, host_id);
-	sqlite3_bind_int64(st, 2, now_ms);
-	sqlite3_bind_int(st, 3, limit);
-	while (rc == 0 && (rc = next(st)) == 1) {
-		json_t *t =
-		    json_pack("{s:{s:s, s:s, s:s, s:s, s:o, s:I, s:I, s:I}}", "task", "task_id",
-		              col_str(st, 0), "host_id", host_id, "plugin", col_str(st, 1), "op",
-		              col_str(st, 2), "args", col_json(st, 3), "timeout_ms", col_int(st, 4),
-		              "issued_ms", (json_int_t)now_ms, "expires_ms", col_int(st, 5));
-		rc = t && json_array_append_new(arr, t) == 0 ? 0 : OUTPOST_E_INTERNAL;
-	}
-	sqlite3_reset(st);
+	rc = rows_to_items(s, ST_TAKE, host_id, now_ms, limit, arr);
 	if (rc < 0 || json_array_size(arr) == 0)
 		goto out;
 	if ((rc = tx_begin(s)) < 0)
@@ -1567,7 +1577,6 @@ static int sq_task_resume(struct store *base, const char *host_id, int64_t now_m
                           json_t **items)
 {
 	struct sq *s = sq_of(base);
-	sqlite3_stmt *st;
 	json_t *arr;
 	int rc = 0;
 
@@ -1576,18 +1585,7 @@ static int sq_task_resume(struct store *base, const char *host_id, int64_t now_m
 		return OUTPOST_E_BAD_ARGS;
 	if (!(arr = json_array()))
 		return OUTPOST_E_INTERNAL;
-	st = stmt(s, ST_RESUME);
-	bind_str(st, 1, host_id);
-	sqlite3_bind_int(st, 3, limit);
-	while (rc == 0 && (rc = next(st)) == 1) {
-		json_t *t =
-		    json_pack("{s:{s:s, s:s, s:s, s:s, s:o, s:I, s:I, s:I}}", "task", "task_id",
-		              col_str(st, 0), "host_id", host_id, "plugin", col_str(st, 1), "op",
-		              col_str(st, 2), "args", col_json(st, 3), "timeout_ms", col_int(st, 4),
-		              "issued_ms", (json_int_t)now_ms, "expires_ms", col_int(st, 5));
-		rc = t && json_array_append_new(arr, t) == 0 ? 0 : OUTPOST_E_INTERNAL;
-	}
-	sqlite3_reset(st);
+	rc = rows_to_items(s, ST_RESUME, host_id, now_ms, limit, arr);
 	if (rc < 0) {
 		json_decref(arr);
 		return rc;

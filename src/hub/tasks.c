@@ -21,17 +21,7 @@ static const char *const fact_keys[] = {"id",         "hostname", "state", "vers
 
 static int task_id_ok(const char *id)
 {
-	size_t n = id ? strlen(id) : 0;
-
-	if (n == 0 || n > 128)
-		return 0;
-	for (size_t i = 0; i < n; i++) {
-		char c = id[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '.' || c == '_' || c == ':' || c == '-'))
-			return 0;
-	}
-	return 1;
+	return wire_id_ok(id);
 }
 
 static int name_ok(const char *s)
@@ -336,10 +326,17 @@ void tasks_api_create(void *ctx, struct httpd_req *req)
 	v = json_object_get(body, "expires_in_ms");
 	expires_in = v ? (json_is_integer(v) ? json_integer_value(v) : -1)
 	               : json_integer_value(conf_get(h->conf, "tasks.default_expiry_ms"));
-	if (timeout < 1 || timeout > 86400000L || expires_in < 1000 ||
-	    expires_in > 30L * 86400000) {
-		httpd_respond_error(req, OUTPOST_E_BAD_ARGS,
-		                    "timeout_ms is 1 ms to 1 day; expires_in_ms 1 s to 30 days");
+	/* One message per field: the caller learns which one to fix. */
+	if (timeout < 1 || timeout > 86400000L) {
+		httpd_respond_error(
+		    req, OUTPOST_E_BAD_ARGS,
+		    "timeout_ms must be an integer from 1 (1 ms) to 86400000 (1 day)");
+		goto out;
+	}
+	if (expires_in < 1000 || expires_in > 30L * 86400000) {
+		httpd_respond_error(
+		    req, OUTPOST_E_BAD_ARGS,
+		    "expires_in_ms must be an integer from 1000 (1 s) to 2592000000 (30 days)");
 		goto out;
 	}
 	v = json_object_get(body, "max_failures");

@@ -1,0 +1,690 @@
+"""A fleet on loopback: a real outpost-hub, three or more real outpost-agents linked to it, and
+the real outpost CLI driving them the way an operator would (docs/cli.md): enrollment and
+acceptance, run / cp / call across hosts, hosts that stop and come back, repeated task ids,
+revocation, rolling batches, cancel, bad input. Last, a hostile hub (a small fake written
+here, speaking docs/protocol.md) hands a real agent forged, re-targeted, expired and replayed
+tasks, which it must refuse whatever carried them.
+
+Commands run on the hosts append "$PPID" to a marker file: the parent of the command is the
+agent that ran it, so the marker says which host ran it, and how often."""
+import base64
+import hashlib
+import json
+import os
+import re
+import socket
+import stat
+import threading
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from conftest import CLI_BIN, HUB_BIN
+
+# Fast liveness: a host is down 2 s after its last beat. The agent beats every 1 s +-20 %
+# (the shortest interval it takes, whatever the hub asks), so an up host never looks down.
+HUB_CONF = {"agents": {"beat_ms": 500, "missed_beats": 4}}
+WEB = ("web-1", "web-2", "web-3")
+
+
+def wait_for(fn, timeout=15, step=0.05, what="a condition"):
+    """Polls fn until it returns something true; returns that, or fails after timeout s.
+    what: text for the failure, or a function giving it then."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = fn()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %ss waiting for %s" %
+                                 (timeout, what() if callable(what) else what))
+        time.sleep(step)
+
+
+def cmd_line(marker):
+    """argv for `outpost run`: appends the running agent's pid to marker."""
+    return ["--", "sh", "-c", 'echo "$PPID" >> %s' % marker]
+
+
+def marker_pids(path):
+    try:
+        with open(path) as f:
+            return [int(x) for x in f.read().split()]
+    except FileNotFoundError:
+        return []
+
+
+class Fleet:
+    """A hub, its CLI, and agents by host id."""
+
+    def __init__(self, hub, agent_factory, tmp_path):
+        self.hub = hub
+        self._agent = agent_factory
+        self.tmp = tmp_path
+        self.agents = {}
+        # One directory the web hosts may write with file.put (docs/plugins/file.md).
+        self.files = tmp_path / "files"
+        self.files.mkdir(exist_ok=True)
+        self.marker = str(tmp_path / "marker")
+
+    def cli(self, *args, **kw):
+        return self.hub.cli(*args, **kw)
+
+    def ok(self, *args, **kw):
+        p = self.cli(*args, **kw)
+        assert p.returncode == 0, "outpost %s: exit %d\n%s%s" % (" ".join(args), p.returncode,
+                                                                  p.stdout, p.stderr)
+        return p
+
+    def token(self, labels="role=web"):
+        p = self.ok("token", "create", "--enroll", "--ttl", "10m", "--labels", labels)
+        return p.stdout.strip()
+
+    def add(self, host_id, token=None, name=None, roots=None):
+        """Starts an agent for host_id (enrolling with token, if any). name: another agent
+        under the same id, with its own state dir (not kept in self.agents)."""
+        conf = {"hub": {"url": self.hub.url, "ca": self.hub.ca, "host_id": host_id},
+                "plugins": {"file": {"roots": [str(r) for r in roots or [self.files]]}}}
+        if token:
+            conf["hub"]["token"] = token
+        a = self._agent(conf, name=name or host_id)
+        if name is None:
+            self.agents[host_id] = a
+        return a
+
+    def hosts(self):
+        p = self.ok("--json", "hosts", "ls")
+        return {h["id"]: h for h in p.json}
+
+    def state(self, host_id):
+        h = self.hosts().get(host_id)
+        return h["state"] if h else None
+
+    def wait_states(self, want, timeout=15):
+        """Waits until every host of want ({id: state}) is in its state."""
+        seen = {}
+
+        def check():
+            hosts = self.hosts()
+            seen.update((h, hosts.get(h, {}).get("state")) for h in want)
+            return seen == want
+        wait_for(check, timeout, what=lambda: "hosts %s (they are %s)" % (want, seen))
+
+    def wait_state(self, host_id, state, timeout=15):
+        self.wait_states({host_id: state}, timeout)
+
+    def task(self, task_id):
+        return self.ok("--json", "tasks", "show", task_id).json
+
+    def rows(self, task_id):
+        return {r["host_id"]: r for r in self.task(task_id)["hosts"]}
+
+    def pid(self, host_id):
+        return self.agents[host_id].proc.pid
+
+
+@pytest.fixture
+def fleet(hub, agent, tmp_path):
+    """fleet(n=3) -> Fleet with web-1..web-n enrolled with a role=web token, all up."""
+    if not os.access(CLI_BIN, os.X_OK) or not os.access(HUB_BIN, os.X_OK):
+        pytest.skip("build the hub and the CLI first (ninja -C build)")
+
+    def make(n=3):
+        f = Fleet(hub(HUB_CONF), agent, tmp_path)
+        tok = f.token()
+        for i in range(1, n + 1):
+            f.add("web-%d" % i, tok)
+        f.wait_states({"web-%d" % i: "up" for i in range(1, n + 1)})
+        return f
+
+    return make
+
+
+def table(text):
+    """The rows of a CLI table as lists of cells, without the header row."""
+    return [line.split() for line in text.splitlines()[1:] if line.strip()]
+
+
+# ---- 1. enrollment ----
+
+
+def test_enroll_token_makes_hosts_up_with_its_labels(fleet):
+    f = fleet()
+    rows = {r[0]: r for r in table(f.ok("hosts", "ls").stdout)}
+    assert sorted(rows) == list(WEB)
+    for h in WEB:
+        assert rows[h][2] == "up" and rows[h][-1] == "role=web", rows[h]
+    # The selector a user would type finds them by the token's label.
+    p = f.ok("--json", "hosts", "ls", "-t", "role=web")
+    assert sorted(h["id"] for h in p.json) == list(WEB)
+    assert all(h["labels"] == {"role": "web"} for h in p.json)
+    # The token: the secret alone on stdout, what it is on stderr.
+    p = f.ok("token", "create", "--enroll", "--labels", "role=db,dc=sh")
+    assert re.fullmatch(r"ope_[A-Za-z0-9_-]+\n", p.stdout), p.stdout
+    assert "shown only this once" in p.stderr
+
+
+def test_enroll_without_token_waits_for_accept_and_reject_removes(fleet):
+    f = fleet()
+    db1, db2 = f.add("db-1"), f.add("db-2")
+    f.wait_states({"db-1": "pending", "db-2": "pending"})
+    db1.wait_log("waiting for an operator to run 'outpost hosts accept db-1'")
+    # Pending hosts get no tasks: not through '*', not by name.
+    p = f.cli("run", "-t", "*", *cmd_line(f.marker))
+    assert p.returncode == 0, p.stderr
+    assert "3 hosts, 3 ok" in p.stdout and "db-" not in p.stdout
+    p = f.cli("run", "-t", "db-1", *cmd_line(f.marker))
+    assert p.returncode == 1, (p.returncode, p.stderr)  # docs/cli.md: matched no host
+    assert "target 'db-1' matches no accepted host" in p.stderr
+    assert db1.proc.pid not in marker_pids(f.marker)
+
+    p = f.ok("hosts", "accept", "db-1")
+    assert p.stdout == "db-1: up\n"
+    db1.wait_log("enrolled with %s as db-1" % f.hub.url, timeout=20)
+    f.wait_state("db-1", "up")
+    p = f.ok("run", "-t", "db-1", *cmd_line(f.marker))
+    assert p.stdout.startswith("db-1: ok, exit 0")
+    assert marker_pids(f.marker).count(db1.proc.pid) == 1
+
+    # Reject removes a pending host. It does not ban it (revoke does): an agent still
+    # running would enroll again and be listed pending again, so it is stopped first.
+    db2.stop()
+    p = f.ok("hosts", "reject", "db-2")
+    assert p.stdout == "db-2: rejected\n"
+    assert "db-2" not in f.hosts()
+    p = f.cli("hosts", "show", "db-2")
+    assert p.returncode == 3 and "not_found" in p.stderr
+
+
+# ---- 2. run, cp, call ----
+
+
+def test_run_everywhere_shows_every_host(fleet):
+    f = fleet()
+    name = socket.gethostname()
+    p = f.ok("run", "-t", "*", "--", "uname", "-n")
+    for h in WEB:
+        assert "%s: ok, exit 0" % h in p.stdout
+    assert p.stdout.count("\n    %s\n" % name) == 3, p.stdout
+    assert re.search(r"^task cli-[0-9a-f]{32}: 3 hosts, 3 ok in ", p.stdout, re.M), p.stdout
+
+    p = f.ok("run", "-t", "*", "--json", "--", "uname", "-n")
+    task = p.json
+    assert task["state"] == "done" and task["total"] == 3
+    assert task["counts"]["ok"] == 3 and task["args"] == {"argv": ["uname", "-n"]}
+    assert sorted(r["host_id"] for r in task["hosts"]) == list(WEB)
+    for r in task["hosts"]:
+        assert r["state"] == "ok"
+        res = r["response"]["result"]
+        assert res["exit_code"] == 0 and res["stdout"] == name + "\n", r
+
+
+def test_run_failing_on_one_host_exits_1_and_names_it(fleet):
+    f = fleet()
+    # Fails only where the parent (the agent) is web-2.
+    p = f.cli("run", "-t", "*", "--", "sh", "-c", '[ "$PPID" != %d ]' % f.pid("web-2"))
+    assert p.returncode == 1, (p.stdout, p.stderr)
+    assert "web-2: failed, exit 1" in p.stdout
+    assert "web-1: ok, exit 0" in p.stdout and "web-3: ok, exit 0" in p.stdout
+    assert "3 hosts, 2 ok, 1 failed" in p.stdout
+    assert p.stdout.rstrip().endswith("not ok: web-2")
+
+
+def test_cp_puts_the_file_on_the_targeted_hosts(fleet):
+    f = fleet()
+    db_files = f.tmp / "db-files"
+    db_files.mkdir()
+    f.add("db-1", f.token("role=db"), roots=[db_files])
+    f.wait_state("db-1", "up")
+    local = f.tmp / "app.ini"
+    content = b"[app]\nworkers = 4\n# \xc3\xa9t\xc3\xa9\n"
+    local.write_bytes(content)
+    remote = f.files / "conf" / "app.ini"
+
+    p = f.ok("cp", "-t", "role=web", "--mode", "0640", "--make-dirs", "--id", "cp-1",
+             str(local), str(f.files / "conf") + "/")
+    for h in WEB:
+        assert re.search(r"^%s: ok, (changed|unchanged) \(%d bytes, mode 0640" %
+                         (h, len(content)), p.stdout, re.M), p.stdout
+    assert "db-1" not in p.stdout
+    assert remote.read_bytes() == content
+    assert stat.S_IMODE(os.stat(remote).st_mode) == 0o640
+    assert not any(db_files.iterdir())
+    sha = hashlib.sha256(content).hexdigest()
+    rows = f.rows("cp-1")
+    assert sorted(rows) == list(WEB)
+    for r in rows.values():
+        res = r["response"]["result"]
+        assert res["sha256"] == sha and res["mode"] == "0640" and res["size"] == len(content)
+    # Again: every host finds the file already right.
+    p = f.ok("cp", "-t", "role=web", str(local), str(remote))
+    assert p.stdout.count(": ok, unchanged") == 3, p.stdout
+
+
+def test_call_sys_facts_on_one_host(fleet):
+    f = fleet()
+    p = f.ok("call", "-t", "web-1", "sys.facts")
+    assert p.stdout.startswith("web-1: ok")
+    assert '"release": "%s"' % os.uname().release in p.stdout
+    assert "1 host, 1 ok" in p.stdout
+    p = f.ok("--json", "call", "-t", "web-1", "sys.facts")
+    (row,) = p.json["hosts"]
+    assert row["host_id"] == "web-1" and p.json["plugin"] == "sys" and p.json["op"] == "facts"
+    assert row["response"]["result"]["kernel"]["release"] == os.uname().release
+    assert row["response"]["result"]["host"]["hostname"] == socket.gethostname()
+
+
+# ---- 3. hosts that stop and come back ----
+
+
+def test_stopped_host_gets_the_task_when_it_is_back(fleet):
+    f = fleet()
+    old = f.pid("web-2")
+    assert f.agents["web-2"].stop() == 0
+    p = f.ok("run", "-t", "*", "--id", "while-down", "--no-wait", *cmd_line(f.marker))
+    assert p.stdout == "while-down\n"
+    # The running hosts finish; the stopped one's share waits for it.
+    def others_done():
+        rows = f.rows("while-down")
+        return rows if rows["web-1"]["state"] == rows["web-3"]["state"] == "ok" else None
+    rows = wait_for(others_done, what="web-1 and web-3 ok")
+    assert rows["web-2"]["state"] in ("queued", "sent"), rows["web-2"]
+    assert f.task("while-down")["state"] == "running"
+    assert sorted(marker_pids(f.marker)) == sorted([f.pid("web-1"), f.pid("web-3")])
+
+    f.agents["web-2"].start()
+    p = f.cli("tasks", "wait", "while-down", timeout=30)
+    assert p.returncode == 0, (p.stdout, p.stderr)
+    assert "3 hosts, 3 ok" in p.stdout and "web-2: ok, exit 0" in p.stdout
+    pids = marker_pids(f.marker)
+    assert len(pids) == 3 and f.pid("web-2") in pids and old not in pids
+
+
+def test_task_expires_for_a_host_that_stays_down(fleet):
+    f = fleet()
+    down = f.agents["web-3"]
+    old = down.proc.pid
+    assert down.stop() == 0
+    p = f.cli("run", "-t", "*", "--expires", "2s", "--id", "short-lived", *cmd_line(f.marker),
+              timeout=30)
+    assert p.returncode == 1, (p.stdout, p.stderr)
+    assert "web-3: expired" in p.stdout
+    assert "3 hosts, 2 ok, 1 expired" in p.stdout and p.stdout.rstrip().endswith("not ok: web-3")
+    assert f.rows("short-lived")["web-3"]["state"] == "expired"
+    # Back later, the host does not run it (the hub does not hand it out; the agent would
+    # refuse it as expired anyway).
+    down.start()
+    f.ok("run", "-t", "web-3", "--", "true")
+    assert sorted(marker_pids(f.marker)) == sorted([f.pid("web-1"), f.pid("web-2")])
+    assert old not in marker_pids(f.marker) and down.proc.pid not in marker_pids(f.marker)
+
+
+# ---- 4. ids ----
+
+
+def test_repeated_task_id_does_not_run_twice(fleet):
+    f = fleet()
+    first = f.ok("run", "-t", "*", "--id", "deploy-42", *cmd_line(f.marker))
+    assert "3 hosts, 3 ok" in first.stdout
+    again = f.ok("run", "-t", "*", "--id", "deploy-42", *cmd_line(f.marker))
+    assert "task deploy-42: 3 hosts, 3 ok" in again.stdout
+    # Even another command under the same id follows the first task.
+    other = f.ok("--json", "run", "-t", "*", "--id", "deploy-42", "--", "sh", "-c",
+                 "echo other >> %s" % f.marker)
+    assert other.json["args"] == {"argv": cmd_line(f.marker)[1:]}
+    assert sorted(marker_pids(f.marker)) == sorted(f.pid(h) for h in WEB)
+    ids = [t["id"] for t in f.ok("--json", "tasks", "ls").json]
+    assert ids.count("deploy-42") == 1
+
+
+# ---- 5. revocation ----
+
+
+def test_revoked_host_is_refused_and_its_id_not_reenrolled(fleet):
+    f = fleet()
+    web2 = f.agents["web-2"]
+    p = f.ok("hosts", "revoke", "web-2")
+    assert p.stdout == "web-2: revoked\n"
+    assert f.state("web-2") == "revoked"
+    # Its next signed request (a beat, within a second) is refused; it goes back to
+    # enrollment, which is refused too, and its log says why.
+    web2.wait_log("HTTP 401 unauthorized: this host was revoked", timeout=5)
+    web2.wait_log("the hub refuses host web-2 (revoked?)", timeout=5)
+    assert web2.get("/v1/health").result["hub"]["state"] == "refused"
+    p = f.ok("run", "-t", "*", *cmd_line(f.marker))
+    assert "2 hosts, 2 ok" in p.stdout and "web-2" not in p.stdout
+    p = f.cli("run", "-t", "web-2", *cmd_line(f.marker))
+    assert p.returncode == 1 and "matches no accepted host" in p.stderr, (p.returncode, p.stderr)
+    assert web2.proc.pid not in marker_pids(f.marker)
+
+    # A new agent (new key) under the revoked id, even with a valid token: refused.
+    key = re.search(r"created this agent's key \S+: ed25519:(\S+)", web2.log()).group(1)
+    assert f.ok("--json", "hosts", "show", "web-2").json["pubkey"] == key
+    impostor = f.add("web-2", f.token(), name="web-2-new-key")
+    impostor.wait_log("the hub refuses host web-2 (revoked?)", timeout=10)
+    impostor.wait_log("host id web-2 was revoked")
+    assert "enrolled with" not in impostor.log()
+    after = f.ok("--json", "hosts", "show", "web-2").json
+    assert after["state"] == "revoked"
+    assert after["pubkey"] == key
+    p = f.ok("run", "-t", "*", *cmd_line(f.marker))
+    assert "2 hosts, 2 ok" in p.stdout
+    assert impostor.proc.pid not in marker_pids(f.marker)
+
+
+# ---- 6. rolling batches ----
+
+
+def test_rolling_batch_stops_at_the_first_failure(fleet):
+    f = fleet()
+    p = f.cli("run", "-t", "*", "--batch", "1", "--max-failures", "0", "--id", "roll-bad",
+              "--", "sh", "-c", 'echo "$PPID" >> %s; exit 1' % f.marker)
+    assert p.returncode == 1, (p.stdout, p.stderr)
+    assert "3 hosts, 0 ok, 1 failed, 2 cancelled" in p.stdout
+    assert len(re.findall(r"^web-\d: failed, exit 1", p.stdout, re.M)) == 1, p.stdout
+    assert len(re.findall(r"^web-\d: cancelled", p.stdout, re.M)) == 2, p.stdout
+    rows = f.rows("roll-bad")
+    (failed,) = [h for h, r in rows.items() if r["state"] == "failed"]
+    assert marker_pids(f.marker) == [f.pid(failed)]
+
+
+def test_rolling_batch_runs_everywhere_one_at_a_time(fleet):
+    f = fleet()
+    p = f.ok("run", "-t", "*", "--batch", "1", "--max-failures", "0", "--id", "roll-ok",
+             *cmd_line(f.marker))
+    assert "3 hosts, 3 ok" in p.stdout
+    rows = sorted(f.rows("roll-ok").values(), key=lambda r: r["started_ms"])
+    assert [r["state"] for r in rows] == ["ok"] * 3
+    for prev, nxt in zip(rows, rows[1:]):
+        assert nxt["started_ms"] >= prev["finished_ms"], rows
+    assert sorted(marker_pids(f.marker)) == sorted(f.pid(h) for h in WEB)
+
+
+# ---- 7. cancel ----
+
+
+def test_cancel_a_task_queued_for_a_down_host(fleet):
+    f = fleet()
+    web3 = f.agents["web-3"]
+    old = web3.proc.pid
+    assert web3.stop() == 0
+    f.wait_state("web-3", "down")
+    f.ok("run", "-t", "web-3", "--id", "never", "--no-wait", *cmd_line(f.marker))
+    p = f.ok("tasks", "cancel", "never")
+    assert p.stdout.startswith("never: ") and "1 hosts cancelled" in p.stdout, p.stdout
+    assert f.rows("never")["web-3"]["state"] == "cancelled"
+    p = f.cli("tasks", "wait", "never")
+    assert p.returncode == 1 and "web-3: cancelled" in p.stdout, (p.stdout, p.stderr)
+    # Back, it does not run the cancelled task; it does run the next one.
+    web3.start()
+    f.ok("run", "-t", "web-3", "--", "true")
+    assert marker_pids(f.marker) == []
+    assert old != web3.proc.pid
+
+
+# ---- 8. bad input ----
+
+
+def test_bad_selectors_and_arguments_say_what_is_wrong(fleet):
+    f = fleet()
+    before = len(f.ok("--json", "tasks", "ls").json)
+    cases = [
+        (("run", "-t", "role=web and", *cmd_line(f.marker)), 3, "bad_args: at column 13"),
+        (("run", "-t", "role=web and (dc=sh", *cmd_line(f.marker)), 3, "at column"),
+        (("run", "-t", "colour=red", *cmd_line(f.marker)), 3, "unknown key 'colour'"),
+        (("hosts", "ls", "-t", "role=="), 3, "bad_args: target: at column 6"),
+        (("run", "-t", "*", "--timeout", "2d", *cmd_line(f.marker)), 3,
+         "bad_args: timeout_ms must be"),
+        (("run", "-t", "*", "--expires", "60d", *cmd_line(f.marker)), 3,
+         "bad_args: expires_in_ms must be"),
+        (("run", "-t", "*", "--timeout", "5x", *cmd_line(f.marker)), 2, "--timeout: '5x'"),
+        (("run", "-t", "*", "--batch", "0", *cmd_line(f.marker)), 2, "--batch: '0'"),
+        (("run", "-t", "*", "--id", "../x", *cmd_line(f.marker)), 2, "--id: '../x'"),
+        (("call", "-t", "*", "sys"), 2, "PLUGIN.OP"),
+        (("call", "-t", "*", "sys.facts", "n:=nope"), 2, "argument 'n': invalid JSON"),
+        (("call", "-t", "*", "sys.facts", "a=1", "a=2"), 2, "argument 'a' is given twice"),
+        (("hosts", "accept", "nosuch"), 3, "not_found"),
+        (("tasks", "show", "nosuch"), 3, "not_found"),
+    ]
+    for args, code, text in cases:
+        p = f.cli(*args)
+        assert p.returncode == code, (args, p.returncode, p.stdout, p.stderr)
+        assert text in p.stderr, (args, p.stderr)
+        assert p.stderr.startswith("outpost: "), (args, p.stderr)
+    assert marker_pids(f.marker) == []
+    assert len(f.ok("--json", "tasks", "ls").json) == before
+    # An argument the op refuses reaches the host, which names it.
+    p = f.cli("call", "-t", "web-1", "file.stat", "path:=5")
+    assert p.returncode == 1, (p.stdout, p.stderr)
+    assert re.search(r"^web-1: failed: bad_args: .*path", p.stdout, re.M), p.stdout
+
+
+# ---- 9. a hostile hub ----
+
+
+def b64(raw):
+    return base64.b64encode(raw).decode()
+
+
+def canonical(task):
+    """jansson's JSON_COMPACT | JSON_SORT_KEYS, for ASCII text (docs/protocol.md)."""
+    return json.dumps(task, separators=(",", ":"), sort_keys=True)
+
+
+class FakeHub:
+    """Just enough of docs/protocol.md to enroll a real agent and hand it tasks: enroll (with
+    this fake's own signing key), beat, the tasks long-poll and results, over plain HTTP on
+    loopback. It checks every signed request of the agent the way the hub does, so what the
+    test sees is what the real agent sends."""
+
+    def __init__(self):
+        import nacl.signing
+        self.nacl = nacl
+        self.key = nacl.signing.SigningKey.generate()
+        self.cond = threading.Condition()
+        self.queue = []
+        self.results = {}     # task_id -> every result the agent sent, in order
+        self.agent_keys = {}  # host_id -> the key it enrolled with
+        self.problems = []    # requests that were not signed as the protocol says
+        self.polls = 0
+        self.enroll_key = self.key  # the hub_pubkey enrollment answers with
+        self.refuse_polls = False   # answer long-polls 'unauthorized' (back to enrollment)
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                fake.handle(self, "GET")
+
+            def do_POST(self):
+                fake.handle(self, "POST")
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        with self.cond:
+            self.cond.notify_all()
+        self.server.shutdown()
+        self.server.server_close()
+
+    # -- the wire --
+
+    def reply(self, rq, status, result=None, code=None, message=None):
+        env = {"ok": True, "result": result} if code is None else \
+            {"ok": False, "error": {"code": code, "message": message}}
+        body = json.dumps(env).encode()
+        try:
+            rq.send_response(status)
+            rq.send_header("Content-Type", "application/json")
+            rq.send_header("Content-Length", str(len(body)))
+            rq.end_headers()
+            rq.wfile.write(body)
+        except OSError:
+            pass  # the agent went away (a long-poll at its shutdown)
+
+    def check_signature(self, rq, method, host_id, body):
+        key = self.agent_keys.get(host_id)
+        hdr_host = rq.headers.get("X-Outpost-Host")
+        t = rq.headers.get("X-Outpost-Time", "")
+        sig = rq.headers.get("X-Outpost-Signature", "")
+        msg = "%s\n%s\n%s\n%s" % (method, rq.path, t, hashlib.sha256(body).hexdigest())
+        try:
+            if key is None or hdr_host != host_id or abs(int(t) - time.time() * 1000) > 300000:
+                raise ValueError("host %r time %r" % (hdr_host, t))
+            key.verify(msg.encode(), base64.b64decode(sig))
+            return True
+        except (ValueError, self.nacl.exceptions.BadSignatureError) as e:
+            self.problems.append("%s %s: %s" % (method, rq.path, e))
+            return False
+
+    def handle(self, rq, method):
+        n = int(rq.headers.get("Content-Length") or 0)
+        body = rq.rfile.read(n) if n else b""
+        url = urllib.parse.urlsplit(rq.path)
+        parts = url.path.split("/")
+        if url.path == "/api/v1/health":
+            return self.reply(rq, 200, {"version": "fake"})
+        if method == "POST" and url.path == "/api/v1/enroll":
+            e = json.loads(body)
+            self.agent_keys[e["host_id"]] = self.nacl.signing.VerifyKey(
+                base64.b64decode(e["pubkey"]))
+            return self.reply(rq, 200, {"host_id": e["host_id"], "state": "up",
+                                        "hub_pubkey": b64(self.enroll_key.verify_key.encode())})
+        if len(parts) != 6 or parts[:4] != ["", "api", "v1", "agents"]:
+            return self.reply(rq, 404, code="not_found", message="no route")
+        host_id, verb = parts[4], parts[5]
+        if not self.check_signature(rq, method, host_id, body):
+            return self.reply(rq, 401, code="unauthorized", message="bad signature")
+        if method == "GET" and verb == "tasks" and self.refuse_polls:
+            return self.reply(rq, 401, code="unauthorized", message="who are you?")
+        if method == "GET" and verb == "tasks":
+            with self.cond:
+                self.polls += 1
+                self.cond.notify_all()
+                # Hold the long-poll a little (the agent asks again at once).
+                self.cond.wait_for(lambda: self.queue, timeout=1.0)
+                tasks, self.queue = self.queue, []
+            return self.reply(rq, 200, {"tasks": tasks})
+        if method == "POST" and verb == "beat":
+            return self.reply(rq, 200, {"interval_ms": 1000})
+        if method == "POST" and verb == "results":
+            results = json.loads(body)["results"]
+            with self.cond:
+                for r in results:
+                    self.results.setdefault(r["task_id"], []).append(r)
+                self.cond.notify_all()
+            return self.reply(rq, 200, {"accepted": len(results)})
+        return self.reply(rq, 404, code="not_found", message="no route")
+
+    # -- tasks --
+
+    def task(self, task_id, host_id, script, expires_in_ms=60000):
+        now = int(time.time() * 1000)
+        return {"task_id": task_id, "host_id": host_id, "plugin": "exec", "op": "run",
+                "args": {"script": script}, "timeout_ms": 10000, "issued_ms": now,
+                "expires_ms": now + expires_in_ms}
+
+    def sign(self, task, key=None):
+        sig = (key or self.key).sign(canonical(task).encode()).signature
+        return {"task": task, "sig": b64(sig)}
+
+    def hand(self, signed):
+        with self.cond:
+            self.queue.append(signed)
+            self.cond.notify_all()
+
+    def final(self, task_id, count=1, timeout=10):
+        """The count-th final result of task_id."""
+        def get():
+            with self.cond:
+                done = [r for r in self.results.get(task_id, []) if r["state"] != "running"]
+            return done[count - 1] if len(done) >= count else None
+        return wait_for(get, timeout, what="a final result of %s" % task_id)
+
+
+@pytest.fixture
+def fake_hub():
+    pytest.importorskip("nacl.signing", reason="python3-nacl (sh scripts/deps.sh)")
+    f = FakeHub()
+    yield f
+    f.close()
+
+
+def test_hostile_hub_cannot_make_the_agent_run_what_it_did_not_sign(fake_hub, agent, tmp_path):
+    import nacl.signing
+    fh = fake_hub
+    a = agent({"hub": {"url": fh.url, "host_id": "victim-1"}})
+    wait_for(lambda: fh.polls > 0, 10, what="the agent's first long-poll")
+    a.wait_log("pinned the hub's signing key ed25519:%s" % b64(fh.key.verify_key.encode()))
+    mark = {k: tmp_path / ("ran-" + k) for k in "abcdefg"}
+
+    def script(k):
+        return "echo ran >> %s" % mark[k]
+
+    # (a) Control: signed with the key the agent pinned, for this host: it runs, once.
+    control = fh.sign(fh.task("t-control", "victim-1", script("a")))
+    fh.hand(control)
+    r = fh.final("t-control")
+    assert r["state"] == "ok", r
+    assert mark["a"].read_text() == "ran\n"
+    first_response = r["response"]
+
+    # (b) Forged: signed by another key.
+    other = nacl.signing.SigningKey.generate()
+    fh.hand(fh.sign(fh.task("t-forged", "victim-1", script("b")), key=other))
+    # (b') Tampered: a valid signature, then the arguments changed.
+    tampered = fh.sign(fh.task("t-tampered", "victim-1", "true"))
+    tampered["task"]["args"]["script"] = script("f")
+    fh.hand(tampered)
+    # (c) Re-targeted: validly signed, for another host.
+    fh.hand(fh.sign(fh.task("t-retarget", "victim-2", script("c"))))
+    # (d) Expired a second ago.
+    fh.hand(fh.sign(fh.task("t-expired", "victim-1", script("d"), expires_in_ms=-1000)))
+    want = {"t-forged": ("refused", "the signature does not verify with the pinned hub key"),
+            "t-tampered": ("refused", "the signature does not verify with the pinned hub key"),
+            "t-retarget": ("refused", "the task is for host 'victim-2', this is 'victim-1'"),
+            "t-expired": ("expired", "it expired at")}
+    for tid, (state, why) in want.items():
+        r = fh.final(tid)
+        assert r["state"] == state, (tid, r)
+        assert r["response"]["ok"] is False and why in r["response"]["error"]["message"], r
+        a.wait_log("%s task %s: %s" % (state, tid, why))
+
+    # (e) Replay of the control task: its stored result, not a second run.
+    fh.hand(control)
+    r = fh.final("t-control", count=2)
+    assert r["state"] == "ok" and r["response"] == first_response, r
+    a.wait_log("task t-control (exec.run) ok (its stored result, not run again)")
+
+    # A forged task cannot burn the id of a real one: the real one still runs.
+    fh.hand(fh.sign(fh.task("t-later", "victim-1", "true"), key=other))
+    assert fh.final("t-later")["state"] == "refused"
+    fh.hand(fh.sign(fh.task("t-later", "victim-1", script("g"))))
+    assert fh.final("t-later", count=2)["state"] == "ok"
+
+    assert mark["a"].read_text() == "ran\n"
+    assert mark["g"].read_text() == "ran\n"
+    for k in "bcdf":
+        assert not mark[k].exists(), k
+    assert a.metric("outpost_agent_hub_tasks_refused_total") == 5
+    assert a.metric("outpost_agent_hub_tasks_replayed_total") == 1
+    # Every request the agent made was signed as docs/protocol.md says.
+    assert fh.problems == []
+
+    # A hub that sends the agent back to enrollment to slip it another signing key: refused.
+    fh.enroll_key = other
+    fh.refuse_polls = True
+    a.wait_log("the hub's signing key is now ed25519:%s, not the one pinned" %
+               b64(other.verify_key.encode()))
+    assert json.load(open(os.path.join(a.state_dir, "hub.json")))["hub_pubkey"] == \
+        b64(fh.key.verify_key.encode())
