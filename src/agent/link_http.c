@@ -1,8 +1,7 @@
-/* The embedded link (docs/agent-link.md): HTTPS to one hub through libcurl's multi interface
- * on the agent's own loop. curl tells us which sockets to watch and when to wake it
- * (CURLMOPT_SOCKETFUNCTION, CURLMOPT_TIMERFUNCTION); loop fds and one loop timer call
- * curl_multi_socket_action back. No thread of ours, no blocking call, so thousands of links
- * can share one loop (outpost-sim).
+/* The embedded link (docs/agent-link.md): HTTPS to one hub through our own HTTP client
+ * (core/hclient.c: GnuTLS, which libmicrohttpd loads anyway) on the agent's own loop, at most two
+ * kept-alive connections: the long-poll holds one, beats and results share the other. No thread
+ * of ours, no blocking call, so thousands of links can share one loop (outpost-sim).
  *
  * Requests, one of each kind at most in flight: probe (first-use TLS pinning), enroll, poll
  * (the long-poll for tasks), beat, results. Each kind that fails waits with full jitter
@@ -12,20 +11,18 @@
 #include "outbox.h"
 #include "core/buf.h"
 #include "core/clk.h"
+#include "core/hclient.h"
 #include "core/loop.h"
 #include "core/wire.h"
 
 #include <arpa/inet.h>
-#include <curl/curl.h>
 #include <errno.h>
 #include <outpost/plugin.h>
-#include <pthread.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -33,8 +30,6 @@
 #define LH_POLL_WAIT_S 30
 #define LH_CONNECT_TIMEOUT_S 10
 #define LH_TIMEOUT_S 30
-#define LH_LOW_SPEED_BYTES 64 /* slower than this for LH_LOW_SPEED_S: give up */
-#define LH_LOW_SPEED_S 20
 #define LH_BACKOFF_BASE_MS 500
 #define LH_BACKOFF_MAX_MS 60000
 #define LH_BEAT_MS 5000
@@ -43,7 +38,6 @@
 #define LH_RESULTS_ITEMS 64
 #define LH_RESULTS_BYTES (1u << 20)
 #define LH_LOG_REPEAT_MS (10 * 60 * 1000) /* the same problem is logged again after this */
-#define LH_NEVER_MS (24LL * 3600 * 1000)
 
 enum lh_kind { LH_PROBE, LH_ENROLL, LH_POLL, LH_BEAT, LH_RESULTS, LH_NKINDS };
 static const char *const lh_kind_name[LH_NKINDS] = {"probe", "enroll", "poll", "beat", "results"};
@@ -56,23 +50,13 @@ struct link_http;
 struct lh_req {
 	struct link_http *lh;
 	enum lh_kind kind;
-	CURL *easy;
-	struct curl_slist *headers;
+	struct hclient_req *http; /* NULL once answered */
+	char *headers[6];         /* NULL-terminated */
+	size_t nheaders;
 	char *body;
-	struct buf resp;
-	int too_large;
 	int64_t last_seq; /* results: the outbox rows this batch carries */
 	size_t nresults;
 	json_t *facts; /* beat: the facts it carries */
-	char errbuf[CURL_ERROR_SIZE];
-};
-
-/* A socket curl asked us to watch. */
-struct lh_sock {
-	struct link_http *lh;
-	curl_socket_t fd;
-	struct loop_fd *h;
-	struct lh_sock *next;
 };
 
 /* The argument of the timer of one kind of request. */
@@ -101,9 +85,7 @@ struct link_http {
 	int https;
 	link_task_fn on_task;
 	void *arg;
-	CURLM *multi;
-	struct loop_timer *curl_timer;
-	struct lh_sock *socks;
+	struct hclient *http;
 	struct outbox *outbox;
 	uint8_t pk[SEC_PK_BYTES], sk[SEC_SK_BYTES];
 	char *pk_b64;
@@ -212,139 +194,35 @@ static void lh_on_timer(void *arg)
 	lh_send(slot->lh, slot->kind);
 }
 
-/* ---- curl on our loop ---- */
-
-static void lh_check_done(struct link_http *lh);
-
-static void lh_on_fd(void *arg, uint32_t events)
-{
-	struct lh_sock *s = arg;
-	struct link_http *lh = s->lh; /* s may be freed inside socket_action */
-	curl_socket_t fd = s->fd;
-	int flags = 0, running;
-
-	if (events & EPOLLIN)
-		flags |= CURL_CSELECT_IN;
-	if (events & EPOLLOUT)
-		flags |= CURL_CSELECT_OUT;
-	if (events & (EPOLLERR | EPOLLHUP))
-		flags |= CURL_CSELECT_ERR;
-	curl_multi_socket_action(lh->multi, fd, flags, &running);
-	lh_check_done(lh);
-}
-
-static int lh_on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
-{
-	struct link_http *lh = userp;
-	struct lh_sock *s = socketp;
-	uint32_t ev = 0;
-
-	(void)easy;
-	if (what == CURL_POLL_REMOVE) {
-		if (s) {
-			loop_fd_del(lh->loop, s->h);
-			for (struct lh_sock **pp = &lh->socks; *pp; pp = &(*pp)->next)
-				if (*pp == s) {
-					*pp = s->next;
-					break;
-				}
-			free(s);
-			curl_multi_assign(lh->multi, fd, NULL);
-		}
-		return 0;
-	}
-	if (what & CURL_POLL_IN)
-		ev |= EPOLLIN;
-	if (what & CURL_POLL_OUT)
-		ev |= EPOLLOUT;
-	if (s)
-		return loop_fd_mod(lh->loop, s->h, ev) < 0 ? -1 : 0;
-	s = calloc(1, sizeof(*s));
-	if (!s)
-		return -1;
-	s->lh = lh;
-	s->fd = fd;
-	if (loop_fd_add(lh->loop, fd, ev, lh_on_fd, s, &s->h) < 0) {
-		free(s);
-		return -1;
-	}
-	s->next = lh->socks;
-	lh->socks = s;
-	curl_multi_assign(lh->multi, fd, s);
-	return 0;
-}
-
-static void lh_on_curl_timer(void *arg)
-{
-	struct link_http *lh = arg;
-	int running;
-
-	/* Periodic with a day's period: it fires again only when curl asks (reset below). */
-	loop_timer_reset(lh->loop, lh->curl_timer, LH_NEVER_MS);
-	curl_multi_socket_action(lh->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-	lh_check_done(lh);
-}
-
-static int lh_on_timerfn(CURLM *multi, long timeout_ms, void *userp)
-{
-	struct link_http *lh = userp;
-
-	(void)multi;
-	/* Never call curl back from here; 0 means "soon", which the next turn is. */
-	loop_timer_reset(lh->loop, lh->curl_timer,
-	                 timeout_ms < 0   ? LH_NEVER_MS
-	                 : timeout_ms < 1 ? 1
-	                                  : timeout_ms);
-	return 0;
-}
-
 /* ---- requests ---- */
 
 static void lh_req_free(struct lh_req *r)
 {
 	if (!r)
 		return;
-	if (r->easy) {
-		curl_multi_remove_handle(r->lh->multi, r->easy);
-		curl_easy_cleanup(r->easy);
-	}
-	curl_slist_free_all(r->headers);
+	hclient_cancel(r->http);
+	for (size_t i = 0; i < r->nheaders; i++)
+		free(r->headers[i]);
 	free(r->body);
-	buf_free(&r->resp);
 	json_decref(r->facts);
 	free(r);
-}
-
-static size_t lh_on_write(char *p, size_t size, size_t n, void *arg)
-{
-	struct lh_req *r = arg;
-	size_t len = size * n;
-
-	if (r->resp.len + len > LH_MAX_RESPONSE) {
-		r->too_large = 1;
-		return 0;
-	}
-	return buf_append(&r->resp, p, len) < 0 ? 0 : len;
 }
 
 static int lh_header(struct lh_req *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int lh_header(struct lh_req *r, const char *fmt, ...)
 {
 	struct buf b = BUF_INIT;
-	struct curl_slist *l;
 	va_list ap;
 	int rc;
 
+	if (r->nheaders + 1 >= sizeof(r->headers) / sizeof(r->headers[0]))
+		return -1;
 	va_start(ap, fmt);
 	rc = buf_vprintf(&b, fmt, ap);
 	va_end(ap);
 	if (rc < 0)
 		return -1;
-	l = curl_slist_append(r->headers, b.data);
-	buf_free(&b);
-	if (!l)
-		return -1;
-	r->headers = l;
+	r->headers[r->nheaders++] = buf_steal(&b);
 	return 0;
 }
 
@@ -371,15 +249,20 @@ static int lh_sign(struct link_http *lh, struct lh_req *r, const char *method, c
 	return rc ? -1 : 0;
 }
 
+static void lh_on_done(void *arg, const struct hclient_response *resp);
+
 /* Starts a transfer. body: JSON text, stolen (NULL: none). */
 static int lh_request(struct link_http *lh, enum lh_kind kind, const char *method,
                       const char *target, char *body, int is_signed, struct lh_req **out)
 {
 	struct lh_req *r = calloc(1, sizeof(*r));
-	struct buf url = BUF_INIT;
-	long timeout = kind == LH_POLL ? LH_POLL_WAIT_S + 15 : LH_TIMEOUT_S;
-	long low_speed = kind == LH_POLL ? LH_POLL_WAIT_S + 10 : LH_LOW_SPEED_S;
-	CURL *e;
+	struct hclient_request rq = {
+	    .method = method,
+	    .target = target,
+	    .body = body,
+	    .body_len = body ? strlen(body) : 0,
+	    .timeout_ms = (kind == LH_POLL ? LH_POLL_WAIT_S + 15 : LH_TIMEOUT_S) * 1000LL,
+	};
 
 	*out = NULL;
 	if (!r) {
@@ -389,103 +272,54 @@ static int lh_request(struct link_http *lh, enum lh_kind kind, const char *metho
 	r->lh = lh;
 	r->kind = kind;
 	r->body = body;
-	r->easy = e = curl_easy_init();
-	if (!e || buf_printf(&url, "%s%s", lh->url, target) < 0)
-		goto fail;
-	if (lh_header(r, "Accept: application/json") < 0 || lh_header(r, "Expect:") < 0 ||
+	if (lh_header(r, "Accept: application/json") < 0 ||
 	    (body && lh_header(r, "Content-Type: application/json") < 0) ||
 	    (is_signed && lh_sign(lh, r, method, target) < 0))
 		goto fail;
-	curl_easy_setopt(e, CURLOPT_URL, url.data);
-	curl_easy_setopt(e, CURLOPT_PRIVATE, r);
-	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, lh->https ? "https" : "http");
-	curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, lh->https ? "https" : "http");
-	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, (long)LH_CONNECT_TIMEOUT_S);
-	curl_easy_setopt(e, CURLOPT_TIMEOUT, timeout);
-	curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, (long)LH_LOW_SPEED_BYTES);
-	curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, low_speed);
-	curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)LH_MAX_RESPONSE);
-	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-	curl_easy_setopt(e, CURLOPT_TCP_KEEPIDLE, 30L);
-	curl_easy_setopt(e, CURLOPT_TCP_KEEPINTVL, 15L);
-	curl_easy_setopt(e, CURLOPT_USERAGENT, "outpost-agent/" OUTPOST_VERSION);
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, lh_on_write);
-	curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
-	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
-	curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
-	if (strcmp(method, "POST") == 0) {
-		curl_easy_setopt(e, CURLOPT_POST, 1L);
-		curl_easy_setopt(e, CURLOPT_POSTFIELDS, body ? body : "");
-		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
-		                 (curl_off_t)(body ? strlen(body) : 0));
-	}
-	if (lh->https) {
-		curl_easy_setopt(e, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
-		if (kind == LH_PROBE) {
-			/* First use: take the certificate to pin it; send nothing secret. */
-			curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
-			curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
-			curl_easy_setopt(e, CURLOPT_CERTINFO, 1L);
-			curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
-		} else {
-			/* Only our anchor: never the system store (and its memory). A pinned
-			 * certificate is the hub's identity whatever name reaches it, so the name
-			 * is checked only against a real CA. */
-			curl_easy_setopt(e, CURLOPT_CAINFO, lh->ca ? lh->ca : lh->pin_path);
-			curl_easy_setopt(e, CURLOPT_CAPATH, NULL);
-			curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
-			curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, lh->ca ? 2L : 0L);
-		}
-	}
-	if (curl_multi_add_handle(lh->multi, e) != CURLM_OK)
+	rq.headers = (const char *const *)r->headers;
+	/* First use: a connection of its own, to take the certificate and pin it; nothing
+	 * secret goes on it. */
+	if (kind == LH_PROBE)
+		rq.flags = HCLIENT_PEER_CERT | HCLIENT_FRESH;
+	if (hclient_request(lh->http, &rq, lh_on_done, r, &r->http) < 0)
 		goto fail;
-	buf_free(&url);
 	*out = r;
 	return 0;
 fail:
-	buf_free(&url);
-	if (r->easy) {
-		curl_easy_cleanup(r->easy);
-		r->easy = NULL;
-	}
 	lh_req_free(r);
 	return -1;
 }
 
-static void lh_answer_read(struct link_http *lh, struct lh_req *r, CURLcode rc, struct lh_answer *a)
+static void lh_answer_read(struct link_http *lh, struct lh_req *r,
+                           const struct hclient_response *resp, struct lh_answer *a)
 {
 	char msg[200];
 	json_t *err;
 
 	memset(a, 0, sizeof(*a));
-	curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &a->status);
-	if (rc != CURLE_OK) {
+	a->status = (long)resp->status;
+	if (resp->err) {
 		a->transport = 1;
-		if (r->too_large || rc == CURLE_FILESIZE_EXCEEDED)
+		if (resp->err == OUTPOST_E_TOO_LARGE)
 			snprintf(a->text, sizeof(a->text),
-			         "the hub's answer to %s is over %u MiB: dropped",
-			         lh_kind_name[r->kind], LH_MAX_RESPONSE >> 20);
-		else if (rc == CURLE_PEER_FAILED_VERIFICATION && !lh->ca)
+			         "the hub's answer to %s is over %u MiB: dropped (%s)",
+			         lh_kind_name[r->kind], LH_MAX_RESPONSE >> 20, resp->errmsg);
+		else if (resp->err == OUTPOST_E_FORBIDDEN && !lh->ca)
 			snprintf(
 			    a->text, sizeof(a->text),
 			    "the hub's TLS certificate is not the one pinned in %s: if the hub was "
 			    "reinstalled on purpose, remove %s and %s and restart the agent (%s)",
-			    lh->pin_path, lh->pin_path, lh->json_path,
-			    r->errbuf[0] ? r->errbuf : curl_easy_strerror(rc));
-		else if (rc == CURLE_PEER_FAILED_VERIFICATION)
+			    lh->pin_path, lh->pin_path, lh->json_path, resp->errmsg);
+		else if (resp->err == OUTPOST_E_FORBIDDEN)
 			snprintf(a->text, sizeof(a->text),
 			         "the hub's TLS certificate does not verify against hub.ca %s (%s)",
-			         lh->ca, r->errbuf[0] ? r->errbuf : curl_easy_strerror(rc));
+			         lh->ca, resp->errmsg);
 		else
 			snprintf(a->text, sizeof(a->text), "cannot reach the hub at %s: %s",
-			         lh->url, r->errbuf[0] ? r->errbuf : curl_easy_strerror(rc));
+			         lh->url, resp->errmsg);
 		return;
 	}
-	if (wire_parse(r->resp.data ? r->resp.data : "", r->resp.len, 64, &a->env, msg,
-	               sizeof(msg)) < 0 ||
+	if (wire_parse(resp->body, resp->body_len, 64, &a->env, msg, sizeof(msg)) < 0 ||
 	    !json_is_object(a->env)) {
 		snprintf(a->text, sizeof(a->text),
 		         "the hub answered %s with HTTP %ld and no JSON envelope: is %s an Outpost "
@@ -514,19 +348,6 @@ static int lh_code_is(const struct lh_answer *a, const char *code)
 
 /* ---- state on disk ---- */
 
-/* The PEM of the first certificate of the chain the probe saw (caller frees), or NULL. */
-static char *lh_cert_pem(CURL *e)
-{
-	struct curl_certinfo *ci = NULL;
-
-	if (curl_easy_getinfo(e, CURLINFO_CERTINFO, &ci) != CURLE_OK || !ci || ci->num_of_certs < 1)
-		return NULL;
-	for (struct curl_slist *s = ci->certinfo[0]; s; s = s->next)
-		if (strncmp(s->data, "Cert:", 5) == 0)
-			return strdup(s->data + 5);
-	return NULL;
-}
-
 /* sha256 of the certificate's DER, as the hub prints it at its first start. */
 static int lh_pem_fingerprint(const char *pem, char hex[65])
 {
@@ -552,27 +373,6 @@ static int lh_pem_fingerprint(const char *pem, char hex[65])
 	}
 	free(der);
 	return rc;
-}
-
-/* "sha256:AB:CD..." or hex, any case, to 64 lowercase hex digits. */
-static int lh_norm_fingerprint(const char *in, char out[65])
-{
-	size_t n = 0;
-
-	if (strncasecmp(in, "sha256:", 7) == 0)
-		in += 7;
-	for (; *in; in++) {
-		char c = *in;
-		if (c == ':')
-			continue;
-		if (c >= 'A' && c <= 'F')
-			c = (char)(c - 'A' + 'a');
-		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')) || n == 64)
-			return -1;
-		out[n++] = c;
-	}
-	out[n] = '\0';
-	return n == 64 ? 0 : -1;
 }
 
 static void lh_save_state(struct link_http *lh)
@@ -724,14 +524,14 @@ static void lh_reenroll(struct link_http *lh, const struct lh_answer *a)
 		lh_retry(lh, LH_ENROLL);
 }
 
-static void lh_on_probe(struct link_http *lh, struct lh_req *r, CURLcode rc,
+static void lh_on_probe(struct link_http *lh, const struct hclient_response *resp,
                         const struct lh_answer *a)
 {
 	char hex[65], want[65], msg[300];
-	char *pem = rc == CURLE_OK ? lh_cert_pem(r->easy) : NULL;
+	char *pem = !resp->err && resp->peer_cert_pem ? strdup(resp->peer_cert_pem) : NULL;
 
 	if (!pem || lh_pem_fingerprint(pem, hex) < 0) {
-		if (rc == CURLE_OK)
+		if (!resp->err)
 			lh_problem(lh, OUTPOST_LOG_ERROR,
 			           "the hub at %s showed no certificate this agent can read: set "
 			           "hub.ca to the hub's certificate (its <state-dir>/hub.crt)",
@@ -743,7 +543,7 @@ static void lh_on_probe(struct link_http *lh, struct lh_req *r, CURLcode rc,
 		return;
 	}
 	if (lh->fingerprint) {
-		lh_norm_fingerprint(lh->fingerprint, want);
+		hclient_pin_parse(lh->fingerprint, want);
 		if (strcmp(hex, want) != 0) {
 			lh_problem(
 			    lh, OUTPOST_LOG_ERROR,
@@ -763,6 +563,8 @@ static void lh_on_probe(struct link_http *lh, struct lh_req *r, CURLcode rc,
 		return;
 	}
 	free(pem);
+	/* From now on every connection must show exactly this certificate. */
+	hclient_set_pin(lh->http, hex);
 	log_info(lh->log, "link",
 	         "pinned the hub's TLS certificate sha256:%s in %s (%s); compare it with the "
 	         "fingerprint the hub printed at its first start",
@@ -931,47 +733,38 @@ static void lh_on_results(struct link_http *lh, struct lh_req *r, const struct l
 	lh_retry(lh, LH_RESULTS);
 }
 
-static void lh_check_done(struct link_http *lh)
+static void lh_on_done(void *arg, const struct hclient_response *resp)
 {
-	CURLMsg *m;
-	int left;
+	struct lh_req *r = arg;
+	struct link_http *lh = r->lh;
+	struct lh_answer a;
 
-	while ((m = curl_multi_info_read(lh->multi, &left))) {
-		struct lh_req *r = NULL;
-		struct lh_answer a;
-		CURLcode rc = m->data.result;
-
-		if (m->msg != CURLMSG_DONE)
-			continue;
-		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&r);
-		if (!r)
-			continue;
-		lh->req[r->kind] = NULL;
-		lh_answer_read(lh, r, rc, &a);
-		if (a.ok)
-			log_debug(lh->log, "link", "%s: ok", lh_kind_name[r->kind]);
-		switch (r->kind) {
-		case LH_PROBE:
-			lh_on_probe(lh, r, rc, &a);
-			break;
-		case LH_ENROLL:
-			lh_on_enroll(lh, &a);
-			break;
-		case LH_POLL:
-			lh_on_poll(lh, &a);
-			break;
-		case LH_BEAT:
-			lh_on_beat(lh, r, &a);
-			break;
-		case LH_RESULTS:
-			lh_on_results(lh, r, &a);
-			break;
-		case LH_NKINDS:
-			break;
-		}
-		json_decref(a.env);
-		lh_req_free(r);
+	r->http = NULL; /* answered: the client let go of it */
+	lh->req[r->kind] = NULL;
+	lh_answer_read(lh, r, resp, &a);
+	if (a.ok)
+		log_debug(lh->log, "link", "%s: ok", lh_kind_name[r->kind]);
+	switch (r->kind) {
+	case LH_PROBE:
+		lh_on_probe(lh, resp, &a);
+		break;
+	case LH_ENROLL:
+		lh_on_enroll(lh, &a);
+		break;
+	case LH_POLL:
+		lh_on_poll(lh, &a);
+		break;
+	case LH_BEAT:
+		lh_on_beat(lh, r, &a);
+		break;
+	case LH_RESULTS:
+		lh_on_results(lh, r, &a);
+		break;
+	case LH_NKINDS:
+		break;
 	}
+	json_decref(a.env);
+	lh_req_free(r);
 }
 
 static char *lh_enroll_body(struct link_http *lh)
@@ -1082,12 +875,36 @@ static void lh_send(struct link_http *lh, enum lh_kind kind)
 
 /* ---- the interface ---- */
 
-static pthread_once_t lh_curl_once = PTHREAD_ONCE_INIT;
-static int lh_curl_rc;
-
-static void lh_curl_init(void)
+/* Pins the certificate saved at first use: every connection must show exactly it (its DER's
+ * sha256), whatever name reaches the hub. */
+static int lh_load_pin(struct link_http *lh, char *msg, size_t msglen)
 {
-	lh_curl_rc = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -1;
+	char hex[65], *pem = NULL;
+	size_t len = 0;
+	FILE *f = fopen(lh->pin_path, "re");
+	int rc = OUTPOST_E_BAD_ARGS;
+
+	if (!f) {
+		snprintf(msg, msglen, "cannot read the pinned hub certificate %s: %s", lh->pin_path,
+		         strerror(errno));
+		return rc;
+	}
+	pem = calloc(1, 65537);
+	if (pem)
+		len = fread(pem, 1, 65536, f);
+	fclose(f);
+	if (!pem)
+		return OUTPOST_E_INTERNAL;
+	pem[len] = '\0';
+	if (lh_pem_fingerprint(pem, hex) < 0 || hclient_set_pin(lh->http, hex) < 0)
+		snprintf(msg, msglen,
+		         "%s holds no certificate: remove it to pin the hub's certificate again "
+		         "on the next contact",
+		         lh->pin_path);
+	else
+		rc = 0;
+	free(pem);
+	return rc;
 }
 
 static int lh_start(struct link *l, char *msg, size_t msglen)
@@ -1115,6 +932,11 @@ static int lh_start(struct link *l, char *msg, size_t msglen)
 	rc = lh_load_state(lh, msg, msglen);
 	if (rc < 0)
 		return rc;
+	if (lh->https && !lh->ca && access(lh->pin_path, F_OK) == 0) {
+		rc = lh_load_pin(lh, msg, msglen);
+		if (rc < 0)
+			return rc;
+	}
 	if (lh->https && !lh->ca && access(lh->pin_path, F_OK) < 0) {
 		lh->phase = LH_PROBING;
 		log_info(lh->log, "link",
@@ -1201,15 +1023,7 @@ static void lh_free(struct link *l)
 	if (!lh)
 		return;
 	lh_stop(l);
-	if (lh->multi)
-		curl_multi_cleanup(lh->multi);
-	while (lh->socks) {
-		struct lh_sock *s = lh->socks;
-		lh->socks = s->next;
-		loop_fd_del(lh->loop, s->h);
-		free(s);
-	}
-	loop_timer_del(lh->loop, lh->curl_timer);
+	hclient_free(lh->http);
 	outbox_close(lh->outbox);
 	json_decref(lh->facts);
 	json_decref(lh->facts_sent);
@@ -1241,63 +1055,46 @@ static int lh_loopback(const char *host)
 {
 	struct in_addr a4;
 	struct in6_addr a6;
-	char buf[64];
-	size_t n = strlen(host);
 
 	if (strcasecmp(host, "localhost") == 0)
 		return 1;
 	if (inet_pton(AF_INET, host, &a4) == 1)
 		return (ntohl(a4.s_addr) >> 24) == 127;
-	if (n > 2 && n < sizeof(buf) && host[0] == '[' && host[n - 1] == ']') {
-		memcpy(buf, host + 1, n - 2);
-		buf[n - 2] = '\0';
-		return inet_pton(AF_INET6, buf, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
-	}
-	return 0;
+	return inet_pton(AF_INET6, host, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
 }
 
 int link_http_check_url(const char *url, char *msg, size_t msglen)
 {
-	CURLU *u = curl_url();
-	char *scheme = NULL, *host = NULL, *path = NULL, *query = NULL, *frag = NULL, *user = NULL;
-	int rc = OUTPOST_E_BAD_ARGS;
+	struct hclient_url u;
+	const char *sep = strstr(url, "://");
 
-	if (!u)
-		return OUTPOST_E_INTERNAL;
-	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
-		snprintf(msg, msglen, "'hub.url' %.200s is not a URL: use https://HOST:PORT", url);
-		goto out;
+	if (hclient_url_parse(url, &u) < 0) {
+		if (sep && sep > url && strncasecmp(url, "http://", 7) != 0 &&
+		    strncasecmp(url, "https://", 8) != 0 &&
+		    strcspn(url, "/?#@") > (size_t)(sep - url))
+			snprintf(msg, msglen, "'hub.url' must start with https:// (it is %.200s)",
+			         url);
+		else
+			snprintf(msg, msglen,
+			         "'hub.url' %.200s is not a URL: use https://HOST:PORT", url);
+		return OUTPOST_E_BAD_ARGS;
 	}
-	curl_url_get(u, CURLUPART_PATH, &path, 0);
-	curl_url_get(u, CURLUPART_QUERY, &query, 0);
-	curl_url_get(u, CURLUPART_FRAGMENT, &frag, 0);
-	curl_url_get(u, CURLUPART_USER, &user, 0);
-	if (strcmp(scheme, "https") != 0 && strcmp(scheme, "http") != 0)
-		snprintf(msg, msglen, "'hub.url' must start with https:// (it is %.200s)", url);
-	else if (user || query || frag || (path && strcmp(path, "/") != 0))
+	if (u.userinfo || (u.rest[0] && strcmp(u.rest, "/") != 0)) {
 		snprintf(
 		    msg, msglen,
 		    "'hub.url' is the hub's base URL, https://HOST[:PORT], without user, path, "
 		    "query or fragment (it is %.200s)",
 		    url);
-	else if (strcmp(scheme, "http") == 0 && !lh_loopback(host))
+		return OUTPOST_E_BAD_ARGS;
+	}
+	if (!u.https && !lh_loopback(u.host)) {
 		snprintf(msg, msglen,
 		         "'hub.url' %.200s: plain http:// is allowed only for a hub on this host "
 		         "(127.0.0.1, ::1, localhost); use https://, the hub serves TLS",
 		         url);
-	else
-		rc = 0;
-out:
-	curl_free(scheme);
-	curl_free(host);
-	curl_free(path);
-	curl_free(query);
-	curl_free(frag);
-	curl_free(user);
-	curl_url_cleanup(u);
-	return rc;
+		return OUTPOST_E_BAD_ARGS;
+	}
+	return 0;
 }
 
 static char *lh_strdup(const char *s)
@@ -1316,8 +1113,7 @@ int link_http_new(const struct link_config *cfg, struct link **out, char *msg, s
 	rc = link_http_check_url(cfg->url, msg, msglen);
 	if (rc < 0)
 		return rc;
-	if (cfg->fingerprint && *cfg->fingerprint &&
-	    lh_norm_fingerprint(cfg->fingerprint, fp) < 0) {
+	if (cfg->fingerprint && *cfg->fingerprint && hclient_pin_parse(cfg->fingerprint, fp) < 0) {
 		snprintf(msg, msglen,
 		         "'hub.fingerprint' must be sha256:<64 hex digits> (as the hub prints it)");
 		return OUTPOST_E_BAD_ARGS;
@@ -1325,11 +1121,6 @@ int link_http_new(const struct link_config *cfg, struct link **out, char *msg, s
 	if (cfg->ca && *cfg->ca && access(cfg->ca, R_OK) < 0) {
 		snprintf(msg, msglen, "'hub.ca' %s: %s", cfg->ca, strerror(errno));
 		return OUTPOST_E_BAD_ARGS;
-	}
-	pthread_once(&lh_curl_once, lh_curl_init);
-	if (lh_curl_rc < 0) {
-		snprintf(msg, msglen, "cannot initialise libcurl");
-		return OUTPOST_E_INTERNAL;
 	}
 	lh = calloc(1, sizeof(*lh));
 	if (!lh)
@@ -1364,17 +1155,27 @@ int link_http_new(const struct link_config *cfg, struct link **out, char *msg, s
 		lh_free(&lh->base);
 		return OUTPOST_E_INTERNAL;
 	}
-	lh->multi = curl_multi_init();
-	if (!lh->multi || loop_timer_add(lh->loop, LH_NEVER_MS, LH_NEVER_MS, lh_on_curl_timer, lh,
-	                                 &lh->curl_timer) < 0)
-		goto oom;
-	curl_multi_setopt(lh->multi, CURLMOPT_SOCKETFUNCTION, lh_on_socket);
-	curl_multi_setopt(lh->multi, CURLMOPT_SOCKETDATA, lh);
-	curl_multi_setopt(lh->multi, CURLMOPT_TIMERFUNCTION, lh_on_timerfn);
-	curl_multi_setopt(lh->multi, CURLMOPT_TIMERDATA, lh);
-	/* One connection holds the long-poll; beats and results share the other. */
-	curl_multi_setopt(lh->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 2L);
-	curl_multi_setopt(lh->multi, CURLMOPT_MAXCONNECTS, 2L);
+	{
+		/* One connection holds the long-poll; beats and results share the other. Only
+		 * our anchor, never the system store: hub.ca, checked with the hub's name, or
+		 * the certificate pinned at first use (lh_start). */
+		struct hclient_config hc = {.loop = lh->loop,
+		                            .url = lh->url,
+		                            .ca_file = lh->https ? lh->ca : NULL,
+		                            .user_agent = "outpost-agent/" OUTPOST_VERSION,
+		                            .max_conns = 2,
+		                            .max_response = LH_MAX_RESPONSE,
+		                            .connect_timeout_ms = LH_CONNECT_TIMEOUT_S * 1000LL};
+		char why[300];
+
+		rc = hclient_new(&hc, &lh->http, why, sizeof(why));
+		if (rc < 0) {
+			snprintf(msg, msglen, "%s%s",
+			         rc == OUTPOST_E_INTERNAL ? "" : "'hub.ca': ", why);
+			lh_free(&lh->base);
+			return rc;
+		}
+	}
 	*out = &lh->base;
 	return 0;
 oom:
