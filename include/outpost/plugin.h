@@ -82,6 +82,8 @@ struct outpost_op {
 typedef void (*outpost_timer_fn)(struct outpost_plugin_ctx *pc, void *arg);
 typedef void (*outpost_watch_fn)(struct outpost_plugin_ctx *pc, void *arg, const char *path,
 				 uint32_t mask, const char *name);
+/* events: what epoll reported (EPOLLIN, EPOLLERR, ...). */
+typedef void (*outpost_fd_fn)(struct outpost_plugin_ctx *pc, void *arg, int fd, uint32_t events);
 
 struct outpost_plugin {
 	int abi; /* OUTPOST_PLUGIN_ABI */
@@ -134,6 +136,14 @@ void outpost_timer_del(struct outpost_plugin_ctx *pc, int id);
 int outpost_watch_add(struct outpost_plugin_ctx *pc, const char *path, uint32_t mask,
 		      outpost_watch_fn fn, void *arg);
 void outpost_watch_del(struct outpost_plugin_ctx *pc, int id);
+/* Watches fd (the plugin's own, non-blocking) for events (EPOLLIN...) on the agent's loop;
+ * fn runs on the loop thread and must not block. Returns an id > 0 or < 0. The plugin still
+ * owns fd: it calls outpost_fd_del (or lets fini come, after which the agent has removed it
+ * from the loop) before closing it. Added after ABI 1 shipped: new functions change no struct,
+ * so OUTPOST_PLUGIN_ABI stays 1 (a plugin that calls them needs an agent that has them). */
+int outpost_fd_add(struct outpost_plugin_ctx *pc, int fd, uint32_t events, outpost_fd_fn fn,
+		   void *arg);
+void outpost_fd_del(struct outpost_plugin_ctx *pc, int id); /* safe inside its own callback */
 
 #ifdef __cplusplus
 }

@@ -20,8 +20,11 @@ struct plugin_resident {
 	int id;
 	int watch_id;             /* > 0 for a watch */
 	struct loop_timer *timer; /* for a timer */
+	struct loop_fd *fdh;      /* for an fd */
+	int fd;
 	outpost_timer_fn tfn;
 	outpost_watch_fn wfn;
+	outpost_fd_fn ffn;
 	void *arg;
 	struct outpost_plugin_ctx *pc;
 	struct plugin_resident *next;
@@ -347,6 +350,8 @@ static void resident_free_all(struct plugins *ps, struct outpost_plugin_ctx *pc)
 			loop_timer_del(ps->host->loop, r->timer);
 		if (r->watch_id > 0)
 			watch_del(ps->host->watch, r->watch_id);
+		if (r->fdh)
+			loop_fd_del(ps->host->loop, r->fdh);
 		free(r);
 	}
 }
@@ -551,6 +556,44 @@ void outpost_watch_del(struct outpost_plugin_ctx *pc, int id)
 	for (struct plugin_resident *r = pc->resident; r; r = r->next)
 		if (r->id == id && r->watch_id > 0) {
 			watch_del(pc->host->watch, r->watch_id);
+			resident_unlink(pc, r);
+			return;
+		}
+}
+
+static void resident_on_fd(void *arg, uint32_t events)
+{
+	struct plugin_resident *r = arg;
+	r->ffn(r->pc, r->arg, r->fd, events); /* may delete r */
+}
+
+int outpost_fd_add(struct outpost_plugin_ctx *pc, int fd, uint32_t events, outpost_fd_fn fn,
+                   void *arg)
+{
+	struct plugin_resident *r;
+
+	if (!pc->host->loop)
+		return OUTPOST_E_UNAVAILABLE;
+	if (fd < 0 || !fn)
+		return OUTPOST_E_BAD_ARGS;
+	r = resident_new(pc);
+	if (!r)
+		return OUTPOST_E_INTERNAL;
+	r->ffn = fn;
+	r->arg = arg;
+	r->fd = fd;
+	if (loop_fd_add(pc->host->loop, fd, events, resident_on_fd, r, &r->fdh) < 0) {
+		resident_unlink(pc, r);
+		return OUTPOST_E_INTERNAL;
+	}
+	return r->id;
+}
+
+void outpost_fd_del(struct outpost_plugin_ctx *pc, int id)
+{
+	for (struct plugin_resident *r = pc->resident; r; r = r->next)
+		if (r->id == id && r->fdh) {
+			loop_fd_del(pc->host->loop, r->fdh);
 			resident_unlink(pc, r);
 			return;
 		}

@@ -5,5 +5,6 @@ const struct outpost_plugin *const builtin_plugins[] = {
 	&outpost_plugin_sys,
 	&outpost_plugin_exec,
 	&outpost_plugin_file,
+	&outpost_plugin_metrics,
 	NULL,
 };

@@ -1,0 +1,576 @@
+/* Tests for the metrics plugin (src/plugins/metrics/metrics.c, mtab.c, statsd.c): the sample
+ * timer on the grid, metrics.now, metrics.push validation and semantics, and StatsD over a real
+ * UDP socket on 127.0.0.1. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "plugtest.h"
+#include "plugins/builtin.h"
+#include "plugins/metrics/mtab.h"
+#include "plugins/metrics/statsd.h"
+#include "core/buf.h"
+#include "core/clk.h"
+#include "core/loop.h"
+
+#include <arpa/inet.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static const char *const no_statsd = "{\"statsd_listen\": \"\", \"interval_ms\": 1000}";
+
+static json_t *now(struct plugtest *t, const char *match)
+{
+	char args[256];
+	json_t *r = NULL;
+	const char *msg = NULL;
+
+	if (match)
+		snprintf(args, sizeof(args), "{\"match\": \"%s\"}", match);
+	else
+		snprintf(args, sizeof(args), "{}");
+	assert_int_equal(plugtest_call(t, "now", args, &r, &msg), 0);
+	assert_non_null(r);
+	return r;
+}
+
+/* The value of the series name with label lk=lv (lk NULL: no labels), or NaN when absent. */
+static double value_of(json_t *r, const char *name, const char *lk, const char *lv)
+{
+	size_t i;
+	json_t *s;
+
+	json_array_foreach(json_object_get(r, "series"), i, s)
+	{
+		json_t *l = json_object_get(s, "labels");
+		if (strcmp(json_string_value(json_object_get(s, "name")), name) != 0)
+			continue;
+		if (!lk && json_object_size(l) > 0)
+			continue;
+		if (lk && (!json_is_string(json_object_get(l, lk)) ||
+		           strcmp(json_string_value(json_object_get(l, lk)), lv) != 0))
+			continue;
+		return json_number_value(json_object_get(s, "value"));
+	}
+	return NAN;
+}
+
+static double now_value(struct plugtest *t, const char *name, const char *lk, const char *lv)
+{
+	json_t *r = now(t, name);
+	double v = value_of(r, name, lk, lv);
+	json_decref(r);
+	return v;
+}
+
+static int64_t now_time(struct plugtest *t)
+{
+	json_t *r = now(t, "none_");
+	int64_t v = json_is_integer(json_object_get(r, "time_ms"))
+	                ? json_integer_value(json_object_get(r, "time_ms"))
+	                : 0;
+	json_decref(r);
+	return v;
+}
+
+/* Turns the loop until the sample time moves past prev; returns the new one. */
+static int64_t wait_tick(struct plugtest *t, int64_t prev)
+{
+	int64_t deadline = clk_mono_ms() + 4000, tm;
+
+	while ((tm = now_time(t)) <= prev) {
+		assert_true(clk_mono_ms() < deadline);
+		loop_run_once(plugtest_loop(t), 100);
+	}
+	return tm;
+}
+
+static int push(struct plugtest *t, const char *args, const char **msg)
+{
+	json_t *r = NULL;
+	int rc = plugtest_call(t, "push", args, &r, msg);
+	json_decref(r);
+	return rc;
+}
+
+/* ---- the timer and now ---- */
+
+static void test_timer_samples_host_series_on_the_grid(void **st)
+{
+	struct plugtest *t = plugtest_new(&outpost_plugin_metrics, no_statsd);
+	json_t *r;
+	int64_t t1, t2;
+
+	(void)st;
+	r = now(t, NULL);
+	assert_true(json_is_null(json_object_get(r, "time_ms")));
+	assert_int_equal(json_integer_value(json_object_get(r, "interval_ms")), 1000);
+	json_decref(r);
+
+	t1 = wait_tick(t, 0);
+	assert_int_equal(t1 % 1000, 0);
+	assert_true(llabs(clk_real_ms() - t1) < 1500);
+	t2 = wait_tick(t, t1);
+	assert_int_equal(t2 % 1000, 0);
+	assert_int_equal(t2 - t1, 1000);
+
+	r = now(t, NULL);
+	assert_true(value_of(r, "host_memory_bytes", "kind", "total") > 0);
+	assert_true(value_of(r, "host_cpu_count", NULL, NULL) >= 1);
+	/* The sample taken at init gives the first grid sample its rates. */
+	assert_false(isnan(value_of(r, "host_cpu_percent", "mode", "idle")));
+	assert_true(value_of(r, "host_tcp_connections", "state", "listen") >= 0);
+	json_decref(r);
+	plugtest_free(t);
+}
+
+static void test_now_filters_by_name_prefix(void **st)
+{
+	struct plugtest *t = plugtest_new(&outpost_plugin_metrics, no_statsd);
+	const char *msg;
+	json_t *r, *s;
+	size_t i;
+
+	(void)st;
+	assert_int_equal(push(t,
+	                      "{\"metrics\": [{\"name\": \"app_a\", \"value\": 1}, {\"name\": "
+	                      "\"app_b\", \"labels\": {\"x\": \"y\"}, \"value\": 2}, {\"name\": "
+	                      "\"other\", \"value\": 3}]}",
+	                      &msg),
+	                 0);
+	wait_tick(t, 0);
+	r = now(t, "app_");
+	assert_int_equal(json_array_size(json_object_get(r, "series")), 2);
+	assert_true(value_of(r, "app_b", "x", "y") == 2);
+	json_decref(r);
+	r = now(t, "host_memory");
+	assert_true(json_array_size(json_object_get(r, "series")) >= 4);
+	json_array_foreach(json_object_get(r, "series"), i, s) assert_int_equal(
+	    strncmp(json_string_value(json_object_get(s, "name")), "host_memory", 11), 0);
+	json_decref(r);
+	r = now(t, NULL);
+	assert_true(value_of(r, "other", NULL, NULL) == 3);
+	assert_true(value_of(r, "statsd_bad_lines_total", NULL, NULL) == 0);
+	json_decref(r);
+	plugtest_free(t);
+}
+
+/* ---- push ---- */
+
+static void test_push_counter_adds_gauge_replaces(void **st)
+{
+	struct plugtest *t = plugtest_new(&outpost_plugin_metrics, no_statsd);
+	const char *msg;
+
+	(void)st;
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(
+		    push(t,
+		         "{\"metrics\": [{\"name\": \"jobs_total\", \"type\": \"counter\", "
+		         "\"value\": "
+		         "2.5, \"labels\": {\"q\": \"a\", \"b\": \"c\"}}, {\"name\": \"temp\", "
+		         "\"value\": 40}, {\"name\": \"temp\", \"value\": 41}]}",
+		         &msg),
+		    0);
+	assert_true(now_value(t, "jobs_total", "q", "a") == 7.5);
+	assert_true(now_value(t, "temp", NULL, NULL) == 41);
+	/* Label order does not make another series. */
+	assert_int_equal(push(t,
+	                      "{\"metrics\": [{\"name\": \"jobs_total\", \"type\": \"counter\", "
+	                      "\"value\": 1, \"labels\": {\"b\": \"c\", \"q\": \"a\"}}]}",
+	                      &msg),
+	                 0);
+	assert_true(now_value(t, "jobs_total", "q", "a") == 8.5);
+	/* A series keeps its type. */
+	assert_int_equal(
+	    push(t, "{\"metrics\": [{\"name\": \"temp\", \"type\": \"counter\", \"value\": 1}]}",
+	         &msg),
+	    OUTPOST_E_BAD_ARGS);
+	assert_non_null(strstr(msg, "metrics[0]"));
+	assert_int_equal(push(t,
+	                      "{\"metrics\": [{\"name\": \"n1\", \"value\": 1}, {\"name\": \"n1\", "
+	                      "\"type\": \"counter\", \"value\": 1}]}",
+	                      &msg),
+	                 OUTPOST_E_BAD_ARGS);
+	assert_non_null(strstr(msg, "metrics[1]"));
+	assert_true(isnan(now_value(t, "n1", NULL, NULL)));
+	assert_true(now_value(t, "temp", NULL, NULL) == 41);
+	plugtest_free(t);
+}
+
+static void test_push_rejects_each_bad_item_and_applies_nothing(void **st)
+{
+	struct plugtest *t = plugtest_new(&outpost_plugin_metrics, no_statsd);
+	char long_value[300], args[2048];
+	const char *msg;
+	struct buf many = BUF_INIT;
+	const char *const bad[] = {
+	    "{\"name\": \"1abc\", \"value\": 1}",
+	    "{\"name\": \"a-b\", \"value\": 1}",
+	    "{\"name\": \"__x\", \"value\": 1}",
+	    "{\"name\": \"\", \"value\": 1}",
+	    "{\"name\": \"host_fake\", \"value\": 1}",
+	    "{\"name\": \"x\", \"labels\": {\"a-b\": \"v\"}, \"value\": 1}",
+	    "{\"name\": \"x\", \"labels\": {\"__l\": \"v\"}, \"value\": 1}",
+	    "{\"name\": \"x\", \"labels\": {\"l\": 5}, \"value\": 1}",
+	    "{\"name\": \"x\", \"labels\": [], \"value\": 1}",
+	    "{\"name\": \"x\", \"value\": \"NaN\"}",
+	    "{\"name\": \"x\", \"value\": \"Infinity\"}",
+	    "{\"name\": \"x\"}",
+	    "{\"name\": \"x\", \"value\": 1, \"type\": \"histogram\"}",
+	    "{\"name\": \"x\", \"value\": -1, \"type\": \"counter\"}",
+	    "{\"name\": \"x\", \"value\": 1, \"unit\": \"s\"}",
+	    "\"x\"",
+	};
+
+	(void)st;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(args, sizeof(args),
+		         "{\"metrics\": [{\"name\": \"good\", \"value\": 1}, %s]}", bad[i]);
+		assert_int_equal(push(t, args, &msg), OUTPOST_E_BAD_ARGS);
+		assert_non_null(strstr(msg, "metrics[1]"));
+	}
+	memset(long_value, 'v', 257);
+	long_value[257] = '\0';
+	snprintf(args, sizeof(args),
+	         "{\"metrics\": [{\"name\": \"good\", \"value\": 1}, {\"name\": \"x\", \"labels\": "
+	         "{\"l\": \"%s\"}, \"value\": 1}]}",
+	         long_value);
+	assert_int_equal(push(t, args, &msg), OUTPOST_E_BAD_ARGS);
+	buf_puts(&many, "{\"metrics\": [{\"name\": \"good\", \"value\": 1}, {\"name\": \"x\", "
+	                "\"value\": 1, \"labels\": {");
+	for (int i = 0; i < 17; i++)
+		buf_printf(&many, "%s\"l%d\": \"v\"", i ? ", " : "", i);
+	buf_puts(&many, "}}]}");
+	assert_int_equal(push(t, many.data, &msg), OUTPOST_E_BAD_ARGS);
+	assert_non_null(strstr(msg, "labels"));
+
+	buf_reset(&many);
+	buf_puts(&many, "{\"metrics\": [");
+	for (int i = 0; i < 1001; i++)
+		buf_printf(&many, "%s{\"name\": \"good\", \"value\": %d}", i ? ", " : "", i);
+	buf_puts(&many, "]}");
+	assert_int_equal(push(t, many.data, &msg), OUTPOST_E_TOO_LARGE);
+	buf_free(&many);
+
+	assert_true(isnan(now_value(t, "good", NULL, NULL)));
+	assert_true(isnan(now_value(t, "x", NULL, NULL)));
+	assert_int_equal(push(t, "{\"metrics\": []}", &msg), 0);
+	plugtest_free(t);
+}
+
+static void test_push_over_max_series_is_too_large_and_counted(void **st)
+{
+	struct plugtest *t =
+	    plugtest_new(&outpost_plugin_metrics, "{\"statsd_listen\": \"\", \"max_series\": 3}");
+	const char *msg;
+
+	(void)st;
+	assert_int_equal(push(t,
+	                      "{\"metrics\": [{\"name\": \"a\", \"value\": 1}, {\"name\": \"b\", "
+	                      "\"value\": 1}, {\"name\": \"b\", \"value\": 2}]}",
+	                      &msg),
+	                 0);
+	assert_int_equal(push(t,
+	                      "{\"metrics\": [{\"name\": \"a\", \"value\": 5}, {\"name\": \"c\", "
+	                      "\"value\": 1}, {\"name\": \"d\", \"value\": 1}]}",
+	                      &msg),
+	                 OUTPOST_E_TOO_LARGE);
+	assert_non_null(strstr(msg, "max_series"));
+	assert_true(now_value(t, "a", NULL, NULL) == 1);
+	assert_true(isnan(now_value(t, "c", NULL, NULL)));
+	assert_true(now_value(t, "metrics_series_refused_total", NULL, NULL) == 2);
+	/* Updates of existing series and one more new one still fit. */
+	assert_int_equal(push(t,
+	                      "{\"metrics\": [{\"name\": \"a\", \"value\": 5}, {\"name\": \"c\", "
+	                      "\"value\": 1}]}",
+	                      &msg),
+	                 0);
+	assert_true(now_value(t, "a", NULL, NULL) == 5);
+	plugtest_free(t);
+}
+
+static void test_init_refuses_bad_config(void **st)
+{
+	const char *const bad[] = {
+	    "{\"intervall_ms\": 1000}",
+	    "{\"interval_ms\": 999}",
+	    "{\"max_series\": \"many\"}",
+	    "{\"statsd_listen\": \"nowhere\"}",
+	    "{\"statsd_listen\": \"localhost:8125\"}",
+	    "{\"proc_root\": \"/nonexistent-proc\"}",
+	};
+
+	(void)st;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct plugtest *t = plugtest_new_any(&outpost_plugin_metrics, bad[i]);
+		assert_int_not_equal(plugtest_init_rc(t), 0);
+		plugtest_free(t);
+	}
+}
+
+/* ---- StatsD ---- */
+
+struct statsd_env {
+	struct plugtest *t;
+	int fd; /* the sender */
+	struct sockaddr_in to;
+	int sent;
+};
+
+static void statsd_start(struct statsd_env *e)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	socklen_t alen = sizeof(a);
+	char conf[128];
+	int probe = socket(AF_INET, SOCK_DGRAM, 0);
+
+	/* A free port: bound by the kernel, then released for the plugin. */
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(probe, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(getsockname(probe, (struct sockaddr *)&a, &alen), 0);
+	close(probe);
+	snprintf(conf, sizeof(conf), "{\"statsd_listen\": \"127.0.0.1:%d\", \"interval_ms\": 1000}",
+	         ntohs(a.sin_port));
+	e->t = plugtest_new(&outpost_plugin_metrics, conf);
+	e->to = a;
+	e->fd = socket(AF_INET, SOCK_DGRAM, 0);
+	e->sent = 0;
+	assert_true(e->fd >= 0);
+}
+
+static void statsd_stop(struct statsd_env *e)
+{
+	close(e->fd);
+	plugtest_free(e->t);
+}
+
+/* Sends one packet and turns the loop until the plugin has read every packet sent so far. */
+static void statsd_send(struct statsd_env *e, const char *p, size_t len)
+{
+	int64_t deadline = clk_mono_ms() + 3000;
+
+	assert_int_equal(sendto(e->fd, p, len, 0, (struct sockaddr *)&e->to, sizeof(e->to)),
+	                 (ssize_t)len);
+	e->sent++;
+	while (now_value(e->t, "statsd_packets_total", NULL, NULL) < e->sent) {
+		assert_true(clk_mono_ms() < deadline);
+		loop_run_once(plugtest_loop(e->t), 50);
+	}
+}
+
+static void statsd_sends(struct statsd_env *e, const char *p)
+{
+	statsd_send(e, p, strlen(p));
+}
+
+static void test_statsd_counters_with_sample_rates(void **st)
+{
+	struct statsd_env e;
+
+	(void)st;
+	statsd_start(&e);
+	statsd_sends(&e, "web.requests:1|c\nweb.requests:2|c");
+	statsd_sends(&e, "web.requests:1|c|@0.5\n");
+	statsd_sends(&e, "web.requests:1|c|@0.1|#code:200\r\n");
+	assert_true(now_value(e.t, "web_requests", NULL, NULL) == 5);
+	assert_true(fabs(now_value(e.t, "web_requests", "code", "200") - 10) < 1e-9);
+	assert_true(now_value(e.t, "statsd_bad_lines_total", NULL, NULL) == 0);
+	statsd_stop(&e);
+}
+
+static void test_statsd_gauges_with_deltas(void **st)
+{
+	struct statsd_env e;
+
+	(void)st;
+	statsd_start(&e);
+	statsd_sends(&e, "queue.depth:10|g\nqueue.depth:+5|g\nqueue.depth:-3|g");
+	assert_true(now_value(e.t, "queue_depth", NULL, NULL) == 12);
+	statsd_sends(&e, "queue.depth:4|g");
+	assert_true(now_value(e.t, "queue_depth", NULL, NULL) == 4);
+	statsd_stop(&e);
+}
+
+static void test_statsd_timers_and_sets_are_summarized_per_interval(void **st)
+{
+	struct statsd_env e;
+	struct buf b = BUF_INIT;
+	int64_t tm;
+	json_t *r;
+
+	(void)st;
+	statsd_start(&e);
+	tm = wait_tick(e.t, 0);
+	for (int i = 100; i >= 1; i--)
+		buf_printf(&b, "db.query:%d|ms\n", i);
+	statsd_sends(&e, b.data);
+	statsd_sends(&e, "users:alice|s\nusers:bob|s\nusers:alice|s\nsize:3|h");
+	/* Nothing is shown before the interval closes. */
+	assert_true(isnan(now_value(e.t, "db_query", "stat", "count")));
+	tm = wait_tick(e.t, tm);
+	r = now(e.t, NULL);
+	assert_true(value_of(r, "db_query", "stat", "count") == 100);
+	assert_true(value_of(r, "db_query", "stat", "sum") == 5050);
+	assert_true(value_of(r, "db_query", "stat", "min") == 1);
+	assert_true(value_of(r, "db_query", "stat", "max") == 100);
+	assert_true(value_of(r, "db_query", "stat", "p50") == 50);
+	assert_true(value_of(r, "db_query", "stat", "p90") == 90);
+	assert_true(value_of(r, "db_query", "stat", "p99") == 99);
+	assert_true(value_of(r, "size", "stat", "p99") == 3);
+	assert_true(value_of(r, "users", NULL, NULL) == 2);
+	json_decref(r);
+	/* An idle interval: count 0, no percentiles; the set counts nothing. */
+	wait_tick(e.t, tm);
+	r = now(e.t, NULL);
+	assert_true(value_of(r, "db_query", "stat", "count") == 0);
+	assert_true(isnan(value_of(r, "db_query", "stat", "p50")));
+	assert_true(value_of(r, "users", NULL, NULL) == 0);
+	json_decref(r);
+	buf_free(&b);
+	statsd_stop(&e);
+}
+
+static void test_statsd_bad_lines_are_counted_and_skipped(void **st)
+{
+	struct statsd_env e;
+	char big[STATSD_LINE_MAX + 100];
+	static const char nul[] = "a\0b:1|c\nafter.nul:1|g";
+
+	(void)st;
+	statsd_start(&e);
+	statsd_sends(&e, "nocolon\n"
+	                 "x:1|zz\n"
+	                 "x:abc|c\n"
+	                 "x:1|c|@2\n"
+	                 "x:1|c|@0\n"
+	                 "-+-:1|c\n"
+	                 "x:-1|c\n"
+	                 "x:1\n"
+	                 "x:1|c|junk\n"
+	                 "__x:1|g\n"
+	                 "host.cpu:1|g\n"
+	                 "x:1e999|g\n"
+	                 "x:1|c|#a-b:1,a-b:2\n"
+	                 "ok.line:7|g\n"
+	                 "ok.line:1|c\n" /* a gauge already */
+	                 "\n");
+	/* 13 malformed lines, and a counter line for a series that is a gauge. */
+	assert_true(now_value(e.t, "statsd_bad_lines_total", NULL, NULL) == 14);
+	assert_true(now_value(e.t, "ok_line", NULL, NULL) == 7);
+	/* A NUL byte and a line longer than any name can be. */
+	statsd_send(&e, nul, sizeof(nul) - 1);
+	memset(big, 'a', sizeof(big));
+	memcpy(big + sizeof(big) - 5, ":1|g", 4);
+	statsd_send(&e, big, sizeof(big) - 1);
+	assert_true(now_value(e.t, "statsd_bad_lines_total", NULL, NULL) == 16);
+	assert_true(now_value(e.t, "after_nul", NULL, NULL) == 1);
+	statsd_stop(&e);
+}
+
+static void test_statsd_huge_packets(void **st)
+{
+	struct statsd_env e;
+	struct buf b = BUF_INIT;
+	int n = 0;
+
+	(void)st;
+	statsd_start(&e);
+	while (b.len < 65000) {
+		buf_printf(&b, "bulk.%d:1|c\n", n % 500);
+		n++;
+	}
+	statsd_send(&e, b.data, b.len);
+	assert_true(now_value(e.t, "bulk_0", NULL, NULL) == (n + 499) / 500);
+	assert_true(now_value(e.t, "statsd_bad_lines_total", NULL, NULL) == 0);
+	/* Largest datagram there is, one line: bad, and the listener goes on. */
+	buf_reset(&b);
+	while (b.len < 65507)
+		buf_puts(&b, "z");
+	statsd_send(&e, b.data, 65507);
+	statsd_sends(&e, "still.alive:1|g");
+	assert_true(now_value(e.t, "still_alive", NULL, NULL) == 1);
+	assert_true(now_value(e.t, "statsd_bad_lines_total", NULL, NULL) == 1);
+	buf_free(&b);
+	statsd_stop(&e);
+}
+
+static void test_statsd_respects_max_series(void **st)
+{
+	struct statsd_env e;
+	struct buf b = BUF_INIT;
+
+	(void)st;
+	statsd_start(&e);
+	for (int i = 0; i < 10001; i++)
+		buf_printf(&b, "s%d:1|g\n", i);
+	/* Several packets: a datagram holds at most 64 KiB. */
+	for (size_t off = 0; off < b.len;) {
+		size_t n = b.len - off > 60000 ? 60000 : b.len - off;
+		while (off + n < b.len && b.data[off + n - 1] != '\n')
+			n--;
+		statsd_send(&e, b.data + off, n);
+		off += n;
+	}
+	assert_true(now_value(e.t, "metrics_series_refused_total", NULL, NULL) == 1);
+	assert_true(now_value(e.t, "s9999", NULL, NULL) == 1);
+	assert_true(isnan(now_value(e.t, "s10000", NULL, NULL)));
+	buf_free(&b);
+	statsd_stop(&e);
+}
+
+/* ---- the table ---- */
+
+static void test_table_memory_per_series_is_small(void **st)
+{
+	struct mtab *tab;
+	char key[256], name[32];
+	const char *labels[] = {"instance", "web-01"};
+	int created;
+	size_t len, before;
+
+	(void)st;
+	assert_int_equal(mtab_new(&tab), 0);
+	before = mtab_bytes(tab);
+	for (int i = 0; i < 10000; i++) {
+		snprintf(name, sizeof(name), "app_requests_%d", i);
+		len = mtab_key(key, sizeof(key), name, labels, 1);
+		assert_non_null(mtab_get(tab, key, len, MTAB_GAUGE, &created));
+		assert_true(created);
+	}
+	/* About 40 bytes of entry, the key, and a slot of 8 bytes at a load of 3/8 to 3/4. */
+	assert_true((mtab_bytes(tab) - before) / 10000 < 120);
+	assert_int_equal(mtab_output_count(tab), 10000);
+	/* Expiry removes them all and the table stays consistent. */
+	mtab_roll(tab, 1);
+	assert_int_equal(mtab_output_count(tab), 0);
+	len = mtab_key(key, sizeof(key), "app_requests_1", labels, 1);
+	assert_null(mtab_find(tab, key, len));
+	mtab_free(tab);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_timer_samples_host_series_on_the_grid),
+	    cmocka_unit_test(test_now_filters_by_name_prefix),
+	    cmocka_unit_test(test_push_counter_adds_gauge_replaces),
+	    cmocka_unit_test(test_push_rejects_each_bad_item_and_applies_nothing),
+	    cmocka_unit_test(test_push_over_max_series_is_too_large_and_counted),
+	    cmocka_unit_test(test_init_refuses_bad_config),
+	    cmocka_unit_test(test_statsd_counters_with_sample_rates),
+	    cmocka_unit_test(test_statsd_gauges_with_deltas),
+	    cmocka_unit_test(test_statsd_timers_and_sets_are_summarized_per_interval),
+	    cmocka_unit_test(test_statsd_bad_lines_are_counted_and_skipped),
+	    cmocka_unit_test(test_statsd_huge_packets),
+	    cmocka_unit_test(test_statsd_respects_max_series),
+	    cmocka_unit_test(test_table_memory_per_series_is_small),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
