@@ -52,7 +52,7 @@ struct outpost_arg {
 	const char *help;
 };
 
-struct outpost_call;   /* one call in flight; borrowed by the handler for its duration */
+struct outpost_call;       /* one call in flight; borrowed by the handler for its duration */
 struct outpost_plugin_ctx; /* the agent's side of one loaded plugin; valid from init to fini */
 
 /* A handler runs on a worker thread. It reads args (borrowed, already checked against the op's
@@ -81,7 +81,7 @@ struct outpost_op {
  * block; hand long work to a thread of your own or keep it short. */
 typedef void (*outpost_timer_fn)(struct outpost_plugin_ctx *pc, void *arg);
 typedef void (*outpost_watch_fn)(struct outpost_plugin_ctx *pc, void *arg, const char *path,
-				 uint32_t mask, const char *name);
+                                 uint32_t mask, const char *name);
 /* events: what epoll reported (EPOLLIN, EPOLLERR, ...). */
 typedef void (*outpost_fd_fn)(struct outpost_plugin_ctx *pc, void *arg, int fd, uint32_t events);
 
@@ -93,7 +93,7 @@ struct outpost_plugin {
 	 * why: the plugin is then disabled and the others go on. *state is passed back to every
 	 * handler through outpost_call_state(). */
 	int (*init)(struct outpost_plugin_ctx *pc, void **state);
-	void (*fini)(void *state); /* may be NULL */
+	void (*fini)(void *state);    /* may be NULL */
 	const struct outpost_op *ops; /* terminated by an entry with name == NULL */
 };
 
@@ -102,7 +102,12 @@ struct outpost_plugin {
 typedef const struct outpost_plugin *(*outpost_plugin_entry_fn)(void);
 
 /* ---- What a call may ask of the agent (valid during the handler) ---- */
-enum outpost_log_level { OUTPOST_LOG_ERROR = 0, OUTPOST_LOG_WARN, OUTPOST_LOG_INFO, OUTPOST_LOG_DEBUG };
+enum outpost_log_level {
+	OUTPOST_LOG_ERROR = 0,
+	OUTPOST_LOG_WARN,
+	OUTPOST_LOG_INFO,
+	OUTPOST_LOG_DEBUG
+};
 
 void *outpost_call_state(struct outpost_call *call);
 /* Absolute deadline on CLOCK_MONOTONIC, in milliseconds. */
@@ -112,13 +117,13 @@ int64_t outpost_call_deadline(struct outpost_call *call);
 json_t *outpost_call_config(struct outpost_call *call);
 /* Sets the message of the error the handler is about to return; returns code for chaining. */
 int outpost_call_error(struct outpost_call *call, int code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 void outpost_call_log(struct outpost_call *call, int level, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 /* ---- What init and resident work may ask of the agent ---- */
 void outpost_log(struct outpost_plugin_ctx *pc, int level, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 /* Borrowed; valid until the next reload. Read it in init or from a timer. */
 json_t *outpost_plugin_config(struct outpost_plugin_ctx *pc);
 /* The agent's state directory, for plugins that keep files of their own. */
@@ -130,11 +135,11 @@ int outpost_state_put(struct outpost_plugin_ctx *pc, const char *key, json_t *va
 int outpost_state_del(struct outpost_plugin_ctx *pc, const char *key);
 /* A timer every interval_ms (first run after interval_ms); returns an id > 0 or < 0. */
 int outpost_timer_add(struct outpost_plugin_ctx *pc, int64_t interval_ms, outpost_timer_fn fn,
-		      void *arg);
+                      void *arg);
 void outpost_timer_del(struct outpost_plugin_ctx *pc, int id);
 /* An inotify watch on path with mask (IN_*); returns an id > 0 or < 0. */
 int outpost_watch_add(struct outpost_plugin_ctx *pc, const char *path, uint32_t mask,
-		      outpost_watch_fn fn, void *arg);
+                      outpost_watch_fn fn, void *arg);
 void outpost_watch_del(struct outpost_plugin_ctx *pc, int id);
 /* Watches fd (the plugin's own, non-blocking) for events (EPOLLIN...) on the agent's loop;
  * fn runs on the loop thread and must not block. Returns an id > 0 or < 0. The plugin still
@@ -142,7 +147,7 @@ void outpost_watch_del(struct outpost_plugin_ctx *pc, int id);
  * from the loop) before closing it. Added after ABI 1 shipped: new functions change no struct,
  * so OUTPOST_PLUGIN_ABI stays 1 (a plugin that calls them needs an agent that has them). */
 int outpost_fd_add(struct outpost_plugin_ctx *pc, int fd, uint32_t events, outpost_fd_fn fn,
-		   void *arg);
+                   void *arg);
 void outpost_fd_del(struct outpost_plugin_ctx *pc, int id); /* safe inside its own callback */
 
 #ifdef __cplusplus

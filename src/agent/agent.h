@@ -20,7 +20,7 @@ int agent_conf_check(const json_t *conf, char *msg, size_t msglen);
 /* builtins: NULL-terminated table of built-in plugins (borrowed, static). conf is borrowed.
  * log is borrowed and outlives the agent. */
 int agent_new(struct loop *loop, const struct outpost_plugin *const *builtins, json_t *conf,
-	      struct logger *log, struct agent **out, char *msg, size_t msglen);
+              struct logger *log, struct agent **out, char *msg, size_t msglen);
 /* Applies what can change without a restart (log level, plugin sections, timeouts). */
 int agent_reload(struct agent *a, json_t *conf, char *msg, size_t msglen);
 /* Stops taking calls; done(arg) runs on the loop when every call in flight has answered, or

@@ -50,7 +50,7 @@ struct httpd_req {
 	struct MHD_Connection *conn;
 	const struct httpd_route *route;
 	const char *method, *path, *tail;
-	char *uri;  /* the request target as sent, query included */
+	char *uri;         /* the request target as sent, query included */
 	int routed;        /* the first access call happened */
 	int headers_phase; /* inside the first access call: answers are parked */
 	struct buf body;

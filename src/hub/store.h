@@ -91,7 +91,7 @@ struct store_ops {
 	 * (sent, running) of running tasks, in the shape of task_take, unchanged (the agent's
 	 * ledger answers them: a replayed result, or lost). */
 	int (*task_resume)(struct store *s, const char *host_id, int64_t now_ms, int limit,
-			   json_t **items);
+	                   json_t **items);
 	/* A host's report. Only moves forward (a final state is never overwritten; running after
 	 * ok is ignored); a host the task was not sent to: OUTPOST_E_NOT_FOUND. *task_id_done:
 	 * set to 1 when this made the whole task finish. */

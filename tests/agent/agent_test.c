@@ -41,9 +41,9 @@ static void *client_main(void *arg)
 	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
 	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
 		snprintf(req, sizeof(req),
-			 "POST /v1/exec/run HTTP/1.0\r\nContent-Type: application/json\r\n"
-			 "Content-Length: %zu\r\n\r\n%s",
-			 strlen(c->body), c->body);
+		         "POST /v1/exec/run HTTP/1.0\r\nContent-Type: application/json\r\n"
+		         "Content-Length: %zu\r\n\r\n%s",
+		         strlen(c->body), c->body);
 		if (write(fd, req, strlen(req)) == (ssize_t)strlen(req))
 			while ((n = read(fd, c->reply + off, sizeof(c->reply) - 1 - off)) > 0)
 				off += (size_t)n;
@@ -152,8 +152,8 @@ static void test_second_agent_on_one_state_dir_is_refused(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_two_agents_share_one_loop_with_separate_state),
-		cmocka_unit_test(test_second_agent_on_one_state_dir_is_refused),
+	    cmocka_unit_test(test_two_agents_share_one_loop_with_separate_state),
+	    cmocka_unit_test(test_second_agent_on_one_state_dir_is_refused),
 	};
 	signal(SIGPIPE, SIG_IGN);
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -46,18 +46,17 @@ static int op_count(struct outpost_call *c, json_t *a, json_t **r)
 }
 
 static const struct outpost_arg sleep_args[] = {{"ms", OUTPOST_ARG_INT, 1, "ms"},
-						{NULL, 0, 0, NULL}};
-static const struct outpost_arg count_args[] = {{"ms", OUTPOST_ARG_INT, 0, "ms"},
-						{"tag", OUTPOST_ARG_STRING, 0, "tag"},
-						{NULL, 0, 0, NULL}};
+                                                {NULL, 0, 0, NULL}};
+static const struct outpost_arg count_args[] = {
+    {"ms", OUTPOST_ARG_INT, 0, "ms"}, {"tag", OUTPOST_ARG_STRING, 0, "tag"}, {NULL, 0, 0, NULL}};
 static const struct outpost_arg echo_args[] = {{"v", OUTPOST_ARG_STRING, 0, "v"},
-					       {NULL, 0, 0, NULL}};
+                                               {NULL, 0, 0, NULL}};
 static const struct outpost_op t_ops[] = {
-	{"echo", op_echo, echo_args, 0, "echo"},
-	{"fast", op_echo, echo_args, OUTPOST_OP_INLINE, "echo, inline on the loop"},
-	{"sleep", op_sleep, sleep_args, 0, "sleep"},
-	{"count", op_count, count_args, OUTPOST_OP_MUTATING, "count"},
-	{NULL, NULL, NULL, 0, NULL},
+    {"echo", op_echo, echo_args, 0, "echo"},
+    {"fast", op_echo, echo_args, OUTPOST_OP_INLINE, "echo, inline on the loop"},
+    {"sleep", op_sleep, sleep_args, 0, "sleep"},
+    {"count", op_count, count_args, OUTPOST_OP_MUTATING, "count"},
+    {NULL, NULL, NULL, 0, NULL},
 };
 static const struct outpost_plugin t_plugin = {OUTPOST_PLUGIN_ABI, "t", "1", NULL, NULL, t_ops};
 
@@ -108,8 +107,8 @@ static const char *code_of(const json_t *env)
 
 static void fx_start(struct fx *f, int workers, int max_inflight)
 {
-	struct dispatch_config dc = {.workers = workers, .max_inflight = max_inflight,
-				     .default_timeout_ms = 5000};
+	struct dispatch_config dc = {
+	    .workers = workers, .max_inflight = max_inflight, .default_timeout_ms = 5000};
 	assert_int_equal(dispatch_new(f->loop, f->ps, f->ledger, &f->log, &dc, &f->d), 0);
 }
 
@@ -169,8 +168,8 @@ static void test_echo_round_trip(void **state)
 	run_until(f, &a, 1);
 	assert_int_equal(a.got, 1);
 	assert_true(json_is_true(json_object_get(a.env, "ok")));
-	assert_string_equal(json_string_value(json_object_get(json_object_get(a.env, "result"), "v")),
-			    "x");
+	assert_string_equal(
+	    json_string_value(json_object_get(json_object_get(a.env, "result"), "v")), "x");
 	json_decref(a.env);
 }
 
@@ -328,9 +327,9 @@ static void test_interrupted_id_is_lost_after_restart(void **state)
 	int lost = 0;
 
 	/* A call journaled as running whose agent died before it finished. */
-	assert_int_equal(ledger_begin(f->ledger, "task-4", "t", "count", args,
-				      clk_mono_ms() + 1000, &prev),
-			 LEDGER_NEW);
+	assert_int_equal(
+	    ledger_begin(f->ledger, "task-4", "t", "count", args, clk_mono_ms() + 1000, &prev),
+	    LEDGER_NEW);
 	ledger_close(f->ledger);
 	assert_int_equal(ledger_open(f->db, &f->log, &f->ledger, &lost), 0);
 	assert_int_equal(lost, 1);
@@ -352,9 +351,9 @@ static void test_ledger_prune_bounds_rows(void **state)
 
 	for (int i = 0; i < 20; i++) {
 		snprintf(id, sizeof(id), "p-%d", i);
-		assert_int_equal(ledger_begin(f->ledger, id, "t", "count", args,
-					      clk_mono_ms() + 1000, &prev),
-				 LEDGER_NEW);
+		assert_int_equal(
+		    ledger_begin(f->ledger, id, "t", "count", args, clk_mono_ms() + 1000, &prev),
+		    LEDGER_NEW);
 		assert_int_equal(ledger_finish(f->ledger, id, env), 0);
 	}
 	assert_int_equal(ledger_count(f->ledger), 20);
@@ -370,16 +369,16 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
-		T(test_echo_round_trip),
-		T(test_inline_op_answers_before_submit_returns),
-		T(test_unknown_plugin_op_and_bad_args),
-		T(test_over_inflight_limit_is_busy),
-		T(test_handler_past_deadline_answers_timeout_and_agent_goes_on),
-		T(test_repeated_id_runs_once_and_replays),
-		T(test_concurrent_calls_with_one_id_run_once),
-		T(test_same_id_other_args_is_conflict),
-		T(test_interrupted_id_is_lost_after_restart),
-		T(test_ledger_prune_bounds_rows),
+	    T(test_echo_round_trip),
+	    T(test_inline_op_answers_before_submit_returns),
+	    T(test_unknown_plugin_op_and_bad_args),
+	    T(test_over_inflight_limit_is_busy),
+	    T(test_handler_past_deadline_answers_timeout_and_agent_goes_on),
+	    T(test_repeated_id_runs_once_and_replays),
+	    T(test_concurrent_calls_with_one_id_run_once),
+	    T(test_same_id_other_args_is_conflict),
+	    T(test_interrupted_id_is_lost_after_restart),
+	    T(test_ledger_prune_bounds_rows),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -71,7 +71,7 @@ static int teardown(void **state)
 }
 
 static int call_op(struct plugins *ps, const char *plugin, const char *op, const char *args,
-		   json_t **result, char *errmsg)
+                   json_t **result, char *errmsg)
 {
 	struct outpost_plugin_ctx *pc = plugins_find(ps, plugin);
 	const struct outpost_op *o;
@@ -172,8 +172,8 @@ static int ok_op(struct outpost_call *c, json_t *a, json_t **r)
 }
 
 static const struct outpost_op one_op[] = {{"x", ok_op, NULL, 0, "x"}, {NULL, NULL, NULL, 0, NULL}};
-static const struct outpost_plugin p_fail = {OUTPOST_PLUGIN_ABI, "failing", "1", failing_init,
-					     NULL, one_op};
+static const struct outpost_plugin p_fail = {OUTPOST_PLUGIN_ABI, "failing", "1",
+                                             failing_init,       NULL,      one_op};
 static const struct outpost_plugin p_ok = {OUTPOST_PLUGIN_ABI, "fine", "1", NULL, NULL, one_op};
 
 static void test_failing_init_disables_only_that_plugin(void **state)
@@ -190,26 +190,25 @@ static void test_failing_init_disables_only_that_plugin(void **state)
 	d = plugins_describe(f->ps);
 	assert_int_equal(json_array_size(d), 2);
 	assert_false(json_is_true(json_object_get(json_array_get(d, 0), "enabled")));
-	assert_string_equal(json_string_value(json_object_get(
-				    json_array_get(json_object_get(json_array_get(d, 1), "ops"), 0),
-				    "name")),
-			    "x");
+	assert_string_equal(
+	    json_string_value(json_object_get(
+	        json_array_get(json_object_get(json_array_get(d, 1), "ops"), 0), "name")),
+	    "x");
 	json_decref(d);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_loads_shared_object_and_executable_plugins,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_refuses_wrong_abi_and_untrusted_files, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_refuses_world_writable_directory, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_missing_directory_means_builtins_only, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_failing_init_disables_only_that_plugin, setup,
-						teardown),
+	    cmocka_unit_test_setup_teardown(test_loads_shared_object_and_executable_plugins, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_refuses_wrong_abi_and_untrusted_files, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_refuses_world_writable_directory, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_missing_directory_means_builtins_only, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_failing_init_disables_only_that_plugin, setup,
+	                                    teardown),
 	};
 	signal(SIGPIPE, SIG_IGN);
 	return cmocka_run_group_tests(tests, NULL, NULL);

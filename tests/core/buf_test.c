@@ -45,9 +45,9 @@ static void test_steal_empty_gives_empty_string(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_append_grows_and_terminates),
-		cmocka_unit_test(test_printf_formats),
-		cmocka_unit_test(test_steal_empty_gives_empty_string),
+	    cmocka_unit_test(test_append_grows_and_terminates),
+	    cmocka_unit_test(test_printf_formats),
+	    cmocka_unit_test(test_steal_empty_gives_empty_string),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,19 +10,19 @@
 #include <outpost/plugin.h>
 
 static const struct conf_field schema[] = {
-	{"listen", CONF_STRING, 0, 0, NULL},
-	{"log", CONF_OBJECT, 0, 0, NULL},
-	{"log.level", CONF_STRING, 0, 0, NULL},
-	{"workers", CONF_INT, 1, 64, NULL},
-	{"roots", CONF_STRING_ARRAY, 0, 0, NULL},
-	{"plugins", CONF_OBJECT_FREE, 0, 0, NULL},
-	{NULL, 0, 0, 0, NULL},
+    {"listen", CONF_STRING, 0, 0, NULL},
+    {"log", CONF_OBJECT, 0, 0, NULL},
+    {"log.level", CONF_STRING, 0, 0, NULL},
+    {"workers", CONF_INT, 1, 64, NULL},
+    {"roots", CONF_STRING_ARRAY, 0, 0, NULL},
+    {"plugins", CONF_OBJECT_FREE, 0, 0, NULL},
+    {NULL, 0, 0, 0, NULL},
 };
 
 static void test_comments_of_three_kinds_are_ignored(void **state)
 {
 	const char *text = "# a comment\n{\n  // another\n  \"listen\": \"127.0.0.1:1\", /* block\n"
-			   " still block */ \"workers\": 2 # tail\n}\n";
+	                   " still block */ \"workers\": 2 # tail\n}\n";
 	json_t *c;
 	char msg[256];
 
@@ -51,23 +51,23 @@ static void test_errors_name_file_line_and_column(void **state)
 	char msg[256];
 
 	assert_int_equal(conf_parse(text, strlen(text), "agent.conf", &c, msg, sizeof(msg)),
-			 OUTPOST_E_BAD_JSON);
+	                 OUTPOST_E_BAD_JSON);
 	assert_non_null(strstr(msg, "agent.conf:4:"));
-	assert_int_equal(conf_parse(open_comment, strlen(open_comment), "x.conf", &c, msg,
-				    sizeof(msg)),
-			 OUTPOST_E_BAD_JSON);
+	assert_int_equal(
+	    conf_parse(open_comment, strlen(open_comment), "x.conf", &c, msg, sizeof(msg)),
+	    OUTPOST_E_BAD_JSON);
 	assert_non_null(strstr(msg, "x.conf:1:3: comment is never closed"));
 	assert_int_equal(conf_parse("[1]", 3, "a", &c, msg, sizeof(msg)), OUTPOST_E_BAD_JSON);
 	assert_non_null(strstr(msg, "top level"));
 	assert_int_equal(conf_parse("{\"a\":1,\"a\":2}", 13, "a", &c, msg, sizeof(msg)),
-			 OUTPOST_E_BAD_JSON);
+	                 OUTPOST_E_BAD_JSON);
 }
 
 static void test_schema_refuses_unknown_keys_types_and_ranges(void **state)
 {
 	char msg[256];
 	json_t *c = json_pack("{s:{s:s}, s:i, s:{s:{s:i}}}", "log", "level", "info", "workers", 4,
-			      "plugins", "any", "thing", 1);
+	                      "plugins", "any", "thing", 1);
 
 	assert_int_equal(conf_check(c, schema, msg, sizeof(msg)), 0);
 	json_object_set_new(json_object_get(c, "log"), "levl", json_string("x"));
@@ -90,7 +90,7 @@ static void test_schema_refuses_unknown_keys_types_and_ranges(void **state)
 static void test_merge_is_key_by_key(void **state)
 {
 	json_t *dst = json_pack("{s:{s:s, s:s}, s:i}", "log", "level", "info", "target", "stderr",
-				"workers", 4);
+	                        "workers", 4);
 	json_t *src = json_pack("{s:{s:s}, s:[s]}", "log", "level", "debug", "roots", "/srv");
 
 	assert_int_equal(conf_merge(dst, src), 0);
@@ -115,12 +115,12 @@ static void test_load_refuses_directories_and_missing_files(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_comments_of_three_kinds_are_ignored),
-		cmocka_unit_test(test_comment_markers_inside_strings_are_kept),
-		cmocka_unit_test(test_errors_name_file_line_and_column),
-		cmocka_unit_test(test_schema_refuses_unknown_keys_types_and_ranges),
-		cmocka_unit_test(test_merge_is_key_by_key),
-		cmocka_unit_test(test_load_refuses_directories_and_missing_files),
+	    cmocka_unit_test(test_comments_of_three_kinds_are_ignored),
+	    cmocka_unit_test(test_comment_markers_inside_strings_are_kept),
+	    cmocka_unit_test(test_errors_name_file_line_and_column),
+	    cmocka_unit_test(test_schema_refuses_unknown_keys_types_and_ranges),
+	    cmocka_unit_test(test_merge_is_key_by_key),
+	    cmocka_unit_test(test_load_refuses_directories_and_missing_files),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

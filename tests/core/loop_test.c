@@ -18,7 +18,6 @@ struct rec {
 	int n;
 };
 
-
 struct tmark {
 	struct rec *r;
 	int id;
@@ -187,11 +186,11 @@ static void test_periodic_timer_may_reset_itself(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_timers_fire_in_due_order),
-		cmocka_unit_test(test_periodic_timer_repeats_until_deleted),
-		cmocka_unit_test(test_posts_from_threads_all_arrive_on_the_loop),
-		cmocka_unit_test(test_fd_callback_may_delete_itself),
-		cmocka_unit_test(test_periodic_timer_may_reset_itself),
+	    cmocka_unit_test(test_timers_fire_in_due_order),
+	    cmocka_unit_test(test_periodic_timer_repeats_until_deleted),
+	    cmocka_unit_test(test_posts_from_threads_all_arrive_on_the_loop),
+	    cmocka_unit_test(test_fd_callback_may_delete_itself),
+	    cmocka_unit_test(test_periodic_timer_may_reset_itself),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -16,7 +16,7 @@ static void test_parse_rejects_deep_nesting(void **state)
 	memset(deep, '[', 100);
 	memset(deep + 100, ']', 100);
 	assert_int_equal(wire_parse(deep, sizeof(deep), 32, &v, msg, sizeof(msg)),
-			 OUTPOST_E_BAD_JSON);
+	                 OUTPOST_E_BAD_JSON);
 	assert_null(v);
 	assert_non_null(strstr(msg, "deep"));
 	assert_int_equal(wire_parse(deep + 70, 60, 32, &v, msg, sizeof(msg)), 0);
@@ -30,9 +30,9 @@ static void test_parse_rejects_garbage_and_duplicates(void **state)
 	assert_int_equal(wire_parse("{\"a\":", 5, 32, &v, msg, sizeof(msg)), OUTPOST_E_BAD_JSON);
 	assert_int_equal(wire_parse("", 0, 32, &v, msg, sizeof(msg)), OUTPOST_E_BAD_JSON);
 	assert_int_equal(wire_parse("{\"a\":1,\"a\":2}", 13, 32, &v, msg, sizeof(msg)),
-			 OUTPOST_E_BAD_JSON);
+	                 OUTPOST_E_BAD_JSON);
 	assert_int_equal(wire_parse("\"\xff\xfe\"", 4, 32, &v, msg, sizeof(msg)),
-			 OUTPOST_E_BAD_JSON);
+	                 OUTPOST_E_BAD_JSON);
 }
 
 static void test_depth_ignores_brackets_in_strings(void **state)
@@ -46,7 +46,8 @@ static void test_envelope_shapes(void **state)
 {
 	json_t *e = wire_error(OUTPOST_E_BUSY, "too many");
 	char *s = wire_dump(e);
-	assert_string_equal(s, "{\"ok\":false,\"error\":{\"code\":\"busy\",\"message\":\"too many\"}}");
+	assert_string_equal(
+	    s, "{\"ok\":false,\"error\":{\"code\":\"busy\",\"message\":\"too many\"}}");
 	free(s);
 	json_decref(e);
 	e = wire_ok(json_integer(3));
@@ -59,9 +60,9 @@ static void test_envelope_shapes(void **state)
 static void test_check_args(void **state)
 {
 	static const struct outpost_arg spec[] = {
-		{"path", OUTPOST_ARG_STRING, 1, "a path"},
-		{"mode", OUTPOST_ARG_INT, 0, "mode"},
-		{NULL, 0, 0, NULL},
+	    {"path", OUTPOST_ARG_STRING, 1, "a path"},
+	    {"mode", OUTPOST_ARG_INT, 0, "mode"},
+	    {NULL, 0, 0, NULL},
 	};
 	char msg[128];
 	json_t *a = json_pack("{s:s, s:i}", "path", "/x", "mode", 420);
@@ -82,11 +83,11 @@ static void test_check_args(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_parse_rejects_deep_nesting),
-		cmocka_unit_test(test_parse_rejects_garbage_and_duplicates),
-		cmocka_unit_test(test_depth_ignores_brackets_in_strings),
-		cmocka_unit_test(test_envelope_shapes),
-		cmocka_unit_test(test_check_args),
+	    cmocka_unit_test(test_parse_rejects_deep_nesting),
+	    cmocka_unit_test(test_parse_rejects_garbage_and_duplicates),
+	    cmocka_unit_test(test_depth_ignores_brackets_in_strings),
+	    cmocka_unit_test(test_envelope_shapes),
+	    cmocka_unit_test(test_check_args),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

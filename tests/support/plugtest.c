@@ -32,7 +32,7 @@ struct plugtest {
 };
 
 static struct plugtest *plugtest_make(const struct outpost_plugin *p, const char *config_json,
-				      int must_init)
+                                      int must_init)
 {
 	struct plugtest *t = calloc(1, sizeof(*t));
 	json_t *conf = NULL;
@@ -41,9 +41,9 @@ static struct plugtest *plugtest_make(const struct outpost_plugin *p, const char
 	assert_non_null(t);
 	strcpy(t->dir, "/tmp/outpost-test-XXXXXX");
 	assert_non_null(mkdtemp(t->dir));
-	log_init(&t->log, "plugtest", getenv("OUTPOST_TEST_DEBUG") ? OUTPOST_LOG_DEBUG
-								: OUTPOST_LOG_WARN,
-		 LOG_TO_STDERR);
+	log_init(&t->log, "plugtest",
+	         getenv("OUTPOST_TEST_DEBUG") ? OUTPOST_LOG_DEBUG : OUTPOST_LOG_WARN,
+	         LOG_TO_STDERR);
 	assert_int_equal(loop_new(&t->loop), 0);
 	/* Like the agent, go on without inotify when the user's instances are used up. */
 	if (watch_new(t->loop, &t->watch) < 0)
@@ -80,7 +80,7 @@ struct plugtest *plugtest_new_any(const struct outpost_plugin *p, const char *co
 }
 
 int plugtest_call_deadline(struct plugtest *t, const char *op, const char *args_json,
-			   int64_t timeout_ms, json_t **result, const char **errmsg)
+                           int64_t timeout_ms, json_t **result, const char **errmsg)
 {
 	const struct outpost_op *o;
 	json_t *args;
@@ -108,7 +108,7 @@ int plugtest_call_deadline(struct plugtest *t, const char *op, const char *args_
 }
 
 int plugtest_call(struct plugtest *t, const char *op, const char *args_json, json_t **result,
-		  const char **errmsg)
+                  const char **errmsg)
 {
 	return plugtest_call_deadline(t, op, args_json, 10000, result, errmsg);
 }

@@ -15,10 +15,10 @@ struct plugtest *plugtest_new(const struct outpost_plugin *p, const char *config
 /* Calls op with args given as JSON text. Returns 0 and *result (new ref; may be NULL), or the
  * negative error code with *errmsg pointing at the message (valid until the next call). */
 int plugtest_call(struct plugtest *t, const char *op, const char *args_json, json_t **result,
-		  const char **errmsg);
+                  const char **errmsg);
 /* The same with a deadline other than the default 10 s from now. */
 int plugtest_call_deadline(struct plugtest *t, const char *op, const char *args_json,
-			   int64_t timeout_ms, json_t **result, const char **errmsg);
+                           int64_t timeout_ms, json_t **result, const char **errmsg);
 /* A private temporary directory, removed by plugtest_free. */
 const char *plugtest_dir(struct plugtest *t);
 struct loop *plugtest_loop(struct plugtest *t);
