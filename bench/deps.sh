@@ -1,11 +1,12 @@
 #!/bin/sh
-# Installs the peers the benchmarks compare the agent against (not needed to build or test:
-# that is scripts/deps.sh). Idempotent: apt-get runs only when a package is missing.
-# The packages' own services are kept from starting (policy-rc.d): the benchmarks start
-# private instances on loopback and stop them again.
+# Installs the peers the benchmarks compare Outpost against (not needed to build or test:
+# that is scripts/deps.sh): nginx and node-exporter for bench/agent-core, ClusterShell and
+# OpenSSH (client and a private sshd) for bench/fanout. Idempotent: apt-get runs only when a
+# package is missing. The packages' own services are kept from starting (policy-rc.d): the
+# benchmarks start private instances on loopback and stop them again.
 set -eu
 
-PKGS="nginx-light prometheus-node-exporter wrk procps"
+PKGS="nginx-light prometheus-node-exporter wrk procps clustershell openssh-server openssh-client"
 
 missing=""
 for p in $PKGS; do
@@ -24,8 +25,9 @@ if [ "$(id -u)" -ne 0 ]; then
 	SUDO="sudo"
 fi
 
-# A system-wide nginx on :80 or node-exporter on :9100 is not what a benchmark should leave
-# behind: refuse service starts during the install, unless the host already has a policy.
+# A system-wide nginx on :80, node-exporter on :9100 or sshd on :22 is not what a benchmark
+# should leave behind: refuse service starts during the install, unless the host already has
+# a policy.
 policy=/usr/sbin/policy-rc.d
 made_policy=0
 if [ ! -e "$policy" ]; then
@@ -41,3 +43,12 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 # shellcheck disable=SC2086
 $SUDO apt-get install -y -qq --no-install-recommends $missing
+
+# The package enables its service for the next boot; bench/fanout runs its own sshd on a free
+# loopback port. Undo that only for an sshd this script installed, never for one already there.
+case " $missing " in
+*" openssh-server "*)
+	$SUDO deb-systemd-helper disable ssh.service >/dev/null 2>&1 || true
+	$SUDO update-rc.d ssh disable >/dev/null 2>&1 || true
+	;;
+esac

@@ -7,3 +7,5 @@ here=$(cd "$(dirname "$0")" && pwd)
 build=${1:-$(dirname "$here")/build}
 
 /usr/bin/python3 "$here/agent-core" --build "$build"
+echo
+/usr/bin/python3 "$here/fanout" --build "$build"
