@@ -1809,13 +1809,13 @@ static int sq_tasks_advance(struct store *base, int64_t now_ms, json_t **host_id
 {
 	struct sq *s = sq_of(base);
 	sqlite3_stmt *st;
-	json_t *todo = json_array(), *woken = json_object(), *arr = json_array(), *v;
+	json_t *ready = json_array(), *woken = json_object(), *arr = json_array(), *v;
 	const char *h;
 	size_t i;
 	int rc;
 
 	*host_ids = NULL;
-	if (!todo || !woken || !arr) {
+	if (!ready || !woken || !arr) {
 		rc = OUTPOST_E_INTERNAL;
 		goto out;
 	}
@@ -1825,7 +1825,7 @@ static int sq_tasks_advance(struct store *base, int64_t now_ms, json_t **host_id
 	while ((rc = next(st)) == 1) {
 		json_t *t = json_pack("[s, I, I, I]", col_str(st, 0), col_int(st, 1),
 		                      col_int(st, 2), col_int(st, 3));
-		if (!t || json_array_append_new(todo, t)) {
+		if (!t || json_array_append_new(ready, t)) {
 			rc = OUTPOST_E_INTERNAL;
 			break;
 		}
@@ -1833,7 +1833,7 @@ static int sq_tasks_advance(struct store *base, int64_t now_ms, json_t **host_id
 	sqlite3_reset(st);
 	if (rc < 0)
 		goto fail;
-	json_array_foreach(todo, i, v)
+	json_array_foreach(ready, i, v)
 	{
 		rc = task_advance(s, json_string_value(json_array_get(v, 0)),
 		                  json_integer_value(json_array_get(v, 1)),
@@ -1857,7 +1857,7 @@ static int sq_tasks_advance(struct store *base, int64_t now_ms, json_t **host_id
 fail:
 	tx_rollback(s);
 out:
-	json_decref(todo);
+	json_decref(ready);
 	json_decref(woken);
 	json_decref(arr);
 	return rc;
