@@ -1,0 +1,71 @@
+/* The hub's time-series store: a dictionary of series (host + Prometheus key), one open chunk
+ * per series in memory (its head), sealed chunks, 1-minute and 1-hour rollups and retention,
+ * all persisted through the store interface. Ingest appends to heads and logs each group of
+ * samples durably before the agents are answered (ingest.c); queries read chunks and heads
+ * (query.c). Loop thread only. docs/metrics.md is the operator's page. */
+#ifndef OUTPOST_HUB_TSDB_H
+#define OUTPOST_HUB_TSDB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct store;
+struct logger;
+
+enum tsdb_res {
+	TSDB_RAW = 0,
+	TSDB_1M,
+	TSDB_1H,
+	TSDB_NRES,
+};
+
+struct tsdb_config {
+	struct store *store;      /* borrowed; outlives the tsdb */
+	const struct logger *log; /* borrowed */
+	int64_t keep_ms[TSDB_NRES]; /* retention per resolution */
+	int64_t checkpoint_ms;      /* how often open heads are written (log truncated) */
+};
+
+/* One series, as queries see it. Borrowed from the tsdb: valid until the next call that
+ * writes (ingest, compaction), so a caller copies what it keeps across turns of the loop. */
+struct tsdb_series {
+	uint32_t id;
+	const char *host;
+	const char *name;
+	const char *key;           /* canonical: name{a="x",b="y"} (labels sorted) */
+	size_t nlabels;
+	const char *const *labels; /* nlabels pairs: name, value (unescaped), sorted by name */
+	int64_t first_ms;          /* first sample kept; 0 when none */
+	int64_t last_ms;           /* latest sample; 0 when none */
+	double last_value;
+};
+
+/* A point of a read: raw samples have min = max = sum = value and count = 1; rollups carry
+ * the aggregates of their interval (t = its start). */
+struct tsdb_point {
+	int64_t t;
+	double min, max, sum, count;
+};
+
+struct tsdb;
+
+/* Loads the dictionary and the heads, replays the ingest log. msg says what went wrong. */
+int tsdb_open(const struct tsdb_config *cfg, struct tsdb **out, char *msg, size_t msglen);
+void tsdb_close(struct tsdb *db); /* NULL ok */
+
+/* Calls fn for each series named name (NULL: every series), in id order; fn returns nonzero
+ * to stop. Returns 0. */
+typedef int (*tsdb_each_fn)(void *arg, const struct tsdb_series *s);
+int tsdb_series_each(struct tsdb *db, const char *name, tsdb_each_fn fn, void *arg);
+
+/* The points of series id with from <= t < to at a resolution, oldest first. *pts: new
+ * array the caller frees (NULL when *n is 0). OUTPOST_E_NOT_FOUND for an unknown id. */
+int tsdb_read(struct tsdb *db, uint32_t id, int res, int64_t from, int64_t to,
+              struct tsdb_point **pts, size_t *n);
+
+/* Retention and interval of a resolution (ms); interval 0 for raw. */
+int64_t tsdb_keep_ms(const struct tsdb *db, int res);
+int64_t tsdb_interval_ms(int res);
+const char *tsdb_res_name(int res); /* "raw", "1m", "1h" */
+
+#endif
