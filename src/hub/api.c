@@ -3,6 +3,7 @@
  * This file holds the registry handlers (enroll, hosts, tokens, audit, health, metrics);
  * tasks.c holds the task engine's. */
 #include "hub_impl.h"
+#include "tsdb.h"
 #include "selector.h"
 #include "core/buf.h"
 #include "core/clk.h"
@@ -466,6 +467,19 @@ static void api_metrics(void *ctx, struct httpd_req *req)
 	           "outpost_hub_request_seconds_sum %.6f\noutpost_hub_request_seconds_count %llu\n",
 	           h->st.latency_sum, cum);
 	json_decref(st);
+	ingest_stats(h->ingest, &b);
+	if (h->tsdb) {
+		json_t *ts = tsdb_status(h->tsdb);
+		const char *k2;
+		json_t *v2;
+		buf_printf(&b,
+		           "# HELP outpost_hub_tsdb The time-series store's counters and sizes.\n"
+		           "# TYPE outpost_hub_tsdb gauge\n");
+		json_object_foreach(ts, k2, v2)
+		    buf_printf(&b, "outpost_hub_tsdb{what=\"%s\"} %lld\n", k2,
+		               (long long)json_integer_value(v2));
+		json_decref(ts);
+	}
 	if (!b.data) {
 		httpd_respond_error(req, OUTPOST_E_INTERNAL, "out of memory");
 		return;

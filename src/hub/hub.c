@@ -2,6 +2,7 @@
  * token of the first start, the HTTP server and the once-a-second tick. */
 #include "hub_impl.h"
 #include "tls.h"
+#include "tsdb.h"
 #include "core/clk.h"
 #include "core/conf.h"
 #include "core/daemon.h"
@@ -56,6 +57,35 @@ static int hub_admin_token(struct hub *h, char *msg, size_t msglen)
 static void hub_on_tick(void *arg)
 {
 	tasks_tick(arg);
+}
+
+/* The time-series store's background work: a slice a second, so requests never wait long. */
+static void hub_on_compact(void *arg)
+{
+	struct hub *h = arg;
+
+	ingest_commit(h->ingest); /* the agents waiting are answered by the flush it starts with */
+	tsdb_compact(h->tsdb, clk_real_ms(), 50);
+}
+
+static int hub_open_tsdb(struct hub *h, char *msg, size_t msglen)
+{
+	const int64_t hour = 3600000, day = 24 * hour;
+	struct tsdb_config tc = {
+	    .store = h->store,
+	    .log = h->log,
+	    .keep_ms = {json_integer_value(conf_get(h->conf, "metrics.raw_hours")) * hour,
+	                json_integer_value(conf_get(h->conf, "metrics.rollup_1m_days")) * day,
+	                json_integer_value(conf_get(h->conf, "metrics.rollup_1h_days")) * day},
+	    .checkpoint_ms = json_integer_value(conf_get(h->conf, "metrics.checkpoint_s")) * 1000,
+	};
+	int64_t t0 = clk_mono_ms();
+	int rc = tsdb_open(&tc, &h->tsdb, msg, msglen);
+
+	if (rc == 0)
+		log_info(h->log, "metrics", "time-series store ready in %lld ms",
+		         (long long)(clk_mono_ms() - t0));
+	return rc < 0 ? rc : ingest_new(h, &h->ingest);
 }
 
 static void hub_on_answer(void *ctx, struct httpd_req *req, unsigned status, int64_t ms)
@@ -118,7 +148,8 @@ int hub_new(struct loop *loop, json_t *conf, struct logger *log, struct hub **ou
 	h->pk_b64 = sec_b64(h->pk, sizeof(h->pk));
 	if (!h->pk_b64)
 		goto fail;
-	if (store_sqlite_open(h->state_dir, &h->store, msg, msglen) < 0)
+	if (store_sqlite_open(h->state_dir, &h->store, msg, msglen) < 0 ||
+	    hub_open_tsdb(h, msg, msglen) < 0)
 		goto fail;
 	if (hub_admin_token(h, msg, msglen) < 0)
 		goto fail;
@@ -151,6 +182,8 @@ int hub_new(struct loop *loop, json_t *conf, struct logger *log, struct hub **ou
 	hc.tls_key_pem = h->key_pem;
 	hc.log = log;
 	if (httpd_start(loop, &hc, &h->httpd, msg, msglen) < 0)
+		goto fail;
+	if (loop_timer_add(loop, 1000, 1000, hub_on_compact, h, &h->compact) < 0)
 		goto fail;
 	if (loop_timer_add(loop, 1000, 1000, hub_on_tick, h, &h->tick) < 0)
 		goto fail;
@@ -197,6 +230,7 @@ void hub_shutdown(struct hub *h, void (*done)(void *arg), void *arg)
 	h->stopping = 1;
 	httpd_quiesce(h->httpd);
 	tasks_release_all(h);
+	ingest_commit(h->ingest);
 	done(arg);
 }
 
@@ -207,7 +241,10 @@ void hub_free(struct hub *h)
 	if (h->httpd)
 		tasks_release_all(h);
 	loop_timer_del(h->loop, h->tick);
+	loop_timer_del(h->loop, h->compact);
+	ingest_free(h->ingest);
 	httpd_stop(h->httpd);
+	tsdb_close(h->tsdb);
 	if (h->store)
 		h->store->ops->close(h->store);
 	if (h->lock_fd >= 0)

@@ -11,6 +11,9 @@
 #include <stdint.h>
 
 struct loop_timer;
+struct tsdb;
+struct ingest;
+struct buf;
 
 enum hub_role {
 	ROLE_NONE = 0, /* anyone: health, enroll */
@@ -66,6 +69,9 @@ struct hub {
 	struct httpd *httpd;
 	struct httpd_route *routes;
 	struct loop_timer *tick;
+	struct tsdb *tsdb;                        /* metrics (tsdb.h) */
+	struct ingest *ingest;                    /* agents' metric batches (ingest.c) */
+	struct loop_timer *compact;               /* the tsdb's background work */
 	struct hub_wait *polls[HUB_WAIT_BUCKETS]; /* agents' task polls by host id */
 	struct hub_wait *watches;                 /* operators' task waits */
 	size_t npolls;
@@ -104,5 +110,13 @@ void tasks_wake_task(struct hub *h, const char *task_id);
 void tasks_tick(struct hub *h);
 /* Answers every wait (shutdown). */
 void tasks_release_all(struct hub *h);
+
+/* ingest.c */
+int ingest_new(struct hub *h, struct ingest **out);
+void ingest_free(struct ingest *in); /* answers what waits; NULL ok */
+void ingest_agent_metrics(struct hub *h, struct httpd_req *req, struct hub_caller *c);
+/* Writes the pending samples and answers the agents waiting for them. */
+void ingest_commit(struct ingest *in);
+void ingest_stats(const struct ingest *in, struct buf *b);
 
 #endif

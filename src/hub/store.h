@@ -117,10 +117,82 @@ struct store_ops {
 	/* ---- counts for /metrics ---- */
 	/* {"hosts": {"up":N,...}, "tasks_running": N, "queue_depth": N} */
 	int (*stats)(struct store *s, json_t **stats);
+
+	/* The metrics side of this store (above); borrowed, lives as long as the store. */
+	struct mstore *(*metrics)(struct store *s);
 };
 
 struct store {
 	const struct store_ops *ops;
+};
+
+/* ---- metrics: the time-series store's persistence (tsdb.c is its only caller) ----
+ * Kept apart from the registry (SQLite: its own database file, metrics.db) so that ingest's
+ * write rate never holds up hosts and tasks. Chunks are rows keyed by (series, window start)
+ * per resolution; a raw chunk is sealed when its window is complete, and rolled once its
+ * rollups have been written. The log holds samples appended since the last checkpoint of the
+ * open heads, so that a restart loses nothing the hub has acknowledged. */
+struct mstore;
+
+struct mstore_chunk {
+	uint32_t series;
+	int64_t start_ms; /* the window's start (its key) */
+	int64_t end_ms;   /* the window's end (exclusive) */
+	uint32_t count;   /* samples or points */
+	int sealed;       /* raw only */
+	const uint8_t *data;
+	size_t len; /* borrowed for the callback */
+};
+
+typedef int (*mstore_chunk_fn)(void *arg, const struct mstore_chunk *c);
+typedef int (*mstore_series_fn)(void *arg, uint32_t id, const char *host, const char *key,
+                                int64_t first_ms, int64_t rolled_ms);
+typedef int (*mstore_seq_fn)(void *arg, const char *host, const char *epoch, int64_t seq);
+typedef int (*mstore_log_fn)(void *arg, int64_t id, const uint8_t *p, size_t len);
+
+/* Callbacks return 0 to go on, nonzero to stop (which the call then returns). */
+struct mstore_ops {
+	int (*begin)(struct mstore *m);
+	int (*commit)(struct mstore *m); /* rolls back on failure */
+	void (*rollback)(struct mstore *m);
+
+	int (*series_each)(struct mstore *m, mstore_series_fn fn, void *arg);
+	int (*series_add)(struct mstore *m, uint32_t id, const char *host, const char *key,
+	                  int64_t first_ms);
+	/* Rollups exist up to rolled_ms (exclusive) for this series. */
+	int (*series_rolled)(struct mstore *m, uint32_t id, int64_t rolled_ms);
+
+	/* Ingest dedupe: each host's agent database (epoch) and the last batch stored. */
+	int (*seq_each)(struct mstore *m, mstore_seq_fn fn, void *arg);
+	int (*seq_put)(struct mstore *m, const char *host, const char *epoch, int64_t seq);
+
+	int (*log_add)(struct mstore *m, const uint8_t *p, size_t len, int64_t *id);
+	int (*log_each)(struct mstore *m, int64_t after_id, mstore_log_fn fn, void *arg);
+	int (*log_trim)(struct mstore *m, int64_t upto_id); /* drops ids <= upto_id */
+
+	/* Insert or replace by (res, series, start_ms). */
+	int (*chunk_put)(struct mstore *m, int res, const struct mstore_chunk *c);
+	/* The chunk at (res, series, start_ms): fn once, or OUTPOST_E_NOT_FOUND. */
+	int (*chunk_get)(struct mstore *m, int res, uint32_t series, int64_t start_ms,
+	                 mstore_chunk_fn fn, void *arg);
+	/* Chunks of a series overlapping [from, to), oldest first. */
+	int (*chunk_range)(struct mstore *m, int res, uint32_t series, int64_t from, int64_t to,
+	                   mstore_chunk_fn fn, void *arg);
+	/* The newest raw chunk of every series (to rebuild the heads). */
+	int (*chunk_latest)(struct mstore *m, mstore_chunk_fn fn, void *arg);
+	/* Sealed raw chunks whose rollups are not written yet, oldest first, at most limit. */
+	int (*chunk_unrolled)(struct mstore *m, int limit, mstore_chunk_fn fn, void *arg);
+	int (*chunk_mark_rolled)(struct mstore *m, uint32_t series, int64_t start_ms);
+	/* Deletes at most limit chunks of res that end before before_ms (raw: rolled ones only);
+	 * *n gets how many. */
+	int (*chunk_expire)(struct mstore *m, int res, int64_t before_ms, int limit, int64_t *n);
+	/* {"file_bytes", "free_bytes", "chunks": [raw, 1m, 1h], "chunk_bytes": [...],
+	 * "samples": [...], "series", "log_rows"}: for /metrics and the benches. */
+	int (*stats)(struct mstore *m, json_t **out);
+};
+
+struct mstore {
+	const struct mstore_ops *ops;
 };
 
 /* The SQLite store in <state_dir>/hub.db (WAL, versioned migrations). */

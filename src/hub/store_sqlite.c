@@ -1,7 +1,7 @@
 /* The hub's store on SQLite (embedded mode): see store.h for the contract and docs/protocol.md
  * for the shapes. One connection; every statement is prepared once at open (the table below)
  * and reused; every call that writes is one transaction. */
-#include "store.h"
+#include "store_sqlite.h"
 #include "core/clk.h"
 #include "core/db.h"
 
@@ -301,6 +301,7 @@ struct sq {
 	struct store base; /* first: the handle store.h callers hold */
 	sqlite3 *db;
 	sqlite3_stmt *st[ST_COUNT];
+	struct mstore *metrics; /* metrics.db */
 };
 
 /* Per-host row states, in the order counts lists them; the first three are not final. */
@@ -2005,7 +2006,13 @@ static void sq_close(struct store *base)
 	for (int i = 0; i < ST_COUNT; i++)
 		sqlite3_finalize(s->st[i]);
 	db_close(s->db);
+	sqm_close(s->metrics);
 	free(s);
+}
+
+static struct mstore *sq_metrics(struct store *base)
+{
+	return sq_of(base)->metrics;
 }
 
 static const struct store_ops sq_ops = {
@@ -2037,6 +2044,7 @@ static const struct store_ops sq_ops = {
     .audit_add = sq_audit_add,
     .audit_list = sq_audit_list,
     .stats = sq_stats,
+    .metrics = sq_metrics,
 };
 
 int store_sqlite_open(const char *state_dir, struct store **out, char *msg, size_t msglen)
@@ -2072,6 +2080,8 @@ int store_sqlite_open(const char *state_dir, struct store **out, char *msg, size
 			goto fail;
 		}
 	}
+	if ((rc = sqm_open(state_dir, &s->metrics, msg, msglen)) < 0)
+		goto fail;
 	free(path);
 	*out = &s->base;
 	return 0;

@@ -684,9 +684,11 @@ void tasks_agent_results(void *ctx, struct httpd_req *req)
 		agent_results(h, req, c);
 	else if (strcmp(verb, "beat") == 0)
 		agent_beat(h, req, c);
+	else if (strcmp(verb, "metrics") == 0)
+		ingest_agent_metrics(h, req, c);
 	else
 		httpd_respond_error(req, OUTPOST_E_NOT_FOUND,
-		                    "POST /api/v1/agents/<id>/results or /beat");
+		                    "POST /api/v1/agents/<id>/results, /beat or /metrics");
 }
 
 /* ---- once a second ---- */

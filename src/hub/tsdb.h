@@ -6,6 +6,7 @@
 #ifndef OUTPOST_HUB_TSDB_H
 #define OUTPOST_HUB_TSDB_H
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -20,8 +21,8 @@ enum tsdb_res {
 };
 
 struct tsdb_config {
-	struct store *store;      /* borrowed; outlives the tsdb */
-	const struct logger *log; /* borrowed */
+	struct store *store;        /* borrowed; outlives the tsdb */
+	const struct logger *log;   /* borrowed */
 	int64_t keep_ms[TSDB_NRES]; /* retention per resolution */
 	int64_t checkpoint_ms;      /* how often open heads are written (log truncated) */
 };
@@ -32,7 +33,7 @@ struct tsdb_series {
 	uint32_t id;
 	const char *host;
 	const char *name;
-	const char *key;           /* canonical: name{a="x",b="y"} (labels sorted) */
+	const char *key; /* canonical: name{a="x",b="y"} (labels sorted) */
 	size_t nlabels;
 	const char *const *labels; /* nlabels pairs: name, value (unescaped), sorted by name */
 	int64_t first_ms;          /* first sample kept; 0 when none */
@@ -62,6 +63,55 @@ int tsdb_series_each(struct tsdb *db, const char *name, tsdb_each_fn fn, void *a
  * array the caller frees (NULL when *n is 0). OUTPOST_E_NOT_FOUND for an unknown id. */
 int tsdb_read(struct tsdb *db, uint32_t id, int res, int64_t from, int64_t to,
               struct tsdb_point **pts, size_t *n);
+
+/* ---- Ingest (ingest.c) ---- */
+
+/* Limits on what one agent may create. */
+#define TSDB_KEY_MAX 1024
+#define TSDB_LABELS_MAX 32
+
+/* A host as ingest sees it: its series and its dedupe mark. Owned by the tsdb. */
+struct tsdb_host;
+
+/* The host's entry, made on first use; NULL when memory runs out. */
+struct tsdb_host *tsdb_host_get(struct tsdb *db, const char *host);
+/* The last batch stored for the host: its agent database's epoch ("" before any) and seq. */
+void tsdb_host_seq(const struct tsdb_host *h, const char **epoch, int64_t *seq);
+/* Records that batch seq of epoch is stored; written with the next flush. */
+void tsdb_host_mark(struct tsdb *db, struct tsdb_host *h, const char *epoch, int64_t seq);
+
+/* Appends one sample of series key (Prometheus exposition form, any label order) of host h.
+ * 0 stored; 1 not stored because the series already has a sample at or after t (a replay);
+ * OUTPOST_E_BAD_ARGS for a key that does not parse or has a host label (msg says why);
+ * OUTPOST_E_TOO_LARGE when the host or the hub is at its series limit; OUTPOST_E_INTERNAL
+ * when memory runs out. The sample is durable only after the next successful tsdb_flush. */
+int tsdb_append(struct tsdb *db, struct tsdb_host *h, const char *key, size_t keylen, int64_t t,
+                double v, char *msg, size_t msglen);
+
+/* Writes everything appended since the last flush (ingest log, new series, dedupe marks,
+ * sealed chunks) in one transaction. On failure the in-memory state is rebuilt from disk and
+ * the generation changes: whatever was appended and not flushed is gone, and its senders
+ * must be told so (they retry). */
+int tsdb_flush(struct tsdb *db);
+uint64_t tsdb_generation(const struct tsdb *db);
+/* Samples appended and not flushed yet. */
+size_t tsdb_pending(const struct tsdb *db);
+
+/* Background work in slices of about budget_ms: seals heads whose window ended long ago,
+ * writes rollups of sealed chunks, checkpoints the heads (and trims the log), applies
+ * retention. The hub calls it from a timer. */
+void tsdb_compact(struct tsdb *db, int64_t now_ms, int64_t budget_ms);
+
+/* Counters for /metrics: {"series", "hosts", "samples_appended", "samples_replayed",
+ * "chunks_sealed", "chunks_rolled", "chunks_expired", "checkpoints", "flushes",
+ * "flush_failures", "head_bytes"}. New reference. */
+json_t *tsdb_status(struct tsdb *db);
+
+/* Parses a series key into out (cap bytes) in canonical form: labels sorted by name, values
+ * escaped. 0 with *outlen; OUTPOST_E_BAD_ARGS with msg for a bad key. A host label, a label
+ * twice, names beginning with "__", control characters: refused. */
+int tsdb_key_canon(const char *key, size_t len, char *out, size_t cap, size_t *outlen, char *msg,
+                   size_t msglen);
 
 /* Retention and interval of a resolution (ms); interval 0 for raw. */
 int64_t tsdb_keep_ms(const struct tsdb *db, int res);
