@@ -61,6 +61,10 @@ void ingest_commit(struct ingest *in)
 	if (!in)
 		return;
 	in->armed = 0;
+	if (in->timer) {
+		loop_timer_del(in->h->loop, in->timer);
+		in->timer = NULL;
+	}
 	rc = in->h->tsdb ? tsdb_flush(in->h->tsdb) : 0;
 	for (w = in->head; w; w = next) {
 		next = w->next;
@@ -79,15 +83,17 @@ void ingest_commit(struct ingest *in)
 
 static void ingest_on_timer(void *arg)
 {
-	ingest_commit(arg);
+	struct ingest *in = arg;
+
+	in->timer = NULL; /* a one-shot timer is freed once it has fired */
+	ingest_commit(in);
 }
 
 void ingest_free(struct ingest *in)
 {
 	if (!in)
 		return;
-	ingest_commit(in);
-	loop_timer_del(in->h->loop, in->timer);
+	ingest_commit(in); /* and drops the timer */
 	free(in);
 }
 
@@ -112,14 +118,9 @@ static void ingest_wait(struct ingest *in, struct httpd_req *req, json_t *result
 	}
 	if (in->armed)
 		return;
-	if (!in->timer) {
-		if (loop_timer_add(in->h->loop, INGEST_COMMIT_MS, 0, ingest_on_timer, in,
-		                   &in->timer) < 0) {
-			ingest_commit(in);
-			return;
-		}
-	} else {
-		loop_timer_reset(in->h->loop, in->timer, INGEST_COMMIT_MS);
+	if (loop_timer_add(in->h->loop, INGEST_COMMIT_MS, 0, ingest_on_timer, in, &in->timer) < 0) {
+		ingest_commit(in);
+		return;
 	}
 	in->armed = 1;
 }
