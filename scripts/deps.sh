@@ -9,6 +9,7 @@ libmicrohttpd-dev libgnutls28-dev libjansson-dev libsqlite3-dev libsodium-dev li
 libcmocka-dev
 python3 python3-pytest python3-requests python3-nacl
 sqlite3 curl wrk hyperfine procps
+prometheus
 "
 
 missing=""

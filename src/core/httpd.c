@@ -657,6 +657,35 @@ const char *httpd_req_query(const struct httpd_req *r, const char *key)
 	return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
 }
 
+struct query_all {
+	const char *key;
+	const char **vals;
+	size_t max, n;
+};
+
+static enum MHD_Result on_query_value(void *cls, enum MHD_ValueKind kind, const char *key,
+                                      const char *value)
+{
+	struct query_all *qa = cls;
+
+	(void)kind;
+	if (key && strcmp(key, qa->key) == 0) {
+		if (qa->n < qa->max)
+			qa->vals[qa->n] = value ? value : "";
+		qa->n++;
+	}
+	return MHD_YES;
+}
+
+size_t httpd_req_query_all(const struct httpd_req *r, const char *key, const char **vals,
+                           size_t max)
+{
+	struct query_all qa = {key, vals, max, 0};
+
+	MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, on_query_value, &qa);
+	return qa.n;
+}
+
 const char *httpd_req_peer(const struct httpd_req *r)
 {
 	return r->peer;

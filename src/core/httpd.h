@@ -68,6 +68,10 @@ const char *httpd_req_tail(const struct httpd_req *r);
 const char *httpd_req_body(const struct httpd_req *r, size_t *len);
 const char *httpd_req_header(const struct httpd_req *r, const char *name);
 const char *httpd_req_query(const struct httpd_req *r, const char *key);
+/* Every value of a repeated query parameter (match=a&match=b), in order: up to max in vals
+ * (borrowed, valid for the request); returns how many there are, which may exceed max. */
+size_t httpd_req_query_all(const struct httpd_req *r, const char *key, const char **vals,
+                           size_t max);
 /* The client's address as text ("127.0.0.1", "unix"). */
 const char *httpd_req_peer(const struct httpd_req *r);
 const struct httpd_route *httpd_req_route(const struct httpd_req *r);

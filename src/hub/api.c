@@ -1,7 +1,7 @@
 /* The hub's HTTP surface. Every route is one row of the table at the bottom: method, path,
  * handler, the role it needs, body limit; a reviewer sees the whole surface on one screen.
  * This file holds the registry handlers (enroll, hosts, tokens, audit, health, metrics);
- * tasks.c holds the task engine's. */
+ * tasks.c holds the task engine's, query_api.c the metric queries'. */
 #include "hub_impl.h"
 #include "tsdb.h"
 #include "selector.h"
@@ -499,6 +499,10 @@ static const struct httpd_route routes[] = {
     {"GET", "/api/v1/hosts/*", api_host_get, ROLE_VIEWER, 0},
     {"POST", "/api/v1/hosts/*", api_host_change, ROLE_ADMIN, 64 * KB},
     {"GET", "/api/v1/events", api_events, ROLE_VIEWER, 0},
+    {"GET", "/api/v1/metrics/series", query_api_series, ROLE_VIEWER, 0},
+    {"GET", "/api/v1/metrics/latest", query_api_latest, ROLE_VIEWER, 0},
+    {"GET", "/api/v1/metrics/query", query_api_query, ROLE_VIEWER, 0},
+    {"GET", "/federate", query_api_federate, ROLE_VIEWER, 0},
     {"POST", "/api/v1/tasks", tasks_api_create, ROLE_OPERATOR, 64 * MB},
     {"GET", "/api/v1/tasks", tasks_api_list, ROLE_VIEWER, 0},
     {"GET", "/api/v1/tasks/*", tasks_api_get, ROLE_VIEWER, 0},

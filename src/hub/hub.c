@@ -1,6 +1,7 @@
 /* The hub's life cycle: state directory and lock, signing key, TLS identity, store, the admin
  * token of the first start, the HTTP server and the once-a-second tick. */
 #include "hub_impl.h"
+#include "query.h"
 #include "tls.h"
 #include "tsdb.h"
 #include "core/clk.h"
@@ -244,6 +245,7 @@ void hub_free(struct hub *h)
 	loop_timer_del(h->loop, h->compact);
 	ingest_free(h->ingest);
 	httpd_stop(h->httpd);
+	query_free(h->query);
 	tsdb_close(h->tsdb);
 	if (h->store)
 		h->store->ops->close(h->store);

@@ -70,6 +70,7 @@ struct hub {
 	struct httpd_route *routes;
 	struct loop_timer *tick;
 	struct tsdb *tsdb;                        /* metrics (tsdb.h) */
+	struct query *query;                      /* query engine's reused buffers (query.h) */
 	struct ingest *ingest;                    /* agents' metric batches (ingest.c) */
 	struct loop_timer *compact;               /* the tsdb's background work */
 	struct hub_wait *polls[HUB_WAIT_BUCKETS]; /* agents' task polls by host id */
@@ -95,6 +96,12 @@ const struct httpd_route *api_routes(size_t *n);
 void api_audit(struct hub *h, struct httpd_req *req, const char *action, const char *target,
                json_t *detail);
 
+/* query_api.c: the metric query routes */
+void query_api_series(void *ctx, struct httpd_req *req);
+void query_api_latest(void *ctx, struct httpd_req *req);
+void query_api_query(void *ctx, struct httpd_req *req);
+void query_api_federate(void *ctx, struct httpd_req *req);
+
 /* tasks.c */
 void tasks_api_create(void *ctx, struct httpd_req *req);
 void tasks_api_list(void *ctx, struct httpd_req *req);
@@ -106,6 +113,11 @@ void tasks_agent_beat(void *ctx, struct httpd_req *req);
 /* Answers the poll of each host in ids (an array) that has something queued. */
 void tasks_wake_hosts(struct hub *h, json_t *ids);
 void tasks_wake_task(struct hub *h, const char *task_id);
+/* The ids (a new array) of the hosts a selector matches: accepted ones (up, down), or with
+ * any_state also pending and revoked ones. 0 (the array may be empty), or BAD_ARGS with msg
+ * for a selector that does not parse or names an unknown key. */
+int hub_select_hosts(struct hub *h, const char *target, int any_state, json_t **ids, char *msg,
+                     size_t msglen);
 /* Every second: liveness, expiry, batches. */
 void tasks_tick(struct hub *h);
 /* Answers every wait (shutdown). */

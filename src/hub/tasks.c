@@ -192,8 +192,8 @@ static int key_known(void *arg, const char *key)
 	return json_object_get(ks->keys, key) != NULL;
 }
 
-/* Matches target against accepted hosts; *ids gets the array of matched ids. */
-static int tasks_target(struct hub *h, const char *target, json_t **ids, char *msg, size_t msglen)
+int hub_select_hosts(struct hub *h, const char *target, int any_state, json_t **ids, char *msg,
+                     size_t msglen)
 {
 	struct keyset ks = {json_object()};
 	struct selector *sel = NULL;
@@ -224,7 +224,7 @@ static int tasks_target(struct hub *h, const char *target, json_t **ids, char *m
 	{
 		const char *state = json_string_value(json_object_get(host, "state"));
 		json_t *attrs = json_object_get(host, "attrs");
-		if (!state || (strcmp(state, HOST_UP) && strcmp(state, HOST_DOWN)))
+		if (!any_state && (!state || (strcmp(state, HOST_UP) && strcmp(state, HOST_DOWN))))
 			continue; /* pending and revoked hosts get no tasks */
 		if (!attrs) {
 			attrs = json_object();
@@ -239,10 +239,6 @@ static int tasks_target(struct hub *h, const char *target, json_t **ids, char *m
 		                   json_string_value(json_object_get(host, "hostname")), attrs))
 			json_array_append(*ids, json_object_get(host, "id"));
 	}
-	if (json_array_size(*ids) == 0) {
-		snprintf(msg, msglen, "target '%.200s' matches no accepted host", target);
-		rc = OUTPOST_E_NOT_FOUND;
-	}
 out:
 	if (rc < 0) {
 		json_decref(*ids);
@@ -251,6 +247,20 @@ out:
 	selector_free(sel);
 	json_decref(hosts);
 	json_decref(ks.keys);
+	return rc;
+}
+
+/* Matches target against accepted hosts; *ids gets the array of matched ids. */
+static int tasks_target(struct hub *h, const char *target, json_t **ids, char *msg, size_t msglen)
+{
+	int rc = hub_select_hosts(h, target, 0, ids, msg, msglen);
+
+	if (rc == 0 && json_array_size(*ids) == 0) {
+		snprintf(msg, msglen, "target '%.200s' matches no accepted host", target);
+		json_decref(*ids);
+		*ids = NULL;
+		rc = OUTPOST_E_NOT_FOUND;
+	}
 	return rc;
 }
 

@@ -1,0 +1,1326 @@
+/* Metric queries: parameters, matchers, resolution and step, bucketing, aggregation across
+ * hosts, and the answers written straight into a text buffer (no JSON tree, no allocation per
+ * point). The engine keeps its arrays from one query to the next. See query.h. */
+#include "query.h"
+#include "tsdb.h"
+#include "core/err.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define QUERY_MAX_PCT_CELLS 4000000 /* hosts x steps of one group held for a percentile */
+#define QUERY_KEEP_CELLS 262144     /* arrays larger than this are freed after a query */
+#define QUERY_E_STORE (-1000)       /* internal: the tsdb failed a read (not out of memory) */
+
+/* A series that matched, borrowed from the tsdb for the length of one request. */
+struct qser {
+	uint32_t id;
+	const char *host, *name, *key;
+	size_t nlabels;
+	const char *const *labels;
+	int64_t first_ms, last_ms;
+	double last_value;
+};
+
+struct query {
+	struct qser *ser;
+	size_t nser, capser;
+	/* Per step, capnb long: one series' sum and count; one group's accumulators. */
+	double *sum, *cnt, *asum, *an, *amin, *amax;
+	uint32_t *vn;
+	size_t capnb;
+	double *vals; /* percentiles: the hosts' values, step after step */
+	size_t capvals;
+};
+
+/* ---- parameters ---- */
+
+static int name_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 200)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == ':' ||
+		      (i > 0 && c >= '0' && c <= '9')))
+			return 0;
+	}
+	return 1;
+}
+
+static int label_ok(const char *s, size_t n)
+{
+	if (n == 0 || n > 128)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
+		      (i > 0 && c >= '0' && c <= '9')))
+			return 0;
+	}
+	return 1;
+}
+
+void query_matcher_clear(struct query_matcher *m)
+{
+	if (m->compiled)
+		regfree(&m->re);
+	free(m->label);
+	free(m->value);
+	memset(m, 0, sizeof(*m));
+}
+
+int query_matcher_set(struct query_matcher *m, const char *label, int op, const char *value,
+                      char *msg, size_t msglen)
+{
+	memset(m, 0, sizeof(*m));
+	if (!label_ok(label, strlen(label))) {
+		snprintf(msg, msglen, "'%.64s' is not a label name ([a-zA-Z_][a-zA-Z0-9_]*)",
+		         label);
+		return OUTPOST_E_BAD_ARGS;
+	}
+	if (strlen(value) > 1024) {
+		snprintf(msg, msglen, "the value of label %s is longer than 1024 bytes", label);
+		return OUTPOST_E_BAD_ARGS;
+	}
+	m->op = op;
+	m->label = strdup(label);
+	m->value = strdup(value);
+	if (!m->label || !m->value)
+		goto oom;
+	if (op == QUERY_RE || op == QUERY_NRE) {
+		size_t n = strlen(value) + 5;
+		char *anchored = malloc(n), err[128];
+		int rc;
+		if (!anchored)
+			goto oom;
+		snprintf(anchored, n, "^(%s)$", value);
+		rc = regcomp(&m->re, anchored, REG_EXTENDED | REG_NOSUB);
+		free(anchored);
+		if (rc != 0) {
+			regerror(rc, &m->re, err, sizeof(err));
+			snprintf(msg, msglen,
+			         "'%.128s' is not a POSIX extended regular expression: %s", value,
+			         err);
+			query_matcher_clear(m);
+			return OUTPOST_E_BAD_ARGS;
+		}
+		m->compiled = 1;
+	}
+	return 0;
+oom:
+	query_matcher_clear(m);
+	snprintf(msg, msglen, "out of memory");
+	return OUTPOST_E_INTERNAL;
+}
+
+int query_matcher_parse(const char *text, struct query_matcher *m, char *msg, size_t msglen)
+{
+	size_t n = strspn(text, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_0123456789");
+	const char *rest = text + n;
+	char label[129];
+	int op;
+
+	memset(m, 0, sizeof(*m));
+	if (strncmp(rest, "!=", 2) == 0)
+		op = QUERY_NE, rest += 2;
+	else if (strncmp(rest, "!~", 2) == 0)
+		op = QUERY_NRE, rest += 2;
+	else if (strncmp(rest, "=~", 2) == 0)
+		op = QUERY_RE, rest += 2;
+	else if (rest[0] == '=')
+		op = QUERY_EQ, rest += 1;
+	else {
+		snprintf(msg, msglen,
+		         "'%.128s' is not a matcher: write label=value, label!=value, "
+		         "label=~regex or label!~regex",
+		         text);
+		return OUTPOST_E_BAD_ARGS;
+	}
+	if (!label_ok(text, n)) {
+		snprintf(msg, msglen, "'%.128s': the label name must match [a-zA-Z_][a-zA-Z0-9_]*",
+		         text);
+		return OUTPOST_E_BAD_ARGS;
+	}
+	memcpy(label, text, n);
+	label[n] = '\0';
+	return query_matcher_set(m, label, op, rest, msg, msglen);
+}
+
+/* "1h30m", "90s", "500ms", "2d", "1w": at least one number with a unit. 0 or -1. */
+static int parse_dur(const char *s, int64_t *out)
+{
+	int64_t total = 0;
+
+	if (!*s)
+		return -1;
+	while (*s) {
+		int64_t v = 0, unit;
+		int digits = 0;
+		while (*s >= '0' && *s <= '9') {
+			if (++digits > 12)
+				return -1;
+			v = v * 10 + (*s++ - '0');
+		}
+		if (!digits)
+			return -1;
+		if (strncmp(s, "ms", 2) == 0)
+			unit = 1, s += 2;
+		else if (*s == 's')
+			unit = 1000, s++;
+		else if (*s == 'm')
+			unit = 60000, s++;
+		else if (*s == 'h')
+			unit = 3600000, s++;
+		else if (*s == 'd')
+			unit = 86400000, s++;
+		else if (*s == 'w')
+			unit = 7 * 86400000LL, s++;
+		else
+			return -1;
+		total += v * unit;
+		if (total > 100LL * 366 * 86400000) /* a century: nothing sensible is longer */
+			return -1;
+	}
+	*out = total;
+	return 0;
+}
+
+static int parse_ms(const char *s, int64_t *out)
+{
+	int64_t v = 0;
+	size_t i;
+
+	for (i = 0; s[i]; i++) {
+		if (s[i] < '0' || s[i] > '9' || i >= 15)
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	if (i == 0)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+int query_parse_time(const char *s, int64_t now, int64_t *out)
+{
+	int64_t d;
+
+	if (strcmp(s, "now") == 0) {
+		*out = now;
+		return 0;
+	}
+	if (strncmp(s, "now-", 4) == 0)
+		s += 3;
+	if (s[0] == '-') {
+		if (parse_dur(s + 1, &d) < 0)
+			return -1;
+		*out = now - d;
+		return 0;
+	}
+	return parse_ms(s, out);
+}
+
+int query_parse_step(const char *s, int64_t *out)
+{
+	int64_t v;
+
+	if (parse_ms(s, &v) < 0 && parse_dur(s, &v) < 0)
+		return -1;
+	if (v <= 0)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int parse_agg(const char *s, struct query_params *p)
+{
+	static const char *const names[] = {"none", "avg", "min", "max", "sum", "count"};
+	char *end;
+	double v;
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcmp(s, names[i]) == 0) {
+			p->agg = (int)i;
+			snprintf(p->agg_name, sizeof(p->agg_name), "%s", s);
+			return 0;
+		}
+	if (s[0] != 'p' || !(s[1] >= '0' && s[1] <= '9') || strlen(s) > 10)
+		return -1;
+	errno = 0;
+	v = strtod(s + 1, &end);
+	if (*end || errno || !(v >= 0 && v <= 100) || strchr(s, 'e') || strchr(s, 'x'))
+		return -1;
+	p->agg = QUERY_AGG_PCT;
+	p->pct = v / 100.0;
+	snprintf(p->agg_name, sizeof(p->agg_name), "%s", s);
+	return 0;
+}
+
+void query_params_clear(struct query_params *p)
+{
+	for (size_t i = 0; i < p->nm; i++)
+		query_matcher_clear(&p->m[i]);
+	free(p->name);
+	memset(p, 0, sizeof(*p));
+}
+
+int query_parse(const struct query_args *a, int64_t now, int need_name, struct query_params *p,
+                char *msg, size_t msglen)
+{
+	char why[400];
+	long long lim;
+
+	memset(p, 0, sizeof(*p));
+	p->limit = QUERY_LIMIT_DEFAULT;
+	snprintf(p->agg_name, sizeof(p->agg_name), "none");
+	if (a->name && *a->name) {
+		if (!name_ok(a->name)) {
+			snprintf(msg, msglen,
+			         "name: '%.128s' is not a metric name ([a-zA-Z_:][a-zA-Z0-9_:]*, "
+			         "at most 200 bytes)",
+			         a->name);
+			goto bad;
+		}
+		if (!(p->name = strdup(a->name)))
+			goto oom;
+	} else if (need_name) {
+		snprintf(msg, msglen,
+		         "name: a metric name is required, e.g. name=host_load1 (GET "
+		         "/api/v1/metrics/series lists them)");
+		goto bad;
+	}
+	if (a->nmatch > QUERY_MAX_MATCHERS) {
+		snprintf(msg, msglen, "match: at most %d matchers", QUERY_MAX_MATCHERS);
+		goto bad;
+	}
+	for (size_t i = 0; i < a->nmatch; i++) {
+		int rc = query_matcher_parse(a->match[i], &p->m[i], why, sizeof(why));
+		if (rc < 0) {
+			snprintf(msg, msglen, "match: %s", why);
+			query_params_clear(p);
+			return rc;
+		}
+		p->nm++;
+	}
+	p->to = now;
+	if (a->to && query_parse_time(a->to, now, &p->to) < 0) {
+		snprintf(msg, msglen,
+		         "to: '%.64s' is not a time: ms since 1970, 'now', or before now such as "
+		         "-1h, -90m, -2d",
+		         a->to);
+		goto bad;
+	}
+	p->from = p->to - 3600000;
+	if (a->from && query_parse_time(a->from, now, &p->from) < 0) {
+		snprintf(msg, msglen,
+		         "from: '%.64s' is not a time: ms since 1970, 'now', or before now such "
+		         "as -1h, -90m, -2d",
+		         a->from);
+		goto bad;
+	}
+	if (p->from >= p->to) {
+		snprintf(msg, msglen, "from (%" PRId64 ") must be before to (%" PRId64 ")", p->from,
+		         p->to);
+		goto bad;
+	}
+	if (a->step && query_parse_step(a->step, &p->step) < 0) {
+		snprintf(msg, msglen,
+		         "step: '%.64s' is not a step: 30s, 5m, 1h, or a number of ms greater "
+		         "than 0",
+		         a->step);
+		goto bad;
+	}
+	if (a->agg && parse_agg(a->agg, p) < 0) {
+		snprintf(msg, msglen,
+		         "agg: '%.64s' is not an aggregation: none, avg, min, max, sum, count, or "
+		         "a percentile p0..p100 such as p50, p99, p99.9",
+		         a->agg);
+		goto bad;
+	}
+	if (a->limit) {
+		char *end;
+		errno = 0;
+		lim = strtoll(a->limit, &end, 10);
+		if (!*a->limit || *end || errno || lim < 1 || lim > QUERY_LIMIT_MAX) {
+			snprintf(msg, msglen, "limit: '%.64s' is not a count from 1 to %d", a->limit,
+			         QUERY_LIMIT_MAX);
+			goto bad;
+		}
+		p->limit = (size_t)lim;
+	}
+	return 0;
+bad:
+	query_params_clear(p);
+	return OUTPOST_E_BAD_ARGS;
+oom:
+	query_params_clear(p);
+	snprintf(msg, msglen, "out of memory");
+	return OUTPOST_E_INTERNAL;
+}
+
+void query_pick(const int64_t *keep_ms, const int64_t *interval_ms, int nres, int64_t now,
+                int64_t from, int64_t to, int64_t step_asked, int *res, int64_t *step)
+{
+	int64_t want = step_asked, iv;
+	int pick = -1, covering = -1;
+
+	if (want <= 0) {
+		want = (to - from + QUERY_DEFAULT_POINTS - 1) / QUERY_DEFAULT_POINTS;
+		want = (want + 999) / 1000 * 1000; /* whole seconds read better */
+	}
+	for (int r = 0; r < nres; r++) {
+		int covers = keep_ms[r] <= 0 || now - keep_ms[r] <= from;
+		if (covers && covering < 0)
+			covering = r;
+		if (covers && interval_ms[r] <= want) {
+			pick = r;
+			break;
+		}
+	}
+	if (pick < 0)
+		pick = covering >= 0 ? covering : nres - 1;
+	iv = interval_ms[pick];
+	if (iv > 0)
+		want = (want + iv - 1) / iv * iv;
+	*res = pick;
+	*step = want;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+double query_quantile(double *v, size_t n, double q)
+{
+	size_t k = 0, lo;
+	double rank, w;
+
+	for (size_t i = 0; i < n; i++)
+		if (!isnan(v[i]))
+			v[k++] = v[i];
+	if (k == 0)
+		return n ? NAN : NAN;
+	qsort(v, k, sizeof(double), cmp_double);
+	if (q <= 0)
+		return v[0];
+	if (q >= 1)
+		return v[k - 1];
+	rank = q * (double)(k - 1);
+	lo = (size_t)floor(rank);
+	if (lo + 1 >= k)
+		return v[k - 1];
+	w = rank - (double)lo;
+	if (w == 0)
+		return v[lo];
+	return v[lo] + (v[lo + 1] - v[lo]) * w;
+}
+
+/* ---- text ---- */
+
+/* Decimal digits of u, written backwards from end; returns the start. */
+static char *put_digits(char *end, uint64_t u)
+{
+	do {
+		*--end = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	return end;
+}
+
+static int put_i64(struct buf *b, int64_t v)
+{
+	char s[24], *end = s + sizeof(s), *p;
+
+	p = put_digits(end, v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v);
+	if (v < 0)
+		*--p = '-';
+	return buf_append(b, p, (size_t)(end - p));
+}
+
+/* v with at most 6 decimals written by hand (the common case: 3.2, 0.25, 41.5), checked to
+ * read back the same; 0 when v is not such a number. */
+static size_t fmt_short(char *out, double v)
+{
+	static const double pow10[] = {1, 10, 100, 1e3, 1e4, 1e5, 1e6};
+	char s[40], *end = s + sizeof(s), *p;
+	uint64_t u;
+	int k;
+
+	if (!(fabs(v) < 1e12))
+		return 0;
+	for (k = 0; k <= 6; k++) {
+		double m = fabs(v) * pow10[k];
+		if (m == floor(m))
+			break;
+	}
+	if (k > 6)
+		return 0;
+	u = (uint64_t)(fabs(v) * pow10[k]);
+	p = end;
+	for (int i = 0; i < k; i++) {
+		*--p = (char)('0' + u % 10);
+		u /= 10;
+	}
+	if (k)
+		*--p = '.';
+	p = put_digits(p, u);
+	if (v < 0)
+		*--p = '-';
+	memcpy(out, p, (size_t)(end - p));
+	out[end - p] = '\0';
+	if (k && strtod(out, NULL) != v)
+		return 0;
+	return (size_t)(end - p);
+}
+
+int query_put_number(struct buf *b, double v, int prom)
+{
+	char s[40];
+	size_t n;
+
+	if (isnan(v))
+		return buf_puts(b, prom ? "NaN" : "\"NaN\"");
+	if (isinf(v))
+		return buf_puts(b, v > 0 ? (prom ? "+Inf" : "\"+Inf\"") : (prom ? "-Inf" : "\"-Inf\""));
+	if (v == 0)
+		return buf_append(b, "0", 1);
+	if ((n = fmt_short(s, v)))
+		return buf_append(b, s, n);
+	for (int prec = 15; prec <= 17; prec++) {
+		snprintf(s, sizeof(s), "%.*g", prec, v);
+		if (prec == 17 || strtod(s, NULL) == v)
+			break;
+	}
+	return buf_puts(b, s);
+}
+
+/* Length of the valid UTF-8 sequence at s (1..4), or 0. */
+static size_t utf8_len(const unsigned char *s)
+{
+	unsigned c = s[0];
+	size_t n;
+	unsigned cp;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xC2 && c <= 0xDF)
+		n = 2, cp = c & 0x1F;
+	else if (c >= 0xE0 && c <= 0xEF)
+		n = 3, cp = c & 0x0F;
+	else if (c >= 0xF0 && c <= 0xF4)
+		n = 4, cp = c & 0x07;
+	else
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xC0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3F);
+	}
+	if ((n == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+	    (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+		return 0;
+	return n;
+}
+
+int query_put_json_string(struct buf *b, const char *str)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	const unsigned char *run = s;
+	int rc = buf_append(b, "\"", 1);
+
+	while (rc == 0 && *s) {
+		size_t n = utf8_len(s);
+		const char *esc = NULL;
+		char u[8];
+		if (n && *s >= 0x20 && *s != '"' && *s != '\\') {
+			s += n;
+			continue;
+		}
+		rc = buf_append(b, run, (size_t)(s - run));
+		if (!n)
+			esc = "\xEF\xBF\xBD";
+		else if (*s == '"')
+			esc = "\\\"";
+		else if (*s == '\\')
+			esc = "\\\\";
+		else if (*s == '\n')
+			esc = "\\n";
+		else if (*s == '\t')
+			esc = "\\t";
+		else {
+			snprintf(u, sizeof(u), "\\u%04x", *s);
+			esc = u;
+		}
+		if (rc == 0)
+			rc = buf_puts(b, esc);
+		s++;
+		run = s;
+	}
+	if (rc == 0)
+		rc = buf_append(b, run, (size_t)(s - run));
+	return rc == 0 ? buf_append(b, "\"", 1) : rc;
+}
+
+static int put_labels(struct buf *b, const struct qser *s)
+{
+	int rc = buf_append(b, "{", 1);
+
+	for (size_t i = 0; rc == 0 && i < s->nlabels; i++) {
+		if (i)
+			rc = buf_append(b, ",", 1);
+		rc = rc ? rc : query_put_json_string(b, s->labels[2 * i]);
+		rc = rc ? rc : buf_append(b, ":", 1);
+		rc = rc ? rc : query_put_json_string(b, s->labels[2 * i + 1]);
+	}
+	return rc ? rc : buf_append(b, "}", 1);
+}
+
+/* ---- engine ---- */
+
+struct query *query_new(void)
+{
+	return calloc(1, sizeof(struct query));
+}
+
+static void query_trim(struct query *q)
+{
+	if (q->capnb > QUERY_KEEP_CELLS) {
+		free(q->sum), free(q->cnt), free(q->asum), free(q->an), free(q->amin),
+		    free(q->amax), free(q->vn);
+		q->sum = q->cnt = q->asum = q->an = q->amin = q->amax = NULL;
+		q->vn = NULL;
+		q->capnb = 0;
+	}
+	if (q->capvals > QUERY_KEEP_CELLS) {
+		free(q->vals);
+		q->vals = NULL;
+		q->capvals = 0;
+	}
+	if (q->capser > QUERY_KEEP_CELLS / 8) {
+		free(q->ser);
+		q->ser = NULL;
+		q->capser = 0;
+	}
+	q->nser = 0;
+}
+
+void query_free(struct query *q)
+{
+	if (!q)
+		return;
+	free(q->ser);
+	free(q->sum), free(q->cnt), free(q->asum), free(q->an), free(q->amin), free(q->amax);
+	free(q->vn);
+	free(q->vals);
+	free(q);
+}
+
+static int grow(void **p, size_t n, size_t size)
+{
+	void *np = realloc(*p, n * size);
+	if (!np)
+		return -1;
+	*p = np;
+	return 0;
+}
+
+static int query_reserve_steps(struct query *q, size_t nb)
+{
+	if (nb <= q->capnb)
+		return 0;
+	if (grow((void **)&q->sum, nb, sizeof(double)) < 0 ||
+	    grow((void **)&q->cnt, nb, sizeof(double)) < 0 ||
+	    grow((void **)&q->asum, nb, sizeof(double)) < 0 ||
+	    grow((void **)&q->an, nb, sizeof(double)) < 0 ||
+	    grow((void **)&q->amin, nb, sizeof(double)) < 0 ||
+	    grow((void **)&q->amax, nb, sizeof(double)) < 0 ||
+	    grow((void **)&q->vn, nb, sizeof(uint32_t)) < 0)
+		return -1;
+	q->capnb = nb;
+	return 0;
+}
+
+static const char *label_value(const struct tsdb_series *s, const char *label)
+{
+	if (strcmp(label, "host") == 0)
+		return s->host;
+	if (strcmp(label, "__name__") == 0)
+		return s->name;
+	for (size_t i = 0; i < s->nlabels; i++)
+		if (strcmp(s->labels[2 * i], label) == 0)
+			return s->labels[2 * i + 1];
+	return "";
+}
+
+static int matchers_ok(const struct query_matcher *m, size_t nm, const struct tsdb_series *s)
+{
+	for (size_t i = 0; i < nm; i++) {
+		const char *v = label_value(s, m[i].label);
+		int hit;
+		switch (m[i].op) {
+		case QUERY_EQ:
+			hit = strcmp(v, m[i].value) == 0;
+			break;
+		case QUERY_NE:
+			hit = strcmp(v, m[i].value) != 0;
+			break;
+		case QUERY_RE:
+			hit = regexec(&m[i].re, v, 0, NULL, 0) == 0;
+			break;
+		default:
+			hit = regexec(&m[i].re, v, 0, NULL, 0) != 0;
+			break;
+		}
+		if (!hit)
+			return 0;
+	}
+	return 1;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static int host_ok(const struct query_hosts *h, const char *host)
+{
+	if (!h || !h->ids)
+		return 1;
+	return bsearch(&host, h->ids, h->n, sizeof(char *), cmp_str) != NULL;
+}
+
+struct collect {
+	struct query *q;
+	const struct query_matcher *m; /* one selector (API) ... */
+	size_t nm;
+	struct query_matcher *const *sel; /* ... or any of several (/federate) */
+	const size_t *nsel;
+	size_t nsels;
+	const struct query_hosts *hosts;
+	int64_t min_last; /* > 0: only series with a sample at or after it */
+	size_t max;       /* keep at most this many; count the rest */
+	size_t total;
+	int oom;
+};
+
+static int collect_one(void *arg, const struct tsdb_series *s)
+{
+	struct collect *c = arg;
+	struct query *q = c->q;
+	struct qser *e;
+
+	if (c->min_last > 0 && (s->last_ms <= 0 || s->last_ms < c->min_last))
+		return 0;
+	if (!host_ok(c->hosts, s->host) || !matchers_ok(c->m, c->nm, s))
+		return 0;
+	if (c->nsels) {
+		size_t i;
+		for (i = 0; i < c->nsels; i++)
+			if (matchers_ok(c->sel[i], c->nsel[i], s))
+				break;
+		if (i == c->nsels)
+			return 0;
+	}
+	c->total++;
+	if (q->nser >= c->max)
+		return 0;
+	if (q->nser == q->capser) {
+		size_t n = q->capser ? q->capser * 2 : 256;
+		if (grow((void **)&q->ser, n, sizeof(struct qser)) < 0) {
+			c->oom = 1;
+			return 1;
+		}
+		q->capser = n;
+	}
+	e = &q->ser[q->nser++];
+	e->id = s->id;
+	e->host = s->host;
+	e->name = s->name;
+	e->key = s->key;
+	e->nlabels = s->nlabels;
+	e->labels = s->labels;
+	e->first_ms = s->first_ms;
+	e->last_ms = s->last_ms;
+	e->last_value = s->last_value;
+	return 0;
+}
+
+static int cmp_host_key(const void *a, const void *b)
+{
+	const struct qser *x = a, *y = b;
+	int c = strcmp(x->host, y->host);
+	return c ? c : strcmp(x->key, y->key);
+}
+
+static int cmp_key_host(const void *a, const void *b)
+{
+	const struct qser *x = a, *y = b;
+	int c = strcmp(x->key, y->key);
+	return c ? c : strcmp(x->host, y->host);
+}
+
+static int cmp_name_key_host(const void *a, const void *b)
+{
+	const struct qser *x = a, *y = b;
+	int c = strcmp(x->name, y->name);
+	return c ? c : cmp_key_host(a, b);
+}
+
+static int collect_api(struct query *q, struct tsdb *db, const struct query_params *p,
+                       const struct query_hosts *hosts, size_t max, size_t *total)
+{
+	struct collect c = {.q = q, .m = p->m, .nm = p->nm, .hosts = hosts, .max = max};
+
+	q->nser = 0;
+	tsdb_series_each(db, p->name, collect_one, &c);
+	*total = c.total;
+	return c.oom ? OUTPOST_E_INTERNAL : 0;
+}
+
+static int put_series_head(struct buf *b, const struct qser *s, int with_name)
+{
+	int rc = buf_puts(b, "{\"host\":");
+	rc = rc ? rc : query_put_json_string(b, s->host);
+	if (with_name) {
+		rc = rc ? rc : buf_puts(b, ",\"name\":");
+		rc = rc ? rc : query_put_json_string(b, s->name);
+	}
+	rc = rc ? rc : buf_puts(b, ",\"labels\":");
+	return rc ? rc : put_labels(b, s);
+}
+
+int query_series(struct query *q, struct tsdb *db, const struct query_params *p,
+                 const struct query_hosts *hosts, struct buf *out, char *msg, size_t msglen)
+{
+	size_t total;
+	int rc = collect_api(q, db, p, hosts, p->limit, &total);
+
+	if (rc < 0)
+		goto out;
+	qsort(q->ser, q->nser, sizeof(struct qser), cmp_host_key);
+	rc = buf_puts(out, "{\"series\":[");
+	for (size_t i = 0; rc == 0 && i < q->nser; i++) {
+		if (i)
+			rc = buf_append(out, ",", 1);
+		rc = rc ? rc : put_series_head(out, &q->ser[i], 1);
+		rc = rc ? rc
+		        : buf_printf(out, ",\"first_ms\":%" PRId64 ",\"last_ms\":%" PRId64 "}",
+		                     q->ser[i].first_ms, q->ser[i].last_ms);
+	}
+	rc = rc ? rc : buf_printf(out, "],\"truncated\":%s}", total > q->nser ? "true" : "false");
+	if (rc < 0)
+		rc = OUTPOST_E_INTERNAL;
+out:
+	if (rc < 0)
+		snprintf(msg, msglen, "out of memory");
+	query_trim(q);
+	return rc;
+}
+
+int query_latest(struct query *q, struct tsdb *db, const struct query_params *p,
+                 const struct query_hosts *hosts, struct buf *out, char *msg, size_t msglen)
+{
+	size_t total, n = 0;
+	int rc = collect_api(q, db, p, hosts, p->limit, &total);
+
+	if (rc < 0)
+		goto out;
+	qsort(q->ser, q->nser, sizeof(struct qser), cmp_host_key);
+	rc = buf_puts(out, "{\"samples\":[");
+	for (size_t i = 0; rc == 0 && i < q->nser; i++) {
+		const struct qser *s = &q->ser[i];
+		if (s->last_ms <= 0)
+			continue;
+		if (n++)
+			rc = buf_append(out, ",", 1);
+		rc = rc ? rc : put_series_head(out, s, 1);
+		rc = rc ? rc : buf_printf(out, ",\"t\":%" PRId64 ",\"value\":", s->last_ms);
+		rc = rc ? rc : query_put_number(out, s->last_value, 0);
+		rc = rc ? rc : buf_append(out, "}", 1);
+	}
+	rc = rc ? rc : buf_printf(out, "],\"truncated\":%s}", total > q->nser ? "true" : "false");
+	if (rc < 0)
+		rc = OUTPOST_E_INTERNAL;
+out:
+	if (rc < 0)
+		snprintf(msg, msglen, "out of memory");
+	query_trim(q);
+	return rc;
+}
+
+/* "90s", "1h30m": a step or range for messages. */
+static void fmt_span(char *s, size_t n, int64_t ms)
+{
+	if (ms % 86400000 == 0)
+		snprintf(s, n, "%" PRId64 "d", ms / 86400000);
+	else if (ms % 3600000 == 0)
+		snprintf(s, n, "%" PRId64 "h", ms / 3600000);
+	else if (ms % 60000 == 0)
+		snprintf(s, n, "%" PRId64 "m", ms / 60000);
+	else if (ms % 1000 == 0)
+		snprintf(s, n, "%" PRId64 "s", ms / 1000);
+	else
+		snprintf(s, n, "%" PRId64 "ms", ms);
+}
+
+static int64_t floor_div(int64_t a, int64_t b)
+{
+	int64_t d = a / b;
+	return (a % b != 0 && (a < 0) != (b < 0)) ? d - 1 : d;
+}
+
+/* One series' points folded into q->sum / q->cnt per step. */
+static int fold(struct query *q, struct tsdb *db, uint32_t id, int res, int64_t start,
+                int64_t to, int64_t step, size_t nb)
+{
+	struct tsdb_point *pts = NULL;
+	size_t n = 0;
+	int rc;
+
+	memset(q->sum, 0, nb * sizeof(double));
+	memset(q->cnt, 0, nb * sizeof(double));
+	rc = tsdb_read(db, id, res, start, to, &pts, &n);
+	if (rc == OUTPOST_E_NOT_FOUND)
+		return 0; /* gone since it was listed (retention): no points */
+	if (rc < 0)
+		return rc;
+	for (size_t i = 0; i < n; i++) {
+		const struct tsdb_point *pt = &pts[i];
+		size_t b;
+		if (pt->t < start || pt->t >= to || !(pt->count > 0))
+			continue;
+		b = (size_t)((pt->t - start) / step);
+		q->sum[b] += pt->sum;
+		q->cnt[b] += pt->count;
+	}
+	free(pts);
+	return 0;
+}
+
+static int put_point(struct buf *b, int *first, int64_t t, double v)
+{
+	int rc = buf_append(b, *first ? "[" : ",[", *first ? 1 : 2);
+
+	*first = 0;
+	rc = rc ? rc : put_i64(b, t);
+	rc = rc ? rc : buf_append(b, ",", 1);
+	rc = rc ? rc : query_put_number(b, v, 0);
+	return rc ? rc : buf_append(b, "]", 1);
+}
+
+/* Groups of series with the same labels (sorted by key), aggregated across their hosts. */
+static int range_agg(struct query *q, struct tsdb *db, const struct query_params *p, int res,
+                     int64_t start, int64_t step, size_t nb, struct buf *out)
+{
+	size_t i = 0, j, ng = 0;
+	int rc = 0;
+
+	while (rc == 0 && i < q->nser) {
+		size_t gsize;
+		int first = 1;
+		for (j = i + 1; j < q->nser && strcmp(q->ser[j].key, q->ser[i].key) == 0; j++)
+			;
+		gsize = j - i;
+		for (size_t b = 0; b < nb; b++) {
+			q->asum[b] = 0;
+			q->an[b] = 0;
+			q->amin[b] = NAN;
+			q->amax[b] = NAN;
+			q->vn[b] = 0;
+		}
+		if (p->agg == QUERY_AGG_PCT && gsize * nb > q->capvals) {
+			if (grow((void **)&q->vals, gsize * nb, sizeof(double)) < 0)
+				return OUTPOST_E_INTERNAL;
+			q->capvals = gsize * nb;
+		}
+		for (size_t k = i; k < j; k++) {
+			if (fold(q, db, q->ser[k].id, res, start, p->to, step, nb) < 0)
+				return QUERY_E_STORE;
+			for (size_t b = 0; b < nb; b++) {
+				double v;
+				if (q->cnt[b] <= 0)
+					continue;
+				v = q->sum[b] / q->cnt[b];
+				q->asum[b] += v;
+				q->an[b] += 1;
+				q->amin[b] = fmin(q->amin[b], v);
+				q->amax[b] = fmax(q->amax[b], v);
+				if (p->agg == QUERY_AGG_PCT)
+					q->vals[b * gsize + q->vn[b]++] = v;
+			}
+		}
+		rc = buf_puts(out, ng++ ? ",{\"labels\":" : "{\"labels\":");
+		rc = rc ? rc : put_labels(out, &q->ser[i]);
+		rc = rc ? rc : buf_puts(out, ",\"points\":[");
+		for (size_t b = 0; rc == 0 && b < nb; b++) {
+			double v;
+			if (q->an[b] == 0)
+				continue;
+			switch (p->agg) {
+			case QUERY_AGG_AVG:
+				v = q->asum[b] / q->an[b];
+				break;
+			case QUERY_AGG_MIN:
+				v = q->amin[b];
+				break;
+			case QUERY_AGG_MAX:
+				v = q->amax[b];
+				break;
+			case QUERY_AGG_SUM:
+				v = q->asum[b];
+				break;
+			case QUERY_AGG_COUNT:
+				v = q->an[b];
+				break;
+			default:
+				v = query_quantile(&q->vals[b * gsize], q->vn[b], p->pct);
+				break;
+			}
+			rc = put_point(out, &first, start + (int64_t)b * step, v);
+		}
+		rc = rc ? rc : buf_puts(out, "]}");
+		i = j;
+	}
+	return rc < 0 ? OUTPOST_E_INTERNAL : 0;
+}
+
+/* One series per host: each folded and written in turn. */
+static int range_each(struct query *q, struct tsdb *db, const struct query_params *p, int res,
+                      int64_t start, int64_t step, size_t nb, struct buf *out)
+{
+	int rc = 0;
+
+	for (size_t i = 0; rc == 0 && i < q->nser; i++) {
+		int first = 1;
+		if (fold(q, db, q->ser[i].id, res, start, p->to, step, nb) < 0)
+			return QUERY_E_STORE;
+		rc = buf_puts(out, i ? "," : "");
+		rc = rc ? rc : put_series_head(out, &q->ser[i], 0);
+		rc = rc ? rc : buf_puts(out, ",\"points\":[");
+		for (size_t k = 0; rc == 0 && k < nb; k++)
+			if (q->cnt[k] > 0)
+				rc = put_point(out, &first, start + (int64_t)k * step,
+				               q->sum[k] / q->cnt[k]);
+		rc = rc ? rc : buf_puts(out, "]}");
+	}
+	return rc < 0 ? OUTPOST_E_INTERNAL : 0;
+}
+
+int query_range(struct query *q, struct tsdb *db, const struct query_params *p,
+                const struct query_hosts *hosts, int64_t now, struct buf *out, char *msg,
+                size_t msglen)
+{
+	int64_t keep[TSDB_NRES], iv[TSDB_NRES], step, start;
+	size_t total, nb, biggest = 0;
+	char a[32], b[32], c[32];
+	int res, rc;
+
+	rc = collect_api(q, db, p, hosts, QUERY_MAX_SERIES, &total);
+	if (rc < 0) {
+		snprintf(msg, msglen, "out of memory");
+		goto out;
+	}
+	if (total > QUERY_MAX_SERIES) {
+		snprintf(msg, msglen,
+		         "%zu series of %s match, at most %d per query: narrow the hosts "
+		         "(hosts=SELECTOR) or the labels (match=label=value)",
+		         total, p->name ? p->name : "any name", QUERY_MAX_SERIES);
+		rc = OUTPOST_E_TOO_LARGE;
+		goto out;
+	}
+	for (int r = 0; r < TSDB_NRES; r++) {
+		keep[r] = tsdb_keep_ms(db, r);
+		iv[r] = tsdb_interval_ms(r);
+	}
+	query_pick(keep, iv, TSDB_NRES, now, p->from, p->to, p->step, &res, &step);
+	start = floor_div(p->from, step) * step;
+	nb = (size_t)((p->to - start + step - 1) / step);
+	if (nb > QUERY_MAX_POINTS) {
+		int64_t need = (p->to - p->from + QUERY_MAX_POINTS - 1) / QUERY_MAX_POINTS;
+		need = (need + 999) / 1000 * 1000;
+		fmt_span(a, sizeof(a), step);
+		fmt_span(b, sizeof(b), p->to - p->from);
+		fmt_span(c, sizeof(c), need);
+		snprintf(msg, msglen,
+		         "step %s is too small for a range of %s: %zu points per series, at most "
+		         "%d; use step=%s or more",
+		         a, b, nb, QUERY_MAX_POINTS, c);
+		rc = OUTPOST_E_BAD_ARGS;
+		goto out;
+	}
+	if (q->nser * nb > QUERY_MAX_CELLS) {
+		snprintf(msg, msglen,
+		         "%zu series x %zu steps is too much for one query (at most %d): raise "
+		         "step, shorten the range, or narrow hosts= or match=",
+		         q->nser, nb, QUERY_MAX_CELLS);
+		rc = OUTPOST_E_TOO_LARGE;
+		goto out;
+	}
+	if (query_reserve_steps(q, nb) < 0) {
+		snprintf(msg, msglen, "out of memory");
+		rc = OUTPOST_E_INTERNAL;
+		goto out;
+	}
+	if (p->agg == QUERY_AGG_NONE) {
+		qsort(q->ser, q->nser, sizeof(struct qser), cmp_host_key);
+	} else {
+		qsort(q->ser, q->nser, sizeof(struct qser), cmp_key_host);
+		for (size_t i = 0, j; i < q->nser; i = j) {
+			for (j = i + 1; j < q->nser && strcmp(q->ser[j].key, q->ser[i].key) == 0;
+			     j++)
+				;
+			if (j - i > biggest)
+				biggest = j - i;
+		}
+		if (p->agg == QUERY_AGG_PCT && biggest * nb > QUERY_MAX_PCT_CELLS) {
+			snprintf(msg, msglen,
+			         "%s across %zu hosts x %zu steps is too much (at most %d): raise "
+			         "step, shorten the range, or narrow hosts=",
+			         p->agg_name, biggest, nb, QUERY_MAX_PCT_CELLS);
+			rc = OUTPOST_E_TOO_LARGE;
+			goto out;
+		}
+	}
+	rc = buf_printf(out,
+	                "{\"resolution\":\"%s\",\"from\":%" PRId64 ",\"to\":%" PRId64
+	                ",\"step_ms\":%" PRId64 ",\"agg\":\"%s\",\"series\":[",
+	                tsdb_res_name(res), start, p->to, step, p->agg_name);
+	if (rc < 0)
+		goto oom;
+	rc = p->agg != QUERY_AGG_NONE ? range_agg(q, db, p, res, start, step, nb, out)
+	                               : range_each(q, db, p, res, start, step, nb, out);
+	if (rc == QUERY_E_STORE) {
+		snprintf(msg, msglen, "reading the time-series store failed: see the hub's log");
+		rc = OUTPOST_E_INTERNAL;
+		goto out;
+	}
+	if (rc < 0)
+		goto oom;
+	if (buf_puts(out, "]}") < 0)
+		goto oom;
+	rc = 0;
+	goto out;
+oom:
+	snprintf(msg, msglen, "out of memory");
+	rc = OUTPOST_E_INTERNAL;
+out:
+	query_trim(q);
+	return rc;
+}
+
+/* ---- /federate ---- */
+
+/* A double-quoted label value of a Prometheus selector: \\ \" \n and \t escapes. Returns the
+ * position after the closing quote, or NULL. The value goes to v (vlen bytes). */
+static const char *sel_string(const char *s, char *v, size_t vlen)
+{
+	size_t n = 0;
+
+	if (*s != '"')
+		return NULL;
+	for (s++; *s && *s != '"'; s++) {
+		char c = *s;
+		if (c == '\\') {
+			s++;
+			if (*s == 'n')
+				c = '\n';
+			else if (*s == 't')
+				c = '\t';
+			else if (*s == '\\' || *s == '"')
+				c = *s;
+			else
+				return NULL;
+		}
+		if (n + 1 >= vlen)
+			return NULL;
+		v[n++] = c;
+	}
+	if (*s != '"')
+		return NULL;
+	v[n] = '\0';
+	return s + 1;
+}
+
+int query_selector_parse(const char *text, struct query_matcher *m, size_t max, size_t *n,
+                         char *msg, size_t msglen)
+{
+	const char *s = text;
+	char label[130], value[1030], why[300];
+	size_t k;
+	int rc;
+
+	*n = 0;
+	while (*s == ' ')
+		s++;
+	k = strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_:0123456789");
+	if (k) {
+		if (k > 200)
+			goto bad;
+		memcpy(value, s, k);
+		value[k] = '\0';
+		if (!name_ok(value))
+			goto bad;
+		if ((rc = query_matcher_set(&m[(*n)++], "__name__", QUERY_EQ, value, why,
+		                            sizeof(why))) < 0)
+			goto fail;
+		s += k;
+	}
+	while (*s == ' ')
+		s++;
+	if (*s == '{') {
+		s++;
+		for (;;) {
+			int op;
+			while (*s == ' ')
+				s++;
+			if (*s == '}')
+				break;
+			k = strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_"
+			              "0123456789");
+			if (!k || k > 128)
+				goto bad;
+			memcpy(label, s, k);
+			label[k] = '\0';
+			s += k;
+			while (*s == ' ')
+				s++;
+			if (strncmp(s, "!=", 2) == 0)
+				op = QUERY_NE, s += 2;
+			else if (strncmp(s, "!~", 2) == 0)
+				op = QUERY_NRE, s += 2;
+			else if (strncmp(s, "=~", 2) == 0)
+				op = QUERY_RE, s += 2;
+			else if (*s == '=')
+				op = QUERY_EQ, s += 1;
+			else
+				goto bad;
+			while (*s == ' ')
+				s++;
+			if (!(s = sel_string(s, value, sizeof(value))))
+				goto bad;
+			if (*n >= max) {
+				snprintf(msg, msglen, "match[]: more than %zu matchers", max);
+				rc = OUTPOST_E_BAD_ARGS;
+				goto clear;
+			}
+			if ((rc = query_matcher_set(&m[(*n)++], label, op, value, why,
+			                            sizeof(why))) < 0) {
+				(*n)--;
+				goto fail;
+			}
+			while (*s == ' ')
+				s++;
+			if (*s == ',')
+				s++;
+			else if (*s != '}')
+				goto bad;
+		}
+		s++;
+	}
+	while (*s == ' ')
+		s++;
+	if (*s || *n == 0)
+		goto bad;
+	return 0;
+bad:
+	snprintf(msg, msglen,
+	         "match[]: '%.200s' is not a series selector such as host_load1, "
+	         "host_cpu_percent{mode=\"user\"} or {__name__=~\"host_.*\",host=\"web-01\"}",
+	         text);
+	rc = OUTPOST_E_BAD_ARGS;
+	goto clear;
+fail:
+	snprintf(msg, msglen, "match[]: %s", why);
+clear:
+	for (size_t i = 0; i < *n; i++)
+		query_matcher_clear(&m[i]);
+	*n = 0;
+	return rc;
+}
+
+static int put_prom_value(struct buf *b, const char *v)
+{
+	const char *run = v;
+	int rc = 0;
+
+	for (; rc == 0 && *v; v++) {
+		const char *esc = *v == '\\' ? "\\\\" : *v == '"' ? "\\\"" : *v == '\n' ? "\\n" : NULL;
+		if (!esc)
+			continue;
+		rc = buf_append(b, run, (size_t)(v - run));
+		rc = rc ? rc : buf_puts(b, esc);
+		run = v + 1;
+	}
+	return rc ? rc : buf_append(b, run, (size_t)(v - run));
+}
+
+static int put_prom_label(struct buf *b, int *first, const char *name, const char *value)
+{
+	int rc = buf_printf(b, "%s%s=\"", *first ? "" : ",", name);
+	*first = 0;
+	rc = rc ? rc : put_prom_value(b, value);
+	return rc ? rc : buf_append(b, "\"", 1);
+}
+
+int query_federate(struct query *q, struct tsdb *db, const char *name,
+                   struct query_matcher *const *sel, const size_t *nsel, size_t nsels,
+                   int64_t now, struct buf *out)
+{
+	struct collect c = {.q = q,
+	                    .sel = sel,
+	                    .nsel = nsel,
+	                    .nsels = nsels,
+	                    .min_last = now - QUERY_FEDERATE_MS,
+	                    .max = (size_t)-1};
+	const char *family = NULL;
+	int rc = 0;
+
+	q->nser = 0;
+	tsdb_series_each(db, name, collect_one, &c);
+	if (c.oom) {
+		rc = OUTPOST_E_INTERNAL;
+		goto out;
+	}
+	qsort(q->ser, q->nser, sizeof(struct qser), cmp_name_key_host);
+	for (size_t i = 0; rc == 0 && i < q->nser; i++) {
+		const struct qser *s = &q->ser[i];
+		int first = 1, host_done = 0;
+		if (!family || strcmp(family, s->name) != 0) {
+			family = s->name;
+			rc = buf_printf(out, "# TYPE %s untyped\n", s->name);
+		}
+		rc = rc ? rc : buf_puts(out, s->name);
+		rc = rc ? rc : buf_append(out, "{", 1);
+		/* host among the others, so the labels stay sorted by name */
+		for (size_t k = 0; rc == 0 && k < s->nlabels; k++) {
+			if (!host_done && strcmp(s->labels[2 * k], "host") > 0) {
+				rc = put_prom_label(out, &first, "host", s->host);
+				host_done = 1;
+			}
+			rc = rc ? rc
+			        : put_prom_label(out, &first, s->labels[2 * k],
+			                         s->labels[2 * k + 1]);
+		}
+		if (rc == 0 && !host_done)
+			rc = put_prom_label(out, &first, "host", s->host);
+		rc = rc ? rc : buf_append(out, "} ", 2);
+		rc = rc ? rc : query_put_number(out, s->last_value, 1);
+		rc = rc ? rc : buf_append(out, " ", 1);
+		rc = rc ? rc : put_i64(out, s->last_ms);
+		rc = rc ? rc : buf_append(out, "\n", 1);
+	}
+	if (rc < 0)
+		rc = OUTPOST_E_INTERNAL;
+out:
+	query_trim(q);
+	return rc;
+}
