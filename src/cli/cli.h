@@ -1,6 +1,6 @@
 /* The operator CLI `outpost`: the context every command gets, exit statuses, option parsing
  * shared by all commands, and one entry point per command (hosts.c, run.c, tasks.c,
- * tokens.c, audit.c). */
+ * tokens.c, audit.c, metrics.c). */
 #ifndef OUTPOST_CLI_H
 #define OUTPOST_CLI_H
 
@@ -124,6 +124,9 @@ int tasks_cancel(struct cli *c, int argc, char **argv);
 int tokens_create(struct cli *c, int argc, char **argv);
 int tokens_ls(struct cli *c, int argc, char **argv);
 int audit_ls(struct cli *c, int argc, char **argv);
+int metrics_ls(struct cli *c, int argc, char **argv);
+int metrics_latest(struct cli *c, int argc, char **argv);
+int metrics_query(struct cli *c, int argc, char **argv);
 
 /* Follows a task until every host has an outcome, printing each as it lands, then a summary
  * (or, with --json, the final task). first: the task as already fetched, or NULL. The exit

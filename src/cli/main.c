@@ -77,6 +77,29 @@ static const struct cli_cmd cli_cmds[] = {
      "  --ttl DURATION         lifetime: 24h by default for --enroll; an operator token\n"
      "                         without --ttl does not expire\n"},
     {"token", "ls", tokens_ls, "", "list tokens (admin); never their secrets", ""},
+    {"metrics", "ls", metrics_ls, "[--name NAME] [--match L=V...] [SELECTOR]",
+     "list metric series, by host",
+     "  --name NAME            only series of this metric\n"
+     "  --match L=V            a label matcher: L=V, L!=V, L=~REGEX, L!~REGEX (repeatable)\n"
+     "  SELECTOR, -t SELECTOR  only these hosts (docs/selectors.md)\n"
+     "  --limit N              at most N series (default 1000)\n"},
+    {"metrics", "latest", metrics_latest, "NAME [--match L=V...] [SELECTOR]",
+     "the latest value of a metric on each host",
+     "  --match L=V            a label matcher: L=V, L!=V, L=~REGEX, L!~REGEX (repeatable)\n"
+     "  SELECTOR, -t SELECTOR  only these hosts (docs/selectors.md)\n"
+     "  --limit N              at most N series (default 1000)\n"},
+    {"metrics", "query", metrics_query,
+     "NAME [--match L=V...] [SELECTOR] [--from -1h] [--to now] [--step 1m] [--agg AGG] "
+     "[--chart]",
+     "a metric over time, per host or aggregated across hosts",
+     "  --match L=V            a label matcher: L=V, L!=V, L=~REGEX, L!~REGEX (repeatable)\n"
+     "  SELECTOR, -t SELECTOR  only these hosts (docs/selectors.md)\n"
+     "  --from TIME, --to TIME ms since 1970, now, or before now: -24h, -90m (default\n"
+     "                         the last hour)\n"
+     "  --step STEP            one point per step: 30s, 5m, 1h (default: the range / 240)\n"
+     "  --agg AGG              across hosts: avg, min, max, sum, count, p50, p90, p99...\n"
+     "                         (grouped by the other labels; default none: each host)\n"
+     "  --chart                draw each series (at most 8) in the terminal\n"},
     {NULL, "audit", audit_ls, "[--limit N]", "the audit log, newest first (admin)",
      "  --limit N              at most N entries (default: the hub's)\n"},
 };

@@ -1,0 +1,526 @@
+/* outpost metrics ls | latest | query: the hub's metric queries (docs/metrics.md, "Queries"),
+ * as tables, small terminal charts, or the API's JSON. */
+#include "args.h"
+#include "chart.h"
+#include "cli.h"
+#include "output.h"
+#include "req.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define METRICS_MAX_MATCH 16
+#define METRICS_WIDE 6   /* up to this many series: one column each; more: a summary row each */
+#define METRICS_CHARTS 8 /* charts drawn at most */
+
+enum { M_LS, M_LATEST, M_QUERY };
+
+struct mopts {
+	const char *name, *target, *from, *to, *step, *agg;
+	const char *match[METRICS_MAX_MATCH];
+	size_t nmatch;
+	long long limit;
+	int chart;
+};
+
+enum {
+	OPT_NAME = 0x100,
+	OPT_MATCH,
+	OPT_FROM,
+	OPT_TO,
+	OPT_STEP,
+	OPT_AGG,
+	OPT_CHART,
+	OPT_LIMIT,
+};
+
+/* Options and operands of the three commands: 0, or the exit status to end with. */
+static int metrics_args(struct cli *c, int argc, char **argv, int kind, struct mopts *o)
+{
+	static const struct option opts[] = {
+	    {"name", required_argument, NULL, OPT_NAME},
+	    {"target", required_argument, NULL, 't'},
+	    {"match", required_argument, NULL, OPT_MATCH},
+	    {"from", required_argument, NULL, OPT_FROM},
+	    {"to", required_argument, NULL, OPT_TO},
+	    {"step", required_argument, NULL, OPT_STEP},
+	    {"agg", required_argument, NULL, OPT_AGG},
+	    {"chart", no_argument, NULL, OPT_CHART},
+	    {"limit", required_argument, NULL, OPT_LIMIT},
+	    CLI_GLOBAL_OPTIONS,
+	    {NULL, 0, NULL, 0},
+	};
+	int ch;
+
+	memset(o, 0, sizeof(*o));
+	while ((ch = cli_getopt(c, argc, argv, "t:", opts)) != -1) {
+		int ok = 1;
+		switch (ch) {
+		case 't':
+			o->target = optarg;
+			break;
+		case OPT_NAME:
+			ok = kind == M_LS;
+			o->name = optarg;
+			break;
+		case OPT_MATCH:
+			if (o->nmatch == METRICS_MAX_MATCH)
+				return cli_usage(c, "--match: at most %d", METRICS_MAX_MATCH);
+			if (!strchr(optarg, '='))
+				return cli_usage(c,
+				                 "--match: '%s' is not a matcher: label=value, "
+				                 "label!=value, label=~regex or label!~regex",
+				                 optarg);
+			o->match[o->nmatch++] = optarg;
+			break;
+		case OPT_FROM:
+			ok = kind == M_QUERY;
+			o->from = optarg;
+			break;
+		case OPT_TO:
+			ok = kind == M_QUERY;
+			o->to = optarg;
+			break;
+		case OPT_STEP:
+			ok = kind == M_QUERY;
+			o->step = optarg;
+			break;
+		case OPT_AGG:
+			ok = kind == M_QUERY;
+			o->agg = optarg;
+			break;
+		case OPT_CHART:
+			ok = kind == M_QUERY;
+			o->chart = 1;
+			break;
+		case OPT_LIMIT:
+			ok = kind != M_QUERY;
+			if (ok && args_int(optarg, 1, 100000, &o->limit) < 0)
+				return cli_usage(c, "--limit: '%s' is not a count from 1 to 100000",
+				                 optarg);
+			break;
+		default:
+			return cli_getopt_exit(ch);
+		}
+		if (!ok)
+			return cli_usage(c, "option '%s' does not apply to this command",
+			                 argv[optind - 1]);
+	}
+	if (kind != M_LS) {
+		if (optind >= argc)
+			return cli_usage(c, "give the metric's name (outpost metrics ls lists them)");
+		o->name = argv[optind++];
+	}
+	if (optind < argc) {
+		if (o->target)
+			return cli_usage(c, "give the hosts once: -t SELECTOR or SELECTOR");
+		o->target = argv[optind++];
+	}
+	if (optind < argc)
+		return cli_usage(c, "unexpected argument '%s' (quote a selector with spaces)",
+		                 argv[optind]);
+	return 0;
+}
+
+static int add_param(struct buf *b, const char *key, const char *value)
+{
+	if (!value)
+		return 0;
+	if (buf_printf(b, "%c%s=", strchr(b->data, '?') ? '&' : '?', key) < 0)
+		return -1;
+	return req_escape(b, value);
+}
+
+static int metrics_path(struct buf *b, const char *route, const struct mopts *o)
+{
+	char limit[32];
+	int rc = buf_printf(b, "/api/v1/metrics/%s", route);
+
+	rc = rc ? rc : add_param(b, "name", o->name);
+	for (size_t i = 0; rc == 0 && i < o->nmatch; i++)
+		rc = add_param(b, "match", o->match[i]);
+	rc = rc ? rc : add_param(b, "hosts", o->target);
+	rc = rc ? rc : add_param(b, "from", o->from);
+	rc = rc ? rc : add_param(b, "to", o->to);
+	rc = rc ? rc : add_param(b, "step", o->step);
+	rc = rc ? rc : add_param(b, "agg", o->agg);
+	snprintf(limit, sizeof(limit), "%lld", o->limit);
+	return rc ? rc : add_param(b, "limit", o->limit ? limit : NULL);
+}
+
+/* A value as the API gives it: a number, or "NaN", "+Inf", "-Inf". */
+static double metrics_value(const json_t *v)
+{
+	const char *s = json_string_value(v);
+
+	if (json_is_number(v))
+		return json_number_value(v);
+	if (s && strcmp(s, "+Inf") == 0)
+		return INFINITY;
+	if (s && strcmp(s, "-Inf") == 0)
+		return -INFINITY;
+	return NAN;
+}
+
+static int put_value(struct buf *b, double v)
+{
+	if (isnan(v))
+		return buf_puts(b, "NaN");
+	if (isinf(v))
+		return buf_puts(b, v > 0 ? "+Inf" : "-Inf");
+	if (v == floor(v) && fabs(v) < 1e15)
+		return buf_printf(b, "%.0f", v);
+	return buf_printf(b, "%.6g", v);
+}
+
+/* The call and, with --json, the printing; *result for the caller otherwise. 0 or exit. */
+static int metrics_fetch(struct cli *c, const char *route, const struct mopts *o,
+                         json_t **result)
+{
+	struct buf path = BUF_INIT;
+	int rc;
+
+	*result = NULL;
+	if (metrics_path(&path, route, o) < 0) {
+		buf_free(&path);
+		return CLI_EXIT_HUB;
+	}
+	rc = cli_call(c, "GET", path.data, NULL, 0, CLI_RETRY_S, result);
+	buf_free(&path);
+	if (rc == 0 && c->json) {
+		rc = cli_print_json(c, *result) < 0 ? CLI_EXIT_FAILED : 0;
+		json_decref(*result);
+		*result = NULL;
+	}
+	return rc;
+}
+
+static void metrics_truncated(const json_t *result, size_t shown)
+{
+	if (json_is_true(json_object_get(result, "truncated")))
+		fprintf(stderr,
+		        "outpost: showing the first %zu series only: narrow with a selector, "
+		        "--name or --match, or raise --limit\n",
+		        shown);
+}
+
+static int metrics_none(const struct mopts *o)
+{
+	fprintf(stderr, "outpost: no series%s%s match%s%s\n", o->name ? " of " : "",
+	        o->name ? o->name : "", o->target ? " on hosts " : "", o->target ? o->target : "");
+	return CLI_EXIT_FAILED;
+}
+
+static int metrics_table_out(struct cli *c, struct out_table *t)
+{
+	struct buf b = BUF_INIT;
+	int rc = CLI_EXIT_HUB;
+
+	if (out_table_render(t, &b) == 0)
+		rc = cli_write(c, &b) < 0 ? CLI_EXIT_FAILED : 0;
+	buf_free(&b);
+	return rc;
+}
+
+int metrics_ls(struct cli *c, int argc, char **argv)
+{
+	static const char *const head[] = {"HOST", "NAME", "LABELS", "SINCE", "LAST"};
+	struct out_table *t = NULL;
+	json_t *result = NULL, *list, *s;
+	int64_t now = cli_now_ms();
+	struct mopts o;
+	size_t i;
+	int rc;
+
+	if ((rc = metrics_args(c, argc, argv, M_LS, &o)) != 0)
+		return rc;
+	if ((rc = metrics_fetch(c, "series", &o, &result)) != 0 || !result)
+		return rc;
+	list = json_object_get(result, "series");
+	rc = CLI_EXIT_HUB;
+	if (json_array_size(list) == 0) {
+		rc = metrics_none(&o);
+		goto out;
+	}
+	if (!(t = out_table_new(5, head)))
+		goto out;
+	json_array_foreach(list, i, s)
+	{
+		struct buf labels = BUF_INIT, since = BUF_INIT, last = BUF_INIT;
+		const char *cells[5];
+		int r;
+		out_labels(&labels, json_object_get(s, "labels"));
+		out_time(&since, json_integer_value(json_object_get(s, "first_ms")));
+		out_age(&last, now, json_integer_value(json_object_get(s, "last_ms")));
+		cells[0] = json_string_value(json_object_get(s, "host"));
+		cells[1] = json_string_value(json_object_get(s, "name"));
+		cells[2] = labels.data;
+		cells[3] = since.data;
+		cells[4] = last.data;
+		r = out_table_add(t, cells);
+		buf_free(&labels);
+		buf_free(&since);
+		buf_free(&last);
+		if (r < 0)
+			goto out;
+	}
+	rc = metrics_table_out(c, t);
+	metrics_truncated(result, json_array_size(list));
+out:
+	out_table_free(t);
+	json_decref(result);
+	return rc;
+}
+
+int metrics_latest(struct cli *c, int argc, char **argv)
+{
+	static const char *const head[] = {"HOST", "LABELS", "VALUE", "AGE"};
+	struct out_table *t = NULL;
+	json_t *result = NULL, *list, *s;
+	int64_t now = cli_now_ms();
+	struct mopts o;
+	size_t i;
+	int rc;
+
+	if ((rc = metrics_args(c, argc, argv, M_LATEST, &o)) != 0)
+		return rc;
+	if ((rc = metrics_fetch(c, "latest", &o, &result)) != 0 || !result)
+		return rc;
+	list = json_object_get(result, "samples");
+	rc = CLI_EXIT_HUB;
+	if (json_array_size(list) == 0) {
+		rc = metrics_none(&o);
+		goto out;
+	}
+	if (!(t = out_table_new(4, head)))
+		goto out;
+	json_array_foreach(list, i, s)
+	{
+		struct buf labels = BUF_INIT, value = BUF_INIT, age = BUF_INIT;
+		const char *cells[4];
+		int r;
+		out_labels(&labels, json_object_get(s, "labels"));
+		put_value(&value, metrics_value(json_object_get(s, "value")));
+		out_age(&age, now, json_integer_value(json_object_get(s, "t")));
+		cells[0] = json_string_value(json_object_get(s, "host"));
+		cells[1] = labels.data;
+		cells[2] = value.data;
+		cells[3] = age.data;
+		r = out_table_add(t, cells);
+		buf_free(&labels);
+		buf_free(&value);
+		buf_free(&age);
+		if (r < 0)
+			goto out;
+	}
+	rc = metrics_table_out(c, t);
+	metrics_truncated(result, json_array_size(list));
+out:
+	out_table_free(t);
+	json_decref(result);
+	return rc;
+}
+
+/* A series' title: its host and labels, or for an aggregate the aggregation and labels. */
+static int series_title(struct buf *b, const json_t *s, const char *agg)
+{
+	const json_t *host = json_object_get(s, "host"), *labels = json_object_get(s, "labels");
+	int rc = buf_puts(b, json_is_string(host) ? json_string_value(host) : agg);
+
+	if (rc == 0 && json_object_size(labels))
+		rc = buf_puts(b, " ") < 0 || out_labels(b, labels) < 0 ? -1 : 0;
+	return rc;
+}
+
+/* One column per series, one row per step that has a value in any of them. */
+static int query_wide(struct cli *c, const json_t *list, const char *agg, int64_t from,
+                      int64_t to, int64_t step)
+{
+	size_t n = json_array_size(list), *at = calloc(n + 1, sizeof(size_t));
+	const char **head = calloc(n + 1, sizeof(char *)), **cells = calloc(n + 1, sizeof(char *));
+	struct buf *titles = calloc(n + 1, sizeof(struct buf)), *vals = calloc(n + 1, sizeof(struct buf));
+	struct out_table *t = NULL;
+	int rc = CLI_EXIT_HUB;
+
+	if (!at || !head || !cells || !titles || !vals)
+		goto out;
+	head[0] = "TIME";
+	for (size_t i = 0; i < n; i++) {
+		if (series_title(&titles[i], json_array_get(list, i), agg) < 0)
+			goto out;
+		head[i + 1] = titles[i].data;
+	}
+	if (!(t = out_table_new(n + 1, head)))
+		goto out;
+	for (int64_t ts = from; ts < to; ts += step) {
+		struct buf when = BUF_INIT;
+		int any = 0, r;
+		for (size_t i = 0; i < n; i++) {
+			json_t *pts = json_object_get(json_array_get(list, i), "points");
+			json_t *p = json_array_get(pts, at[i]);
+			buf_reset(&vals[i]);
+			cells[i + 1] = NULL;
+			if (p && json_integer_value(json_array_get(p, 0)) == ts) {
+				put_value(&vals[i], metrics_value(json_array_get(p, 1)));
+				cells[i + 1] = vals[i].data;
+				at[i]++;
+				any = 1;
+			}
+		}
+		if (!any)
+			continue;
+		out_time(&when, ts);
+		cells[0] = when.data;
+		r = out_table_add(t, cells);
+		buf_free(&when);
+		if (r < 0)
+			goto out;
+	}
+	rc = metrics_table_out(c, t);
+out:
+	for (size_t i = 0; titles && vals && i < n; i++) {
+		buf_free(&titles[i]);
+		buf_free(&vals[i]);
+	}
+	out_table_free(t);
+	free(at);
+	free(head);
+	free(cells);
+	free(titles);
+	free(vals);
+	return rc;
+}
+
+/* Many series: one row each with its number of points, lowest, average, highest and last. */
+static int query_summary(struct cli *c, const json_t *list, const char *agg)
+{
+	static const char *const head[] = {"SERIES", "POINTS", "MIN", "AVG", "MAX", "LAST"};
+	struct out_table *t = out_table_new(6, head);
+	json_t *s;
+	size_t i;
+	int rc = CLI_EXIT_HUB;
+
+	if (!t)
+		return rc;
+	json_array_foreach(list, i, s)
+	{
+		json_t *pts = json_object_get(s, "points"), *p;
+		double lo = INFINITY, hi = -INFINITY, sum = 0, last = NAN;
+		size_t k, nfin = 0;
+		struct buf b[6] = {BUF_INIT, BUF_INIT, BUF_INIT, BUF_INIT, BUF_INIT, BUF_INIT};
+		const char *cells[6];
+		int r = 0;
+		json_array_foreach(pts, k, p)
+		{
+			double v = metrics_value(json_array_get(p, 1));
+			last = v;
+			if (!isfinite(v))
+				continue;
+			lo = fmin(lo, v);
+			hi = fmax(hi, v);
+			sum += v;
+			nfin++;
+		}
+		r |= series_title(&b[0], s, agg);
+		r |= buf_printf(&b[1], "%zu", json_array_size(pts));
+		if (nfin) {
+			r |= put_value(&b[2], lo);
+			r |= put_value(&b[3], sum / (double)nfin);
+			r |= put_value(&b[4], hi);
+		}
+		if (json_array_size(pts))
+			r |= put_value(&b[5], last);
+		for (int j = 0; j < 6; j++)
+			cells[j] = b[j].data;
+		if (r == 0)
+			r = out_table_add(t, cells);
+		for (int j = 0; j < 6; j++)
+			buf_free(&b[j]);
+		if (r < 0)
+			goto out;
+	}
+	rc = metrics_table_out(c, t);
+out:
+	out_table_free(t);
+	return rc;
+}
+
+static int query_charts(struct cli *c, const json_t *list, const char *agg, int64_t from,
+                        int64_t to, int64_t step)
+{
+	size_t n = json_array_size(list);
+	int width = chart_width(STDOUT_FILENO), rc = 0;
+	struct buf b = BUF_INIT;
+
+	for (size_t i = 0; rc == 0 && i < n && i < METRICS_CHARTS; i++) {
+		json_t *pts = json_object_get(json_array_get(list, i), "points"), *p;
+		size_t np = json_array_size(pts), k;
+		int64_t *t = malloc((np + 1) * sizeof(int64_t));
+		double *v = malloc((np + 1) * sizeof(double));
+		struct buf title = BUF_INIT;
+		struct chart_series cs;
+		if (!t || !v || series_title(&title, json_array_get(list, i), agg) < 0) {
+			free(t);
+			free(v);
+			buf_free(&title);
+			rc = CLI_EXIT_HUB;
+			break;
+		}
+		json_array_foreach(pts, k, p)
+		{
+			t[k] = json_integer_value(json_array_get(p, 0));
+			v[k] = metrics_value(json_array_get(p, 1));
+		}
+		cs = (struct chart_series){title.data, t, v, np};
+		if ((i && buf_puts(&b, "\n") < 0) ||
+		    chart_render(&b, &cs, from, to, 2 * step, width, CHART_ROWS) < 0)
+			rc = CLI_EXIT_HUB;
+		free(t);
+		free(v);
+		buf_free(&title);
+	}
+	if (rc == 0)
+		rc = cli_write(c, &b) < 0 ? CLI_EXIT_FAILED : 0;
+	buf_free(&b);
+	if (rc == 0 && n > METRICS_CHARTS)
+		fprintf(stderr,
+		        "outpost: drew %d of %zu series: narrow with a selector or --match, or "
+		        "aggregate with --agg\n",
+		        METRICS_CHARTS, n);
+	return rc;
+}
+
+int metrics_query(struct cli *c, int argc, char **argv)
+{
+	json_t *result = NULL, *list;
+	const char *agg;
+	int64_t from, to, step;
+	struct mopts o;
+	int rc;
+
+	if ((rc = metrics_args(c, argc, argv, M_QUERY, &o)) != 0)
+		return rc;
+	if ((rc = metrics_fetch(c, "query", &o, &result)) != 0 || !result)
+		return rc;
+	list = json_object_get(result, "series");
+	agg = json_string_value(json_object_get(result, "agg"));
+	from = json_integer_value(json_object_get(result, "from"));
+	to = json_integer_value(json_object_get(result, "to"));
+	step = json_integer_value(json_object_get(result, "step_ms"));
+	if (json_array_size(list) == 0)
+		rc = metrics_none(&o);
+	else if (step <= 0 || to <= from)
+		rc = CLI_EXIT_HUB;
+	else if (o.chart)
+		rc = query_charts(c, list, agg ? agg : "", from, to, step);
+	else if (json_array_size(list) <= METRICS_WIDE)
+		rc = query_wide(c, list, agg ? agg : "", from, to, step);
+	else
+		rc = query_summary(c, list, agg ? agg : "");
+	json_decref(result);
+	return rc;
+}
