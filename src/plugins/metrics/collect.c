@@ -48,6 +48,8 @@ int collect_new(const char *proc_root, const char *mounts_path, collect_statvfs_
 	c->proc_root = strdup(proc_root);
 	c->mounts_path = mounts_path ? strdup(mounts_path) : NULL;
 	c->rcap = COLLECT_RBUF_INIT;
+	/* sock_diag answers for the kernel the agent runs on: right for the real /proc only. */
+	c->tcp_diag = strcmp(proc_root, "/proc") == 0;
 	c->rbuf = malloc(c->rcap);
 	if (!c->proc_root || (mounts_path && !c->mounts_path) || !c->rbuf) {
 		collect_free(c);

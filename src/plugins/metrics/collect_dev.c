@@ -1,10 +1,19 @@
 /* Per-device rates and socket counts: disk I/O from /proc/diskstats, network traffic from
- * /proc/net/dev, TCP connections by state from /proc/net/tcp and /proc/net/tcp6. */
+ * /proc/net/dev, TCP connections by state from the kernel's sock_diag netlink interface, or from
+ * /proc/net/tcp and /proc/net/tcp6 where that is not available (and for fixture trees). */
 #include "collect_int.h"
 
 #include <outpost/plugin.h>
 
+#include <errno.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#include <netinet/in.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
 
 static int collect_isdigit(char ch)
 {
@@ -181,7 +190,6 @@ void collect_nets(struct collect *c)
 
 /* Kernel TCP states (include/net/tcp_states.h) and their label. A request socket
  * (TCP_NEW_SYN_RECV) is a connection being set up, like SYN_RECV. */
-#define COLLECT_TCP_STATES 13
 static const char *const collect_tcp_state[COLLECT_TCP_STATES] = {
     NULL,    "established", "syn_sent", "syn_recv", "fin_wait1", "fin_wait2", "time_wait",
     "close", "close_wait",  "last_ack", "listen",   "closing",   "syn_recv",
@@ -231,11 +239,122 @@ bad:
 	collect_parse_error(c);
 }
 
+/* ---- The same counts through sock_diag ---- */
+
+/* Reading /proc/net/tcp and tcp6 costs about 9.5 ms of kernel time per sample on a host with a
+ * 262,144-bucket established hash, even with no connections: each file walks the whole table
+ * (again for every read: seq_file restarts) and prints every socket. A sock_diag dump walks it
+ * once for both families and sends a fixed 72-byte record per socket: about 0.4 ms here. The
+ * request is the compatibility form (TCPDIAG_GETSOCK), which the kernel answers with IPv4 and IPv6
+ * sockets in one walk; SOCK_DIAG_BY_FAMILY would need a walk per family. States 1-12 only: 13
+ * (TCP_BOUND_INACTIVE, Linux 6.5) lists sockets that are bound and nothing else, which
+ * /proc/net/tcp does not show either. */
+#define COLLECT_TCP_DIAG_STATES 0x1ffeu
+
+int collect_tcp_diag_batch(const void *data, size_t len, uint32_t seq, uint64_t *count,
+                           uint64_t *bad)
+{
+	const char *p = data;
+
+	while (len >= sizeof(struct nlmsghdr)) {
+		const struct nlmsghdr *h = (const void *)p;
+		const struct inet_diag_msg *m = NLMSG_DATA(h);
+		size_t step;
+
+		if (h->nlmsg_len < sizeof(*h) || h->nlmsg_len > len || h->nlmsg_seq != seq)
+			return -1; /* cut short, or not the answer to our request */
+		if (h->nlmsg_type == NLMSG_DONE) {
+			int err = 0;
+
+			/* A dump ends with the error that cut it short, if any. */
+			if (h->nlmsg_len >= NLMSG_LENGTH(sizeof(err)))
+				memcpy(&err, NLMSG_DATA(h), sizeof(err));
+			return err < 0 ? -1 : 1;
+		}
+		if (h->nlmsg_type != TCPDIAG_GETSOCK)
+			return -1; /* NLMSG_ERROR: the request was refused */
+		if (h->nlmsg_len < NLMSG_LENGTH(sizeof(*m)) ||
+		    m->idiag_state >= COLLECT_TCP_STATES || !collect_tcp_state[m->idiag_state])
+			(*bad)++;
+		else
+			count[m->idiag_state]++;
+		step = NLMSG_ALIGN(h->nlmsg_len);
+		if (step > len)
+			step = len;
+		p += step;
+		len -= step;
+	}
+	/* The kernel never splits a message across datagrams. */
+	return len == 0 ? 0 : -1;
+}
+
+/* Fills count from one dump; 0, or -1 when sock_diag cannot be used (count is then partial). */
+static int collect_tcp_diag(struct collect *c, uint64_t *count)
+{
+	struct {
+		struct nlmsghdr nh;
+		struct inet_diag_req r;
+	} req;
+	struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
+	struct timeval limit = {.tv_sec = 1}; /* the loop thread waits on this: never for long */
+	uint64_t bad = 0;
+	int fd, rc = -1;
+
+	fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_INET_DIAG);
+	if (fd < 0)
+		return -1;
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof(limit)) < 0)
+		goto out;
+	memset(&req, 0, sizeof(req));
+	req.nh.nlmsg_len = sizeof(req);
+	req.nh.nlmsg_type = TCPDIAG_GETSOCK;
+	req.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+	req.nh.nlmsg_seq = ++c->tcp_diag_seq;
+	req.r.idiag_family = AF_UNSPEC;
+	req.r.idiag_states = COLLECT_TCP_DIAG_STATES;
+	if (sendto(fd, &req, sizeof(req), 0, (struct sockaddr *)&kernel, sizeof(kernel)) < 0)
+		goto out;
+	for (;;) {
+		struct sockaddr_nl from;
+		struct iovec iov = {.iov_base = c->rbuf, .iov_len = c->rcap};
+		struct msghdr msg = {.msg_name = &from,
+		                     .msg_namelen = sizeof(from),
+		                     .msg_iov = &iov,
+		                     .msg_iovlen = 1};
+		ssize_t n = recvmsg(fd, &msg, 0);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		/* Only the kernel (port 0) answers; a datagram cut short is a lost count. */
+		if (n <= 0 || (msg.msg_flags & MSG_TRUNC) || msg.msg_namelen != sizeof(from) ||
+		    from.nl_pid != 0) {
+			rc = -1;
+			break;
+		}
+		rc = collect_tcp_diag_batch(c->rbuf, (size_t)n, c->tcp_diag_seq, count, &bad);
+		if (rc != 0)
+			break;
+	}
+	rc = rc == 1 ? 0 : -1;
+out:
+	c->parse_errors += bad;
+	close(fd);
+	return rc;
+}
+
 void collect_tcp(struct collect *c)
 {
 	uint64_t count[COLLECT_TCP_STATES] = {0};
 	int rc4, rc6, i, j;
 
+	if (c->tcp_diag) {
+		if (collect_tcp_diag(c, count) == 0)
+			goto emit;
+		/* Refused (a seccomp or LSM policy, a kernel without inet_diag): the files from now
+		 * on, which say the same, slower. */
+		c->tcp_diag = 0;
+		memset(count, 0, sizeof(count));
+	}
 	rc4 = collect_read_lines(c, c->dirfd, "net/tcp", collect_tcp_line, count);
 	rc6 = collect_read_lines(c, c->dirfd, "net/tcp6", collect_tcp_line, count);
 	/* No tcp6 is normal: IPv6 disabled. */
@@ -243,6 +362,7 @@ void collect_tcp(struct collect *c)
 		c->failed = 1;
 	if (rc4 < 0 && rc6 < 0)
 		return;
+emit:
 	for (i = 1; i < COLLECT_TCP_STATES; i++) {
 		const char *l[] = {"state", collect_tcp_state[i], NULL};
 		uint64_t n = count[i];

@@ -63,6 +63,8 @@ struct collect {
 	char *rbuf; /* read buffer, reused; grows up to COLLECT_LINE_MAX for one long line */
 	size_t rcap;
 	uint64_t parse_errors;
+	int tcp_diag;          /* TCP states through sock_diag: only for the real /proc */
+	uint32_t tcp_diag_seq; /* of the last dump request */
 
 	/* Kept from the previous sample. */
 	int have_prev;
@@ -127,5 +129,13 @@ void collect_filesystems(struct collect *c);
 void collect_disks(struct collect *c);
 void collect_nets(struct collect *c);
 void collect_tcp(struct collect *c);
+
+/* Counts, by kernel TCP state (count has COLLECT_TCP_STATES slots), the sockets in one datagram
+ * of a TCPDIAG_GETSOCK dump answering request seq; a record too short or with an unknown state
+ * is skipped and counted in *bad. Returns 1 at the end of the dump, 0 when more datagrams
+ * follow, -1 for an error from the kernel, a foreign sequence number or a cut message. */
+#define COLLECT_TCP_STATES 13
+int collect_tcp_diag_batch(const void *data, size_t len, uint32_t seq, uint64_t *count,
+                           uint64_t *bad);
 
 #endif

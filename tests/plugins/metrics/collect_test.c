@@ -13,6 +13,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
@@ -718,6 +723,126 @@ static void test_real_proc_is_sane(void **state)
 	assert_int_equal(collect_parse_errors(fx->c), 0);
 }
 
+/* ---- TCP states through sock_diag ---- */
+
+/* Appends one netlink message of the given type (a TCPDIAG_GETSOCK record with state, or a
+ * NLMSG_DONE carrying err) to the datagram in b; returns its aligned length. */
+static size_t nl_put(char *b, size_t off, uint16_t type, uint32_t seq, int state, int err)
+{
+	struct nlmsghdr *h = (void *)(b + off);
+	size_t payload = type == NLMSG_DONE ? sizeof(int) : sizeof(struct inet_diag_msg);
+
+	memset(h, 0, NLMSG_SPACE(payload));
+	h->nlmsg_len = NLMSG_LENGTH(payload);
+	h->nlmsg_type = type;
+	h->nlmsg_seq = seq;
+	if (type == NLMSG_DONE)
+		memcpy(NLMSG_DATA(h), &err, sizeof(err));
+	else
+		((struct inet_diag_msg *)NLMSG_DATA(h))->idiag_state = (uint8_t)state;
+	return off + NLMSG_SPACE(payload);
+}
+
+static void test_tcp_diag_batch_counts_states_until_done(void **state)
+{
+	_Alignas(struct nlmsghdr) char b[1024];
+	uint64_t count[COLLECT_TCP_STATES] = {0}, bad = 0;
+	size_t n = 0;
+
+	(void)state;
+	n = nl_put(b, n, TCPDIAG_GETSOCK, 7, 1, 0); /* established */
+	n = nl_put(b, n, TCPDIAG_GETSOCK, 7, 1, 0);
+	n = nl_put(b, n, TCPDIAG_GETSOCK, 7, 10, 0); /* listen */
+	n = nl_put(b, n, TCPDIAG_GETSOCK, 7, 12, 0); /* new_syn_recv */
+	/* More to come: no NLMSG_DONE yet. */
+	assert_int_equal(collect_tcp_diag_batch(b, n, 7, count, &bad), 0);
+	assert_int_equal(count[1], 2);
+	assert_int_equal(count[10], 1);
+	assert_int_equal(count[12], 1);
+
+	n = nl_put(b, 0, TCPDIAG_GETSOCK, 7, 6, 0);  /* time_wait */
+	n = nl_put(b, n, TCPDIAG_GETSOCK, 7, 13, 0); /* a state this code does not know */
+	n = nl_put(b, n, TCPDIAG_GETSOCK, 7, 0, 0);  /* and 0, which is no state */
+	n = nl_put(b, n, NLMSG_DONE, 7, 0, 0);
+	assert_int_equal(collect_tcp_diag_batch(b, n, 7, count, &bad), 1);
+	assert_int_equal(count[6], 1);
+	assert_int_equal(bad, 2);
+	assert_int_equal(count[0], 0);
+}
+
+static void test_tcp_diag_batch_refuses_errors_strangers_and_cut_messages(void **state)
+{
+	_Alignas(struct nlmsghdr) char b[1024];
+	uint64_t count[COLLECT_TCP_STATES] = {0}, bad = 0;
+	struct nlmsghdr *h = (void *)b;
+	size_t n;
+
+	(void)state;
+	n = nl_put(b, 0, NLMSG_DONE, 7, 0, -EINTR); /* a dump cut short */
+	assert_int_equal(collect_tcp_diag_batch(b, n, 7, count, &bad), -1);
+
+	n = nl_put(b, 0, TCPDIAG_GETSOCK, 8, 1, 0); /* another request's answer */
+	assert_int_equal(collect_tcp_diag_batch(b, n, 7, count, &bad), -1);
+
+	n = nl_put(b, 0, TCPDIAG_GETSOCK, 7, 1, 0);
+	h->nlmsg_type = NLMSG_ERROR; /* the kernel refused the request */
+	assert_int_equal(collect_tcp_diag_batch(b, n, 7, count, &bad), -1);
+
+	n = nl_put(b, 0, TCPDIAG_GETSOCK, 7, 1, 0);
+	assert_int_equal(collect_tcp_diag_batch(b, n - 1, 7, count, &bad), -1); /* cut */
+	h->nlmsg_len = 4;                                                       /* impossible */
+	assert_int_equal(collect_tcp_diag_batch(b, n, 7, count, &bad), -1);
+
+	n = nl_put(b, 0, TCPDIAG_GETSOCK, 7, 1, 0);
+	memset(b + n, 0, 8);
+	assert_int_equal(collect_tcp_diag_batch(b, n + 8, 7, count, &bad), -1); /* a scrap after */
+	assert_int_equal(bad, 0); /* (count is partial after -1: the caller drops it) */
+	assert_int_equal(collect_tcp_diag_batch(b, 0, 7, count, &bad), 0); /* empty: wait on */
+}
+
+/* The real kernel through both sources: a listener and a connected pair of this process show
+ * up in each, and the real /proc is read through sock_diag without falling back. */
+static void test_real_tcp_states_through_sock_diag_and_files(void **state)
+{
+	struct fx *fx = *state;
+	struct sink *s = &fx->sink;
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	socklen_t alen = sizeof(a);
+	struct collect *files = NULL;
+	int l, cl, sv;
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(l >= 0);
+	assert_int_equal(bind(l, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(l, 4), 0);
+	assert_int_equal(getsockname(l, (struct sockaddr *)&a, &alen), 0);
+	cl = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_int_equal(connect(cl, (struct sockaddr *)&a, sizeof(a)), 0);
+	sv = accept(l, NULL, NULL);
+	assert_true(sv >= 0);
+
+	assert_int_equal(collect_new("/proc", NULL, NULL, NULL, &fx->c), 0);
+	collect_sample(fx->c, mono_ms(), sink_emit, s);
+	assert_int_equal(fx->c->tcp_diag, 1); /* it did not fall back to the files */
+	assert_true(get(s, "host_tcp_connections", "state=listen") >= 1);
+	assert_true(get(s, "host_tcp_connections", "state=established") >= 2);
+	assert_int_equal(count(s, "host_tcp_connections"), 11);
+
+	point_at(fx, "/proc"); /* another path to the same /proc: the files are read */
+	assert_int_equal(collect_new(fx->link, NULL, NULL, NULL, &files), 0);
+	s->n = 0;
+	collect_sample(files, mono_ms(), sink_emit, s);
+	assert_int_equal(files->tcp_diag, 0);
+	assert_true(get(s, "host_tcp_connections", "state=listen") >= 1);
+	assert_true(get(s, "host_tcp_connections", "state=established") >= 2);
+	assert_int_equal(collect_parse_errors(fx->c) + collect_parse_errors(files), 0);
+	collect_free(files);
+	close(sv);
+	close(cl);
+	close(l);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -739,6 +864,9 @@ int main(void)
 	    T(test_overlong_line_is_skipped_and_counted),
 	    T(test_tcp_counts_stream_through_a_large_table),
 	    T(test_real_proc_is_sane),
+	    cmocka_unit_test(test_tcp_diag_batch_counts_states_until_done),
+	    cmocka_unit_test(test_tcp_diag_batch_refuses_errors_strangers_and_cut_messages),
+	    T(test_real_tcp_states_through_sock_diag_and_files),
 	};
 #undef T
 	return cmocka_run_group_tests(tests, NULL, NULL);
