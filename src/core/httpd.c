@@ -376,10 +376,16 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	req_free(r);
 }
 
+/* MHD's next deadline (a connection's idle timeout), at most a second away while it has one.
+ * With no connection it has none: new and resumed connections (MHD's inter-thread channel) wake
+ * its epoll fd, so an idle server sleeps HTTPD_IDLE_MS instead of waking every second, which
+ * cost an idle agent as much CPU as sampling the host's metrics (docs/BENCHMARKS.md). */
+#define HTTPD_IDLE_MS 60000
+
 static void listener_arm(struct httpd_listener *l)
 {
 	MHD_UNSIGNED_LONG_LONG t;
-	int64_t ms = 1000;
+	int64_t ms = HTTPD_IDLE_MS;
 
 	if (MHD_get_timeout(l->d, &t) == MHD_YES)
 		ms = t > 1000 ? 1000 : (int64_t)t;
@@ -543,6 +549,7 @@ static int listener_start(struct httpd *h, int fd, int is_unix, char *msg, size_
 		close(fd);
 		return -1;
 	}
+	listener_arm(l);
 	h->nls++;
 	return 0;
 }

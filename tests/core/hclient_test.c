@@ -566,6 +566,32 @@ static void test_get_and_post_over_tls_with_ca(void **state)
 	result_free(&r);
 }
 
+/* An idle server keeps no timer of its own running (it used to wake the loop every second): a
+ * turn of the loop with nothing to do waits as long as it is told, and a client still wakes it
+ * at once; once the client has gone, the server is idle again. */
+static void test_idle_server_sleeps_until_a_client_comes(void **state)
+{
+	struct fixture *f = *state;
+	struct hclient_config cfg = {.ca_file = f->ct.path};
+	struct hclient *c;
+	struct result r = {0};
+	int64_t t0 = clk_mono_ms();
+
+	loop_run_once(f->loop, 1500);
+	assert_true(clk_mono_ms() - t0 >= 1400);
+	c = client(f->loop, "https", srv_port(f), &cfg);
+	t0 = clk_mono_ms();
+	fetch(f->loop, c, "GET", "/hello", NULL, 0, 0, &r);
+	assert_int_equal(r.status, 200);
+	assert_true(clk_mono_ms() - t0 < 1000);
+	hclient_free(c);
+	run_for(f->loop, 200); /* the server sees the connection close */
+	t0 = clk_mono_ms();
+	loop_run_once(f->loop, 1500);
+	assert_true(clk_mono_ms() - t0 >= 1400);
+	result_free(&r);
+}
+
 static void test_keepalive_reuses_connections(void **state)
 {
 	struct fixture *f = *state;
@@ -1177,6 +1203,8 @@ int main(void)
 	    cmocka_unit_test(test_url_and_pin_parsing),
 	    cmocka_unit_test_setup_teardown(test_get_and_post_over_tls_with_ca, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_keepalive_reuses_connections, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_idle_server_sleeps_until_a_client_comes, setup,
+	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_wrong_ca_is_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_wrong_name_is_refused_unless_names_are_not_checked,
 	                                    setup, teardown),
