@@ -177,6 +177,17 @@ def test_metrics_is_prometheus_text_and_counts_calls(agent):
     assert 'outpost_agent_op_calls_total{plugin="sys",op="ping"} 3' in a.get("/metrics").text
 
 
+def test_metrics_show_where_the_heap_goes(agent):
+    a = agent()
+    text = a.get("/metrics").text
+    sqlite = a.metric("outpost_agent_sqlite_memory_bytes")
+    heap = {k: float(re.search(r'^outpost_agent_heap_bytes\{kind="%s"\} (\d+)$' % k, text,
+                               re.M).group(1)) for k in ("in_use", "free", "mmapped")}
+    assert sqlite > 0, "the ledger's database is open: SQLite holds memory"
+    assert heap["in_use"] > 0 and heap["free"] >= 0
+    assert sqlite <= heap["in_use"] + heap["mmapped"], "SQLite's memory comes from malloc"
+
+
 # ---------------------------------------------------------------------------------------------
 # Bad input: the one envelope, the right code and status, nothing done
 
