@@ -1,12 +1,14 @@
 #!/bin/sh
 # Installs the peers the benchmarks compare Outpost against (not needed to build or test:
 # that is scripts/deps.sh): nginx and node-exporter for bench/agent-core, ClusterShell and
-# OpenSSH (client and a private sshd) for bench/fanout. Idempotent: apt-get runs only when a
-# package is missing. The packages' own services are kept from starting (policy-rc.d): the
+# OpenSSH (client and a private sshd) for bench/fanout, collectd (the daemon and its plugins,
+# without the full package's recommends) and curl for bench/agent-footprint. Idempotent:
+# apt-get runs only when a package is missing. The packages' own services are kept from starting (policy-rc.d): the
 # benchmarks start private instances on loopback and stop them again.
 set -eu
 
-PKGS="nginx-light prometheus-node-exporter wrk procps clustershell openssh-server openssh-client"
+PKGS="nginx-light prometheus-node-exporter wrk procps clustershell openssh-server openssh-client
+	collectd-core curl"
 
 missing=""
 for p in $PKGS; do
@@ -25,7 +27,7 @@ if [ "$(id -u)" -ne 0 ]; then
 	SUDO="sudo"
 fi
 
-# A system-wide nginx on :80, node-exporter on :9100 or sshd on :22 is not what a benchmark
+# A system-wide nginx on :80, node-exporter on :9100, sshd on :22 or collectd is not what a benchmark
 # should leave behind: refuse service starts during the install, unless the host already has
 # a policy.
 policy=/usr/sbin/policy-rc.d
@@ -44,11 +46,14 @@ $SUDO apt-get update -qq
 # shellcheck disable=SC2086
 $SUDO apt-get install -y -qq --no-install-recommends $missing
 
-# The package enables its service for the next boot; bench/fanout runs its own sshd on a free
-# loopback port. Undo that only for an sshd this script installed, never for one already there.
-case " $missing " in
-*" openssh-server "*)
-	$SUDO deb-systemd-helper disable ssh.service >/dev/null 2>&1 || true
-	$SUDO update-rc.d ssh disable >/dev/null 2>&1 || true
-	;;
-esac
+# The packages enable their services for the next boot; bench/fanout runs its own sshd on a
+# free loopback port, bench/agent-footprint its own collectd with a private config. Undo that
+# only for a package this script installed, never for one already there.
+for svc in openssh-server:ssh collectd-core:collectd; do
+	case " $missing " in
+	*" ${svc%%:*} "*)
+		$SUDO deb-systemd-helper disable "${svc#*:}.service" >/dev/null 2>&1 || true
+		$SUDO update-rc.d "${svc#*:}" disable >/dev/null 2>&1 || true
+		;;
+	esac
+done

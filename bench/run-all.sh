@@ -9,3 +9,5 @@ build=${1:-$(dirname "$here")/build}
 /usr/bin/python3 "$here/agent-core" --build "$build"
 echo
 /usr/bin/python3 "$here/fanout" --build "$build"
+echo
+/usr/bin/python3 "$here/agent-footprint" --build "$build"
