@@ -150,6 +150,19 @@ int outpost_fd_add(struct outpost_plugin_ctx *pc, int fd, uint32_t events, outpo
                    void *arg);
 void outpost_fd_del(struct outpost_plugin_ctx *pc, int id); /* safe inside its own callback */
 
+/* Hands one batch (borrowed JSON object) to the agent core for the hub. The core stores it
+ * durably in the agent's spool (SQLite, the agent's database; bounded: past
+ * hub.spool_max_bytes the oldest batches are dropped and counted) and the link delivers
+ * batches in order, at least once, after a hub restart, agent restart or network cut.
+ * stream: "metrics" (the only one now). The core adds "seq": the batch must not have one.
+ * Returns 0; OUTPOST_E_UNAVAILABLE when the agent has no hub (nothing stored; the plugin keeps
+ * its local values only); OUTPOST_E_BAD_ARGS (another stream, not an object, a "seq");
+ * OUTPOST_E_TOO_LARGE (over 3 MiB of JSON, or more than the spool holds); another negative
+ * code. Any thread: on the loop thread the batch is stored before the call returns; from
+ * another thread it is serialized there and stored at the loop's next turn (0 then means
+ * handed over; a failure to store is logged). Added after ABI 1 shipped, like outpost_fd_add. */
+int outpost_publish(struct outpost_plugin_ctx *pc, const char *stream, const json_t *batch);
+
 #ifdef __cplusplus
 }
 #endif

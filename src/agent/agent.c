@@ -2,10 +2,12 @@
 #include "agent_impl.h"
 #include "hubtask.h"
 #include "link.h"
+#include "spool.h"
 #include "watch.h"
 #include "core/clk.h"
 #include "core/conf.h"
 #include "core/daemon.h"
+#include "core/err.h"
 #include "core/db.h"
 #include "core/httpd.h"
 #include "core/loop.h"
@@ -40,6 +42,72 @@ static void agent_apply_log(struct agent *a, const json_t *conf)
 		a->log->level = level;
 }
 
+/* ---- outpost_publish: batches for the hub, into the link's spool on the loop thread ---- */
+
+struct agent_batch {
+	struct agent *a;
+	char stream[16];
+	char *text;
+	size_t len;
+};
+
+/* Loop thread. Before the link exists (a plugin's init) and after it is gone (a plugin's own
+ * thread still publishing during fini) there is nowhere to store. */
+static int agent_publish_store(struct agent *a, const char *stream, const char *text, size_t len)
+{
+	if (!a->link)
+		return OUTPOST_E_UNAVAILABLE;
+	return a->link->ops->publish(a->link, stream, text, len);
+}
+
+static void agent_publish_posted(void *arg)
+{
+	struct agent_batch *b = arg;
+	int rc = agent_publish_store(b->a, b->stream, b->text, b->len);
+
+	if (rc < 0)
+		log_warn(b->a->log, "agent", "a %s batch of %zu bytes was not spooled: %s",
+		         b->stream, b->len, err_name(rc));
+	free(b->text);
+	free(b);
+}
+
+/* plugin_host.publish: any thread. The spool shares the agent's database connection with the
+ * ledger's workers and never opens a transaction, so it is used from the loop thread only: a
+ * batch from another thread is handed to the loop. */
+static int agent_publish(void *arg, const char *stream, char *text, size_t len)
+{
+	struct agent *a = arg;
+	struct agent_batch *b;
+	int rc;
+
+	if (len > SPOOL_BATCH_MAX) {
+		free(text);
+		return OUTPOST_E_TOO_LARGE;
+	}
+	if (loop_in_thread(a->loop)) {
+		rc = agent_publish_store(a, stream, text, len);
+		free(text);
+		return rc;
+	}
+	b = calloc(1, sizeof(*b));
+	if (!b || strlen(stream) >= sizeof(b->stream)) {
+		free(b);
+		free(text);
+		return b ? OUTPOST_E_BAD_ARGS : OUTPOST_E_INTERNAL;
+	}
+	b->a = a;
+	snprintf(b->stream, sizeof(b->stream), "%s", stream);
+	b->text = text;
+	b->len = len;
+	if (loop_post(a->loop, agent_publish_posted, b) < 0) {
+		free(text);
+		free(b);
+		return OUTPOST_E_INTERNAL;
+	}
+	return 0;
+}
+
 /* The link to the hub, when hub.url is set; tasks it brings go to the hubtask. */
 static int agent_link_start(struct agent *a, char *msg, size_t msglen)
 {
@@ -68,6 +136,7 @@ static int agent_link_start(struct agent *a, char *msg, size_t msglen)
 	lc.loop = a->loop;
 	lc.log = a->log;
 	lc.db = a->db;
+	lc.spool_max_bytes = json_integer_value(conf_get(a->conf, "hub.spool_max_bytes"));
 	lc.state_dir = a->state_dir;
 	lc.url = url;
 	lc.token = json_string_value(conf_get(a->conf, "hub.token"));
@@ -131,6 +200,12 @@ int agent_new(struct loop *loop, const struct outpost_plugin *const *builtins, j
 	a->host.watch = a->watch;
 	a->host.db = a->db;
 	a->host.state_dir = a->state_dir;
+	s = json_string_value(conf_get(conf, "hub.url"));
+	if (s && *s) {
+		/* Without a hub, outpost_publish answers unavailable and nothing is stored. */
+		a->host.publish = agent_publish;
+		a->host.publish_arg = a;
+	}
 	if (plugins_new(&a->host, &a->plugins) < 0) {
 		snprintf(msg, msglen, "cannot set up plugin state in %s", path);
 		goto fail;
@@ -267,9 +342,13 @@ void agent_free(struct agent *a)
 	loop_run_once(a->loop, 0); /* deliver the last results to their requests */
 	hubtask_free(a->hubtask);
 	link_free(a->link);
+	a->link = NULL;
 	httpd_stop(a->httpd);
 	plugins_free(a->plugins);
 	watch_free(a->watch);
+	/* Batches a plugin's own thread posted until its fini returned: dropped (logged) now,
+	 * while the agent still exists, not by loop_free after it. */
+	loop_run_once(a->loop, 0);
 	ledger_close(a->ledger);
 	db_close(a->db);
 	if (a->lock_fd >= 0)

@@ -193,6 +193,28 @@ static void api_metrics_link(struct agent *a, struct buf *b)
 	           (long long)json_integer_value(json_object_get(st, "results_sent")),
 	           (long long)json_integer_value(json_object_get(st, "results_dropped")),
 	           (long long)json_integer_value(json_object_get(st, "outbox_depth")));
+	buf_printf(b,
+	           "# HELP outpost_agent_hub_spool_depth Batches (metrics) waiting for the hub.\n"
+	           "# TYPE outpost_agent_hub_spool_depth gauge\n"
+	           "outpost_agent_hub_spool_depth %lld\n"
+	           "# TYPE outpost_agent_hub_spool_bytes gauge\n"
+	           "outpost_agent_hub_spool_bytes %lld\n"
+	           "# HELP outpost_agent_hub_spool_dropped_total Batches dropped unsent: the spool "
+	           "was full (hub.spool_max_bytes).\n"
+	           "# TYPE outpost_agent_hub_spool_dropped_total counter\n"
+	           "outpost_agent_hub_spool_dropped_total %lld\n"
+	           "# HELP outpost_agent_hub_batches_sent_total Batches the hub acknowledged.\n"
+	           "# TYPE outpost_agent_hub_batches_sent_total counter\n"
+	           "outpost_agent_hub_batches_sent_total %lld\n"
+	           "# HELP outpost_agent_hub_batches_rejected_total Batches the hub refused: never "
+	           "sent again.\n"
+	           "# TYPE outpost_agent_hub_batches_rejected_total counter\n"
+	           "outpost_agent_hub_batches_rejected_total %lld\n",
+	           (long long)json_integer_value(json_object_get(st, "spool_depth")),
+	           (long long)json_integer_value(json_object_get(st, "spool_bytes")),
+	           (long long)json_integer_value(json_object_get(st, "spool_dropped")),
+	           (long long)json_integer_value(json_object_get(st, "batches_sent")),
+	           (long long)json_integer_value(json_object_get(st, "batches_rejected")));
 	json_decref(st);
 }
 

@@ -1,8 +1,9 @@
 /* The agent's link to the hub: one small interface, chosen once at start, with one
  * implementation per mode (embedded: HTTPS long-poll, link_http.c; scale: ZooKeeper, later).
- * The link enrolls, keeps the hub's keys pinned, brings signed tasks in and takes results out
- * (durably, in order, with retries). It does not judge tasks: hubtask.c verifies them, whatever
- * carried them. Everything runs on the agent's loop thread; no link call blocks. */
+ * The link enrolls, keeps the hub's keys pinned, brings signed tasks in and takes results and
+ * published batches out (durably, in order, with retries). It does not judge tasks: hubtask.c
+ * verifies them, whatever carried them. Everything runs on the agent's loop thread; no link call
+ * blocks. */
 #ifndef OUTPOST_AGENT_LINK_H
 #define OUTPOST_AGENT_LINK_H
 
@@ -24,7 +25,8 @@ typedef void (*link_task_fn)(void *arg, const json_t *signed_task);
 struct link_config {
 	struct loop *loop;
 	const struct logger *log; /* outlives the link */
-	sqlite3 *db;              /* the agent's database: the outbox lives there */
+	sqlite3 *db;              /* the agent's database: the outbox and the spool live there */
+	int64_t spool_max_bytes;  /* hub.spool_max_bytes; 0: the default (spool.h) */
 	const char *state_dir;    /* agent.key, hub.json, hub.crt */
 	const char *url;          /* the hub's base URL */
 	const char *token;        /* enrollment token; NULL: enroll pending an operator */
@@ -47,12 +49,20 @@ struct link_ops {
 	 * (borrowed) durably and delivers it in order, retrying until the hub acknowledges it.
 	 * 0, or a negative code when it could not even be stored. */
 	int (*report)(struct link *l, const json_t *result);
+	/* Queues one batch of stream ("metrics": the only one now) durably in the spool and
+	 * delivers it in order with the others, at least once, until the hub acknowledges it
+	 * (past the spool's bound the oldest are dropped). batch: the compact JSON text of an
+	 * object without "seq" (borrowed, len bytes). 0; OUTPOST_E_BAD_ARGS for another stream;
+	 * OUTPOST_E_TOO_LARGE for a batch the spool cannot hold; another negative code when it
+	 * could not be stored. */
+	int (*publish)(struct link *l, const char *stream, const char *batch, size_t len);
 	/* The host's facts (borrowed), sent to the hub when they change. */
 	void (*facts)(struct link *l, const json_t *facts);
 	/* The pinned hub public key: 0, or -1 while the agent is not enrolled. */
 	int (*hub_key)(struct link *l, uint8_t pk[SEC_PK_BYTES]);
 	/* For /v1/health and /metrics: {"mode", "url", "host_id", "state", "connected",
-	 * "reconnects", "tasks_received", "results_sent", "outbox_depth", "last_contact_ms",
+	 * "reconnects", "tasks_received", "results_sent", "outbox_depth", "spool_depth",
+	 * "spool_bytes", "spool_dropped", "batches_sent", "batches_rejected", "last_contact_ms",
 	 * "last_error"}. New reference. */
 	json_t *(*status)(struct link *l);
 	void (*free)(struct link *l);

@@ -4,11 +4,12 @@
  * of ours, no blocking call, so thousands of links can share one loop (outpost-sim).
  *
  * Requests, one of each kind at most in flight: probe (first-use TLS pinning), enroll, poll
- * (the long-poll for tasks), beat, results. Each kind that fails waits with full jitter
- * (a random delay in [0, min(60 s, 0.5 s * 2^failures)]; beats at least their interval) so a
- * hub that restarts is not met by its whole fleet at the same instant. */
+ * (the long-poll for tasks), beat, results, metrics (the spool's batches). Each kind that fails
+ * waits with full jitter (a random delay in [0, min(60 s, 0.5 s * 2^failures)]; beats at least
+ * their interval) so a hub that restarts is not met by its whole fleet at the same instant. */
 #include "link.h"
 #include "outbox.h"
+#include "spool.h"
 #include "core/buf.h"
 #include "core/clk.h"
 #include "core/hclient.h"
@@ -37,10 +38,17 @@
 #define LH_BEAT_MAX_MS 300000
 #define LH_RESULTS_ITEMS 64
 #define LH_RESULTS_BYTES (1u << 20)
+#define LH_METRICS_ITEMS 256
+#define LH_METRICS_BYTES (1u << 20)
+/* A batch published while the link is idle leaves after a random delay up to this: the
+ * metrics plugins of a whole fleet sample at the same grid instant, the hub should not get
+ * all their requests in that same instant. */
+#define LH_METRICS_SPREAD_MS 2000
 #define LH_LOG_REPEAT_MS (10 * 60 * 1000) /* the same problem is logged again after this */
 
-enum lh_kind { LH_PROBE, LH_ENROLL, LH_POLL, LH_BEAT, LH_RESULTS, LH_NKINDS };
-static const char *const lh_kind_name[LH_NKINDS] = {"probe", "enroll", "poll", "beat", "results"};
+enum lh_kind { LH_PROBE, LH_ENROLL, LH_POLL, LH_BEAT, LH_RESULTS, LH_METRICS, LH_NKINDS };
+static const char *const lh_kind_name[LH_NKINDS] = {"probe", "enroll",  "poll",
+                                                    "beat",  "results", "metrics"};
 
 enum lh_phase { LH_IDLE, LH_PROBING, LH_ENROLLING, LH_RUNNING, LH_STOPPED };
 
@@ -54,9 +62,9 @@ struct lh_req {
 	char *headers[6];         /* NULL-terminated */
 	size_t nheaders;
 	char *body;
-	int64_t last_seq; /* results: the outbox rows this batch carries */
-	size_t nresults;
-	json_t *facts; /* beat: the facts it carries */
+	int64_t last_seq; /* results, metrics: the outbox or spool rows it carries, up to */
+	size_t nresults;  /* results or batches it carries */
+	json_t *facts;    /* beat: the facts it carries */
 };
 
 /* The argument of the timer of one kind of request. */
@@ -87,6 +95,7 @@ struct link_http {
 	void *arg;
 	struct hclient *http;
 	struct outbox *outbox;
+	struct spool *spool;
 	uint8_t pk[SEC_PK_BYTES], sk[SEC_SK_BYTES];
 	char *pk_b64;
 	uint8_t hub_pk[SEC_PK_BYTES];
@@ -102,6 +111,9 @@ struct link_http {
 	int64_t down_since_ms, interval_ms, last_contact_ms;
 	json_t *facts, *facts_sent;
 	uint64_t reconnects, tasks_received, results_sent, results_dropped;
+	uint64_t batches_sent, batches_rejected;
+	uint64_t rejected_unlogged; /* batches the hub rejected since the last log line on it */
+	int64_t rejected_logged_ms;
 	char last_error[400];
 	char logged[400];
 	int64_t logged_ms;
@@ -472,6 +484,8 @@ static void lh_mark_up(struct link_http *lh)
 	lh->ever_connected = 1;
 	if (!lh->req[LH_RESULTS])
 		lh_schedule(lh, LH_RESULTS, 0);
+	if (!lh->req[LH_METRICS])
+		lh_schedule(lh, LH_METRICS, 0);
 }
 
 static void lh_mark_down(struct link_http *lh, const struct lh_answer *a)
@@ -497,6 +511,7 @@ static void lh_run(struct link_http *lh)
 	/* The first beat soon, but not the whole fleet in the same millisecond. */
 	lh_schedule(lh, LH_BEAT, (int64_t)randombytes_uniform(1000));
 	lh_schedule(lh, LH_RESULTS, 0);
+	lh_schedule(lh, LH_METRICS, 0);
 }
 
 /* A signed request answered unauthorized: the hub no longer takes this host's signature
@@ -504,7 +519,7 @@ static void lh_run(struct link_http *lh)
  * no signature, finds out which it is and says so. */
 static void lh_reenroll(struct link_http *lh, const struct lh_answer *a)
 {
-	static const enum lh_kind signed_kinds[] = {LH_POLL, LH_BEAT, LH_RESULTS};
+	static const enum lh_kind signed_kinds[] = {LH_POLL, LH_BEAT, LH_RESULTS, LH_METRICS};
 
 	lh_problem(lh, OUTPOST_LOG_ERROR, "%s: enrolling again", a->text);
 	snprintf(lh->state, sizeof(lh->state), "unenrolled");
@@ -733,6 +748,88 @@ static void lh_on_results(struct link_http *lh, struct lh_req *r, const struct l
 	lh_retry(lh, LH_RESULTS);
 }
 
+/* Batches the hub refused one by one (too old, too new, malformed): never sent again. Logged
+ * at most once a minute, with how many since the last time and the first reason. */
+static void lh_metrics_rejected(struct link_http *lh, const json_t *rejected)
+{
+	const json_t *first = json_array_get(rejected, 0);
+	const char *why = json_string_value(json_object_get(first, "reason"));
+	int64_t now = clk_mono_ms();
+
+	lh->rejected_unlogged += json_array_size(rejected);
+	if (lh->rejected_logged_ms && now - lh->rejected_logged_ms < 60000)
+		return;
+	log_warn(lh->log, "link",
+	         "the hub rejected %llu metric batch(es) (e.g. seq %lld: %.200s); they are not "
+	         "sent again",
+	         (unsigned long long)lh->rejected_unlogged,
+	         (long long)json_integer_value(json_object_get(first, "seq")), why ? why : "?");
+	lh->rejected_unlogged = 0;
+	lh->rejected_logged_ms = now;
+}
+
+static void lh_on_metrics(struct link_http *lh, struct lh_req *r, const struct lh_answer *a)
+{
+	json_t *jl = json_object_get(a->result, "last_seq");
+	json_t *rejected = json_object_get(a->result, "rejected");
+	int64_t last;
+	int n;
+
+	if (lh_code_is(a, "unauthorized")) {
+		lh_reenroll(lh, a); /* the batches stay in the spool */
+		return;
+	}
+	if (a->ok) {
+		/* The hub has every batch up to last_seq on disk; never more than was sent. */
+		last = json_is_integer(jl) ? json_integer_value(jl) : 0;
+		if (last > r->last_seq)
+			last = r->last_seq;
+		n = last > 0 ? spool_ack(lh->spool, last) : 0;
+		if (n <= 0) {
+			lh_problem(lh, OUTPOST_LOG_WARN,
+			           "the hub's answer to metrics acknowledges none of the %zu "
+			           "batch(es) sent (last_seq %lld, sent up to %lld): sending them "
+			           "again",
+			           r->nresults, (long long)json_integer_value(jl),
+			           (long long)r->last_seq);
+			lh_retry(lh, LH_METRICS);
+			return;
+		}
+		if (json_array_size(rejected) > 0) {
+			size_t k = json_array_size(rejected) < (size_t)n ? json_array_size(rejected)
+			                                                 : (size_t)n;
+			lh->batches_rejected += k;
+			lh->batches_sent += (uint64_t)n - k;
+			lh_metrics_rejected(lh, rejected);
+		} else {
+			lh->batches_sent += (uint64_t)n;
+		}
+		lh->failures[LH_METRICS] = 0;
+		lh_mark_up(lh);
+		lh_schedule(lh, LH_METRICS, 0); /* the rest of a backlog goes at once */
+		return;
+	}
+	if (!a->transport && (a->status == 400 || a->status == 413)) {
+		/* The whole request refused: sending it again would be refused again and hold up
+		 * every batch behind it (a poison batch must not block the spool). */
+		n = spool_ack(lh->spool, r->last_seq);
+		lh->batches_rejected += n > 0 ? (uint64_t)n : 0;
+		log_warn(lh->log, "link", "%s: %d metric batch(es) dropped", a->text,
+		         n > 0 ? n : 0);
+		lh->failures[LH_METRICS] = 0;
+		lh_schedule(lh, LH_METRICS, 0);
+		return;
+	}
+	if (a->transport)
+		lh_mark_down(lh, a);
+	else
+		lh_problem(lh, OUTPOST_LOG_WARN, "%s%s", a->text,
+		           a->status == 404 ? " (a hub older than this agent? the batches wait in "
+		                              "the spool)"
+		                            : "");
+	lh_retry(lh, LH_METRICS);
+}
+
 static void lh_on_done(void *arg, const struct hclient_response *resp)
 {
 	struct lh_req *r = arg;
@@ -759,6 +856,9 @@ static void lh_on_done(void *arg, const struct hclient_response *resp)
 		break;
 	case LH_RESULTS:
 		lh_on_results(lh, r, &a);
+		break;
+	case LH_METRICS:
+		lh_on_metrics(lh, r, &a);
 		break;
 	case LH_NKINDS:
 		break;
@@ -792,6 +892,7 @@ static void lh_send(struct link_http *lh, enum lh_kind kind)
 	char *body = NULL;
 	json_t *facts = NULL, *batch = NULL;
 	int64_t last_seq = 0;
+	size_t nbatches = 0;
 	int rc = -1;
 
 	if (lh->req[kind] || lh->phase == LH_STOPPED)
@@ -852,6 +953,30 @@ static void lh_send(struct link_http *lh, enum lh_kind kind)
 		else
 			free(body);
 		break;
+	case LH_METRICS:
+		if (lh->phase != LH_RUNNING || spool_depth(lh->spool) <= 0 || lh->timer[LH_METRICS])
+			return;
+		{
+			struct buf b = BUF_INIT;
+			if (spool_peek(lh->spool, LH_METRICS_ITEMS, LH_METRICS_BYTES, &b, &nbatches,
+			               &last_seq) < 0) {
+				buf_free(&b);
+				break;
+			}
+			if (nbatches == 0) {
+				/* Damaged rows only (dropped now), or none left. */
+				buf_free(&b);
+				if (spool_depth(lh->spool) > 0)
+					lh_retry(lh, kind);
+				return;
+			}
+			body = buf_steal(&b);
+		}
+		if (body && buf_printf(&target, "/api/v1/agents/%s/metrics", lh->host_id) == 0)
+			rc = lh_request(lh, kind, "POST", target.data, body, 1, &r);
+		else
+			free(body);
+		break;
 	case LH_NKINDS:
 		return;
 	}
@@ -865,6 +990,10 @@ static void lh_send(struct link_http *lh, enum lh_kind kind)
 		return;
 	}
 	r->facts = facts;
+	if (kind == LH_METRICS) {
+		r->nresults = nbatches;
+		r->last_seq = last_seq;
+	}
 	if (batch) {
 		r->nresults = json_array_size(batch);
 		r->last_seq = last_seq;
@@ -979,6 +1108,19 @@ static int lh_report(struct link *l, const json_t *result)
 	return rc;
 }
 
+static int lh_publish(struct link *l, const char *stream, const char *batch, size_t len)
+{
+	struct link_http *lh = (struct link_http *)l;
+	int rc;
+
+	if (!stream || strcmp(stream, "metrics") != 0)
+		return OUTPOST_E_BAD_ARGS;
+	rc = spool_put(lh->spool, batch, len);
+	if (rc == 0 && lh->phase == LH_RUNNING && !lh->req[LH_METRICS] && !lh->timer[LH_METRICS])
+		lh_schedule(lh, LH_METRICS, (int64_t)randombytes_uniform(LH_METRICS_SPREAD_MS + 1));
+	return rc;
+}
+
 static void lh_facts(struct link *l, const json_t *facts)
 {
 	struct link_http *lh = (struct link_http *)l;
@@ -1004,8 +1146,7 @@ static json_t *lh_status(struct link *l)
 {
 	struct link_http *lh = (struct link_http *)l;
 	static const char *const phases[] = {"idle", "pinning", "enrolling", "running", "stopped"};
-
-	return json_pack(
+	json_t *st = json_pack(
 	    "{s:s, s:s, s:s, s:s, s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:s?}", "mode", "http",
 	    "url", lh->url, "host_id", lh->host_id, "state", lh->state, "phase", phases[lh->phase],
 	    "connected", lh->connected, "reconnects", (json_int_t)lh->reconnects, "tasks_received",
@@ -1014,6 +1155,17 @@ static json_t *lh_status(struct link *l)
 	    (json_int_t)outbox_depth(lh->outbox), "last_contact_ms",
 	    (json_int_t)lh->last_contact_ms, "last_error",
 	    lh->last_error[0] && !lh->connected ? lh->last_error : NULL);
+
+	if (st) {
+		json_object_set_new(st, "spool_depth", json_integer(spool_depth(lh->spool)));
+		json_object_set_new(st, "spool_bytes", json_integer(spool_bytes(lh->spool)));
+		json_object_set_new(st, "spool_dropped",
+		                    json_integer((json_int_t)spool_dropped(lh->spool)));
+		json_object_set_new(st, "batches_sent", json_integer((json_int_t)lh->batches_sent));
+		json_object_set_new(st, "batches_rejected",
+		                    json_integer((json_int_t)lh->batches_rejected));
+	}
+	return st;
 }
 
 static void lh_free(struct link *l)
@@ -1025,6 +1177,7 @@ static void lh_free(struct link *l)
 	lh_stop(l);
 	hclient_free(lh->http);
 	outbox_close(lh->outbox);
+	spool_close(lh->spool);
 	json_decref(lh->facts);
 	json_decref(lh->facts_sent);
 	sodium_memzero(lh->sk, sizeof(lh->sk));
@@ -1045,6 +1198,7 @@ static const struct link_ops link_http_ops = {
     .start = lh_start,
     .stop = lh_stop,
     .report = lh_report,
+    .publish = lh_publish,
     .facts = lh_facts,
     .hub_key = lh_hub_key,
     .status = lh_status,
@@ -1152,6 +1306,11 @@ int link_http_new(const struct link_config *cfg, struct link **out, char *msg, s
 		goto oom;
 	if (outbox_open(cfg->db, cfg->log, &lh->outbox) < 0) {
 		snprintf(msg, msglen, "cannot open the result outbox in the agent's database");
+		lh_free(&lh->base);
+		return OUTPOST_E_INTERNAL;
+	}
+	if (spool_open(cfg->db, cfg->log, cfg->spool_max_bytes, &lh->spool) < 0) {
+		snprintf(msg, msglen, "cannot open the spool in the agent's database");
 		lh_free(&lh->base);
 		return OUTPOST_E_INTERNAL;
 	}

@@ -598,3 +598,19 @@ void outpost_fd_del(struct outpost_plugin_ctx *pc, int id)
 			return;
 		}
 }
+
+int outpost_publish(struct outpost_plugin_ctx *pc, const char *stream, const json_t *batch)
+{
+	char *text;
+
+	if (!pc || !stream || strcmp(stream, "metrics") != 0 || !json_is_object(batch) ||
+	    json_object_get(batch, "seq"))
+		return OUTPOST_E_BAD_ARGS;
+	if (!pc->host->publish)
+		return OUTPOST_E_UNAVAILABLE;
+	/* Serialized here, on the caller's thread: the loop only stores the text. */
+	text = wire_dump(batch);
+	if (!text)
+		return OUTPOST_E_INTERNAL;
+	return pc->host->publish(pc->host->publish_arg, stream, text, strlen(text));
+}

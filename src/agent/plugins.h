@@ -20,6 +20,10 @@ struct plugin_host {
 	struct watch *watch; /* NULL: watches answer unavailable */
 	sqlite3 *db;         /* NULL: persistent state answers unavailable */
 	const char *state_dir;
+	/* Where outpost_publish sends a batch, on the caller's thread: its compact JSON text
+	 * (len bytes, owned by the callee whatever it returns). NULL: the agent has no hub. */
+	int (*publish)(void *arg, const char *stream, char *batch, size_t len);
+	void *publish_arg;
 };
 
 struct plugin_resident; /* a timer or a watch of one plugin */

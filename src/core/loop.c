@@ -44,6 +44,7 @@ struct loop {
 	size_t nheap, capheap;
 	pthread_mutex_t post_lock; /* guards posts, post_tail */
 	struct loop_post_item *posts, *post_tail;
+	pthread_t thread; /* the loop's own thread: the one that made it; never changes */
 };
 
 static void heap_swap(struct loop *l, size_t a, size_t b)
@@ -127,6 +128,7 @@ int loop_new(struct loop **out)
 	if (l->epfd < 0 || l->evfd < 0)
 		goto fail;
 	pthread_mutex_init(&l->post_lock, NULL);
+	l->thread = pthread_self();
 	l->evh.fd = l->evfd;
 	l->evh.fn = loop_drain_posts;
 	l->evh.arg = l;
@@ -250,6 +252,11 @@ void loop_timer_reset(struct loop *l, struct loop_timer *t, int64_t delay_ms)
 	t->due = clk_mono_ms() + (delay_ms > 0 ? delay_ms : 0);
 	heap_up(l, t->idx);
 	heap_down(l, t->idx);
+}
+
+int loop_in_thread(const struct loop *l)
+{
+	return pthread_equal(pthread_self(), l->thread) != 0;
 }
 
 int loop_post(struct loop *l, loop_post_fn fn, void *arg)

@@ -34,6 +34,8 @@ void loop_timer_reset(struct loop *l, struct loop_timer *t, int64_t delay_ms);
 
 /* Thread-safe: fn(arg) runs on the loop thread at its next turn. 0 or -1 (OOM). */
 int loop_post(struct loop *l, loop_post_fn fn, void *arg);
+/* Thread-safe: 1 when called on the loop's thread (the one that made it and runs it). */
+int loop_in_thread(const struct loop *l);
 
 /* One turn: waits up to max_wait_ms (-1: until something happens) and dispatches. */
 int loop_run_once(struct loop *l, int max_wait_ms);

@@ -124,8 +124,14 @@ static void fl_free(struct link *l)
 	(void)l;
 }
 
-static const struct link_ops fake_ops = {"fake",   fl_start,   fl_stop,   fl_report,
-                                         fl_facts, fl_hub_key, fl_status, fl_free};
+static const struct link_ops fake_ops = {.name = "fake",
+                                         .start = fl_start,
+                                         .stop = fl_stop,
+                                         .report = fl_report,
+                                         .facts = fl_facts,
+                                         .hub_key = fl_hub_key,
+                                         .status = fl_status,
+                                         .free = fl_free};
 
 /* ---- fixture ---- */
 

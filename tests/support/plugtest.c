@@ -29,6 +29,7 @@ struct plugtest {
 	struct outpost_plugin_ctx *pc;
 	struct outpost_call call;
 	int init_rc;
+	json_t *published; /* what plugtest_publish kept, or NULL */
 };
 
 static struct plugtest *plugtest_make(const struct outpost_plugin *p, const char *config_json,
@@ -141,6 +142,28 @@ static int rm_one(const char *path, const struct stat *st, int flag, struct FTW 
 	return remove(path);
 }
 
+static int plugtest_publish(void *arg, const char *stream, char *text, size_t len)
+{
+	struct plugtest *t = arg;
+	json_t *b = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
+
+	assert_string_equal(stream, "metrics");
+	assert_non_null(b);
+	free(text);
+	assert_int_equal(json_array_append_new(t->published, b), 0);
+	return 0;
+}
+
+json_t *plugtest_published(struct plugtest *t)
+{
+	if (!t->published) {
+		t->published = json_array();
+		t->host.publish = plugtest_publish;
+		t->host.publish_arg = t;
+	}
+	return t->published;
+}
+
 void plugtest_free(struct plugtest *t)
 {
 	if (!t)
@@ -151,5 +174,6 @@ void plugtest_free(struct plugtest *t)
 	db_close(t->db);
 	loop_free(t->loop);
 	nftw(t->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	json_decref(t->published);
 	free(t);
 }

@@ -26,6 +26,12 @@ struct outpost_plugin_ctx *plugtest_ctx(struct plugtest *t);
 int plugtest_init_rc(struct plugtest *t);
 void plugtest_free(struct plugtest *t);
 
+/* As if the agent had a hub: from now on outpost_publish succeeds and every batch is kept
+ * (parsed back from the text the core would spool). Returns that array, borrowed, in order;
+ * call it before the plugin's first publish. Without it, outpost_publish answers unavailable
+ * like an agent without a hub. */
+json_t *plugtest_published(struct plugtest *t);
+
 /* Like plugtest_new but does not fail the test when init fails (see plugtest_init_rc). */
 struct plugtest *plugtest_new_any(const struct outpost_plugin *p, const char *config_json);
 

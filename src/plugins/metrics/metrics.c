@@ -1,8 +1,10 @@
 /* The built-in metrics plugin, agent side: samples the host on a timer aligned to the interval
  * grid, keeps the latest values of host and application series in memory, takes application
- * metrics from metrics.push and from a StatsD listener on loopback, and answers metrics.now.
+ * metrics from metrics.push and from a StatsD listener on loopback, answers metrics.now, and
+ * publishes one batch per sample for the hub (outpost_publish: the core spools and ships it).
  * docs/metrics.md is the operator's page. Threads: the timer and the StatsD socket run on the
  * agent's loop thread, the ops on workers; `lock` guards everything they share. */
+#include "batch.h"
 #include "collect.h"
 #include "mtab.h"
 #include "statsd.h"
@@ -58,7 +60,10 @@ struct metrics {
 	int timer_id;
 	int fd, fd_id;
 	int warned_unavailable;
-	char *rbuf; /* METRICS_UDP_MAX bytes, for one datagram; loop thread only */
+	char *rbuf;         /* METRICS_UDP_MAX bytes, for one datagram; loop thread only */
+	int no_hub;         /* outpost_publish said the agent has no hub: build no batches */
+	int publish_failed; /* the last publish failed (logged once until one works) */
+	struct buf kbuf;    /* a sample's key while the batch is built; loop thread only */
 
 	pthread_mutex_t lock; /* guards what follows */
 	struct mtab *tab;
@@ -174,6 +179,111 @@ static int64_t metrics_next_delay(int64_t now, int64_t interval)
 	return next - now;
 }
 
+/* One series as metrics.now shows it and the batch carries it: a packed key (mtab_key), an
+ * extra label xk=xv when xk (a timer's stat), its value. Returns < 0 to stop. */
+typedef int (*series_fn)(void *arg, const char *key, size_t keylen, const char *xk, const char *xv,
+                         double value);
+
+/* Calls fn for every series with a value, in metrics.now's order: host series, application
+ * series (gauges and counters now, timers and sets as of the last closed interval), then the
+ * plugin's own. match: a name prefix, or NULL. The caller holds m->lock. */
+static int metrics_each(struct metrics *m, const char *match, series_fn fn, void *arg)
+{
+	size_t mlen = match ? strlen(match) : 0, pos = 0;
+	struct mtab_series *s;
+	int err = 0;
+	const struct {
+		const char *name;
+		uint64_t v;
+	} self[] = {
+	    {MTAB_SELF_BAD_LINES, m->sd.bad_lines},
+	    {MTAB_SELF_PACKETS, m->sd.packets},
+	    {MTAB_SELF_REFUSED, m->sd.refused + m->push_refused},
+	};
+
+	if (m->time_ms > 0) {
+		const struct host_set *hs = &m->host[m->cur];
+		for (size_t i = 0; i < hs->n && err >= 0; i++) {
+			const char *key = hs->keys.data + hs->v[i].off;
+			if (!match || strncmp(key, match, mlen) == 0)
+				err = fn(arg, key, hs->v[i].len, NULL, NULL, hs->v[i].value);
+		}
+	}
+	while (err >= 0 && (s = mtab_next(m->tab, &pos))) {
+		if (match && strncmp(s->key, match, mlen) != 0)
+			continue;
+		if (s->type == MTAB_TIMER) {
+			const double *st = mtab_timer_stats(s);
+			for (int i = 0; i < MTAB_NSTATS && err >= 0; i++)
+				if (!isnan(st[i]))
+					err = fn(arg, s->key, s->keylen, "stat", mtab_stat_names[i],
+					         st[i]);
+		} else if (!isnan(s->value)) {
+			err = fn(arg, s->key, s->keylen, NULL, NULL, s->value);
+		}
+	}
+	for (size_t i = 0; i < sizeof(self) / sizeof(self[0]) && err >= 0; i++)
+		if (!match || strncmp(self[i].name, match, mlen) == 0)
+			err = fn(arg, self[i].name, strlen(self[i].name) + 1, NULL, NULL,
+			         (double)self[i].v);
+	return err < 0 ? err : 0;
+}
+
+struct batch_ctx {
+	json_t *samples;
+	struct buf *kbuf;
+};
+
+static int batch_series(void *arg, const char *key, size_t keylen, const char *xk, const char *xv,
+                        double value)
+{
+	struct batch_ctx *c = arg;
+
+	/* A key the hub would refuse (over 1024 bytes, not UTF-8) is left out: only host series
+	 * can have one (a mount point); push and StatsD refuse them. */
+	return batch_add(c->samples, c->kbuf, key, keylen, xk, xv, value) < 0 ? -1 : 0;
+}
+
+/* The batch of the sample of grid time t, for the hub: {"t", "samples": [[key, value]...]}.
+ * Loop thread; on it outpost_publish stores the batch before it returns. */
+static void metrics_publish(struct metrics *m, int64_t t)
+{
+	struct batch_ctx c = {json_array(), &m->kbuf};
+	json_t *batch;
+	int rc;
+
+	if (m->no_hub)
+		return;
+	batch = json_object();
+	if (!batch || json_object_set_new(batch, "t", json_integer(t)) < 0 ||
+	    json_object_set(batch, "samples", c.samples) < 0) {
+		rc = OUTPOST_E_INTERNAL;
+		goto out;
+	}
+	pthread_mutex_lock(&m->lock);
+	rc = metrics_each(m, NULL, batch_series, &c) < 0 ? OUTPOST_E_INTERNAL : 0;
+	pthread_mutex_unlock(&m->lock);
+	if (rc == 0)
+		rc = outpost_publish(m->pc, "metrics", batch);
+out:
+	json_decref(c.samples);
+	json_decref(batch);
+	if (rc == OUTPOST_E_UNAVAILABLE) {
+		outpost_log(m->pc, OUTPOST_LOG_INFO,
+		            "the agent has no hub: samples stay local (metrics.now)");
+		m->no_hub = 1;
+	} else if (rc < 0 && !m->publish_failed) {
+		outpost_log(m->pc, OUTPOST_LOG_WARN,
+		            "the sample of %lld could not be handed to the hub's spool (%d); "
+		            "logged once until it works again",
+		            (long long)t, rc);
+		m->publish_failed = 1;
+	} else if (rc == 0 && m->publish_failed) {
+		outpost_log(m->pc, OUTPOST_LOG_INFO, "samples reach the hub's spool again");
+		m->publish_failed = 0;
+	}
+}
+
 static void metrics_tick(struct outpost_plugin_ctx *pc, void *arg)
 {
 	struct metrics *m = arg;
@@ -204,6 +314,7 @@ static void metrics_tick(struct outpost_plugin_ctx *pc, void *arg)
 	pthread_mutex_unlock(&m->lock);
 	outpost_log(pc, OUTPOST_LOG_DEBUG, "sampled %zu host series at %lld in %lld ms", hs->n,
 	            (long long)t, (long long)(clk_mono_ms() - t0));
+	metrics_publish(m, t);
 
 	/* Re-arm on the grid: the loop's periodic timers drift by the time each turn takes, and
 	 * the wall clock is slewed by NTP. A new timer first, so a failure keeps the old one. */
@@ -303,6 +414,7 @@ static void metrics_fini(void *state)
 		free(m->host[i].v);
 	}
 	free(m->rbuf);
+	buf_free(&m->kbuf);
 	pthread_mutex_destroy(&m->lock);
 	free(m);
 }
@@ -387,11 +499,12 @@ fail:
 
 /* ---- metrics.now ---- */
 
-/* One series into arr: name and labels from a packed key, plus an extra label if xk. */
-static int series_json(json_t *arr, const char *key, size_t keylen, const char *xk, const char *xv,
+/* One series into an array of metrics.now: name and labels from a packed key, plus an extra
+ * label if xk. */
+static int series_json(void *arg, const char *key, size_t keylen, const char *xk, const char *xv,
                        double value)
 {
-	json_t *labels = json_object(), *o;
+	json_t *arr = arg, *labels = json_object(), *o;
 	size_t i = strlen(key) + 1;
 
 	if (!labels)
@@ -407,60 +520,16 @@ static int series_json(json_t *arr, const char *key, size_t keylen, const char *
 	return o ? json_array_append_new(arr, o) : -1;
 }
 
-static int match_name(const char *match, size_t mlen, const char *name)
-{
-	return !match || strncmp(name, match, mlen) == 0;
-}
-
 static int metrics_now(struct outpost_call *call, json_t *args, json_t **result)
 {
 	struct metrics *m = outpost_call_state(call);
-	json_t *jm = json_object_get(args, "match"), *arr = json_array(), *out;
-	const char *match = json_is_string(jm) ? json_string_value(jm) : NULL;
-	size_t mlen = match ? strlen(match) : 0, pos = 0;
-	struct mtab_series *s;
-	int err = !arr;
-	const struct {
-		const char *name;
-		uint64_t *v;
-	} self[] = {
-	    {MTAB_SELF_BAD_LINES, &m->sd.bad_lines},
-	    {MTAB_SELF_PACKETS, &m->sd.packets},
-	    {MTAB_SELF_REFUSED, NULL},
-	};
+	json_t *jm = json_object_get(args, "match"), *arr = json_array(), *out = NULL;
 
 	pthread_mutex_lock(&m->lock);
-	if (m->time_ms > 0) {
-		const struct host_set *hs = &m->host[m->cur];
-		for (size_t i = 0; i < hs->n && !err; i++) {
-			const char *key = hs->keys.data + hs->v[i].off;
-			if (match_name(match, mlen, key))
-				err =
-				    series_json(arr, key, hs->v[i].len, NULL, NULL, hs->v[i].value);
-		}
-	}
-	while (!err && (s = mtab_next(m->tab, &pos))) {
-		if (!match_name(match, mlen, s->key))
-			continue;
-		if (s->type == MTAB_TIMER) {
-			const double *st = mtab_timer_stats(s);
-			for (int i = 0; i < MTAB_NSTATS && !err; i++)
-				if (!isnan(st[i]))
-					err = series_json(arr, s->key, s->keylen, "stat",
-					                  mtab_stat_names[i], st[i]);
-		} else if (!isnan(s->value)) {
-			err = series_json(arr, s->key, s->keylen, NULL, NULL, s->value);
-		}
-	}
-	for (size_t i = 0; i < sizeof(self) / sizeof(self[0]) && !err; i++)
-		if (match_name(match, mlen, self[i].name))
-			err = series_json(
-			    arr, self[i].name, strlen(self[i].name) + 1, NULL, NULL,
-			    (double)(self[i].v ? *self[i].v : m->sd.refused + m->push_refused));
-	out = err ? NULL
-	          : json_pack("{s:o, s:I, s:o}", "time_ms",
-	                      m->time_ms > 0 ? json_integer(m->time_ms) : json_null(),
-	                      "interval_ms", (json_int_t)m->conf.interval_ms, "series", arr);
+	if (arr && metrics_each(m, json_string_value(jm), series_json, arr) == 0)
+		out = json_pack("{s:o, s:I, s:o}", "time_ms",
+		                m->time_ms > 0 ? json_integer(m->time_ms) : json_null(),
+		                "interval_ms", (json_int_t)m->conf.interval_ms, "series", arr);
 	pthread_mutex_unlock(&m->lock);
 	if (!out) {
 		json_decref(arr);
@@ -552,6 +621,12 @@ static int push_check(struct outpost_call *call, size_t i, json_t *o, struct pus
 			                          "match [a-zA-Z_][a-zA-Z0-9_]* "
 			                          "and not start with __",
 			                          i, it->name, k);
+		if (strcmp(k, "host") == 0)
+			return outpost_call_error(
+			    call, OUTPOST_E_BAD_ARGS,
+			    "metrics[%zu] (%s): the label 'host' is reserved: "
+			    "the hub adds it (this host's id) to every series",
+			    i, it->name);
 		if (!json_is_string(v) || json_string_length(v) > MTAB_LABEL_VALUE_MAX ||
 		    strlen(json_string_value(v)) != json_string_length(v))
 			return outpost_call_error(
@@ -567,6 +642,12 @@ static int push_check(struct outpost_call *call, size_t i, json_t *o, struct pus
 	it->index = i;
 	if (it->len == 0 || buf_append(keys, key, it->len) < 0)
 		return outpost_call_error(call, OUTPOST_E_INTERNAL, "metrics.push: out of memory");
+	if (batch_key_len(key, it->len, NULL, NULL) > BATCH_KEY_MAX)
+		return outpost_call_error(
+		    call, OUTPOST_E_BAD_ARGS,
+		    "metrics[%zu] (%s): the series is %zu bytes as name{label=\"value\",...}, "
+		    "at most %d (the hub refuses longer ones): shorten its labels",
+		    i, it->name, batch_key_len(key, it->len, NULL, NULL), BATCH_KEY_MAX);
 	return 0;
 }
 

@@ -1,6 +1,7 @@
 /* StatsD lines into the metrics table: see statsd.h. Everything here is bounded by the line:
  * no allocation but the table's own, and no input that can make a line cost more than a
  * pass over it. */
+#include "batch.h"
 #include "statsd.h"
 
 #include <errno.h>
@@ -84,7 +85,9 @@ static int statsd_tags(char *s, struct statsd_line *l)
 			return -1;
 		n = statsd_name(s, colon ? (size_t)(colon - s) : strlen(s), l->tags + used,
 		                sizeof(l->tags) - used, 0);
-		if (n == 0 || !mtab_label_name_ok(l->tags + used, n))
+		/* host: the hub adds it (this host's id) to every series. */
+		if (n == 0 || !mtab_label_name_ok(l->tags + used, n) ||
+		    strcmp(l->tags + used, "host") == 0)
 			return -1;
 		for (size_t i = 0; i < l->nlabels; i++)
 			if (strcmp(l->labels[2 * i], l->tags + used) == 0)
@@ -169,11 +172,18 @@ static int statsd_apply(struct mtab *t, size_t max_series, struct statsd_line *l
 		return -1;
 	if (l->type == MTAB_SET && !l->value[0])
 		return -1;
+	for (size_t i = 0; l->type == MTAB_TIMER && i < l->nlabels; i++)
+		if (strcmp(l->labels[2 * i], "stat") == 0)
+			return -1; /* the label of a timer's summaries */
 	keylen = mtab_key(key, sizeof(key), l->name, l->labels, l->nlabels);
 	if (keylen == 0)
 		return -1;
 	s = mtab_find(t, key, keylen);
 	if (s && s->type != l->type)
+		return -1;
+	/* A key the hub would refuse (its longest form: a timer's stat="count"). */
+	if (!s && batch_key_len(key, keylen, l->type == MTAB_TIMER ? "stat" : NULL, "count") >
+	              BATCH_KEY_MAX)
 		return -1;
 	if (!s && mtab_output_count(t) + mtab_type_width(l->type) > max_series)
 		return -2;

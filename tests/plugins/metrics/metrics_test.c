@@ -8,6 +8,7 @@
 
 #include "plugtest.h"
 #include "plugins/builtin.h"
+#include "plugins/metrics/batch.h"
 #include "plugins/metrics/mtab.h"
 #include "plugins/metrics/statsd.h"
 #include "core/buf.h"
@@ -555,6 +556,231 @@ static void test_table_memory_per_series_is_small(void **st)
 	mtab_free(tab);
 }
 
+/* ---- the batch for the hub ---- */
+
+static char *key_of(const char *name, const char *const *labels, size_t n, const char *xk,
+                    const char *xv)
+{
+	char packed[2048];
+	size_t len = mtab_key(packed, sizeof(packed), name, labels, n);
+	struct buf b = BUF_INIT;
+
+	assert_true(len > 0);
+	assert_int_equal(batch_key(&b, packed, len, xk, xv), 0);
+	assert_int_equal(batch_key_len(packed, len, xk, xv), b.len);
+	return buf_steal(&b);
+}
+
+static void test_batch_keys_are_the_prometheus_exposition_form(void **st)
+{
+	const char *const one[] = {"mode", "user"};
+	const char *const unsorted[] = {"z", "1", "b", "2", "m", "3"};
+	const char *const nasty[] = {"path", "C:\\dir \"x\"\nnext"};
+	char *k;
+
+	(void)st;
+	k = key_of("host_load1", NULL, 0, NULL, NULL);
+	assert_string_equal(k, "host_load1");
+	free(k);
+	k = key_of("host_cpu_percent", one, 1, NULL, NULL);
+	assert_string_equal(k, "host_cpu_percent{mode=\"user\"}");
+	free(k);
+	/* Labels sorted by name, whatever order they came in. */
+	k = key_of("app_x", unsorted, 3, NULL, NULL);
+	assert_string_equal(k, "app_x{b=\"2\",m=\"3\",z=\"1\"}");
+	free(k);
+	/* A timer's stat label takes its sorted place: first, middle, last, or alone. */
+	k = key_of("app_x", unsorted, 3, "a", "p50");
+	assert_string_equal(k, "app_x{a=\"p50\",b=\"2\",m=\"3\",z=\"1\"}");
+	free(k);
+	k = key_of("app_x", unsorted, 3, "stat", "count");
+	assert_string_equal(k, "app_x{b=\"2\",m=\"3\",stat=\"count\",z=\"1\"}");
+	free(k);
+	k = key_of("app_x", unsorted, 3, "zz", "max");
+	assert_string_equal(k, "app_x{b=\"2\",m=\"3\",z=\"1\",zz=\"max\"}");
+	free(k);
+	k = key_of("app_lat", NULL, 0, "stat", "p99");
+	assert_string_equal(k, "app_lat{stat=\"p99\"}");
+	free(k);
+	/* Backslash, double quote and newline escaped as the text format says. */
+	k = key_of("host_fs", nasty, 1, NULL, NULL);
+	assert_string_equal(k, "host_fs{path=\"C:\\\\dir \\\"x\\\"\\nnext\"}");
+	free(k);
+}
+
+static void test_batch_values_are_numbers_or_the_three_strings(void **st)
+{
+	json_t *v;
+
+	(void)st;
+	v = batch_value(NAN);
+	assert_string_equal(json_string_value(v), "NaN");
+	json_decref(v);
+	v = batch_value(INFINITY);
+	assert_string_equal(json_string_value(v), "+Inf");
+	json_decref(v);
+	v = batch_value(-INFINITY);
+	assert_string_equal(json_string_value(v), "-Inf");
+	json_decref(v);
+	/* Integral values are integers: exact, and shorter than 25165824000.0. */
+	v = batch_value(25165824000.0);
+	assert_true(json_is_integer(v));
+	assert_int_equal(json_integer_value(v), 25165824000LL);
+	json_decref(v);
+	v = batch_value(-0.0);
+	assert_true(json_is_integer(v) && json_integer_value(v) == 0);
+	json_decref(v);
+	v = batch_value(3.25);
+	assert_true(json_is_real(v) && json_real_value(v) == 3.25);
+	json_decref(v);
+	/* Past 2^53 a double is no longer every integer: it stays a real. */
+	v = batch_value(1e300);
+	assert_true(json_is_real(v) && json_real_value(v) == 1e300);
+	json_decref(v);
+}
+
+static void test_batch_leaves_out_keys_the_hub_would_refuse(void **st)
+{
+	char packed[4096], value[1100];
+	const char *labels[] = {"mount", value};
+	const char bad_utf8[] = {'/', 'm', 'n', 't', (char)0xff, 0};
+	const char *bad[] = {"mount", bad_utf8};
+	json_t *samples = json_array();
+	struct buf scratch = BUF_INIT;
+	size_t len;
+
+	(void)st;
+	memset(value, 'v', sizeof(value) - 1);
+	value[sizeof(value) - 1] = '\0';
+	len = mtab_key(packed, sizeof(packed), "host_fs", labels, 1);
+	assert_int_equal(batch_add(samples, &scratch, packed, len, NULL, NULL, 1), 1);
+	len = mtab_key(packed, sizeof(packed), "host_fs", bad, 1);
+	assert_int_equal(batch_add(samples, &scratch, packed, len, NULL, NULL, 1), 1);
+	value[1000] = '\0'; /* host_fs{mount="v...v"} is 1017 bytes: kept */
+	len = mtab_key(packed, sizeof(packed), "host_fs", labels, 1);
+	assert_int_equal(batch_add(samples, &scratch, packed, len, NULL, NULL, NAN), 0);
+	assert_int_equal(json_array_size(samples), 1);
+	assert_int_equal(json_string_length(json_array_get(json_array_get(samples, 0), 0)), 1017);
+	assert_string_equal(json_string_value(json_array_get(json_array_get(samples, 0), 1)),
+	                    "NaN");
+	json_decref(samples);
+	buf_free(&scratch);
+}
+
+/* The key a series of metrics.now has in a batch. */
+static char *now_key(json_t *series)
+{
+	const char *labels[2 * 17], *k;
+	json_t *v;
+	size_t n = 0;
+
+	json_object_foreach(json_object_get(series, "labels"), k, v)
+	{
+		labels[2 * n] = k;
+		labels[2 * n + 1] = json_string_value(v);
+		n++;
+	}
+	return key_of(json_string_value(json_object_get(series, "name")), labels, n, NULL, NULL);
+}
+
+static void test_each_sample_publishes_one_batch_of_what_now_shows(void **st)
+{
+	struct statsd_env e;
+	json_t *pub, *r, *b, *samples, *s;
+	const char *msg;
+	int64_t t1, t2;
+	size_t i;
+
+	(void)st;
+	statsd_start(&e);
+	pub = plugtest_published(e.t);
+	assert_int_equal(
+	    push(e.t,
+	         "{\"metrics\": [{\"name\": \"app_jobs_total\", \"type\": \"counter\", "
+	         "\"value\": 2, \"labels\": {\"queue\": \"mail\", \"dc\": \"x\\\"y\"}},"
+	         " {\"name\": \"app_temp\", \"value\": 41.5}]}",
+	         &msg),
+	    0);
+	statsd_sends(&e, "web.req:12|ms|#route:/a\nweb.req:20|ms|#route:/a\n");
+	t1 = wait_tick(e.t, 0);
+	assert_int_equal(json_array_size(pub), 1);
+	t2 = wait_tick(e.t, t1);
+	assert_int_equal(json_array_size(pub), 2);
+	b = json_array_get(pub, 1);
+	assert_int_equal(json_integer_value(json_object_get(b, "t")), t2);
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(pub, 0), "t")), t1);
+	assert_null(json_object_get(b, "seq")); /* the core adds it */
+	samples = json_object_get(b, "samples");
+
+	/* The same series as metrics.now, in the same order, with the same values. */
+	r = now(e.t, NULL);
+	assert_int_equal(json_array_size(samples), json_array_size(json_object_get(r, "series")));
+	json_array_foreach(json_object_get(r, "series"), i, s)
+	{
+		json_t *pair = json_array_get(samples, i);
+		char *key = now_key(s);
+		assert_string_equal(json_string_value(json_array_get(pair, 0)), key);
+		assert_true(json_number_value(json_array_get(pair, 1)) ==
+		            json_number_value(json_object_get(s, "value")));
+		free(key);
+	}
+	json_decref(r);
+
+	/* What each kind looks like on the wire (the timer's interval closed at t1). */
+	{
+		int seen = 0;
+		json_array_foreach(json_object_get(json_array_get(pub, 0), "samples"), i, s)
+		{
+			const char *k = json_string_value(json_array_get(s, 0));
+			json_t *v = json_array_get(s, 1);
+			if (strcmp(k, "app_jobs_total{dc=\"x\\\"y\",queue=\"mail\"}") == 0)
+				seen |= 1, assert_true(json_integer_value(v) == 2);
+			else if (strcmp(k, "app_temp") == 0)
+				seen |= 2, assert_true(json_real_value(v) == 41.5);
+			else if (strcmp(k, "web_req{route=\"/a\",stat=\"max\"}") == 0)
+				seen |= 4, assert_true(json_integer_value(v) == 20);
+			else if (strcmp(k, "statsd_packets_total") == 0)
+				seen |= 8, assert_true(json_integer_value(v) == 1);
+			else if (strncmp(k, "host_memory_bytes{kind=\"total\"}", 31) == 0)
+				seen |= 16, assert_true(json_integer_value(v) > 0);
+		}
+		assert_int_equal(seen, 31);
+	}
+	statsd_stop(&e);
+}
+
+static void test_push_and_statsd_refuse_a_host_label(void **st)
+{
+	struct statsd_env e;
+	const char *msg;
+	char args[2048], value[256];
+
+	(void)st;
+	statsd_start(&e);
+	assert_int_equal(push(e.t,
+	                      "{\"metrics\": [{\"name\": \"app_ok\", \"value\": 1}, {\"name\": "
+	                      "\"app_x\", \"value\": 1, \"labels\": {\"host\": \"web-01\"}}]}",
+	                      &msg),
+	                 OUTPOST_E_BAD_ARGS);
+	assert_non_null(strstr(msg, "metrics[1] (app_x): the label 'host' is reserved"));
+	assert_true(isnan(now_value(e.t, "app_ok", NULL, NULL)));
+	/* A series too long for the hub (over 1024 bytes as name{...}) is refused too. */
+	memset(value, 'v', sizeof(value) - 1);
+	value[sizeof(value) - 1] = '\0';
+	snprintf(args, sizeof(args),
+	         "{\"metrics\": [{\"name\": \"app_x\", \"value\": 1, \"labels\": {\"a\": \"%s\", "
+	         "\"b\": \"%s\", \"c\": \"%s\", \"d\": \"%s\"}}]}",
+	         value, value, value, value);
+	assert_int_equal(push(e.t, args, &msg), OUTPOST_E_BAD_ARGS);
+	assert_non_null(strstr(msg, "at most 1024"));
+	/* StatsD: a host tag, and a timer tagged stat (its summaries' label), are bad lines. */
+	statsd_sends(&e, "app.a:1|g|#host:web-01\napp.b:1|ms|#stat:x\napp.c:1|g|#stat:x\n");
+	assert_true(now_value(e.t, "statsd_bad_lines_total", NULL, NULL) == 2);
+	assert_true(isnan(now_value(e.t, "app_a", NULL, NULL)));
+	assert_true(now_value(e.t, "app_c", "stat", "x") == 1);
+	statsd_stop(&e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -571,6 +797,11 @@ int main(void)
 	    cmocka_unit_test(test_statsd_huge_packets),
 	    cmocka_unit_test(test_statsd_respects_max_series),
 	    cmocka_unit_test(test_table_memory_per_series_is_small),
+	    cmocka_unit_test(test_batch_keys_are_the_prometheus_exposition_form),
+	    cmocka_unit_test(test_batch_values_are_numbers_or_the_three_strings),
+	    cmocka_unit_test(test_batch_leaves_out_keys_the_hub_would_refuse),
+	    cmocka_unit_test(test_each_sample_publishes_one_batch_of_what_now_shows),
+	    cmocka_unit_test(test_push_and_statsd_refuse_a_host_label),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,368 @@
+/* The spool: see spool.h. seq is AUTOINCREMENT, so an acknowledgement for a request that left
+ * earlier never drops a batch put after it, and the hub's dedupe by (epoch, seq) never takes
+ * a new batch for an old one, whatever was dropped or acknowledged before. */
+#include "spool.h"
+#include "core/clk.h"
+#include "core/db.h"
+#include "core/wire.h"
+
+#include <outpost/plugin.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SPOOL_LOG_REPEAT_MS (10 * 60 * 1000) /* drops are logged at most this often */
+
+struct spool {
+	sqlite3 *db;
+	const struct logger *log;
+	int64_t max_bytes;
+	int64_t depth, bytes;
+	uint64_t dropped;
+	uint64_t dropped_unlogged; /* drops since the last log line about them */
+	int64_t logged_ms;
+	char epoch[SPOOL_EPOCH_LEN + 1];
+};
+
+/* The epoch is made with the table, in the same transaction: a database either has both or
+ * neither. SQLite's randomblob() draws from the OS's randomness. */
+static const char *const spool_schema[] = {
+    "CREATE TABLE spool (seq INTEGER PRIMARY KEY AUTOINCREMENT, batch BLOB NOT NULL);"
+    "CREATE TABLE spool_epoch (epoch TEXT NOT NULL);"
+    "INSERT INTO spool_epoch(epoch) VALUES (lower(hex(randomblob(8))));",
+};
+
+static int spool_fail(struct spool *s, sqlite3_stmt *st)
+{
+	log_error(s->log, "spool", "sqlite: %s", sqlite3_errmsg(s->db));
+	sqlite3_finalize(st);
+	return OUTPOST_E_INTERNAL;
+}
+
+/* Runs a DELETE ... RETURNING length(batch), counting rows and bytes (sqlite3_changes()
+ * would race with the ledger's workers on the shared connection). Finalizes st. Returns the
+ * number of rows or a negative code. */
+static int spool_delete(struct spool *s, sqlite3_stmt *st)
+{
+	int rc, n = 0;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		n++;
+		s->bytes -= sqlite3_column_int64(st, 0);
+	}
+	if (rc != SQLITE_DONE)
+		return spool_fail(s, st);
+	sqlite3_finalize(st);
+	s->depth -= n;
+	/* Only rows of a damaged database (text counted in characters) could make the sums
+	 * drift: never below 0. */
+	if (s->depth <= 0)
+		s->depth = s->bytes = 0;
+	if (s->bytes < 0)
+		s->bytes = 0;
+	return n;
+}
+
+static int spool_delete_upto(struct spool *s, int64_t seq)
+{
+	sqlite3_stmt *st = NULL;
+
+	if (sqlite3_prepare_v2(s->db, "DELETE FROM spool WHERE seq <= ? RETURNING length(batch)",
+	                       -1, &st, NULL) != SQLITE_OK)
+		return spool_fail(s, st);
+	sqlite3_bind_int64(st, 1, seq);
+	return spool_delete(s, st);
+}
+
+static int spool_delete_one(struct spool *s, int64_t seq)
+{
+	sqlite3_stmt *st = NULL;
+
+	if (sqlite3_prepare_v2(s->db, "DELETE FROM spool WHERE seq = ? RETURNING length(batch)", -1,
+	                       &st, NULL) != SQLITE_OK)
+		return spool_fail(s, st);
+	sqlite3_bind_int64(st, 1, seq);
+	return spool_delete(s, st);
+}
+
+static void spool_count_dropped(struct spool *s, int n, const char *why)
+{
+	int64_t now = clk_mono_ms();
+
+	s->dropped += (uint64_t)n;
+	s->dropped_unlogged += (uint64_t)n;
+	if (s->logged_ms && now - s->logged_ms < SPOOL_LOG_REPEAT_MS)
+		return;
+	log_warn(s->log, "spool", "%llu batch(es) dropped unsent: %s",
+	         (unsigned long long)s->dropped_unlogged, why);
+	s->dropped_unlogged = 0;
+	s->logged_ms = now;
+}
+
+/* Drops the oldest batches until the spool holds at most max_bytes. Reads only the rows it
+ * drops (in seq order), then deletes them in one statement. */
+static int spool_trim(struct spool *s)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t need = s->bytes - s->max_bytes, freed = 0, cut = 0;
+	char why[160];
+	int rc = SQLITE_DONE, n;
+
+	if (need <= 0)
+		return 0;
+	if (sqlite3_prepare_v2(s->db, "SELECT seq, length(batch) FROM spool ORDER BY seq", -1, &st,
+	                       NULL) != SQLITE_OK)
+		return spool_fail(s, st);
+	while (freed < need && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		cut = sqlite3_column_int64(st, 0);
+		freed += sqlite3_column_int64(st, 1);
+	}
+	if (freed < need && rc != SQLITE_DONE)
+		return spool_fail(s, st);
+	sqlite3_finalize(st);
+	if (cut == 0)
+		return 0;
+	n = spool_delete_upto(s, cut);
+	if (n < 0)
+		return n;
+	snprintf(why, sizeof(why),
+	         "the spool holds at most %lld bytes (hub.spool_max_bytes) while the hub is "
+	         "away; the oldest go first",
+	         (long long)s->max_bytes);
+	spool_count_dropped(s, n, why);
+	return 0;
+}
+
+static int spool_epoch_ok(const char *e)
+{
+	if (!e || strlen(e) != SPOOL_EPOCH_LEN)
+		return 0;
+	for (; *e; e++)
+		if (!((*e >= '0' && *e <= '9') || (*e >= 'a' && *e <= 'f')))
+			return 0;
+	return 1;
+}
+
+/* Reads the epoch; one that is missing or damaged is made anew (the hub then starts this
+ * host's dedupe afresh, which is right for a database that lost its own). */
+static int spool_load_epoch(struct spool *s)
+{
+	sqlite3_stmt *st = NULL;
+	const char *e = NULL;
+	unsigned char raw[SPOOL_EPOCH_LEN / 2];
+	char msg[256], sql[128];
+
+	if (sqlite3_prepare_v2(s->db, "SELECT epoch FROM spool_epoch LIMIT 2", -1, &st, NULL) !=
+	    SQLITE_OK)
+		return spool_fail(s, st);
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_TEXT)
+		e = (const char *)sqlite3_column_text(st, 0);
+	if (spool_epoch_ok(e)) {
+		memcpy(s->epoch, e, SPOOL_EPOCH_LEN + 1);
+		if (sqlite3_step(st) == SQLITE_DONE) { /* exactly one */
+			sqlite3_finalize(st);
+			return 0;
+		}
+	}
+	sqlite3_finalize(st);
+	randombytes_buf(raw, sizeof(raw));
+	sodium_bin2hex(s->epoch, sizeof(s->epoch), raw, sizeof(raw));
+	snprintf(sql, sizeof(sql),
+	         "DELETE FROM spool_epoch; INSERT INTO spool_epoch(epoch) VALUES ('%s');",
+	         s->epoch);
+	if (db_exec(s->db, sql, msg, sizeof(msg)) < 0) {
+		log_error(s->log, "spool", "%s", msg);
+		return OUTPOST_E_INTERNAL;
+	}
+	log_warn(s->log, "spool", "the spool's epoch was missing or damaged: made a new one (%s)",
+	         s->epoch);
+	return 0;
+}
+
+int spool_open(sqlite3 *db, const struct logger *log, int64_t max_bytes, struct spool **out)
+{
+	struct spool *s;
+	sqlite3_stmt *st = NULL;
+	char msg[256];
+	int rc;
+
+	*out = NULL;
+	rc = db_migrate(db, "spool", spool_schema, 1, msg, sizeof(msg));
+	if (rc < 0) {
+		log_error(log, "spool", "%s", msg);
+		return rc;
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return OUTPOST_E_INTERNAL;
+	s->db = db;
+	s->log = log;
+	s->max_bytes = max_bytes > 0 ? max_bytes : SPOOL_MAX_BYTES_DEFAULT;
+	if (s->max_bytes < SPOOL_MAX_BYTES_MIN)
+		s->max_bytes = SPOOL_MAX_BYTES_MIN;
+	rc = spool_load_epoch(s);
+	if (rc < 0)
+		goto fail;
+	if (sqlite3_prepare_v2(db, "SELECT count(*), coalesce(sum(length(batch)), 0) FROM spool",
+	                       -1, &st, NULL) != SQLITE_OK ||
+	    sqlite3_step(st) != SQLITE_ROW) {
+		rc = spool_fail(s, st);
+		goto fail;
+	}
+	s->depth = sqlite3_column_int64(st, 0);
+	s->bytes = sqlite3_column_int64(st, 1);
+	sqlite3_finalize(st);
+	rc = spool_trim(s);
+	if (rc < 0)
+		goto fail;
+	*out = s;
+	return 0;
+fail:
+	free(s);
+	return rc;
+}
+
+void spool_close(struct spool *s)
+{
+	free(s);
+}
+
+int spool_put(struct spool *s, const char *batch, size_t len)
+{
+	sqlite3_stmt *st = NULL;
+
+	if (len > SPOOL_BATCH_MAX || (int64_t)len > s->max_bytes)
+		return OUTPOST_E_TOO_LARGE;
+	if (sqlite3_prepare_v2(s->db, "INSERT INTO spool(batch) VALUES (?)", -1, &st, NULL) !=
+	    SQLITE_OK)
+		return spool_fail(s, st);
+	sqlite3_bind_blob(st, 1, batch, (int)len, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		return spool_fail(s, st);
+	sqlite3_finalize(st);
+	s->depth++;
+	s->bytes += (int64_t)len;
+	return spool_trim(s);
+}
+
+/* A row as the hub must get it: a JSON object without "seq" (our own writing always is). */
+static int spool_row_ok(const void *data, size_t n, json_t **obj)
+{
+	char msg[128];
+
+	*obj = NULL;
+	if (!data || n == 0 || n > SPOOL_BATCH_MAX ||
+	    wire_parse(data, n, WIRE_MAX_DEPTH_DEFAULT, obj, msg, sizeof(msg)) < 0)
+		return 0;
+	return json_is_object(*obj) && !json_object_get(*obj, "seq");
+}
+
+/* Appends {"seq":N,<the batch's members>}. The row was parsed: when its text starts with '{'
+ * its members are spliced in as they are, saving a serialization. */
+static int spool_append(struct buf *out, int64_t seq, const char *text, size_t n, json_t *obj)
+{
+	char *dump = NULL;
+	int rc;
+
+	if (buf_printf(out, "{\"seq\":%lld", (long long)seq) < 0)
+		return -1;
+	if (json_object_size(obj) == 0)
+		return buf_puts(out, "}");
+	if (text[0] != '{') {
+		dump = wire_dump(obj);
+		if (!dump)
+			return -1;
+		text = dump;
+		n = strlen(dump);
+	}
+	rc = buf_puts(out, ",") < 0 || buf_append(out, text + 1, n - 1) < 0 ? -1 : 0;
+	free(dump);
+	return rc;
+}
+
+int spool_peek(struct spool *s, size_t max_items, size_t max_bytes, struct buf *out, size_t *n,
+               int64_t *last_seq)
+{
+	sqlite3_stmt *st = NULL;
+	size_t start = out->len, bytes = 0, nbad = 0;
+	int64_t bad[64];
+	int rc = SQLITE_DONE, err = 0;
+
+	*n = 0;
+	*last_seq = 0;
+	if (sqlite3_prepare_v2(s->db, "SELECT seq, batch FROM spool ORDER BY seq LIMIT ?", -1, &st,
+	                       NULL) != SQLITE_OK)
+		return spool_fail(s, st);
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)max_items);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int64_t seq = sqlite3_column_int64(st, 0);
+		const char *text = sqlite3_column_blob(st, 1);
+		size_t len = (size_t)sqlite3_column_bytes(st, 1);
+		json_t *obj;
+
+		if (*n > 0 && bytes + len > max_bytes)
+			break;
+		if (!spool_row_ok(text, len, &obj)) {
+			json_decref(obj);
+			if (nbad < sizeof(bad) / sizeof(bad[0]))
+				bad[nbad++] = seq;
+			continue;
+		}
+		err =
+		    (*n == 0 && buf_printf(out, "{\"epoch\":\"%s\",\"batches\":[", s->epoch) < 0) ||
+		    (*n > 0 && buf_puts(out, ",") < 0) ||
+		    spool_append(out, seq, text, len, obj) < 0;
+		json_decref(obj);
+		if (err)
+			break;
+		bytes += len;
+		*last_seq = seq;
+		(*n)++;
+	}
+	if (!err && rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return spool_fail(s, st);
+	sqlite3_finalize(st);
+	for (size_t i = 0; i < nbad; i++) {
+		/* Only a damaged database gets here; sending it would get the request refused. */
+		log_error(s->log, "spool", "batch %lld is not a JSON object without seq: dropped",
+		          (long long)bad[i]);
+		if (spool_delete_one(s, bad[i]) > 0)
+			s->dropped++;
+	}
+	if (!err && *n > 0 && buf_puts(out, "]}") < 0)
+		err = 1;
+	if (err) {
+		out->len = start;
+		if (out->data)
+			out->data[start] = '\0';
+		*n = 0;
+		*last_seq = 0;
+		return OUTPOST_E_INTERNAL;
+	}
+	return 0;
+}
+
+int spool_ack(struct spool *s, int64_t last_seq)
+{
+	return spool_delete_upto(s, last_seq);
+}
+
+const char *spool_epoch(const struct spool *s)
+{
+	return s->epoch;
+}
+
+int64_t spool_depth(const struct spool *s)
+{
+	return s->depth;
+}
+
+int64_t spool_bytes(const struct spool *s)
+{
+	return s->bytes;
+}
+
+uint64_t spool_dropped(const struct spool *s)
+{
+	return s->dropped;
+}
