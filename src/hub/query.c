@@ -775,6 +775,13 @@ static int cmp_name_key_host(const void *a, const void *b)
 	return c ? c : cmp_key_host(a, b);
 }
 
+/* qsort of the matched series (never with a NULL base: that is undefined even for 0). */
+static void sort_ser(struct query *q, int (*cmp)(const void *, const void *))
+{
+	if (q->nser > 1)
+		qsort(q->ser, q->nser, sizeof(struct qser), cmp);
+}
+
 static int collect_api(struct query *q, struct tsdb *db, const struct query_params *p,
                        const struct query_hosts *hosts, size_t max, size_t *total)
 {
@@ -806,7 +813,7 @@ int query_series(struct query *q, struct tsdb *db, const struct query_params *p,
 
 	if (rc < 0)
 		goto out;
-	qsort(q->ser, q->nser, sizeof(struct qser), cmp_host_key);
+	sort_ser(q, cmp_host_key);
 	rc = buf_puts(out, "{\"series\":[");
 	for (size_t i = 0; rc == 0 && i < q->nser; i++) {
 		if (i)
@@ -834,7 +841,7 @@ int query_latest(struct query *q, struct tsdb *db, const struct query_params *p,
 
 	if (rc < 0)
 		goto out;
-	qsort(q->ser, q->nser, sizeof(struct qser), cmp_host_key);
+	sort_ser(q, cmp_host_key);
 	rc = buf_puts(out, "{\"samples\":[");
 	for (size_t i = 0; rc == 0 && i < q->nser; i++) {
 		const struct qser *s = &q->ser[i];
@@ -1071,9 +1078,9 @@ int query_range(struct query *q, struct tsdb *db, const struct query_params *p,
 		goto out;
 	}
 	if (p->agg == QUERY_AGG_NONE) {
-		qsort(q->ser, q->nser, sizeof(struct qser), cmp_host_key);
+		sort_ser(q, cmp_host_key);
 	} else {
-		qsort(q->ser, q->nser, sizeof(struct qser), cmp_key_host);
+		sort_ser(q, cmp_key_host);
 		for (size_t i = 0, j; i < q->nser; i = j) {
 			for (j = i + 1; j < q->nser && strcmp(q->ser[j].key, q->ser[i].key) == 0;
 			     j++)
@@ -1290,7 +1297,7 @@ int query_federate(struct query *q, struct tsdb *db, const char *name,
 		rc = OUTPOST_E_INTERNAL;
 		goto out;
 	}
-	qsort(q->ser, q->nser, sizeof(struct qser), cmp_name_key_host);
+	sort_ser(q, cmp_name_key_host);
 	for (size_t i = 0; rc == 0 && i < q->nser; i++) {
 		const struct qser *s = &q->ser[i];
 		int first = 1, host_done = 0;
