@@ -10,8 +10,8 @@
 #include <unistd.h>
 
 /* The braille dot of a pixel (column x % 2, row y % 4 of the cell). */
-static const unsigned char chart_dot[4][2] = {{0x01, 0x08}, {0x02, 0x10}, {0x04, 0x20},
-                                              {0x40, 0x80}};
+static const unsigned char chart_dot[4][2] = {
+    {0x01, 0x08}, {0x02, 0x10}, {0x04, 0x20}, {0x40, 0x80}};
 
 struct canvas {
 	unsigned char *cell;
@@ -119,7 +119,8 @@ int chart_render(struct buf *b, const struct chart_series *s, int64_t from, int6
 			goto out;
 		for (int k = 0; k < c.cols; k++) {
 			unsigned char d = c.cell[r * c.cols + k];
-			char u[3] = {(char)0xE2, (char)(0xA0 | (d >> 6)), (char)(0x80 | (d & 0x3F))};
+			char u[3] = {(char)0xE2, (char)(0xA0 | (d >> 6)),
+			             (char)(0x80 | (d & 0x3F))};
 			if (d ? buf_append(b, u, 3) < 0 : buf_append(b, " ", 1) < 0)
 				goto out;
 		}
@@ -131,7 +132,8 @@ int chart_render(struct buf *b, const struct chart_series *s, int64_t from, int6
 	for (int k = 0; k < c.cols; k++)
 		if (buf_puts(b, "─") < 0)
 			goto out;
-	if (chart_time(&tl, from, span) < 0 || chart_time(&tr, to, span) < 0 || !tl.data || !tr.data)
+	if (chart_time(&tl, from, span) < 0 || chart_time(&tr, to, span) < 0 || !tl.data ||
+	    !tr.data)
 		goto out;
 	{
 		int pad = c.cols - (int)tl.len - (int)tr.len;

@@ -112,7 +112,8 @@ static int metrics_args(struct cli *c, int argc, char **argv, int kind, struct m
 	}
 	if (kind != M_LS) {
 		if (optind >= argc)
-			return cli_usage(c, "give the metric's name (outpost metrics ls lists them)");
+			return cli_usage(c,
+			                 "give the metric's name (outpost metrics ls lists them)");
 		o->name = argv[optind++];
 	}
 	if (optind < argc) {
@@ -178,8 +179,7 @@ static int put_value(struct buf *b, double v)
 }
 
 /* The call and, with --json, the printing; *result for the caller otherwise. 0 or exit. */
-static int metrics_fetch(struct cli *c, const char *route, const struct mopts *o,
-                         json_t **result)
+static int metrics_fetch(struct cli *c, const char *route, const struct mopts *o, json_t **result)
 {
 	struct buf path = BUF_INIT;
 	int rc;
@@ -337,12 +337,13 @@ static int series_title(struct buf *b, const json_t *s, const char *agg)
 }
 
 /* One column per series, one row per step that has a value in any of them. */
-static int query_wide(struct cli *c, const json_t *list, const char *agg, int64_t from,
-                      int64_t to, int64_t step)
+static int query_wide(struct cli *c, const json_t *list, const char *agg, int64_t from, int64_t to,
+                      int64_t step)
 {
 	size_t n = json_array_size(list), *at = calloc(n + 1, sizeof(size_t));
 	const char **head = calloc(n + 1, sizeof(char *)), **cells = calloc(n + 1, sizeof(char *));
-	struct buf *titles = calloc(n + 1, sizeof(struct buf)), *vals = calloc(n + 1, sizeof(struct buf));
+	struct buf *titles = calloc(n + 1, sizeof(struct buf)),
+	           *vals = calloc(n + 1, sizeof(struct buf));
 	struct out_table *t = NULL;
 	int rc = CLI_EXIT_HUB;
 

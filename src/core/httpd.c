@@ -693,6 +693,33 @@ size_t httpd_req_query_all(const struct httpd_req *r, const char *key, const cha
 	return qa.n;
 }
 
+struct query_unknown {
+	const char *const *known;
+	const char *found;
+};
+
+static enum MHD_Result on_query_key(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value)
+{
+	struct query_unknown *qu = cls;
+
+	(void)kind;
+	(void)value;
+	for (size_t i = 0; key && qu->known[i]; i++)
+		if (strcmp(key, qu->known[i]) == 0)
+			return MHD_YES;
+	qu->found = key ? key : "";
+	return MHD_NO;
+}
+
+const char *httpd_req_query_unknown(const struct httpd_req *r, const char *const *known)
+{
+	struct query_unknown qu = {known, NULL};
+
+	MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, on_query_key, &qu);
+	return qu.found;
+}
+
 const char *httpd_req_peer(const struct httpd_req *r)
 {
 	return r->peer;

@@ -72,6 +72,9 @@ const char *httpd_req_query(const struct httpd_req *r, const char *key);
  * (borrowed, valid for the request); returns how many there are, which may exceed max. */
 size_t httpd_req_query_all(const struct httpd_req *r, const char *key, const char **vals,
                            size_t max);
+/* The first query parameter whose name is not in known (NULL-terminated), or NULL: lets a
+ * route refuse a misspelt parameter instead of ignoring it. */
+const char *httpd_req_query_unknown(const struct httpd_req *r, const char *const *known);
 /* The client's address as text ("127.0.0.1", "unix"). */
 const char *httpd_req_peer(const struct httpd_req *r);
 const struct httpd_route *httpd_req_route(const struct httpd_req *r);

@@ -349,8 +349,8 @@ int query_parse(const struct query_args *a, int64_t now, int need_name, struct q
 		errno = 0;
 		lim = strtoll(a->limit, &end, 10);
 		if (!*a->limit || *end || errno || lim < 1 || lim > QUERY_LIMIT_MAX) {
-			snprintf(msg, msglen, "limit: '%.64s' is not a count from 1 to %d", a->limit,
-			         QUERY_LIMIT_MAX);
+			snprintf(msg, msglen, "limit: '%.64s' is not a count from 1 to %d",
+			         a->limit, QUERY_LIMIT_MAX);
 			goto bad;
 		}
 		p->limit = (size_t)lim;
@@ -490,7 +490,8 @@ int query_put_number(struct buf *b, double v, int prom)
 	if (isnan(v))
 		return buf_puts(b, prom ? "NaN" : "\"NaN\"");
 	if (isinf(v))
-		return buf_puts(b, v > 0 ? (prom ? "+Inf" : "\"+Inf\"") : (prom ? "-Inf" : "\"-Inf\""));
+		return buf_puts(b, v > 0 ? (prom ? "+Inf" : "\"+Inf\"")
+		                         : (prom ? "-Inf" : "\"-Inf\""));
 	if (v == 0)
 		return buf_append(b, "0", 1);
 	if ((n = fmt_short(s, v)))
@@ -886,8 +887,8 @@ static int64_t floor_div(int64_t a, int64_t b)
 }
 
 /* One series' points folded into q->sum / q->cnt per step. */
-static int fold(struct query *q, struct tsdb *db, uint32_t id, int res, int64_t start,
-                int64_t to, int64_t step, size_t nb)
+static int fold(struct query *q, struct tsdb *db, uint32_t id, int res, int64_t start, int64_t to,
+                int64_t step, size_t nb)
 {
 	struct tsdb_point *pts = NULL;
 	size_t n = 0;
@@ -1104,7 +1105,7 @@ int query_range(struct query *q, struct tsdb *db, const struct query_params *p,
 	if (rc < 0)
 		goto oom;
 	rc = p->agg != QUERY_AGG_NONE ? range_agg(q, db, p, res, start, step, nb, out)
-	                               : range_each(q, db, p, res, start, step, nb, out);
+	                              : range_each(q, db, p, res, start, step, nb, out);
 	if (rc == QUERY_E_STORE) {
 		snprintf(msg, msglen, "reading the time-series store failed: see the hub's log");
 		rc = OUTPOST_E_INTERNAL;
@@ -1260,7 +1261,10 @@ static int put_prom_value(struct buf *b, const char *v)
 	int rc = 0;
 
 	for (; rc == 0 && *v; v++) {
-		const char *esc = *v == '\\' ? "\\\\" : *v == '"' ? "\\\"" : *v == '\n' ? "\\n" : NULL;
+		const char *esc = *v == '\\'   ? "\\\\"
+		                  : *v == '"'  ? "\\\""
+		                  : *v == '\n' ? "\\n"
+		                               : NULL;
 		if (!esc)
 			continue;
 		rc = buf_append(b, run, (size_t)(v - run));
@@ -1279,8 +1283,8 @@ static int put_prom_label(struct buf *b, int *first, const char *name, const cha
 }
 
 int query_federate(struct query *q, struct tsdb *db, const char *name,
-                   struct query_matcher *const *sel, const size_t *nsel, size_t nsels,
-                   int64_t now, struct buf *out)
+                   struct query_matcher *const *sel, const size_t *nsel, size_t nsels, int64_t now,
+                   struct buf *out)
 {
 	struct collect c = {.q = q,
 	                    .sel = sel,

@@ -14,14 +14,14 @@
 struct tsdb;
 
 #define QUERY_MAX_MATCHERS 16
-#define QUERY_MAX_POINTS 11000       /* steps per series, as Prometheus caps them */
-#define QUERY_DEFAULT_POINTS 240     /* default step: the range in this many steps */
-#define QUERY_MAX_SERIES 10000       /* series one range query may read */
-#define QUERY_MAX_CELLS 20000000     /* series x steps one range query may compute */
-#define QUERY_LIMIT_DEFAULT 1000     /* series and latest: default limit */
-#define QUERY_LIMIT_MAX 100000       /* series and latest: largest limit */
+#define QUERY_MAX_POINTS 11000        /* steps per series, as Prometheus caps them */
+#define QUERY_DEFAULT_POINTS 240      /* default step: the range in this many steps */
+#define QUERY_MAX_SERIES 10000        /* series one range query may read */
+#define QUERY_MAX_CELLS 20000000      /* series x steps one range query may compute */
+#define QUERY_LIMIT_DEFAULT 1000      /* series and latest: default limit */
+#define QUERY_LIMIT_MAX 100000        /* series and latest: largest limit */
 #define QUERY_FEDERATE_MS (5 * 60000) /* /federate: samples at most this old */
-#define QUERY_FEDERATE_SELECTORS 16  /* match[] parameters */
+#define QUERY_FEDERATE_SELECTORS 16   /* match[] parameters */
 
 enum query_op {
 	QUERY_EQ,  /* label=value */
@@ -67,7 +67,7 @@ struct query_params {
 	int64_t from, to; /* ms since epoch, from < to */
 	int64_t step;     /* ms as asked; 0: default */
 	int agg;
-	double pct;       /* QUERY_AGG_PCT: 0..1 */
+	double pct;        /* QUERY_AGG_PCT: 0..1 */
 	char agg_name[16]; /* as it is reported: "none", "avg", "p99", "p99.9" */
 	size_t limit;
 };
@@ -142,7 +142,7 @@ int query_selector_parse(const char *text, struct query_matcher *m, size_t max, 
  * name, each with host="<id>" among its labels and its timestamp in ms. name: only series
  * of that name (NULL: any). */
 int query_federate(struct query *q, struct tsdb *db, const char *name,
-                   struct query_matcher *const *sel, const size_t *nsel, size_t nsels,
-                   int64_t now, struct buf *out);
+                   struct query_matcher *const *sel, const size_t *nsel, size_t nsels, int64_t now,
+                   struct buf *out);
 
 #endif

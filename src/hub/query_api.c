@@ -28,8 +28,8 @@ static int qapi_ready(struct hub *h, struct httpd_req *req)
 
 /* The hosts a request may see. */
 struct qapi_hosts {
-	json_t *ids;      /* the selector's matches */
-	const char **v;   /* their ids, sorted */
+	json_t *ids;    /* the selector's matches */
+	const char **v; /* their ids, sorted */
 	struct query_hosts qh;
 };
 
@@ -75,8 +75,24 @@ static int qapi_hosts(struct hub *h, struct httpd_req *req, struct qapi_hosts *h
 	return 0;
 }
 
+/* A parameter the route does not take is refused, not ignored: `steps=5m` must not quietly
+ * give the default step. 0, or -1 after answering. */
+static int qapi_known(struct httpd_req *req, const char *const *known, const char *list)
+{
+	const char *bad = httpd_req_query_unknown(req, known);
+
+	if (!bad)
+		return 0;
+	httpd_respond_error(req, OUTPOST_E_BAD_ARGS,
+	                    "unknown parameter '%.64s': this route takes %s", bad, list);
+	return -1;
+}
+
 static void qapi_run(struct hub *h, struct httpd_req *req, int kind)
 {
+	static const char *const known_query[] = {"name", "match", "hosts", "from",
+	                                          "to",   "step",  "agg",   NULL};
+	static const char *const known_list[] = {"name", "match", "hosts", "limit", NULL};
 	const char *match[QUERY_MAX_MATCHERS + 1];
 	struct query_args a = {0};
 	struct query_params p;
@@ -87,6 +103,10 @@ static void qapi_run(struct hub *h, struct httpd_req *req, int kind)
 	int rc;
 
 	if (qapi_ready(h, req) < 0)
+		return;
+	if (kind == QAPI_QUERY
+	        ? qapi_known(req, known_query, "name, match, hosts, from, to, step, agg")
+	        : qapi_known(req, known_list, "name, match, hosts, limit"))
 		return;
 	a.name = httpd_req_query(req, "name");
 	a.nmatch = httpd_req_query_all(req, "match", match, QUERY_MAX_MATCHERS + 1);
@@ -162,7 +182,8 @@ void query_api_federate(void *ctx, struct httpd_req *req)
 	char msg[600];
 	int rc;
 
-	if (qapi_ready(h, req) < 0)
+	static const char *const known[] = {"match[]", "name", NULL};
+	if (qapi_ready(h, req) < 0 || qapi_known(req, known, "match[] and name") < 0)
 		return;
 	nsels = httpd_req_query_all(req, "match[]", texts, QUERY_FEDERATE_SELECTORS + 1);
 	if (nsels > QUERY_FEDERATE_SELECTORS) {

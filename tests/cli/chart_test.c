@@ -67,7 +67,7 @@ static void test_rising_line_goes_from_bottom_left_to_top_right(void **state)
 		assert_int_equal(columns(l[r], strlen(l[r])) <= 40, 1);
 	assert_int_equal(columns(l[5], strlen(l[5])), 40); /* the axis spans the width */
 	/* label "9" + space + axis = 3 columns before the plot */
-	assert_true(dotted(l[4], 3));   /* first point: bottom left */
+	assert_true(dotted(l[4], 3)); /* first point: bottom left */
 	assert_false(dotted(l[1], 3));
 	assert_true(dotted(l[1], 3 + 37 * 9 / 10)); /* last point: top, 9/10 of the way */
 	assert_false(dotted(l[4], 3 + 37 * 9 / 10));

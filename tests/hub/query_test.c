@@ -54,8 +54,13 @@ int tsdb_series_each(struct tsdb *db, const char *name, tsdb_each_fn fn, void *a
 			return 0;
 	for (size_t i = 0; i < db->virtual_n; i++) {
 		char host[32];
-		struct tsdb_series s = {.id = (uint32_t)(1000 + i), .host = host, .name = "v",
-		                        .key = "v", .labels = none, .last_ms = NOW, .first_ms = NOW};
+		struct tsdb_series s = {.id = (uint32_t)(1000 + i),
+		                        .host = host,
+		                        .name = "v",
+		                        .key = "v",
+		                        .labels = none,
+		                        .last_ms = NOW,
+		                        .first_ms = NOW};
 		snprintf(host, sizeof(host), "h%06zu", i);
 		if ((!name || strcmp(name, "v") == 0) && fn(arg, &s))
 			return 0;
@@ -566,8 +571,8 @@ static void test_query_reads_the_chosen_resolution(void **state)
 
 	(void)state;
 	/* 1m rollups: sum/count per minute; a step's value is sum of sums / sum of counts */
-	fake_point(db, i, TSDB_1M, NOW - 3 * HOUR, 60, 6);           /* avg 10 over 6 samples */
-	fake_point(db, i, TSDB_1M, NOW - 3 * HOUR + MIN, 40, 2);     /* avg 20 over 2 */
+	fake_point(db, i, TSDB_1M, NOW - 3 * HOUR, 60, 6);       /* avg 10 over 6 samples */
+	fake_point(db, i, TSDB_1M, NOW - 3 * HOUR + MIN, 40, 2); /* avg 20 over 2 */
 	fake_point(db, i, TSDB_1M, NOW - 2 * HOUR, 5, 1);
 	assert_int_equal(run_query(db, q, "query", &a, NULL, &r), 0);
 	assert_string_equal(json_string_value(json_object_get(r.result, "resolution")), "1m");
@@ -628,8 +633,8 @@ static void test_buckets_align_to_multiples_of_step(void **state)
 	struct tsdb *db = fake_new();
 	struct query *q = query_new();
 	size_t i = fake_series(db, "a", "m", NULL);
-	struct query_args a = {.name = "m", .from = "1764000007000", .to = "1764000100000",
-	                       .step = "30s"};
+	struct query_args a = {
+	    .name = "m", .from = "1764000007000", .to = "1764000100000", .step = "30s"};
 	struct run r;
 
 	(void)state;
@@ -724,9 +729,9 @@ static double agg_value(const char *agg, const char *mode)
 	for (size_t s = 0; s < 2; s++) {
 		json_t *one = json_array_get(series, s);
 		assert_null(json_object_get(one, "host"));
-		if (strcmp(json_string_value(
-		               json_object_get(json_object_get(one, "labels"), "mode")),
-		           mode) == 0) {
+		if (strcmp(
+		        json_string_value(json_object_get(json_object_get(one, "labels"), "mode")),
+		        mode) == 0) {
 			assert_int_equal(npoints(series, s), 1);
 			assert_int_equal(point_time(series, s, 0), NOW - MIN);
 			v = point_value(series, s, 0);
@@ -750,10 +755,10 @@ static void test_every_aggregation_across_hosts(void **state)
 	assert_true(agg_value("count", "a") == 4);
 	assert_true(agg_value("p0", "a") == 2);
 	assert_true(agg_value("p100", "a") == 20);
-	assert_true(agg_value("p50", "a") == 5);                  /* between 4 and 6 */
-	assert_true(fabs(agg_value("p90", "a") - 15.8) < 1e-9);   /* 6 + 0.7 x 14 */
-	assert_true(fabs(agg_value("p99", "a") - 19.58) < 1e-9);  /* 6 + 0.97 x 14 */
-	assert_true(agg_value("avg", "b") == 5);                  /* a group of one */
+	assert_true(agg_value("p50", "a") == 5);                 /* between 4 and 6 */
+	assert_true(fabs(agg_value("p90", "a") - 15.8) < 1e-9);  /* 6 + 0.7 x 14 */
+	assert_true(fabs(agg_value("p99", "a") - 19.58) < 1e-9); /* 6 + 0.97 x 14 */
+	assert_true(agg_value("avg", "b") == 5);                 /* a group of one */
 	assert_true(agg_value("count", "b") == 1);
 	assert_true(agg_value("p99", "b") == 5);
 }
@@ -811,7 +816,8 @@ static void test_aggregates_of_nan_and_inf(void **state)
 
 	(void)state;
 	for (int h = 0; h < 4; h++)
-		fake_point(db, fake_series(db, hosts[h], "m", NULL), TSDB_RAW, NOW - MIN, vals[h], 1);
+		fake_point(db, fake_series(db, hosts[h], "m", NULL), TSDB_RAW, NOW - MIN, vals[h],
+		           1);
 	/* min, max and percentiles leave NaN out; sum and avg follow IEEE (NaN wins); count
 	 * counts every host with a value */
 	a.agg = "min";
@@ -892,22 +898,22 @@ static void test_selector_parse(void **state)
 	assert_string_equal(m[0].label, "__name__");
 	assert_string_equal(m[0].value, "host_load1");
 	query_matcher_clear(&m[0]);
-	assert_int_equal(query_selector_parse("host_cpu_percent{mode=\"us\\\"er\", host=~\"web-.*\"}",
-	                                      m, 8, &n, msg, sizeof(msg)),
-	                 0);
+	assert_int_equal(
+	    query_selector_parse("host_cpu_percent{mode=\"us\\\"er\", host=~\"web-.*\"}", m, 8, &n,
+	                         msg, sizeof(msg)),
+	    0);
 	assert_int_equal(n, 3);
 	assert_string_equal(m[1].label, "mode");
 	assert_string_equal(m[1].value, "us\"er");
 	assert_int_equal(m[2].op, QUERY_RE);
 	for (size_t i = 0; i < n; i++)
 		query_matcher_clear(&m[i]);
-	assert_int_equal(query_selector_parse("{__name__=~\"host_.*\",}", m, 8, &n, msg,
-	                                      sizeof(msg)),
-	                 0);
+	assert_int_equal(
+	    query_selector_parse("{__name__=~\"host_.*\",}", m, 8, &n, msg, sizeof(msg)), 0);
 	assert_int_equal(n, 1);
 	query_matcher_clear(&m[0]);
-	static const char *const bad[] = {"", "{}", "x{", "x{a=b}", "x{a=\"b\"", "x y",
-	                                  "{a=~\"(\"}", "x{a==\"b\"}"};
+	static const char *const bad[] = {"",          "{}",  "x{",         "x{a=b}",
+	                                  "x{a=\"b\"", "x y", "{a=~\"(\"}", "x{a==\"b\"}"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		assert_int_equal(query_selector_parse(bad[i], m, 8, &n, msg, sizeof(msg)),
 		                 OUTPOST_E_BAD_ARGS);
@@ -952,9 +958,8 @@ static void test_federate_text_format(void **state)
 		struct query_matcher *sel[2] = {m1, m2};
 		size_t n[2];
 		char msg[256];
-		assert_int_equal(query_selector_parse("{host=\"db-01\"}", m1, 4, &n[0], msg,
-		                                      sizeof(msg)),
-		                 0);
+		assert_int_equal(
+		    query_selector_parse("{host=\"db-01\"}", m1, 4, &n[0], msg, sizeof(msg)), 0);
 		assert_int_equal(query_selector_parse("{__name__=~\"host_cpu.*\"}", m2, 4, &n[1],
 		                                      msg, sizeof(msg)),
 		                 0);

@@ -54,13 +54,15 @@ def wait_for(fn, timeout=20, step=0.1, what="a condition"):
 
 
 class Metrics:
-    """A hub with three scripted hosts: web-1 and web-2 (role=web), db-1 (role=db).
+    """A hub with scripted hosts: web-1 and web-2 (role=web), db-1 (role=db), and db-2
+    (role=spare) that only has host_cpu_percent.
 
     host_load1: 1, 2, 4 (constant); host_cpu_percent{mode=user|system}: 10i and i (i = 1, 2,
-    4); host_x: NaN on web-1, +Inf on web-2, -Inf on db-1; app_note{text="a\\"b\\\\c"} on
-    web-1; app_old on db-1 only 10 minutes ago (too old for /federate)."""
+    4, 0.5); host_x: NaN on web-1, +Inf on web-2, -Inf on db-1; app_note{text="a\\"b\\\\c"}
+    on web-1; app_old on db-1 only 10 minutes ago (too old for /federate)."""
 
-    HOSTS = (("web-1", 1.0, "role=web"), ("web-2", 2.0, "role=web"), ("db-1", 4.0, "role=db"))
+    HOSTS = (("web-1", 1.0, "role=web"), ("web-2", 2.0, "role=web"), ("db-1", 4.0, "role=db"),
+             ("db-2", 0.5, "role=spare"))
 
     def __init__(self, hub):
         self.hub = hub
@@ -71,13 +73,13 @@ class Metrics:
                           labels).stdout.strip()
             a = FakeAgent(hub.url, host, ca=hub.ca, token=tok)
             a.enroll()
-            x = {"web-1": "NaN", "web-2": "+Inf", "db-1": "-Inf"}[host]
+            x = {"web-1": "NaN", "web-2": "+Inf", "db-1": "-Inf"}.get(host)
             batches = []
             for seq, t in enumerate(range(self.t_first, self.t_last + 1, STEP), 1):
-                samples = [["host_load1", v],
-                           ['host_cpu_percent{mode="user"}', 10 * v],
-                           ['host_cpu_percent{mode="system"}', v],
-                           ["host_x", x]]
+                samples = [['host_cpu_percent{mode="user"}', 10 * v],
+                           ['host_cpu_percent{mode="system"}', v]]
+                if x:
+                    samples += [["host_load1", v], ["host_x", x]]
                 if host == "web-1":
                     samples.append(['app_note{text="a\\"b\\\\c"}', 7])
                 if host == "db-1" and t == self.t_last - 600000:
@@ -123,7 +125,7 @@ def test_series_and_latest(metrics):
             for s in res["series"]}
     assert ("web-1", "host_cpu_percent", '{"mode": "user"}') in keys
     assert ("web-1", "app_note", '{"text": "a\\"b\\\\c"}') in keys
-    assert len(keys) == 3 * 4 + 2
+    assert len(keys) == 3 * 4 + 2 + 2
     s = next(s for s in res["series"] if s["host"] == "web-2" and s["name"] == "host_load1")
     assert s["first_ms"] == metrics.t_first and s["last_ms"] == metrics.t_last
 
@@ -205,6 +207,8 @@ def test_aggregates_grouped_by_the_other_labels(metrics):
     ({"name": "host_load1", "match": "mode"}, "bad_args", 400, "label=value"),
     ({"name": "host_load1", "hosts": "rol=web"}, "bad_args", 400, "unknown key 'rol'"),
     ({"name": "host_load1", "hosts": "role=web and"}, "bad_args", 400, "at column 13"),
+    ({"name": "host_load1", "steps": "5m"}, "bad_args", 400,
+     "unknown parameter 'steps': this route takes name, match, hosts, from, to, step, agg"),
 ])
 def test_bad_parameters_get_the_envelope(metrics, params, code, status, part):
     r = metrics.get("/api/v1/metrics/query", **params)
@@ -253,6 +257,10 @@ def test_federate_text_format(metrics):
     assert len([x for x in r.text.splitlines() if not x.startswith("#")]) == 3
     r = metrics.get("/federate", **{"match[]": "host_load1{"})
     assert r.status_code == 400 and "match[]" in r.json()["error"]["message"]
+    r = metrics.get("/federate", match="host_load1")
+    assert r.status_code == 400 and "unknown parameter 'match'" in r.json()["error"]["message"]
+    r = metrics.get("/api/v1/metrics/latest", name="host_load1", agg="avg")
+    assert r.status_code == 400 and "unknown parameter 'agg'" in r.json()["error"]["message"]
 
 
 # ---- the CLI ----
@@ -272,6 +280,7 @@ def test_cli_tables_json_chart_and_exit_codes(metrics):
     rows = [line.split() for line in p.stdout.splitlines()]
     assert rows[0] == ["HOST", "LABELS", "VALUE", "AGE"]
     assert [r[:3] for r in rows[1:]] == [["db-1", "mode=user", "40"],
+                                         ["db-2", "mode=user", "5"],
                                          ["web-1", "mode=user", "10"],
                                          ["web-2", "mode=user", "20"]]
 
@@ -281,6 +290,17 @@ def test_cli_tables_json_chart_and_exit_codes(metrics):
     lines = p.stdout.splitlines()
     assert lines[0].split() == ["TIME", "web-1", "web-2"]
     assert all(line.split()[2:] == ["1", "2"] for line in lines[1:]) and len(lines) >= 4
+
+    # more than 6 series: a summary row each
+    p = hub.cli("metrics", "query", "host_cpu_percent", "--from", "-20m", "--step", "10m")
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert lines[0].split() == ["SERIES", "POINTS", "MIN", "AVG", "MAX", "LAST"]
+    assert len(lines) == 1 + 8
+    assert lines[1].split()[:2] == ["db-1", "mode=system"]
+    assert lines[1].split()[3:] == ["4", "4", "4", "4"]
+    assert lines[3].split()[:2] == ["db-2", "mode=system"]
+    assert lines[3].split()[3:] == ["0.5", "0.5", "0.5", "0.5"]
 
     p = hub.cli("metrics", "query", "host_load1", "--agg", "p50", "--from", "-20m", "--step",
                 "10m", "--json")
