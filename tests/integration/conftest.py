@@ -26,6 +26,12 @@ START_TIMEOUT_S = 10
 STOP_TIMEOUT_S = 10
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "slow: takes a minute or more (its docstring says how long); "
+                   "-m 'not slow' leaves it out")
+
+
 def free_port():
     """A TCP port nobody listens on now (the agent cannot report a port-0 bind)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:

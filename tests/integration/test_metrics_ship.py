@@ -5,9 +5,11 @@ plus POST /api/v1/agents/<id>/metrics with the hub's dedupe by epoch and seq). T
 down (connections dropped unanswered), lose an answer after storing, refuse a whole request
 (400) or single batches. What it stored must be every batch, in order, once.
 
-The same with the real hub, for a hub stopped for a minute: test_metrics_real_hub.py."""
+Last, the real hub stopped for a minute while the agent samples (marked slow: about 100 s):
+every grid point the agent sampled is in the hub's store once, without a gap."""
 import json
 import os
+import re
 import socket
 import sqlite3
 import threading
@@ -249,3 +251,58 @@ def test_without_a_hub_nothing_is_spooled(agent):
     finally:
         db.close()
     assert "spool" not in tables
+
+
+# ---- the real hub ----
+
+HOST = "ship-real"
+
+
+def query_points(h, t0, t1):
+    """The hub's stored host_load1 of HOST in [t0, t1), one point per 1 s step."""
+    st, body = h.api("GET", "/api/v1/metrics/query?name=host_load1&hosts=%s&from=%d&to=%d"
+                     "&step=1000" % (HOST, t0, t1))
+    assert st == 200, body
+    res = body["result"]
+    assert res["resolution"] == "raw" and res["step_ms"] == 1000, res
+    series = [s for s in res["series"] if s.get("host", HOST) == HOST]
+    return [p[0] for p in series[0]["points"]] if series else []
+
+
+def sampled(a):
+    """The grid times the agent sampled (and published), from its debug log."""
+    return sorted(int(t) for t in re.findall(r"sampled \d+ host series at (\d+) in", a.log()))
+
+
+@pytest.mark.slow
+def test_real_hub_stopped_for_a_minute_gets_every_grid_point_once(hub, agent):
+    """About 100 s: the hub is stopped for 60 s while the agent keeps sampling every second,
+    then restarted; the agent's spool replays what it missed."""
+    h = hub()
+    token = h.cli("token", "create", "--enroll", "--ttl", "10m").stdout.strip()
+    a = agent({"log": {"level": "debug"},
+               "hub": {"url": h.url, "ca": h.ca, "token": token, "host_id": HOST},
+               "plugins": {"metrics": {"interval_ms": INTERVAL_MS, "statsd_listen": ""}}})
+    wait_for(lambda: hub_status(a)["batches_sent"] >= 3, 30, what="3 batches at the hub")
+    h.stop()
+    time.sleep(60)
+    st = hub_status(a)
+    assert st["spool_depth"] >= 50 and not st["connected"], st
+    h.start()
+    wait_for(lambda: hub_status(a)["spool_depth"] == 0, 150,
+             what=lambda: "the spool to drain: %s" % hub_status(a))
+    ts = sampled(a)
+    t0, t1 = ts[0], ts[-1] + INTERVAL_MS
+    # The agent sampled every grid point (the test's premise, not the spool's doing) ...
+    assert ts == list(range(t0, t1, INTERVAL_MS)), ts
+    # ... and the hub has each of them once: one point per step, none missing.
+    wait_for(lambda: query_points(h, t0, t1) == ts, 20,
+             what=lambda: "the hub to hold every sample; missing %s, extra %s" % (
+                 sorted(set(ts) - set(query_points(h, t0, t1))),
+                 sorted(set(query_points(h, t0, t1)) - set(ts))))
+    st = hub_status(a)
+    assert st["spool_dropped"] == 0 and st["batches_rejected"] == 0, st
+    assert st["batches_sent"] >= len(ts), (st, len(ts))
+    st, text = h.api("GET", "/metrics")
+    rej = re.search(r'outpost_hub_metric_batches_total\{outcome="rejected"\} (\d+)', text)
+    assert rej and rej.group(1) == "0", text
