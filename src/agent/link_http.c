@@ -780,12 +780,14 @@ static void lh_on_metrics(struct link_http *lh, struct lh_req *r, const struct l
 		return;
 	}
 	if (a->ok) {
-		/* The hub has every batch up to last_seq on disk; never more than was sent. */
+		/* The hub has every batch up to last_seq on disk; never more than was sent. None
+		 * acknowledged is fine when the spool dropped them meanwhile (it was full), a
+		 * hub's bug otherwise: resending at once would loop. */
 		last = json_is_integer(jl) ? json_integer_value(jl) : 0;
 		if (last > r->last_seq)
 			last = r->last_seq;
 		n = last > 0 ? spool_ack(lh->spool, last) : 0;
-		if (n <= 0) {
+		if (n < 0 || (n == 0 && last < r->last_seq)) {
 			lh_problem(lh, OUTPOST_LOG_WARN,
 			           "the hub's answer to metrics acknowledges none of the %zu "
 			           "batch(es) sent (last_seq %lld, sent up to %lld): sending them "

@@ -248,12 +248,13 @@ static int batch_series(void *arg, const char *key, size_t keylen, const char *x
  * Loop thread; on it outpost_publish stores the batch before it returns. */
 static void metrics_publish(struct metrics *m, int64_t t)
 {
-	struct batch_ctx c = {json_array(), &m->kbuf};
+	struct batch_ctx c = {NULL, &m->kbuf};
 	json_t *batch;
 	int rc;
 
 	if (m->no_hub)
 		return;
+	c.samples = json_array();
 	batch = json_object();
 	if (!batch || json_object_set_new(batch, "t", json_integer(t)) < 0 ||
 	    json_object_set(batch, "samples", c.samples) < 0) {
