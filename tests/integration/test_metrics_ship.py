@@ -306,3 +306,30 @@ def test_real_hub_stopped_for_a_minute_gets_every_grid_point_once(hub, agent):
     st, text = h.api("GET", "/metrics")
     rej = re.search(r'outpost_hub_metric_batches_total\{outcome="rejected"\} (\d+)', text)
     assert rej and rej.group(1) == "0", text
+
+
+def test_real_hub_parses_every_key_the_agent_makes(hub, agent):
+    """The agent's keys (escaped label values, a timer's stat label, NaN-free integers and
+    reals) as the real hub reads them: nothing rejected, labels back as they were pushed."""
+    h = hub()
+    token = h.cli("token", "create", "--enroll", "--ttl", "10m").stdout.strip()
+    a = agent({"hub": {"url": h.url, "ca": h.ca, "token": token, "host_id": HOST},
+               "plugins": {"metrics": {"interval_ms": INTERVAL_MS, "statsd_listen": ""}}})
+    nasty = 'C:\\dir "quoted"\nline2 ünï'
+    r = a.call("metrics", "push", {"metrics": [
+        {"name": "app_nasty", "value": 2.5, "labels": {"path": nasty, "b": "x"}},
+        {"name": "app_jobs_total", "type": "counter", "value": 3}]})
+    assert r.ok, r
+
+    def latest():
+        st, body = h.api("GET", "/api/v1/metrics/latest?name=app_nasty&hosts=%s" % HOST)
+        return body["result"]["samples"] if st == 200 and body["result"]["samples"] else None
+    s = wait_for(latest, 30, what="app_nasty at the hub")
+    assert s[0]["labels"] == {"path": nasty, "b": "x"} and s[0]["value"] == 2.5, s
+    wait_for(lambda: hub_status(a)["batches_sent"] >= 3, 30, what="3 batches at the hub")
+    st, text = h.api("GET", "/metrics")
+    for outcome in ("rejected",):
+        m = re.search(r'outpost_hub_metric_samples_total\{outcome="%s"\} (\d+)' % outcome, text)
+        assert m and m.group(1) == "0", text
+    m = re.search(r'outpost_hub_metric_samples_total\{outcome="stored"\} (\d+)', text)
+    assert m and int(m.group(1)) > 100, text
