@@ -12,6 +12,7 @@
 #include "plugins/builtin.h"
 
 #include <arpa/inet.h>
+#include <sqlite3.h>
 #include <ftw.h>
 #include <pthread.h>
 #include <signal.h>
@@ -23,6 +24,7 @@
 
 struct client {
 	unsigned port;
+	const char *path; /* NULL: /v1/exec/run */
 	const char *body;
 	char reply[8192];
 	int done;
@@ -41,9 +43,9 @@ static void *client_main(void *arg)
 	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
 	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
 		snprintf(req, sizeof(req),
-		         "POST /v1/exec/run HTTP/1.0\r\nContent-Type: application/json\r\n"
+		         "POST %s HTTP/1.0\r\nContent-Type: application/json\r\n"
 		         "Content-Length: %zu\r\n\r\n%s",
-		         strlen(c->body), c->body);
+		         c->path ? c->path : "/v1/exec/run", strlen(c->body), c->body);
 		if (write(fd, req, strlen(req)) == (ssize_t)strlen(req))
 			while ((n = read(fd, c->reply + off, sizeof(c->reply) - 1 - off)) > 0)
 				off += (size_t)n;
@@ -66,9 +68,10 @@ static json_t *conf_for(const char *dir)
 	return c;
 }
 
-static void call(struct loop *l, unsigned port, const char *body, char *out, size_t outlen)
+static void call_path(struct loop *l, unsigned port, const char *path, const char *body, char *out,
+                      size_t outlen)
 {
-	struct client c = {.port = port, .body = body};
+	struct client c = {.port = port, .path = path, .body = body};
 	pthread_t th;
 
 	pthread_create(&th, NULL, client_main, &c);
@@ -77,6 +80,11 @@ static void call(struct loop *l, unsigned port, const char *body, char *out, siz
 		loop_run_once(l, 20);
 	pthread_join(th, NULL);
 	snprintf(out, outlen, "%s", c.reply);
+}
+
+static void call(struct loop *l, unsigned port, const char *body, char *out, size_t outlen)
+{
+	call_path(l, port, NULL, body, out, outlen);
 }
 
 static int rm_one(const char *p, const struct stat *s, int fl, struct FTW *w)
@@ -149,11 +157,145 @@ static void test_second_agent_on_one_state_dir_is_refused(void **state)
 	nftw(d, rm_one, 8, FTW_DEPTH | FTW_PHYS);
 }
 
+/* ---- outpost_publish from a worker and from a thread of the plugin's own ---- */
+
+static int pub_init(struct outpost_plugin_ctx *pc, void **state)
+{
+	*state = pc;
+	return 0;
+}
+
+struct pub_thread {
+	struct outpost_plugin_ctx *pc;
+	int rc;
+};
+
+static void *pub_thread_main(void *arg)
+{
+	struct pub_thread *p = arg;
+	json_t *b = json_pack("{s:i, s:[]}", "t", 2000, "samples");
+
+	p->rc = outpost_publish(p->pc, "metrics", b);
+	json_decref(b);
+	return NULL;
+}
+
+/* pub: publishes args.batch to args.stream on the worker; thread: the same from a thread of
+ * its own. Answers {"rc": what outpost_publish returned}. */
+static int pub_op(struct outpost_call *call, json_t *args, json_t **result)
+{
+	struct outpost_plugin_ctx *pc = outpost_call_state(call);
+	json_t *stream = json_object_get(args, "stream");
+	int rc;
+
+	if (json_is_true(json_object_get(args, "thread"))) {
+		struct pub_thread p = {pc, 0};
+		pthread_t th;
+		pthread_create(&th, NULL, pub_thread_main, &p);
+		pthread_join(th, NULL);
+		rc = p.rc;
+	} else {
+		rc = outpost_publish(pc, stream ? json_string_value(stream) : "metrics",
+		                     json_object_get(args, "batch"));
+	}
+	*result = json_pack("{s:i}", "rc", rc);
+	return 0;
+}
+
+static const struct outpost_arg pub_args[] = {
+    {"batch", OUTPOST_ARG_OBJECT, 0, NULL},
+    {"stream", OUTPOST_ARG_STRING, 0, NULL},
+    {"thread", OUTPOST_ARG_BOOL, 0, NULL},
+    {NULL, 0, 0, NULL},
+};
+static const struct outpost_op pub_ops[] = {
+    {"pub", pub_op, pub_args, 0, NULL},
+    {NULL, NULL, NULL, 0, NULL},
+};
+static const struct outpost_plugin pub_plugin = {OUTPOST_PLUGIN_ABI, "pubtest", "1",
+                                                 pub_init,           NULL,      pub_ops};
+static const struct outpost_plugin *const pub_builtins[] = {&pub_plugin, NULL};
+
+static int pub_rc(struct loop *l, struct agent *a, const char *body)
+{
+	char r[8192];
+	const char *p;
+
+	call_path(l, agent_port(a), "/v1/pubtest/pub", body, r, sizeof(r));
+	p = strstr(r, "\"rc\":");
+	assert_non_null(p);
+	return atoi(p + 5);
+}
+
+static long long spool_rows(const char *dir)
+{
+	char path[256];
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	long long n = -1;
+
+	snprintf(path, sizeof(path), "%s/agent.db", dir);
+	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	if (sqlite3_prepare_v2(db, "SELECT count(*) FROM spool", -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return n;
+}
+
+static void test_publish_from_any_thread_is_spooled_on_the_loop(void **state)
+{
+	char d[] = "/tmp/outpost-a4-XXXXXX", msg[512] = "";
+	struct logger lg;
+	struct loop *l;
+	struct agent *a = NULL;
+	json_t *c;
+
+	assert_non_null(mkdtemp(d));
+	log_init(&lg, "test", -1, LOG_TO_STDERR); /* the link cannot reach its hub: quiet */
+	assert_int_equal(loop_new(&l), 0);
+	c = conf_for(d);
+	/* A hub nobody answers at: the batches wait in the spool. */
+	conf_set(c, "hub.url", json_string("http://127.0.0.1:1"));
+	conf_set(c, "hub.host_id", json_string("pub-1"));
+	assert_int_equal(agent_new(l, pub_builtins, c, &lg, &a, msg, sizeof(msg)), 0);
+	/* From a worker: handed to the loop, stored at its next turn. */
+	assert_int_equal(pub_rc(l, a, "{\"args\":{\"batch\":{\"t\":1000,\"samples\":[]}}}"), 0);
+	/* From a thread of the plugin's own. */
+	assert_int_equal(pub_rc(l, a, "{\"args\":{\"thread\":true}}"), 0);
+	loop_run_once(l, 0);
+	assert_int_equal(spool_rows(d), 2);
+	/* What the core refuses at once, on the caller's thread. */
+	assert_int_equal(pub_rc(l, a, "{\"args\":{\"batch\":{\"seq\":3,\"t\":1}}}"),
+	                 OUTPOST_E_BAD_ARGS);
+	assert_int_equal(pub_rc(l, a, "{\"args\":{\"stream\":\"logs\",\"batch\":{}}}"),
+	                 OUTPOST_E_BAD_ARGS);
+	loop_run_once(l, 0);
+	assert_int_equal(spool_rows(d), 2);
+	agent_free(a);
+	json_decref(c);
+
+	/* An agent without a hub: unavailable, nothing stored. */
+	c = conf_for(d);
+	assert_int_equal(agent_new(l, pub_builtins, c, &lg, &a, msg, sizeof(msg)), 0);
+	assert_int_equal(pub_rc(l, a, "{\"args\":{\"batch\":{\"t\":1000}}}"),
+	                 OUTPOST_E_UNAVAILABLE);
+	assert_int_equal(pub_rc(l, a, "{\"args\":{\"thread\":true}}"), OUTPOST_E_UNAVAILABLE);
+	loop_run_once(l, 0);
+	assert_int_equal(spool_rows(d), 2);
+	agent_free(a);
+	loop_free(l);
+	json_decref(c);
+	nftw(d, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_two_agents_share_one_loop_with_separate_state),
 	    cmocka_unit_test(test_second_agent_on_one_state_dir_is_refused),
+	    cmocka_unit_test(test_publish_from_any_thread_is_spooled_on_the_loop),
 	};
 	signal(SIGPIPE, SIG_IGN);
 	return cmocka_run_group_tests(tests, NULL, NULL);
