@@ -16,7 +16,8 @@
 #define QUERY_KEEP_CELLS 262144     /* arrays larger than this are freed after a query */
 #define QUERY_E_STORE (-1000)       /* internal: the tsdb failed a read (not out of memory) */
 
-/* A series that matched, borrowed from the tsdb for the length of one request. */
+/* A series that matched: its strings borrowed from the tsdb while nothing writes to it, or
+ * copied into the engine's arena when reads come between (see collect_fix). */
 struct qser {
 	uint32_t id;
 	const char *host, *name, *key;
@@ -24,6 +25,7 @@ struct qser {
 	const char *const *labels;
 	int64_t first_ms, last_ms;
 	double last_value;
+	size_t o_host, o_name, o_key, o_lab; /* offsets while copying */
 };
 
 struct query {
@@ -35,6 +37,12 @@ struct query {
 	size_t capnb;
 	double *vals; /* percentiles: the hosts' values, step after step */
 	size_t capvals;
+	/* Copies of the series' strings for range queries: tsdb_read may flush, and a failed
+	 * flush rebuilds the tsdb's memory, so its strings do not outlive a read. */
+	struct buf arena;
+	size_t *laboff;      /* label strings: offsets into arena */
+	const char **labptr; /* ... and then pointers */
+	size_t nlab, caplab;
 };
 
 /* ---- parameters ---- */
@@ -611,6 +619,17 @@ static void query_trim(struct query *q)
 		q->ser = NULL;
 		q->capser = 0;
 	}
+	if (q->arena.cap > QUERY_KEEP_CELLS * 8)
+		buf_free(&q->arena);
+	if (q->caplab > QUERY_KEEP_CELLS) {
+		free(q->laboff);
+		free(q->labptr);
+		q->laboff = NULL;
+		q->labptr = NULL;
+		q->caplab = 0;
+	}
+	buf_reset(&q->arena);
+	q->nlab = 0;
 	q->nser = 0;
 }
 
@@ -622,6 +641,9 @@ void query_free(struct query *q)
 	free(q->sum), free(q->cnt), free(q->asum), free(q->an), free(q->amin), free(q->amax);
 	free(q->vn);
 	free(q->vals);
+	buf_free(&q->arena);
+	free(q->laboff);
+	free(q->labptr);
 	free(q);
 }
 
@@ -709,9 +731,52 @@ struct collect {
 	const struct query_hosts *hosts;
 	int64_t min_last; /* > 0: only series with a sample at or after it */
 	size_t max;       /* keep at most this many; count the rest */
+	int copy;         /* copy the strings (reads follow) */
 	size_t total;
 	int oom;
 };
+
+/* Appends s and its NUL to the arena; its offset in *off. */
+static int arena_put(struct query *q, const char *s, size_t *off)
+{
+	*off = q->arena.len;
+	return buf_append(&q->arena, s, strlen(s) + 1);
+}
+
+static int collect_copy(struct query *q, struct qser *e, const struct tsdb_series *s)
+{
+	if (arena_put(q, s->host, &e->o_host) < 0 || arena_put(q, s->name, &e->o_name) < 0 ||
+	    arena_put(q, s->key, &e->o_key) < 0)
+		return -1;
+	if (q->nlab + 2 * s->nlabels > q->caplab) {
+		size_t n = q->caplab ? q->caplab : 256;
+		while (n < q->nlab + 2 * s->nlabels)
+			n *= 2;
+		if (grow((void **)&q->laboff, n, sizeof(size_t)) < 0 ||
+		    grow((void **)&q->labptr, n, sizeof(char *)) < 0)
+			return -1;
+		q->caplab = n;
+	}
+	e->o_lab = q->nlab;
+	for (size_t i = 0; i < 2 * s->nlabels; i++)
+		if (arena_put(q, s->labels[i], &q->laboff[q->nlab++]) < 0)
+			return -1;
+	return 0;
+}
+
+/* Points the copied series at their strings, once the arena has stopped moving. */
+static void collect_fix(struct query *q)
+{
+	for (size_t i = 0; i < q->nlab; i++)
+		q->labptr[i] = q->arena.data + q->laboff[i];
+	for (size_t i = 0; i < q->nser; i++) {
+		struct qser *e = &q->ser[i];
+		e->host = q->arena.data + e->o_host;
+		e->name = q->arena.data + e->o_name;
+		e->key = q->arena.data + e->o_key;
+		e->labels = e->nlabels ? q->labptr + e->o_lab : NULL;
+	}
+}
 
 static int collect_one(void *arg, const struct tsdb_series *s)
 {
@@ -752,6 +817,10 @@ static int collect_one(void *arg, const struct tsdb_series *s)
 	e->first_ms = s->first_ms;
 	e->last_ms = s->last_ms;
 	e->last_value = s->last_value;
+	if (c->copy && collect_copy(q, e, s) < 0) {
+		c->oom = 1;
+		return 1;
+	}
 	return 0;
 }
 
@@ -783,15 +852,30 @@ static void sort_ser(struct query *q, int (*cmp)(const void *, const void *))
 		qsort(q->ser, q->nser, sizeof(struct qser), cmp);
 }
 
+/* The series p matches, at most max of them (*total: how many matched). copy: reads of the
+ * tsdb follow, so the strings are copied. min_last: only series with a sample. */
 static int collect_api(struct query *q, struct tsdb *db, const struct query_params *p,
-                       const struct query_hosts *hosts, size_t max, size_t *total)
+                       const struct query_hosts *hosts, size_t max, int copy, int64_t min_last,
+                       size_t *total)
 {
-	struct collect c = {.q = q, .m = p->m, .nm = p->nm, .hosts = hosts, .max = max};
+	struct collect c = {.q = q,
+	                    .m = p->m,
+	                    .nm = p->nm,
+	                    .hosts = hosts,
+	                    .max = max,
+	                    .copy = copy,
+	                    .min_last = min_last};
 
 	q->nser = 0;
+	q->nlab = 0;
+	buf_reset(&q->arena);
 	tsdb_series_each(db, p->name, collect_one, &c);
 	*total = c.total;
-	return c.oom ? OUTPOST_E_INTERNAL : 0;
+	if (c.oom)
+		return OUTPOST_E_INTERNAL;
+	if (copy)
+		collect_fix(q);
+	return 0;
 }
 
 static int put_series_head(struct buf *b, const struct qser *s, int with_name)
@@ -810,7 +894,7 @@ int query_series(struct query *q, struct tsdb *db, const struct query_params *p,
                  const struct query_hosts *hosts, struct buf *out, char *msg, size_t msglen)
 {
 	size_t total;
-	int rc = collect_api(q, db, p, hosts, p->limit, &total);
+	int rc = collect_api(q, db, p, hosts, p->limit, 0, 0, &total);
 
 	if (rc < 0)
 		goto out;
@@ -838,7 +922,7 @@ int query_latest(struct query *q, struct tsdb *db, const struct query_params *p,
                  const struct query_hosts *hosts, struct buf *out, char *msg, size_t msglen)
 {
 	size_t total, n = 0;
-	int rc = collect_api(q, db, p, hosts, p->limit, &total);
+	int rc = collect_api(q, db, p, hosts, p->limit, 0, 1, &total);
 
 	if (rc < 0)
 		goto out;
@@ -1032,7 +1116,7 @@ int query_range(struct query *q, struct tsdb *db, const struct query_params *p,
 	char a[32], b[32], c[32];
 	int res, rc;
 
-	rc = collect_api(q, db, p, hosts, QUERY_MAX_SERIES, &total);
+	rc = collect_api(q, db, p, hosts, QUERY_MAX_SERIES, 1, 0, &total);
 	if (rc < 0) {
 		snprintf(msg, msglen, "out of memory");
 		goto out;

@@ -41,9 +41,11 @@ struct fser {
 struct tsdb {
 	struct fser ser[64];
 	size_t n;
-	size_t virtual_n; /* extra series made up on the fly (limits) */
+	size_t virtual_n;  /* extra series made up on the fly (limits) */
+	char (*vhost)[16]; /* their hosts */
 	int64_t keep[TSDB_NRES];
 	int reads[TSDB_NRES];
+	int clobber; /* a read rebuilds the series' strings, as a failed flush does */
 };
 
 int tsdb_series_each(struct tsdb *db, const char *name, tsdb_each_fn fn, void *arg)
@@ -79,6 +81,13 @@ int tsdb_read(struct tsdb *db, uint32_t id, int res, int64_t from, int64_t to,
 			f = &db->ser[i];
 	*pts = NULL;
 	*n = 0;
+	if (db->clobber)
+		for (size_t i = 0; i < db->n; i++) {
+			free((char *)db->ser[i].s.key);
+			db->ser[i].s.key = strdup("clobbered");
+			if (db->ser[i].s.nlabels)
+				db->ser[i].labels[1] = "clobbered";
+		}
 	if (!f)
 		return OUTPOST_E_NOT_FOUND;
 	db->reads[res]++;
@@ -123,6 +132,7 @@ static void fake_free(struct tsdb *db)
 			free(db->ser[i].pts[r]);
 	for (size_t i = 0; i < db->n; i++)
 		free((char *)db->ser[i].s.key);
+	free(db->vhost);
 	free(db);
 }
 
@@ -696,6 +706,31 @@ static void test_too_many_series_refused_with_how_to_narrow(void **state)
 	fake_free(db);
 }
 
+static void test_range_keeps_its_own_copy_of_the_series(void **state)
+{
+	struct tsdb *db = fixture();
+	struct query *q = query_new();
+	struct query_args a = {.name = "host_cpu_percent", .from = "-10m", .step = "5m"};
+	struct run r;
+
+	(void)state;
+	db->clobber = 1;
+	assert_int_equal(run_query(db, q, "query", &a, NULL, &r), 0);
+	assert_null(strstr(r.out.data, "clobbered"));
+	assert_int_equal(json_array_size(json_object_get(r.result, "series")), 8);
+	run_done(&r);
+	fake_free(db);
+	db = fixture();
+	db->clobber = 1;
+	a.agg = "sum";
+	assert_int_equal(run_query(db, q, "query", &a, NULL, &r), 0);
+	assert_null(strstr(r.out.data, "clobbered"));
+	assert_int_equal(json_array_size(json_object_get(r.result, "series")), 2);
+	run_done(&r);
+	query_free(q);
+	fake_free(db);
+}
+
 /* ---- aggregation ---- */
 
 /* Four hosts with values 1, 2, 3, 10 for label mode=a and 5 on one host for mode=b. */
@@ -1058,6 +1093,7 @@ int main(void)
 	    cmocka_unit_test(test_buckets_align_to_multiples_of_step),
 	    cmocka_unit_test(test_step_too_small_is_refused_with_the_step_to_use),
 	    cmocka_unit_test(test_too_many_series_refused_with_how_to_narrow),
+	    cmocka_unit_test(test_range_keeps_its_own_copy_of_the_series),
 	    cmocka_unit_test(test_every_aggregation_across_hosts),
 	    cmocka_unit_test(test_quantile_interpolates_and_skips_nan),
 	    cmocka_unit_test(test_nan_and_infinities_are_strings),
