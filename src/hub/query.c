@@ -1360,8 +1360,11 @@ static int put_prom_value(struct buf *b, const char *v)
 
 static int put_prom_label(struct buf *b, int *first, const char *name, const char *value)
 {
-	int rc = buf_printf(b, "%s%s=\"", *first ? "" : ",", name);
+	int rc = *first ? 0 : buf_append(b, ",", 1);
+
 	*first = 0;
+	rc = rc ? rc : buf_puts(b, name);
+	rc = rc ? rc : buf_append(b, "=\"", 2);
 	rc = rc ? rc : put_prom_value(b, value);
 	return rc ? rc : buf_append(b, "\"", 1);
 }
