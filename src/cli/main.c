@@ -161,9 +161,11 @@ static void cli_help_cmd(FILE *f, const struct cli_cmd *cmd)
 			fputs(cli_task_help, f);
 	}
 	fprintf(f,
-	        "\n%s\nExit status: 0 ok, 1 a host was not ok, 2 usage error, 3 hub or "
-	        "connection error, 130 interrupted.\n",
-	        cli_global_help);
+	        "\n%s\nExit status: 0 ok, 1 %s, 2 usage error, 3 hub or connection error, 130 "
+	        "interrupted.\n",
+	        cli_global_help,
+	        cmd->group && strcmp(cmd->group, "metrics") == 0 ? "no series matched"
+	                                                         : "a host was not ok");
 }
 
 static void cli_help(FILE *f, const char *group)
