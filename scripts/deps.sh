@@ -6,7 +6,7 @@ set -eu
 PKGS="
 build-essential pkg-config meson ninja-build clang-format
 libmicrohttpd-dev libgnutls28-dev libjansson-dev libsqlite3-dev libsodium-dev libcurl4-gnutls-dev
-libcmocka-dev
+libcmocka-dev libyajl-dev
 python3 python3-pytest python3-requests python3-nacl
 sqlite3 curl wrk hyperfine procps
 prometheus

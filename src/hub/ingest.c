@@ -4,6 +4,7 @@
  * batch is on disk and the agent may drop it from its spool. Delivery is at least once,
  * storage exactly once. Loop thread only. */
 #include "hub_impl.h"
+#include "batch.h"
 #include "tsdb.h"
 #include "core/buf.h"
 #include "core/clk.h"
@@ -16,8 +17,6 @@
 #include <string.h>
 
 #define INGEST_BODY_MAX (4 << 20)
-#define INGEST_BATCHES_MAX 256
-#define INGEST_SAMPLES_MAX 20000
 #define INGEST_FUTURE_MS (5 * 60 * 1000LL)
 /* A group commit waits at most this long for more requests to share it... */
 #define INGEST_COMMIT_MS 50
@@ -55,7 +54,8 @@ int ingest_new(struct hub *h, struct ingest **out)
  * to retry when the write failed (or an earlier failure lost what they sent). */
 void ingest_commit(struct ingest *in)
 {
-	struct ingest_wait *w, *next;
+	struct ingest_wait *w, *next, *list;
+	uint64_t gen;
 	int rc;
 
 	if (!in)
@@ -66,9 +66,15 @@ void ingest_commit(struct ingest *in)
 		in->timer = NULL;
 	}
 	rc = in->h->tsdb ? tsdb_flush(in->h->tsdb) : 0;
-	for (w = in->head; w; w = next) {
+	gen = in->h->tsdb ? tsdb_generation(in->h->tsdb) : 0;
+	/* Answering resumes connections, and the HTTP server may run a new request (and this
+	 * function) before it returns: detach the list first. */
+	list = in->head;
+	in->head = NULL;
+	in->tail = &in->head;
+	for (w = list; w; w = next) {
 		next = w->next;
-		if (rc == 0 && (!in->h->tsdb || tsdb_generation(in->h->tsdb) == w->gen))
+		if (rc == 0 && gen == w->gen)
 			httpd_respond_ok(w->req, w->result);
 		else {
 			json_decref(w->result);
@@ -77,8 +83,6 @@ void ingest_commit(struct ingest *in)
 		}
 		free(w);
 	}
-	in->head = NULL;
-	in->tail = &in->head;
 }
 
 static void ingest_on_timer(void *arg)
@@ -125,165 +129,105 @@ static void ingest_wait(struct ingest *in, struct httpd_req *req, json_t *result
 	in->armed = 1;
 }
 
-/* A sample's value: a number, or "NaN", "+Inf", "-Inf". 0 or -1. */
-static int sample_value(const json_t *v, double *out)
-{
-	const char *s;
+/* What one post's samples go to: the host's series, counting as they are stored. */
+struct ingest_run {
+	struct tsdb *db;
+	struct tsdb_host *th;
+	const struct batch_post *post;
+	int64_t stored, bad;
+	char msg[256];
+};
 
-	if (json_is_number(v)) {
-		*out = json_number_value(v);
-		return 0;
-	}
-	if (!(s = json_string_value(v)))
-		return -1;
-	if (strcmp(s, "NaN") == 0)
-		*out = NAN;
-	else if (strcmp(s, "+Inf") == 0)
-		*out = INFINITY;
-	else if (strcmp(s, "-Inf") == 0)
-		*out = -INFINITY;
-	else
-		return -1;
+static int ingest_sample(void *arg, size_t i, const char *key, size_t keylen, double v)
+{
+	struct ingest_run *r = arg;
+	int rc = tsdb_append(r->db, r->th, key, keylen, r->post->b[i].t, v, r->msg, sizeof(r->msg));
+
+	if (rc == 0)
+		r->stored++;
+	else if (rc < 0)
+		r->bad++;
+	/* rc 1: the series already has this time (a replay): neither */
 	return 0;
-}
-
-static int epoch_ok(const char *e)
-{
-	size_t n = 0;
-
-	if (!e)
-		return 0;
-	for (; e[n]; n++)
-		if (!((e[n] >= '0' && e[n] <= '9') || (e[n] >= 'a' && e[n] <= 'f')))
-			return 0;
-	return n == 16;
-}
-
-/* One batch: appends its samples. NULL when stored, else why it was rejected (reason, the
- * whole batch). *stored and *bad count samples. */
-static const char *ingest_batch(struct ingest *in, struct tsdb_host *th, const json_t *b,
-                                int64_t now, int64_t *stored, int64_t *bad, char *msg,
-                                size_t msglen)
-{
-	struct tsdb *db = in->h->tsdb;
-	json_t *t = json_object_get(b, "t"), *samples = json_object_get(b, "samples"), *s;
-	int64_t ts;
-	size_t i;
-
-	if (!json_is_integer(t) || !json_is_array(samples))
-		return "a batch is {\"seq\", \"t\", \"samples\": [[key, value], ...]}";
-	if (json_array_size(samples) > INGEST_SAMPLES_MAX)
-		return "too many samples in one batch (at most 20000)";
-	ts = json_integer_value(t);
-	if (ts > now + INGEST_FUTURE_MS)
-		return "t is more than 5 minutes ahead of the hub's clock";
-	if (ts < now - tsdb_keep_ms(db, TSDB_RAW))
-		return "t is older than the raw retention";
-	json_array_foreach(samples, i, s)
-	{
-		const char *key = json_string_value(json_array_get(s, 0));
-		double v;
-		int rc;
-		if (!json_is_array(s) || json_array_size(s) != 2 || !key ||
-		    sample_value(json_array_get(s, 1), &v) < 0) {
-			(*bad)++;
-			continue;
-		}
-		rc = tsdb_append(db, th, key, json_string_length(json_array_get(s, 0)), ts, v, msg,
-		                 msglen);
-		if (rc == 0)
-			(*stored)++;
-		else if (rc < 0)
-			(*bad)++;
-		/* rc 1: the series already has this time (a replay): neither */
-	}
-	return NULL;
 }
 
 void ingest_agent_metrics(struct hub *h, struct httpd_req *req, struct hub_caller *c)
 {
 	struct ingest *in = h->ingest;
-	json_t *body = NULL, *batches, *b, *rejected = NULL, *result;
-	const char *epoch, *cur_epoch;
-	struct tsdb_host *th;
-	int64_t cur_seq, prev = 0, last = 0, now = clk_real_ms(), stored = 0, bad = 0;
-	size_t len, i, nstored = 0, ndup = 0;
-	char msg[256] = "";
+	struct batch_post *post = NULL;
+	struct ingest_run run = {h->tsdb, NULL, NULL, 0, 0, ""};
+	uint8_t want[BATCH_MAX] = {0};
+	json_t *rejected = NULL, *result;
+	const char *body, *cur_epoch;
+	int64_t cur_seq, now = clk_real_ms();
+	size_t len, nstored = 0, ndup = 0;
+	char msg[256];
+	int rc;
 
-	httpd_req_body(req, &len);
+	body = httpd_req_body(req, &len);
 	if (len > INGEST_BODY_MAX) {
 		in->requests_bad++;
 		httpd_respond_error(req, OUTPOST_E_TOO_LARGE,
 		                    "a metrics post is at most 4 MiB: send fewer batches at once");
 		return;
 	}
-	if (httpd_req_json(req, &body) < 0) {
-		in->requests_bad++;
-		return;
-	}
-	epoch = json_string_value(json_object_get(body, "epoch"));
-	batches = json_object_get(body, "batches");
-	if (!epoch_ok(epoch) || !json_is_array(batches) || json_array_size(batches) == 0 ||
-	    json_array_size(batches) > INGEST_BATCHES_MAX) {
-		in->requests_bad++;
-		httpd_respond_error(req, OUTPOST_E_BAD_ARGS,
-		                    "expected {\"epoch\": 16 hex digits, \"batches\": [1 to %d "
-		                    "batches]}",
-		                    INGEST_BATCHES_MAX);
-		goto out;
-	}
-	json_array_foreach(batches, i, b)
-	{
-		json_t *seq = json_object_get(b, "seq");
-		if (!json_is_integer(seq) || json_integer_value(seq) <= prev) {
-			in->requests_bad++;
-			httpd_respond_error(req, OUTPOST_E_BAD_ARGS,
-			                    "batch %zu: seq must be a positive integer, ascending",
-			                    i);
-			goto out;
-		}
-		prev = json_integer_value(seq);
-	}
-	if (!(th = tsdb_host_get(h->tsdb, c->host_id)) || !(rejected = json_array())) {
+	if (!(post = malloc(sizeof(*post))) || !(rejected = json_array())) {
 		httpd_respond_error(req, OUTPOST_E_INTERNAL, "out of memory");
 		goto out;
 	}
-	tsdb_host_seq(th, &cur_epoch, &cur_seq);
-	if (strcmp(cur_epoch, epoch) != 0)
+	if ((rc = batch_scan(body, len, post, msg, sizeof(msg))) < 0) {
+		in->requests_bad++;
+		httpd_respond_error(req, rc, "%s", msg);
+		goto out;
+	}
+	if (!(run.th = tsdb_host_get(h->tsdb, c->host_id))) {
+		httpd_respond_error(req, OUTPOST_E_INTERNAL, "out of memory");
+		goto out;
+	}
+	run.post = post;
+	tsdb_host_seq(run.th, &cur_epoch, &cur_seq);
+	if (strcmp(cur_epoch, post->epoch) != 0)
 		cur_seq = 0; /* the agent's database is new: its numbering starts again */
-	json_array_foreach(batches, i, b)
-	{
-		int64_t seq = json_integer_value(json_object_get(b, "seq"));
-		const char *why;
-		last = seq;
-		if (seq <= cur_seq) {
+	for (size_t i = 0; i < post->n; i++) {
+		struct batch_info *b = &post->b[i];
+		if (b->seq <= cur_seq) {
 			ndup++;
 			continue;
 		}
-		why = ingest_batch(in, th, b, now, &stored, &bad, msg, sizeof(msg));
-		if (why) {
-			json_array_append_new(rejected, json_pack("{s:I, s:s}", "seq",
-			                                          (json_int_t)seq, "reason", why));
+		if (!b->bad && b->t > now + INGEST_FUTURE_MS)
+			b->bad = "t is more than 5 minutes ahead of the hub's clock";
+		if (!b->bad && b->t < now - tsdb_keep_ms(h->tsdb, TSDB_RAW))
+			b->bad = "t is older than the raw retention";
+		if (b->bad) {
+			json_array_append_new(
+			    rejected,
+			    json_pack("{s:I, s:s}", "seq", (json_int_t)b->seq, "reason", b->bad));
 			log_warn(h->log, "metrics", "host %s: batch %lld rejected: %s", c->host_id,
-			         (long long)seq, why);
+			         (long long)b->seq, b->bad);
 		} else {
+			want[i] = 1;
 			nstored++;
 		}
-		tsdb_host_mark(h->tsdb, th, epoch, seq);
-		cur_seq = seq;
 	}
-	if (bad && msg[0])
+	if (nstored && (rc = batch_samples(body, len, want, ingest_sample, &run, &run.bad)) < 0) {
+		/* The first pass read these very bytes: only memory can fail here. */
+		httpd_respond_error(req, OUTPOST_E_INTERNAL, "reading the samples failed");
+		goto out;
+	}
+	if (post->b[post->n - 1].seq > cur_seq)
+		tsdb_host_mark(h->tsdb, run.th, post->epoch, post->b[post->n - 1].seq);
+	if (run.bad && run.msg[0])
 		log_warn(h->log, "metrics", "host %s: %lld samples refused, e.g.: %s", c->host_id,
-		         (long long)bad, msg);
+		         (long long)run.bad, run.msg);
 	in->batches += nstored;
 	in->duplicates += ndup;
 	in->rejected += json_array_size(rejected);
-	in->samples += (unsigned long long)stored;
-	in->samples_rejected += (unsigned long long)bad;
-	result =
-	    json_pack("{s:I, s:I, s:O, s:I, s:I, s:I}", "stored", (json_int_t)nstored, "duplicates",
-	              (json_int_t)ndup, "rejected", rejected, "samples", (json_int_t)stored,
-	              "samples_rejected", (json_int_t)bad, "last_seq", (json_int_t)last);
+	in->samples += (unsigned long long)run.stored;
+	in->samples_rejected += (unsigned long long)run.bad;
+	result = json_pack("{s:I, s:I, s:O, s:I, s:I, s:I}", "stored", (json_int_t)nstored,
+	                   "duplicates", (json_int_t)ndup, "rejected", rejected, "samples",
+	                   (json_int_t)run.stored, "samples_rejected", (json_int_t)run.bad,
+	                   "last_seq", (json_int_t)post->b[post->n - 1].seq);
 	if (!result) {
 		httpd_respond_error(req, OUTPOST_E_INTERNAL, "out of memory");
 		goto out;
@@ -292,7 +236,7 @@ void ingest_agent_metrics(struct hub *h, struct httpd_req *req, struct hub_calle
 	ingest_wait(in, req, result);
 out:
 	json_decref(rejected);
-	json_decref(body);
+	free(post);
 }
 
 void ingest_stats(const struct ingest *in, struct buf *b)
