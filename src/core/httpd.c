@@ -379,7 +379,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 /* MHD's next deadline (a connection's idle timeout), at most a second away while it has one.
  * With no connection it has none: new and resumed connections (MHD's inter-thread channel) wake
  * its epoll fd, so an idle server sleeps HTTPD_IDLE_MS instead of waking every second, which
- * cost an idle agent as much CPU as sampling the host's metrics (docs/BENCHMARKS.md). */
+ * cost an idle agent half the CPU of sampling the host's metrics (docs/BENCHMARKS.md). */
 #define HTTPD_IDLE_MS 60000
 
 static void listener_arm(struct httpd_listener *l)
