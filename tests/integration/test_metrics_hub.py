@@ -263,6 +263,41 @@ def test_federate_text_format(metrics):
     assert r.status_code == 400 and "unknown parameter 'agg'" in r.json()["error"]["message"]
 
 
+def test_past_raw_retention_the_1m_rollups_answer(hub):
+    """With raw samples kept 1 hour, a 2-hour range reads the 1m resolution (rolled up, or
+    bucketed from raw data not rolled up yet), its step a whole number of minutes."""
+    h = hub({"metrics": {"raw_hours": 1}})
+    tok = h.cli("token", "create", "--enroll", "--ttl", "10m").stdout.strip()
+    a = FakeAgent(h.url, "r-1", ca=h.ca, token=tok)
+    a.enroll()
+    end = grid_now() - STEP
+    ts = list(range(end - 50 * 60000, end + 1, STEP))
+    for i in range(0, len(ts), 256):
+        batches = [{"seq": i + k + 1, "t": t,
+                    "samples": [["host_load1", (t // 60000) % 7 + (t // STEP) % 2]]}
+                   for k, t in enumerate(ts[i:i + 256])]
+        st, body = a.post_metrics("00000000000000cc", batches)
+        assert st == 200 and not body["result"]["rejected"], body
+    a.close()
+    m = Metrics.__new__(Metrics)
+    m.hub = h
+    for step in ("1m", "10s", "90s"):
+        res = m.ok("/api/v1/metrics/query", name="host_load1", step=step, **{"from": "-2h"})
+        assert res["resolution"] == "1m", res
+        assert res["step_ms"] == {"1m": 60000, "10s": 60000, "90s": 120000}[step]
+        pts = res["series"][0]["points"]
+        assert len(pts) >= 45 * 60000 // res["step_ms"]
+        for t, v in pts:
+            # a minute of 10 s samples: its value, plus 0 and 1 alternately (avg 0.5)
+            assert t % res["step_ms"] == 0
+            if step != "90s":
+                full = t >= ts[0] and t + 60000 <= ts[-1] + STEP
+                assert not full or v == (t // 60000) % 7 + 0.5, (t, v)
+    # the last hour alone is still raw
+    res = m.ok("/api/v1/metrics/query", name="host_load1", step="10s", **{"from": "-30m"})
+    assert res["resolution"] == "raw" and res["step_ms"] == 10000
+
+
 # ---- the CLI ----
 
 def test_cli_tables_json_chart_and_exit_codes(metrics):
