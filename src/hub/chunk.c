@@ -38,9 +38,18 @@
  * last one bit. The encoder reuses the window only when that costs no more bits than a new one
  * would; the paper reuses whenever X fits, which keeps paying for a wide window after one outlier.
  * The decoder accepts either.
+ *
+ * Version 0x10 + k (k = 0..9), "scaled": the same layout, but every value v was stored as the
+ * integer m = v * 10^k (a double), and decodes as m / 10^k. chunk_compact makes it when every
+ * value of a chunk comes back bit for bit that way and the result is smaller. Why: metrics are
+ * mostly decimals of a few places (loads, percentages, rates over an interval) and the XOR of
+ * two such doubles keeps ~50 meaningful bits, while the XOR of two nearby integers keeps the
+ * handful that changed. IEEE division is correctly rounded, so m / 10^k is the double nearest
+ * the decimal, which is what the value was when it round-trips.
  */
 #include "chunk.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -63,6 +72,13 @@ struct chunk_enc {
 	uint64_t v;     /* bits of the last value */
 	unsigned lead, sig;
 };
+
+static double pow10_of(unsigned k)
+{
+	static const double p[CHUNK_SCALE_MAX + 1] = {1e0, 1e1, 1e2, 1e3, 1e4,
+	                                              1e5, 1e6, 1e7, 1e8, 1e9};
+	return p[k];
+}
 
 static uint64_t dbl_bits(double v)
 {
@@ -366,9 +382,11 @@ int chunk_dec_init(struct chunk_dec *d, const uint8_t *p, size_t len)
 		return OUTPOST_E_BAD_ARGS;
 	memset(d, 0, sizeof(*d));
 	d->err = CORRUPT;
-	if (!p || len < CHUNK_HEADER_LEN || p[0] != CHUNK_VERSION ||
-	    len - CHUNK_HEADER_LEN > SIZE_MAX / 8)
+	if (!p || len < CHUNK_HEADER_LEN ||
+	    (p[0] != CHUNK_VERSION && (p[0] & 0xf0) != CHUNK_SCALED) ||
+	    (p[0] & 0x0f) > CHUNK_SCALE_MAX || len - CHUNK_HEADER_LEN > SIZE_MAX / 8)
 		return CORRUPT;
+	d->scale = p[0] == CHUNK_VERSION ? 0 : pow10_of(p[0] & 0x0f);
 	count = (uint32_t)get_le(p + 1, 4);
 	t0 = u2i(get_le(p + 5, 8));
 	nbits = (len - CHUNK_HEADER_LEN) * 8;
@@ -426,11 +444,33 @@ int chunk_dec_next(struct chunk_dec *d, int64_t *t_ms, double *v)
 	}
 	d->done++;
 	*t_ms = d->t;
-	*v = bits_dbl(d->v);
+	*v = d->scale ? bits_dbl(d->v) / d->scale : bits_dbl(d->v);
 	return 1;
 corrupt:
 	d->err = CORRUPT;
 	return d->err;
+}
+
+/* A scaled chunk reopened: decoded and encoded again as plain (appends need the plain form). */
+static int enc_from_scaled(const uint8_t *p, size_t len, struct chunk_enc **out)
+{
+	struct chunk_dec d;
+	struct chunk_enc *e = NULL;
+	int64_t t;
+	double v;
+	int rc;
+
+	if ((rc = chunk_dec_init(&d, p, len)) < 0 || (rc = chunk_enc_new(&e)) < 0)
+		return rc;
+	while ((rc = chunk_dec_next(&d, &t, &v)) > 0)
+		if ((rc = chunk_enc_add(e, t, v)) < 0)
+			break;
+	if (rc < 0) {
+		chunk_enc_free(e);
+		return rc == OUTPOST_E_BAD_ARGS ? CORRUPT : rc;
+	}
+	*out = e;
+	return 0;
 }
 
 int chunk_enc_from_bytes(const uint8_t *p, size_t len, struct chunk_enc **out)
@@ -444,6 +484,8 @@ int chunk_enc_from_bytes(const uint8_t *p, size_t len, struct chunk_enc **out)
 	if (!out)
 		return OUTPOST_E_BAD_ARGS;
 	*out = NULL;
+	if (p && len && p[0] != CHUNK_VERSION)
+		return enc_from_scaled(p, len, out);
 	rc = chunk_dec_init(&d, p, len);
 	while (rc == 0 && (rc = chunk_dec_next(&d, &t, &v)) > 0)
 		rc = 0;
@@ -463,4 +505,71 @@ int chunk_enc_from_bytes(const uint8_t *p, size_t len, struct chunk_enc **out)
 	e->sig = d.sig;
 	*out = e;
 	return 0;
+}
+
+/* Whether v is m / 10^k for an integer m below 2^53, bit for bit. */
+static int scale_fits(double v, unsigned k)
+{
+	double sc = pow10_of(k), m = nearbyint(v * sc);
+
+	if (!isfinite(v))
+		return dbl_bits(v * sc / sc) == dbl_bits(v);
+	return fabs(m) < 9007199254740992.0 && dbl_bits(m / sc) == dbl_bits(v);
+}
+
+/* The smallest k that fits every value, or -1. One pass: a value that fits k fits every
+ * larger k too (10m / 10^(k+1) is the same decimal). */
+static int scale_of(const uint8_t *p, size_t len)
+{
+	struct chunk_dec d;
+	unsigned k = 0;
+	int64_t t;
+	double v;
+	int rc;
+
+	if (chunk_dec_init(&d, p, len) < 0)
+		return -1;
+	while ((rc = chunk_dec_next(&d, &t, &v)) > 0)
+		while (!scale_fits(v, k))
+			if (++k > CHUNK_SCALE_MAX)
+				return -1;
+	return rc == 0 ? (int)k : -1;
+}
+
+int chunk_compact(const uint8_t *p, size_t len, uint8_t **out, size_t *outlen)
+{
+	struct chunk_dec d;
+	struct chunk_enc *e = NULL;
+	const uint8_t *b;
+	size_t n;
+	int64_t t;
+	double v, sc;
+	int k, rc;
+
+	*out = NULL;
+	if (!p || len <= CHUNK_HEADER_LEN || p[0] != CHUNK_VERSION || (k = scale_of(p, len)) < 0)
+		return 0;
+	sc = pow10_of((unsigned)k);
+	if ((rc = chunk_enc_new(&e)) < 0 || (rc = chunk_dec_init(&d, p, len)) < 0)
+		goto out;
+	while ((rc = chunk_dec_next(&d, &t, &v)) > 0)
+		if ((rc = chunk_enc_add(e, t, isfinite(v) ? nearbyint(v * sc) : v * sc)) < 0)
+			goto out;
+	if (rc < 0)
+		goto out;
+	b = chunk_enc_bytes(e, &n);
+	rc = 0;
+	if (n >= len)
+		goto out;
+	if (!(*out = malloc(n))) {
+		rc = OUTPOST_E_INTERNAL;
+		goto out;
+	}
+	memcpy(*out, b, n);
+	(*out)[0] = (uint8_t)(CHUNK_SCALED | k);
+	*outlen = n;
+	rc = 1;
+out:
+	chunk_enc_free(e);
+	return rc;
 }

@@ -11,6 +11,9 @@
 
 /* Format version, the first byte of every chunk. Decoders refuse any other. */
 #define CHUNK_VERSION 1
+/* The scaled form's version bytes: CHUNK_SCALED | k, values stored as v * 10^k (chunk.c). */
+#define CHUNK_SCALED 0x10
+#define CHUNK_SCALE_MAX 9
 /* Version (1) + sample count (u32 LE) + first timestamp (i64 LE). */
 #define CHUNK_HEADER_LEN 13
 
@@ -51,6 +54,7 @@ struct chunk_dec {
 	uint64_t delta;
 	uint64_t v;
 	unsigned lead, sig; /* XOR window; sig == 0 while there is none */
+	double scale;       /* 10^k for a scaled chunk, 0 for a plain one */
 };
 
 /* Checks the header; 0 or OUTPOST_E_INTERNAL. Samples are checked as they are read. */
@@ -59,5 +63,11 @@ int chunk_dec_init(struct chunk_dec *d, const uint8_t *p, size_t len);
  * corrupt, which may be found only after the last sample (e.g. trailing bytes), so a caller
  * that must not act on a corrupt chunk reads it to the end before using it. */
 int chunk_dec_next(struct chunk_dec *d, int64_t *t_ms, double *v);
+
+/* The same samples in the scaled form when every value is a decimal of at most
+ * CHUNK_SCALE_MAX places and that is smaller: 1 with *out (caller frees) and *outlen; 0 when
+ * the plain bytes are best as they are; a negative code on error. Decoders read both forms;
+ * chunk_enc_from_bytes reopens a scaled chunk as plain. */
+int chunk_compact(const uint8_t *p, size_t len, uint8_t **out, size_t *outlen);
 
 #endif

@@ -12,8 +12,11 @@
 #include <string.h>
 
 /* One migration step per schema version; never edit a step that has shipped.
- * - chunks are WITHOUT ROWID tables keyed (series, start_ms): a series' chunks sit together,
- *   in time order, which is what every read wants. end_ms has an index for retention.
+ * - chunks are rowid tables with a unique (series, start_ms) index, not WITHOUT ROWID tables
+ *   keyed that way: a sealed raw chunk is 1-2 KB, more than an index page keeps in place, so
+ *   a WITHOUT ROWID row spilled onto mostly empty overflow pages, and inserts in key order
+ *   (every series' new window) split pages all over the tree. Rowid order is write order:
+ *   pages fill up. end_ms has an index for retention.
  * - chunks_raw.rolled: 0 until the sealed chunk's rollups are written; the partial index is
  *   compaction's queue, and survives restarts. */
 static const char *const metrics_schema[] = {
@@ -32,31 +35,34 @@ static const char *const metrics_schema[] = {
     " id INTEGER PRIMARY KEY,"
     " data BLOB NOT NULL);"
     "CREATE TABLE chunks_raw ("
+    " id INTEGER PRIMARY KEY,"
     " series INTEGER NOT NULL,"
     " start_ms INTEGER NOT NULL,"
     " end_ms INTEGER NOT NULL,"
     " count INTEGER NOT NULL,"
     " sealed INTEGER NOT NULL,"
     " rolled INTEGER NOT NULL DEFAULT 0,"
-    " data BLOB NOT NULL,"
-    " PRIMARY KEY (series, start_ms)) WITHOUT ROWID;"
+    " data BLOB NOT NULL);"
+    "CREATE UNIQUE INDEX chunks_raw_key ON chunks_raw(series, start_ms);"
     "CREATE INDEX chunks_raw_end ON chunks_raw(end_ms);"
     "CREATE INDEX chunks_raw_unrolled ON chunks_raw(start_ms) WHERE sealed = 1 AND rolled = 0;"
     "CREATE TABLE chunks_1m ("
+    " id INTEGER PRIMARY KEY,"
     " series INTEGER NOT NULL,"
     " start_ms INTEGER NOT NULL,"
     " end_ms INTEGER NOT NULL,"
     " count INTEGER NOT NULL,"
-    " data BLOB NOT NULL,"
-    " PRIMARY KEY (series, start_ms)) WITHOUT ROWID;"
+    " data BLOB NOT NULL);"
+    "CREATE UNIQUE INDEX chunks_1m_key ON chunks_1m(series, start_ms);"
     "CREATE INDEX chunks_1m_end ON chunks_1m(end_ms);"
     "CREATE TABLE chunks_1h ("
+    " id INTEGER PRIMARY KEY,"
     " series INTEGER NOT NULL,"
     " start_ms INTEGER NOT NULL,"
     " end_ms INTEGER NOT NULL,"
     " count INTEGER NOT NULL,"
-    " data BLOB NOT NULL,"
-    " PRIMARY KEY (series, start_ms)) WITHOUT ROWID;"
+    " data BLOB NOT NULL);"
+    "CREATE UNIQUE INDEX chunks_1h_key ON chunks_1h(series, start_ms);"
     "CREATE INDEX chunks_1h_end ON chunks_1h(end_ms);",
 };
 

@@ -386,10 +386,13 @@ static int head_seal(struct tsdb *db, struct ser *s)
 		return OUTPOST_E_INTERNAL;
 	b = chunk_enc_bytes(s->head, &len);
 	x = &db->sealed[db->nsealed];
-	if (!(x->data = malloc(len)))
-		return OUTPOST_E_INTERNAL;
-	memcpy(x->data, b, len);
-	x->len = len;
+	/* Sealed chunks are written once and kept for days: worth their smallest form. */
+	if (chunk_compact(b, len, &x->data, &x->len) != 1) {
+		if (!(x->data = malloc(len)))
+			return OUTPOST_E_INTERNAL;
+		memcpy(x->data, b, len);
+		x->len = len;
+	}
 	x->series = s->pub.id;
 	x->w = s->head_w;
 	x->count = (uint32_t)chunk_enc_count(s->head);
@@ -1022,12 +1025,17 @@ static int rollup_encode(const struct tsdb_point *p, size_t n, struct buf *out)
 				return OUTPOST_E_INTERNAL;
 			}
 		}
+		uint8_t *small = NULL;
 		b = chunk_enc_bytes(e, &len);
+		if (chunk_compact(b, len, &small, &len) == 1)
+			b = small;
 		put_u32(l4, (uint32_t)len);
 		if (buf_append(out, l4, 4) < 0 || buf_append(out, b, len) < 0) {
+			free(small);
 			chunk_enc_free(e);
 			return OUTPOST_E_INTERNAL;
 		}
+		free(small);
 		chunk_enc_free(e);
 	}
 	return 0;

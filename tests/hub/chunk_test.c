@@ -709,9 +709,124 @@ static void test_speed_is_printed(void **state)
 	       sink > 0 ? 1.0 : 0.0);
 }
 
+/* ---- the scaled form (chunk_compact) ---- */
+
+static struct chunk_enc *enc_of(const double *v, size_t n)
+{
+	struct chunk_enc *e = NULL;
+
+	assert_int_equal(chunk_enc_new(&e), 0);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(chunk_enc_add(e, 1700000000000LL + (int64_t)i * 10000, v[i]), 0);
+	return e;
+}
+
+static void expect_same(const uint8_t *a, size_t alen, const double *v, size_t n)
+{
+	struct chunk_dec d;
+	int64_t t;
+	double x;
+	size_t i = 0;
+
+	assert_int_equal(chunk_dec_init(&d, a, alen), 0);
+	while (i < n && chunk_dec_next(&d, &t, &x) == 1) {
+		uint64_t xb, vb;
+		memcpy(&xb, &x, 8);
+		memcpy(&vb, &v[i], 8);
+		if (xb != vb)
+			fail_msg("sample %zu: %.17g != %.17g", i, x, v[i]);
+		assert_int_equal(t, 1700000000000LL + (int64_t)i * 10000);
+		i++;
+	}
+	assert_int_equal(i, n);
+}
+
+static void test_compact_decimals_are_smaller_and_exact(void **state)
+{
+	double v[720];
+	struct chunk_enc *e, *re = NULL;
+	const uint8_t *b;
+	uint8_t *c = NULL;
+	size_t len, clen;
+
+	(void)state;
+	srand(7);
+	/* A CPU percentage with two places, a load with two, and some exact values between. */
+	for (int i = 0; i < 720; i++)
+		v[i] = (i % 7 == 0) ? -0.0 : (double)(1500 + rand() % 400) / 100.0;
+	v[3] = INFINITY;
+	v[5] = NAN;
+	e = enc_of(v, 720);
+	b = chunk_enc_bytes(e, &len);
+	assert_int_equal(chunk_compact(b, len, &c, &clen), 1);
+	print_message("plain %zu bytes, scaled %zu bytes (%.2f bytes/sample)\n", len, clen,
+	              (double)clen / 720);
+	assert_true(clen < len / 2);
+	assert_int_equal(c[0], CHUNK_SCALED | 2);
+	expect_same(c, clen, v, 720);
+	/* Reopened to append: plain again, same samples, and one more. */
+	assert_int_equal(chunk_enc_from_bytes(c, clen, &re), 0);
+	assert_int_equal(chunk_enc_count(re), 720);
+	assert_int_equal(chunk_enc_add(re, 1700000000000LL + 720 * 10000, 1.25), 0);
+	b = chunk_enc_bytes(re, &len);
+	assert_int_equal(b[0], CHUNK_VERSION);
+	expect_same(b, len, v, 720);
+	free(c);
+	chunk_enc_free(re);
+	chunk_enc_free(e);
+}
+
+static void test_compact_leaves_full_precision_values_plain(void **state)
+{
+	double v[100];
+	struct chunk_enc *e;
+	const uint8_t *b;
+	uint8_t *c = NULL;
+	size_t len, clen;
+
+	(void)state;
+	for (int i = 0; i < 100; i++)
+		v[i] = 100.0 / (i + 3); /* 33.333..., 25, 20, 16.666... */
+	e = enc_of(v, 100);
+	b = chunk_enc_bytes(e, &len);
+	assert_int_equal(chunk_compact(b, len, &c, &clen), 0);
+	assert_null(c);
+	chunk_enc_free(e);
+	/* Integers are already as small as they get: k = 0 gives the same bytes, kept plain. */
+	for (int i = 0; i < 100; i++)
+		v[i] = 4096.0 * (i % 5);
+	e = enc_of(v, 100);
+	b = chunk_enc_bytes(e, &len);
+	assert_int_equal(chunk_compact(b, len, &c, &clen), 0);
+	chunk_enc_free(e);
+}
+
+static void test_scaled_version_byte_checked(void **state)
+{
+	double v[3] = {1.5, 2.5, 3.5};
+	struct chunk_enc *e = enc_of(v, 3);
+	struct chunk_dec d;
+	const uint8_t *b;
+	uint8_t bad[64];
+	size_t len;
+
+	(void)state;
+	b = chunk_enc_bytes(e, &len);
+	assert_true(len <= sizeof(bad));
+	memcpy(bad, b, len);
+	bad[0] = CHUNK_SCALED | 10; /* no such scale */
+	assert_int_equal(chunk_dec_init(&d, bad, len), OUTPOST_E_INTERNAL);
+	bad[0] = 0x20;
+	assert_int_equal(chunk_dec_init(&d, bad, len), OUTPOST_E_INTERNAL);
+	chunk_enc_free(e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_compact_decimals_are_smaller_and_exact),
+	    cmocka_unit_test(test_compact_leaves_full_precision_values_plain),
+	    cmocka_unit_test(test_scaled_version_byte_checked),
 	    cmocka_unit_test(test_empty_chunk_is_a_header_and_decodes_to_nothing),
 	    cmocka_unit_test(test_single_sample_round_trips),
 	    cmocka_unit_test(test_layout_matches_the_documented_format),

@@ -167,6 +167,11 @@ static void host_emit(void *arg, const char *name, const char *const *labels, do
 		return;
 	hs->v[hs->n].off = (uint32_t)(hs->keys.len - len);
 	hs->v[hs->n].len = (uint32_t)len;
+	/* Two decimal places: finer than any host figure means (a percentage to 0.01, a rate to
+	 * 0.01/s), and a decimal of few places is what the hub's store keeps small; 15.577889...
+	 * costs it six bytes a sample, 15.58 one or two. */
+	if (isfinite(value) && fabs(value) < 1e13)
+		value = nearbyint(value * 100) / 100;
 	hs->v[hs->n].value = value;
 	hs->n++;
 }
