@@ -137,7 +137,8 @@ static long api_rss_bytes(void)
 
 /* Where the process's heap goes, for the footprint bench and for operators: SQLite's share (page
  * caches, schemas, statements: what PRAGMA cache_size bounds) and malloc's totals over every
- * arena. Both are per process: agents sharing one (outpost-sim) each show the same figures. */
+ * arena (glibc's: a sanitizer's allocator reports 0). Both are per process: agents sharing one
+ * (outpost-sim) each show the same figures. */
 static void api_metrics_heap(struct buf *b)
 {
 	sqlite3_int64 sq = 0, sq_hi = 0;

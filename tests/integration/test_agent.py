@@ -184,8 +184,10 @@ def test_metrics_show_where_the_heap_goes(agent):
     heap = {k: float(re.search(r'^outpost_agent_heap_bytes\{kind="%s"\} (\d+)$' % k, text,
                                re.M).group(1)) for k in ("in_use", "free", "mmapped")}
     assert sqlite > 0, "the ledger's database is open: SQLite holds memory"
-    assert heap["in_use"] > 0 and heap["free"] >= 0
-    assert sqlite <= heap["in_use"] + heap["mmapped"], "SQLite's memory comes from malloc"
+    # A sanitizer's allocator replaces glibc's malloc, and its mallinfo2() says 0 throughout.
+    if any(heap.values()):
+        assert heap["in_use"] > 0
+        assert sqlite <= heap["in_use"] + heap["mmapped"], "SQLite's memory comes from malloc"
 
 
 # ---------------------------------------------------------------------------------------------
