@@ -139,24 +139,31 @@ static long api_rss_bytes(void)
  * caches, schemas, statements: what PRAGMA cache_size bounds) and malloc's totals over every
  * arena (glibc's: a sanitizer's allocator reports 0). Both are per process: agents sharing one
  * (outpost-sim) each show the same figures. */
-static void api_metrics_heap(struct buf *b)
+static void api_metrics_heap(struct agent *a, struct buf *b)
 {
 	sqlite3_int64 sq = 0, sq_hi = 0;
+	int cache = 0, cache_hi = 0;
 	struct mallinfo2 mi = mallinfo2();
 
 	sqlite3_status64(SQLITE_STATUS_MEMORY_USED, &sq, &sq_hi, 0);
+	if (a->db)
+		sqlite3_db_status(a->db, SQLITE_DBSTATUS_CACHE_USED, &cache, &cache_hi, 0);
 	buf_printf(b,
 	           "# HELP outpost_agent_sqlite_memory_bytes Heap held by SQLite in this process "
 	           "(page caches, schemas, statements).\n"
 	           "# TYPE outpost_agent_sqlite_memory_bytes gauge\n"
 	           "outpost_agent_sqlite_memory_bytes %lld\n"
+	           "# HELP outpost_agent_sqlite_cache_bytes Page cache of the agent's database "
+	           "(at most PRAGMA cache_size).\n"
+	           "# TYPE outpost_agent_sqlite_cache_bytes gauge\n"
+	           "outpost_agent_sqlite_cache_bytes %d\n"
 	           "# HELP outpost_agent_heap_bytes malloc in this process, all arenas: in use, "
 	           "free but kept, and mmapped blocks.\n"
 	           "# TYPE outpost_agent_heap_bytes gauge\n"
 	           "outpost_agent_heap_bytes{kind=\"in_use\"} %zu\n"
 	           "outpost_agent_heap_bytes{kind=\"free\"} %zu\n"
 	           "outpost_agent_heap_bytes{kind=\"mmapped\"} %zu\n",
-	           (long long)sq, mi.uordblks, mi.fordblks, mi.hblkhd);
+	           (long long)sq, cache, mi.uordblks, mi.fordblks, mi.hblkhd);
 }
 
 /* The link to the hub: its status, and what the hubtask made of the tasks it brought. */
@@ -275,7 +282,7 @@ static void api_metrics(void *ctx, struct httpd_req *req)
 			           pc->plugin->name, pc->plugin->ops[j].name,
 			           (unsigned long long)atomic_load(&pc->stats[j].errors));
 	}
-	api_metrics_heap(&b);
+	api_metrics_heap(a, &b);
 	if (a->link)
 		api_metrics_link(a, &b);
 	buf_printf(&b,

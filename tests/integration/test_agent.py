@@ -184,6 +184,9 @@ def test_metrics_show_where_the_heap_goes(agent):
     heap = {k: float(re.search(r'^outpost_agent_heap_bytes\{kind="%s"\} (\d+)$' % k, text,
                                re.M).group(1)) for k in ("in_use", "free", "mmapped")}
     assert sqlite > 0, "the ledger's database is open: SQLite holds memory"
+    cache = a.metric("outpost_agent_sqlite_cache_bytes")
+    assert 0 < cache <= sqlite, "its page cache is part of SQLite's memory"
+    assert cache <= 256 * 1024 + 64 * 1024, "PRAGMA cache_size=-256 bounds it (plus headers)"
     # A sanitizer's allocator replaces glibc's malloc, and its mallinfo2() says 0 throughout.
     if any(heap.values()):
         assert heap["in_use"] > 0
