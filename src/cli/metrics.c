@@ -226,9 +226,37 @@ static int metrics_table_out(struct cli *c, struct out_table *t)
 	return rc;
 }
 
-int metrics_ls(struct cli *c, int argc, char **argv)
+/* One row of ls or latest: cells[i] points into bufs or into item. */
+typedef void (*metrics_row_fn)(const json_t *item, int64_t now, struct buf *bufs,
+                               const char **cells);
+
+static void ls_row(const json_t *s, int64_t now, struct buf *bufs, const char **cells)
 {
-	static const char *const head[] = {"HOST", "NAME", "LABELS", "SINCE", "LAST"};
+	out_labels(&bufs[0], json_object_get(s, "labels"));
+	out_time(&bufs[1], json_integer_value(json_object_get(s, "first_ms")));
+	out_age(&bufs[2], now, json_integer_value(json_object_get(s, "last_ms")));
+	cells[0] = json_string_value(json_object_get(s, "host"));
+	cells[1] = json_string_value(json_object_get(s, "name"));
+	cells[2] = bufs[0].data;
+	cells[3] = bufs[1].data;
+	cells[4] = bufs[2].data;
+}
+
+static void latest_row(const json_t *s, int64_t now, struct buf *bufs, const char **cells)
+{
+	out_labels(&bufs[0], json_object_get(s, "labels"));
+	put_value(&bufs[1], metrics_value(json_object_get(s, "value")));
+	out_age(&bufs[2], now, json_integer_value(json_object_get(s, "t")));
+	cells[0] = json_string_value(json_object_get(s, "host"));
+	cells[1] = bufs[0].data;
+	cells[2] = bufs[1].data;
+	cells[3] = bufs[2].data;
+}
+
+/* ls and latest: fetch the route's list and print it as a table, a row per item. */
+static int metrics_list(struct cli *c, int argc, char **argv, int mode, const char *route,
+                        const char *key, const char *const *head, size_t ncols, metrics_row_fn row)
+{
 	struct out_table *t = NULL;
 	json_t *result = NULL, *list, *s;
 	int64_t now = cli_now_ms();
@@ -236,35 +264,27 @@ int metrics_ls(struct cli *c, int argc, char **argv)
 	size_t i;
 	int rc;
 
-	if ((rc = metrics_args(c, argc, argv, M_LS, &o)) != 0)
+	if ((rc = metrics_args(c, argc, argv, mode, &o)) != 0)
 		return rc;
-	if ((rc = metrics_fetch(c, "series", &o, &result)) != 0 || !result)
+	if ((rc = metrics_fetch(c, route, &o, &result)) != 0 || !result)
 		return rc;
-	list = json_object_get(result, "series");
+	list = json_object_get(result, key);
 	rc = CLI_EXIT_HUB;
 	if (json_array_size(list) == 0) {
 		rc = metrics_none(&o);
 		goto out;
 	}
-	if (!(t = out_table_new(5, head)))
+	if (!(t = out_table_new(ncols, head)))
 		goto out;
 	json_array_foreach(list, i, s)
 	{
-		struct buf labels = BUF_INIT, since = BUF_INIT, last = BUF_INIT;
+		struct buf bufs[3] = {BUF_INIT, BUF_INIT, BUF_INIT};
 		const char *cells[5];
 		int r;
-		out_labels(&labels, json_object_get(s, "labels"));
-		out_time(&since, json_integer_value(json_object_get(s, "first_ms")));
-		out_age(&last, now, json_integer_value(json_object_get(s, "last_ms")));
-		cells[0] = json_string_value(json_object_get(s, "host"));
-		cells[1] = json_string_value(json_object_get(s, "name"));
-		cells[2] = labels.data;
-		cells[3] = since.data;
-		cells[4] = last.data;
+		row(s, now, bufs, cells);
 		r = out_table_add(t, cells);
-		buf_free(&labels);
-		buf_free(&since);
-		buf_free(&last);
+		for (int k = 0; k < 3; k++)
+			buf_free(&bufs[k]);
 		if (r < 0)
 			goto out;
 	}
@@ -276,53 +296,18 @@ out:
 	return rc;
 }
 
+int metrics_ls(struct cli *c, int argc, char **argv)
+{
+	static const char *const head[] = {"HOST", "NAME", "LABELS", "SINCE", "LAST"};
+
+	return metrics_list(c, argc, argv, M_LS, "series", "series", head, 5, ls_row);
+}
+
 int metrics_latest(struct cli *c, int argc, char **argv)
 {
 	static const char *const head[] = {"HOST", "LABELS", "VALUE", "AGE"};
-	struct out_table *t = NULL;
-	json_t *result = NULL, *list, *s;
-	int64_t now = cli_now_ms();
-	struct mopts o;
-	size_t i;
-	int rc;
 
-	if ((rc = metrics_args(c, argc, argv, M_LATEST, &o)) != 0)
-		return rc;
-	if ((rc = metrics_fetch(c, "latest", &o, &result)) != 0 || !result)
-		return rc;
-	list = json_object_get(result, "samples");
-	rc = CLI_EXIT_HUB;
-	if (json_array_size(list) == 0) {
-		rc = metrics_none(&o);
-		goto out;
-	}
-	if (!(t = out_table_new(4, head)))
-		goto out;
-	json_array_foreach(list, i, s)
-	{
-		struct buf labels = BUF_INIT, value = BUF_INIT, age = BUF_INIT;
-		const char *cells[4];
-		int r;
-		out_labels(&labels, json_object_get(s, "labels"));
-		put_value(&value, metrics_value(json_object_get(s, "value")));
-		out_age(&age, now, json_integer_value(json_object_get(s, "t")));
-		cells[0] = json_string_value(json_object_get(s, "host"));
-		cells[1] = labels.data;
-		cells[2] = value.data;
-		cells[3] = age.data;
-		r = out_table_add(t, cells);
-		buf_free(&labels);
-		buf_free(&value);
-		buf_free(&age);
-		if (r < 0)
-			goto out;
-	}
-	rc = metrics_table_out(c, t);
-	metrics_truncated(result, json_array_size(list));
-out:
-	out_table_free(t);
-	json_decref(result);
-	return rc;
+	return metrics_list(c, argc, argv, M_LATEST, "latest", "samples", head, 4, latest_row);
 }
 
 /* A series' title: its host and labels, or for an aggregate the aggregation and labels. */

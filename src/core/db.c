@@ -7,6 +7,45 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+int db_err(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return OUTPOST_E_BUSY;
+	case SQLITE_CONSTRAINT:
+		return OUTPOST_E_CONFLICT;
+	case SQLITE_FULL:
+		return OUTPOST_E_UNAVAILABLE;
+	default:
+		return OUTPOST_E_INTERNAL;
+	}
+}
+
+sqlite3_stmt *db_stmt(sqlite3_stmt *st)
+{
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return st;
+}
+
+int db_step(sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+
+	if (rc == SQLITE_ROW)
+		return 1;
+	return rc == SQLITE_DONE ? 0 : db_err(rc);
+}
+
+int db_run(sqlite3_stmt *st)
+{
+	int rc = db_step(st);
+
+	sqlite3_reset(st);
+	return rc < 0 ? rc : 0;
+}
+
 int db_exec(sqlite3 *db, const char *sql, char *msg, size_t msglen)
 {
 	char *err = NULL;

@@ -17,6 +17,19 @@ void db_close(sqlite3 *db); /* NULL ok */
 int db_migrate(sqlite3 *db, const char *component, const char *const *steps, int n, char *msg,
                size_t msglen);
 
+/* Statement helpers for stores that prepare their statements once and reuse them. */
+
+/* An SQLite result code as an OUTPOST_E_* code: BUSY/LOCKED busy, CONSTRAINT conflict, FULL
+ * unavailable (the disk), anything else internal. */
+int db_err(int rc);
+/* Resets a prepared statement and clears its bindings: ready to bind. Returns it. */
+sqlite3_stmt *db_stmt(sqlite3_stmt *st);
+/* Steps once: 1 a row, 0 done, or a negative OUTPOST_E_* code. */
+int db_step(sqlite3_stmt *st);
+/* Steps to the first row or the end, then resets the statement (so that no statement keeps a
+ * read transaction open between calls): 0 or a negative code. */
+int db_run(sqlite3_stmt *st);
+
 /* Runs SQL with no results. */
 int db_exec(sqlite3 *db, const char *sql, char *msg, size_t msglen);
 

@@ -390,47 +390,11 @@ static char *text_or_empty(const json_t *v, size_t flags)
 	return v ? text_of(v, flags) : strdup("{}");
 }
 
-static int sq_err(int rc)
-{
-	switch (rc & 0xff) {
-	case SQLITE_BUSY:
-	case SQLITE_LOCKED:
-		return OUTPOST_E_BUSY;
-	case SQLITE_CONSTRAINT:
-		return OUTPOST_E_CONFLICT;
-	default:
-		return OUTPOST_E_INTERNAL;
-	}
-}
-
 /* A statement ready to bind. Callers reset it again when done with it, so that no statement
  * keeps a read transaction open between calls. */
 static sqlite3_stmt *stmt(struct sq *s, enum st i)
 {
-	sqlite3_stmt *st = s->st[i];
-
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	return st;
-}
-
-/* 1 row, 0 done, or a negative code. */
-static int next(sqlite3_stmt *st)
-{
-	int rc = sqlite3_step(st);
-
-	if (rc == SQLITE_ROW)
-		return 1;
-	return rc == SQLITE_DONE ? 0 : sq_err(rc);
-}
-
-/* Runs a statement to its first row or its end, then resets it. */
-static int run(sqlite3_stmt *st)
-{
-	int rc = next(st);
-
-	sqlite3_reset(st);
-	return rc < 0 ? rc : 0;
+	return db_stmt(s->st[i]);
 }
 
 static void bind_str(sqlite3_stmt *st, int i, const char *v)
@@ -478,7 +442,7 @@ static json_int_t col_int(sqlite3_stmt *st, int i)
 
 static int tx_begin(struct sq *s)
 {
-	return run(stmt(s, ST_BEGIN));
+	return db_run(stmt(s, ST_BEGIN));
 }
 
 /* Abandons the transaction, if one is open (some errors end it themselves), and resets every
@@ -488,12 +452,12 @@ static void tx_rollback(struct sq *s)
 	for (int i = 0; i < ST_COUNT; i++)
 		sqlite3_reset(s->st[i]);
 	if (!sqlite3_get_autocommit(s->db))
-		run(stmt(s, ST_ROLLBACK));
+		db_run(stmt(s, ST_ROLLBACK));
 }
 
 static int tx_commit(struct sq *s)
 {
-	int rc = run(stmt(s, ST_COMMIT));
+	int rc = db_run(stmt(s, ST_COMMIT));
 
 	if (rc < 0)
 		tx_rollback(s);
@@ -519,7 +483,7 @@ static int event_add(struct sq *s, const char *host_id, const char *kind, const 
 	bind_str(st, 2, kind);
 	bind_str(st, 3, detail ? detail : "");
 	sqlite3_bind_int64(st, 4, now_ms);
-	return run(st);
+	return db_run(st);
 }
 
 /* A fact as the text a selector compares, or NULL when it has none. */
@@ -579,7 +543,7 @@ static int host_fetch(struct sq *s, const char *id, int full, json_t **out)
 
 	*out = NULL;
 	bind_str(st, 1, id);
-	rc = next(st);
+	rc = db_step(st);
 	if (rc == 1) {
 		h = host_json(st);
 		if (h && full &&
@@ -604,7 +568,7 @@ static int host_absent(struct sq *s, const char *id)
 	int rc;
 
 	bind_str(st, 1, id);
-	rc = next(st);
+	rc = db_step(st);
 	if (rc == 1)
 		rc = strcmp(col_str(st, 1), HOST_PENDING) == 0 ? OUTPOST_E_UNAVAILABLE
 		                                               : OUTPOST_E_FORBIDDEN;
@@ -621,7 +585,7 @@ static int seq_next(struct sq *s, const char *task_id, int64_t *seq)
 	int rc;
 
 	bind_str(st, 1, task_id);
-	rc = next(st);
+	rc = db_step(st);
 	*seq = sqlite3_column_int64(st, 0);
 	sqlite3_reset(st);
 	return rc < 0 ? rc : 0;
@@ -645,7 +609,7 @@ static int rows_move(struct sq *s, enum st which, const char *task_id, const cha
 	sqlite3_bind_int64(st, 3, now_ms);
 	if (host_id)
 		bind_str(st, 4, host_id);
-	if ((rc = run(st)) < 0)
+	if ((rc = db_run(st)) < 0)
 		return rc;
 	*moved = sqlite3_changes(s->db);
 	return 0;
@@ -661,13 +625,13 @@ static int task_settle(struct sq *s, const char *task_id, int *finished)
 	if (finished)
 		*finished = 0;
 	bind_str(st, 1, task_id);
-	rc = next(st);
+	rc = db_step(st);
 	sqlite3_reset(st);
 	if (rc != 0)
 		return rc < 0 ? rc : 0;
 	st = stmt(s, ST_TASK_FINISH);
 	bind_str(st, 1, task_id);
-	if ((rc = run(st)) < 0)
+	if ((rc = db_run(st)) < 0)
 		return rc;
 	if (finished)
 		*finished = sqlite3_changes(s->db) > 0;
@@ -686,7 +650,7 @@ static int host_cancel_rows(struct sq *s, const char *host_id, int64_t now_ms)
 	if (!tasks)
 		return OUTPOST_E_INTERNAL;
 	bind_str(st, 1, host_id);
-	while ((rc = next(st)) == 1)
+	while ((rc = db_step(st)) == 1)
 		if ((rc = push_col(tasks, st, 0)) < 0)
 			break;
 	sqlite3_reset(st);
@@ -719,7 +683,7 @@ static int sq_host_enroll(struct store *base, const struct store_enroll *e, json
 		return rc;
 	st = stmt(s, ST_HOST_AUTH);
 	bind_str(st, 1, e->host_id);
-	rc = next(st);
+	rc = db_step(st);
 	if (rc == 1) {
 		const char *state = col_str(st, 1);
 		if (strcmp(state, HOST_REVOKED) == 0)
@@ -742,12 +706,12 @@ static int sq_host_enroll(struct store *base, const struct store_enroll *e, json
 			st = stmt(s, ST_HOST_SET_LABELS);
 			bind_str(st, 1, e->host_id);
 			bind_str(st, 2, labels);
-			if ((rc = run(st)) < 0)
+			if ((rc = db_run(st)) < 0)
 				goto fail;
 			st = stmt(s, ST_HOST_SET_STATE);
 			bind_str(st, 1, e->host_id);
 			bind_str(st, 2, HOST_UP);
-			if ((rc = run(st)) < 0 ||
+			if ((rc = db_run(st)) < 0 ||
 			    (rc = event_add(s, e->host_id, "accepted", "enrollment token",
 			                    e->now_ms)) < 0)
 				goto fail;
@@ -770,10 +734,11 @@ static int sq_host_enroll(struct store *base, const struct store_enroll *e, json
 		bind_str(st, 7, attrs);
 		bind_str(st, 8, e->version);
 		sqlite3_bind_int64(st, 9, e->now_ms);
-		if ((rc = run(st)) < 0 || (rc = event_add(s, e->host_id, "enrolled",
-		                                          e->accept ? "accepted by enrollment token"
-		                                                    : "pending acceptance",
-		                                          e->now_ms)) < 0)
+		if ((rc = db_run(st)) < 0 ||
+		    (rc = event_add(s, e->host_id, "enrolled",
+		                    e->accept ? "accepted by enrollment token"
+		                              : "pending acceptance",
+		                    e->now_ms)) < 0)
 			goto fail;
 	} else {
 		goto fail;
@@ -831,7 +796,7 @@ static int sq_host_list(struct store *base, json_t **hosts)
 	int rc = arr ? 0 : OUTPOST_E_INTERNAL;
 
 	*hosts = NULL;
-	while (rc == 0 && (rc = next(st)) == 1) {
+	while (rc == 0 && (rc = db_step(st)) == 1) {
 		json_t *h = host_json(st);
 		rc = 0;
 		/* set_new and append_new take their value even when they fail. */
@@ -881,7 +846,7 @@ static int sq_host_set_state(struct store *base, const char *id, const char *sta
 		return rc;
 	st = stmt(s, ST_HOST_AUTH);
 	bind_str(st, 1, id);
-	rc = next(st);
+	rc = db_step(st);
 	if (rc == 1) {
 		same = strcmp(col_str(st, 1), state) == 0;
 		kind = same ? NULL : host_transition(col_str(st, 1), state);
@@ -896,7 +861,7 @@ static int sq_host_set_state(struct store *base, const char *id, const char *sta
 		st = stmt(s, ST_HOST_SET_STATE);
 		bind_str(st, 1, id);
 		bind_str(st, 2, state);
-		if ((rc = run(st)) < 0 || (rc = event_add(s, id, kind, reason, now_ms)) < 0)
+		if ((rc = db_run(st)) < 0 || (rc = event_add(s, id, kind, reason, now_ms)) < 0)
 			goto fail;
 		if (strcmp(state, HOST_REVOKED) == 0 && (rc = host_cancel_rows(s, id, now_ms)) < 0)
 			goto fail;
@@ -922,7 +887,7 @@ static int sq_host_remove(struct store *base, const char *id)
 		return rc;
 	st = stmt(s, ST_HOST_DELETE);
 	bind_str(st, 1, id);
-	if ((rc = run(st)) < 0)
+	if ((rc = db_run(st)) < 0)
 		goto fail;
 	if (sqlite3_changes(s->db) == 0) {
 		rc = OUTPOST_E_NOT_FOUND;
@@ -963,7 +928,7 @@ static int sq_host_labels(struct store *base, const char *id, json_t *set, json_
 		return rc;
 	st = stmt(s, ST_HOST_AUTH);
 	bind_str(st, 1, id);
-	rc = next(st);
+	rc = db_step(st);
 	if (rc == 1)
 		lab = col_json(st, 2);
 	sqlite3_reset(st);
@@ -983,7 +948,7 @@ static int sq_host_labels(struct store *base, const char *id, json_t *set, json_
 	st = stmt(s, ST_HOST_SET_LABELS);
 	bind_str(st, 1, id);
 	bind_str(st, 2, text);
-	if ((rc = run(st)) < 0)
+	if ((rc = db_run(st)) < 0)
 		goto fail;
 	rc = tx_commit(s);
 	goto out;
@@ -1017,7 +982,7 @@ static int sq_host_seen(struct store *base, const char *id, int64_t now_ms, cons
 	bind_str(st, 1, id);
 	sqlite3_bind_int64(st, 2, now_ms);
 	bind_str(st, 3, version);
-	if ((rc = run(st)) < 0)
+	if ((rc = db_run(st)) < 0)
 		goto fail;
 	if (sqlite3_changes(s->db) == 0) {
 		rc = host_absent(s, id);
@@ -1025,7 +990,7 @@ static int sq_host_seen(struct store *base, const char *id, int64_t now_ms, cons
 	}
 	st = stmt(s, ST_HOST_SEEN_UP);
 	bind_str(st, 1, id);
-	if ((rc = run(st)) < 0)
+	if ((rc = db_run(st)) < 0)
 		goto fail;
 	down = sqlite3_changes(s->db) > 0;
 	if (down && (rc = event_add(s, id, "up", "beat", now_ms)) < 0)
@@ -1035,7 +1000,7 @@ static int sq_host_seen(struct store *base, const char *id, int64_t now_ms, cons
 		bind_str(st, 1, id);
 		bind_str(st, 2, ftext);
 		bind_str(st, 3, atext);
-		if ((rc = run(st)) < 0)
+		if ((rc = db_run(st)) < 0)
 			goto fail;
 	}
 	if ((rc = tx_commit(s)) == 0 && was_down)
@@ -1066,7 +1031,7 @@ static int sq_hosts_mark_down(struct store *base, int64_t before_ms, int64_t now
 		goto out;
 	st = stmt(s, ST_HOST_STALE);
 	sqlite3_bind_int64(st, 1, before_ms);
-	while ((rc = next(st)) == 1) {
+	while ((rc = db_step(st)) == 1) {
 		if ((rc = push_col(arr, st, 0)) < 0 ||
 		    json_array_append_new(last, json_integer(col_int(st, 1)))) {
 			rc = OUTPOST_E_INTERNAL;
@@ -1085,7 +1050,7 @@ static int sq_hosts_mark_down(struct store *base, int64_t before_ms, int64_t now
 		st = stmt(s, ST_HOST_SET_STATE);
 		bind_str(st, 1, id);
 		bind_str(st, 2, HOST_DOWN);
-		if ((rc = run(st)) < 0 || (rc = event_add(s, id, "down", detail, now_ms)) < 0)
+		if ((rc = db_run(st)) < 0 || (rc = event_add(s, id, "down", detail, now_ms)) < 0)
 			goto fail;
 	}
 	if ((rc = tx_commit(s)) < 0)
@@ -1117,7 +1082,7 @@ static int sq_events_list(struct store *base, const char *host_id, int limit, js
 	sqlite3_bind_int(st, 1, limit);
 	if (host_id)
 		bind_str(st, 2, host_id);
-	while (rc == 0 && (rc = next(st)) == 1) {
+	while (rc == 0 && (rc = db_step(st)) == 1) {
 		json_t *ev =
 		    json_pack("{s:s, s:s, s:s, s:I}", "host_id", col_str(st, 0), "kind",
 		              col_str(st, 1), "detail", col_str(st, 2), "at_ms", col_int(st, 3));
@@ -1196,7 +1161,7 @@ static int sq_token_add(struct store *base, json_t *tok)
 	/* The same id again: the first result if it is the same token, else a conflict. */
 	st = stmt(s, ST_TOKEN_BY_ID);
 	bind_str(st, 1, id);
-	rc = next(st);
+	rc = db_step(st);
 	if (rc == 1)
 		rc = strcmp(col_str(st, 0), hash) == 0 ? 1 : OUTPOST_E_CONFLICT;
 	sqlite3_reset(st);
@@ -1214,7 +1179,7 @@ static int sq_token_add(struct store *base, json_t *tok)
 	sqlite3_bind_int64(st, 6, json_integer_value(created));
 	sqlite3_bind_int64(st, 7, expires ? json_integer_value(expires) : 0);
 	bind_str(st, 8, json_string_value(by));
-	if ((rc = run(st)) < 0) { /* CONFLICT: another token has this hash */
+	if ((rc = db_run(st)) < 0) { /* CONFLICT: another token has this hash */
 		tx_rollback(s);
 		goto out;
 	}
@@ -1236,7 +1201,7 @@ static int sq_token_find(struct store *base, const char *hash, int64_t now_ms, j
 		return OUTPOST_E_BAD_ARGS;
 	bind_str(st, 1, hash);
 	sqlite3_bind_int64(st, 2, now_ms);
-	rc = next(st);
+	rc = db_step(st);
 	if (rc == 1)
 		rc = (*tok = token_json(st, 0)) ? 0 : OUTPOST_E_INTERNAL;
 	else if (rc == 0)
@@ -1253,7 +1218,7 @@ static int sq_token_list(struct store *base, json_t **toks)
 	int rc = arr ? 0 : OUTPOST_E_INTERNAL;
 
 	*toks = NULL;
-	while (rc == 0 && (rc = next(st)) == 1) {
+	while (rc == 0 && (rc = db_step(st)) == 1) {
 		json_t *t = token_json(st, 1);
 		rc = t && json_array_append_new(arr, t) == 0 ? 0 : OUTPOST_E_INTERNAL;
 	}
@@ -1273,7 +1238,7 @@ static int sq_token_revoke(struct store *base, const char *id)
 	int rc;
 
 	bind_str(st, 1, id);
-	if ((rc = run(st)) < 0)
+	if ((rc = db_run(st)) < 0)
 		return rc;
 	return sqlite3_changes(s->db) > 0 ? 0 : OUTPOST_E_NOT_FOUND;
 }
@@ -1306,7 +1271,7 @@ static int task_json(struct sq *s, sqlite3_stmt *row, int with_hosts, int64_t si
 			goto oom;
 	st = stmt(s, ST_TASK_COUNTS);
 	bind_str(st, 1, id);
-	while ((rc = next(st)) == 1) {
+	while ((rc = db_step(st)) == 1) {
 		json_int_t n = col_int(st, 1);
 		total += n;
 		if (json_object_set_new(counts, col_str(st, 0), json_integer(n)))
@@ -1327,7 +1292,7 @@ static int task_json(struct sq *s, sqlite3_stmt *row, int with_hosts, int64_t si
 		st = stmt(s, ST_TASK_ROWS);
 		bind_str(st, 1, id);
 		sqlite3_bind_int64(st, 2, since);
-		while ((rc = next(st)) == 1) {
+		while ((rc = db_step(st)) == 1) {
 			json_t *h = json_pack("{s:s, s:s, s:o, s:o, s:o, s:I, s:I}", "host_id",
 			                      col_str(st, 0), "state", col_str(st, 1), "response",
 			                      col_json(st, 2), "started_ms", col_ms(st, 3),
@@ -1359,7 +1324,7 @@ static int task_fetch(struct sq *s, const char *id, int with_hosts, int64_t sinc
 
 	*out = NULL;
 	bind_str(st, 1, id);
-	rc = next(st);
+	rc = db_step(st);
 	if (rc == 1)
 		rc = task_json(s, st, with_hosts, since, out);
 	else if (rc == 0)
@@ -1421,7 +1386,7 @@ static int sq_task_create(struct store *base, json_t *task, json_t *host_ids, js
 		goto out;
 	st = stmt(s, ST_TASK_STATE);
 	bind_str(st, 1, id);
-	rc = next(st);
+	rc = db_step(st);
 	sqlite3_reset(st);
 	if (rc != 0) {
 		tx_rollback(s);
@@ -1446,13 +1411,13 @@ static int sq_task_create(struct store *base, json_t *task, json_t *host_ids, js
 	sqlite3_bind_int64(st, 11, maxf);
 	sqlite3_bind_int64(st, 12, n > 0 && bsize > 0 ? (n - 1) / bsize : 0);
 	bind_str(st, 13, n > 0 ? "running" : "done");
-	if ((rc = run(st)) < 0)
+	if ((rc = db_run(st)) < 0)
 		goto fail;
 	st = stmt(s, ST_TASK_ROW_ADD);
 	bind_str(st, 1, id);
 	sqlite3_bind_int64(st, 2, bsize);
 	bind_str(st, 3, htext);
-	if ((rc = run(st)) < 0) {
+	if ((rc = db_run(st)) < 0) {
 		if (rc == OUTPOST_E_CONFLICT) /* the same host twice */
 			rc = OUTPOST_E_BAD_ARGS;
 		goto fail;
@@ -1487,7 +1452,7 @@ static int sq_task_list(struct store *base, int limit, json_t **tasks)
 		return OUTPOST_E_INTERNAL;
 	st = stmt(s, ST_TASK_LIST);
 	sqlite3_bind_int(st, 1, limit);
-	while (rc == 0 && (rc = next(st)) == 1) {
+	while (rc == 0 && (rc = db_step(st)) == 1) {
 		json_t *t;
 		if ((rc = task_json(s, st, 0, 0, &t)) == 0 && json_array_append_new(arr, t))
 			rc = OUTPOST_E_INTERNAL;
@@ -1511,7 +1476,7 @@ static int rows_to_items(struct sq *s, enum st which, const char *host_id, int64
 	bind_str(st, 1, host_id);
 	sqlite3_bind_int64(st, 2, now_ms);
 	sqlite3_bind_int(st, 3, limit);
-	while (rc == 0 && (rc = next(st)) == 1) {
+	while (rc == 0 && (rc = db_step(st)) == 1) {
 		json_t *t =
 		    json_pack("{s:{s:s, s:s, s:s, s:s, s:o, s:I, s:I, s:I}}", "task", "task_id",
 		              col_str(st, 0), "host_id", host_id, "plugin", col_str(st, 1), "op",
@@ -1554,7 +1519,7 @@ static int sq_task_take(struct store *base, const char *host_id, int64_t now_ms,
 		bind_str(st, 1, tid);
 		bind_str(st, 2, host_id);
 		sqlite3_bind_int64(st, 3, seq);
-		if ((rc = run(st)) < 0)
+		if ((rc = db_run(st)) < 0)
 			goto fail;
 		if (sqlite3_changes(s->db) == 0) /* taken since the read: not ours to hand out */
 			json_array_remove(arr, i);
@@ -1618,7 +1583,7 @@ static int sq_task_report(struct store *base, const char *task_id, const char *h
 	st = stmt(s, ST_ROW_STATE);
 	bind_str(st, 1, task_id);
 	bind_str(st, 2, host_id);
-	rc = next(st);
+	rc = db_step(st);
 	if (rc == 1)
 		cur = str_index(col_str(st, 0), row_states, ROW_NSTATES);
 	sqlite3_reset(st);
@@ -1643,7 +1608,7 @@ static int sq_task_report(struct store *base, const char *task_id, const char *h
 	bind_ms(st, 5, started_ms);
 	bind_ms(st, 6, to >= RS_FINAL ? finished_ms : 0);
 	sqlite3_bind_int64(st, 7, seq);
-	if ((rc = run(st)) < 0)
+	if ((rc = db_run(st)) < 0)
 		goto fail;
 	if (to >= RS_FINAL && (rc = task_settle(s, task_id, &fin)) < 0)
 		goto fail;
@@ -1669,7 +1634,7 @@ static int sq_task_cancel(struct store *base, const char *id, int64_t now_ms)
 		return rc;
 	st = stmt(s, ST_TASK_STATE);
 	bind_str(st, 1, id);
-	rc = next(st);
+	rc = db_step(st);
 	if (rc == 1)
 		rc = strcmp(col_str(st, 0), "running") == 0 ? 1 : 0;
 	else if (rc == 0)
@@ -1683,7 +1648,7 @@ static int sq_task_cancel(struct store *base, const char *id, int64_t now_ms)
 	st = stmt(s, ST_TASK_CANCEL);
 	bind_str(st, 1, id);
 	sqlite3_bind_int64(st, 2, now_ms);
-	if ((rc = run(st)) < 0 ||
+	if ((rc = db_run(st)) < 0 ||
 	    (rc = rows_move(s, ST_ROWS_CANCEL, id, NULL, now_ms, &moved)) < 0 ||
 	    (rc = task_settle(s, id, NULL)) < 0)
 		goto fail;
@@ -1711,7 +1676,7 @@ static int sq_tasks_expire(struct store *base, int64_t now_ms, json_t **task_ids
 		goto out;
 	st = stmt(s, ST_EXPIRE_TASKS);
 	sqlite3_bind_int64(st, 1, now_ms);
-	while ((rc = next(st)) == 1) {
+	while ((rc = db_step(st)) == 1) {
 		json_t *t = json_pack("[s, I, I]", col_str(st, 0), col_int(st, 1), col_int(st, 2));
 		if (!t || json_array_append_new(due, t)) {
 			rc = OUTPOST_E_INTERNAL;
@@ -1764,14 +1729,14 @@ static int task_advance(struct sq *s, const char *id, json_int_t maxf, json_int_
 		st = stmt(s, ST_BATCH_OPEN);
 		bind_str(st, 1, id);
 		sqlite3_bind_int64(st, 2, released);
-		rc = next(st);
+		rc = db_step(st);
 		sqlite3_reset(st);
 		if (rc != 0) /* the released batches still run */
 			return rc < 0 ? rc : 0;
 		if (maxf >= 0) {
 			st = stmt(s, ST_TASK_FAILURES);
 			bind_str(st, 1, id);
-			rc = next(st);
+			rc = db_step(st);
 			json_int_t failed = col_int(st, 0);
 			sqlite3_reset(st);
 			if (rc < 0)
@@ -1787,12 +1752,12 @@ static int task_advance(struct sq *s, const char *id, json_int_t maxf, json_int_
 		st = stmt(s, ST_TASK_RELEASE);
 		bind_str(st, 1, id);
 		sqlite3_bind_int64(st, 2, released);
-		if ((rc = run(st)) < 0)
+		if ((rc = db_run(st)) < 0)
 			return rc;
 		st = stmt(s, ST_BATCH_HOSTS);
 		bind_str(st, 1, id);
 		sqlite3_bind_int64(st, 2, released);
-		while ((rc = next(st)) == 1) {
+		while ((rc = db_step(st)) == 1) {
 			const char *h = col_str(st, 0);
 			if (!h || json_object_set_new(woken, h, json_true()))
 				rc = OUTPOST_E_INTERNAL;
@@ -1823,7 +1788,7 @@ static int sq_tasks_advance(struct store *base, int64_t now_ms, json_t **host_id
 	if ((rc = tx_begin(s)) < 0)
 		goto out;
 	st = stmt(s, ST_ADVANCE_TASKS);
-	while ((rc = next(st)) == 1) {
+	while ((rc = db_step(st)) == 1) {
 		json_t *t = json_pack("[s, I, I, I]", col_str(st, 0), col_int(st, 1),
 		                      col_int(st, 2), col_int(st, 3));
 		if (!t || json_array_append_new(ready, t)) {
@@ -1876,7 +1841,7 @@ static int sq_task_hosts_waiting(struct store *base, const char *task_id, json_t
 	if (task_id) {
 		st = stmt(s, ST_TASK_STATE);
 		bind_str(st, 1, task_id);
-		rc = next(st);
+		rc = db_step(st);
 		sqlite3_reset(st);
 		if (rc <= 0)
 			return rc < 0 ? rc : OUTPOST_E_NOT_FOUND;
@@ -1887,7 +1852,7 @@ static int sq_task_hosts_waiting(struct store *base, const char *task_id, json_t
 	st = stmt(s, task_id ? ST_WAITING_TASK : ST_WAITING_ALL);
 	if (task_id)
 		bind_str(st, 1, task_id);
-	while (rc == 0 && (rc = next(st)) == 1)
+	while (rc == 0 && (rc = db_step(st)) == 1)
 		rc = push_col(arr, st, 0);
 	sqlite3_reset(st);
 	if (rc < 0) {
@@ -1918,7 +1883,7 @@ static int sq_audit_add(struct store *base, const char *actor, const char *actio
 	bind_str(st, 3, action);
 	bind_str(st, 4, target);
 	bind_str(st, 5, dtext);
-	rc = run(st);
+	rc = db_run(st);
 	free(dtext);
 	return rc;
 }
@@ -1937,7 +1902,7 @@ static int sq_audit_list(struct store *base, int limit, json_t **entries)
 		return OUTPOST_E_INTERNAL;
 	st = stmt(s, ST_AUDIT_LIST);
 	sqlite3_bind_int(st, 1, limit);
-	while (rc == 0 && (rc = next(st)) == 1) {
+	while (rc == 0 && (rc = db_step(st)) == 1) {
 		json_t *e =
 		    json_pack("{s:I, s:I, s:s, s:s, s:s?, s:o}", "id", col_int(st, 0), "at_ms",
 		              col_int(st, 1), "actor", col_str(st, 2), "action", col_str(st, 3),
@@ -1957,7 +1922,7 @@ static int sq_audit_list(struct store *base, int limit, json_t **entries)
 static int count_of(struct sq *s, enum st which, json_int_t *n)
 {
 	sqlite3_stmt *st = stmt(s, which);
-	int rc = next(st);
+	int rc = db_step(st);
 
 	*n = col_int(st, 0);
 	sqlite3_reset(st);
@@ -1977,7 +1942,7 @@ static int sq_stats(struct store *base, json_t **stats)
 		if (json_object_set_new(hosts, host_states[i], json_integer(0)))
 			rc = OUTPOST_E_INTERNAL;
 	st = stmt(s, ST_STATS_HOSTS);
-	while (rc == 0 && (rc = next(st)) == 1)
+	while (rc == 0 && (rc = db_step(st)) == 1)
 		rc = json_object_set_new(hosts, col_str(st, 0), json_integer(col_int(st, 1)))
 		         ? OUTPOST_E_INTERNAL
 		         : 0;

@@ -103,48 +103,14 @@ static struct sqm *sqm_of(struct mstore *m)
 	return (struct sqm *)m;
 }
 
-static int sqm_err(int rc)
-{
-	switch (rc & 0xff) {
-	case SQLITE_BUSY:
-	case SQLITE_LOCKED:
-		return OUTPOST_E_BUSY;
-	case SQLITE_CONSTRAINT:
-		return OUTPOST_E_CONFLICT;
-	case SQLITE_FULL:
-		return OUTPOST_E_UNAVAILABLE;
-	default:
-		return OUTPOST_E_INTERNAL;
-	}
-}
-
 static sqlite3_stmt *stmt(struct sqm *s, int i)
 {
-	sqlite3_reset(s->st[i]);
-	sqlite3_clear_bindings(s->st[i]);
-	return s->st[i];
-}
-
-static int step(sqlite3_stmt *st)
-{
-	int rc = sqlite3_step(st);
-
-	if (rc == SQLITE_ROW)
-		return 1;
-	return rc == SQLITE_DONE ? 0 : sqm_err(rc);
-}
-
-static int run(sqlite3_stmt *st)
-{
-	int rc = step(st);
-
-	sqlite3_reset(st);
-	return rc < 0 ? rc : 0;
+	return db_stmt(s->st[i]);
 }
 
 static int m_begin(struct mstore *m)
 {
-	return run(stmt(sqm_of(m), M_BEGIN));
+	return db_run(stmt(sqm_of(m), M_BEGIN));
 }
 
 static void m_rollback(struct mstore *m)
@@ -154,12 +120,12 @@ static void m_rollback(struct mstore *m)
 	for (int i = 0; i < M_COUNT; i++)
 		sqlite3_reset(s->st[i]);
 	if (!sqlite3_get_autocommit(s->db))
-		run(stmt(s, M_ROLLBACK));
+		db_run(stmt(s, M_ROLLBACK));
 }
 
 static int m_commit(struct mstore *m)
 {
-	int rc = run(stmt(sqm_of(m), M_COMMIT));
+	int rc = db_run(stmt(sqm_of(m), M_COMMIT));
 
 	if (rc < 0)
 		m_rollback(m);
@@ -171,7 +137,7 @@ static int m_series_each(struct mstore *m, mstore_series_fn fn, void *arg)
 	sqlite3_stmt *st = stmt(sqm_of(m), M_SERIES_EACH);
 	int rc;
 
-	while ((rc = step(st)) == 1) {
+	while ((rc = db_step(st)) == 1) {
 		rc = fn(arg, (uint32_t)sqlite3_column_int64(st, 0),
 		        (const char *)sqlite3_column_text(st, 1),
 		        (const char *)sqlite3_column_text(st, 2), sqlite3_column_int64(st, 3),
@@ -192,7 +158,7 @@ static int m_series_add(struct mstore *m, uint32_t id, const char *host, const c
 	sqlite3_bind_text(st, 2, host, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, key, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 4, first_ms);
-	return run(st);
+	return db_run(st);
 }
 
 static int m_series_rolled(struct mstore *m, uint32_t id, int64_t rolled_ms)
@@ -201,7 +167,7 @@ static int m_series_rolled(struct mstore *m, uint32_t id, int64_t rolled_ms)
 
 	sqlite3_bind_int64(st, 1, rolled_ms);
 	sqlite3_bind_int64(st, 2, id);
-	return run(st);
+	return db_run(st);
 }
 
 static int m_seq_each(struct mstore *m, mstore_seq_fn fn, void *arg)
@@ -209,7 +175,7 @@ static int m_seq_each(struct mstore *m, mstore_seq_fn fn, void *arg)
 	sqlite3_stmt *st = stmt(sqm_of(m), M_SEQ_EACH);
 	int rc;
 
-	while ((rc = step(st)) == 1) {
+	while ((rc = db_step(st)) == 1) {
 		rc = fn(arg, (const char *)sqlite3_column_text(st, 0),
 		        (const char *)sqlite3_column_text(st, 1), sqlite3_column_int64(st, 2));
 		if (rc)
@@ -226,7 +192,7 @@ static int m_seq_put(struct mstore *m, const char *host, const char *epoch, int6
 	sqlite3_bind_text(st, 1, host, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, epoch, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 3, seq);
-	return run(st);
+	return db_run(st);
 }
 
 static int m_log_add(struct mstore *m, const uint8_t *p, size_t len, int64_t *id)
@@ -236,7 +202,7 @@ static int m_log_add(struct mstore *m, const uint8_t *p, size_t len, int64_t *id
 	int rc;
 
 	sqlite3_bind_blob64(st, 1, p, len, SQLITE_STATIC);
-	rc = run(st);
+	rc = db_run(st);
 	if (rc == 0 && id)
 		*id = sqlite3_last_insert_rowid(s->db);
 	return rc;
@@ -248,7 +214,7 @@ static int m_log_each(struct mstore *m, int64_t after_id, mstore_log_fn fn, void
 	int rc;
 
 	sqlite3_bind_int64(st, 1, after_id);
-	while ((rc = step(st)) == 1) {
+	while ((rc = db_step(st)) == 1) {
 		rc = fn(arg, sqlite3_column_int64(st, 0), sqlite3_column_blob(st, 1),
 		        (size_t)sqlite3_column_bytes(st, 1));
 		if (rc)
@@ -263,7 +229,7 @@ static int m_log_trim(struct mstore *m, int64_t upto_id)
 	sqlite3_stmt *st = stmt(sqm_of(m), M_LOG_TRIM);
 
 	sqlite3_bind_int64(st, 1, upto_id);
-	return run(st);
+	return db_run(st);
 }
 
 static int res_ok(int res)
@@ -285,7 +251,7 @@ static int m_chunk_put(struct mstore *m, int res, const struct mstore_chunk *c)
 	sqlite3_bind_blob64(st, 5, c->data, c->len, SQLITE_STATIC);
 	if (res == 0)
 		sqlite3_bind_int(st, 6, c->sealed ? 1 : 0);
-	return run(st);
+	return db_run(st);
 }
 
 /* Rows are (series, start_ms, end_ms, count, data, sealed). */
@@ -293,7 +259,7 @@ static int each_chunk(sqlite3_stmt *st, mstore_chunk_fn fn, void *arg, int *foun
 {
 	int rc;
 
-	while ((rc = step(st)) == 1) {
+	while ((rc = db_step(st)) == 1) {
 		struct mstore_chunk c = {
 		    .series = (uint32_t)sqlite3_column_int64(st, 0),
 		    .start_ms = sqlite3_column_int64(st, 1),
@@ -360,7 +326,7 @@ static int m_chunk_mark_rolled(struct mstore *m, uint32_t series, int64_t start_
 
 	sqlite3_bind_int64(st, 1, series);
 	sqlite3_bind_int64(st, 2, start_ms);
-	return run(st);
+	return db_run(st);
 }
 
 static int m_chunk_expire(struct mstore *m, int res, int64_t before_ms, int limit, int64_t *n)
@@ -374,7 +340,7 @@ static int m_chunk_expire(struct mstore *m, int res, int64_t before_ms, int limi
 	st = stmt(s, M_EXPIRE + res);
 	sqlite3_bind_int64(st, 1, before_ms);
 	sqlite3_bind_int(st, 2, limit);
-	rc = run(st);
+	rc = db_run(st);
 	if (n)
 		*n = rc == 0 ? sqlite3_changes64(s->db) : 0;
 	return rc;
