@@ -247,6 +247,8 @@ void hub_free(struct hub *h)
 	httpd_stop(h->httpd);
 	query_free(h->query);
 	tsdb_close(h->tsdb);
+	json_decref(h->sel_hosts);
+	json_decref(h->sel_keys);
 	if (h->store)
 		h->store->ops->close(h->store);
 	if (h->lock_fd >= 0)

@@ -69,10 +69,12 @@ struct hub {
 	struct httpd *httpd;
 	struct httpd_route *routes;
 	struct loop_timer *tick;
-	struct tsdb *tsdb;                        /* metrics (tsdb.h) */
-	struct query *query;                      /* query engine's reused buffers (query.h) */
-	struct ingest *ingest;                    /* agents' metric batches (ingest.c) */
-	struct loop_timer *compact;               /* the tsdb's background work */
+	struct tsdb *tsdb;            /* metrics (tsdb.h) */
+	struct query *query;          /* query engine's reused buffers (query.h) */
+	struct ingest *ingest;        /* agents' metric batches (ingest.c) */
+	struct loop_timer *compact;   /* the tsdb's background work */
+	json_t *sel_hosts, *sel_keys; /* the registry as queries' selectors saw it (tasks.c) */
+	int64_t sel_at_ms;
 	struct hub_wait *polls[HUB_WAIT_BUCKETS]; /* agents' task polls by host id */
 	struct hub_wait *watches;                 /* operators' task waits */
 	size_t npolls;

@@ -192,29 +192,68 @@ static int key_known(void *arg, const char *key)
 	return json_object_get(ks->keys, key) != NULL;
 }
 
+/* The registry as selectors see it: each host with its attrs (facts, labels, id, state,
+ * version merged) and the set of every key in use. Queries reuse it for HUB_SELECT_CACHE_MS
+ * (reading and preparing 10,000 hosts costs tens of ms, and a dashboard asks every few
+ * seconds; a host enrolled a moment ago showing up a moment later in a chart is fine); tasks
+ * always read it afresh, so a task sees a host the moment it is accepted. */
+#define HUB_SELECT_CACHE_MS 2000
+
+static int hosts_snapshot(struct hub *h, json_t **hosts, json_t **keys)
+{
+	json_t *host;
+	size_t i;
+
+	*keys = NULL;
+	if (h->store->ops->host_list(h->store, hosts) < 0)
+		return OUTPOST_E_INTERNAL;
+	if (!(*keys = json_object())) {
+		json_decref(*hosts);
+		return OUTPOST_E_INTERNAL;
+	}
+	json_array_foreach(*hosts, i, host)
+	{
+		json_t *attrs = json_object_get(host, "attrs"), *v;
+		const char *k;
+		if (!attrs) {
+			attrs = json_object();
+			json_object_set_new(host, "attrs", attrs);
+		}
+		json_object_foreach(attrs, k, v) json_object_set(*keys, k, json_true());
+		json_object_foreach(json_object_get(host, "labels"), k, v)
+		    json_object_set(*keys, k, json_true());
+		json_object_set(attrs, "state", json_object_get(host, "state"));
+		json_object_set(attrs, "id", json_object_get(host, "id"));
+		if (json_object_get(host, "version"))
+			json_object_set(attrs, "version", json_object_get(host, "version"));
+		json_object_update(attrs, json_object_get(host, "labels"));
+	}
+	return 0;
+}
+
 int hub_select_hosts(struct hub *h, const char *target, int any_state, json_t **ids, char *msg,
                      size_t msglen)
 {
-	struct keyset ks = {json_object()};
+	struct keyset ks = {NULL};
 	struct selector *sel = NULL;
 	json_t *hosts = NULL, *host;
+	int64_t now = clk_mono_ms();
 	size_t i;
 	int rc;
 
 	*ids = NULL;
-	rc = h->store->ops->host_list(h->store, &hosts);
-	if (rc < 0) {
+	if (any_state && h->sel_hosts && now - h->sel_at_ms < HUB_SELECT_CACHE_MS) {
+		hosts = json_incref(h->sel_hosts);
+		ks.keys = json_incref(h->sel_keys);
+	} else if ((rc = hosts_snapshot(h, &hosts, &ks.keys)) < 0) {
 		snprintf(msg, msglen, "cannot read the registry");
 		goto out;
-	}
-	json_array_foreach(hosts, i, host)
-	{
-		const char *k;
-		json_t *v;
-		json_object_foreach(json_object_get(host, "attrs"), k, v)
-		    json_object_set(ks.keys, k, json_true());
-		json_object_foreach(json_object_get(host, "labels"), k, v)
-		    json_object_set(ks.keys, k, json_true());
+	} else if (any_state) {
+		json_decref(h->sel_hosts);
+		json_decref(h->sel_keys);
+		h->sel_hosts = json_incref(hosts);
+		h->sel_keys = json_incref(ks.keys);
+		h->sel_at_ms = now;
 	}
 	rc = selector_parse(target, key_known, &ks, &sel, msg, msglen);
 	if (rc < 0)
@@ -223,20 +262,11 @@ int hub_select_hosts(struct hub *h, const char *target, int any_state, json_t **
 	json_array_foreach(hosts, i, host)
 	{
 		const char *state = json_string_value(json_object_get(host, "state"));
-		json_t *attrs = json_object_get(host, "attrs");
 		if (!any_state && (!state || (strcmp(state, HOST_UP) && strcmp(state, HOST_DOWN))))
 			continue; /* pending and revoked hosts get no tasks */
-		if (!attrs) {
-			attrs = json_object();
-			json_object_set_new(host, "attrs", attrs);
-		}
-		json_object_set(attrs, "state", json_object_get(host, "state"));
-		json_object_set(attrs, "id", json_object_get(host, "id"));
-		if (json_object_get(host, "version"))
-			json_object_set(attrs, "version", json_object_get(host, "version"));
-		json_object_update(attrs, json_object_get(host, "labels"));
 		if (selector_match(sel, json_string_value(json_object_get(host, "id")),
-		                   json_string_value(json_object_get(host, "hostname")), attrs))
+		                   json_string_value(json_object_get(host, "hostname")),
+		                   json_object_get(host, "attrs")))
 			json_array_append(*ids, json_object_get(host, "id"));
 	}
 out:
