@@ -54,7 +54,8 @@ for i in 1 2 3; do
   "state_dir": "$STATE/agent$i",
   "plugin_dir": "",
   "hub": {"url": "$OUTPOST_HUB", "token": "$ENROLL", "ca": "$OUTPOST_CA", "host_id": "web-$i"},
-  "plugins": {"file": {"roots": ["$STATE/files$i"]}}
+  "plugins": {"file": {"roots": ["$STATE/files$i"]},
+              "metrics": {"interval_ms": 2000, "statsd_listen": "127.0.0.1:$((HUB_PORT + 20 + i))"}}
 }
 CONF
 	"$AGENT" --config "$STATE/agent$i.conf" --foreground 2>"$STATE/agent$i.log" &
@@ -77,6 +78,10 @@ echo "managed by outpost" > "$STATE/motd"
 run "$CLI" cp -t web-1 "$STATE/motd" "$STATE/files1/motd"
 run "$CLI" call -t web-3 sys.ping
 run "$CLI" run -t 'role=db' -- true
+# The agents sample every 2 s here (10 s by default) and ship each sample to the hub.
+sleep 5
+run "$CLI" metrics latest host_load1
+run "$CLI" metrics query host_cpu_percent '*' --match mode=user --from -1m --step 2s --agg avg
 
 cat <<EOF2
 
@@ -86,6 +91,7 @@ cat <<EOF2
    export OUTPOST_CA=$OUTPOST_CA
    $CLI run -t '*' -- uptime
    $CLI tasks ls
+   $CLI metrics query host_memory_bytes web-1 --match kind=used --from -5m --chart
 Logs: $STATE/*.log
 EOF2
 if [ -t 0 ] && [ -t 1 ]; then
