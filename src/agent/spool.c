@@ -22,7 +22,18 @@ struct spool {
 	uint64_t dropped_unlogged; /* drops since the last log line about them */
 	int64_t logged_ms;
 	char epoch[SPOOL_EPOCH_LEN + 1];
+	/* Prepared once: parsing the SQL again cost more than running it (one of each per
+	 * interval). Reset after each use, so none holds a read transaction open. */
+	sqlite3_stmt *put, *peek, *ack;
+	/* The last batch put, while it is in the spool (tail_seq > 0): with the hub keeping up,
+	 * the spool holds that one batch only, and the next request is made from here without
+	 * reading it back. */
+	struct buf tail;
+	int64_t tail_seq;
 };
+
+/* Batches up to this size are kept in memory as the tail (one, a few KiB in practice). */
+#define SPOOL_TAIL_MAX (64u << 10)
 
 /* The epoch is made with the table, in the same transaction: a database either has both or
  * neither. SQLite's randomblob() draws from the OS's randomness. */
@@ -39,9 +50,19 @@ static int spool_fail(struct spool *s, sqlite3_stmt *st)
 	return OUTPOST_E_INTERNAL;
 }
 
+/* Resets a statement kept prepared; its error, if any, is logged. */
+static int spool_done(struct spool *s, sqlite3_stmt *st, int rc)
+{
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW && rc != SQLITE_OK)
+		log_error(s->log, "spool", "sqlite: %s", sqlite3_errmsg(s->db));
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return rc == SQLITE_DONE || rc == SQLITE_ROW || rc == SQLITE_OK ? 0 : OUTPOST_E_INTERNAL;
+}
+
 /* Runs a DELETE ... RETURNING length(batch), counting rows and bytes (sqlite3_changes()
- * would race with the ledger's workers on the shared connection). Finalizes st. Returns the
- * number of rows or a negative code. */
+ * would race with the ledger's workers on the shared connection). Finalizes st, or resets it
+ * when it is the kept one. Returns the number of rows or a negative code. */
 static int spool_delete(struct spool *s, sqlite3_stmt *st)
 {
 	int rc, n = 0;
@@ -50,9 +71,14 @@ static int spool_delete(struct spool *s, sqlite3_stmt *st)
 		n++;
 		s->bytes -= sqlite3_column_int64(st, 0);
 	}
-	if (rc != SQLITE_DONE)
-		return spool_fail(s, st);
-	sqlite3_finalize(st);
+	if (st == s->ack) {
+		if (spool_done(s, st, rc) < 0)
+			return OUTPOST_E_INTERNAL;
+	} else {
+		if (rc != SQLITE_DONE)
+			return spool_fail(s, st);
+		sqlite3_finalize(st);
+	}
 	s->depth -= n;
 	/* Only rows of a damaged database (text counted in characters) could make the sums
 	 * drift: never below 0. */
@@ -65,19 +91,18 @@ static int spool_delete(struct spool *s, sqlite3_stmt *st)
 
 static int spool_delete_upto(struct spool *s, int64_t seq)
 {
-	sqlite3_stmt *st = NULL;
-
-	if (sqlite3_prepare_v2(s->db, "DELETE FROM spool WHERE seq <= ? RETURNING length(batch)",
-	                       -1, &st, NULL) != SQLITE_OK)
-		return spool_fail(s, st);
-	sqlite3_bind_int64(st, 1, seq);
-	return spool_delete(s, st);
+	if (seq >= s->tail_seq)
+		s->tail_seq = 0;
+	sqlite3_bind_int64(s->ack, 1, seq);
+	return spool_delete(s, s->ack);
 }
 
 static int spool_delete_one(struct spool *s, int64_t seq)
 {
 	sqlite3_stmt *st = NULL;
 
+	if (seq == s->tail_seq)
+		s->tail_seq = 0;
 	if (sqlite3_prepare_v2(s->db, "DELETE FROM spool WHERE seq = ? RETURNING length(batch)", -1,
 	                       &st, NULL) != SQLITE_OK)
 		return spool_fail(s, st);
@@ -197,6 +222,15 @@ int spool_open(sqlite3 *db, const struct logger *log, int64_t max_bytes, struct 
 		return OUTPOST_E_INTERNAL;
 	s->db = db;
 	s->log = log;
+	if (sqlite3_prepare_v2(db, "INSERT INTO spool(batch) VALUES (?) RETURNING seq", -1, &s->put,
+	                       NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db, "SELECT seq, batch FROM spool ORDER BY seq LIMIT ?", -1,
+	                       &s->peek, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db, "DELETE FROM spool WHERE seq <= ? RETURNING length(batch)", -1,
+	                       &s->ack, NULL) != SQLITE_OK) {
+		rc = spool_fail(s, NULL);
+		goto fail;
+	}
 	s->max_bytes = max_bytes > 0 ? max_bytes : SPOOL_MAX_BYTES_DEFAULT;
 	if (s->max_bytes < SPOOL_MAX_BYTES_MIN)
 		s->max_bytes = SPOOL_MAX_BYTES_MIN;
@@ -218,110 +252,126 @@ int spool_open(sqlite3 *db, const struct logger *log, int64_t max_bytes, struct 
 	*out = s;
 	return 0;
 fail:
-	free(s);
+	spool_close(s);
 	return rc;
 }
 
 void spool_close(struct spool *s)
 {
+	if (!s)
+		return;
+	sqlite3_finalize(s->put);
+	sqlite3_finalize(s->peek);
+	sqlite3_finalize(s->ack);
+	buf_free(&s->tail);
 	free(s);
 }
 
 int spool_put(struct spool *s, const char *batch, size_t len)
 {
-	sqlite3_stmt *st = NULL;
+	int64_t seq = 0;
+	int rc;
 
 	if (len > SPOOL_BATCH_MAX || (int64_t)len > s->max_bytes)
 		return OUTPOST_E_TOO_LARGE;
-	if (sqlite3_prepare_v2(s->db, "INSERT INTO spool(batch) VALUES (?)", -1, &st, NULL) !=
-	    SQLITE_OK)
-		return spool_fail(s, st);
-	sqlite3_bind_blob(st, 1, batch, (int)len, SQLITE_STATIC);
-	if (sqlite3_step(st) != SQLITE_DONE)
-		return spool_fail(s, st);
-	sqlite3_finalize(st);
+
+	sqlite3_bind_blob(s->put, 1, batch, (int)len, SQLITE_STATIC);
+	rc = sqlite3_step(s->put);
+	if (rc == SQLITE_ROW) {
+		seq = sqlite3_column_int64(s->put, 0);
+		rc = sqlite3_step(s->put);
+	}
+	if (spool_done(s, s->put, rc) < 0)
+		return OUTPOST_E_INTERNAL;
+	s->tail_seq = 0;
+	if (seq > 0 && len <= SPOOL_TAIL_MAX) {
+		buf_reset(&s->tail);
+		if (buf_append(&s->tail, batch, len) == 0)
+			s->tail_seq = seq;
+	}
 	s->depth++;
 	s->bytes += (int64_t)len;
 	return spool_trim(s);
 }
 
-/* A row as the hub must get it: a JSON object without "seq" (our own writing always is). */
-static int spool_row_ok(const void *data, size_t n, json_t **obj)
+/* A row as the hub must get it: a JSON object without "seq" (our own writing always is).
+ * Scanned, not parsed: a tree per row cost more than the rest of the request. */
+static int spool_row_ok(const char *data, size_t n)
 {
-	char msg[128];
-
-	*obj = NULL;
-	if (!data || n == 0 || n > SPOOL_BATCH_MAX ||
-	    wire_parse(data, n, WIRE_MAX_DEPTH_DEFAULT, obj, msg, sizeof(msg)) < 0)
-		return 0;
-	return json_is_object(*obj) && !json_object_get(*obj, "seq");
+	return data && n > 0 && n <= SPOOL_BATCH_MAX &&
+	       wire_scan_object(data, n, WIRE_MAX_DEPTH_DEFAULT, "seq") == 0;
 }
 
-/* Appends {"seq":N,<the batch's members>}. The row was parsed: when its text starts with '{'
- * its members are spliced in as they are, saving a serialization. */
-static int spool_append(struct buf *out, int64_t seq, const char *text, size_t n, json_t *obj)
+/* Appends {"seq":N,<the batch's members>}: a checked row's members are spliced in as they
+ * are, whitespace around the object left out. */
+static int spool_append(struct buf *out, int64_t seq, const char *text, size_t n)
 {
-	char *dump = NULL;
-	int rc;
+	const char *end = text + n, *p = text;
 
+	while (*p != '{') /* a checked row: whitespace, then the object */
+		p++;
+	while (end[-1] != '}')
+		end--;
+	p++;
 	if (buf_printf(out, "{\"seq\":%lld", (long long)seq) < 0)
 		return -1;
-	if (json_object_size(obj) == 0)
-		return buf_puts(out, "}");
-	if (text[0] != '{') {
-		dump = wire_dump(obj);
-		if (!dump)
-			return -1;
-		text = dump;
-		n = strlen(dump);
-	}
-	rc = buf_puts(out, ",") < 0 || buf_append(out, text + 1, n - 1) < 0 ? -1 : 0;
-	free(dump);
-	return rc;
+	for (const char *q = p; q < end - 1; q++)
+		if (*q != ' ' && *q != '\t' && *q != '\n' && *q != '\r')
+			return buf_puts(out, ",") < 0 || buf_append(out, p, (size_t)(end - p)) < 0
+			           ? -1
+			           : 0;
+	return buf_puts(out, "}"); /* {} */
 }
 
 int spool_peek(struct spool *s, size_t max_items, size_t max_bytes, struct buf *out, size_t *n,
                int64_t *last_seq)
 {
-	sqlite3_stmt *st = NULL;
+	sqlite3_stmt *st = s->peek;
 	size_t start = out->len, bytes = 0, nbad = 0;
 	int64_t bad[64];
 	int rc = SQLITE_DONE, err = 0;
 
 	*n = 0;
 	*last_seq = 0;
-	if (sqlite3_prepare_v2(s->db, "SELECT seq, batch FROM spool ORDER BY seq LIMIT ?", -1, &st,
-	                       NULL) != SQLITE_OK)
-		return spool_fail(s, st);
+	if (s->depth == 1 && s->tail_seq > 0 && max_items > 0) {
+		/* The one batch is the last one put: no need to read it back. */
+		if (buf_printf(out, "{\"epoch\":\"%s\",\"batches\":[", s->epoch) < 0 ||
+		    spool_append(out, s->tail_seq, s->tail.data, s->tail.len) < 0 ||
+		    buf_puts(out, "]}") < 0) {
+			out->len = start;
+			if (out->data)
+				out->data[start] = '\0';
+			return OUTPOST_E_INTERNAL;
+		}
+		*n = 1;
+		*last_seq = s->tail_seq;
+		return 0;
+	}
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)max_items);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		int64_t seq = sqlite3_column_int64(st, 0);
 		const char *text = sqlite3_column_blob(st, 1);
 		size_t len = (size_t)sqlite3_column_bytes(st, 1);
-		json_t *obj;
 
 		if (*n > 0 && bytes + len > max_bytes)
 			break;
-		if (!spool_row_ok(text, len, &obj)) {
-			json_decref(obj);
+		if (!spool_row_ok(text, len)) {
 			if (nbad < sizeof(bad) / sizeof(bad[0]))
 				bad[nbad++] = seq;
 			continue;
 		}
 		err =
 		    (*n == 0 && buf_printf(out, "{\"epoch\":\"%s\",\"batches\":[", s->epoch) < 0) ||
-		    (*n > 0 && buf_puts(out, ",") < 0) ||
-		    spool_append(out, seq, text, len, obj) < 0;
-		json_decref(obj);
+		    (*n > 0 && buf_puts(out, ",") < 0) || spool_append(out, seq, text, len) < 0;
 		if (err)
 			break;
 		bytes += len;
 		*last_seq = seq;
 		(*n)++;
 	}
-	if (!err && rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return spool_fail(s, st);
-	sqlite3_finalize(st);
+	/* Reset before the deletes below: the SELECT must not hold its read open. */
+	if (spool_done(s, st, rc) < 0 && !err)
+		return OUTPOST_E_INTERNAL;
 	for (size_t i = 0; i < nbad; i++) {
 		/* Only a damaged database gets here; sending it would get the request refused. */
 		log_error(s->log, "spool", "batch %lld is not a JSON object without seq: dropped",

@@ -55,6 +55,249 @@ int wire_parse(const char *data, size_t len, int max_depth, json_t **out, char *
 	return 0;
 }
 
+/* ---- wire_scan_object: a validating scan, no allocation ---- */
+
+struct scan {
+	const unsigned char *p, *end;
+	int depth, max;
+};
+
+static void scan_ws(struct scan *s)
+{
+	while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
+		s->p++;
+}
+
+static int scan_hex4(struct scan *s, unsigned *v)
+{
+	*v = 0;
+	if (s->end - s->p < 4)
+		return -1;
+	for (int i = 0; i < 4; i++) {
+		unsigned c = *s->p++, d;
+		if (c >= '0' && c <= '9')
+			d = c - '0';
+		else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f')
+			d = (c | 0x20) - 'a' + 10;
+		else
+			return -1;
+		*v = *v << 4 | d;
+	}
+	return 0;
+}
+
+/* One UTF-8 sequence of 2 to 4 bytes at s->p (its lead byte >= 0x80), as RFC 3629 allows. */
+static int scan_utf8(struct scan *s)
+{
+	unsigned c = s->p[0], lo = 0x80, hi = 0xBF;
+	int n;
+
+	if (c >= 0xC2 && c <= 0xDF)
+		n = 1;
+	else if (c >= 0xE0 && c <= 0xEF)
+		n = 2, lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
+	else if (c >= 0xF0 && c <= 0xF4)
+		n = 3, lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
+	else
+		return -1;
+	if (s->end - s->p <= n || s->p[1] < lo || s->p[1] > hi)
+		return -1;
+	for (int i = 2; i <= n; i++)
+		if ((s->p[i] & 0xC0) != 0x80)
+			return -1;
+	s->p += n + 1;
+	return 0;
+}
+
+/* A string, s->p just after its opening quote. *esc: it held an escape. */
+static int scan_string(struct scan *s, int *esc)
+{
+	unsigned v, w;
+
+	*esc = 0;
+	while (s->p < s->end) {
+		unsigned c = *s->p;
+		if (c == '"') {
+			s->p++;
+			return 0;
+		}
+		if (c < 0x20)
+			return -1;
+		if (c >= 0x80) {
+			if (scan_utf8(s) < 0)
+				return -1;
+			continue;
+		}
+		s->p++;
+		if (c != '\\')
+			continue;
+		*esc = 1;
+		if (s->p >= s->end)
+			return -1;
+		c = *s->p++;
+		if (c != 'u') {
+			if (!strchr("\"\\/bfnrt", (int)c) || c == 0)
+				return -1;
+			continue;
+		}
+		if (scan_hex4(s, &v) < 0 || v == 0 || (v >= 0xDC00 && v <= 0xDFFF))
+			return -1;
+		if (v >= 0xD800 && v <= 0xDBFF) { /* a high surrogate wants its low one */
+			if (s->end - s->p < 2 || s->p[0] != '\\' || s->p[1] != 'u')
+				return -1;
+			s->p += 2;
+			if (scan_hex4(s, &w) < 0 || w < 0xDC00 || w > 0xDFFF)
+				return -1;
+		}
+	}
+	return -1;
+}
+
+static int scan_digits(struct scan *s)
+{
+	const unsigned char *b = s->p;
+
+	while (s->p < s->end && *s->p >= '0' && *s->p <= '9')
+		s->p++;
+	return s->p > b ? 0 : -1;
+}
+
+static int scan_number(struct scan *s)
+{
+	if (*s->p == '-')
+		s->p++;
+	if (s->p < s->end && *s->p == '0')
+		s->p++;
+	else if (scan_digits(s) < 0)
+		return -1;
+	if (s->p < s->end && *s->p == '.') {
+		s->p++;
+		if (scan_digits(s) < 0)
+			return -1;
+	}
+	if (s->p < s->end && (*s->p == 'e' || *s->p == 'E')) {
+		s->p++;
+		if (s->p < s->end && (*s->p == '+' || *s->p == '-'))
+			s->p++;
+		if (scan_digits(s) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int scan_value(struct scan *s, const char *key, int *has_key);
+
+/* An object or array, s->p on its opening bracket. At the top level (depth 0 before it) the
+ * names of an object are compared with key. */
+static int scan_container(struct scan *s, const char *key, int *has_key)
+{
+	int obj = *s->p == '{', top = s->depth == 0, esc;
+	char close = obj ? '}' : ']';
+
+	if (++s->depth > s->max)
+		return -1;
+	s->p++;
+	scan_ws(s);
+	if (s->p < s->end && *s->p == close) {
+		s->p++;
+		s->depth--;
+		return 0;
+	}
+	for (;;) {
+		if (obj) {
+			const unsigned char *name;
+			if (s->p >= s->end || *s->p != '"')
+				return -1;
+			name = ++s->p;
+			if (scan_string(s, &esc) < 0)
+				return -1;
+			if (top && key &&
+			    (esc || ((size_t)(s->p - 1 - name) == strlen(key) &&
+			             memcmp(name, key, strlen(key)) == 0)))
+				*has_key = 1;
+			scan_ws(s);
+			if (s->p >= s->end || *s->p != ':')
+				return -1;
+			s->p++;
+			scan_ws(s);
+		}
+		if (scan_value(s, NULL, NULL) < 0)
+			return -1;
+		scan_ws(s);
+		if (s->p >= s->end)
+			return -1;
+		if (*s->p == close) {
+			s->p++;
+			s->depth--;
+			return 0;
+		}
+		if (*s->p != ',')
+			return -1;
+		s->p++;
+		scan_ws(s);
+	}
+}
+
+static int scan_value(struct scan *s, const char *key, int *has_key)
+{
+	static const char *const words[] = {"true", "false", "null"};
+	int esc;
+
+	if (s->p >= s->end)
+		return -1;
+	switch (*s->p) {
+	case '{':
+	case '[':
+		return scan_container(s, key, has_key);
+	case '"':
+		s->p++;
+		return scan_string(s, &esc);
+	case '-':
+		return scan_number(s);
+	default:
+		if (*s->p >= '0' && *s->p <= '9')
+			return scan_number(s);
+		for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+			size_t n = strlen(words[i]);
+			if ((size_t)(s->end - s->p) >= n && memcmp(s->p, words[i], n) == 0) {
+				s->p += n;
+				return 0;
+			}
+		}
+		return -1;
+	}
+}
+
+int wire_utf8_ok(const char *str, size_t n)
+{
+	struct scan s = {(const unsigned char *)str, (const unsigned char *)str + n, 0, 0};
+
+	while (s.p < s.end) {
+		if (*s.p == 0)
+			return 0;
+		if (*s.p < 0x80)
+			s.p++;
+		else if (scan_utf8(&s) < 0)
+			return 0;
+	}
+	return 1;
+}
+
+int wire_scan_object(const char *data, size_t len, int max_depth, const char *key)
+{
+	struct scan s = {(const unsigned char *)data, (const unsigned char *)data + len, 0,
+	                 max_depth};
+	int has_key = 0;
+
+	if (!data)
+		return -1;
+	scan_ws(&s);
+	if (s.p >= s.end || *s.p != '{' || scan_container(&s, key, &has_key) < 0)
+		return -1;
+	scan_ws(&s);
+	return s.p == s.end ? has_key : -1;
+}
+
 json_t *wire_ok(json_t *result)
 {
 	return json_pack("{s:b, s:o}", "ok", 1, "result", result ? result : json_null());

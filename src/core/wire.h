@@ -13,6 +13,18 @@ int wire_parse(const char *data, size_t len, int max_depth, json_t **out, char *
 /* Nesting depth of a JSON text, counted without parsing (strings skipped); -1 if unbalanced. */
 int wire_depth(const char *data, size_t len);
 
+/* Checks, without building anything, that len bytes are one JSON object (whitespace around it
+ * allowed) nested at most max_depth deep, with strings that are valid UTF-8 and hold no NUL
+ * (nor \u0000, nor a lone surrogate): what wire_parse takes, but for duplicate keys and numbers
+ * too large for jansson. key (or NULL): a member name looked for at the top level; a top-level
+ * name written with escapes counts as key, to be safe. Returns -1 when the text is not such an
+ * object, 1 when it is and has key, 0 when it is and has not. About 10 us for 4 KB: cheap
+ * enough for every batch the agent spools and sends. */
+int wire_scan_object(const char *data, size_t len, int max_depth, const char *key);
+
+/* 1 when n bytes are valid UTF-8 (RFC 3629: no overlong form, no surrogate) without NUL. */
+int wire_utf8_ok(const char *s, size_t n);
+
 /* {"ok":true,"result":result}; steals result (NULL is JSON null). NULL on OOM. */
 json_t *wire_ok(json_t *result);
 /* {"ok":false,"error":{"code":name,"message":msg}}. NULL on OOM. */

@@ -457,9 +457,60 @@ static void test_put_cost(void **state)
 	free(b);
 }
 
+/* With the hub keeping up the spool holds one batch, and the request is made from the copy
+ * kept when it was put: the same bytes as when it is read back (after a restart), and gone
+ * with its acknowledgement or a drop. */
+static void test_the_one_batch_goes_as_it_was_put(void **state)
+{
+	struct fx *f = *state;
+	const char *text = "{\"t\":5,\"samples\":[[\"a{b=\\\"x\\\"}\",1.5],[\"c\",\"NaN\"]]}";
+	struct buf fast = BUF_INIT, slow = BUF_INIT;
+	int64_t last;
+	size_t n;
+
+	put_text(f, "{\"t\":1}");
+	assert_int_equal(spool_ack(f->s, 1), 1);
+	put_text(f, text); /* seq 2, alone */
+	assert_int_equal(spool_peek(f->s, 256, 1 << 20, &fast, &n, &last), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(last, 2);
+	fx_close(f);
+	fx_open(f, 0); /* no copy now: read back */
+	assert_int_equal(spool_peek(f->s, 256, 1 << 20, &slow, &n, &last), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(last, 2);
+	assert_string_equal(fast.data, slow.data);
+	/* Acknowledged: nothing left, whatever was kept. */
+	assert_int_equal(spool_ack(f->s, 2), 1);
+	put_text(f, "{\"t\":3}");
+	assert_int_equal(spool_ack(f->s, 3), 1);
+	buf_reset(&fast);
+	assert_int_equal(spool_peek(f->s, 256, 1 << 20, &fast, &n, &last), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(fast.len, 0);
+	/* Two batches: both, in order, from the table. */
+	put_text(f, "{\"t\":4}");
+	put_text(f, "{\"t\":5}");
+	buf_reset(&fast);
+	assert_int_equal(spool_peek(f->s, 256, 1 << 20, &fast, &n, &last), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(last, 5);
+	assert_non_null(strstr(fast.data, "[{\"seq\":4,\"t\":4},{\"seq\":5,\"t\":5}]}"));
+	/* The older one acknowledged: the one left is the last put, sent from the copy. */
+	assert_int_equal(spool_ack(f->s, 4), 1);
+	buf_reset(&fast);
+	assert_int_equal(spool_peek(f->s, 256, 1 << 20, &fast, &n, &last), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(last, 5);
+	assert_non_null(strstr(fast.data, "[{\"seq\":5,\"t\":5}]}"));
+	buf_free(&fast);
+	buf_free(&slow);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_the_one_batch_goes_as_it_was_put, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_batches_leave_in_order_with_their_seq, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(

@@ -80,6 +80,75 @@ static void test_check_args(void **state)
 	json_decref(a);
 }
 
+/* The scan takes what jansson takes as an object (duplicate keys aside), and nothing else. */
+static void test_scan_object_agrees_with_jansson(void **state)
+{
+	static const char *const texts[] = {
+	    "{}",
+	    " {\"t\":7} ",
+	    "{\"a\":[1,-2.5e+3,0,true,false,null,{\"b\":\"\\u00e9\\n\"}]}",
+	    "{\"k\":\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"}",
+	    "{\"s\":\"\\ud83d\\ude00\"}",
+	    "{\"q\":\"a\\\"b\\\\c\\/\"}",
+	    "{\"x\":1}{",
+	    "[1,2]",
+	    "42",
+	    "",
+	    "not json",
+	    "{\"a\":1,}",
+	    "{\"a\" 1}",
+	    "{\"a\":01}",
+	    "{\"a\":1.}",
+	    "{\"a\":-}",
+	    "{\"a\":.5}",
+	    "{\"a\":1e}",
+	    "{\"a\":tru}",
+	    "{\"a\":\"\\u0000\"}",
+	    "{\"a\":\"\\ud800\"}",
+	    "{\"a\":\"\\udc00\"}",
+	    "{\"a\":\"\\x\"}",
+	    "{\"a\":\"\t\"}",
+	    "{\"a\":\"\xff\"}",
+	    "{\"a\":\"\xc0\xaf\"}",
+	    "{\"a\":\"\xed\xa0\x80\"}",
+	    "{\"a\":\"\xf4\x90\x80\x80\"}",
+	    "{\"a\":\"\xe2\x82\"}",
+	    "{\"a\":[}",
+	    "{\"a\":{\"b\":1]}",
+	    "{'a':1}",
+	    "{\"a\":1",
+	    "{\"a\":\"x",
+	};
+	char msg[128];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+		json_t *v = NULL;
+		int ok = wire_parse(texts[i], strlen(texts[i]), 32, &v, msg, sizeof(msg)) == 0 &&
+		         json_is_object(v);
+		json_decref(v);
+		if ((wire_scan_object(texts[i], strlen(texts[i]), 32, NULL) == 0) != ok)
+			fail_msg("text %zu (%s): jansson %s it, the scan does not", i, texts[i],
+			         ok ? "takes" : "refuses");
+	}
+	/* A NUL byte inside the text, and the depth limit. */
+	assert_int_equal(wire_scan_object("{\"a\":\"\0\"}", 9, 32, NULL), -1);
+	assert_int_equal(wire_scan_object("{\"a\":[[1]]}", 11, 3, NULL), 0);
+	assert_int_equal(wire_scan_object("{\"a\":[[1]]}", 11, 2, NULL), -1);
+}
+
+static void test_scan_object_finds_a_top_level_key(void **state)
+{
+	(void)state;
+	assert_int_equal(wire_scan_object("{\"t\":1,\"seq\":2}", 15, 32, "seq"), 1);
+	assert_int_equal(wire_scan_object("{\"t\":{\"seq\":2}}", 15, 32, "seq"), 0);
+	assert_int_equal(wire_scan_object("{\"seqs\":1,\"se\":2}", 17, 32, "seq"), 0);
+	assert_int_equal(wire_scan_object("{\"x\":\"seq\"}", 11, 32, "seq"), 0);
+	/* Written with an escape: counted as the key, to be safe. */
+	assert_int_equal(wire_scan_object("{\"se\\u0071\":1}", 14, 32, "seq"), 1);
+	assert_int_equal(wire_scan_object("{\"seq\":1", 8, 32, "seq"), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -88,6 +157,8 @@ int main(void)
 	    cmocka_unit_test(test_depth_ignores_brackets_in_strings),
 	    cmocka_unit_test(test_envelope_shapes),
 	    cmocka_unit_test(test_check_args),
+	    cmocka_unit_test(test_scan_object_agrees_with_jansson),
+	    cmocka_unit_test(test_scan_object_finds_a_top_level_key),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
