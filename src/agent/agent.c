@@ -72,36 +72,31 @@ static void agent_publish_posted(void *arg)
 	free(b);
 }
 
-/* plugin_host.publish: any thread. The spool shares the agent's database connection with the
- * ledger's workers and never opens a transaction, so it is used from the loop thread only: a
- * batch from another thread is handed to the loop. */
-static int agent_publish(void *arg, const char *stream, char *text, size_t len)
+/* plugin_host.publish: any thread; text is borrowed. The spool shares the agent's database
+ * connection with the ledger's workers and never opens a transaction, so it is used from the
+ * loop thread only: a batch from another thread is copied and handed to the loop. */
+static int agent_publish(void *arg, const char *stream, const char *text, size_t len)
 {
 	struct agent *a = arg;
 	struct agent_batch *b;
-	int rc;
 
-	if (len > SPOOL_BATCH_MAX) {
-		free(text);
+	if (len > SPOOL_BATCH_MAX)
 		return OUTPOST_E_TOO_LARGE;
-	}
-	if (loop_in_thread(a->loop)) {
-		rc = agent_publish_store(a, stream, text, len);
-		free(text);
-		return rc;
-	}
+	if (loop_in_thread(a->loop))
+		return agent_publish_store(a, stream, text, len);
+	if (strlen(stream) >= sizeof(((struct agent_batch *)0)->stream))
+		return OUTPOST_E_BAD_ARGS;
 	b = calloc(1, sizeof(*b));
-	if (!b || strlen(stream) >= sizeof(b->stream)) {
+	if (!b || !(b->text = malloc(len ? len : 1))) {
 		free(b);
-		free(text);
-		return b ? OUTPOST_E_BAD_ARGS : OUTPOST_E_INTERNAL;
+		return OUTPOST_E_INTERNAL;
 	}
+	memcpy(b->text, text, len);
 	b->a = a;
 	snprintf(b->stream, sizeof(b->stream), "%s", stream);
-	b->text = text;
 	b->len = len;
 	if (loop_post(a->loop, agent_publish_posted, b) < 0) {
-		free(text);
+		free(b->text);
 		free(b);
 		return OUTPOST_E_INTERNAL;
 	}

@@ -21,8 +21,9 @@ struct plugin_host {
 	sqlite3 *db;         /* NULL: persistent state answers unavailable */
 	const char *state_dir;
 	/* Where outpost_publish sends a batch, on the caller's thread: its compact JSON text
-	 * (len bytes, owned by the callee whatever it returns). NULL: the agent has no hub. */
-	int (*publish)(void *arg, const char *stream, char *batch, size_t len);
+	 * (len bytes, borrowed: copied by the callee if it keeps it past the call). NULL: the
+	 * agent has no hub. */
+	int (*publish)(void *arg, const char *stream, const char *batch, size_t len);
 	void *publish_arg;
 };
 

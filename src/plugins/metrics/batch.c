@@ -1,7 +1,10 @@
 /* The metrics plugin's batch for the hub: see batch.h. */
 #include "batch.h"
 
+#include "core/wire.h"
+
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 /* Bytes of a label value once escaped. */
@@ -96,36 +99,90 @@ int batch_key(struct buf *out, const char *key, size_t keylen, const char *xk, c
 	return 0;
 }
 
-json_t *batch_value(double v)
+int batch_begin(struct buf *out, int64_t t)
 {
-	if (isnan(v))
-		return json_string("NaN");
-	if (isinf(v))
-		return json_string(v > 0 ? "+Inf" : "-Inf");
-	if (v == floor(v) && fabs(v) < 9007199254740992.0)
-		return json_integer((json_int_t)v);
-	return json_real(v);
+	buf_reset(out);
+	return buf_printf(out, "{\"t\":%lld,\"samples\":[", (long long)t);
 }
 
-int batch_add(json_t *samples, struct buf *scratch, const char *key, size_t keylen, const char *xk,
+int batch_end(struct buf *out)
+{
+	return buf_puts(out, "]}");
+}
+
+int batch_value(struct buf *out, double v)
+{
+	char num[40];
+	int n;
+
+	if (isnan(v))
+		return buf_puts(out, "\"NaN\"");
+	if (isinf(v))
+		return buf_puts(out, v > 0 ? "\"+Inf\"" : "\"-Inf\"");
+	if (v == floor(v) && fabs(v) < 9007199254740992.0)
+		return buf_printf(out, "%lld", (long long)v);
+	/* As jansson writes a real: 17 significant digits (exact), and never like an integer. */
+	n = snprintf(num, sizeof(num), "%.17g", v);
+	if (n <= 0 || (size_t)n >= sizeof(num) - 2)
+		return -1;
+	if (!strpbrk(num, ".eE"))
+		memcpy(num + n, ".0", 3);
+	return buf_puts(out, num);
+}
+
+/* Appends s (n bytes, valid UTF-8) as a JSON string, escaped as jansson escapes. */
+static int put_json_string(struct buf *out, const char *s, size_t n)
+{
+	const char *run = s, *end = s + n;
+	char u[8];
+
+	if (buf_puts(out, "\"") < 0)
+		return -1;
+	for (; s < end; s++) {
+		unsigned char c = (unsigned char)*s;
+		const char *esc;
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		esc = c == '"'    ? "\\\""
+		      : c == '\\' ? "\\\\"
+		      : c == '\n' ? "\\n"
+		      : c == '\t' ? "\\t"
+		      : c == '\r' ? "\\r"
+		      : c == '\b' ? "\\b"
+		      : c == '\f' ? "\\f"
+		                  : NULL;
+		if (!esc) {
+			snprintf(u, sizeof(u), "\\u%04X", c);
+			esc = u;
+		}
+		if (buf_append(out, run, (size_t)(s - run)) < 0 || buf_puts(out, esc) < 0)
+			return -1;
+		run = s + 1;
+	}
+	if (buf_append(out, run, (size_t)(end - run)) < 0 || buf_puts(out, "\"") < 0)
+		return -1;
+	return 0;
+}
+
+int batch_add(struct buf *out, struct buf *scratch, const char *key, size_t keylen, const char *xk,
               const char *xv, double v)
 {
-	json_t *k, *val, *pair;
+	size_t start = out->len;
 
 	if (batch_key_len(key, keylen, xk, xv) > BATCH_KEY_MAX)
 		return 1;
 	buf_reset(scratch);
 	if (batch_key(scratch, key, keylen, xk, xv) < 0)
 		return -1;
-	k = json_stringn(scratch->data, scratch->len);
-	if (!k)
-		return 1; /* not UTF-8 (or no memory: the next sample will tell) */
-	val = batch_value(v);
-	/* Each *_new call takes its value, even when it fails. */
-	pair = json_array();
-	if ((json_array_append_new(pair, k) | json_array_append_new(pair, val)) < 0) {
-		json_decref(pair);
+	if (!wire_utf8_ok(scratch->data, scratch->len))
+		return 1; /* a mount point's raw bytes: the hub takes UTF-8 only */
+	if ((out->len > 0 && out->data[out->len - 1] != '[' && buf_puts(out, ",") < 0) ||
+	    buf_puts(out, "[") < 0 || put_json_string(out, scratch->data, scratch->len) < 0 ||
+	    buf_puts(out, ",") < 0 || batch_value(out, v) < 0 || buf_puts(out, "]") < 0) {
+		out->len = start; /* no half sample */
+		if (out->data)
+			out->data[start] = '\0';
 		return -1;
 	}
-	return json_array_append_new(samples, pair) < 0 ? -1 : 0;
+	return 0;
 }

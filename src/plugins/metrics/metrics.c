@@ -1,7 +1,7 @@
 /* The built-in metrics plugin, agent side: samples the host on a timer aligned to the interval
  * grid, keeps the latest values of host and application series in memory, takes application
  * metrics from metrics.push and from a StatsD listener on loopback, answers metrics.now, and
- * publishes one batch per sample for the hub (outpost_publish: the core spools and ships it).
+ * publishes one batch per sample for the hub (outpost_publish_text: the core spools and ships it).
  * docs/metrics.md is the operator's page. Threads: the timer and the StatsD socket run on the
  * agent's loop thread, the ops on workers; `lock` guards everything they share. */
 #include "batch.h"
@@ -64,6 +64,7 @@ struct metrics {
 	int no_hub;         /* outpost_publish said the agent has no hub: build no batches */
 	int publish_failed; /* the last publish failed (logged once until one works) */
 	struct buf kbuf;    /* a sample's key while the batch is built; loop thread only */
+	struct buf bbuf;    /* the batch's text, kept from sample to sample; loop thread only */
 
 	pthread_mutex_t lock; /* guards what follows */
 	struct mtab *tab;
@@ -235,7 +236,7 @@ static int metrics_each(struct metrics *m, const char *match, series_fn fn, void
 }
 
 struct batch_ctx {
-	json_t *samples;
+	struct buf *out;
 	struct buf *kbuf;
 };
 
@@ -246,38 +247,35 @@ static int batch_series(void *arg, const char *key, size_t keylen, const char *x
 
 	/* A key the hub would refuse (over 1024 bytes, not UTF-8) is left out: only host series
 	 * can have one (a mount point); push and StatsD refuse them. */
-	return batch_add(c->samples, c->kbuf, key, keylen, xk, xv, value) < 0 ? -1 : 0;
+	return batch_add(c->out, c->kbuf, key, keylen, xk, xv, value) < 0 ? -1 : 0;
 }
 
-/* The batch of the sample of grid time t, for the hub: {"t", "samples": [[key, value]...]}.
- * Loop thread; on it outpost_publish stores the batch before it returns. */
+/* The batch of the sample of grid time t, for the hub: {"t", "samples": [[key, value]...]},
+ * written as text into one buffer kept between samples (a jansson tree and its dump cost more
+ * than the sample). Loop thread; on it outpost_publish_text stores the batch before it
+ * returns. */
 static void metrics_publish(struct metrics *m, int64_t t)
 {
-	struct batch_ctx c = {NULL, &m->kbuf};
-	json_t *batch;
+	struct batch_ctx c = {&m->bbuf, &m->kbuf};
 	int rc;
 
 	if (m->no_hub)
 		return;
-	c.samples = json_array();
-	batch = json_object();
-	if (!batch || json_object_set_new(batch, "t", json_integer(t)) < 0 ||
-	    json_object_set(batch, "samples", c.samples) < 0) {
-		rc = OUTPOST_E_INTERNAL;
-		goto out;
+	rc = batch_begin(&m->bbuf, t) < 0 ? OUTPOST_E_INTERNAL : 0;
+	if (rc == 0) {
+		pthread_mutex_lock(&m->lock);
+		rc = metrics_each(m, NULL, batch_series, &c) < 0 ? OUTPOST_E_INTERNAL : 0;
+		pthread_mutex_unlock(&m->lock);
 	}
-	pthread_mutex_lock(&m->lock);
-	rc = metrics_each(m, NULL, batch_series, &c) < 0 ? OUTPOST_E_INTERNAL : 0;
-	pthread_mutex_unlock(&m->lock);
+	if (rc == 0 && batch_end(&m->bbuf) < 0)
+		rc = OUTPOST_E_INTERNAL;
 	if (rc == 0)
-		rc = outpost_publish(m->pc, "metrics", batch);
-out:
-	json_decref(c.samples);
-	json_decref(batch);
+		rc = outpost_publish_text(m->pc, "metrics", m->bbuf.data, m->bbuf.len);
 	if (rc == OUTPOST_E_UNAVAILABLE) {
 		outpost_log(m->pc, OUTPOST_LOG_INFO,
 		            "the agent has no hub: samples stay local (metrics.now)");
 		m->no_hub = 1;
+		buf_free(&m->bbuf);
 	} else if (rc < 0 && !m->publish_failed) {
 		outpost_log(m->pc, OUTPOST_LOG_WARN,
 		            "the sample of %lld could not be handed to the hub's spool (%d); "
@@ -421,6 +419,7 @@ static void metrics_fini(void *state)
 	}
 	free(m->rbuf);
 	buf_free(&m->kbuf);
+	buf_free(&m->bbuf);
 	pthread_mutex_destroy(&m->lock);
 	free(m);
 }

@@ -608,34 +608,57 @@ static void test_batch_keys_are_the_prometheus_exposition_form(void **st)
 	free(k);
 }
 
+/* One value as the batch writes it, read back by jansson. */
+static json_t *wire_value_of(double v, char *text, size_t n)
+{
+	struct buf b = BUF_INIT;
+	json_t *j;
+
+	assert_int_equal(batch_value(&b, v), 0);
+	snprintf(text, n, "%s", b.data);
+	j = json_loads(b.data, JSON_DECODE_ANY, NULL);
+	assert_non_null(j);
+	buf_free(&b);
+	return j;
+}
+
 static void test_batch_values_are_numbers_or_the_three_strings(void **st)
 {
+	char text[64];
 	json_t *v;
 
 	(void)st;
-	v = batch_value(NAN);
+	v = wire_value_of(NAN, text, sizeof(text));
 	assert_string_equal(json_string_value(v), "NaN");
 	json_decref(v);
-	v = batch_value(INFINITY);
+	v = wire_value_of(INFINITY, text, sizeof(text));
 	assert_string_equal(json_string_value(v), "+Inf");
 	json_decref(v);
-	v = batch_value(-INFINITY);
+	v = wire_value_of(-INFINITY, text, sizeof(text));
 	assert_string_equal(json_string_value(v), "-Inf");
 	json_decref(v);
 	/* Integral values are integers: exact, and shorter than 25165824000.0. */
-	v = batch_value(25165824000.0);
+	v = wire_value_of(25165824000.0, text, sizeof(text));
 	assert_true(json_is_integer(v));
 	assert_int_equal(json_integer_value(v), 25165824000LL);
+	assert_string_equal(text, "25165824000");
 	json_decref(v);
-	v = batch_value(-0.0);
+	v = wire_value_of(-0.0, text, sizeof(text));
 	assert_true(json_is_integer(v) && json_integer_value(v) == 0);
 	json_decref(v);
-	v = batch_value(3.25);
+	v = wire_value_of(3.25, text, sizeof(text));
 	assert_true(json_is_real(v) && json_real_value(v) == 3.25);
+	assert_string_equal(text, "3.25");
 	json_decref(v);
-	/* Past 2^53 a double is no longer every integer: it stays a real. */
-	v = batch_value(1e300);
+	/* Past 2^53 a double is no longer every integer: it stays a real, exactly. */
+	v = wire_value_of(1e300, text, sizeof(text));
 	assert_true(json_is_real(v) && json_real_value(v) == 1e300);
+	json_decref(v);
+	v = wire_value_of(9007199254740992.0, text, sizeof(text));
+	assert_true(json_is_real(v) && json_real_value(v) == 9007199254740992.0);
+	json_decref(v);
+	v = wire_value_of(0.1 + 0.2, text, sizeof(text));
+	assert_true(json_is_real(v) && json_real_value(v) == 0.1 + 0.2);
 	json_decref(v);
 }
 
@@ -645,25 +668,75 @@ static void test_batch_leaves_out_keys_the_hub_would_refuse(void **st)
 	const char *labels[] = {"mount", value};
 	const char bad_utf8[] = {'/', 'm', 'n', 't', (char)0xff, 0};
 	const char *bad[] = {"mount", bad_utf8};
-	json_t *samples = json_array();
-	struct buf scratch = BUF_INIT;
+	struct buf out = BUF_INIT, scratch = BUF_INIT;
+	json_t *b, *samples;
 	size_t len;
 
 	(void)st;
 	memset(value, 'v', sizeof(value) - 1);
 	value[sizeof(value) - 1] = '\0';
+	assert_int_equal(batch_begin(&out, 1764094800000LL), 0);
 	len = mtab_key(packed, sizeof(packed), "host_fs", labels, 1);
-	assert_int_equal(batch_add(samples, &scratch, packed, len, NULL, NULL, 1), 1);
+	assert_int_equal(batch_add(&out, &scratch, packed, len, NULL, NULL, 1), 1);
 	len = mtab_key(packed, sizeof(packed), "host_fs", bad, 1);
-	assert_int_equal(batch_add(samples, &scratch, packed, len, NULL, NULL, 1), 1);
+	assert_int_equal(batch_add(&out, &scratch, packed, len, NULL, NULL, 1), 1);
 	value[1000] = '\0'; /* host_fs{mount="v...v"} is 1017 bytes: kept */
 	len = mtab_key(packed, sizeof(packed), "host_fs", labels, 1);
-	assert_int_equal(batch_add(samples, &scratch, packed, len, NULL, NULL, NAN), 0);
+	assert_int_equal(batch_add(&out, &scratch, packed, len, NULL, NULL, NAN), 0);
+	assert_int_equal(batch_end(&out), 0);
+	b = json_loadb(out.data, out.len, JSON_REJECT_DUPLICATES, NULL);
+	assert_non_null(b);
+	assert_int_equal(json_integer_value(json_object_get(b, "t")), 1764094800000LL);
+	samples = json_object_get(b, "samples");
 	assert_int_equal(json_array_size(samples), 1);
 	assert_int_equal(json_string_length(json_array_get(json_array_get(samples, 0), 0)), 1017);
 	assert_string_equal(json_string_value(json_array_get(json_array_get(samples, 0), 1)),
 	                    "NaN");
-	json_decref(samples);
+	json_decref(b);
+	/* An empty batch is still an object with its array. */
+	assert_int_equal(batch_begin(&out, 5), 0);
+	assert_int_equal(batch_end(&out), 0);
+	assert_string_equal(out.data, "{\"t\":5,\"samples\":[]}");
+	buf_free(&out);
+	buf_free(&scratch);
+}
+
+/* Label values may hold any UTF-8 and control characters: the batch is JSON whose keys read
+ * back as exactly the exposition form, byte for byte what a jansson tree would have written. */
+static void test_batch_text_is_what_jansson_writes(void **st)
+{
+	const char *nasty[] = {"a", "q\"u\\o\nte\ttab\x01\x1f\x7f \xc3\xa9\xe2\x82\xac/", "b",
+	                       "plain"};
+	struct buf out = BUF_INIT, scratch = BUF_INIT, key = BUF_INIT;
+	char packed[512], *dump;
+	json_t *tree, *samples, *back;
+	size_t len;
+
+	(void)st;
+	len = mtab_key(packed, sizeof(packed), "app_x", nasty, 2);
+	assert_int_equal(batch_begin(&out, 42), 0);
+	assert_int_equal(batch_add(&out, &scratch, packed, len, NULL, NULL, 1.5), 0);
+	assert_int_equal(batch_add(&out, &scratch, packed, len, "stat", "p99", 7), 0);
+	assert_int_equal(batch_add(&out, &scratch, "up", 3, NULL, NULL, -INFINITY), 0);
+	assert_int_equal(batch_end(&out), 0);
+
+	samples = json_array();
+	assert_int_equal(batch_key(&key, packed, len, NULL, NULL), 0);
+	json_array_append_new(samples, json_pack("[s#f]", key.data, (int)key.len, 1.5));
+	buf_reset(&key);
+	assert_int_equal(batch_key(&key, packed, len, "stat", "p99"), 0);
+	json_array_append_new(samples, json_pack("[s#I]", key.data, (int)key.len, (json_int_t)7));
+	json_array_append_new(samples, json_pack("[ss]", "up", "-Inf"));
+	tree = json_pack("{s:I, s:o}", "t", (json_int_t)42, "samples", samples);
+	dump = json_dumps(tree, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	assert_string_equal(out.data, dump);
+	back = json_loadb(out.data, out.len, JSON_REJECT_DUPLICATES, NULL);
+	assert_true(json_equal(back, tree));
+	free(dump);
+	json_decref(back);
+	json_decref(tree);
+	buf_free(&key);
+	buf_free(&out);
 	buf_free(&scratch);
 }
 
@@ -800,6 +873,7 @@ int main(void)
 	    cmocka_unit_test(test_batch_keys_are_the_prometheus_exposition_form),
 	    cmocka_unit_test(test_batch_values_are_numbers_or_the_three_strings),
 	    cmocka_unit_test(test_batch_leaves_out_keys_the_hub_would_refuse),
+	    cmocka_unit_test(test_batch_text_is_what_jansson_writes),
 	    cmocka_unit_test(test_each_sample_publishes_one_batch_of_what_now_shows),
 	    cmocka_unit_test(test_push_and_statsd_refuse_a_host_label),
 	};
