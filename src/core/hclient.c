@@ -425,6 +425,8 @@ static void hc_conn_idle(struct hc_conn *k)
 	}
 }
 
+static void hc_send(struct hc_conn *k);
+
 /* Puts r on the wire of k (an idle or a just opened connection). */
 static void hc_start(struct hc_conn *k, struct hclient_req *r)
 {
@@ -435,7 +437,11 @@ static void hc_start(struct hc_conn *k, struct hclient_req *r)
 	r->conn = k;
 	r->state = HC_ACTIVE;
 	k->state = HC_SEND;
-	hc_want(k, EPOLLOUT);
+	/* Straight onto the wire: a request fits the socket's buffer nearly always, and
+	 * waiting for EPOLLOUT first cost two epoll_ctl calls and a turn of the loop. hc_send
+	 * asks for EPOLLOUT only when the socket is full; a failure here ends the request
+	 * through its timer, never by calling back from inside the caller. */
+	hc_send(k);
 }
 
 /* The connection is up (TCP, and TLS when https). */
@@ -560,8 +566,10 @@ static void hc_send(struct hc_conn *k)
 
 		if (k->tls) {
 			w = gnutls_record_send(k->tls, p, n);
-			if (w == GNUTLS_E_AGAIN || w == GNUTLS_E_INTERRUPTED)
+			if (w == GNUTLS_E_AGAIN || w == GNUTLS_E_INTERRUPTED) {
+				hc_want(k, EPOLLOUT);
 				return;
+			}
 			if (w < 0) {
 				hc_conn_fail(k, OUTPOST_E_UNAVAILABLE, "sending to %s:%u: %s",
 				             k->c->host, k->c->port, gnutls_strerror((int)w));
@@ -569,8 +577,10 @@ static void hc_send(struct hc_conn *k)
 			}
 		} else {
 			w = send(k->fd, p, n, MSG_NOSIGNAL);
-			if (w < 0 && (errno == EAGAIN || errno == EINTR))
+			if (w < 0 && (errno == EAGAIN || errno == EINTR)) {
+				hc_want(k, EPOLLOUT);
 				return;
+			}
 			if (w < 0) {
 				hc_conn_fail(k, OUTPOST_E_UNAVAILABLE, "sending to %s:%u: %s",
 				             k->c->host, k->c->port, strerror(errno));
