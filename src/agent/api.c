@@ -217,12 +217,17 @@ static void api_metrics_link(struct agent *a, struct buf *b)
 	           "# HELP outpost_agent_hub_batches_rejected_total Batches the hub refused: never "
 	           "sent again.\n"
 	           "# TYPE outpost_agent_hub_batches_rejected_total counter\n"
-	           "outpost_agent_hub_batches_rejected_total %lld\n",
+	           "outpost_agent_hub_batches_rejected_total %lld\n"
+	           "# HELP outpost_agent_hub_beats_sent_total Beats the hub answered (fewer while "
+	           "other requests stand in for them).\n"
+	           "# TYPE outpost_agent_hub_beats_sent_total counter\n"
+	           "outpost_agent_hub_beats_sent_total %lld\n",
 	           (long long)json_integer_value(json_object_get(st, "spool_depth")),
 	           (long long)json_integer_value(json_object_get(st, "spool_bytes")),
 	           (long long)json_integer_value(json_object_get(st, "spool_dropped")),
 	           (long long)json_integer_value(json_object_get(st, "batches_sent")),
-	           (long long)json_integer_value(json_object_get(st, "batches_rejected")));
+	           (long long)json_integer_value(json_object_get(st, "batches_rejected")),
+	           (long long)json_integer_value(json_object_get(st, "beats_sent")));
 	json_decref(st);
 }
 

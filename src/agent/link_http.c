@@ -36,6 +36,9 @@
 #define LH_BEAT_MS 5000
 #define LH_BEAT_MIN_MS 1000
 #define LH_BEAT_MAX_MS 300000
+/* With a hub whose every request counts as a beat, the agent still beats this often: the
+ * beat's answer carries the hub's interval, and the beat the agent's version. */
+#define LH_BEAT_FORCE_MS 60000
 #define LH_RESULTS_ITEMS 64
 #define LH_RESULTS_BYTES (1u << 20)
 #define LH_METRICS_ITEMS 256
@@ -62,6 +65,7 @@ struct lh_req {
 	char *headers[6];         /* NULL-terminated */
 	size_t nheaders;
 	char *body;
+	int64_t sent_ms;  /* when it left (monotonic): what the hub counts as a sign of life */
 	int64_t last_seq; /* results, metrics: the outbox or spool rows it carries, up to */
 	size_t nresults;  /* results or batches it carries */
 	json_t *facts;    /* beat: the facts it carries */
@@ -109,6 +113,12 @@ struct link_http {
 	int resume;
 	int connected, ever_connected;
 	int64_t down_since_ms, interval_ms, last_contact_ms;
+	/* Beats: the hub said every request counts as one (its beat answer); when the last
+	 * request it counted left, and the last beat that got through (monotonic ms). */
+	int requests_beat;
+	int64_t alive_ms, beat_ok_ms;
+	uint64_t beats_sent;
+	int64_t metrics_delay_ms; /* this agent's spread of its posts after a sample */
 	json_t *facts, *facts_sent;
 	uint64_t reconnects, tasks_received, results_sent, results_dropped;
 	uint64_t batches_sent, batches_rejected;
@@ -165,12 +175,12 @@ static int64_t lh_backoff_ms(int failures)
 	return (int64_t)randombytes_uniform((uint32_t)cap + 1);
 }
 
-/* interval +-20%. */
+/* interval .. interval + 20 %: a fleet does not beat in step, and a beat drawn after any
+ * request that reached the hub never comes before the next post of a shipping agent that posts
+ * every other interval (docs/agent-link.md, Beats). */
 static int64_t lh_jitter(int64_t interval_ms)
 {
-	int64_t span = interval_ms * 2 / 5;
-
-	return interval_ms - span / 2 + (int64_t)randombytes_uniform((uint32_t)span + 1);
+	return interval_ms + (int64_t)randombytes_uniform((uint32_t)(interval_ms / 5) + 1);
 }
 
 static void lh_on_timer(void *arg);
@@ -284,6 +294,7 @@ static int lh_request(struct link_http *lh, enum lh_kind kind, const char *metho
 	r->lh = lh;
 	r->kind = kind;
 	r->body = body;
+	r->sent_ms = clk_mono_ms();
 	if (lh_header(r, "Accept: application/json") < 0 ||
 	    (body && lh_header(r, "Content-Type: application/json") < 0) ||
 	    (is_signed && lh_sign(lh, r, method, target) < 0))
@@ -502,6 +513,28 @@ static void lh_mark_down(struct link_http *lh, const struct lh_answer *a)
 	lh_problem(lh, OUTPOST_LOG_WARN, "%s", a->text);
 }
 
+/* A request the hub counts as a sign of life got through (it marked the host seen when the
+ * request arrived). When the hub counts every request, the next beat is due an interval after
+ * the last of them, or a minute after the last beat, whichever comes first: an agent that posts
+ * metrics every other interval beats once between posts instead of twice. */
+static void lh_alive(struct link_http *lh, const struct lh_req *r)
+{
+	int64_t now = clk_mono_ms(), due, force;
+
+	if (r->sent_ms > lh->alive_ms)
+		lh->alive_ms = r->sent_ms;
+	if (r->kind == LH_BEAT)
+		lh->beat_ok_ms = r->sent_ms;
+	if (!lh->requests_beat || r->kind == LH_BEAT || lh->req[LH_BEAT] || lh->failures[LH_BEAT] ||
+	    lh->phase != LH_RUNNING)
+		return;
+	due = lh->alive_ms + lh_jitter(lh->interval_ms);
+	force = lh->beat_ok_ms + LH_BEAT_FORCE_MS;
+	if (force < due)
+		due = force;
+	lh_schedule(lh, LH_BEAT, due > now ? due - now : 0);
+}
+
 static void lh_run(struct link_http *lh)
 {
 	lh->phase = LH_RUNNING;
@@ -651,13 +684,14 @@ static void lh_on_enroll(struct link_http *lh, const struct lh_answer *a)
 	lh_retry(lh, LH_ENROLL);
 }
 
-static void lh_on_poll(struct link_http *lh, const struct lh_answer *a)
+static void lh_on_poll(struct link_http *lh, struct lh_req *r, const struct lh_answer *a)
 {
 	json_t *tasks = json_object_get(a->result, "tasks"), *t;
 	size_t i;
 
 	if (a->ok && json_is_array(tasks)) {
 		lh_mark_up(lh);
+		lh_alive(lh, r);
 		lh->resume = 0;
 		lh->failures[LH_POLL] = 0;
 		/* Ask again at once: the next long-poll must be waiting when the next task comes.
@@ -703,6 +737,10 @@ static void lh_on_beat(struct link_http *lh, struct lh_req *r, const struct lh_a
 			json_decref(lh->facts_sent);
 			lh->facts_sent = json_incref(r->facts);
 		}
+		lh->requests_beat =
+		    json_is_true(json_object_get(a->result, "requests_count_as_beats"));
+		lh->beats_sent++;
+		lh_alive(lh, r);
 		next = lh_jitter(lh->interval_ms);
 	} else {
 		/* The interval, or the backoff once it is longer: beats that failed together
@@ -735,6 +773,7 @@ static void lh_on_results(struct link_http *lh, struct lh_req *r, const struct l
 		} else {
 			lh->results_sent += r->nresults;
 			lh_mark_up(lh);
+			lh_alive(lh, r);
 		}
 		outbox_ack(lh->outbox, r->last_seq);
 		lh->failures[LH_RESULTS] = 0;
@@ -808,7 +847,9 @@ static void lh_on_metrics(struct link_http *lh, struct lh_req *r, const struct l
 		}
 		lh->failures[LH_METRICS] = 0;
 		lh_mark_up(lh);
-		lh_schedule(lh, LH_METRICS, 0); /* the rest of a backlog goes at once */
+		lh_alive(lh, r);
+		if (spool_depth(lh->spool) > 0)
+			lh_schedule(lh, LH_METRICS, 0); /* the rest of a backlog goes at once */
 		return;
 	}
 	if (!a->transport && (a->status == 400 || a->status == 413)) {
@@ -851,7 +892,7 @@ static void lh_on_done(void *arg, const struct hclient_response *resp)
 		lh_on_enroll(lh, &a);
 		break;
 	case LH_POLL:
-		lh_on_poll(lh, &a);
+		lh_on_poll(lh, r, &a);
 		break;
 	case LH_BEAT:
 		lh_on_beat(lh, r, &a);
@@ -920,6 +961,13 @@ static void lh_send(struct link_http *lh, enum lh_kind kind)
 			return;
 		if (lh->facts && !json_equal(lh->facts, lh->facts_sent))
 			facts = json_incref(lh->facts);
+		if (!facts && lh->requests_beat && !lh->failures[LH_BEAT] &&
+		    (lh->req[LH_METRICS] || lh->req[LH_RESULTS])) {
+			/* A post on its way will do, once answered (lh_alive then sets the next
+			 * beat); if it fails, this beat goes a little later. */
+			lh_schedule(lh, LH_BEAT, lh->interval_ms / 10);
+			return;
+		}
 		{
 			json_t *b = json_pack("{s:s}", "version", OUTPOST_VERSION);
 			if (b && facts)
@@ -1119,7 +1167,7 @@ static int lh_publish(struct link *l, const char *stream, const char *batch, siz
 		return OUTPOST_E_BAD_ARGS;
 	rc = spool_put(lh->spool, batch, len);
 	if (rc == 0 && lh->phase == LH_RUNNING && !lh->req[LH_METRICS] && !lh->timer[LH_METRICS])
-		lh_schedule(lh, LH_METRICS, (int64_t)randombytes_uniform(LH_METRICS_SPREAD_MS + 1));
+		lh_schedule(lh, LH_METRICS, lh->metrics_delay_ms);
 	return rc;
 }
 
@@ -1131,6 +1179,11 @@ static void lh_facts(struct link *l, const json_t *facts)
 	if (copy) {
 		json_decref(lh->facts);
 		lh->facts = copy;
+		/* New facts go out with the next beat, which may be a minute away while other
+		 * requests stand in for beats: now. */
+		if (lh->phase == LH_RUNNING && lh->requests_beat && !lh->req[LH_BEAT] &&
+		    !json_equal(lh->facts, lh->facts_sent))
+			lh_schedule(lh, LH_BEAT, 0);
 	}
 }
 
@@ -1166,6 +1219,7 @@ static json_t *lh_status(struct link *l)
 		json_object_set_new(st, "batches_sent", json_integer((json_int_t)lh->batches_sent));
 		json_object_set_new(st, "batches_rejected",
 		                    json_integer((json_int_t)lh->batches_rejected));
+		json_object_set_new(st, "beats_sent", json_integer((json_int_t)lh->beats_sent));
 	}
 	return st;
 }
@@ -1287,6 +1341,9 @@ int link_http_new(const struct link_config *cfg, struct link **out, char *msg, s
 	lh->on_task = cfg->on_task;
 	lh->arg = cfg->arg;
 	lh->interval_ms = LH_BEAT_MS;
+	/* Drawn once: posts a whole interval apart, so a beat drawn after one (lh_alive) falls
+	 * before the next, never just after it. */
+	lh->metrics_delay_ms = (int64_t)randombytes_uniform(LH_METRICS_SPREAD_MS + 1);
 	for (int k = 0; k < LH_NKINDS; k++)
 		lh->slot[k] = (struct lh_slot){lh, (enum lh_kind)k};
 	lh->https = strncasecmp(cfg->url, "https:", 6) == 0;

@@ -450,6 +450,13 @@ static void api_metrics(void *ctx, struct httpd_req *req)
 	           "# TYPE outpost_hub_results_total counter\noutpost_hub_results_total %llu\n"
 	           "# TYPE outpost_hub_enrollments_total counter\n"
 	           "outpost_hub_enrollments_total %llu\n"
+	           "# HELP outpost_hub_agent_beats_total Beats agents sent.\n"
+	           "# TYPE outpost_hub_agent_beats_total counter\n"
+	           "outpost_hub_agent_beats_total %llu\n"
+	           "# HELP outpost_hub_host_seen_writes_total Writes of a host's last contact "
+	           "(beats, and other agent requests at most every half beat interval).\n"
+	           "# TYPE outpost_hub_host_seen_writes_total counter\n"
+	           "outpost_hub_host_seen_writes_total %llu\n"
 	           "# TYPE outpost_hub_auth_refused_total counter\n"
 	           "outpost_hub_auth_refused_total %llu\n"
 	           "# TYPE outpost_hub_requests_total counter\noutpost_hub_requests_total %llu\n"
@@ -458,7 +465,7 @@ static void api_metrics(void *ctx, struct httpd_req *req)
 	           h->npolls, (long long)json_integer_value(json_object_get(st, "tasks_running")),
 	           (long long)json_integer_value(json_object_get(st, "queue_depth")),
 	           h->st.tasks_created, h->st.signed_tasks, h->st.results, h->st.enrollments,
-	           h->st.refused_auth, h->st.requests);
+	           h->st.beats, h->st.seen_writes, h->st.refused_auth, h->st.requests);
 	for (int i = 0; i < 8; i++) {
 		cum += h->st.latency_buckets[i];
 		buf_printf(&b, "outpost_hub_request_seconds_bucket{le=\"%s\"} %llu\n", le[i], cum);

@@ -163,6 +163,8 @@ static int auth_agent(struct hub *h, struct httpd_req *req, struct hub_caller *c
 		return OUTPOST_E_UNAVAILABLE;
 	}
 	c->role = ROLE_AGENT;
+	c->up = strcmp(state, HOST_UP) == 0;
+	c->last_seen_ms = json_integer_value(json_object_get(host, "last_seen_ms"));
 	snprintf(c->host_id, sizeof(c->host_id), "%s", id);
 	snprintf(c->name, sizeof(c->name), "host:%s", id);
 	json_decref(host);

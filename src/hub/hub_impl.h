@@ -28,6 +28,10 @@ struct hub_caller {
 	int role;
 	char name[80];    /* "token:<id>" or "host:<id>" */
 	char host_id[65]; /* for agents */
+	/* For agents, as the registry had them when the request was checked: whether the host
+	 * was up, and when it was last seen (tasks_host_alive skips a write when recent). */
+	int up;
+	int64_t last_seen_ms;
 };
 
 #define HUB_WAIT_BUCKETS 4096
@@ -51,6 +55,7 @@ struct hub_fail {
 struct hub_stats {
 	unsigned long long requests, enrollments, tasks_created, results, refused_auth;
 	unsigned long long signed_tasks;
+	unsigned long long beats, seen_writes; /* agents' beats; host_seen writes of any request */
 	double latency_sum;
 	unsigned long long latency_buckets[8]; /* <=1,5,10,50,100,500,1000 ms, +Inf */
 };
@@ -122,6 +127,8 @@ int hub_select_hosts(struct hub *h, const char *target, int any_state, json_t **
                      size_t msglen);
 /* Every second: liveness, expiry, batches. */
 void tasks_tick(struct hub *h);
+/* A signed agent request that got through is a sign of life, as a beat is (without facts). */
+void tasks_host_alive(struct hub *h, struct hub_caller *c);
 /* Answers every wait (shutdown). */
 void tasks_release_all(struct hub *h);
 

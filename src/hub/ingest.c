@@ -175,6 +175,9 @@ void ingest_agent_metrics(struct hub *h, struct httpd_req *req, struct hub_calle
 		httpd_respond_error(req, OUTPOST_E_INTERNAL, "out of memory");
 		goto out;
 	}
+	/* A signed post is a sign of life, readable or not: an agent that ships every interval
+	 * needs few beats of its own. */
+	tasks_host_alive(h, c);
 	if ((rc = batch_scan(body, len, post, msg, sizeof(msg))) < 0) {
 		in->requests_bad++;
 		httpd_respond_error(req, rc, "%s", msg);

@@ -584,7 +584,7 @@ void tasks_agent_poll(void *ctx, struct httpd_req *req)
 	if (wait > maxw)
 		wait = maxw;
 	/* Polling is a sign of life too. */
-	h->store->ops->host_seen(h->store, c->host_id, clk_real_ms(), NULL, NULL, NULL);
+	tasks_host_alive(h, c);
 	if (h->store->ops->task_take(h->store, c->host_id, clk_real_ms(), TASKS_TAKE_MAX, &items) <
 	    0) {
 		httpd_respond_error(req, OUTPOST_E_INTERNAL, "cannot read the task queue");
@@ -645,6 +645,7 @@ static void agent_results(struct hub *h, struct httpd_req *req, struct hub_calle
 
 	if (httpd_req_json(req, &body) < 0)
 		goto out;
+	tasks_host_alive(h, c);
 	results = json_object_get(body, "results");
 	if (!json_is_array(results) || json_array_size(results) > 10000) {
 		httpd_respond_error(
@@ -706,10 +707,16 @@ static void agent_beat(struct hub *h, struct httpd_req *req, struct hub_caller *
 		httpd_respond_error(req, OUTPOST_E_INTERNAL, "cannot record the beat");
 		goto out;
 	}
+	h->st.beats++;
+	h->st.seen_writes++;
 	if (was_down)
 		log_info(h->log, "registry", "host %s is up again", c->host_id);
-	httpd_respond_ok(req, json_pack("{s:I}", "interval_ms",
-	                                json_integer_value(conf_get(h->conf, "agents.beat_ms"))));
+	/* requests_count_as_beats: every signed request marks the host seen here (polls, results,
+	 * metric posts), so an agent whose other requests get through may skip its beats; an
+	 * older hub does not say so, and its agents beat every interval. */
+	httpd_respond_ok(req, json_pack("{s:I, s:b}", "interval_ms",
+	                                json_integer_value(conf_get(h->conf, "agents.beat_ms")),
+	                                "requests_count_as_beats", 1));
 out:
 	json_decref(body);
 }
@@ -729,6 +736,26 @@ void tasks_agent_results(void *ctx, struct httpd_req *req)
 	else
 		httpd_respond_error(req, OUTPOST_E_NOT_FOUND,
 		                    "POST /api/v1/agents/<id>/results, /beat or /metrics");
+}
+
+/* Marks the host seen, unless it is up and was seen less than half a beat interval ago: a
+ * burst of requests (a spool's backlog, posted request after request) costs hub.db one write,
+ * and down detection, which waits missed_beats intervals, is off by half an interval at most. */
+void tasks_host_alive(struct hub *h, struct hub_caller *c)
+{
+	int64_t now = clk_real_ms();
+	int64_t beat = json_integer_value(conf_get(h->conf, "agents.beat_ms"));
+	int was_down = 0;
+
+	if (c->up && now - c->last_seen_ms < beat / 2)
+		return;
+	if (h->store->ops->host_seen(h->store, c->host_id, now, NULL, NULL, &was_down) < 0)
+		return; /* the next request or beat tries again */
+	h->st.seen_writes++;
+	c->up = 1;
+	c->last_seen_ms = now;
+	if (was_down)
+		log_info(h->log, "registry", "host %s is up again", c->host_id);
 }
 
 /* ---- once a second ---- */

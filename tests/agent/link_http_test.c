@@ -39,6 +39,8 @@ struct hub {
 	int beat_unauthorized; /* answer beats 401 while set */
 	int fail_results;      /* answer results 503 this many times */
 	int fail_polls;        /* answer polls and beats 503 this many times */
+	int count_requests;    /* beat answers say every request counts as a beat */
+	int hold_polls;        /* keep long-polls unanswered (no sign of life but beats) */
 	json_t *queue;         /* signed tasks to hand out */
 	json_t *results;       /* what arrived */
 	json_t *beat_facts;    /* the last facts a beat carried */
@@ -147,7 +149,8 @@ static void hub_agent_get(void *ctx, struct httpd_req *req)
 	}
 	/* A short long-poll: the test must not wait 30 s. */
 	h->waiting = req;
-	loop_timer_add(h->loop, 300, 0, hub_on_wait_end, h, &h->wait_timer);
+	if (!h->hold_polls)
+		loop_timer_add(h->loop, 300, 0, hub_on_wait_end, h, &h->wait_timer);
 }
 
 static void hub_agent_post(void *ctx, struct httpd_req *req)
@@ -170,7 +173,8 @@ static void hub_agent_post(void *ctx, struct httpd_req *req)
 			json_decref(h->beat_facts);
 			h->beat_facts = json_incref(json_object_get(b, "facts"));
 		}
-		httpd_respond_ok(req, json_pack("{s:i}", "interval_ms", 1000));
+		httpd_respond_ok(req, json_pack("{s:i, s:b}", "interval_ms", 1000,
+		                                "requests_count_as_beats", h->count_requests));
 	} else if (strcmp(tail, HOST "/results") == 0) {
 		if (h->fail_results > 0) {
 			h->fail_results--;
@@ -660,6 +664,45 @@ static void test_any_signed_request_refused_sends_back_to_enrollment(void **stat
 	assert_true(clk_mono_ms() - t0 < 3000);
 }
 
+/* A hub that counts every request as a sign of life: while other requests get through (here
+ * long-polls, answered every 300 ms), no separate beat goes out; changed facts still do at
+ * once, and beats come back as soon as nothing else reaches the hub. An older hub (that does
+ * not say so) gets a beat every interval whatever else it gets. */
+static void test_requests_stand_in_for_beats_when_the_hub_counts_them(void **state)
+{
+	struct fx *f = *state;
+	json_t *facts = json_pack("{s:{s:s}}", "host", "hostname", "web-02");
+	int beats;
+
+	hub_start(f, 0);
+	link_start(f);
+	run_until(f, &f->hub.beats, 1, 5000);
+	/* The older hub: a beat every 1.0-1.2 s, polls or not. */
+	beats = f->hub.beats;
+	run_for(f, 2600);
+	assert_true(f->hub.beats - beats >= 2);
+	/* The hub now counts requests: from its next beat answer on, polls stand in. */
+	f->hub.count_requests = 1;
+	run_until(f, &f->hub.beats, f->hub.beats + 1, 3000);
+	beats = f->hub.beats;
+	run_for(f, 3000);
+	assert_int_equal(f->hub.beats - beats, 0);
+	assert_int_equal(status_int(f, "beats_sent"), beats);
+	/* New facts go at once, in a beat of their own. */
+	json_decref(f->hub.beat_facts);
+	f->hub.beat_facts = NULL;
+	f->link->ops->facts(f->link, facts);
+	assert_int_equal(run_until(f, &f->hub.beats, beats + 1, 500), beats + 1);
+	assert_true(json_equal(f->hub.beat_facts, facts));
+	/* Nothing else reaches the hub: beats again, an interval after the last poll. */
+	f->hub.hold_polls = 1;
+	beats = f->hub.beats;
+	run_for(f, 3000);
+	assert_true(f->hub.beats - beats >= 2);
+	assert_int_equal(f->hub.bad_sigs, 0);
+	json_decref(facts);
+}
+
 static void test_bad_urls_are_refused(void **state)
 {
 	char msg[256];
@@ -701,6 +744,7 @@ int main(void)
 	    T(test_hub_trouble_backs_off_and_reconnects),
 	    T(test_unknown_to_the_hub_enrolls_again),
 	    T(test_any_signed_request_refused_sends_back_to_enrollment),
+	    T(test_requests_stand_in_for_beats_when_the_hub_counts_them),
 	    cmocka_unit_test(test_bad_urls_are_refused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

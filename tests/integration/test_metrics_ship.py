@@ -336,3 +336,41 @@ def test_real_hub_parses_every_key_the_agent_makes(hub, agent):
         assert m and m.group(1) == "0", text
     m = re.search(r'outpost_hub_metric_samples_total\{outcome="stored"\} (\d+)', text)
     assert m and int(m.group(1)) > 100, text
+
+
+def test_real_hub_metric_posts_stand_in_for_beats_and_a_silent_agent_goes_down(hub, agent):
+    """An agent posting a batch every second to a hub that wants a sign of life every 2 s
+    sends no beats of its own past the first few (before, one every 2-2.4 s): the hub keeps
+    it up on its posts alone, and still marks it down as soon as it falls silent."""
+    import signal
+    h = hub({"agents": {"beat_ms": 2000, "missed_beats": 3}})
+    token = h.cli("token", "create", "--enroll", "--ttl", "10m").stdout.strip()
+    a = agent({"log": {"level": "debug"}, "hub": {"url": h.url, "ca": h.ca, "token": token, "host_id": HOST},
+               "plugins": {"metrics": {"interval_ms": INTERVAL_MS, "statsd_listen": ""}}})
+    wait_for(lambda: hub_status(a)["batches_sent"] >= 3 and hub_status(a)["beats_sent"] >= 1,
+             30, what="3 batches and a beat at the hub")
+
+    def host_state():
+        st, body = h.api("GET", "/api/v1/hosts/" + HOST)
+        return body["result"]["state"] if st == 200 else None
+
+    def hub_beats():
+        st, text = h.api("GET", "/metrics")
+        return int(re.search(r"^outpost_hub_agent_beats_total (\d+)$", text, re.M).group(1))
+
+    time.sleep(2)  # the facts sys.facts gathers at start go out with a beat of their own
+    before, hub_before, sent = hub_status(a)["beats_sent"], hub_beats(), hub_status(a)
+    time.sleep(9)
+    st = hub_status(a)
+    assert st["beats_sent"] == before and hub_beats() == hub_before, (before, st)
+    assert st["batches_sent"] >= sent["batches_sent"] + 7, (sent, st)
+    assert host_state() == "up"
+    # Silent (stopped, its connections open): down after missed_beats x beat_ms (6 s).
+    a.signal(signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        wait_for(lambda: host_state() == "down", 15, what="the hub to mark the host down")
+        assert time.monotonic() - t0 >= 3
+    finally:
+        a.signal(signal.SIGCONT)
+    wait_for(lambda: host_state() == "up", 15, what="the host up again")
