@@ -30,7 +30,20 @@ struct spool {
 	 * reading it back. */
 	struct buf tail;
 	int64_t tail_seq;
+	/* Acknowledged batches are counted out at once but deleted a few at a time: a DELETE
+	 * per request was a third of the spool's writes. Rows up to acked are gone for every
+	 * purpose but the table; pending of them are still there. The last request made
+	 * (peek_*) tells what an acknowledgement of it counts out without reading. */
+	int64_t acked;
+	int pending;
+	int64_t peek_last, peek_bytes;
+	size_t peek_n;
 };
+
+/* Acknowledged rows are deleted once this many wait (a minute at the default interval, at
+ * once for a backlog's requests), and at close. An agent killed in between sends them again;
+ * the hub counts them as duplicates. */
+#define SPOOL_ACK_LAZY 6
 
 /* Batches up to this size are kept in memory as the tail (one, a few KiB in practice). */
 #define SPOOL_TAIL_MAX (64u << 10)
@@ -60,16 +73,19 @@ static int spool_done(struct spool *s, sqlite3_stmt *st, int rc)
 	return rc == SQLITE_DONE || rc == SQLITE_ROW || rc == SQLITE_OK ? 0 : OUTPOST_E_INTERNAL;
 }
 
-/* Runs a DELETE ... RETURNING length(batch), counting rows and bytes (sqlite3_changes()
- * would race with the ledger's workers on the shared connection). Finalizes st, or resets it
- * when it is the kept one. Returns the number of rows or a negative code. */
+/* Runs a DELETE ... RETURNING seq, length(batch), counting out the rows not yet counted out
+ * (after acked) and their bytes (sqlite3_changes() would race with the ledger's workers on the
+ * shared connection). Finalizes st, or resets it when it is the kept one. Returns the number
+ * of rows counted out or a negative code. */
 static int spool_delete(struct spool *s, sqlite3_stmt *st)
 {
 	int rc, n = 0;
 
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (sqlite3_column_int64(st, 0) <= s->acked)
+			continue;
 		n++;
-		s->bytes -= sqlite3_column_int64(st, 0);
+		s->bytes -= sqlite3_column_int64(st, 1);
 	}
 	if (st == s->ack) {
 		if (spool_done(s, st, rc) < 0)
@@ -91,19 +107,29 @@ static int spool_delete(struct spool *s, sqlite3_stmt *st)
 
 static int spool_delete_upto(struct spool *s, int64_t seq)
 {
+	int n;
+
+	s->peek_n = 0; /* an acknowledgement of it would count these twice */
 	if (seq >= s->tail_seq)
 		s->tail_seq = 0;
 	sqlite3_bind_int64(s->ack, 1, seq);
-	return spool_delete(s, s->ack);
+	n = spool_delete(s, s->ack);
+	if (n >= 0 && seq >= s->acked) {
+		s->acked = seq;
+		s->pending = 0;
+	}
+	return n;
 }
 
 static int spool_delete_one(struct spool *s, int64_t seq)
 {
 	sqlite3_stmt *st = NULL;
 
+	s->peek_n = 0;
 	if (seq == s->tail_seq)
 		s->tail_seq = 0;
-	if (sqlite3_prepare_v2(s->db, "DELETE FROM spool WHERE seq = ? RETURNING length(batch)", -1,
+	if (sqlite3_prepare_v2(s->db,
+	                       "DELETE FROM spool WHERE seq = ? RETURNING seq, length(batch)", -1,
 	                       &st, NULL) != SQLITE_OK)
 		return spool_fail(s, st);
 	sqlite3_bind_int64(st, 1, seq);
@@ -135,9 +161,11 @@ static int spool_trim(struct spool *s)
 
 	if (need <= 0)
 		return 0;
-	if (sqlite3_prepare_v2(s->db, "SELECT seq, length(batch) FROM spool ORDER BY seq", -1, &st,
-	                       NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(s->db,
+	                       "SELECT seq, length(batch) FROM spool WHERE seq > ? ORDER BY seq",
+	                       -1, &st, NULL) != SQLITE_OK)
 		return spool_fail(s, st);
+	sqlite3_bind_int64(st, 1, s->acked);
 	while (freed < need && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		cut = sqlite3_column_int64(st, 0);
 		freed += sqlite3_column_int64(st, 1);
@@ -224,10 +252,11 @@ int spool_open(sqlite3 *db, const struct logger *log, int64_t max_bytes, struct 
 	s->log = log;
 	if (sqlite3_prepare_v2(db, "INSERT INTO spool(batch) VALUES (?) RETURNING seq", -1, &s->put,
 	                       NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(db, "SELECT seq, batch FROM spool ORDER BY seq LIMIT ?", -1,
-	                       &s->peek, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(db, "DELETE FROM spool WHERE seq <= ? RETURNING length(batch)", -1,
-	                       &s->ack, NULL) != SQLITE_OK) {
+	    sqlite3_prepare_v2(db,
+	                       "SELECT seq, batch FROM spool WHERE seq > ? ORDER BY seq LIMIT ?",
+	                       -1, &s->peek, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db, "DELETE FROM spool WHERE seq <= ? RETURNING seq, length(batch)",
+	                       -1, &s->ack, NULL) != SQLITE_OK) {
 		rc = spool_fail(s, NULL);
 		goto fail;
 	}
@@ -260,6 +289,8 @@ void spool_close(struct spool *s)
 {
 	if (!s)
 		return;
+	if (s->pending && s->ack)
+		spool_delete_upto(s, s->acked);
 	sqlite3_finalize(s->put);
 	sqlite3_finalize(s->peek);
 	sqlite3_finalize(s->ack);
@@ -333,7 +364,8 @@ int spool_peek(struct spool *s, size_t max_items, size_t max_bytes, struct buf *
 
 	*n = 0;
 	*last_seq = 0;
-	if (s->depth == 1 && s->tail_seq > 0 && max_items > 0) {
+	s->peek_n = 0;
+	if (s->depth == 1 && s->tail_seq > s->acked && max_items > 0) {
 		/* The one batch is the last one put: no need to read it back. */
 		if (buf_printf(out, "{\"epoch\":\"%s\",\"batches\":[", s->epoch) < 0 ||
 		    spool_append(out, s->tail_seq, s->tail.data, s->tail.len) < 0 ||
@@ -345,9 +377,13 @@ int spool_peek(struct spool *s, size_t max_items, size_t max_bytes, struct buf *
 		}
 		*n = 1;
 		*last_seq = s->tail_seq;
+		s->peek_n = 1;
+		s->peek_last = s->tail_seq;
+		s->peek_bytes = (int64_t)s->tail.len;
 		return 0;
 	}
-	sqlite3_bind_int64(st, 1, (sqlite3_int64)max_items);
+	sqlite3_bind_int64(st, 1, s->acked);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)max_items);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		int64_t seq = sqlite3_column_int64(st, 0);
 		const char *text = sqlite3_column_blob(st, 1);
@@ -389,12 +425,38 @@ int spool_peek(struct spool *s, size_t max_items, size_t max_bytes, struct buf *
 		*last_seq = 0;
 		return OUTPOST_E_INTERNAL;
 	}
+	s->peek_n = *n;
+	s->peek_last = *last_seq;
+	s->peek_bytes = (int64_t)bytes;
 	return 0;
 }
 
 int spool_ack(struct spool *s, int64_t last_seq)
 {
-	return spool_delete_upto(s, last_seq);
+	int n;
+
+	if (last_seq <= s->acked)
+		return 0;
+	if (s->peek_n == 0 || last_seq != s->peek_last)
+		return spool_delete_upto(s, last_seq); /* not what the last request carried */
+	/* The whole last request: counted out now, deleted with the next few. */
+	n = (int)s->peek_n;
+	s->acked = last_seq;
+	s->depth -= n;
+	s->bytes -= s->peek_bytes;
+	if (s->depth <= 0)
+		s->depth = s->bytes = 0;
+	if (s->bytes < 0)
+		s->bytes = 0;
+	if (last_seq >= s->tail_seq)
+		s->tail_seq = 0;
+	s->peek_n = 0;
+	s->pending += n;
+	if (s->pending >= SPOOL_ACK_LAZY && spool_delete_upto(s, s->acked) < 0)
+		log_warn(s->log, "spool",
+		         "acknowledged batches stay in the table until the next "
+		         "acknowledgement");
+	return n;
 }
 
 const char *spool_epoch(const struct spool *s)

@@ -507,9 +507,84 @@ static void test_the_one_batch_goes_as_it_was_put(void **state)
 	buf_free(&slow);
 }
 
+static long long table_rows(struct fx *f)
+{
+	sqlite3_stmt *st;
+	long long n = -1;
+
+	if (sqlite3_prepare_v2(f->db, "SELECT count(*) FROM spool", -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return n;
+}
+
+/* An acknowledged request's batches are counted out at once and deleted six at a time (and
+ * at close): never sent again while the agent runs. A drop between a request and its
+ * acknowledgement is not counted twice. */
+static void test_acknowledged_batches_are_deleted_a_few_at_a_time(void **state)
+{
+	struct fx *f = *state;
+	struct buf b = BUF_INIT;
+	int64_t last;
+	size_t n;
+
+	for (int i = 1; i <= 5; i++) {
+		put_text(f, "{\"t\":1}");
+		buf_reset(&b);
+		assert_int_equal(spool_peek(f->s, 256, 1 << 20, &b, &n, &last), 0);
+		assert_int_equal(n, 1);
+		assert_int_equal(last, i);
+		assert_int_equal(spool_ack(f->s, last), 1);
+		assert_int_equal(spool_depth(f->s), 0);
+		assert_int_equal(spool_bytes(f->s), 0);
+		assert_int_equal(table_rows(f), i);
+	}
+	/* Read back from the table too: only what was not acknowledged. */
+	put_text(f, "{\"t\":6}");
+	put_text(f, "{\"t\":7}");
+	buf_reset(&b);
+	assert_int_equal(spool_peek(f->s, 256, 1 << 20, &b, &n, &last), 0);
+	assert_int_equal(n, 2);
+	assert_non_null(strstr(b.data, "[{\"seq\":6,\"t\":6},{\"seq\":7,\"t\":7}]}"));
+	assert_int_equal(spool_ack(f->s, last), 2);
+	assert_int_equal(table_rows(f), 0); /* 7 waited: deleted */
+	/* Acknowledged again (an answer that came twice): nothing more. */
+	assert_int_equal(spool_ack(f->s, last), 0);
+	/* At close, whatever waits goes. */
+	put_text(f, "{\"t\":8}");
+	buf_reset(&b);
+	assert_int_equal(spool_peek(f->s, 256, 1 << 20, &b, &n, &last), 0);
+	assert_int_equal(spool_ack(f->s, last), 1);
+	assert_int_equal(table_rows(f), 1);
+	fx_close(f);
+	fx_open(f, 0);
+	assert_int_equal(spool_depth(f->s), 0);
+	assert_int_equal(table_rows(f), 0);
+	/* A drop (the bound) between the request and its acknowledgement. */
+	fx_close(f);
+	fx_open(f, 1 << 20);
+	{
+		char *big = batch_of(9, 600 << 10);
+		put_text(f, big); /* seq 9 */
+		buf_reset(&b);
+		assert_int_equal(spool_peek(f->s, 256, 1 << 20, &b, &n, &last), 0);
+		assert_int_equal(last, 9);
+		put_text(f, big); /* seq 10: over the bound, 9 is dropped */
+		assert_int_equal(spool_depth(f->s), 1);
+		assert_int_equal(spool_ack(f->s, 9), 0);
+		assert_int_equal(spool_depth(f->s), 1);
+		assert_int_equal(spool_bytes(f->s), (int64_t)strlen(big));
+		free(big);
+	}
+	buf_free(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_acknowledged_batches_are_deleted_a_few_at_a_time,
+	                                    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_the_one_batch_goes_as_it_was_put, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_batches_leave_in_order_with_their_seq, setup,
 	                                    teardown),
