@@ -98,3 +98,21 @@ char *buf_steal(struct buf *b)
 	b->len = b->cap = 0;
 	return p;
 }
+
+int buf_put_label_value(struct buf *b, const char *v)
+{
+	const char *run = v;
+
+	for (; *v; v++) {
+		const char *esc = *v == '\\'   ? "\\\\"
+		                  : *v == '"'  ? "\\\""
+		                  : *v == '\n' ? "\\n"
+		                               : NULL;
+		if (!esc)
+			continue;
+		if (buf_append(b, run, (size_t)(v - run)) < 0 || buf_puts(b, esc) < 0)
+			return -1;
+		run = v + 1;
+	}
+	return buf_append(b, run, (size_t)(v - run));
+}

@@ -23,6 +23,9 @@ int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf
 int buf_vprintf(struct buf *b, const char *fmt, va_list ap);
 void buf_reset(struct buf *b); /* length 0, keeps memory */
 void buf_free(struct buf *b);
+/* Appends v escaped as a Prometheus text label value (backslash, double quote, newline), the
+ * quotes around it left to the caller. */
+int buf_put_label_value(struct buf *b, const char *v);
 /* Hands the data to the caller (caller frees) and empties the buffer; never NULL on success. */
 char *buf_steal(struct buf *b);
 

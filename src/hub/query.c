@@ -882,25 +882,6 @@ out:
 
 /* ---- /federate ---- */
 
-static int put_prom_value(struct buf *b, const char *v)
-{
-	const char *run = v;
-	int rc = 0;
-
-	for (; rc == 0 && *v; v++) {
-		const char *esc = *v == '\\'   ? "\\\\"
-		                  : *v == '"'  ? "\\\""
-		                  : *v == '\n' ? "\\n"
-		                               : NULL;
-		if (!esc)
-			continue;
-		rc = buf_append(b, run, (size_t)(v - run));
-		rc = rc ? rc : buf_puts(b, esc);
-		run = v + 1;
-	}
-	return rc ? rc : buf_append(b, run, (size_t)(v - run));
-}
-
 static int put_prom_label(struct buf *b, int *first, const char *name, const char *value)
 {
 	int rc = *first ? 0 : buf_append(b, ",", 1);
@@ -908,7 +889,7 @@ static int put_prom_label(struct buf *b, int *first, const char *name, const cha
 	*first = 0;
 	rc = rc ? rc : buf_puts(b, name);
 	rc = rc ? rc : buf_append(b, "=\"", 2);
-	rc = rc ? rc : put_prom_value(b, value);
+	rc = rc ? rc : buf_put_label_value(b, value);
 	return rc ? rc : buf_append(b, "\"", 1);
 }
 

@@ -42,12 +42,31 @@ static void test_steal_empty_gives_empty_string(void **state)
 	assert_null(b.data);
 }
 
+/* Prometheus label values: backslash, quote and newline escaped, everything else (UTF-8, tabs)
+ * as it is, appended after what the buffer holds. */
+static void test_label_value_escapes(void **state)
+{
+	struct buf b = BUF_INIT;
+
+	(void)state;
+	assert_int_equal(buf_puts(&b, "x=\""), 0);
+	assert_int_equal(buf_put_label_value(&b, "a\\b\"c\nd\té"), 0);
+	assert_string_equal(b.data, "x=\"a\\\\b\\\"c\\nd\té");
+	buf_reset(&b);
+	assert_int_equal(buf_put_label_value(&b, ""), 0);
+	assert_int_equal(b.len, 0);
+	assert_int_equal(buf_put_label_value(&b, "\n\n"), 0);
+	assert_string_equal(b.data, "\\n\\n");
+	buf_free(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_append_grows_and_terminates),
 	    cmocka_unit_test(test_printf_formats),
 	    cmocka_unit_test(test_steal_empty_gives_empty_string),
+	    cmocka_unit_test(test_label_value_escapes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -17,24 +17,6 @@ static size_t escaped_len(const char *v)
 	return n;
 }
 
-static int put_escaped(struct buf *out, const char *v)
-{
-	const char *run = v;
-
-	for (; *v; v++) {
-		const char *esc = *v == '\\'   ? "\\\\"
-		                  : *v == '"'  ? "\\\""
-		                  : *v == '\n' ? "\\n"
-		                               : NULL;
-		if (!esc)
-			continue;
-		if (buf_append(out, run, (size_t)(v - run)) < 0 || buf_puts(out, esc) < 0)
-			return -1;
-		run = v + 1;
-	}
-	return buf_append(out, run, (size_t)(v - run));
-}
-
 /* Walks the labels of a packed key with xk merged in its sorted place: calls fn for each
  * (name, value) in order. fn returns < 0 to stop. */
 typedef int (*label_fn)(void *arg, int first, const char *k, const char *v);
@@ -83,7 +65,7 @@ static int put_label(void *arg, int first, const char *k, const char *v)
 	struct buf *out = arg;
 
 	if ((!first && buf_puts(out, ",") < 0) || buf_puts(out, k) < 0 ||
-	    buf_puts(out, "=\"") < 0 || put_escaped(out, v) < 0 || buf_puts(out, "\"") < 0)
+	    buf_puts(out, "=\"") < 0 || buf_put_label_value(out, v) < 0 || buf_puts(out, "\"") < 0)
 		return -1;
 	return 0;
 }
