@@ -18,6 +18,9 @@
 #define HT_DAY_MS (86400LL * 1000)
 #define HT_MAX_TIMEOUT_MS (7 * HT_DAY_MS)
 #define HT_BUSY_RETRY_MS 1000
+/* A task still running after this long is reported `running`; one that ends sooner sends only
+ * its final state: one request to the hub per short task instead of two. */
+#define HT_RUNNING_REPORT_MS 1000
 #define HT_NAME_MAX 32
 
 /* One task handed to the dispatcher. */
@@ -27,7 +30,8 @@ struct ht_run {
 	char plugin[HT_NAME_MAX + 1], op[HT_NAME_MAX + 1];
 	json_t *args;
 	int64_t timeout_ms, expires_ms, started_ms;
-	struct loop_timer *retry; /* waiting for a free dispatcher slot */
+	struct loop_timer *retry;   /* waiting for a free dispatcher slot */
+	struct loop_timer *running; /* until the `running` report is due */
 	struct ht_run *next;
 };
 
@@ -144,6 +148,8 @@ static void ht_unlink(struct hubtask *h, struct ht_run *run)
 
 static void ht_run_free(struct ht_run *run)
 {
+	if (run->running && run->h)
+		loop_timer_del(run->h->loop, run->running);
 	json_decref(run->args);
 	free(run);
 }
@@ -179,6 +185,14 @@ static const char *ht_final_state(const struct ht_run *run, const json_t *env)
 }
 
 static void ht_submit(struct ht_run *run);
+
+static void ht_on_running(void *arg)
+{
+	struct ht_run *run = arg;
+
+	run->running = NULL; /* one-shot: freed by the loop */
+	ht_report(run->h, run->task_id, "running", NULL, run->started_ms, 0);
+}
 
 static void ht_on_retry(void *arg)
 {
@@ -371,7 +385,9 @@ void hubtask_receive(void *arg, const json_t *signed_task)
 	prior = ledger_state(h->ledger, id, NULL);
 	if (!prior) {
 		log_info(h->log, "hubtask", "task %s: running %s.%s", id, run->plugin, run->op);
-		ht_report(h, id, "running", NULL, now, 0);
+		if (loop_timer_add(h->loop, HT_RUNNING_REPORT_MS, 0, ht_on_running, run,
+		                   &run->running) < 0)
+			ht_report(h, id, "running", NULL, now, 0);
 	}
 	ht_submit(run);
 }
@@ -467,6 +483,8 @@ void hubtask_free(struct hubtask *h)
 	while (h->runs) {
 		struct ht_run *run = h->runs;
 		h->runs = run->next;
+		loop_timer_del(h->loop, run->running);
+		run->running = NULL;
 		if (run->retry) {
 			/* Waiting for a slot: the dispatcher does not know it. */
 			loop_timer_del(h->loop, run->retry);

@@ -688,3 +688,25 @@ def test_hostile_hub_cannot_make_the_agent_run_what_it_did_not_sign(fake_hub, ag
                b64(other.verify_key.encode()))
     assert json.load(open(os.path.join(a.state_dir, "hub.json")))["hub_pubkey"] == \
         b64(fh.key.verify_key.encode())
+
+
+def test_short_task_sends_only_its_final_state_long_one_reports_running(fake_hub, agent):
+    # One request per short task: `running` goes only for a task still running after ~1 s
+    # (docs/agent-link.md), so the hub sees it for long tasks and is spared it for short ones.
+    fh = fake_hub
+    agent({"hub": {"url": fh.url, "host_id": "short-1"}})
+    wait_for(lambda: fh.polls > 0, 10, what="the agent's first long-poll")
+    fh.hand(fh.sign(fh.task("t-short", "short-1", "true")))
+    assert fh.final("t-short")["state"] == "ok"
+    fh.hand(fh.sign(fh.task("t-long", "short-1", "sleep 3")))
+    r = fh.final("t-long")
+    assert r["state"] == "ok", r
+    with fh.cond:
+        short = [x["state"] for x in fh.results["t-short"]]
+        long_ = [x["state"] for x in fh.results["t-long"]]
+        running = [x for x in fh.results["t-long"] if x["state"] == "running"]
+    assert short == ["ok"], short
+    assert long_ == ["running", "ok"], long_
+    # The running report says when the task started, the final one when it ended, 3 s later.
+    assert running[0]["started_ms"] == r["started_ms"]
+    assert r["finished_ms"] - r["started_ms"] >= 2900
