@@ -2,13 +2,14 @@
 # Installs the peers the benchmarks compare Outpost against (not needed to build or test:
 # that is scripts/deps.sh): nginx and node-exporter for bench/agent-core, ClusterShell and
 # OpenSSH (client and a private sshd) for bench/fanout, collectd (the daemon and its plugins,
-# without the full package's recommends) and curl for bench/agent-footprint. Idempotent:
+# without the full package's recommends) and curl for bench/agent-footprint, strace for
+# bench/cli-latency. Idempotent:
 # apt-get runs only when a package is missing. The packages' own services are kept from starting (policy-rc.d): the
 # benchmarks start private instances on loopback and stop them again.
 set -eu
 
 PKGS="nginx-light prometheus-node-exporter wrk procps clustershell openssh-server openssh-client
-	collectd-core curl"
+	collectd-core curl strace"
 
 missing=""
 for p in $PKGS; do

@@ -11,3 +11,5 @@ echo
 /usr/bin/python3 "$here/fanout" --build "$build"
 echo
 /usr/bin/python3 "$here/agent-footprint" --build "$build"
+echo
+/usr/bin/python3 "$here/cli-latency" --build "$build"

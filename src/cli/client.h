@@ -19,6 +19,7 @@ struct client_conf {
 	const char *token; /* may be NULL: no Authorization header */
 	const char *ca;    /* CA file (PEM) to verify the hub with; NULL: the system's */
 	const char *pin;   /* "sha256:HEX" of the hub's certificate; NULL: none */
+	/* With ca or pin, only they are trusted: the system's CA store is not even read. */
 	volatile sig_atomic_t *interrupted; /* set by SIGINT: abort the transfer; may be NULL */
 };
 
@@ -38,8 +39,8 @@ struct client_err {
 
 struct client;
 
-/* Checks the configuration (URL scheme, pin syntax). 0 and a new client, or CLIENT_E_SETUP
- * with err set. Strings in conf are copied. */
+/* Checks the configuration (URL scheme, pin syntax, a readable CA file). 0 and a new client, or
+ * CLIENT_E_SETUP with err set. Strings in conf are copied. */
 int client_open(const struct client_conf *conf, struct client **out, struct client_err *err);
 void client_free(struct client *cl); /* NULL is a no-op */
 
