@@ -114,6 +114,18 @@ struct store_ops {
 	                 json_t *detail, int64_t now_ms);
 	int (*audit_list)(struct store *s, int limit, json_t **entries); /* newest first */
 
+	/* ---- retention (the hub's background work prunes in slices of limit rows) ---- */
+	/* Deletes at most limit of the oldest events / audit entries recorded before before_ms;
+	 * *n gets how many (fewer than limit: none older are left). */
+	int (*events_prune)(struct store *s, int64_t before_ms, int limit, int64_t *n);
+	int (*audit_prune)(struct store *s, int64_t before_ms, int limit, int64_t *n);
+	/* Tasks that ended (done or cancelled; never a running one) before before_ms, oldest end
+	 * first, with their per-host rows: at most limit rows in all, a task's rows first and the
+	 * task once none is left. *tasks and *copies get how many of each were deleted; fewer
+	 * than limit in all: none older is left. */
+	int (*tasks_prune)(struct store *s, int64_t before_ms, int limit, int64_t *tasks,
+	                   int64_t *copies);
+
 	/* ---- counts for /metrics ---- */
 	/* {"hosts": {"up":N,...}, "tasks_running": N, "queue_depth": N} */
 	int (*stats)(struct store *s, json_t **stats);

@@ -32,7 +32,10 @@
  *   done, the queue). SQLite uses a partial index only when the query repeats its WHERE term
  *   word for word, hence the IN (...) terms repeated below.
  * - tasks.last_batch is fixed at creation: the batch of the last host. Batches up to
- *   released_batch may be taken. */
+ *   released_batch may be taken.
+ * - Version 2, retention (store_sqlite_prune.c): tasks.ended_ms is the hub's time when a task
+ *   left running (NULL while it runs); tasks that ended before it existed take their last
+ *   row's end. The indexes let the prunes walk from the oldest row without a table scan. */
 static const char *const hub_schema[] = {
     "CREATE TABLE hosts ("
     " id TEXT PRIMARY KEY,"
@@ -103,6 +106,12 @@ static const char *const hub_schema[] = {
     " action TEXT NOT NULL,"
     " target TEXT,"
     " detail TEXT);",
+    "ALTER TABLE tasks ADD COLUMN ended_ms INTEGER;"
+    "UPDATE tasks SET ended_ms = coalesce((SELECT max(finished_ms) FROM task_hosts"
+    " WHERE task_id = tasks.id), cancelled_ms, created_ms) WHERE state != 'running';"
+    "CREATE INDEX tasks_ended ON tasks(ended_ms) WHERE ended_ms IS NOT NULL;"
+    "CREATE INDEX events_at ON events(at_ms);"
+    "CREATE INDEX audit_at ON audit(at_ms);",
 };
 #define HUB_SCHEMA_VERSION ((int)(sizeof(hub_schema) / sizeof(hub_schema[0])))
 
@@ -231,7 +240,7 @@ static const char *const st_sql[ST_COUNT] = {
     [ST_TASK_SEQ_NEXT] = "SELECT coalesce(max(seq), 0) + 1 FROM task_hosts WHERE task_id = ?1",
     [ST_TASK_OPEN] = "SELECT 1 FROM task_hosts WHERE task_id = ?1 AND " OPEN("") " LIMIT 1",
     [ST_TASK_FINISH] = "UPDATE tasks SET state = iif(cancelled_ms IS NULL, 'done', "
-                       "'cancelled') WHERE id = ?1 AND state = 'running'",
+                       "'cancelled'), ended_ms = ?2 WHERE id = ?1 AND state = 'running'",
     [ST_TASK_CANCEL] = "UPDATE tasks SET cancelled_ms = coalesce(cancelled_ms, ?2) "
                        "WHERE id = ?1",
     [ST_TAKE] =
@@ -302,6 +311,7 @@ struct sq {
 	sqlite3 *db;
 	sqlite3_stmt *st[ST_COUNT];
 	struct mstore *metrics; /* metrics.db */
+	struct sqp *prune;      /* retention's statements (store_sqlite_prune.c) */
 };
 
 /* Per-host row states, in the order counts lists them; the first three are not final. */
@@ -615,9 +625,10 @@ static int rows_move(struct sq *s, enum st which, const char *task_id, const cha
 	return 0;
 }
 
-/* Ends a running task whose rows are all final: done, or cancelled after task_cancel.
- * *finished (may be NULL) is 1 when this call ended it. Inside a transaction. */
-static int task_settle(struct sq *s, const char *task_id, int *finished)
+/* Ends a running task whose rows are all final: done, or cancelled after task_cancel; now_ms
+ * is its end (retention counts from it). *finished (may be NULL) is 1 when this call ended
+ * it. Inside a transaction. */
+static int task_settle(struct sq *s, const char *task_id, int64_t now_ms, int *finished)
 {
 	sqlite3_stmt *st = stmt(s, ST_TASK_OPEN);
 	int rc;
@@ -631,6 +642,7 @@ static int task_settle(struct sq *s, const char *task_id, int *finished)
 		return rc < 0 ? rc : 0;
 	st = stmt(s, ST_TASK_FINISH);
 	bind_str(st, 1, task_id);
+	sqlite3_bind_int64(st, 2, now_ms);
 	if ((rc = db_run(st)) < 0)
 		return rc;
 	if (finished)
@@ -661,7 +673,7 @@ static int host_cancel_rows(struct sq *s, const char *host_id, int64_t now_ms)
 		rc =
 		    rows_move(s, ST_ROW_CANCEL_HOST, json_string_value(v), host_id, now_ms, &moved);
 		if (rc == 0)
-			rc = task_settle(s, json_string_value(v), NULL);
+			rc = task_settle(s, json_string_value(v), now_ms, NULL);
 	}
 	json_decref(tasks);
 	return rc < 0 ? rc : 0;
@@ -1610,7 +1622,8 @@ static int sq_task_report(struct store *base, const char *task_id, const char *h
 	sqlite3_bind_int64(st, 7, seq);
 	if ((rc = db_run(st)) < 0)
 		goto fail;
-	if (to >= RS_FINAL && (rc = task_settle(s, task_id, &fin)) < 0)
+	/* The agent's finished_ms is its own clock's: the task's end is the hub's. */
+	if (to >= RS_FINAL && (rc = task_settle(s, task_id, clk_real_ms(), &fin)) < 0)
 		goto fail;
 	if ((rc = tx_commit(s)) == 0 && task_done)
 		*task_done = fin;
@@ -1650,7 +1663,7 @@ static int sq_task_cancel(struct store *base, const char *id, int64_t now_ms)
 	sqlite3_bind_int64(st, 2, now_ms);
 	if ((rc = db_run(st)) < 0 ||
 	    (rc = rows_move(s, ST_ROWS_CANCEL, id, NULL, now_ms, &moved)) < 0 ||
-	    (rc = task_settle(s, id, NULL)) < 0)
+	    (rc = task_settle(s, id, now_ms, NULL)) < 0)
 		goto fail;
 	return tx_commit(s);
 fail:
@@ -1698,7 +1711,7 @@ static int sq_tasks_expire(struct store *base, int64_t now_ms, json_t **task_ids
 			goto fail;
 		if (!expired && !lost)
 			continue;
-		if ((rc = task_settle(s, id, NULL)) < 0)
+		if ((rc = task_settle(s, id, now_ms, NULL)) < 0)
 			goto fail;
 		if (json_array_append_new(arr, json_string(id))) {
 			rc = OUTPOST_E_INTERNAL;
@@ -1745,7 +1758,7 @@ static int task_advance(struct sq *s, const char *id, json_int_t maxf, json_int_
 				if ((rc = rows_move(s, ST_ROWS_CANCEL_QUEUED, id, NULL, now_ms,
 				                    &moved)) < 0)
 					return rc;
-				return task_settle(s, id, NULL);
+				return task_settle(s, id, now_ms, NULL);
 			}
 		}
 		released++;
@@ -1960,6 +1973,24 @@ static int sq_stats(struct store *base, json_t **stats)
 	return 0;
 }
 
+/* ---- Retention: the statements live in store_sqlite_prune.c ---- */
+
+static int sq_events_prune(struct store *base, int64_t before_ms, int limit, int64_t *n)
+{
+	return sqp_events(sq_of(base)->prune, before_ms, limit, n);
+}
+
+static int sq_audit_prune(struct store *base, int64_t before_ms, int limit, int64_t *n)
+{
+	return sqp_audit(sq_of(base)->prune, before_ms, limit, n);
+}
+
+static int sq_tasks_prune(struct store *base, int64_t before_ms, int limit, int64_t *tasks,
+                          int64_t *copies)
+{
+	return sqp_tasks(sq_of(base)->prune, before_ms, limit, tasks, copies);
+}
+
 /* ---- Open and close ---- */
 
 static void sq_close(struct store *base)
@@ -1970,6 +2001,7 @@ static void sq_close(struct store *base)
 		return;
 	for (int i = 0; i < ST_COUNT; i++)
 		sqlite3_finalize(s->st[i]);
+	sqp_close(s->prune);
 	db_close(s->db);
 	sqm_close(s->metrics);
 	free(s);
@@ -2008,6 +2040,9 @@ static const struct store_ops sq_ops = {
     .task_hosts_waiting = sq_task_hosts_waiting,
     .audit_add = sq_audit_add,
     .audit_list = sq_audit_list,
+    .events_prune = sq_events_prune,
+    .audit_prune = sq_audit_prune,
+    .tasks_prune = sq_tasks_prune,
     .stats = sq_stats,
     .metrics = sq_metrics,
 };
@@ -2045,7 +2080,8 @@ int store_sqlite_open(const char *state_dir, struct store **out, char *msg, size
 			goto fail;
 		}
 	}
-	if ((rc = sqm_open(state_dir, &s->metrics, msg, msglen)) < 0)
+	if ((rc = sqp_open(s->db, &s->prune, msg, msglen)) < 0 ||
+	    (rc = sqm_open(state_dir, &s->metrics, msg, msglen)) < 0)
 		goto fail;
 	free(path);
 	*out = &s->base;
