@@ -47,6 +47,26 @@ def write_config(path, conf, comment="written by tests/integration"):
         f.write(text)
 
 
+def check_config_golden(binary, conf_dir, name, state_dir):
+    """Config golden test (OpenBSD style): `binary --check-config` on conf_dir/name, compared
+    with the .ok beside it, which holds stdout, then stderr, then "exit N". A bad-* file must
+    be refused, a good-* one print the effective config. OUTPOST_REGEN_GOLDEN=1 rewrites the
+    .ok files (then read them)."""
+    p = subprocess.run([binary, "--check-config", "--config", name, "--state-dir", state_dir],
+                       cwd=conf_dir, capture_output=True, text=True, timeout=10)
+    got = "%s%sexit %d\n" % (p.stdout, p.stderr, p.returncode)
+    ok = conf_dir / (name[:-len(".conf")] + ".ok")
+    if os.environ.get("OUTPOST_REGEN_GOLDEN"):
+        ok.write_text(got)
+    assert ok.exists(), "no %s: run with OUTPOST_REGEN_GOLDEN=1 once, then read it" % ok
+    assert got == ok.read_text()
+    if name.startswith("bad-"):
+        assert got.endswith("exit 1\n") and "configuration error:" in got
+    else:
+        assert got.endswith("exit 0\n")
+        json.loads(got[:-len("exit 0\n")])
+
+
 def deep_merge(dst, src):
     for k, v in src.items():
         if isinstance(v, dict) and isinstance(dst.get(k), dict):

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import AGENT_BIN, HELLO_SO, PYHELLO, SRC_ROOT, write_config
+from conftest import AGENT_BIN, HELLO_SO, PYHELLO, SRC_ROOT, check_config_golden, write_config
 
 IS_ROOT = os.geteuid() == 0
 
@@ -736,20 +736,12 @@ def test_world_writable_plugin_dir_is_refused(agent, tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------
-# Config golden tests: --check-config on good and bad files, compared with the .ok files
-# (OpenBSD style). The .ok holds stdout, then stderr, then "exit N". Good configs print the
-# effective config, whose defaults differ for root: they run only as root.
+# Config golden tests (conftest.check_config_golden) on tests/conf/agent. Good configs print
+# the effective config, whose defaults differ for root: they run only as root.
 
 CONF_DIR = Path(SRC_ROOT) / "tests" / "conf" / "agent"
 CONF_FILES = sorted(p.name for p in CONF_DIR.glob("*.conf"))
 CHECK_STATE_DIR = "/var/lib/outpost-agent-test"
-
-
-def check_config(name):
-    p = subprocess.run([AGENT_BIN, "--check-config", "--config", name,
-                        "--state-dir", CHECK_STATE_DIR],
-                       cwd=CONF_DIR, capture_output=True, text=True, timeout=10)
-    return "%s%sexit %d\n" % (p.stdout, p.stderr, p.returncode)
 
 
 @pytest.mark.parametrize("name", CONF_FILES)
@@ -758,17 +750,7 @@ def test_check_config_golden(name):
         pytest.skip("no agent binary")
     if name.startswith("good-") and not IS_ROOT:
         pytest.skip("the golden effective configs hold root's defaults")
-    got = check_config(name)
-    ok = CONF_DIR / (name[:-len(".conf")] + ".ok")
-    if os.environ.get("OUTPOST_REGEN_GOLDEN"):
-        ok.write_text(got)
-    assert ok.exists(), "no %s: run with OUTPOST_REGEN_GOLDEN=1 once, then read it" % ok
-    assert got == ok.read_text()
-    if name.startswith("bad-"):
-        assert got.endswith("exit 1\n") and "configuration error:" in got
-    else:
-        assert got.endswith("exit 0\n")
-        json.loads(got[:-len("exit 0\n")])
+    check_config_golden(AGENT_BIN, CONF_DIR, name, CHECK_STATE_DIR)
 
 
 def test_check_config_missing_file(tmp_path):
