@@ -3,6 +3,7 @@
  * This file holds the registry handlers (enroll, hosts, tokens, audit, health, metrics);
  * tasks.c holds the task engine's, query_api.c the metric queries'. */
 #include "hub_impl.h"
+#include "retention.h"
 #include "tsdb.h"
 #include "selector.h"
 #include "core/buf.h"
@@ -475,6 +476,7 @@ static void api_metrics(void *ctx, struct httpd_req *req)
 	           h->st.latency_sum, cum);
 	json_decref(st);
 	ingest_stats(h->ingest, &b);
+	retention_stats(h->retention, &b);
 	if (h->tsdb) {
 		json_t *ts = tsdb_status(h->tsdb);
 		const char *k2;

@@ -2,6 +2,7 @@
  * token of the first start, the HTTP server and the once-a-second tick. */
 #include "hub_impl.h"
 #include "query.h"
+#include "retention.h"
 #include "tls.h"
 #include "tsdb.h"
 #include "core/clk.h"
@@ -67,6 +68,20 @@ static void hub_on_compact(void *arg)
 
 	ingest_commit(h->ingest); /* the agents waiting are answered by the flush it starts with */
 	tsdb_compact(h->tsdb, clk_real_ms(), 50);
+}
+
+/* Retention's background work: a slice a second while a pass is under way, as compaction. */
+static void hub_on_retain(void *arg)
+{
+	struct hub *h = arg;
+	const int64_t day = 86400000;
+	int64_t keep_ms[RETENTION_NKINDS] = {
+	    [RETENTION_EVENTS] = json_integer_value(conf_get(h->conf, "events.keep_days")) * day,
+	    [RETENTION_AUDIT] = json_integer_value(conf_get(h->conf, "audit.keep_days")) * day,
+	    [RETENTION_TASKS] = json_integer_value(conf_get(h->conf, "tasks.keep_days")) * day,
+	};
+
+	retention_step(h->retention, keep_ms, clk_real_ms(), 50);
 }
 
 static int hub_open_tsdb(struct hub *h, char *msg, size_t msglen)
@@ -152,7 +167,8 @@ int hub_new(struct loop *loop, json_t *conf, struct logger *log, struct hub **ou
 	if (store_sqlite_open(h->state_dir, &h->store, msg, msglen) < 0 ||
 	    hub_open_tsdb(h, msg, msglen) < 0)
 		goto fail;
-	if (hub_admin_token(h, msg, msglen) < 0)
+	if (hub_admin_token(h, msg, msglen) < 0 ||
+	    retention_new(h->store, h->log, &h->retention) < 0)
 		goto fail;
 	if (json_is_true(conf_get(conf, "tls"))) {
 		json_array_foreach(conf_get(conf, "tls_names"), i, v) if (i < 16) names[i] =
@@ -187,6 +203,8 @@ int hub_new(struct loop *loop, json_t *conf, struct logger *log, struct hub **ou
 	if (loop_timer_add(loop, 1000, 1000, hub_on_compact, h, &h->compact) < 0)
 		goto fail;
 	if (loop_timer_add(loop, 1000, 1000, hub_on_tick, h, &h->tick) < 0)
+		goto fail;
+	if (loop_timer_add(loop, 1000, 1000, hub_on_retain, h, &h->retain) < 0)
 		goto fail;
 	log_info(log, "hub", "%s signing key: ed25519:%s", created ? "new" : "loaded", h->pk_b64);
 	if (h->cert_pem)
@@ -243,6 +261,8 @@ void hub_free(struct hub *h)
 		tasks_release_all(h);
 	loop_timer_del(h->loop, h->tick);
 	loop_timer_del(h->loop, h->compact);
+	loop_timer_del(h->loop, h->retain);
+	retention_free(h->retention);
 	ingest_free(h->ingest);
 	httpd_stop(h->httpd);
 	query_free(h->query);

@@ -27,6 +27,11 @@ static const struct conf_field hub_schema[] = {
     {"tasks", CONF_OBJECT, 0, 0, NULL},
     {"tasks.default_timeout_ms", CONF_INT, 1, 86400000, "op deadline on the host"},
     {"tasks.default_expiry_ms", CONF_INT, 1000, 30L * 86400000, "how long a task waits"},
+    {"tasks.keep_days", CONF_INT, 1, 36600, "an ended task and its results are kept this long"},
+    {"events", CONF_OBJECT, 0, 0, NULL},
+    {"events.keep_days", CONF_INT, 1, 36600, "hosts' events are kept this long"},
+    {"audit", CONF_OBJECT, 0, 0, NULL},
+    {"audit.keep_days", CONF_INT, 1, 36600, "audit entries are kept this long"},
     {"metrics", CONF_OBJECT, 0, 0, NULL},
     {"metrics.raw_hours", CONF_INT, 1, 24 * 366, "raw samples are kept this long"},
     {"metrics.rollup_1m_days", CONF_INT, 1, 3660, "1-minute rollups are kept this long"},
@@ -42,13 +47,15 @@ json_t *hub_conf_defaults(void)
 	int root = geteuid() == 0;
 
 	return json_pack("{s:s, s:s, s:b, s:[], s:{s:s, s:s}, s:{s:i, s:i, s:i, s:i},"
-	                 " s:{s:i, s:i, s:i}, s:{s:i, s:I}, s:{s:i}, s:{s:i, s:i, s:i, s:i}}",
+	                 " s:{s:i, s:i, s:i}, s:{s:i, s:I, s:i}, s:{s:i}, s:{s:i}, s:{s:i},"
+	                 " s:{s:i, s:i, s:i, s:i}}",
 	                 "listen", "127.0.0.1:7443", "state_dir",
 	                 root ? "/var/lib/outpost-hub" : "outpost-state/hub", "tls", 1, "tls_names",
 	                 "log", "level", "info", "target", "stderr", "api", "body_limit", 64 << 20,
 	                 "conn_limit", 20000, "per_ip_limit", 0, "conn_timeout_s", 120, "agents",
 	                 "beat_ms", 5000, "missed_beats", 3, "poll_wait_s", 30, "tasks",
 	                 "default_timeout_ms", 600000, "default_expiry_ms", (json_int_t)3600000,
+	                 "keep_days", 30, "events", "keep_days", 30, "audit", "keep_days", 365,
 	                 "auth", "max_failures_per_min", 20, "metrics", "raw_hours", 48,
 	                 "rollup_1m_days", 30, "rollup_1h_days", 365, "checkpoint_s", 300);
 }

@@ -78,6 +78,8 @@ struct hub {
 	struct query *query;          /* query engine's reused buffers (query.h) */
 	struct ingest *ingest;        /* agents' metric batches (ingest.c) */
 	struct loop_timer *compact;   /* the tsdb's background work */
+	struct retention *retention;  /* old events, audit, tasks (retention.h) */
+	struct loop_timer *retain;    /* its background work */
 	json_t *sel_hosts, *sel_keys; /* the registry as queries' selectors saw it (tasks.c) */
 	int64_t sel_at_ms;
 	struct hub_wait *polls[HUB_WAIT_BUCKETS]; /* agents' task polls by host id */

@@ -5,10 +5,12 @@ import json
 import os
 import stat
 import subprocess
+from pathlib import Path
 
+import pytest
 import requests
 
-from conftest import HUB_BIN
+from conftest import HUB_BIN, check_config_golden
 
 
 def test_first_start_writes_admin_token_key_and_certificate_private(hub):
@@ -162,3 +164,16 @@ def test_metrics_for_prometheus(hub):
     for name in ("outpost_hub_hosts{state=\"up\"}", "outpost_hub_agents_connected",
                  "outpost_hub_queue_depth", "outpost_hub_request_seconds_bucket"):
         assert name in r.text
+
+
+# ---------------------------------------------------------------------------------------------
+# Config golden tests, as the agent's (test_agent.py): --check-config on good and bad files in
+# tests/conf/hub. With --state-dir given, the effective config is the same for root and others.
+
+HUB_CONF_DIR = Path(__file__).resolve().parents[1] / "conf" / "hub"
+HUB_CONF_FILES = sorted(p.name for p in HUB_CONF_DIR.glob("*.conf"))
+
+
+@pytest.mark.parametrize("name", HUB_CONF_FILES)
+def test_check_config_golden(name):
+    check_config_golden(HUB_BIN, HUB_CONF_DIR, name, "/var/lib/outpost-hub-test")
