@@ -120,6 +120,23 @@ static int run_task_opt(struct cli *c, struct run_task *r, int ch, const char *v
 	}
 }
 
+/* cli_getopt that takes the task options itself: the next option of the command's own, -1 when
+ * they are over, or CLI_GETOPT_USAGE / CLI_GETOPT_HELP (a usage error was printed). */
+static int run_getopt(struct cli *c, struct run_task *r, int argc, char **argv,
+                      const char *shortopts, const struct option *longopts)
+{
+	int ch;
+
+	while ((ch = cli_getopt(c, argc, argv, shortopts, longopts)) != -1) {
+		int taken = run_task_opt(c, r, ch, optarg);
+		if (taken < 0)
+			return CLI_GETOPT_USAGE;
+		if (!taken)
+			return ch;
+	}
+	return -1;
+}
+
 /* Reads a file ("-": stdin) of at most max bytes. 0 and a new NUL-terminated buffer, or an exit
  * status after printing why. */
 static int run_read(struct cli *c, const char *flag, const char *path, size_t max, char **data,
@@ -240,14 +257,7 @@ int run_run(struct cli *c, int argc, char **argv)
 
 	run_task_init(&r);
 	/* "+": the first operand starts the remote command, whose own flags are not ours. */
-	while ((ch = cli_getopt(c, argc, argv, "+t:", opts)) != -1) {
-		int taken = run_task_opt(c, &r, ch, optarg);
-		if (taken < 0) {
-			rc = CLI_EXIT_USAGE;
-			goto out;
-		}
-		if (taken)
-			continue;
+	while ((ch = run_getopt(c, &r, argc, argv, "+t:", opts)) != -1) {
 		switch (ch) {
 		case RUN_OPT_SCRIPT:
 			script_path = optarg;
@@ -326,14 +336,7 @@ int run_cp(struct cli *c, int argc, char **argv)
 	json_t *args;
 
 	run_task_init(&r);
-	while ((ch = cli_getopt(c, argc, argv, "t:", opts)) != -1) {
-		int taken = run_task_opt(c, &r, ch, optarg);
-		if (taken < 0) {
-			rc = CLI_EXIT_USAGE;
-			goto out;
-		}
-		if (taken)
-			continue;
+	while ((ch = run_getopt(c, &r, argc, argv, "t:", opts)) != -1) {
 		switch (ch) {
 		case RUN_OPT_MODE:
 			if (!args_mode_ok(optarg)) {
@@ -400,12 +403,9 @@ int run_call(struct cli *c, int argc, char **argv)
 	int ch, rc = 0;
 
 	run_task_init(&r);
-	while ((ch = cli_getopt(c, argc, argv, "t:", opts)) != -1) {
-		int taken = run_task_opt(c, &r, ch, optarg);
-		if (taken <= 0) {
-			rc = taken < 0 ? CLI_EXIT_USAGE : cli_getopt_exit(ch);
-			goto out;
-		}
+	if ((ch = run_getopt(c, &r, argc, argv, "t:", opts)) != -1) {
+		rc = cli_getopt_exit(ch);
+		goto out;
 	}
 	if (!r.t.target) {
 		rc = cli_usage(c, "which hosts? Give -t SELECTOR");
