@@ -5,6 +5,7 @@
 #define OUTPOST_CLI_H
 
 #include "core/buf.h"
+#include "output.h"
 
 #include <getopt.h>
 #include <jansson.h>
@@ -87,6 +88,10 @@ int cli_getopt(struct cli *c, int argc, char **argv, const char *shortopts,
 /* Maps cli_getopt's special returns to an exit status. */
 int cli_getopt_exit(int rc);
 
+/* The options of a command whose only operand is an id: *id (borrowed from argv), or NULL and
+ * the exit status to end with (help shown, usage error). what names it: "host", "task". */
+int cli_one_id(struct cli *c, int argc, char **argv, const char *what, const char **id);
+
 /* Prints "outpost: MESSAGE" and a pointer to the command's help; returns CLI_EXIT_USAGE. */
 int cli_usage(struct cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -96,6 +101,24 @@ int cli_usage(struct cli *c, const char *fmt, ...) __attribute__((format(printf,
  * (CLI_EXIT_INTERRUPTED silently); on success 0 and *result. */
 int cli_call(struct cli *c, const char *method, const char *path, const json_t *body, int wait_s,
              int retry_s, json_t **result);
+
+/* A call whose answer the command shows: cli_call without a long-poll wait, and with --json
+ * the answer is printed here as the hub gave it and *result stays NULL. 0 (show *result when
+ * it is not NULL), or the exit status. */
+int cli_request(struct cli *c, const char *method, const char *path, const json_t *body,
+                int retry_s, json_t **result);
+/* GET path and show the array it answers as a table, a row per item (out_table_rows), or with
+ * --json the answer. The exit status. */
+int cli_list(struct cli *c, const char *path, size_t ncols, const char *const *head, out_row_fn row,
+             const void *arg);
+/* A list command whose only option is --limit N: its options, then cli_list of path (with
+ * "?limit=N" when given). The exit status. */
+int cli_list_limit(struct cli *c, int argc, char **argv, const char *path, size_t ncols,
+                   const char *const *head, out_row_fn row);
+/* list as a table on stdout: 0, CLI_EXIT_HUB (out of memory) or CLI_EXIT_FAILED (stdout is
+ * gone). */
+int cli_print_rows(struct cli *c, const json_t *list, size_t ncols, const char *const *head,
+                   out_row_fn row, const void *arg);
 
 /* Writes b to stdout (clearing the progress line first) and empties it. 0, or -1 when stdout
  * is gone (a closed pipe). */

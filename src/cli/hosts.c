@@ -8,25 +8,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const struct option hosts_plain_opts[] = {
-    CLI_GLOBAL_OPTIONS,
-    {NULL, 0, NULL, 0},
-};
-
-/* A command whose only operand is a host id: *id, or NULL and the exit status to end with
- * (help shown, usage error). */
-static int hosts_one_id(struct cli *c, int argc, char **argv, const char **id)
+static int hosts_row(const json_t *h, const void *arg, struct buf *scratch, const char **cells)
 {
-	int ch = cli_getopt(c, argc, argv, "", hosts_plain_opts);
+	const int64_t *now = arg;
+	int64_t seen = json_integer_value(json_object_get(h, "last_seen_ms"));
 
-	*id = NULL;
-	if (ch != -1)
-		return cli_getopt_exit(ch);
-	if (argc - optind != 1)
-		return cli_usage(c, "give exactly one host id");
-	if (!args_id_ok(argv[optind]))
-		return cli_usage(c, "'%s' is not a host id", argv[optind]);
-	*id = argv[optind];
+	if (out_age(&scratch[0], *now, seen) < 0 ||
+	    out_labels(&scratch[1], json_object_get(h, "labels")) < 0)
+		return -1;
+	cells[0] = json_string_value(json_object_get(h, "id"));
+	cells[1] = json_string_value(json_object_get(h, "hostname"));
+	cells[2] = json_string_value(json_object_get(h, "state"));
+	cells[3] = json_string_value(json_object_get(h, "version"));
+	cells[4] = scratch[0].data;
+	cells[5] = scratch[1].data;
 	return 0;
 }
 
@@ -40,11 +35,8 @@ int hosts_ls(struct cli *c, int argc, char **argv)
 	static const char *const head[] = {"ID",      "HOSTNAME",  "STATE",
 	                                   "VERSION", "LAST SEEN", "LABELS"};
 	const char *target = NULL;
-	struct buf path = BUF_INIT, b = BUF_INIT;
-	struct out_table *t = NULL;
-	json_t *hosts = NULL, *h;
+	struct buf path = BUF_INIT;
 	int64_t now = cli_now_ms();
-	size_t i;
 	int ch, rc;
 
 	while ((ch = cli_getopt(c, argc, argv, "t:", opts)) != -1) {
@@ -54,49 +46,12 @@ int hosts_ls(struct cli *c, int argc, char **argv)
 	}
 	if (optind < argc)
 		return cli_usage(c, "unexpected argument '%s'", argv[optind]);
-	buf_puts(&path, "/api/v1/hosts");
-	if (target && (buf_puts(&path, "?target=") < 0 || req_escape(&path, target) < 0)) {
+	if (buf_puts(&path, "/api/v1/hosts") < 0 ||
+	    (target && (buf_puts(&path, "?target=") < 0 || req_escape(&path, target) < 0)))
 		rc = CLI_EXIT_HUB;
-		goto out;
-	}
-	if ((rc = cli_call(c, "GET", path.data, NULL, 0, CLI_RETRY_S, &hosts)) != 0)
-		goto out;
-	if (c->json) {
-		rc = cli_print_json(c, hosts) < 0 ? CLI_EXIT_FAILED : 0;
-		goto out;
-	}
-	t = out_table_new(6, head);
-	rc = CLI_EXIT_HUB;
-	if (!t)
-		goto out;
-	json_array_foreach(hosts, i, h)
-	{
-		struct buf seen = BUF_INIT, labels = BUF_INIT;
-		const char *cells[6];
-		int r;
-
-		out_age(&seen, now, json_integer_value(json_object_get(h, "last_seen_ms")));
-		out_labels(&labels, json_object_get(h, "labels"));
-		cells[0] = json_string_value(json_object_get(h, "id"));
-		cells[1] = json_string_value(json_object_get(h, "hostname"));
-		cells[2] = json_string_value(json_object_get(h, "state"));
-		cells[3] = json_string_value(json_object_get(h, "version"));
-		cells[4] = seen.data;
-		cells[5] = labels.data;
-		r = out_table_add(t, cells);
-		buf_free(&seen);
-		buf_free(&labels);
-		if (r < 0)
-			goto out;
-	}
-	if (out_table_render(t, &b) < 0)
-		goto out;
-	rc = cli_write(c, &b) < 0 ? CLI_EXIT_FAILED : 0;
-out:
-	out_table_free(t);
-	json_decref(hosts);
+	else
+		rc = cli_list(c, path.data, 6, head, hosts_row, &now);
 	buf_free(&path);
-	buf_free(&b);
 	return rc;
 }
 
@@ -107,16 +62,12 @@ int hosts_show(struct cli *c, int argc, char **argv)
 	const char *id;
 	int rc;
 
-	rc = hosts_one_id(c, argc, argv, &id);
+	rc = cli_one_id(c, argc, argv, "host", &id);
 	if (!id)
 		return rc;
 	buf_printf(&path, "/api/v1/hosts/%s", id);
-	if ((rc = cli_call(c, "GET", path.data, NULL, 0, CLI_RETRY_S, &h)) != 0)
+	if ((rc = cli_request(c, "GET", path.data, NULL, CLI_RETRY_S, &h)) != 0 || !h)
 		goto out;
-	if (c->json) {
-		rc = cli_print_json(c, h) < 0 ? CLI_EXIT_FAILED : 0;
-		goto out;
-	}
 	buf_puts(&b, "id:         ");
 	out_text(&b, json_string_value(json_object_get(h, "id")));
 	buf_puts(&b, "\nhostname:   ");
@@ -160,16 +111,12 @@ static int hosts_change(struct cli *c, int argc, char **argv, const char *verb, 
 	const char *id;
 	int rc;
 
-	rc = hosts_one_id(c, argc, argv, &id);
+	rc = cli_one_id(c, argc, argv, "host", &id);
 	if (!id)
 		goto out;
 	buf_printf(&path, "/api/v1/hosts/%s/%s", id, verb);
-	if ((rc = cli_call(c, "POST", path.data, body, 0, retry_s, &h)) != 0)
+	if ((rc = cli_request(c, "POST", path.data, body, retry_s, &h)) != 0 || !h)
 		goto out;
-	if (c->json) {
-		rc = cli_print_json(c, h) < 0 ? CLI_EXIT_FAILED : 0;
-		goto out;
-	}
 	out_text(&b, id);
 	buf_puts(&b, ": ");
 	out_text(&b, json_string_value(json_object_get(h, "state")));
@@ -257,12 +204,8 @@ int hosts_label(struct cli *c, int argc, char **argv)
 		rc = CLI_EXIT_HUB;
 		goto out;
 	}
-	if ((rc = cli_call(c, "POST", path.data, body, 0, CLI_RETRY_S, &h)) != 0)
+	if ((rc = cli_request(c, "POST", path.data, body, CLI_RETRY_S, &h)) != 0 || !h)
 		goto out;
-	if (c->json) {
-		rc = cli_print_json(c, h) < 0 ? CLI_EXIT_FAILED : 0;
-		goto out;
-	}
 	out_text(&b, id);
 	buf_puts(&b, ": ");
 	out_labels(&b, json_object_get(h, "labels"));

@@ -1,5 +1,6 @@
 /* outpost: the operator CLI. Global flags, settings (flags > environment > config file), the
  * command table and help, and the calls to the hub every command goes through. */
+#include "args.h"
 #include "cli.h"
 #include "client.h"
 #include "core/conf.h"
@@ -265,6 +266,54 @@ int cli_getopt_exit(int rc)
 	return rc == CLI_GETOPT_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
 }
 
+int cli_one_id(struct cli *c, int argc, char **argv, const char *what, const char **id)
+{
+	static const struct option opts[] = {
+	    CLI_GLOBAL_OPTIONS,
+	    {NULL, 0, NULL, 0},
+	};
+	int ch = cli_getopt(c, argc, argv, "", opts);
+
+	*id = NULL;
+	if (ch != -1)
+		return cli_getopt_exit(ch);
+	if (argc - optind != 1)
+		return cli_usage(c, "give exactly one %s id", what);
+	if (!args_id_ok(argv[optind]))
+		return cli_usage(c, "'%s' is not a %s id", argv[optind], what);
+	*id = argv[optind];
+	return 0;
+}
+
+int cli_list_limit(struct cli *c, int argc, char **argv, const char *path, size_t ncols,
+                   const char *const *head, out_row_fn row)
+{
+	static const struct option opts[] = {
+	    {"limit", required_argument, NULL, 'n'},
+	    CLI_GLOBAL_OPTIONS,
+	    {NULL, 0, NULL, 0},
+	};
+	struct buf query = BUF_INIT;
+	long long limit = 0;
+	int ch, rc;
+
+	while ((ch = cli_getopt(c, argc, argv, "", opts)) != -1) {
+		if (ch != 'n')
+			return cli_getopt_exit(ch);
+		if (args_int(optarg, 1, 100000, &limit) < 0)
+			return cli_usage(c, "--limit: '%s' is not a count from 1 to 100000",
+			                 optarg);
+	}
+	if (optind < argc)
+		return cli_usage(c, "unexpected argument '%s'", argv[optind]);
+	if (buf_puts(&query, path) < 0 || (limit && buf_printf(&query, "?limit=%lld", limit) < 0))
+		rc = CLI_EXIT_HUB;
+	else
+		rc = cli_list(c, query.data, ncols, head, row, NULL);
+	buf_free(&query);
+	return rc;
+}
+
 int64_t cli_now_ms(void)
 {
 	struct timespec ts;
@@ -444,6 +493,43 @@ int cli_call(struct cli *c, const char *method, const char *path, const json_t *
 	else
 		fprintf(stderr, "outpost: %s\n", err.message);
 	return rc == CLIENT_E_SETUP ? CLI_EXIT_USAGE : CLI_EXIT_HUB;
+}
+
+int cli_request(struct cli *c, const char *method, const char *path, const json_t *body,
+                int retry_s, json_t **result)
+{
+	int rc = cli_call(c, method, path, body, 0, retry_s, result);
+
+	if (rc == 0 && c->json) {
+		rc = cli_print_json(c, *result) < 0 ? CLI_EXIT_FAILED : 0;
+		json_decref(*result);
+		*result = NULL;
+	}
+	return rc;
+}
+
+int cli_print_rows(struct cli *c, const json_t *list, size_t ncols, const char *const *head,
+                   out_row_fn row, const void *arg)
+{
+	struct buf b = BUF_INIT;
+	int rc = CLI_EXIT_HUB;
+
+	if (out_table_rows(&b, ncols, head, list, row, arg) == 0)
+		rc = cli_write(c, &b) < 0 ? CLI_EXIT_FAILED : 0;
+	buf_free(&b);
+	return rc;
+}
+
+int cli_list(struct cli *c, const char *path, size_t ncols, const char *const *head, out_row_fn row,
+             const void *arg)
+{
+	json_t *list = NULL;
+	int rc = cli_request(c, "GET", path, NULL, CLI_RETRY_S, &list);
+
+	if (rc == 0 && list)
+		rc = cli_print_rows(c, list, ncols, head, row, arg);
+	json_decref(list);
+	return rc;
 }
 
 int cli_write(struct cli *c, struct buf *b)

@@ -189,13 +189,8 @@ static int metrics_fetch(struct cli *c, const char *route, const struct mopts *o
 		buf_free(&path);
 		return CLI_EXIT_HUB;
 	}
-	rc = cli_call(c, "GET", path.data, NULL, 0, CLI_RETRY_S, result);
+	rc = cli_request(c, "GET", path.data, NULL, CLI_RETRY_S, result);
 	buf_free(&path);
-	if (rc == 0 && c->json) {
-		rc = cli_print_json(c, *result) < 0 ? CLI_EXIT_FAILED : 0;
-		json_decref(*result);
-		*result = NULL;
-	}
 	return rc;
 }
 
@@ -215,53 +210,44 @@ static int metrics_none(const struct mopts *o)
 	return CLI_EXIT_FAILED;
 }
 
-static int metrics_table_out(struct cli *c, struct out_table *t)
+static int ls_row(const json_t *s, const void *arg, struct buf *scratch, const char **cells)
 {
-	struct buf b = BUF_INIT;
-	int rc = CLI_EXIT_HUB;
+	const int64_t *now = arg;
 
-	if (out_table_render(t, &b) == 0)
-		rc = cli_write(c, &b) < 0 ? CLI_EXIT_FAILED : 0;
-	buf_free(&b);
-	return rc;
-}
-
-/* One row of ls or latest: cells[i] points into bufs or into item. */
-typedef void (*metrics_row_fn)(const json_t *item, int64_t now, struct buf *bufs,
-                               const char **cells);
-
-static void ls_row(const json_t *s, int64_t now, struct buf *bufs, const char **cells)
-{
-	out_labels(&bufs[0], json_object_get(s, "labels"));
-	out_time(&bufs[1], json_integer_value(json_object_get(s, "first_ms")));
-	out_age(&bufs[2], now, json_integer_value(json_object_get(s, "last_ms")));
+	if (out_labels(&scratch[0], json_object_get(s, "labels")) < 0 ||
+	    out_time(&scratch[1], json_integer_value(json_object_get(s, "first_ms"))) < 0 ||
+	    out_age(&scratch[2], *now, json_integer_value(json_object_get(s, "last_ms"))) < 0)
+		return -1;
 	cells[0] = json_string_value(json_object_get(s, "host"));
 	cells[1] = json_string_value(json_object_get(s, "name"));
-	cells[2] = bufs[0].data;
-	cells[3] = bufs[1].data;
-	cells[4] = bufs[2].data;
+	cells[2] = scratch[0].data;
+	cells[3] = scratch[1].data;
+	cells[4] = scratch[2].data;
+	return 0;
 }
 
-static void latest_row(const json_t *s, int64_t now, struct buf *bufs, const char **cells)
+static int latest_row(const json_t *s, const void *arg, struct buf *scratch, const char **cells)
 {
-	out_labels(&bufs[0], json_object_get(s, "labels"));
-	put_value(&bufs[1], metrics_value(json_object_get(s, "value")));
-	out_age(&bufs[2], now, json_integer_value(json_object_get(s, "t")));
+	const int64_t *now = arg;
+
+	if (out_labels(&scratch[0], json_object_get(s, "labels")) < 0 ||
+	    put_value(&scratch[1], metrics_value(json_object_get(s, "value"))) < 0 ||
+	    out_age(&scratch[2], *now, json_integer_value(json_object_get(s, "t"))) < 0)
+		return -1;
 	cells[0] = json_string_value(json_object_get(s, "host"));
-	cells[1] = bufs[0].data;
-	cells[2] = bufs[1].data;
-	cells[3] = bufs[2].data;
+	cells[1] = scratch[0].data;
+	cells[2] = scratch[1].data;
+	cells[3] = scratch[2].data;
+	return 0;
 }
 
 /* ls and latest: fetch the route's list and print it as a table, a row per item. */
 static int metrics_list(struct cli *c, int argc, char **argv, int mode, const char *route,
-                        const char *key, const char *const *head, size_t ncols, metrics_row_fn row)
+                        const char *key, const char *const *head, size_t ncols, out_row_fn row)
 {
-	struct out_table *t = NULL;
-	json_t *result = NULL, *list, *s;
+	json_t *result = NULL, *list;
 	int64_t now = cli_now_ms();
 	struct mopts o;
-	size_t i;
 	int rc;
 
 	if ((rc = metrics_args(c, argc, argv, mode, &o)) != 0)
@@ -269,29 +255,12 @@ static int metrics_list(struct cli *c, int argc, char **argv, int mode, const ch
 	if ((rc = metrics_fetch(c, route, &o, &result)) != 0 || !result)
 		return rc;
 	list = json_object_get(result, key);
-	rc = CLI_EXIT_HUB;
 	if (json_array_size(list) == 0) {
 		rc = metrics_none(&o);
-		goto out;
+	} else {
+		rc = cli_print_rows(c, list, ncols, head, row, &now);
+		metrics_truncated(result, json_array_size(list));
 	}
-	if (!(t = out_table_new(ncols, head)))
-		goto out;
-	json_array_foreach(list, i, s)
-	{
-		struct buf bufs[3] = {BUF_INIT, BUF_INIT, BUF_INIT};
-		const char *cells[5];
-		int r;
-		row(s, now, bufs, cells);
-		r = out_table_add(t, cells);
-		for (int k = 0; k < 3; k++)
-			buf_free(&bufs[k]);
-		if (r < 0)
-			goto out;
-	}
-	rc = metrics_table_out(c, t);
-	metrics_truncated(result, json_array_size(list));
-out:
-	out_table_free(t);
 	json_decref(result);
 	return rc;
 }
@@ -330,6 +299,7 @@ static int query_wide(struct cli *c, const json_t *list, const char *agg, int64_
 	struct buf *titles = calloc(n + 1, sizeof(struct buf)),
 	           *vals = calloc(n + 1, sizeof(struct buf));
 	struct out_table *t = NULL;
+	struct buf b = BUF_INIT;
 	int rc = CLI_EXIT_HUB;
 
 	if (!at || !head || !cells || !titles || !vals)
@@ -366,8 +336,10 @@ static int query_wide(struct cli *c, const json_t *list, const char *agg, int64_
 		if (r < 0)
 			goto out;
 	}
-	rc = metrics_table_out(c, t);
+	if (out_table_render(t, &b) == 0)
+		rc = cli_write(c, &b) < 0 ? CLI_EXIT_FAILED : 0;
 out:
+	buf_free(&b);
 	for (size_t i = 0; titles && vals && i < n; i++) {
 		buf_free(&titles[i]);
 		buf_free(&vals[i]);
@@ -382,57 +354,36 @@ out:
 }
 
 /* Many series: one row each with its number of points, lowest, average, highest and last. */
-static int query_summary(struct cli *c, const json_t *list, const char *agg)
+static int summary_row(const json_t *s, const void *agg, struct buf *b, const char **cells)
 {
-	static const char *const head[] = {"SERIES", "POINTS", "MIN", "AVG", "MAX", "LAST"};
-	struct out_table *t = out_table_new(6, head);
-	json_t *s;
-	size_t i;
-	int rc = CLI_EXIT_HUB;
+	json_t *pts = json_object_get(s, "points"), *p;
+	double lo = INFINITY, hi = -INFINITY, sum = 0, last = NAN;
+	size_t k, nfin = 0;
+	int r = 0;
 
-	if (!t)
-		return rc;
-	json_array_foreach(list, i, s)
+	json_array_foreach(pts, k, p)
 	{
-		json_t *pts = json_object_get(s, "points"), *p;
-		double lo = INFINITY, hi = -INFINITY, sum = 0, last = NAN;
-		size_t k, nfin = 0;
-		struct buf b[6] = {BUF_INIT, BUF_INIT, BUF_INIT, BUF_INIT, BUF_INIT, BUF_INIT};
-		const char *cells[6];
-		int r = 0;
-		json_array_foreach(pts, k, p)
-		{
-			double v = metrics_value(json_array_get(p, 1));
-			last = v;
-			if (!isfinite(v))
-				continue;
-			lo = fmin(lo, v);
-			hi = fmax(hi, v);
-			sum += v;
-			nfin++;
-		}
-		r |= series_title(&b[0], s, agg);
-		r |= buf_printf(&b[1], "%zu", json_array_size(pts));
-		if (nfin) {
-			r |= put_value(&b[2], lo);
-			r |= put_value(&b[3], sum / (double)nfin);
-			r |= put_value(&b[4], hi);
-		}
-		if (json_array_size(pts))
-			r |= put_value(&b[5], last);
-		for (int j = 0; j < 6; j++)
-			cells[j] = b[j].data;
-		if (r == 0)
-			r = out_table_add(t, cells);
-		for (int j = 0; j < 6; j++)
-			buf_free(&b[j]);
-		if (r < 0)
-			goto out;
+		double v = metrics_value(json_array_get(p, 1));
+		last = v;
+		if (!isfinite(v))
+			continue;
+		lo = fmin(lo, v);
+		hi = fmax(hi, v);
+		sum += v;
+		nfin++;
 	}
-	rc = metrics_table_out(c, t);
-out:
-	out_table_free(t);
-	return rc;
+	r |= series_title(&b[0], s, agg);
+	r |= buf_printf(&b[1], "%zu", json_array_size(pts));
+	if (nfin) {
+		r |= put_value(&b[2], lo);
+		r |= put_value(&b[3], sum / (double)nfin);
+		r |= put_value(&b[4], hi);
+	}
+	if (json_array_size(pts))
+		r |= put_value(&b[5], last);
+	for (int j = 0; j < 6; j++)
+		cells[j] = b[j].data;
+	return r < 0 ? -1 : 0;
 }
 
 static int query_charts(struct cli *c, const json_t *list, const char *agg, int64_t from,
@@ -482,6 +433,7 @@ static int query_charts(struct cli *c, const json_t *list, const char *agg, int6
 
 int metrics_query(struct cli *c, int argc, char **argv)
 {
+	static const char *const summary_head[] = {"SERIES", "POINTS", "MIN", "AVG", "MAX", "LAST"};
 	json_t *result = NULL, *list;
 	const char *agg;
 	int64_t from, to, step;
@@ -506,7 +458,7 @@ int metrics_query(struct cli *c, int argc, char **argv)
 	else if (json_array_size(list) <= METRICS_WIDE)
 		rc = query_wide(c, list, agg ? agg : "", from, to, step);
 	else
-		rc = query_summary(c, list, agg ? agg : "");
+		rc = cli_print_rows(c, list, 6, summary_head, summary_row, agg ? agg : "");
 	json_decref(result);
 	return rc;
 }

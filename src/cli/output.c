@@ -523,3 +523,39 @@ void out_table_free(struct out_table *t)
 	free(t->cells);
 	free(t);
 }
+
+int out_table_rows(struct buf *b, size_t ncols, const char *const *header, const json_t *list,
+                   out_row_fn row, const void *arg)
+{
+	struct out_table *t = out_table_new(ncols, header);
+	const char **cells = calloc(ncols, sizeof(*cells));
+	struct buf scratch[OUT_ROW_BUFS];
+	const json_t *item;
+	size_t i;
+	int rc = -1;
+
+	for (i = 0; i < OUT_ROW_BUFS; i++)
+		scratch[i] = (struct buf)BUF_INIT;
+	if (!t || !cells)
+		goto out;
+	json_array_foreach(list, i, item)
+	{
+		int r;
+
+		memset(cells, 0, ncols * sizeof(*cells));
+		r = row(item, arg, scratch, cells) < 0 || out_table_add(t, cells) < 0 ? -1 : 0;
+		/* Freed, not emptied: a scratch buffer the next row leaves unwritten is NULL ("-").
+		 */
+		for (size_t k = 0; k < OUT_ROW_BUFS; k++)
+			buf_free(&scratch[k]);
+		if (r < 0)
+			goto out;
+	}
+	rc = out_table_render(t, b);
+out:
+	for (i = 0; i < OUT_ROW_BUFS; i++)
+		buf_free(&scratch[i]);
+	free(cells);
+	out_table_free(t);
+	return rc;
+}

@@ -65,4 +65,14 @@ int out_table_add(struct out_table *t, const char *const *cells);
 int out_table_render(const struct out_table *t, struct buf *b);
 void out_table_free(struct out_table *t);
 
+/* A list command's row: fills cells[0..ncols) for one item of the list. A cell may point into
+ * item, into scratch[0..OUT_ROW_BUFS) (new for each row, so one left unwritten is NULL), or be
+ * NULL (shown as "-"). arg is the caller's. 0, or -1 (out of memory). */
+#define OUT_ROW_BUFS 8
+typedef int (*out_row_fn)(const json_t *item, const void *arg, struct buf *scratch,
+                          const char **cells);
+/* The table of a JSON array, a row per item (row); rendered onto b. */
+int out_table_rows(struct buf *b, size_t ncols, const char *const *header, const json_t *list,
+                   out_row_fn row, const void *arg);
+
 #endif

@@ -1,6 +1,5 @@
 /* outpost tasks ls | show | wait | cancel, and following a task as its hosts report
  * (long-poll GET /api/v1/tasks/ID?wait=S&since=SEQ), shared with run, cp and call. */
-#include "args.h"
 #include "cli.h"
 #include "output.h"
 
@@ -8,27 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static const struct option tasks_plain_opts[] = {
-    CLI_GLOBAL_OPTIONS,
-    {NULL, 0, NULL, 0},
-};
-
-/* A command whose only operand is a task id: *id, or NULL and the exit status to end with. */
-static int tasks_one_id(struct cli *c, int argc, char **argv, const char **id)
-{
-	int ch = cli_getopt(c, argc, argv, "", tasks_plain_opts);
-
-	*id = NULL;
-	if (ch != -1)
-		return cli_getopt_exit(ch);
-	if (argc - optind != 1)
-		return cli_usage(c, "give exactly one task id");
-	if (!args_id_ok(argv[optind]))
-		return cli_usage(c, "'%s' is not a task id", argv[optind]);
-	*id = argv[optind];
-	return 0;
-}
 
 static int tasks_done(const json_t *task, const struct out_counts *n)
 {
@@ -181,7 +159,7 @@ out:
 int tasks_wait(struct cli *c, int argc, char **argv)
 {
 	const char *id;
-	int rc = tasks_one_id(c, argc, argv, &id);
+	int rc = cli_one_id(c, argc, argv, "task", &id);
 
 	return id ? tasks_follow(c, id, NULL) : rc;
 }
@@ -192,17 +170,13 @@ int tasks_show(struct cli *c, int argc, char **argv)
 	json_t *task = NULL, *h;
 	const char *id, *plugin, *op;
 	size_t i;
-	int rc = tasks_one_id(c, argc, argv, &id);
+	int rc = cli_one_id(c, argc, argv, "task", &id);
 
 	if (!id)
 		return rc;
 	buf_printf(&path, "/api/v1/tasks/%s", id);
-	if ((rc = cli_call(c, "GET", path.data, NULL, 0, CLI_RETRY_S, &task)) != 0)
+	if ((rc = cli_request(c, "GET", path.data, NULL, CLI_RETRY_S, &task)) != 0 || !task)
 		goto out;
-	if (c->json) {
-		rc = cli_print_json(c, task) < 0 ? CLI_EXIT_FAILED : 0;
-		goto out;
-	}
 	plugin = json_string_value(json_object_get(task, "plugin"));
 	op = json_string_value(json_object_get(task, "op"));
 	rc = CLI_EXIT_HUB;
@@ -220,80 +194,33 @@ out:
 	return rc;
 }
 
+static int tasks_row(const json_t *task, const void *arg, struct buf *scratch, const char **cells)
+{
+	struct out_counts n;
+
+	out_counts(task, &n);
+	if (buf_printf(&scratch[0], "%s.%s", json_string_value(json_object_get(task, "plugin")),
+	               json_string_value(json_object_get(task, "op"))) < 0 ||
+	    buf_printf(&scratch[1], "%" PRId64 "/%" PRId64, n.done, n.total) < 0 ||
+	    buf_printf(&scratch[2], "%" PRId64, n.bad) < 0 ||
+	    out_time(&scratch[3], json_integer_value(json_object_get(task, "created_ms"))) < 0)
+		return -1;
+	cells[0] = json_string_value(json_object_get(task, "id"));
+	cells[1] = json_string_value(json_object_get(task, "state"));
+	cells[2] = scratch[0].data;
+	cells[3] = json_string_value(json_object_get(task, "target"));
+	cells[4] = scratch[1].data;
+	cells[5] = scratch[2].data;
+	cells[6] = scratch[3].data;
+	return 0;
+}
+
 int tasks_ls(struct cli *c, int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"limit", required_argument, NULL, 'n'},
-	    CLI_GLOBAL_OPTIONS,
-	    {NULL, 0, NULL, 0},
-	};
 	static const char *const head[] = {"ID",    "STATE",  "OP",     "TARGET",
 	                                   "HOSTS", "NOT OK", "CREATED"};
-	struct buf path = BUF_INIT, b = BUF_INIT;
-	struct out_table *t = NULL;
-	json_t *tasks = NULL, *task;
-	long long limit = 0;
-	size_t i;
-	int ch, rc;
 
-	while ((ch = cli_getopt(c, argc, argv, "", opts)) != -1) {
-		if (ch != 'n')
-			return cli_getopt_exit(ch);
-		if (args_int(optarg, 1, 100000, &limit) < 0)
-			return cli_usage(c, "--limit: '%s' is not a count from 1 to 100000",
-			                 optarg);
-	}
-	if (optind < argc)
-		return cli_usage(c, "unexpected argument '%s'", argv[optind]);
-	buf_puts(&path, "/api/v1/tasks");
-	if (limit)
-		buf_printf(&path, "?limit=%lld", limit);
-	if ((rc = cli_call(c, "GET", path.data, NULL, 0, CLI_RETRY_S, &tasks)) != 0)
-		goto out;
-	if (c->json) {
-		rc = cli_print_json(c, tasks) < 0 ? CLI_EXIT_FAILED : 0;
-		goto out;
-	}
-	rc = CLI_EXIT_HUB;
-	if (!(t = out_table_new(7, head)))
-		goto out;
-	json_array_foreach(tasks, i, task)
-	{
-		struct buf op = BUF_INIT, hosts = BUF_INIT, bad = BUF_INIT, created = BUF_INIT;
-		struct out_counts n;
-		const char *cells[7];
-		int r;
-
-		out_counts(task, &n);
-		buf_printf(&op, "%s.%s", json_string_value(json_object_get(task, "plugin")),
-		           json_string_value(json_object_get(task, "op")));
-		buf_printf(&hosts, "%" PRId64 "/%" PRId64, n.done, n.total);
-		buf_printf(&bad, "%" PRId64, n.bad);
-		out_time(&created, json_integer_value(json_object_get(task, "created_ms")));
-		cells[0] = json_string_value(json_object_get(task, "id"));
-		cells[1] = json_string_value(json_object_get(task, "state"));
-		cells[2] = op.data;
-		cells[3] = json_string_value(json_object_get(task, "target"));
-		cells[4] = hosts.data;
-		cells[5] = bad.data;
-		cells[6] = created.data;
-		r = out_table_add(t, cells);
-		buf_free(&op);
-		buf_free(&hosts);
-		buf_free(&bad);
-		buf_free(&created);
-		if (r < 0)
-			goto out;
-	}
-	if (out_table_render(t, &b) < 0)
-		goto out;
-	rc = cli_write(c, &b) < 0 ? CLI_EXIT_FAILED : 0;
-out:
-	out_table_free(t);
-	json_decref(tasks);
-	buf_free(&path);
-	buf_free(&b);
-	return rc;
+	return cli_list_limit(c, argc, argv, "/api/v1/tasks", 7, head, tasks_row);
 }
 
 int tasks_cancel(struct cli *c, int argc, char **argv)
@@ -302,17 +229,13 @@ int tasks_cancel(struct cli *c, int argc, char **argv)
 	json_t *body = json_object(), *task = NULL;
 	struct out_counts n;
 	const char *id;
-	int rc = tasks_one_id(c, argc, argv, &id);
+	int rc = cli_one_id(c, argc, argv, "task", &id);
 
 	if (!id)
 		goto out;
 	buf_printf(&path, "/api/v1/tasks/%s/cancel", id);
-	if ((rc = cli_call(c, "POST", path.data, body, 0, CLI_RETRY_S, &task)) != 0)
+	if ((rc = cli_request(c, "POST", path.data, body, CLI_RETRY_S, &task)) != 0 || !task)
 		goto out;
-	if (c->json) {
-		rc = cli_print_json(c, task) < 0 ? CLI_EXIT_FAILED : 0;
-		goto out;
-	}
 	out_counts(task, &n);
 	out_text(&b, id);
 	buf_puts(&b, ": ");

@@ -105,12 +105,8 @@ int tokens_create(struct cli *c, int argc, char **argv)
 		goto out;
 	}
 	/* Not retried: a second try would make a second token. */
-	if ((rc = cli_call(c, "POST", "/api/v1/tokens", body, 0, 0, &tok)) != 0)
+	if ((rc = cli_request(c, "POST", "/api/v1/tokens", body, 0, &tok)) != 0 || !tok)
 		goto out;
-	if (c->json) {
-		rc = cli_print_json(c, tok) < 0 ? CLI_EXIT_FAILED : 0;
-		goto out;
-	}
 	out_text(&b, json_string_value(json_object_get(tok, "token")));
 	buf_puts(&b, "\n");
 	rc = cli_write(c, &b) < 0 ? CLI_EXIT_FAILED : 0;
@@ -139,6 +135,24 @@ out:
 	return rc;
 }
 
+static int tokens_row(const json_t *tok, const void *arg, struct buf *scratch, const char **cells)
+{
+	int64_t exp = json_integer_value(json_object_get(tok, "expires_ms"));
+
+	if (out_time(&scratch[0], json_integer_value(json_object_get(tok, "created_ms"))) < 0 ||
+	    (exp > 0 ? out_time(&scratch[1], exp) : buf_puts(&scratch[1], "never")) < 0 ||
+	    out_labels(&scratch[2], json_object_get(tok, "labels")) < 0)
+		return -1;
+	cells[0] = json_string_value(json_object_get(tok, "id"));
+	cells[1] = json_string_value(json_object_get(tok, "kind"));
+	cells[2] = json_string_value(json_object_get(tok, "role"));
+	cells[3] = scratch[0].data;
+	cells[4] = scratch[1].data;
+	cells[5] = json_string_value(json_object_get(tok, "created_by"));
+	cells[6] = scratch[2].data;
+	return 0;
+}
+
 int tokens_ls(struct cli *c, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -147,58 +161,11 @@ int tokens_ls(struct cli *c, int argc, char **argv)
 	};
 	static const char *const head[] = {"ID",      "KIND",    "ROLE",  "CREATED",
 	                                   "EXPIRES", "CREATOR", "LABELS"};
-	struct buf b = BUF_INIT;
-	struct out_table *t = NULL;
-	json_t *toks = NULL, *tok;
-	size_t i;
-	int ch, rc;
+	int ch;
 
 	if ((ch = cli_getopt(c, argc, argv, "", opts)) != -1)
 		return cli_getopt_exit(ch);
 	if (optind < argc)
 		return cli_usage(c, "unexpected argument '%s'", argv[optind]);
-	if ((rc = cli_call(c, "GET", "/api/v1/tokens", NULL, 0, CLI_RETRY_S, &toks)) != 0)
-		goto out;
-	if (c->json) {
-		rc = cli_print_json(c, toks) < 0 ? CLI_EXIT_FAILED : 0;
-		goto out;
-	}
-	rc = CLI_EXIT_HUB;
-	if (!(t = out_table_new(7, head)))
-		goto out;
-	json_array_foreach(toks, i, tok)
-	{
-		struct buf created = BUF_INIT, expires = BUF_INIT, labels = BUF_INIT;
-		int64_t exp = json_integer_value(json_object_get(tok, "expires_ms"));
-		const char *cells[7];
-		int r;
-
-		out_time(&created, json_integer_value(json_object_get(tok, "created_ms")));
-		if (exp > 0)
-			out_time(&expires, exp);
-		else
-			buf_puts(&expires, "never");
-		out_labels(&labels, json_object_get(tok, "labels"));
-		cells[0] = json_string_value(json_object_get(tok, "id"));
-		cells[1] = json_string_value(json_object_get(tok, "kind"));
-		cells[2] = json_string_value(json_object_get(tok, "role"));
-		cells[3] = created.data;
-		cells[4] = expires.data;
-		cells[5] = json_string_value(json_object_get(tok, "created_by"));
-		cells[6] = labels.data;
-		r = out_table_add(t, cells);
-		buf_free(&created);
-		buf_free(&expires);
-		buf_free(&labels);
-		if (r < 0)
-			goto out;
-	}
-	if (out_table_render(t, &b) < 0)
-		goto out;
-	rc = cli_write(c, &b) < 0 ? CLI_EXIT_FAILED : 0;
-out:
-	out_table_free(t);
-	json_decref(toks);
-	buf_free(&b);
-	return rc;
+	return cli_list(c, "/api/v1/tokens", 7, head, tokens_row, NULL);
 }

@@ -303,6 +303,59 @@ static void test_table_pads_columns_to_the_widest_cell(void **state)
 	out_table_free(NULL);
 }
 
+/* A row of the test list: the id as it is, "n=N" built in scratch[0], and the note in
+ * scratch[1] only when the item has one; arg is the suffix added to every id cell's row. */
+static int test_row(const json_t *item, const void *arg, struct buf *scratch, const char **cells)
+{
+	const char *note = json_string_value(json_object_get(item, "note"));
+
+	if (json_is_true(json_object_get(item, "fail")))
+		return -1;
+	if (buf_printf(&scratch[0], "n=%d%s", (int)json_integer_value(json_object_get(item, "n")),
+	               (const char *)arg) < 0 ||
+	    (note && buf_puts(&scratch[1], note) < 0))
+		return -1;
+	cells[0] = json_string_value(json_object_get(item, "id"));
+	cells[1] = scratch[0].data;
+	cells[2] = scratch[1].data;
+	return 0;
+}
+
+static void test_table_rows_a_row_per_item_fresh_scratch_each(void **state)
+{
+	static const char *const head[] = {"ID", "COUNT", "NOTE"};
+	json_t *list = load("[{\"id\":\"web-01\",\"n\":3,\"note\":\"new\\u001b\"},"
+	                    "{\"id\":\"web-02\",\"n\":12},{\"n\":0}]");
+	struct buf b = BUF_INIT;
+
+	/* web-02 writes no note: its cell is "-", not the first row's note nor "". */
+	assert_int_equal(out_table_rows(&b, 3, head, list, test_row, "!"), 0);
+	assert_string_equal(b.data, "ID      COUNT  NOTE\n"
+	                            "web-01  n=3!   new^[\n"
+	                            "web-02  n=12!  -\n"
+	                            "-       n=0!   -\n");
+	buf_free(&b);
+	json_decref(list);
+
+	list = json_array();
+	assert_int_equal(out_table_rows(&b, 3, head, list, test_row, ""), 0);
+	assert_string_equal(b.data, "ID  COUNT  NOTE\n");
+	buf_free(&b);
+	json_decref(list);
+}
+
+static void test_table_rows_stops_at_a_failing_row(void **state)
+{
+	static const char *const head[] = {"ID", "COUNT", "NOTE"};
+	json_t *list = load("[{\"id\":\"a\",\"n\":1},{\"fail\":true},{\"id\":\"c\"}]");
+	struct buf b = BUF_INIT;
+
+	assert_int_equal(out_table_rows(&b, 3, head, list, test_row, ""), -1);
+	assert_int_equal(b.len, 0);
+	buf_free(&b);
+	json_decref(list);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -322,6 +375,8 @@ int main(void)
 	    cmocka_unit_test(test_durations_and_ages),
 	    cmocka_unit_test(test_labels_and_flat_facts),
 	    cmocka_unit_test(test_table_pads_columns_to_the_widest_cell),
+	    cmocka_unit_test(test_table_rows_a_row_per_item_fresh_scratch_each),
+	    cmocka_unit_test(test_table_rows_stops_at_a_failing_row),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
