@@ -138,6 +138,7 @@ static int agent_link_start(struct agent *a, char *msg, size_t msglen)
 	lc.ca = json_string_value(conf_get(a->conf, "hub.ca"));
 	lc.fingerprint = json_string_value(conf_get(a->conf, "hub.fingerprint"));
 	lc.host_id = host_id;
+	lc.refused_retry_ms = json_integer_value(conf_get(a->conf, "hub.refused_retry_s")) * 1000;
 	lc.on_task = hubtask_receive;
 	lc.arg = a->hubtask;
 	rc = link_http_new(&lc, &a->link, msg, msglen);

@@ -38,6 +38,8 @@ static const struct conf_field agent_schema[] = {
     {"hub.host_id", CONF_STRING, 0, 0, "this host's id at the hub (default: the hostname)"},
     {"hub.spool_max_bytes", CONF_INT, 1 << 20, 1LL << 40,
      "batches for the hub kept while it is away, bytes; past it the oldest are dropped"},
+    {"hub.refused_retry_s", CONF_INT, 1, 86400,
+     "while the hub refuses this host (rejected, revoked), ask again this often"},
     {NULL, 0, 0, 0, NULL},
 };
 
@@ -47,7 +49,7 @@ json_t *agent_conf_defaults(void)
 	const char *state = root ? "/var/lib/outpost-agent" : "outpost-state/agent";
 
 	return json_pack("{s:s, s:s, s:s, s:s, s:{s:s, s:s}, s:{s:i, s:i, s:i, s:i},"
-	                 " s:{s:i, s:i, s:i, s:{s:i}}, s:{s:i, s:i}, s:{s:I}, s:{s:{s:[]}}}",
+	                 " s:{s:i, s:i, s:i, s:{s:i}}, s:{s:i, s:i}, s:{s:I, s:i}, s:{s:{s:[]}}}",
 	                 "listen", "127.0.0.1:7070", "socket",
 	                 root ? "/run/outpost-agent.sock" : "", "state_dir", state, "plugin_dir",
 	                 root ? "/usr/lib/outpost/plugins" : "outpost-state/agent/plugins", "log",
@@ -55,7 +57,8 @@ json_t *agent_conf_defaults(void)
 	                 "max_depth", 32, "conn_limit", 256, "conn_timeout_s", 30, "dispatch",
 	                 "workers", 4, "max_inflight", 64, "default_timeout_ms", 30000, "timeouts",
 	                 "exec.run", 3600000, "ledger", "keep_days", 7, "max_rows", 100000, "hub",
-	                 "spool_max_bytes", (json_int_t)(64 << 20), "plugins", "file", "roots");
+	                 "spool_max_bytes", (json_int_t)(64 << 20), "refused_retry_s",
+	                 LINK_REFUSED_RETRY_MS / 1000, "plugins", "file", "roots");
 }
 
 int agent_conf_check(const json_t *conf, char *msg, size_t msglen)

@@ -22,6 +22,8 @@ struct link;
  * the call. Runs on the loop thread, in the order the hub handed the tasks out. */
 typedef void (*link_task_fn)(void *arg, const json_t *signed_task);
 
+#define LINK_REFUSED_RETRY_MS (10 * 60 * 1000)
+
 struct link_config {
 	struct loop *loop;
 	const struct logger *log; /* outlives the link */
@@ -33,6 +35,9 @@ struct link_config {
 	const char *ca;           /* CA file; NULL: trust the hub's certificate on first use */
 	const char *fingerprint;  /* "sha256:HEX" the first-use certificate must have; or NULL */
 	const char *host_id;      /* this host's id (see hubtask_host_id_ok) */
+	/* How often to ask again while the hub refuses this host until an operator acts
+	 * (rejected, revoked, its id taken by another key); 0: LINK_REFUSED_RETRY_MS. */
+	int64_t refused_retry_ms;
 	link_task_fn on_task;
 	void *arg;
 };
@@ -60,7 +65,8 @@ struct link_ops {
 	void (*facts)(struct link *l, const json_t *facts);
 	/* The pinned hub public key: 0, or -1 while the agent is not enrolled. */
 	int (*hub_key)(struct link *l, uint8_t pk[SEC_PK_BYTES]);
-	/* For /v1/health and /metrics: {"mode", "url", "host_id", "state", "connected",
+	/* For /v1/health and /metrics: {"mode", "url", "host_id", "state" (unenrolled, pending,
+	 * up, rejected, revoked, refused), "phase", "connected",
 	 * "reconnects", "tasks_received", "results_sent", "outbox_depth", "spool_depth",
 	 * "spool_bytes", "spool_dropped", "batches_sent", "batches_rejected", "last_contact_ms",
 	 * "last_error"}. New reference. */

@@ -104,7 +104,9 @@ struct link_http {
 	char *pk_b64;
 	uint8_t hub_pk[SEC_PK_BYTES];
 	int have_hub_pk;
-	char state[16]; /* the host at the hub: unenrolled, pending, up, refused */
+	char state[16]; /* the host at the hub: unenrolled, pending, up, rejected, revoked,
+	                 * refused (its id enrolled with another key) */
+	int64_t refused_retry_ms;
 	enum lh_phase phase;
 	struct lh_req *req[LH_NKINDS];
 	struct loop_timer *timer[LH_NKINDS]; /* the next attempt of each kind */
@@ -623,26 +625,57 @@ static void lh_on_probe(struct link_http *lh, const struct hclient_response *res
 	lh_schedule(lh, LH_ENROLL, 0);
 }
 
+/* The hub refuses this host until an operator acts. Said once (at error) when it starts, kept
+ * in the status, and asked again only every refused_retry_ms (plus up to a fifth): a refused
+ * agent must not hammer the hub, yet picks up an operator's later accept by itself. */
+static void lh_refused(struct link_http *lh, const char *state, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void lh_refused(struct link_http *lh, const char *state, const char *fmt, ...)
+{
+	int again = strcmp(lh->state, state) == 0;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(lh->last_error, sizeof(lh->last_error), fmt, ap);
+	va_end(ap);
+	snprintf(lh->state, sizeof(lh->state), "%s", state);
+	if (again)
+		log_debug(lh->log, "link", "%s", lh->last_error);
+	else
+		log_error(lh->log, "link", "%s; asking the hub again every %lld s", lh->last_error,
+		          (long long)(lh->refused_retry_ms / 1000));
+	lh->failures[LH_ENROLL] = 0;
+	lh_schedule(lh, LH_ENROLL, lh_jitter(lh->refused_retry_ms));
+}
+
 static void lh_on_enroll(struct link_http *lh, const struct lh_answer *a)
 {
 	const char *state, *key;
 	uint8_t pk[SEC_PK_BYTES];
 
+	if (lh_code_is(a, "conflict")) {
+		lh_refused(lh, "refused",
+		           "the hub knows host %s with another key: an operator must run "
+		           "'outpost hosts revoke %s' and remove it, or give this agent "
+		           "another hub.host_id (%s)",
+		           lh->host_id, lh->host_id, a->text);
+		return;
+	}
+	/* A forbidden id: the hub's message says which (docs/protocol.md, Enrollment). */
+	if (lh_code_is(a, "forbidden") && strstr(a->text, "was rejected")) {
+		lh_refused(lh, "rejected",
+		           "the hub rejected host %s: an operator ran 'outpost hosts reject %s'; "
+		           "'outpost hosts accept %s' undoes it (%s)",
+		           lh->host_id, lh->host_id, lh->host_id, a->text);
+		return;
+	}
+	if (lh_code_is(a, "forbidden")) {
+		lh_refused(lh, "revoked", "the hub refuses host %s: it was revoked (%s)",
+		           lh->host_id, a->text);
+		return;
+	}
 	if (!a->ok) {
-		if (lh_code_is(a, "conflict")) {
-			snprintf(lh->state, sizeof(lh->state), "refused");
-			lh_problem(lh, OUTPOST_LOG_ERROR,
-			           "the hub knows host %s with another key: an operator must run "
-			           "'outpost hosts revoke %s' and remove it, or give this agent "
-			           "another hub.host_id (%s)",
-			           lh->host_id, lh->host_id, a->text);
-		} else if (lh_code_is(a, "forbidden")) {
-			snprintf(lh->state, sizeof(lh->state), "refused");
-			lh_problem(lh, OUTPOST_LOG_ERROR, "the hub refuses host %s (revoked?): %s",
-			           lh->host_id, a->text);
-		} else {
-			lh_problem(lh, OUTPOST_LOG_WARN, "enrollment: %s", a->text);
-		}
+		lh_problem(lh, OUTPOST_LOG_WARN, "enrollment: %s", a->text);
 		lh_retry(lh, LH_ENROLL);
 		return;
 	}
@@ -1341,6 +1374,8 @@ int link_http_new(const struct link_config *cfg, struct link **out, char *msg, s
 	lh->on_task = cfg->on_task;
 	lh->arg = cfg->arg;
 	lh->interval_ms = LH_BEAT_MS;
+	lh->refused_retry_ms =
+	    cfg->refused_retry_ms > 0 ? cfg->refused_retry_ms : LINK_REFUSED_RETRY_MS;
 	/* Drawn once: posts a whole interval apart, so a beat drawn after one (lh_alive) falls
 	 * before the next, never just after it. */
 	lh->metrics_delay_ms = (int64_t)randombytes_uniform(LH_METRICS_SPREAD_MS + 1);

@@ -137,9 +137,8 @@ int hosts_accept(struct cli *c, int argc, char **argv)
 
 int hosts_reject(struct cli *c, int argc, char **argv)
 {
-	/* Not retried: a reject that went through but whose answer was lost would come back
-	 * not_found the second time. */
-	return hosts_change(c, argc, argv, "reject", 0);
+	/* A rejected host stays (rejected): rejecting it again answers the same. */
+	return hosts_change(c, argc, argv, "reject", CLI_RETRY_S);
 }
 
 int hosts_revoke(struct cli *c, int argc, char **argv)

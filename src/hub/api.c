@@ -138,8 +138,21 @@ static void api_enroll(void *ctx, struct httpd_req *req)
 		goto out;
 	}
 	if (rc == OUTPOST_E_FORBIDDEN) {
+		/* The agent shows which of the two it was: the message says "was rejected" or
+		 * "was revoked" (docs/protocol.md). */
+		int rejected =
+		    h->store->ops->host_get(h->store, e.host_id, &host) == 0 &&
+		    strcmp(json_string_value(json_object_get(host, "state")), HOST_REJECTED) == 0;
 		auth_fail(h, req);
-		httpd_respond_error(req, rc, "host id %s was revoked", e.host_id);
+		log_info(h->log, "enroll", "host %s from %s: refused, it was %s", e.host_id,
+		         httpd_req_peer(req), rejected ? "rejected" : "revoked");
+		if (rejected)
+			httpd_respond_error(req, rc,
+			                    "host id %s was rejected by an operator: it stays "
+			                    "refused until one runs 'outpost hosts accept %s'",
+			                    e.host_id, e.host_id);
+		else
+			httpd_respond_error(req, rc, "host id %s was revoked", e.host_id);
 		goto out;
 	}
 	if (rc < 0) {
@@ -228,22 +241,24 @@ static void api_host_change(void *ctx, struct httpd_req *req)
 	}
 	state = json_string_value(json_object_get(host, "state"));
 	if (strcmp(verb, "accept") == 0) {
-		if (strcmp(state, HOST_PENDING) != 0) {
-			httpd_respond_error(req, OUTPOST_E_CONFLICT, "host %s is %s, not pending",
-			                    id, state);
+		/* Accepting a rejected host undoes the rejection, with the key it enrolled with. */
+		if (strcmp(state, HOST_PENDING) != 0 && strcmp(state, HOST_REJECTED) != 0) {
+			httpd_respond_error(req, OUTPOST_E_CONFLICT,
+			                    "host %s is %s, not pending or rejected", id, state);
 			goto out;
 		}
 		rc =
 		    h->store->ops->host_set_state(h->store, id, HOST_UP, "accepted", clk_real_ms());
 	} else if (strcmp(verb, "reject") == 0) {
-		if (strcmp(state, HOST_PENDING) != 0) {
+		if (strcmp(state, HOST_PENDING) != 0 && strcmp(state, HOST_REJECTED) != 0) {
 			httpd_respond_error(req, OUTPOST_E_CONFLICT,
 			                    "host %s is %s: only a pending host can be rejected "
 			                    "(revoke cuts off an accepted one)",
 			                    id, state);
 			goto out;
 		}
-		rc = h->store->ops->host_remove(h->store, id);
+		rc = h->store->ops->host_set_state(h->store, id, HOST_REJECTED, "rejected",
+		                                   clk_real_ms());
 	} else if (strcmp(verb, "revoke") == 0) {
 		rc = h->store->ops->host_set_state(h->store, id, HOST_REVOKED, "revoked",
 		                                   clk_real_ms());
@@ -297,9 +312,7 @@ static void api_host_change(void *ctx, struct httpd_req *req)
 	}
 	json_decref(host);
 	host = NULL;
-	if (strcmp(verb, "reject") == 0)
-		httpd_respond_ok(req, json_pack("{s:s, s:s}", "id", id, "state", "rejected"));
-	else if ((rc = h->store->ops->host_get(h->store, id, &host)) == 0)
+	if ((rc = h->store->ops->host_get(h->store, id, &host)) == 0)
 		httpd_respond_ok(req, json_incref(host));
 	else
 		respond_store(req, rc, NULL, "host");

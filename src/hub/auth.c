@@ -157,6 +157,10 @@ static int auth_agent(struct hub *h, struct httpd_req *req, struct hub_caller *c
 		json_decref(host);
 		return auth_refuse(h, req, OUTPOST_E_UNAUTHORIZED, "this host was revoked");
 	}
+	if (strcmp(state, HOST_REJECTED) == 0) {
+		json_decref(host);
+		return auth_refuse(h, req, OUTPOST_E_UNAUTHORIZED, "this host was rejected");
+	}
 	if (strcmp(state, HOST_PENDING) == 0) {
 		json_decref(host);
 		httpd_respond_error(req, OUTPOST_E_UNAVAILABLE, "pending acceptance");

@@ -18,6 +18,7 @@ struct store;
 #define HOST_DOWN "down"
 #define HOST_PENDING "pending"
 #define HOST_REVOKED "revoked"
+#define HOST_REJECTED "rejected" /* a pending host an operator refused; kept so it stays so */
 
 struct store_enroll {
 	const char *host_id;
@@ -36,16 +37,18 @@ struct store_ops {
 
 	/* ---- hosts ---- */
 	/* New host, or the existing one when id and key match (idempotent; *host is the current
-	 * row). Another key: OUTPOST_E_CONFLICT. A revoked id: OUTPOST_E_FORBIDDEN. An event
-	 * "enrolled" is recorded for a new host. */
+	 * row). Another key: OUTPOST_E_CONFLICT. A revoked or rejected id, whatever the key:
+	 * OUTPOST_E_FORBIDDEN. An event "enrolled" is recorded for a new host. */
 	int (*host_enroll)(struct store *s, const struct store_enroll *e, json_t **host);
 	/* One host with its facts and pubkey; OUTPOST_E_NOT_FOUND. */
 	int (*host_get)(struct store *s, const char *id, json_t **host);
 	/* All hosts, without facts but with a flattened "attrs" object of facts (for selectors):
 	 * an array sorted by id. */
 	int (*host_list)(struct store *s, json_t **hosts);
-	/* Sets the state (accept: pending->up; revoke: any->revoked), records an event with reason.
-	 * Removing a pending host (reject) is host_remove. */
+	/* Sets the state (accept: pending or rejected->up; reject: pending->rejected; revoke:
+	 * any->revoked), records an event with reason; the same state again changes nothing. A
+	 * change not allowed (out of revoked, rejecting an accepted host): OUTPOST_E_CONFLICT.
+	 * Revoked and rejected hosts' queued and sent rows are cancelled. */
 	int (*host_set_state)(struct store *s, const char *id, const char *state,
 	                      const char *reason, int64_t now_ms);
 	int (*host_remove)(struct store *s, const char *id);

@@ -35,7 +35,9 @@
  *   released_batch may be taken.
  * - Version 2, retention (store_sqlite_prune.c): tasks.ended_ms is the hub's time when a task
  *   left running (NULL while it runs); tasks that ended before it existed take their last
- *   row's end. The indexes let the prunes walk from the oldest row without a table scan. */
+ *   row's end. The indexes let the prunes walk from the oldest row without a table scan.
+ * - Version 3: hosts.state 'rejected' (a pending host an operator refused, kept so that its
+ *   agent cannot come back pending). SQLite cannot change a CHECK in place: hosts is rebuilt. */
 static const char *const hub_schema[] = {
     "CREATE TABLE hosts ("
     " id TEXT PRIMARY KEY,"
@@ -112,6 +114,23 @@ static const char *const hub_schema[] = {
     "CREATE INDEX tasks_ended ON tasks(ended_ms) WHERE ended_ms IS NOT NULL;"
     "CREATE INDEX events_at ON events(at_ms);"
     "CREATE INDEX audit_at ON audit(at_ms);",
+    /* 3: state 'rejected' (see above). */
+    "CREATE TABLE hosts_v2 ("
+    " id TEXT PRIMARY KEY,"
+    " hostname TEXT,"
+    " pubkey TEXT NOT NULL,"
+    " state TEXT NOT NULL CHECK (state IN ('up', 'down', 'pending', 'revoked', 'rejected')),"
+    " labels TEXT NOT NULL DEFAULT '{}',"
+    " facts TEXT NOT NULL DEFAULT '{}',"
+    " attrs TEXT NOT NULL DEFAULT '{}',"
+    " version TEXT,"
+    " first_seen_ms INTEGER NOT NULL,"
+    " last_seen_ms INTEGER NOT NULL);"
+    "INSERT INTO hosts_v2 SELECT id, hostname, pubkey, state, labels, facts, attrs, version,"
+    " first_seen_ms, last_seen_ms FROM hosts;"
+    "DROP TABLE hosts;"
+    "ALTER TABLE hosts_v2 RENAME TO hosts;"
+    "CREATE INDEX hosts_state_seen ON hosts(state, last_seen_ms);",
 };
 #define HUB_SCHEMA_VERSION ((int)(sizeof(hub_schema) / sizeof(hub_schema[0])))
 
@@ -320,7 +339,8 @@ static const char *const row_states[] = {"queued",  "sent",    "running",   "ok"
 #define ROW_NSTATES ((int)(sizeof(row_states) / sizeof(row_states[0])))
 enum { RS_QUEUED, RS_SENT, RS_RUNNING, RS_FINAL };
 
-static const char *const host_states[] = {HOST_UP, HOST_DOWN, HOST_PENDING, HOST_REVOKED};
+static const char *const host_states[] = {HOST_UP, HOST_DOWN, HOST_PENDING, HOST_REVOKED,
+                                          HOST_REJECTED};
 #define HOST_NSTATES ((int)(sizeof(host_states) / sizeof(host_states[0])))
 
 /* The fact attributes selectors know, flattened from the sys plugin's facts:
@@ -698,7 +718,7 @@ static int sq_host_enroll(struct store *base, const struct store_enroll *e, json
 	rc = db_step(st);
 	if (rc == 1) {
 		const char *state = col_str(st, 1);
-		if (strcmp(state, HOST_REVOKED) == 0)
+		if (strcmp(state, HOST_REVOKED) == 0 || strcmp(state, HOST_REJECTED) == 0)
 			rc = OUTPOST_E_FORBIDDEN;
 		else if (strcmp(col_str(st, 0), e->pubkey) != 0)
 			rc = OUTPOST_E_CONFLICT;
@@ -830,15 +850,20 @@ static int sq_host_list(struct store *base, json_t **hosts)
 }
 
 /* The event kind of a state change, or NULL when the change is not allowed. Revoked is the end:
- * only host_remove clears it (then the id may enroll again). */
+ * only host_remove clears it (then the id may enroll again). Rejected is a pending host refused:
+ * accepting it still is the way back. */
 static const char *host_transition(const char *from, const char *to)
 {
 	if (strcmp(from, HOST_REVOKED) == 0)
 		return NULL;
 	if (strcmp(to, HOST_REVOKED) == 0)
 		return "revoked";
+	if (strcmp(to, HOST_REJECTED) == 0)
+		return strcmp(from, HOST_PENDING) == 0 ? "rejected" : NULL;
 	if (strcmp(to, HOST_UP) == 0)
-		return strcmp(from, HOST_PENDING) == 0 ? "accepted" : "up";
+		return strcmp(from, HOST_PENDING) == 0 || strcmp(from, HOST_REJECTED) == 0
+		           ? "accepted"
+		           : "up";
 	if (strcmp(to, HOST_DOWN) == 0 && strcmp(from, HOST_UP) == 0)
 		return "down";
 	return NULL;
@@ -875,7 +900,8 @@ static int sq_host_set_state(struct store *base, const char *id, const char *sta
 		bind_str(st, 2, state);
 		if ((rc = db_run(st)) < 0 || (rc = event_add(s, id, kind, reason, now_ms)) < 0)
 			goto fail;
-		if (strcmp(state, HOST_REVOKED) == 0 && (rc = host_cancel_rows(s, id, now_ms)) < 0)
+		if ((strcmp(state, HOST_REVOKED) == 0 || strcmp(state, HOST_REJECTED) == 0) &&
+		    (rc = host_cancel_rows(s, id, now_ms)) < 0)
 			goto fail;
 	}
 	return tx_commit(s);

@@ -34,6 +34,8 @@ struct hub {
 	uint8_t agent_pk[SEC_PK_BYTES];
 	int have_agent;
 	const char *enroll_state; /* "up" or "pending" */
+	int enroll_code;          /* while set, enrollment is refused with this code... */
+	const char *enroll_msg;   /* ...and this message */
 	int enrolls, polls, resumes, beats, bad_sigs, health;
 	int unauthorized;      /* answer polls 401 while set */
 	int beat_unauthorized; /* answer beats 401 while set */
@@ -112,6 +114,11 @@ static void hub_enroll(void *ctx, struct httpd_req *req)
 	    strcmp(json_string_value(json_object_get(b, "host_id")), HOST) ||
 	    !json_is_object(json_object_get(b, "facts"))) {
 		hub_error(req, OUTPOST_E_BAD_ARGS, "bad enrollment");
+		json_decref(b);
+		return;
+	}
+	if (h->enroll_code) {
+		hub_error(req, h->enroll_code, h->enroll_msg);
 		json_decref(b);
 		return;
 	}
@@ -231,6 +238,7 @@ struct fx {
 	struct link *link;
 	json_t *tasks; /* what the link handed in */
 	const char *token, *fingerprint, *ca;
+	int64_t refused_retry_ms;
 };
 
 static void on_task(void *arg, const json_t *t)
@@ -268,6 +276,7 @@ static void link_start(struct fx *f)
 	                         .ca = f->ca,
 	                         .fingerprint = f->fingerprint,
 	                         .host_id = HOST,
+	                         .refused_retry_ms = f->refused_retry_ms,
 	                         .on_task = on_task,
 	                         .arg = f};
 	char msg[256] = "";
@@ -664,6 +673,79 @@ static void test_any_signed_request_refused_sends_back_to_enrollment(void **stat
 	assert_true(clk_mono_ms() - t0 < 3000);
 }
 
+static char *status_str(struct fx *f, const char *key)
+{
+	json_t *s = status(f);
+	const char *v = json_string_value(json_object_get(s, key));
+	char *copy = strdup(v ? v : "");
+	json_decref(s);
+	return copy;
+}
+
+static void assert_status_str(struct fx *f, const char *key, const char *want)
+{
+	char *got = status_str(f, key);
+	assert_string_equal(got, want);
+	free(got);
+}
+
+/* A rejected host: its status says so, and it asks again only every refused_retry_ms, not
+ * with the backoff of a hub in trouble; once an operator accepts it, it starts by itself. */
+static void test_rejected_host_says_so_and_asks_again_rarely(void **state)
+{
+	struct fx *f = *state;
+	char *err;
+
+	f->token = NULL;
+	f->refused_retry_ms = 1500;
+	f->hub.enroll_code = OUTPOST_E_FORBIDDEN;
+	f->hub.enroll_msg = "host id " HOST " was rejected by an operator";
+	hub_start(f, 0);
+	link_start(f);
+	assert_int_equal(run_until(f, &f->hub.enrolls, 1, 5000), 1);
+	run_for(f, 1300); /* the backoff of a failure would have asked 2 or 3 times by now */
+	assert_int_equal(f->hub.enrolls, 1);
+	assert_status_str(f, "state", "rejected");
+	assert_status_str(f, "phase", "enrolling");
+	err = status_str(f, "last_error");
+	assert_non_null(strstr(err, "'outpost hosts accept web-01' undoes it"));
+	free(err);
+	assert_int_equal(run_until(f, &f->hub.enrolls, 2, 2000), 2);
+	assert_status_str(f, "state", "rejected");
+
+	/* An operator accepts it: picked up at the next attempt. */
+	f->hub.enroll_code = 0;
+	assert_true(run_until(f, &f->hub.polls, 1, 5000) >= 1);
+	assert_status_str(f, "state", "up");
+	assert_int_equal(f->hub.enrolls, 3);
+}
+
+/* Revoked, or another key under this id: the same, with the default of 10 minutes. */
+static void test_revoked_host_waits_ten_minutes_between_attempts(void **state)
+{
+	static const struct {
+		int code;
+		const char *msg, *state;
+	} cases[] = {
+	    {OUTPOST_E_FORBIDDEN, "host id " HOST " was revoked", "revoked"},
+	    {OUTPOST_E_CONFLICT, "host id " HOST " is enrolled with another key", "refused"},
+	};
+	struct fx *f = *state;
+
+	hub_start(f, 0);
+	for (int i = 0; i < 2; i++) {
+		f->hub.enroll_code = cases[i].code;
+		f->hub.enroll_msg = cases[i].msg;
+		link_start(f);
+		assert_int_equal(run_until(f, &f->hub.enrolls, i + 1, 5000), i + 1);
+		run_for(f, 1500);
+		assert_int_equal(f->hub.enrolls, i + 1);
+		assert_status_str(f, "state", cases[i].state);
+		link_free(f->link);
+		f->link = NULL;
+	}
+}
+
 /* A hub that counts every request as a sign of life: while other requests get through (here
  * long-polls, answered every 300 ms), no separate beat goes out; changed facts still do at
  * once, and beats come back as soon as nothing else reaches the hub. An older hub (that does
@@ -744,6 +826,8 @@ int main(void)
 	    T(test_hub_trouble_backs_off_and_reconnects),
 	    T(test_unknown_to_the_hub_enrolls_again),
 	    T(test_any_signed_request_refused_sends_back_to_enrollment),
+	    T(test_rejected_host_says_so_and_asks_again_rarely),
+	    T(test_revoked_host_waits_ten_minutes_between_attempts),
 	    T(test_requests_stand_in_for_beats_when_the_hub_counts_them),
 	    cmocka_unit_test(test_bad_urls_are_refused),
 	};

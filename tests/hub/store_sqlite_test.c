@@ -12,6 +12,7 @@
 
 #include "hub/store.h"
 #include <outpost/plugin.h>
+#include <sqlite3.h>
 
 #define T0 1700000000000LL /* a fixed "now" */
 #define HOUR 3600000LL
@@ -246,6 +247,99 @@ static void test_enroll_revoked_is_forbidden(void **state)
 	/* Removed, the id may enroll again. */
 	assert_int_equal(f->op->host_remove(f->st, "web-01"), 0);
 	assert_int_equal(enroll_full(f, "web-01", "new", 0, NULL, NULL, &h), 0);
+	json_decref(h);
+}
+
+/* A rejected host stays, so that its agent, which keeps asking, cannot come back pending. */
+static void test_rejected_host_stays_refused_until_accepted(void **state)
+{
+	struct fx *f = *state;
+	json_t *h, *ev;
+
+	assert_int_equal(enroll_full(f, "db-01", "K", 0, NULL, NULL, &h), 0);
+	json_decref(h);
+	assert_int_equal(f->op->host_set_state(f->st, "db-01", HOST_REJECTED, "by admin", T0 + 1),
+	                 0);
+	h = host(f, "db-01");
+	assert_string_equal(sval(h, "state"), "rejected");
+	assert_string_equal(sval(h, "pubkey"), "K");
+	json_decref(h);
+	/* Its key again, or another, or with a valid token: refused, and nothing changes. */
+	assert_int_equal(enroll_full(f, "db-01", "K", 0, NULL, NULL, &h), OUTPOST_E_FORBIDDEN);
+	assert_null(h);
+	assert_int_equal(enroll_full(f, "db-01", "other", 1, NULL, NULL, &h), OUTPOST_E_FORBIDDEN);
+	assert_null(h);
+	assert_int_equal(f->op->host_seen(f->st, "db-01", T0 + 2, "0.1.0", NULL, NULL),
+	                 OUTPOST_E_FORBIDDEN);
+	h = host(f, "db-01");
+	assert_string_equal(sval(h, "state"), "rejected");
+	assert_string_equal(sval(h, "pubkey"), "K");
+	json_decref(h);
+	/* Rejecting again changes nothing; an accepted host cannot be rejected (revoke). */
+	assert_int_equal(f->op->host_set_state(f->st, "db-01", HOST_REJECTED, "again", T0 + 3), 0);
+	enroll(f, "web-01");
+	assert_int_equal(f->op->host_set_state(f->st, "web-01", HOST_REJECTED, "", T0),
+	                 OUTPOST_E_CONFLICT);
+	/* Accepting undoes it, with the key it enrolled with. */
+	assert_int_equal(f->op->host_set_state(f->st, "db-01", HOST_UP, "by admin", T0 + 4), 0);
+	assert_int_equal(enroll_full(f, "db-01", "K", 0, NULL, NULL, &h), 0);
+	assert_string_equal(sval(h, "state"), "up");
+	json_decref(h);
+	assert_int_equal(f->op->events_list(f->st, "db-01", 10, &ev), 0);
+	assert_int_equal(json_array_size(ev), 3);
+	assert_string_equal(sval(json_array_get(ev, 0), "kind"), "accepted");
+	assert_string_equal(sval(json_array_get(ev, 1), "kind"), "rejected");
+	assert_int_equal(ival(json_array_get(ev, 1), "at_ms"), T0 + 1);
+	assert_string_equal(sval(json_array_get(ev, 2), "kind"), "enrolled");
+	json_decref(ev);
+}
+
+/* A hub database from before state "rejected" (schema version 1: hosts' CHECK without it)
+ * is migrated at open: its hosts kept, and a host can be rejected. */
+static void test_open_migrates_hosts_to_allow_rejected(void **state)
+{
+	struct fx *f = *state;
+	char path[128], msg[256], *err = NULL;
+	sqlite3 *db;
+	json_t *h;
+
+	assert_int_equal(enroll_full(f, "db-01", "K", 0, NULL, NULL, &h), 0);
+	json_decref(h);
+	f->op->close(f->st);
+	f->st = NULL;
+	snprintf(path, sizeof(path), "%s/hub.db", f->dir);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	/* Back to the table of version 1, as the last step found it (that step is last). */
+	assert_int_equal(
+	    sqlite3_exec(db,
+	                 "BEGIN;"
+	                 "CREATE TABLE hosts_v1 ("
+	                 " id TEXT PRIMARY KEY, hostname TEXT, pubkey TEXT NOT NULL,"
+	                 " state TEXT NOT NULL CHECK (state IN ('up', 'down', 'pending',"
+	                 " 'revoked')), labels TEXT NOT NULL DEFAULT '{}',"
+	                 " facts TEXT NOT NULL DEFAULT '{}', attrs TEXT NOT NULL DEFAULT '{}',"
+	                 " version TEXT, first_seen_ms INTEGER NOT NULL,"
+	                 " last_seen_ms INTEGER NOT NULL);"
+	                 "INSERT INTO hosts_v1 SELECT * FROM hosts;"
+	                 "DROP TABLE hosts;"
+	                 "ALTER TABLE hosts_v1 RENAME TO hosts;"
+	                 "CREATE INDEX hosts_state_seen ON hosts(state, last_seen_ms);"
+	                 "UPDATE schema_version SET version = version - 1 WHERE component = 'hub';"
+	                 "COMMIT;",
+	                 NULL, NULL, &err),
+	    SQLITE_OK);
+	assert_int_not_equal(
+	    sqlite3_exec(db, "UPDATE hosts SET state = 'rejected'", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+
+	assert_int_equal(store_sqlite_open(f->dir, &f->st, msg, sizeof(msg)), 0);
+	h = host(f, "db-01");
+	assert_string_equal(sval(h, "state"), "pending");
+	assert_string_equal(sval(h, "pubkey"), "K");
+	json_decref(h);
+	assert_int_equal(f->op->host_set_state(f->st, "db-01", HOST_REJECTED, "", T0), 0);
+	h = host(f, "db-01");
+	assert_string_equal(sval(h, "state"), "rejected");
 	json_decref(h);
 }
 
@@ -1033,7 +1127,8 @@ static void test_stats_count_hosts_tasks_and_queue(void **state)
 	assert_int_equal(task_new(f, "t1", "[\"a\", \"b\", \"c\"]", 2, -1, NULL), 0);
 	assert_int_equal(take(f, "a", T0, 10), 1);
 	assert_int_equal(f->op->stats(f->st, &st), 0);
-	assert_json_text(st, "{\"hosts\":{\"down\":0,\"pending\":1,\"revoked\":0,\"up\":2},"
+	assert_json_text(st, "{\"hosts\":{\"down\":0,\"pending\":1,\"rejected\":0,"
+	                     "\"revoked\":0,\"up\":2},"
 	                     "\"queue_depth\":1,\"tasks_running\":1}");
 	json_decref(st);
 }
@@ -1092,6 +1187,8 @@ int main(void)
 	    T(test_enroll_same_key_is_idempotent),
 	    T(test_enroll_other_key_is_conflict),
 	    T(test_enroll_revoked_is_forbidden),
+	    T(test_rejected_host_stays_refused_until_accepted),
+	    T(test_open_migrates_hosts_to_allow_rejected),
 	    T(test_enroll_with_token_is_up_with_labels),
 	    T(test_enroll_pending_host_with_token_is_accepted),
 	    T(test_accept_moves_pending_to_up_with_event),

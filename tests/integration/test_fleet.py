@@ -21,7 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from conftest import CLI_BIN, HUB_BIN
+from conftest import CLI_BIN, HUB_BIN, deep_merge
 
 # Fast liveness: a host is down 2 s after its last beat. The agent beats every 1 s +-20 %
 # (the shortest interval it takes, whatever the hub asks), so an up host never looks down.
@@ -82,14 +82,16 @@ class Fleet:
         p = self.ok("token", "create", "--enroll", "--ttl", "10m", "--labels", labels)
         return p.stdout.strip()
 
-    def add(self, host_id, token=None, name=None, roots=None):
+    def add(self, host_id, token=None, name=None, roots=None, conf=None):
         """Starts an agent for host_id (enrolling with token, if any). name: another agent
-        under the same id, with its own state dir (not kept in self.agents)."""
-        conf = {"hub": {"url": self.hub.url, "ca": self.hub.ca, "host_id": host_id},
-                "plugins": {"file": {"roots": [str(r) for r in roots or [self.files]]}}}
+        under the same id, with its own state dir (not kept in self.agents). conf: merged
+        into its config."""
+        c = {"hub": {"url": self.hub.url, "ca": self.hub.ca, "host_id": host_id},
+             "plugins": {"file": {"roots": [str(r) for r in roots or [self.files]]}}}
         if token:
-            conf["hub"]["token"] = token
-        a = self._agent(conf, name=name or host_id)
+            c["hub"]["token"] = token
+        deep_merge(c, conf or {})
+        a = self._agent(c, name=name or host_id)
         if name is None:
             self.agents[host_id] = a
         return a
@@ -127,12 +129,14 @@ class Fleet:
 
 @pytest.fixture
 def fleet(hub, agent, tmp_path):
-    """fleet(n=3) -> Fleet with web-1..web-n enrolled with a role=web token, all up."""
+    """fleet(n=3, hub_conf=None) -> Fleet with web-1..web-n enrolled with a role=web token,
+    all up; hub_conf is merged into the hub's config."""
     if not os.access(CLI_BIN, os.X_OK) or not os.access(HUB_BIN, os.X_OK):
         pytest.skip("build the hub and the CLI first (ninja -C build)")
 
-    def make(n=3):
-        f = Fleet(hub(HUB_CONF), agent, tmp_path)
+    def make(n=3, hub_conf=None):
+        f = Fleet(hub(deep_merge(json.loads(json.dumps(HUB_CONF)), hub_conf or {})), agent,
+                  tmp_path)
         tok = f.token()
         for i in range(1, n + 1):
             f.add("web-%d" % i, tok)
@@ -166,10 +170,10 @@ def test_enroll_token_makes_hosts_up_with_its_labels(fleet):
     assert "shown only this once" in p.stderr
 
 
-def test_enroll_without_token_waits_for_accept_and_reject_removes(fleet):
+def test_enroll_without_token_waits_for_accept(fleet):
     f = fleet()
-    db1, db2 = f.add("db-1"), f.add("db-2")
-    f.wait_states({"db-1": "pending", "db-2": "pending"})
+    db1 = f.add("db-1")
+    f.wait_state("db-1", "pending")
     db1.wait_log("waiting for an operator to run 'outpost hosts accept db-1'")
     # Pending hosts get no tasks: not through '*', not by name.
     p = f.cli("run", "-t", "*", *cmd_line(f.marker))
@@ -187,15 +191,80 @@ def test_enroll_without_token_waits_for_accept_and_reject_removes(fleet):
     p = f.ok("run", "-t", "db-1", *cmd_line(f.marker))
     assert p.stdout.startswith("db-1: ok, exit 0")
     assert marker_pids(f.marker).count(db1.proc.pid) == 1
+    # An accepted host cannot be rejected (revoke cuts it off).
+    p = f.cli("hosts", "reject", "db-1")
+    assert p.returncode != 0 and "only a pending host can be rejected" in p.stderr, p.stderr
 
-    # Reject removes a pending host. It does not ban it (revoke does): an agent still
-    # running would enroll again and be listed pending again, so it is stopped first.
-    db2.stop()
-    p = f.ok("hosts", "reject", "db-2")
-    assert p.stdout == "db-2: rejected\n"
-    assert "db-2" not in f.hosts()
-    p = f.cli("hosts", "show", "db-2")
-    assert p.returncode == 3 and "not_found" in p.stderr
+
+def hub_refusals(f, host_id, start=0):
+    """How often the hub refused host_id's enrollment because it was rejected (its log)."""
+    return f.hub.log()[start:].count("enroll: host %s from 127.0.0.1: refused, it was rejected"
+                                     % host_id)
+
+
+def test_rejected_host_stays_rejected_until_accepted(fleet):
+    # The agent asks again every second here (10 minutes by default), so that the test sees
+    # several refusals; each counts as a failed attempt of 127.0.0.1, hence the hub's limit.
+    f = fleet(1, hub_conf={"auth": {"max_failures_per_min": 10000}})
+    db = f.add("db-9", conf={"hub": {"refused_retry_s": 1}})
+    f.wait_state("db-9", "pending")
+    db.wait_log("waiting for an operator to run 'outpost hosts accept db-9'")
+    key = f.ok("--json", "hosts", "show", "db-9").json["pubkey"]
+
+    p = f.ok("hosts", "reject", "db-9")
+    assert p.stdout == "db-9: rejected\n"
+    p = f.ok("hosts", "reject", "db-9")  # again: the same answer, nothing more
+    assert p.stdout == "db-9: rejected\n"
+    # The agent's next attempt (it was pending: within its backoff of at most a minute) is
+    # refused; it says so once, and its link status says rejected.
+    db.wait_log("the hub rejected host db-9: an operator ran 'outpost hosts reject db-9'; "
+                "'outpost hosts accept db-9' undoes it", timeout=70)
+    hub = db.get("/v1/health").result["hub"]
+    assert hub["state"] == "rejected" and hub["phase"] == "enrolling", hub
+    assert "HTTP 403 forbidden: host id db-9 was rejected by an operator" in hub["last_error"]
+
+    # It keeps asking (rarely), and stays rejected: never pending again, not even across a
+    # restart of the hub.
+    wait_for(lambda: hub_refusals(f, "db-9") >= 3, timeout=30, what="3 refusals")
+    assert f.state("db-9") == "rejected"
+    mark = len(f.hub.log())
+    f.hub.stop()
+    f.hub.start()
+    wait_for(lambda: hub_refusals(f, "db-9", mark) >= 2, timeout=90,
+             what="2 refusals after the hub's restart")
+    rows = {r[0]: r for r in table(f.ok("hosts", "ls").stdout)}
+    assert rows["db-9"][2] == "rejected", rows
+    h = f.ok("--json", "hosts", "show", "db-9").json
+    assert h["state"] == "rejected" and h["pubkey"] == key
+    assert db.get("/v1/health").result["hub"]["state"] == "rejected"
+    assert db.log().count("the hub rejected host db-9") == 1, db.log()
+    assert "enrolled with" not in db.log()
+    # Events and audit: one enrollment, one rejection.
+    status, ev = f.hub.api("GET", "/api/v1/events?host=db-9")
+    assert status == 200, ev
+    assert [e["kind"] for e in ev["result"]] == ["rejected", "enrolled"], ev
+    audit = f.ok("--json", "audit").json
+    assert [a["action"] for a in audit if a["target"] == "db-9"] == ["host.reject"] * 2
+    # It gets no tasks.
+    p = f.ok("run", "-t", "*", *cmd_line(f.marker))
+    assert "1 host, 1 ok" in p.stdout and "db-9" not in p.stdout
+    p = f.cli("run", "-t", "db-9", *cmd_line(f.marker))
+    assert p.returncode == 1 and "matches no accepted host" in p.stderr, p.stderr
+
+    # Undo: accepting the rejected host takes the key it enrolled with; the agent picks
+    # that up at its next attempt and works.
+    p = f.ok("hosts", "accept", "db-9")
+    assert p.stdout == "db-9: up\n"
+    db.wait_log("enrolled with %s as db-9" % f.hub.url, timeout=20)
+    f.wait_state("db-9", "up")
+    assert db.get("/v1/health").result["hub"]["state"] == "up"
+    p = f.ok("run", "-t", "db-9", *cmd_line(f.marker))
+    assert p.stdout.startswith("db-9: ok, exit 0")
+    assert marker_pids(f.marker).count(db.proc.pid) == 1
+    # Accepted with a last contact of long ago, it was down until the agent came back.
+    status, ev = f.hub.api("GET", "/api/v1/events?host=db-9")
+    kinds = [e["kind"] for e in reversed(ev["result"]) if e["kind"] not in ("down", "up")]
+    assert kinds == ["enrolled", "rejected", "accepted"], ev
 
 
 # ---- 2. run, cp, call ----
@@ -351,8 +420,8 @@ def test_revoked_host_is_refused_and_its_id_not_reenrolled(fleet):
     # Its next signed request (a beat, within a second) is refused; it goes back to
     # enrollment, which is refused too, and its log says why.
     web2.wait_log("HTTP 401 unauthorized: this host was revoked", timeout=5)
-    web2.wait_log("the hub refuses host web-2 (revoked?)", timeout=5)
-    assert web2.get("/v1/health").result["hub"]["state"] == "refused"
+    web2.wait_log("the hub refuses host web-2: it was revoked", timeout=5)
+    assert web2.get("/v1/health").result["hub"]["state"] == "revoked"
     p = f.ok("run", "-t", "*", *cmd_line(f.marker))
     assert "2 hosts, 2 ok" in p.stdout and "web-2" not in p.stdout
     p = f.cli("run", "-t", "web-2", *cmd_line(f.marker))
@@ -363,7 +432,7 @@ def test_revoked_host_is_refused_and_its_id_not_reenrolled(fleet):
     key = re.search(r"created this agent's key \S+: ed25519:(\S+)", web2.log()).group(1)
     assert f.ok("--json", "hosts", "show", "web-2").json["pubkey"] == key
     impostor = f.add("web-2", f.token(), name="web-2-new-key")
-    impostor.wait_log("the hub refuses host web-2 (revoked?)", timeout=10)
+    impostor.wait_log("the hub refuses host web-2: it was revoked", timeout=10)
     impostor.wait_log("host id web-2 was revoked")
     assert "enrolled with" not in impostor.log()
     after = f.ok("--json", "hosts", "show", "web-2").json
