@@ -196,8 +196,7 @@ int agent_new(struct loop *loop, const struct outpost_plugin *const *builtins, j
 	a->host.watch = a->watch;
 	a->host.db = a->db;
 	a->host.state_dir = a->state_dir;
-	s = json_string_value(conf_get(conf, "hub.url"));
-	if (s && *s) {
+	if (agent_conf_hub(conf)) {
 		/* Without a hub, outpost_publish answers unavailable and nothing is stored. */
 		a->host.publish = agent_publish;
 		a->host.publish_arg = a;
@@ -246,7 +245,9 @@ int agent_new(struct loop *loop, const struct outpost_plugin *const *builtins, j
 	hc.conn_timeout_s = (unsigned)json_integer_value(conf_get(conf, "api.conn_timeout_s"));
 	hc.max_depth = (int)json_integer_value(conf_get(conf, "api.max_depth"));
 	hc.log = log;
-	if (httpd_start(loop, &hc, &a->httpd, msg, msglen) < 0)
+	/* A link-only agent (hub.url, neither listen nor socket) has no local API at all:
+	 * nothing listens on the host, it works through its hub only (a->httpd stays NULL). */
+	if (agent_conf_local_api(conf) && httpd_start(loop, &hc, &a->httpd, msg, msglen) < 0)
 		goto fail;
 	if (loop_timer_add(loop, AGENT_PRUNE_MS, AGENT_PRUNE_MS, agent_prune, a, &a->prune_timer) <
 	    0)
@@ -254,9 +255,16 @@ int agent_new(struct loop *loop, const struct outpost_plugin *const *builtins, j
 	agent_prune(a);
 	if (agent_link_start(a, msg, msglen) < 0)
 		goto fail;
-	log_info(log, "agent", "outpost-agent %s ready: %zu plugins, API on %s%s%s",
-	         OUTPOST_VERSION, plugins_count(a->plugins), hc.listen ? hc.listen : "",
-	         hc.listen && hc.unix_path ? " and " : "", hc.unix_path ? hc.unix_path : "");
+	if (a->httpd)
+		log_info(log, "agent", "outpost-agent %s ready: %zu plugins, API on %s%s%s",
+		         OUTPOST_VERSION, plugins_count(a->plugins), hc.listen ? hc.listen : "",
+		         hc.listen && hc.unix_path ? " and " : "",
+		         hc.unix_path ? hc.unix_path : "");
+	else
+		log_info(log, "agent",
+		         "outpost-agent %s ready: %zu plugins, no local API (listen and socket are "
+		         "empty): working through the hub only",
+		         OUTPOST_VERSION, plugins_count(a->plugins));
 	*out = a;
 	return 0;
 fail:
@@ -296,7 +304,7 @@ int agent_reload(struct agent *a, json_t *conf, char *msg, size_t msglen)
 static void agent_check_drained(void *arg)
 {
 	struct agent *a = arg;
-	int busy = dispatch_inflight(a->dispatch) > 0 || httpd_pending(a->httpd) > 0;
+	int busy = dispatch_inflight(a->dispatch) > 0 || (a->httpd && httpd_pending(a->httpd) > 0);
 
 	if (busy && clk_mono_ms() < a->drain_until)
 		return;
@@ -316,7 +324,8 @@ void agent_shutdown(struct agent *a, int64_t grace_ms, void (*done)(void *arg), 
 	a->on_drained = done;
 	a->on_drained_arg = arg;
 	a->drain_until = clk_mono_ms() + grace_ms;
-	httpd_quiesce(a->httpd);
+	if (a->httpd)
+		httpd_quiesce(a->httpd);
 	if (a->link)
 		a->link->ops->stop(a->link); /* no new tasks; results wait in the outbox */
 	log_info(a->log, "agent", "stopping: waiting for %d call(s) in flight",

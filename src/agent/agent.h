@@ -16,6 +16,10 @@ struct agent;
 json_t *agent_conf_defaults(void);
 /* Checks a whole effective config. 0 or OUTPOST_E_BAD_ARGS with msg. */
 int agent_conf_check(const json_t *conf, char *msg, size_t msglen);
+/* Whether conf asks for a local API (listen or socket set) and for a hub (hub.url set); an
+ * agent needs at least one of the two. */
+int agent_conf_local_api(const json_t *conf);
+int agent_conf_hub(const json_t *conf);
 
 /* builtins: NULL-terminated table of built-in plugins (borrowed, static). conf is borrowed.
  * log is borrowed and outlives the agent. */

@@ -61,6 +61,23 @@ json_t *agent_conf_defaults(void)
 	                 LINK_REFUSED_RETRY_MS / 1000, "plugins", "file", "roots");
 }
 
+static int agent_conf_set(const json_t *conf, const char *key)
+{
+	const char *s = json_string_value(conf_get(conf, key));
+
+	return s && *s;
+}
+
+int agent_conf_local_api(const json_t *conf)
+{
+	return agent_conf_set(conf, "listen") || agent_conf_set(conf, "socket");
+}
+
+int agent_conf_hub(const json_t *conf)
+{
+	return agent_conf_set(conf, "hub.url");
+}
+
 int agent_conf_check(const json_t *conf, char *msg, size_t msglen)
 {
 	const char *key, *s;
@@ -97,6 +114,12 @@ int agent_conf_check(const json_t *conf, char *msg, size_t msglen)
 		snprintf(msg, msglen,
 		         "'hub.host_id' must be 1 to 64 of A-Z a-z 0-9 . _ - and not start with . "
 		         "or -");
+		return OUTPOST_E_BAD_ARGS;
+	}
+	if (!agent_conf_local_api(conf) && !agent_conf_hub(conf)) {
+		snprintf(msg, msglen,
+		         "no local API and no hub: set 'listen' or 'socket' for a local API, or "
+		         "'hub.url' for an agent that works through its hub only");
 		return OUTPOST_E_BAD_ARGS;
 	}
 	s = json_string_value(conf_get(conf, "state_dir"));

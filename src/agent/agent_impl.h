@@ -27,7 +27,7 @@ struct agent {
 	struct plugin_host host;
 	struct plugins *plugins;
 	struct dispatch *dispatch;
-	struct httpd *httpd;
+	struct httpd *httpd;        /* the local API; NULL for a link-only agent */
 	struct httpd_route *routes; /* our copy of api_routes, limits from config */
 	struct hubtask *hubtask;    /* tasks from the hub; NULL without hub.url */
 	struct link *link;          /* to the hub; NULL without hub.url */

@@ -157,6 +157,69 @@ static void test_second_agent_on_one_state_dir_is_refused(void **state)
 	nftw(d, rm_one, 8, FTW_DEPTH | FTW_PHYS);
 }
 
+/* ---- a local API, a hub, or both ---- */
+
+static void test_agent_with_neither_local_api_nor_hub_is_refused(void **state)
+{
+	char d[] = "/tmp/outpost-a5-XXXXXX", msg[512] = "";
+	struct logger lg;
+	struct loop *l;
+	struct agent *a = NULL;
+	json_t *c;
+
+	assert_non_null(mkdtemp(d));
+	log_init(&lg, "test", OUTPOST_LOG_ERROR, LOG_TO_STDERR);
+	assert_int_equal(loop_new(&l), 0);
+	c = conf_for(d);
+	conf_set(c, "listen", json_string(""));
+	assert_int_equal(agent_conf_check(c, msg, sizeof(msg)), OUTPOST_E_BAD_ARGS);
+	assert_non_null(strstr(msg, "set 'listen' or 'socket' for a local API, or 'hub.url'"));
+	msg[0] = '\0';
+	assert_true(agent_new(l, builtin_plugins, c, &lg, &a, msg, sizeof(msg)) < 0);
+	assert_null(a);
+	assert_non_null(strstr(msg, "no local API and no hub"));
+	loop_free(l);
+	json_decref(c);
+	nftw(d, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+static void on_drained(void *arg)
+{
+	*(int *)arg = 1;
+}
+
+/* A link-only agent: nothing listens on the host, it runs and stops like any other. */
+static void test_link_only_agent_listens_on_nothing_and_stops_cleanly(void **state)
+{
+	char d[] = "/tmp/outpost-a6-XXXXXX", msg[512] = "";
+	struct logger lg;
+	struct loop *l;
+	struct agent *a = NULL;
+	int drained = 0;
+	json_t *c;
+
+	assert_non_null(mkdtemp(d));
+	log_init(&lg, "test", -1, LOG_TO_STDERR); /* the link cannot reach its hub: quiet */
+	assert_int_equal(loop_new(&l), 0);
+	c = conf_for(d);
+	conf_set(c, "listen", json_string(""));
+	conf_set(c, "hub.url", json_string("http://127.0.0.1:1"));
+	conf_set(c, "hub.host_id", json_string("link-only-1"));
+	assert_int_equal(agent_conf_check(c, msg, sizeof(msg)), 0);
+	assert_int_equal(agent_new(l, builtin_plugins, c, &lg, &a, msg, sizeof(msg)), 0);
+	assert_int_equal(agent_port(a), 0);
+	for (int i = 0; i < 5; i++)
+		loop_run_once(l, 10);
+	agent_shutdown(a, 5000, on_drained, &drained);
+	for (int64_t end = clk_mono_ms() + 5000; !drained && clk_mono_ms() < end;)
+		loop_run_once(l, 20);
+	assert_int_equal(drained, 1);
+	agent_free(a);
+	loop_free(l);
+	json_decref(c);
+	nftw(d, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+}
+
 /* ---- outpost_publish from a worker and from a thread of the plugin's own ---- */
 
 static int pub_init(struct outpost_plugin_ctx *pc, void **state)
@@ -334,6 +397,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_two_agents_share_one_loop_with_separate_state),
 	    cmocka_unit_test(test_second_agent_on_one_state_dir_is_refused),
+	    cmocka_unit_test(test_agent_with_neither_local_api_nor_hub_is_refused),
+	    cmocka_unit_test(test_link_only_agent_listens_on_nothing_and_stops_cleanly),
 	    cmocka_unit_test(test_publish_from_any_thread_is_spooled_on_the_loop),
 	};
 	signal(SIGPIPE, SIG_IGN);

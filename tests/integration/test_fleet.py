@@ -82,16 +82,22 @@ class Fleet:
         p = self.ok("token", "create", "--enroll", "--ttl", "10m", "--labels", labels)
         return p.stdout.strip()
 
-    def add(self, host_id, token=None, name=None, roots=None, conf=None):
+    def add(self, host_id, token=None, name=None, roots=None, conf=None, link_only=False):
         """Starts an agent for host_id (enrolling with token, if any). name: another agent
         under the same id, with its own state dir (not kept in self.agents). conf: merged
-        into its config."""
+        into its config. link_only: no local API at all (listen and socket ""), so it is
+        ready when its log says so, not when /v1/health answers."""
         c = {"hub": {"url": self.hub.url, "ca": self.hub.ca, "host_id": host_id},
              "plugins": {"file": {"roots": [str(r) for r in roots or [self.files]]}}}
         if token:
             c["hub"]["token"] = token
+        if link_only:
+            c.update(listen="", socket="")
         deep_merge(c, conf or {})
-        a = self._agent(c, name=name or host_id)
+        a = self._agent(c, name=name or host_id, start=not link_only)
+        if link_only:
+            a.start(wait=False)
+            a.wait_log("ready:", timeout=10)
         if name is None:
             self.agents[host_id] = a
         return a
@@ -265,6 +271,28 @@ def test_rejected_host_stays_rejected_until_accepted(fleet):
     status, ev = f.hub.api("GET", "/api/v1/events?host=db-9")
     kinds = [e["kind"] for e in reversed(ev["result"]) if e["kind"] not in ("down", "up")]
     assert kinds == ["enrolled", "rejected", "accepted"], ev
+
+
+def test_link_only_agent_has_no_local_api_and_runs_tasks(fleet):
+    f = fleet(0)
+    a = f.add("edge-1", link_only=True)
+    assert "no local API (listen and socket are empty): working through the hub only" in a.log()
+    # Nothing listens: not the port the test picked for it, not a unix socket.
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", a.port), timeout=1).close()
+    assert not os.path.exists(a.sock)
+
+    f.wait_state("edge-1", "pending")
+    f.ok("hosts", "accept", "edge-1")
+    a.wait_log("enrolled with %s as edge-1" % f.hub.url, timeout=70)
+    f.wait_state("edge-1", "up")
+    p = f.ok("run", "-t", "edge-1", *cmd_line(f.marker))
+    assert p.stdout.startswith("edge-1: ok, exit 0"), p.stdout
+    assert marker_pids(f.marker) == [a.proc.pid]
+    p = f.ok("--json", "call", "-t", "edge-1", "sys.facts")
+    assert p.json["hosts"][0]["state"] == "ok", p.json
+    # It stops like any agent (the fixture wants exit 0 on SIGTERM).
+    assert a.stop() == 0, a.log()
 
 
 # ---- 2. run, cp, call ----
