@@ -720,6 +720,16 @@ const char *httpd_req_query_unknown(const struct httpd_req *r, const char *const
 	return qu.found;
 }
 
+int httpd_req_fd(const struct httpd_req *r)
+{
+	const union MHD_ConnectionInfo *ci =
+	    r->conn && !r->gone
+	        ? MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD)
+	        : NULL;
+
+	return ci ? ci->connect_fd : -1;
+}
+
 const char *httpd_req_peer(const struct httpd_req *r)
 {
 	return r->peer;

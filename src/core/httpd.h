@@ -75,6 +75,9 @@ size_t httpd_req_query_all(const struct httpd_req *r, const char *key, const cha
 /* The first query parameter whose name is not in known (NULL-terminated), or NULL: lets a
  * route refuse a misspelt parameter instead of ignoring it. */
 const char *httpd_req_query_unknown(const struct httpd_req *r, const char *const *known);
+/* The socket of the request's connection (TCP or unix), or -1: borrowed, valid until the
+ * request is answered; for socket options such as keepalive on a long-poll, never for I/O. */
+int httpd_req_fd(const struct httpd_req *r);
 /* The client's address as text ("127.0.0.1", "unix"). */
 const char *httpd_req_peer(const struct httpd_req *r);
 const struct httpd_route *httpd_req_route(const struct httpd_req *r);
