@@ -115,9 +115,10 @@ struct link_http {
 	int resume;
 	int connected, ever_connected;
 	int64_t down_since_ms, interval_ms, last_contact_ms;
-	/* Beats: the hub said every request counts as one (its beat answer); when the last
-	 * request it counted left, and the last beat that got through (monotonic ms). */
-	int requests_beat;
+	/* Beats: the hub said every request counts as one, and a held long-poll too (its beat
+	 * answer); when the last request it counted left (a held poll: when it answered), and
+	 * the last beat that got through (monotonic ms). */
+	int requests_beat, poll_beat;
 	int64_t alive_ms, beat_ok_ms;
 	uint64_t beats_sent;
 	int64_t metrics_delay_ms; /* this agent's spread of its posts after a sample */
@@ -522,9 +523,11 @@ static void lh_mark_down(struct link_http *lh, const struct lh_answer *a)
 static void lh_alive(struct link_http *lh, const struct lh_req *r)
 {
 	int64_t now = clk_mono_ms(), due, force;
+	/* A hub that counts a held poll counted this one until it answered. */
+	int64_t at = r->kind == LH_POLL && lh->poll_beat ? now : r->sent_ms;
 
-	if (r->sent_ms > lh->alive_ms)
-		lh->alive_ms = r->sent_ms;
+	if (at > lh->alive_ms)
+		lh->alive_ms = at;
 	if (r->kind == LH_BEAT)
 		lh->beat_ok_ms = r->sent_ms;
 	if (!lh->requests_beat || r->kind == LH_BEAT || lh->req[LH_BEAT] || lh->failures[LH_BEAT] ||
@@ -746,6 +749,11 @@ static void lh_on_poll(struct link_http *lh, struct lh_req *r, const struct lh_a
 	/* Tasks of an answer that was lost on the way are handed out again by resume. */
 	lh->resume = 1;
 	lh_retry(lh, LH_POLL);
+	/* The poll stood in for the beats and is gone (a hub restart, a cut): beat within an
+	 * interval, at a random point of it, so a fleet whose polls broke together does not
+	 * beat together. */
+	if (lh->poll_beat && !lh->req[LH_BEAT] && !lh->failures[LH_BEAT])
+		lh_schedule(lh, LH_BEAT, (int64_t)randombytes_uniform((uint32_t)lh->interval_ms));
 }
 
 static void lh_on_beat(struct link_http *lh, struct lh_req *r, const struct lh_answer *a)
@@ -772,6 +780,8 @@ static void lh_on_beat(struct link_http *lh, struct lh_req *r, const struct lh_a
 		}
 		lh->requests_beat =
 		    json_is_true(json_object_get(a->result, "requests_count_as_beats"));
+		lh->poll_beat =
+		    json_is_true(json_object_get(a->result, "held_poll_counts_as_beats"));
 		lh->beats_sent++;
 		lh_alive(lh, r);
 		next = lh_jitter(lh->interval_ms);
@@ -999,6 +1009,14 @@ static void lh_send(struct link_http *lh, enum lh_kind kind)
 			/* A post on its way will do, once answered (lh_alive then sets the next
 			 * beat); if it fails, this beat goes a little later. */
 			lh_schedule(lh, LH_BEAT, lh->interval_ms / 10);
+			return;
+		}
+		if (!facts && lh->poll_beat && !lh->failures[LH_BEAT] && lh->req[LH_POLL] &&
+		    clk_mono_ms() - lh->beat_ok_ms < LH_BEAT_FORCE_MS) {
+			/* The poll held at the hub stands in (the hub probes its connection):
+			 * only the once-a-minute beat goes; the poll's end sets the next beat
+			 * (lh_alive, or at once if it failed). */
+			lh_schedule(lh, LH_BEAT, lh->beat_ok_ms + LH_BEAT_FORCE_MS - clk_mono_ms());
 			return;
 		}
 		{

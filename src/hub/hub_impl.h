@@ -43,6 +43,7 @@ struct hub_wait {
 	struct loop_timer *timer;
 	char key[130]; /* host id, or task id */
 	int64_t since; /* task waits: answer when seq > since */
+	int fd;        /* polls: the connection's socket with keepalive on, or -1 (borrowed) */
 	struct hub_wait *next;
 };
 

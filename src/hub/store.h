@@ -58,9 +58,12 @@ struct store_ops {
 	 * *was_down tells whether it was down. */
 	int (*host_seen)(struct store *s, const char *id, int64_t now_ms, const char *version,
 	                 json_t *facts, int *was_down);
-	/* Hosts up whose last_seen is older than before_ms become down (an event each); *ids gets
-	 * the array of ids changed. */
-	int (*hosts_mark_down)(struct store *s, int64_t before_ms, int64_t now_ms, json_t **ids);
+	/* Hosts up whose last_seen is older than before_ms become down (an event each), except
+	 * those keep (may be NULL) says are alive by other means (a held long-poll); keep only
+	 * looks, it must not call the store. *ids gets the array of ids changed. */
+	int (*hosts_mark_down)(struct store *s, int64_t before_ms, int64_t now_ms,
+	                       int (*keep)(void *arg, const char *id), void *keep_arg,
+	                       json_t **ids);
 	/* Newest first: [{host_id, kind, detail, at_ms}]; host_id NULL: all hosts. */
 	int (*events_list)(struct store *s, const char *host_id, int limit, json_t **events);
 

@@ -1052,7 +1052,8 @@ out:
 	return rc;
 }
 
-static int sq_hosts_mark_down(struct store *base, int64_t before_ms, int64_t now_ms, json_t **ids)
+static int sq_hosts_mark_down(struct store *base, int64_t before_ms, int64_t now_ms,
+                              int (*keep)(void *arg, const char *id), void *keep_arg, json_t **ids)
 {
 	struct sq *s = sq_of(base);
 	sqlite3_stmt *st;
@@ -1070,6 +1071,8 @@ static int sq_hosts_mark_down(struct store *base, int64_t before_ms, int64_t now
 	st = stmt(s, ST_HOST_STALE);
 	sqlite3_bind_int64(st, 1, before_ms);
 	while ((rc = db_step(st)) == 1) {
+		if (keep && keep(keep_arg, (const char *)sqlite3_column_text(st, 0)))
+			continue;
 		if ((rc = push_col(arr, st, 0)) < 0 ||
 		    json_array_append_new(last, json_integer(col_int(st, 1)))) {
 			rc = OUTPOST_E_INTERNAL;

@@ -7,6 +7,7 @@
 #include "core/conf.h"
 #include "core/err.h"
 #include "core/loop.h"
+#include "core/tcpalive.h"
 #include "core/wire.h"
 
 #include <math.h>
@@ -68,6 +69,23 @@ static int tasks_sign(struct hub *h, json_t *items)
 
 /* ---- agents' long-polls ---- */
 
+/* A held poll is a sign of life while the host's kernel answers keepalive probes on its
+ * connection: a dead host or a cut network is found within about missed_beats x beat_ms, as
+ * when beats stop (docs/agent-link.md, Beats). */
+static struct tcpalive poll_keepalive(struct hub *h)
+{
+	return tcpalive_for_beats(
+	    json_integer_value(conf_get(h->conf, "agents.beat_ms")),
+	    (int)json_integer_value(conf_get(h->conf, "agents.missed_beats")));
+}
+
+static int poll_healthy(struct hub *h, const struct hub_wait *w)
+{
+	struct tcpalive ka = poll_keepalive(h);
+
+	return w->fd >= 0 && tcpalive_healthy(w->fd, &ka);
+}
+
 static void poll_unlink(struct hub *h, struct hub_wait *w)
 {
 	struct hub_wait **pp = &h->polls[wait_hash(w->key)];
@@ -85,6 +103,10 @@ static void poll_answer(struct hub *h, struct hub_wait *w, json_t *items)
 	poll_unlink(h, w);
 	if (w->timer)
 		loop_timer_del(h->loop, w->timer);
+	/* Held until now on a healthy connection: seen now, so the host has missed_beats
+	 * intervals to ask again (a hung agent whose kernel answers is down that much later). */
+	if (!h->stopping && poll_healthy(h, w))
+		tasks_host_alive(h, httpd_req_data(w->req));
 	httpd_respond_ok(w->req, json_pack("{s:o}", "tasks", items ? items : json_array()));
 	free(w);
 }
@@ -620,6 +642,13 @@ void tasks_agent_poll(void *ctx, struct httpd_req *req)
 	w->h = h;
 	w->req = req;
 	snprintf(w->key, sizeof(w->key), "%s", c->host_id);
+	{
+		struct tcpalive ka = poll_keepalive(h);
+		w->fd = httpd_req_fd(req);
+		if (w->fd >= 0 && tcpalive_arm(w->fd, &ka) < 0)
+			w->fd =
+			    -1; /* not TCP (a unix socket): the poll counts only when it arrives */
+	}
 	w->next = h->polls[wait_hash(w->key)];
 	h->polls[wait_hash(w->key)] = w;
 	h->npolls++;
@@ -712,11 +741,14 @@ static void agent_beat(struct hub *h, struct httpd_req *req, struct hub_caller *
 	if (was_down)
 		log_info(h->log, "registry", "host %s is up again", c->host_id);
 	/* requests_count_as_beats: every signed request marks the host seen here (polls, results,
-	 * metric posts), so an agent whose other requests get through may skip its beats; an
-	 * older hub does not say so, and its agents beat every interval. */
-	httpd_respond_ok(req, json_pack("{s:I, s:b}", "interval_ms",
-	                                json_integer_value(conf_get(h->conf, "agents.beat_ms")),
-	                                "requests_count_as_beats", 1));
+	 * metric posts), so an agent whose other requests get through may skip its beats;
+	 * held_poll_counts_as_beats: so does its long-poll while it is held on a healthy
+	 * connection (tasks_tick). An older hub says neither, and its agents beat every
+	 * interval. */
+	httpd_respond_ok(req,
+	                 json_pack("{s:I, s:b, s:b}", "interval_ms",
+	                           json_integer_value(conf_get(h->conf, "agents.beat_ms")),
+	                           "requests_count_as_beats", 1, "held_poll_counts_as_beats", 1));
 out:
 	json_decref(body);
 }
@@ -760,6 +792,15 @@ void tasks_host_alive(struct hub *h, struct hub_caller *c)
 
 /* ---- once a second ---- */
 
+/* The down sweep's exception: a host whose long-poll is held on a healthy connection. */
+static int tasks_poll_keeps_up(void *arg, const char *host)
+{
+	struct hub *h = arg;
+	struct hub_wait *w = poll_find(h, host);
+
+	return w && poll_healthy(h, w);
+}
+
 void tasks_tick(struct hub *h)
 {
 	int64_t now = clk_real_ms();
@@ -768,9 +809,14 @@ void tasks_tick(struct hub *h)
 	json_t *ids = NULL, *v;
 	size_t i;
 
-	if (h->store->ops->hosts_mark_down(h->store, now - beat * missed, now, &ids) == 0)
+	/* A hub that just started has heard nobody yet: a host last seen when its poll was
+	 * renewed, up to a poll wait before the restart, gets missed_beats intervals to come
+	 * back before it is called down. */
+	if (now - h->started_ms >= beat * missed &&
+	    h->store->ops->hosts_mark_down(h->store, now - beat * missed, now, tasks_poll_keeps_up,
+	                                   h, &ids) == 0)
 		json_array_foreach(ids, i, v)
-		    log_warn(h->log, "registry", "host %s is down: no beat for %lld ms",
+		    log_warn(h->log, "registry", "host %s is down: no sign of life for %lld ms",
 		             json_string_value(v), (long long)(beat * missed));
 	json_decref(ids);
 	ids = NULL;

@@ -487,7 +487,7 @@ static void test_seen_flips_down_to_up_with_event(void **state)
 	enroll(f, "web-01");
 	assert_int_equal(f->op->host_seen(f->st, "web-01", T0 + 1000, NULL, NULL, &was_down), 0);
 	assert_int_equal(was_down, 0);
-	assert_int_equal(f->op->hosts_mark_down(f->st, T0 + 5000, T0 + 20000, &ids), 0);
+	assert_int_equal(f->op->hosts_mark_down(f->st, T0 + 5000, T0 + 20000, NULL, NULL, &ids), 0);
 	json_decref(ids);
 	assert_int_equal(f->op->host_seen(f->st, "web-01", T0 + 30000, "0.2.0", facts, &was_down),
 	                 0);
@@ -536,7 +536,7 @@ static void test_mark_down_takes_only_stale_up_hosts(void **state)
 	assert_int_equal(enroll_full(f, "c", "K", 0, NULL, NULL, &h), 0); /* pending: not up */
 	json_decref(h);
 	assert_int_equal(f->op->host_seen(f->st, "b", T0 + 10000, NULL, NULL, &was_down), 0);
-	assert_int_equal(f->op->hosts_mark_down(f->st, T0 + 5000, T0 + 12000, &ids), 0);
+	assert_int_equal(f->op->hosts_mark_down(f->st, T0 + 5000, T0 + 12000, NULL, NULL, &ids), 0);
 	assert_int_equal(json_array_size(ids), 1);
 	assert_string_equal(json_string_value(json_array_get(ids, 0)), "a");
 	json_decref(ids);
@@ -548,8 +548,36 @@ static void test_mark_down_takes_only_stale_up_hosts(void **state)
 	assert_string_equal(sval(json_array_get(ev, 0), "detail"), "no beat for 12000 ms");
 	json_decref(ev);
 	/* Down already: not again. */
-	assert_int_equal(f->op->hosts_mark_down(f->st, T0 + 5000, T0 + 13000, &ids), 0);
+	assert_int_equal(f->op->hosts_mark_down(f->st, T0 + 5000, T0 + 13000, NULL, NULL, &ids), 0);
 	assert_int_equal(json_array_size(ids), 0);
+	json_decref(ids);
+}
+
+static int keep_named(void *arg, const char *id)
+{
+	return strcmp(arg, id) == 0;
+}
+
+static void test_mark_down_spares_the_hosts_keep_vouches_for(void **state)
+{
+	struct fx *f = *state;
+	json_t *ids, *h;
+
+	enroll(f, "a");
+	enroll(f, "b");
+	assert_int_equal(
+	    f->op->hosts_mark_down(f->st, T0 + 5000, T0 + 12000, keep_named, "b", &ids), 0);
+	assert_int_equal(json_array_size(ids), 1);
+	assert_string_equal(json_string_value(json_array_get(ids, 0)), "a");
+	json_decref(ids);
+	h = host(f, "b");
+	assert_string_equal(sval(h, "state"), "up");
+	json_decref(h);
+	/* Once keep no longer vouches for it, the same sweep takes it. */
+	assert_int_equal(
+	    f->op->hosts_mark_down(f->st, T0 + 5000, T0 + 13000, keep_named, "-", &ids), 0);
+	assert_int_equal(json_array_size(ids), 1);
+	assert_string_equal(json_string_value(json_array_get(ids, 0)), "b");
 	json_decref(ids);
 }
 
@@ -1199,6 +1227,7 @@ int main(void)
 	    T(test_seen_flips_down_to_up_with_event),
 	    T(test_seen_refuses_pending_revoked_and_unknown),
 	    T(test_mark_down_takes_only_stale_up_hosts),
+	    T(test_mark_down_spares_the_hosts_keep_vouches_for),
 	    T(test_events_list_filters_by_host_newest_first),
 	    T(test_remove_cancels_the_hosts_queued_rows),
 	    T(test_hostile_ids_are_data),

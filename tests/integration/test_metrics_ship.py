@@ -341,9 +341,10 @@ def test_real_hub_parses_every_key_the_agent_makes(hub, agent):
 def test_real_hub_metric_posts_stand_in_for_beats_and_a_silent_agent_goes_down(hub, agent):
     """An agent posting a batch every second to a hub that wants a sign of life every 2 s
     sends no beats of its own past the first few (before, one every 2-2.4 s): the hub keeps
-    it up on its posts alone, and still marks it down as soon as it falls silent."""
+    it up on its posts (and its held poll) alone, and still marks it down once it falls
+    silent: its poll, which the hub counts while held, ends at the poll wait unrenewed."""
     import signal
-    h = hub({"agents": {"beat_ms": 2000, "missed_beats": 3}})
+    h = hub({"agents": {"beat_ms": 2000, "missed_beats": 3, "poll_wait_s": 4}})
     token = h.cli("token", "create", "--enroll", "--ttl", "10m").stdout.strip()
     a = agent({"log": {"level": "debug"}, "hub": {"url": h.url, "ca": h.ca, "token": token, "host_id": HOST},
                "plugins": {"metrics": {"interval_ms": INTERVAL_MS, "statsd_listen": ""}}})
@@ -365,11 +366,12 @@ def test_real_hub_metric_posts_stand_in_for_beats_and_a_silent_agent_goes_down(h
     assert st["beats_sent"] == before and hub_beats() == hub_before, (before, st)
     assert st["batches_sent"] >= sent["batches_sent"] + 7, (sent, st)
     assert host_state() == "up"
-    # Silent (stopped, its connections open): down after missed_beats x beat_ms (6 s).
+    # Silent (stopped, its connections open, its kernel answering): down missed_beats x
+    # beat_ms (6 s) after its last request, or after its held poll ends (4 s at most).
     a.signal(signal.SIGSTOP)
     try:
         t0 = time.monotonic()
-        wait_for(lambda: host_state() == "down", 15, what="the hub to mark the host down")
+        wait_for(lambda: host_state() == "down", 25, what="the hub to mark the host down")
         assert time.monotonic() - t0 >= 3
     finally:
         a.signal(signal.SIGCONT)
