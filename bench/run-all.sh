@@ -13,3 +13,5 @@ echo
 /usr/bin/python3 "$here/agent-footprint" --build "$build"
 echo
 /usr/bin/python3 "$here/cli-latency" --build "$build"
+echo
+/usr/bin/python3 "$here/hub-auth" --build "$build"

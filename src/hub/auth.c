@@ -116,7 +116,7 @@ static int auth_agent(struct hub *h, struct httpd_req *req, struct hub_caller *c
 	const char *sig = httpd_req_header(req, "X-Outpost-Signature");
 	const char *tail = httpd_req_tail(req), *state, *body;
 	uint8_t pk[SEC_PK_BYTES];
-	json_t *host = NULL;
+	struct store_host_key host;
 	struct buf msg = BUF_INIT;
 	char hash[65];
 	size_t idlen, blen;
@@ -137,41 +137,36 @@ static int auth_agent(struct hub *h, struct httpd_req *req, struct hub_caller *c
 		return auth_refuse(h, req, OUTPOST_E_UNAUTHORIZED,
 		                   "request time is more than 300 s off the hub's clock: check "
 		                   "the host's time (NTP)");
-	if (h->store->ops->host_get(h->store, id, &host) < 0)
+	rc = h->store->ops->host_key(h->store, id, &host);
+	if (rc == OUTPOST_E_NOT_FOUND)
 		return auth_refuse(h, req, OUTPOST_E_UNAUTHORIZED, "unknown host: enroll first");
-	state = json_string_value(json_object_get(host, "state"));
-	if (sec_unb64(json_string_value(json_object_get(host, "pubkey")), pk, sizeof(pk)) < 0) {
-		json_decref(host);
-		return auth_refuse(h, req, OUTPOST_E_INTERNAL, "stored key of the host is damaged");
+	if (rc < 0) {
+		httpd_respond_error(req, rc, "cannot read the host's key");
+		return rc;
 	}
+	state = host.state;
+	if (sec_unb64(host.pubkey, pk, sizeof(pk)) < 0)
+		return auth_refuse(h, req, OUTPOST_E_INTERNAL, "stored key of the host is damaged");
 	body = httpd_req_body(req, &blen);
 	sec_sha256_hex(body, blen, hash);
 	buf_printf(&msg, "%s\n%s\n%s\n%s", httpd_req_method(req), httpd_req_uri(req), ts, hash);
 	rc = msg.data && sec_verify_b64(pk, msg.data, msg.len, sig) == 0;
 	buf_free(&msg);
-	if (!rc) {
-		json_decref(host);
+	if (!rc)
 		return auth_refuse(h, req, OUTPOST_E_UNAUTHORIZED, "bad signature");
-	}
-	if (strcmp(state, HOST_REVOKED) == 0) {
-		json_decref(host);
+	if (strcmp(state, HOST_REVOKED) == 0)
 		return auth_refuse(h, req, OUTPOST_E_UNAUTHORIZED, "this host was revoked");
-	}
-	if (strcmp(state, HOST_REJECTED) == 0) {
-		json_decref(host);
+	if (strcmp(state, HOST_REJECTED) == 0)
 		return auth_refuse(h, req, OUTPOST_E_UNAUTHORIZED, "this host was rejected");
-	}
 	if (strcmp(state, HOST_PENDING) == 0) {
-		json_decref(host);
 		httpd_respond_error(req, OUTPOST_E_UNAVAILABLE, "pending acceptance");
 		return OUTPOST_E_UNAVAILABLE;
 	}
 	c->role = ROLE_AGENT;
 	c->up = strcmp(state, HOST_UP) == 0;
-	c->last_seen_ms = json_integer_value(json_object_get(host, "last_seen_ms"));
+	c->last_seen_ms = host.last_seen_ms;
 	snprintf(c->host_id, sizeof(c->host_id), "%s", id);
 	snprintf(c->name, sizeof(c->name), "host:%s", id);
-	json_decref(host);
 	return 0;
 }
 

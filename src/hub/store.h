@@ -20,6 +20,13 @@ struct store;
 #define HOST_REVOKED "revoked"
 #define HOST_REJECTED "rejected" /* a pending host an operator refused; kept so it stays so */
 
+/* What checking an agent's signature needs (host_key): no facts, no labels. */
+struct store_host_key {
+	char pubkey[64]; /* base64 of the 32-byte Ed25519 public key */
+	char state[16];  /* HOST_* */
+	int64_t last_seen_ms;
+};
+
 struct store_enroll {
 	const char *host_id;
 	const char *pubkey; /* base64 of the 32-byte Ed25519 public key */
@@ -42,6 +49,9 @@ struct store_ops {
 	int (*host_enroll)(struct store *s, const struct store_enroll *e, json_t **host);
 	/* One host with its facts and pubkey; OUTPOST_E_NOT_FOUND. */
 	int (*host_get)(struct store *s, const char *id, json_t **host);
+	/* One host's key, state and last contact, for every agent request: no JSON built.
+	 * OUTPOST_E_NOT_FOUND. */
+	int (*host_key)(struct store *s, const char *id, struct store_host_key *out);
 	/* All hosts, without facts but with a flattened "attrs" object of facts (for selectors):
 	 * an array sorted by id. */
 	int (*host_list)(struct store *s, json_t **hosts);

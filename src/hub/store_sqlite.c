@@ -143,6 +143,7 @@ enum st {
 	ST_HOST_GET,
 	ST_HOST_LIST,
 	ST_HOST_AUTH,
+	ST_HOST_KEY,
 	ST_HOST_INSERT,
 	ST_HOST_SET_STATE,
 	ST_HOST_SET_LABELS,
@@ -216,6 +217,7 @@ static const char *const st_sql[ST_COUNT] = {
     [ST_HOST_GET] = "SELECT " HOST_COLS ", pubkey, facts FROM hosts WHERE id = ?1",
     [ST_HOST_LIST] = "SELECT " HOST_COLS ", attrs FROM hosts ORDER BY id",
     [ST_HOST_AUTH] = "SELECT pubkey, state, labels FROM hosts WHERE id = ?1",
+    [ST_HOST_KEY] = "SELECT pubkey, state, last_seen_ms FROM hosts WHERE id = ?1",
     [ST_HOST_INSERT] = "INSERT INTO hosts(id, hostname, pubkey, state, labels, facts, attrs, "
                        "version, first_seen_ms, last_seen_ms) "
                        "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
@@ -792,6 +794,33 @@ out:
 static int sq_host_get(struct store *base, const char *id, json_t **host)
 {
 	return host_fetch(sq_of(base), id, 1, host);
+}
+
+static int sq_host_key(struct store *base, const char *id, struct store_host_key *out)
+{
+	sqlite3_stmt *st = stmt(sq_of(base), ST_HOST_KEY);
+	const char *pk, *state;
+	int rc;
+
+	bind_str(st, 1, id);
+	rc = db_step(st);
+	if (rc == 1) {
+		pk = col_str(st, 0);
+		state = col_str(st, 1);
+		rc = pk && state && strlen(pk) < sizeof(out->pubkey) &&
+		             strlen(state) < sizeof(out->state)
+		         ? 0
+		         : OUTPOST_E_INTERNAL;
+		if (rc == 0) {
+			memcpy(out->pubkey, pk, strlen(pk) + 1);
+			memcpy(out->state, state, strlen(state) + 1);
+			out->last_seen_ms = sqlite3_column_int64(st, 2);
+		}
+	} else if (rc == 0) {
+		rc = OUTPOST_E_NOT_FOUND;
+	}
+	sqlite3_reset(st);
+	return rc;
 }
 
 /* attrs for host_list: the stored fact attributes, the row's own, then labels that do not
@@ -2046,6 +2075,7 @@ static const struct store_ops sq_ops = {
     .close = sq_close,
     .host_enroll = sq_host_enroll,
     .host_get = sq_host_get,
+    .host_key = sq_host_key,
     .host_list = sq_host_list,
     .host_set_state = sq_host_set_state,
     .host_remove = sq_host_remove,

@@ -250,6 +250,30 @@ static void test_enroll_revoked_is_forbidden(void **state)
 	json_decref(h);
 }
 
+/* host_key: what every agent request is checked against, the same as host_get's. */
+static void test_host_key_matches_the_row(void **state)
+{
+	struct fx *f = *state;
+	struct store_host_key k;
+	int down = 0;
+	json_t *h;
+
+	assert_int_equal(f->op->host_key(f->st, "nobody", &k), OUTPOST_E_NOT_FOUND);
+	enroll(f, "web-01");
+	assert_int_equal(f->op->host_seen(f->st, "web-01", T0 + 5000, "0.1.0", NULL, &down), 0);
+	assert_int_equal(f->op->host_key(f->st, "web-01", &k), 0);
+	h = host(f, "web-01");
+	assert_string_equal(k.pubkey, "key-web-01");
+	assert_string_equal(k.pubkey, sval(h, "pubkey"));
+	assert_string_equal(k.state, HOST_UP);
+	assert_int_equal(k.last_seen_ms, T0 + 5000);
+	assert_int_equal(k.last_seen_ms, ival(h, "last_seen_ms"));
+	json_decref(h);
+	assert_int_equal(f->op->host_set_state(f->st, "web-01", HOST_REVOKED, "stolen", T0), 0);
+	assert_int_equal(f->op->host_key(f->st, "web-01", &k), 0);
+	assert_string_equal(k.state, HOST_REVOKED);
+}
+
 /* A rejected host stays, so that its agent, which keeps asking, cannot come back pending. */
 static void test_rejected_host_stays_refused_until_accepted(void **state)
 {
@@ -1215,6 +1239,7 @@ int main(void)
 	    T(test_enroll_same_key_is_idempotent),
 	    T(test_enroll_other_key_is_conflict),
 	    T(test_enroll_revoked_is_forbidden),
+	    T(test_host_key_matches_the_row),
 	    T(test_rejected_host_stays_refused_until_accepted),
 	    T(test_open_migrates_hosts_to_allow_rejected),
 	    T(test_enroll_with_token_is_up_with_labels),
