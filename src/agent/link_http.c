@@ -659,9 +659,9 @@ static void lh_on_enroll(struct link_http *lh, const struct lh_answer *a)
 	if (lh_code_is(a, "conflict")) {
 		lh_refused(lh, "refused",
 		           "the hub knows host %s with another key: an operator must run "
-		           "'outpost hosts revoke %s' and remove it, or give this agent "
-		           "another hub.host_id (%s)",
-		           lh->host_id, lh->host_id, a->text);
+		           "'outpost hosts revoke %s' then 'outpost hosts remove %s', or give "
+		           "this agent another hub.host_id (%s)",
+		           lh->host_id, lh->host_id, lh->host_id, a->text);
 		return;
 	}
 	/* A forbidden id: the hub's message says which (docs/protocol.md, Enrollment). */

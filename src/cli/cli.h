@@ -136,6 +136,7 @@ int hosts_show(struct cli *c, int argc, char **argv);
 int hosts_accept(struct cli *c, int argc, char **argv);
 int hosts_reject(struct cli *c, int argc, char **argv);
 int hosts_revoke(struct cli *c, int argc, char **argv);
+int hosts_remove(struct cli *c, int argc, char **argv);
 int hosts_label(struct cli *c, int argc, char **argv);
 int run_run(struct cli *c, int argc, char **argv);
 int run_cp(struct cli *c, int argc, char **argv);

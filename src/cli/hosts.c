@@ -1,4 +1,4 @@
-/* outpost hosts ls | show | accept | reject | revoke | label. */
+/* outpost hosts ls | show | accept | reject | revoke | remove | label. */
 #include "args.h"
 #include "cli.h"
 #include "output.h"
@@ -144,6 +144,12 @@ int hosts_reject(struct cli *c, int argc, char **argv)
 int hosts_revoke(struct cli *c, int argc, char **argv)
 {
 	return hosts_change(c, argc, argv, "revoke", CLI_RETRY_S);
+}
+
+int hosts_remove(struct cli *c, int argc, char **argv)
+{
+	/* Not retried: a second remove after one that went through would say not found. */
+	return hosts_change(c, argc, argv, "remove", 0);
 }
 
 int hosts_label(struct cli *c, int argc, char **argv)

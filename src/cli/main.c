@@ -31,6 +31,10 @@ static const struct cli_cmd cli_cmds[] = {
      "reject a pending host: its agent is refused until it is accepted (admin)", ""},
     {"hosts", "revoke", hosts_revoke, "ID",
      "revoke a host: its agent is refused from now on (admin)", ""},
+    {"hosts", "remove", hosts_remove, "ID",
+     "forget a revoked, rejected or pending host and its key, so that its id may enroll again "
+     "(a reinstalled server) (admin)",
+     ""},
     {"hosts", "label", hosts_label, "ID [KEY=VALUE...] [-k KEY...]",
      "set and remove labels of a host (admin)",
      "  KEY=VALUE              set a label (the value is always a string)\n"

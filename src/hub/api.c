@@ -132,9 +132,10 @@ static void api_enroll(void *ctx, struct httpd_req *req)
 	if (rc == OUTPOST_E_CONFLICT) {
 		auth_fail(h, req);
 		httpd_respond_error(req, rc,
-		                    "host id %s is enrolled with another key: revoke and remove it "
-		                    "first (outpost hosts revoke/reject)",
-		                    e.host_id);
+		                    "host id %s is enrolled with another key: an operator must "
+		                    "revoke and remove it first (outpost hosts revoke %s; outpost "
+		                    "hosts remove %s)",
+		                    e.host_id, e.host_id, e.host_id);
 		goto out;
 	}
 	if (rc == OUTPOST_E_FORBIDDEN) {
@@ -220,7 +221,7 @@ static void api_host_get(void *ctx, struct httpd_req *req)
 	respond_store(req, rc, host, "host");
 }
 
-/* POST /api/v1/hosts/<id>/accept|reject|revoke|labels */
+/* POST /api/v1/hosts/<id>/accept|reject|revoke|remove|labels */
 static void api_host_change(void *ctx, struct httpd_req *req)
 {
 	struct hub *h = ctx;
@@ -262,6 +263,19 @@ static void api_host_change(void *ctx, struct httpd_req *req)
 	} else if (strcmp(verb, "revoke") == 0) {
 		rc = h->store->ops->host_set_state(h->store, id, HOST_REVOKED, "revoked",
 		                                   clk_real_ms());
+	} else if (strcmp(verb, "remove") == 0) {
+		/* Forgets the host and its key, so that its id may enroll again (a reinstalled
+		 * server, a new key): only once it is cut off, never a host that is in service. */
+		if (strcmp(state, HOST_REVOKED) != 0 && strcmp(state, HOST_REJECTED) != 0 &&
+		    strcmp(state, HOST_PENDING) != 0) {
+			httpd_respond_error(
+			    req, OUTPOST_E_CONFLICT,
+			    "host %s is %s: revoke it first (only a revoked, rejected "
+			    "or pending host can be removed)",
+			    id, state);
+			goto out;
+		}
+		rc = h->store->ops->host_remove(h->store, id);
 	} else if (strcmp(verb, "labels") == 0) {
 		json_t *set, *rm;
 		const char *k;
@@ -310,9 +324,15 @@ static void api_host_change(void *ctx, struct httpd_req *req)
 		snprintf(action, sizeof(action), "host.%s", verb);
 		api_audit(h, req, action, id, body ? json_incref(body) : NULL);
 	}
+	if (strcmp(verb, "revoke") == 0)
+		tasks_cut_off(h, id, "this host was revoked");
+	else if (strcmp(verb, "remove") == 0)
+		tasks_cut_off(h, id, "unknown host: enroll first");
 	json_decref(host);
 	host = NULL;
-	if ((rc = h->store->ops->host_get(h->store, id, &host)) == 0)
+	if (strcmp(verb, "remove") == 0)
+		httpd_respond_ok(req, json_pack("{s:s, s:s}", "id", id, "state", "removed"));
+	else if ((rc = h->store->ops->host_get(h->store, id, &host)) == 0)
 		httpd_respond_ok(req, json_incref(host));
 	else
 		respond_store(req, rc, NULL, "host");

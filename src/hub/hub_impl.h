@@ -120,6 +120,10 @@ void tasks_api_cancel(void *ctx, struct httpd_req *req);
 void tasks_agent_poll(void *ctx, struct httpd_req *req);
 void tasks_agent_results(void *ctx, struct httpd_req *req);
 void tasks_agent_beat(void *ctx, struct httpd_req *req);
+/* Ends the held poll of a host that was just revoked or removed with `unauthorized` and why,
+ * as its next request would be answered: an idle agent, which beats no more while its poll is
+ * held, learns it at once, not at the end of the poll. */
+void tasks_cut_off(struct hub *h, const char *host, const char *why);
 /* Answers the poll of each host in ids (an array) that has something queued. */
 void tasks_wake_hosts(struct hub *h, json_t *ids);
 void tasks_wake_task(struct hub *h, const char *task_id);

@@ -126,6 +126,19 @@ static struct hub_wait *poll_find(struct hub *h, const char *host)
 	return NULL;
 }
 
+void tasks_cut_off(struct hub *h, const char *host, const char *why)
+{
+	struct hub_wait *w = poll_find(h, host);
+
+	if (!w)
+		return;
+	poll_unlink(h, w);
+	if (w->timer)
+		loop_timer_del(h->loop, w->timer);
+	httpd_respond_error(w->req, OUTPOST_E_UNAUTHORIZED, "%s", why);
+	free(w);
+}
+
 /* Hands what is queued for host to its waiting poll, if it has one and something is queued. */
 static void tasks_wake_host(struct hub *h, const char *host)
 {

@@ -470,6 +470,29 @@ def test_revoked_host_is_refused_and_its_id_not_reenrolled(fleet):
     assert "2 hosts, 2 ok" in p.stdout
     assert impostor.proc.pid not in marker_pids(f.marker)
 
+    # A host in service cannot be removed; a revoked one can, and its id enrolls afresh: the
+    # reinstalled server (new key) is then up and runs tasks.
+    p = f.cli("hosts", "remove", "web-1")
+    assert p.returncode != 0 and "host web-1 is up: revoke it first" in p.stderr, p.stderr
+    assert f.state("web-1") == "up"
+    p = f.ok("hosts", "remove", "web-2")
+    assert p.stdout == "web-2: removed\n"
+    assert "web-2" not in f.hosts()
+    p = f.cli("hosts", "show", "web-2")
+    assert p.returncode != 0 and "not_found" in p.stderr + p.stdout or "no host" in p.stderr, \
+        (p.returncode, p.stdout, p.stderr)
+    impostor.stop()
+    impostor.start(wait=False)
+    impostor.wait_log("enrolled with", timeout=15)
+    wait_for(lambda: f.state("web-2") == "up", what="web-2 up with its new key")
+    assert f.ok("--json", "hosts", "show", "web-2").json["pubkey"] != key
+    p = f.ok("run", "-t", "*", *cmd_line(f.marker))
+    assert "3 hosts, 3 ok" in p.stdout
+    assert impostor.proc.pid in marker_pids(f.marker)
+    events = f.ok("--json", "audit").json
+    assert any(e.get("action") == "host.remove" and e.get("target") == "web-2" for e in events), \
+        events[:5]
+
 
 # ---- 6. rolling batches ----
 
