@@ -1,7 +1,9 @@
 /* The hub's store on SQLite (embedded mode): see store.h for the contract and docs/protocol.md
  * for the shapes. One connection; every statement is prepared once at open (the table below)
- * and reused; every call that writes is one transaction. */
-#include "store_sqlite.h"
+ * and reused; every call that writes is one transaction. This file: schema, statements, open
+ * and close, hosts and events, audit and stats; tasks and tokens are in store_sqlite_tasks.c
+ * and store_sqlite_tokens.c (what they share: store_sqlite_int.h). */
+#include "store_sqlite_int.h"
 #include "core/clk.h"
 #include "core/db.h"
 
@@ -10,10 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* A row still running this long after its task's expiry plus its timeout has no agent left to
- * report it (the agent refuses a task past expires_ms and ends one at timeout_ms): lost. */
-#define STORE_LOST_GRACE_MS 60000
 
 /* One migration step per schema version (db_migrate, component "hub"). Never edit a step that
  * has shipped: add one.
@@ -133,70 +131,6 @@ static const char *const hub_schema[] = {
     "CREATE INDEX hosts_state_seen ON hosts(state, last_seen_ms);",
 };
 #define HUB_SCHEMA_VERSION ((int)(sizeof(hub_schema) / sizeof(hub_schema[0])))
-
-/* The statements, prepared once at open. Row states that are not final: queued, sent,
- * running. Rows move in bulk only from queued/sent (the agent has not started them). */
-enum st {
-	ST_BEGIN,
-	ST_COMMIT,
-	ST_ROLLBACK,
-	ST_HOST_GET,
-	ST_HOST_LIST,
-	ST_HOST_AUTH,
-	ST_HOST_KEY,
-	ST_HOST_INSERT,
-	ST_HOST_SET_STATE,
-	ST_HOST_SET_LABELS,
-	ST_HOST_DELETE,
-	ST_HOST_SEEN,
-	ST_HOST_SEEN_UP,
-	ST_HOST_FACTS,
-	ST_HOST_STALE,
-	ST_EVENT_ADD,
-	ST_EVENTS_ALL,
-	ST_EVENTS_HOST,
-	ST_TOKEN_BY_ID,
-	ST_TOKEN_ADD,
-	ST_TOKEN_FIND,
-	ST_TOKEN_LIST,
-	ST_TOKEN_REVOKE,
-	ST_TASK_ADD,
-	ST_TASK_ROW_ADD,
-	ST_TASK_GET,
-	ST_TASK_LIST,
-	ST_TASK_COUNTS,
-	ST_TASK_ROWS,
-	ST_TASK_STATE,
-	ST_TASK_SEQ_NEXT,
-	ST_TASK_OPEN,
-	ST_TASK_FINISH,
-	ST_TASK_CANCEL,
-	ST_TAKE,
-	ST_TAKE_MARK,
-	ST_RESUME,
-	ST_ROW_STATE,
-	ST_ROW_REPORT,
-	ST_ROWS_CANCEL,
-	ST_ROWS_CANCEL_QUEUED,
-	ST_ROWS_EXPIRE,
-	ST_ROWS_LOSE,
-	ST_ROW_CANCEL_HOST,
-	ST_HOST_OPEN_TASKS,
-	ST_EXPIRE_TASKS,
-	ST_ADVANCE_TASKS,
-	ST_BATCH_OPEN,
-	ST_TASK_FAILURES,
-	ST_TASK_RELEASE,
-	ST_BATCH_HOSTS,
-	ST_WAITING_TASK,
-	ST_WAITING_ALL,
-	ST_AUDIT_ADD,
-	ST_AUDIT_LIST,
-	ST_STATS_HOSTS,
-	ST_STATS_TASKS,
-	ST_STATS_QUEUE,
-	ST_COUNT
-};
 
 #define HOST_COLS "id, hostname, state, labels, version, first_seen_ms, last_seen_ms"
 #define TOKEN_COLS "id, kind, role, labels, created_ms, expires_ms, created_by, revoked"
@@ -327,24 +261,6 @@ static const char *const st_sql[ST_COUNT] = {
                                           "WHERE t.state = 'running'",
 };
 
-struct sq {
-	struct store base; /* first: the handle store.h callers hold */
-	sqlite3 *db;
-	sqlite3_stmt *st[ST_COUNT];
-	struct mstore *metrics; /* metrics.db */
-	struct sqp *prune;      /* retention's statements (store_sqlite_prune.c) */
-};
-
-/* Per-host row states, in the order counts lists them; the first three are not final. */
-static const char *const row_states[] = {"queued",  "sent",    "running",   "ok",   "failed",
-                                         "timeout", "expired", "cancelled", "lost", "refused"};
-#define ROW_NSTATES ((int)(sizeof(row_states) / sizeof(row_states[0])))
-enum { RS_QUEUED, RS_SENT, RS_RUNNING, RS_FINAL };
-
-static const char *const host_states[] = {HOST_UP, HOST_DOWN, HOST_PENDING, HOST_REVOKED,
-                                          HOST_REJECTED};
-#define HOST_NSTATES ((int)(sizeof(host_states) / sizeof(host_states[0])))
-
 /* The fact attributes selectors know, flattened from the sys plugin's facts:
  * name = facts.section.field, as text (numbers in decimal, booleans true/false). host_list adds
  * "hostname" and "agent_version" from the host row, then every label. A label never shadows
@@ -364,26 +280,6 @@ static const struct {
 #define FACT_NATTRS (sizeof(fact_attrs) / sizeof(fact_attrs[0]))
 static const char *const row_attrs[] = {"hostname", "agent_version"};
 
-/* ---- Small helpers ---- */
-
-static struct sq *sq_of(struct store *s)
-{
-	return (struct sq *)s;
-}
-
-static int str_index(const char *s, const char *const *set, int n)
-{
-	for (int i = 0; s && i < n; i++)
-		if (strcmp(s, set[i]) == 0)
-			return i;
-	return -1;
-}
-
-static int nonempty(const char *s)
-{
-	return s && *s;
-}
-
 static int attr_reserved(const char *key)
 {
 	for (size_t i = 0; i < FACT_NATTRS; i++)
@@ -392,122 +288,10 @@ static int attr_reserved(const char *key)
 	return str_index(key, row_attrs, 2) >= 0;
 }
 
-/* NULL, or an object whose values are all strings. */
-static int labels_ok(const json_t *labels)
-{
-	const char *k;
-	json_t *v;
-
-	if (!labels)
-		return 1;
-	if (!json_is_object(labels))
-		return 0;
-	json_object_foreach((json_t *)labels, k, v)
-	{
-		if (!json_is_string(v))
-			return 0;
-	}
-	return 1;
-}
-
-/* Compact text of v (NULL is JSON null); caller frees. */
-static char *text_of(const json_t *v, size_t flags)
-{
-	return json_dumps(v ? v : json_null(), JSON_COMPACT | JSON_ENCODE_ANY | flags);
-}
-
-/* Compact text of v, or "{}" when v is NULL; caller frees. */
-static char *text_or_empty(const json_t *v, size_t flags)
-{
-	return v ? text_of(v, flags) : strdup("{}");
-}
-
-/* A statement ready to bind. Callers reset it again when done with it, so that no statement
- * keeps a read transaction open between calls. */
-static sqlite3_stmt *stmt(struct sq *s, enum st i)
-{
-	return db_stmt(s->st[i]);
-}
-
-static void bind_str(sqlite3_stmt *st, int i, const char *v)
-{
-	if (v)
-		sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
-	else
-		sqlite3_bind_null(st, i);
-}
-
-/* A time, with 0 (unknown) stored as NULL. */
-static void bind_ms(sqlite3_stmt *st, int i, int64_t v)
-{
-	if (v > 0)
-		sqlite3_bind_int64(st, i, v);
-	else
-		sqlite3_bind_null(st, i);
-}
-
-static const char *col_str(sqlite3_stmt *st, int i)
-{
-	return (const char *)sqlite3_column_text(st, i);
-}
-
-/* A JSON column parsed; NULL or unreadable text is JSON null. Never NULL. */
-static json_t *col_json(sqlite3_stmt *st, int i)
-{
-	const char *t = col_str(st, i);
-	json_t *v = t ? json_loads(t, JSON_DECODE_ANY, NULL) : NULL;
-
-	return v ? v : json_null();
-}
-
-static json_t *col_ms(sqlite3_stmt *st, int i)
-{
-	if (sqlite3_column_type(st, i) == SQLITE_NULL)
-		return json_null();
-	return json_integer(sqlite3_column_int64(st, i));
-}
-
-static json_int_t col_int(sqlite3_stmt *st, int i)
-{
-	return (json_int_t)sqlite3_column_int64(st, i);
-}
-
-static int tx_begin(struct sq *s)
-{
-	return db_run(stmt(s, ST_BEGIN));
-}
-
-/* Abandons the transaction, if one is open (some errors end it themselves), and resets every
- * statement a failure may have left in the middle of its rows. */
-static void tx_rollback(struct sq *s)
-{
-	for (int i = 0; i < ST_COUNT; i++)
-		sqlite3_reset(s->st[i]);
-	if (!sqlite3_get_autocommit(s->db))
-		db_run(stmt(s, ST_ROLLBACK));
-}
-
-static int tx_commit(struct sq *s)
-{
-	int rc = db_run(stmt(s, ST_COMMIT));
-
-	if (rc < 0)
-		tx_rollback(s);
-	return rc;
-}
-
-/* Appends a copy of a text column to arr. */
-static int push_col(json_t *arr, sqlite3_stmt *st, int i)
-{
-	const char *v = col_str(st, i);
-
-	return v && json_array_append_new(arr, json_string(v)) == 0 ? 0 : OUTPOST_E_INTERNAL;
-}
-
 /* ---- Hosts ---- */
 
-static int event_add(struct sq *s, const char *host_id, const char *kind, const char *detail,
-                     int64_t now_ms)
+int sq_event_add(struct sq *s, const char *host_id, const char *kind, const char *detail,
+                 int64_t now_ms)
 {
 	sqlite3_stmt *st = stmt(s, ST_EVENT_ADD);
 
@@ -610,68 +394,6 @@ static int host_absent(struct sq *s, const char *id)
 	return rc;
 }
 
-/* The seq for a task's next change (see the schema notes). */
-static int seq_next(struct sq *s, const char *task_id, int64_t *seq)
-{
-	sqlite3_stmt *st = stmt(s, ST_TASK_SEQ_NEXT);
-	int rc;
-
-	bind_str(st, 1, task_id);
-	rc = db_step(st);
-	*seq = sqlite3_column_int64(st, 0);
-	sqlite3_reset(st);
-	return rc < 0 ? rc : 0;
-}
-
-/* Moves rows of one task that stmt `which` selects (?1 task, ?2 seq, ?3 now, ?4 host_id) to
- * its state, all with one new seq; *moved counts them. Inside a transaction. */
-static int rows_move(struct sq *s, enum st which, const char *task_id, const char *host_id,
-                     int64_t now_ms, int *moved)
-{
-	sqlite3_stmt *st;
-	int64_t seq;
-	int rc;
-
-	*moved = 0;
-	if ((rc = seq_next(s, task_id, &seq)) < 0)
-		return rc;
-	st = stmt(s, which);
-	bind_str(st, 1, task_id);
-	sqlite3_bind_int64(st, 2, seq);
-	sqlite3_bind_int64(st, 3, now_ms);
-	if (host_id)
-		bind_str(st, 4, host_id);
-	if ((rc = db_run(st)) < 0)
-		return rc;
-	*moved = sqlite3_changes(s->db);
-	return 0;
-}
-
-/* Ends a running task whose rows are all final: done, or cancelled after task_cancel; now_ms
- * is its end (retention counts from it). *finished (may be NULL) is 1 when this call ended
- * it. Inside a transaction. */
-static int task_settle(struct sq *s, const char *task_id, int64_t now_ms, int *finished)
-{
-	sqlite3_stmt *st = stmt(s, ST_TASK_OPEN);
-	int rc;
-
-	if (finished)
-		*finished = 0;
-	bind_str(st, 1, task_id);
-	rc = db_step(st);
-	sqlite3_reset(st);
-	if (rc != 0)
-		return rc < 0 ? rc : 0;
-	st = stmt(s, ST_TASK_FINISH);
-	bind_str(st, 1, task_id);
-	sqlite3_bind_int64(st, 2, now_ms);
-	if ((rc = db_run(st)) < 0)
-		return rc;
-	if (finished)
-		*finished = sqlite3_changes(s->db) > 0;
-	return 0;
-}
-
 /* A host that leaves (revoked, removed) will take nothing more: its queued and sent rows are
  * cancelled, so their tasks can finish. Inside a transaction. */
 static int host_cancel_rows(struct sq *s, const char *host_id, int64_t now_ms)
@@ -692,10 +414,10 @@ static int host_cancel_rows(struct sq *s, const char *host_id, int64_t now_ms)
 	{
 		if (rc < 0)
 			break;
-		rc =
-		    rows_move(s, ST_ROW_CANCEL_HOST, json_string_value(v), host_id, now_ms, &moved);
+		rc = sq_rows_move(s, ST_ROW_CANCEL_HOST, json_string_value(v), host_id, now_ms,
+		                  &moved);
 		if (rc == 0)
-			rc = task_settle(s, json_string_value(v), now_ms, NULL);
+			rc = sq_task_settle(s, json_string_value(v), now_ms, NULL);
 	}
 	json_decref(tasks);
 	return rc < 0 ? rc : 0;
@@ -746,8 +468,8 @@ static int sq_host_enroll(struct store *base, const struct store_enroll *e, json
 			bind_str(st, 1, e->host_id);
 			bind_str(st, 2, HOST_UP);
 			if ((rc = db_run(st)) < 0 ||
-			    (rc = event_add(s, e->host_id, "accepted", "enrollment token",
-			                    e->now_ms)) < 0)
+			    (rc = sq_event_add(s, e->host_id, "accepted", "enrollment token",
+			                       e->now_ms)) < 0)
 				goto fail;
 		}
 	} else if (rc == 0) {
@@ -769,10 +491,10 @@ static int sq_host_enroll(struct store *base, const struct store_enroll *e, json
 		bind_str(st, 8, e->version);
 		sqlite3_bind_int64(st, 9, e->now_ms);
 		if ((rc = db_run(st)) < 0 ||
-		    (rc = event_add(s, e->host_id, "enrolled",
-		                    e->accept ? "accepted by enrollment token"
-		                              : "pending acceptance",
-		                    e->now_ms)) < 0)
+		    (rc = sq_event_add(s, e->host_id, "enrolled",
+		                       e->accept ? "accepted by enrollment token"
+		                                 : "pending acceptance",
+		                       e->now_ms)) < 0)
 			goto fail;
 	} else {
 		goto fail;
@@ -927,7 +649,7 @@ static int sq_host_set_state(struct store *base, const char *id, const char *sta
 		st = stmt(s, ST_HOST_SET_STATE);
 		bind_str(st, 1, id);
 		bind_str(st, 2, state);
-		if ((rc = db_run(st)) < 0 || (rc = event_add(s, id, kind, reason, now_ms)) < 0)
+		if ((rc = db_run(st)) < 0 || (rc = sq_event_add(s, id, kind, reason, now_ms)) < 0)
 			goto fail;
 		if ((strcmp(state, HOST_REVOKED) == 0 || strcmp(state, HOST_REJECTED) == 0) &&
 		    (rc = host_cancel_rows(s, id, now_ms)) < 0)
@@ -961,7 +683,7 @@ static int sq_host_remove(struct store *base, const char *id)
 		goto fail;
 	}
 	if ((rc = host_cancel_rows(s, id, now_ms)) < 0 ||
-	    (rc = event_add(s, id, "removed", "", now_ms)) < 0)
+	    (rc = sq_event_add(s, id, "removed", "", now_ms)) < 0)
 		goto fail;
 	return tx_commit(s);
 fail:
@@ -1060,7 +782,7 @@ static int sq_host_seen(struct store *base, const char *id, int64_t now_ms, cons
 	if ((rc = db_run(st)) < 0)
 		goto fail;
 	down = sqlite3_changes(s->db) > 0;
-	if (down && (rc = event_add(s, id, "up", "beat", now_ms)) < 0)
+	if (down && (rc = sq_event_add(s, id, "up", "beat", now_ms)) < 0)
 		goto fail;
 	if (ftext) {
 		st = stmt(s, ST_HOST_FACTS);
@@ -1120,7 +842,7 @@ static int sq_hosts_mark_down(struct store *base, int64_t before_ms, int64_t now
 		st = stmt(s, ST_HOST_SET_STATE);
 		bind_str(st, 1, id);
 		bind_str(st, 2, HOST_DOWN);
-		if ((rc = db_run(st)) < 0 || (rc = event_add(s, id, "down", detail, now_ms)) < 0)
+		if ((rc = db_run(st)) < 0 || (rc = sq_event_add(s, id, "down", detail, now_ms)) < 0)
 			goto fail;
 	}
 	if ((rc = tx_commit(s)) < 0)
@@ -1164,773 +886,6 @@ static int sq_events_list(struct store *base, const char *host_id, int limit, js
 		return rc;
 	}
 	*events = arr;
-	return 0;
-}
-
-/* ---- Tokens ---- */
-
-static const char *const token_roles[] = {"viewer", "operator", "admin"};
-
-/* sha256 in lowercase hex: anything else is not a hash, and might be a secret. */
-static int hash_ok(const char *h)
-{
-	size_t n = h ? strlen(h) : 0;
-
-	if (n != 64)
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		if (!((h[i] >= '0' && h[i] <= '9') || (h[i] >= 'a' && h[i] <= 'f')))
-			return 0;
-	return 1;
-}
-
-/* The token of the current row (TOKEN_COLS); never its hash. */
-static json_t *token_json(sqlite3_stmt *st, int with_revoked)
-{
-	json_t *t = json_pack("{s:s, s:s, s:s?, s:o, s:I, s:I, s:s?}", "id", col_str(st, 0), "kind",
-	                      col_str(st, 1), "role", col_str(st, 2), "labels", col_json(st, 3),
-	                      "created_ms", col_int(st, 4), "expires_ms", col_int(st, 5),
-	                      "created_by", col_str(st, 6));
-
-	if (t && with_revoked &&
-	    json_object_set_new(t, "revoked", json_boolean(sqlite3_column_int(st, 7)))) {
-		json_decref(t);
-		t = NULL;
-	}
-	return t;
-}
-
-static int sq_token_add(struct store *base, json_t *tok)
-{
-	struct sq *s = sq_of(base);
-	sqlite3_stmt *st;
-	const char *id = json_string_value(json_object_get(tok, "id"));
-	const char *hash = json_string_value(json_object_get(tok, "hash"));
-	const char *kind = json_string_value(json_object_get(tok, "kind"));
-	json_t *role = json_object_get(tok, "role");
-	json_t *labels = json_object_get(tok, "labels");
-	json_t *created = json_object_get(tok, "created_ms");
-	json_t *expires = json_object_get(tok, "expires_ms");
-	json_t *by = json_object_get(tok, "created_by");
-	char *ltext = NULL;
-	int rc, op;
-
-	op = kind && strcmp(kind, "operator") == 0;
-	if (!nonempty(id) || !hash_ok(hash) || !kind || (!op && strcmp(kind, "enroll") != 0) ||
-	    (op ? str_index(json_string_value(role), token_roles, 3) < 0
-	        : role && !json_is_null(role)) ||
-	    (labels && !json_is_null(labels) && !labels_ok(labels)) || !json_is_integer(created) ||
-	    json_integer_value(created) < 0 ||
-	    (expires && (!json_is_integer(expires) || json_integer_value(expires) < 0)) ||
-	    (by && !json_is_null(by) && !json_is_string(by)))
-		return OUTPOST_E_BAD_ARGS;
-	if (!(ltext = text_or_empty(json_is_object(labels) ? labels : NULL, JSON_SORT_KEYS)))
-		return OUTPOST_E_INTERNAL;
-	if ((rc = tx_begin(s)) < 0)
-		goto out;
-	/* The same id again: the first result if it is the same token, else a conflict. */
-	st = stmt(s, ST_TOKEN_BY_ID);
-	bind_str(st, 1, id);
-	rc = db_step(st);
-	if (rc == 1)
-		rc = strcmp(col_str(st, 0), hash) == 0 ? 1 : OUTPOST_E_CONFLICT;
-	sqlite3_reset(st);
-	if (rc != 0) {
-		tx_rollback(s);
-		rc = rc < 0 ? rc : 0;
-		goto out;
-	}
-	st = stmt(s, ST_TOKEN_ADD);
-	bind_str(st, 1, id);
-	bind_str(st, 2, hash);
-	bind_str(st, 3, kind);
-	bind_str(st, 4, op ? json_string_value(role) : NULL);
-	bind_str(st, 5, ltext);
-	sqlite3_bind_int64(st, 6, json_integer_value(created));
-	sqlite3_bind_int64(st, 7, expires ? json_integer_value(expires) : 0);
-	bind_str(st, 8, json_string_value(by));
-	if ((rc = db_run(st)) < 0) { /* CONFLICT: another token has this hash */
-		tx_rollback(s);
-		goto out;
-	}
-	rc = tx_commit(s);
-out:
-	free(ltext);
-	return rc;
-}
-
-/* The lookup is by an index on the hash of a secret: its timing tells nothing of the secret. */
-static int sq_token_find(struct store *base, const char *hash, int64_t now_ms, json_t **tok)
-{
-	struct sq *s = sq_of(base);
-	sqlite3_stmt *st = stmt(s, ST_TOKEN_FIND);
-	int rc;
-
-	*tok = NULL;
-	if (!hash)
-		return OUTPOST_E_BAD_ARGS;
-	bind_str(st, 1, hash);
-	sqlite3_bind_int64(st, 2, now_ms);
-	rc = db_step(st);
-	if (rc == 1)
-		rc = (*tok = token_json(st, 0)) ? 0 : OUTPOST_E_INTERNAL;
-	else if (rc == 0)
-		rc = OUTPOST_E_NOT_FOUND;
-	sqlite3_reset(st);
-	return rc;
-}
-
-static int sq_token_list(struct store *base, json_t **toks)
-{
-	struct sq *s = sq_of(base);
-	sqlite3_stmt *st = stmt(s, ST_TOKEN_LIST);
-	json_t *arr = json_array();
-	int rc = arr ? 0 : OUTPOST_E_INTERNAL;
-
-	*toks = NULL;
-	while (rc == 0 && (rc = db_step(st)) == 1) {
-		json_t *t = token_json(st, 1);
-		rc = t && json_array_append_new(arr, t) == 0 ? 0 : OUTPOST_E_INTERNAL;
-	}
-	sqlite3_reset(st);
-	if (rc < 0) {
-		json_decref(arr);
-		return rc;
-	}
-	*toks = arr;
-	return 0;
-}
-
-static int sq_token_revoke(struct store *base, const char *id)
-{
-	struct sq *s = sq_of(base);
-	sqlite3_stmt *st = stmt(s, ST_TOKEN_REVOKE);
-	int rc;
-
-	bind_str(st, 1, id);
-	if ((rc = db_run(st)) < 0)
-		return rc;
-	return sqlite3_changes(s->db) > 0 ? 0 : OUTPOST_E_NOT_FOUND;
-}
-
-/* ---- Tasks ---- */
-
-/* The task of the current row (TASK_COLS) with counts and total, and with the per-host rows
- * changed after since when with_hosts. */
-static int task_json(struct sq *s, sqlite3_stmt *row, int with_hosts, int64_t since, json_t **out)
-{
-	sqlite3_stmt *st;
-	json_t *t, *counts = json_object(), *hosts = NULL;
-	const char *id = col_str(row, 0);
-	json_int_t total = 0;
-	int rc = 0;
-
-	*out = NULL;
-	t = json_pack("{s:s, s:s, s:s, s:s, s:o, s:I, s:I, s:I, s:s?, s:I, s:I, s:I, s:I, s:s, "
-	              "s:I}",
-	              "id", id, "target", col_str(row, 1), "plugin", col_str(row, 2), "op",
-	              col_str(row, 3), "args", col_json(row, 4), "timeout_ms", col_int(row, 5),
-	              "created_ms", col_int(row, 6), "expires_ms", col_int(row, 7), "created_by",
-	              col_str(row, 8), "batch_size", col_int(row, 9), "max_failures",
-	              col_int(row, 10), "released_batch", col_int(row, 11), "last_batch",
-	              col_int(row, 12), "state", col_str(row, 13), "seq", col_int(row, 14));
-	if (!t || !counts)
-		goto oom;
-	for (int i = 0; i < ROW_NSTATES; i++)
-		if (json_object_set_new(counts, row_states[i], json_integer(0)))
-			goto oom;
-	st = stmt(s, ST_TASK_COUNTS);
-	bind_str(st, 1, id);
-	while ((rc = db_step(st)) == 1) {
-		json_int_t n = col_int(st, 1);
-		total += n;
-		if (json_object_set_new(counts, col_str(st, 0), json_integer(n)))
-			rc = OUTPOST_E_INTERNAL;
-	}
-	sqlite3_reset(st);
-	if (rc < 0)
-		goto fail;
-	if (json_object_set_new(t, "counts", counts) ||
-	    json_object_set_new(t, "total", json_integer(total))) {
-		counts = NULL;
-		goto oom;
-	}
-	counts = NULL;
-	if (with_hosts) {
-		if (!(hosts = json_array()) || json_object_set_new(t, "hosts", hosts))
-			goto oom;
-		st = stmt(s, ST_TASK_ROWS);
-		bind_str(st, 1, id);
-		sqlite3_bind_int64(st, 2, since);
-		while ((rc = db_step(st)) == 1) {
-			json_t *h = json_pack("{s:s, s:s, s:o, s:o, s:o, s:I, s:I}", "host_id",
-			                      col_str(st, 0), "state", col_str(st, 1), "response",
-			                      col_json(st, 2), "started_ms", col_ms(st, 3),
-			                      "finished_ms", col_ms(st, 4), "seq", col_int(st, 5),
-			                      "batch", col_int(st, 6));
-			if (!h || json_array_append_new(hosts, h)) {
-				rc = OUTPOST_E_INTERNAL;
-				break;
-			}
-		}
-		sqlite3_reset(st);
-		if (rc < 0)
-			goto fail;
-	}
-	*out = t;
-	return 0;
-oom:
-	rc = OUTPOST_E_INTERNAL;
-fail:
-	json_decref(counts);
-	json_decref(t);
-	return rc;
-}
-
-static int task_fetch(struct sq *s, const char *id, int with_hosts, int64_t since, json_t **out)
-{
-	sqlite3_stmt *st = stmt(s, ST_TASK_GET);
-	int rc;
-
-	*out = NULL;
-	bind_str(st, 1, id);
-	rc = db_step(st);
-	if (rc == 1)
-		rc = task_json(s, st, with_hosts, since, out);
-	else if (rc == 0)
-		rc = OUTPOST_E_NOT_FOUND;
-	sqlite3_reset(st);
-	return rc;
-}
-
-/* An integer member: absent gives dflt (required: BAD_ARGS), else at least min. */
-static int get_int(const json_t *o, const char *key, int required, json_int_t dflt, json_int_t min,
-                   json_int_t *out)
-{
-	json_t *v = json_object_get(o, key);
-
-	*out = dflt;
-	if (!v)
-		return required ? OUTPOST_E_BAD_ARGS : 0;
-	if (!json_is_integer(v) || json_integer_value(v) < min)
-		return OUTPOST_E_BAD_ARGS;
-	*out = json_integer_value(v);
-	return 0;
-}
-
-static int sq_task_create(struct store *base, json_t *task, json_t *host_ids, json_t **existing)
-{
-	struct sq *s = sq_of(base);
-	sqlite3_stmt *st;
-	const char *id = json_string_value(json_object_get(task, "id"));
-	const char *target = json_string_value(json_object_get(task, "target"));
-	const char *plugin = json_string_value(json_object_get(task, "plugin"));
-	const char *op = json_string_value(json_object_get(task, "op"));
-	json_t *args = json_object_get(task, "args"), *by = json_object_get(task, "created_by"), *v;
-	json_int_t timeout, created, expires, bsize, maxf, n;
-	char *atext = NULL, *htext = NULL;
-	size_t i;
-	int rc;
-
-	if (existing)
-		*existing = NULL;
-	if (!nonempty(id) || !target || !nonempty(plugin) || !nonempty(op) ||
-	    (by && !json_is_null(by) && !json_is_string(by)) || !json_is_array(host_ids) ||
-	    get_int(task, "timeout_ms", 1, 0, 1, &timeout) ||
-	    get_int(task, "created_ms", 1, 0, 0, &created) ||
-	    get_int(task, "expires_ms", 1, 0, 1, &expires) ||
-	    get_int(task, "batch_size", 0, 0, 0, &bsize) ||
-	    get_int(task, "max_failures", 0, -1, -1, &maxf))
-		return OUTPOST_E_BAD_ARGS;
-	json_array_foreach(host_ids, i, v)
-	{
-		if (!nonempty(json_string_value(v)))
-			return OUTPOST_E_BAD_ARGS;
-	}
-	n = (json_int_t)json_array_size(host_ids);
-	if (!(atext = text_or_empty(args, 0)) || !(htext = text_of(host_ids, 0))) {
-		rc = OUTPOST_E_INTERNAL;
-		goto out;
-	}
-	if ((rc = tx_begin(s)) < 0)
-		goto out;
-	st = stmt(s, ST_TASK_STATE);
-	bind_str(st, 1, id);
-	rc = db_step(st);
-	sqlite3_reset(st);
-	if (rc != 0) {
-		tx_rollback(s);
-		if (rc == 1) {
-			rc = OUTPOST_E_CONFLICT;
-			if (existing && task_fetch(s, id, 1, 0, existing) < 0)
-				rc = OUTPOST_E_INTERNAL;
-		}
-		goto out;
-	}
-	st = stmt(s, ST_TASK_ADD);
-	bind_str(st, 1, id);
-	bind_str(st, 2, target);
-	bind_str(st, 3, plugin);
-	bind_str(st, 4, op);
-	bind_str(st, 5, atext);
-	sqlite3_bind_int64(st, 6, timeout);
-	sqlite3_bind_int64(st, 7, created);
-	sqlite3_bind_int64(st, 8, expires);
-	bind_str(st, 9, json_string_value(by));
-	sqlite3_bind_int64(st, 10, bsize);
-	sqlite3_bind_int64(st, 11, maxf);
-	sqlite3_bind_int64(st, 12, n > 0 && bsize > 0 ? (n - 1) / bsize : 0);
-	bind_str(st, 13, n > 0 ? "running" : "done");
-	if ((rc = db_run(st)) < 0)
-		goto fail;
-	st = stmt(s, ST_TASK_ROW_ADD);
-	bind_str(st, 1, id);
-	sqlite3_bind_int64(st, 2, bsize);
-	bind_str(st, 3, htext);
-	if ((rc = db_run(st)) < 0) {
-		if (rc == OUTPOST_E_CONFLICT) /* the same host twice */
-			rc = OUTPOST_E_BAD_ARGS;
-		goto fail;
-	}
-	rc = tx_commit(s);
-	goto out;
-fail:
-	tx_rollback(s);
-out:
-	free(atext);
-	free(htext);
-	return rc;
-}
-
-static int sq_task_get(struct store *base, const char *id, int with_hosts, int64_t since,
-                       json_t **task)
-{
-	return task_fetch(sq_of(base), id, with_hosts, since, task);
-}
-
-static int sq_task_list(struct store *base, int limit, json_t **tasks)
-{
-	struct sq *s = sq_of(base);
-	sqlite3_stmt *st;
-	json_t *arr;
-	int rc = 0;
-
-	*tasks = NULL;
-	if (limit < 1)
-		return OUTPOST_E_BAD_ARGS;
-	if (!(arr = json_array()))
-		return OUTPOST_E_INTERNAL;
-	st = stmt(s, ST_TASK_LIST);
-	sqlite3_bind_int(st, 1, limit);
-	while (rc == 0 && (rc = db_step(st)) == 1) {
-		json_t *t;
-		if ((rc = task_json(s, st, 0, 0, &t)) == 0 && json_array_append_new(arr, t))
-			rc = OUTPOST_E_INTERNAL;
-	}
-	sqlite3_reset(st);
-	if (rc < 0) {
-		json_decref(arr);
-		return rc;
-	}
-	*tasks = arr;
-	return 0;
-}
-
-/* The rows of ST_TAKE or ST_RESUME (?1 host, ?2 now, ?3 limit) as unsigned task items. */
-static int rows_to_items(struct sq *s, enum st which, const char *host_id, int64_t now_ms,
-                         int limit, json_t *arr)
-{
-	sqlite3_stmt *st = stmt(s, which);
-	int rc = 0;
-
-	bind_str(st, 1, host_id);
-	sqlite3_bind_int64(st, 2, now_ms);
-	sqlite3_bind_int(st, 3, limit);
-	while (rc == 0 && (rc = db_step(st)) == 1) {
-		json_t *t =
-		    json_pack("{s:{s:s, s:s, s:s, s:s, s:o, s:I, s:I, s:I}}", "task", "task_id",
-		              col_str(st, 0), "host_id", host_id, "plugin", col_str(st, 1), "op",
-		              col_str(st, 2), "args", col_json(st, 3), "timeout_ms", col_int(st, 4),
-		              "issued_ms", (json_int_t)now_ms, "expires_ms", col_int(st, 5));
-		rc = t && json_array_append_new(arr, t) == 0 ? 0 : OUTPOST_E_INTERNAL;
-	}
-	sqlite3_reset(st);
-	return rc;
-}
-
-static int sq_task_take(struct store *base, const char *host_id, int64_t now_ms, int limit,
-                        json_t **items)
-{
-	struct sq *s = sq_of(base);
-	sqlite3_stmt *st;
-	json_t *arr, *v;
-	size_t i;
-	int rc = 0;
-
-	*items = NULL;
-	if (!host_id || limit < 1)
-		return OUTPOST_E_BAD_ARGS;
-	if (!(arr = json_array()))
-		return OUTPOST_E_INTERNAL;
-	/* Read first: most polls find nothing and need no write transaction. */
-	rc = rows_to_items(s, ST_TAKE, host_id, now_ms, limit, arr);
-	if (rc < 0 || json_array_size(arr) == 0)
-		goto out;
-	if ((rc = tx_begin(s)) < 0)
-		goto out;
-	for (i = 0; i < json_array_size(arr);) {
-		const char *tid;
-		int64_t seq;
-		v = json_object_get(json_array_get(arr, i), "task");
-		tid = json_string_value(json_object_get(v, "task_id"));
-		if ((rc = seq_next(s, tid, &seq)) < 0)
-			goto fail;
-		st = stmt(s, ST_TAKE_MARK);
-		bind_str(st, 1, tid);
-		bind_str(st, 2, host_id);
-		sqlite3_bind_int64(st, 3, seq);
-		if ((rc = db_run(st)) < 0)
-			goto fail;
-		if (sqlite3_changes(s->db) == 0) /* taken since the read: not ours to hand out */
-			json_array_remove(arr, i);
-		else
-			i++;
-	}
-	rc = tx_commit(s);
-	goto out;
-fail:
-	tx_rollback(s);
-out:
-	if (rc < 0) {
-		json_decref(arr);
-		return rc;
-	}
-	*items = arr;
-	return 0;
-}
-
-static int sq_task_resume(struct store *base, const char *host_id, int64_t now_ms, int limit,
-                          json_t **items)
-{
-	struct sq *s = sq_of(base);
-	json_t *arr;
-	int rc = 0;
-
-	*items = NULL;
-	if (!host_id || limit < 1)
-		return OUTPOST_E_BAD_ARGS;
-	if (!(arr = json_array()))
-		return OUTPOST_E_INTERNAL;
-	rc = rows_to_items(s, ST_RESUME, host_id, now_ms, limit, arr);
-	if (rc < 0) {
-		json_decref(arr);
-		return rc;
-	}
-	*items = arr;
-	return 0;
-}
-
-static int sq_task_report(struct store *base, const char *task_id, const char *host_id,
-                          const char *state, json_t *response, int64_t started_ms,
-                          int64_t finished_ms, int *task_done)
-{
-	struct sq *s = sq_of(base);
-	sqlite3_stmt *st;
-	char *rtext = NULL;
-	int64_t seq;
-	int rc, to, cur = -1, fin = 0;
-
-	if (task_done)
-		*task_done = 0;
-	to = str_index(state, row_states, ROW_NSTATES);
-	/* What an agent may report: running or a final state of its own (not cancelled). */
-	if (!task_id || !host_id || to < RS_RUNNING || strcmp(state, "cancelled") == 0)
-		return OUTPOST_E_BAD_ARGS;
-	if (to >= RS_FINAL && !(rtext = text_of(response, 0)))
-		return OUTPOST_E_INTERNAL;
-	if ((rc = tx_begin(s)) < 0)
-		goto out;
-	st = stmt(s, ST_ROW_STATE);
-	bind_str(st, 1, task_id);
-	bind_str(st, 2, host_id);
-	rc = db_step(st);
-	if (rc == 1)
-		cur = str_index(col_str(st, 0), row_states, ROW_NSTATES);
-	sqlite3_reset(st);
-	if (rc < 0)
-		goto fail;
-	if (cur < RS_SENT) { /* no such row, or never sent */
-		rc = OUTPOST_E_NOT_FOUND;
-		goto fail;
-	}
-	/* Forward only: a final state stays; running after running changes nothing. */
-	if (cur >= RS_FINAL || (cur == RS_RUNNING && to == RS_RUNNING)) {
-		rc = tx_commit(s);
-		goto out;
-	}
-	if ((rc = seq_next(s, task_id, &seq)) < 0)
-		goto fail;
-	st = stmt(s, ST_ROW_REPORT);
-	bind_str(st, 1, task_id);
-	bind_str(st, 2, host_id);
-	bind_str(st, 3, row_states[to]);
-	bind_str(st, 4, rtext);
-	bind_ms(st, 5, started_ms);
-	bind_ms(st, 6, to >= RS_FINAL ? finished_ms : 0);
-	sqlite3_bind_int64(st, 7, seq);
-	if ((rc = db_run(st)) < 0)
-		goto fail;
-	/* The agent's finished_ms is its own clock's: the task's end is the hub's. */
-	if (to >= RS_FINAL && (rc = task_settle(s, task_id, clk_real_ms(), &fin)) < 0)
-		goto fail;
-	if ((rc = tx_commit(s)) == 0 && task_done)
-		*task_done = fin;
-	goto out;
-fail:
-	tx_rollback(s);
-out:
-	free(rtext);
-	return rc;
-}
-
-static int sq_task_cancel(struct store *base, const char *id, int64_t now_ms)
-{
-	struct sq *s = sq_of(base);
-	sqlite3_stmt *st;
-	int rc, moved;
-
-	if (!id)
-		return OUTPOST_E_BAD_ARGS;
-	if ((rc = tx_begin(s)) < 0)
-		return rc;
-	st = stmt(s, ST_TASK_STATE);
-	bind_str(st, 1, id);
-	rc = db_step(st);
-	if (rc == 1)
-		rc = strcmp(col_str(st, 0), "running") == 0 ? 1 : 0;
-	else if (rc == 0)
-		rc = OUTPOST_E_NOT_FOUND;
-	sqlite3_reset(st);
-	if (rc <= 0) { /* a finished task stays as it ended */
-		if (rc == 0)
-			return tx_commit(s);
-		goto fail;
-	}
-	st = stmt(s, ST_TASK_CANCEL);
-	bind_str(st, 1, id);
-	sqlite3_bind_int64(st, 2, now_ms);
-	if ((rc = db_run(st)) < 0 ||
-	    (rc = rows_move(s, ST_ROWS_CANCEL, id, NULL, now_ms, &moved)) < 0 ||
-	    (rc = task_settle(s, id, now_ms, NULL)) < 0)
-		goto fail;
-	return tx_commit(s);
-fail:
-	tx_rollback(s);
-	return rc;
-}
-
-/* Also ends rows still running long after expiry (STORE_LOST_GRACE_MS): lost. */
-static int sq_tasks_expire(struct store *base, int64_t now_ms, json_t **task_ids)
-{
-	struct sq *s = sq_of(base);
-	sqlite3_stmt *st;
-	json_t *due = json_array(), *arr = json_array(), *v;
-	size_t i;
-	int rc;
-
-	*task_ids = NULL;
-	if (!due || !arr) {
-		rc = OUTPOST_E_INTERNAL;
-		goto out;
-	}
-	if ((rc = tx_begin(s)) < 0)
-		goto out;
-	st = stmt(s, ST_EXPIRE_TASKS);
-	sqlite3_bind_int64(st, 1, now_ms);
-	while ((rc = db_step(st)) == 1) {
-		json_t *t = json_pack("[s, I, I]", col_str(st, 0), col_int(st, 1), col_int(st, 2));
-		if (!t || json_array_append_new(due, t)) {
-			rc = OUTPOST_E_INTERNAL;
-			break;
-		}
-	}
-	sqlite3_reset(st);
-	if (rc < 0)
-		goto fail;
-	json_array_foreach(due, i, v)
-	{
-		const char *id = json_string_value(json_array_get(v, 0));
-		json_int_t lost_at = json_integer_value(json_array_get(v, 1)) +
-		                     json_integer_value(json_array_get(v, 2)) + STORE_LOST_GRACE_MS;
-		int expired, lost = 0;
-		if ((rc = rows_move(s, ST_ROWS_EXPIRE, id, NULL, now_ms, &expired)) < 0 ||
-		    (now_ms >= lost_at &&
-		     (rc = rows_move(s, ST_ROWS_LOSE, id, NULL, now_ms, &lost)) < 0))
-			goto fail;
-		if (!expired && !lost)
-			continue;
-		if ((rc = task_settle(s, id, now_ms, NULL)) < 0)
-			goto fail;
-		if (json_array_append_new(arr, json_string(id))) {
-			rc = OUTPOST_E_INTERNAL;
-			goto fail;
-		}
-	}
-	if ((rc = tx_commit(s)) < 0)
-		goto out;
-	*task_ids = arr;
-	arr = NULL;
-	goto out;
-fail:
-	tx_rollback(s);
-out:
-	json_decref(due);
-	json_decref(arr);
-	return rc;
-}
-
-/* Releases the batches of one task that may go: *woken collects the hosts of new rows. */
-static int task_advance(struct sq *s, const char *id, json_int_t maxf, json_int_t released,
-                        json_int_t last, int64_t now_ms, json_t *woken)
-{
-	sqlite3_stmt *st;
-	int rc, moved;
-
-	while (released < last) {
-		st = stmt(s, ST_BATCH_OPEN);
-		bind_str(st, 1, id);
-		sqlite3_bind_int64(st, 2, released);
-		rc = db_step(st);
-		sqlite3_reset(st);
-		if (rc != 0) /* the released batches still run */
-			return rc < 0 ? rc : 0;
-		if (maxf >= 0) {
-			st = stmt(s, ST_TASK_FAILURES);
-			bind_str(st, 1, id);
-			rc = db_step(st);
-			json_int_t failed = col_int(st, 0);
-			sqlite3_reset(st);
-			if (rc < 0)
-				return rc;
-			if (failed > maxf) {
-				if ((rc = rows_move(s, ST_ROWS_CANCEL_QUEUED, id, NULL, now_ms,
-				                    &moved)) < 0)
-					return rc;
-				return task_settle(s, id, now_ms, NULL);
-			}
-		}
-		released++;
-		st = stmt(s, ST_TASK_RELEASE);
-		bind_str(st, 1, id);
-		sqlite3_bind_int64(st, 2, released);
-		if ((rc = db_run(st)) < 0)
-			return rc;
-		st = stmt(s, ST_BATCH_HOSTS);
-		bind_str(st, 1, id);
-		sqlite3_bind_int64(st, 2, released);
-		while ((rc = db_step(st)) == 1) {
-			const char *h = col_str(st, 0);
-			if (!h || json_object_set_new(woken, h, json_true()))
-				rc = OUTPOST_E_INTERNAL;
-			if (rc < 0)
-				break;
-		}
-		sqlite3_reset(st);
-		if (rc < 0)
-			return rc;
-	}
-	return 0;
-}
-
-static int sq_tasks_advance(struct store *base, int64_t now_ms, json_t **host_ids)
-{
-	struct sq *s = sq_of(base);
-	sqlite3_stmt *st;
-	json_t *ready = json_array(), *woken = json_object(), *arr = json_array(), *v;
-	const char *h;
-	size_t i;
-	int rc;
-
-	*host_ids = NULL;
-	if (!ready || !woken || !arr) {
-		rc = OUTPOST_E_INTERNAL;
-		goto out;
-	}
-	if ((rc = tx_begin(s)) < 0)
-		goto out;
-	st = stmt(s, ST_ADVANCE_TASKS);
-	while ((rc = db_step(st)) == 1) {
-		json_t *t = json_pack("[s, I, I, I]", col_str(st, 0), col_int(st, 1),
-		                      col_int(st, 2), col_int(st, 3));
-		if (!t || json_array_append_new(ready, t)) {
-			rc = OUTPOST_E_INTERNAL;
-			break;
-		}
-	}
-	sqlite3_reset(st);
-	if (rc < 0)
-		goto fail;
-	json_array_foreach(ready, i, v)
-	{
-		rc = task_advance(s, json_string_value(json_array_get(v, 0)),
-		                  json_integer_value(json_array_get(v, 1)),
-		                  json_integer_value(json_array_get(v, 2)),
-		                  json_integer_value(json_array_get(v, 3)), now_ms, woken);
-		if (rc < 0)
-			goto fail;
-	}
-	if ((rc = tx_commit(s)) < 0)
-		goto out;
-	json_object_foreach(woken, h, v)
-	{
-		if (json_array_append_new(arr, json_string(h))) {
-			rc = OUTPOST_E_INTERNAL;
-			goto out;
-		}
-	}
-	*host_ids = arr;
-	arr = NULL;
-	goto out;
-fail:
-	tx_rollback(s);
-out:
-	json_decref(ready);
-	json_decref(woken);
-	json_decref(arr);
-	return rc;
-}
-
-/* task_id NULL: every running task (the wake-up after a restart). */
-static int sq_task_hosts_waiting(struct store *base, const char *task_id, json_t **host_ids)
-{
-	struct sq *s = sq_of(base);
-	sqlite3_stmt *st;
-	json_t *arr;
-	int rc = 0;
-
-	*host_ids = NULL;
-	if (task_id) {
-		st = stmt(s, ST_TASK_STATE);
-		bind_str(st, 1, task_id);
-		rc = db_step(st);
-		sqlite3_reset(st);
-		if (rc <= 0)
-			return rc < 0 ? rc : OUTPOST_E_NOT_FOUND;
-		rc = 0;
-	}
-	if (!(arr = json_array()))
-		return OUTPOST_E_INTERNAL;
-	st = stmt(s, task_id ? ST_WAITING_TASK : ST_WAITING_ALL);
-	if (task_id)
-		bind_str(st, 1, task_id);
-	while (rc == 0 && (rc = db_step(st)) == 1)
-		rc = push_col(arr, st, 0);
-	sqlite3_reset(st);
-	if (rc < 0) {
-		json_decref(arr);
-		return rc;
-	}
-	*host_ids = arr;
 	return 0;
 }
 
