@@ -15,3 +15,5 @@ echo
 /usr/bin/python3 "$here/cli-latency" --build "$build"
 echo
 /usr/bin/python3 "$here/hub-auth" --build "$build"
+echo
+/usr/bin/python3 "$here/hub-idle" --build "$build"
