@@ -98,11 +98,17 @@ static void poll_unlink(struct hub *h, struct hub_wait *w)
 		}
 }
 
-static void poll_answer(struct hub *h, struct hub_wait *w, json_t *items)
+/* Out of the table and its timer gone: the caller answers w->req and frees w. */
+static void poll_detach(struct hub *h, struct hub_wait *w)
 {
 	poll_unlink(h, w);
 	if (w->timer)
 		loop_timer_del(h->loop, w->timer);
+}
+
+static void poll_answer(struct hub *h, struct hub_wait *w, json_t *items)
+{
+	poll_detach(h, w);
 	/* Held until now on a healthy connection: seen now, so the host has missed_beats
 	 * intervals to ask again (a hung agent whose kernel answers is down that much later). */
 	if (!h->stopping && poll_healthy(h, w))
@@ -126,15 +132,28 @@ static struct hub_wait *poll_find(struct hub *h, const char *host)
 	return NULL;
 }
 
+/* The down sweep's exception: a host whose long-poll is held on a healthy connection. The
+ * keepalive settings are read once per sweep, not once per stale host. */
+struct poll_sweep {
+	struct hub *h;
+	struct tcpalive ka;
+};
+
+static int poll_keeps_up(void *arg, const char *host)
+{
+	struct poll_sweep *sw = arg;
+	struct hub_wait *w = poll_find(sw->h, host);
+
+	return w && w->fd >= 0 && tcpalive_healthy(w->fd, &sw->ka);
+}
+
 void tasks_cut_off(struct hub *h, const char *host, const char *why)
 {
 	struct hub_wait *w = poll_find(h, host);
 
 	if (!w)
 		return;
-	poll_unlink(h, w);
-	if (w->timer)
-		loop_timer_del(h->loop, w->timer);
+	poll_detach(h, w);
 	httpd_respond_error(w->req, OUTPOST_E_UNAUTHORIZED, "%s", why);
 	free(w);
 }
@@ -805,20 +824,12 @@ void tasks_host_alive(struct hub *h, struct hub_caller *c)
 
 /* ---- once a second ---- */
 
-/* The down sweep's exception: a host whose long-poll is held on a healthy connection. */
-static int tasks_poll_keeps_up(void *arg, const char *host)
-{
-	struct hub *h = arg;
-	struct hub_wait *w = poll_find(h, host);
-
-	return w && poll_healthy(h, w);
-}
-
 void tasks_tick(struct hub *h)
 {
 	int64_t now = clk_real_ms();
 	int64_t beat = json_integer_value(conf_get(h->conf, "agents.beat_ms"));
 	int64_t missed = json_integer_value(conf_get(h->conf, "agents.missed_beats"));
+	struct poll_sweep sw = {h, poll_keepalive(h)};
 	json_t *ids = NULL, *v;
 	size_t i;
 
@@ -826,8 +837,8 @@ void tasks_tick(struct hub *h)
 	 * renewed, up to a poll wait before the restart, gets missed_beats intervals to come
 	 * back before it is called down. */
 	if (now - h->started_ms >= beat * missed &&
-	    h->store->ops->hosts_mark_down(h->store, now - beat * missed, now, tasks_poll_keeps_up,
-	                                   h, &ids) == 0)
+	    h->store->ops->hosts_mark_down(h->store, now - beat * missed, now, poll_keeps_up, &sw,
+	                                   &ids) == 0)
 		json_array_foreach(ids, i, v)
 		    log_warn(h->log, "registry", "host %s is down: no sign of life for %lld ms",
 		             json_string_value(v), (long long)(beat * missed));

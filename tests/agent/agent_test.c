@@ -10,10 +10,10 @@
 #include "core/conf.h"
 #include "core/loop.h"
 #include "plugins/builtin.h"
+#include "support/tmpdir.h"
 
 #include <arpa/inet.h>
 #include <sqlite3.h>
-#include <ftw.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -87,15 +87,9 @@ static void call(struct loop *l, unsigned port, const char *body, char *out, siz
 	call_path(l, port, NULL, body, out, outlen);
 }
 
-static int rm_one(const char *p, const struct stat *s, int fl, struct FTW *w)
-{
-	(void)s, (void)fl, (void)w;
-	return remove(p);
-}
-
 static void test_two_agents_share_one_loop_with_separate_state(void **state)
 {
-	char d1[] = "/tmp/outpost-a1-XXXXXX", d2[] = "/tmp/outpost-a2-XXXXXX", msg[512], r[8192];
+	char d1[TMPDIR_LEN], d2[TMPDIR_LEN], msg[512], r[8192];
 	struct logger lg;
 	struct loop *l;
 	struct agent *a1 = NULL, *a2 = NULL;
@@ -103,8 +97,8 @@ static void test_two_agents_share_one_loop_with_separate_state(void **state)
 	const char *body = "{\"args\":{\"argv\":[\"echo\",\"hi\"]},\"id\":\"same-id\"}";
 	const char *other = "{\"args\":{\"argv\":[\"echo\",\"other\"]},\"id\":\"same-id\"}";
 
-	assert_non_null(mkdtemp(d1));
-	assert_non_null(mkdtemp(d2));
+	assert_int_equal(tmpdir_make(d1, "a1"), 0);
+	assert_int_equal(tmpdir_make(d2, "a2"), 0);
 	log_init(&lg, "test", OUTPOST_LOG_ERROR, LOG_TO_STDERR);
 	assert_int_equal(loop_new(&l), 0);
 	c1 = conf_for(d1);
@@ -131,19 +125,19 @@ static void test_two_agents_share_one_loop_with_separate_state(void **state)
 	loop_free(l);
 	json_decref(c1);
 	json_decref(c2);
-	nftw(d1, rm_one, 8, FTW_DEPTH | FTW_PHYS);
-	nftw(d2, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+	tmpdir_remove(d1);
+	tmpdir_remove(d2);
 }
 
 static void test_second_agent_on_one_state_dir_is_refused(void **state)
 {
-	char d[] = "/tmp/outpost-a3-XXXXXX", msg[512] = "";
+	char d[TMPDIR_LEN], msg[512] = "";
 	struct logger lg;
 	struct loop *l;
 	struct agent *a1 = NULL, *a2 = NULL;
 	json_t *c;
 
-	assert_non_null(mkdtemp(d));
+	assert_int_equal(tmpdir_make(d, "a3"), 0);
 	log_init(&lg, "test", OUTPOST_LOG_ERROR, LOG_TO_STDERR);
 	assert_int_equal(loop_new(&l), 0);
 	c = conf_for(d);
@@ -154,20 +148,20 @@ static void test_second_agent_on_one_state_dir_is_refused(void **state)
 	agent_free(a1);
 	loop_free(l);
 	json_decref(c);
-	nftw(d, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+	tmpdir_remove(d);
 }
 
 /* ---- a local API, a hub, or both ---- */
 
 static void test_agent_with_neither_local_api_nor_hub_is_refused(void **state)
 {
-	char d[] = "/tmp/outpost-a5-XXXXXX", msg[512] = "";
+	char d[TMPDIR_LEN], msg[512] = "";
 	struct logger lg;
 	struct loop *l;
 	struct agent *a = NULL;
 	json_t *c;
 
-	assert_non_null(mkdtemp(d));
+	assert_int_equal(tmpdir_make(d, "a5"), 0);
 	log_init(&lg, "test", OUTPOST_LOG_ERROR, LOG_TO_STDERR);
 	assert_int_equal(loop_new(&l), 0);
 	c = conf_for(d);
@@ -180,7 +174,7 @@ static void test_agent_with_neither_local_api_nor_hub_is_refused(void **state)
 	assert_non_null(strstr(msg, "no local API and no hub"));
 	loop_free(l);
 	json_decref(c);
-	nftw(d, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+	tmpdir_remove(d);
 }
 
 static void on_drained(void *arg)
@@ -191,14 +185,14 @@ static void on_drained(void *arg)
 /* A link-only agent: nothing listens on the host, it runs and stops like any other. */
 static void test_link_only_agent_listens_on_nothing_and_stops_cleanly(void **state)
 {
-	char d[] = "/tmp/outpost-a6-XXXXXX", msg[512] = "";
+	char d[TMPDIR_LEN], msg[512] = "";
 	struct logger lg;
 	struct loop *l;
 	struct agent *a = NULL;
 	int drained = 0;
 	json_t *c;
 
-	assert_non_null(mkdtemp(d));
+	assert_int_equal(tmpdir_make(d, "a6"), 0);
 	log_init(&lg, "test", -1, LOG_TO_STDERR); /* the link cannot reach its hub: quiet */
 	assert_int_equal(loop_new(&l), 0);
 	c = conf_for(d);
@@ -217,7 +211,7 @@ static void test_link_only_agent_listens_on_nothing_and_stops_cleanly(void **sta
 	agent_free(a);
 	loop_free(l);
 	json_decref(c);
-	nftw(d, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+	tmpdir_remove(d);
 }
 
 /* ---- outpost_publish from a worker and from a thread of the plugin's own ---- */
@@ -318,13 +312,13 @@ static long long spool_rows(const char *dir)
 
 static void test_publish_from_any_thread_is_spooled_on_the_loop(void **state)
 {
-	char d[] = "/tmp/outpost-a4-XXXXXX", msg[512] = "";
+	char d[TMPDIR_LEN], msg[512] = "";
 	struct logger lg;
 	struct loop *l;
 	struct agent *a = NULL;
 	json_t *c;
 
-	assert_non_null(mkdtemp(d));
+	assert_int_equal(tmpdir_make(d, "a4"), 0);
 	log_init(&lg, "test", -1, LOG_TO_STDERR); /* the link cannot reach its hub: quiet */
 	assert_int_equal(loop_new(&l), 0);
 	c = conf_for(d);
@@ -389,7 +383,7 @@ static void test_publish_from_any_thread_is_spooled_on_the_loop(void **state)
 	agent_free(a);
 	loop_free(l);
 	json_decref(c);
-	nftw(d, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+	tmpdir_remove(d);
 }
 
 int main(void)

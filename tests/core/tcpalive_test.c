@@ -116,27 +116,31 @@ static void test_live_peer_answers_the_probes_and_stays_healthy(void **state)
 	close(fds[1]);
 }
 
+/* tcpalive_healthy(fd) once it turns 0, or after a second. */
+static int wait_unhealthy(int fd, const struct tcpalive *ka)
+{
+	for (int i = 0; i < 100 && tcpalive_healthy(fd, ka); i++)
+		sleep_ms(10);
+	return tcpalive_healthy(fd, ka);
+}
+
 /* The peer's end going away as a killed process's does: the kernel closes it. */
 static void test_peer_closed_or_reset_is_not_healthy(void **state)
 {
 	struct tcpalive ka = tcpalive_for_beats(1000, 3);
 	struct linger lg = {1, 0};
-	int fds[2], i;
+	int fds[2];
 
 	(void)state;
 	tcp_pair(fds);
 	close(fds[1]); /* FIN: our side is in CLOSE_WAIT */
-	for (i = 0; i < 100 && tcpalive_healthy(fds[0], &ka); i++)
-		sleep_ms(10);
-	assert_int_equal(tcpalive_healthy(fds[0], &ka), 0);
+	assert_int_equal(wait_unhealthy(fds[0], &ka), 0);
 	close(fds[0]);
 
 	tcp_pair(fds);
 	assert_int_equal(setsockopt(fds[1], SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
 	close(fds[1]); /* RST */
-	for (i = 0; i < 100 && tcpalive_healthy(fds[0], &ka); i++)
-		sleep_ms(10);
-	assert_int_equal(tcpalive_healthy(fds[0], &ka), 0);
+	assert_int_equal(wait_unhealthy(fds[0], &ka), 0);
 	close(fds[0]);
 }
 
