@@ -30,9 +30,9 @@ unit: build asan
 # The real binaries, as built normally and under ASan/UBSan (a sanitizer report makes the
 # daemon exit non-zero, which the fixtures check at every stop).
 integration: build asan
-	OUTPOST_BUILD=$(abspath $(BUILD)) $(PYTEST) -q tests/integration
+	OUTPOST_BUILD=$(abspath $(BUILD)) $(PYTEST) -q tests/integration tests/attack tests/fault
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1 \
-		OUTPOST_BUILD=$(abspath $(ASAN)) $(PYTEST) -q tests/integration
+		OUTPOST_BUILD=$(abspath $(ASAN)) $(PYTEST) -q tests/integration tests/attack tests/fault
 
 test: unit integration
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import AGENT_BIN, HELLO_SO, PYHELLO, SRC_ROOT, check_config_golden, write_config
+from outpost_testlib import AGENT_BIN, HELLO_SO, PYHELLO, SRC_ROOT, check_config_golden, write_config
 
 IS_ROOT = os.geteuid() == 0
 

@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from conftest import CLI_BIN, HUB_BIN, Hub
+from outpost_testlib import CLI_BIN, HUB_BIN, Hub
 
 SYSTEM_STORE = "/etc/ssl/certs"
 

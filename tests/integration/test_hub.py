@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import HUB_BIN, check_config_golden
+from outpost_testlib import HUB_BIN, check_config_golden
 
 
 def test_first_start_writes_admin_token_key_and_certificate_private(hub):

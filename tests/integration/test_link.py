@@ -6,7 +6,7 @@ import hashlib
 import re
 import time
 
-from conftest import HUB_BIN  # noqa: F401  (the hub fixture needs it built)
+from outpost_testlib import HUB_BIN  # noqa: F401  (the hub fixture needs it built)
 
 
 def wait(fn, timeout=20, step=0.1, what="condition"):

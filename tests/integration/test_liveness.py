@@ -17,7 +17,7 @@ import urllib.parse
 
 import pytest
 
-from test_fleet import FakeHub, wait_for
+from outpost_testlib import FakeHub, wait_for
 
 BEAT_MS = 1000
 MISSED = 3

@@ -20,7 +20,7 @@ import requests
 
 sys.path.insert(0, os.path.dirname(__file__))
 pytest.importorskip("nacl.signing", reason="python3-nacl (sh scripts/deps.sh)")
-from conftest import BUILD, free_port  # noqa: E402
+from outpost_testlib import BUILD, free_port  # noqa: E402
 from fakeagent import FakeAgent  # noqa: E402
 
 STEP = 10000  # the scripted agents' interval (ms)

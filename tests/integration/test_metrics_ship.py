@@ -18,7 +18,7 @@ import urllib.parse
 
 import pytest
 
-from test_fleet import FakeHub, wait_for
+from outpost_testlib import FakeHub, wait_for
 
 INTERVAL_MS = 1000
 
