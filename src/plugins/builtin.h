@@ -1,5 +1,5 @@
-/* The table of built-in plugins, in init order. Adding a plugin: its own file and one line in
- * builtin.c. */
+/* The table of built-in plugins, in init order. Adding a plugin: its own file (listed in
+ * meson.build), its extern here and one line in builtin.c's table. */
 #ifndef OUTPOST_PLUGINS_BUILTIN_H
 #define OUTPOST_PLUGINS_BUILTIN_H
 
