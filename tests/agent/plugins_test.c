@@ -6,7 +6,10 @@
 
 #include "agent/call.h"
 #include "agent/plugins.h"
+#include "agent/watch.h"
 #include "core/clk.h"
+#include "core/db.h"
+#include "core/loop.h"
 
 #include <fcntl.h>
 #include <ftw.h>
@@ -14,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -197,6 +201,183 @@ static void test_failing_init_disables_only_that_plugin(void **state)
 	json_decref(d);
 }
 
+/* ---- what init and resident work may ask of the agent: state, timers, watches ---- */
+
+static const struct outpost_plugin p_a = {OUTPOST_PLUGIN_ABI, "aaa", "1", NULL, NULL, one_op};
+static const struct outpost_plugin p_b = {OUTPOST_PLUGIN_ABI, "bbb", "1", NULL, NULL, one_op};
+
+/* A registry over a real database in f->dir (the agent's, in the agent). */
+static sqlite3 *open_state(struct fx *f)
+{
+	char path[128], msg[256];
+	sqlite3 *db;
+
+	snprintf(path, sizeof(path), "%s/agent.db", f->dir);
+	assert_int_equal(db_open(path, &db, msg, sizeof(msg)), 0);
+	plugins_free(f->ps);
+	f->host.db = db;
+	assert_int_equal(plugins_new(&f->host, &f->ps), 0);
+	assert_int_equal(plugins_add(f->ps, &p_a, "builtin", NULL, NULL), 0);
+	assert_int_equal(plugins_add(f->ps, &p_b, "builtin", NULL, NULL), 0);
+	plugins_init_all(f->ps);
+	return db;
+}
+
+static void close_state(struct fx *f, sqlite3 *db)
+{
+	plugins_free(f->ps);
+	db_close(db);
+	f->host.db = NULL;
+	assert_int_equal(plugins_new(&f->host, &f->ps), 0);
+}
+
+static void test_state_is_private_to_a_plugin_and_survives_a_restart(void **state)
+{
+	struct fx *f = *state;
+	sqlite3 *db = open_state(f);
+	struct outpost_plugin_ctx *a = plugins_find(f->ps, "aaa"), *b = plugins_find(f->ps, "bbb");
+	json_t *v = json_pack("{s:i,s:[s]}", "n", 7, "files", "/etc/passwd"), *got;
+
+	assert_int_equal(outpost_state_put(a, "baseline", v), 0);
+	assert_int_equal(outpost_state_get(b, "baseline", &got), OUTPOST_E_NOT_FOUND);
+	assert_null(got);
+	json_decref(v);
+	v = json_string("b's"); /* put borrows the value */
+	assert_int_equal(outpost_state_put(b, "baseline", v), 0);
+	json_decref(v);
+	close_state(f, db);
+
+	db = open_state(f);
+	a = plugins_find(f->ps, "aaa");
+	b = plugins_find(f->ps, "bbb");
+	assert_int_equal(outpost_state_get(a, "baseline", &got), 0);
+	assert_int_equal(json_integer_value(json_object_get(got, "n")), 7);
+	json_decref(got);
+	/* put replaces; del forgets one key of one plugin. */
+	v = json_integer(8);
+	assert_int_equal(outpost_state_put(a, "baseline", v), 0);
+	json_decref(v);
+	assert_int_equal(outpost_state_get(a, "baseline", &got), 0);
+	assert_int_equal(json_integer_value(got), 8);
+	json_decref(got);
+	assert_int_equal(outpost_state_del(a, "baseline"), 0);
+	assert_int_equal(outpost_state_get(a, "baseline", &got), OUTPOST_E_NOT_FOUND);
+	assert_int_equal(outpost_state_get(b, "baseline", &got), 0);
+	assert_string_equal(json_string_value(got), "b's");
+	json_decref(got);
+	close_state(f, db);
+}
+
+static void test_state_without_a_database_is_unavailable(void **state)
+{
+	struct fx *f = *state;
+	struct outpost_plugin_ctx *pc;
+	json_t *got;
+
+	assert_int_equal(plugins_add(f->ps, &p_a, "builtin", NULL, &pc), 0);
+	assert_int_equal(outpost_state_put(pc, "k", json_true()), OUTPOST_E_UNAVAILABLE);
+	assert_int_equal(outpost_state_get(pc, "k", &got), OUTPOST_E_UNAVAILABLE);
+	assert_int_equal(outpost_state_del(pc, "k"), OUTPOST_E_UNAVAILABLE);
+	/* Nor timers and watches without a loop. */
+	assert_int_equal(outpost_timer_add(pc, 10, NULL, NULL), OUTPOST_E_UNAVAILABLE);
+	assert_int_equal(outpost_watch_add(pc, f->dir, IN_CREATE, NULL, NULL),
+	                 OUTPOST_E_UNAVAILABLE);
+}
+
+struct seen {
+	int ticks;
+	int events;
+	char name[64];
+	uint32_t mask;
+};
+
+static void on_tick(struct outpost_plugin_ctx *pc, void *arg)
+{
+	(void)pc;
+	((struct seen *)arg)->ticks++;
+}
+
+static void on_file(struct outpost_plugin_ctx *pc, void *arg, const char *path, uint32_t mask,
+                    const char *name)
+{
+	struct seen *s = arg;
+	(void)pc, (void)path;
+	s->events++;
+	s->mask = mask;
+	snprintf(s->name, sizeof(s->name), "%s", name ? name : "");
+}
+
+static void run_loop_until(struct loop *l, const int *counter, int want, int max_ms)
+{
+	int64_t end = clk_mono_ms() + max_ms;
+
+	while (*counter < want && clk_mono_ms() < end)
+		loop_run_once(l, 20);
+}
+
+static void test_timers_and_watches_run_on_the_loop_until_removed(void **state)
+{
+	struct fx *f = *state;
+	struct loop *l;
+	struct watch *w;
+	struct outpost_plugin_ctx *pc;
+	struct seen s = {0};
+	char path[128];
+	int tid, wid, fd, ticks;
+
+	assert_int_equal(loop_new(&l), 0);
+	assert_int_equal(watch_new(l, &w), 0);
+	plugins_free(f->ps);
+	f->host.loop = l;
+	f->host.watch = w;
+	assert_int_equal(plugins_new(&f->host, &f->ps), 0);
+	assert_int_equal(plugins_add(f->ps, &p_a, "builtin", NULL, &pc), 0);
+	plugins_init_all(f->ps);
+
+	assert_int_equal(outpost_timer_add(pc, 0, on_tick, &s), OUTPOST_E_BAD_ARGS);
+	tid = outpost_timer_add(pc, 10, on_tick, &s);
+	assert_true(tid > 0);
+	run_loop_until(l, &s.ticks, 3, 2000);
+	assert_true(s.ticks >= 3);
+	outpost_timer_del(pc, tid);
+	ticks = s.ticks;
+	loop_run_once(l, 50);
+	assert_int_equal(s.ticks, ticks);
+
+	wid = outpost_watch_add(pc, f->dir, IN_CREATE | IN_MOVED_TO, on_file, &s);
+	assert_true(wid > 0);
+	assert_int_not_equal(wid, tid);
+	snprintf(path, sizeof(path), "%s/new-file", f->dir);
+	fd = open(path, O_WRONLY | O_CREAT, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	run_loop_until(l, &s.events, 1, 2000);
+	assert_int_equal(s.events, 1);
+	assert_string_equal(s.name, "new-file");
+	assert_true(s.mask & IN_CREATE);
+	outpost_watch_del(pc, wid);
+	snprintf(path, sizeof(path), "%s/second", f->dir);
+	fd = open(path, O_WRONLY | O_CREAT, 0600);
+	close(fd);
+	loop_run_once(l, 50);
+	assert_int_equal(s.events, 1);
+	/* A path that is not there is an error, not a crash. */
+	assert_true(outpost_watch_add(pc, "/nonexistent/outpost", IN_CREATE, on_file, &s) < 0);
+
+	/* A timer left armed is removed with the plugin. */
+	assert_true(outpost_timer_add(pc, 10, on_tick, &s) > 0);
+	plugins_free(f->ps);
+	f->ps = NULL;
+	ticks = s.ticks;
+	loop_run_once(l, 50);
+	assert_int_equal(s.ticks, ticks);
+	watch_free(w);
+	loop_free(l);
+	f->host.loop = NULL;
+	f->host.watch = NULL;
+	assert_int_equal(plugins_new(&f->host, &f->ps), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -209,6 +390,12 @@ int main(void)
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_failing_init_disables_only_that_plugin, setup,
 	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_state_is_private_to_a_plugin_and_survives_a_restart,
+	                                    setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_state_without_a_database_is_unavailable, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_timers_and_watches_run_on_the_loop_until_removed,
+	                                    setup, teardown),
 	};
 	signal(SIGPIPE, SIG_IGN);
 	return cmocka_run_group_tests(tests, NULL, NULL);
