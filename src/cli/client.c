@@ -163,11 +163,6 @@ void client_free(struct client *cl)
 	free(cl);
 }
 
-const char *client_base(const struct client *cl)
-{
-	return cl->base;
-}
-
 static size_t client_on_data(char *p, size_t size, size_t nmemb, void *arg)
 {
 	struct client *cl = arg;

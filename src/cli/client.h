@@ -50,7 +50,4 @@ void client_free(struct client *cl); /* NULL is a no-op */
 int client_call(struct client *cl, const char *method, const char *path, const json_t *body,
                 int wait_s, json_t **result, struct client_err *err);
 
-/* The base URL in use (borrowed). */
-const char *client_base(const struct client *cl);
-
 #endif

@@ -29,11 +29,6 @@ int log_level_parse(const char *s)
 	return -1;
 }
 
-const char *log_level_name(int level)
-{
-	return level >= 0 && level < 4 ? level_names[level] : "debug";
-}
-
 void log_vmsg(const struct logger *lg, int level, const char *who, const char *fmt, va_list ap)
 {
 	static const int sysprio[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};

@@ -18,7 +18,6 @@ struct logger {
 void log_init(struct logger *lg, const char *ident, int level, int target);
 /* Parses "error", "warn", "info", "debug"; returns the level or -1. */
 int log_level_parse(const char *s);
-const char *log_level_name(int level);
 void log_msg(const struct logger *lg, int level, const char *who, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 void log_vmsg(const struct logger *lg, int level, const char *who, const char *fmt, va_list ap);

@@ -119,7 +119,6 @@ void tasks_api_get(void *ctx, struct httpd_req *req);
 void tasks_api_cancel(void *ctx, struct httpd_req *req);
 void tasks_agent_poll(void *ctx, struct httpd_req *req);
 void tasks_agent_results(void *ctx, struct httpd_req *req);
-void tasks_agent_beat(void *ctx, struct httpd_req *req);
 /* Ends the held poll of a host that was just revoked or removed with `unauthorized` and why,
  * as its next request would be answered: an idle agent, which beats no more while its poll is
  * held, learns it at once, not at the end of the poll. */
