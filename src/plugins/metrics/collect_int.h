@@ -12,6 +12,10 @@
 #define COLLECT_NAME_MAX 32 /* disk and interface names: DISK_NAME_LEN 32, IFNAMSIZ 16 */
 #define COLLECT_DEV_COUNTERS 8
 #define COLLECT_CPU_MODES 8
+/* The read buffer starts at one seq_file batch and grows only for a longer line. A busy host's
+ * /proc/net/tcp is megabytes: it streams through the buffer, never all of it at once. */
+#define COLLECT_RBUF_INIT (64 * 1024)
+#define COLLECT_LINE_MAX (1024 * 1024)
 
 /* A disk or interface listed by the last sample, with its counters then. */
 struct collect_dev {
