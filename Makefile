@@ -3,12 +3,22 @@ BUILD  ?= build
 ASAN   ?= build-asan
 PYTEST ?= /usr/bin/python3 -m pytest
 
-.PHONY: all deps build asan test unit integration demo bench format clean
+DEB    ?= build-deb
+DEBOUT ?= $(DEB)/debs
+
+.PHONY: all deps test-deps bench-deps build asan test unit integration packaging demo bench deb format clean
 
 all: build
 
+# Three sets (scripts/deps.sh): a build needs only the first; tests and benchmarks add theirs.
 deps:
-	@sh scripts/deps.sh
+	@sh scripts/deps.sh build
+
+test-deps:
+	@sh scripts/deps.sh build test
+
+bench-deps:
+	@sh scripts/deps.sh build bench
 
 $(BUILD)/build.ninja:
 	meson setup $(BUILD) --buildtype=debugoptimized -Dwerror=true
@@ -22,28 +32,37 @@ build: deps $(BUILD)/build.ninja
 asan: deps $(ASAN)/build.ninja
 	ninja -C $(ASAN)
 
-unit: build asan
+unit: test-deps build asan
 	meson test -C $(BUILD) --print-errorlogs
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		meson test -C $(ASAN) --print-errorlogs
 
 # The real binaries, as built normally and under ASan/UBSan (a sanitizer report makes the
 # daemon exit non-zero, which the fixtures check at every stop).
-integration: build asan
+integration: test-deps build asan
 	OUTPOST_BUILD=$(abspath $(BUILD)) $(PYTEST) -q tests/integration tests/attack tests/fault
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1 \
 		OUTPOST_BUILD=$(abspath $(ASAN)) $(PYTEST) -q tests/integration tests/attack tests/fault
 
-test: unit integration
+# The Debian packages, built with a bounded time, their contents, lintian, the units, the
+# sample configs (tests/packaging).
+packaging: test-deps
+	$(PYTEST) -q tests/packaging
+
+test: unit integration packaging
 
 demo: build
 	@sh scripts/demo.sh $(abspath $(BUILD))
 
-bench: build
+bench: bench-deps build
 	@sh bench/run-all.sh $(abspath $(BUILD))
+
+# outpost-agent, outpost-hub and outpost .debs in $(DEBOUT) (packaging/mkdeb.sh).
+deb: deps
+	@sh packaging/mkdeb.sh $(DEB) $(DEBOUT)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(ASAN)
+	rm -rf $(BUILD) $(ASAN) $(DEB)

@@ -1,33 +1,126 @@
 #!/bin/sh
-# The one place that installs what Outpost needs to build, test and benchmark.
-# Idempotent: installs only the Debian packages that are missing. Runs as root or via sudo.
+# The one place that installs what Outpost needs, from Debian's packages, in three sets:
+#   build  compile the binaries and the Debian packages   (make build, make asan, make deb)
+#   test   run every unit, integration and package test   (make test: build + test)
+#   bench  the benchmarks' tools and the peers they compare against (make bench)
+# Usage: scripts/deps.sh [build|test|bench]...   (no argument: build)
+# Idempotent: apt-get runs only when a package is missing. Runs as root or via sudo.
+# Nothing it installs starts a service: starts are refused during the install (policy-rc.d),
+# and the services of packages it installed are disabled for the next boot.
+#
+# One package per line, in the set that first needs it, so parallel additions merge.
 set -eu
 
-PKGS="
-build-essential pkg-config meson ninja-build clang-format
-libmicrohttpd-dev libgnutls28-dev libjansson-dev libsqlite3-dev libsodium-dev libcurl4-gnutls-dev
-libcmocka-dev libyajl-dev
-python3 python3-pytest python3-requests python3-nacl
-sqlite3 curl wrk hyperfine procps
+BUILD="
+build-essential
+pkg-config
+meson
+ninja-build
+clang-format
+libmicrohttpd-dev
+libgnutls28-dev
+libjansson-dev
+libsqlite3-dev
+libsodium-dev
+libcurl4-gnutls-dev
+libyajl-dev
+python3
+dpkg-dev
+"
+
+TEST="
+libcmocka-dev
+python3-pytest
+python3-requests
+python3-nacl
+sqlite3
+curl
+procps
+lintian
+systemd
 prometheus
 "
 
+BENCH="
+wrk
+hyperfine
+procps
+curl
+nginx-light
+prometheus-node-exporter
+clustershell
+openssh-server
+openssh-client
+collectd-core
+strace
+"
+
+sets=${*:-build}
+want=""
+for s in $sets; do
+	case "$s" in
+	build) want="$want $BUILD" ;;
+	test) want="$want $TEST" ;;
+	bench) want="$want $BENCH" ;;
+	*)
+		echo "deps.sh: unknown set '$s' (use build, test or bench)" >&2
+		exit 2
+		;;
+	esac
+done
+
 missing=""
-for p in $PKGS; do
+for p in $want; do
+	case " $missing " in *" $p "*) continue ;; esac
 	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
 		missing="$missing $p"
 	fi
 done
-
 [ -z "$missing" ] && exit 0
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then
-	command -v sudo >/dev/null 2>&1 || { echo "deps.sh: need root or sudo to install:$missing" >&2; exit 1; }
+	command -v sudo >/dev/null 2>&1 || {
+		echo "deps.sh: need root or sudo to install:$missing" >&2
+		exit 1
+	}
 	SUDO="sudo"
 fi
+
+# A build or test machine must not end up with prometheus on :9090, nginx on :80 or sshd on
+# :22: invoke-rc.d (which every maintainer script uses to start its service, on systemd and
+# sysvinit hosts alike) asks policy-rc.d first, and 101 means "refused". A host that has its
+# own policy keeps it.
+policy=/usr/sbin/policy-rc.d
+made_policy=0
+if [ ! -e "$policy" ]; then
+	printf '#!/bin/sh\n# scripts/deps.sh: no service starts while it installs\nexit 101\n' |
+		$SUDO tee "$policy" >/dev/null
+	$SUDO chmod 755 "$policy"
+	made_policy=1
+fi
+cleanup() {
+	[ "$made_policy" = 1 ] && $SUDO rm -f "$policy"
+	return 0
+}
+trap cleanup EXIT INT TERM
+
 echo "deps.sh: installing:$missing"
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 # shellcheck disable=SC2086
 $SUDO apt-get install -y -qq --no-install-recommends $missing
+
+# The packages also enabled their services for the next boot. Undo that for the packages this
+# script installed (never for one that was already there): the tests and benchmarks start
+# private instances on loopback ports and stop them again.
+for p in $missing; do
+	for name in $(dpkg-query -L "$p" 2>/dev/null |
+		grep -E '^(/usr)?/lib/systemd/system/[^/]+\.service$|^/etc/init\.d/[^/]+$' |
+		sed 's|.*/||; s|\.service$||' | sort -u); do
+		case "$name" in *@) continue ;; esac
+		$SUDO deb-systemd-helper disable "$name.service" >/dev/null 2>&1 || true
+		if [ -e "/etc/init.d/$name" ]; then $SUDO update-rc.d "$name" disable >/dev/null 2>&1 || true; fi
+		echo "deps.sh: $p's service $name is installed but not started, and disabled at boot"
+	done
+done

@@ -113,6 +113,9 @@ enum outpost_log_level {
 void *outpost_call_state(struct outpost_call *call);
 /* Absolute deadline on CLOCK_MONOTONIC, in milliseconds. */
 int64_t outpost_call_deadline(struct outpost_call *call);
+/* Nonzero once the agent is stopping and has waited its grace period for this call: a long
+ * handler should end now and return what it has (its result is still recorded). */
+int outpost_call_abandoned(struct outpost_call *call);
 /* The plugin's config section (borrowed, never NULL: an empty object when none). A reload
  * swaps it between calls, never during one. */
 json_t *outpost_call_config(struct outpost_call *call);

@@ -308,9 +308,12 @@ static void agent_check_drained(void *arg)
 
 	if (busy && clk_mono_ms() < a->drain_until)
 		return;
-	if (busy)
-		log_warn(a->log, "agent", "%d call(s) still running at the end of the grace period",
+	if (busy) {
+		log_warn(a->log, "agent",
+		         "%d call(s) still running at the end of the grace period: ending them",
 		         dispatch_inflight(a->dispatch));
+		dispatch_abandon(a->dispatch);
+	}
 	loop_timer_del(a->loop, a->drain_timer);
 	a->drain_timer = NULL;
 	a->on_drained(a->on_drained_arg);
@@ -341,8 +344,11 @@ void agent_free(struct agent *a)
 	loop_timer_del(a->loop, a->prune_timer);
 	if (a->link)
 		a->link->ops->stop(a->link);
-	/* Workers first (they finish what runs), then the server and the outbox that take their
-	 * answers. */
+	/* Workers first, then the server and the outbox that take their answers. Nothing waits
+	 * for a command any longer: handlers that can (exec) end what still runs, and their
+	 * results are recorded (docs/plugins/exec.md#when-the-agent-stops). */
+	if (a->dispatch)
+		dispatch_abandon(a->dispatch);
 	dispatch_free(a->dispatch);
 	loop_run_once(a->loop, 0); /* deliver the last results to their requests */
 	hubtask_free(a->hubtask);

@@ -68,6 +68,11 @@ int64_t outpost_call_deadline(struct outpost_call *call)
 	return call->deadline_ms;
 }
 
+int outpost_call_abandoned(struct outpost_call *call)
+{
+	return call->abandoned && atomic_load(call->abandoned);
+}
+
 json_t *outpost_call_config(struct outpost_call *call)
 {
 	return call->config;

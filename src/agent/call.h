@@ -11,6 +11,7 @@ struct outpost_call {
 	size_t op_index;
 	json_t *config;      /* snapshot of the plugin's section; owned */
 	int64_t deadline_ms; /* CLOCK_MONOTONIC */
+	const atomic_int *abandoned; /* the dispatcher's; NULL: never */
 	int errcode;
 	char errmsg[512];
 };

@@ -45,6 +45,7 @@ struct dispatch {
 	pthread_cond_t wake;
 	struct job *head, *tail;
 	int stopping;
+	atomic_int abandoned; /* dispatch_abandon */
 	json_t *timeouts;
 	int64_t default_timeout_ms;
 	struct dispatch_stats st;
@@ -143,6 +144,7 @@ static void job_run(struct dispatch *d, struct job *j)
 		journaled = 1;
 	}
 	call_init(&call, j->pc, j->op, j->op_index, j->deadline_ms);
+	call.abandoned = &d->abandoned;
 	rc = call_invoke(&call, j->args, &result);
 	j->envelope = rc < 0 ? job_error(rc, call.errmsg) : wire_ok(result);
 	call_release(&call);
@@ -216,6 +218,11 @@ fail:
 	return OUTPOST_E_INTERNAL;
 }
 
+void dispatch_abandon(struct dispatch *d)
+{
+	atomic_store(&d->abandoned, 1);
+}
+
 void dispatch_free(struct dispatch *d)
 {
 	if (!d)
@@ -226,6 +233,10 @@ void dispatch_free(struct dispatch *d)
 	pthread_mutex_unlock(&d->lock);
 	for (int i = 0; i < d->nthreads; i++)
 		pthread_join(d->threads[i], NULL);
+	/* The workers posted what they finished last to the loop: hand it over now, while d is
+	 * still there for job_on_finished (the caller keeps the answers' receivers alive). */
+	if (atomic_load(&d->st.inflight) > 0)
+		loop_run_once(d->loop, 0);
 	free(d->threads);
 	json_decref(d->timeouts);
 	pthread_cond_destroy(&d->wake);

@@ -37,6 +37,9 @@ int dispatch_new(struct loop *loop, struct plugins *ps, struct ledger *ledger,
                  struct dispatch **out);
 /* Stops the workers after the calls in flight end. NULL ok. */
 void dispatch_free(struct dispatch *d);
+/* The agent is stopping and will not wait for the calls in flight any longer: handlers that
+ * look (outpost_call_abandoned) end them now. Thread-safe. */
+void dispatch_abandon(struct dispatch *d);
 
 /* On the loop thread. Takes a reference to args. id may be NULL; mutating ops (or any op with
  * DISPATCH_JOURNAL) that carry one go through the ledger. timeout_ms <= 0: the op's

@@ -140,6 +140,8 @@ static int out_exec_result(struct buf *b, const json_t *r, int64_t dur)
 
 	if (json_is_true(json_object_get(r, "timed_out")))
 		rc = buf_puts(b, ", killed at its timeout");
+	else if (json_is_true(json_object_get(r, "agent_stopped")))
+		rc = buf_puts(b, ", killed: the agent stopped while it ran");
 	else if (json_is_integer(code))
 		rc = buf_printf(b, ", exit %" PRId64, (int64_t)json_integer_value(code));
 	else if (sig)

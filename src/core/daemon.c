@@ -2,6 +2,7 @@
 #include "daemon.h"
 #include "conf.h"
 #include "loop.h"
+#include "notify.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -26,7 +27,27 @@ struct daemon_run {
 	json_t *overrides; /* from flags: win over the file */
 	int sfd;
 	int stopping;
+	char *notify_socket; /* $NOTIFY_SOCKET, owned; NULL when no service manager listens */
+	struct loop_timer *watchdog;
 };
+
+/* Tells the service manager; a failure is logged once per state, never fatal. */
+static void daemon_notify(struct daemon_run *d, const char *state)
+{
+	if (notify_send(d->notify_socket, state) < 0)
+		log_warn(&d->log, "main", "cannot notify the service manager (%s): %s", state,
+		         strerror(errno));
+}
+
+/* A beat from the loop thread itself: a loop stuck in a handler stops it, and the service
+ * manager restarts the daemon. */
+static void daemon_on_watchdog(void *arg)
+{
+	struct daemon_run *d = arg;
+
+	if (notify_send(d->notify_socket, "WATCHDOG=1") < 0)
+		log_debug(&d->log, "main", "watchdog notify: %s", strerror(errno));
+}
 
 static int daemon_detach(void)
 {
@@ -164,6 +185,7 @@ static void daemon_on_signal(void *arg, uint32_t events)
 			json_decref(conf);
 		} else if (!d->stopping) {
 			d->stopping = 1;
+			daemon_notify(d, "STOPPING=1");
 			log_info(&d->log, "main", "%s received", strsignal((int)si.ssi_signo));
 			d->ops->shutdown(d->obj, daemon_on_stopped, d);
 		} else {
@@ -264,6 +286,18 @@ int daemon_main(const struct daemon_ops *ops, int argc, char **argv)
 		log_error(&d.log, "main", "cannot start: %s", msg);
 		goto out;
 	}
+	/* Type=notify: ready once listening and started. Read once and taken out of the
+	 * environment so nothing the daemon starts speaks for it. */
+	if (getenv("NOTIFY_SOCKET")) {
+		int64_t wd = notify_watchdog_ms(getenv("WATCHDOG_USEC"), getenv("WATCHDOG_PID"),
+		                                getpid());
+		d.notify_socket = strdup(getenv("NOTIFY_SOCKET"));
+		unsetenv("NOTIFY_SOCKET");
+		if (wd > 0 &&
+		    loop_timer_add(d.loop, wd, wd, daemon_on_watchdog, &d, &d.watchdog) < 0)
+			log_warn(&d.log, "main", "cannot arm the watchdog timer");
+		daemon_notify(&d, "READY=1");
+	}
 	loop_run(d.loop);
 	rc = 0;
 	log_info(&d.log, "main", "stopped");
@@ -271,11 +305,13 @@ out:
 	if (d.obj)
 		ops->free(d.obj);
 	if (d.loop) {
+		loop_timer_del(d.loop, d.watchdog);
 		loop_fd_del(d.loop, sh);
 		loop_free(d.loop);
 	}
 	if (d.sfd >= 0)
 		close(d.sfd);
+	free(d.notify_socket);
 	json_decref(conf);
 	json_decref(d.overrides);
 	return rc;

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -234,6 +235,7 @@ static void child_run(const struct proc_spec *spec, const struct proc_user *pu, 
 		child_fail(3, STAGE_USER);
 	if (chdir(spec->cwd ? spec->cwd : "/") < 0)
 		child_fail(3, STAGE_CHDIR);
+	umask(PROC_UMASK);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	child_exec(spec->argv, envp, path);
@@ -422,6 +424,11 @@ int proc_run(const struct proc_spec *spec, struct proc_result *res, char *msg, s
 			drain_until = now + PROC_DRAIN_MS;
 		} else if (!ended && now >= spec->deadline_ms) {
 			res->timed_out = 1;
+			proc_end(pid, &status);
+			ended = 1;
+			drain_until = now + PROC_DRAIN_MS;
+		} else if (!ended && spec->abandoned && spec->abandoned(spec->abandoned_arg)) {
+			res->abandoned = 1;
 			proc_end(pid, &status);
 			ended = 1;
 			drain_until = now + PROC_DRAIN_MS;

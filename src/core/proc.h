@@ -4,7 +4,10 @@
  * The process group is the unit: when the command's first process (the leader) exits, or the
  * deadline passes, every process still in its group gets SIGKILL. A command that means to
  * leave something running must start it outside the group (systemd-run, setsid); such a
- * process keeps the agent's pipes only PROC_DRAIN_MS after the leader exits. */
+ * process keeps the agent's pipes only PROC_DRAIN_MS after the leader exits.
+ *
+ * The child starts with umask 022, what an operator's login shell gives, whatever the umask
+ * of the daemon (the agent's unit narrows its own to 077): a command behaves as typed. */
 #ifndef OUTPOST_PROC_H
 #define OUTPOST_PROC_H
 
@@ -12,6 +15,9 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+/* The file mode creation mask every child starts with. */
+#define PROC_UMASK 022
 
 /* After the leader exits, how long output is still read from pipes held open by a process
  * that left its group. */
@@ -30,12 +36,17 @@ struct proc_spec {
 	size_t max_stdout; /* bytes kept; the rest is read and dropped (truncated flag) */
 	size_t max_stderr;
 	int64_t deadline_ms; /* CLOCK_MONOTONIC ms; the group is killed when it passes */
+	/* May be NULL. Asked about once a second while the command runs: nonzero ends it now,
+	 * as a deadline would (the agent is stopping and will not wait for it any longer). */
+	int (*abandoned)(void *arg);
+	void *abandoned_arg;
 };
 
 struct proc_result {
 	int exit_code;       /* -1 when killed by a signal (or never started: timed out) */
 	int signal;          /* 0, or the signal that ended it */
 	int timed_out;       /* the deadline passed and the group was killed */
+	int abandoned;       /* spec->abandoned said so and the group was killed */
 	struct buf out, err; /* owned; freed by proc_result_free */
 	int out_truncated, err_truncated;
 	int64_t duration_ms;

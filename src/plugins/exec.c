@@ -447,7 +447,8 @@ static json_t *exec_result(const struct proc_result *res)
 	    exec_put_output(r, "stderr", &res->err, res->err_truncated) < 0 ||
 	    json_object_set_new(r, "stdout_truncated", json_boolean(res->out_truncated)) < 0 ||
 	    json_object_set_new(r, "stderr_truncated", json_boolean(res->err_truncated)) < 0 ||
-	    json_object_set_new(r, "duration_ms", json_integer(res->duration_ms)) < 0) {
+	    json_object_set_new(r, "duration_ms", json_integer(res->duration_ms)) < 0 ||
+	    (res->abandoned && json_object_set_new(r, "agent_stopped", json_true()) < 0)) {
 		json_decref(r);
 		return NULL;
 	}
@@ -455,6 +456,11 @@ static json_t *exec_result(const struct proc_result *res)
 }
 
 /* ---- The op ---- */
+
+static int exec_abandoned(void *call)
+{
+	return outpost_call_abandoned(call);
+}
 
 static int op_run(struct outpost_call *call, json_t *args, json_t **result)
 {
@@ -482,6 +488,8 @@ static int op_run(struct outpost_call *call, json_t *args, json_t **result)
 	spec.stdin_len = r.stdin_len;
 	spec.max_stdout = r.max_output;
 	spec.max_stderr = r.max_output;
+	spec.abandoned = exec_abandoned;
+	spec.abandoned_arg = call;
 	/* The call's deadline caps the command's, less a margin to send the result back. */
 	now = clk_mono_ms();
 	margin = (call_dl - now) / 10 < EXEC_MARGIN_MS ? (call_dl - now) / 10 : EXEC_MARGIN_MS;
@@ -501,7 +509,10 @@ static int op_run(struct outpost_call *call, json_t *args, json_t **result)
 	                 r.script ? "a script" : "'", r.script ? "" : r.argv[0],
 	                 r.script ? "" : "'", r.user ? " as " : "", r.user ? r.user : "",
 	                 res.signal ? "signal" : "exit", res.signal ? res.signal : res.exit_code,
-	                 res.timed_out ? " (timed out)" : "", (long long)res.duration_ms);
+	                 res.timed_out  ? " (timed out)"
+	                 : res.abandoned ? " (ended: the agent is stopping)"
+	                                 : "",
+	                 (long long)res.duration_ms);
 	*result = exec_result(&res);
 	proc_result_free(&res);
 	if (!*result)

@@ -255,6 +255,50 @@ static void test_escaped_process_delays_only_by_drain(void **state)
 	proc_result_free(&res);
 }
 
+/* A command gets the umask of an operator's shell, not the caller's narrower one. */
+static void test_child_umask_is_022_whatever_the_callers(void **state)
+{
+	struct proc_result res;
+	mode_t old = umask(077);
+
+	assert_int_equal(run(SH("umask"), 5000, &res), 0);
+	umask(old);
+	assert_int_equal(res.exit_code, 0);
+	assert_string_equal(res.out.data, "0022\n");
+	proc_result_free(&res);
+}
+
+static int abandon_after_300ms(void *arg)
+{
+	return clk_mono_ms() >= *(const int64_t *)arg;
+}
+
+/* An abandoned run ends like a timeout, within about a second, its whole group with it, and
+ * says why. */
+static void test_abandoned_run_kills_the_group_and_says_so(void **state)
+{
+	struct proc_spec spec = {0};
+	struct proc_result res;
+	int64_t t0 = clk_mono_ms(), when = t0 + 300;
+	pid_t grandchild;
+	char msg[256];
+
+	spec.argv = SH("sleep 100 & echo $!; sleep 100");
+	spec.max_stdout = spec.max_stderr = 4096;
+	spec.deadline_ms = t0 + 60000;
+	spec.abandoned = abandon_after_300ms;
+	spec.abandoned_arg = &when;
+	assert_int_equal(proc_run(&spec, &res, msg, sizeof(msg)), 0);
+	assert_true(res.abandoned);
+	assert_false(res.timed_out);
+	assert_int_equal(res.signal, SIGKILL);
+	assert_true(clk_mono_ms() - t0 < 2500);
+	grandchild = (pid_t)atoi(res.out.data);
+	assert_true(grandchild > 1);
+	assert_true(pid_dead(grandchild));
+	proc_result_free(&res);
+}
+
 static void test_no_fd_leak(void **state)
 {
 	struct proc_spec spec = {0};
@@ -516,6 +560,8 @@ int main(void)
 	    cmocka_unit_test(test_timeout_kills_the_whole_group),
 	    cmocka_unit_test(test_leader_exit_kills_what_it_left),
 	    cmocka_unit_test(test_escaped_process_delays_only_by_drain),
+	    cmocka_unit_test(test_child_umask_is_022_whatever_the_callers),
+	    cmocka_unit_test(test_abandoned_run_kills_the_group_and_says_so),
 	    cmocka_unit_test(test_no_fd_leak),
 	    cmocka_unit_test(test_no_zombie_left),
 	    cmocka_unit_test(test_child_gets_only_stdio),
