@@ -27,13 +27,24 @@ static void agent_free_obj(void *obj)
 }
 
 static const struct daemon_flag agent_flags[] = {
-    {"hub", "hub.url", "  --hub URL          enroll with and connect to this hub (hub.url)"},
-    {"token", "hub.token", "  --token TOKEN      enrollment token for the first start (hub.token)"},
+    {"hub", "hub.url", "  --hub URL           enroll with and connect to this hub (hub.url)"},
+    {"token", "hub.token", "  --token TOKEN       enrollment token for the first start (hub.token)"},
     {NULL, NULL, NULL},
 };
 
 static const struct daemon_ops agent_daemon = {
     .name = "outpost-agent",
+    .summary = "the Outpost agent: runs its hub's tasks and reports this host",
+    .description =
+        "outpost-agent runs on every server of a fleet, as root, in one process. It takes "
+        "signed tasks from its hub (exec: commands and scripts; file: copies; sys: facts), "
+        "reports their outcomes, ships the host's metrics, and answers a local API on "
+        "loopback and a unix socket (POST /v1/PLUGIN/OP).\n\n"
+        "Its first start with a hub (--hub, --token, or hub.url and hub.token in the "
+        "configuration) makes its key pair and enrolls with the hub. Commands run with a "
+        "clean environment, umask 022, their own process group and a deadline; what a "
+        "command starts outside its group (setsid) survives agent restarts. Installed from "
+        "the outpost-agent package it runs under systemd (outpost-agent.service).",
     .default_config = "/etc/outpost/agent.conf",
     .state_help = "state directory (database, lock, plugin state)",
     .listen_help = "local API address (\"\" for none)",

@@ -32,6 +32,7 @@ struct cli {
 	/* From flags (borrowed from argv); the environment and the config file fill the rest. */
 	const char *hub, *token, *ca, *pin, *config;
 	int json;
+	int group;               /* run --group: identical outcomes once, after their hosts */
 	int progress;            /* draw the progress line: stderr is a terminal and not --json */
 	int progress_shown;      /* a progress line is on the screen now */
 	char progress_last[128]; /* what it says, so an unchanged line is not redrawn */

@@ -4,6 +4,7 @@
 #include "cli.h"
 #include "client.h"
 #include "core/conf.h"
+#include "helpgen.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -47,6 +48,9 @@ static const struct cli_cmd cli_cmds[] = {
      "  --user USER            run as this user (default: the agent's, root)\n"
      "  --cwd DIR              run in this absolute directory (default /)\n"
      "  --env NAME=VALUE       add to the command's clean environment (repeatable)\n"
+     "  -b, --group            show each distinct outcome once, after the hosts that had it\n"
+     "                         in node-set notation (web[01-03]), when all have ended,\n"
+     "                         as clush -b does\n"
      "@TASK"},
     {NULL, "cp", run_cp, "-t SELECTOR [options] LOCAL REMOTE",
      "copy a local file to hosts (file.put)",
@@ -135,6 +139,22 @@ static const char cli_global_help[] =
     "  --json                 machine-readable output on stdout\n"
     "  --version, --help\n";
 
+static const char cli_exit_help[] =
+    "  0                      every host ok\n"
+    "  1                      a host was not ok: failed, timed out, lost, refused, expired\n"
+    "                         or cancelled (metrics: no series matched)\n"
+    "  2                      usage error\n"
+    "  3                      the hub said no, or could not be reached\n"
+    "  130                    interrupted\n";
+
+static const struct helpgen cli_helpgen = {
+    .cmds = cli_cmds,
+    .ncmds = CLI_NCMDS,
+    .task_help = cli_task_help,
+    .global_help = cli_global_help,
+    .exit_help = cli_exit_help,
+};
+
 static void cli_on_sigint(int sig)
 {
 	if (main_interrupted) {
@@ -184,7 +204,7 @@ static void cli_help(FILE *f, const char *group)
 		if (group && (!cli_cmds[i].group || strcmp(cli_cmds[i].group, group) != 0))
 			continue;
 		cli_cmd_name(&cli_cmds[i], name, sizeof(name));
-		fprintf(f, "  %-14s %s\n", name, cli_cmds[i].summary);
+		fprintf(f, "  %-15s %s\n", name, cli_cmds[i].summary);
 	}
 	fprintf(f,
 	        "\n%s\nRun 'outpost help COMMAND' for a command's options; docs/cli.md has "
@@ -657,6 +677,8 @@ int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 	    {"version", no_argument, NULL, 'V'},
+	    {"help-man", no_argument, NULL, 'M'},
+	    {"help-bash", no_argument, NULL, 'B'},
 	    CLI_GLOBAL_OPTIONS,
 	    {NULL, 0, NULL, 0},
 	};
@@ -680,6 +702,12 @@ int main(int argc, char **argv)
 		if (ch == 'V') {
 			printf("outpost %s\n", OUTPOST_VERSION);
 			rc = CLI_EXIT_OK;
+			goto out;
+		}
+		if (ch == 'M' || ch == 'B') {
+			/* For packagers: the man page and the completion, from this very table. */
+			(ch == 'M' ? helpgen_man : helpgen_bash)(stdout, &cli_helpgen);
+			rc = fflush(stdout) == 0 ? CLI_EXIT_OK : CLI_EXIT_FAILED;
 			goto out;
 		}
 		rc = cli_getopt_exit(ch);

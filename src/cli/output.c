@@ -1,6 +1,8 @@
 /* Text for people: see output.h. */
 #include "output.h"
 
+#include <ctype.h>
+
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -131,7 +133,8 @@ static const char *out_no_answer(const char *state)
 	return NULL;
 }
 
-static int out_exec_result(struct buf *b, const json_t *r, int64_t dur)
+/* timed 0: no time shown at all (grouped outcomes, where times differ by host). */
+static int out_exec_result(struct buf *b, const json_t *r, int64_t dur, int timed)
 {
 	const json_t *code = json_object_get(r, "exit_code");
 	const char *sig = out_str(r, "signal");
@@ -146,7 +149,9 @@ static int out_exec_result(struct buf *b, const json_t *r, int64_t dur)
 		rc = buf_printf(b, ", exit %" PRId64, (int64_t)json_integer_value(code));
 	else if (sig)
 		rc = buf_puts(b, ", killed by ") < 0 ? -1 : out_text(b, sig);
-	if (json_is_integer(json_object_get(r, "duration_ms")))
+	if (!timed)
+		dur = -1;
+	else if (json_is_integer(json_object_get(r, "duration_ms")))
 		dur = out_int(r, "duration_ms");
 	if (rc < 0 ||
 	    (dur >= 0 &&
@@ -208,23 +213,24 @@ static int out_any_result(struct buf *b, const json_t *r, int64_t dur)
 	return rc;
 }
 
-int out_host(struct buf *b, const char *plugin, const char *op, const json_t *host)
+/* What follows "id: " on a host's header line, and its output; timed: with durations. */
+static int out_outcome(struct buf *b, const char *plugin, const char *op, const json_t *host,
+                       int timed)
 {
 	const char *state = out_str(host, "state");
 	const json_t *resp = json_object_get(host, "response");
 	const json_t *err = json_object_get(resp, "error");
 	int64_t started = out_int(host, "started_ms"), finished = out_int(host, "finished_ms");
-	int64_t dur = started > 0 && finished >= started ? finished - started : -1;
+	int64_t dur = timed && started > 0 && finished >= started ? finished - started : -1;
 
 	if (!state)
 		state = "unknown";
-	if (out_text(b, out_str(host, "host_id")) < 0 || buf_puts(b, ": ") < 0 ||
-	    out_text(b, state) < 0)
+	if (out_text(b, state) < 0)
 		return -1;
 	if (json_is_true(json_object_get(resp, "ok"))) {
 		const json_t *r = json_object_get(resp, "result");
 		if (plugin && op && strcmp(plugin, "exec") == 0 && strcmp(op, "run") == 0)
-			return out_exec_result(b, r, dur);
+			return out_exec_result(b, r, dur, timed);
 		if (plugin && op && strcmp(plugin, "file") == 0 && strcmp(op, "put") == 0)
 			return out_put_result(b, r, dur);
 		return out_any_result(b, r, dur);
@@ -240,6 +246,207 @@ int out_host(struct buf *b, const char *plugin, const char *op, const json_t *ho
 	    (buf_puts(b, ": ") < 0 || buf_puts(b, out_no_answer(state)) < 0))
 		return -1;
 	return buf_puts(b, "\n");
+}
+
+int out_host(struct buf *b, const char *plugin, const char *op, const json_t *host)
+{
+	if (out_text(b, out_str(host, "host_id")) < 0 || buf_puts(b, ": ") < 0)
+		return -1;
+	return out_outcome(b, plugin, op, host, 1);
+}
+
+/* ---- Node sets: web01 web02 web03 db1 -> db1,web[01-03] ---- */
+
+struct out_node {
+	const char *id;
+	size_t pre;   /* bytes before the last run of digits */
+	size_t ndig;  /* digits in it (0: none) */
+	long long n;  /* its value */
+	size_t width; /* zero-padded width, or 0 when not padded */
+};
+
+static void out_node_parse(struct out_node *nd, const char *id)
+{
+	size_t len = strlen(id), e = len, s;
+
+	memset(nd, 0, sizeof(*nd));
+	nd->id = id;
+	while (e > 0 && !isdigit((unsigned char)id[e - 1]))
+		e--;
+	s = e;
+	while (s > 0 && isdigit((unsigned char)id[s - 1]))
+		s--;
+	nd->pre = s;
+	nd->ndig = e - s;
+	if (nd->ndig == 0 || nd->ndig > 18) {
+		nd->pre = len, nd->ndig = 0;
+		return;
+	}
+	nd->n = strtoll(id + s, NULL, 10);
+	nd->width = id[s] == '0' && nd->ndig > 1 ? nd->ndig : 0;
+}
+
+/* Same prefix and suffix around the number: they fold into one bracket. */
+static int out_node_same_pattern(const struct out_node *a, const struct out_node *b)
+{
+	return a->ndig && b->ndig && a->pre == b->pre && strncmp(a->id, b->id, a->pre) == 0 &&
+	       strcmp(a->id + a->pre + a->ndig, b->id + b->pre + b->ndig) == 0;
+}
+
+/* By pattern (prefix, suffix), then number, whatever the padding. */
+static int out_node_cmp_pattern(const void *x, const void *y)
+{
+	const struct out_node *a = x, *b = y;
+	int c;
+
+	if (out_node_same_pattern(a, b))
+		return a->n < b->n ? -1 : a->n > b->n ? 1 : strcmp(a->id, b->id);
+	/* Group by pattern: prefix, then suffix, then the whole id. */
+	c = strncmp(a->id, b->id, a->pre < b->pre ? a->pre : b->pre);
+	if (c == 0 && a->pre != b->pre)
+		c = a->pre < b->pre ? -1 : 1;
+	if (c == 0)
+		c = strcmp(a->id + a->pre + a->ndig, b->id + b->pre + b->ndig);
+	return c ? c : strcmp(a->id, b->id);
+}
+
+/* By pattern, then padding, then number. */
+static int out_node_cmp(const void *x, const void *y)
+{
+	const struct out_node *a = x, *b = y;
+
+	if (out_node_same_pattern(a, b)) {
+		if (a->width != b->width)
+			return a->width < b->width ? -1 : 1;
+		return a->n < b->n ? -1 : a->n > b->n;
+	}
+	return out_node_cmp_pattern(a, b);
+}
+
+/* Sorts nd by pattern, then padding, then number. A number written without padding joins a
+ * padded range of its own length (web10 with web01..web09: web[01-10]). */
+static void out_node_sort(struct out_node *nd, size_t n)
+{
+	qsort(nd, n, sizeof(*nd), out_node_cmp_pattern);
+	for (size_t i = 0, j; i < n; i = j) {
+		int padded[19] = {0};
+		for (j = i; j < n && (j == i || out_node_same_pattern(&nd[i], &nd[j])); j++)
+			if (nd[j].width)
+				padded[nd[j].width] = 1;
+		for (size_t k = i; k < j; k++)
+			if (!nd[k].width && nd[k].ndig > 1 && padded[nd[k].ndig])
+				nd[k].width = nd[k].ndig;
+		qsort(nd + i, j - i, sizeof(*nd), out_node_cmp);
+	}
+}
+
+/* A number as it was written: zero-padded to the node's width. */
+static int out_node_num(struct buf *b, const struct out_node *nd, long long n)
+{
+	return buf_printf(b, "%0*lld", (int)nd->width, n);
+}
+
+int out_nodeset(struct buf *b, const json_t *ids)
+{
+	size_t n = json_array_size(ids), i = 0, k;
+	struct out_node *nd = calloc(n ? n : 1, sizeof(*nd));
+	int rc = -1;
+
+	if (!nd)
+		return -1;
+	for (k = 0; k < n; k++)
+		out_node_parse(&nd[k], json_string_value(json_array_get(ids, k)) ?
+		                           json_string_value(json_array_get(ids, k)) : "?");
+	out_node_sort(nd, n);
+	while (i < n) {
+		size_t j = i + 1;
+		/* nd[i..j): one pattern, one padding. */
+		while (j < n && out_node_same_pattern(&nd[i], &nd[j]) && nd[j].width == nd[i].width)
+			j++;
+		if (i > 0 && buf_puts(b, ",") < 0)
+			goto out;
+		if (j - i == 1) {
+			if (out_text(b, nd[i].id) < 0)
+				goto out;
+			i = j;
+			continue;
+		}
+		{
+			struct buf pre = BUF_INIT;
+			int bad = buf_printf(&pre, "%.*s", (int)nd[i].pre, nd[i].id) < 0 ||
+			          out_text(b, pre.data) < 0 || buf_puts(b, "[") < 0;
+			buf_free(&pre);
+			if (bad)
+				goto out;
+		}
+		for (size_t r = i; r < j;) {
+			size_t e = r;
+			while (e + 1 < j && nd[e + 1].n <= nd[e].n + 1)
+				e++;
+			if ((r > i && buf_puts(b, ",") < 0) || out_node_num(b, &nd[r], nd[r].n) < 0 ||
+			    (nd[e].n != nd[r].n &&
+			     (buf_puts(b, "-") < 0 || out_node_num(b, &nd[e], nd[e].n) < 0)))
+				goto out;
+			r = e + 1;
+		}
+		if (buf_puts(b, "]") < 0 || out_text(b, nd[i].id + nd[i].pre + nd[i].ndig) < 0)
+			goto out;
+		i = j;
+	}
+	rc = 0;
+out:
+	free(nd);
+	return rc;
+}
+
+int out_groups(struct buf *b, const char *plugin, const char *op, const json_t *hosts)
+{
+	json_t *groups = json_object(), *order = json_array(), *g, *ids, *v;
+	struct buf text = BUF_INIT;
+	size_t i;
+	int rc = -1;
+
+	if (!groups || !order)
+		goto out;
+	/* Hosts by the text of their outcome, in the order outcomes first appeared. */
+	json_array_foreach(hosts, i, v)
+	{
+		buf_reset(&text);
+		if (out_outcome(&text, plugin, op, v, 0) < 0 || !text.data)
+			goto out;
+		if (!(ids = json_object_get(groups, text.data))) {
+			if (json_object_set_new(groups, text.data, ids = json_array()) < 0 ||
+			    json_array_append_new(order, json_string(text.data)) < 0)
+				goto out;
+		}
+		if (json_array_append(ids, json_object_get(v, "host_id")) < 0)
+			goto out;
+	}
+	/* Most hosts first: the odd ones out come last, next to the summary. */
+	for (size_t done = 0; done < json_array_size(order); done++) {
+		size_t best = 0, best_n = 0;
+		const char *key = NULL;
+		json_array_foreach(order, i, g)
+		{
+			size_t n = json_is_string(g) ? json_array_size(json_object_get(groups, json_string_value(g))) : 0;
+			if (n > best_n)
+				best = i, best_n = n;
+		}
+		g = json_array_get(order, best);
+		key = json_string_value(g);
+		ids = json_object_get(groups, key);
+		if (out_nodeset(b, ids) < 0 ||
+		    buf_printf(b, " (%zu host%s): ", best_n, best_n == 1 ? "" : "s") < 0 ||
+		    buf_puts(b, key) < 0)
+			goto out;
+		json_array_set_new(order, best, json_null());
+	}
+	rc = 0;
+out:
+	buf_free(&text);
+	json_decref(groups);
+	json_decref(order);
+	return rc;
 }
 
 int out_progress(struct buf *b, const struct out_counts *c)

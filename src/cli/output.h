@@ -38,6 +38,15 @@ void out_counts(const json_t *task, struct out_counts *c);
  * exit code and stdout/stderr, file.put whether it changed, anything else its JSON. */
 int out_host(struct buf *b, const char *plugin, const char *op, const json_t *host);
 
+/* Host ids in node-set notation, as ClusterShell and pdsh users write them: ids that differ
+ * only in their last number fold into brackets with ranges, padding kept
+ * ("web01 web02 web03 web07 db1" -> "db1,web[01-03,07]"). */
+int out_nodeset(struct buf *b, const json_t *ids);
+/* `run --group`: final outcomes (rows of task.hosts) that read the same apart from their host
+ * and times are shown once, after the hosts that had them in node-set notation and their
+ * count, as clush -b does; the largest group first. */
+int out_groups(struct buf *b, const char *plugin, const char *op, const json_t *hosts);
+
 /* "37/1000 done, 2 failed" (no newline). */
 int out_progress(struct buf *b, const struct out_counts *c);
 /* The end of a run: "task ID: N hosts, N ok, N failed, ... in 12.3s" and a line naming up to

@@ -29,6 +29,7 @@ enum {
 	RUN_OPT_OWNER,
 	RUN_OPT_GROUP,
 	RUN_OPT_MAKE_DIRS,
+	RUN_OPT_GROUP_OUTPUT,
 };
 
 #define RUN_TASK_OPTIONS                                                                           \
@@ -245,6 +246,7 @@ int run_run(struct cli *c, int argc, char **argv)
 	    {"user", required_argument, NULL, RUN_OPT_USER},
 	    {"cwd", required_argument, NULL, RUN_OPT_CWD},
 	    {"env", required_argument, NULL, RUN_OPT_ENV},
+	    {"group", no_argument, NULL, RUN_OPT_GROUP_OUTPUT},
 	    CLI_GLOBAL_OPTIONS,
 	    {NULL, 0, NULL, 0},
 	};
@@ -257,8 +259,12 @@ int run_run(struct cli *c, int argc, char **argv)
 
 	run_task_init(&r);
 	/* "+": the first operand starts the remote command, whose own flags are not ours. */
-	while ((ch = run_getopt(c, &r, argc, argv, "+t:", opts)) != -1) {
+	while ((ch = run_getopt(c, &r, argc, argv, "+t:b", opts)) != -1) {
 		switch (ch) {
+		case 'b':
+		case RUN_OPT_GROUP_OUTPUT:
+			c->group = 1;
+			break;
 		case RUN_OPT_SCRIPT:
 			script_path = optarg;
 			break;

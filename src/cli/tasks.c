@@ -23,6 +23,7 @@ struct tasks_follow {
 	char *plugin, *op;
 	json_t *shown; /* host id -> true: outcome printed */
 	json_t *bad;   /* host ids not ok, in the order they landed */
+	json_t *rows;  /* with --group: final rows, shown grouped at the end */
 	int64_t since;
 };
 
@@ -52,7 +53,9 @@ static int tasks_page(struct cli *c, struct tasks_follow *f, const json_t *task,
 			return -1;
 		if (out_state_bad(state) && json_array_append_new(f->bad, json_string(id)) < 0)
 			return -1;
-		if (!c->json && out_host(b, f->plugin, f->op, h) < 0)
+		if (!c->json && c->group && json_array_append(f->rows, h) < 0)
+			return -1;
+		if (!c->json && !c->group && out_host(b, f->plugin, f->op, h) < 0)
 			return -1;
 	}
 	/* Rows are what moved: resume after the newest row seen. Without rows, the task's seq. */
@@ -74,14 +77,14 @@ static void tasks_resume_hint(struct cli *c, const char *id, int interrupted)
 
 int tasks_follow(struct cli *c, const char *id, json_t *first)
 {
-	struct tasks_follow f = {.shown = json_object(), .bad = json_array()};
+	struct tasks_follow f = {.shown = json_object(), .bad = json_array(), .rows = json_array()};
 	struct buf path = BUF_INIT, b = BUF_INIT, line = BUF_INIT;
 	int64_t start = cli_now_ms();
 	json_t *task = first ? json_incref(first) : NULL;
 	struct out_counts n;
 	int rc;
 
-	if (!f.shown || !f.bad) {
+	if (!f.shown || !f.bad || !f.rows) {
 		rc = CLI_EXIT_HUB;
 		goto out;
 	}
@@ -138,7 +141,8 @@ int tasks_follow(struct cli *c, const char *id, json_t *first)
 			goto out;
 		}
 		out_counts(task, &n);
-	} else if (out_summary(&b, task, f.bad, first ? cli_now_ms() - start : -1) < 0 ||
+	} else if ((c->group && out_groups(&b, f.plugin, f.op, f.rows) < 0) ||
+	           out_summary(&b, task, f.bad, first ? cli_now_ms() - start : -1) < 0 ||
 	           cli_write(c, &b) < 0) {
 		rc = CLI_EXIT_FAILED;
 		goto out;
@@ -148,6 +152,7 @@ out:
 	json_decref(task);
 	json_decref(f.shown);
 	json_decref(f.bad);
+	json_decref(f.rows);
 	free(f.plugin);
 	free(f.op);
 	buf_free(&path);

@@ -2,6 +2,7 @@
 #include "daemon.h"
 #include "conf.h"
 #include "loop.h"
+#include "manpage.h"
 #include "notify.h"
 
 #include <errno.h>
@@ -136,16 +137,62 @@ static void daemon_usage(const struct daemon_ops *ops, FILE *f)
 {
 	fprintf(f,
 	        "usage: %s [options]\n"
-	        "  --config FILE      config file (JSON with comments; default %s if it exists)\n"
-	        "  --state-dir DIR    %s\n"
-	        "  --listen HOST:PORT %s\n",
+	        "  --config FILE       config file (JSON with comments; default %s if it exists)\n"
+	        "  --state-dir DIR     %s\n"
+	        "  --listen HOST:PORT  %s\n",
 	        ops->name, ops->default_config, ops->state_help, ops->listen_help);
 	for (const struct daemon_flag *fl = ops->flags; fl && fl->name; fl++)
 		fprintf(f, "%s\n", fl->usage);
 	fprintf(f,
-	        "  --foreground       stay in the foreground, log to stderr\n"
-	        "  --check-config     print the effective configuration and exit (1 if invalid)\n"
-	        "  --version          print the version and exit\n");
+	        "  --foreground        stay in the foreground, log to stderr\n"
+	        "  --check-config      print the effective configuration and exit (1 if invalid)\n"
+	        "  --version           print the version and exit\n");
+}
+
+/* `--help-man`: section 8, its OPTIONS from the very text of --help. */
+static void daemon_man(const struct daemon_ops *ops, FILE *f)
+{
+	char *usage = NULL, *para;
+	size_t len = 0;
+	FILE *mem = open_memstream(&usage, &len);
+
+	if (mem) {
+		daemon_usage(ops, mem);
+		fclose(mem);
+	}
+	manpage_head(f, ops->name, "8", ops->summary);
+	manpage_section(f, "SH", "SYNOPSIS");
+	fprintf(f, ".B %s\n[\\fIoptions\\fR]\n", ops->name);
+	manpage_section(f, "SH", "DESCRIPTION");
+	for (const char *p = ops->description; p && *p;) {
+		const char *end = strstr(p, "\n\n");
+		size_t n = end ? (size_t)(end - p) : strlen(p);
+		if ((para = strndup(p, n))) {
+			manpage_text(f, para);
+			free(para);
+		}
+		p += n + (end ? 2 : 0);
+	}
+	manpage_section(f, "SH", "OPTIONS");
+	if (usage && strchr(usage, '\n'))
+		manpage_options(f, strchr(usage, '\n') + 1);
+	manpage_section(f, "SH", "SIGNALS");
+	manpage_options(f, "  SIGHUP  reload the configuration file; a file that does not pass "
+	                   "the checks is refused and logged, the running configuration stays\n"
+	                   "  SIGTERM, SIGINT  stop gracefully: finish what is in flight; a "
+	                   "second signal stops at once\n");
+	manpage_section(f, "SH", "ENVIRONMENT");
+	manpage_options(f, "  NOTIFY_SOCKET, WATCHDOG_USEC  set by systemd for a Type=notify "
+	                   "unit: READY=1 once serving, WATCHDOG=1 every half interval from the "
+	                   "event loop, STOPPING=1 at a stop signal\n");
+	manpage_section(f, "SH", "FILES");
+	fprintf(f, ".TP\n.I %s\nthe configuration file (JSON with comments)\n",
+	        ops->default_config);
+	manpage_section(f, "SH", "SEE ALSO");
+	fputs(".BR outpost (1),\n.BR outpost-agent (8),\n.BR outpost-hub (8),\n"
+	      ".I /usr/share/doc/outpost/\n",
+	      f);
+	free(usage);
 }
 
 /* defaults <- file <- flags, then the daemon's checks. */
@@ -197,11 +244,12 @@ static void daemon_on_signal(void *arg, uint32_t events)
 
 int daemon_main(const struct daemon_ops *ops, int argc, char **argv)
 {
-	struct option opts[8 + DAEMON_MAX_FLAGS + 1] = {
+	struct option opts[9 + DAEMON_MAX_FLAGS + 1] = {
 	    {"config", required_argument, NULL, 'c'}, {"state-dir", required_argument, NULL, 's'},
 	    {"listen", required_argument, NULL, 'l'}, {"foreground", no_argument, NULL, 'f'},
 	    {"check-config", no_argument, NULL, 'C'}, {"version", no_argument, NULL, 'V'},
 	    {"help", no_argument, NULL, 'h'},
+	    {"help-man", no_argument, NULL, 'M'},
 	};
 	struct daemon_run d = {.ops = ops, .sfd = -1};
 	struct loop_fd *sh = NULL;
@@ -211,7 +259,7 @@ int daemon_main(const struct daemon_ops *ops, int argc, char **argv)
 
 	for (const struct daemon_flag *fl = ops->flags; fl && fl->name && nflags < DAEMON_MAX_FLAGS;
 	     fl++, nflags++)
-		opts[7 + nflags] =
+		opts[8 + nflags] =
 		    (struct option){fl->name, required_argument, NULL, 1000 + nflags};
 	d.overrides = json_object();
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -237,6 +285,10 @@ int daemon_main(const struct daemon_ops *ops, int argc, char **argv)
 			return 0;
 		case 'h':
 			daemon_usage(ops, stdout);
+			json_decref(d.overrides);
+			return 0;
+		case 'M':
+			daemon_man(ops, stdout);
 			json_decref(d.overrides);
 			return 0;
 		default:

@@ -20,6 +20,8 @@ struct daemon_flag {
 
 struct daemon_ops {
 	const char *name;                /* "outpost-agent" */
+	const char *summary;             /* one line, for the man page's NAME */
+	const char *description;         /* paragraphs for its DESCRIPTION ("\n\n" between) */
 	const char *default_config;      /* read when it exists and --config is not given */
 	const char *state_help;          /* what --state-dir holds */
 	const char *listen_help;         /* what --listen serves */

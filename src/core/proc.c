@@ -227,6 +227,14 @@ static void child_run(const struct proc_spec *spec, const struct proc_user *pu, 
 	if (syscall(SYS_close_range, 4U, ~0U, 0U) < 0)
 		for (long fd = 4; fd < maxfd; fd++)
 			close((int)fd);
+	/* A command is an ordinary process to the OOM killer, whatever protection the agent has
+	 * (its unit's OOMScoreAdjust). Raising the score needs no privilege; a failure (no /proc)
+	 * leaves the inherited one. */
+	if ((tmp[0] = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC)) >= 0) {
+		ssize_t w = write(tmp[0], "0", 1);
+		(void)w;
+		close(tmp[0]);
+	}
 	/* Raw system calls: only this thread exists here, and glibc's wrappers would try to
 	 * bring the agent's other (absent) threads along. */
 	if (pu->sw && (syscall(SYS_setgroups, (size_t)pu->ngroups, pu->groups) < 0 ||

@@ -7,7 +7,8 @@
  * process keeps the agent's pipes only PROC_DRAIN_MS after the leader exits.
  *
  * The child starts with umask 022, what an operator's login shell gives, whatever the umask
- * of the daemon (the agent's unit narrows its own to 077): a command behaves as typed. */
+ * of the daemon (the agent's unit narrows its own to 077), and oom_score_adj 0 whatever the
+ * daemon's (the agent's unit protects the agent): a command behaves as typed in a shell. */
 #ifndef OUTPOST_PROC_H
 #define OUTPOST_PROC_H
 

@@ -25,6 +25,17 @@ static void hub_free_obj(void *obj)
 
 static const struct daemon_ops hub_daemon = {
     .name = "outpost-hub",
+    .summary = "the Outpost hub: registry, task engine and metrics of a fleet",
+    .description =
+        "outpost-hub keeps the registry of hosts, signs and fans out tasks to their agents, "
+        "stores their results and metrics, and serves the operator CLI (outpost), the REST "
+        "API under /api/v1/, its own metrics at /metrics and the hosts' at /federate, over "
+        "HTTPS.\n\n"
+        "Its first start makes its TLS certificate (state directory, hub.crt) and signing "
+        "key, and writes an admin operator token to admin.token (mode 0600). Set listen and "
+        "tls_names in the configuration before that first start. Installed from the "
+        "outpost-hub package it runs as the system user outpost-hub under systemd "
+        "(outpost-hub.service), with /var/lib/outpost-hub as its state directory.",
     .default_config = "/etc/outpost/hub.conf",
     .state_help = "state directory (database, keys, certificate, admin token)",
     .listen_help = "address for agents, the CLI and the console",

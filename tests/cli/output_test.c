@@ -356,6 +356,58 @@ static void test_table_rows_stops_at_a_failing_row(void **state)
 	json_decref(list);
 }
 
+/* out_nodeset of ids given as a JSON array. */
+static void check_nodeset(const char *ids, const char *want)
+{
+	json_t *v = load(ids);
+	struct buf b = BUF_INIT;
+
+	assert_int_equal(out_nodeset(&b, v), 0);
+	assert_string_equal(b.data ? b.data : "", want);
+	buf_free(&b);
+	json_decref(v);
+}
+
+static void test_nodeset_folds_ranges_as_clustershell_writes_them(void **state)
+{
+	check_nodeset("[\"web03\",\"web01\",\"web02\"]", "web[01-03]");
+	check_nodeset("[\"web01\",\"web02\",\"web03\",\"web07\",\"db1\"]", "db1,web[01-03,07]");
+	check_nodeset("[\"web9\",\"web10\",\"web11\"]", "web[9-11]");
+	/* web10 is written like a padded number of width 2: it joins web[01-09]. */
+	check_nodeset("[\"web09\",\"web10\",\"web08\"]", "web[08-10]");
+	/* The last number folds: node1.dc2 and node1.dc3 differ only there. */
+	check_nodeset("[\"node1.dc2\",\"node2.dc2\",\"node1.dc3\"]", "node1.dc[2-3],node2.dc2");
+	check_nodeset("[\"rack1-n01\",\"rack1-n02\",\"rack2-n01\"]", "rack1-n[01-02],rack2-n01");
+	check_nodeset("[\"db\",\"cache\"]", "cache,db");
+	check_nodeset("[\"solo7\"]", "solo7");
+	check_nodeset("[]", "");
+}
+
+static void test_groups_show_identical_outcomes_once_largest_first(void **state)
+{
+	json_t *rows = load(
+	    "[{\"host_id\":\"web02\",\"state\":\"ok\",\"started_ms\":1,\"finished_ms\":9,"
+	    "\"response\":{\"ok\":true,\"result\":{\"exit_code\":0,\"stdout\":\"v1.2\\n\","
+	    "\"stderr\":\"\",\"duration_ms\":7}}},"
+	    "{\"host_id\":\"web03\",\"state\":\"failed\",\"response\":{\"ok\":true,\"result\":"
+	    "{\"exit_code\":1,\"stdout\":\"\",\"stderr\":\"no such file\\n\",\"duration_ms\":3}}},"
+	    "{\"host_id\":\"web01\",\"state\":\"ok\",\"response\":{\"ok\":true,\"result\":"
+	    "{\"exit_code\":0,\"stdout\":\"v1.2\\n\",\"stderr\":\"\",\"duration_ms\":12}}},"
+	    "{\"host_id\":\"db1\",\"state\":\"lost\"}]");
+	struct buf b = BUF_INIT;
+
+	assert_int_equal(out_groups(&b, "exec", "run", rows), 0);
+	assert_string_equal(b.data,
+	                    "web[01-02] (2 hosts): ok, exit 0\n"
+	                    "    v1.2\n"
+	                    "web03 (1 host): failed, exit 1\n"
+	                    "  ! no such file\n"
+	                    "db1 (1 host): lost: the agent stopped while running it; the outcome "
+	                    "is unknown\n");
+	buf_free(&b);
+	json_decref(rows);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -377,6 +429,8 @@ int main(void)
 	    cmocka_unit_test(test_table_pads_columns_to_the_widest_cell),
 	    cmocka_unit_test(test_table_rows_a_row_per_item_fresh_scratch_each),
 	    cmocka_unit_test(test_table_rows_stops_at_a_failing_row),
+	    cmocka_unit_test(test_nodeset_folds_ranges_as_clustershell_writes_them),
+	    cmocka_unit_test(test_groups_show_identical_outcomes_once_largest_first),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

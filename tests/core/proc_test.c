@@ -268,6 +268,29 @@ static void test_child_umask_is_022_whatever_the_callers(void **state)
 	proc_result_free(&res);
 }
 
+/* The daemon's OOM score adjustment is not passed on: a command is an ordinary process. Moved
+ * up here (raising needs no privilege; the agent's unit moves it down, which the child resets
+ * the same way). */
+static void test_child_oom_score_adj_is_reset(void **state)
+{
+	struct proc_result res;
+	FILE *f = fopen("/proc/self/oom_score_adj", "r+");
+	int old = 0;
+
+	if (!f)
+		skip();
+	assert_int_equal(fscanf(f, "%d", &old), 1);
+	assert_int_equal(fseek(f, 0, SEEK_SET), 0);
+	assert_true(fprintf(f, "%d", old + 300) > 0);
+	assert_int_equal(fflush(f), 0);
+	assert_int_equal(run(SH("cat /proc/self/oom_score_adj"), 5000, &res), 0);
+	fseek(f, 0, SEEK_SET);
+	fprintf(f, "%d", old);
+	fclose(f);
+	assert_string_equal(res.out.data, "0\n");
+	proc_result_free(&res);
+}
+
 static int abandon_after_300ms(void *arg)
 {
 	return clk_mono_ms() >= *(const int64_t *)arg;
@@ -561,6 +584,7 @@ int main(void)
 	    cmocka_unit_test(test_leader_exit_kills_what_it_left),
 	    cmocka_unit_test(test_escaped_process_delays_only_by_drain),
 	    cmocka_unit_test(test_child_umask_is_022_whatever_the_callers),
+	    cmocka_unit_test(test_child_oom_score_adj_is_reset),
 	    cmocka_unit_test(test_abandoned_run_kills_the_group_and_says_so),
 	    cmocka_unit_test(test_no_fd_leak),
 	    cmocka_unit_test(test_no_zombie_left),
