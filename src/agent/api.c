@@ -3,6 +3,7 @@
 #include "agent_impl.h"
 #include "hubtask.h"
 #include "link.h"
+#include "core/prom.h"
 #include "core/buf.h"
 #include "core/clk.h"
 #include "core/conf.h"
@@ -299,7 +300,7 @@ static void api_metrics(void *ctx, struct httpd_req *req)
 		httpd_respond_error(req, OUTPOST_E_INTERNAL, "out of memory");
 		return;
 	}
-	httpd_respond_text(req, 200, "text/plain; version=0.0.4", b.data, b.len);
+	prom_respond(req, b.data, b.len);
 	buf_free(&b);
 }
 

@@ -903,7 +903,6 @@ int query_federate(struct query *q, struct tsdb *db, const char *name,
 	                    .nsels = nsels,
 	                    .min_last = now - QUERY_FEDERATE_MS,
 	                    .max = (size_t)-1};
-	const char *family = NULL;
 	int rc = 0;
 
 	q->nser = 0;
@@ -916,11 +915,8 @@ int query_federate(struct query *q, struct tsdb *db, const char *name,
 	for (size_t i = 0; rc == 0 && i < q->nser; i++) {
 		const struct qser *s = &q->ser[i];
 		int first = 1, host_done = 0;
-		if (!family || strcmp(family, s->name) != 0) {
-			family = s->name;
-			rc = buf_printf(out, "# TYPE %s untyped\n", s->name);
-		}
-		rc = rc ? rc : buf_puts(out, s->name);
+		/* # HELP and # TYPE come from prom_respond, as for every daemon's metrics. */
+		rc = buf_puts(out, s->name);
 		rc = rc ? rc : buf_append(out, "{", 1);
 		/* host among the others, so the labels stay sorted by name */
 		for (size_t k = 0; rc == 0 && k < s->nlabels; k++) {

@@ -4,6 +4,7 @@
  * envelope (or answers as Prometheus text for /federate). */
 #include "hub_impl.h"
 #include "query.h"
+#include "core/prom.h"
 #include "core/clk.h"
 #include "core/err.h"
 
@@ -214,8 +215,7 @@ void query_api_federate(void *ctx, struct httpd_req *req)
 		httpd_respond_error(req, rc, "out of memory");
 		goto out;
 	}
-	httpd_respond_text(req, 200, "text/plain; version=0.0.4; charset=utf-8",
-	                   out.data ? out.data : "", out.len);
+	prom_respond(req, out.data, out.len);
 out:
 	for (size_t i = 0; i < done; i++)
 		for (size_t k = 0; k < nsel[i]; k++)

@@ -979,13 +979,10 @@ static void test_federate_text_format(void **state)
 	fake_series(db, "new-01", "host_load1", NULL); /* no sample yet */
 
 	assert_int_equal(query_federate(q, db, NULL, NULL, NULL, 0, NOW, &b), 0);
-	assert_string_equal(b.data, "# TYPE app_x untyped\n"
-	                            "app_x{a=\"q\\\"\\\\\\nz\",host=\"web-01\",zone=\"b\"} +Inf "
+	assert_string_equal(b.data, "app_x{a=\"q\\\"\\\\\\nz\",host=\"web-01\",zone=\"b\"} +Inf "
 	                            "1763999990000\n"
-	                            "# TYPE host_cpu_percent untyped\n"
 	                            "host_cpu_percent{host=\"web-01\",mode=\"user\"} 3.5 "
 	                            "1763999990000\n"
-	                            "# TYPE host_load1 untyped\n"
 	                            "host_load1{host=\"db-01\"} NaN 1763999980000\n"
 	                            "host_load1{host=\"web-01\"} 0.25 1763999990000\n");
 	buf_reset(&b);
@@ -1000,15 +997,12 @@ static void test_federate_text_format(void **state)
 		                                      msg, sizeof(msg)),
 		                 0);
 		assert_int_equal(query_federate(q, db, NULL, sel, n, 2, NOW, &b), 0);
-		assert_string_equal(b.data, "# TYPE host_cpu_percent untyped\n"
-		                            "host_cpu_percent{host=\"web-01\",mode=\"user\"} 3.5 "
+		assert_string_equal(b.data, "host_cpu_percent{host=\"web-01\",mode=\"user\"} 3.5 "
 		                            "1763999990000\n"
-		                            "# TYPE host_load1 untyped\n"
 		                            "host_load1{host=\"db-01\"} NaN 1763999980000\n");
 		buf_reset(&b);
 		assert_int_equal(query_federate(q, db, "host_load1", sel, n, 1, NOW, &b), 0);
-		assert_string_equal(b.data, "# TYPE host_load1 untyped\n"
-		                            "host_load1{host=\"db-01\"} NaN 1763999980000\n");
+		assert_string_equal(b.data, "host_load1{host=\"db-01\"} NaN 1763999980000\n");
 		query_matcher_clear(&m1[0]);
 		query_matcher_clear(&m2[0]);
 	}

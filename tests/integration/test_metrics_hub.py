@@ -234,7 +234,7 @@ def test_federate_text_format(metrics):
     assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
     lines = r.text.splitlines()
     t = metrics.t_last
-    assert "# TYPE host_load1 untyped" in lines
+    assert "# TYPE host_load1 gauge" in lines
     assert 'host_load1{host="web-1"} 1 %d' % t in lines
     assert 'host_load1{host="db-1"} 4 %d' % t in lines
     assert 'host_cpu_percent{host="web-2",mode="system"} 2 %d' % t in lines
