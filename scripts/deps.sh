@@ -37,6 +37,7 @@ sqlite3
 curl
 procps
 lintian
+groff-base
 systemd
 prometheus
 "
