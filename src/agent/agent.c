@@ -180,6 +180,8 @@ int agent_new(struct loop *loop, const struct outpost_plugin *const *builtins, j
 	snprintf(path, sizeof(path), "%s/agent.db", a->state_dir);
 	if (db_open(path, &a->db, msg, msglen) < 0)
 		goto fail;
+	if (api_auth_open(a, conf, msg, msglen) < 0)
+		goto fail;
 	if (ledger_open(a->db, log, &a->ledger, &lost) < 0) {
 		snprintf(msg, msglen, "cannot open the ledger in %s", path);
 		goto fail;
@@ -238,9 +240,12 @@ int agent_new(struct loop *loop, const struct outpost_plugin *const *builtins, j
 	hc.listen = s && *s ? s : NULL;
 	s = json_string_value(conf_get(conf, "socket"));
 	hc.unix_path = s && *s ? s : NULL;
+	hc.unix_mode = a->api_group_set ? 0660 : 0600;
+	hc.unix_gid = a->api_group_set ? (long)a->api_gid : 0;
 	hc.routes = a->routes;
 	hc.nroutes = nroutes;
 	hc.ctx = a;
+	hc.auth_headers = api_auth_headers;
 	hc.conn_limit = (unsigned)json_integer_value(conf_get(conf, "api.conn_limit"));
 	hc.conn_timeout_s = (unsigned)json_integer_value(conf_get(conf, "api.conn_timeout_s"));
 	hc.max_depth = (int)json_integer_value(conf_get(conf, "api.max_depth"));
@@ -364,6 +369,7 @@ void agent_free(struct agent *a)
 	db_close(a->db);
 	if (a->lock_fd >= 0)
 		close(a->lock_fd);
+	api_auth_close(a);
 	free(a->routes);
 	free(a->state_dir);
 	json_decref(a->conf);

@@ -1,5 +1,6 @@
 /* The agent's config: defaults, schema and checks. Keys are documented in docs/config.md. */
 #include "agent.h"
+#include "agent_impl.h"
 #include "hubtask.h"
 #include "link.h"
 #include "core/conf.h"
@@ -21,6 +22,8 @@ static const struct conf_field agent_schema[] = {
     {"api.max_depth", CONF_INT, 1, 256, "JSON nesting of a request body"},
     {"api.conn_limit", CONF_INT, 1, 100000, "connections at once"},
     {"api.conn_timeout_s", CONF_INT, 1, 3600, "idle connection timeout"},
+    {"api.group", CONF_STRING, 0, 0, "group whose members may call api.group_ops on the socket"},
+    {"api.group_ops", CONF_STRING_ARRAY, 0, 0, "ops the group may call: plugin.op, plugin.*"},
     {"dispatch", CONF_OBJECT, 0, 0, NULL},
     {"dispatch.workers", CONF_INT, 1, 64, "worker threads"},
     {"dispatch.max_inflight", CONF_INT, 1, 100000, "calls queued or running"},
@@ -48,13 +51,16 @@ json_t *agent_conf_defaults(void)
 	int root = geteuid() == 0;
 	const char *state = root ? "/var/lib/outpost-agent" : "outpost-state/agent";
 
-	return json_pack("{s:s, s:s, s:s, s:s, s:{s:s, s:s}, s:{s:i, s:i, s:i, s:i},"
+	/* As root, no TCP by default: the unix socket tells who calls (docs/security.md). */
+	return json_pack("{s:s, s:s, s:s, s:s, s:{s:s, s:s}, s:{s:i, s:i, s:i, s:i, s:s, s:[sss]},"
 	                 " s:{s:i, s:i, s:i, s:{s:i}}, s:{s:i, s:i}, s:{s:I, s:i}, s:{s:{s:[]}}}",
-	                 "listen", "127.0.0.1:7070", "socket",
+	                 "listen", root ? "" : "127.0.0.1:7070", "socket",
 	                 root ? "/run/outpost-agent.sock" : "", "state_dir", state, "plugin_dir",
 	                 root ? "/usr/lib/outpost/plugins" : "outpost-state/agent/plugins", "log",
 	                 "level", "info", "target", "stderr", "api", "body_limit", 16 << 20,
-	                 "max_depth", 32, "conn_limit", 256, "conn_timeout_s", 30, "dispatch",
+	                 "max_depth", 32, "conn_limit", 256, "conn_timeout_s", 30, "group",
+	                 API_DEFAULT_GROUP, "group_ops", "metrics.push", "sys.ping", "sys.facts",
+	                 "dispatch",
 	                 "workers", 4, "max_inflight", 64, "default_timeout_ms", 30000, "timeouts",
 	                 "exec.run", 3600000, "ledger", "keep_days", 7, "max_rows", 100000, "hub",
 	                 "spool_max_bytes", (json_int_t)(64 << 20), "refused_retry_s",
@@ -122,6 +128,8 @@ int agent_conf_check(const json_t *conf, char *msg, size_t msglen)
 		         "'hub.url' for an agent that works through its hub only");
 		return OUTPOST_E_BAD_ARGS;
 	}
+	if ((rc = api_auth_check_conf(conf, msg, msglen)) < 0)
+		return rc;
 	s = json_string_value(conf_get(conf, "state_dir"));
 	if (!s || !*s) {
 		snprintf(msg, msglen, "'state_dir' must not be empty");

@@ -8,8 +8,10 @@
 #include "plugins.h"
 
 #include <sqlite3.h>
+#include <sys/types.h>
 
 struct httpd;
+struct httpd_req;
 struct hubtask;
 struct link;
 struct watch;
@@ -38,9 +40,27 @@ struct agent {
 	void (*on_drained)(void *arg);
 	void *on_drained_arg;
 	int stopping;
+	/* The local API's callers (api_auth.c). */
+	char *api_token;   /* what TCP callers must show; NULL without TCP */
+	int api_group_set; /* api.group names a group of this host */
+	gid_t api_gid;
 };
 
 /* api.c */
 const struct httpd_route *api_routes(size_t *n);
+
+/* api_auth.c: the local API's doors. Route roles: reads are open to whoever reaches a
+ * listener, op calls are checked (docs/security.md). */
+#define API_ROLE_READ 0
+#define API_ROLE_CALL 1
+#define API_DEFAULT_GROUP "outpost"
+/* --check-config's part: listen on loopback only, api.group_ops well formed, api.group a
+ * group of this host (the default may be absent). */
+int api_auth_check_conf(const json_t *conf, char *msg, size_t msglen);
+/* At start: the group's id, and the TCP token (made 0600 on first start) when listen is set. */
+int api_auth_open(struct agent *a, const json_t *conf, char *msg, size_t msglen);
+void api_auth_close(struct agent *a);
+/* httpd's auth_headers callback: 0, or negative after answering. */
+int api_auth_headers(void *ctx, struct httpd_req *req, int role);
 
 #endif

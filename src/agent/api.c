@@ -1,5 +1,5 @@
 /* The agent's local API. Every route is one row of api_routes: method, path, handler, role,
- * body limit. The local API has no roles: it listens on loopback and a unix socket only. */
+ * body limit. Who may call what (the roles) is api_auth.c's. */
 #include "agent_impl.h"
 #include "hubtask.h"
 #include "link.h"
@@ -307,10 +307,10 @@ static void api_metrics(void *ctx, struct httpd_req *req)
 /* The whole surface of the local API. body_limit of the call route is raised from config at
  * start (api.body_limit) in the agent's own copy; this table holds the defaults. */
 static const struct httpd_route routes[] = {
-    {"POST", "/v1/*", api_call, 0, 16 << 20},
-    {"GET", "/v1/plugins", api_plugins, 0, 0},
-    {"GET", "/v1/health", api_health, 0, 0},
-    {"GET", "/metrics", api_metrics, 0, 0},
+    {"POST", "/v1/*", api_call, API_ROLE_CALL, 16 << 20},
+    {"GET", "/v1/plugins", api_plugins, API_ROLE_READ, 0},
+    {"GET", "/v1/health", api_health, API_ROLE_READ, 0},
+    {"GET", "/metrics", api_metrics, API_ROLE_READ, 0},
 };
 
 const struct httpd_route *api_routes(size_t *n)

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -469,11 +470,12 @@ fail:
 	return -1;
 }
 
-static int bind_unix(const char *path, char *msg, size_t msglen)
+static int bind_unix(const char *path, unsigned mode, long gid, char *msg, size_t msglen)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	struct stat st;
-	int fd;
+	mode_t old;
+	int fd, rc;
 
 	if (strlen(path) >= sizeof(sa.sun_path)) {
 		snprintf(msg, msglen, "unix socket path too long: %s", path);
@@ -489,8 +491,17 @@ static int bind_unix(const char *path, char *msg, size_t msglen)
 		unlink(path);
 	}
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(path, 0660) < 0 ||
-	    listen(fd, 1024) < 0) {
+	if (fd < 0) {
+		snprintf(msg, msglen, "cannot listen on %s: %s", path, strerror(errno));
+		return -1;
+	}
+	/* Born 0600 whatever the umask, then widened to what was asked: no window in which
+	 * someone else could connect. (Daemons bind before their threads start.) */
+	old = umask(0177);
+	rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+	umask(old);
+	if (rc < 0 || (gid > 0 && chown(path, (uid_t)-1, (gid_t)gid) < 0) ||
+	    chmod(path, mode ? mode : 0600) < 0 || listen(fd, 1024) < 0) {
 		snprintf(msg, msglen, "cannot listen on %s: %s", path, strerror(errno));
 		if (fd >= 0)
 			close(fd);
@@ -573,7 +584,7 @@ int httpd_start(struct loop *loop, const struct httpd_config *cfg, struct httpd 
 			goto fail;
 	}
 	if (cfg->unix_path) {
-		fd = bind_unix(cfg->unix_path, msg, msglen);
+		fd = bind_unix(cfg->unix_path, cfg->unix_mode, cfg->unix_gid, msg, msglen);
 		if (fd < 0 || listener_start(h, fd, 1, msg, msglen) < 0)
 			goto fail;
 		h->unix_path = strdup(cfg->unix_path);
@@ -759,4 +770,37 @@ int httpd_req_json(struct httpd_req *r, json_t **out)
 	if (rc < 0)
 		httpd_respond_error(r, rc, "%s", msg);
 	return rc;
+}
+
+int httpd_host_is_loopback(const char *host)
+{
+	char name[256];
+	const char *end, *colon;
+	struct in_addr a4;
+	struct in6_addr a6;
+	size_t n;
+
+	if (!host)
+		return 0;
+	if (host[0] == '[') {
+		/* [v6] or [v6]:port */
+		end = strchr(host, ']');
+		if (!end || (end[1] && end[1] != ':'))
+			return 0;
+		host++;
+		n = (size_t)(end - host);
+	} else {
+		colon = strchr(host, ':');
+		/* One colon: HOST:PORT; more: a bare IPv6 address. */
+		n = colon && !strchr(colon + 1, ':') ? (size_t)(colon - host) : strlen(host);
+	}
+	if (n == 0 || n >= sizeof(name))
+		return 0;
+	memcpy(name, host, n);
+	name[n] = '\0';
+	if (strcasecmp(name, "localhost") == 0)
+		return 1;
+	if (inet_pton(AF_INET, name, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	return inet_pton(AF_INET6, name, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
 }

@@ -27,7 +27,11 @@ struct httpd_route {
 
 struct httpd_config {
 	const char *listen;    /* "HOST:PORT" (port 0: any free port), or NULL */
-	const char *unix_path; /* a unix socket path (mode 0660), or NULL */
+	const char *unix_path; /* a unix socket path, or NULL */
+	/* The socket file's mode (0: 0600) and group (0: the process's); it is bound under
+	 * umask 0177 and then given both, so it is never wider than asked, whatever the umask. */
+	unsigned unix_mode;
+	long unix_gid;
 	const struct httpd_route *routes;
 	size_t nroutes;
 	void *ctx; /* handed to handlers and auth */
@@ -99,5 +103,9 @@ void httpd_respond_text(struct httpd_req *r, unsigned status, const char *conten
                         const char *text, size_t len);
 /* Whether this request was already answered. */
 int httpd_req_answered(const struct httpd_req *r);
+
+/* Whether host ("name", "name:port", "[v6]", "[v6]:port", or a bare IPv6 address) names the
+ * loopback: localhost, 127.0.0.0/8 or ::1. */
+int httpd_host_is_loopback(const char *host);
 
 #endif

@@ -228,8 +228,17 @@ class Agent:
 
     # ---- HTTP ----
 
-    def request(self, method, path, body=None, via="tcp", headers=None, timeout=15):
-        """Raw HTTP: the path is sent as is (no normalisation of '..')."""
+    @property
+    def token(self):
+        """The local API's TCP token (<state_dir>/api.token, made at the first start)."""
+        with open(os.path.join(self.state_dir, "api.token")) as f:
+            return f.read().strip()
+
+    def request(self, method, path, body=None, via="tcp", headers=None, timeout=15,
+                auth=True):
+        """Raw HTTP: the path is sent as is (no normalisation of '..'). Over TCP the
+        request carries the agent's token (as root's tools would) unless auth is False or
+        headers bring an Authorization of their own."""
         if isinstance(body, (dict, list)):
             body = json.dumps(body)
         if isinstance(body, str):
@@ -240,6 +249,8 @@ class Agent:
             conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
             hdrs = {"Content-Type": "application/json"} if body is not None else {}
+            if via == "tcp" and auth and "Authorization" not in (headers or {}):
+                hdrs["Authorization"] = "Bearer " + self.token
             hdrs.update(headers or {})
             conn.request(method, path, body=body, headers=hdrs)
             r = conn.getresponse()
@@ -247,14 +258,15 @@ class Agent:
         finally:
             conn.close()
 
-    def call(self, plugin, op, args=None, id=None, timeout_ms=None, via="tcp", timeout=15):
+    def call(self, plugin, op, args=None, id=None, timeout_ms=None, via="tcp", timeout=15,
+             auth=True, headers=None):
         body = {"args": args if args is not None else {}}
         if id is not None:
             body["id"] = id
         if timeout_ms is not None:
             body["timeout_ms"] = timeout_ms
         return self.request("POST", "/v1/%s/%s" % (plugin, op), body, via=via,
-                            timeout=timeout)
+                            timeout=timeout, auth=auth, headers=headers)
 
     def get(self, path, via="tcp"):
         return self.request("GET", path, via=via)

@@ -262,7 +262,8 @@ def test_body_over_limit_is_too_large(agent):
     t0 = time.monotonic()
     r = requests.post(a.base + "/v1/exec/run", data=(big[i:i + 500].encode()
                                                      for i in range(0, len(big), 500)),
-                      timeout=10)
+                      headers={"Content-Type": "application/json",
+                               "Authorization": "Bearer " + a.token}, timeout=10)
     assert time.monotonic() - t0 < 5, "a chunked body over the limit was not answered"
     assert r.status_code == 413 and r.json()["error"]["code"] == "too_large"
     # Under the limit is fine.
