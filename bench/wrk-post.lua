@@ -3,6 +3,11 @@
 wrk.method = "POST"
 wrk.body = '{"args":{}}'
 wrk.headers["Content-Type"] = "application/json"
+-- The agent's TCP API wants its token (docs/security.md); other servers ignore the header.
+local token = os.getenv("OUTPOST_API_TOKEN")
+if token then
+	wrk.headers["Authorization"] = "Bearer " .. token
+end
 
 done = function(summary, latency, requests)
 	local e = summary.errors
