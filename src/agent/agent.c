@@ -380,3 +380,8 @@ unsigned agent_port(const struct agent *a)
 {
 	return a->httpd ? httpd_port(a->httpd) : 0;
 }
+
+const char *agent_api_token(const struct agent *a)
+{
+	return a->api_token;
+}

@@ -32,5 +32,7 @@ int agent_reload(struct agent *a, json_t *conf, char *msg, size_t msglen);
 void agent_shutdown(struct agent *a, int64_t grace_ms, void (*done)(void *arg), void *arg);
 void agent_free(struct agent *a); /* NULL ok */
 unsigned agent_port(const struct agent *a);
+/* The token TCP callers of the local API must show (borrowed; NULL without TCP). */
+const char *agent_api_token(const struct agent *a);
 
 #endif

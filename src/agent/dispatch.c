@@ -21,7 +21,8 @@ struct job {
 	const struct outpost_op *op;
 	size_t op_index;
 	json_t *args;
-	char *id;
+	char *id;      /* the ledger's key: the task id, or LEDGER_LOCAL + a local caller's id */
+	size_t id_off; /* where the caller's own id starts in it, for messages */
 	int64_t deadline_ms;
 	dispatch_done_fn done;
 	void *arg;
@@ -137,7 +138,7 @@ static void job_run(struct dispatch *d, struct job *j)
 			          "unknown and it will not run again"
 			    : rc == OUTPOST_E_TIMEOUT ? "id '%s' is still running in another call"
 			                              : "cannot journal id '%s'",
-			    j->id);
+			    j->id + j->id_off);
 			j->envelope = job_error(rc, msg);
 			return;
 		}
@@ -351,9 +352,18 @@ int dispatch_submit(struct dispatch *d, const char *plugin, const char *op, json
 	    !(flags & DISPATCH_JOURNAL))
 		return dispatch_inline(d, pc, o, idx, args, done, arg);
 	j = calloc(1, sizeof(*j));
-	if (!j || (id && !(j->id = strdup(id)))) {
+	if (!j)
+		return -1;
+	/* Local callers' ids live in a namespace of their own: no local call can claim, replay
+	 * or (by filling the ledger) make the agent forget the id of a task from the hub. */
+	j->id_off = id && !(flags & DISPATCH_JOURNAL) ? strlen(LEDGER_LOCAL) : 0;
+	if (id && !(j->id = malloc(j->id_off + strlen(id) + 1))) {
 		free(j);
 		return -1;
+	}
+	if (id) {
+		memcpy(j->id, LEDGER_LOCAL, j->id_off);
+		strcpy(j->id + j->id_off, id);
 	}
 	limit = dispatch_op_timeout(d, plugin, op);
 	if (timeout_ms <= 0 || timeout_ms > limit)

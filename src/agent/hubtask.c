@@ -18,6 +18,8 @@
 #define HT_DAY_MS (86400LL * 1000)
 #define HT_MAX_TIMEOUT_MS (7 * HT_DAY_MS)
 #define HT_BUSY_RETRY_MS 1000
+/* Tasks issued further in the future than this are refused: the hub's own skew bound. */
+#define HT_MAX_SKEW_MS (300LL * 1000)
 /* A task still running after this long is reported `running`; one that ends sooner sends only
  * its final state: one request to the hub per short task instead of two. */
 #define HT_RUNNING_REPORT_MS 1000
@@ -290,7 +292,7 @@ void hubtask_receive(void *arg, const json_t *signed_task)
 	uint8_t pk[SEC_PK_BYTES];
 	struct ht_run *run;
 	json_t *exp;
-	int64_t now = clk_real_ms();
+	int64_t now = clk_real_ms(), issued;
 	char why[256], *canon;
 	int bad;
 
@@ -347,9 +349,19 @@ void hubtask_receive(void *arg, const json_t *signed_task)
 		ht_refuse(h, id, "refused", OUTPOST_E_FORBIDDEN, why);
 		return;
 	}
-	/* 4. Well-formed. */
+	/* 4. Well-formed, and not from the future: a task issued later than this agent's clock
+	 * allows (the hub's own skew bound) says one of the two clocks is wrong. */
 	if (ht_check_fields(task, why, sizeof(why)) < 0) {
 		ht_refuse(h, id, "refused", OUTPOST_E_BAD_ARGS, why);
+		return;
+	}
+	issued = json_integer_value(json_object_get(task, "issued_ms"));
+	if (issued > now && issued - now > HT_MAX_SKEW_MS) {
+		snprintf(why, sizeof(why),
+		         "it was issued at %lld, %lld s ahead of the agent's clock (%lld): check the "
+		         "clocks of the agent and the hub (NTP)",
+		         (long long)issued, (long long)(issued - now) / 1000, (long long)now);
+		ht_refuse(h, id, "refused", OUTPOST_E_FORBIDDEN, why);
 		return;
 	}
 	/* 5. Run once: a second delivery while it runs is dropped (the run reports); an id the

@@ -256,7 +256,8 @@ int ledger_prune(struct ledger *l, int64_t max_age_ms, int64_t max_rows)
 	st = NULL;
 	if (sqlite3_prepare_v2(l->db,
 	                       "DELETE FROM ledger WHERE state != 'running' AND id IN (SELECT id "
-	                       "FROM ledger ORDER BY started_ms DESC LIMIT -1 OFFSET ?)",
+	                       "FROM ledger WHERE id >= '" LEDGER_LOCAL "' AND id < 'local0' "
+	                       "ORDER BY started_ms DESC LIMIT -1 OFFSET ?)",
 	                       -1, &st, NULL) == SQLITE_OK) {
 		sqlite3_bind_int64(st, 1, max_rows);
 		if (sqlite3_step(st) == SQLITE_DONE)

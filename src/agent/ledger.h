@@ -12,6 +12,9 @@
 #include "core/log.h"
 
 #define LEDGER_ID_MAX 128
+/* The prefix of local callers' ids in the ledger: '/' is no id's character, so these never meet
+ * a task id from the hub. */
+#define LEDGER_LOCAL "local/"
 
 enum { LEDGER_NEW = 0, LEDGER_REPLAY = 1 };
 
@@ -33,8 +36,10 @@ int ledger_begin(struct ledger *l, const char *id, const char *plugin, const cha
                  const json_t *args, int64_t deadline_ms, json_t **prev);
 /* Stores the response envelope of a run begun with LEDGER_NEW and wakes waiters. */
 int ledger_finish(struct ledger *l, const char *id, const json_t *response);
-/* Drops finished rows older than max_age_ms, then the oldest past max_rows. Returns the number
- * dropped or a negative code. */
+/* Drops finished rows older than max_age_ms, then the oldest local callers' rows past max_rows.
+ * Task ids from the hub go by age only: the agent accepts no task that expires later than
+ * max_age_ms from now, so an id is never forgotten while its task could still be replayed.
+ * Returns the number dropped or a negative code. */
 int ledger_prune(struct ledger *l, int64_t max_age_ms, int64_t max_rows);
 /* Rows, for /metrics. */
 int64_t ledger_count(struct ledger *l);

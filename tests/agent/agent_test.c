@@ -24,7 +24,8 @@
 
 struct client {
 	unsigned port;
-	const char *path; /* NULL: /v1/exec/run */
+	const char *token; /* the agent's local API token */
+	const char *path;  /* NULL: /v1/exec/run */
 	const char *body;
 	char reply[8192];
 	int done;
@@ -44,8 +45,8 @@ static void *client_main(void *arg)
 	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
 		snprintf(req, sizeof(req),
 		         "POST %s HTTP/1.0\r\nContent-Type: application/json\r\n"
-		         "Content-Length: %zu\r\n\r\n%s",
-		         c->path ? c->path : "/v1/exec/run", strlen(c->body), c->body);
+		         "Authorization: Bearer %s\r\nContent-Length: %zu\r\n\r\n%s",
+		         c->path ? c->path : "/v1/exec/run", c->token, strlen(c->body), c->body);
 		if (write(fd, req, strlen(req)) == (ssize_t)strlen(req))
 			while ((n = read(fd, c->reply + off, sizeof(c->reply) - 1 - off)) > 0)
 				off += (size_t)n;
@@ -68,10 +69,11 @@ static json_t *conf_for(const char *dir)
 	return c;
 }
 
-static void call_path(struct loop *l, unsigned port, const char *path, const char *body, char *out,
-                      size_t outlen)
+static void call_path(struct loop *l, struct agent *a, const char *path, const char *body,
+                      char *out, size_t outlen)
 {
-	struct client c = {.port = port, .path = path, .body = body};
+	struct client c = {
+	    .port = agent_port(a), .token = agent_api_token(a), .path = path, .body = body};
 	pthread_t th;
 
 	pthread_create(&th, NULL, client_main, &c);
@@ -82,9 +84,9 @@ static void call_path(struct loop *l, unsigned port, const char *path, const cha
 	snprintf(out, outlen, "%s", c.reply);
 }
 
-static void call(struct loop *l, unsigned port, const char *body, char *out, size_t outlen)
+static void call(struct loop *l, struct agent *a, const char *body, char *out, size_t outlen)
 {
-	call_path(l, port, NULL, body, out, outlen);
+	call_path(l, a, NULL, body, out, outlen);
 }
 
 static void test_two_agents_share_one_loop_with_separate_state(void **state)
@@ -107,16 +109,16 @@ static void test_two_agents_share_one_loop_with_separate_state(void **state)
 	assert_int_equal(agent_new(l, builtin_plugins, c2, &lg, &a2, msg, sizeof(msg)), 0);
 	assert_int_not_equal(agent_port(a1), agent_port(a2));
 
-	call(l, agent_port(a1), body, r, sizeof(r));
+	call(l, a1, body, r, sizeof(r));
 	assert_non_null(strstr(r, "200 OK"));
 	assert_non_null(strstr(r, "\"stdout\":\"hi\\n\""));
 	assert_null(strstr(r, "\"replay\""));
 	/* The same id on the other agent is its own ledger's business: it runs there too. */
-	call(l, agent_port(a2), body, r, sizeof(r));
+	call(l, a2, body, r, sizeof(r));
 	assert_non_null(strstr(r, "\"stdout\":\"hi\\n\""));
 	assert_null(strstr(r, "\"replay\""));
 	/* And each ledger remembers its own: another call with that id is a conflict on a1. */
-	call(l, agent_port(a1), other, r, sizeof(r));
+	call(l, a1, other, r, sizeof(r));
 	assert_non_null(strstr(r, "409"));
 	assert_non_null(strstr(r, "\"conflict\""));
 
@@ -287,7 +289,7 @@ static int pub_rc(struct loop *l, struct agent *a, const char *body)
 	char r[8192];
 	const char *p;
 
-	call_path(l, agent_port(a), "/v1/pubtest/pub", body, r, sizeof(r));
+	call_path(l, a, "/v1/pubtest/pub", body, r, sizeof(r));
 	p = strstr(r, "\"rc\":");
 	assert_non_null(p);
 	return atoi(p + 5);

@@ -328,12 +328,13 @@ static void test_interrupted_id_is_lost_after_restart(void **state)
 
 	/* A call journaled as running whose agent died before it finished. */
 	assert_int_equal(
-	    ledger_begin(f->ledger, "task-4", "t", "count", args, clk_mono_ms() + 1000, &prev),
+	    ledger_begin(f->ledger, LEDGER_LOCAL "task-4", "t", "count", args,
+	                 clk_mono_ms() + 1000, &prev),
 	    LEDGER_NEW);
 	ledger_close(f->ledger);
 	assert_int_equal(ledger_open(f->db, &f->log, &f->ledger, &lost), 0);
 	assert_int_equal(lost, 1);
-	assert_string_equal(ledger_state(f->ledger, "task-4", NULL), "lost");
+	assert_string_equal(ledger_state(f->ledger, LEDGER_LOCAL "task-4", NULL), "lost");
 	fx_start(f, 1, 8);
 	dispatch_submit(f->d, "t", "count", args, "task-4", 0, 0, on_done, &a);
 	run_until(f, &a, 1);
@@ -343,24 +344,39 @@ static void test_interrupted_id_is_lost_after_restart(void **state)
 	json_decref(args);
 }
 
-static void test_ledger_prune_bounds_rows(void **state)
+static void journal(struct fx *f, const char *id, json_t *args, json_t *env)
+{
+	json_t *prev;
+
+	assert_int_equal(
+	    ledger_begin(f->ledger, id, "t", "count", args, clk_mono_ms() + 1000, &prev),
+	    LEDGER_NEW);
+	assert_int_equal(ledger_finish(f->ledger, id, env), 0);
+}
+
+/* max_rows sheds local callers' ids, oldest first; a hub task's id stays until keep_days (the
+ * longest a task the agent accepts can live), however many local calls came after it. */
+static void test_ledger_prune_bounds_local_rows_and_keeps_task_ids(void **state)
 {
 	struct fx *f = *state;
-	json_t *prev, *env = json_pack("{s:b}", "ok", 1), *args = json_object();
+	json_t *env = json_pack("{s:b}", "ok", 1), *args = json_object();
 	char id[32];
 
-	for (int i = 0; i < 20; i++) {
-		snprintf(id, sizeof(id), "p-%d", i);
-		assert_int_equal(
-		    ledger_begin(f->ledger, id, "t", "count", args, clk_mono_ms() + 1000, &prev),
-		    LEDGER_NEW);
-		assert_int_equal(ledger_finish(f->ledger, id, env), 0);
+	journal(f, "hub-task-1", args, env);
+	for (int i = 0; i < 120; i++) {
+		snprintf(id, sizeof(id), LEDGER_LOCAL "p-%d", i);
+		journal(f, id, args, env);
 	}
-	assert_int_equal(ledger_count(f->ledger), 20);
-	assert_int_equal(ledger_prune(f->ledger, 86400000, 5), 15);
-	assert_int_equal(ledger_count(f->ledger), 5);
-	assert_string_equal(ledger_state(f->ledger, "p-19", NULL), "done");
-	assert_null(ledger_state(f->ledger, "p-0", NULL));
+	assert_int_equal(ledger_count(f->ledger), 121);
+	assert_int_equal(ledger_prune(f->ledger, 86400000, 5), 115);
+	assert_int_equal(ledger_count(f->ledger), 6);
+	assert_string_equal(ledger_state(f->ledger, LEDGER_LOCAL "p-119", NULL), "done");
+	assert_null(ledger_state(f->ledger, LEDGER_LOCAL "p-0", NULL));
+	assert_string_equal(ledger_state(f->ledger, "hub-task-1", NULL), "done");
+	/* Only age forgets a task id. */
+	usleep(20 * 1000);
+	assert_int_equal(ledger_prune(f->ledger, 10, 5), 6);
+	assert_null(ledger_state(f->ledger, "hub-task-1", NULL));
 	json_decref(env);
 	json_decref(args);
 }
@@ -378,7 +394,7 @@ int main(void)
 	    T(test_concurrent_calls_with_one_id_run_once),
 	    T(test_same_id_other_args_is_conflict),
 	    T(test_interrupted_id_is_lost_after_restart),
-	    T(test_ledger_prune_bounds_rows),
+	    T(test_ledger_prune_bounds_local_rows_and_keeps_task_ids),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

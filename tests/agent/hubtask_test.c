@@ -376,6 +376,29 @@ static void test_expired_task_is_reported_expired(void **state)
 	assert_int_equal(hubtask_stats(f->ht)->refused, 1);
 }
 
+static void test_task_issued_in_the_agents_future_is_refused(void **state)
+{
+	struct fx *f = *state;
+	json_t *t = task_new("t-future", HOST, "t", "count", "{}", 3600 * 1000), *r;
+	const char *msg;
+
+	/* Issued ten minutes ahead of this host's clock: one of the clocks is wrong. */
+	json_object_set_new(t, "issued_ms", json_integer(clk_real_ms() + 600 * 1000));
+	deliver(f, sign(f, t));
+	wait_reports(f, 1);
+	assert_refused(f, "t-future", "refused", "forbidden");
+	r = report_at(f, 0);
+	msg = json_string_value(json_object_get(
+	    json_object_get(json_object_get(r, "response"), "error"), "message"));
+	assert_non_null(strstr(msg, "check the clocks"));
+	/* A few seconds ahead is within the skew the hub allows too: it runs. */
+	t = task_new("t-near", HOST, "t", "count", "{}", 3600 * 1000);
+	json_object_set_new(t, "issued_ms", json_integer(clk_real_ms() + 5000));
+	deliver(f, sign(f, t));
+	assert_string_equal(json_string_value(json_object_get(wait_final(f, "t-near"), "state")),
+	                    "ok");
+}
+
 static void test_expiry_beyond_ledger_memory_is_refused(void **state)
 {
 	struct fx *f = *state;
@@ -583,6 +606,7 @@ int main(void)
 	    T(test_task_changed_after_signing_is_refused),
 	    T(test_task_for_another_host_is_refused),
 	    T(test_expired_task_is_reported_expired),
+	    T(test_task_issued_in_the_agents_future_is_refused),
 	    T(test_expiry_beyond_ledger_memory_is_refused),
 	    T(test_malformed_tasks_are_refused),
 	    T(test_not_enrolled_refuses_everything),
