@@ -326,6 +326,13 @@ fail:
 	return rc;
 }
 
+/* libpq prints the server's notices on stderr by default; the store's callers report what
+ * matters through return codes (a shutdown notice is followed by UNAVAILABLE). */
+static void pg_notice(void *arg, const char *message)
+{
+	(void)arg, (void)message;
+}
+
 /* Connected, migrated and prepared; reconnects after a loss. */
 static int pg_connect(struct pg *p, char *msg, size_t msglen)
 {
@@ -343,6 +350,7 @@ static int pg_connect(struct pg *p, char *msg, size_t msglen)
 		         p->conn ? PQerrorMessage(p->conn) : "out of memory");
 		return OUTPOST_E_UNAVAILABLE;
 	}
+	PQsetNoticeProcessor(p->conn, pg_notice, NULL);
 	/* Quiet notices (CREATE ... IF NOT EXISTS) and a bound on a statement stuck on a lock. */
 	if ((rc = pg_exec(p, "SET client_min_messages = warning; SET statement_timeout = '60s'",
 	                  msg, msglen)) < 0 ||

@@ -451,6 +451,50 @@ def hub(tmp_path, request):
         h.stop()
 
 
+PG_RUN = os.path.join(SRC_ROOT, "tests/support/pg_run.sh")
+
+
+@pytest.fixture
+def postgres():
+    """A private PostgreSQL for this test (tests/support/pg_run.sh: initdb in a temp dir, a
+    unix socket, no TCP): yields a PostgreSQL whose .dsn goes in a hub's "store":
+    {"backend": "postgresql", "dsn": ...}; stopped and removed afterwards. Skips, saying why,
+    when PostgreSQL cannot start here."""
+    pg = PostgreSQL()
+    try:
+        yield pg.start()
+    finally:
+        pg.stop()
+
+
+class PostgreSQL:
+    """The server behind the postgres fixture; .restart() ends every client's session."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="outpost-pg-")  # short: the socket lives in it
+        self.dsn = None
+
+    def start(self):
+        p = subprocess.run([PG_RUN, "start", self.dir], capture_output=True, text=True,
+                           timeout=90)
+        if p.returncode != 0:
+            pytest.skip("PostgreSQL did not start: " + p.stderr.strip())
+        self.dsn = p.stdout.strip()
+        return self
+
+    def restart(self):
+        subprocess.run([PG_RUN, "restart", self.dir], check=True, timeout=90)
+
+    def sql(self, query):
+        """One query by psql; its rows as lists of text cells."""
+        p = subprocess.run(["psql", self.dsn, "-qAtF", "\t", "-c", query], check=True,
+                           capture_output=True, text=True, timeout=30)
+        return [line.split("\t") for line in p.stdout.splitlines()]
+
+    def stop(self):
+        subprocess.run([PG_RUN, "stop", self.dir], capture_output=True, timeout=60)
+
+
 # ---- a fleet: a hub, its CLI, agents (test_fleet.py and the attack and fault suites) ----
 
 # Fast liveness: a host is down 2 s after its last beat. The agent beats every 1 s +-20 %

@@ -1,54 +1,90 @@
 #!/bin/sh
-# Runs a command beside a private PostgreSQL: initdb in a temp dir, a server on a unix socket
-# in that dir (no TCP), one database "outpost"; the command gets its libpq DSN in
-# OUTPOST_TEST_PG_DSN, and the server is stopped and removed afterwards, whatever the command
-# did. Nothing needs to run beforehand. When PostgreSQL cannot start, the command runs without
-# the variable and OUTPOST_TEST_PG_SKIP says why (tests then skip with that reason).
+# A private PostgreSQL for tests: initdb in a temp dir, a server on a unix socket in that dir
+# (listen_addresses '': no TCP at all), one database "outpost". Nothing needs to run
+# beforehand, and nothing is left behind.
+#   pg_run.sh COMMAND [ARG...]  runs COMMAND with the libpq DSN in OUTPOST_TEST_PG_DSN, then
+#                               stops and removes the server, whatever COMMAND did. When
+#                               PostgreSQL cannot start, COMMAND runs without the variable and
+#                               OUTPOST_TEST_PG_SKIP says why (the tests skip with that reason).
+#   pg_run.sh start DIR         (DIR: a new empty dir, short: the socket lives in it) starts a
+#                               server there and prints its DSN; exit 1 and the reason on
+#                               stderr when it cannot.
+#   pg_run.sh restart DIR       restarts it (clients lose their sessions: a failover).
+#   pg_run.sh stop DIR          stops it and removes DIR.
 # As root, initdb refuses to run: the server runs as the unprivileged "postgres" system user
-# (Debian's package creates it), which owns the temp dir.
-# Usage: pg_run.sh COMMAND [ARG...]
+# (Debian's postgresql package creates it), which then owns DIR.
 set -u
 
 bindir=""
 for d in /usr/lib/postgresql/*/bin; do
 	[ -x "$d/initdb" ] && bindir="$d"
 done
-if [ -z "$bindir" ]; then
-	OUTPOST_TEST_PG_SKIP="PostgreSQL server binaries not found (scripts/deps.sh installs postgresql)"
-	export OUTPOST_TEST_PG_SKIP
-	exec "$@"
-fi
+as=""
+
+pg_stop() {
+	[ -n "$bindir" ] && [ -d "$1/data" ] &&
+		$as "$bindir/pg_ctl" -D "$1/data" -m immediate -w stop >/dev/null 2>&1
+	rm -rf "$1"
+}
+
+# Starts a server in $1; prints the reason on stderr and returns 1 when it cannot.
+pg_start() {
+	if [ -z "$bindir" ]; then
+		echo "PostgreSQL server binaries not found (scripts/deps.sh installs postgresql)" >&2
+		return 1
+	fi
+	if [ "$(id -u)" -eq 0 ]; then
+		chown postgres: "$1" 2>/dev/null || {
+			echo "no 'postgres' system user to run the server as" >&2
+			return 1
+		}
+	fi
+	chmod 700 "$1"
+	# fsync off and no sync at initdb: a throwaway cluster; the tests test semantics.
+	if ! $as "$bindir/initdb" -D "$1/data" -A trust -U postgres -E UTF8 --locale=C \
+		--no-sync >"$1/initdb.log" 2>&1; then
+		echo "initdb failed: $(tail -n 3 "$1/initdb.log" | tr '\n' ' ')" >&2
+		return 1
+	fi
+	if ! $as "$bindir/pg_ctl" -D "$1/data" -l "$1/server.log" -w -t 30 \
+		-o "-c listen_addresses='' -k $1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+		start >/dev/null 2>&1; then
+		echo "the server did not start: $(tail -n 3 "$1/server.log" | tr '\n' ' ')" >&2
+		return 1
+	fi
+	"$bindir/psql" -h "$1" -U postgres -d postgres -qAt -c "CREATE DATABASE outpost" >/dev/null ||
+		return 1
+	echo "host=$1 user=postgres dbname=outpost"
+}
+
+[ "$(id -u)" -eq 0 ] && as="runuser -u postgres --"
+
+case "${1:-}" in
+start)
+	pg_start "$2" || exit 1
+	exit 0
+	;;
+restart)
+	$as "$bindir/pg_ctl" -D "$2/data" -l "$2/server.log" -m fast -w -t 30 restart >/dev/null
+	exit $?
+	;;
+stop)
+	pg_stop "$2"
+	exit 0
+	;;
+esac
 
 dir=$(mktemp -d /tmp/outpost-pg-XXXXXX) || exit 1
-as=""
-if [ "$(id -u)" -eq 0 ]; then
-	chown postgres: "$dir" 2>/dev/null && as="runuser -u postgres --"
-fi
-chmod 700 "$dir"
-
-stop() {
-	$as "$bindir/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1
-	rm -rf "$dir"
-}
-trap stop EXIT
+trap 'pg_stop "$dir"' EXIT
 trap 'exit 130' INT TERM
-
-started=0
-# fsync off and no sync at initdb: a throwaway cluster; the tests test semantics, not disks.
-if $as "$bindir/initdb" -D "$dir/data" -A trust -U postgres -E UTF8 --locale=C --no-sync \
-	>"$dir/initdb.log" 2>&1 &&
-	$as "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 \
-		-o "-c listen_addresses='' -k $dir -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
-		start >/dev/null 2>&1 &&
-	"$bindir/psql" -h "$dir" -U postgres -d postgres -qAt -c "CREATE DATABASE outpost" \
-		>/dev/null 2>&1; then
-	started=1
-fi
-if [ "$started" -eq 1 ]; then
-	OUTPOST_TEST_PG_DSN="host=$dir user=postgres dbname=outpost"
+if dsn=$(pg_start "$dir" 2>"$dir.why"); then
+	OUTPOST_TEST_PG_DSN="$dsn"
 	export OUTPOST_TEST_PG_DSN
 else
-	OUTPOST_TEST_PG_SKIP="PostgreSQL did not start: $(tail -n 3 "$dir"/*.log 2>/dev/null | tr '\n' ' ')"
+	OUTPOST_TEST_PG_SKIP="PostgreSQL did not start: $(cat "$dir.why")"
 	export OUTPOST_TEST_PG_SKIP
 fi
+rm -f "$dir.why"
 "$@"
+rc=$?
+exit $rc
