@@ -1078,9 +1078,17 @@ static int pg_tasks_prune(struct store *base, int64_t before_ms, int limit, int6
 			*copies += rc;
 			left -= rc;
 		}
-		if (rc >= 0 && left > 0 &&
-		    (rc = pg_run(p, PS_PRUNE_TASK_DELETE, NULL, "s", id)) >= 0)
-			*tasks += rc;
+		/* left 0: the next call finds what is left of this task first. The task row
+		 * counts against the limit too; one not deleted would come back forever. */
+		if (rc >= 0 && left > 0) {
+			rc = pg_run(p, PS_PRUNE_TASK_DELETE, NULL, "s", id);
+			if (rc == 1) {
+				*tasks += 1;
+				left--;
+			} else if (rc >= 0) {
+				rc = OUTPOST_E_INTERNAL;
+			}
+		}
 		free(id);
 		if (rc < 0)
 			goto fail;

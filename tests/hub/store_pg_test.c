@@ -5,35 +5,20 @@
 #include "store_cases.h"
 #include "hub/store_pg.h"
 
-#include <libpq-fe.h>
+#include "support/pgtest.h"
 
 static const char *fx_name = "postgresql";
 
 static int fx_open(struct fx *f, char *msg, size_t msglen)
 {
-	return store_pg_open(getenv("OUTPOST_TEST_PG_DSN"), f->dir, &f->st, msg, msglen);
-}
-
-/* Runs sql on a connection of its own; 0 when it worked. */
-static int pg_sql(const char *sql)
-{
-	PGconn *c = PQconnectdb(getenv("OUTPOST_TEST_PG_DSN"));
-	PGresult *r = PQexec(c, sql);
-	int ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
-
-	if (!ok)
-		print_error("%s: %s\n", sql, PQerrorMessage(c));
-	PQclear(r);
-	PQfinish(c);
-	return ok ? 0 : -1;
+	return store_pg_open(pgtest_dsn(), f->dir, &f->st, msg, msglen);
 }
 
 /* Every case starts on an empty database: the schema is made again by the open. */
 static int fx_fresh(struct fx *f)
 {
 	(void)f;
-	return pg_sql("SET client_min_messages = warning; DROP SCHEMA public CASCADE; "
-	              "CREATE SCHEMA public");
+	return pgtest_fresh();
 }
 
 /* The server ends the hub's session (a restart, a failover): the call that finds it gone
@@ -45,7 +30,7 @@ static void test_lost_connection_is_unavailable_then_reconnects(void **state)
 	int rc;
 
 	enroll(f, "web-01");
-	assert_int_equal(pg_sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+	assert_int_equal(pgtest_sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
 	                        "WHERE datname = current_database() AND pid != pg_backend_pid()"),
 	                 0);
 	rc = f->op->host_get(f->st, "web-01", &h);
@@ -55,7 +40,7 @@ static void test_lost_connection_is_unavailable_then_reconnects(void **state)
 	assert_string_equal(sval(h, "state"), "up");
 	json_decref(h);
 	/* a write after the loss goes through as well */
-	assert_int_equal(pg_sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+	assert_int_equal(pgtest_sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
 	                        "WHERE datname = current_database() AND pid != pg_backend_pid()"),
 	                 0);
 	assert_int_equal(f->op->host_labels(f->st, "web-01", NULL, NULL), OUTPOST_E_UNAVAILABLE);
@@ -69,10 +54,10 @@ static void test_open_refuses_a_newer_schema(void **state)
 	struct store *st2 = NULL;
 	char msg[256];
 
-	assert_int_equal(pg_sql("UPDATE schema_version SET version = version + 1 "
+	assert_int_equal(pgtest_sql("UPDATE schema_version SET version = version + 1 "
 	                        "WHERE component = 'hub'"),
 	                 0);
-	assert_int_equal(store_pg_open(getenv("OUTPOST_TEST_PG_DSN"), f->dir, &st2, msg, sizeof(msg)),
+	assert_int_equal(store_pg_open(pgtest_dsn(), f->dir, &st2, msg, sizeof(msg)),
 	                 OUTPOST_E_CONFLICT);
 	assert_null(st2);
 	assert_non_null(strstr(msg, "newer"));
@@ -102,12 +87,7 @@ int main(void)
 	    T(test_open_without_a_server_is_unavailable),
 #undef T
 	};
-	if (!getenv("OUTPOST_TEST_PG_DSN")) {
-		const char *why = getenv("OUTPOST_TEST_PG_SKIP");
-		printf("SKIP: no PostgreSQL for the store tests: %s\n",
-		       why ? why : "OUTPOST_TEST_PG_DSN is not set (run under "
-		                   "tests/support/pg_run.sh)");
+	if (pgtest_skip())
 		return 77;
-	}
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
