@@ -73,6 +73,24 @@ def test_database_restart_loses_no_queued_task(fleet, postgres):
     assert f.hub.proc.poll() is None
 
 
+def test_database_down_is_unavailable_in_the_envelope_then_recovers(fleet, postgres):
+    f = fleet(n=1, hub_conf=pg_conf(postgres))
+    postgres.pause()
+    try:
+        status, body = f.hub.api("GET", "/api/v1/hosts")
+        assert status == 503, (status, body)
+        assert body["ok"] is False and body["error"]["code"] == "unavailable", body
+        p = f.cli("hosts", "ls")
+        assert p.returncode != 0 and p.stdout == "", (p.returncode, p.stdout)
+        assert f.hub.proc.poll() is None  # the hub waits for its database, it does not die
+    finally:
+        postgres.resume()
+    wait_for(lambda: f.cli("hosts", "ls").returncode == 0, timeout=20,
+             what="the hub to reconnect to PostgreSQL")
+    p = f.ok("run", "-t", "web-1", *cmd_line(f.marker))
+    assert "1 hosts, 1 ok" in p.stdout or "web-1: ok" in p.stdout, p.stdout
+
+
 def test_hub_refuses_to_start_without_its_database(tmp_path):
     conf = {"listen": "127.0.0.1:1", "state_dir": str(tmp_path / "state"),
             "store": {"backend": "postgresql",

@@ -10,6 +10,8 @@
 #                               server there and prints its DSN; exit 1 and the reason on
 #                               stderr when it cannot.
 #   pg_run.sh restart DIR       restarts it (clients lose their sessions: a failover).
+#   pg_run.sh pause DIR         stops the server, keeping its data (a database that is down);
+#   pg_run.sh resume DIR        starts it again.
 #   pg_run.sh stop DIR          stops it and removes DIR.
 # As root, initdb refuses to run: the server runs as the unprivileged "postgres" system user
 # (Debian's postgresql package creates it), which then owns DIR.
@@ -46,9 +48,10 @@ pg_start() {
 		echo "initdb failed: $(tail -n 3 "$1/initdb.log" | tr '\n' ' ')" >&2
 		return 1
 	fi
-	if ! $as "$bindir/pg_ctl" -D "$1/data" -l "$1/server.log" -w -t 30 \
-		-o "-c listen_addresses='' -k $1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
-		start >/dev/null 2>&1; then
+	# In the cluster's own config, so that every start (restart, resume) uses it.
+	printf "%s\n" "listen_addresses = ''" "unix_socket_directories = '$1'" "fsync = off" \
+		"synchronous_commit = off" "full_page_writes = off" >>"$1/data/postgresql.conf"
+	if ! $as "$bindir/pg_ctl" -D "$1/data" -l "$1/server.log" -w -t 30 start >/dev/null 2>&1; then
 		echo "the server did not start: $(tail -n 3 "$1/server.log" | tr '\n' ' ')" >&2
 		return 1
 	fi
@@ -66,6 +69,14 @@ start)
 	;;
 restart)
 	$as "$bindir/pg_ctl" -D "$2/data" -l "$2/server.log" -m fast -w -t 30 restart >/dev/null
+	exit $?
+	;;
+pause)
+	$as "$bindir/pg_ctl" -D "$2/data" -m fast -w -t 30 stop >/dev/null
+	exit $?
+	;;
+resume)
+	$as "$bindir/pg_ctl" -D "$2/data" -l "$2/server.log" -w -t 30 start >/dev/null
 	exit $?
 	;;
 stop)
