@@ -302,10 +302,11 @@ static int pg_migrate(struct pg *p, char *msg, size_t msglen)
 		have = PQntuples(r) ? (int)pg_int(r, 0, 0) : 0;
 		PQclear(r);
 		if (have > PG_SCHEMA_VERSION) {
-			snprintf(msg, msglen,
-			         "postgresql: the hub schema is version %d, newer than this hub knows "
-			         "(%d): run a newer outpost-hub",
-			         have, PG_SCHEMA_VERSION);
+			snprintf(
+			    msg, msglen,
+			    "postgresql: the hub schema is version %d, newer than this hub knows "
+			    "(%d): run a newer outpost-hub",
+			    have, PG_SCHEMA_VERSION);
 			rc = OUTPOST_E_CONFLICT;
 			goto fail;
 		}
@@ -486,10 +487,10 @@ int pg_event_add(struct pg *p, const char *host_id, const char *kind, const char
 /* The host of row i of PS_HOST_GET or PS_HOST_LIST (columns HOST_COLS). */
 static json_t *host_json(const PGresult *r, int i)
 {
-	return json_pack("{s:s, s:s?, s:s, s:o, s:s?, s:I, s:I}", "id", pg_str(r, i, 0),
-	                 "hostname", pg_str(r, i, 1), "state", pg_str(r, i, 2), "labels",
-	                 pg_json(r, i, 3), "version", pg_str(r, i, 4), "first_seen_ms",
-	                 pg_int(r, i, 5), "last_seen_ms", pg_int(r, i, 6));
+	return json_pack("{s:s, s:s?, s:s, s:o, s:s?, s:I, s:I}", "id", pg_str(r, i, 0), "hostname",
+	                 pg_str(r, i, 1), "state", pg_str(r, i, 2), "labels", pg_json(r, i, 3),
+	                 "version", pg_str(r, i, 4), "first_seen_ms", pg_int(r, i, 5),
+	                 "last_seen_ms", pg_int(r, i, 6));
 }
 
 static int host_fetch(struct pg *p, const char *id, int full, json_t **out)
@@ -541,7 +542,7 @@ static int host_absent(struct pg *p, const char *id)
 	if (!r)
 		return OUTPOST_E_NOT_FOUND;
 	rc = strcmp(pg_str(r, 0, 1), HOST_PENDING) == 0 ? OUTPOST_E_UNAVAILABLE
-	                                                 : OUTPOST_E_FORBIDDEN;
+	                                                : OUTPOST_E_FORBIDDEN;
 	PQclear(r);
 	return rc;
 }
@@ -596,8 +597,10 @@ static int pg_host_enroll(struct store *base, const struct store_enroll *e, json
 				goto fail;
 			if (!(labels = pg_text(lab, JSON_SORT_KEYS, 0)))
 				goto fail;
-			if ((rc = pg_run(p, PS_HOST_SET_LABELS, NULL, "ss", e->host_id, labels)) < 0 ||
-			    (rc = pg_run(p, PS_HOST_SET_STATE, NULL, "ss", e->host_id, HOST_UP)) < 0 ||
+			if ((rc = pg_run(p, PS_HOST_SET_LABELS, NULL, "ss", e->host_id, labels)) <
+			        0 ||
+			    (rc = pg_run(p, PS_HOST_SET_STATE, NULL, "ss", e->host_id, HOST_UP)) <
+			        0 ||
 			    (rc = pg_event_add(p, e->host_id, "accepted", "enrollment token",
 			                       e->now_ms)) < 0)
 				goto fail;
@@ -610,8 +613,8 @@ static int pg_host_enroll(struct store *base, const struct store_enroll *e, json
 		if (!labels || !facts || !attrs)
 			goto fail;
 		if ((rc = pg_run(p, PS_HOST_INSERT, NULL, "ssssssssI", e->host_id, e->hostname,
-		                 e->pubkey, e->accept ? HOST_UP : HOST_PENDING, labels, facts, attrs,
-		                 e->version, e->now_ms)) < 0 ||
+		                 e->pubkey, e->accept ? HOST_UP : HOST_PENDING, labels, facts,
+		                 attrs, e->version, e->now_ms)) < 0 ||
 		    (rc = pg_event_add(p, e->host_id, "enrolled",
 		                       e->accept ? "accepted by enrollment token"
 		                                 : "pending acceptance",
@@ -914,9 +917,9 @@ static int pg_events_list(struct store *base, const char *host_id, int limit, js
 	if (!(arr = json_array()))
 		rc = OUTPOST_E_INTERNAL;
 	for (int i = 0; arr && rc >= 0 && i < PQntuples(r); i++) {
-		json_t *ev = json_pack("{s:s, s:s, s:s, s:I}", "host_id", pg_str(r, i, 0), "kind",
-		                       pg_str(r, i, 1), "detail", pg_str(r, i, 2), "at_ms",
-		                       pg_int(r, i, 3));
+		json_t *ev =
+		    json_pack("{s:s, s:s, s:s, s:I}", "host_id", pg_str(r, i, 0), "kind",
+		              pg_str(r, i, 1), "detail", pg_str(r, i, 2), "at_ms", pg_int(r, i, 3));
 		rc = ev && json_array_append_new(arr, ev) == 0 ? 0 : OUTPOST_E_INTERNAL;
 	}
 	PQclear(r);
@@ -959,10 +962,10 @@ static int pg_audit_list(struct store *base, int limit, json_t **entries)
 	if (!(arr = json_array()))
 		rc = OUTPOST_E_INTERNAL;
 	for (int i = 0; arr && rc >= 0 && i < PQntuples(r); i++) {
-		json_t *e = json_pack("{s:I, s:I, s:s, s:s, s:s?, s:o}", "id", pg_int(r, i, 0),
-		                      "at_ms", pg_int(r, i, 1), "actor", pg_str(r, i, 2), "action",
-		                      pg_str(r, i, 3), "target", pg_str(r, i, 4), "detail",
-		                      pg_json(r, i, 5));
+		json_t *e =
+		    json_pack("{s:I, s:I, s:s, s:s, s:s?, s:o}", "id", pg_int(r, i, 0), "at_ms",
+		              pg_int(r, i, 1), "actor", pg_str(r, i, 2), "action", pg_str(r, i, 3),
+		              "target", pg_str(r, i, 4), "detail", pg_json(r, i, 5));
 		rc = e && json_array_append_new(arr, e) == 0 ? 0 : OUTPOST_E_INTERNAL;
 	}
 	PQclear(r);
@@ -1003,7 +1006,8 @@ static int pg_stats(struct store *base, json_t **stats)
 	if (rc == 0 && (rc = pg_run(p, PS_STATS_HOSTS, &r, "")) >= 0) {
 		rc = 0;
 		for (int i = 0; rc == 0 && i < PQntuples(r); i++)
-			rc = json_object_set_new(hosts, pg_str(r, i, 0), json_integer(pg_int(r, i, 1)))
+			rc = json_object_set_new(hosts, pg_str(r, i, 0),
+			                         json_integer(pg_int(r, i, 1)))
 			         ? OUTPOST_E_INTERNAL
 			         : 0;
 		PQclear(r);

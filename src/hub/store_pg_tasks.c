@@ -267,9 +267,9 @@ static int rows_to_items(struct pg *p, enum pst which, const char *host_id, int6
 	for (int i = 0; rc == 0 && i < PQntuples(r); i++) {
 		json_t *t = json_pack("{s:{s:s, s:s, s:s, s:s, s:o, s:I, s:I, s:I}}", "task",
 		                      "task_id", pg_str(r, i, 0), "host_id", host_id, "plugin",
-		                      pg_str(r, i, 1), "op", pg_str(r, i, 2), "args", pg_json(r, i, 3),
-		                      "timeout_ms", pg_int(r, i, 4), "issued_ms", (json_int_t)now_ms,
-		                      "expires_ms", pg_int(r, i, 5));
+		                      pg_str(r, i, 1), "op", pg_str(r, i, 2), "args",
+		                      pg_json(r, i, 3), "timeout_ms", pg_int(r, i, 4), "issued_ms",
+		                      (json_int_t)now_ms, "expires_ms", pg_int(r, i, 5));
 		rc = t && json_array_append_new(arr, t) == 0 ? 0 : OUTPOST_E_INTERNAL;
 	}
 	PQclear(r);
@@ -373,9 +373,8 @@ int pg_task_report(struct store *base, const char *task_id, const char *host_id,
 		goto out;
 	}
 	if ((rc = pg_seq_next(p, task_id, &seq)) < 0 ||
-	    (rc = pg_run(p, PS_ROW_REPORT, NULL, "ssssMMI", task_id, host_id,
-	                 pg_row_states[to], rtext, started_ms,
-	                 to >= PRS_FINAL ? finished_ms : (int64_t)0, seq)) < 0)
+	    (rc = pg_run(p, PS_ROW_REPORT, NULL, "ssssMMI", task_id, host_id, pg_row_states[to],
+	                 rtext, started_ms, to >= PRS_FINAL ? finished_ms : (int64_t)0, seq)) < 0)
 		goto fail;
 	/* The agent's finished_ms is its own clock's: the task's end is the hub's. */
 	if (to >= PRS_FINAL && (rc = pg_task_settle(p, task_id, clk_real_ms(), &fin)) < 0)

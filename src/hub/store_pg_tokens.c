@@ -12,7 +12,8 @@ static json_t *token_json(const PGresult *r, int i, int with_revoked)
 	                      pg_int(r, i, 5), "created_by", pg_str(r, i, 6));
 
 	if (t && with_revoked &&
-	    json_object_set_new(t, "revoked", json_boolean(strcmp(PQgetvalue(r, i, 7), "t") == 0))) {
+	    json_object_set_new(t, "revoked",
+	                        json_boolean(strcmp(PQgetvalue(r, i, 7), "t") == 0))) {
 		json_decref(t);
 		t = NULL;
 	}

@@ -128,7 +128,6 @@ const char *store_host_transition(const char *from, const char *to)
 
 static const char *const token_roles[] = {"viewer", "operator", "admin"};
 
-
 /* sha256 in lowercase hex: anything else is not a hash, and might be a secret. */
 static int hash_ok(const char *h)
 {

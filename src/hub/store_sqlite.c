@@ -493,7 +493,9 @@ static int sq_host_list(struct store *base, json_t **hosts)
 		rc = 0;
 		/* set_new and append_new take their value even when they fail. */
 		if (!h ||
-		    json_object_set_new(h, "attrs", store_host_attrs(col_json(st, 7), col_str(st, 1), col_str(st, 4), json_object_get(h, "labels")))) {
+		    json_object_set_new(h, "attrs",
+		                        store_host_attrs(col_json(st, 7), col_str(st, 1), col_str(st, 4),
+		                                         json_object_get(h, "labels")))) {
 			json_decref(h);
 			rc = OUTPOST_E_INTERNAL;
 		} else if (json_array_append_new(arr, h)) {

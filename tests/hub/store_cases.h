@@ -25,9 +25,9 @@ struct fx {
 };
 
 /* Each includer defines these (store_sqlite_test.c, store_pg_test.c). */
-static const char *fx_name;                                     /* "sqlite", "postgresql" */
-static int fx_open(struct fx *f, char *msg, size_t msglen);     /* opens f->st on f->dir */
-static int fx_fresh(struct fx *f);                              /* an empty store next */
+static const char *fx_name;                                 /* "sqlite", "postgresql" */
+static int fx_open(struct fx *f, char *msg, size_t msglen); /* opens f->st on f->dir */
+static int fx_fresh(struct fx *f);                          /* an empty store next */
 
 static int setup(void **state)
 {
@@ -1194,6 +1194,7 @@ static void test_fanout_1000_hosts_timing(void **state)
 }
 
 /* The cases, for the includer's table: STORE_CASES(T) with T(name) making one entry. */
+/* clang-format off */
 #define STORE_CASES(T) \
 	T(test_enroll_same_key_is_idempotent), \
 	T(test_enroll_other_key_is_conflict), \
@@ -1244,3 +1245,4 @@ static void test_fanout_1000_hosts_timing(void **state)
 	T(test_audit_newest_first), \
 	T(test_stats_count_hosts_tasks_and_queue), \
 	T(test_fanout_1000_hosts_timing),
+/* clang-format on */

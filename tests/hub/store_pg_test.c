@@ -21,6 +21,15 @@ static int fx_fresh(struct fx *f)
 	return pgtest_fresh();
 }
 
+/* Ends every other session on the test database, as a server restart would. */
+static void end_sessions(void)
+{
+	assert_int_equal(
+	    pgtest_sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+	               "WHERE datname = current_database() AND pid != pg_backend_pid()"),
+	    0);
+}
+
 /* The server ends the hub's session (a restart, a failover): the call that finds it gone
  * answers UNAVAILABLE, the next one reconnects, and nothing stored is lost. */
 static void test_lost_connection_is_unavailable_then_reconnects(void **state)
@@ -30,9 +39,7 @@ static void test_lost_connection_is_unavailable_then_reconnects(void **state)
 	int rc;
 
 	enroll(f, "web-01");
-	assert_int_equal(pgtest_sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-	                        "WHERE datname = current_database() AND pid != pg_backend_pid()"),
-	                 0);
+	end_sessions();
 	rc = f->op->host_get(f->st, "web-01", &h);
 	json_decref(h);
 	assert_int_equal(rc, OUTPOST_E_UNAVAILABLE);
@@ -40,9 +47,7 @@ static void test_lost_connection_is_unavailable_then_reconnects(void **state)
 	assert_string_equal(sval(h, "state"), "up");
 	json_decref(h);
 	/* a write after the loss goes through as well */
-	assert_int_equal(pgtest_sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-	                        "WHERE datname = current_database() AND pid != pg_backend_pid()"),
-	                 0);
+	end_sessions();
 	assert_int_equal(f->op->host_labels(f->st, "web-01", NULL, NULL), OUTPOST_E_UNAVAILABLE);
 	enroll(f, "web-02");
 }
@@ -55,7 +60,7 @@ static void test_open_refuses_a_newer_schema(void **state)
 	char msg[256];
 
 	assert_int_equal(pgtest_sql("UPDATE schema_version SET version = version + 1 "
-	                        "WHERE component = 'hub'"),
+	                            "WHERE component = 'hub'"),
 	                 0);
 	assert_int_equal(store_pg_open(pgtest_dsn(), f->dir, &st2, msg, sizeof(msg)),
 	                 OUTPOST_E_CONFLICT);
@@ -79,6 +84,7 @@ static void test_open_without_a_server_is_unavailable(void **state)
 
 int main(void)
 {
+	/* clang-format off */
 	const struct CMUnitTest tests[] = {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 	    STORE_CASES(T)
@@ -87,6 +93,7 @@ int main(void)
 	    T(test_open_without_a_server_is_unavailable),
 #undef T
 	};
+	/* clang-format on */
 	if (pgtest_skip())
 		return 77;
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -68,11 +68,13 @@ static void test_open_migrates_hosts_to_allow_rejected(void **state)
 
 int main(void)
 {
+	/* clang-format off */
 	const struct CMUnitTest tests[] = {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 	    STORE_CASES(T)
 	    T(test_open_migrates_hosts_to_allow_rejected),
 #undef T
 	};
+	/* clang-format on */
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
