@@ -345,7 +345,13 @@ static int pg_connect(struct pg *p, char *msg, size_t msglen)
 	p->ready = 0;
 	if (p->conn)
 		PQfinish(p->conn);
-	p->conn = PQconnectdb(p->dsn);
+	{
+		/* The store is called on the hub's loop: a server that does not answer must not
+		 * hold it for the kernel's TCP timeout. The DSN's own connect_timeout wins. */
+		const char *const keys[] = {"connect_timeout", "dbname", NULL};
+		const char *const vals[] = {"5", p->dsn, NULL};
+		p->conn = PQconnectdbParams(keys, vals, 1);
+	}
 	if (!p->conn || PQstatus(p->conn) != CONNECTION_OK) {
 		snprintf(msg, msglen, "postgresql: cannot connect: %s",
 		         p->conn ? PQerrorMessage(p->conn) : "out of memory");
