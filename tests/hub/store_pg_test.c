@@ -7,6 +7,8 @@
 
 #include "support/pgtest.h"
 
+#include <pthread.h>
+
 static const char *fx_name = "postgresql";
 
 static int fx_open(struct fx *f, char *msg, size_t msglen)
@@ -52,6 +54,76 @@ static void test_lost_connection_is_unavailable_then_reconnects(void **state)
 	enroll(f, "web-02");
 }
 
+/* Two hubs on one database: each takes every host's copy and reports it, at the same time.
+ * Each copy goes out once (to one hub), and the task ends once. */
+#define RACE_HOSTS 120
+
+struct racer {
+	struct store *st;
+	int taken, finished, errors;
+};
+
+static void *race(void *arg)
+{
+	struct racer *r = arg;
+	json_t *items, *resp = json_pack("{s:b}", "ok", 1);
+	char id[32];
+	int done;
+
+	for (int i = 0; i < RACE_HOSTS; i++) {
+		snprintf(id, sizeof(id), "h%03d", i);
+		if (r->st->ops->task_take(r->st, id, T0, 4, &items) < 0) {
+			r->errors++;
+			continue;
+		}
+		if (json_array_size(items) == 1) {
+			r->taken++;
+			done = 0;
+			if (r->st->ops->task_report(r->st, "race", id, "ok", resp, T0, T0, &done) <
+			    0)
+				r->errors++;
+			r->finished += done;
+		}
+		json_decref(items);
+	}
+	json_decref(resp);
+	return NULL;
+}
+
+static void test_two_hubs_hand_each_copy_out_once(void **state)
+{
+	struct fx *f = *state;
+	struct racer a = {f->st, 0, 0, 0}, b = {NULL, 0, 0, 0};
+	json_t *hosts = json_array(), *t;
+	pthread_t ta, tb;
+	char msg[256], id[32];
+
+	for (int i = 0; i < RACE_HOSTS; i++) {
+		snprintf(id, sizeof(id), "h%03d", i);
+		json_array_append_new(hosts, json_string(id));
+	}
+	t = json_pack("{s:s, s:s, s:s, s:s, s:{}, s:i, s:I, s:I}", "id", "race", "target", "*",
+	              "plugin", "sys", "op", "ping", "args", "timeout_ms", 60000, "created_ms",
+	              (json_int_t)T0, "expires_ms", (json_int_t)(T0 + HOUR));
+	assert_int_equal(f->op->task_create(f->st, t, hosts, NULL), 0);
+	json_decref(t);
+	assert_int_equal(store_pg_open(pgtest_dsn(), f->dir, &b.st, msg, sizeof(msg)), 0);
+	assert_int_equal(pthread_create(&ta, NULL, race, &a), 0);
+	assert_int_equal(pthread_create(&tb, NULL, race, &b), 0);
+	pthread_join(ta, NULL);
+	pthread_join(tb, NULL);
+	b.st->ops->close(b.st);
+	assert_int_equal(a.errors + b.errors, 0);
+	assert_int_equal(a.taken + b.taken, RACE_HOSTS);
+	assert_int_equal(a.finished + b.finished, 1);
+	print_message("two hubs: %d and %d of %d copies\n", a.taken, b.taken, RACE_HOSTS);
+	t = task(f, "race", 0);
+	assert_string_equal(sval(t, "state"), "done");
+	assert_int_equal(ival(json_object_get(t, "counts"), "ok"), RACE_HOSTS);
+	json_decref(t);
+	json_decref(hosts);
+}
+
 /* A database a newer hub migrated is refused with a message that says what to do. */
 static void test_open_refuses_a_newer_schema(void **state)
 {
@@ -90,6 +162,7 @@ int main(void)
 	    STORE_CASES(T)
 	    T(test_lost_connection_is_unavailable_then_reconnects),
 	    T(test_open_refuses_a_newer_schema),
+	    T(test_two_hubs_hand_each_copy_out_once),
 	    T(test_open_without_a_server_is_unavailable),
 #undef T
 	};
