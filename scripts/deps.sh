@@ -24,6 +24,7 @@ libsqlite3-dev
 libsodium-dev
 libcurl4-gnutls-dev
 libyajl-dev
+libpq-dev
 python3
 dpkg-dev
 "
@@ -39,6 +40,7 @@ procps
 lintian
 groff-base
 systemd
+postgresql
 prometheus
 "
 
@@ -125,3 +127,13 @@ for p in $missing; do
 		echo "deps.sh: $p's service $name is installed but not started, and disabled at boot"
 	done
 done
+
+# postgresql makes a cluster "main" as it installs; should that start it past policy-rc.d,
+# stop it: the tests start their own servers (tests/support/pg_run.sh). Only when this run
+# installed it: a cluster that was there before is left alone.
+case " $missing " in *" postgresql "*)
+	for c in $(pg_lsclusters -h 2>/dev/null | awk '$4 == "online" {print $1 "/" $2}'); do
+		$SUDO pg_ctlcluster "${c%/*}" "${c#*/}" stop || true
+	done
+	;;
+esac

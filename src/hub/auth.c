@@ -82,8 +82,13 @@ static int auth_bearer(struct hub *h, struct httpd_req *req, int role, struct hu
 	/* Looked up by its sha256: the store never sees the secret, and finding a digest by an
 	 * index leaks nothing usable about the secret's bytes through timing. */
 	sec_sha256_hex(hdr + 7, strlen(hdr + 7), hash);
-	if (h->store->ops->token_find(h->store, hash, clk_real_ms(), &tok) < 0 ||
-	    !json_is_string(json_object_get(tok, "kind")) ||
+	have = h->store->ops->token_find(h->store, hash, clk_real_ms(), &tok);
+	if (have < 0 && have != OUTPOST_E_NOT_FOUND) {
+		/* The store could not look (a database that is down): not the caller's fault. */
+		httpd_respond_error(req, have, "cannot check the token now: try again");
+		return have;
+	}
+	if (have < 0 || !json_is_string(json_object_get(tok, "kind")) ||
 	    strcmp(json_string_value(json_object_get(tok, "kind")), "operator") != 0) {
 		json_decref(tok);
 		return auth_refuse(h, req, OUTPOST_E_UNAUTHORIZED, "unknown or expired token");

@@ -3,6 +3,7 @@
 #include "hub_impl.h"
 #include "query.h"
 #include "retention.h"
+#include "store_pg.h"
 #include "tls.h"
 #include "tsdb.h"
 #include "core/clk.h"
@@ -82,6 +83,22 @@ static void hub_on_retain(void *arg)
 	};
 
 	retention_step(h->retention, keep_ms, clk_real_ms(), 50);
+}
+
+/* The store store.backend names (hub_conf.c checked it): SQLite in state_dir unless told. */
+static int hub_open_store(struct hub *h, char *msg, size_t msglen)
+{
+	const char *backend = json_string_value(conf_get(h->conf, "store.backend"));
+	int rc;
+
+	if (!backend || strcmp(backend, "sqlite") == 0)
+		return store_sqlite_open(h->state_dir, &h->store, msg, msglen);
+	rc = store_pg_open(json_string_value(conf_get(h->conf, "store.dsn")), h->state_dir,
+	                   &h->store, msg, msglen);
+	if (rc == 0)
+		log_info(h->log, "hub", "store: postgresql (metrics stay in %s/metrics.db)",
+		         h->state_dir);
+	return rc;
 }
 
 static int hub_open_tsdb(struct hub *h, char *msg, size_t msglen)
@@ -164,7 +181,7 @@ int hub_new(struct loop *loop, json_t *conf, struct logger *log, struct hub **ou
 	h->pk_b64 = sec_b64(h->pk, sizeof(h->pk));
 	if (!h->pk_b64)
 		goto fail;
-	if (store_sqlite_open(h->state_dir, &h->store, msg, msglen) < 0 ||
+	if (hub_open_store(h, msg, msglen) < 0 ||
 	    hub_open_tsdb(h, msg, msglen) < 0)
 		goto fail;
 	if (hub_admin_token(h, msg, msglen) < 0 ||
@@ -236,8 +253,9 @@ int hub_reload(struct hub *h, json_t *conf, char *msg, size_t msglen)
 		h->log->level = level;
 	if (!json_equal(conf_get(conf, "listen"), conf_get(h->conf, "listen")) ||
 	    !json_equal(conf_get(conf, "state_dir"), conf_get(h->conf, "state_dir")) ||
-	    !json_equal(conf_get(conf, "tls"), conf_get(h->conf, "tls")))
-		log_warn(h->log, "hub", "listen, state_dir and tls change only on restart");
+	    !json_equal(conf_get(conf, "tls"), conf_get(h->conf, "tls")) ||
+	    !json_equal(conf_get(conf, "store"), conf_get(h->conf, "store")))
+		log_warn(h->log, "hub", "listen, state_dir, tls and store change only on restart");
 	json_decref(h->conf);
 	h->conf = copy;
 	log_info(h->log, "hub", "configuration reloaded");

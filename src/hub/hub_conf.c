@@ -2,6 +2,7 @@
 #include "hub.h"
 #include "core/conf.h"
 
+#include <libpq-fe.h>
 #include <outpost/plugin.h>
 #include <stdio.h>
 #include <string.h>
@@ -37,6 +38,9 @@ static const struct conf_field hub_schema[] = {
     {"metrics.rollup_1m_days", CONF_INT, 1, 3660, "1-minute rollups are kept this long"},
     {"metrics.rollup_1h_days", CONF_INT, 1, 36600, "1-hour rollups are kept this long"},
     {"metrics.checkpoint_s", CONF_INT, 10, 86400, "open chunks are written this often"},
+    {"store", CONF_OBJECT, 0, 0, NULL},
+    {"store.backend", CONF_STRING, 0, 0, "sqlite (default: one hub) or postgresql (shared)"},
+    {"store.dsn", CONF_STRING, 0, 0, "libpq connection string for postgresql"},
     {"auth", CONF_OBJECT, 0, 0, NULL},
     {"auth.max_failures_per_min", CONF_INT, 1, 100000, "failed credentials per address"},
     {NULL, 0, 0, 0, NULL},
@@ -66,6 +70,44 @@ static int hub_listen_is_loopback(const char *listen)
 	       strncmp(listen, "localhost:", 10) == 0;
 }
 
+/* store.backend and store.dsn (absent: SQLite in state_dir). The DSN is parsed, not used:
+ * --check-config needs no server. */
+static int hub_conf_check_store(const json_t *conf, char *msg, size_t msglen)
+{
+	const char *backend = json_string_value(conf_get(conf, "store.backend"));
+	const char *dsn = json_string_value(conf_get(conf, "store.dsn"));
+	PQconninfoOption *opts;
+	char *err = NULL;
+
+	if (!backend || strcmp(backend, "sqlite") == 0) {
+		if (dsn) {
+			snprintf(msg, msglen, "'store.dsn' is only for 'store.backend' postgresql");
+			return OUTPOST_E_BAD_ARGS;
+		}
+		return 0;
+	}
+	if (strcmp(backend, "postgresql") != 0) {
+		snprintf(msg, msglen, "'store.backend' must be sqlite or postgresql, not '%s'",
+		         backend);
+		return OUTPOST_E_BAD_ARGS;
+	}
+	if (!dsn || !*dsn) {
+		snprintf(msg, msglen,
+		         "'store.backend' postgresql needs 'store.dsn' (a libpq connection string, "
+		         "e.g. \"host=db1 dbname=outpost user=outpost\")");
+		return OUTPOST_E_BAD_ARGS;
+	}
+	if (!(opts = PQconninfoParse(dsn, &err))) {
+		size_t n = err ? strcspn(err, "\n") : 0; /* libpq ends its messages with one */
+		snprintf(msg, msglen, "'store.dsn' is not a libpq connection string: %.*s", (int)n,
+		         err ? err : "");
+		PQfreemem(err);
+		return OUTPOST_E_BAD_ARGS;
+	}
+	PQconninfoFree(opts);
+	return 0;
+}
+
 int hub_conf_check(const json_t *conf, char *msg, size_t msglen)
 {
 	const char *s;
@@ -92,5 +134,5 @@ int hub_conf_check(const json_t *conf, char *msg, size_t msglen)
 		snprintf(msg, msglen, "'state_dir' must not be empty");
 		return OUTPOST_E_BAD_ARGS;
 	}
-	return 0;
+	return hub_conf_check_store(conf, msg, msglen);
 }

@@ -4,6 +4,7 @@
  * and close, hosts and events, audit and stats; tasks and tokens are in store_sqlite_tasks.c
  * and store_sqlite_tokens.c (what they share: store_sqlite_int.h). */
 #include "store_sqlite_int.h"
+#include "store_rules.h"
 #include "core/clk.h"
 #include "core/db.h"
 
@@ -261,33 +262,6 @@ static const char *const st_sql[ST_COUNT] = {
                                           "WHERE t.state = 'running'",
 };
 
-/* The fact attributes selectors know, flattened from the sys plugin's facts:
- * name = facts.section.field, as text (numbers in decimal, booleans true/false). host_list adds
- * "hostname" and "agent_version" from the host row, then every label. A label never shadows
- * one of these names: host_labels refuses to set one (BAD_ARGS), and one that came some other
- * way (an enrollment token) is left out of attrs, so os=debian* always means what the host
- * itself reported. */
-static const struct {
-	const char *name, *section, *field;
-} fact_attrs[] = {
-    {"os", "os", "id"},                 /* debian */
-    {"os_version", "os", "version_id"}, /* 12 */
-    {"kernel", "kernel", "release"},    /* 6.1.0-18-amd64 */
-    {"arch", "kernel", "machine"},      /* x86_64 */
-    {"cpus", "cpu", "count"},           /* 8 */
-    {"fqdn", "host", "fqdn"},           /* web-01.example.com */
-};
-#define FACT_NATTRS (sizeof(fact_attrs) / sizeof(fact_attrs[0]))
-static const char *const row_attrs[] = {"hostname", "agent_version"};
-
-static int attr_reserved(const char *key)
-{
-	for (size_t i = 0; i < FACT_NATTRS; i++)
-		if (strcmp(key, fact_attrs[i].name) == 0)
-			return 1;
-	return str_index(key, row_attrs, 2) >= 0;
-}
-
 /* ---- Hosts ---- */
 
 int sq_event_add(struct sq *s, const char *host_id, const char *kind, const char *detail,
@@ -300,45 +274,6 @@ int sq_event_add(struct sq *s, const char *host_id, const char *kind, const char
 	bind_str(st, 3, detail ? detail : "");
 	sqlite3_bind_int64(st, 4, now_ms);
 	return db_run(st);
-}
-
-/* A fact as the text a selector compares, or NULL when it has none. */
-static json_t *attr_value(const json_t *v)
-{
-	char num[32];
-
-	if (json_is_string(v))
-		return json_string(json_string_value(v));
-	if (json_is_integer(v)) {
-		snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-		return json_string(num);
-	}
-	if (json_is_real(v)) {
-		snprintf(num, sizeof(num), "%.15g", json_real_value(v));
-		return json_string(num);
-	}
-	if (json_is_boolean(v))
-		return json_string(json_is_true(v) ? "true" : "false");
-	return NULL;
-}
-
-/* Compact text of the fact attributes of facts (see fact_attrs); caller frees. */
-static char *attrs_text(const json_t *facts)
-{
-	json_t *a = json_object();
-	char *text;
-
-	if (!a)
-		return NULL;
-	for (size_t i = 0; i < FACT_NATTRS; i++) {
-		json_t *sec = json_object_get(facts, fact_attrs[i].section);
-		json_t *v = attr_value(json_object_get(sec, fact_attrs[i].field));
-		if (v)
-			json_object_set_new(a, fact_attrs[i].name, v);
-	}
-	text = text_of(a, 0);
-	json_decref(a);
-	return text;
 }
 
 /* The host of the current row of ST_HOST_GET or ST_HOST_LIST (columns HOST_COLS). */
@@ -477,7 +412,7 @@ static int sq_host_enroll(struct store *base, const struct store_enroll *e, json
 		rc = OUTPOST_E_INTERNAL;
 		labels = text_or_empty(e->labels, JSON_SORT_KEYS);
 		facts = text_or_empty(e->facts, 0);
-		attrs = attrs_text(e->facts);
+		attrs = store_attrs_text(e->facts);
 		if (!labels || !facts || !attrs)
 			goto fail;
 		st = stmt(s, ST_HOST_INSERT);
@@ -545,32 +480,6 @@ static int sq_host_key(struct store *base, const char *id, struct store_host_key
 	return rc;
 }
 
-/* attrs for host_list: the stored fact attributes, the row's own, then labels that do not
- * shadow a reserved name. Steals nothing; returns a new object or NULL. */
-static json_t *host_attrs(sqlite3_stmt *st, const json_t *labels)
-{
-	json_t *a = col_json(st, 7);
-	const char *k;
-	json_t *v;
-
-	if (!json_is_object(a)) {
-		json_decref(a);
-		a = json_object();
-	}
-	if (!a)
-		return NULL;
-	if (col_str(st, 1))
-		json_object_set_new(a, "hostname", json_string(col_str(st, 1)));
-	if (col_str(st, 4))
-		json_object_set_new(a, "agent_version", json_string(col_str(st, 4)));
-	json_object_foreach((json_t *)labels, k, v)
-	{
-		if (!attr_reserved(k))
-			json_object_set(a, k, v);
-	}
-	return a;
-}
-
 static int sq_host_list(struct store *base, json_t **hosts)
 {
 	struct sq *s = sq_of(base);
@@ -584,7 +493,9 @@ static int sq_host_list(struct store *base, json_t **hosts)
 		rc = 0;
 		/* set_new and append_new take their value even when they fail. */
 		if (!h ||
-		    json_object_set_new(h, "attrs", host_attrs(st, json_object_get(h, "labels")))) {
+		    json_object_set_new(h, "attrs",
+		                        store_host_attrs(col_json(st, 7), col_str(st, 1), col_str(st, 4),
+		                                         json_object_get(h, "labels")))) {
 			json_decref(h);
 			rc = OUTPOST_E_INTERNAL;
 		} else if (json_array_append_new(arr, h)) {
@@ -598,26 +509,6 @@ static int sq_host_list(struct store *base, json_t **hosts)
 	}
 	*hosts = arr;
 	return 0;
-}
-
-/* The event kind of a state change, or NULL when the change is not allowed. Revoked is the end:
- * only host_remove clears it (then the id may enroll again). Rejected is a pending host refused:
- * accepting it still is the way back. */
-static const char *host_transition(const char *from, const char *to)
-{
-	if (strcmp(from, HOST_REVOKED) == 0)
-		return NULL;
-	if (strcmp(to, HOST_REVOKED) == 0)
-		return "revoked";
-	if (strcmp(to, HOST_REJECTED) == 0)
-		return strcmp(from, HOST_PENDING) == 0 ? "rejected" : NULL;
-	if (strcmp(to, HOST_UP) == 0)
-		return strcmp(from, HOST_PENDING) == 0 || strcmp(from, HOST_REJECTED) == 0
-		           ? "accepted"
-		           : "up";
-	if (strcmp(to, HOST_DOWN) == 0 && strcmp(from, HOST_UP) == 0)
-		return "down";
-	return NULL;
 }
 
 static int sq_host_set_state(struct store *base, const char *id, const char *state,
@@ -637,7 +528,7 @@ static int sq_host_set_state(struct store *base, const char *id, const char *sta
 	rc = db_step(st);
 	if (rc == 1) {
 		same = strcmp(col_str(st, 1), state) == 0;
-		kind = same ? NULL : host_transition(col_str(st, 1), state);
+		kind = same ? NULL : store_host_transition(col_str(st, 1), state);
 		rc = same || kind ? 0 : OUTPOST_E_CONFLICT;
 	} else if (rc == 0) {
 		rc = OUTPOST_E_NOT_FOUND;
@@ -705,7 +596,7 @@ static int sq_host_labels(struct store *base, const char *id, json_t *set, json_
 		return OUTPOST_E_BAD_ARGS;
 	json_object_foreach(set, k, v)
 	{
-		if (attr_reserved(k))
+		if (store_attr_reserved(k))
 			return OUTPOST_E_BAD_ARGS;
 	}
 	json_array_foreach(remove, i, v)
@@ -761,7 +652,7 @@ static int sq_host_seen(struct store *base, const char *id, int64_t now_ms, cons
 		*was_down = 0;
 	if (!id || (facts && !json_is_object(facts)))
 		return OUTPOST_E_BAD_ARGS;
-	if (facts && (!(ftext = text_of(facts, 0)) || !(atext = attrs_text(facts)))) {
+	if (facts && (!(ftext = text_of(facts, 0)) || !(atext = store_attrs_text(facts)))) {
 		rc = OUTPOST_E_INTERNAL;
 		goto out;
 	}

@@ -1,26 +1,12 @@
 /* Operator and enrollment tokens in hub.db, stored hashed (store.h). Part of the SQLite store
  * (store_sqlite_int.h). */
 #include "store_sqlite_int.h"
+#include "store_rules.h"
 #include "core/clk.h"
 
 #include <stdio.h>
 
 /* ---- Tokens ---- */
-
-static const char *const token_roles[] = {"viewer", "operator", "admin"};
-
-/* sha256 in lowercase hex: anything else is not a hash, and might be a secret. */
-static int hash_ok(const char *h)
-{
-	size_t n = h ? strlen(h) : 0;
-
-	if (n != 64)
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		if (!((h[i] >= '0' && h[i] <= '9') || (h[i] >= 'a' && h[i] <= 'f')))
-			return 0;
-	return 1;
-}
 
 /* The token of the current row (TOKEN_COLS); never its hash. */
 static json_t *token_json(sqlite3_stmt *st, int with_revoked)
@@ -53,15 +39,9 @@ int sq_token_add(struct store *base, json_t *tok)
 	char *ltext = NULL;
 	int rc, op;
 
-	op = kind && strcmp(kind, "operator") == 0;
-	if (!nonempty(id) || !hash_ok(hash) || !kind || (!op && strcmp(kind, "enroll") != 0) ||
-	    (op ? str_index(json_string_value(role), token_roles, 3) < 0
-	        : role && !json_is_null(role)) ||
-	    (labels && !json_is_null(labels) && !labels_ok(labels)) || !json_is_integer(created) ||
-	    json_integer_value(created) < 0 ||
-	    (expires && (!json_is_integer(expires) || json_integer_value(expires) < 0)) ||
-	    (by && !json_is_null(by) && !json_is_string(by)))
+	if (store_token_check(tok) < 0)
 		return OUTPOST_E_BAD_ARGS;
+	op = strcmp(kind, "operator") == 0;
 	if (!(ltext = text_or_empty(json_is_object(labels) ? labels : NULL, JSON_SORT_KEYS)))
 		return OUTPOST_E_INTERNAL;
 	if ((rc = tx_begin(s)) < 0)

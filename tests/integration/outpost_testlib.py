@@ -356,6 +356,8 @@ class Hub:
         self.conf = deep_merge({"listen": "127.0.0.1:%d" % self.port,
                                 "state_dir": str(self.state),
                                 "agents": {"beat_ms": 1000, "missed_beats": 3}}, conf or {})
+        if os.environ.get("OUTPOST_TEST_PG_DSN") and "store" not in self.conf:
+            self.conf["store"] = {"backend": "postgresql", "dsn": pg_database()}
         self.conf_path = self.dir / "hub.conf"
         write_config(self.conf_path, self.conf)
         self.log_path = self.dir / "hub.log"
@@ -449,6 +451,71 @@ def hub(tmp_path, request):
         if failed:
             print("---- hub log ----\n" + h.log())
         h.stop()
+
+
+PG_RUN = os.path.join(SRC_ROOT, "tests/support/pg_run.sh")
+
+
+def pg_database():
+    """A new empty database on the server of $OUTPOST_TEST_PG_DSN; its DSN. Under
+    `tests/support/pg_run.sh pytest ...` every Hub gets one, so that any suite can be run with
+    the hub on PostgreSQL (by default hubs use SQLite, and only test_store_pg.py uses it)."""
+    base = os.environ["OUTPOST_TEST_PG_DSN"]
+    name = "hub_%d_%d" % (os.getpid(), next(_pg_databases))
+    subprocess.run(["psql", base, "-qAt", "-c", "CREATE DATABASE %s" % name], check=True,
+                   capture_output=True, timeout=30)
+    return base.replace("dbname=outpost", "dbname=" + name)
+
+
+_pg_databases = iter(range(1, 1 << 30))
+
+
+@pytest.fixture
+def postgres():
+    """A private PostgreSQL for this test (tests/support/pg_run.sh: initdb in a temp dir, a
+    unix socket, no TCP): yields a PostgreSQL whose .dsn goes in a hub's "store":
+    {"backend": "postgresql", "dsn": ...}; stopped and removed afterwards. Skips, saying why,
+    when PostgreSQL cannot start here."""
+    pg = PostgreSQL()
+    try:
+        yield pg.start()
+    finally:
+        pg.stop()
+
+
+class PostgreSQL:
+    """The server behind the postgres fixture; .restart() ends every client's session."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="outpost-pg-")  # short: the socket lives in it
+        self.dsn = None
+
+    def start(self):
+        p = subprocess.run([PG_RUN, "start", self.dir], capture_output=True, text=True,
+                           timeout=90)
+        if p.returncode != 0:
+            pytest.skip("PostgreSQL did not start: " + p.stderr.strip())
+        self.dsn = p.stdout.strip()
+        return self
+
+    def restart(self):
+        subprocess.run([PG_RUN, "restart", self.dir], check=True, timeout=90)
+
+    def pause(self):
+        """Stops the server, keeping its data: the database is down until resume()."""
+        subprocess.run([PG_RUN, "pause", self.dir], check=True, timeout=90)
+
+    def resume(self):
+        subprocess.run([PG_RUN, "resume", self.dir], check=True, timeout=90)
+
+    def sql(self, query):
+        """One query by psql; its rows as lists of text cells."""
+        p = subprocess.run(["psql", self.dsn, "-qAtF", "\t", "-c", query], check=True,
+                           capture_output=True, text=True, timeout=30)
+        return [line.split("\t") for line in p.stdout.splitlines()]
+
+    def stop(self):
+        subprocess.run([PG_RUN, "stop", self.dir], capture_output=True, timeout=60)
 
 
 # ---- a fleet: a hub, its CLI, agents (test_fleet.py and the attack and fault suites) ----
