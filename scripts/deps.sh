@@ -24,6 +24,7 @@ libsqlite3-dev
 libsodium-dev
 libcurl4-gnutls-dev
 libyajl-dev
+libre2-dev
 python3
 dpkg-dev
 "

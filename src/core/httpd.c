@@ -23,6 +23,7 @@
 #define HTTPD_MAX_LISTENERS 2
 /* Bodies up to this size are read (and dropped) before an early refusal is sent. */
 #define HTTPD_DRAIN_MAX (64ull << 20)
+#define HTTPD_EXTRA_HEADERS 2
 
 struct httpd_listener {
 	struct httpd *h;
@@ -66,6 +67,7 @@ struct httpd_req {
 	void *data;
 	void (*data_free)(void *);
 	int64_t start_ms;
+	char *xhdr[2 * HTTPD_EXTRA_HEADERS]; /* name, value: added to the answer */
 	char peer[INET6_ADDRSTRLEN];
 	struct httpd_req *prev, *next; /* in h->pending while suspended */
 };
@@ -77,6 +79,8 @@ static void req_free(struct httpd_req *r)
 	if (r->data_free)
 		r->data_free(r->data);
 	free(r->uri);
+	for (size_t i = 0; i < 2 * HTTPD_EXTRA_HEADERS; i++)
+		free(r->xhdr[i]);
 	buf_free(&r->body);
 	if (r->resp)
 		MHD_destroy_response(r->resp);
@@ -121,6 +125,8 @@ static const struct httpd_route *route_find(const struct httpd *h, const char *m
 static void req_queue(struct httpd_req *r, unsigned status, struct MHD_Response *resp)
 {
 	r->answered = 1;
+	for (size_t i = 0; i + 1 < 2 * HTTPD_EXTRA_HEADERS && r->xhdr[i]; i += 2)
+		MHD_add_response_header(resp, r->xhdr[i], r->xhdr[i + 1]);
 	if (r->l && r->l->h->cfg.on_answer)
 		r->l->h->cfg.on_answer(r->l->h->cfg.ctx, r, status, clk_mono_ms() - r->start_ms);
 	if (r->gone) {
@@ -744,6 +750,24 @@ void httpd_req_set_data(struct httpd_req *r, void *data, void (*free_fn)(void *)
 {
 	r->data = data;
 	r->data_free = free_fn;
+}
+
+int httpd_req_add_header(struct httpd_req *r, const char *name, const char *value)
+{
+	for (size_t i = 0; i + 1 < 2 * HTTPD_EXTRA_HEADERS; i += 2) {
+		if (r->xhdr[i])
+			continue;
+		r->xhdr[i] = strdup(name);
+		r->xhdr[i + 1] = strdup(value);
+		if (!r->xhdr[i] || !r->xhdr[i + 1]) {
+			free(r->xhdr[i]);
+			free(r->xhdr[i + 1]);
+			r->xhdr[i] = r->xhdr[i + 1] = NULL;
+			return OUTPOST_E_INTERNAL;
+		}
+		return 0;
+	}
+	return OUTPOST_E_TOO_LARGE;
 }
 
 void *httpd_req_data(const struct httpd_req *r)

@@ -85,6 +85,9 @@ const struct httpd_route *httpd_req_route(const struct httpd_req *r);
 /* free_fn (may be NULL) runs when the request is done. */
 void httpd_req_set_data(struct httpd_req *r, void *data, void (*free_fn)(void *));
 void *httpd_req_data(const struct httpd_req *r);
+/* One more header on this request's answer (name and value copied; at most 2 per request):
+ * call before answering. 0, or a negative code. */
+int httpd_req_add_header(struct httpd_req *r, const char *name, const char *value);
 /* Parses the body as JSON with the configured depth limit. On failure it has already answered
  * bad_json and returns a negative code. */
 int httpd_req_json(struct httpd_req *r, json_t **out);

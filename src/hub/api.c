@@ -510,6 +510,7 @@ static void api_metrics(void *ctx, struct httpd_req *req)
 	           h->st.latency_sum, cum);
 	json_decref(st);
 	ingest_stats(h->ingest, &b);
+	auth_stats(h, &b);
 	retention_stats(h->retention, &b);
 	if (h->tsdb) {
 		json_t *ts = tsdb_status(h->tsdb);

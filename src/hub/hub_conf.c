@@ -38,7 +38,10 @@ static const struct conf_field hub_schema[] = {
     {"metrics.rollup_1h_days", CONF_INT, 1, 36600, "1-hour rollups are kept this long"},
     {"metrics.checkpoint_s", CONF_INT, 10, 86400, "open chunks are written this often"},
     {"auth", CONF_OBJECT, 0, 0, NULL},
-    {"auth.max_failures_per_min", CONF_INT, 1, 100000, "failed credentials per address"},
+    {"auth.max_failures_per_min", CONF_INT, 1, 100000,
+     "failed attempts per address and per credential"},
+    {"auth.max_unknown_per_min", CONF_INT, 1, 1000000,
+     "failed attempts with unknown credentials, all addresses together"},
     {NULL, 0, 0, 0, NULL},
 };
 
@@ -47,7 +50,7 @@ json_t *hub_conf_defaults(void)
 	int root = geteuid() == 0;
 
 	return json_pack("{s:s, s:s, s:b, s:[], s:{s:s, s:s}, s:{s:i, s:i, s:i, s:i},"
-	                 " s:{s:i, s:i, s:i}, s:{s:i, s:I, s:i}, s:{s:i}, s:{s:i}, s:{s:i},"
+	                 " s:{s:i, s:i, s:i}, s:{s:i, s:I, s:i}, s:{s:i}, s:{s:i}, s:{s:i, s:i},"
 	                 " s:{s:i, s:i, s:i, s:i}}",
 	                 "listen", "127.0.0.1:7443", "state_dir",
 	                 root ? "/var/lib/outpost-hub" : "outpost-state/hub", "tls", 1, "tls_names",
@@ -56,7 +59,7 @@ json_t *hub_conf_defaults(void)
 	                 "beat_ms", 5000, "missed_beats", 3, "poll_wait_s", 30, "tasks",
 	                 "default_timeout_ms", 600000, "default_expiry_ms", (json_int_t)3600000,
 	                 "keep_days", 30, "events", "keep_days", 30, "audit", "keep_days", 365,
-	                 "auth", "max_failures_per_min", 20, "metrics", "raw_hours", 48,
+	                 "auth", "max_failures_per_min", 20, "max_unknown_per_min", 200, "metrics", "raw_hours", 48,
 	                 "rollup_1m_days", 30, "rollup_1h_days", 365, "checkpoint_s", 300);
 }
 

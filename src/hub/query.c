@@ -2,6 +2,7 @@
  * written straight into a text buffer (no JSON tree, no allocation per point); the engine keeps
  * its arrays from one query to the next. Parameters are parsed in query_params.c. */
 #include "query.h"
+#include "re.h"
 #include "tsdb.h"
 #include "core/err.h"
 
@@ -368,10 +369,10 @@ static int matchers_ok(const struct query_matcher *m, size_t nm, const struct ts
 			hit = strcmp(v, m[i].value) != 0;
 			break;
 		case QUERY_RE:
-			hit = regexec(&m[i].re, v, 0, NULL, 0) == 0;
+			hit = re_match(m[i].re, v);
 			break;
 		default:
-			hit = regexec(&m[i].re, v, 0, NULL, 0) != 0;
+			hit = !re_match(m[i].re, v);
 			break;
 		}
 		if (!hit)

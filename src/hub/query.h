@@ -7,11 +7,11 @@
 
 #include "core/buf.h"
 
-#include <regex.h>
 #include <stddef.h>
 #include <stdint.h>
 
 struct tsdb;
+struct re;
 
 #define QUERY_MAX_MATCHERS 16
 #define QUERY_MAX_POINTS 11000        /* steps per series, as Prometheus caps them */
@@ -26,7 +26,7 @@ struct tsdb;
 enum query_op {
 	QUERY_EQ,  /* label=value */
 	QUERY_NE,  /* label!=value */
-	QUERY_RE,  /* label=~regex (POSIX extended, anchored at both ends) */
+	QUERY_RE,  /* label=~regex (RE2 syntax, anchored at both ends: re.h) */
 	QUERY_NRE, /* label!~regex */
 };
 
@@ -37,8 +37,7 @@ struct query_matcher {
 	char *label; /* owned */
 	char *value; /* owned */
 	int op;
-	int compiled; /* re holds a compiled regex */
-	regex_t re;
+	struct re *re; /* owned; for QUERY_RE and QUERY_NRE */
 };
 
 enum query_agg {
