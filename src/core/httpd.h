@@ -41,6 +41,13 @@ struct httpd_config {
 	unsigned conn_limit;      /* total connections (0: 1024) */
 	unsigned per_ip_limit;    /* per client address on TCP (0: none) */
 	unsigned conn_timeout_s;  /* idle timeout (0: 30) */
+	/* Connections on TCP that no request has authenticated yet (the auth callback let in a
+	 * request for a route whose role is not 0): at most this many per client address (0:
+	 * no bound), and closed after unauth_timeout_s idle (0: conn_timeout_s), so that one
+	 * client cannot hold every connection while authenticated ones (an agent fleet behind
+	 * one NAT address) are not bounded by it. */
+	unsigned unauth_per_ip_limit;
+	unsigned unauth_timeout_s;
 	size_t conn_memory;       /* bytes of buffer per connection (0: 32 KiB) */
 	const char *tls_cert_pem; /* both set: HTTPS */
 	const char *tls_key_pem;
@@ -58,6 +65,8 @@ void httpd_quiesce(struct httpd *h);
 size_t httpd_pending(const struct httpd *h);
 void httpd_stop(struct httpd *h); /* NULL ok; answers what is pending with "unavailable" */
 unsigned httpd_port(const struct httpd *h); /* the TCP port bound, 0 if none */
+/* Connections open now, and the TCP ones refused by unauth_per_ip_limit since the start. */
+void httpd_conn_stats(const struct httpd *h, size_t *open, unsigned long long *refused);
 
 const char *httpd_req_method(const struct httpd_req *r);
 const char *httpd_req_path(const struct httpd_req *r);

@@ -307,4 +307,17 @@ void auth_stats(struct hub *h, struct buf *b)
 	           "replays.\n# TYPE outpost_hub_auth_refused_replay_total counter\n"
 	           "outpost_hub_auth_refused_replay_total %llu\n",
 	           h->st.refused_busy, h->st.refused_skew, h->st.refused_replay);
+	if (h->httpd) {
+		size_t open;
+		unsigned long long refused;
+		httpd_conn_stats(h->httpd, &open, &refused);
+		buf_printf(b,
+		           "# HELP outpost_hub_connections Connections open.\n"
+		           "# TYPE outpost_hub_connections gauge\noutpost_hub_connections %zu\n"
+		           "# HELP outpost_hub_connections_refused_total Connections refused: their "
+		           "address held api.unauth_per_ip_limit unauthenticated ones.\n"
+		           "# TYPE outpost_hub_connections_refused_total counter\n"
+		           "outpost_hub_connections_refused_total %llu\n",
+		           open, refused);
+	}
 }

@@ -197,6 +197,9 @@ int hub_new(struct loop *loop, json_t *conf, struct logger *log, struct hub **ou
 	hc.conn_limit = (unsigned)json_integer_value(conf_get(conf, "api.conn_limit"));
 	hc.per_ip_limit = (unsigned)json_integer_value(conf_get(conf, "api.per_ip_limit"));
 	hc.conn_timeout_s = (unsigned)json_integer_value(conf_get(conf, "api.conn_timeout_s"));
+	hc.unauth_per_ip_limit =
+	    (unsigned)json_integer_value(conf_get(conf, "api.unauth_per_ip_limit"));
+	hc.unauth_timeout_s = (unsigned)json_integer_value(conf_get(conf, "api.unauth_timeout_s"));
 	hc.tls_cert_pem = h->cert_pem;
 	hc.tls_key_pem = h->key_pem;
 	hc.log = log;
