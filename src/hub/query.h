@@ -22,6 +22,10 @@ struct re;
 #define QUERY_LIMIT_MAX 100000        /* series and latest: largest limit */
 #define QUERY_FEDERATE_MS (5 * 60000) /* /federate: samples at most this old */
 #define QUERY_FEDERATE_SELECTORS 16   /* match[] parameters */
+/* Label regex matches one query may make (a value of 256 bytes or more counts once more per
+ * 256): RE2 makes each linear, this bounds their sum, so that a query's regexes hold the
+ * hub's loop no more than ~40 ms (about 0.2 us a match, docs/metrics.md). Past it: TOO_LARGE. */
+#define QUERY_MAX_RE_WORK 200000
 
 enum query_op {
 	QUERY_EQ,  /* label=value */

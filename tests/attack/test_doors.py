@@ -220,6 +220,17 @@ def test_a_hostile_label_regex_is_refused_or_answered_at_once(hub):
         done.set()
         th.join()
     assert slow and max(slow) < 1.0
+    # Many series, 16 regexes: the work a query's regexes may do is bounded (docs/metrics.md),
+    # past it the query is refused at once instead of holding the hub.
+    samples = [['app_y{d="d%05d"}' % i, i] for i in range(13000)]
+    st, body = a.post_metrics("00112233445566ff", [{"seq": 2, "t": t, "samples": samples}])
+    assert st == 200, body
+    many = "&".join(["match=d%3D~d.*"] * 15 + ["match=d%3D~x"])
+    t0 = time.monotonic()
+    st, body = h.api("GET", "/api/v1/metrics/series?name=app_y&limit=100000&" + many, token=vt)
+    assert st == 413 and body["error"]["code"] == "too_large", body
+    assert "regex" in body["error"]["message"]
+    assert time.monotonic() - t0 < 1.0
 
 
 # ---- connections and floods ----
