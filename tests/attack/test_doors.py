@@ -279,32 +279,40 @@ def test_idle_connections_of_one_client_leave_room_for_the_admin(hub):
 
 
 def test_after_a_flood_the_hub_answers_at_once_and_gives_memory_back(hub):
+    """3,500 garbage connections (a TLS hello's start) open at once from 70 addresses took the
+    hub from ~10 MB to ~47 MB; without the trim it then stayed at ~51 MB after they closed."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 4000:
+        pytest.skip("needs 4,000 open files (hard limit %d)" % hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 4000), hard))
     h = hub()
     time.sleep(0.5)
     before = rss_kb(h.proc.pid)
-    hello = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + os.urandom(200)
+    hello = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + os.urandom(100)
     socks = []
-    for i in range(3000):
-        s = socket.socket()
-        s.bind(("127.0.%d.%d" % (1 + i // 50, 2 + i % 50), 0))
-        try:
-            s.connect(("127.0.0.1", h.port))
-            s.send(hello)
-        except OSError:
+    try:
+        for i in range(3500):
+            s = socket.socket()
+            s.bind(("127.0.%d.%d" % (1 + i // 50, 2 + i % 50), 0))
+            try:
+                s.connect(("127.0.0.1", h.port))
+                s.send(hello)
+            except OSError:
+                s.close()
+                continue
+            socks.append(s)
+        time.sleep(1)
+        peak = rss_kb(h.proc.pid)
+    finally:
+        for s in socks:
             s.close()
-            continue
-        socks.append(s)
-        if len(socks) >= 600:  # within the test's and the hub's file limits
-            for x in socks:
-                x.close()
-            socks = []
-    peak = rss_kb(h.proc.pid)
-    for x in socks:
-        x.close()
     t0 = time.monotonic()
     r = requests.get(h.url + "/api/v1/health", verify=h.ca, timeout=5)
-    assert r.status_code == 200 and time.monotonic() - t0 < 1.0
+    assert r.status_code == 200 and time.monotonic() - t0 < 2.0
     wait_for(lambda: hub_metric(h, "outpost_hub_connections") <= 2, timeout=10)
     after = rss_kb(h.proc.pid)
-    print("hub RSS before %d kB, during %d kB, after %d kB" % (before, peak, after))
+    print("%d connections; hub RSS before %d kB, during %d kB, after %d kB" %
+          (len(socks), before, peak, after))
+    assert len(socks) > 3000
     assert after < before + 8 * 1024, (before, peak, after)
