@@ -17,7 +17,7 @@ import requests
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 pytest.importorskip("nacl.signing", reason="python3-nacl (sh scripts/deps.sh)")
 from fakeagent import FakeAgent  # noqa: E402
-from outpost_testlib import wait_for  # noqa: E402
+from outpost_testlib import HUB_BIN, wait_for  # noqa: E402
 
 
 def enroll(hub, host_id):
@@ -315,4 +315,8 @@ def test_after_a_flood_the_hub_answers_at_once_and_gives_memory_back(hub):
     print("%d connections; hub RSS before %d kB, during %d kB, after %d kB" %
           (len(socks), before, peak, after))
     assert len(socks) > 3000
-    assert after < before + 8 * 1024, (before, peak, after)
+    # ASan's allocator keeps freed memory in quarantine: the figure is glibc's.
+    with open(HUB_BIN, "rb") as f:
+        sanitized = b"__asan_init" in f.read()
+    if not sanitized:
+        assert after < before + 8 * 1024, (before, peak, after)
