@@ -382,13 +382,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 		ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 		if (l->is_unix || !ci || !ci->client_addr)
 			snprintf(r->peer, sizeof(r->peer), "unix");
-		else if (ci->client_addr->sa_family == AF_INET6)
-			inet_ntop(AF_INET6,
-			          &((const struct sockaddr_in6 *)ci->client_addr)->sin6_addr,
-			          r->peer, sizeof(r->peer));
 		else
-			inet_ntop(AF_INET, &((const struct sockaddr_in *)ci->client_addr)->sin_addr,
-			          r->peer, sizeof(r->peer));
+			addr_text(ci->client_addr, r->peer, sizeof(r->peer));
 		if (!r->route) {
 			if (known)
 				httpd_respond_error(r, OUTPOST_E_NOT_FOUND,
