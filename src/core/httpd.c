@@ -66,6 +66,7 @@ struct httpd {
 	struct httpd_unauth *unauth[HTTPD_UNAUTH_BUCKETS];
 	size_t nconn;          /* connections open */
 	size_t closed;         /* closed since the last malloc_trim */
+	unsigned long long closes; /* closed ever */
 	unsigned long long refused; /* by unauth_per_ip_limit */
 };
 
@@ -182,6 +183,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 	}
 	h->nconn--;
 	h->closed++;
+	h->closes++;
 	if (c && c->peer[0] && !c->authed)
 		unauth_add(h, c->peer, -1);
 	free(c);
@@ -517,12 +519,14 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
  * cost an idle agent half the CPU of sampling the host's metrics (docs/BENCHMARKS.md). */
 #define HTTPD_IDLE_MS 60000
 
-static void listener_arm(struct httpd_listener *l)
+static void listener_arm(struct httpd_listener *l, int again)
 {
 	MHD_UNSIGNED_LONG_LONG t;
 	int64_t ms = HTTPD_IDLE_MS;
 
-	if (MHD_get_timeout(l->d, &t) == MHD_YES)
+	if (again)
+		ms = 0;
+	else if (MHD_get_timeout(l->d, &t) == MHD_YES)
 		ms = t > 1000 ? 1000 : (int64_t)t;
 	loop_timer_reset(l->h->loop, l->timer, ms);
 }
@@ -530,6 +534,7 @@ static void listener_arm(struct httpd_listener *l)
 static void listener_run(struct httpd_listener *l)
 {
 	struct httpd *h = l->h;
+	unsigned long long closes = h->closes;
 
 	h->in_mhd++;
 	MHD_run(l->d);
@@ -539,7 +544,11 @@ static void listener_run(struct httpd_listener *l)
 		h->closed = 0;
 		malloc_trim(0);
 	}
-	listener_arm(l);
+	/* At its connection limit MHD takes the listening socket out of its epoll set, and puts
+	 * it back only at the start of its next run: after connections closed, that run must
+	 * come at once, not when the idle timer fires (the agent's API stalled up to a minute
+	 * after a flood that had filled its 256 slots). */
+	listener_arm(l, h->closes != closes);
 }
 
 static void on_epoll(void *arg, uint32_t events)
@@ -696,7 +705,7 @@ static int listener_start(struct httpd *h, int fd, int is_unix, char *msg, size_
 		close(fd);
 		return -1;
 	}
-	listener_arm(l);
+	listener_arm(l, 0);
 	h->nls++;
 	return 0;
 }

@@ -320,3 +320,39 @@ def test_after_a_flood_the_hub_answers_at_once_and_gives_memory_back(hub):
         sanitized = b"__asan_init" in f.read()
     if not sanitized:
         assert after < before + 8 * 1024, (before, peak, after)
+
+
+def test_after_a_flood_the_agent_api_answers_at_once(agent):
+    """Past its 256-connection limit the agent's local API cannot answer while the flood
+    holds every slot; once the flood's connections close it answers at once (it once stalled
+    until its idle timer, up to a minute, in about one flood of ten: hence five floods), and
+    its memory goes back (the same server code as the hub's)."""
+    a = agent()
+    time.sleep(0.3)
+    before = rss_kb(a.proc.pid)
+    for _ in range(5):
+        socks = []
+        try:
+            for _ in range(400):
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                s.settimeout(2)
+                try:
+                    s.connect(a.sock)
+                    s.send(b"POST /v1/sys/ping HTTP/1.1\r\nHost: x\r\n"
+                           b"Content-Length: 100000\r\n\r\n")
+                except OSError:
+                    s.close()
+                    continue
+                socks.append(s)
+        finally:
+            for s in socks:
+                s.close()
+        t0 = time.monotonic()
+        r = a.request("GET", "/v1/health", via="unix", timeout=5)
+        assert r.status == 200 and time.monotonic() - t0 < 1.0, r
+    after = rss_kb(a.proc.pid)
+    print("agent RSS before %d kB, after %d kB" % (before, after))
+    with open(a.proc.args[0], "rb") as f:
+        sanitized = b"__asan_init" in f.read()
+    if not sanitized:
+        assert after < before + 4 * 1024, (before, after)
