@@ -64,9 +64,9 @@ struct httpd {
 	size_t npending;
 	int in_mhd; /* depth of MHD callbacks on the stack */
 	struct httpd_unauth *unauth[HTTPD_UNAUTH_BUCKETS];
-	size_t nconn;          /* connections open */
-	size_t closed;         /* closed since the last malloc_trim */
-	unsigned long long closes; /* closed ever */
+	size_t nconn;               /* connections open */
+	size_t closed;              /* closed since the last malloc_trim */
+	unsigned long long closes;  /* closed ever */
 	unsigned long long refused; /* by unauth_per_ip_limit */
 };
 

@@ -38,9 +38,9 @@ struct httpd_config {
 	 * without credentials cannot make the server buffer a body. 0 to go on (the check may
 	 * be left to auth, e.g. when it needs the body), or negative after answering. */
 	int (*auth_headers)(void *ctx, struct httpd_req *req, int role);
-	unsigned conn_limit;      /* total connections (0: 1024) */
-	unsigned per_ip_limit;    /* per client address on TCP (0: none) */
-	unsigned conn_timeout_s;  /* idle timeout (0: 30) */
+	unsigned conn_limit;     /* total connections (0: 1024) */
+	unsigned per_ip_limit;   /* per client address on TCP (0: none) */
+	unsigned conn_timeout_s; /* idle timeout (0: 30) */
 	/* Connections on TCP that no request has authenticated yet (the auth callback let in a
 	 * request for a route whose role is not 0): at most this many per client address (0:
 	 * no bound), and closed after unauth_timeout_s idle (0: conn_timeout_s), so that one

@@ -1,6 +1,6 @@
 /* Who may call what: operator tokens (Bearer, stored hashed), agents' signed requests (with
- * their clock and replay checks), and the limits on failed attempts (auth_limit.h). The route table names the role each route
- * needs; this file is the only place that decides. */
+ * their clock and replay checks), and the limits on failed attempts (auth_limit.h). The
+ * route table names the role each route needs; this file is the only place that decides. */
 #include "hub_impl.h"
 #include "core/buf.h"
 #include "core/clk.h"
@@ -118,7 +118,8 @@ static int auth_bearer(struct hub *h, struct httpd_req *req, int role, struct hu
 	 * index leaks nothing usable about the secret's bytes through timing. */
 	sec_sha256_hex(hdr + 7, strlen(hdr + 7), hash);
 	if (h->store->ops->token_find(h->store, hash, clk_real_ms(), &tok) < 0)
-		return auth_refuse(h, req, OUTPOST_E_UNAUTHORIZED, NULL, "unknown or expired token");
+		return auth_refuse(h, req, OUTPOST_E_UNAUTHORIZED, NULL,
+		                   "unknown or expired token");
 	if (!json_is_string(json_object_get(tok, "kind")) ||
 	    strcmp(json_string_value(json_object_get(tok, "kind")), "operator") != 0) {
 		/* A real token of another kind (enrollment): its own budget, not the unknown. */
@@ -152,8 +153,7 @@ static int auth_bearer(struct hub *h, struct httpd_req *req, int role, struct hu
 /* The clock of a correctly signed request is off: not a failed credential (the key is
  * right), but refused, with the hub's time so the agent can say by how much
  * (docs/protocol.md, "Clock skew"). */
-static int auth_skewed(struct hub *h, struct httpd_req *req, const char *id, int64_t t,
-                       int64_t now)
+static int auth_skewed(struct hub *h, struct httpd_req *req, const char *id, int64_t t, int64_t now)
 {
 	char hub_time[32];
 	int64_t off = t - now;
@@ -166,8 +166,8 @@ static int auth_skewed(struct hub *h, struct httpd_req *req, const char *id, int
 	                    "most %d s allowed): fix the host's time (NTP)",
 	                    (long long)(off < 0 ? -off : off), off < 0 ? "behind" : "ahead of",
 	                    AUTH_CLOCK_SKEW_MS / 1000);
-	log_debug(h->log, "auth", "host %s from %s: clock skew of %lld ms", id,
-	          httpd_req_peer(req), (long long)off);
+	log_debug(h->log, "auth", "host %s from %s: clock skew of %lld ms", id, httpd_req_peer(req),
+	          (long long)off);
 	return OUTPOST_E_UNAUTHORIZED;
 }
 
@@ -311,13 +311,14 @@ void auth_stats(struct hub *h, struct buf *b)
 		size_t open;
 		unsigned long long refused;
 		httpd_conn_stats(h->httpd, &open, &refused);
-		buf_printf(b,
-		           "# HELP outpost_hub_connections Connections open.\n"
-		           "# TYPE outpost_hub_connections gauge\noutpost_hub_connections %zu\n"
-		           "# HELP outpost_hub_connections_refused_total Connections refused: their "
-		           "address held api.unauth_per_ip_limit unauthenticated ones.\n"
-		           "# TYPE outpost_hub_connections_refused_total counter\n"
-		           "outpost_hub_connections_refused_total %llu\n",
-		           open, refused);
+		buf_printf(
+		    b,
+		    "# HELP outpost_hub_connections Connections open.\n"
+		    "# TYPE outpost_hub_connections gauge\noutpost_hub_connections %zu\n"
+		    "# HELP outpost_hub_connections_refused_total Connections refused: their "
+		    "address held api.unauth_per_ip_limit unauthenticated ones.\n"
+		    "# TYPE outpost_hub_connections_refused_total counter\n"
+		    "outpost_hub_connections_refused_total %llu\n",
+		    open, refused);
 	}
 }

@@ -15,7 +15,7 @@
 
 struct auth_limit;
 
-struct auth_limit *auth_limit_new(void); /* NULL on OOM */
+struct auth_limit *auth_limit_new(void);    /* NULL on OOM */
 void auth_limit_free(struct auth_limit *l); /* NULL ok */
 
 /* Counts one failure under key (up to 79 bytes are kept) at now (monotonic ms); returns the

@@ -53,18 +53,19 @@ json_t *hub_conf_defaults(void)
 {
 	int root = geteuid() == 0;
 
-	return json_pack("{s:s, s:s, s:b, s:[], s:{s:s, s:s}, s:{s:i, s:i, s:i, s:i, s:i, s:i},"
-	                 " s:{s:i, s:i, s:i}, s:{s:i, s:I, s:i}, s:{s:i}, s:{s:i}, s:{s:i, s:i},"
-	                 " s:{s:i, s:i, s:i, s:i}}",
-	                 "listen", "127.0.0.1:7443", "state_dir",
-	                 root ? "/var/lib/outpost-hub" : "outpost-state/hub", "tls", 1, "tls_names",
-	                 "log", "level", "info", "target", "stderr", "api", "body_limit", 64 << 20,
-	                 "conn_limit", 20000, "per_ip_limit", 0, "conn_timeout_s", 120, "unauth_per_ip_limit", 64, "unauth_timeout_s", 10, "agents",
-	                 "beat_ms", 5000, "missed_beats", 3, "poll_wait_s", 30, "tasks",
-	                 "default_timeout_ms", 600000, "default_expiry_ms", (json_int_t)3600000,
-	                 "keep_days", 30, "events", "keep_days", 30, "audit", "keep_days", 365,
-	                 "auth", "max_failures_per_min", 20, "max_unknown_per_min", 200, "metrics", "raw_hours", 48,
-	                 "rollup_1m_days", 30, "rollup_1h_days", 365, "checkpoint_s", 300);
+	return json_pack(
+	    "{s:s, s:s, s:b, s:[], s:{s:s, s:s}, s:{s:i, s:i, s:i, s:i, s:i, s:i},"
+	    " s:{s:i, s:i, s:i}, s:{s:i, s:I, s:i}, s:{s:i}, s:{s:i}, s:{s:i, s:i},"
+	    " s:{s:i, s:i, s:i, s:i}}",
+	    "listen", "127.0.0.1:7443", "state_dir",
+	    root ? "/var/lib/outpost-hub" : "outpost-state/hub", "tls", 1, "tls_names", "log",
+	    "level", "info", "target", "stderr", "api", "body_limit", 64 << 20, "conn_limit", 20000,
+	    "per_ip_limit", 0, "conn_timeout_s", 120, "unauth_per_ip_limit", 64, "unauth_timeout_s",
+	    10, "agents", "beat_ms", 5000, "missed_beats", 3, "poll_wait_s", 30, "tasks",
+	    "default_timeout_ms", 600000, "default_expiry_ms", (json_int_t)3600000, "keep_days", 30,
+	    "events", "keep_days", 30, "audit", "keep_days", 365, "auth", "max_failures_per_min",
+	    20, "max_unknown_per_min", 200, "metrics", "raw_hours", 48, "rollup_1m_days", 30,
+	    "rollup_1h_days", 365, "checkpoint_s", 300);
 }
 
 static int hub_listen_is_loopback(const char *listen)

@@ -26,10 +26,18 @@ static void test_parse_time_ms_takes_plain_digits(void **state)
 static void test_parse_time_ms_refuses_what_could_overflow_or_is_not_a_time(void **state)
 {
 	static const char *const bad[] = {
-	    "-9223372036854775808", "9223372036854775807", "9223372036854775808",
-	    "1000000000000000",     "-1",                  "+1",
-	    "",                     " 1",                  "1 ",
-	    "1e12",                 "0x10",                "12a",
+	    "-9223372036854775808",
+	    "9223372036854775807",
+	    "9223372036854775808",
+	    "1000000000000000",
+	    "-1",
+	    "+1",
+	    "",
+	    " 1",
+	    "1 ",
+	    "1e12",
+	    "0x10",
+	    "12a",
 	    "１２",
 	};
 	int64_t t = 42;
