@@ -40,31 +40,35 @@ static int auth_count(struct hub *h, struct httpd_req *req, const char *cred, ch
 {
 	int64_t now = clk_mono_ms(), max = auth_conf(h, "max_failures_per_min");
 	int64_t max_unknown = auth_conf(h, "max_unknown_per_min");
+	int64_t na, nc, nu = 0;
 	char key[80];
-	int over = 0;
 
 	h->st.refused_auth++;
 	auth_key(key, sizeof(key), "addr", httpd_req_peer(req));
-	if (auth_limit_fail(h->limit, key, now) > max) {
+	na = auth_limit_fail(h->limit, key, now);
+	nc = cred ? auth_limit_fail(h->limit, cred, now) : 0;
+	if (!cred)
+		nu = auth_limit_fail_unknown(h->limit, now);
+	if (na > max)
 		snprintf(why, whylen, "too many failed attempts from %s: wait %lld s",
 		         httpd_req_peer(req),
 		         (long long)(auth_limit_wait_ms(h->limit, key, now) + 999) / 1000);
-		over = 1;
-	}
-	if (cred) {
-		if (auth_limit_fail(h->limit, cred, now) > max && !over) {
-			snprintf(why, whylen, "too many failed attempts for %s: wait %lld s", cred,
-			         (long long)(auth_limit_wait_ms(h->limit, cred, now) + 999) / 1000);
-			over = 1;
-		}
-	} else if (auth_limit_fail_unknown(h->limit, now) > max_unknown && !over) {
+	else if (nc > max)
+		snprintf(why, whylen, "too many failed attempts for %s: wait %lld s", cred,
+		         (long long)(auth_limit_wait_ms(h->limit, cred, now) + 999) / 1000);
+	else if (nu > max_unknown)
 		snprintf(why, whylen,
 		         "too many failed attempts with unknown credentials: wait a minute");
-		over = 1;
-	}
-	if (over)
-		h->st.refused_busy++;
-	return over;
+	else
+		return 0;
+	h->st.refused_busy++;
+	/* Said once, when a budget runs out: what follows in its window is only counted. */
+	if (na == max + 1 || nc == max + 1 || nu == max_unknown + 1)
+		log_warn(h->log, "auth",
+		         "%s (from %s): further failures are answered busy and not logged until "
+		         "the minute is over",
+		         why, httpd_req_peer(req));
+	return 1;
 }
 
 int auth_fail(struct hub *h, struct httpd_req *req)
