@@ -25,6 +25,7 @@ libsodium-dev
 libcurl4-gnutls-dev
 libyajl-dev
 libpq-dev
+libre2-dev
 python3
 dpkg-dev
 "

@@ -9,6 +9,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <malloc.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -24,6 +25,25 @@
 #define HTTPD_MAX_LISTENERS 2
 /* Bodies up to this size are read (and dropped) before an early refusal is sent. */
 #define HTTPD_DRAIN_MAX (64ull << 20)
+#define HTTPD_EXTRA_HEADERS 2
+#define HTTPD_UNAUTH_BUCKETS 1024
+/* After a flood: memory goes back to the system once this many connections have closed since
+ * the last time (glibc keeps freed heap otherwise: the hub stayed at 65 MB after ~4,000
+ * garbage connections had closed). */
+#define HTTPD_TRIM_AFTER 256
+
+/* A TCP connection's own state (MHD's socket context). */
+struct httpd_conn {
+	char peer[INET6_ADDRSTRLEN]; /* "" on the unix socket */
+	int authed;
+};
+
+/* Unauthenticated TCP connections of one client address. */
+struct httpd_unauth {
+	char peer[INET6_ADDRSTRLEN];
+	unsigned n;
+	struct httpd_unauth *next;
+};
 
 struct httpd_listener {
 	struct httpd *h;
@@ -44,6 +64,11 @@ struct httpd {
 	struct httpd_req *pending; /* suspended requests, for stop */
 	size_t npending;
 	int in_mhd; /* depth of MHD callbacks on the stack */
+	struct httpd_unauth *unauth[HTTPD_UNAUTH_BUCKETS];
+	size_t nconn;               /* connections open */
+	size_t closed;              /* closed since the last malloc_trim */
+	unsigned long long closes;  /* closed ever */
+	unsigned long long refused; /* by unauth_per_ip_limit */
 };
 
 struct httpd_req {
@@ -67,17 +92,130 @@ struct httpd_req {
 	void *data;
 	void (*data_free)(void *);
 	int64_t start_ms;
+	char *xhdr[2 * HTTPD_EXTRA_HEADERS]; /* name, value: added to the answer */
 	char peer[INET6_ADDRSTRLEN];
 	struct httpd_req *prev, *next; /* in h->pending while suspended */
 };
 
 static void listener_run(struct httpd_listener *l);
 
+static void addr_text(const struct sockaddr *sa, char *out, size_t outlen)
+{
+	out[0] = '\0';
+	if (!sa)
+		return;
+	if (sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out,
+		          (socklen_t)outlen);
+	else if (sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out,
+		          (socklen_t)outlen);
+}
+
+static struct httpd_unauth **unauth_slot(struct httpd *h, const char *peer)
+{
+	uint32_t x = 2166136261u;
+	struct httpd_unauth **p;
+
+	for (const char *c = peer; *c; c++)
+		x = (x ^ (unsigned char)*c) * 16777619u;
+	p = &h->unauth[x % HTTPD_UNAUTH_BUCKETS];
+	while (*p && strcmp((*p)->peer, peer) != 0)
+		p = &(*p)->next;
+	return p;
+}
+
+static void unauth_add(struct httpd *h, const char *peer, int delta)
+{
+	struct httpd_unauth **p = unauth_slot(h, peer), *u = *p;
+
+	if (!u) {
+		if (delta < 0 || !(u = calloc(1, sizeof(*u))))
+			return;
+		snprintf(u->peer, sizeof(u->peer), "%s", peer);
+		*p = u;
+	}
+	u->n = delta < 0 && u->n == 0 ? 0 : u->n + (unsigned)delta;
+	if (u->n == 0) {
+		*p = u->next;
+		free(u);
+	}
+}
+
+/* Before MHD makes a connection: refused when its address already holds its share of
+ * connections nobody has authenticated. */
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+	struct httpd_listener *l = cls;
+	struct httpd *h = l->h;
+	char peer[INET6_ADDRSTRLEN];
+	struct httpd_unauth *u;
+
+	(void)addrlen;
+	if (l->is_unix || !h->cfg.unauth_per_ip_limit)
+		return MHD_YES;
+	addr_text(addr, peer, sizeof(peer));
+	u = *unauth_slot(h, peer);
+	if (u && u->n >= h->cfg.unauth_per_ip_limit) {
+		h->refused++;
+		return MHD_NO;
+	}
+	return MHD_YES;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+	struct httpd_listener *l = cls;
+	struct httpd *h = l->h;
+	struct httpd_conn *c = *socket_context;
+
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		const union MHD_ConnectionInfo *ci =
+		    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+		h->nconn++;
+		c = calloc(1, sizeof(*c));
+		if (c && !l->is_unix && ci)
+			addr_text(ci->client_addr, c->peer, sizeof(c->peer));
+		if (c && c->peer[0])
+			unauth_add(h, c->peer, 1);
+		*socket_context = c;
+		return;
+	}
+	h->nconn--;
+	h->closed++;
+	h->closes++;
+	if (c && c->peer[0] && !c->authed)
+		unauth_add(h, c->peer, -1);
+	free(c);
+	*socket_context = NULL;
+}
+
+/* A request on conn got through auth for a route that needs a role: the connection is no
+ * longer bounded as unauthenticated, and gets the normal idle timeout. */
+static void conn_authed(struct httpd *h, struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	struct httpd_conn *c = ci ? ci->socket_context : NULL;
+
+	if (!c || c->authed)
+		return;
+	c->authed = 1;
+	if (c->peer[0])
+		unauth_add(h, c->peer, -1);
+	if (h->cfg.unauth_timeout_s)
+		MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT,
+		                          h->cfg.conn_timeout_s ? h->cfg.conn_timeout_s : 30);
+}
+
 static void req_free(struct httpd_req *r)
 {
 	if (r->data_free)
 		r->data_free(r->data);
 	free(r->uri);
+	for (size_t i = 0; i < 2 * HTTPD_EXTRA_HEADERS; i++)
+		free(r->xhdr[i]);
 	buf_free(&r->body);
 	if (r->resp)
 		MHD_destroy_response(r->resp);
@@ -122,6 +260,8 @@ static const struct httpd_route *route_find(const struct httpd *h, const char *m
 static void req_queue(struct httpd_req *r, unsigned status, struct MHD_Response *resp)
 {
 	r->answered = 1;
+	for (size_t i = 0; i + 1 < 2 * HTTPD_EXTRA_HEADERS && r->xhdr[i]; i += 2)
+		MHD_add_response_header(resp, r->xhdr[i], r->xhdr[i + 1]);
 	if (r->l && r->l->h->cfg.on_answer)
 		r->l->h->cfg.on_answer(r->l->h->cfg.ctx, r, status, clk_mono_ms() - r->start_ms);
 	if (r->gone) {
@@ -245,13 +385,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 		ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 		if (l->is_unix || !ci || !ci->client_addr)
 			snprintf(r->peer, sizeof(r->peer), "unix");
-		else if (ci->client_addr->sa_family == AF_INET6)
-			inet_ntop(AF_INET6,
-			          &((const struct sockaddr_in6 *)ci->client_addr)->sin6_addr,
-			          r->peer, sizeof(r->peer));
 		else
-			inet_ntop(AF_INET, &((const struct sockaddr_in *)ci->client_addr)->sin_addr,
-			          r->peer, sizeof(r->peer));
+			addr_text(ci->client_addr, r->peer, sizeof(r->peer));
 		if (!r->route) {
 			if (known)
 				httpd_respond_error(r, OUTPOST_E_NOT_FOUND,
@@ -321,6 +456,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 			httpd_respond_error(r, OUTPOST_E_FORBIDDEN, "not allowed");
 		return MHD_YES;
 	}
+	if (r->route->role)
+		conn_authed(h, conn);
 	h->in_mhd++;
 	r->route->fn(h->cfg.ctx, r);
 	h->in_mhd--;
@@ -383,22 +520,36 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
  * cost an idle agent half the CPU of sampling the host's metrics (docs/BENCHMARKS.md). */
 #define HTTPD_IDLE_MS 60000
 
-static void listener_arm(struct httpd_listener *l)
+static void listener_arm(struct httpd_listener *l, int again)
 {
 	MHD_UNSIGNED_LONG_LONG t;
 	int64_t ms = HTTPD_IDLE_MS;
 
-	if (MHD_get_timeout(l->d, &t) == MHD_YES)
+	if (again)
+		ms = 0;
+	else if (MHD_get_timeout(l->d, &t) == MHD_YES)
 		ms = t > 1000 ? 1000 : (int64_t)t;
 	loop_timer_reset(l->h->loop, l->timer, ms);
 }
 
 static void listener_run(struct httpd_listener *l)
 {
-	l->h->in_mhd++;
+	struct httpd *h = l->h;
+	unsigned long long closes = h->closes;
+
+	h->in_mhd++;
 	MHD_run(l->d);
-	l->h->in_mhd--;
-	listener_arm(l);
+	h->in_mhd--;
+	if (h->closed >= HTTPD_TRIM_AFTER && h->nconn < h->closed) {
+		/* Many connections went away (a flood ended): give their memory back. */
+		h->closed = 0;
+		malloc_trim(0);
+	}
+	/* At its connection limit MHD takes the listening socket out of its epoll set, and puts
+	 * it back only at the start of its next run: after connections closed, that run must
+	 * come at once, not when the idle timer fires (the agent's API stalled up to a minute
+	 * after a flood that had filled its 256 slots). */
+	listener_arm(l, h->closes != closes);
 }
 
 static void on_epoll(void *arg, uint32_t events)
@@ -515,7 +666,8 @@ static int listener_start(struct httpd *h, int fd, int is_unix, char *msg, size_
 	struct httpd_listener *l = &h->ls[h->nls];
 	const union MHD_DaemonInfo *di;
 	unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
-	struct MHD_OptionItem opts[14];
+	struct MHD_OptionItem opts[18];
+	unsigned idle = h->cfg.conn_timeout_s ? h->cfg.conn_timeout_s : 30;
 	int n = 0;
 
 	l->h = h;
@@ -524,9 +676,13 @@ static int listener_start(struct httpd *h, int fd, int is_unix, char *msg, size_
 	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_SOCKET, fd, NULL};
 	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT,
 	                                    h->cfg.conn_limit ? h->cfg.conn_limit : 1024, NULL};
+	/* Every connection starts with the unauthenticated one's deadline; conn_authed lifts
+	 * it. */
+	if (!is_unix && h->cfg.unauth_timeout_s && h->cfg.unauth_timeout_s < idle)
+		idle = h->cfg.unauth_timeout_s;
+	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT, idle, NULL};
 	opts[n++] =
-	    (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT,
-	                            h->cfg.conn_timeout_s ? h->cfg.conn_timeout_s : 30, NULL};
+	    (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, l};
 	opts[n++] = (struct MHD_OptionItem){
 	    MHD_OPTION_CONNECTION_MEMORY_LIMIT,
 	    (intptr_t)(h->cfg.conn_memory ? h->cfg.conn_memory : 32 * 1024), NULL};
@@ -545,7 +701,7 @@ static int listener_start(struct httpd *h, int fd, int is_unix, char *msg, size_
 		                                    (void *)h->cfg.tls_key_pem};
 	}
 	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
-	l->d = MHD_start_daemon(flags, 0, NULL, NULL, on_access, l, MHD_OPTION_ARRAY, opts,
+	l->d = MHD_start_daemon(flags, 0, on_accept, l, on_access, l, MHD_OPTION_ARRAY, opts,
 	                        MHD_OPTION_END);
 	if (!l->d) {
 		snprintf(msg, msglen, "cannot start the HTTP server");
@@ -560,7 +716,7 @@ static int listener_start(struct httpd *h, int fd, int is_unix, char *msg, size_
 		close(fd);
 		return -1;
 	}
-	listener_arm(l);
+	listener_arm(l, 0);
 	h->nls++;
 	return 0;
 }
@@ -605,6 +761,12 @@ unsigned httpd_port(const struct httpd *h)
 	return h->port;
 }
 
+void httpd_conn_stats(const struct httpd *h, size_t *open, unsigned long long *refused)
+{
+	*open = h->nconn;
+	*refused = h->refused;
+}
+
 size_t httpd_pending(const struct httpd *h)
 {
 	return h->npending;
@@ -635,6 +797,13 @@ void httpd_stop(struct httpd *h)
 	if (h->unix_path) {
 		unlink(h->unix_path);
 		free(h->unix_path);
+	}
+	for (size_t i = 0; i < HTTPD_UNAUTH_BUCKETS; i++) {
+		while (h->unauth[i]) {
+			struct httpd_unauth *u = h->unauth[i];
+			h->unauth[i] = u->next;
+			free(u);
+		}
 	}
 	free(h);
 }
@@ -755,6 +924,24 @@ void httpd_req_set_data(struct httpd_req *r, void *data, void (*free_fn)(void *)
 {
 	r->data = data;
 	r->data_free = free_fn;
+}
+
+int httpd_req_add_header(struct httpd_req *r, const char *name, const char *value)
+{
+	for (size_t i = 0; i + 1 < 2 * HTTPD_EXTRA_HEADERS; i += 2) {
+		if (r->xhdr[i])
+			continue;
+		r->xhdr[i] = strdup(name);
+		r->xhdr[i + 1] = strdup(value);
+		if (!r->xhdr[i] || !r->xhdr[i + 1]) {
+			free(r->xhdr[i]);
+			free(r->xhdr[i + 1]);
+			r->xhdr[i] = r->xhdr[i + 1] = NULL;
+			return OUTPOST_E_INTERNAL;
+		}
+		return 0;
+	}
+	return OUTPOST_E_TOO_LARGE;
 }
 
 void *httpd_req_data(const struct httpd_req *r)

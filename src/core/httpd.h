@@ -42,9 +42,16 @@ struct httpd_config {
 	 * without credentials cannot make the server buffer a body. 0 to go on (the check may
 	 * be left to auth, e.g. when it needs the body), or negative after answering. */
 	int (*auth_headers)(void *ctx, struct httpd_req *req, int role);
-	unsigned conn_limit;      /* total connections (0: 1024) */
-	unsigned per_ip_limit;    /* per client address on TCP (0: none) */
-	unsigned conn_timeout_s;  /* idle timeout (0: 30) */
+	unsigned conn_limit;     /* total connections (0: 1024) */
+	unsigned per_ip_limit;   /* per client address on TCP (0: none) */
+	unsigned conn_timeout_s; /* idle timeout (0: 30) */
+	/* Connections on TCP that no request has authenticated yet (the auth callback let in a
+	 * request for a route whose role is not 0): at most this many per client address (0:
+	 * no bound), and closed after unauth_timeout_s idle (0: conn_timeout_s), so that one
+	 * client cannot hold every connection while authenticated ones (an agent fleet behind
+	 * one NAT address) are not bounded by it. */
+	unsigned unauth_per_ip_limit;
+	unsigned unauth_timeout_s;
 	size_t conn_memory;       /* bytes of buffer per connection (0: 32 KiB) */
 	const char *tls_cert_pem; /* both set: HTTPS */
 	const char *tls_key_pem;
@@ -62,6 +69,8 @@ void httpd_quiesce(struct httpd *h);
 size_t httpd_pending(const struct httpd *h);
 void httpd_stop(struct httpd *h); /* NULL ok; answers what is pending with "unavailable" */
 unsigned httpd_port(const struct httpd *h); /* the TCP port bound, 0 if none */
+/* Connections open now, and the TCP ones refused by unauth_per_ip_limit since the start. */
+void httpd_conn_stats(const struct httpd *h, size_t *open, unsigned long long *refused);
 
 const char *httpd_req_method(const struct httpd_req *r);
 const char *httpd_req_path(const struct httpd_req *r);
@@ -89,6 +98,9 @@ const struct httpd_route *httpd_req_route(const struct httpd_req *r);
 /* free_fn (may be NULL) runs when the request is done. */
 void httpd_req_set_data(struct httpd_req *r, void *data, void (*free_fn)(void *));
 void *httpd_req_data(const struct httpd_req *r);
+/* One more header on this request's answer (name and value copied; at most 2 per request):
+ * call before answering. 0, or a negative code. */
+int httpd_req_add_header(struct httpd_req *r, const char *name, const char *value);
 /* Parses the body as JSON with the configured depth limit. On failure it has already answered
  * bad_json and returns a negative code. */
 int httpd_req_json(struct httpd_req *r, json_t **out);

@@ -202,3 +202,21 @@ char *sec_canonical(const json_t *v)
 {
 	return json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
 }
+
+int sec_parse_time_ms(const char *s, int64_t *out)
+{
+	int64_t v = 0;
+	size_t n = 0;
+
+	if (!s)
+		return -1;
+	for (; s[n]; n++) {
+		if (n >= 15 || s[n] < '0' || s[n] > '9')
+			return -1;
+		v = v * 10 + (s[n] - '0');
+	}
+	if (n == 0)
+		return -1;
+	*out = v;
+	return 0;
+}

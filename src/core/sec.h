@@ -42,6 +42,11 @@ char *sec_token(const char *prefix);
 /* Constant-time equality of two NUL-terminated strings of any length. */
 int sec_streq(const char *a, const char *b);
 
+/* A time in ms since 1970 as an agent sends it (X-Outpost-Time): 1 to 15 decimal digits, no
+ * sign, no spaces (so before the year 33658, never near int64 overflow). 0, or -1 for anything
+ * else, out untouched. */
+int sec_parse_time_ms(const char *s, int64_t *out);
+
 /* The canonical text of a JSON value (compact, keys sorted): what gets signed. Caller frees. */
 char *sec_canonical(const json_t *v);
 

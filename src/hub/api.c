@@ -79,10 +79,6 @@ static void api_enroll(void *ctx, struct httpd_req *req)
 	uint8_t pk[SEC_PK_BYTES];
 	int rc;
 
-	if (auth_limited(h, req)) {
-		httpd_respond_error(req, OUTPOST_E_BUSY, "too many failed attempts: wait a minute");
-		return;
-	}
 	if (httpd_req_json(req, &body) < 0)
 		return;
 	if (json_unpack(body, "{s:s, s:s, s?s, s?s, s?o}", "host_id", &e.host_id, "pubkey",
@@ -119,14 +115,22 @@ static void api_enroll(void *ctx, struct httpd_req *req)
 		    strcmp(json_string_value(json_object_get(tok, "kind")), "enroll") == 0) {
 			e.accept = 1;
 			e.labels = json_object_get(tok, "labels");
+		} else if (auth_fail(h, req)) {
+			httpd_respond_error(req, OUTPOST_E_BUSY,
+			                    "too many failed attempts: wait a minute");
+			goto out;
 		} else {
-			auth_fail(h, req);
 			log_warn(
 			    h->log, "enroll",
 			    "host %s from %s presented an unknown or expired enrollment token: "
 			    "recorded as pending",
 			    e.host_id, httpd_req_peer(req));
 		}
+	}
+	/* A valid enrollment token is never refused for others' failures (security.md). */
+	if (!e.accept && auth_limited(h, req)) {
+		httpd_respond_error(req, OUTPOST_E_BUSY, "too many failed attempts: wait a minute");
+		goto out;
 	}
 	e.now_ms = clk_real_ms();
 	rc = h->store->ops->host_enroll(h->store, &e, &host);
@@ -510,6 +514,7 @@ static void api_metrics(void *ctx, struct httpd_req *req)
 	           h->st.latency_sum, cum);
 	json_decref(st);
 	ingest_stats(h->ingest, &b);
+	auth_stats(h, &b);
 	retention_stats(h->retention, &b);
 	if (h->tsdb) {
 		json_t *ts = tsdb_status(h->tsdb);

@@ -1,12 +1,14 @@
-/* Who may call what: operator tokens (Bearer, stored hashed), agents' signed requests, and a
- * limit on failed attempts per client address. The route table names the role each route
- * needs; this file is the only place that decides. */
+/* Who may call what: operator tokens (Bearer, stored hashed), agents' signed requests (with
+ * their clock and replay checks), and the limits on failed attempts (auth_limit.h). The
+ * route table names the role each route needs; this file is the only place that decides. */
 #include "hub_impl.h"
 #include "core/buf.h"
 #include "core/clk.h"
 #include "core/wire.h"
 #include "core/err.h"
+#include "auth_limit.h"
 
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,49 +20,86 @@ int hub_host_id_ok(const char *id)
 	return wire_host_id_ok(id);
 }
 
-static struct hub_fail *auth_slot(struct hub *h, const char *peer, int create)
+static int64_t auth_conf(struct hub *h, const char *key)
 {
-	struct hub_fail *oldest = &h->fails[0];
-
-	for (size_t i = 0; i < sizeof(h->fails) / sizeof(h->fails[0]); i++) {
-		if (strcmp(h->fails[i].peer, peer) == 0)
-			return &h->fails[i];
-		if (h->fails[i].window_start < oldest->window_start)
-			oldest = &h->fails[i];
-	}
-	if (!create)
-		return NULL;
-	memset(oldest, 0, sizeof(*oldest));
-	snprintf(oldest->peer, sizeof(oldest->peer), "%s", peer);
-	return oldest;
+	return json_integer_value(json_object_get(json_object_get(h->conf, "auth"), key));
 }
 
-int auth_limited(struct hub *h, struct httpd_req *req)
+static void auth_key(char *key, size_t keylen, const char *kind, const char *what)
 {
-	struct hub_fail *f = auth_slot(h, httpd_req_peer(req), 0);
-	int64_t max = json_integer_value(
-	    json_object_get(json_object_get(h->conf, "auth"), "max_failures_per_min"));
+	snprintf(key, keylen, "%s:%s", kind, what);
+}
 
-	return f && clk_mono_ms() - f->window_start < 60000 && f->count >= max;
+/* Limits never refuse a valid credential: a request is always checked, and they only decide
+ * how a failure is answered (busy, not logged one by one) once a budget it spends is gone.
+ * Whose budget: always the address's; the credential's when it names a known one (a token
+ * id, a host id); else the one budget all unknown credentials share, whatever their
+ * address, so rotating addresses does not escape it. */
+static int auth_count(struct hub *h, struct httpd_req *req, const char *cred, char *why,
+                      size_t whylen)
+{
+	int64_t now = clk_mono_ms(), max = auth_conf(h, "max_failures_per_min");
+	int64_t max_unknown = auth_conf(h, "max_unknown_per_min");
+	int64_t na, nc, nu = 0;
+	char key[80];
+
+	h->st.refused_auth++;
+	auth_key(key, sizeof(key), "addr", httpd_req_peer(req));
+	na = auth_limit_fail(h->limit, key, now);
+	nc = cred ? auth_limit_fail(h->limit, cred, now) : 0;
+	if (!cred)
+		nu = auth_limit_fail_unknown(h->limit, now);
+	if (na > max)
+		snprintf(why, whylen, "too many failed attempts from %s: wait %lld s",
+		         httpd_req_peer(req),
+		         (long long)(auth_limit_wait_ms(h->limit, key, now) + 999) / 1000);
+	else if (nc > max)
+		snprintf(why, whylen, "too many failed attempts for %s: wait %lld s", cred,
+		         (long long)(auth_limit_wait_ms(h->limit, cred, now) + 999) / 1000);
+	else if (nu > max_unknown)
+		snprintf(why, whylen,
+		         "too many failed attempts with unknown credentials: wait a minute");
+	else
+		return 0;
+	h->st.refused_busy++;
+	/* Said once, when a budget runs out: what follows in its window is only counted. */
+	if (na == max + 1 || nc == max + 1 || nu == max_unknown + 1)
+		log_warn(h->log, "auth",
+		         "%s (from %s): further failures are answered busy and not logged until "
+		         "the minute is over",
+		         why, httpd_req_peer(req));
+	return 1;
 }
 
 int auth_fail(struct hub *h, struct httpd_req *req)
 {
-	struct hub_fail *f = auth_slot(h, httpd_req_peer(req), 1);
-	int64_t now = clk_mono_ms();
+	char why[200];
 
-	h->st.refused_auth++;
-	if (now - f->window_start >= 60000) {
-		f->window_start = now;
-		f->count = 0;
-	}
-	f->count++;
-	return auth_limited(h, req);
+	return auth_count(h, req, NULL, why, sizeof(why));
 }
 
-static int auth_refuse(struct hub *h, struct httpd_req *req, int code, const char *msg)
+int auth_limited(struct hub *h, struct httpd_req *req)
 {
-	auth_fail(h, req);
+	int64_t now = clk_mono_ms();
+	char key[80];
+
+	auth_key(key, sizeof(key), "addr", httpd_req_peer(req));
+	return auth_limit_count(h->limit, key, now) >= auth_conf(h, "max_failures_per_min") ||
+	       auth_limit_count_unknown(h->limit, now) >= auth_conf(h, "max_unknown_per_min");
+}
+
+/* A failed attempt, counted (cred: "token:<id>" or "host:<id>" when the credential is known,
+ * NULL when not) and answered: with code and msg while its budgets last, else busy and not
+ * logged (a flood of failures must not become a flood of log lines). */
+static int auth_refuse(struct hub *h, struct httpd_req *req, int code, const char *cred,
+                       const char *msg)
+{
+	char why[200];
+
+	if (auth_count(h, req, cred, why, sizeof(why))) {
+		httpd_respond_error(req, OUTPOST_E_BUSY, "%s", why);
+		return OUTPOST_E_BUSY;
+	}
 	log_info(h->log, "auth", "refused %s %s from %s: %s", httpd_req_method(req),
 	         httpd_req_path(req), httpd_req_peer(req), msg);
 	httpd_respond_error(req, code, "%s", msg);
@@ -76,7 +115,7 @@ static int auth_bearer(struct hub *h, struct httpd_req *req, int role, struct hu
 	int have;
 
 	if (!hdr || strncmp(hdr, "Bearer ", 7) != 0 || !hdr[7])
-		return auth_refuse(h, req, OUTPOST_E_UNAUTHORIZED,
+		return auth_refuse(h, req, OUTPOST_E_UNAUTHORIZED, NULL,
 		                   "this endpoint needs an operator token: Authorization: Bearer "
 		                   "<token> (outpost --token or OUTPOST_TOKEN)");
 	/* Looked up by its sha256: the store never sees the secret, and finding a digest by an
@@ -88,10 +127,18 @@ static int auth_bearer(struct hub *h, struct httpd_req *req, int role, struct hu
 		httpd_respond_error(req, have, "cannot check the token now: try again");
 		return have;
 	}
-	if (have < 0 || !json_is_string(json_object_get(tok, "kind")) ||
+	if (have < 0)
+		return auth_refuse(h, req, OUTPOST_E_UNAUTHORIZED, NULL,
+		                   "unknown or expired token");
+	if (!json_is_string(json_object_get(tok, "kind")) ||
 	    strcmp(json_string_value(json_object_get(tok, "kind")), "operator") != 0) {
+		/* A real token of another kind (enrollment): its own budget, not the unknown. */
+		char cred[80];
+		auth_key(cred, sizeof(cred), "token",
+		         json_string_value(json_object_get(tok, "id")) ?: "?");
 		json_decref(tok);
-		return auth_refuse(h, req, OUTPOST_E_UNAUTHORIZED, "unknown or expired token");
+		return auth_refuse(h, req, OUTPOST_E_UNAUTHORIZED, cred,
+		                   "unknown or expired token");
 	}
 	trole = json_string_value(json_object_get(tok, "role"));
 	have = !trole                           ? ROLE_NONE
@@ -113,56 +160,102 @@ static int auth_bearer(struct hub *h, struct httpd_req *req, int role, struct hu
 	return have < role ? OUTPOST_E_FORBIDDEN : 0;
 }
 
-/* Agents sign METHOD \n PATH \n TIME \n hex(sha256(body)) with their key (docs/protocol.md). */
+/* The clock of a correctly signed request is off: not a failed credential (the key is
+ * right), but refused, with the hub's time so the agent can say by how much
+ * (docs/protocol.md, "Clock skew"). */
+static int auth_skewed(struct hub *h, struct httpd_req *req, const char *id, int64_t t, int64_t now)
+{
+	char hub_time[32];
+	int64_t off = t - now;
+
+	h->st.refused_skew++;
+	snprintf(hub_time, sizeof(hub_time), "%lld", (long long)now);
+	httpd_req_add_header(req, "X-Outpost-Hub-Time", hub_time);
+	httpd_respond_error(req, OUTPOST_E_UNAUTHORIZED,
+	                    "clock skew: the request's time is %lld ms %s the hub's clock (at "
+	                    "most %d s allowed): fix the host's time (NTP)",
+	                    (long long)(off < 0 ? -off : off), off < 0 ? "behind" : "ahead of",
+	                    AUTH_CLOCK_SKEW_MS / 1000);
+	log_debug(h->log, "auth", "host %s from %s: clock skew of %lld ms", id, httpd_req_peer(req),
+	          (long long)off);
+	return OUTPOST_E_UNAUTHORIZED;
+}
+
+/* Agents sign METHOD \n PATH \n TIME \n hex(sha256(body)) with their key (docs/protocol.md).
+ * The signature is checked before the time: only a request the host's key signed can be
+ * told "clock skew" (and be spared the failure count), and only one it signed is remembered
+ * against replay. */
 static int auth_agent(struct hub *h, struct httpd_req *req, struct hub_caller *c)
 {
 	const char *id = httpd_req_header(req, "X-Outpost-Host");
 	const char *ts = httpd_req_header(req, "X-Outpost-Time");
 	const char *sig = httpd_req_header(req, "X-Outpost-Signature");
 	const char *tail = httpd_req_tail(req), *state, *body;
-	uint8_t pk[SEC_PK_BYTES];
+	uint8_t pk[SEC_PK_BYTES], digest[32];
 	struct store_host_key host;
 	struct buf msg = BUF_INIT;
-	char hash[65];
+	char hash[65], cred[80];
 	size_t idlen, blen;
-	int64_t t;
+	int64_t t, now;
+	uint64_t d;
 	int rc;
 
 	if (!id || !ts || !sig || !hub_host_id_ok(id))
-		return auth_refuse(h, req, OUTPOST_E_UNAUTHORIZED,
+		return auth_refuse(h, req, OUTPOST_E_UNAUTHORIZED, NULL,
 		                   "agent requests must be signed (X-Outpost-Host, X-Outpost-Time, "
 		                   "X-Outpost-Signature)");
 	/* The path is /api/v1/agents/<id>/...: the id in it must be the signer's. */
 	idlen = strlen(id);
 	if (strncmp(tail, id, idlen) != 0 || tail[idlen] != '/')
-		return auth_refuse(h, req, OUTPOST_E_FORBIDDEN,
+		return auth_refuse(h, req, OUTPOST_E_FORBIDDEN, NULL,
 		                   "an agent may only use its own /api/v1/agents/<id>/ paths");
-	t = strtoll(ts, NULL, 10);
-	if (llabs(t - clk_real_ms()) > AUTH_CLOCK_SKEW_MS)
-		return auth_refuse(h, req, OUTPOST_E_UNAUTHORIZED,
-		                   "request time is more than 300 s off the hub's clock: check "
-		                   "the host's time (NTP)");
+	if (sec_parse_time_ms(ts, &t) < 0)
+		return auth_refuse(h, req, OUTPOST_E_UNAUTHORIZED, NULL,
+		                   "X-Outpost-Time must be the unix time in ms (1 to 15 digits)");
 	rc = h->store->ops->host_key(h->store, id, &host);
 	if (rc == OUTPOST_E_NOT_FOUND)
-		return auth_refuse(h, req, OUTPOST_E_UNAUTHORIZED, "unknown host: enroll first");
+		return auth_refuse(h, req, OUTPOST_E_UNAUTHORIZED, NULL,
+		                   "unknown host: enroll first");
 	if (rc < 0) {
 		httpd_respond_error(req, rc, "cannot read the host's key");
 		return rc;
 	}
+	auth_key(cred, sizeof(cred), "host", id);
 	state = host.state;
-	if (sec_unb64(host.pubkey, pk, sizeof(pk)) < 0)
-		return auth_refuse(h, req, OUTPOST_E_INTERNAL, "stored key of the host is damaged");
+	if (sec_unb64(host.pubkey, pk, sizeof(pk)) < 0) {
+		httpd_respond_error(req, OUTPOST_E_INTERNAL, "stored key of the host is damaged");
+		return OUTPOST_E_INTERNAL;
+	}
 	body = httpd_req_body(req, &blen);
 	sec_sha256_hex(body, blen, hash);
 	buf_printf(&msg, "%s\n%s\n%s\n%s", httpd_req_method(req), httpd_req_uri(req), ts, hash);
 	rc = msg.data && sec_verify_b64(pk, msg.data, msg.len, sig) == 0;
+	if (rc) {
+		/* What identifies the request for replay: the text signed, whatever the
+		 * signature's encoding. */
+		crypto_hash_sha256(digest, (const unsigned char *)msg.data, msg.len);
+		memcpy(&d, digest, sizeof(d));
+	}
 	buf_free(&msg);
 	if (!rc)
-		return auth_refuse(h, req, OUTPOST_E_UNAUTHORIZED, "bad signature");
+		return auth_refuse(h, req, OUTPOST_E_UNAUTHORIZED, cred, "bad signature");
 	if (strcmp(state, HOST_REVOKED) == 0)
-		return auth_refuse(h, req, OUTPOST_E_UNAUTHORIZED, "this host was revoked");
+		return auth_refuse(h, req, OUTPOST_E_UNAUTHORIZED, cred, "this host was revoked");
 	if (strcmp(state, HOST_REJECTED) == 0)
-		return auth_refuse(h, req, OUTPOST_E_UNAUTHORIZED, "this host was rejected");
+		return auth_refuse(h, req, OUTPOST_E_UNAUTHORIZED, cred, "this host was rejected");
+	now = clk_real_ms();
+	if (t > now + AUTH_CLOCK_SKEW_MS || t < now - AUTH_CLOCK_SKEW_MS)
+		return auth_skewed(h, req, id, t, now);
+	rc = auth_replay_check(h->limit, id, t, d);
+	if (rc != AUTH_REPLAY_OK) {
+		h->st.refused_replay++;
+		return auth_refuse(h, req, OUTPOST_E_CONFLICT, cred,
+		                   rc == AUTH_REPLAY_SEEN
+		                       ? "replayed request: this signed request was accepted "
+		                         "already; sign each request anew"
+		                       : "replayed request: its time is older than this host's "
+		                         "recent requests; sign each request anew");
+	}
 	if (strcmp(state, HOST_PENDING) == 0) {
 		httpd_respond_error(req, OUTPOST_E_UNAVAILABLE, "pending acceptance");
 		return OUTPOST_E_UNAVAILABLE;
@@ -195,12 +288,6 @@ int auth_check(void *ctx, struct httpd_req *req, int role)
 	h->st.requests++;
 	if (role == ROLE_NONE)
 		return 0;
-	if (auth_limited(h, req)) {
-		httpd_respond_error(req, OUTPOST_E_BUSY,
-		                    "too many failed attempts from %s: wait a minute",
-		                    httpd_req_peer(req));
-		return OUTPOST_E_BUSY;
-	}
 	c = calloc(1, sizeof(*c));
 	if (!c) {
 		httpd_respond_error(req, OUTPOST_E_INTERNAL, "out of memory");
@@ -213,4 +300,35 @@ int auth_check(void *ctx, struct httpd_req *req, int role)
 	}
 	httpd_req_set_data(req, c, free);
 	return 0;
+}
+
+void auth_stats(struct hub *h, struct buf *b)
+{
+	buf_printf(b,
+	           "# HELP outpost_hub_auth_refused_busy_total Failed attempts answered busy: "
+	           "the budget of their address, credential or of unknown credentials was used "
+	           "up.\n# TYPE outpost_hub_auth_refused_busy_total counter\n"
+	           "outpost_hub_auth_refused_busy_total %llu\n"
+	           "# HELP outpost_hub_auth_refused_skew_total Correctly signed agent requests "
+	           "refused for clock skew (not counted as failures).\n"
+	           "# TYPE outpost_hub_auth_refused_skew_total counter\n"
+	           "outpost_hub_auth_refused_skew_total %llu\n"
+	           "# HELP outpost_hub_auth_refused_replay_total Signed agent requests refused as "
+	           "replays.\n# TYPE outpost_hub_auth_refused_replay_total counter\n"
+	           "outpost_hub_auth_refused_replay_total %llu\n",
+	           h->st.refused_busy, h->st.refused_skew, h->st.refused_replay);
+	if (h->httpd) {
+		size_t open;
+		unsigned long long refused;
+		httpd_conn_stats(h->httpd, &open, &refused);
+		buf_printf(
+		    b,
+		    "# HELP outpost_hub_connections Connections open.\n"
+		    "# TYPE outpost_hub_connections gauge\noutpost_hub_connections %zu\n"
+		    "# HELP outpost_hub_connections_refused_total Connections refused: their "
+		    "address held api.unauth_per_ip_limit unauthenticated ones.\n"
+		    "# TYPE outpost_hub_connections_refused_total counter\n"
+		    "outpost_hub_connections_refused_total %llu\n",
+		    open, refused);
+	}
 }

@@ -1,6 +1,7 @@
 /* The hub's life cycle: state directory and lock, signing key, TLS identity, store, the admin
  * token of the first start, the HTTP server and the once-a-second tick. */
 #include "hub_impl.h"
+#include "auth_limit.h"
 #include "query.h"
 #include "retention.h"
 #include "store_pg.h"
@@ -165,8 +166,9 @@ int hub_new(struct loop *loop, json_t *conf, struct logger *log, struct hub **ou
 	h->lock_fd = -1;
 	h->started_ms = clk_real_ms();
 	h->conf = json_deep_copy(conf);
+	h->limit = auth_limit_new();
 	h->state_dir = strdup(json_string_value(conf_get(conf, "state_dir")));
-	if (!h->conf || !h->state_dir)
+	if (!h->conf || !h->state_dir || !h->limit)
 		goto fail;
 	{
 		int level = log_level_parse(json_string_value(conf_get(conf, "log.level")));
@@ -212,6 +214,9 @@ int hub_new(struct loop *loop, json_t *conf, struct logger *log, struct hub **ou
 	hc.conn_limit = (unsigned)json_integer_value(conf_get(conf, "api.conn_limit"));
 	hc.per_ip_limit = (unsigned)json_integer_value(conf_get(conf, "api.per_ip_limit"));
 	hc.conn_timeout_s = (unsigned)json_integer_value(conf_get(conf, "api.conn_timeout_s"));
+	hc.unauth_per_ip_limit =
+	    (unsigned)json_integer_value(conf_get(conf, "api.unauth_per_ip_limit"));
+	hc.unauth_timeout_s = (unsigned)json_integer_value(conf_get(conf, "api.unauth_timeout_s"));
 	hc.tls_cert_pem = h->cert_pem;
 	hc.tls_key_pem = h->key_pem;
 	hc.log = log;
@@ -300,6 +305,7 @@ void hub_free(struct hub *h)
 	free(h->routes);
 	free(h->state_dir);
 	json_decref(h->conf);
+	auth_limit_free(h->limit);
 	free(h);
 }
 

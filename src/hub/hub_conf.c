@@ -21,6 +21,10 @@ static const struct conf_field hub_schema[] = {
     {"api.conn_limit", CONF_INT, 16, 1000000, "connections at once (agents hold one each)"},
     {"api.per_ip_limit", CONF_INT, 0, 1000000, "connections per client address (0: none)"},
     {"api.conn_timeout_s", CONF_INT, 1, 3600, "idle connection timeout"},
+    {"api.unauth_per_ip_limit", CONF_INT, 0, 1000000,
+     "connections not yet authenticated per client address (0: none)"},
+    {"api.unauth_timeout_s", CONF_INT, 1, 3600,
+     "idle timeout of a connection not yet authenticated"},
     {"agents", CONF_OBJECT, 0, 0, NULL},
     {"agents.beat_ms", CONF_INT, 500, 3600000, "how often agents beat"},
     {"agents.missed_beats", CONF_INT, 1, 100, "a host is down after this many"},
@@ -42,7 +46,10 @@ static const struct conf_field hub_schema[] = {
     {"store.backend", CONF_STRING, 0, 0, "sqlite (default: one hub) or postgresql (shared)"},
     {"store.dsn", CONF_STRING, 0, 0, "libpq connection string for postgresql"},
     {"auth", CONF_OBJECT, 0, 0, NULL},
-    {"auth.max_failures_per_min", CONF_INT, 1, 100000, "failed credentials per address"},
+    {"auth.max_failures_per_min", CONF_INT, 1, 100000,
+     "failed attempts per address and per credential"},
+    {"auth.max_unknown_per_min", CONF_INT, 1, 1000000,
+     "failed attempts with unknown credentials, all addresses together"},
     {NULL, 0, 0, 0, NULL},
 };
 
@@ -50,18 +57,19 @@ json_t *hub_conf_defaults(void)
 {
 	int root = geteuid() == 0;
 
-	return json_pack("{s:s, s:s, s:b, s:[], s:{s:s, s:s}, s:{s:i, s:i, s:i, s:i},"
-	                 " s:{s:i, s:i, s:i}, s:{s:i, s:I, s:i}, s:{s:i}, s:{s:i}, s:{s:i},"
-	                 " s:{s:i, s:i, s:i, s:i}}",
-	                 "listen", "127.0.0.1:7443", "state_dir",
-	                 root ? "/var/lib/outpost-hub" : "outpost-state/hub", "tls", 1, "tls_names",
-	                 "log", "level", "info", "target", "stderr", "api", "body_limit", 64 << 20,
-	                 "conn_limit", 20000, "per_ip_limit", 0, "conn_timeout_s", 120, "agents",
-	                 "beat_ms", 5000, "missed_beats", 3, "poll_wait_s", 30, "tasks",
-	                 "default_timeout_ms", 600000, "default_expiry_ms", (json_int_t)3600000,
-	                 "keep_days", 30, "events", "keep_days", 30, "audit", "keep_days", 365,
-	                 "auth", "max_failures_per_min", 20, "metrics", "raw_hours", 48,
-	                 "rollup_1m_days", 30, "rollup_1h_days", 365, "checkpoint_s", 300);
+	return json_pack(
+	    "{s:s, s:s, s:b, s:[], s:{s:s, s:s}, s:{s:i, s:i, s:i, s:i, s:i, s:i},"
+	    " s:{s:i, s:i, s:i}, s:{s:i, s:I, s:i}, s:{s:i}, s:{s:i}, s:{s:i, s:i},"
+	    " s:{s:i, s:i, s:i, s:i}}",
+	    "listen", "127.0.0.1:7443", "state_dir",
+	    root ? "/var/lib/outpost-hub" : "outpost-state/hub", "tls", 1, "tls_names", "log",
+	    "level", "info", "target", "stderr", "api", "body_limit", 64 << 20, "conn_limit", 20000,
+	    "per_ip_limit", 0, "conn_timeout_s", 120, "unauth_per_ip_limit", 64, "unauth_timeout_s",
+	    10, "agents", "beat_ms", 5000, "missed_beats", 3, "poll_wait_s", 30, "tasks",
+	    "default_timeout_ms", 600000, "default_expiry_ms", (json_int_t)3600000, "keep_days", 30,
+	    "events", "keep_days", 30, "audit", "keep_days", 365, "auth", "max_failures_per_min",
+	    20, "max_unknown_per_min", 200, "metrics", "raw_hours", 48, "rollup_1m_days", 30,
+	    "rollup_1h_days", 365, "checkpoint_s", 300);
 }
 
 static int hub_listen_is_loopback(const char *listen)

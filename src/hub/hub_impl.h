@@ -47,14 +47,10 @@ struct hub_wait {
 	struct hub_wait *next;
 };
 
-struct hub_fail {
-	char peer[48];
-	int64_t window_start;
-	int count;
-};
-
 struct hub_stats {
 	unsigned long long requests, enrollments, tasks_created, results, refused_auth;
+	/* refusals answered busy (a budget gone), for clock skew, as replays */
+	unsigned long long refused_busy, refused_skew, refused_replay;
 	unsigned long long signed_tasks;
 	unsigned long long beats, seen_writes; /* agents' beats; host_seen writes of any request */
 	double latency_sum;
@@ -86,7 +82,7 @@ struct hub {
 	struct hub_wait *polls[HUB_WAIT_BUCKETS]; /* agents' task polls by host id */
 	struct hub_wait *watches;                 /* operators' task waits */
 	size_t npolls;
-	struct hub_fail fails[256]; /* failed auth per address, small ring */
+	struct auth_limit *limit; /* failed credentials, replay memory (auth_limit.h) */
 	int64_t started_ms;
 	int stopping;
 	struct hub_stats st;
@@ -95,9 +91,15 @@ struct hub {
 /* auth.c */
 int auth_check(void *ctx, struct httpd_req *req, int role);
 int auth_headers(void *ctx, struct httpd_req *req, int role);
-/* Counts a failed credential from the request's address; 1 when it is over the limit. */
+/* Counts a failed attempt with an unknown credential from the request's address (its budget
+ * and the one all unknown credentials share); 1 when one of them is now used up. */
 int auth_fail(struct hub *h, struct httpd_req *req);
+/* Whether the address's budget or the shared one for unknown credentials is used up: for a
+ * request that carries no credential at all (enrollment without a token). Never use it to
+ * refuse a request whose credential is valid. */
 int auth_limited(struct hub *h, struct httpd_req *req);
+/* The refusals' counters in Prometheus text. */
+void auth_stats(struct hub *h, struct buf *b);
 /* A valid host id: 1..64 of A-Z a-z 0-9 . _ -, not starting with . or -. */
 int hub_host_id_ok(const char *id);
 

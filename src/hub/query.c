@@ -2,6 +2,7 @@
  * written straight into a text buffer (no JSON tree, no allocation per point); the engine keeps
  * its arrays from one query to the next. Parameters are parsed in query_params.c. */
 #include "query.h"
+#include "re.h"
 #include "tsdb.h"
 #include "core/err.h"
 
@@ -355,27 +356,32 @@ static const char *label_value(const struct tsdb_series *s, const char *label)
 	return "";
 }
 
-static int matchers_ok(const struct query_matcher *m, size_t nm, const struct tsdb_series *s)
+static int matcher_hit(const struct query_matcher *m, const char *v, size_t *re_work)
 {
-	for (size_t i = 0; i < nm; i++) {
-		const char *v = label_value(s, m[i].label);
-		int hit;
-		switch (m[i].op) {
-		case QUERY_EQ:
-			hit = strcmp(v, m[i].value) == 0;
-			break;
-		case QUERY_NE:
-			hit = strcmp(v, m[i].value) != 0;
-			break;
-		case QUERY_RE:
-			hit = regexec(&m[i].re, v, 0, NULL, 0) == 0;
-			break;
-		default:
-			hit = regexec(&m[i].re, v, 0, NULL, 0) != 0;
-			break;
+	switch (m->op) {
+	case QUERY_EQ:
+		return strcmp(v, m->value) == 0;
+	case QUERY_NE:
+		return strcmp(v, m->value) != 0;
+	default:
+		*re_work += 1 + strlen(v) / 256;
+		return re_match(m->re, v) == (m->op == QUERY_RE);
+	}
+}
+
+/* The exact matchers first: they are cheap and usually decide. Every regex match adds to
+ * *re_work (see QUERY_MAX_RE_WORK). */
+static int matchers_ok(const struct query_matcher *m, size_t nm, const struct tsdb_series *s,
+                       size_t *re_work)
+{
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t i = 0; i < nm; i++) {
+			int is_re = m[i].op == QUERY_RE || m[i].op == QUERY_NRE;
+			if (is_re != pass)
+				continue;
+			if (!matcher_hit(&m[i], label_value(s, m[i].label), re_work))
+				return 0;
 		}
-		if (!hit)
-			return 0;
 	}
 	return 1;
 }
@@ -404,7 +410,8 @@ struct collect {
 	size_t max;       /* keep at most this many; count the rest */
 	int copy;         /* copy the strings (reads follow) */
 	size_t total;
-	int oom;
+	size_t re_work; /* regex matches so far, weighted by length */
+	int oom, over;
 };
 
 /* Appends s and its NUL to the arena; its offset in *off. */
@@ -457,12 +464,16 @@ static int collect_one(void *arg, const struct tsdb_series *s)
 
 	if (c->min_last > 0 && (s->last_ms <= 0 || s->last_ms < c->min_last))
 		return 0;
-	if (!host_ok(c->hosts, s->host) || !matchers_ok(c->m, c->nm, s))
+	if (c->re_work > QUERY_MAX_RE_WORK) {
+		c->over = 1;
+		return 1;
+	}
+	if (!host_ok(c->hosts, s->host) || !matchers_ok(c->m, c->nm, s, &c->re_work))
 		return 0;
 	if (c->nsels) {
 		size_t i;
 		for (i = 0; i < c->nsels; i++)
-			if (matchers_ok(c->sel[i], c->nsel[i], s))
+			if (matchers_ok(c->sel[i], c->nsel[i], s, &c->re_work))
 				break;
 		if (i == c->nsels)
 			return 0;
@@ -523,11 +534,21 @@ static void sort_ser(struct query *q, int (*cmp)(const void *, const void *))
 		qsort(q->ser, q->nser, sizeof(struct qser), cmp);
 }
 
+static int collect_over(char *msg, size_t msglen)
+{
+	snprintf(msg, msglen,
+	         "the label regexes of this query would take more of the hub's time than one "
+	         "query may (%d regex matches): give name=, an exact matcher (label=value) or "
+	         "hosts= to narrow the series first",
+	         QUERY_MAX_RE_WORK);
+	return OUTPOST_E_TOO_LARGE;
+}
+
 /* The series p matches, at most max of them (*total: how many matched). copy: reads of the
  * tsdb follow, so the strings are copied. min_last: only series with a sample. */
 static int collect_api(struct query *q, struct tsdb *db, const struct query_params *p,
                        const struct query_hosts *hosts, size_t max, int copy, int64_t min_last,
-                       size_t *total)
+                       size_t *total, char *msg, size_t msglen)
 {
 	struct collect c = {.q = q,
 	                    .m = p->m,
@@ -542,8 +563,12 @@ static int collect_api(struct query *q, struct tsdb *db, const struct query_para
 	buf_reset(&q->arena);
 	tsdb_series_each(db, p->name, collect_one, &c);
 	*total = c.total;
-	if (c.oom)
+	if (c.over)
+		return collect_over(msg, msglen);
+	if (c.oom) {
+		snprintf(msg, msglen, "out of memory");
 		return OUTPOST_E_INTERNAL;
+	}
 	if (copy)
 		collect_fix(q);
 	return 0;
@@ -565,10 +590,10 @@ int query_series(struct query *q, struct tsdb *db, const struct query_params *p,
                  const struct query_hosts *hosts, struct buf *out, char *msg, size_t msglen)
 {
 	size_t total;
-	int rc = collect_api(q, db, p, hosts, p->limit, 0, 0, &total);
+	int rc = collect_api(q, db, p, hosts, p->limit, 0, 0, &total, msg, msglen);
 
 	if (rc < 0)
-		goto out;
+		goto done;
 	sort_ser(q, cmp_host_key);
 	rc = buf_puts(out, "{\"series\":[");
 	for (size_t i = 0; rc == 0 && i < q->nser; i++) {
@@ -580,11 +605,11 @@ int query_series(struct query *q, struct tsdb *db, const struct query_params *p,
 		                     q->ser[i].first_ms, q->ser[i].last_ms);
 	}
 	rc = rc ? rc : buf_printf(out, "],\"truncated\":%s}", total > q->nser ? "true" : "false");
-	if (rc < 0)
+	if (rc < 0) {
 		rc = OUTPOST_E_INTERNAL;
-out:
-	if (rc < 0)
 		snprintf(msg, msglen, "out of memory");
+	}
+done:
 	query_trim(q);
 	return rc;
 }
@@ -593,10 +618,10 @@ int query_latest(struct query *q, struct tsdb *db, const struct query_params *p,
                  const struct query_hosts *hosts, struct buf *out, char *msg, size_t msglen)
 {
 	size_t total, n = 0;
-	int rc = collect_api(q, db, p, hosts, p->limit, 0, 1, &total);
+	int rc = collect_api(q, db, p, hosts, p->limit, 0, 1, &total, msg, msglen);
 
 	if (rc < 0)
-		goto out;
+		goto done;
 	sort_ser(q, cmp_host_key);
 	rc = buf_puts(out, "{\"samples\":[");
 	for (size_t i = 0; rc == 0 && i < q->nser; i++) {
@@ -611,11 +636,11 @@ int query_latest(struct query *q, struct tsdb *db, const struct query_params *p,
 		rc = rc ? rc : buf_append(out, "}", 1);
 	}
 	rc = rc ? rc : buf_printf(out, "],\"truncated\":%s}", total > q->nser ? "true" : "false");
-	if (rc < 0)
+	if (rc < 0) {
 		rc = OUTPOST_E_INTERNAL;
-out:
-	if (rc < 0)
 		snprintf(msg, msglen, "out of memory");
+	}
+done:
 	query_trim(q);
 	return rc;
 }
@@ -787,11 +812,9 @@ int query_range(struct query *q, struct tsdb *db, const struct query_params *p,
 	char a[32], b[32], c[32];
 	int res, rc;
 
-	rc = collect_api(q, db, p, hosts, QUERY_MAX_SERIES, 1, 0, &total);
-	if (rc < 0) {
-		snprintf(msg, msglen, "out of memory");
+	rc = collect_api(q, db, p, hosts, QUERY_MAX_SERIES, 1, 0, &total, msg, msglen);
+	if (rc < 0)
 		goto out;
-	}
 	if (total > QUERY_MAX_SERIES) {
 		snprintf(msg, msglen,
 		         "%zu series of %s match, at most %d per query: narrow the hosts "
@@ -907,8 +930,8 @@ int query_federate(struct query *q, struct tsdb *db, const char *name,
 
 	q->nser = 0;
 	tsdb_series_each(db, name, collect_one, &c);
-	if (c.oom) {
-		rc = OUTPOST_E_INTERNAL;
+	if (c.over || c.oom) {
+		rc = c.over ? OUTPOST_E_TOO_LARGE : OUTPOST_E_INTERNAL;
 		goto out;
 	}
 	sort_ser(q, cmp_name_key_host);

@@ -7,11 +7,11 @@
 
 #include "core/buf.h"
 
-#include <regex.h>
 #include <stddef.h>
 #include <stdint.h>
 
 struct tsdb;
+struct re;
 
 #define QUERY_MAX_MATCHERS 16
 #define QUERY_MAX_POINTS 11000        /* steps per series, as Prometheus caps them */
@@ -22,11 +22,15 @@ struct tsdb;
 #define QUERY_LIMIT_MAX 100000        /* series and latest: largest limit */
 #define QUERY_FEDERATE_MS (5 * 60000) /* /federate: samples at most this old */
 #define QUERY_FEDERATE_SELECTORS 16   /* match[] parameters */
+/* Label regex matches one query may make (a value of 256 bytes or more counts once more per
+ * 256): RE2 makes each linear, this bounds their sum, so that a query's regexes hold the
+ * hub's loop no more than ~40 ms (about 0.2 us a match, docs/metrics.md). Past it: TOO_LARGE. */
+#define QUERY_MAX_RE_WORK 200000
 
 enum query_op {
 	QUERY_EQ,  /* label=value */
 	QUERY_NE,  /* label!=value */
-	QUERY_RE,  /* label=~regex (POSIX extended, anchored at both ends) */
+	QUERY_RE,  /* label=~regex (RE2 syntax, anchored at both ends: re.h) */
 	QUERY_NRE, /* label!~regex */
 };
 
@@ -37,8 +41,7 @@ struct query_matcher {
 	char *label; /* owned */
 	char *value; /* owned */
 	int op;
-	int compiled; /* re holds a compiled regex */
-	regex_t re;
+	struct re *re; /* owned; for QUERY_RE and QUERY_NRE */
 };
 
 enum query_agg {

@@ -212,7 +212,12 @@ void query_api_federate(void *ctx, struct httpd_req *req)
 	}
 	rc = query_federate(h->query, h->tsdb, p.name, sel, nsel, nsels, clk_real_ms(), &out);
 	if (rc < 0) {
-		httpd_respond_error(req, rc, "out of memory");
+		httpd_respond_error(req, rc, "%s",
+		                    rc == OUTPOST_E_TOO_LARGE
+		                        ? "the selectors' label regexes would take more of the "
+		                          "hub's time than one query may: give name= or exact "
+		                          "matchers (label=\"value\") to narrow the series first"
+		                        : "out of memory");
 		goto out;
 	}
 	prom_respond(req, out.data, out.len);

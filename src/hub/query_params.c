@@ -2,6 +2,7 @@
  * selectors for /federate), times, steps, aggregations. Pure text to struct query_params;
  * the engine that runs them is query.c. */
 #include "query.h"
+#include "re.h"
 #include "core/err.h"
 
 #include <errno.h>
@@ -40,8 +41,7 @@ static int label_ok(const char *s, size_t n)
 
 void query_matcher_clear(struct query_matcher *m)
 {
-	if (m->compiled)
-		regfree(&m->re);
+	re_free(m->re);
 	free(m->label);
 	free(m->value);
 	memset(m, 0, sizeof(*m));
@@ -66,23 +66,18 @@ int query_matcher_set(struct query_matcher *m, const char *label, int op, const 
 	if (!m->label || !m->value)
 		goto oom;
 	if (op == QUERY_RE || op == QUERY_NRE) {
-		size_t n = strlen(value) + 5;
-		char *anchored = malloc(n), err[128];
-		int rc;
-		if (!anchored)
-			goto oom;
-		snprintf(anchored, n, "^(%s)$", value);
-		rc = regcomp(&m->re, anchored, REG_EXTENDED | REG_NOSUB);
-		free(anchored);
-		if (rc != 0) {
-			regerror(rc, &m->re, err, sizeof(err));
+		char err[200];
+		int rc = re_compile(value, &m->re, err, sizeof(err));
+		if (rc == OUTPOST_E_BAD_ARGS) {
 			snprintf(msg, msglen,
-			         "'%.128s' is not a POSIX extended regular expression: %s", value,
-			         err);
+			         "'%.128s' is not a regular expression in RE2 syntax (as "
+			         "Prometheus's; no back-references): %s",
+			         value, err);
 			query_matcher_clear(m);
-			return OUTPOST_E_BAD_ARGS;
+			return rc;
 		}
-		m->compiled = 1;
+		if (rc < 0)
+			goto oom;
 	}
 	return 0;
 oom:

@@ -2,6 +2,7 @@
  * parameters, matchers, resolution choice, bucketing, every aggregation, NaN and infinities,
  * limits, /federate's text, and the time one 24-hour query takes. */
 #include "hub/query.h"
+#include "hub/re.h"
 #include "hub/tsdb.h"
 #include "core/err.h"
 
@@ -363,7 +364,7 @@ static void test_parse_refuses_bad_parameters_with_what_to_write(void **state)
 	a = (struct query_args){.name = "x", .limit = "0"};
 	expect_bad(&a, 1, "limit: '0' is not a count");
 	a = (struct query_args){.name = "x", .match = bad_re, .nmatch = 1};
-	expect_bad(&a, 1, "not a POSIX extended regular expression");
+	expect_bad(&a, 1, "not a regular expression in RE2 syntax");
 	a = (struct query_args){.name = "x", .match = bad_m, .nmatch = 1};
 	expect_bad(&a, 1, "write label=value");
 	a = (struct query_args){.name = "x", .match = bad_l, .nmatch = 1};
@@ -418,15 +419,45 @@ static void test_matcher_ops_and_anchored_regex(void **state)
 	query_matcher_clear(&m);
 	assert_int_equal(query_matcher_parse("mode=~us", &m, msg, sizeof(msg)), 0);
 	assert_int_equal(m.op, QUERY_RE);
-	assert_int_equal(regexec(&m.re, "us", 0, NULL, 0), 0);
-	assert_int_not_equal(regexec(&m.re, "user", 0, NULL, 0), 0); /* anchored */
-	assert_int_not_equal(regexec(&m.re, "xus", 0, NULL, 0), 0);
+	assert_true(re_match(m.re, "us"));
+	assert_false(re_match(m.re, "user")); /* anchored */
+	assert_false(re_match(m.re, "xus"));
 	query_matcher_clear(&m);
 	assert_int_equal(query_matcher_parse("mode=~user|system", &m, msg, sizeof(msg)), 0);
-	assert_int_equal(regexec(&m.re, "system", 0, NULL, 0), 0); /* the whole alternation */
-	assert_int_not_equal(regexec(&m.re, "usersystem", 0, NULL, 0), 0);
+	assert_true(re_match(m.re, "system")); /* the whole alternation */
+	assert_false(re_match(m.re, "usersystem"));
 	query_matcher_clear(&m);
 	assert_int_equal(query_matcher_parse("=x", &m, msg, sizeof(msg)), OUTPOST_E_BAD_ARGS);
+}
+
+/* A viewer's regex cannot stall the hub: back-references are refused (RE2 has none), and the
+ * classic catastrophic pattern matches a long subject in linear time. */
+static void test_regex_refuses_backrefs_and_is_linear(void **state)
+{
+	struct query_matcher m;
+	char msg[256], subject[4097];
+	struct timespec t0, t1;
+	double ms;
+
+	(void)state;
+	assert_int_equal(query_matcher_parse("x=~(a*)\\1", &m, msg, sizeof(msg)),
+	                 OUTPOST_E_BAD_ARGS);
+	assert_non_null(strstr(msg, "RE2 syntax"));
+	assert_int_equal(query_matcher_parse("x=~(a+)+$", &m, msg, sizeof(msg)), 0);
+	memset(subject, 'a', sizeof(subject) - 2);
+	subject[sizeof(subject) - 2] = '!';
+	subject[sizeof(subject) - 1] = '\0';
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (int i = 0; i < 100; i++)
+		assert_false(re_match(m.re, subject));
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+	assert_true(ms < 500); /* 100 x 4 KiB; a backtracking engine takes forever */
+	query_matcher_clear(&m);
+	/* A pattern whose program would be huge is refused, not built. */
+	assert_int_equal(query_matcher_parse("x=~((((a{100}){100}){100}){100})", &m, msg,
+	                                     sizeof(msg)),
+	                 OUTPOST_E_BAD_ARGS);
 }
 
 /* Series of the fixture used by most tests: four hosts, two modes each for host_cpu_percent,
@@ -1100,6 +1131,7 @@ int main(void)
 	    cmocka_unit_test(test_parse_refuses_bad_parameters_with_what_to_write),
 	    cmocka_unit_test(test_parse_aggregations_and_percentiles),
 	    cmocka_unit_test(test_matcher_ops_and_anchored_regex),
+	    cmocka_unit_test(test_regex_refuses_backrefs_and_is_linear),
 	    cmocka_unit_test(test_matchers_filter_series_absent_label_is_empty),
 	    cmocka_unit_test(test_hosts_filter_and_series_listing),
 	    cmocka_unit_test(test_latest_sample_shape),

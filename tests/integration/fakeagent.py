@@ -20,6 +20,8 @@ class FakeAgent:
         self.token = token
         self.ca = ca
         self.conn = None
+        self.skew_ms = 0       # added to the time it signs (a host with a wrong clock)
+        self.last_headers = {}  # of the last answer, lower-case names
 
     def _connect(self):
         if self.url.scheme == "https":
@@ -29,17 +31,23 @@ class FakeAgent:
                                                timeout=60)
         return http.client.HTTPConnection(self.url.hostname, self.url.port, timeout=60)
 
+    def sign(self, method, path, body=b"", t=None):
+        """The three signed headers of docs/protocol.md for this request (t: ms, default
+        now + skew_ms): keep them to replay the request."""
+        t = str(int(time.time() * 1000) + self.skew_ms if t is None else t)
+        msg = "%s\n%s\n%s\n%s" % (method, path, t, hashlib.sha256(body).hexdigest())
+        return {"X-Outpost-Host": self.host_id, "X-Outpost-Time": t,
+                "X-Outpost-Signature": base64.b64encode(
+                    self.key.sign(msg.encode()).signature).decode()}
+
     def request(self, method, path, body=b"", signed=True, headers=None):
-        """(status, parsed JSON body) over a kept-alive connection."""
+        """(status, parsed JSON body) over a kept-alive connection. headers replace the
+        signed ones of the same name (a replay passes the captured ones)."""
         if isinstance(body, (dict, list)):
             body = json.dumps(body, separators=(",", ":")).encode()
         h = {"Content-Type": "application/json"}
         if signed:
-            t = str(int(time.time() * 1000))
-            msg = "%s\n%s\n%s\n%s" % (method, path, t, hashlib.sha256(body).hexdigest())
-            h.update({"X-Outpost-Host": self.host_id, "X-Outpost-Time": t,
-                      "X-Outpost-Signature": base64.b64encode(
-                          self.key.sign(msg.encode()).signature).decode()})
+            h.update(self.sign(method, path, body))
         h.update(headers or {})
         for attempt in (0, 1):
             if self.conn is None:
@@ -48,6 +56,7 @@ class FakeAgent:
                 self.conn.request(method, path, body=body, headers=h)
                 r = self.conn.getresponse()
                 data = r.read()
+                self.last_headers = {k.lower(): v for k, v in r.getheaders()}
                 break
             except (http.client.HTTPException, OSError):
                 self.conn.close()

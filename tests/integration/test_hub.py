@@ -98,9 +98,9 @@ def test_failed_credentials_are_rate_limited(hub):
     codes = [h.api("GET", "/api/v1/hosts", token="opo_wrong")[0] for _ in range(7)]
     assert codes[:5] == [401] * 5
     assert codes[5:] == [503, 503]
-    # Even the right token waits out the minute from that address.
+    # The right token is never refused for others' failures (docs/security.md).
     status, body = h.api("GET", "/api/v1/hosts")
-    assert status == 503 and body["error"]["code"] == "busy"
+    assert status == 200 and body["ok"], body
 
 
 def test_token_changes_are_audited_and_secrets_never_stored(hub):

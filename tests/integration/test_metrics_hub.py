@@ -203,7 +203,7 @@ def test_aggregates_grouped_by_the_other_labels(metrics):
     ({"name": "host_load1", "step": "fast"}, "bad_args", 400, "step: 'fast'"),
     ({"name": "host_load1", "agg": "median"}, "bad_args", 400, "p99"),
     ({"name": "host_load1", "match": "mode=~(user"}, "bad_args", 400,
-     "not a POSIX extended regular expression"),
+     "not a regular expression in RE2 syntax"),
     ({"name": "host_load1", "match": "mode"}, "bad_args", 400, "label=value"),
     ({"name": "host_load1", "hosts": "rol=web"}, "bad_args", 400, "unknown key 'rol'"),
     ({"name": "host_load1", "hosts": "role=web and"}, "bad_args", 400, "at column 13"),
