@@ -1,12 +1,16 @@
 # Entry points for people and CI. Everything real lives in meson.build and scripts/.
 BUILD  ?= build
 ASAN   ?= build-asan
+FUZZ   ?= build-fuzz
+# Seconds each libFuzzer target runs: `make fuzz` (long), `make test` (FUZZ_QUICK_SECONDS).
+FUZZ_SECONDS       ?= 300
+FUZZ_QUICK_SECONDS ?= 7
 PYTEST ?= /usr/bin/python3 -m pytest
 
 DEB    ?= build-deb
 DEBOUT ?= $(DEB)/debs
 
-.PHONY: all deps test-deps bench-deps build asan test unit integration packaging demo bench deb format clean
+.PHONY: all deps test-deps bench-deps build asan fuzz-build fuzz fuzz-quick test unit integration packaging demo bench deb format clean
 
 all: build
 
@@ -25,6 +29,11 @@ $(BUILD)/build.ninja:
 
 $(ASAN)/build.ninja:
 	meson setup $(ASAN) --buildtype=debug -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false
+
+# The fuzz targets (tests/fuzz) in a tree of their own: clang, libFuzzer, ASan + UBSan.
+$(FUZZ)/build.ninja:
+	CC=clang meson setup $(FUZZ) --buildtype=debugoptimized -Dfuzz=true \
+		-Db_sanitize=address,undefined -Db_lundef=false
 
 build: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -49,7 +58,18 @@ integration: test-deps build asan
 packaging: test-deps
 	$(PYTEST) -q tests/packaging
 
-test: unit integration packaging
+fuzz-build: test-deps $(FUZZ)/build.ninja
+	ninja -C $(FUZZ) fuzz
+
+# Every target for FUZZ_SECONDS; fails on a crash, leak or UB (docs/security.md#fuzzing).
+fuzz: fuzz-build
+	sh scripts/fuzz.sh $(FUZZ) $(FUZZ_SECONDS)
+
+# The same, bounded: about a minute in all, part of `make test`.
+fuzz-quick: fuzz-build
+	sh scripts/fuzz.sh $(FUZZ) $(FUZZ_QUICK_SECONDS)
+
+test: unit integration packaging fuzz-quick
 
 demo: build
 	@sh scripts/demo.sh $(abspath $(BUILD))
@@ -65,4 +85,4 @@ format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(ASAN) $(DEB)
+	rm -rf $(BUILD) $(ASAN) $(DEB) $(FUZZ)

@@ -43,6 +43,9 @@ groff-base
 systemd
 postgresql
 prometheus
+clang
+libclang-rt-14-dev
+llvm
 "
 
 BENCH="

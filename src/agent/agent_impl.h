@@ -48,6 +48,10 @@ struct agent {
 
 /* api.c */
 const struct httpd_route *api_routes(size_t *n);
+/* The checks of a call's body (parsed): an object of args (an object), id (a string) and
+ * timeout_ms (a positive integer), nothing else. 0, or OUTPOST_E_BAD_JSON/BAD_ARGS with msg.
+ * Exposed for tests/fuzz/body_fuzz.c. */
+int api_body_check(const json_t *body, char *msg, size_t msglen);
 
 /* api_auth.c: the local API's doors. Route roles: reads are open to whoever reaches a
  * listener, op calls are checked (docs/security.md). */

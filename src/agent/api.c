@@ -42,14 +42,51 @@ static void api_on_done(void *arg, json_t *envelope, int replay)
 	httpd_respond_json(req, status, envelope);
 }
 
+int api_body_check(const json_t *body, char *msg, size_t msglen)
+{
+	const char *key;
+	json_t *v, *args, *id, *to;
+
+	if (!json_is_object(body)) {
+		snprintf(msg, msglen, "body must be a JSON object {\"args\": {...}}");
+		return OUTPOST_E_BAD_JSON;
+	}
+	json_object_foreach((json_t *)body, key, v)
+	{
+		if (strcmp(key, "args") && strcmp(key, "id") && strcmp(key, "timeout_ms")) {
+			snprintf(msg, msglen,
+			         "unknown field '%.64s': the body has args, id and timeout_ms",
+			         key);
+			return OUTPOST_E_BAD_ARGS;
+		}
+	}
+	args = json_object_get(body, "args");
+	id = json_object_get(body, "id");
+	to = json_object_get(body, "timeout_ms");
+	if (args && !json_is_object(args)) {
+		snprintf(msg, msglen, "args must be an object");
+		return OUTPOST_E_BAD_ARGS;
+	}
+	if (id && !json_is_string(id)) {
+		snprintf(msg, msglen, "id must be a string");
+		return OUTPOST_E_BAD_ARGS;
+	}
+	if (to && (!json_is_integer(to) || json_integer_value(to) < 1)) {
+		snprintf(msg, msglen, "timeout_ms must be a positive integer");
+		return OUTPOST_E_BAD_ARGS;
+	}
+	return 0;
+}
+
 /* POST /v1/<plugin>/<op> with {"args": {...}, "id": "...", "timeout_ms": N}. */
 static void api_call(void *ctx, struct httpd_req *req)
 {
 	struct agent *a = ctx;
-	const char *tail = httpd_req_tail(req), *slash = strchr(tail, '/'), *key;
-	char plugin[33], op[33];
-	json_t *body = NULL, *args, *id, *to, *v;
+	const char *tail = httpd_req_tail(req), *slash = strchr(tail, '/');
+	char plugin[33], op[33], msg[256];
+	json_t *body = NULL, *args, *id, *to;
 	size_t len;
+	int rc;
 
 	if (!slash || !api_name_ok(tail, (size_t)(slash - tail)) ||
 	    !api_name_ok(slash + 1, strlen(slash + 1))) {
@@ -67,37 +104,13 @@ static void api_call(void *ctx, struct httpd_req *req)
 		body = json_object();
 	else if (httpd_req_json(req, &body) < 0)
 		return;
-	if (!json_is_object(body)) {
-		httpd_respond_error(req, OUTPOST_E_BAD_JSON,
-		                    "body must be a JSON object {\"args\": {...}}");
+	if ((rc = api_body_check(body, msg, sizeof(msg))) < 0) {
+		httpd_respond_error(req, rc, "%s", msg);
 		goto out;
-	}
-	json_object_foreach(body, key, v)
-	{
-		if (strcmp(key, "args") && strcmp(key, "id") && strcmp(key, "timeout_ms")) {
-			httpd_respond_error(req, OUTPOST_E_BAD_ARGS,
-			                    "unknown field '%.64s': the body has args, id and "
-			                    "timeout_ms",
-			                    key);
-			goto out;
-		}
 	}
 	args = json_object_get(body, "args");
 	id = json_object_get(body, "id");
 	to = json_object_get(body, "timeout_ms");
-	if (args && !json_is_object(args)) {
-		httpd_respond_error(req, OUTPOST_E_BAD_ARGS, "args must be an object");
-		goto out;
-	}
-	if (id && !json_is_string(id)) {
-		httpd_respond_error(req, OUTPOST_E_BAD_ARGS, "id must be a string");
-		goto out;
-	}
-	if (to && (!json_is_integer(to) || json_integer_value(to) < 1)) {
-		httpd_respond_error(req, OUTPOST_E_BAD_ARGS,
-		                    "timeout_ms must be a positive integer");
-		goto out;
-	}
 	if (!args)
 		json_object_set_new(body, "args", json_object());
 	if (dispatch_submit(a->dispatch, plugin, op, json_object_get(body, "args"),

@@ -282,88 +282,114 @@ static int ht_check_fields(const json_t *task, char *why, size_t whylen)
 	return 0;
 }
 
-void hubtask_receive(void *arg, const json_t *signed_task)
+int hubtask_verify(const json_t *signed_task, const uint8_t *pk, const char *host_id, int64_t now,
+                   int64_t max_ttl_ms, struct hubtask_verdict *v)
 {
-	struct hubtask *h = arg;
 	const json_t *task = json_object_get(signed_task, "task");
 	const char *sig = json_string_value(json_object_get(signed_task, "sig"));
-	const char *id = json_string_value(json_object_get(task, "task_id"));
-	const char *host, *prior;
-	uint8_t pk[SEC_PK_BYTES];
-	struct ht_run *run;
+	const char *host;
 	json_t *exp;
-	int64_t now = clk_real_ms(), issued;
-	char why[256], *canon;
+	int64_t issued;
+	char *canon;
 	int bad;
 
-	h->st.received++;
-	if (!ledger_id_ok(id))
-		id = NULL;
+	v->id = json_string_value(json_object_get(task, "task_id"));
+	v->state = "refused";
+	v->code = OUTPOST_E_BAD_ARGS;
+	v->why[0] = '\0';
+	if (!ledger_id_ok(v->id))
+		v->id = NULL;
 	if (!json_is_object(task) || !sig) {
-		ht_refuse(h, id, "refused", OUTPOST_E_BAD_ARGS,
-		          "malformed: a signed task is {\"task\": {...}, \"sig\": \"...\"}");
-		return;
+		snprintf(v->why, sizeof(v->why),
+		         "malformed: a signed task is {\"task\": {...}, \"sig\": \"...\"}");
+		return -1;
 	}
 	/* 1. The signature, with the key pinned at enrollment, over the canonical text. */
-	if (!h->link || h->link->ops->hub_key(h->link, pk) < 0) {
-		ht_refuse(h, id, "refused", OUTPOST_E_FORBIDDEN,
-		          "no pinned hub key yet (not enrolled)");
-		return;
+	v->code = OUTPOST_E_FORBIDDEN;
+	if (!pk) {
+		snprintf(v->why, sizeof(v->why), "no pinned hub key yet (not enrolled)");
+		return -1;
 	}
 	canon = sec_canonical(task);
 	bad = !canon || sec_verify_b64(pk, canon, strlen(canon), sig) < 0;
 	free(canon);
 	if (bad) {
-		ht_refuse(h, id, "refused", OUTPOST_E_FORBIDDEN,
-		          "the signature does not verify with the pinned hub key");
-		return;
+		snprintf(v->why, sizeof(v->why),
+		         "the signature does not verify with the pinned hub key");
+		return -1;
 	}
 	/* 2. Bound to this host. */
 	host = json_string_value(json_object_get(task, "host_id"));
-	if (!host || strcmp(host, h->host_id) != 0) {
-		snprintf(why, sizeof(why), "the task is for host '%.64s', this is '%s'",
-		         host ? host : "(none)", h->host_id);
-		ht_refuse(h, id, "refused", OUTPOST_E_FORBIDDEN, why);
-		return;
+	if (!host || strcmp(host, host_id) != 0) {
+		snprintf(v->why, sizeof(v->why), "the task is for host '%.64s', this is '%s'",
+		         host ? host : "(none)", host_id);
+		return -1;
 	}
 	/* 3. Not expired, and not valid for longer than the ledger remembers ids. */
 	exp = json_object_get(task, "expires_ms");
 	if (!json_is_integer(exp)) {
-		ht_refuse(h, id, "refused", OUTPOST_E_BAD_ARGS, "expires_ms must be an integer");
-		return;
+		v->code = OUTPOST_E_BAD_ARGS;
+		snprintf(v->why, sizeof(v->why), "expires_ms must be an integer");
+		return -1;
 	}
 	if (json_integer_value(exp) <= now) {
-		snprintf(why, sizeof(why),
+		v->state = "expired";
+		v->code = OUTPOST_E_TIMEOUT;
+		snprintf(v->why, sizeof(v->why),
 		         "it expired at %lld, the agent's clock says %lld (if this repeats, check "
 		         "the clocks of the agent and the hub)",
 		         (long long)json_integer_value(exp), (long long)now);
-		ht_refuse(h, id, "expired", OUTPOST_E_TIMEOUT, why);
-		return;
+		return -1;
 	}
-	if (json_integer_value(exp) - now > h->max_ttl_ms) {
-		snprintf(why, sizeof(why),
+	if (json_integer_value(exp) - now > max_ttl_ms) {
+		snprintf(v->why, sizeof(v->why),
 		         "it expires in %lld s, beyond the %lld s the ledger remembers task ids "
 		         "(ledger.keep_days)",
 		         (long long)(json_integer_value(exp) - now) / 1000,
-		         (long long)h->max_ttl_ms / 1000);
-		ht_refuse(h, id, "refused", OUTPOST_E_FORBIDDEN, why);
-		return;
+		         (long long)max_ttl_ms / 1000);
+		return -1;
 	}
 	/* 4. Well-formed, and not from the future: a task issued later than this agent's clock
 	 * allows (the hub's own skew bound) says one of the two clocks is wrong. */
-	if (ht_check_fields(task, why, sizeof(why)) < 0) {
-		ht_refuse(h, id, "refused", OUTPOST_E_BAD_ARGS, why);
-		return;
-	}
+	v->code = OUTPOST_E_BAD_ARGS;
+	if (ht_check_fields(task, v->why, sizeof(v->why)) < 0)
+		return -1;
 	issued = json_integer_value(json_object_get(task, "issued_ms"));
 	if (issued > now && issued - now > HT_MAX_SKEW_MS) {
-		snprintf(why, sizeof(why),
-		         "it was issued at %lld, %lld s ahead of the agent's clock (%lld): check the "
-		         "clocks of the agent and the hub (NTP)",
-		         (long long)issued, (long long)(issued - now) / 1000, (long long)now);
-		ht_refuse(h, id, "refused", OUTPOST_E_FORBIDDEN, why);
+		v->code = OUTPOST_E_FORBIDDEN;
+		snprintf(
+		    v->why, sizeof(v->why),
+		    "it was issued at %lld, %lld s ahead of the agent's clock (%lld): check the "
+		    "clocks of the agent and the hub (NTP)",
+		    (long long)issued, (long long)(issued - now) / 1000, (long long)now);
+		return -1;
+	}
+	v->code = 0;
+	v->state = NULL;
+	return 0;
+}
+
+void hubtask_receive(void *arg, const json_t *signed_task)
+{
+	struct hubtask *h = arg;
+	const json_t *task = json_object_get(signed_task, "task");
+	const char *id, *prior;
+	uint8_t pk[SEC_PK_BYTES];
+	struct hubtask_verdict v;
+	struct ht_run *run;
+	json_t *exp;
+	int64_t now = clk_real_ms();
+	int keyed;
+
+	h->st.received++;
+	keyed = h->link && h->link->ops->hub_key(h->link, pk) == 0;
+	if (hubtask_verify(signed_task, keyed ? pk : NULL, h->host_id, now, h->max_ttl_ms, &v) <
+	    0) {
+		ht_refuse(h, v.id, v.state, v.code, v.why);
 		return;
 	}
+	id = v.id;
+	exp = json_object_get(task, "expires_ms");
 	/* 5. Run once: a second delivery while it runs is dropped (the run reports); an id the
 	 * ledger knows is answered from it by the dispatcher (a replay, or lost). */
 	if (ht_find(h, id)) {

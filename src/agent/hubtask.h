@@ -52,6 +52,21 @@ int hubtask_new(const struct hubtask_config *cfg, struct hubtask **out);
 /* The link results and facts go to (borrowed; set once, before it starts). Starts the facts
  * timer. */
 void hubtask_set_link(struct hubtask *h, struct link *link);
+/* What hubtask_verify made of a task. */
+struct hubtask_verdict {
+	const char *id;    /* the task's id when valid (borrowed from the task), else NULL */
+	const char *state; /* refused: "refused" or "expired" */
+	int code;          /* refused: the outpost_err of the refusal */
+	char why[256];     /* refused: the reason, for the log and the hub */
+};
+
+/* Judges a signed task ({"task": {...}, "sig": "..."}) in the order docs/protocol.md gives:
+ * signature by pk (NULL: not enrolled yet, everything is refused), bound to host_id, expiry
+ * against now (wall clock, ms) and max_ttl_ms, well-formed fields, issued_ms not ahead of now
+ * by more than the skew bound. 0 when it may run, -1 with
+ * *v saying why not. Pure: touches nothing (tests/fuzz/task_fuzz.c drives it). */
+int hubtask_verify(const json_t *signed_task, const uint8_t *pk, const char *host_id, int64_t now,
+                   int64_t max_ttl_ms, struct hubtask_verdict *v);
 /* A link_task_fn: arg is the hubtask. */
 void hubtask_receive(void *arg, const json_t *signed_task);
 const struct hubtask_stats *hubtask_stats(const struct hubtask *h);

@@ -5,6 +5,7 @@
  * connection code never finds the ground gone from under it. */
 #include "hclient.h"
 #include "buf.h"
+#include "hresp.h"
 #include "loop.h"
 #include "sec.h"
 
@@ -24,10 +25,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define HC_MAX_LINE 8192        /* one status, header or trailer line */
-#define HC_MAX_HEAD (64u << 10) /* status line, headers and trailers together */
-#define HC_MAX_HEADERS 100      /* header (and trailer) lines */
-#define HC_MAX_CHUNK_LINE 1024  /* a chunk-size line with its extensions */
 #define HC_READ_CHUNK 16384
 #define HC_DEF_CONNS 2
 #define HC_DEF_MAX_RESPONSE (8u << 20)
@@ -37,17 +34,6 @@
 
 enum hc_cstate { HC_CONNECTING, HC_HANDSHAKE, HC_IDLE, HC_SEND, HC_RECV };
 enum hc_rstate { HC_PENDING, HC_ACTIVE, HC_DONE };
-enum hc_parse {
-	P_STATUS,
-	P_HEADERS,
-	P_BODY_LEN,
-	P_BODY_CLOSE,
-	P_CHUNK_SIZE,
-	P_CHUNK_DATA,
-	P_CHUNK_CRLF,
-	P_TRAILERS,
-	P_DONE,
-};
 
 struct hc_conn;
 
@@ -60,19 +46,10 @@ struct hclient_req {
 	hclient_done_fn fn;
 	void *arg;
 	unsigned flags;
-	int head; /* a HEAD request: no body in the answer */
 	int retried;
 	struct buf out; /* the request on the wire */
 	size_t sent;
-	/* the answer */
-	enum hc_parse ps;
-	unsigned status, minor;
-	int chunked, close;
-	int64_t clen;  /* -1: not given */
-	uint64_t left; /* of the body or the chunk */
-	size_t head_bytes, nheaders, ntrailers;
-	struct buf headers; /* "name\0value\0"... */
-	struct buf body;
+	struct hresp ans; /* the answer */
 	int err;
 	char errmsg[300];
 	char peer_sha256[65];
@@ -141,8 +118,7 @@ static void hc_req_unlink(struct hclient_req *r)
 static void hc_req_free(struct hclient_req *r)
 {
 	buf_free(&r->out);
-	buf_free(&r->headers);
-	buf_free(&r->body);
+	hresp_free(&r->ans);
 	free(r->peer_pem);
 	free(r);
 }
@@ -151,14 +127,7 @@ static void hc_req_free(struct hclient_req *r)
 static void hc_req_rewind(struct hclient_req *r)
 {
 	r->sent = 0;
-	r->ps = P_STATUS;
-	r->status = r->minor = 0;
-	r->chunked = r->close = 0;
-	r->clen = -1;
-	r->left = 0;
-	r->head_bytes = r->nheaders = r->ntrailers = 0;
-	buf_reset(&r->headers);
-	buf_reset(&r->body);
+	hresp_reset(&r->ans);
 }
 
 /* Takes what the connection knows of the server's certificate. */
@@ -595,206 +564,12 @@ static void hc_send(struct hc_conn *k)
 
 /* ---- the answer ---- */
 
-static int hc_is_tchar(unsigned char ch)
-{
-	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-	       (ch && strchr("!#$%&'*+-.^_`|~", ch));
-}
-
-/* Content-Length: digits only; 0 or -1. */
-static int hc_parse_len(const char *v, int64_t *out)
-{
-	int64_t n = 0;
-
-	if (!*v)
-		return -1;
-	for (; *v; v++) {
-		if (*v < '0' || *v > '9' || n > (INT64_MAX - 9) / 10)
-			return -1;
-		n = n * 10 + (*v - '0');
-	}
-	*out = n;
-	return 0;
-}
-
-/* A token list (Connection) contains tok. */
-static int hc_has_token(const char *v, const char *tok)
-{
-	size_t n = strlen(tok);
-
-	while (*v) {
-		while (*v == ' ' || *v == '\t' || *v == ',')
-			v++;
-		if (strncasecmp(v, tok, n) == 0 &&
-		    (v[n] == '\0' || v[n] == ',' || v[n] == ' ' || v[n] == '\t'))
-			return 1;
-		while (*v && *v != ',')
-			v++;
-	}
-	return 0;
-}
-
-/* One status line. 0, or -1 with msg. */
-static int hc_status_line(struct hclient_req *r, const char *s, char *msg, size_t msglen)
-{
-	if (strncmp(s, "HTTP/1.", 7) != 0 || (s[7] != '0' && s[7] != '1') || s[8] != ' ' ||
-	    s[9] < '1' || s[9] > '5' || s[10] < '0' || s[10] > '9' || s[11] < '0' || s[11] > '9' ||
-	    (s[12] != ' ' && s[12] != '\0')) {
-		snprintf(msg, msglen, "not an HTTP/1.x status line: \"%.40s\"", s);
-		return -1;
-	}
-	r->minor = (unsigned)(s[7] - '0');
-	r->status = (unsigned)((s[9] - '0') * 100 + (s[10] - '0') * 10 + (s[11] - '0'));
-	return 0;
-}
-
-/* One header line (or trailer when trailer). 0, or a negative code with msg. */
-static int hc_header_line(struct hclient_req *r, char *s, size_t len, int trailer, char *msg,
-                          size_t msglen)
-{
-	char *colon = memchr(s, ':', len), *v, *end;
-	size_t nlen, *count = trailer ? &r->ntrailers : &r->nheaders;
-
-	if (++*count > HC_MAX_HEADERS) {
-		snprintf(msg, msglen, "more than %d header lines", HC_MAX_HEADERS);
-		return OUTPOST_E_TOO_LARGE;
-	}
-	if (!colon || colon == s) {
-		snprintf(msg, msglen, "malformed header line: \"%.40s\"", s);
-		return OUTPOST_E_UNAVAILABLE;
-	}
-	nlen = (size_t)(colon - s);
-	for (size_t i = 0; i < nlen; i++)
-		if (!hc_is_tchar((unsigned char)s[i])) {
-			snprintf(msg, msglen, "malformed header name: \"%.40s\"", s);
-			return OUTPOST_E_UNAVAILABLE;
-		}
-	*colon = '\0';
-	v = colon + 1;
-	end = s + len;
-	while (v < end && (*v == ' ' || *v == '\t'))
-		v++;
-	while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
-		*--end = '\0';
-	if (trailer)
-		return 0; /* read and bounded, not used */
-	if (strcasecmp(s, "Content-Length") == 0) {
-		int64_t n;
-		if (hc_parse_len(v, &n) < 0 || (r->clen >= 0 && r->clen != n)) {
-			snprintf(msg, msglen, "bad Content-Length: \"%.40s\"", v);
-			return OUTPOST_E_UNAVAILABLE;
-		}
-		r->clen = n;
-	} else if (strcasecmp(s, "Transfer-Encoding") == 0) {
-		if (r->chunked || strcasecmp(v, "chunked") != 0) {
-			snprintf(msg, msglen, "unsupported Transfer-Encoding: \"%.40s\"", v);
-			return OUTPOST_E_UNAVAILABLE;
-		}
-		r->chunked = 1;
-	} else if (strcasecmp(s, "Connection") == 0 && hc_has_token(v, "close")) {
-		r->close = 1;
-	}
-	if (buf_append(&r->headers, s, nlen + 1) < 0 ||
-	    buf_append(&r->headers, v, strlen(v) + 1) < 0) {
-		snprintf(msg, msglen, "out of memory");
-		return OUTPOST_E_INTERNAL;
-	}
-	return 0;
-}
-
-/* The headers are in: how is the body framed? 0, or a negative code with msg. */
-static int hc_headers_done(struct hclient *c, struct hclient_req *r, char *msg, size_t msglen)
-{
-	if (r->status < 200) {
-		if (r->status == 101) {
-			snprintf(msg, msglen, "unexpected 101 Switching Protocols");
-			return OUTPOST_E_UNAVAILABLE;
-		}
-		/* An interim answer (100 Continue): the real one follows. */
-		r->ps = P_STATUS;
-		r->nheaders = 0;
-		r->clen = -1;
-		r->chunked = r->close = 0;
-		buf_reset(&r->headers);
-		return 0;
-	}
-	if (r->minor == 0)
-		r->close = 1; /* HTTP/1.0: no keep-alive for us */
-	if (r->head || r->status == 204 || r->status == 304) {
-		r->ps = P_DONE;
-	} else if (r->chunked) {
-		if (r->clen >= 0)
-			r->close = 1; /* both: chunked wins, the connection is not trusted */
-		r->ps = P_CHUNK_SIZE;
-	} else if (r->clen >= 0) {
-		if ((uint64_t)r->clen > c->max_response) {
-			snprintf(msg, msglen,
-			         "the answer's body of %lld bytes is over the %zu allowed",
-			         (long long)r->clen, c->max_response);
-			return OUTPOST_E_TOO_LARGE;
-		}
-		r->left = (uint64_t)r->clen;
-		r->ps = r->left ? P_BODY_LEN : P_DONE;
-	} else {
-		r->close = 1;
-		r->ps = P_BODY_CLOSE;
-	}
-	return 0;
-}
-
-/* "1a;ext" to 26. 0, or a negative code with msg. */
-static int hc_chunk_size(struct hclient *c, struct hclient_req *r, const char *s, char *msg,
-                         size_t msglen)
-{
-	uint64_t n = 0;
-	const char *p = s;
-
-	for (; (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f') || (*p >= 'A' && *p <= 'F');
-	     p++) {
-		if (p - s >= 15) {
-			snprintf(msg, msglen, "bad chunk size: \"%.40s\"", s);
-			return OUTPOST_E_UNAVAILABLE;
-		}
-		n = n * 16 + (uint64_t)(*p <= '9' ? *p - '0' : (*p | 0x20) - 'a' + 10);
-	}
-	while (*p == ' ' || *p == '\t')
-		p++;
-	if (p == s || (*p && *p != ';')) {
-		snprintf(msg, msglen, "bad chunk size: \"%.40s\"", s);
-		return OUTPOST_E_UNAVAILABLE;
-	}
-	if (n > c->max_response - r->body.len) {
-		snprintf(msg, msglen, "the answer's body is over the %zu bytes allowed",
-		         c->max_response);
-		return OUTPOST_E_TOO_LARGE;
-	}
-	r->left = n;
-	r->ps = n ? P_CHUNK_DATA : P_TRAILERS;
-	return 0;
-}
-
-/* Takes body bytes. 0, or a negative code with msg. */
-static int hc_body(struct hclient *c, struct hclient_req *r, const char *p, size_t n, char *msg,
-                   size_t msglen)
-{
-	if (n > c->max_response - r->body.len) {
-		snprintf(msg, msglen, "the answer's body is over the %zu bytes allowed",
-		         c->max_response);
-		return OUTPOST_E_TOO_LARGE;
-	}
-	if (buf_append(&r->body, p, n) < 0) {
-		snprintf(msg, msglen, "out of memory");
-		return OUTPOST_E_INTERNAL;
-	}
-	return 0;
-}
-
 /* The answer is complete. */
 static void hc_answer_done(struct hc_conn *k)
 {
 	struct hclient *c = k->c;
 	struct hclient_req *r = k->req;
-	int keep = !r->close && !k->no_reuse;
+	int keep = !r->ans.close && !k->no_reuse;
 
 	k->req = NULL;
 	k->reused = 1;
@@ -812,105 +587,23 @@ static int hc_parse(struct hc_conn *k)
 	struct hclient *c = k->c;
 	struct hclient_req *r = k->req;
 	char msg[200];
-	int rc = 0;
+	size_t used;
+	int rc = hresp_feed(&r->ans, k->in.data + k->in_off, k->in.len - k->in_off, &used, msg,
+	                    sizeof(msg));
 
-	while (r->ps != P_DONE) {
-		char *p = k->in.data + k->in_off;
-		size_t avail = k->in.len - k->in_off, take;
-
-		if (r->ps == P_BODY_LEN || r->ps == P_CHUNK_DATA || r->ps == P_BODY_CLOSE) {
-			if (!avail)
-				return 0;
-			take = r->ps == P_BODY_CLOSE || avail < r->left ? avail : (size_t)r->left;
-			rc = hc_body(c, r, p, take, msg, sizeof(msg));
-			if (rc < 0)
-				goto fail;
-			k->in_off += take;
-			if (r->ps == P_BODY_CLOSE)
-				continue;
-			r->left -= take;
-			if (!r->left)
-				r->ps = r->ps == P_BODY_LEN ? P_DONE : P_CHUNK_CRLF;
-			continue;
-		}
-		/* A line. */
-		size_t limit = r->ps == P_CHUNK_SIZE || r->ps == P_CHUNK_CRLF ? HC_MAX_CHUNK_LINE
-		                                                              : HC_MAX_LINE;
-		char *nl = memchr(p, '\n', avail);
-		size_t len = nl ? (size_t)(nl - p) : avail;
-
-		if (len > limit) {
-			snprintf(msg, sizeof(msg), "a line of the answer is over %zu bytes", limit);
-			rc = r->ps == P_CHUNK_SIZE || r->ps == P_CHUNK_CRLF ? OUTPOST_E_UNAVAILABLE
-			                                                    : OUTPOST_E_TOO_LARGE;
-			goto fail;
-		}
-		if (!nl)
-			return 0;
-		k->in_off += len + 1;
-		if (r->ps != P_CHUNK_SIZE && r->ps != P_CHUNK_CRLF) {
-			r->head_bytes += len + 1;
-			if (r->head_bytes > HC_MAX_HEAD) {
-				snprintf(msg, sizeof(msg), "the answer's headers are over %u bytes",
-				         HC_MAX_HEAD);
-				rc = OUTPOST_E_TOO_LARGE;
-				goto fail;
-			}
-		}
-		if (len && p[len - 1] == '\r')
-			len--;
-		p[len] = '\0';
-		if (memchr(p, '\0', len) || memchr(p, '\r', len)) {
-			snprintf(msg, sizeof(msg), "a line of the answer holds a NUL or a CR");
-			rc = OUTPOST_E_UNAVAILABLE;
-			goto fail;
-		}
-		switch (r->ps) {
-		case P_STATUS:
-			rc = hc_status_line(r, p, msg, sizeof(msg)) < 0 ? OUTPOST_E_UNAVAILABLE : 0;
-			r->ps = P_HEADERS;
-			break;
-		case P_HEADERS:
-			if (len == 0)
-				rc = hc_headers_done(c, r, msg, sizeof(msg));
-			else if (*p == ' ' || *p == '\t') {
-				snprintf(msg, sizeof(msg), "folded header lines are not accepted");
-				rc = OUTPOST_E_UNAVAILABLE;
-			} else
-				rc = hc_header_line(r, p, len, 0, msg, sizeof(msg));
-			break;
-		case P_CHUNK_SIZE:
-			rc = hc_chunk_size(c, r, p, msg, sizeof(msg));
-			break;
-		case P_CHUNK_CRLF:
-			if (len) {
-				snprintf(msg, sizeof(msg), "a chunk is longer than its size");
-				rc = OUTPOST_E_UNAVAILABLE;
-			}
-			r->ps = P_CHUNK_SIZE;
-			break;
-		case P_TRAILERS:
-			if (len == 0)
-				r->ps = P_DONE;
-			else
-				rc = hc_header_line(r, p, len, 1, msg, sizeof(msg));
-			break;
-		default:
-			break;
-		}
-		if (rc < 0)
-			goto fail;
-	}
-	if (k->in_off < k->in.len) {
+	k->in_off += used;
+	if (rc == 0)
+		return 0;
+	if (rc > 0 && k->in_off < k->in.len) {
 		snprintf(msg, sizeof(msg), "%zu bytes more than the answer declared",
 		         k->in.len - k->in_off);
 		rc = OUTPOST_E_UNAVAILABLE;
-		goto fail;
+	}
+	if (rc < 0) {
+		hc_conn_fail(k, rc, "bad answer from %s:%u: %s", c->host, c->port, msg);
+		return 1;
 	}
 	hc_answer_done(k);
-	return 1;
-fail:
-	hc_conn_fail(k, rc, "bad answer from %s:%u: %s", c->host, c->port, msg);
 	return 1;
 }
 
@@ -944,8 +637,7 @@ static void hc_recv(struct hc_conn *k)
 			return;
 		}
 		if (n == 0) {
-			if (k->req->ps == P_BODY_CLOSE) {
-				k->req->ps = P_DONE;
+			if (hresp_eof(&k->req->ans)) {
 				hc_answer_done(k);
 			} else {
 				hc_conn_fail(k, OUTPOST_E_UNAVAILABLE,
@@ -1068,13 +760,13 @@ static void hc_on_req_timer(void *arg)
 	memset(&resp, 0, sizeof(resp));
 	resp.err = r->err;
 	resp.errmsg = r->err ? r->errmsg : "";
-	resp.status = r->err ? 0 : r->status;
-	resp.body = !r->err && r->body.data ? r->body.data : "";
-	resp.body_len = r->err ? 0 : r->body.len;
+	resp.status = r->err ? 0 : r->ans.status;
+	resp.body = !r->err && r->ans.body.data ? r->ans.body.data : "";
+	resp.body_len = r->err ? 0 : r->ans.body.len;
 	resp.peer_sha256 = r->peer_sha256;
 	resp.peer_cert_pem = r->peer_pem;
-	resp.headers = r->err ? NULL : r->headers.data;
-	resp.nheaders = r->err ? 0 : r->nheaders;
+	resp.headers = r->err ? NULL : r->ans.headers.data;
+	resp.nheaders = r->err ? 0 : r->ans.nheaders;
 	r->fn(r->arg, &resp); /* may free c: only r is touched after */
 	hc_req_free(r);
 }
@@ -1086,7 +778,7 @@ static int hc_token_ok(const char *s)
 	if (!*s)
 		return 0;
 	for (; *s; s++)
-		if (!hc_is_tchar((unsigned char)*s))
+		if (!hresp_tchar((unsigned char)*s))
 			return 0;
 	return 1;
 }
@@ -1099,7 +791,7 @@ static int hc_header_ok(const char *h)
 	if (!colon || colon == h)
 		return 0;
 	for (const char *p = h; p < colon; p++)
-		if (!hc_is_tchar((unsigned char)*p))
+		if (!hresp_tchar((unsigned char)*p))
 			return 0;
 	return strpbrk(h, "\r\n") == NULL;
 }
@@ -1128,7 +820,8 @@ int hclient_request(struct hclient *c, const struct hclient_request *rq, hclient
 	r->fn = fn;
 	r->arg = arg;
 	r->flags = rq->flags;
-	r->head = strcmp(rq->method, "HEAD") == 0;
+	r->ans.head = strcmp(rq->method, "HEAD") == 0;
+	r->ans.max_body = c->max_response;
 	hc_req_rewind(r);
 	bodied = rq->body_len || strcmp(rq->method, "POST") == 0 || strcmp(rq->method, "PUT") == 0;
 	if (buf_printf(&r->out, "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: %s\r\n", rq->method,
@@ -1243,7 +936,7 @@ int hclient_url_parse(const char *url, struct hclient_url *u)
 			hend = end;
 		p = hend;
 		for (const char *q = h; q < hend; q++)
-			if (!(hc_is_tchar((unsigned char)*q) && *q != '%'))
+			if (!(hresp_tchar((unsigned char)*q) && *q != '%'))
 				return -1;
 	}
 	n = (size_t)(hend - h);

@@ -35,6 +35,23 @@ static void test_parse_rejects_garbage_and_duplicates(void **state)
 	                 OUTPOST_E_BAD_JSON);
 }
 
+/* jansson took a raw NUL right after a number; wire_scan_object (the agent's spool check)
+ * did not. Found by tests/fuzz/body_fuzz.c (corpus/body/nul-after-number). */
+static void test_parse_rejects_raw_nul(void **state)
+{
+	static const char body[] = "{\"args\":{\"n\":5000\0   },\"id\":\"c\"}";
+	json_t *v = NULL;
+	char msg[128];
+
+	assert_int_equal(wire_parse(body, sizeof(body) - 1, 32, &v, msg, sizeof(msg)),
+	                 OUTPOST_E_BAD_JSON);
+	assert_null(v);
+	assert_non_null(strstr(msg, "NUL"));
+	assert_int_equal(wire_scan_object(body, sizeof(body) - 1, 32, NULL), -1);
+	assert_int_equal(wire_parse("{\"a\":\"\\u0000\"}", 14, 32, &v, msg, sizeof(msg)),
+	                 OUTPOST_E_BAD_JSON);
+}
+
 static void test_depth_ignores_brackets_in_strings(void **state)
 {
 	const char *s = "{\"a\":\"[[[[{{{{\\\"\"}";
@@ -154,6 +171,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_parse_rejects_deep_nesting),
 	    cmocka_unit_test(test_parse_rejects_garbage_and_duplicates),
+	    cmocka_unit_test(test_parse_rejects_raw_nul),
 	    cmocka_unit_test(test_depth_ignores_brackets_in_strings),
 	    cmocka_unit_test(test_envelope_shapes),
 	    cmocka_unit_test(test_check_args),

@@ -683,6 +683,7 @@ class FakeHub:
         self.polls = 0
         self.enroll_key = self.key  # the hub_pubkey enrollment answers with
         self.refuse_polls = False   # answer long-polls 'unauthorized' (back to enrollment)
+        self.raw_polls = []         # bodies (bytes) the next long-polls answer with, verbatim
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -714,7 +715,10 @@ class FakeHub:
     def reply(self, rq, status, result=None, code=None, message=None):
         env = {"ok": True, "result": result} if code is None else \
             {"ok": False, "error": {"code": code, "message": message}}
-        body = json.dumps(env).encode()
+        self.reply_raw(rq, status, json.dumps(env).encode())
+
+    def reply_raw(self, rq, status, body):
+        """Answers with body (bytes) as it is: for hostile encodings json.dumps would not make."""
         try:
             rq.send_response(status)
             rq.send_header("Content-Type", "application/json")
@@ -759,6 +763,12 @@ class FakeHub:
             return self.reply(rq, 401, code="unauthorized", message="bad signature")
         if method == "GET" and verb == "tasks" and self.refuse_polls:
             return self.reply(rq, 401, code="unauthorized", message="who are you?")
+        if method == "GET" and verb == "tasks" and self.raw_polls:
+            with self.cond:
+                self.polls += 1
+                raw = self.raw_polls.pop(0)
+                self.cond.notify_all()
+            return self.reply_raw(rq, 200, raw)
         if method == "GET" and verb == "tasks":
             with self.cond:
                 self.polls += 1
@@ -793,6 +803,12 @@ class FakeHub:
     def hand(self, signed):
         with self.cond:
             self.queue.append(signed)
+            self.cond.notify_all()
+
+    def hand_raw(self, body):
+        """The next long-poll answers with body (bytes), verbatim."""
+        with self.cond:
+            self.raw_polls.append(body)
             self.cond.notify_all()
 
     def final(self, task_id, count=1, timeout=10):
