@@ -42,7 +42,7 @@ def test_agent_refuses_oversized_deep_and_wide_bodies(agent, tmp_path):
     # Still whole, at once, and nothing ran.
     t0 = time.monotonic()
     assert a.call("sys", "ping").ok
-    assert time.monotonic() - t0 < 1
+    assert time.monotonic() - t0 < 2
     assert not mark.exists()
     assert "exec: ran" not in a.log()
 
@@ -72,4 +72,4 @@ def test_hub_refuses_oversized_deep_and_wide_bodies(hub):
     assert r.status_code in (401, 413), r.text
     t0 = time.monotonic()
     assert h.api("GET", "/api/v1/health", token="")[0] == 200
-    assert time.monotonic() - t0 < 1
+    assert time.monotonic() - t0 < 2

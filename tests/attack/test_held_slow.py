@@ -1,7 +1,9 @@
 """Held attack: slow clients. Connections that send their request a byte a second (headers,
 then a body), or that open TLS and never finish the handshake, must not hold up anyone else:
 both daemons run one event loop, so a read that waited for a slow client would stall every
-request. While a crowd of slow clients trickles, other requests answer at once."""
+request. While a crowd of slow clients trickles, other requests answer at once: within 2 s
+(on a loaded test machine, under ASan), where a loop stuck on a slow client would wait for it
+until the test hangs up on it, 4 s later."""
 import socket
 import ssl
 import threading
@@ -11,6 +13,7 @@ from conftest import HUB_CONF
 
 SLOW_CLIENTS = 16
 TRICKLE_S = 4
+QUICK_S = 2.0
 
 
 class Trickle:
@@ -71,7 +74,7 @@ def test_slow_clients_do_not_block_the_agent(agent):
     finally:
         for t in slow:
             t.close()
-    assert worst < 1.0, "a ping took %.2f s among %d slow clients" % (worst, 2 * SLOW_CLIENTS)
+    assert worst < QUICK_S, "a ping took %.2f s among %d slow clients" % (worst, 2 * SLOW_CLIENTS)
     assert a.call("sys", "ping").ok
 
 
@@ -99,4 +102,4 @@ def test_slow_clients_do_not_block_the_hub(hub):
     finally:
         for t in slow:
             t.close()
-    assert worst < 1.0, "a request took %.2f s among %d slow clients" % (worst, 2 * SLOW_CLIENTS)
+    assert worst < QUICK_S, "a request took %.2f s among %d slow clients" % (worst, 2 * SLOW_CLIENTS)
