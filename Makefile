@@ -4,7 +4,7 @@ ASAN   ?= build-asan
 FUZZ   ?= build-fuzz
 # Seconds each libFuzzer target runs: `make fuzz` (long), `make test` (FUZZ_QUICK_SECONDS).
 FUZZ_SECONDS       ?= 300
-FUZZ_QUICK_SECONDS ?= 7
+FUZZ_QUICK_SECONDS ?= 6
 PYTEST ?= /usr/bin/python3 -m pytest
 
 DEB    ?= build-deb

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Runs every libFuzzer target of tests/fuzz for SECONDS each (default 7), from its seed corpus
+# Runs every libFuzzer target of tests/fuzz for SECONDS each (default 6), from its seed corpus
 # (tests/fuzz/corpus/<name>, read only) plus a working corpus in BUILD/corpus/<name> that grows
 # between runs. Fails on the first crash, leak, timeout or UB report; the input that did it is
 # left in BUILD/crash-<name>-* (add it to the seed corpus with the fix).
@@ -7,7 +7,7 @@
 set -eu
 
 build=$1
-secs=${2:-7}
+secs=${2:-6}
 shift $(( $# < 2 ? $# : 2 ))
 src=$(cd "$(dirname "$0")/.." && pwd)
 targets=${*:-$(cd "$src/tests/fuzz/corpus" && ls)}
