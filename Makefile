@@ -32,7 +32,7 @@ $(ASAN)/build.ninja:
 
 # The fuzz targets (tests/fuzz) in a tree of their own: clang, libFuzzer, ASan + UBSan.
 $(FUZZ)/build.ninja:
-	CC=clang meson setup $(FUZZ) --buildtype=debugoptimized -Dfuzz=true \
+	CC=clang CXX=clang++ meson setup $(FUZZ) --buildtype=debugoptimized -Dfuzz=true \
 		-Db_sanitize=address,undefined -Db_lundef=false
 
 build: deps $(BUILD)/build.ninja
