@@ -409,6 +409,49 @@ static void test_expiry_beyond_ledger_memory_is_refused(void **state)
 	assert_refused(f, "t-far", "refused", "forbidden");
 }
 
+/* The attack of issue 10 (item 6): a captured task, then 105 filler tasks and as many local
+ * calls, the agent's own prune at the smallest max_rows, a restart, and the captured task
+ * replayed: answered from the ledger, it runs nothing. (The ledger once kept only its newest
+ * max_rows ids, hub tasks within their expiry included.) */
+static void test_captured_task_never_runs_twice_after_fillers_and_restart(void **state)
+{
+	struct fx *f = *state;
+	json_t *captured = sign(f, task_new("t-captured", HOST, "t", "count", "{}", 3600000));
+	json_t *args = json_object(), *prev, *env = json_pack("{s:b}", "ok", 1);
+	char id[32];
+	int lost;
+
+	deliver(f, json_deep_copy(captured));
+	wait_final(f, "t-captured");
+	for (int i = 0; i < 105; i++) {
+		snprintf(id, sizeof(id), "filler-%d", i);
+		deliver(f, sign(f, task_new(id, HOST, "t", "count", "{}", 60000)));
+		wait_final(f, id);
+		snprintf(id, sizeof(id), LEDGER_LOCAL "call-%d", i);
+		assert_int_equal(
+		    ledger_begin(f->ledger, id, "t", "count", args, clk_mono_ms() + 1000, &prev),
+		    LEDGER_NEW);
+		assert_int_equal(ledger_finish(f->ledger, id, env), 0);
+	}
+	assert_int_equal(atomic_load(&runs), 106);
+	assert_true(ledger_prune(f->ledger, 86400 * 1000LL, 100) > 0);
+	dispatch_free(f->d);
+	f->d = NULL;
+	hubtask_free(f->ht);
+	ledger_close(f->ledger);
+	assert_int_equal(ledger_open(f->db, &f->log, &f->ledger, &lost), 0);
+	fx_dispatch(f, 8);
+	json_array_clear(f->link.reports);
+	atomic_store(&runs, 0);
+	deliver(f, captured);
+	wait_reports(f, 1);
+	assert_string_equal(state_at(f, 0), "ok");
+	assert_int_equal(atomic_load(&runs), 0);
+	assert_int_equal(hubtask_stats(f->ht)->replayed, 1);
+	json_decref(args);
+	json_decref(env);
+}
+
 static void test_malformed_tasks_are_refused(void **state)
 {
 	struct fx *f = *state;
@@ -608,6 +651,7 @@ int main(void)
 	    T(test_expired_task_is_reported_expired),
 	    T(test_task_issued_in_the_agents_future_is_refused),
 	    T(test_expiry_beyond_ledger_memory_is_refused),
+	    T(test_captured_task_never_runs_twice_after_fillers_and_restart),
 	    T(test_malformed_tasks_are_refused),
 	    T(test_not_enrolled_refuses_everything),
 	    T(test_replayed_task_id_reports_stored_result_and_runs_nothing),
