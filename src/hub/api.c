@@ -176,37 +176,42 @@ out:
 	json_decref(body);
 }
 
+/* GET /hosts?target=SEL: the same rule as a task's targeting (hub_select_hosts), in any state,
+ * so what `hosts ls -t X` lists is what `run -t X` would reach (pending and revoked aside). */
 static void api_hosts_list(void *ctx, struct httpd_req *req)
 {
 	struct hub *h = ctx;
 	const char *target = httpd_req_query(req, "target");
-	struct selector *sel = NULL;
-	json_t *hosts = NULL, *out, *host;
+	json_t *hosts = NULL, *ids = NULL, *want = NULL, *out, *host, *id;
 	char msg[256];
 	size_t i;
 	int rc;
 
-	if (target && selector_parse(target, NULL, NULL, &sel, msg, sizeof(msg)) < 0) {
+	if (target && hub_select_hosts(h, target, HUB_SELECT_ANY, &ids, msg, sizeof(msg)) < 0) {
 		httpd_respond_error(req, OUTPOST_E_BAD_ARGS, "target: %s", msg);
 		return;
 	}
 	rc = h->store->ops->host_list(h->store, &hosts);
 	if (rc < 0) {
-		selector_free(sel);
+		json_decref(ids);
 		respond_store(req, rc, NULL, "hosts");
 		return;
+	}
+	if (ids) {
+		want = json_object();
+		json_array_foreach(ids, i, id) json_object_set(want, json_string_value(id), json_true());
 	}
 	out = json_array();
 	json_array_foreach(hosts, i, host)
 	{
-		if (sel && !selector_match(sel, json_string_value(json_object_get(host, "id")),
-		                           json_string_value(json_object_get(host, "hostname")),
-		                           json_object_get(host, "attrs")))
+		const char *hid = json_string_value(json_object_get(host, "id"));
+		if (want && (!hid || !json_object_get(want, hid)))
 			continue;
 		json_object_del(host, "attrs");
 		json_array_append(out, host);
 	}
-	selector_free(sel);
+	json_decref(want);
+	json_decref(ids);
 	json_decref(hosts);
 	httpd_respond_ok(req, out);
 }

@@ -129,8 +129,11 @@ void tasks_cut_off(struct hub *h, const char *host, const char *why);
 void tasks_wake_hosts(struct hub *h, json_t *ids);
 void tasks_wake_task(struct hub *h, const char *task_id);
 /* The ids (a new array) of the hosts a selector matches: accepted ones (up, down), or with
- * any_state also pending and revoked ones. 0 (the array may be empty), or BAD_ARGS with msg
- * for a selector that does not parse or names an unknown key. */
+ * any_state also pending and revoked ones (HUB_SELECT_ANY_CACHED: from a registry snapshot up
+ * to 2 s old, for dashboards; HUB_SELECT_ANY: read afresh). 0 (the array may be empty), or
+ * BAD_ARGS with msg for a selector that does not parse or names an unknown key. */
+#define HUB_SELECT_ANY_CACHED 1
+#define HUB_SELECT_ANY 2
 int hub_select_hosts(struct hub *h, const char *target, int any_state, json_t **ids, char *msg,
                      size_t msglen);
 /* Every second: liveness, expiry, batches. */

@@ -276,11 +276,12 @@ static int hosts_snapshot(struct hub *h, json_t **hosts, json_t **keys)
 		json_object_foreach(attrs, k, v) json_object_set(*keys, k, json_true());
 		json_object_foreach(json_object_get(host, "labels"), k, v)
 		    json_object_set(*keys, k, json_true());
+		/* Labels first, so none can shadow what the hub itself knows. */
+		json_object_update(attrs, json_object_get(host, "labels"));
 		json_object_set(attrs, "state", json_object_get(host, "state"));
 		json_object_set(attrs, "id", json_object_get(host, "id"));
 		if (json_object_get(host, "version"))
 			json_object_set(attrs, "version", json_object_get(host, "version"));
-		json_object_update(attrs, json_object_get(host, "labels"));
 	}
 	return 0;
 }
@@ -296,13 +297,14 @@ int hub_select_hosts(struct hub *h, const char *target, int any_state, json_t **
 	int rc;
 
 	*ids = NULL;
-	if (any_state && h->sel_hosts && now - h->sel_at_ms < HUB_SELECT_CACHE_MS) {
+	if (any_state == HUB_SELECT_ANY_CACHED && h->sel_hosts &&
+	    now - h->sel_at_ms < HUB_SELECT_CACHE_MS) {
 		hosts = json_incref(h->sel_hosts);
 		ks.keys = json_incref(h->sel_keys);
 	} else if ((rc = hosts_snapshot(h, &hosts, &ks.keys)) < 0) {
 		snprintf(msg, msglen, "cannot read the registry");
 		goto out;
-	} else if (any_state) {
+	} else if (any_state == HUB_SELECT_ANY_CACHED) {
 		json_decref(h->sel_hosts);
 		json_decref(h->sel_keys);
 		h->sel_hosts = json_incref(hosts);
@@ -319,7 +321,6 @@ int hub_select_hosts(struct hub *h, const char *target, int any_state, json_t **
 		if (!any_state && (!state || (strcmp(state, HOST_UP) && strcmp(state, HOST_DOWN))))
 			continue; /* pending and revoked hosts get no tasks */
 		if (selector_match(sel, json_string_value(json_object_get(host, "id")),
-		                   json_string_value(json_object_get(host, "hostname")),
 		                   json_object_get(host, "attrs")))
 			json_array_append(*ids, json_object_get(host, "id"));
 	}
