@@ -51,6 +51,9 @@ struct hub_stats {
 	unsigned long long requests, enrollments, tasks_created, results, refused_auth;
 	/* refusals answered busy (a budget gone), for clock skew, as replays */
 	unsigned long long refused_busy, refused_skew, refused_replay;
+	/* enrollments refused: ENROLL_REFUSED_* (pending caps, facts bounds, token used up) */
+	unsigned long long enroll_refused[4];
+	unsigned long long enroll_replaced; /* pending squatters replaced by a token-holder */
 	unsigned long long signed_tasks;
 	unsigned long long beats, seen_writes; /* agents' beats; host_seen writes of any request */
 	double latency_sum;
