@@ -199,3 +199,34 @@ def test_operator_tokens_expire_in_90_days_unless_told(hub):
     assert toks["operator"]["expires_ms"] == 0
     st, body = h.api("POST", "/api/v1/tokens", {"kind": "operator", "role": "viewer"})
     assert st == 200 and body["result"]["expires_ms"] > 0
+
+
+# ---- what a viewer sees of a task; what the audit log keeps ----
+
+def test_viewer_sees_tasks_with_secrets_redacted(fleet):
+    f = fleet(n=1)
+    st, body = f.hub.api("POST", "/api/v1/tasks", {
+        "target": "web-1", "plugin": "exec", "op": "run",
+        "args": {"argv": ["true"], "stdin": "stdin-secret", "env": {"K": "hunter2"}}})
+    assert st == 200, body
+    tid = body["result"]["id"]
+    f.ok("tasks", "wait", tid)
+    p = f.ok("token", "create", "--operator", "--role", "viewer")
+    viewer = p.stdout.strip()
+    st, seen = f.hub.api("GET", "/api/v1/tasks/" + tid, token=viewer)
+    assert st == 200
+    text = json.dumps(seen)
+    assert "hunter2" not in text and "stdin-secret" not in text
+    assert seen["result"]["args"]["env"] == {"K": "[redacted]"}
+    assert seen["result"]["args"]["stdin"] == "[redacted]"
+    assert seen["result"]["args"]["argv"] == ["true"]
+    _, lst = f.hub.api("GET", "/api/v1/tasks", token=viewer)
+    assert "hunter2" not in json.dumps(lst)
+    # an operator (here the admin) sees all
+    _, full = f.hub.api("GET", "/api/v1/tasks/" + tid)
+    assert full["result"]["args"]["env"] == {"K": "hunter2"}
+    # the audit log says what ran, redacted, with the digest of the whole task
+    entry = [e for e in f.ok("--json", "audit").json if e["action"] == "task.create"][0]
+    d = entry["detail"]
+    assert len(d["sha256"]) == 64 and "hunter2" not in json.dumps(entry)
+    assert d["ran"]["args"]["argv"] == ["true"] and d["ran"]["args"]["env"] == {"K": "[redacted]"}
