@@ -65,17 +65,19 @@ int tokens_create(struct cli *c, int argc, char **argv)
 				break;
 			}
 			if (args_duration(optarg, &ttl_ms) < 0 || ttl_ms < 1000) {
-				rc = cli_usage(c,
-				               "--ttl: '%s' is not a duration such as 1h, 24h, 30d, "
-				               "or never",
-				               optarg);
+				rc =
+				    cli_usage(c,
+				              "--ttl: '%s' is not a duration such as 1h, 24h, 30d, "
+				              "or never",
+				              optarg);
 				goto out;
 			}
 			break;
 		case TOKENS_OPT_USES:
 			if (args_int(optarg, 1, 1000000, &uses) < 0) {
-				rc = cli_usage(c, "--uses: '%s' is not a number of hosts from 1 to "
-				                  "1000000",
+				rc = cli_usage(c,
+				               "--uses: '%s' is not a number of hosts from 1 to "
+				               "1000000",
 				               optarg);
 				goto out;
 			}
@@ -163,17 +165,17 @@ static int tokens_row(const json_t *tok, const void *arg, struct buf *scratch, c
 	json_int_t max = json_integer_value(json_object_get(tok, "max_uses"));
 	json_int_t used = json_integer_value(json_object_get(tok, "uses"));
 	const char *state = json_is_true(json_object_get(tok, "revoked")) ? "revoked"
-	                    : exp > 0 && exp <= cli_now_ms()                ? "expired"
-	                    : max > 0 && used >= max                        ? "used up"
-	                                                                    : "valid";
+	                    : exp > 0 && exp <= cli_now_ms()              ? "expired"
+	                    : max > 0 && used >= max                      ? "used up"
+	                                                                  : "valid";
 	int kind_enroll = strcmp(json_string_value(json_object_get(tok, "kind")), "enroll") == 0;
 
 	if (out_time(&scratch[0], json_integer_value(json_object_get(tok, "created_ms"))) < 0 ||
 	    (exp > 0 ? out_time(&scratch[1], exp) : buf_puts(&scratch[1], "never")) < 0 ||
 	    out_labels(&scratch[2], json_object_get(tok, "labels")) < 0 ||
-	    (!kind_enroll              ? buf_puts(&scratch[3], "-")
-	     : max > 0 ? buf_printf(&scratch[3], "%lld/%lld", (long long)used, (long long)max)
-	               : buf_printf(&scratch[3], "%lld/any", (long long)used)) < 0)
+	    (!kind_enroll ? buf_puts(&scratch[3], "-")
+	     : max > 0    ? buf_printf(&scratch[3], "%lld/%lld", (long long)used, (long long)max)
+	                  : buf_printf(&scratch[3], "%lld/any", (long long)used)) < 0)
 		return -1;
 	cells[0] = json_string_value(json_object_get(tok, "id"));
 	cells[1] = json_string_value(json_object_get(tok, "kind"));

@@ -87,7 +87,8 @@ static int json_depth(const json_t *v, int limit)
 	if (limit < 0)
 		return 1;
 	if (json_is_object(v)) {
-		json_object_foreach((json_t *)v, k, x) if ((c = json_depth(x, limit - 1)) > d) d = c;
+		json_object_foreach((json_t *)v, k, x) if ((c = json_depth(x, limit - 1)) > d) d =
+		    c;
 	} else if (json_is_array(v)) {
 		json_array_foreach(v, i, x) if ((c = json_depth(x, limit - 1)) > d) d = c;
 	} else {
@@ -299,7 +300,8 @@ static void api_hosts_list(void *ctx, struct httpd_req *req)
 	}
 	if (ids) {
 		want = json_object();
-		json_array_foreach(ids, i, id) json_object_set(want, json_string_value(id), json_true());
+		json_array_foreach(ids, i, id)
+		    json_object_set(want, json_string_value(id), json_true());
 	}
 	out = json_array();
 	json_array_foreach(hosts, i, host)
@@ -495,7 +497,7 @@ static void api_token_create(void *ctx, struct httpd_req *req)
 		                    TOKEN_USES_MAX);
 		goto out;
 	}
-	ttl = json_object_get(body, "ttl_s") ? api_duration(json_object_get(body, "ttl_s"))
+	ttl = json_object_get(body, "ttl_s")  ? api_duration(json_object_get(body, "ttl_s"))
 	      : strcmp(kind, "operator") == 0 ? OPERATOR_TTL_DEFAULT_S
 	                                      : 0;
 	if (ttl < 0 || ttl > 10L * 365 * 86400) {

@@ -190,8 +190,8 @@ static int lex(struct parser *p, size_t pos, struct tok *t)
 		     i++) {
 			if (s[i] == '[' && is_digit(s[i + 1]))
 				in_range = 1;
-			else if (s[i] == ']' || (in_range && !is_digit(s[i]) && s[i] != '-' &&
-			                         s[i] != ','))
+			else if (s[i] == ']' ||
+			         (in_range && !is_digit(s[i]) && s[i] != '-' && s[i] != ','))
 				in_range = 0;
 		}
 		t->type = T_WORD;
@@ -352,9 +352,9 @@ static int oom(struct parser *p)
  * any other bracket is a glob class ("[!0]", "[a-f]"). A range whose first number has leading
  * zeros is padded to that width. The expansions of a selector are bounded in number
  * (SELECTOR_MAX_NAMES) and bytes (SELECTOR_MAX_NAME_BYTES), checked before any is made. */
-#define RANGE_MAX_GROUPS 8  /* ranges in one word */
-#define RANGE_MAX_ITEMS 64  /* comma-separated items in one range */
-#define RANGE_MAX_DIGITS 9  /* digits of a number, so sums cannot overflow */
+#define RANGE_MAX_GROUPS 8 /* ranges in one word */
+#define RANGE_MAX_ITEMS 64 /* comma-separated items in one range */
+#define RANGE_MAX_DIGITS 9 /* digits of a number, so sums cannot overflow */
 
 struct ritem {
 	unsigned long lo, hi;
@@ -412,10 +412,11 @@ static int range_group(struct parser *p, const char *v, size_t base, size_t *i, 
 			if ((rc = range_num(p, v, base, i, &it->hi, &w)) < 0)
 				return rc;
 			if (it->hi < it->lo)
-				return fail(p, base + at,
-				            "range %lu-%lu runs backwards: write the smaller number "
-				            "first",
-				            it->lo, it->hi);
+				return fail(
+				    p, base + at,
+				    "range %lu-%lu runs backwards: write the smaller number "
+				    "first",
+				    it->lo, it->hi);
 		}
 		*size += it->hi - it->lo + 1;
 		if (v[*i] == ',') {

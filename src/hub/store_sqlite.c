@@ -141,7 +141,7 @@ static const char *const hub_schema[] = {
 #define HUB_SCHEMA_VERSION ((int)(sizeof(hub_schema) / sizeof(hub_schema[0])))
 
 #define HOST_COLS "id, hostname, state, labels, version, first_seen_ms, last_seen_ms"
-#define TOKEN_COLS                                                                               \
+#define TOKEN_COLS                                                                                 \
 	"id, kind, role, labels, created_ms, expires_ms, created_by, revoked, max_uses, uses"
 #define TASK_COLS                                                                                  \
 	"id, target, plugin, op, args, timeout_ms, created_ms, expires_ms, created_by, "           \
@@ -429,7 +429,8 @@ static int enroll_pending_room(struct sq *s, const struct store_enroll *e)
 /* Writes the whole host row from e (ST_HOST_INSERT or ST_HOST_REPLACE, same parameters). */
 static int enroll_write(struct sq *s, const struct store_enroll *e, enum st which)
 {
-	char *labels = text_or_empty(e->labels, JSON_SORT_KEYS), *facts = text_or_empty(e->facts, 0);
+	char *labels = text_or_empty(e->labels, JSON_SORT_KEYS),
+	     *facts = text_or_empty(e->facts, 0);
 	char *attrs = store_attrs_text(e->facts);
 	sqlite3_stmt *st;
 	int rc = OUTPOST_E_INTERNAL;
@@ -476,7 +477,8 @@ static int sq_host_enroll(struct store *base, const struct store_enroll *e, json
 		if (strcmp(state, HOST_REVOKED) == 0 || strcmp(state, HOST_REJECTED) == 0)
 			rc = OUTPOST_E_FORBIDDEN;
 		else if (strcmp(col_str(st, 0), e->pubkey) != 0)
-			/* A valid token wins over a pending squatter of its id; nothing else does. */
+			/* A valid token wins over a pending squatter of its id; nothing else does.
+			 */
 			rc = e->accept && strcmp(state, HOST_PENDING) == 0 ? (replace = 1)
 			                                                   : OUTPOST_E_CONFLICT;
 		else if (e->accept && strcmp(state, HOST_PENDING) == 0)
@@ -487,9 +489,10 @@ static int sq_host_enroll(struct store *base, const struct store_enroll *e, json
 		rc = 0;
 		if (replace) {
 			if ((rc = enroll_write(s, e, ST_HOST_REPLACE)) < 0 ||
-			    (rc = sq_event_add(s, e->host_id, "replaced",
-			                       "a pending host's key replaced by an enrollment token",
-			                       e->now_ms)) < 0 ||
+			    (rc = sq_event_add(
+			         s, e->host_id, "replaced",
+			         "a pending host's key replaced by an enrollment token",
+			         e->now_ms)) < 0 ||
 			    (rc = enroll_use_token(s, e)) < 0)
 				goto fail;
 		} else if (lab) {
@@ -584,10 +587,10 @@ static int sq_host_list(struct store *base, json_t **hosts)
 		json_t *h = host_json(st);
 		rc = 0;
 		/* set_new and append_new take their value even when they fail. */
-		if (!h ||
-		    json_object_set_new(h, "attrs",
-		                        store_host_attrs(col_json(st, 7), col_str(st, 1), col_str(st, 4),
-		                                         json_object_get(h, "labels")))) {
+		if (!h || json_object_set_new(h, "attrs",
+		                              store_host_attrs(col_json(st, 7), col_str(st, 1),
+		                                               col_str(st, 4),
+		                                               json_object_get(h, "labels")))) {
 			json_decref(h);
 			rc = OUTPOST_E_INTERNAL;
 		} else if (json_array_append_new(arr, h)) {

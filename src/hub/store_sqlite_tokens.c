@@ -11,11 +11,11 @@
 /* The token of the current row (TOKEN_COLS); never its hash. max_uses 0: any number. */
 static json_t *token_json(sqlite3_stmt *st, int with_revoked)
 {
-	json_t *t = json_pack("{s:s, s:s, s:s?, s:o, s:I, s:I, s:s?, s:I, s:I}", "id",
-	                      col_str(st, 0), "kind", col_str(st, 1), "role", col_str(st, 2),
-	                      "labels", col_json(st, 3), "created_ms", col_int(st, 4),
-	                      "expires_ms", col_int(st, 5), "created_by", col_str(st, 6),
-	                      "max_uses", col_int(st, 8), "uses", col_int(st, 9));
+	json_t *t =
+	    json_pack("{s:s, s:s, s:s?, s:o, s:I, s:I, s:s?, s:I, s:I}", "id", col_str(st, 0),
+	              "kind", col_str(st, 1), "role", col_str(st, 2), "labels", col_json(st, 3),
+	              "created_ms", col_int(st, 4), "expires_ms", col_int(st, 5), "created_by",
+	              col_str(st, 6), "max_uses", col_int(st, 8), "uses", col_int(st, 9));
 
 	if (t && with_revoked &&
 	    json_object_set_new(t, "revoked", json_boolean(sqlite3_column_int(st, 7)))) {

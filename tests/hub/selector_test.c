@@ -560,7 +560,8 @@ static void test_range_errors_name_the_column(void **state)
 	assert_error("a[1-200]b[1-200]", "at column 10: ranges expand to more than 16384 names");
 	/* the bound counts the whole selector */
 	assert_error("a[1-9000] or b[1-9000]", "at column 15: ranges expand to more than");
-	assert_error("a[1][1][1][1][1][1][1][1][1]", "at column 26: more than 8 ranges in one word");
+	assert_error("a[1][1][1][1][1][1][1][1][1]",
+	             "at column 26: more than 8 ranges in one word");
 }
 
 static void test_range_at_the_bound_is_fast(void **state)
