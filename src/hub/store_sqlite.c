@@ -476,9 +476,8 @@ static int sq_host_enroll(struct store *base, const struct store_enroll *e, json
 		const char *state = col_str(st, 1);
 		if (strcmp(state, HOST_REVOKED) == 0 || strcmp(state, HOST_REJECTED) == 0)
 			rc = OUTPOST_E_FORBIDDEN;
+		/* Another key: a valid token wins over a pending squatter; nothing else does. */
 		else if (strcmp(col_str(st, 0), e->pubkey) != 0)
-			/* A valid token wins over a pending squatter of its id; nothing else does.
-			 */
 			rc = e->accept && strcmp(state, HOST_PENDING) == 0 ? (replace = 1)
 			                                                   : OUTPOST_E_CONFLICT;
 		else if (e->accept && strcmp(state, HOST_PENDING) == 0)
