@@ -148,6 +148,7 @@ int tasks_wait(struct cli *c, int argc, char **argv);
 int tasks_cancel(struct cli *c, int argc, char **argv);
 int tokens_create(struct cli *c, int argc, char **argv);
 int tokens_ls(struct cli *c, int argc, char **argv);
+int tokens_revoke(struct cli *c, int argc, char **argv);
 int audit_ls(struct cli *c, int argc, char **argv);
 int metrics_ls(struct cli *c, int argc, char **argv);
 int metrics_latest(struct cli *c, int argc, char **argv);

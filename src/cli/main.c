@@ -78,16 +78,24 @@ static const struct cli_cmd cli_cmds[] = {
     {"tasks", "cancel", tasks_cancel, "ID",
      "cancel a task: hosts that have not started it never will (operator)", ""},
     {"token", "create", tokens_create,
-     "--enroll [--ttl DURATION] [--labels K=V,...] | --operator --role ROLE [--ttl DURATION]",
+     "--enroll [--ttl DURATION] [--uses N] [--labels K=V,...] | --operator --role ROLE "
+     "[--ttl DURATION|never]",
      "create a token (admin); it is printed once, on stdout",
      "  --enroll               a token agents enroll with: accepted at once\n"
      "  --labels K=V,...       labels a host gets when it enrolls with the token\n"
      "  --operator             a token for people and scripts using this CLI or the API\n"
      "  --role ROLE            viewer (read), operator (+ run and cancel tasks) or\n"
      "                         admin (+ hosts, labels, tokens, audit)\n"
-     "  --ttl DURATION         lifetime: 24h by default for --enroll; an operator token\n"
-     "                         without --ttl does not expire\n"},
-    {"token", "ls", tokens_ls, "", "list tokens (admin); never their secrets", ""},
+     "  --uses N               --enroll: enrolls at most N hosts (default: any number\n"
+     "                         within its lifetime)\n"
+     "  --ttl DURATION|never   lifetime: 24h by default for --enroll, 90d for --operator;\n"
+     "                         never: it does not expire\n"},
+    {"token", "ls", tokens_ls, "",
+     "list tokens (admin): expiry, uses, state (valid, expired, used up, revoked); never "
+     "their secrets",
+     ""},
+    {"token", "revoke", tokens_revoke, "ID",
+     "revoke a token (admin): refused from the next request on, for good", ""},
     {"metrics", "ls", metrics_ls, "[--name NAME] [--match L=V...] [SELECTOR]",
      "list metric series, by host",
      "  --name NAME            only series of this metric\n"

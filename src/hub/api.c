@@ -9,6 +9,7 @@
 #include "core/prom.h"
 #include "core/buf.h"
 #include "core/clk.h"
+#include "core/conf.h"
 #include "core/err.h"
 #include "core/wire.h"
 
@@ -68,8 +69,66 @@ static void api_health(void *ctx, struct httpd_req *req)
 	                           "hub_pubkey", h->pk_b64, "fingerprint", h->fingerprint));
 }
 
-/* POST /api/v1/enroll: the only write without credentials, so every field is checked and
- * failures count against the caller's address. */
+/* Enrollments refused, by reason (/metrics: outpost_hub_enroll_refused_total{reason}). */
+enum { ENROLL_REFUSED_PENDING, ENROLL_REFUSED_ADDR, ENROLL_REFUSED_FACTS, ENROLL_REFUSED_USES };
+static const char *const enroll_refused_names[] = {"pending_max", "pending_per_addr", "facts",
+                                                   "token_used_up"};
+
+#define FACTS_MAX_DEPTH 8 /* objects and arrays nested in facts */
+
+/* Depth of nested objects and arrays in v (a scalar is 0), stopping past limit. */
+static int json_depth(const json_t *v, int limit)
+{
+	const char *k;
+	json_t *x;
+	size_t i;
+	int d = 0, c;
+
+	if (limit < 0)
+		return 1;
+	if (json_is_object(v)) {
+		json_object_foreach((json_t *)v, k, x) if ((c = json_depth(x, limit - 1)) > d) d =
+		    c;
+	} else if (json_is_array(v)) {
+		json_array_foreach(v, i, x) if ((c = json_depth(x, limit - 1)) > d) d = c;
+	} else {
+		return 0;
+	}
+	return d + 1;
+}
+
+/* Facts an unauthenticated caller hands in: bounded in bytes and depth before they are kept. */
+static int enroll_facts_ok(struct hub *h, struct httpd_req *req, const json_t *facts)
+{
+	json_int_t max = json_integer_value(conf_get(h->conf, "enroll.facts_max_bytes"));
+	char *text;
+	size_t len;
+
+	if (!facts)
+		return 1;
+	if (json_depth(facts, FACTS_MAX_DEPTH) > FACTS_MAX_DEPTH) {
+		h->st.enroll_refused[ENROLL_REFUSED_FACTS]++;
+		httpd_respond_error(req, OUTPOST_E_BAD_ARGS,
+		                    "facts nest deeper than %d levels of objects and arrays",
+		                    FACTS_MAX_DEPTH);
+		return 0;
+	}
+	text = json_dumps(facts, JSON_COMPACT);
+	len = text ? strlen(text) : 0;
+	free(text);
+	if (!text || (json_int_t)len > max) {
+		h->st.enroll_refused[ENROLL_REFUSED_FACTS]++;
+		httpd_respond_error(req, OUTPOST_E_TOO_LARGE,
+		                    "facts are %zu bytes, the hub takes at most %lld "
+		                    "(enroll.facts_max_bytes)",
+		                    len, (long long)max);
+		return 0;
+	}
+	return 1;
+}
+
+/* POST /api/v1/enroll: the only write without credentials, so every field is checked,
+ * failures count against the caller's address, and pending hosts are bounded. */
 static void api_enroll(void *ctx, struct httpd_req *req)
 {
 	struct hub *h = ctx;
@@ -77,7 +136,7 @@ static void api_enroll(void *ctx, struct httpd_req *req)
 	json_t *body = NULL, *tok = NULL, *host = NULL;
 	const char *token;
 	uint8_t pk[SEC_PK_BYTES];
-	int rc;
+	int rc, refused = 0, replaced = 0;
 
 	if (httpd_req_json(req, &body) < 0)
 		return;
@@ -106,6 +165,8 @@ static void api_enroll(void *ctx, struct httpd_req *req)
 		httpd_respond_error(req, OUTPOST_E_BAD_ARGS, "hostname or version too long");
 		goto out;
 	}
+	if (!enroll_facts_ok(h, req, e.facts))
+		goto out;
 	token = json_string_value(json_object_get(body, "token"));
 	if (token && *token) {
 		char hash[65];
@@ -115,6 +176,7 @@ static void api_enroll(void *ctx, struct httpd_req *req)
 		    strcmp(json_string_value(json_object_get(tok, "kind")), "enroll") == 0) {
 			e.accept = 1;
 			e.labels = json_object_get(tok, "labels");
+			e.token_id = json_string_value(json_object_get(tok, "id"));
 		} else if (auth_fail(h, req)) {
 			httpd_respond_error(req, OUTPOST_E_BUSY,
 			                    "too many failed attempts: wait a minute");
@@ -133,7 +195,33 @@ static void api_enroll(void *ctx, struct httpd_req *req)
 		goto out;
 	}
 	e.now_ms = clk_real_ms();
+	e.addr = httpd_req_peer(req);
+	e.pending_max = json_integer_value(conf_get(h->conf, "enroll.pending_max"));
+	e.pending_per_addr = json_integer_value(conf_get(h->conf, "enroll.pending_per_addr"));
+	e.refused = &refused;
+	e.replaced = &replaced;
 	rc = h->store->ops->host_enroll(h->store, &e, &host);
+	if (rc == OUTPOST_E_BUSY && refused) {
+		int total = refused == ENROLL_CAP_TOTAL;
+		h->st.enroll_refused[total ? ENROLL_REFUSED_PENDING : ENROLL_REFUSED_ADDR]++;
+		log_warn(h->log, "enroll", "host %s from %s refused: %s", e.host_id,
+		         httpd_req_peer(req),
+		         total ? "too many pending hosts" : "too many pending hosts from there");
+		httpd_respond_error(
+		    req, rc,
+		    total ? "too many hosts wait for acceptance (enroll.pending_max): an operator "
+		            "must accept or reject some, or enroll with a token"
+		          : "too many hosts from this address wait for acceptance "
+		            "(enroll.pending_per_addr): enroll with a token, or have an operator "
+		            "accept or reject them");
+		goto out;
+	}
+	if (rc == OUTPOST_E_UNAUTHORIZED) { /* its last use went to another host meanwhile */
+		h->st.enroll_refused[ENROLL_REFUSED_USES]++;
+		auth_fail(h, req);
+		httpd_respond_error(req, rc, "the enrollment token has no uses left");
+		goto out;
+	}
 	if (rc == OUTPOST_E_CONFLICT) {
 		auth_fail(h, req);
 		httpd_respond_error(req, rc,
@@ -166,6 +254,19 @@ static void api_enroll(void *ctx, struct httpd_req *req)
 		goto out;
 	}
 	h->st.enrollments++;
+	if (replaced) {
+		/* Audited as the token's act: a squatter lost the id to its rightful holder. */
+		h->st.enroll_replaced++;
+		log_warn(h->log, "enroll",
+		         "host %s from %s: a pending host of that id with another key was "
+		         "replaced (enrollment token %s)",
+		         e.host_id, httpd_req_peer(req), e.token_id);
+		api_audit(h, req, "host.replace", e.host_id,
+		          json_pack("{s:s, s:s, s:s}", "token", e.token_id, "from",
+		                    httpd_req_peer(req), "why",
+		                    "a pending host of another key replaced by a valid enrollment "
+		                    "token"));
+	}
 	log_info(h->log, "enroll", "host %s from %s: %s", e.host_id, httpd_req_peer(req),
 	         json_string_value(json_object_get(host, "state")));
 	httpd_respond_ok(req, json_pack("{s:s, s:O, s:s}", "host_id", e.host_id, "state",
@@ -176,37 +277,43 @@ out:
 	json_decref(body);
 }
 
+/* GET /hosts?target=SEL: the same rule as a task's targeting (hub_select_hosts), in any state,
+ * so what `hosts ls -t X` lists is what `run -t X` would reach (pending and revoked aside). */
 static void api_hosts_list(void *ctx, struct httpd_req *req)
 {
 	struct hub *h = ctx;
 	const char *target = httpd_req_query(req, "target");
-	struct selector *sel = NULL;
-	json_t *hosts = NULL, *out, *host;
+	json_t *hosts = NULL, *ids = NULL, *want = NULL, *out, *host, *id;
 	char msg[256];
 	size_t i;
 	int rc;
 
-	if (target && selector_parse(target, NULL, NULL, &sel, msg, sizeof(msg)) < 0) {
+	if (target && hub_select_hosts(h, target, HUB_SELECT_ANY, &ids, msg, sizeof(msg)) < 0) {
 		httpd_respond_error(req, OUTPOST_E_BAD_ARGS, "target: %s", msg);
 		return;
 	}
 	rc = h->store->ops->host_list(h->store, &hosts);
 	if (rc < 0) {
-		selector_free(sel);
+		json_decref(ids);
 		respond_store(req, rc, NULL, "hosts");
 		return;
+	}
+	if (ids) {
+		want = json_object();
+		json_array_foreach(ids, i, id)
+		    json_object_set(want, json_string_value(id), json_true());
 	}
 	out = json_array();
 	json_array_foreach(hosts, i, host)
 	{
-		if (sel && !selector_match(sel, json_string_value(json_object_get(host, "id")),
-		                           json_string_value(json_object_get(host, "hostname")),
-		                           json_object_get(host, "attrs")))
+		const char *hid = json_string_value(json_object_get(host, "id"));
+		if (want && (!hid || !json_object_get(want, hid)))
 			continue;
 		json_object_del(host, "attrs");
 		json_array_append(out, host);
 	}
-	selector_free(sel);
+	json_decref(want);
+	json_decref(ids);
 	json_decref(hosts);
 	httpd_respond_ok(req, out);
 }
@@ -351,14 +458,19 @@ static int64_t api_duration(const json_t *v)
 	return json_is_integer(v) ? json_integer_value(v) : -1;
 }
 
-/* POST /api/v1/tokens {"kind", "role", "ttl_s", "labels"} */
+#define OPERATOR_TTL_DEFAULT_S (90L * 86400) /* an operator token made without ttl_s */
+#define TOKEN_USES_MAX 1000000
+
+/* POST /api/v1/tokens {"kind", "role", "ttl_s", "labels", "uses"}. ttl_s 0: never expires;
+ * absent: never for an enrollment token, 90 days for an operator token. uses (enrollment
+ * tokens): hosts it may enroll, 0 or absent for any number. */
 static void api_token_create(void *ctx, struct httpd_req *req)
 {
 	struct hub *h = ctx;
 	json_t *body = NULL, *labels, *tok;
 	const char *kind = NULL, *role = NULL, *k;
 	char *secret = NULL, *id = NULL, hash[65];
-	int64_t ttl, now = clk_real_ms();
+	int64_t ttl, uses, now = clk_real_ms();
 	json_t *v;
 
 	if (httpd_req_json(req, &body) < 0)
@@ -376,7 +488,18 @@ static void api_token_create(void *ctx, struct httpd_req *req)
 		                    "an operator token needs role viewer, operator or admin");
 		goto out;
 	}
-	ttl = json_object_get(body, "ttl_s") ? api_duration(json_object_get(body, "ttl_s")) : 0;
+	v = json_object_get(body, "uses");
+	uses = v ? api_duration(v) : 0;
+	if (uses < 0 || uses > TOKEN_USES_MAX || (uses && strcmp(kind, "enroll"))) {
+		httpd_respond_error(req, OUTPOST_E_BAD_ARGS,
+		                    "uses: hosts an enrollment token may enroll, 0 (any number) to "
+		                    "%d; only for kind enroll",
+		                    TOKEN_USES_MAX);
+		goto out;
+	}
+	ttl = json_object_get(body, "ttl_s")  ? api_duration(json_object_get(body, "ttl_s"))
+	      : strcmp(kind, "operator") == 0 ? OPERATOR_TTL_DEFAULT_S
+	                                      : 0;
 	if (ttl < 0 || ttl > 10L * 365 * 86400) {
 		httpd_respond_error(req, OUTPOST_E_BAD_ARGS,
 		                    "ttl_s: seconds, 0 (never expires) to 10 years");
@@ -404,22 +527,23 @@ static void api_token_create(void *ctx, struct httpd_req *req)
 	}
 	id[12] = '\0'; /* a short public id; the secret is the whole token */
 	sec_sha256_hex(secret, strlen(secret), hash);
-	tok = json_pack("{s:s, s:s, s:s, s:s?, s:O?, s:I, s:I, s:s}", "id", id, "hash", hash,
+	tok = json_pack("{s:s, s:s, s:s, s:s?, s:O?, s:I, s:I, s:s, s:I}", "id", id, "hash", hash,
 	                "kind", kind, "role", role, "labels", labels, "created_ms", (json_int_t)now,
 	                "expires_ms", (json_int_t)(ttl ? now + ttl * 1000 : 0), "created_by",
-	                caller_name(req));
+	                caller_name(req), "max_uses", (json_int_t)uses);
 	if (!tok || h->store->ops->token_add(h->store, tok) < 0) {
 		json_decref(tok);
 		httpd_respond_error(req, OUTPOST_E_INTERNAL, "cannot store the token");
 		goto out;
 	}
 	json_decref(tok);
-	api_audit(
-	    h, req, "token.create", id,
-	    json_pack("{s:s, s:s?, s:I}", "kind", kind, "role", role, "ttl_s", (json_int_t)ttl));
-	httpd_respond_ok(req, json_pack("{s:s, s:s, s:s, s:s?, s:I}", "id", id, "token", secret,
-	                                "kind", kind, "role", role, "expires_ms",
-	                                (json_int_t)(ttl ? now + ttl * 1000 : 0)));
+	api_audit(h, req, "token.create", id,
+	          json_pack("{s:s, s:s?, s:I, s:I}", "kind", kind, "role", role, "ttl_s",
+	                    (json_int_t)ttl, "max_uses", (json_int_t)uses));
+	httpd_respond_ok(req, json_pack("{s:s, s:s, s:s, s:s?, s:I, s:I}", "id", id, "token",
+	                                secret, "kind", kind, "role", role, "expires_ms",
+	                                (json_int_t)(ttl ? now + ttl * 1000 : 0), "max_uses",
+	                                (json_int_t)uses));
 out:
 	free(secret);
 	free(id);
@@ -432,6 +556,37 @@ static void api_tokens_list(void *ctx, struct httpd_req *req)
 	json_t *toks = NULL;
 	int rc = h->store->ops->token_list(h->store, &toks);
 	respond_store(req, rc, toks, "tokens");
+}
+
+/* POST /api/v1/tokens/<id>/revoke: refused at once, for good (auth looks a token up on every
+ * request; nothing caches it). Revoking a revoked token again answers ok. */
+static void api_token_revoke(void *ctx, struct httpd_req *req)
+{
+	struct hub *h = ctx;
+	const char *tail = httpd_req_tail(req), *slash = strchr(tail, '/');
+	char id[65];
+	size_t n = slash ? (size_t)(slash - tail) : strlen(tail);
+	int rc;
+
+	if (!slash || strcmp(slash, "/revoke") != 0 || n == 0 || n >= sizeof(id)) {
+		httpd_respond_error(req, OUTPOST_E_NOT_FOUND,
+		                    "no such route: POST /api/v1/tokens/<id>/revoke");
+		return;
+	}
+	memcpy(id, tail, n);
+	id[n] = '\0';
+	if (!hub_host_id_ok(id)) {
+		httpd_respond_error(req, OUTPOST_E_BAD_ARGS, "token id: A-Z a-z 0-9 . _ -");
+		return;
+	}
+	rc = h->store->ops->token_revoke(h->store, id);
+	if (rc < 0) {
+		respond_store(req, rc, NULL, "token");
+		return;
+	}
+	api_audit(h, req, "token.revoke", id, NULL);
+	log_info(h->log, "token", "token %s revoked by %s", id, caller_name(req));
+	httpd_respond_ok(req, json_pack("{s:s, s:b}", "id", id, "revoked", 1));
 }
 
 static int api_limit(struct httpd_req *req, int def)
@@ -512,6 +667,18 @@ static void api_metrics(void *ctx, struct httpd_req *req)
 	buf_printf(&b,
 	           "outpost_hub_request_seconds_sum %.6f\noutpost_hub_request_seconds_count %llu\n",
 	           h->st.latency_sum, cum);
+	buf_printf(&b, "# HELP outpost_hub_enroll_refused_total Enrollments refused, by reason "
+	               "(enroll.* in docs/config.md).\n"
+	               "# TYPE outpost_hub_enroll_refused_total counter\n");
+	for (int i = 0; i < 4; i++)
+		buf_printf(&b, "outpost_hub_enroll_refused_total{reason=\"%s\"} %llu\n",
+		           enroll_refused_names[i], h->st.enroll_refused[i]);
+	buf_printf(&b,
+	           "# HELP outpost_hub_enroll_replaced_total Pending hosts whose id a valid "
+	           "enrollment token took over.\n"
+	           "# TYPE outpost_hub_enroll_replaced_total counter\n"
+	           "outpost_hub_enroll_replaced_total %llu\n",
+	           h->st.enroll_replaced);
 	json_decref(st);
 	ingest_stats(h->ingest, &b);
 	auth_stats(h, &b);
@@ -557,6 +724,7 @@ static const struct httpd_route routes[] = {
     {"POST", "/api/v1/tasks/*", tasks_api_cancel, ROLE_OPERATOR, 4 * KB},
     {"POST", "/api/v1/tokens", api_token_create, ROLE_ADMIN, 64 * KB},
     {"GET", "/api/v1/tokens", api_tokens_list, ROLE_ADMIN, 0},
+    {"POST", "/api/v1/tokens/*", api_token_revoke, ROLE_ADMIN, 4 * KB},
     {"GET", "/api/v1/audit", api_audit_list, ROLE_ADMIN, 0},
 };
 

@@ -81,6 +81,8 @@ static void hub_on_retain(void *arg)
 	    [RETENTION_EVENTS] = json_integer_value(conf_get(h->conf, "events.keep_days")) * day,
 	    [RETENTION_AUDIT] = json_integer_value(conf_get(h->conf, "audit.keep_days")) * day,
 	    [RETENTION_TASKS] = json_integer_value(conf_get(h->conf, "tasks.keep_days")) * day,
+	    [RETENTION_PENDING] =
+	        json_integer_value(conf_get(h->conf, "enroll.pending_keep_days")) * day,
 	};
 
 	retention_step(h->retention, keep_ms, clk_real_ms(), 50);

@@ -45,6 +45,12 @@ static const struct conf_field hub_schema[] = {
     {"store", CONF_OBJECT, 0, 0, NULL},
     {"store.backend", CONF_STRING, 0, 0, "sqlite (default: one hub) or postgresql (shared)"},
     {"store.dsn", CONF_STRING, 0, 0, "libpq connection string for postgresql"},
+    {"enroll", CONF_OBJECT, 0, 0, NULL},
+    {"enroll.pending_max", CONF_INT, 0, 10000000, "pending hosts at once (0: no bound)"},
+    {"enroll.pending_per_addr", CONF_INT, 0, 10000000,
+     "pending hosts from one address (0: no bound)"},
+    {"enroll.pending_keep_days", CONF_INT, 1, 36600, "a host left pending is deleted after"},
+    {"enroll.facts_max_bytes", CONF_INT, 1024, 16 << 20, "bytes of facts at enrollment"},
     {"auth", CONF_OBJECT, 0, 0, NULL},
     {"auth.max_failures_per_min", CONF_INT, 1, 100000,
      "failed attempts per address and per credential"},
@@ -60,7 +66,7 @@ json_t *hub_conf_defaults(void)
 	return json_pack(
 	    "{s:s, s:s, s:b, s:[], s:{s:s, s:s}, s:{s:i, s:i, s:i, s:i, s:i, s:i},"
 	    " s:{s:i, s:i, s:i}, s:{s:i, s:I, s:i}, s:{s:i}, s:{s:i}, s:{s:i, s:i},"
-	    " s:{s:i, s:i, s:i, s:i}}",
+	    " s:{s:i, s:i, s:i, s:i}, s:{s:i, s:i, s:i, s:i}}",
 	    "listen", "127.0.0.1:7443", "state_dir",
 	    root ? "/var/lib/outpost-hub" : "outpost-state/hub", "tls", 1, "tls_names", "log",
 	    "level", "info", "target", "stderr", "api", "body_limit", 64 << 20, "conn_limit", 20000,
@@ -69,7 +75,8 @@ json_t *hub_conf_defaults(void)
 	    "default_timeout_ms", 600000, "default_expiry_ms", (json_int_t)3600000, "keep_days", 30,
 	    "events", "keep_days", 30, "audit", "keep_days", 365, "auth", "max_failures_per_min",
 	    20, "max_unknown_per_min", 200, "metrics", "raw_hours", 48, "rollup_1m_days", 30,
-	    "rollup_1h_days", 365, "checkpoint_s", 300);
+	    "rollup_1h_days", 365, "checkpoint_s", 300, "enroll", "pending_max", 1000,
+	    "pending_per_addr", 50, "pending_keep_days", 7, "facts_max_bytes", 256 << 10);
 }
 
 static int hub_listen_is_loopback(const char *listen)

@@ -51,6 +51,9 @@ struct hub_stats {
 	unsigned long long requests, enrollments, tasks_created, results, refused_auth;
 	/* refusals answered busy (a budget gone), for clock skew, as replays */
 	unsigned long long refused_busy, refused_skew, refused_replay;
+	/* enrollments refused: ENROLL_REFUSED_* (pending caps, facts bounds, token used up) */
+	unsigned long long enroll_refused[4];
+	unsigned long long enroll_replaced; /* pending squatters replaced by a token-holder */
 	unsigned long long signed_tasks;
 	unsigned long long beats, seen_writes; /* agents' beats; host_seen writes of any request */
 	double latency_sum;
@@ -129,8 +132,11 @@ void tasks_cut_off(struct hub *h, const char *host, const char *why);
 void tasks_wake_hosts(struct hub *h, json_t *ids);
 void tasks_wake_task(struct hub *h, const char *task_id);
 /* The ids (a new array) of the hosts a selector matches: accepted ones (up, down), or with
- * any_state also pending and revoked ones. 0 (the array may be empty), or BAD_ARGS with msg
- * for a selector that does not parse or names an unknown key. */
+ * any_state also pending and revoked ones (HUB_SELECT_ANY_CACHED: from a registry snapshot up
+ * to 2 s old, for dashboards; HUB_SELECT_ANY: read afresh). 0 (the array may be empty), or
+ * BAD_ARGS with msg for a selector that does not parse or names an unknown key. */
+#define HUB_SELECT_ANY_CACHED 1
+#define HUB_SELECT_ANY 2
 int hub_select_hosts(struct hub *h, const char *target, int any_state, json_t **ids, char *msg,
                      size_t msglen);
 /* Every second: liveness, expiry, batches. */

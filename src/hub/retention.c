@@ -12,7 +12,8 @@
 
 /* Counted kinds of rows: the three retention kinds, then the tasks' per-host copies. */
 enum { COUNT_COPIES = RETENTION_NKINDS, COUNT_N };
-static const char *const count_names[COUNT_N] = {"events", "audit", "tasks", "task_copies"};
+static const char *const count_names[COUNT_N] = {"events", "audit", "tasks", "pending_hosts",
+                                                 "task_copies"};
 
 struct retention {
 	struct store *store;
@@ -71,6 +72,9 @@ static int retention_slice(struct retention *r)
 	case RETENTION_AUDIT:
 		rc = op->audit_prune(r->store, before, RETENTION_SLICE_ROWS, &n);
 		break;
+	case RETENTION_PENDING:
+		rc = op->pending_prune(r->store, before, RETENTION_SLICE_ROWS, &n);
+		break;
 	default:
 		rc = op->tasks_prune(r->store, before, RETENTION_SLICE_ROWS, &n, &copies);
 		break;
@@ -103,17 +107,18 @@ int retention_step(struct retention *r, const int64_t keep_ms[RETENTION_NKINDS],
 	do {
 		if (!retention_slice(r))
 			r->kind++;
+		while (r->kind < RETENTION_NKINDS && r->before_ms[r->kind] == INT64_MIN)
+			r->kind++; /* kept forever: no slice to spend */
 	} while (r->kind < RETENTION_NKINDS && clk_mono_ms() - t0 < budget_ms);
 	if (r->kind < RETENTION_NKINDS)
 		return 1;
 	if (r->pass[RETENTION_EVENTS] || r->pass[RETENTION_AUDIT] || r->pass[RETENTION_TASKS] ||
-	    r->pass[COUNT_COPIES])
-		log_info(
-		    r->log, "retention",
-		    "deleted %llu events, %llu audit entries, %llu tasks (%llu per-host copies) "
-		    "past their keep_days",
-		    r->pass[RETENTION_EVENTS], r->pass[RETENTION_AUDIT], r->pass[RETENTION_TASKS],
-		    r->pass[COUNT_COPIES]);
+	    r->pass[RETENTION_PENDING] || r->pass[COUNT_COPIES])
+		log_info(r->log, "retention",
+		         "deleted %llu events, %llu audit entries, %llu tasks (%llu per-host "
+		         "copies), %llu pending hosts past their keep_days",
+		         r->pass[RETENTION_EVENTS], r->pass[RETENTION_AUDIT],
+		         r->pass[RETENTION_TASKS], r->pass[COUNT_COPIES], r->pass[RETENTION_PENDING]);
 	return 0;
 }
 
@@ -122,7 +127,7 @@ void retention_stats(const struct retention *r, struct buf *b)
 	if (!r)
 		return;
 	buf_printf(b, "# HELP outpost_hub_pruned_rows_total Rows deleted by retention "
-	              "(events, audit and tasks .keep_days).\n"
+	              "(events, audit and tasks .keep_days, enroll.pending_keep_days).\n"
 	              "# TYPE outpost_hub_pruned_rows_total counter\n");
 	for (int c = 0; c < COUNT_N; c++)
 		buf_printf(b, "outpost_hub_pruned_rows_total{what=\"%s\"} %llu\n", count_names[c],

@@ -1,6 +1,6 @@
 /* Retention of what the hub's store would otherwise keep forever: events, audit entries and
- * ended tasks with their per-host copies (events.keep_days, audit.keep_days, tasks.keep_days in
- * docs/config.md). A pass starts at most once a minute and runs in slices of a bounded number
+ * ended tasks with their per-host copies, hosts left pending (events.keep_days, audit.keep_days,
+ * tasks.keep_days, enroll.pending_keep_days in docs/config.md). A pass starts at most once a minute and runs in slices of a bounded number
  * of rows within a time budget per call, so that a backlog of millions of rows is worked off
  * over many calls and never stalls the hub's loop. Loop thread only. */
 #ifndef OUTPOST_HUB_RETENTION_H
@@ -13,7 +13,7 @@ struct logger;
 struct buf;
 
 /* What is pruned, in the order a pass works. */
-enum { RETENTION_EVENTS, RETENTION_AUDIT, RETENTION_TASKS, RETENTION_NKINDS };
+enum { RETENTION_EVENTS, RETENTION_AUDIT, RETENTION_TASKS, RETENTION_PENDING, RETENTION_NKINDS };
 
 /* Rows one store call deletes at most: one short transaction. */
 #define RETENTION_SLICE_ROWS 1000

@@ -15,7 +15,7 @@
 #include "core/buf.h"
 
 enum term_kind {
-	TERM_HOST, /* value is a host id, or a glob on the hostname */
+	TERM_HOST, /* value is a glob (or node-set range) on the host id the hub accepted */
 	TERM_EQ,   /* key=value */
 	TERM_NE,   /* key!=value */
 };
@@ -24,11 +24,18 @@ struct term {
 	enum term_kind kind;
 	int new_group; /* 1 when an 'or' comes before this term (and for the first term) */
 	char *key;     /* NULL for TERM_HOST; owned */
-	char *value;   /* owned */
+	char *value;   /* owned; as written, ranges unexpanded */
+	/* A value with node-set ranges ("web[01-10]") is the set of its expansions: names is the
+	 * sorted array (owned) when it has any range, else NULL. literal: no glob character
+	 * outside the ranges, so a name matches by equality (binary search). */
+	char **names;
+	size_t nnames;
+	int literal;
 };
 
 struct selector {
 	size_t n;
+	size_t nnames; /* expansions over all terms, bounded by SELECTOR_MAX_NAMES */
 	struct term terms[SELECTOR_MAX_TERMS];
 };
 
@@ -175,10 +182,18 @@ static int lex(struct parser *p, size_t pos, struct tok *t)
 		return 0;
 	}
 	if (is_word_char(s[pos])) {
-		/* '!' right after '[' is glob negation ("web-[!0]*"), not the start of '!='. */
-		for (i = pos; is_word_char(s[i]) || (s[i] == '!' && i > pos && s[i - 1] == '[');
-		     i++)
-			;
+		/* '!' right after '[' is glob negation ("web-[!0]*"), not the start of '!='; ','
+		 * inside a node-set range ("web[1-3,7]") is part of the word. */
+		int in_range = 0;
+		for (i = pos; is_word_char(s[i]) || (s[i] == '!' && i > pos && s[i - 1] == '[') ||
+		              (s[i] == ',' && in_range);
+		     i++) {
+			if (s[i] == '[' && is_digit(s[i + 1]))
+				in_range = 1;
+			else if (s[i] == ']' ||
+			         (in_range && !is_digit(s[i]) && s[i] != '-' && s[i] != ','))
+				in_range = 0;
+		}
 		t->type = T_WORD;
 		t->end = i;
 		return 0;
@@ -319,6 +334,9 @@ static int add_term(struct parser *p, const struct tok *at, enum term_kind kind,
 	t->new_group = new_group;
 	t->key = key;
 	t->value = value;
+	t->names = NULL;
+	t->nnames = 0;
+	t->literal = 0;
 	return 0;
 }
 
@@ -327,6 +345,183 @@ static int oom(struct parser *p)
 	if (p->msg && p->msglen)
 		snprintf(p->msg, p->msglen, "out of memory");
 	return OUTPOST_E_INTERNAL;
+}
+
+/* ---- node-set ranges: "web[01-10]", "web[1-3,7]", "rack[1-2]-n[01-04]" ----
+ * A '[' followed by a digit in an unquoted word opens a range, as in ClusterShell and pdsh;
+ * any other bracket is a glob class ("[!0]", "[a-f]"). A range whose first number has leading
+ * zeros is padded to that width. The expansions of a selector are bounded in number
+ * (SELECTOR_MAX_NAMES) and bytes (SELECTOR_MAX_NAME_BYTES), checked before any is made. */
+#define RANGE_MAX_GROUPS 8 /* ranges in one word */
+#define RANGE_MAX_ITEMS 64 /* comma-separated items in one range */
+#define RANGE_MAX_DIGITS 9 /* digits of a number, so sums cannot overflow */
+
+struct ritem {
+	unsigned long lo, hi;
+	int width; /* zero-padded width, 0 for none */
+};
+
+struct rgroup {
+	size_t open, close; /* offsets of '[' and ']' in the word */
+	size_t nitems;
+	struct ritem items[RANGE_MAX_ITEMS];
+};
+
+static int range_num(struct parser *p, const char *v, size_t base, size_t *i, unsigned long *n,
+                     int *width)
+{
+	size_t st = *i;
+
+	if (!is_digit((unsigned char)v[st])) {
+		if (v[st] == '\0')
+			return fail(p, base + st, "unterminated range: close it with ']'");
+		return fail(p, base + st, "expected a number in the range, found '%c'", v[st]);
+	}
+	for (*n = 0; is_digit((unsigned char)v[*i]); (*i)++) {
+		if (*i - st == RANGE_MAX_DIGITS)
+			return fail(p, base + st, "number in a range longer than %d digits",
+			            RANGE_MAX_DIGITS);
+		*n = *n * 10 + (unsigned long)(v[*i] - '0');
+	}
+	*width = v[st] == '0' && *i - st > 1 ? (int)(*i - st) : 0;
+	return 0;
+}
+
+/* Reads one range starting at v[*i] == '['; *size gets its number of values. */
+static int range_group(struct parser *p, const char *v, size_t base, size_t *i, struct rgroup *r,
+                       unsigned long *size)
+{
+	int rc, w;
+
+	r->open = (*i)++;
+	r->nitems = 0;
+	*size = 0;
+	for (;;) {
+		size_t at = *i;
+		struct ritem *it;
+
+		if (r->nitems == RANGE_MAX_ITEMS)
+			return fail(p, base + at, "more than %d items in one range",
+			            RANGE_MAX_ITEMS);
+		it = &r->items[r->nitems++];
+		if ((rc = range_num(p, v, base, i, &it->lo, &it->width)) < 0)
+			return rc;
+		it->hi = it->lo;
+		if (v[*i] == '-') {
+			(*i)++;
+			if ((rc = range_num(p, v, base, i, &it->hi, &w)) < 0)
+				return rc;
+			if (it->hi < it->lo)
+				return fail(
+				    p, base + at,
+				    "range %lu-%lu runs backwards: write the smaller number "
+				    "first",
+				    it->lo, it->hi);
+		}
+		*size += it->hi - it->lo + 1;
+		if (v[*i] == ',') {
+			(*i)++;
+			continue;
+		}
+		if (v[*i] == ']')
+			break;
+		if (v[*i] == '\0')
+			return fail(p, base + r->open, "unterminated range: close it with ']'");
+		return fail(p, base + *i,
+		            "unexpected '%c' in a range: a range holds numbers, '-' and ','",
+		            v[*i]);
+	}
+	r->close = *i;
+	return 0;
+}
+
+/* Appends every expansion of v from group gi on (text before it starts at from). */
+static int range_gen(struct buf *b, const char *v, const struct rgroup *g, size_t ng, size_t gi,
+                     size_t from, char **names, size_t *n)
+{
+	size_t stop = gi < ng ? g[gi].open : strlen(v), len;
+
+	if (buf_append(b, v + from, stop - from) < 0)
+		return -1;
+	if (gi == ng) {
+		names[*n] = strdup(b->data);
+		return names[(*n)++] ? 0 : -1;
+	}
+	len = b->len;
+	for (size_t k = 0; k < g[gi].nitems; k++) {
+		const struct ritem *it = &g[gi].items[k];
+		for (unsigned long x = it->lo; x <= it->hi; x++) {
+			b->len = len;
+			if (buf_printf(b, "%0*lu", it->width, x) < 0 ||
+			    range_gen(b, v, g, ng, gi + 1, g[gi].close + 1, names, n) < 0)
+				return -1;
+		}
+	}
+	return 0;
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Expands the ranges of t's value, an unquoted word that starts at offset base of the text. */
+static int term_expand(struct parser *p, struct term *t, size_t base)
+{
+	struct rgroup *g;
+	const char *v = t->value;
+	unsigned long count = 1, size;
+	size_t ng = 0, n = 0, len = strlen(v);
+	struct buf b = BUF_INIT;
+	int rc = 0;
+
+	if (!strchr(v, '['))
+		return 0;
+	g = calloc(RANGE_MAX_GROUPS, sizeof(*g));
+	if (!g)
+		return oom(p);
+	t->literal = 1;
+	for (size_t i = 0; v[i]; i++) {
+		if (v[i] == '*' || v[i] == '?')
+			t->literal = 0;
+		if (v[i] != '[')
+			continue;
+		if (!is_digit((unsigned char)v[i + 1])) {
+			t->literal = 0; /* a glob class */
+			continue;
+		}
+		if (ng == RANGE_MAX_GROUPS) {
+			rc = fail(p, base + i, "more than %d ranges in one word", RANGE_MAX_GROUPS);
+			goto out;
+		}
+		if ((rc = range_group(p, v, base, &i, &g[ng++], &size)) < 0)
+			goto out;
+		/* each factor <= SELECTOR_MAX_NAMES before multiplying: no overflow */
+		if (size > SELECTOR_MAX_NAMES || (count *= size) > SELECTOR_MAX_NAMES ||
+		    p->sel->nnames + count > SELECTOR_MAX_NAMES ||
+		    count * (len + 1) > SELECTOR_MAX_NAME_BYTES) {
+			rc = fail(p, base + g[ng - 1].open,
+			          "ranges expand to more than %d names or %d bytes in one "
+			          "selector: select on a label or a glob",
+			          SELECTOR_MAX_NAMES, SELECTOR_MAX_NAME_BYTES);
+			goto out;
+		}
+	}
+	if (ng == 0)
+		goto out;
+	t->names = calloc(count, sizeof(*t->names));
+	if (!t->names || range_gen(&b, v, g, ng, 0, 0, t->names, &n) < 0) {
+		t->nnames = n;
+		rc = oom(p);
+		goto out;
+	}
+	t->nnames = n;
+	p->sel->nnames += n;
+	qsort(t->names, n, sizeof(*t->names), name_cmp);
+out:
+	buf_free(&b);
+	free(g);
+	return rc;
 }
 
 /* Parses one key=value or key!=value term; kt is the key, op the operator after it. */
@@ -395,6 +590,8 @@ static int parse_pair(struct parser *p, const struct tok *kt, const struct tok *
 	}
 	rc = add_term(p, kt, op->type == T_EQ ? TERM_EQ : TERM_NE, new_group, key, value);
 	key = value = NULL; /* add_term took them, even when it failed */
+	if (rc == 0 && vt.type == T_WORD)
+		rc = term_expand(p, &p->sel->terms[p->sel->n - 1], vt.start);
 	*pos = vt.end;
 out:
 	free(key);
@@ -488,6 +685,8 @@ static int parse(struct parser *p)
 				            SELECTOR_MAX_VALUE);
 			}
 			rc = add_term(p, &t, TERM_HOST, new_group, NULL, word);
+			if (rc == 0 && t.type == T_WORD)
+				rc = term_expand(p, &p->sel->terms[p->sel->n - 1], t.start);
 			if (rc < 0)
 				return rc;
 			pos = t.end;
@@ -573,8 +772,23 @@ static const char *attr_text(const json_t *attrs, const char *key, char *tmp, si
 	}
 }
 
-static int term_match(const struct term *t, const char *id, const char *hostname,
-                      const json_t *attrs)
+/* Whether text matches the term's value: a glob, or any of its range expansions. */
+static int value_match(const struct term *t, const char *text)
+{
+	if (!t->names)
+		return fnmatch(t->value, text, 0) == 0;
+	if (t->literal)
+		return bsearch(&text, t->names, t->nnames, sizeof(*t->names), name_cmp) != NULL;
+	for (size_t i = 0; i < t->nnames; i++)
+		if (fnmatch(t->names[i], text, 0) == 0)
+			return 1;
+	return 0;
+}
+
+/* A bare word matches only the id the hub accepted: what a host reports about itself (its
+ * hostname, facts) is matched only when a term names it, so a host cannot claim another's
+ * name and receive its tasks. */
+static int term_match(const struct term *t, const char *id, const json_t *attrs)
 {
 	char tmp[64];
 	const char *v;
@@ -582,19 +796,15 @@ static int term_match(const struct term *t, const char *id, const char *hostname
 	if (t->kind == TERM_HOST) {
 		if (strcmp(t->value, "*") == 0)
 			return 1;
-		if (id && strcmp(id, t->value) == 0)
-			return 1;
-		/* Hostnames are case-insensitive (RFC 4343). */
-		return hostname && fnmatch(t->value, hostname, FNM_CASEFOLD) == 0;
+		return id && value_match(t, id);
 	}
 	v = attr_text(attrs, t->key, tmp, sizeof(tmp));
 	if (t->kind == TERM_EQ)
-		return v && fnmatch(t->value, v, 0) == 0;
-	return !v || fnmatch(t->value, v, 0) != 0;
+		return v && value_match(t, v);
+	return !v || !value_match(t, v);
 }
 
-int selector_match(const struct selector *s, const char *id, const char *hostname,
-                   const json_t *attrs)
+int selector_match(const struct selector *s, const char *id, const json_t *attrs)
 {
 	int group_ok = 1;
 
@@ -608,7 +818,7 @@ int selector_match(const struct selector *s, const char *id, const char *hostnam
 				return 1;
 			group_ok = 1;
 		}
-		if (group_ok && !term_match(t, id, hostname, attrs))
+		if (group_ok && !term_match(t, id, attrs))
 			group_ok = 0;
 	}
 	return group_ok;
@@ -620,8 +830,9 @@ static int put_value(struct buf *b, const char *v)
 	size_t len = strlen(v);
 	int bare = len > 0 && !is_keyword(v, len);
 
+	/* An unquoted '[' and digit would read back as a range. */
 	for (size_t i = 0; bare && i < len; i++)
-		bare = is_word_char((unsigned char)v[i]);
+		bare = is_word_char((unsigned char)v[i]) && !(v[i] == '[' && is_digit(v[i + 1]));
 	if (bare)
 		return buf_append(b, v, len);
 	if (buf_append(b, "\"", 1) < 0)
@@ -649,7 +860,7 @@ char *selector_format(const struct selector *s)
 		if (t->kind != TERM_HOST &&
 		    (buf_puts(&b, t->key) < 0 || buf_puts(&b, t->kind == TERM_EQ ? "=" : "!=") < 0))
 			goto fail;
-		if (put_value(&b, t->value) < 0)
+		if (t->names ? buf_puts(&b, t->value) < 0 : put_value(&b, t->value) < 0)
 			goto fail;
 	}
 	return buf_steal(&b);
@@ -665,6 +876,9 @@ void selector_free(struct selector *s)
 	for (size_t i = 0; i < s->n; i++) {
 		free(s->terms[i].key);
 		free(s->terms[i].value);
+		for (size_t j = 0; j < s->terms[i].nnames; j++)
+			free(s->terms[i].names[j]);
+		free(s->terms[i].names);
 	}
 	free(s);
 }

@@ -10,6 +10,8 @@
 #define SELECTOR_MAX_TERMS 64
 #define SELECTOR_MAX_KEY 63     /* characters of a key */
 #define SELECTOR_MAX_VALUE 1024 /* bytes of a value or host word, after unquoting */
+#define SELECTOR_MAX_NAMES 16384        /* names node-set ranges expand to, in all */
+#define SELECTOR_MAX_NAME_BYTES 1048576 /* bytes those names may take, in all */
 
 struct selector;
 
@@ -24,11 +26,11 @@ typedef int (*selector_key_fn)(void *arg, const char *key);
 int selector_parse(const char *text, selector_key_fn key_ok, void *arg, struct selector **out,
                    char *msg, size_t msglen);
 
-/* Whether a host matches: 1 yes, 0 no. attrs (borrowed, may be NULL) is a JSON object of
- * key -> value, facts flattened and labels; strings, integers, reals and booleans are compared
- * by their text, other values count as missing. id and hostname may be NULL. */
-int selector_match(const struct selector *s, const char *id, const char *hostname,
-                   const json_t *attrs);
+/* Whether a host matches: 1 yes, 0 no. id (may be NULL) is the host id the hub accepted, the
+ * only thing a bare word matches. attrs (borrowed, may be NULL) is a JSON object of
+ * key -> value, facts flattened and labels, matched only by terms that name a key; strings,
+ * integers, reals and booleans are compared by their text, other values count as missing. */
+int selector_match(const struct selector *s, const char *id, const json_t *attrs);
 
 /* Canonical text, which parses back to the same selector (for logs and the audit trail).
  * Caller frees; NULL when memory runs out. */

@@ -36,7 +36,19 @@ struct store_enroll {
 	json_t *labels; /* borrowed; from the enrollment token; may be NULL */
 	int accept;     /* 1: state up at once (valid token); 0: pending */
 	int64_t now_ms;
+	/* With accept: the token's id, whose use is counted in the same transaction (refused
+	 * with OUTPOST_E_UNAUTHORIZED when none is left). NULL: no use counted. */
+	const char *token_id;
+	/* Without accept, a new host is refused with OUTPOST_E_BUSY when there are already
+	 * pending_max pending hosts (*refused = ENROLL_CAP_TOTAL), or pending_per_addr from
+	 * addr (ENROLL_CAP_ADDR); 0: no bound. */
+	const char *addr;
+	int64_t pending_max, pending_per_addr;
+	int *refused;  /* out, may be NULL */
+	int *replaced; /* out, may be NULL: 1 when a pending host of another key was replaced */
 };
+
+enum { ENROLL_CAP_TOTAL = 1, ENROLL_CAP_ADDR = 2 };
 
 struct store_ops {
 	const char *name; /* "sqlite", "postgresql" */
@@ -44,7 +56,8 @@ struct store_ops {
 
 	/* ---- hosts ---- */
 	/* New host, or the existing one when id and key match (idempotent; *host is the current
-	 * row). Another key: OUTPOST_E_CONFLICT. A revoked or rejected id, whatever the key:
+	 * row). Another key: OUTPOST_E_CONFLICT, except that a valid token (accept) replaces a
+	 * pending host's key (*replaced, event "replaced"). A revoked or rejected id, whatever the key:
 	 * OUTPOST_E_FORBIDDEN. An event "enrolled" is recorded for a new host. */
 	int (*host_enroll)(struct store *s, const struct store_enroll *e, json_t **host);
 	/* One host with its facts and pubkey; OUTPOST_E_NOT_FOUND. */
@@ -135,6 +148,8 @@ struct store_ops {
 	 * *n gets how many (fewer than limit: none older are left). */
 	int (*events_prune)(struct store *s, int64_t before_ms, int limit, int64_t *n);
 	int (*audit_prune)(struct store *s, int64_t before_ms, int limit, int64_t *n);
+	/* Pending hosts not seen since before_ms (enroll.pending_keep_days). */
+	int (*pending_prune)(struct store *s, int64_t before_ms, int limit, int64_t *n);
 	/* Tasks that ended (done or cancelled; never a running one) before before_ms, oldest end
 	 * first, with their per-host rows: at most limit rows in all, a task's rows first and the
 	 * task once none is left. *tasks and *copies get how many of each were deleted; fewer

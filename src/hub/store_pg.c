@@ -221,6 +221,9 @@ static const char *const ps_sql[PS_COUNT] = {
                         "(SELECT id FROM events WHERE at_ms < $1 ORDER BY at_ms LIMIT $2)",
     [PS_PRUNE_AUDIT] = "DELETE FROM audit WHERE id IN "
                        "(SELECT id FROM audit WHERE at_ms < $1 ORDER BY at_ms LIMIT $2)",
+    [PS_PRUNE_PENDING] = "DELETE FROM hosts WHERE id IN (SELECT id FROM hosts WHERE "
+                         "state = 'pending' AND last_seen_ms < $1 ORDER BY last_seen_ms "
+                         "LIMIT $2)",
     [PS_PRUNE_TASK_OLDEST] = "SELECT id FROM tasks WHERE ended_ms < $1 AND state != 'running' "
                              "ORDER BY ended_ms LIMIT 1",
     [PS_PRUNE_TASK_COPIES] = "DELETE FROM task_hosts WHERE (task_id, host_id) IN "
@@ -1057,6 +1060,11 @@ static int pg_audit_prune(struct store *base, int64_t before_ms, int limit, int6
 	return prune_oldest(base, PS_PRUNE_AUDIT, before_ms, limit, n);
 }
 
+static int pg_pending_prune(struct store *base, int64_t before_ms, int limit, int64_t *n)
+{
+	return prune_oldest(base, PS_PRUNE_PENDING, before_ms, limit, n);
+}
+
 /* A task's rows go limit at a time, across calls if need be; the task once none is left. */
 static int pg_tasks_prune(struct store *base, int64_t before_ms, int limit, int64_t *tasks,
                           int64_t *copies)
@@ -1163,6 +1171,7 @@ static const struct store_ops pg_ops = {
     .audit_list = pg_audit_list,
     .events_prune = pg_events_prune,
     .audit_prune = pg_audit_prune,
+    .pending_prune = pg_pending_prune,
     .tasks_prune = pg_tasks_prune,
     .stats = pg_stats,
     .metrics = pg_metrics,

@@ -36,7 +36,9 @@
  *   left running (NULL while it runs); tasks that ended before it existed take their last
  *   row's end. The indexes let the prunes walk from the oldest row without a table scan.
  * - Version 3: hosts.state 'rejected' (a pending host an operator refused, kept so that its
- *   agent cannot come back pending). SQLite cannot change a CHECK in place: hosts is rebuilt. */
+ *   agent cannot come back pending). SQLite cannot change a CHECK in place: hosts is rebuilt.
+ * - Version 4: hosts.enroll_addr (pending hosts are bounded per address), tokens.max_uses and
+ *   tokens.uses (0: any number), counted in the enrollment's transaction. */
 static const char *const hub_schema[] = {
     "CREATE TABLE hosts ("
     " id TEXT PRIMARY KEY,"
@@ -130,11 +132,17 @@ static const char *const hub_schema[] = {
     "DROP TABLE hosts;"
     "ALTER TABLE hosts_v2 RENAME TO hosts;"
     "CREATE INDEX hosts_state_seen ON hosts(state, last_seen_ms);",
+    /* 4: the address a host enrolled from (pending caps per address), token uses. */
+    "ALTER TABLE hosts ADD COLUMN enroll_addr TEXT;"
+    "CREATE INDEX hosts_pending_addr ON hosts(enroll_addr) WHERE state = 'pending';"
+    "ALTER TABLE tokens ADD COLUMN max_uses INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE tokens ADD COLUMN uses INTEGER NOT NULL DEFAULT 0;",
 };
 #define HUB_SCHEMA_VERSION ((int)(sizeof(hub_schema) / sizeof(hub_schema[0])))
 
 #define HOST_COLS "id, hostname, state, labels, version, first_seen_ms, last_seen_ms"
-#define TOKEN_COLS "id, kind, role, labels, created_ms, expires_ms, created_by, revoked"
+#define TOKEN_COLS                                                                                 \
+	"id, kind, role, labels, created_ms, expires_ms, created_by, revoked, max_uses, uses"
 #define TASK_COLS                                                                                  \
 	"id, target, plugin, op, args, timeout_ms, created_ms, expires_ms, created_by, "           \
 	"batch_size, max_failures, released_batch, last_batch, state, "                            \
@@ -154,8 +162,17 @@ static const char *const st_sql[ST_COUNT] = {
     [ST_HOST_AUTH] = "SELECT pubkey, state, labels FROM hosts WHERE id = ?1",
     [ST_HOST_KEY] = "SELECT pubkey, state, last_seen_ms FROM hosts WHERE id = ?1",
     [ST_HOST_INSERT] = "INSERT INTO hosts(id, hostname, pubkey, state, labels, facts, attrs, "
-                       "version, first_seen_ms, last_seen_ms) "
-                       "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
+                       "version, first_seen_ms, last_seen_ms, enroll_addr) "
+                       "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10)",
+    [ST_HOST_REPLACE] = "UPDATE hosts SET hostname = ?2, pubkey = ?3, state = ?4, labels = ?5, "
+                        "facts = ?6, attrs = ?7, version = ?8, first_seen_ms = ?9, "
+                        "last_seen_ms = ?9, enroll_addr = ?10 WHERE id = ?1 AND "
+                        "state = 'pending'",
+    [ST_PENDING_COUNT] = "SELECT count(*) FROM hosts WHERE state = 'pending'",
+    [ST_PENDING_COUNT_ADDR] = "SELECT count(*) FROM hosts WHERE enroll_addr = ?1 AND "
+                              "state = 'pending'",
+    [ST_TOKEN_USE] = "UPDATE tokens SET uses = uses + 1 WHERE id = ?1 AND revoked = 0 AND "
+                     "(max_uses = 0 OR uses < max_uses)",
     [ST_HOST_SET_STATE] = "UPDATE hosts SET state = ?2 WHERE id = ?1",
     [ST_HOST_SET_LABELS] = "UPDATE hosts SET labels = ?2 WHERE id = ?1",
     [ST_HOST_DELETE] = "DELETE FROM hosts WHERE id = ?1",
@@ -172,9 +189,9 @@ static const char *const st_sql[ST_COUNT] = {
                        "ORDER BY id DESC LIMIT ?1",
     [ST_TOKEN_BY_ID] = "SELECT hash FROM tokens WHERE id = ?1",
     [ST_TOKEN_ADD] = "INSERT INTO tokens(id, hash, kind, role, labels, created_ms, expires_ms, "
-                     "created_by) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                     "created_by, max_uses) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     [ST_TOKEN_FIND] = "SELECT " TOKEN_COLS " FROM tokens WHERE hash = ?1 AND revoked = 0 AND "
-                      "(expires_ms = 0 OR expires_ms > ?2)",
+                      "(expires_ms = 0 OR expires_ms > ?2) AND (max_uses = 0 OR uses < max_uses)",
     [ST_TOKEN_LIST] = "SELECT " TOKEN_COLS " FROM tokens ORDER BY created_ms DESC, rowid DESC",
     [ST_TOKEN_REVOKE] = "UPDATE tokens SET revoked = 1 WHERE id = ?1",
     [ST_TASK_ADD] = "INSERT INTO tasks(id, target, plugin, op, args, timeout_ms, created_ms, "
@@ -358,13 +375,93 @@ static int host_cancel_rows(struct sq *s, const char *host_id, int64_t now_ms)
 	return rc < 0 ? rc : 0;
 }
 
+static int count_of(struct sq *s, enum st which, json_int_t *n);
+
+/* Counts one use of the enrollment token that accepts this host, in the enrollment's
+ * transaction: two hosts racing for the last use cannot both have it. */
+static int enroll_use_token(struct sq *s, const struct store_enroll *e)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (!e->token_id)
+		return 0;
+	st = stmt(s, ST_TOKEN_USE);
+	bind_str(st, 1, e->token_id);
+	if ((rc = db_run(st)) < 0)
+		return rc;
+	return sqlite3_changes(s->db) > 0 ? 0 : OUTPOST_E_UNAUTHORIZED;
+}
+
+/* Room for one more pending host, overall and from e->addr; BUSY when there is none. */
+static int enroll_pending_room(struct sq *s, const struct store_enroll *e)
+{
+	sqlite3_stmt *st;
+	json_int_t n;
+	int rc;
+
+	if (e->pending_max > 0) {
+		if ((rc = count_of(s, ST_PENDING_COUNT, &n)) < 0)
+			return rc;
+		if (n >= e->pending_max) {
+			if (e->refused)
+				*e->refused = ENROLL_CAP_TOTAL;
+			return OUTPOST_E_BUSY;
+		}
+	}
+	if (e->pending_per_addr > 0 && e->addr) {
+		st = stmt(s, ST_PENDING_COUNT_ADDR);
+		bind_str(st, 1, e->addr);
+		rc = db_step(st);
+		n = col_int(st, 0);
+		sqlite3_reset(st);
+		if (rc < 0)
+			return rc;
+		if (n >= e->pending_per_addr) {
+			if (e->refused)
+				*e->refused = ENROLL_CAP_ADDR;
+			return OUTPOST_E_BUSY;
+		}
+	}
+	return 0;
+}
+
+/* Writes the whole host row from e (ST_HOST_INSERT or ST_HOST_REPLACE, same parameters). */
+static int enroll_write(struct sq *s, const struct store_enroll *e, enum st which)
+{
+	char *labels = text_or_empty(e->labels, JSON_SORT_KEYS),
+	     *facts = text_or_empty(e->facts, 0);
+	char *attrs = store_attrs_text(e->facts);
+	sqlite3_stmt *st;
+	int rc = OUTPOST_E_INTERNAL;
+
+	if (labels && facts && attrs) {
+		st = stmt(s, which);
+		bind_str(st, 1, e->host_id);
+		bind_str(st, 2, e->hostname);
+		bind_str(st, 3, e->pubkey);
+		bind_str(st, 4, e->accept ? HOST_UP : HOST_PENDING);
+		bind_str(st, 5, labels);
+		bind_str(st, 6, facts);
+		bind_str(st, 7, attrs);
+		bind_str(st, 8, e->version);
+		sqlite3_bind_int64(st, 9, e->now_ms);
+		bind_str(st, 10, e->addr);
+		rc = db_run(st);
+	}
+	free(labels);
+	free(facts);
+	free(attrs);
+	return rc;
+}
+
 static int sq_host_enroll(struct store *base, const struct store_enroll *e, json_t **host)
 {
 	struct sq *s = sq_of(base);
 	sqlite3_stmt *st;
-	char *labels = NULL, *facts = NULL, *attrs = NULL;
+	char *labels = NULL;
 	json_t *lab = NULL;
-	int rc;
+	int rc, replace = 0;
 
 	*host = NULL;
 	if (!e || !nonempty(e->host_id) || !nonempty(e->pubkey) ||
@@ -379,15 +476,25 @@ static int sq_host_enroll(struct store *base, const struct store_enroll *e, json
 		const char *state = col_str(st, 1);
 		if (strcmp(state, HOST_REVOKED) == 0 || strcmp(state, HOST_REJECTED) == 0)
 			rc = OUTPOST_E_FORBIDDEN;
+		/* Another key: a valid token wins over a pending squatter; nothing else does. */
 		else if (strcmp(col_str(st, 0), e->pubkey) != 0)
-			rc = OUTPOST_E_CONFLICT;
+			rc = e->accept && strcmp(state, HOST_PENDING) == 0 ? (replace = 1)
+			                                                   : OUTPOST_E_CONFLICT;
 		else if (e->accept && strcmp(state, HOST_PENDING) == 0)
 			lab = col_json(st, 2); /* a pending host comes back with a valid token */
 		sqlite3_reset(st);
 		if (rc < 0)
 			goto fail;
 		rc = 0;
-		if (lab) {
+		if (replace) {
+			if ((rc = enroll_write(s, e, ST_HOST_REPLACE)) < 0 ||
+			    (rc = sq_event_add(
+			         s, e->host_id, "replaced",
+			         "a pending host's key replaced by an enrollment token",
+			         e->now_ms)) < 0 ||
+			    (rc = enroll_use_token(s, e)) < 0)
+				goto fail;
+		} else if (lab) {
 			/* Labels an operator set while it waited win over the token's. */
 			rc = OUTPOST_E_INTERNAL;
 			if (e->labels && json_object_update_missing(lab, e->labels))
@@ -404,38 +511,27 @@ static int sq_host_enroll(struct store *base, const struct store_enroll *e, json
 			bind_str(st, 2, HOST_UP);
 			if ((rc = db_run(st)) < 0 ||
 			    (rc = sq_event_add(s, e->host_id, "accepted", "enrollment token",
-			                       e->now_ms)) < 0)
+			                       e->now_ms)) < 0 ||
+			    (rc = enroll_use_token(s, e)) < 0)
 				goto fail;
 		}
 	} else if (rc == 0) {
 		sqlite3_reset(st);
-		rc = OUTPOST_E_INTERNAL;
-		labels = text_or_empty(e->labels, JSON_SORT_KEYS);
-		facts = text_or_empty(e->facts, 0);
-		attrs = store_attrs_text(e->facts);
-		if (!labels || !facts || !attrs)
-			goto fail;
-		st = stmt(s, ST_HOST_INSERT);
-		bind_str(st, 1, e->host_id);
-		bind_str(st, 2, e->hostname);
-		bind_str(st, 3, e->pubkey);
-		bind_str(st, 4, e->accept ? HOST_UP : HOST_PENDING);
-		bind_str(st, 5, labels);
-		bind_str(st, 6, facts);
-		bind_str(st, 7, attrs);
-		bind_str(st, 8, e->version);
-		sqlite3_bind_int64(st, 9, e->now_ms);
-		if ((rc = db_run(st)) < 0 ||
+		if ((!e->accept && (rc = enroll_pending_room(s, e)) < 0) ||
+		    (rc = enroll_write(s, e, ST_HOST_INSERT)) < 0 ||
 		    (rc = sq_event_add(s, e->host_id, "enrolled",
 		                       e->accept ? "accepted by enrollment token"
 		                                 : "pending acceptance",
-		                       e->now_ms)) < 0)
+		                       e->now_ms)) < 0 ||
+		    (e->accept && (rc = enroll_use_token(s, e)) < 0))
 			goto fail;
 	} else {
 		goto fail;
 	}
 	if ((rc = tx_commit(s)) < 0)
 		goto out;
+	if (e->replaced)
+		*e->replaced = replace;
 	rc = host_fetch(s, e->host_id, 0, host);
 	goto out;
 fail:
@@ -443,8 +539,6 @@ fail:
 out:
 	json_decref(lab);
 	free(labels);
-	free(facts);
-	free(attrs);
 	return rc;
 }
 
@@ -492,10 +586,10 @@ static int sq_host_list(struct store *base, json_t **hosts)
 		json_t *h = host_json(st);
 		rc = 0;
 		/* set_new and append_new take their value even when they fail. */
-		if (!h ||
-		    json_object_set_new(h, "attrs",
-		                        store_host_attrs(col_json(st, 7), col_str(st, 1), col_str(st, 4),
-		                                         json_object_get(h, "labels")))) {
+		if (!h || json_object_set_new(h, "attrs",
+		                              store_host_attrs(col_json(st, 7), col_str(st, 1),
+		                                               col_str(st, 4),
+		                                               json_object_get(h, "labels")))) {
 			json_decref(h);
 			rc = OUTPOST_E_INTERNAL;
 		} else if (json_array_append_new(arr, h)) {
@@ -884,6 +978,11 @@ static int sq_events_prune(struct store *base, int64_t before_ms, int limit, int
 	return sqp_events(sq_of(base)->prune, before_ms, limit, n);
 }
 
+static int sq_pending_prune(struct store *base, int64_t before_ms, int limit, int64_t *n)
+{
+	return sqp_pending(sq_of(base)->prune, before_ms, limit, n);
+}
+
 static int sq_audit_prune(struct store *base, int64_t before_ms, int limit, int64_t *n)
 {
 	return sqp_audit(sq_of(base)->prune, before_ms, limit, n);
@@ -947,6 +1046,7 @@ static const struct store_ops sq_ops = {
     .audit_list = sq_audit_list,
     .events_prune = sq_events_prune,
     .audit_prune = sq_audit_prune,
+    .pending_prune = sq_pending_prune,
     .tasks_prune = sq_tasks_prune,
     .stats = sq_stats,
     .metrics = sq_metrics,

@@ -20,6 +20,7 @@ int sqp_open(sqlite3 *db, struct sqp **out, char *msg, size_t msglen);
 void sqp_close(struct sqp *p); /* NULL ok */
 int sqp_events(struct sqp *p, int64_t before_ms, int limit, int64_t *n);
 int sqp_audit(struct sqp *p, int64_t before_ms, int limit, int64_t *n);
+int sqp_pending(struct sqp *p, int64_t before_ms, int limit, int64_t *n);
 int sqp_tasks(struct sqp *p, int64_t before_ms, int limit, int64_t *tasks, int64_t *copies);
 
 #endif

@@ -15,6 +15,7 @@ enum sqp_st {
 	SP_ROLLBACK,
 	SP_EVENTS,
 	SP_AUDIT,
+	SP_PENDING,
 	SP_TASK_OLDEST,
 	SP_TASK_COPIES,
 	SP_TASK_DELETE,
@@ -32,6 +33,9 @@ static const char *const sqp_sql[SP_COUNT] = {
                   "(SELECT id FROM events WHERE at_ms < ?1 ORDER BY at_ms LIMIT ?2)",
     [SP_AUDIT] = "DELETE FROM audit WHERE id IN "
                  "(SELECT id FROM audit WHERE at_ms < ?1 ORDER BY at_ms LIMIT ?2)",
+    /* hosts_state_seen walks the pending ones from the oldest */
+    [SP_PENDING] = "DELETE FROM hosts WHERE id IN (SELECT id FROM hosts WHERE state = 'pending' "
+                   "AND last_seen_ms < ?1 ORDER BY last_seen_ms LIMIT ?2)",
     [SP_TASK_OLDEST] = "SELECT id FROM tasks WHERE ended_ms < ?1 AND state != 'running' "
                        "ORDER BY ended_ms LIMIT 1",
     [SP_TASK_COPIES] = "DELETE FROM task_hosts WHERE rowid IN "
@@ -115,6 +119,11 @@ int sqp_events(struct sqp *p, int64_t before_ms, int limit, int64_t *n)
 int sqp_audit(struct sqp *p, int64_t before_ms, int limit, int64_t *n)
 {
 	return sqp_oldest(p, SP_AUDIT, before_ms, limit, n);
+}
+
+int sqp_pending(struct sqp *p, int64_t before_ms, int limit, int64_t *n)
+{
+	return sqp_oldest(p, SP_PENDING, before_ms, limit, n);
 }
 
 /* The id of the task that ended first before before_ms into id (size idlen), or "" for none.

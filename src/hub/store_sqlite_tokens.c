@@ -8,13 +8,14 @@
 
 /* ---- Tokens ---- */
 
-/* The token of the current row (TOKEN_COLS); never its hash. */
+/* The token of the current row (TOKEN_COLS); never its hash. max_uses 0: any number. */
 static json_t *token_json(sqlite3_stmt *st, int with_revoked)
 {
-	json_t *t = json_pack("{s:s, s:s, s:s?, s:o, s:I, s:I, s:s?}", "id", col_str(st, 0), "kind",
-	                      col_str(st, 1), "role", col_str(st, 2), "labels", col_json(st, 3),
-	                      "created_ms", col_int(st, 4), "expires_ms", col_int(st, 5),
-	                      "created_by", col_str(st, 6));
+	json_t *t =
+	    json_pack("{s:s, s:s, s:s?, s:o, s:I, s:I, s:s?, s:I, s:I}", "id", col_str(st, 0),
+	              "kind", col_str(st, 1), "role", col_str(st, 2), "labels", col_json(st, 3),
+	              "created_ms", col_int(st, 4), "expires_ms", col_int(st, 5), "created_by",
+	              col_str(st, 6), "max_uses", col_int(st, 8), "uses", col_int(st, 9));
 
 	if (t && with_revoked &&
 	    json_object_set_new(t, "revoked", json_boolean(sqlite3_column_int(st, 7)))) {
@@ -36,10 +37,13 @@ int sq_token_add(struct store *base, json_t *tok)
 	json_t *created = json_object_get(tok, "created_ms");
 	json_t *expires = json_object_get(tok, "expires_ms");
 	json_t *by = json_object_get(tok, "created_by");
+	json_t *uses = json_object_get(tok, "max_uses");
 	char *ltext = NULL;
 	int rc, op;
 
-	if (store_token_check(tok) < 0)
+	if (store_token_check(tok) < 0 ||
+	    (uses && (!json_is_integer(uses) || json_integer_value(uses) < 0 ||
+	              (strcmp(kind, "operator") == 0 && json_integer_value(uses)))))
 		return OUTPOST_E_BAD_ARGS;
 	op = strcmp(kind, "operator") == 0;
 	if (!(ltext = text_or_empty(json_is_object(labels) ? labels : NULL, JSON_SORT_KEYS)))
@@ -67,6 +71,7 @@ int sq_token_add(struct store *base, json_t *tok)
 	sqlite3_bind_int64(st, 6, json_integer_value(created));
 	sqlite3_bind_int64(st, 7, expires ? json_integer_value(expires) : 0);
 	bind_str(st, 8, json_string_value(by));
+	sqlite3_bind_int64(st, 9, uses ? json_integer_value(uses) : 0);
 	if ((rc = db_run(st)) < 0) { /* CONFLICT: another token has this hash */
 		tx_rollback(s);
 		goto out;

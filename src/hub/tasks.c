@@ -182,6 +182,70 @@ void tasks_wake_hosts(struct hub *h, json_t *ids)
 	json_array_foreach(ids, i, v) tasks_wake_host(h, json_string_value(v));
 }
 
+/* ---- what a viewer may see of a task ---- */
+
+#define REDACTED "[redacted]"
+
+/* Replaces, in args (an op's arguments), what may carry secrets: env values, stdin, file
+ * content. In place; anything not an object is left alone. */
+static void args_redact(json_t *args)
+{
+	json_t *env = json_object_get(args, "env"), *v;
+	const char *k;
+
+	if (!json_is_object(args))
+		return;
+	json_object_foreach(env, k, v) json_object_set_new(env, k, json_string(REDACTED));
+	if (json_object_get(args, "stdin"))
+		json_object_set_new(args, "stdin", json_string(REDACTED));
+	if (json_object_get(args, "content"))
+		json_object_set_new(args, "content", json_string(REDACTED));
+}
+
+/* A task (or a list of them) as a viewer sees it: args redacted, and file content in the
+ * hosts' results (file.get). Operators and admins see all. In place; returns v. */
+static json_t *task_for_caller(struct httpd_req *req, json_t *v)
+{
+	struct hub_caller *c = httpd_req_data(req);
+	json_t *t, *row;
+	size_t i, j;
+
+	if (!v || (c && c->role >= ROLE_OPERATOR))
+		return v;
+	if (json_is_object(v) && !json_object_get(v, "args")) /* {"tasks": [...]} */
+		return task_for_caller(req, json_object_get(v, "tasks")), v;
+	if (!json_is_array(v)) {
+		args_redact(json_object_get(v, "args"));
+		json_array_foreach(json_object_get(v, "hosts"), j, row)
+		    args_redact(json_object_get(json_object_get(row, "response"), "result"));
+		return v;
+	}
+	json_array_foreach(v, i, t) task_for_caller(req, t);
+	return v;
+}
+
+/* task.create in the audit log: what ran, after the task itself is pruned. sha256 is of the
+ * task's canonical JSON (sec_canonical: the text the hub signs, less the per-host binding), so
+ * a copy of the task kept elsewhere can be matched; "ran" is the task with its secrets
+ * redacted as a viewer would see them. */
+static void tasks_audit_create(struct hub *h, struct httpd_req *req, const json_t *task,
+                               const json_t *ids)
+{
+	char *text = sec_canonical(task), hex[65] = "";
+	json_t *ran = json_deep_copy(task);
+
+	if (text)
+		sec_sha256_hex(text, strlen(text), hex);
+	free(text);
+	if (ran)
+		args_redact(json_object_get(ran, "args"));
+	api_audit(h, req, "task.create", json_string_value(json_object_get(task, "id")),
+	          json_pack("{s:O, s:O, s:O, s:I, s:s, s:o?}", "target",
+	                    json_object_get(task, "target"), "plugin",
+	                    json_object_get(task, "plugin"), "op", json_object_get(task, "op"),
+	                    "hosts", (json_int_t)json_array_size(ids), "sha256", hex, "ran", ran));
+}
+
 /* ---- operators' waits on a task's progress ---- */
 
 static void watch_answer(struct hub *h, struct hub_wait *w)
@@ -200,7 +264,7 @@ static void watch_answer(struct hub *h, struct hub_wait *w)
 	if (rc < 0)
 		httpd_respond_error(w->req, rc, "no such task");
 	else
-		httpd_respond_ok(w->req, task);
+		httpd_respond_ok(w->req, task_for_caller(w->req, task));
 	free(w);
 }
 
@@ -276,11 +340,12 @@ static int hosts_snapshot(struct hub *h, json_t **hosts, json_t **keys)
 		json_object_foreach(attrs, k, v) json_object_set(*keys, k, json_true());
 		json_object_foreach(json_object_get(host, "labels"), k, v)
 		    json_object_set(*keys, k, json_true());
+		/* Labels first, so none can shadow what the hub itself knows. */
+		json_object_update(attrs, json_object_get(host, "labels"));
 		json_object_set(attrs, "state", json_object_get(host, "state"));
 		json_object_set(attrs, "id", json_object_get(host, "id"));
 		if (json_object_get(host, "version"))
 			json_object_set(attrs, "version", json_object_get(host, "version"));
-		json_object_update(attrs, json_object_get(host, "labels"));
 	}
 	return 0;
 }
@@ -296,13 +361,14 @@ int hub_select_hosts(struct hub *h, const char *target, int any_state, json_t **
 	int rc;
 
 	*ids = NULL;
-	if (any_state && h->sel_hosts && now - h->sel_at_ms < HUB_SELECT_CACHE_MS) {
+	if (any_state == HUB_SELECT_ANY_CACHED && h->sel_hosts &&
+	    now - h->sel_at_ms < HUB_SELECT_CACHE_MS) {
 		hosts = json_incref(h->sel_hosts);
 		ks.keys = json_incref(h->sel_keys);
 	} else if ((rc = hosts_snapshot(h, &hosts, &ks.keys)) < 0) {
 		snprintf(msg, msglen, "cannot read the registry");
 		goto out;
-	} else if (any_state) {
+	} else if (any_state == HUB_SELECT_ANY_CACHED) {
 		json_decref(h->sel_hosts);
 		json_decref(h->sel_keys);
 		h->sel_hosts = json_incref(hosts);
@@ -319,7 +385,6 @@ int hub_select_hosts(struct hub *h, const char *target, int any_state, json_t **
 		if (!any_state && (!state || (strcmp(state, HOST_UP) && strcmp(state, HOST_DOWN))))
 			continue; /* pending and revoked hosts get no tasks */
 		if (selector_match(sel, json_string_value(json_object_get(host, "id")),
-		                   json_string_value(json_object_get(host, "hostname")),
 		                   json_object_get(host, "attrs")))
 			json_array_append(*ids, json_object_get(host, "id"));
 	}
@@ -489,9 +554,7 @@ void tasks_api_create(void *ctx, struct httpd_req *req)
 		goto out;
 	}
 	h->st.tasks_created++;
-	api_audit(h, req, "task.create", id,
-	          json_pack("{s:s, s:s, s:s, s:I}", "target", target, "plugin", plugin, "op", op,
-	                    "hosts", (json_int_t)json_array_size(ids)));
+	tasks_audit_create(h, req, task, ids);
 	log_info(h->log, "tasks", "task %s: %s.%s on %zu host(s) (%s)", id, plugin, op,
 	         json_array_size(ids), target);
 	if (h->store->ops->task_hosts_waiting(h->store, id, &waiting) == 0)
@@ -522,7 +585,7 @@ void tasks_api_list(void *ctx, struct httpd_req *req)
 	if (rc < 0)
 		httpd_respond_error(req, rc, "cannot list tasks");
 	else
-		httpd_respond_ok(req, v);
+		httpd_respond_ok(req, task_for_caller(req, v));
 }
 
 /* GET /api/v1/tasks/<id>?wait=S&since=SEQ */
@@ -555,7 +618,7 @@ void tasks_api_get(void *ctx, struct httpd_req *req)
 	if (wait == 0 || json_integer_value(json_object_get(task, "seq")) > since ||
 	    strcmp(json_string_value(json_object_get(task, "state")), "running") != 0 ||
 	    h->stopping) {
-		httpd_respond_ok(req, task);
+		httpd_respond_ok(req, task_for_caller(req, task));
 		return;
 	}
 	json_decref(task);

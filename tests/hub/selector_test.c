@@ -77,7 +77,8 @@ static struct selector *must_parse(const char *text)
 	return s;
 }
 
-/* Whether text selects the host (id, hostname, attrs given as JSON text). */
+/* Whether text selects the host (id; the hostname it reported, which the hub puts in attrs
+ * as "hostname"; attrs given as JSON text). */
 static int sel(const char *text, const char *id, const char *hostname, const char *attrs_json)
 {
 	struct selector *s = must_parse(text);
@@ -87,7 +88,13 @@ static int sel(const char *text, const char *id, const char *hostname, const cha
 		attrs = json_loads(attrs_json, 0, NULL);
 		assert_non_null(attrs);
 	}
-	r = selector_match(s, id, hostname, attrs);
+	if (hostname && (!attrs || json_is_object(attrs))) {
+		if (!attrs)
+			attrs = json_object();
+		if (!json_object_get(attrs, "hostname"))
+			json_object_set_new(attrs, "hostname", json_string(hostname));
+	}
+	r = selector_match(s, id, attrs);
 	json_decref(attrs);
 	selector_free(s);
 	return r;
@@ -300,7 +307,7 @@ static void test_null_arguments(void **state)
 	                 OUTPOST_E_BAD_ARGS);
 	selector_free(NULL);
 	assert_null(selector_format(NULL));
-	assert_int_equal(selector_match(NULL, "a", "a", NULL), 0);
+	assert_int_equal(selector_match(NULL, "a", NULL), 0);
 }
 
 /* ---- limits and hostile input ---- */
@@ -422,7 +429,7 @@ static void check_any(const char *text)
 		f2 = selector_format(s2);
 		assert_string_equal(f, f2);
 		/* matching never crashes, whatever the terms */
-		selector_match(s, "id", "host.example", NULL);
+		selector_match(s, "id", NULL);
 		free(f);
 		free(f2);
 		selector_free(s);
@@ -482,21 +489,92 @@ static void test_random_token_soup(void **state)
 
 /* ---- matching ---- */
 
-static void test_match_host_id_and_hostname_glob(void **state)
+static void test_bare_word_matches_only_the_accepted_id(void **state)
 {
 	assert_int_equal(sel("web-01", "web-01", "x.example", NULL), 1);
 	assert_int_equal(sel("web-01", "web-011", "x.example", NULL), 0);
-	assert_int_equal(sel("web-*", "id7", "web-17.example", NULL), 1);
-	assert_int_equal(sel("web-*", "web-id", "db-1.example", NULL), 0); /* ids are exact */
-	assert_int_equal(sel("web-0?", "id", "web-07", NULL), 1);
-	assert_int_equal(sel("web-0?", "id", "web-070", NULL), 0);
-	assert_int_equal(sel("web-[0-3]*", "id", "web-2x", NULL), 1);
-	assert_int_equal(sel("web-[!0-3]*", "id", "web-2x", NULL), 0);
-	assert_int_equal(sel("web-[!0-3]*", "id", "web-7x", NULL), 1);
-	assert_int_equal(sel("WEB-*", "id", "web-1", NULL), 1); /* hostnames ignore case */
-	assert_int_equal(sel("WEB-1", "web-1", "x", NULL), 0);  /* ids do not */
-	assert_int_equal(sel("*.sh.example", "id", "a.b.sh.example", NULL), 1);
+	/* what a host says of itself is not its id: lab-9 claiming hostname web-01 */
+	assert_int_equal(sel("web-01", "lab-9", "web-01", NULL), 0);
+	assert_int_equal(sel("web-*", "lab-9", "web-17.example", NULL), 0);
+	assert_int_equal(sel("web-*", "web-id", "db-1.example", NULL), 1); /* globs on the id */
+	assert_int_equal(sel("web-0?", "web-07", "h", NULL), 1);
+	assert_int_equal(sel("web-0?", "web-070", "h", NULL), 0);
+	assert_int_equal(sel("web-[!0-3]*", "web-2x", "h", NULL), 0);
+	assert_int_equal(sel("web-[!0-3]*", "web-7x", "h", NULL), 1);
+	assert_int_equal(sel("web-[a-c]*", "web-bx", "h", NULL), 1);
+	assert_int_equal(sel("WEB-1", "web-1", "x", NULL), 0); /* ids keep their case */
+	assert_int_equal(sel("*.sh.example", "a.b.sh.example", "h", NULL), 1);
 	assert_int_equal(sel("\"or\"", "or", "h", NULL), 1);
+	/* a fact is matched when the selector names it */
+	assert_int_equal(sel("hostname=web-01", "lab-9", "web-01", NULL), 1);
+	assert_int_equal(sel("hostname=web-*", "lab-9", "db-1", NULL), 0);
+}
+
+/* ---- node-set ranges ---- */
+
+static void test_ranges_expand_with_padding(void **state)
+{
+	assert_int_equal(sel("web[01-10]", "web01", "h", NULL), 1);
+	assert_int_equal(sel("web[01-10]", "web10", "h", NULL), 1);
+	assert_int_equal(sel("web[01-10]", "web1", "h", NULL), 0); /* padding kept */
+	assert_int_equal(sel("web[01-10]", "web11", "h", NULL), 0);
+	assert_int_equal(sel("web[01-10]", "web0", "h", NULL), 0); /* not a glob class */
+	assert_int_equal(sel("web[1-10]", "web7", "h", NULL), 1);
+	assert_int_equal(sel("web[1-10]", "web07", "h", NULL), 0);
+	assert_int_equal(sel("web[1-3,7]", "web2", "h", NULL), 1);
+	assert_int_equal(sel("web[1-3,7]", "web7", "h", NULL), 1);
+	assert_int_equal(sel("web[1-3,7]", "web5", "h", NULL), 0);
+	assert_int_equal(sel("rack[1-2]-n[01-04]", "rack2-n03", "h", NULL), 1);
+	assert_int_equal(sel("rack[1-2]-n[01-04]", "rack3-n03", "h", NULL), 0);
+	assert_int_equal(sel("rack[1-2]-n[01-04]", "rack1-n05", "h", NULL), 0);
+	assert_int_equal(sel("web[5]", "web5", "h", NULL), 1);
+	/* with globs around them, and in values */
+	assert_int_equal(sel("web[1-2]*", "web2.dc1", "h", NULL), 1);
+	assert_int_equal(sel("web[1-2]*", "web3.dc1", "h", NULL), 0);
+	assert_int_equal(sel("rack=r[08-12]", "i", "h", "{\"rack\":\"r09\"}"), 1);
+	assert_int_equal(sel("rack!=r[08-12]", "i", "h", "{\"rack\":\"r09\"}"), 0);
+	assert_int_equal(sel("rack!=r[08-12]", "i", "h", "{\"rack\":\"r13\"}"), 1);
+	/* quoted, a bracket is a glob class as before */
+	assert_int_equal(sel("\"web[1-3]\"", "web2", "h", NULL), 1);
+	assert_int_equal(sel("\"web[01-10]\"", "web01", "h", NULL), 0);
+	assert_int_equal(sel("\"web[01-10]\"", "web1", "h", NULL), 1);
+}
+
+static void test_ranges_keep_their_form(void **state)
+{
+	assert_canon("web[1-3,7]", "web[1-3,7]");
+	assert_canon("rack[1-2]-n[01-04] or role=r[1,3]", "rack[1-2]-n[01-04] or role=r[1,3]");
+	assert_canon("\"web[1-3]\"", "\"web[1-3]\""); /* a quoted one stays quoted */
+}
+
+static void test_range_errors_name_the_column(void **state)
+{
+	assert_error("web[10-1]", "at column 5: range 10-1 runs backwards");
+	assert_error("web[1-3", "at column 4: unterminated range: close it with ']'");
+	assert_error("web[1-", "at column 7: unterminated range");
+	assert_error("a or web[1-3,]", "at column 14: expected a number in the range, found ']'");
+	assert_error("web[1-3a]", "at column 8: unexpected 'a' in a range");
+	assert_error("web[1--3]", "at column 7: expected a number in the range, found '-'");
+	assert_error("web[1234567890]", "at column 5: number in a range longer than 9 digits");
+	assert_error("web[0-99999]", "at column 4: ranges expand to more than 16384 names");
+	assert_error("a[1-200]b[1-200]", "at column 10: ranges expand to more than 16384 names");
+	/* the bound counts the whole selector */
+	assert_error("a[1-9000] or b[1-9000]", "at column 15: ranges expand to more than");
+	assert_error("a[1][1][1][1][1][1][1][1][1]",
+	             "at column 26: more than 8 ranges in one word");
+}
+
+static void test_range_at_the_bound_is_fast(void **state)
+{
+	struct selector *s = must_parse("n[00000-16383]");
+	char id[16];
+	clock_t t0 = clock();
+	for (int i = 0; i < 20000; i++) {
+		snprintf(id, sizeof(id), "n%05d", i);
+		assert_int_equal(selector_match(s, id, NULL), i < 16384);
+	}
+	assert_true((double)(clock() - t0) / CLOCKS_PER_SEC < 1.0);
+	selector_free(s);
 }
 
 static void test_star_matches_every_host(void **state)
@@ -570,16 +648,16 @@ static void test_and_binds_tighter_than_or(void **state)
 	assert_int_equal(sel(s, "i", "h", web_bj), 0);
 	/* (role=web and dc!=sh) or db-* */
 	s = "role=web and dc!=sh or db-*";
-	assert_int_equal(sel(s, "i", "web-1", web_sh), 0);
-	assert_int_equal(sel(s, "i", "web-1", web_bj), 1);
-	assert_int_equal(sel(s, "i", "db-1", web_sh), 1);
+	assert_int_equal(sel(s, "web-1", "h", web_sh), 0);
+	assert_int_equal(sel(s, "web-1", "h", web_bj), 1);
+	assert_int_equal(sel(s, "db-1", "h", web_sh), 1);
 	/* a failing first group does not spoil a later one, and the last group counts */
 	s = "role=x and dc=sh or role=web and dc=bj or role=db";
 	assert_int_equal(sel(s, "i", "h", web_bj), 1);
 	assert_int_equal(sel(s, "i", "h", db_bj), 1);
 	assert_int_equal(sel(s, "i", "h", web_sh), 0);
-	assert_int_equal(sel("a and b", "a", "b", NULL), 1);
-	assert_int_equal(sel("a and c", "a", "b", NULL), 0);
+	assert_int_equal(sel("a and a*", "a", "b", NULL), 1);
+	assert_int_equal(sel("a and b", "a", "b", NULL), 0);
 }
 
 int main(void)
@@ -604,7 +682,11 @@ int main(void)
 	    cmocka_unit_test(test_worst_case_parse_is_fast),
 	    cmocka_unit_test(test_random_garbage),
 	    cmocka_unit_test(test_random_token_soup),
-	    cmocka_unit_test(test_match_host_id_and_hostname_glob),
+	    cmocka_unit_test(test_bare_word_matches_only_the_accepted_id),
+	    cmocka_unit_test(test_ranges_expand_with_padding),
+	    cmocka_unit_test(test_ranges_keep_their_form),
+	    cmocka_unit_test(test_range_errors_name_the_column),
+	    cmocka_unit_test(test_range_at_the_bound_is_fast),
 	    cmocka_unit_test(test_star_matches_every_host),
 	    cmocka_unit_test(test_match_key_value),
 	    cmocka_unit_test(test_not_equal_and_missing_keys),

@@ -388,7 +388,9 @@ static void test_migration_gives_tasks_that_ended_before_it_an_end(void **state)
 	task_at(f, "running", "[\"a\"]", T0 - 40 * DAY, T0 + DAY);
 	fx_close(f);
 	/* Back to version 1 as it shipped: no ended_ms, none of the new indexes. */
-	sql(f, "DROP INDEX tasks_ended; DROP INDEX events_at; DROP INDEX audit_at;"
+	sql(f, "DROP INDEX hosts_pending_addr; ALTER TABLE hosts DROP COLUMN enroll_addr;"
+	       "ALTER TABLE tokens DROP COLUMN max_uses; ALTER TABLE tokens DROP COLUMN uses;"
+	       "DROP INDEX tasks_ended; DROP INDEX events_at; DROP INDEX audit_at;"
 	       "ALTER TABLE tasks DROP COLUMN ended_ms;"
 	       "UPDATE schema_version SET version = 1 WHERE component = 'hub';");
 	fx_open(f);

@@ -32,7 +32,7 @@ static void test_open_migrates_hosts_to_allow_rejected(void **state)
 	f->st = NULL;
 	snprintf(path, sizeof(path), "%s/hub.db", f->dir);
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	/* Back to the table of version 1, as the last step found it (that step is last). */
+	/* Back to the table of version 1, as step 3 found it (step 4's columns undone too). */
 	assert_int_equal(
 	    sqlite3_exec(db,
 	                 "BEGIN;"
@@ -43,11 +43,14 @@ static void test_open_migrates_hosts_to_allow_rejected(void **state)
 	                 " facts TEXT NOT NULL DEFAULT '{}', attrs TEXT NOT NULL DEFAULT '{}',"
 	                 " version TEXT, first_seen_ms INTEGER NOT NULL,"
 	                 " last_seen_ms INTEGER NOT NULL);"
-	                 "INSERT INTO hosts_v1 SELECT * FROM hosts;"
+	                 "INSERT INTO hosts_v1 SELECT id, hostname, pubkey, state, labels, facts,"
+	                 " attrs, version, first_seen_ms, last_seen_ms FROM hosts;"
+	                 "ALTER TABLE tokens DROP COLUMN max_uses;"
+	                 "ALTER TABLE tokens DROP COLUMN uses;"
 	                 "DROP TABLE hosts;"
 	                 "ALTER TABLE hosts_v1 RENAME TO hosts;"
 	                 "CREATE INDEX hosts_state_seen ON hosts(state, last_seen_ms);"
-	                 "UPDATE schema_version SET version = version - 1 WHERE component = 'hub';"
+	                 "UPDATE schema_version SET version = 2 WHERE component = 'hub';"
 	                 "COMMIT;",
 	                 NULL, NULL, &err),
 	    SQLITE_OK);

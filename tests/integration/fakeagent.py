@@ -68,11 +68,17 @@ class FakeAgent:
         except ValueError:
             return r.status, data
 
-    def enroll(self):
+    def enroll(self, hostname=None, facts=None, check=True):
+        """Enrolls; hostname and facts are what it claims about itself (default: its id).
+        check=False returns (status, body) instead of asserting success."""
         pk = base64.b64encode(bytes(self.key.verify_key)).decode()
-        st, body = self.request("POST", "/api/v1/enroll",
-                                {"host_id": self.host_id, "pubkey": pk, "hostname": self.host_id,
-                                 "version": "fake", "token": self.token}, signed=False)
+        req = {"host_id": self.host_id, "pubkey": pk, "hostname": hostname or self.host_id,
+               "version": "fake", "token": self.token}
+        if facts is not None:
+            req["facts"] = facts
+        st, body = self.request("POST", "/api/v1/enroll", req, signed=False)
+        if not check:
+            return st, body
         assert st == 200, body
         return body
 
