@@ -97,8 +97,7 @@ static int json_depth(const json_t *v, int limit)
 	return d + 1;
 }
 
-/* Facts an unauthenticated caller hands in: bounded in bytes and depth before they are kept. */
-static int enroll_facts_ok(struct hub *h, struct httpd_req *req, const json_t *facts)
+int api_facts_ok(struct hub *h, struct httpd_req *req, const json_t *facts, int enrolling)
 {
 	json_int_t max = json_integer_value(conf_get(h->conf, "enroll.facts_max_bytes"));
 	char *text;
@@ -107,7 +106,8 @@ static int enroll_facts_ok(struct hub *h, struct httpd_req *req, const json_t *f
 	if (!facts)
 		return 1;
 	if (json_depth(facts, FACTS_MAX_DEPTH) > FACTS_MAX_DEPTH) {
-		h->st.enroll_refused[ENROLL_REFUSED_FACTS]++;
+		if (enrolling)
+			h->st.enroll_refused[ENROLL_REFUSED_FACTS]++;
 		httpd_respond_error(req, OUTPOST_E_BAD_ARGS,
 		                    "facts nest deeper than %d levels of objects and arrays",
 		                    FACTS_MAX_DEPTH);
@@ -117,7 +117,8 @@ static int enroll_facts_ok(struct hub *h, struct httpd_req *req, const json_t *f
 	len = text ? strlen(text) : 0;
 	free(text);
 	if (!text || (json_int_t)len > max) {
-		h->st.enroll_refused[ENROLL_REFUSED_FACTS]++;
+		if (enrolling)
+			h->st.enroll_refused[ENROLL_REFUSED_FACTS]++;
 		httpd_respond_error(req, OUTPOST_E_TOO_LARGE,
 		                    "facts are %zu bytes, the hub takes at most %lld "
 		                    "(enroll.facts_max_bytes)",
@@ -165,7 +166,7 @@ static void api_enroll(void *ctx, struct httpd_req *req)
 		httpd_respond_error(req, OUTPOST_E_BAD_ARGS, "hostname or version too long");
 		goto out;
 	}
-	if (!enroll_facts_ok(h, req, e.facts))
+	if (!api_facts_ok(h, req, e.facts, 1))
 		goto out;
 	token = json_string_value(json_object_get(body, "token"));
 	if (token && *token) {

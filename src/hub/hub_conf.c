@@ -50,7 +50,7 @@ static const struct conf_field hub_schema[] = {
     {"enroll.pending_per_addr", CONF_INT, 0, 10000000,
      "pending hosts from one address (0: no bound)"},
     {"enroll.pending_keep_days", CONF_INT, 1, 36600, "a host left pending is deleted after"},
-    {"enroll.facts_max_bytes", CONF_INT, 1024, 16 << 20, "bytes of facts at enrollment"},
+    {"enroll.facts_max_bytes", CONF_INT, 1024, 16 << 20, "bytes of facts at enrollment and in beats"},
     {"auth", CONF_OBJECT, 0, 0, NULL},
     {"auth.max_failures_per_min", CONF_INT, 1, 100000,
      "failed attempts per address and per credential"},

@@ -110,6 +110,10 @@ int hub_host_id_ok(const char *id);
 const struct httpd_route *api_routes(size_t *n);
 void api_audit(struct hub *h, struct httpd_req *req, const char *action, const char *target,
                json_t *detail);
+/* Facts a host hands in (enrollment, beats): bounded in depth and in bytes
+ * (enroll.facts_max_bytes) before they are kept. 1 when they fit; else 0, and req has been
+ * answered (counted as an enrollment refusal when enrolling). */
+int api_facts_ok(struct hub *h, struct httpd_req *req, const json_t *facts, int enrolling);
 
 /* query_api.c: the metric query routes */
 void query_api_series(void *ctx, struct httpd_req *req);

@@ -180,6 +180,8 @@ static const char *const st_sql[ST_COUNT] = {
                      "version = coalesce(?3, version) WHERE id = ?1 AND state IN ('up', 'down')",
     [ST_HOST_SEEN_UP] = "UPDATE hosts SET state = 'up' WHERE id = ?1 AND state = 'down'",
     [ST_HOST_FACTS] = "UPDATE hosts SET facts = ?2, attrs = ?3 WHERE id = ?1",
+    /* A pending host asking again is seen: enroll.pending_keep_days counts from here. */
+    [ST_HOST_TOUCH] = "UPDATE hosts SET last_seen_ms = max(last_seen_ms, ?2) WHERE id = ?1",
     [ST_HOST_STALE] = "SELECT id, last_seen_ms FROM hosts WHERE state = 'up' AND "
                       "last_seen_ms < ?1 ORDER BY id",
     [ST_EVENT_ADD] = "INSERT INTO events(host_id, kind, detail, at_ms) VALUES(?1, ?2, ?3, ?4)",
@@ -461,7 +463,7 @@ static int sq_host_enroll(struct store *base, const struct store_enroll *e, json
 	sqlite3_stmt *st;
 	char *labels = NULL;
 	json_t *lab = NULL;
-	int rc, replace = 0;
+	int rc, replace = 0, touch = 0;
 
 	*host = NULL;
 	if (!e || !nonempty(e->host_id) || !nonempty(e->pubkey) ||
@@ -482,6 +484,8 @@ static int sq_host_enroll(struct store *base, const struct store_enroll *e, json
 			                                                   : OUTPOST_E_CONFLICT;
 		else if (e->accept && strcmp(state, HOST_PENDING) == 0)
 			lab = col_json(st, 2); /* a pending host comes back with a valid token */
+		else if (strcmp(state, HOST_PENDING) == 0)
+			touch = 1; /* still waiting, still asking */
 		sqlite3_reset(st);
 		if (rc < 0)
 			goto fail;
@@ -493,6 +497,12 @@ static int sq_host_enroll(struct store *base, const struct store_enroll *e, json
 			         "a pending host's key replaced by an enrollment token",
 			         e->now_ms)) < 0 ||
 			    (rc = enroll_use_token(s, e)) < 0)
+				goto fail;
+		} else if (touch) {
+			st = stmt(s, ST_HOST_TOUCH);
+			bind_str(st, 1, e->host_id);
+			sqlite3_bind_int64(st, 2, e->now_ms);
+			if ((rc = db_run(st)) < 0)
 				goto fail;
 		} else if (lab) {
 			/* Labels an operator set while it waited win over the token's. */

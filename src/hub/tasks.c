@@ -826,6 +826,9 @@ static void agent_beat(struct hub *h, struct httpd_req *req, struct hub_caller *
 		httpd_respond_error(req, OUTPOST_E_BAD_ARGS, "beat: {version, facts (object)}");
 		goto out;
 	}
+	/* An accepted host is bounded as an enrolling one: a beat must not grow hub.db either. */
+	if (!api_facts_ok(h, req, facts, 0))
+		goto out;
 	if (h->store->ops->host_seen(h->store, c->host_id, clk_real_ms(), version, facts,
 	                             &was_down) < 0) {
 		httpd_respond_error(req, OUTPOST_E_INTERNAL, "cannot record the beat");

@@ -130,6 +130,29 @@ def test_facts_are_bounded_at_enrollment(hub):
     assert hosts["result"] == []
 
 
+def test_facts_are_bounded_in_beats_too(hub):
+    # An accepted host cannot grow hub.db through its beats either.
+    h = hub({"enroll": {"facts_max_bytes": 4096}})
+    tok = h.cli("token", "create", "--enroll", "--ttl", "10m").stdout.strip()
+    a = FakeAgent(h.url, "b-1", ca=h.ca, token=tok)
+    assert a.enroll()["result"]["state"] == "up"
+    st, body = a.request("POST", "/api/v1/agents/b-1/beat", {"facts": {"pad": "x" * 5000}})
+    assert st == 413 and "enroll.facts_max_bytes" in body["error"]["message"], body
+    deep = cur = {}
+    for _ in range(20):
+        cur["d"] = {}
+        cur = cur["d"]
+    st, body = a.request("POST", "/api/v1/agents/b-1/beat", {"facts": deep})
+    assert st == 400 and "deeper than 8" in body["error"]["message"], body
+    st, body = a.request("POST", "/api/v1/agents/b-1/beat", {"facts": {"os": {"id": "debian"}}})
+    assert st == 200, body
+    _, host = h.api("GET", "/api/v1/hosts/b-1")
+    assert host["result"]["facts"] == {"os": {"id": "debian"}}
+    # not counted as enrollment refusals
+    assert metric(h, 'outpost_hub_enroll_refused_total{reason="facts"}') == 0
+    a.close()
+
+
 def test_token_holder_replaces_a_pending_squatter(fleet):
     f = fleet(n=0)
     squatter = FakeAgent(f.hub.url, "web-9", ca=f.hub.ca)
