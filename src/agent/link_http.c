@@ -6,7 +6,9 @@
  * Requests, one of each kind at most in flight: probe (first-use TLS pinning), enroll, poll
  * (the long-poll for tasks), beat, results, metrics (the spool's batches). Each kind that fails
  * waits with full jitter (a random delay in [0, min(60 s, 0.5 s * 2^failures)]; beats at least
- * their interval) so a hub that restarts is not met by its whole fleet at the same instant. */
+ * their interval) so a hub that restarts is not met by its whole fleet at the same instant.
+ * Beats that find no hub at all keep their own rate, and any answer ends every backoff: the
+ * fleet is back within a beat interval of the hub. */
 #include "link.h"
 #include "outbox.h"
 #include "spool.h"
@@ -847,9 +849,17 @@ static void lh_on_beat(struct link_http *lh, struct lh_req *r, const struct lh_a
 		lh->beats_sent++;
 		lh_alive(lh, r);
 		next = lh_jitter(lh->interval_ms);
+	} else if (a->transport) {
+		/* No hub at all (a restart, a cut): the beat keeps knocking at its own rate,
+		 * spread over half an interval either side, which costs the hub no more than a
+		 * fleet that is up; the first answer ends every other backoff (lh_mark_up), so
+		 * the fleet is back within an interval of the hub. */
+		lh->failures[LH_BEAT]++;
+		next = lh->interval_ms / 2 + (int64_t)randombytes_uniform((uint32_t)lh->interval_ms);
+		lh_mark_down(lh, a);
 	} else {
-		/* The interval, or the backoff once it is longer: beats that failed together
-		 * (a hub restart) come back spread out, not in step. */
+		/* A hub that answers but fails (busy, 5xx): the interval, or the backoff once it
+		 * is longer, so beats that failed together come back spread out, not in step. */
 		wait = lh_backoff_ms(lh->failures[LH_BEAT]++);
 		if (wait > next)
 			next = wait;
