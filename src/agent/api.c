@@ -180,6 +180,42 @@ static void api_metrics_heap(struct agent *a, struct buf *b)
 	           (long long)sq, cache, mi.uordblks, mi.fordblks, mi.hblkhd);
 }
 
+/* What faults did to the link: a full disk, a skewed clock, samples the hub had newer ones for
+ * (docs/agent-link.md). */
+static void api_metrics_link_faults(json_t *st, struct buf *b)
+{
+	json_t *mem = json_object_get(st, "memory");
+
+	buf_printf(b,
+	           "# HELP outpost_agent_disk_full 1 while the agent's database refuses writes: "
+	           "results and batches wait in memory.\n"
+	           "# TYPE outpost_agent_disk_full gauge\n"
+	           "outpost_agent_disk_full %d\n"
+	           "# HELP outpost_agent_hub_memory_held Results and batches held in memory for "
+	           "the hub while the disk refuses them.\n"
+	           "# TYPE outpost_agent_hub_memory_held gauge\n"
+	           "outpost_agent_hub_memory_held{kind=\"results\"} %lld\n"
+	           "outpost_agent_hub_memory_held{kind=\"batches\"} %lld\n"
+	           "# HELP outpost_agent_disk_write_errors_total Writes of results and batches the "
+	           "agent's database refused.\n"
+	           "# TYPE outpost_agent_disk_write_errors_total counter\n"
+	           "outpost_agent_disk_write_errors_total %lld\n"
+	           "# HELP outpost_agent_hub_clock_skew_ms The hub's clock minus this host's, "
+	           "while the hub refuses the agent's time (0: it takes it).\n"
+	           "# TYPE outpost_agent_hub_clock_skew_ms gauge\n"
+	           "outpost_agent_hub_clock_skew_ms %lld\n"
+	           "# HELP outpost_agent_hub_samples_stale_total Samples the hub did not store: "
+	           "their series had a newer one (a clock set back).\n"
+	           "# TYPE outpost_agent_hub_samples_stale_total counter\n"
+	           "outpost_agent_hub_samples_stale_total %lld\n",
+	           json_is_true(json_object_get(st, "disk_full")),
+	           (long long)json_integer_value(json_object_get(mem, "results")),
+	           (long long)json_integer_value(json_object_get(mem, "batches")),
+	           (long long)json_integer_value(json_object_get(mem, "write_errors")),
+	           (long long)json_integer_value(json_object_get(st, "clock_skew_ms")),
+	           (long long)json_integer_value(json_object_get(st, "samples_stale")));
+}
+
 /* The link to the hub: its status, and what the hubtask made of the tasks it brought. */
 static void api_metrics_link(struct agent *a, struct buf *b)
 {
@@ -242,6 +278,7 @@ static void api_metrics_link(struct agent *a, struct buf *b)
 	           (long long)json_integer_value(json_object_get(st, "batches_sent")),
 	           (long long)json_integer_value(json_object_get(st, "batches_rejected")),
 	           (long long)json_integer_value(json_object_get(st, "beats_sent")));
+	api_metrics_link_faults(st, b);
 	json_decref(st);
 }
 

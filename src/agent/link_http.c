@@ -6,7 +6,9 @@
  * Requests, one of each kind at most in flight: probe (first-use TLS pinning), enroll, poll
  * (the long-poll for tasks), beat, results, metrics (the spool's batches). Each kind that fails
  * waits with full jitter (a random delay in [0, min(60 s, 0.5 s * 2^failures)]; beats at least
- * their interval) so a hub that restarts is not met by its whole fleet at the same instant. */
+ * their interval) so a hub that restarts is not met by its whole fleet at the same instant.
+ * Beats that find no hub at all keep their own rate, and any answer ends every backoff: the
+ * fleet is back within a beat interval of the hub. */
 #include "link.h"
 #include "outbox.h"
 #include "spool.h"
@@ -85,6 +87,8 @@ struct lh_answer {
 	json_t *env;      /* the parsed envelope, or NULL */
 	json_t *result;   /* borrowed from env when ok */
 	const char *code; /* the error code when not ok (borrowed), or NULL */
+	int skew;         /* unauthorized for the time signed, not the key (docs/protocol.md) */
+	int64_t hub_ms;   /* with skew: the hub's clock (X-Outpost-Hub-Time), or 0 */
 	char text[400];   /* one line for the log */
 };
 
@@ -130,6 +134,11 @@ struct link_http {
 	char last_error[400];
 	char logged[400];
 	int64_t logged_ms;
+	/* The hub refuses the time this agent signs with: hub clock minus ours when it said so
+	 * (0 once a signed request gets through again), and whether that was logged. */
+	int64_t clock_skew_ms;
+	int skew_logged;
+	uint64_t samples_stale; /* samples the hub had newer ones for (a clock set back) */
 };
 
 static void lh_send(struct link_http *lh, enum lh_kind kind);
@@ -316,6 +325,8 @@ fail:
 	return -1;
 }
 
+static int lh_code_is(const struct lh_answer *a, const char *code);
+
 static void lh_answer_read(struct link_http *lh, struct lh_req *r,
                            const struct hclient_response *resp, struct lh_answer *a)
 {
@@ -360,6 +371,12 @@ static void lh_answer_read(struct link_http *lh, struct lh_req *r,
 	}
 	err = json_object_get(a->env, "error");
 	a->code = json_string_value(json_object_get(err, "code"));
+	if (lh_code_is(a, "unauthorized") && json_string_value(json_object_get(err, "message")) &&
+	    strncmp(json_string_value(json_object_get(err, "message")), "clock skew:", 11) == 0) {
+		const char *ht = hclient_header(resp, "X-Outpost-Hub-Time");
+		a->skew = 1;
+		a->hub_ms = ht ? strtoll(ht, NULL, 10) : 0;
+	}
 	snprintf(a->text, sizeof(a->text), "the hub refused %s: HTTP %ld %s: %.200s",
 	         lh_kind_name[r->kind], a->status, a->code ? a->code : "?",
 	         json_string_value(json_object_get(err, "message"))
@@ -483,10 +500,25 @@ static json_t *lh_uname_facts(void)
 
 static void lh_mark_up(struct link_http *lh)
 {
+	static const enum lh_kind waiting[] = {LH_POLL, LH_RESULTS, LH_METRICS};
+
 	lh->last_contact_ms = clk_real_ms();
+	if (lh->clock_skew_ms || lh->skew_logged)
+		log_info(lh->log, "link", "the hub takes this agent's clock again");
+	lh->clock_skew_ms = 0;
+	lh->skew_logged = 0;
 	if (lh->connected)
 		return;
 	lh->connected = 1;
+	/* The hub answers again: whatever waits out a backoff from the outage goes now, not up
+	 * to a minute later (the hub is up, one request of ours just got through). */
+	for (size_t i = 0; i < sizeof(waiting) / sizeof(waiting[0]); i++) {
+		enum lh_kind k = waiting[i];
+		if (lh->failures[k] && lh->timer[k] && !lh->req[k]) {
+			lh->failures[k] = 0;
+			lh_schedule(lh, k, 0);
+		}
+	}
 	lh->logged[0] = '\0';
 	if (lh->ever_connected) {
 		lh->reconnects++;
@@ -555,10 +587,42 @@ static void lh_run(struct link_http *lh)
 /* A signed request answered unauthorized: the hub no longer takes this host's signature
  * (revoked, or a hub that lost its database). Everything signed stops; enrollment, which needs
  * no signature, finds out which it is and says so. */
-static void lh_reenroll(struct link_http *lh, const struct lh_answer *a)
+#define LH_SKEW_MIN_MS 5000 /* a skewed agent asks again at least this much later */
+
+/* A signed request refused for its time, not its key: enrolling again would not help (and
+ * made a loop of it). Said once, with the offset; this kind of request backs off until the
+ * clock is right (lh_mark_up then says so). */
+static void lh_skewed(struct link_http *lh, enum lh_kind kind, const struct lh_answer *a)
+{
+	int64_t wait = lh_backoff_ms(lh->failures[kind]++);
+
+	if (a->hub_ms > 0)
+		lh->clock_skew_ms = a->hub_ms - clk_real_ms();
+	else if (!lh->clock_skew_ms)
+		lh->clock_skew_ms = 1; /* refused for skew, the hub did not say how much */
+	snprintf(lh->last_error, sizeof(lh->last_error),
+	         "the hub refuses this agent's clock: it is %+.1f s off the hub's; fix the host's "
+	         "time (NTP), the agent retries by itself (%.200s)",
+	         (double)-lh->clock_skew_ms / 1000.0, a->text);
+	if (!lh->skew_logged)
+		log_error(lh->log, "link", "%s", lh->last_error);
+	lh->skew_logged = 1;
+	if (lh->connected)
+		lh->down_since_ms = clk_mono_ms();
+	lh->connected = 0;
+	if (kind == LH_POLL)
+		lh->resume = 1;
+	lh_schedule(lh, kind, wait < LH_SKEW_MIN_MS ? LH_SKEW_MIN_MS + wait : wait);
+}
+
+static void lh_reenroll(struct link_http *lh, const struct lh_req *r, const struct lh_answer *a)
 {
 	static const enum lh_kind signed_kinds[] = {LH_POLL, LH_BEAT, LH_RESULTS, LH_METRICS};
 
+	if (a->skew) {
+		lh_skewed(lh, r->kind, a);
+		return;
+	}
 	lh_problem(lh, OUTPOST_LOG_ERROR, "%s: enrolling again", a->text);
 	snprintf(lh->state, sizeof(lh->state), "unenrolled");
 	if (lh->connected)
@@ -742,7 +806,7 @@ static void lh_on_poll(struct link_http *lh, struct lh_req *r, const struct lh_a
 		return;
 	}
 	if (lh_code_is(a, "unauthorized")) {
-		lh_reenroll(lh, a);
+		lh_reenroll(lh, r, a);
 		return;
 	}
 	lh_mark_down(lh, a);
@@ -762,7 +826,7 @@ static void lh_on_beat(struct link_http *lh, struct lh_req *r, const struct lh_a
 	int64_t next = lh_jitter(lh->interval_ms), wait;
 
 	if (lh_code_is(a, "unauthorized")) {
-		lh_reenroll(lh, a);
+		lh_reenroll(lh, r, a);
 		return;
 	}
 	if (a->ok) {
@@ -785,9 +849,17 @@ static void lh_on_beat(struct link_http *lh, struct lh_req *r, const struct lh_a
 		lh->beats_sent++;
 		lh_alive(lh, r);
 		next = lh_jitter(lh->interval_ms);
+	} else if (a->transport) {
+		/* No hub at all (a restart, a cut): the beat keeps knocking at its own rate,
+		 * spread over half an interval either side, which costs the hub no more than a
+		 * fleet that is up; the first answer ends every other backoff (lh_mark_up), so
+		 * the fleet is back within an interval of the hub. */
+		lh->failures[LH_BEAT]++;
+		next = lh->interval_ms / 2 + (int64_t)randombytes_uniform((uint32_t)lh->interval_ms);
+		lh_mark_down(lh, a);
 	} else {
-		/* The interval, or the backoff once it is longer: beats that failed together
-		 * (a hub restart) come back spread out, not in step. */
+		/* A hub that answers but fails (busy, 5xx): the interval, or the backoff once it
+		 * is longer, so beats that failed together come back spread out, not in step. */
 		wait = lh_backoff_ms(lh->failures[LH_BEAT]++);
 		if (wait > next)
 			next = wait;
@@ -802,7 +874,7 @@ static void lh_on_beat(struct link_http *lh, struct lh_req *r, const struct lh_a
 static void lh_on_results(struct link_http *lh, struct lh_req *r, const struct lh_answer *a)
 {
 	if (lh_code_is(a, "unauthorized")) {
-		lh_reenroll(lh, a); /* the batch stays in the outbox */
+		lh_reenroll(lh, r, a); /* the batch stays in the outbox */
 		return;
 	}
 	if (a->ok || (!a->transport && (lh_code_is(a, "bad_json") || lh_code_is(a, "bad_args") ||
@@ -854,22 +926,24 @@ static void lh_on_metrics(struct link_http *lh, struct lh_req *r, const struct l
 {
 	json_t *jl = json_object_get(a->result, "last_seq");
 	json_t *rejected = json_object_get(a->result, "rejected");
-	int64_t last;
+	int64_t last, sent;
 	int n;
 
 	if (lh_code_is(a, "unauthorized")) {
-		lh_reenroll(lh, a); /* the batches stay in the spool */
+		lh_reenroll(lh, r, a); /* the batches stay in the spool */
 		return;
 	}
 	if (a->ok) {
 		/* The hub has every batch up to last_seq on disk; never more than was sent. None
 		 * acknowledged is fine when the spool dropped them meanwhile (it was full), a
 		 * hub's bug otherwise: resending at once would loop. */
+		/* Batches held in memory (a full disk) go with minus their last seq. */
+		sent = r->last_seq < 0 ? -r->last_seq : r->last_seq;
 		last = json_is_integer(jl) ? json_integer_value(jl) : 0;
-		if (last > r->last_seq)
-			last = r->last_seq;
-		n = last > 0 ? spool_ack(lh->spool, last) : 0;
-		if (n < 0 || (n == 0 && last < r->last_seq)) {
+		if (last > sent)
+			last = sent;
+		n = last > 0 ? spool_ack(lh->spool, r->last_seq < 0 ? -last : last) : 0;
+		if (n < 0 || (n == 0 && last < sent)) {
 			lh_problem(lh, OUTPOST_LOG_WARN,
 			           "the hub's answer to metrics acknowledges none of the %zu "
 			           "batch(es) sent (last_seq %lld, sent up to %lld): sending them "
@@ -888,6 +962,8 @@ static void lh_on_metrics(struct link_http *lh, struct lh_req *r, const struct l
 		} else {
 			lh->batches_sent += (uint64_t)n;
 		}
+		lh->samples_stale +=
+		    (uint64_t)json_integer_value(json_object_get(a->result, "samples_stale"));
 		lh->failures[LH_METRICS] = 0;
 		lh_mark_up(lh);
 		lh_alive(lh, r);
@@ -1248,6 +1324,24 @@ static int lh_hub_key(struct link *l, uint8_t pk[SEC_PK_BYTES])
 	return 0;
 }
 
+/* What a full disk does to the link: results and batches held in memory instead. */
+static void lh_status_disk(struct link_http *lh, json_t *st)
+{
+	struct outbox_mem_stats om;
+	struct spool_mem_stats sm;
+
+	outbox_mem_stats(lh->outbox, &om);
+	spool_mem_stats(lh->spool, &sm);
+	json_object_set_new(st, "disk_full", json_boolean(om.disk_full || sm.disk_full));
+	json_object_set_new(
+	    st, "memory",
+	    json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "results", (json_int_t)om.results,
+	              "results_bytes", (json_int_t)om.bytes, "results_dropped",
+	              (json_int_t)om.dropped, "batches", (json_int_t)sm.batches, "batches_bytes",
+	              (json_int_t)sm.bytes, "write_errors",
+	              (json_int_t)(om.write_errors + sm.write_errors)));
+}
+
 static json_t *lh_status(struct link *l)
 {
 	struct link_http *lh = (struct link_http *)l;
@@ -1271,6 +1365,10 @@ static json_t *lh_status(struct link *l)
 		json_object_set_new(st, "batches_rejected",
 		                    json_integer((json_int_t)lh->batches_rejected));
 		json_object_set_new(st, "beats_sent", json_integer((json_int_t)lh->beats_sent));
+		json_object_set_new(st, "clock_skew_ms", json_integer(lh->clock_skew_ms));
+		json_object_set_new(st, "samples_stale",
+		                    json_integer((json_int_t)lh->samples_stale));
+		lh_status_disk(lh, st);
 	}
 	return st;
 }

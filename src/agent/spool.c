@@ -38,6 +38,22 @@ struct spool {
 	int pending;
 	int64_t peek_last, peek_bytes;
 	size_t peek_n;
+	/* Batches the database would not take (a full disk): held here, in order, under an epoch
+	 * of their own (mem_epoch, made when the first is held; seqs from 1), until the hub has
+	 * them. While any are held, new batches join them, so the hub gets every batch in the
+	 * order it was taken; once it has them all, the next batch tries the disk again. */
+	struct spool_mem *mem;
+	size_t mem_n, mem_cap, mem_sent;
+	int64_t mem_bytes, mem_seq;
+	char mem_epoch[SPOOL_EPOCH_LEN + 1];
+	int disk_full;
+	uint64_t write_errors;
+};
+
+struct spool_mem {
+	int64_t seq;
+	char *text;
+	size_t len;
 };
 
 /* Acknowledged rows are deleted once this many wait (a minute at the default interval, at
@@ -295,16 +311,106 @@ void spool_close(struct spool *s)
 	sqlite3_finalize(s->peek);
 	sqlite3_finalize(s->ack);
 	buf_free(&s->tail);
+	if (s->mem_n)
+		log_warn(s->log, "spool",
+		         "%zu batch(es) held in memory (the disk was full) are lost with this stop",
+		         s->mem_n);
+	for (size_t i = 0; i < s->mem_n; i++)
+		free(s->mem[i].text);
+	free(s->mem);
 	free(s);
 }
 
+/* Drops the held batch i (counted out of mem_bytes). */
+static void spool_mem_remove(struct spool *s, size_t i)
+{
+	s->mem_bytes -= (int64_t)s->mem[i].len;
+	free(s->mem[i].text);
+	memmove(&s->mem[i], &s->mem[i + 1], (s->mem_n - i - 1) * sizeof(s->mem[0]));
+	s->mem_n--;
+}
+
+/* Holds one batch in memory; past SPOOL_MEM_MAX_BYTES the oldest not on their way go first,
+ * counted as dropped. */
+static int spool_mem_put(struct spool *s, const char *batch, size_t len)
+{
+	unsigned char raw[SPOOL_EPOCH_LEN / 2];
+	int n = 0;
+
+	if ((int64_t)len > SPOOL_MEM_MAX_BYTES) {
+		spool_count_dropped(s, 1, "the disk is full and the batch is over the memory bound");
+		return OUTPOST_E_TOO_LARGE;
+	}
+	while (s->mem_bytes + (int64_t)len > SPOOL_MEM_MAX_BYTES && s->mem_n > s->mem_sent) {
+		spool_mem_remove(s, s->mem_sent);
+		n++;
+	}
+	if (n)
+		spool_count_dropped(s, n,
+		                    "the disk is full and the batches held in memory reached their "
+		                    "bound; the oldest go first");
+	if (s->mem_bytes + (int64_t)len > SPOOL_MEM_MAX_BYTES) {
+		spool_count_dropped(s, 1, "the disk is full and the memory bound is reached");
+		return OUTPOST_E_TOO_LARGE;
+	}
+	if (s->mem_n == s->mem_cap) {
+		size_t cap = s->mem_cap ? s->mem_cap * 2 : 16;
+		struct spool_mem *m = realloc(s->mem, cap * sizeof(*m));
+		if (!m)
+			return OUTPOST_E_INTERNAL;
+		s->mem = m;
+		s->mem_cap = cap;
+	}
+	if (!s->mem_epoch[0]) {
+		/* An epoch of its own: the hub's dedupe of these never meets the disk's seqs,
+		 * and an agent restarted with the disk still full makes a new one. */
+		randombytes_buf(raw, sizeof(raw));
+		sodium_bin2hex(s->mem_epoch, sizeof(s->mem_epoch), raw, sizeof(raw));
+	}
+	s->mem[s->mem_n].text = malloc(len ? len : 1);
+	if (!s->mem[s->mem_n].text)
+		return OUTPOST_E_INTERNAL;
+	memcpy(s->mem[s->mem_n].text, batch, len);
+	s->mem[s->mem_n].len = len;
+	s->mem[s->mem_n].seq = ++s->mem_seq;
+	s->mem_n++;
+	s->mem_bytes += (int64_t)len;
+	return 0;
+}
+
+static int spool_put_disk(struct spool *s, const char *batch, size_t len);
+
 int spool_put(struct spool *s, const char *batch, size_t len)
 {
-	int64_t seq = 0;
 	int rc;
 
 	if (len > SPOOL_BATCH_MAX || (int64_t)len > s->max_bytes)
 		return OUTPOST_E_TOO_LARGE;
+	if (s->mem_n == 0) {
+		rc = spool_put_disk(s, batch, len);
+		if (rc <= 0) {
+			if (rc == 0 && s->disk_full)
+				log_info(s->log, "spool", "batches are written to disk again");
+			if (rc == 0)
+				s->disk_full = 0;
+			return rc;
+		}
+		s->write_errors++;
+		if (!s->disk_full)
+			log_warn(s->log, "spool",
+			         "cannot write a batch to the agent's database (a full disk?): "
+			         "batches wait in memory (at most %lld KiB) until the hub has them",
+			         (long long)(SPOOL_MEM_MAX_BYTES >> 10));
+		s->disk_full = 1;
+	}
+	return spool_mem_put(s, batch, len);
+}
+
+/* 0, 1 when the database did not take it, or a negative code. */
+static int spool_put_disk(struct spool *s, const char *batch, size_t len)
+{
+	int64_t seq = 0;
+	int rc;
 
 	sqlite3_bind_blob(s->put, 1, batch, (int)len, SQLITE_STATIC);
 	rc = sqlite3_step(s->put);
@@ -313,7 +419,7 @@ int spool_put(struct spool *s, const char *batch, size_t len)
 		rc = sqlite3_step(s->put);
 	}
 	if (spool_done(s, s->put, rc) < 0)
-		return OUTPOST_E_INTERNAL;
+		return 1;
 	s->tail_seq = 0;
 	if (seq > 0 && len <= SPOOL_TAIL_MAX) {
 		buf_reset(&s->tail);
@@ -365,6 +471,29 @@ int spool_peek(struct spool *s, size_t max_items, size_t max_bytes, struct buf *
 	*n = 0;
 	*last_seq = 0;
 	s->peek_n = 0;
+	s->mem_sent = 0;
+	if (s->depth <= 0 && s->mem_n > 0 && max_items > 0) {
+		/* Every batch on disk is older: the held ones go once those are gone. */
+		size_t i;
+		if (buf_printf(out, "{\"epoch\":\"%s\",\"batches\":[", s->mem_epoch) < 0)
+			err = 1;
+		for (i = 0; !err && i < s->mem_n && i < max_items; i++) {
+			if (i > 0 && bytes + s->mem[i].len > max_bytes)
+				break;
+			err = (i > 0 && buf_puts(out, ",") < 0) ||
+			      spool_append(out, s->mem[i].seq, s->mem[i].text, s->mem[i].len) < 0;
+			bytes += s->mem[i].len;
+		}
+		if (err || buf_puts(out, "]}") < 0) {
+			out->len = start;
+			if (out->data)
+				out->data[start] = '\0';
+			return OUTPOST_E_INTERNAL;
+		}
+		*n = s->mem_sent = i;
+		*last_seq = -s->mem[i - 1].seq;
+		return 0;
+	}
 	if (s->depth == 1 && s->tail_seq > s->acked && max_items > 0) {
 		/* The one batch is the last one put: no need to read it back. */
 		if (buf_printf(out, "{\"epoch\":\"%s\",\"batches\":[", s->epoch) < 0 ||
@@ -435,6 +564,13 @@ int spool_ack(struct spool *s, int64_t last_seq)
 {
 	int n;
 
+	if (last_seq < 0) {
+		for (n = 0; s->mem_n > 0 && s->mem[0].seq <= -last_seq; n++)
+			spool_mem_remove(s, 0);
+		s->mem_sent = 0;
+		return n;
+	}
+
 	if (last_seq <= s->acked)
 		return 0;
 	if (s->peek_n == 0 || last_seq != s->peek_last)
@@ -466,12 +602,20 @@ const char *spool_epoch(const struct spool *s)
 
 int64_t spool_depth(const struct spool *s)
 {
-	return s->depth;
+	return s->depth + (int64_t)s->mem_n;
 }
 
 int64_t spool_bytes(const struct spool *s)
 {
-	return s->bytes;
+	return s->bytes + s->mem_bytes;
+}
+
+void spool_mem_stats(const struct spool *s, struct spool_mem_stats *st)
+{
+	st->disk_full = s->disk_full;
+	st->batches = s->mem_n;
+	st->bytes = s->mem_bytes;
+	st->write_errors = s->write_errors;
 }
 
 uint64_t spool_dropped(const struct spool *s)

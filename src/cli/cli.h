@@ -17,6 +17,8 @@ enum cli_exit {
 	CLI_EXIT_FAILED = 1, /* a host failed, timed out, was lost, refused, expired, cancelled */
 	CLI_EXIT_USAGE = 2,  /* the command line (or the CLI's config) is wrong */
 	CLI_EXIT_HUB = 3,    /* the hub said no, or could not be reached */
+	CLI_EXIT_UNKNOWN = 4, /* a submit may have reached the hub: whether the task exists is
+	                       * unknown (its id is printed) */
 	CLI_EXIT_INTERRUPTED = 130,
 };
 
@@ -42,6 +44,7 @@ struct cli {
 	json_t *conf;              /* the config file, once read */
 	char *conf_ca;             /* its ca, resolved against the file's directory */
 	char err_code[32];         /* the hub's error code of the last failed cli_call, or "" */
+	int err_sent; /* the last failed cli_call sent a request the hub may have acted on */
 };
 
 typedef int (*cli_fn)(struct cli *c, int argc, char **argv);

@@ -409,11 +409,16 @@ int client_call(struct client *cl, const char *method, const char *path, const j
 	}
 	crc = curl_easy_perform(cl->curl);
 	if (crc != CURLE_OK) {
+		long reqsize = 0;
 		rc = client_curl_fail(cl, crc, err);
+		curl_easy_getinfo(cl->curl, CURLINFO_REQUEST_SIZE, &reqsize);
+		err->sent = reqsize > 0;
 		goto out;
 	}
 	curl_easy_getinfo(cl->curl, CURLINFO_RESPONSE_CODE, &status);
 	rc = client_envelope(cl, status, result, err);
+	/* An answer that is not the hub's (a proxy's 502) says nothing of what the hub did. */
+	err->sent = rc != 0 && !err->code[0];
 out:
 	free(text);
 	buf_free(&url);

@@ -35,6 +35,8 @@ struct client_err {
 	char code[32];     /* the hub's error code ("not_found"); empty for other failures */
 	char message[640]; /* what happened, for people */
 	int retry;         /* worth trying again: connection failed or reset, busy, unavailable */
+	int sent;          /* the request left (in part or whole) and no envelope came back: the
+	                    * hub may have acted on it */
 };
 
 struct client;

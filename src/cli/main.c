@@ -500,12 +500,15 @@ int cli_call(struct cli *c, const char *method, const char *path, const json_t *
 
 	*result = NULL;
 	c->err_code[0] = '\0';
+	c->err_sent = 0;
 	if (!c->client && (rc = cli_connect(c)) != 0)
 		return rc;
 	for (;;) {
+		err.sent = 0;
 		rc = client_call(c->client, method, path, body, wait_s, result, &err);
 		if (rc == 0)
 			return 0;
+		c->err_sent |= err.sent; /* any attempt may have reached the hub */
 		if (rc == CLIENT_E_INTR || *c->interrupted)
 			return CLI_EXIT_INTERRUPTED;
 		if (!err.retry || cli_now_ms() + delay > deadline)

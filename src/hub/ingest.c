@@ -36,6 +36,8 @@ struct ingest {
 	struct loop_timer *timer;
 	int armed;
 	unsigned long long batches, duplicates, rejected, samples, samples_rejected, requests_bad;
+	unsigned long long samples_stale;
+	int64_t stale_logged_ms; /* stale samples are logged at most once a minute */
 };
 
 int ingest_new(struct hub *h, struct ingest **out)
@@ -134,7 +136,7 @@ struct ingest_run {
 	struct tsdb *db;
 	struct tsdb_host *th;
 	const struct batch_post *post;
-	int64_t stored, bad;
+	int64_t stored, bad, stale;
 	char msg[256];
 };
 
@@ -147,7 +149,8 @@ static int ingest_sample(void *arg, size_t i, const char *key, size_t keylen, do
 		r->stored++;
 	else if (rc < 0)
 		r->bad++;
-	/* rc 1: the series already has this time (a replay): neither */
+	else
+		r->stale++; /* the series has a sample at or after t: a clock set back, a replay */
 	return 0;
 }
 
@@ -155,7 +158,7 @@ void ingest_agent_metrics(struct hub *h, struct httpd_req *req, struct hub_calle
 {
 	struct ingest *in = h->ingest;
 	struct batch_post *post = NULL;
-	struct ingest_run run = {h->tsdb, NULL, NULL, 0, 0, ""};
+	struct ingest_run run = {h->tsdb, NULL, NULL, 0, 0, 0, ""};
 	uint8_t want[BATCH_MAX] = {0};
 	json_t *rejected = NULL, *result;
 	const char *body, *cur_epoch;
@@ -227,10 +230,19 @@ void ingest_agent_metrics(struct hub *h, struct httpd_req *req, struct hub_calle
 	in->rejected += json_array_size(rejected);
 	in->samples += (unsigned long long)run.stored;
 	in->samples_rejected += (unsigned long long)run.bad;
-	result = json_pack("{s:I, s:I, s:O, s:I, s:I, s:I}", "stored", (json_int_t)nstored,
+	in->samples_stale += (unsigned long long)run.stale;
+	if (run.stale && clk_mono_ms() - in->stale_logged_ms >= 60000) {
+		in->stale_logged_ms = clk_mono_ms();
+		log_info(h->log, "metrics",
+		         "host %s: %lld sample(s) not stored: their series has a newer one (a clock "
+		         "set back?)",
+		         c->host_id, (long long)run.stale);
+	}
+	result = json_pack("{s:I, s:I, s:O, s:I, s:I, s:I, s:I}", "stored", (json_int_t)nstored,
 	                   "duplicates", (json_int_t)ndup, "rejected", rejected, "samples",
 	                   (json_int_t)run.stored, "samples_rejected", (json_int_t)run.bad,
-	                   "last_seq", (json_int_t)post->b[post->n - 1].seq);
+	                   "samples_stale", (json_int_t)run.stale, "last_seq",
+	                   (json_int_t)post->b[post->n - 1].seq);
 	if (!result) {
 		httpd_respond_error(req, OUTPOST_E_INTERNAL, "out of memory");
 		goto out;
@@ -258,7 +270,8 @@ void ingest_stats(const struct ingest *in, struct buf *b)
 	    "# HELP outpost_hub_metric_samples_total Samples from agents, by outcome.\n"
 	    "# TYPE outpost_hub_metric_samples_total counter\n"
 	    "outpost_hub_metric_samples_total{outcome=\"stored\"} %llu\n"
-	    "outpost_hub_metric_samples_total{outcome=\"rejected\"} %llu\n",
+	    "outpost_hub_metric_samples_total{outcome=\"rejected\"} %llu\n"
+	    "outpost_hub_metric_samples_total{outcome=\"stale\"} %llu\n",
 	    in->batches, in->duplicates, in->rejected, in->requests_bad, in->samples,
-	    in->samples_rejected);
+	    in->samples_rejected, in->samples_stale);
 }

@@ -580,6 +580,80 @@ static void test_acknowledged_batches_are_deleted_a_few_at_a_time(void **state)
 	buf_free(&b);
 }
 
+/* A disk that refuses writes (a read-only connection, as SQLite answers a full disk): batches
+ * wait in memory under an epoch of their own, leave after those on disk, and once the hub has
+ * them the disk is tried again. */
+static void test_batches_the_disk_refuses_wait_in_memory(void **state)
+{
+	struct fx *f = *state;
+	struct spool_mem_stats ms;
+	struct buf b = BUF_INIT;
+	size_t n;
+	int64_t last;
+	char msg[128];
+	json_t *req;
+
+	put_text(f, "{\"t\":1000}");
+	assert_int_equal(db_exec(f->db, "PRAGMA query_only = 1", msg, sizeof(msg)), 0);
+	put_text(f, "{\"t\":2000}");
+	put_text(f, "{\"t\":3000}");
+	spool_mem_stats(f->s, &ms);
+	assert_true(ms.disk_full);
+	assert_int_equal(ms.batches, 2);
+	assert_int_equal(spool_depth(f->s), 3);
+	req = peek(f, 256, 1 << 20, &n, &last); /* the disk's one first, its own epoch */
+	assert_int_equal(n, 1);
+	assert_int_equal(last, 1);
+	json_decref(req);
+	assert_int_equal(db_exec(f->db, "PRAGMA query_only = 0", msg, sizeof(msg)), 0);
+	assert_int_equal(spool_ack(f->s, last), 1);
+	assert_int_equal(spool_peek(f->s, 256, 1 << 20, &b, &n, &last), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(last, -2);
+	req = json_loads(b.data, 0, NULL);
+	assert_non_null(req);
+	assert_string_not_equal(json_string_value(json_object_get(req, "epoch")),
+	                        spool_epoch(f->s));
+	assert_int_equal(seq_at(req, 0), 1);
+	assert_int_equal(json_integer_value(json_object_get(batch_at(req, 1), "t")), 3000);
+	json_decref(req);
+	buf_free(&b);
+	/* Put while they are on their way: it joins them (order), not the disk. */
+	put_text(f, "{\"t\":4000}");
+	assert_int_equal(spool_ack(f->s, last), 2);
+	assert_int_equal(spool_peek(f->s, 256, 1 << 20, &b, &n, &last), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(last, -3);
+	buf_free(&b);
+	assert_int_equal(spool_ack(f->s, last), 1);
+	assert_int_equal(spool_depth(f->s), 0);
+	put_text(f, "{\"t\":5000}"); /* to disk again */
+	spool_mem_stats(f->s, &ms);
+	assert_false(ms.disk_full);
+	assert_int_equal(ms.batches, 0);
+	fx_close(f);
+	fx_open(f, 0);
+	assert_int_equal(spool_depth(f->s), 1);
+}
+
+/* Held batches are bounded: past SPOOL_MEM_MAX_BYTES the oldest go, counted as dropped. */
+static void test_batches_held_in_memory_are_bounded(void **state)
+{
+	struct fx *f = *state;
+	struct spool_mem_stats ms;
+	char msg[128], *b = batch_of(1000, 256 << 10);
+
+	assert_int_equal(db_exec(f->db, "PRAGMA query_only = 1", msg, sizeof(msg)), 0);
+	for (int i = 0; i < 40; i++)
+		put_text(f, b);
+	spool_mem_stats(f->s, &ms);
+	assert_true(ms.bytes <= SPOOL_MEM_MAX_BYTES);
+	assert_true(spool_dropped(f->s) > 0);
+	assert_int_equal(ms.batches + spool_dropped(f->s), 40);
+	assert_int_equal(db_exec(f->db, "PRAGMA query_only = 0", msg, sizeof(msg)), 0);
+	free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -605,6 +679,10 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(
 	        test_a_window_of_damaged_rows_only_sends_nothing_and_clears_them, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_put_cost, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_batches_the_disk_refuses_wait_in_memory, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_batches_held_in_memory_are_bounded, setup,
+	                                    teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

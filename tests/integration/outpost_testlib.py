@@ -684,6 +684,13 @@ class FakeHub:
         self.enroll_key = self.key  # the hub_pubkey enrollment answers with
         self.refuse_polls = False   # answer long-polls 'unauthorized' (back to enrollment)
         self.raw_polls = []         # bodies (bytes) the next long-polls answer with, verbatim
+        # The fake hub's clock minus the real one: a signed request more than 5 minutes off
+        # it is answered as the hub does (docs/protocol.md): unauthorized, "clock skew: ...",
+        # with X-Outpost-Hub-Time.
+        self.clock_offset_ms = 0
+        self.enrolls = 0
+        self.signed = 0             # signed requests that reached the fake
+        self.skewed = 0             # of them, answered "clock skew"
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -712,7 +719,7 @@ class FakeHub:
 
     # -- the wire --
 
-    def reply(self, rq, status, result=None, code=None, message=None):
+    def reply(self, rq, status, result=None, code=None, message=None, headers=None):
         env = {"ok": True, "result": result} if code is None else \
             {"ok": False, "error": {"code": code, "message": message}}
         self.reply_raw(rq, status, json.dumps(env).encode())
@@ -721,6 +728,8 @@ class FakeHub:
         """Answers with body (bytes) as it is: for hostile encodings json.dumps would not make."""
         try:
             rq.send_response(status)
+            for k, v in (headers or {}).items():
+                rq.send_header(k, v)
             rq.send_header("Content-Type", "application/json")
             rq.send_header("Content-Length", str(len(body)))
             rq.end_headers()
@@ -735,7 +744,8 @@ class FakeHub:
         sig = rq.headers.get("X-Outpost-Signature", "")
         msg = "%s\n%s\n%s\n%s" % (method, rq.path, t, hashlib.sha256(body).hexdigest())
         try:
-            if key is None or hdr_host != host_id or abs(int(t) - time.time() * 1000) > 300000:
+            if key is None or hdr_host != host_id or \
+                    abs(int(t) - time.time() * 1000 - self.clock_offset_ms) > 300000:
                 raise ValueError("host %r time %r" % (hdr_host, t))
             key.verify(msg.encode(), base64.b64decode(sig))
             return True
@@ -751,6 +761,7 @@ class FakeHub:
         if url.path == "/api/v1/health":
             return self.reply(rq, 200, {"version": "fake"})
         if method == "POST" and url.path == "/api/v1/enroll":
+            self.enrolls += 1
             e = json.loads(body)
             self.agent_keys[e["host_id"]] = self.nacl.signing.VerifyKey(
                 base64.b64decode(e["pubkey"]))
@@ -759,6 +770,15 @@ class FakeHub:
         if len(parts) != 6 or parts[:4] != ["", "api", "v1", "agents"]:
             return self.reply(rq, 404, code="not_found", message="no route")
         host_id, verb = parts[4], parts[5]
+        self.signed += 1
+        hub_ms = int(time.time() * 1000) + self.clock_offset_ms
+        t = rq.headers.get("X-Outpost-Time", "")
+        if t.isdigit() and abs(int(t) - hub_ms) > 300000:
+            self.skewed += 1
+            return self.reply(rq, 401, code="unauthorized",
+                              message="clock skew: the request is signed at %s, the hub's "
+                              "clock says %d" % (t, hub_ms),
+                              headers={"X-Outpost-Hub-Time": str(hub_ms)})
         if not self.check_signature(rq, method, host_id, body):
             return self.reply(rq, 401, code="unauthorized", message="bad signature")
         if method == "GET" and verb == "tasks" and self.refuse_polls:
