@@ -722,9 +722,9 @@ class FakeHub:
     def reply(self, rq, status, result=None, code=None, message=None, headers=None):
         env = {"ok": True, "result": result} if code is None else \
             {"ok": False, "error": {"code": code, "message": message}}
-        self.reply_raw(rq, status, json.dumps(env).encode())
+        self.reply_raw(rq, status, json.dumps(env).encode(), headers)
 
-    def reply_raw(self, rq, status, body):
+    def reply_raw(self, rq, status, body, headers=None):
         """Answers with body (bytes) as it is: for hostile encodings json.dumps would not make."""
         try:
             rq.send_response(status)

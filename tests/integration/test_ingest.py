@@ -48,7 +48,7 @@ def test_batches_stored_once_across_resends_and_restarts(hub):
     st, r = a.post_metrics(EPOCH, b1)
     assert st == 200, r
     assert r["result"] == {"stored": 2, "duplicates": 0, "rejected": [], "samples": 4,
-                           "samples_rejected": 0, "last_seq": 2}
+                           "samples_rejected": 0, "samples_stale": 0, "last_seq": 2}
     # The agent did not get the answer and sends the same batches again, plus one more.
     st, r = a.post_metrics(EPOCH, b1 + [batch(3, t + 20000, [["host_load1", 1.0]])])
     assert st == 200, r
