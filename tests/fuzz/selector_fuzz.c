@@ -25,8 +25,8 @@ static int match_all(const struct selector *s, const json_t *attrs)
 	int m = 0;
 
 	for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
-		m = m << 1 | selector_match(s, ids[i], "web-01.example", attrs);
-		m = m << 1 | selector_match(s, ids[i], NULL, NULL);
+		m = m << 1 | selector_match(s, ids[i], attrs);
+		m = m << 1 | selector_match(s, ids[i], NULL);
 	}
 	return m;
 }
