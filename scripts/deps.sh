@@ -26,6 +26,7 @@ libcurl4-gnutls-dev
 libyajl-dev
 libpq-dev
 libre2-dev
+libzookeeper-mt-dev
 python3
 dpkg-dev
 "
@@ -42,6 +43,7 @@ lintian
 groff-base
 systemd
 postgresql
+zookeeper
 prometheus
 clang
 libclang-rt-14-dev
