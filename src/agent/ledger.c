@@ -24,6 +24,7 @@ struct ledger {
 	pthread_mutex_t lock; /* guards active and every use of db by the ledger */
 	pthread_cond_t done;  /* signalled by ledger_finish */
 	struct ledger_active *active;
+	struct db_kept kept; /* guarded by lock */
 };
 
 static const char *const ledger_schema[] = {
@@ -84,6 +85,7 @@ void ledger_close(struct ledger *l)
 		l->active = a->next;
 		free(a);
 	}
+	db_kept_free(&l->kept);
 	pthread_cond_destroy(&l->done);
 	pthread_mutex_destroy(&l->lock);
 	free(l);
@@ -125,10 +127,10 @@ int ledger_begin(struct ledger *l, const char *id, const char *plugin, const cha
 	pthread_mutex_lock(&l->lock);
 	for (;;) {
 		const char *state, *p, *o, *ah;
-		if (sqlite3_prepare_v2(l->db,
-		                       "SELECT state, plugin, op, args_hash, response FROM ledger "
-		                       "WHERE id = ?",
-		                       -1, &st, NULL) != SQLITE_OK)
+		if (db_kept(&l->kept, l->db,
+		            "SELECT state, plugin, op, args_hash, response FROM ledger "
+		            "WHERE id = ?",
+		            &st) != SQLITE_OK)
 			goto internal;
 		sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
 		rc = sqlite3_step(st);
@@ -157,7 +159,7 @@ int ledger_begin(struct ledger *l, const char *id, const char *plugin, const cha
 			goto out;
 		}
 		/* Running here and now: wait for it, then answer as a replay. */
-		sqlite3_finalize(st);
+		sqlite3_reset(st);
 		st = NULL;
 		{
 			struct timespec ts = {.tv_sec = deadline_ms / 1000,
@@ -169,16 +171,16 @@ int ledger_begin(struct ledger *l, const char *id, const char *plugin, const cha
 			}
 		}
 	}
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
 	st = NULL;
 	{
 		struct ledger_active *a = calloc(1, sizeof(*a));
 		if (!a)
 			goto internal;
-		if (sqlite3_prepare_v2(l->db,
-		                       "INSERT INTO ledger(id, plugin, op, args_hash, state, "
-		                       "started_ms) VALUES(?, ?, ?, ?, 'running', ?)",
-		                       -1, &st, NULL) != SQLITE_OK) {
+		if (db_kept(&l->kept, l->db,
+		            "INSERT INTO ledger(id, plugin, op, args_hash, state, "
+		            "started_ms) VALUES(?, ?, ?, ?, 'running', ?)",
+		            &st) != SQLITE_OK) {
 			free(a);
 			goto internal;
 		}
@@ -197,7 +199,7 @@ int ledger_begin(struct ledger *l, const char *id, const char *plugin, const cha
 		rc = LEDGER_NEW;
 	}
 out:
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
 	pthread_mutex_unlock(&l->lock);
 	return rc;
 internal:
@@ -213,10 +215,10 @@ int ledger_finish(struct ledger *l, const char *id, const json_t *response)
 	int rc = OUTPOST_E_INTERNAL;
 
 	pthread_mutex_lock(&l->lock);
-	if (text && sqlite3_prepare_v2(l->db,
-	                               "UPDATE ledger SET state = 'done', response = ?, "
-	                               "finished_ms = ? WHERE id = ? AND state = 'running'",
-	                               -1, &st, NULL) == SQLITE_OK) {
+	if (text && db_kept(&l->kept, l->db,
+	                    "UPDATE ledger SET state = 'done', response = ?, "
+	                    "finished_ms = ? WHERE id = ? AND state = 'running'",
+	                    &st) == SQLITE_OK) {
 		sqlite3_bind_text(st, 1, text, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 2, clk_real_ms());
 		sqlite3_bind_text(st, 3, id, -1, SQLITE_STATIC);
@@ -225,7 +227,7 @@ int ledger_finish(struct ledger *l, const char *id, const json_t *response)
 		else
 			log_error(l->log, "ledger", "sqlite: %s", sqlite3_errmsg(l->db));
 	}
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
 	for (struct ledger_active **pp = &l->active; *pp; pp = &(*pp)->next)
 		if (strcmp((*pp)->id, id) == 0) {
 			struct ledger_active *a = *pp;
@@ -245,25 +247,25 @@ int ledger_prune(struct ledger *l, int64_t max_age_ms, int64_t max_rows)
 	int dropped = 0;
 
 	pthread_mutex_lock(&l->lock);
-	if (sqlite3_prepare_v2(l->db,
-	                       "DELETE FROM ledger WHERE state != 'running' AND started_ms < ?", -1,
-	                       &st, NULL) == SQLITE_OK) {
+	if (db_kept(&l->kept, l->db,
+	            "DELETE FROM ledger WHERE state != 'running' AND started_ms < ?",
+	            &st) == SQLITE_OK) {
 		sqlite3_bind_int64(st, 1, clk_real_ms() - max_age_ms);
 		if (sqlite3_step(st) == SQLITE_DONE)
 			dropped += sqlite3_changes(l->db);
 	}
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
 	st = NULL;
-	if (sqlite3_prepare_v2(l->db,
-	                       "DELETE FROM ledger WHERE state != 'running' AND id IN (SELECT id "
-	                       "FROM ledger WHERE id >= '" LEDGER_LOCAL "' AND id < 'local0' "
-	                       "ORDER BY started_ms DESC LIMIT -1 OFFSET ?)",
-	                       -1, &st, NULL) == SQLITE_OK) {
+	if (db_kept(&l->kept, l->db,
+	            "DELETE FROM ledger WHERE state != 'running' AND id IN (SELECT id "
+	            "FROM ledger WHERE id >= '" LEDGER_LOCAL "' AND id < 'local0' "
+	            "ORDER BY started_ms DESC LIMIT -1 OFFSET ?)",
+	            &st) == SQLITE_OK) {
 		sqlite3_bind_int64(st, 1, max_rows);
 		if (sqlite3_step(st) == SQLITE_DONE)
 			dropped += sqlite3_changes(l->db);
 	}
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
 	pthread_mutex_unlock(&l->lock);
 	return dropped;
 }
@@ -274,10 +276,10 @@ int64_t ledger_count(struct ledger *l)
 	int64_t n = -1;
 
 	pthread_mutex_lock(&l->lock);
-	if (sqlite3_prepare_v2(l->db, "SELECT count(*) FROM ledger", -1, &st, NULL) == SQLITE_OK &&
+	if (db_kept(&l->kept, l->db, "SELECT count(*) FROM ledger", &st) == SQLITE_OK &&
 	    sqlite3_step(st) == SQLITE_ROW)
 		n = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
 	pthread_mutex_unlock(&l->lock);
 	return n;
 }
@@ -290,8 +292,8 @@ const char *ledger_state(struct ledger *l, const char *id, json_t **response)
 	if (response)
 		*response = NULL;
 	pthread_mutex_lock(&l->lock);
-	if (sqlite3_prepare_v2(l->db, "SELECT state, response FROM ledger WHERE id = ?", -1, &st,
-	                       NULL) == SQLITE_OK) {
+	if (db_kept(&l->kept, l->db, "SELECT state, response FROM ledger WHERE id = ?", &st) ==
+	    SQLITE_OK) {
 		sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
 		if (sqlite3_step(st) == SQLITE_ROW) {
 			const char *s = (const char *)sqlite3_column_text(st, 0);
@@ -304,7 +306,7 @@ const char *ledger_state(struct ledger *l, const char *id, json_t **response)
 				*response = json_loads(r, 0, NULL);
 		}
 	}
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
 	pthread_mutex_unlock(&l->lock);
 	return state;
 }

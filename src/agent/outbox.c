@@ -22,6 +22,7 @@ struct outbox {
 	uint64_t mem_dropped;
 	int disk_full;    /* the last write failed */
 	uint64_t write_errors;
+	struct db_kept kept; /* loop thread only */
 };
 
 static const char *const outbox_schema[] = {
@@ -35,12 +36,12 @@ static const char *const outbox_schema[] = {
 static int outbox_fail(struct outbox *o, sqlite3_stmt *st)
 {
 	log_error(o->log, "outbox", "sqlite: %s", sqlite3_errmsg(o->db));
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
 	return OUTPOST_E_INTERNAL;
 }
 
 /* Runs a DELETE ... RETURNING and counts the rows: sqlite3_changes() would race with the
- * ledger's workers on the shared connection. Finalizes st. */
+ * ledger's workers on the shared connection. Resets st. */
 static int outbox_delete(struct outbox *o, sqlite3_stmt *st)
 {
 	int rc, n = 0;
@@ -49,7 +50,7 @@ static int outbox_delete(struct outbox *o, sqlite3_stmt *st)
 		n++;
 	if (rc != SQLITE_DONE)
 		return outbox_fail(o, st);
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
 	o->depth -= n;
 	return n;
 }
@@ -101,6 +102,7 @@ void outbox_close(struct outbox *o)
 		         "%zu result(s) held in memory (the disk was full) are lost with this stop",
 		         json_array_size(o->mem));
 	json_decref(o->mem);
+	db_kept_free(&o->kept);
 	free(o);
 }
 
@@ -158,11 +160,10 @@ static int outbox_trim(struct outbox *o)
 
 	if (o->depth < OUTBOX_MAX_ROWS)
 		return 0;
-	if (sqlite3_prepare_v2(
-	        o->db,
-	        "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox ORDER BY seq "
-	        "LIMIT ?) RETURNING seq",
-	        -1, &st, NULL) != SQLITE_OK)
+	if (db_kept(&o->kept, o->db,
+	            "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox ORDER BY seq "
+	            "LIMIT ?) RETURNING seq",
+	            &st) != SQLITE_OK)
 		return outbox_fail(o, st);
 	sqlite3_bind_int64(st, 1, o->depth - OUTBOX_MAX_ROWS + 1);
 	n = outbox_delete(o, st);
@@ -212,10 +213,10 @@ static int outbox_put_disk(struct outbox *o, const json_t *result, const char *t
 	int rc;
 
 	if (strcmp(state, "running") != 0) {
-		if (sqlite3_prepare_v2(o->db,
-		                       "DELETE FROM outbox WHERE task_id = ? AND state = 'running' "
-		                       "RETURNING seq",
-		                       -1, &st, NULL) != SQLITE_OK)
+		if (db_kept(&o->kept, o->db,
+		            "DELETE FROM outbox WHERE task_id = ? AND state = 'running' "
+		            "RETURNING seq",
+		            &st) != SQLITE_OK)
 			return outbox_fail(o, st);
 		sqlite3_bind_text(st, 1, task_id, -1, SQLITE_STATIC);
 		rc = outbox_delete(o, st);
@@ -229,10 +230,10 @@ static int outbox_put_disk(struct outbox *o, const json_t *result, const char *t
 	body = wire_dump(result);
 	if (!body)
 		return OUTPOST_E_INTERNAL;
-	if (sqlite3_prepare_v2(o->db,
-	                       "INSERT INTO outbox(task_id, state, body, created_ms) "
-	                       "VALUES(?, ?, ?, ?)",
-	                       -1, &st, NULL) != SQLITE_OK) {
+	if (db_kept(&o->kept, o->db,
+	            "INSERT INTO outbox(task_id, state, body, created_ms) "
+	            "VALUES(?, ?, ?, ?)",
+	            &st) != SQLITE_OK) {
 		free(body);
 		return outbox_fail(o, st);
 	}
@@ -244,7 +245,7 @@ static int outbox_put_disk(struct outbox *o, const json_t *result, const char *t
 	free(body);
 	if (rc != SQLITE_DONE)
 		return outbox_fail(o, st);
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
 	o->depth++;
 	return 0;
 }
@@ -280,8 +281,8 @@ int outbox_peek(struct outbox *o, size_t max_items, size_t max_bytes, json_t **b
 		*batch = arr;
 		return 0;
 	}
-	if (sqlite3_prepare_v2(o->db, "SELECT seq, body FROM outbox ORDER BY seq LIMIT ?", -1, &st,
-	                       NULL) != SQLITE_OK) {
+	if (db_kept(&o->kept, o->db, "SELECT seq, body FROM outbox ORDER BY seq LIMIT ?", &st) !=
+	    SQLITE_OK) {
 		json_decref(arr);
 		return outbox_fail(o, st);
 	}
@@ -309,7 +310,7 @@ int outbox_peek(struct outbox *o, size_t max_items, size_t max_bytes, json_t **b
 		json_decref(arr);
 		return outbox_fail(o, st);
 	}
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
 	*batch = arr;
 	return 0;
 }
@@ -328,8 +329,8 @@ int outbox_ack(struct outbox *o, int64_t last_seq)
 		return (int)n;
 	}
 
-	if (sqlite3_prepare_v2(o->db, "DELETE FROM outbox WHERE seq <= ? RETURNING seq", -1, &st,
-	                       NULL) != SQLITE_OK)
+	if (db_kept(&o->kept, o->db, "DELETE FROM outbox WHERE seq <= ? RETURNING seq", &st) !=
+	    SQLITE_OK)
 		return outbox_fail(o, st);
 	sqlite3_bind_int64(st, 1, last_seq);
 	return outbox_delete(o, st);

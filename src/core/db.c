@@ -46,6 +46,35 @@ int db_run(sqlite3_stmt *st)
 	return rc < 0 ? rc : 0;
 }
 
+int db_kept(struct db_kept *k, sqlite3 *db, const char *sql, sqlite3_stmt **st)
+{
+	int i, rc;
+
+	*st = NULL;
+	for (i = 0; i < DB_KEPT_MAX && k->sql[i]; i++)
+		if (k->sql[i] == sql) {
+			*st = db_stmt(k->st[i]);
+			return SQLITE_OK;
+		}
+	if (i == DB_KEPT_MAX)
+		return SQLITE_NOMEM; /* a programming error: raise DB_KEPT_MAX */
+	rc = sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &k->st[i], NULL);
+	if (rc != SQLITE_OK)
+		return rc;
+	k->sql[i] = sql;
+	*st = k->st[i];
+	return SQLITE_OK;
+}
+
+void db_kept_free(struct db_kept *k)
+{
+	for (int i = 0; i < DB_KEPT_MAX; i++) {
+		sqlite3_finalize(k->st[i]);
+		k->st[i] = NULL;
+		k->sql[i] = NULL;
+	}
+}
+
 int db_exec(sqlite3 *db, const char *sql, char *msg, size_t msglen)
 {
 	char *err = NULL;

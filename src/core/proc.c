@@ -1,6 +1,9 @@
-/* Child processes: see proc.h. The child is made with fork() and only async-signal-safe calls
- * happen between fork and exec: everything that needs memory or files (user lookup, group
- * list, environment) is prepared in the parent first. */
+/* Child processes: see proc.h. The child is made with clone(CLONE_VM | CLONE_VFORK), as
+ * posix_spawn does, and only async-signal-safe calls happen before exec: everything that needs
+ * memory or files (user lookup, group list, environment) is prepared in the parent first.
+ * Not fork(): copying the agent's page tables, the copy-on-write faults of its other threads
+ * afterwards (each one a TLB shootdown) and tearing the copy down again at exec cost more than
+ * the command itself where page faults are expensive (a VM with shadow paging). */
 #include "proc.h"
 #include "clk.h"
 
@@ -13,6 +16,7 @@
 #include <pthread.h>
 #include <pwd.h>
 #include <signal.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +31,8 @@
 #define PROC_ENV_DEFAULTS 5
 /* Where the child parks its four pipe ends before putting them on 0..3. */
 #define PROC_FD_PARK 10
+/* The child's stack until exec: child_exec's PATH_MAX buffer and a few frames. */
+#define PROC_CHILD_STACK 32768
 
 enum { STAGE_SETUP = 1, STAGE_USER, STAGE_CHDIR, STAGE_EXEC };
 
@@ -201,7 +207,7 @@ static void child_exec(char *const *argv, char *const *envp, const char *path)
 	errno = saved;
 }
 
-/* In the child. Entered with every signal blocked (the parent blocked them around fork), so
+/* In the child. Entered with every signal blocked (the parent blocked them around clone), so
  * no handler of the agent runs here; they are reset before the mask is lifted. fds: stdin
  * read end, stdout and stderr write ends, report write end. */
 static void child_run(const struct proc_spec *spec, const struct proc_user *pu, char *const *envp,
@@ -248,6 +254,25 @@ static void child_run(const struct proc_spec *spec, const struct proc_user *pu, 
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	child_exec(spec->argv, envp, path);
 	child_fail(3, STAGE_EXEC);
+}
+
+struct child_args {
+	const struct proc_spec *spec;
+	const struct proc_user *pu;
+	char *const *envp;
+	const char *path;
+	const int *fds;
+	long maxfd;
+};
+
+/* clone's entry: shares the parent's memory (the parent's thread waits until exec or _exit),
+ * so it writes nothing but its own stack; it has its own fds and signal handlers. */
+static int child_main(void *arg)
+{
+	const struct child_args *c = arg;
+
+	child_run(c->spec, c->pu, c->envp, c->path, c->fds, c->maxfd);
+	return 127; /* not reached: child_run execs or _exits */
 }
 
 /* The message and code for a child that reported it could not start. */
@@ -375,14 +400,17 @@ int proc_run(const struct proc_spec *spec, struct proc_result *res, char *msg, s
 	}
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &held);
-	pid = fork();
-	if (pid == 0) {
+	{
 		const int fds[4] = {in[0], out[1], err[1], rep[1]};
-		child_run(spec, &pu, envp, path, fds, maxfd);
+		struct child_args ca = {spec, &pu, envp, path, fds, maxfd};
+		/* On this thread's stack: the thread is suspended until the child execs. */
+		_Alignas(16) char stack[PROC_CHILD_STACK];
+		pid =
+		    clone(child_main, stack + sizeof(stack), CLONE_VM | CLONE_VFORK | SIGCHLD, &ca);
 	}
 	pthread_sigmask(SIG_SETMASK, &held, NULL);
 	if (pid < 0) {
-		snprintf(msg, msglen, "fork: %s", strerror(errno));
+		snprintf(msg, msglen, "clone: %s", strerror(errno));
 		rc = OUTPOST_E_INTERNAL;
 		goto out;
 	}
