@@ -44,6 +44,7 @@ groff-base
 systemd
 postgresql
 zookeeper
+python3-kazoo
 prometheus
 clang
 libclang-rt-14-dev
