@@ -1,8 +1,10 @@
 /* The hub's life cycle: state directory and lock, signing key, TLS identity, store, the admin
  * token of the first start, the HTTP server and the once-a-second tick. */
 #include "hub_impl.h"
+#include "agents.h"
 #include "auth_limit.h"
 #include "query.h"
+#include "registry.h"
 #include "retention.h"
 #include "store_pg.h"
 #include "tls.h"
@@ -60,6 +62,7 @@ static int hub_admin_token(struct hub *h, char *msg, size_t msglen)
 
 static void hub_on_tick(void *arg)
 {
+	registry_tick(arg);
 	tasks_tick(arg);
 }
 
@@ -185,8 +188,7 @@ int hub_new(struct loop *loop, json_t *conf, struct logger *log, struct hub **ou
 	h->pk_b64 = sec_b64(h->pk, sizeof(h->pk));
 	if (!h->pk_b64)
 		goto fail;
-	if (hub_open_store(h, msg, msglen) < 0 ||
-	    hub_open_tsdb(h, msg, msglen) < 0)
+	if (hub_open_store(h, msg, msglen) < 0 || hub_open_tsdb(h, msg, msglen) < 0)
 		goto fail;
 	if (hub_admin_token(h, msg, msglen) < 0 ||
 	    retention_new(h->store, h->log, &h->retention) < 0)
@@ -201,6 +203,13 @@ int hub_new(struct loop *loop, json_t *conf, struct logger *log, struct hub **ou
 		snprintf(h->fingerprint, sizeof(h->fingerprint), "none (plain HTTP)");
 	}
 
+	if (agents_new(h, &h->agents) < 0)
+		goto fail;
+	{
+		struct registry_hooks hooks = {agents_keeps_up, agents_cut_off, h->agents};
+		if (registry_new(&hooks, &h->registry) < 0)
+			goto fail;
+	}
 	routes = api_routes(&nroutes);
 	h->routes = calloc(nroutes, sizeof(*h->routes));
 	if (!h->routes)
@@ -265,6 +274,7 @@ int hub_reload(struct hub *h, json_t *conf, char *msg, size_t msglen)
 		log_warn(h->log, "hub", "listen, state_dir, tls and store change only on restart");
 	json_decref(h->conf);
 	h->conf = copy;
+	agents_configure(h->agents, h->conf);
 	log_info(h->log, "hub", "configuration reloaded");
 	return 0;
 }
@@ -274,6 +284,7 @@ void hub_shutdown(struct hub *h, void (*done)(void *arg), void *arg)
 	h->stopping = 1;
 	httpd_quiesce(h->httpd);
 	tasks_release_all(h);
+	agents_release_all(h->agents);
 	ingest_commit(h->ingest);
 	done(arg);
 }
@@ -282,8 +293,10 @@ void hub_free(struct hub *h)
 {
 	if (!h)
 		return;
-	if (h->httpd)
+	if (h->httpd) {
 		tasks_release_all(h);
+		agents_release_all(h->agents);
+	}
 	loop_timer_del(h->loop, h->tick);
 	loop_timer_del(h->loop, h->compact);
 	loop_timer_del(h->loop, h->retain);
@@ -292,8 +305,8 @@ void hub_free(struct hub *h)
 	httpd_stop(h->httpd);
 	query_free(h->query);
 	tsdb_close(h->tsdb);
-	json_decref(h->sel_hosts);
-	json_decref(h->sel_keys);
+	agents_free(h->agents);
+	registry_free(h->registry);
 	if (h->store)
 		h->store->ops->close(h->store);
 	if (h->lock_fd >= 0)

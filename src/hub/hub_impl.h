@@ -5,6 +5,7 @@
 #include "hub.h"
 #include "store.h"
 #include "core/httpd.h"
+#include "core/err.h"
 #include "core/sec.h"
 
 #include <stdatomic.h>
@@ -14,6 +15,8 @@ struct loop_timer;
 struct tsdb;
 struct ingest;
 struct buf;
+struct agents;
+struct registry;
 
 enum hub_role {
 	ROLE_NONE = 0, /* anyone: health, enroll */
@@ -29,23 +32,23 @@ struct hub_caller {
 	char name[80];    /* "token:<id>" or "host:<id>" */
 	char host_id[65]; /* for agents */
 	/* For agents, as the registry had them when the request was checked: whether the host
-	 * was up, and when it was last seen (tasks_host_alive skips a write when recent). */
+	 * was up, and when it was last seen (registry_alive skips a write when recent). */
 	int up;
 	int64_t last_seen_ms;
 };
 
-#define HUB_WAIT_BUCKETS 4096
-
-/* A long-poll waiting for tasks (one per host) or for a task's progress. */
+/* An operator's wait for a task's progress (GET /api/v1/tasks/<id>?wait=S). */
 struct hub_wait {
 	struct hub *h;
 	struct httpd_req *req;
 	struct loop_timer *timer;
-	char key[130]; /* host id, or task id */
-	int64_t since; /* task waits: answer when seq > since */
-	int fd;        /* polls: the connection's socket with keepalive on, or -1 (borrowed) */
+	char key[130]; /* task id */
+	int64_t since; /* answer when seq > since */
 	struct hub_wait *next;
 };
+
+/* Enrollments refused, by reason (hub_stats.enroll_refused). */
+enum { ENROLL_REFUSED_PENDING, ENROLL_REFUSED_ADDR, ENROLL_REFUSED_FACTS, ENROLL_REFUSED_USES };
 
 struct hub_stats {
 	unsigned long long requests, enrollments, tasks_created, results, refused_auth;
@@ -74,18 +77,16 @@ struct hub {
 	struct httpd *httpd;
 	struct httpd_route *routes;
 	struct loop_timer *tick;
-	struct tsdb *tsdb;            /* metrics (tsdb.h) */
-	struct query *query;          /* query engine's reused buffers (query.h) */
-	struct ingest *ingest;        /* agents' metric batches (ingest.c) */
-	struct loop_timer *compact;   /* the tsdb's background work */
-	struct retention *retention;  /* old events, audit, tasks (retention.h) */
-	struct loop_timer *retain;    /* its background work */
-	json_t *sel_hosts, *sel_keys; /* the registry as queries' selectors saw it (tasks.c) */
-	int64_t sel_at_ms;
-	struct hub_wait *polls[HUB_WAIT_BUCKETS]; /* agents' task polls by host id */
-	struct hub_wait *watches;                 /* operators' task waits */
-	size_t npolls;
-	struct auth_limit *limit; /* failed credentials, replay memory (auth_limit.h) */
+	struct tsdb *tsdb;           /* metrics (tsdb.h) */
+	struct query *query;         /* query engine's reused buffers (query.h) */
+	struct ingest *ingest;       /* agents' metric batches (ingest.c) */
+	struct loop_timer *compact;  /* the tsdb's background work */
+	struct retention *retention; /* old events, audit, tasks (retention.h) */
+	struct loop_timer *retain;   /* its background work */
+	struct registry *registry;   /* hosts, liveness, selection (registry.h) */
+	struct agents *agents;       /* agents' task long-polls (agents.h) */
+	struct hub_wait *watches;    /* operators' task waits (tasks.c) */
+	struct auth_limit *limit;    /* failed credentials, replay memory (auth_limit.h) */
 	int64_t started_ms;
 	int stopping;
 	struct hub_stats st;
@@ -108,12 +109,17 @@ int hub_host_id_ok(const char *id);
 
 /* api.c */
 const struct httpd_route *api_routes(size_t *n);
-void api_audit(struct hub *h, struct httpd_req *req, const char *action, const char *target,
-               json_t *detail);
-/* Facts a host hands in (enrollment, beats): bounded in depth and in bytes
- * (enroll.facts_max_bytes) before they are kept. 1 when they fit; else 0, and req has been
- * answered (counted as an enrollment refusal when enrolling). */
-int api_facts_ok(struct hub *h, struct httpd_req *req, const json_t *facts, int enrolling);
+
+/* Answers a store call's outcome: v on success (stolen), else the error about what. */
+static inline void hub_respond_store(struct httpd_req *req, int rc, json_t *v, const char *what)
+{
+	if (rc == 0)
+		httpd_respond_ok(req, v);
+	else if (rc == OUTPOST_E_NOT_FOUND)
+		httpd_respond_error(req, rc, "no such %s", what);
+	else
+		httpd_respond_error(req, rc, "%s: store error (%s)", what, err_name(rc));
+}
 
 /* query_api.c: the metric query routes */
 void query_api_series(void *ctx, struct httpd_req *req);
@@ -126,28 +132,11 @@ void tasks_api_create(void *ctx, struct httpd_req *req);
 void tasks_api_list(void *ctx, struct httpd_req *req);
 void tasks_api_get(void *ctx, struct httpd_req *req);
 void tasks_api_cancel(void *ctx, struct httpd_req *req);
-void tasks_agent_poll(void *ctx, struct httpd_req *req);
 void tasks_agent_results(void *ctx, struct httpd_req *req);
-/* Ends the held poll of a host that was just revoked or removed with `unauthorized` and why,
- * as its next request would be answered: an idle agent, which beats no more while its poll is
- * held, learns it at once, not at the end of the poll. */
-void tasks_cut_off(struct hub *h, const char *host, const char *why);
-/* Answers the poll of each host in ids (an array) that has something queued. */
-void tasks_wake_hosts(struct hub *h, json_t *ids);
 void tasks_wake_task(struct hub *h, const char *task_id);
-/* The ids (a new array) of the hosts a selector matches: accepted ones (up, down), or with
- * any_state also pending and revoked ones (HUB_SELECT_ANY_CACHED: from a registry snapshot up
- * to 2 s old, for dashboards; HUB_SELECT_ANY: read afresh). 0 (the array may be empty), or
- * BAD_ARGS with msg for a selector that does not parse or names an unknown key. */
-#define HUB_SELECT_ANY_CACHED 1
-#define HUB_SELECT_ANY 2
-int hub_select_hosts(struct hub *h, const char *target, int any_state, json_t **ids, char *msg,
-                     size_t msglen);
-/* Every second: liveness, expiry, batches. */
+/* Every second: expiry, batches. */
 void tasks_tick(struct hub *h);
-/* A signed agent request that got through is a sign of life, as a beat is (without facts). */
-void tasks_host_alive(struct hub *h, struct hub_caller *c);
-/* Answers every wait (shutdown). */
+/* Answers every operator's wait (shutdown). */
 void tasks_release_all(struct hub *h);
 
 /* ingest.c */

@@ -4,6 +4,7 @@
  * batch is on disk and the agent may drop it from its spool. Delivery is at least once,
  * storage exactly once. Loop thread only. */
 #include "hub_impl.h"
+#include "registry.h"
 #include "batch.h"
 #include "tsdb.h"
 #include "core/buf.h"
@@ -180,7 +181,7 @@ void ingest_agent_metrics(struct hub *h, struct httpd_req *req, struct hub_calle
 	}
 	/* A signed post is a sign of life, readable or not: an agent that ships every interval
 	 * needs few beats of its own. */
-	tasks_host_alive(h, c);
+	registry_alive(h, c);
 	if ((rc = batch_scan(body, len, post, msg, sizeof(msg))) < 0) {
 		in->requests_bad++;
 		httpd_respond_error(req, rc, "%s", msg);
@@ -233,10 +234,11 @@ void ingest_agent_metrics(struct hub *h, struct httpd_req *req, struct hub_calle
 	in->samples_stale += (unsigned long long)run.stale;
 	if (run.stale && clk_mono_ms() - in->stale_logged_ms >= 60000) {
 		in->stale_logged_ms = clk_mono_ms();
-		log_info(h->log, "metrics",
-		         "host %s: %lld sample(s) not stored: their series has a newer one (a clock "
-		         "set back?)",
-		         c->host_id, (long long)run.stale);
+		log_info(
+		    h->log, "metrics",
+		    "host %s: %lld sample(s) not stored: their series has a newer one (a clock "
+		    "set back?)",
+		    c->host_id, (long long)run.stale);
 	}
 	result = json_pack("{s:I, s:I, s:O, s:I, s:I, s:I, s:I}", "stored", (json_int_t)nstored,
 	                   "duplicates", (json_int_t)ndup, "rejected", rejected, "samples",

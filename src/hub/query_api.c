@@ -3,6 +3,7 @@
  * registry; the engine (query.c) writes the answer's text, which this file wraps in the one
  * envelope (or answers as Prometheus text for /federate). */
 #include "hub_impl.h"
+#include "registry.h"
 #include "query.h"
 #include "core/prom.h"
 #include "core/clk.h"
@@ -59,7 +60,7 @@ static int qapi_hosts(struct hub *h, struct httpd_req *req, struct qapi_hosts *h
 	memset(hs, 0, sizeof(*hs));
 	if (!sel || strcmp(sel, "*") == 0)
 		return 0;
-	rc = hub_select_hosts(h, sel, 1, &hs->ids, msg, sizeof(msg));
+	rc = registry_select(h, sel, REGISTRY_ANY_CACHED, &hs->ids, msg, sizeof(msg));
 	if (rc < 0) {
 		httpd_respond_error(req, rc, "hosts: %s", msg);
 		return rc;

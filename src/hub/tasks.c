@@ -1,24 +1,21 @@
-/* The task engine: targeting and fan-out, signed per-host copies, agents' long-polls, results,
- * operators' waits on progress, and the once-a-second tick (liveness, expiry, rolling batches).
- * Everything runs on the hub's loop thread. */
+/* The task engine: targeting and fan-out, the task routes, results from agents, operators'
+ * waits on progress, and the once-a-second tick (expiry, rolling batches). Hosts come from the
+ * registry (registry.h); the copies go out through the agents' polls (agents.h). Everything
+ * runs on the hub's loop thread. */
 #include "hub_impl.h"
-#include "selector.h"
+#include "agents.h"
+#include "audit.h"
+#include "registry.h"
 #include "core/clk.h"
 #include "core/conf.h"
 #include "core/err.h"
 #include "core/loop.h"
-#include "core/tcpalive.h"
 #include "core/wire.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define TASKS_TAKE_MAX 64
-
-static const char *const fact_keys[] = {"id",         "hostname", "state", "version", "os",
-                                        "os_version", "kernel",   "arch",  "cpus",    NULL};
 
 static int task_id_ok(const char *id)
 {
@@ -35,151 +32,6 @@ static int name_ok(const char *s)
 		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
 			return 0;
 	return 1;
-}
-
-static unsigned wait_hash(const char *s)
-{
-	unsigned h = 2166136261u;
-	while (*s)
-		h = (h ^ (unsigned char)*s++) * 16777619u;
-	return h % HUB_WAIT_BUCKETS;
-}
-
-/* ---- signing ---- */
-
-/* Turns store items [{"task": {...}}] into signed copies in place. */
-static int tasks_sign(struct hub *h, json_t *items)
-{
-	json_t *it;
-	size_t i;
-
-	json_array_foreach(items, i, it)
-	{
-		char *text = sec_canonical(json_object_get(it, "task"));
-		char *sig = text ? sec_sign_b64(h->sk, text, strlen(text)) : NULL;
-		free(text);
-		if (!sig)
-			return OUTPOST_E_INTERNAL;
-		json_object_set_new(it, "sig", json_string(sig));
-		free(sig);
-		h->st.signed_tasks++;
-	}
-	return 0;
-}
-
-/* ---- agents' long-polls ---- */
-
-/* A held poll is a sign of life while the host's kernel answers keepalive probes on its
- * connection: a dead host or a cut network is found within about missed_beats x beat_ms, as
- * when beats stop (docs/agent-link.md, Beats). */
-static struct tcpalive poll_keepalive(struct hub *h)
-{
-	return tcpalive_for_beats(
-	    json_integer_value(conf_get(h->conf, "agents.beat_ms")),
-	    (int)json_integer_value(conf_get(h->conf, "agents.missed_beats")));
-}
-
-static int poll_healthy(struct hub *h, const struct hub_wait *w)
-{
-	struct tcpalive ka = poll_keepalive(h);
-
-	return w->fd >= 0 && tcpalive_healthy(w->fd, &ka);
-}
-
-static void poll_unlink(struct hub *h, struct hub_wait *w)
-{
-	struct hub_wait **pp = &h->polls[wait_hash(w->key)];
-
-	for (; *pp; pp = &(*pp)->next)
-		if (*pp == w) {
-			*pp = w->next;
-			h->npolls--;
-			return;
-		}
-}
-
-/* Out of the table and its timer gone: the caller answers w->req and frees w. */
-static void poll_detach(struct hub *h, struct hub_wait *w)
-{
-	poll_unlink(h, w);
-	if (w->timer)
-		loop_timer_del(h->loop, w->timer);
-}
-
-static void poll_answer(struct hub *h, struct hub_wait *w, json_t *items)
-{
-	poll_detach(h, w);
-	/* Held until now on a healthy connection: seen now, so the host has missed_beats
-	 * intervals to ask again (a hung agent whose kernel answers is down that much later). */
-	if (!h->stopping && poll_healthy(h, w))
-		tasks_host_alive(h, httpd_req_data(w->req));
-	httpd_respond_ok(w->req, json_pack("{s:o}", "tasks", items ? items : json_array()));
-	free(w);
-}
-
-static void poll_on_timeout(void *arg)
-{
-	struct hub_wait *w = arg;
-	w->timer = NULL; /* one-shot: the loop frees it */
-	poll_answer(w->h, w, NULL);
-}
-
-static struct hub_wait *poll_find(struct hub *h, const char *host)
-{
-	for (struct hub_wait *w = h->polls[wait_hash(host)]; w; w = w->next)
-		if (strcmp(w->key, host) == 0)
-			return w;
-	return NULL;
-}
-
-/* The down sweep's exception: a host whose long-poll is held on a healthy connection. The
- * keepalive settings are read once per sweep, not once per stale host. */
-struct poll_sweep {
-	struct hub *h;
-	struct tcpalive ka;
-};
-
-static int poll_keeps_up(void *arg, const char *host)
-{
-	struct poll_sweep *sw = arg;
-	struct hub_wait *w = poll_find(sw->h, host);
-
-	return w && w->fd >= 0 && tcpalive_healthy(w->fd, &sw->ka);
-}
-
-void tasks_cut_off(struct hub *h, const char *host, const char *why)
-{
-	struct hub_wait *w = poll_find(h, host);
-
-	if (!w)
-		return;
-	poll_detach(h, w);
-	httpd_respond_error(w->req, OUTPOST_E_UNAUTHORIZED, "%s", why);
-	free(w);
-}
-
-/* Hands what is queued for host to its waiting poll, if it has one and something is queued. */
-static void tasks_wake_host(struct hub *h, const char *host)
-{
-	struct hub_wait *w = poll_find(h, host);
-	json_t *items = NULL;
-
-	if (!w)
-		return;
-	if (h->store->ops->task_take(h->store, host, clk_real_ms(), TASKS_TAKE_MAX, &items) < 0 ||
-	    json_array_size(items) == 0 || tasks_sign(h, items) < 0) {
-		json_decref(items);
-		return;
-	}
-	poll_answer(h, w, items);
-}
-
-void tasks_wake_hosts(struct hub *h, json_t *ids)
-{
-	json_t *v;
-	size_t i;
-
-	json_array_foreach(ids, i, v) tasks_wake_host(h, json_string_value(v));
 }
 
 /* ---- what a viewer may see of a task ---- */
@@ -239,11 +91,11 @@ static void tasks_audit_create(struct hub *h, struct httpd_req *req, const json_
 	free(text);
 	if (ran)
 		args_redact(json_object_get(ran, "args"));
-	api_audit(h, req, "task.create", json_string_value(json_object_get(task, "id")),
-	          json_pack("{s:O, s:O, s:O, s:I, s:s, s:o?}", "target",
-	                    json_object_get(task, "target"), "plugin",
-	                    json_object_get(task, "plugin"), "op", json_object_get(task, "op"),
-	                    "hosts", (json_int_t)json_array_size(ids), "sha256", hex, "ran", ran));
+	audit_record(
+	    h, req, "task.create", json_string_value(json_object_get(task, "id")),
+	    json_pack("{s:O, s:O, s:O, s:I, s:s, s:o?}", "target", json_object_get(task, "target"),
+	              "plugin", json_object_get(task, "plugin"), "op", json_object_get(task, "op"),
+	              "hosts", (json_int_t)json_array_size(ids), "sha256", hex, "ran", ran));
 }
 
 /* ---- operators' waits on a task's progress ---- */
@@ -290,119 +142,12 @@ void tasks_release_all(struct hub *h)
 {
 	while (h->watches)
 		watch_answer(h, h->watches);
-	for (size_t b = 0; b < HUB_WAIT_BUCKETS; b++)
-		while (h->polls[b])
-			poll_answer(h, h->polls[b], NULL);
-}
-
-/* ---- operator routes ---- */
-
-struct keyset {
-	json_t *keys;
-};
-
-static int key_known(void *arg, const char *key)
-{
-	struct keyset *ks = arg;
-	for (size_t i = 0; fact_keys[i]; i++)
-		if (strcmp(fact_keys[i], key) == 0)
-			return 1;
-	return json_object_get(ks->keys, key) != NULL;
-}
-
-/* The registry as selectors see it: each host with its attrs (facts, labels, id, state,
- * version merged) and the set of every key in use. Queries reuse it for HUB_SELECT_CACHE_MS
- * (reading and preparing 10,000 hosts costs tens of ms, and a dashboard asks every few
- * seconds; a host enrolled a moment ago showing up a moment later in a chart is fine); tasks
- * always read it afresh, so a task sees a host the moment it is accepted. */
-#define HUB_SELECT_CACHE_MS 2000
-
-static int hosts_snapshot(struct hub *h, json_t **hosts, json_t **keys)
-{
-	json_t *host;
-	size_t i;
-
-	*keys = NULL;
-	if (h->store->ops->host_list(h->store, hosts) < 0)
-		return OUTPOST_E_INTERNAL;
-	if (!(*keys = json_object())) {
-		json_decref(*hosts);
-		return OUTPOST_E_INTERNAL;
-	}
-	json_array_foreach(*hosts, i, host)
-	{
-		json_t *attrs = json_object_get(host, "attrs"), *v;
-		const char *k;
-		if (!attrs) {
-			attrs = json_object();
-			json_object_set_new(host, "attrs", attrs);
-		}
-		json_object_foreach(attrs, k, v) json_object_set(*keys, k, json_true());
-		json_object_foreach(json_object_get(host, "labels"), k, v)
-		    json_object_set(*keys, k, json_true());
-		/* Labels first, so none can shadow what the hub itself knows. */
-		json_object_update(attrs, json_object_get(host, "labels"));
-		json_object_set(attrs, "state", json_object_get(host, "state"));
-		json_object_set(attrs, "id", json_object_get(host, "id"));
-		if (json_object_get(host, "version"))
-			json_object_set(attrs, "version", json_object_get(host, "version"));
-	}
-	return 0;
-}
-
-int hub_select_hosts(struct hub *h, const char *target, int any_state, json_t **ids, char *msg,
-                     size_t msglen)
-{
-	struct keyset ks = {NULL};
-	struct selector *sel = NULL;
-	json_t *hosts = NULL, *host;
-	int64_t now = clk_mono_ms();
-	size_t i;
-	int rc;
-
-	*ids = NULL;
-	if (any_state == HUB_SELECT_ANY_CACHED && h->sel_hosts &&
-	    now - h->sel_at_ms < HUB_SELECT_CACHE_MS) {
-		hosts = json_incref(h->sel_hosts);
-		ks.keys = json_incref(h->sel_keys);
-	} else if ((rc = hosts_snapshot(h, &hosts, &ks.keys)) < 0) {
-		snprintf(msg, msglen, "cannot read the registry");
-		goto out;
-	} else if (any_state == HUB_SELECT_ANY_CACHED) {
-		json_decref(h->sel_hosts);
-		json_decref(h->sel_keys);
-		h->sel_hosts = json_incref(hosts);
-		h->sel_keys = json_incref(ks.keys);
-		h->sel_at_ms = now;
-	}
-	rc = selector_parse(target, key_known, &ks, &sel, msg, msglen);
-	if (rc < 0)
-		goto out;
-	*ids = json_array();
-	json_array_foreach(hosts, i, host)
-	{
-		const char *state = json_string_value(json_object_get(host, "state"));
-		if (!any_state && (!state || (strcmp(state, HOST_UP) && strcmp(state, HOST_DOWN))))
-			continue; /* pending and revoked hosts get no tasks */
-		if (selector_match(sel, json_string_value(json_object_get(host, "id")),
-		                   json_object_get(host, "attrs")))
-			json_array_append(*ids, json_object_get(host, "id"));
-	}
-out:
-	if (rc < 0) {
-		json_decref(*ids);
-		*ids = NULL;
-	}
-	selector_free(sel);
-	json_decref(hosts);
-	json_decref(ks.keys);
-	return rc;
 }
 
 /* Matches target against accepted hosts; *ids gets the array of matched ids. */
 static int tasks_target(struct hub *h, const char *target, json_t **ids, char *msg, size_t msglen)
 {
-	int rc = hub_select_hosts(h, target, 0, ids, msg, msglen);
+	int rc = registry_select(h, target, 0, ids, msg, msglen);
 
 	if (rc == 0 && json_array_size(*ids) == 0) {
 		snprintf(msg, msglen, "target '%.200s' matches no accepted host", target);
@@ -558,7 +303,7 @@ void tasks_api_create(void *ctx, struct httpd_req *req)
 	log_info(h->log, "tasks", "task %s: %s.%s on %zu host(s) (%s)", id, plugin, op,
 	         json_array_size(ids), target);
 	if (h->store->ops->task_hosts_waiting(h->store, id, &waiting) == 0)
-		tasks_wake_hosts(h, waiting);
+		agents_wake_hosts(h->agents, waiting);
 	json_decref(existing);
 	existing = NULL;
 	rc = h->store->ops->task_get(h->store, id, 0, 0, &existing);
@@ -665,7 +410,7 @@ void tasks_api_cancel(void *ctx, struct httpd_req *req)
 		                    rc == OUTPOST_E_NOT_FOUND ? "no such task" : "cannot cancel");
 		return;
 	}
-	api_audit(h, req, "task.cancel", id, NULL);
+	audit_record(h, req, "task.cancel", id, NULL);
 	tasks_wake_task(h, id);
 	rc = h->store->ops->task_get(h->store, id, 0, 0, &task);
 	if (rc < 0)
@@ -675,79 +420,6 @@ void tasks_api_cancel(void *ctx, struct httpd_req *req)
 }
 
 /* ---- agent routes: /api/v1/agents/<id>/<verb> (auth checked the id is the signer's) ---- */
-
-static const char *agent_verb(struct httpd_req *req)
-{
-	const char *slash = strchr(httpd_req_tail(req), '/');
-	return slash ? slash + 1 : "";
-}
-
-void tasks_agent_poll(void *ctx, struct httpd_req *req)
-{
-	struct hub *h = ctx;
-	struct hub_caller *c = httpd_req_data(req);
-	const char *ws = httpd_req_query(req, "wait");
-	long wait = ws ? strtol(ws, NULL, 10) : 30;
-	long maxw = (long)json_integer_value(conf_get(h->conf, "agents.poll_wait_s"));
-	json_t *items = NULL;
-	struct hub_wait *w;
-
-	if (strcmp(agent_verb(req), "tasks") != 0) {
-		httpd_respond_error(req, OUTPOST_E_NOT_FOUND, "GET /api/v1/agents/<id>/tasks");
-		return;
-	}
-	if (wait < 0)
-		wait = 0;
-	if (wait > maxw)
-		wait = maxw;
-	/* Polling is a sign of life too. */
-	tasks_host_alive(h, c);
-	if (h->store->ops->task_take(h->store, c->host_id, clk_real_ms(), TASKS_TAKE_MAX, &items) <
-	    0) {
-		httpd_respond_error(req, OUTPOST_E_INTERNAL, "cannot read the task queue");
-		return;
-	}
-	if (httpd_req_query(req, "resume") && strcmp(httpd_req_query(req, "resume"), "1") == 0) {
-		/* The agent restarted: what it was sent and never finished, again. */
-		json_t *again = NULL;
-		if (h->store->ops->task_resume(h->store, c->host_id, clk_real_ms(), TASKS_TAKE_MAX,
-		                               &again) == 0)
-			json_array_extend(items, again);
-		json_decref(again);
-	}
-	if (tasks_sign(h, items) < 0) {
-		json_decref(items);
-		httpd_respond_error(req, OUTPOST_E_INTERNAL, "cannot read the task queue");
-		return;
-	}
-	if (json_array_size(items) || wait == 0 || h->stopping) {
-		httpd_respond_ok(req, json_pack("{s:o}", "tasks", items));
-		return;
-	}
-	json_decref(items);
-	/* One poll per host: a newer one replaces the old. */
-	if ((w = poll_find(h, c->host_id)))
-		poll_answer(h, w, NULL);
-	w = calloc(1, sizeof(*w));
-	if (!w || loop_timer_add(h->loop, wait * 1000, 0, poll_on_timeout, w, &w->timer) < 0) {
-		free(w);
-		httpd_respond_error(req, OUTPOST_E_INTERNAL, "out of memory");
-		return;
-	}
-	w->h = h;
-	w->req = req;
-	snprintf(w->key, sizeof(w->key), "%s", c->host_id);
-	{
-		struct tcpalive ka = poll_keepalive(h);
-		w->fd = httpd_req_fd(req);
-		if (w->fd >= 0 && tcpalive_arm(w->fd, &ka) < 0)
-			w->fd =
-			    -1; /* not TCP (a unix socket): the poll counts only when it arrives */
-	}
-	w->next = h->polls[wait_hash(w->key)];
-	h->polls[wait_hash(w->key)] = w;
-	h->npolls++;
-}
 
 static int state_ok(const char *s)
 {
@@ -769,7 +441,7 @@ static void agent_results(struct hub *h, struct httpd_req *req, struct hub_calle
 
 	if (httpd_req_json(req, &body) < 0)
 		goto out;
-	tasks_host_alive(h, c);
+	registry_alive(h, c);
 	results = json_object_get(body, "results");
 	if (!json_is_array(results) || json_array_size(results) > 10000) {
 		httpd_respond_error(
@@ -803,7 +475,7 @@ static void agent_results(struct hub *h, struct httpd_req *req, struct hub_calle
 	json_object_foreach(touched, tid, v) tasks_wake_task(h, tid);
 	/* A finished batch may release the next one. */
 	if (h->store->ops->tasks_advance(h->store, clk_real_ms(), &hosts) == 0)
-		tasks_wake_hosts(h, hosts);
+		agents_wake_hosts(h->agents, hosts);
 	httpd_respond_ok(req, json_pack("{s:i}", "accepted", accepted));
 	(void)any_done;
 out:
@@ -812,55 +484,17 @@ out:
 	json_decref(body);
 }
 
-static void agent_beat(struct hub *h, struct httpd_req *req, struct hub_caller *c)
-{
-	json_t *body = NULL, *facts;
-	const char *version = NULL;
-	int was_down = 0;
-
-	if (httpd_req_json(req, &body) < 0)
-		return;
-	facts = json_object_get(body, "facts");
-	version = json_string_value(json_object_get(body, "version"));
-	if ((facts && !json_is_object(facts)) || (version && strlen(version) > 64)) {
-		httpd_respond_error(req, OUTPOST_E_BAD_ARGS, "beat: {version, facts (object)}");
-		goto out;
-	}
-	/* An accepted host is bounded as an enrolling one: a beat must not grow hub.db either. */
-	if (!api_facts_ok(h, req, facts, 0))
-		goto out;
-	if (h->store->ops->host_seen(h->store, c->host_id, clk_real_ms(), version, facts,
-	                             &was_down) < 0) {
-		httpd_respond_error(req, OUTPOST_E_INTERNAL, "cannot record the beat");
-		goto out;
-	}
-	h->st.beats++;
-	h->st.seen_writes++;
-	if (was_down)
-		log_info(h->log, "registry", "host %s is up again", c->host_id);
-	/* requests_count_as_beats: every signed request marks the host seen here (polls, results,
-	 * metric posts), so an agent whose other requests get through may skip its beats;
-	 * held_poll_counts_as_beats: so does its long-poll while it is held on a healthy
-	 * connection (tasks_tick). An older hub says neither, and its agents beat every
-	 * interval. */
-	httpd_respond_ok(req,
-	                 json_pack("{s:I, s:b, s:b}", "interval_ms",
-	                           json_integer_value(conf_get(h->conf, "agents.beat_ms")),
-	                           "requests_count_as_beats", 1, "held_poll_counts_as_beats", 1));
-out:
-	json_decref(body);
-}
-
 void tasks_agent_results(void *ctx, struct httpd_req *req)
 {
 	struct hub *h = ctx;
 	struct hub_caller *c = httpd_req_data(req);
-	const char *verb = agent_verb(req);
+	const char *slash = strchr(httpd_req_tail(req), '/');
+	const char *verb = slash ? slash + 1 : "";
 
 	if (strcmp(verb, "results") == 0)
 		agent_results(h, req, c);
 	else if (strcmp(verb, "beat") == 0)
-		agent_beat(h, req, c);
+		registry_beat(h, req, c);
 	else if (strcmp(verb, "metrics") == 0)
 		ingest_agent_metrics(h, req, c);
 	else
@@ -868,53 +502,20 @@ void tasks_agent_results(void *ctx, struct httpd_req *req)
 		                    "POST /api/v1/agents/<id>/results, /beat or /metrics");
 }
 
-/* Marks the host seen, unless it is up and was seen less than half a beat interval ago: a
- * burst of requests (a spool's backlog, posted request after request) costs hub.db one write,
- * and down detection, which waits missed_beats intervals, is off by half an interval at most. */
-void tasks_host_alive(struct hub *h, struct hub_caller *c)
-{
-	int64_t now = clk_real_ms();
-	int64_t beat = json_integer_value(conf_get(h->conf, "agents.beat_ms"));
-	int was_down = 0;
-
-	if (c->up && now - c->last_seen_ms < beat / 2)
-		return;
-	if (h->store->ops->host_seen(h->store, c->host_id, now, NULL, NULL, &was_down) < 0)
-		return; /* the next request or beat tries again */
-	h->st.seen_writes++;
-	c->up = 1;
-	c->last_seen_ms = now;
-	if (was_down)
-		log_info(h->log, "registry", "host %s is up again", c->host_id);
-}
-
 /* ---- once a second ---- */
 
+/* Tasks past their expiry end; a finished batch releases the next. */
 void tasks_tick(struct hub *h)
 {
 	int64_t now = clk_real_ms();
-	int64_t beat = json_integer_value(conf_get(h->conf, "agents.beat_ms"));
-	int64_t missed = json_integer_value(conf_get(h->conf, "agents.missed_beats"));
-	struct poll_sweep sw = {h, poll_keepalive(h)};
 	json_t *ids = NULL, *v;
 	size_t i;
 
-	/* A hub that just started has heard nobody yet: a host last seen when its poll was
-	 * renewed, up to a poll wait before the restart, gets missed_beats intervals to come
-	 * back before it is called down. */
-	if (now - h->started_ms >= beat * missed &&
-	    h->store->ops->hosts_mark_down(h->store, now - beat * missed, now, poll_keeps_up, &sw,
-	                                   &ids) == 0)
-		json_array_foreach(ids, i, v)
-		    log_warn(h->log, "registry", "host %s is down: no sign of life for %lld ms",
-		             json_string_value(v), (long long)(beat * missed));
-	json_decref(ids);
-	ids = NULL;
 	if (h->store->ops->tasks_expire(h->store, now, &ids) == 0)
 		json_array_foreach(ids, i, v) tasks_wake_task(h, json_string_value(v));
 	json_decref(ids);
 	ids = NULL;
 	if (h->store->ops->tasks_advance(h->store, now, &ids) == 0)
-		tasks_wake_hosts(h, ids);
+		agents_wake_hosts(h->agents, ids);
 	json_decref(ids);
 }

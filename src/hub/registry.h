@@ -1,0 +1,48 @@
+/* The registry of hosts: enrollment, the host routes, beats and signs of life, the down sweep,
+ * and host selection (the one rule by which tasks, `hosts ls -t` and metric queries pick
+ * hosts). Loop thread only. */
+#ifndef OUTPOST_HUB_REGISTRY_H
+#define OUTPOST_HUB_REGISTRY_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+struct hub;
+struct hub_caller;
+struct httpd_req;
+struct registry;
+
+/* What the registry asks of the agents' link without knowing it (agents.c provides them). */
+struct registry_hooks {
+	/* Whether host's long-poll is held on a healthy connection: the down sweep spares it. */
+	int (*keeps_up)(void *arg, const char *host);
+	/* A host was just revoked or removed: its held poll ends now with why. */
+	void (*cut_off)(void *arg, const char *host, const char *why);
+	void *arg;
+};
+
+int registry_new(const struct registry_hooks *hooks, struct registry **out);
+void registry_free(struct registry *r); /* NULL ok */
+
+/* Routes (ctx is the struct hub). */
+void registry_enroll(void *ctx, struct httpd_req *req);
+void registry_hosts_list(void *ctx, struct httpd_req *req);
+void registry_host_get(void *ctx, struct httpd_req *req);
+void registry_host_change(void *ctx, struct httpd_req *req);
+void registry_beat(struct hub *h, struct httpd_req *req, struct hub_caller *c);
+
+/* A signed agent request that got through is a sign of life, as a beat is (without facts). */
+void registry_alive(struct hub *h, struct hub_caller *c);
+/* Every second: hosts without a sign of life for missed_beats intervals are marked down. */
+void registry_tick(struct hub *h);
+
+/* The ids (a new array) of the hosts a selector matches: accepted ones (up, down), or with
+ * any_state also pending and revoked ones (REGISTRY_ANY_CACHED: from a registry snapshot up to
+ * 2 s old, for dashboards; REGISTRY_ANY: read afresh). 0 (the array may be empty), or BAD_ARGS
+ * with msg for a selector that does not parse or names an unknown key. */
+#define REGISTRY_ANY_CACHED 1
+#define REGISTRY_ANY 2
+int registry_select(struct hub *h, const char *target, int any_state, json_t **ids, char *msg,
+                    size_t msglen);
+
+#endif
