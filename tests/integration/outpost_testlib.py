@@ -9,6 +9,7 @@ import hashlib
 import http.client
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -846,3 +847,119 @@ def fake_hub():
     f = FakeHub()
     yield f
     f.close()
+
+
+# ---- ZooKeeper (scale mode, docs/scale.md) ----
+
+ZK_JAR = "/usr/share/java/zookeeper.jar"
+
+
+class ZooKeeper:
+    """A private standalone ZooKeeper server (Debian's zookeeper package) on a free port of
+    127.0.0.1, with its own conf and data dir: Java started directly with that conf (Debian's
+    zkServer.sh reads /etc/zookeeper), its admin server off (it would take port 8080), the
+    4-letter words ruok/srvr/stat/mntr/cons allowed. .connect is the connection string.
+    stop() keeps the data (start() again is a ZooKeeper restart: sessions survive one shorter
+    than their timeout); close() removes everything."""
+
+    def __init__(self, tick_ms=1000):
+        self.dir = tempfile.mkdtemp(prefix="outpost-zk-")
+        self.data = os.path.join(self.dir, "data")
+        os.mkdir(self.data)
+        self.port = free_port()
+        self.connect = "127.0.0.1:%d" % self.port
+        self.cfg = os.path.join(self.dir, "zoo.cfg")
+        # tickTime 1000: session timeouts of 2-20 s are allowed (tests use short ones).
+        with open(self.cfg, "w") as f:
+            f.write("tickTime=%d\ndataDir=%s\nclientPort=%d\nclientPortAddress=127.0.0.1\n"
+                    "maxClientCnxns=0\nadmin.enableServer=false\n"
+                    "4lw.commands.whitelist=ruok,srvr,stat,mntr,cons\n"
+                    "minSessionTimeout=%d\n" % (tick_ms, self.data, self.port, 2 * tick_ms))
+        self.log_path = os.path.join(self.dir, "zookeeper.log")
+        self.proc = None
+
+    def four(self, word, timeout=2):
+        """Sends a 4-letter word; its answer (text), or None when nothing answers."""
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as s:
+                s.sendall(word.encode())
+                chunks = []
+                while True:
+                    c = s.recv(4096)
+                    if not c:
+                        break
+                    chunks.append(c)
+                return b"".join(chunks).decode(errors="replace")
+        except OSError:
+            return None
+
+    def start(self, timeout=60):
+        logf = open(self.log_path, "ab")
+        # A small heap: the test machine is shared; the test tree is tiny.
+        self.proc = subprocess.Popen(
+            ["java", "-Xmx128m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+             "-Dzookeeper.log.dir=" + self.dir, "-cp", "%s:%s" % (self.dir, ZK_JAR),
+             "org.apache.zookeeper.server.quorum.QuorumPeerMain", self.cfg],
+            stdout=logf, stderr=logf, stdin=subprocess.DEVNULL, start_new_session=True)
+        logf.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError("zookeeper exited at start:\n" + self.log())
+            if (self.four("ruok") or "") == "imok" and "Mode:" in (self.four("srvr") or ""):
+                return self
+            time.sleep(0.1)
+        raise AssertionError("zookeeper did not answer ruok in %d s:\n%s" % (timeout, self.log()))
+
+    def log(self):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()[-20000:]
+        except FileNotFoundError:
+            return ""
+
+    def stop(self):
+        """Kills the server (as a crash would), keeping its data."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+    def restart(self, down_s=0):
+        self.stop()
+        time.sleep(down_s)
+        return self.start()
+
+    def close(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def zookeeper():
+    """One private ZooKeeper per test module (Java takes seconds to start); skips when the
+    zookeeper package is not installed (sh scripts/deps.sh test)."""
+    if not os.path.exists(ZK_JAR) or not shutil.which("java"):
+        pytest.skip("no ZooKeeper server (%s, java): sh scripts/deps.sh test" % ZK_JAR)
+    zk = ZooKeeper()
+    try:
+        yield zk.start()
+    finally:
+        zk.close()
+
+
+def kazoo_client(connect, user=None, secret=None, timeout_s=10):
+    """A started kazoo client on connect, authenticated with the digest user:secret when
+    given (a hub is "outpost-hub", an agent its host id: docs/scale.md); the caller stops it.
+    Skips when python3-kazoo is absent."""
+    kc = pytest.importorskip("kazoo.client", reason="python3-kazoo (sh scripts/deps.sh test)")
+    auth = [("digest", "%s:%s" % (user, secret))] if user is not None else None
+    c = kc.KazooClient(hosts=connect, auth_data=auth, timeout=timeout_s)
+    c.start(timeout=timeout_s)
+    return c
+
+
+def zk_digest(user, secret):
+    """ZooKeeper's digest id of user:secret (user:base64(sha1(user:secret))), as in an ACL."""
+    raw = hashlib.sha1(("%s:%s" % (user, secret)).encode()).digest()
+    return "%s:%s" % (user, base64.b64encode(raw).decode())
