@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define AGENTS_TAKE_MAX 64
 #define AGENTS_BUCKETS 4096
 
 /* A held poll: the request waits, suspended, until it is answered. */
@@ -69,7 +68,7 @@ size_t agents_connected(const struct agents *a)
 }
 
 /* Turns store items [{"task": {...}}] into signed copies in place. */
-static int agents_sign(struct hub *h, json_t *items)
+int agents_sign(struct hub *h, json_t *items)
 {
 	json_t *it;
 	size_t i;

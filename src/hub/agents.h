@@ -16,6 +16,12 @@ void agents_free(struct agents *a); /* answers what is held first; NULL ok */
  * agents.missed_beats): at start and on reload. */
 void agents_configure(struct agents *a, const json_t *conf);
 
+/* Task copies handed out at once (a poll; a ZooKeeper queue's write, zk.c). */
+#define AGENTS_TAKE_MAX 64
+/* Turns store items [{"task": {...}}] into signed copies in place (the one signing of task
+ * copies, whatever carries them). */
+int agents_sign(struct hub *h, json_t *items);
+
 /* GET /api/v1/agents/<id>/tasks (ctx is the struct hub). */
 void agents_poll(void *ctx, struct httpd_req *req);
 

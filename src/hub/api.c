@@ -9,6 +9,7 @@
 #include "registry.h"
 #include "retention.h"
 #include "tsdb.h"
+#include "zk.h"
 #include "core/prom.h"
 #include "core/buf.h"
 #include "core/clk.h"
@@ -26,10 +27,13 @@
 static void api_health(void *ctx, struct httpd_req *req)
 {
 	struct hub *h = ctx;
-	httpd_respond_ok(req,
-	                 json_pack("{s:s, s:I, s:s, s:s}", "version", OUTPOST_VERSION, "uptime_s",
-	                           (json_int_t)((clk_real_ms() - h->started_ms) / 1000),
-	                           "hub_pubkey", h->pk_b64, "fingerprint", h->fingerprint));
+	json_t *ans = json_pack("{s:s, s:I, s:s, s:s}", "version", OUTPOST_VERSION, "uptime_s",
+	                        (json_int_t)((clk_real_ms() - h->started_ms) / 1000),
+	                        "hub_pubkey", h->pk_b64, "fingerprint", h->fingerprint);
+
+	if (ans && h->zk)
+		json_object_set_new(ans, "zk", zk_status(h->zk));
+	httpd_respond_ok(req, ans);
 }
 
 /* Enrollments refused, by reason (/metrics: outpost_hub_enroll_refused_total{reason}). */
@@ -291,7 +295,7 @@ static const struct httpd_route routes[] = {
     /* method  path                         handler              role           body */
     {"GET", "/api/v1/health", api_health, ROLE_NONE, 0},
     {"POST", "/api/v1/enroll", registry_enroll, ROLE_NONE, 1 * MB},
-    {"GET", "/api/v1/agents/*", agents_poll, ROLE_AGENT, 0},
+    {"GET", "/api/v1/agents/*", tasks_agent_get, ROLE_AGENT, 0},
     {"POST", "/api/v1/agents/*", tasks_agent_results, ROLE_AGENT, 16 * MB},
     {"GET", "/metrics", api_metrics, ROLE_VIEWER, 0},
     {"GET", "/api/v1/hosts", registry_hosts_list, ROLE_VIEWER, 0},

@@ -9,6 +9,7 @@
 #include "store_pg.h"
 #include "tls.h"
 #include "tsdb.h"
+#include "zk.h"
 #include "core/clk.h"
 #include "core/conf.h"
 #include "core/daemon.h"
@@ -143,6 +144,41 @@ static void hub_on_answer(void *ctx, struct httpd_req *req, unsigned status, int
 	h->st.latency_sum += (double)ms / 1000.0;
 }
 
+/* ---- what the registry asks of the links (registry_hooks): the HTTPS long-polls (agents.c)
+ * and, in scale mode, ZooKeeper (zk.c) ---- */
+
+static int hub_keeps_up(void *arg, const char *host)
+{
+	struct hub *h = arg;
+
+	return zk_keeps_up(h->zk, host) || agents_keeps_up(h->agents, host);
+}
+
+static void hub_cut_off(void *arg, const char *host, const char *why)
+{
+	struct hub *h = arg;
+
+	agents_cut_off(h->agents, host, why);
+	zk_host_gone(h->zk, host); /* its ZooKeeper credentials open nothing any more */
+}
+
+static void hub_accepted(void *arg, const char *host, const char *pubkey, json_t *answer)
+{
+	struct hub *h = arg;
+
+	if (!h->zk)
+		return;
+	zk_host_nodes(h->zk, host, pubkey, 0);
+	/* Where ZooKeeper is; the credentials come only by a signed request (GET .../zk). */
+	if (answer)
+		json_object_set_new(answer, "zk", zk_hint(h->zk));
+}
+
+static int hub_sweeps(void *arg)
+{
+	return zk_leads(((struct hub *)arg)->zk);
+}
+
 int hub_new(struct loop *loop, json_t *conf, struct logger *log, struct hub **out, char *msg,
             size_t msglen)
 {
@@ -206,7 +242,8 @@ int hub_new(struct loop *loop, json_t *conf, struct logger *log, struct hub **ou
 	if (agents_new(h, &h->agents) < 0)
 		goto fail;
 	{
-		struct registry_hooks hooks = {agents_keeps_up, agents_cut_off, h->agents};
+		struct registry_hooks hooks = {hub_keeps_up, hub_cut_off, hub_accepted, hub_sweeps,
+		                               h};
 		if (registry_new(&hooks, &h->registry) < 0)
 			goto fail;
 	}
@@ -232,6 +269,8 @@ int hub_new(struct loop *loop, json_t *conf, struct logger *log, struct hub **ou
 	hc.tls_key_pem = h->key_pem;
 	hc.log = log;
 	if (httpd_start(loop, &hc, &h->httpd, msg, msglen) < 0)
+		goto fail;
+	if (zk_start(h, msg, msglen) < 0)
 		goto fail;
 	if (loop_timer_add(loop, 1000, 1000, hub_on_compact, h, &h->compact) < 0)
 		goto fail;
@@ -270,8 +309,9 @@ int hub_reload(struct hub *h, json_t *conf, char *msg, size_t msglen)
 	if (!json_equal(conf_get(conf, "listen"), conf_get(h->conf, "listen")) ||
 	    !json_equal(conf_get(conf, "state_dir"), conf_get(h->conf, "state_dir")) ||
 	    !json_equal(conf_get(conf, "tls"), conf_get(h->conf, "tls")) ||
-	    !json_equal(conf_get(conf, "store"), conf_get(h->conf, "store")))
-		log_warn(h->log, "hub", "listen, state_dir, tls and store change only on restart");
+	    !json_equal(conf_get(conf, "store"), conf_get(h->conf, "store")) ||
+	    !json_equal(conf_get(conf, "zk"), conf_get(h->conf, "zk")))
+		log_warn(h->log, "hub", "listen, state_dir, tls, store and zk change only on restart");
 	json_decref(h->conf);
 	h->conf = copy;
 	agents_configure(h->agents, h->conf);
@@ -297,6 +337,8 @@ void hub_free(struct hub *h)
 		tasks_release_all(h);
 		agents_release_all(h->agents);
 	}
+	zk_stop(h->zk); /* its session closes: this hub leaves /outpost/hubs and the election */
+	h->zk = NULL;
 	loop_timer_del(h->loop, h->tick);
 	loop_timer_del(h->loop, h->compact);
 	loop_timer_del(h->loop, h->retain);

@@ -1,5 +1,6 @@
 /* The hub's config: defaults, schema and checks (docs/config.md). */
 #include "hub.h"
+#include "zk.h"
 #include "core/conf.h"
 
 #include <libpq-fe.h>
@@ -56,6 +57,15 @@ static const struct conf_field hub_schema[] = {
      "failed attempts per address and per credential"},
     {"auth.max_unknown_per_min", CONF_INT, 1, 1000000,
      "failed attempts with unknown credentials, all addresses together"},
+    {"zk", CONF_OBJECT, 0, 0, NULL},
+    {"zk.connect", CONF_STRING, 0, 0,
+     "scale mode: ZooKeeper servers HOST:PORT,...[/chroot] (absent: embedded mode)"},
+    {"zk.secret_file", CONF_STRING, 0, 0, "the hubs' shared ZooKeeper secret (mode 0600)"},
+    {"zk.session_timeout_ms", CONF_INT, 2000, 120000,
+     "ZooKeeper session timeout (the server bounds it to 2-20 ticks)"},
+    {"zk.hub_id", CONF_STRING, 0, 0, "this hub's name under /outpost/hubs (default HOST-PORT)"},
+    {"zk.hub_url", CONF_STRING, 0, 0, "the URL agents reach this hub at (default from listen)"},
+    {"zk.single_hub", CONF_BOOL, 0, 0, "scale mode with the SQLite store: one hub only"},
     {NULL, 0, 0, 0, NULL},
 };
 
@@ -66,7 +76,7 @@ json_t *hub_conf_defaults(void)
 	return json_pack(
 	    "{s:s, s:s, s:b, s:[], s:{s:s, s:s}, s:{s:i, s:i, s:i, s:i, s:i, s:i},"
 	    " s:{s:i, s:i, s:i}, s:{s:i, s:I, s:i}, s:{s:i}, s:{s:i}, s:{s:i, s:i},"
-	    " s:{s:i, s:i, s:i, s:i}, s:{s:i, s:i, s:i, s:i}}",
+	    " s:{s:i, s:i, s:i, s:i}, s:{s:i, s:i, s:i, s:i}, s:{s:i}}",
 	    "listen", "127.0.0.1:7443", "state_dir",
 	    root ? "/var/lib/outpost-hub" : "outpost-state/hub", "tls", 1, "tls_names", "log",
 	    "level", "info", "target", "stderr", "api", "body_limit", 64 << 20, "conn_limit", 20000,
@@ -76,7 +86,8 @@ json_t *hub_conf_defaults(void)
 	    "events", "keep_days", 30, "audit", "keep_days", 365, "auth", "max_failures_per_min",
 	    20, "max_unknown_per_min", 200, "metrics", "raw_hours", 48, "rollup_1m_days", 30,
 	    "rollup_1h_days", 365, "checkpoint_s", 300, "enroll", "pending_max", 1000,
-	    "pending_per_addr", 50, "pending_keep_days", 7, "facts_max_bytes", 256 << 10);
+	    "pending_per_addr", 50, "pending_keep_days", 7, "facts_max_bytes", 256 << 10, "zk",
+	    "session_timeout_ms", 15000);
 }
 
 static int hub_listen_is_loopback(const char *listen)
@@ -149,5 +160,7 @@ int hub_conf_check(const json_t *conf, char *msg, size_t msglen)
 		snprintf(msg, msglen, "'state_dir' must not be empty");
 		return OUTPOST_E_BAD_ARGS;
 	}
-	return hub_conf_check_store(conf, msg, msglen);
+	if ((rc = hub_conf_check_store(conf, msg, msglen)) < 0)
+		return rc;
+	return zk_conf_check(conf, msg, msglen);
 }

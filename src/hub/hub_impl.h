@@ -17,6 +17,7 @@ struct ingest;
 struct buf;
 struct agents;
 struct registry;
+struct hub_zk;
 
 enum hub_role {
 	ROLE_NONE = 0, /* anyone: health, enroll */
@@ -85,6 +86,7 @@ struct hub {
 	struct loop_timer *retain;   /* its background work */
 	struct registry *registry;   /* hosts, liveness, selection (registry.h) */
 	struct agents *agents;       /* agents' task long-polls (agents.h) */
+	struct hub_zk *zk;           /* scale mode (zk.h); NULL: embedded */
 	struct hub_wait *watches;    /* operators' task waits (tasks.c) */
 	struct auth_limit *limit;    /* failed credentials, replay memory (auth_limit.h) */
 	int64_t started_ms;
@@ -132,6 +134,8 @@ void tasks_api_create(void *ctx, struct httpd_req *req);
 void tasks_api_list(void *ctx, struct httpd_req *req);
 void tasks_api_get(void *ctx, struct httpd_req *req);
 void tasks_api_cancel(void *ctx, struct httpd_req *req);
+/* GET /api/v1/agents/<id>/tasks|zk, POST .../results|beat|metrics */
+void tasks_agent_get(void *ctx, struct httpd_req *req);
 void tasks_agent_results(void *ctx, struct httpd_req *req);
 void tasks_wake_task(struct hub *h, const char *task_id);
 /* Every second: expiry, batches. */

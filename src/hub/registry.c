@@ -255,8 +255,13 @@ void registry_enroll(void *ctx, struct httpd_req *req)
 	}
 	log_info(h->log, "enroll", "host %s from %s: %s", e.host_id, httpd_req_peer(req),
 	         json_string_value(json_object_get(host, "state")));
-	httpd_respond_ok(req, json_pack("{s:s, s:O, s:s}", "host_id", e.host_id, "state",
-	                                json_object_get(host, "state"), "hub_pubkey", h->pk_b64));
+	{
+		json_t *ans = json_pack("{s:s, s:O, s:s}", "host_id", e.host_id, "state",
+		                        json_object_get(host, "state"), "hub_pubkey", h->pk_b64);
+		if (e.accept && h->registry->hooks.accepted)
+			h->registry->hooks.accepted(h->registry->hooks.arg, e.host_id, e.pubkey, ans);
+		httpd_respond_ok(req, ans);
+	}
 out:
 	json_decref(tok);
 	json_decref(host);
@@ -427,6 +432,9 @@ void registry_host_change(void *ctx, struct httpd_req *req)
 	else if (strcmp(verb, "remove") == 0)
 		h->registry->hooks.cut_off(h->registry->hooks.arg, id,
 		                           "unknown host: enroll first");
+	else if (strcmp(verb, "accept") == 0 && h->registry->hooks.accepted)
+		h->registry->hooks.accepted(h->registry->hooks.arg, id,
+		                            json_string_value(json_object_get(host, "pubkey")), NULL);
 	json_decref(host);
 	host = NULL;
 	if (strcmp(verb, "remove") == 0)
@@ -512,6 +520,7 @@ void registry_tick(struct hub *h)
 	 * renewed, up to a poll wait before the restart, gets missed_beats intervals to come
 	 * back before it is called down. */
 	if (now - h->started_ms >= beat * missed &&
+	    (!r->hooks.sweeps || r->hooks.sweeps(r->hooks.arg)) &&
 	    h->store->ops->hosts_mark_down(h->store, now - beat * missed, now, r->hooks.keeps_up,
 	                                   r->hooks.arg, &ids) == 0)
 		json_array_foreach(ids, i, v)

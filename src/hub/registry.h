@@ -16,8 +16,14 @@ struct registry;
 struct registry_hooks {
 	/* Whether host's long-poll is held on a healthy connection: the down sweep spares it. */
 	int (*keeps_up)(void *arg, const char *host);
-	/* A host was just revoked or removed: its held poll ends now with why. */
+	/* A host was just revoked or removed: its held poll ends now with why (and, in scale
+	 * mode, its ZooKeeper nodes go). */
 	void (*cut_off)(void *arg, const char *host, const char *why);
+	/* A host was accepted (enrolled with a token, or by an operator), with the key it
+	 * enrolled with; answer: the enrollment answer to add to, or NULL. May be NULL. */
+	void (*accepted)(void *arg, const char *host, const char *pubkey, json_t *answer);
+	/* Whether this hub does the down sweep now (scale mode: the leader only). NULL: always. */
+	int (*sweeps)(void *arg);
 	void *arg;
 };
 

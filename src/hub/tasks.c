@@ -6,6 +6,7 @@
 #include "agents.h"
 #include "audit.h"
 #include "registry.h"
+#include "zk.h"
 #include "core/clk.h"
 #include "core/conf.h"
 #include "core/err.h"
@@ -178,6 +179,14 @@ static int64_t tasks_batch(const json_t *v, size_t total)
 	return (int64_t)ceil(pct * (double)total / 100.0);
 }
 
+/* Copies became ready for these hosts: the held polls of the HTTPS link get them, and in
+ * scale mode the zookeeper-link hosts' queues (zk.c picks which hosts those are). */
+static void tasks_wake_hosts(struct hub *h, json_t *ids)
+{
+	agents_wake_hosts(h->agents, ids);
+	zk_push(h->zk, ids);
+}
+
 void tasks_api_create(void *ctx, struct httpd_req *req)
 {
 	struct hub *h = ctx;
@@ -303,7 +312,7 @@ void tasks_api_create(void *ctx, struct httpd_req *req)
 	log_info(h->log, "tasks", "task %s: %s.%s on %zu host(s) (%s)", id, plugin, op,
 	         json_array_size(ids), target);
 	if (h->store->ops->task_hosts_waiting(h->store, id, &waiting) == 0)
-		agents_wake_hosts(h->agents, waiting);
+		tasks_wake_hosts(h, waiting);
 	json_decref(existing);
 	existing = NULL;
 	rc = h->store->ops->task_get(h->store, id, 0, 0, &existing);
@@ -412,7 +421,20 @@ void tasks_api_cancel(void *ctx, struct httpd_req *req)
 	}
 	audit_record(h, req, "task.cancel", id, NULL);
 	tasks_wake_task(h, id);
-	rc = h->store->ops->task_get(h->store, id, 0, 0, &task);
+	rc = h->store->ops->task_get(h->store, id, h->zk != NULL, 0, &task);
+	if (rc == 0 && h->zk) { /* the cancelled copies' queue entries go */
+		json_t *hosts = json_array(), *row;
+		size_t i;
+		json_array_foreach(json_object_get(task, "hosts"), i, row)
+		{
+			const char *st = json_string_value(json_object_get(row, "state"));
+			if (st && strcmp(st, "cancelled") == 0)
+				json_array_append(hosts, json_object_get(row, "host_id"));
+		}
+		zk_cancel(h->zk, id, hosts);
+		json_decref(hosts);
+		json_object_del(task, "hosts");
+	}
 	if (rc < 0)
 		httpd_respond_error(req, rc, "cannot read the task");
 	else
@@ -468,6 +490,8 @@ static void agent_results(struct hub *h, struct httpd_req *req, struct hub_calle
 		        json_integer_value(json_object_get(r, "finished_ms")), &done) == 0) {
 			accepted++;
 			json_object_set(touched, tid, json_true());
+			if (strcmp(state, "running") != 0) /* its queue entry has done its work */
+				zk_result(h->zk, tid, c->host_id);
 			any_done |= done;
 		}
 	}
@@ -475,13 +499,28 @@ static void agent_results(struct hub *h, struct httpd_req *req, struct hub_calle
 	json_object_foreach(touched, tid, v) tasks_wake_task(h, tid);
 	/* A finished batch may release the next one. */
 	if (h->store->ops->tasks_advance(h->store, clk_real_ms(), &hosts) == 0)
-		agents_wake_hosts(h->agents, hosts);
+		tasks_wake_hosts(h, hosts);
 	httpd_respond_ok(req, json_pack("{s:i}", "accepted", accepted));
 	(void)any_done;
 out:
 	json_decref(hosts);
 	json_decref(touched);
 	json_decref(body);
+}
+
+void tasks_agent_get(void *ctx, struct httpd_req *req)
+{
+	struct hub *h = ctx;
+	const char *slash = strchr(httpd_req_tail(req), '/');
+	const char *verb = slash ? slash + 1 : "";
+
+	if (strcmp(verb, "zk") == 0)
+		zk_agent_credentials(h, req, httpd_req_data(req));
+	else if (strcmp(verb, "tasks") == 0)
+		agents_poll(ctx, req);
+	else
+		httpd_respond_error(req, OUTPOST_E_NOT_FOUND,
+		                    "GET /api/v1/agents/<id>/tasks or /zk");
 }
 
 void tasks_agent_results(void *ctx, struct httpd_req *req)
@@ -516,6 +555,6 @@ void tasks_tick(struct hub *h)
 	json_decref(ids);
 	ids = NULL;
 	if (h->store->ops->tasks_advance(h->store, now, &ids) == 0)
-		agents_wake_hosts(h->agents, ids);
+		tasks_wake_hosts(h, ids);
 	json_decref(ids);
 }
