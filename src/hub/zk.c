@@ -39,7 +39,7 @@ struct zk_job {
 	struct zk_job *next;
 };
 
-enum { MSG_LEADER, MSG_ALIVE, MSG_SYNCED, MSG_TAKE, MSG_CONNECTED };
+enum { MSG_LEADER, MSG_ALIVE, MSG_SYNCED, MSG_TAKE, MSG_CONNECTED, MSG_REGISTERED };
 
 struct zk_msg {
 	struct hub_zk *z;
@@ -74,7 +74,7 @@ struct hub_zk {
 	int64_t swept_ms;
 
 	/* the loop thread's own */
-	int l_leader, l_synced, l_connected;
+	int l_leader, l_synced, l_connected, l_registered;
 	json_t *alive; /* host ids whose alive node the leader saw */
 };
 
@@ -777,6 +777,7 @@ static int zk_round(struct hub_zk *z, json_t *dirty_hosts, json_t *dirty_shards,
 			return rc;
 		z->ready = 1;
 		ev_leader = 1;
+		zk_post(z, MSG_REGISTERED, NULL, 1, 0);
 		log_info(z->log, "zk", "hub %s registered at %s", z->hub_id, z->connect);
 	}
 	if (ev_leader && (rc = zk_elect(z)) != ZOK)
@@ -979,6 +980,10 @@ static void zk_on_msg(void *arg)
 			break;
 		case MSG_CONNECTED:
 			z->l_connected = m->a;
+			z->l_registered &= m->a;
+			break;
+		case MSG_REGISTERED:
+			z->l_registered = m->a;
 			break;
 		}
 	}
@@ -1037,8 +1042,8 @@ int zk_leads(struct hub_zk *z)
 
 json_t *zk_status(struct hub_zk *z)
 {
-	return json_pack("{s:b, s:b, s:s, s:I}", "connected", z->l_connected, "leader",
-	                 z->l_leader, "hub_id", z->hub_id, "alive",
+	return json_pack("{s:b, s:b, s:b, s:s, s:I}", "connected", z->l_connected, "registered",
+	                 z->l_registered, "leader", z->l_leader, "hub_id", z->hub_id, "alive",
 	                 (json_int_t)json_object_size(z->alive));
 }
 

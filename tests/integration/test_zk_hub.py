@@ -1,0 +1,342 @@
+"""Scale mode, the hub's side (docs/scale.md): a real outpost-hub against a private ZooKeeper
+(one per module). kazoo plays the other parties: a hub (the outpost-hub digest) and agents
+(each with the digest the hub hands it), and FakeAgent does the agent's signed HTTPS.
+Every test works under a chroot of its own, so that the tests of one server do not meet."""
+import base64
+import hashlib
+import json
+import os
+import time
+
+import pytest
+
+from fakeagent import FakeAgent
+from outpost_testlib import Hub, canonical, kazoo_client, wait_for, zk_digest
+
+SECRET = "hubs-shared-secret-for-tests-0123"
+TIMEOUT_MS = 4000  # the server's tickTime is 1000: 2-20 s allowed
+
+
+def shard(host):
+    return hashlib.sha256(host.encode()).hexdigest()[:2]
+
+
+@pytest.fixture
+def zkconf(zookeeper, tmp_path, request):
+    """The zk section of a hub's config, under a chroot of this test's own."""
+    chroot = "/" + "".join(c if c.isalnum() else "_" for c in request.node.name)[:60]
+    c = kazoo_client(zookeeper.connect)
+    c.ensure_path(chroot)
+    c.stop()
+    sec = tmp_path / "zk.secret"
+    sec.write_text(SECRET + "\n")
+    os.chmod(sec, 0o600)
+    return {"connect": zookeeper.connect + chroot, "secret_file": str(sec),
+            "session_timeout_ms": TIMEOUT_MS}
+
+
+@pytest.fixture
+def hubs(tmp_path, request):
+    """make(conf, name) starts a hub in tmp_path/name; all stopped (or killed) afterwards."""
+    made = []
+
+    def make(conf, name="a"):
+        d = tmp_path / name
+        d.mkdir()
+        h = Hub(d, conf)
+        made.append(h)
+        return h.start()
+
+    yield make
+    failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
+    for h in made:
+        if failed:
+            print("---- hub log %s ----\n%s" % (h.dir, h.log()))
+        if h.proc and h.proc.poll() is None:
+            h.stop()
+
+
+def single(zkconf, **more):
+    zk = dict(zkconf, single_hub=True, hub_id="hub-a")
+    return deep({"agents": {"beat_ms": 500, "missed_beats": 4}, "zk": zk}, more)
+
+
+def deep(a, b):
+    for k, v in b.items():
+        a[k] = deep(a.get(k, {}), v) if isinstance(v, dict) else v
+    return a
+
+
+def zk_status(h):
+    st, r = h.api("GET", "/api/v1/health", token="")
+    assert st == 200, r
+    return r["result"].get("zk")
+
+
+def enroll(h, host):
+    tok = h.cli("token", "create", "--enroll", "--ttl", "10m").stdout.strip()
+    a = FakeAgent(h.url, host, ca=h.ca, token=tok)
+    return a, a.enroll()["result"]
+
+
+def credentials(a):
+    st, r = a.request("GET", "/api/v1/agents/%s/zk" % a.host_id)
+    assert st == 200, r
+    return r["result"]
+
+
+def host_state(h, host):
+    st, r = h.api("GET", "/api/v1/hosts/" + host)
+    assert st == 200, r
+    return r["result"]["state"]
+
+
+def test_hub_registers_makes_the_tree_and_leads(zkconf, hubs):
+    h = hubs(single(zkconf))
+    wait_for(lambda: (zk_status(h) or {}).get("leader"), what="the only hub to lead")
+    hk = kazoo_client(zkconf["connect"], "outpost-hub", SECRET)
+    try:
+        assert sorted(hk.get_children("/outpost")) == ["agents", "hubs", "leader", "tasks"]
+        assert len(hk.get_children("/outpost/agents")) == 256
+        data, stat = hk.get("/outpost/hubs/hub-a")
+        assert json.loads(data) == {"id": "hub-a", "url": h.url}
+        assert stat.ephemeralOwner != 0
+        assert len(hk.get_children("/outpost/leader")) == 1
+        # Anyone reads the folders and the hub list; only the hubs' digest writes.
+        acl = {(a.id.scheme, a.id.id, a.perms) for a in hk.get_acls("/outpost/hubs")[0]}
+        assert acl == {("digest", zk_digest("outpost-hub", SECRET), 31),
+                       ("world", "anyone", 1)}
+    finally:
+        hk.stop()
+    # Another start finds the tree there (idempotent) and registers again.
+    h.stop()
+    h.start()
+    wait_for(lambda: (zk_status(h) or {}).get("leader"), what="the hub to lead again")
+
+
+def test_agent_credentials_open_only_its_own_nodes(zkconf, hubs):
+    from kazoo.exceptions import NoAuthError
+    from kazoo.security import make_digest_acl
+    h = hubs(single(zkconf))
+    a, ans = enroll(h, "web-1")
+    b, _ = enroll(h, "web-2")
+    # The enrollment answer says where ZooKeeper is, never a secret (it is not signed).
+    assert ans["zk"] == {"connect": zkconf["connect"], "session_timeout_ms": TIMEOUT_MS}
+    ca, cb = credentials(a), credentials(b)
+    assert ca["user"] == "web-1" and len(ca["secret"]) == 64 and ca["secret"] != cb["secret"]
+    assert ca["connect"] == zkconf["connect"]
+    assert ca["hub_acl"] == zk_digest("outpost-hub", SECRET)
+    assert credentials(a) == ca  # asking again: the same (derived, not drawn anew)
+    hk = kazoo_client(zkconf["connect"], "outpost-hub", SECRET)
+    ka = kazoo_client(zkconf["connect"], "web-1", ca["secret"])
+    try:
+        wait_for(lambda: marked(hk, "web-2"), what="web-2's nodes")
+        acl = {(x.id.scheme, x.id.id, x.perms) for x in hk.get_acls("/outpost/tasks/web-1")[0]}
+        assert acl == {("digest", zk_digest("outpost-hub", SECRET), 31),
+                       ("digest", zk_digest("web-1", ca["secret"]), 1)}
+        mine = "/outpost/agents/%s/web-1" % shard("web-1")
+        theirs = "/outpost/agents/%s/web-2" % shard("web-2")
+        own_acl = [make_digest_acl("web-1", ca["secret"], all=True)]
+        # Its own: the alive node, reading its queue.
+        ka.create(mine + "/alive", b'{"version":"t"}', acl=own_acl, ephemeral=True)
+        assert ka.get_children("/outpost/tasks/web-1") == []
+        # Nobody else's queue, heartbeat or name; nothing of the hubs'.
+        for what, call in [
+            ("read web-2's queue", lambda: ka.get_children("/outpost/tasks/web-2")),
+            ("write web-2's queue", lambda: ka.create("/outpost/tasks/web-2/t-", b"{}",
+                                                      sequence=True)),
+            ("write its own queue", lambda: ka.create("/outpost/tasks/web-1/t-", b"{}",
+                                                      sequence=True)),
+            ("fake web-2's heartbeat", lambda: ka.create(theirs + "/alive", b"{}",
+                                                         acl=own_acl, ephemeral=True)),
+            ("squat a name in a shard", lambda: ka.create(
+                "/outpost/agents/%s/web-3" % shard("web-3"), b"")),
+            ("make a queue", lambda: ka.create("/outpost/tasks/web-3", b"")),
+            ("register as a hub", lambda: ka.create("/outpost/hubs/evil", b"{}",
+                                                    ephemeral=True)),
+            ("remove a hub", lambda: ka.delete("/outpost/hubs/hub-a")),
+            ("stand for leader", lambda: ka.create("/outpost/leader/n_", b"{}",
+                                                   ephemeral=True, sequence=True)),
+        ]:
+            with pytest.raises(NoAuthError):
+                call()
+                pytest.fail("web-1's credentials could " + what)
+        # web-1's secret under web-2's name opens nothing of web-2's.
+        kx = kazoo_client(zkconf["connect"], "web-2", ca["secret"])
+        try:
+            with pytest.raises(NoAuthError):
+                kx.get_children("/outpost/tasks/web-2")
+        finally:
+            kx.stop()
+        # Revoked: its nodes go, so its credentials open nothing any more.
+        st, r = h.api("POST", "/api/v1/hosts/web-2/revoke", {})
+        assert st == 200, r
+        wait_for(lambda: not hk.exists("/outpost/tasks/web-2") and not hk.exists(theirs),
+                 what="the revoked host's nodes to go")
+    finally:
+        ka.stop()
+        hk.stop()
+
+
+def test_zk_credentials_refused_unsigned_and_outside_scale_mode(hub, zkconf, hubs):
+    h = hubs(single(zkconf))
+    a, _ = enroll(h, "web-1")
+    st, r = a.request("GET", "/api/v1/agents/web-1/zk", signed=False)
+    assert st == 401 and r["ok"] is False and r["error"]["code"] == "unauthorized"
+    other = FakeAgent(h.url, "web-1", ca=h.ca)  # another key, web-1's name
+    st, r = other.request("GET", "/api/v1/agents/web-1/zk")
+    assert st == 401 and r["error"]["code"] == "unauthorized"
+    st, r = a.request("GET", "/api/v1/agents/web-2/zk")  # another host's
+    assert st in (401, 403) and r["ok"] is False
+    # An embedded hub has no ZooKeeper: a clear not_found, and its enrollment answer is as
+    # it always was.
+    e = hub()
+    a2, ans = enroll(e, "web-9")
+    assert set(ans) == {"host_id", "state", "hub_pubkey"}
+    st, r = a2.request("GET", "/api/v1/agents/web-9/zk")
+    assert st == 404 and r["error"]["code"] == "not_found"
+    assert "not in scale mode" in r["error"]["message"]
+    assert "zk" not in e.api("GET", "/api/v1/health", token="")[1]["result"]
+
+
+def marked(hk, host):
+    """Whether host's queue folder is there and marked as of the zookeeper link."""
+    return hk.exists("/outpost/tasks/" + host) and b"zookeeper" in (hk.get(
+        "/outpost/tasks/" + host)[0] or b"")
+
+
+def entries(hk, host):
+    """[(name, parsed data)] of host's queue (an entry deleted meanwhile is left out)."""
+    from kazoo.exceptions import NoNodeError
+    out = []
+    for name in sorted(hk.get_children("/outpost/tasks/" + host)):
+        try:
+            out.append((name, json.loads(hk.get("/outpost/tasks/%s/%s" % (host, name))[0])))
+        except NoNodeError:
+            pass
+    return out
+
+
+def test_task_becomes_one_signed_entry_per_zookeeper_host(zkconf, hubs):
+    import nacl.signing
+    h = hubs(single(zkconf))
+    agents = {}
+    for host in ("web-1", "web-2", "web-3"):
+        agents[host], _ = enroll(h, host)
+    for host in ("web-1", "web-2"):  # web-3 stays on the HTTPS link
+        credentials(agents[host])
+    hk = kazoo_client(zkconf["connect"], "outpost-hub", SECRET)
+    try:
+        wait_for(lambda: all(marked(hk, x) for x in ("web-1", "web-2")),
+                 what="the queues marked")
+        st, r = h.api("POST", "/api/v1/tasks", {"target": "web-[1-3]", "plugin": "sys",
+                                                "op": "ping", "args": {}})
+        assert st == 200, r
+        tid = r["result"]["id"]
+        wait_for(lambda: all(entries(hk, x) for x in ("web-1", "web-2")),
+                 what="a queue entry for each zookeeper host")
+        pk = nacl.signing.VerifyKey(base64.b64decode(h.api("GET", "/api/v1/health",
+                                                           token="")[1]["result"]["hub_pubkey"]))
+        for host in ("web-1", "web-2"):
+            (name, e), = entries(hk, host)
+            assert name.startswith("t-")
+            assert e["task"]["task_id"] == tid and e["task"]["host_id"] == host
+            assert (e["task"]["plugin"], e["task"]["op"]) == ("sys", "ping")
+            pk.verify(canonical(e["task"]).encode(), base64.b64decode(e["sig"]))
+        assert entries(hk, "web-3") == []
+        # The HTTPS long-poll still serves a host of the HTTPS link, the same signed copy.
+        st, r = agents["web-3"].request("GET", "/api/v1/agents/web-3/tasks?wait=0")
+        assert st == 200 and [t["task"]["task_id"] for t in r["result"]["tasks"]] == [tid]
+        # A host's result stored: its entry goes, the others' stay.
+        st, r = agents["web-1"].request("POST", "/api/v1/agents/web-1/results", {
+            "results": [{"task_id": tid, "state": "ok", "response": {"ok": True,
+                                                                      "result": {}}}]})
+        assert st == 200 and r["result"]["accepted"] == 1, r
+        wait_for(lambda: entries(hk, "web-1") == [], what="web-1's entry to go")
+        assert len(entries(hk, "web-2")) == 1
+        # A task cancelled: its entries go.
+        st, r = h.api("POST", "/api/v1/tasks", {"target": "web-1", "plugin": "sys",
+                                                "op": "ping", "args": {}})
+        t2 = r["result"]["id"]
+        wait_for(lambda: entries(hk, "web-1"), what="the second task's entry")
+        st, r = h.api("POST", "/api/v1/tasks/%s/cancel" % t2, {})
+        assert st == 200 and "hosts" not in r["result"], r
+        wait_for(lambda: entries(hk, "web-1") == [], what="the cancelled task's entry to go")
+        # What was queued before a host took up the zookeeper link reaches its queue then.
+        st, r = h.api("POST", "/api/v1/tasks", {"target": "web-3", "plugin": "sys",
+                                                "op": "ping", "args": {}})
+        t3 = r["result"]["id"]
+        credentials(agents["web-3"])
+        wait_for(lambda: [e["task"]["task_id"] for _, e in entries(hk, "web-3")] == [t3],
+                 what="web-3's waiting task in its new queue")
+    finally:
+        hk.stop()
+
+
+def test_alive_node_makes_a_host_up_and_its_session_end_down(zkconf, hubs):
+    h = hubs(single(zkconf))
+    a, _ = enroll(h, "web-1")
+    cred = credentials(a)
+    # No beats: the hub calls it down after 4 x 500 ms.
+    wait_for(lambda: host_state(h, "web-1") == "down", what="web-1 down without beats")
+    wait_for(lambda: (zk_status(h) or {}).get("leader"), what="the hub to lead")
+    from kazoo.security import make_digest_acl
+    ka = kazoo_client(zkconf["connect"], "web-1", cred["secret"])
+    path = "/outpost/agents/%s/web-1/alive" % shard("web-1")
+    wait_for(lambda: ka.exists(os.path.dirname(path)), what="web-1's folder")
+    ka.create(path, b'{"version":"t","facts":"x"}', ephemeral=True,
+              acl=[make_digest_acl("web-1", cred["secret"], all=True)])
+    wait_for(lambda: host_state(h, "web-1") == "up", timeout=5, what="web-1 up by its node")
+    time.sleep(3)  # longer than 4 beats: the node, not beats, keeps it up
+    assert host_state(h, "web-1") == "up"
+    t0 = time.monotonic()
+    ka.stop()
+    ka.close()
+    wait_for(lambda: host_state(h, "web-1") == "down", timeout=TIMEOUT_MS / 1000 + 2,
+             what="web-1 down once its session ended")
+    print("down %.2f s after the session closed" % (time.monotonic() - t0))
+    st, r = h.api("GET", "/api/v1/events?host=web-1")
+    kinds = [e["kind"] for e in r["result"]]
+    assert kinds[:3] == ["down", "up", "down"], kinds
+
+
+def test_leadership_moves_when_the_leader_dies(zkconf, hubs, postgres):
+    conf = {"store": {"backend": "postgresql", "dsn": postgres.dsn}}
+    a = hubs(deep(dict(conf), {"zk": dict(zkconf, hub_id="hub-a")}), "a")
+    b = hubs(deep(dict(conf), {"zk": dict(zkconf, hub_id="hub-b")}), "b")
+    both = (a, b)
+    wait_for(lambda: all((zk_status(x) or {}).get("registered") for x in both) and
+             sum(bool(zk_status(x).get("leader")) for x in both) == 1, what="one leader")
+    leader = a if zk_status(a)["leader"] else b
+    other = b if leader is a else a
+    hk = kazoo_client(zkconf["connect"], "outpost-hub", SECRET)
+    try:
+        assert sorted(hk.get_children("/outpost/hubs")) == ["hub-a", "hub-b"]
+        leader.proc.kill()  # no goodbye: its session must time out
+        leader.proc.wait()
+        t0 = time.monotonic()
+        wait_for(lambda: zk_status(other)["leader"], timeout=TIMEOUT_MS / 1000 + 3,
+                 what="the other hub to lead")
+        took = time.monotonic() - t0
+        print("leadership moved in %.2f s (session timeout %.1f s)" % (took, TIMEOUT_MS / 1000))
+        assert took < TIMEOUT_MS / 1000 + 2
+        assert hk.get_children("/outpost/hubs") == [other.conf["zk"]["hub_id"]]
+    finally:
+        hk.stop()
+
+
+def test_hub_reconnects_and_stays_registered_after_a_zookeeper_restart(zookeeper, zkconf,
+                                                                       hubs):
+    h = hubs(single(zkconf))
+    wait_for(lambda: (zk_status(h) or {}).get("leader"), what="the hub to lead")
+    zookeeper.restart(down_s=1)
+    wait_for(lambda: zk_status(h)["connected"] and zk_status(h)["leader"], timeout=15,
+             what="the hub back on ZooKeeper, leading")
+    hk = kazoo_client(zkconf["connect"], "outpost-hub", SECRET)
+    try:
+        assert hk.get_children("/outpost/hubs") == ["hub-a"]
+        assert len(hk.get_children("/outpost/leader")) == 1
+    finally:
+        hk.stop()
+    assert "connected to ZooKeeper" in h.log()
+    assert h.log().count("connected to ZooKeeper") >= 2
