@@ -340,3 +340,29 @@ def test_hub_reconnects_and_stays_registered_after_a_zookeeper_restart(zookeeper
         hk.stop()
     assert "connected to ZooKeeper" in h.log()
     assert h.log().count("connected to ZooKeeper") >= 2
+
+
+def test_hub_whose_session_expired_registers_and_stands_again(zkconf, hubs):
+    """A hub frozen longer than its session timeout (a long GC-like pause) finds its session
+    expired when it wakes: a new session, its node and its place in the election again."""
+    import signal
+    h = hubs(single(zkconf))
+    wait_for(lambda: (zk_status(h) or {}).get("leader"), what="the hub to lead")
+    hk = kazoo_client(zkconf["connect"], "outpost-hub", SECRET)
+    try:
+        old = hk.exists("/outpost/hubs/hub-a").ephemeralOwner
+        h.proc.send_signal(signal.SIGSTOP)
+        try:
+            wait_for(lambda: not hk.exists("/outpost/hubs/hub-a"),
+                     timeout=TIMEOUT_MS / 1000 + 5, what="the frozen hub's node to go")
+            assert hk.get_children("/outpost/leader") == []
+        finally:
+            h.proc.send_signal(signal.SIGCONT)
+        wait_for(lambda: hk.exists("/outpost/hubs/hub-a"), timeout=10,
+                 what="the hub to register again")
+        assert hk.exists("/outpost/hubs/hub-a").ephemeralOwner != old
+        wait_for(lambda: zk_status(h)["leader"] and len(hk.get_children("/outpost/leader")) == 1,
+                 what="the hub to lead again")
+    finally:
+        hk.stop()
+    assert "session expired" in h.log()
