@@ -58,6 +58,7 @@ struct hub_zk {
 	int timeout_ms;
 	pthread_t thread;
 	int started;
+	FILE *devnull; /* the client library's log, when not debugging */
 
 	pthread_mutex_t lock; /* guards everything down to the worker's own state */
 	pthread_cond_t cond;
@@ -93,6 +94,10 @@ static void zk_unref(struct hub_zk *z)
 		z->jobs = j->next;
 		json_decref(j->items);
 		free(j);
+	}
+	if (z->devnull) {
+		zoo_set_log_stream(NULL); /* back to stderr, before the stream goes */
+		fclose(z->devnull);
 	}
 	pthread_mutex_destroy(&z->lock);
 	pthread_cond_destroy(&z->cond);
@@ -1115,6 +1120,11 @@ int zk_start(struct hub *h, char *msg, size_t msglen)
 		zk_unref(z);
 		return OUTPOST_E_BAD_ARGS;
 	}
+	/* The client library logs each failed connection attempt (several a second while the
+	 * ensemble is away): this module says what matters once; the library speaks only at
+	 * log.level debug. The setting is the process's. */
+	if (h->log->level < OUTPOST_LOG_DEBUG && (z->devnull = fopen("/dev/null", "we")))
+		zoo_set_log_stream(z->devnull);
 	zoo_set_debug_level(ZOO_LOG_LEVEL_ERROR);
 	if (pthread_create(&z->thread, NULL, zk_main, z) != 0) {
 		snprintf(msg, msglen, "cannot start the ZooKeeper thread");
