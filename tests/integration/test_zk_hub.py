@@ -366,3 +366,23 @@ def test_hub_whose_session_expired_registers_and_stands_again(zkconf, hubs):
     finally:
         hk.stop()
     assert "session expired" in h.log()
+
+
+def test_leader_removes_the_entries_of_expired_tasks(zkconf, hubs):
+    """A task that expires before its host takes it: the leader's sweep (every 10 s) removes
+    its entry, so an agent coming back later finds nothing stale to read."""
+    h = hubs(single(zkconf))
+    a, _ = enroll(h, "web-1")
+    credentials(a)
+    hk = kazoo_client(zkconf["connect"], "outpost-hub", SECRET)
+    try:
+        wait_for(lambda: marked(hk, "web-1"), what="web-1's queue")
+        st, r = h.api("POST", "/api/v1/tasks", {"target": "web-1", "plugin": "sys",
+                                                "op": "ping", "args": {},
+                                                "expires_in_ms": 1000})
+        assert st == 200, r
+        wait_for(lambda: entries(hk, "web-1"), what="the entry")
+        wait_for(lambda: entries(hk, "web-1") == [], timeout=16,
+                 what="the expired task's entry to go")
+    finally:
+        hk.stop()
