@@ -106,7 +106,7 @@ static int agent_publish(void *arg, const char *stream, const char *text, size_t
 /* The link to the hub, when hub.url is set; tasks it brings go to the hubtask. */
 static int agent_link_start(struct agent *a, char *msg, size_t msglen)
 {
-	const char *url = json_string_value(conf_get(a->conf, "hub.url"));
+	const char *url = json_string_value(conf_get(a->conf, "hub.url")), *mode;
 	struct hubtask_config hc = {0};
 	struct link_config lc = {0};
 	char host_id[HUBTASK_HOST_ID_MAX + 1];
@@ -141,7 +141,14 @@ static int agent_link_start(struct agent *a, char *msg, size_t msglen)
 	lc.refused_retry_ms = json_integer_value(conf_get(a->conf, "hub.refused_retry_s")) * 1000;
 	lc.on_task = hubtask_receive;
 	lc.arg = a->hubtask;
-	rc = link_http_new(&lc, &a->link, msg, msglen);
+	mode = json_string_value(conf_get(a->conf, "hub.mode"));
+	if (mode && strcmp(mode, "zookeeper") == 0)
+		rc = link_zk_new(
+		    &lc, json_string_value(conf_get(a->conf, "zk.connect")),
+		    (int)json_integer_value(conf_get(a->conf, "zk.session_timeout_ms")), &a->link,
+		    msg, msglen);
+	else
+		rc = link_http_new(&lc, &a->link, msg, msglen);
 	if (rc < 0)
 		return rc;
 	hubtask_set_link(a->hubtask, a->link);

@@ -1,5 +1,6 @@
 /* The agent's link to the hub: one small interface, chosen once at start, with one
- * implementation per mode (embedded: HTTPS long-poll, link_http.c; scale: ZooKeeper, later).
+ * implementation per mode (embedded: HTTPS long-poll, link_http.c; scale: ZooKeeper for
+ * liveness and tasks around a link_http for the rest, link_zk.c).
  * The link enrolls, keeps the hub's keys pinned, brings signed tasks in and takes results and
  * published batches out (durably, in order, with retries). It does not judge tasks: hubtask.c
  * verifies them, whatever carried them. Everything runs on the agent's loop thread; no link call
@@ -40,6 +41,18 @@ struct link_config {
 	int64_t refused_retry_ms;
 	link_task_fn on_task;
 	void *arg;
+	/* Scale mode: link_zk.c wraps a link_http for what stays HTTPS (enrollment, results,
+	 * batches, facts); tasks and liveness come through ZooKeeper. With tasks_elsewhere the
+	 * link_http neither long-polls nor beats for liveness: a beat goes at start (the version)
+	 * and when the facts change. on_enrolled (NULL: none) gets every enrollment answer that
+	 * made the host up (borrowed) and says 0, or negative when the answer lacks what the
+	 * wrapper needs (then enrollment is tried again with backoff); with it the enrollment
+	 * request is signed like the others, and enroll_at_start enrolls even when hub.json says
+	 * the host is up (the wrapper lost what it keeps from that answer). */
+	int tasks_elsewhere;
+	int enroll_at_start;
+	int (*on_enrolled)(void *arg, const json_t *result);
+	void *enrolled_arg;
 };
 
 struct link_ops {
@@ -86,6 +99,20 @@ static inline void link_free(struct link *l)
 
 /* The embedded mode. Checks the config; the network is touched only by start. */
 int link_http_new(const struct link_config *cfg, struct link **out, char *msg, size_t msglen);
+/* Scale mode (docs/scale.md): ZooKeeper at connect (HOST:PORT[,...][/CHROOT]) for liveness
+ * and tasks, with a session timeout of timeout_ms (0: LINK_ZK_TIMEOUT_MS), and a link_http
+ * made from cfg for the rest. Checks the config; the network is touched only by start. */
+#define LINK_ZK_TIMEOUT_MS 15000
+int link_zk_new(const struct link_config *cfg, const char *connect, int timeout_ms,
+                struct link **out, char *msg, size_t msglen);
+/* Checks zk.connect. 0, or OUTPOST_E_BAD_ARGS with msg. */
+int link_zk_check_connect(const char *connect, char *msg, size_t msglen);
+/* Sends what goes by HTTPS to another hub from now on (scale mode: the hubs share the signing
+ * key and the TLS certificate or CA). Requests in flight are dropped and sent again there; the
+ * hub URL kept in hub.json stays the configured one. 0, or OUTPOST_E_BAD_ARGS with msg. */
+int link_http_set_url(struct link *l, const char *url, char *msg, size_t msglen);
+/* The hub URL requests go to now (borrowed, valid until the next link_http_set_url). */
+const char *link_http_url(const struct link *l);
 /* Checks a hub URL: https://HOST[:PORT] (a path of "/" at most), or http:// to a loopback
  * address only. 0, or OUTPOST_E_BAD_ARGS with msg. */
 int link_http_check_url(const char *url, char *msg, size_t msglen);

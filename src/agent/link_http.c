@@ -97,10 +97,15 @@ struct link_http {
 	struct loop *loop;
 	const struct logger *log;
 	char *state_dir, *url, *token, *ca, *fingerprint, *host_id;
+	char *hub_url; /* where requests go: url, or the hub scale mode moved to */
 	char *pin_path, *json_path;
+	char pin_hex[65]; /* the pinned certificate's sha256, once pinned */
 	int https;
 	link_task_fn on_task;
 	void *arg;
+	int tasks_elsewhere, enroll_at_start;
+	int (*on_enrolled)(void *arg, const json_t *result);
+	void *enrolled_arg;
 	struct hclient *http;
 	struct outbox *outbox;
 	struct spool *spool;
@@ -353,7 +358,7 @@ static void lh_answer_read(struct link_http *lh, struct lh_req *r,
 			         lh->ca, resp->errmsg);
 		else
 			snprintf(a->text, sizeof(a->text), "cannot reach the hub at %s: %s",
-			         lh->url, resp->errmsg);
+			         lh->hub_url, resp->errmsg);
 		return;
 	}
 	if (wire_parse(resp->body, resp->body_len, 64, &a->env, msg, sizeof(msg)) < 0 ||
@@ -361,7 +366,7 @@ static void lh_answer_read(struct link_http *lh, struct lh_req *r,
 		snprintf(a->text, sizeof(a->text),
 		         "the hub answered %s with HTTP %ld and no JSON envelope: is %s an Outpost "
 		         "hub?",
-		         lh_kind_name[r->kind], a->status, lh->url);
+		         lh_kind_name[r->kind], a->status, lh->hub_url);
 		return;
 	}
 	if (json_is_true(json_object_get(a->env, "ok")) && a->status / 100 == 2) {
@@ -525,7 +530,7 @@ static void lh_mark_up(struct link_http *lh)
 		log_info(lh->log, "link", "connected to the hub again after %lld s",
 		         (long long)(clk_mono_ms() - lh->down_since_ms) / 1000);
 	} else {
-		log_info(lh->log, "link", "connected to the hub at %s as %s", lh->url, lh->host_id);
+		log_info(lh->log, "link", "connected to the hub at %s as %s", lh->hub_url, lh->host_id);
 	}
 	lh->ever_connected = 1;
 	if (!lh->req[LH_RESULTS])
@@ -577,7 +582,8 @@ static void lh_run(struct link_http *lh)
 	lh->phase = LH_RUNNING;
 	lh->resume = 1;
 	lh->failures[LH_POLL] = 0;
-	lh_schedule(lh, LH_POLL, 0);
+	if (!lh->tasks_elsewhere)
+		lh_schedule(lh, LH_POLL, 0);
 	/* The first beat soon, but not the whole fleet in the same millisecond. */
 	lh_schedule(lh, LH_BEAT, (int64_t)randombytes_uniform(1000));
 	lh_schedule(lh, LH_RESULTS, 0);
@@ -652,7 +658,7 @@ static void lh_on_probe(struct link_http *lh, const struct hclient_response *res
 			lh_problem(lh, OUTPOST_LOG_ERROR,
 			           "the hub at %s showed no certificate this agent can read: set "
 			           "hub.ca to the hub's certificate (its <state-dir>/hub.crt)",
-			           lh->url);
+			           lh->hub_url);
 		else
 			lh_problem(lh, OUTPOST_LOG_WARN, "%s", a->text);
 		free(pem);
@@ -666,7 +672,7 @@ static void lh_on_probe(struct link_http *lh, const struct hclient_response *res
 			    lh, OUTPOST_LOG_ERROR,
 			    "the hub at %s shows certificate sha256:%s, not hub.fingerprint "
 			    "sha256:%s: not trusting it (a wrong address, or someone in between)",
-			    lh->url, hex, want);
+			    lh->hub_url, hex, want);
 			free(pem);
 			lh->failures[LH_PROBE] = 20; /* no hurry: this needs an operator */
 			lh_retry(lh, LH_PROBE);
@@ -682,6 +688,7 @@ static void lh_on_probe(struct link_http *lh, const struct hclient_response *res
 	free(pem);
 	/* From now on every connection must show exactly this certificate. */
 	hclient_set_pin(lh->http, hex);
+	memcpy(lh->pin_hex, hex, sizeof(lh->pin_hex));
 	log_info(lh->log, "link",
 	         "pinned the hub's TLS certificate sha256:%s in %s (%s); compare it with the "
 	         "fingerprint the hub printed at its first start",
@@ -764,6 +771,15 @@ static void lh_on_enroll(struct link_http *lh, const struct lh_answer *a)
 		lh_retry(lh, LH_ENROLL);
 		return;
 	}
+	if ((strcmp(state, "up") == 0 || strcmp(state, "down") == 0) && lh->on_enrolled &&
+	    lh->on_enrolled(lh->enrolled_arg, a->result) < 0) {
+		lh_problem(lh, OUTPOST_LOG_ERROR,
+		           "the hub at %s accepted host %s but its answer lacks what this agent's "
+		           "hub.mode needs (is the hub in the same mode?): asking again",
+		           lh->hub_url, lh->host_id);
+		lh_retry(lh, LH_ENROLL);
+		return;
+	}
 	if (!lh->have_hub_pk)
 		log_info(lh->log, "link", "pinned the hub's signing key ed25519:%s", key);
 	memcpy(lh->hub_pk, pk, SEC_PK_BYTES);
@@ -772,7 +788,7 @@ static void lh_on_enroll(struct link_http *lh, const struct lh_answer *a)
 	         strcmp(state, "up") == 0 || strcmp(state, "down") == 0 ? "up" : state);
 	lh_save_state(lh);
 	if (strcmp(lh->state, "up") == 0) {
-		log_info(lh->log, "link", "enrolled with %s as %s", lh->url, lh->host_id);
+		log_info(lh->log, "link", "enrolled with %s as %s", lh->hub_url, lh->host_id);
 		lh->failures[LH_ENROLL] = 0;
 		lh_run(lh);
 		return;
@@ -1066,7 +1082,8 @@ static void lh_send(struct link_http *lh, enum lh_kind kind)
 	case LH_ENROLL:
 		body = lh_enroll_body(lh);
 		if (body)
-			rc = lh_request(lh, kind, "POST", "/api/v1/enroll", body, 0, &r);
+			rc = lh_request(lh, kind, "POST", "/api/v1/enroll", body,
+			                lh->on_enrolled != NULL, &r);
 		break;
 	case LH_POLL:
 		if (lh->phase != LH_RUNNING)
@@ -1080,6 +1097,9 @@ static void lh_send(struct link_http *lh, enum lh_kind kind)
 			return;
 		if (lh->facts && !json_equal(lh->facts, lh->facts_sent))
 			facts = json_incref(lh->facts);
+		/* Liveness goes another way: a beat only for the version at start and for facts. */
+		if (!facts && lh->tasks_elsewhere && lh->beats_sent > 0)
+			return;
 		if (!facts && lh->requests_beat && !lh->failures[LH_BEAT] &&
 		    (lh->req[LH_METRICS] || lh->req[LH_RESULTS])) {
 			/* A post on its way will do, once answered (lh_alive then sets the next
@@ -1202,13 +1222,15 @@ static int lh_load_pin(struct link_http *lh, char *msg, size_t msglen)
 	if (!pem)
 		return OUTPOST_E_INTERNAL;
 	pem[len] = '\0';
-	if (lh_pem_fingerprint(pem, hex) < 0 || hclient_set_pin(lh->http, hex) < 0)
+	if (lh_pem_fingerprint(pem, hex) < 0 || hclient_set_pin(lh->http, hex) < 0) {
 		snprintf(msg, msglen,
 		         "%s holds no certificate: remove it to pin the hub's certificate again "
 		         "on the next contact",
 		         lh->pin_path);
-	else
+	} else {
+		memcpy(lh->pin_hex, hex, sizeof(lh->pin_hex));
 		rc = 0;
+	}
 	free(pem);
 	return rc;
 }
@@ -1248,7 +1270,7 @@ static int lh_start(struct link *l, char *msg, size_t msglen)
 		log_info(lh->log, "link",
 		         "first contact with the hub at %s: pinning its certificate", lh->url);
 		lh_schedule(lh, LH_PROBE, 0);
-	} else if (lh->have_hub_pk && strcmp(lh->state, "up") == 0) {
+	} else if (lh->have_hub_pk && strcmp(lh->state, "up") == 0 && !lh->enroll_at_start) {
 		log_info(lh->log, "link", "connecting to the hub at %s as %s", lh->url,
 		         lh->host_id);
 		lh_run(lh);
@@ -1308,8 +1330,8 @@ static void lh_facts(struct link *l, const json_t *facts)
 		lh->facts = copy;
 		/* New facts go out with the next beat, which may be a minute away while other
 		 * requests stand in for beats: now. */
-		if (lh->phase == LH_RUNNING && lh->requests_beat && !lh->req[LH_BEAT] &&
-		    !json_equal(lh->facts, lh->facts_sent))
+		if (lh->phase == LH_RUNNING && (lh->requests_beat || lh->tasks_elsewhere) &&
+		    !lh->req[LH_BEAT] && !json_equal(lh->facts, lh->facts_sent))
 			lh_schedule(lh, LH_BEAT, 0);
 	}
 }
@@ -1348,7 +1370,7 @@ static json_t *lh_status(struct link *l)
 	static const char *const phases[] = {"idle", "pinning", "enrolling", "running", "stopped"};
 	json_t *st = json_pack(
 	    "{s:s, s:s, s:s, s:s, s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:s?}", "mode", "http",
-	    "url", lh->url, "host_id", lh->host_id, "state", lh->state, "phase", phases[lh->phase],
+	    "url", lh->hub_url, "host_id", lh->host_id, "state", lh->state, "phase", phases[lh->phase],
 	    "connected", lh->connected, "reconnects", (json_int_t)lh->reconnects, "tasks_received",
 	    (json_int_t)lh->tasks_received, "results_sent", (json_int_t)lh->results_sent,
 	    "results_dropped", (json_int_t)lh->results_dropped, "outbox_depth",
@@ -1389,6 +1411,7 @@ static void lh_free(struct link *l)
 	free(lh->pk_b64);
 	free(lh->state_dir);
 	free(lh->url);
+	free(lh->hub_url);
 	free(lh->token);
 	free(lh->ca);
 	free(lh->fingerprint);
@@ -1456,6 +1479,90 @@ int link_http_check_url(const char *url, char *msg, size_t msglen)
 	return 0;
 }
 
+/* The HTTP client to hub_url. One connection holds the long-poll; beats and results share the
+ * other. Only our anchor, never the system store: hub.ca, checked with the hub's name, or the
+ * certificate pinned at first use (lh_start). */
+static int lh_http_new(struct link_http *lh, char *msg, size_t msglen)
+{
+	struct hclient_config hc = {.loop = lh->loop,
+	                            .url = lh->hub_url,
+	                            .ca_file = lh->https ? lh->ca : NULL,
+	                            .user_agent = "outpost-agent/" OUTPOST_VERSION,
+	                            .max_conns = 2,
+	                            .max_response = LH_MAX_RESPONSE,
+	                            .connect_timeout_ms = LH_CONNECT_TIMEOUT_S * 1000LL};
+	char why[300];
+	int rc = hclient_new(&hc, &lh->http, why, sizeof(why));
+
+	if (rc < 0) {
+		snprintf(msg, msglen, "%s%s", rc == OUTPOST_E_INTERNAL ? "" : "'hub.ca': ", why);
+		return rc;
+	}
+	if (lh->pin_hex[0] && hclient_set_pin(lh->http, lh->pin_hex) < 0) {
+		snprintf(msg, msglen, "out of memory");
+		return OUTPOST_E_INTERNAL;
+	}
+	return 0;
+}
+
+int link_http_set_url(struct link *l, const char *url, char *msg, size_t msglen)
+{
+	struct link_http *lh = (struct link_http *)l;
+	struct hclient *old = lh->http;
+	char *copy, *prev;
+	int busy[LH_NKINDS] = {0}, rc;
+	size_t n;
+
+	rc = link_http_check_url(url, msg, msglen);
+	if (rc < 0)
+		return rc;
+	copy = strdup(url);
+	if (!copy)
+		return OUTPOST_E_INTERNAL;
+	n = strlen(copy);
+	while (n > 0 && copy[n - 1] == '/')
+		copy[--n] = '\0';
+	if (strcmp(copy, lh->hub_url) == 0) {
+		free(copy);
+		return 0;
+	}
+	prev = lh->hub_url;
+	lh->hub_url = copy;
+	lh->http = NULL;
+	rc = lh_http_new(lh, msg, msglen);
+	if (rc < 0) {
+		hclient_free(lh->http);
+		lh->http = old;
+		lh->hub_url = prev;
+		free(copy);
+		return rc;
+	}
+	/* What was on its way to the old hub goes to the new one (results and batches stay in
+	 * the outbox and spool until a hub acknowledges them). */
+	for (int k = 0; k < LH_NKINDS; k++) {
+		busy[k] = lh->req[k] != NULL;
+		lh_req_free(lh->req[k]);
+		lh->req[k] = NULL;
+	}
+	hclient_free(old);
+	log_info(lh->log, "link", "sending to the hub at %s from now on (was %s)", lh->hub_url,
+	         prev);
+	free(prev);
+	lh->connected = 0;
+	lh->down_since_ms = clk_mono_ms();
+	for (int k = 0; k < LH_NKINDS; k++)
+		if (busy[k] || (lh->failures[k] && lh->timer[k])) {
+			lh->failures[k] = 0;
+			lh_schedule(lh, (enum lh_kind)k, 0);
+		}
+	return 0;
+}
+
+const char *link_http_url(const struct link *l)
+{
+	return ((const struct link_http *)l)->hub_url;
+}
+
 static char *lh_strdup(const char *s)
 {
 	return s && *s ? strdup(s) : NULL;
@@ -1501,6 +1608,10 @@ int link_http_new(const struct link_config *cfg, struct link **out, char *msg, s
 	snprintf(lh->state, sizeof(lh->state), "unenrolled");
 	lh->state_dir = strdup(cfg->state_dir);
 	lh->url = strdup(cfg->url);
+	lh->tasks_elsewhere = cfg->tasks_elsewhere;
+	lh->enroll_at_start = cfg->enroll_at_start;
+	lh->on_enrolled = cfg->on_enrolled;
+	lh->enrolled_arg = cfg->enrolled_arg;
 	lh->host_id = strdup(cfg->host_id);
 	lh->token = lh_strdup(cfg->token);
 	lh->ca = lh_strdup(cfg->ca);
@@ -1510,6 +1621,9 @@ int link_http_new(const struct link_config *cfg, struct link **out, char *msg, s
 	n = strlen(lh->url);
 	while (n > 0 && lh->url[n - 1] == '/')
 		lh->url[--n] = '\0';
+	lh->hub_url = strdup(lh->url);
+	if (!lh->hub_url)
+		goto oom;
 	lh->pin_path = lh_path(lh, "hub.crt");
 	lh->json_path = lh_path(lh, "hub.json");
 	if (!lh->pin_path || !lh->json_path)
@@ -1524,26 +1638,10 @@ int link_http_new(const struct link_config *cfg, struct link **out, char *msg, s
 		lh_free(&lh->base);
 		return OUTPOST_E_INTERNAL;
 	}
-	{
-		/* One connection holds the long-poll; beats and results share the other. Only
-		 * our anchor, never the system store: hub.ca, checked with the hub's name, or
-		 * the certificate pinned at first use (lh_start). */
-		struct hclient_config hc = {.loop = lh->loop,
-		                            .url = lh->url,
-		                            .ca_file = lh->https ? lh->ca : NULL,
-		                            .user_agent = "outpost-agent/" OUTPOST_VERSION,
-		                            .max_conns = 2,
-		                            .max_response = LH_MAX_RESPONSE,
-		                            .connect_timeout_ms = LH_CONNECT_TIMEOUT_S * 1000LL};
-		char why[300];
-
-		rc = hclient_new(&hc, &lh->http, why, sizeof(why));
-		if (rc < 0) {
-			snprintf(msg, msglen, "%s%s",
-			         rc == OUTPOST_E_INTERNAL ? "" : "'hub.ca': ", why);
-			lh_free(&lh->base);
-			return rc;
-		}
+	rc = lh_http_new(lh, msg, msglen);
+	if (rc < 0) {
+		lh_free(&lh->base);
+		return rc;
 	}
 	*out = &lh->base;
 	return 0;
