@@ -38,7 +38,6 @@ enum lz_kind {
 	LZ_M_INIT,     /* zookeeper_init returned (zh or NULL) */
 	LZ_M_STATE,    /* a session event */
 	LZ_M_WATCH,    /* a node or child watch fired (path) */
-	LZ_M_ACL,      /* the per-host node's ACL, for the alive node's */
 	LZ_M_CREATE,   /* alive created */
 	LZ_M_OWNER,    /* alive existed: whose is it */
 	LZ_M_DELETE,   /* the old session's alive deleted */
@@ -67,8 +66,6 @@ struct lz_msg {
 	int nnames;
 	char *data;
 	int len;
-	struct ACL *acl; /* the ACL's entries, copied */
-	int nacl;
 };
 
 /* The part ZooKeeper's threads see: outlives the link while messages or threads hold it. */
@@ -157,11 +154,6 @@ static void lz_msg_free(struct lz_msg *m)
 	for (int i = 0; i < m->nnames; i++)
 		free(m->names[i]);
 	free(m->names);
-	for (int i = 0; i < m->nacl; i++) {
-		free(m->acl[i].id.scheme);
-		free(m->acl[i].id.id);
-	}
-	free(m->acl);
 	free(m->name);
 	free(m->data);
 	free(m);
@@ -286,29 +278,6 @@ static void lz_on_strings(int rc, const struct String_vector *sv, const void *da
 			m->nnames++;
 		}
 		if (!m->names)
-			rc = ZSYSTEMERROR;
-	}
-	lz_on_void(rc, data);
-}
-
-static void lz_on_acl(int rc, struct ACL_vector *acl, struct Stat *stat, const void *data)
-{
-	struct lz_msg *m = (struct lz_msg *)data;
-
-	(void)stat;
-	if (rc == ZOK && acl && acl->count > 0) {
-		m->acl = calloc((size_t)acl->count, sizeof(*m->acl));
-		for (int i = 0; m->acl && i < acl->count; i++) {
-			m->acl[i].perms = acl->data[i].perms;
-			m->acl[i].id.scheme = strdup(acl->data[i].id.scheme);
-			m->acl[i].id.id = strdup(acl->data[i].id.id);
-			m->nacl++;
-			if (!m->acl[i].id.scheme || !m->acl[i].id.id) {
-				rc = ZSYSTEMERROR;
-				break;
-			}
-		}
-		if (!m->acl)
 			rc = ZSYSTEMERROR;
 	}
 	lz_on_void(rc, data);
@@ -585,19 +554,33 @@ static void lz_alive_later(struct link_zk *lz, int64_t ms)
 	loop_timer_add(lz->loop, ms, 0, lz_on_alive_timer, lz, &lz->alive_timer);
 }
 
-/* Step 1: the ACL of the per-host node the hub made; the alive node gets its entries with all
- * permissions (the hubs) and all for this session's own credentials ("auth"). */
+/* Makes the heartbeat of this session: ephemeral, readable by anyone (hubs read its data;
+ * the hub's digest id is not for agents to know, ZooKeeper hides digest ids from those without
+ * ADMIN), all permissions for this session's own credentials ("auth"). A hub deletes it
+ * through its rights on the per-host node above it. */
 static void lz_alive_ensure(struct link_zk *lz)
 {
+	char world[] = "world", anyone[] = "anyone", auth[] = "auth", empty[] = "";
+	struct ACL acl[2] = {{ZOO_PERM_READ, {world, anyone}}, {ZOO_PERM_ALL, {auth, empty}}};
+	struct ACL_vector v = {2, acl};
 	struct lz_msg *m;
+	char *data;
+	int rc;
 
 	if (!lz->zh || !lz->connected || lz->alive || lz->alive_busy)
 		return;
-	m = lz_msg(lz, LZ_M_ACL, NULL);
-	if (!m)
+	m = lz_msg(lz, LZ_M_CREATE, NULL);
+	data = lz_alive_data(lz);
+	if (!m || !data) {
+		lz_msg_free(m);
+		free(data);
 		return;
+	}
 	lz->alive_busy = 1;
-	if (lz_call_rc(lz, m, zoo_aget_acl(lz->zh, lz->host_path, lz_on_acl, m)) < 0)
+	rc = zoo_acreate(lz->zh, lz->alive_path, data, (int)strlen(data), &v, ZOO_EPHEMERAL,
+	                 lz_on_string, m);
+	free(data);
+	if (lz_call_rc(lz, m, rc) < 0)
 		lz->alive_busy = 0;
 }
 
@@ -607,32 +590,6 @@ static void lz_on_alive_timer(void *arg)
 
 	lz->alive_timer = NULL;
 	lz_alive_ensure(lz);
-}
-
-static void lz_alive_create(struct link_zk *lz, const struct lz_msg *aclm)
-{
-	struct ACL acl[16];
-	struct ACL_vector v = {0, acl};
-	struct lz_msg *m = lz_msg(lz, LZ_M_CREATE, NULL);
-	char *data = lz_alive_data(lz), auth[] = "auth", empty[] = "";
-	int rc;
-
-	if (!m || !data) {
-		lz_msg_free(m);
-		free(data);
-		lz->alive_busy = 0;
-		return;
-	}
-	for (int i = 0; i < aclm->nacl && v.count < 15; i++)
-		if ((aclm->acl[i].perms & ZOO_PERM_ALL) == ZOO_PERM_ALL)
-			acl[v.count++] = (struct ACL){ZOO_PERM_ALL, aclm->acl[i].id};
-	acl[v.count++] = (struct ACL){ZOO_PERM_ALL, {auth, empty}};
-	/* The library serializes the ACL before the call returns: acl may be reused. */
-	rc = zoo_acreate(lz->zh, lz->alive_path, data, (int)strlen(data), &v, ZOO_EPHEMERAL,
-	                 lz_on_string, m);
-	free(data);
-	if (lz_call_rc(lz, m, rc) < 0)
-		lz->alive_busy = 0;
 }
 
 static void lz_alive_watch(struct link_zk *lz)
@@ -652,12 +609,6 @@ static void lz_on_alive_msg(struct link_zk *lz, struct lz_msg *m)
 	struct lz_msg *next;
 
 	switch (m->kind) {
-	case LZ_M_ACL:
-		if (m->rc == ZOK) {
-			lz_alive_create(lz, m);
-			return;
-		}
-		break;
 	case LZ_M_CREATE:
 		if (m->rc == ZOK) {
 			lz->alive = 1;
@@ -702,7 +653,7 @@ static void lz_on_alive_msg(struct link_zk *lz, struct lz_msg *m)
 	case LZ_M_DELETE:
 		if (m->rc == ZOK || m->rc == ZNONODE || m->rc == ZBADVERSION) {
 			lz->alive_busy = 0;
-			lz_alive_ensure(lz); /* the ACL again, then create */
+			lz_alive_ensure(lz); /* now ours to make */
 			return;
 		}
 		break;
@@ -978,6 +929,9 @@ static void lz_on_hubs(struct link_zk *lz, struct lz_msg *m)
 		url = json_string_value(json_object_get(j, "url"));
 		if (url && link_http_check_url(url, (char[200]){0}, 200) == 0)
 			lz->hubs[i].url = strdup(url);
+		else
+			log_debug(lz->log, "link", "hub %s: no usable url in its node (%s)", m->name,
+			          m->rc == ZOK ? "not {\"url\": \"https://...\"}" : zerror(m->rc));
 		json_decref(j);
 		break;
 	}
@@ -1106,7 +1060,6 @@ static void lz_on_msg(void *arg)
 	case LZ_M_WATCH:
 		lz_on_watch(lz, m);
 		break;
-	case LZ_M_ACL:
 	case LZ_M_CREATE:
 	case LZ_M_OWNER:
 	case LZ_M_DELETE:
@@ -1328,6 +1281,7 @@ static json_t *lz_status(struct link *l)
 {
 	struct link_zk *lz = (struct link_zk *)l;
 	json_t *st = lz->http->ops->status(lz->http);
+	char session[24];
 	int queue = 0;
 
 	for (struct lz_entry *e = lz->entries; e; e = e->next)
@@ -1336,10 +1290,12 @@ static json_t *lz_status(struct link *l)
 		return NULL;
 	json_object_set_new(st, "mode", json_string("zookeeper"));
 	json_object_set_new(st, "tasks_received", json_integer((json_int_t)lz->tasks_received));
+	snprintf(session, sizeof(session), "0x%llx", (unsigned long long)lz->session);
 	json_object_set_new(
 	    st, "zookeeper",
-	    json_pack("{s:s, s:b, s:b, s:b, s:s, s:s, s:i, s:I, s:I, s:I, s:I, s:s?}", "connect",
-	              lz->connect, "credentials", lz->secret != NULL, "connected", lz->connected,
+	    json_pack("{s:s, s:b, s:b, s:s, s:b, s:s, s:s, s:i, s:I, s:I, s:I, s:I, s:s?}",
+	              "connect", lz->connect, "credentials", lz->secret != NULL, "connected",
+	              lz->connected, "session", session,
 	              "alive", lz->alive, "alive_path", lz->alive_path, "queue_path",
 	              lz->queue_path, "queue_entries", queue, "sessions",
 	              (json_int_t)lz->sessions, "reconnects", (json_int_t)lz->reconnects,

@@ -690,6 +690,9 @@ class FakeHub:
         # with X-Outpost-Hub-Time.
         self.clock_offset_ms = 0
         self.enrolls = 0
+        # Scale mode (docs/scale.md): host_id -> the ZooKeeper secret an enrollment answer
+        # hands that host, only when the enrollment request is signed by the key it enrolls.
+        self.zk_secrets = {}
         self.signed = 0             # signed requests that reached the fake
         self.skewed = 0             # of them, answered "clock skew"
         fake = self
@@ -766,8 +769,12 @@ class FakeHub:
             e = json.loads(body)
             self.agent_keys[e["host_id"]] = self.nacl.signing.VerifyKey(
                 base64.b64decode(e["pubkey"]))
-            return self.reply(rq, 200, {"host_id": e["host_id"], "state": "up",
-                                        "hub_pubkey": b64(self.enroll_key.verify_key.encode())})
+            answer = {"host_id": e["host_id"], "state": "up",
+                      "hub_pubkey": b64(self.enroll_key.verify_key.encode())}
+            if e["host_id"] in self.zk_secrets and rq.headers.get("X-Outpost-Signature") and \
+                    self.check_signature(rq, method, e["host_id"], body):
+                answer["zk_secret"] = self.zk_secrets[e["host_id"]]
+            return self.reply(rq, 200, answer)
         if len(parts) != 6 or parts[:4] != ["", "api", "v1", "agents"]:
             return self.reply(rq, 404, code="not_found", message="no route")
         host_id, verb = parts[4], parts[5]
