@@ -729,7 +729,8 @@ static void lz_reconcile(struct link_zk *lz, struct lz_msg *m)
 {
 	struct lz_entry *e;
 
-	qsort(m->names, (size_t)m->nnames, sizeof(*m->names), lz_cmp);
+	if (m->nnames > 1)
+		qsort(m->names, (size_t)m->nnames, sizeof(*m->names), lz_cmp);
 	for (e = lz->entries; e; e = e->next)
 		e->seen = 0;
 	for (int i = 0; i < m->nnames; i++) {
