@@ -46,9 +46,10 @@ static const struct conf_field agent_schema[] = {
     {"hub.mode", CONF_STRING, 0, 0,
      "http (long-poll the hub) or zookeeper (scale mode: liveness and tasks in ZooKeeper)"},
     {"zk", CONF_OBJECT, 0, 0, NULL},
-    {"zk.connect", CONF_STRING, 0, 0, "hub.mode zookeeper: HOST:PORT[,HOST:PORT...][/CHROOT]"},
+    {"zk.connect", CONF_STRING, 0, 0,
+     "hub.mode zookeeper: HOST:PORT[,HOST:PORT...][/CHROOT]; none: the hub's"},
     {"zk.session_timeout_ms", CONF_INT, 2000, 120000,
-     "ZooKeeper session timeout: how soon a dead host is seen (the server bounds it)"},
+     "ZooKeeper session timeout (the server bounds it); none: the hub's"},
     {NULL, 0, 0, 0, NULL},
 };
 
@@ -59,7 +60,7 @@ json_t *agent_conf_defaults(void)
 
 	/* As root, no TCP by default: the unix socket tells who calls (docs/security.md). */
 	return json_pack("{s:s, s:s, s:s, s:s, s:{s:s, s:s}, s:{s:i, s:i, s:i, s:i, s:s, s:[sss]},"
-	                 " s:{s:i, s:i, s:i, s:{s:i}}, s:{s:i, s:i}, s:{s:I, s:i, s:s}, s:{s:i}, s:{s:{s:[]}}}",
+	                 " s:{s:i, s:i, s:i, s:{s:i}}, s:{s:i, s:i}, s:{s:I, s:i, s:s}, s:{s:{s:[]}}}",
 	                 "listen", root ? "" : "127.0.0.1:7070", "socket",
 	                 root ? "/run/outpost-agent.sock" : "", "state_dir", state, "plugin_dir",
 	                 root ? "/usr/lib/outpost/plugins" : "outpost-state/agent/plugins", "log",
@@ -70,8 +71,8 @@ json_t *agent_conf_defaults(void)
 	                 "workers", 4, "max_inflight", 64, "default_timeout_ms", 30000, "timeouts",
 	                 "exec.run", 3600000, "ledger", "keep_days", 7, "max_rows", 100000, "hub",
 	                 "spool_max_bytes", (json_int_t)(64 << 20), "refused_retry_s",
-	                 LINK_REFUSED_RETRY_MS / 1000, "mode", "http", "zk",
-	                 "session_timeout_ms", LINK_ZK_TIMEOUT_MS, "plugins", "file", "roots");
+	                 LINK_REFUSED_RETRY_MS / 1000, "mode", "http", "plugins", "file",
+	                 "roots");
 }
 
 static int agent_conf_set(const json_t *conf, const char *key)
@@ -135,10 +136,10 @@ int agent_conf_check(const json_t *conf, char *msg, size_t msglen)
 			         "with (and falls back to while /outpost/hubs lists none)");
 			return OUTPOST_E_BAD_ARGS;
 		}
-		if (link_zk_check_connect(json_string_value(conf_get(conf, "zk.connect")), msg,
-		                          msglen) < 0)
-			return OUTPOST_E_BAD_ARGS;
 	}
+	s = json_string_value(conf_get(conf, "zk.connect"));
+	if (s && *s && link_zk_check_connect(s, msg, msglen) < 0)
+		return OUTPOST_E_BAD_ARGS;
 	s = json_string_value(conf_get(conf, "hub.host_id"));
 	if (s && *s && !hubtask_host_id_ok(s)) {
 		snprintf(msg, msglen,

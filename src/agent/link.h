@@ -42,17 +42,16 @@ struct link_config {
 	link_task_fn on_task;
 	void *arg;
 	/* Scale mode: link_zk.c wraps a link_http for what stays HTTPS (enrollment, results,
-	 * batches, facts); tasks and liveness come through ZooKeeper. With tasks_elsewhere the
-	 * link_http neither long-polls nor beats for liveness: a beat goes at start (the version)
-	 * and when the facts change. on_enrolled (NULL: none) gets every enrollment answer that
-	 * made the host up (borrowed) and says 0, or negative when the answer lacks what the
-	 * wrapper needs (then enrollment is tried again with backoff); with it the enrollment
-	 * request is signed like the others, and enroll_at_start enrolls even when hub.json says
-	 * the host is up (the wrapper lost what it keeps from that answer). */
+	 * batches, facts, its ZooKeeper credentials); tasks and liveness come through ZooKeeper.
+	 * With tasks_elsewhere the link_http neither long-polls nor beats for liveness: a beat
+	 * goes at start (the version) and when the facts change. With creds_route, each time the
+	 * link starts running (enrolled, or enrolled again) and on link_http_ask_creds it asks
+	 * GET /api/v1/agents/<id>/<creds_route>, signed, and hands the answer's result (borrowed)
+	 * to on_creds, which says 0, or negative to be asked again later with backoff. */
 	int tasks_elsewhere;
-	int enroll_at_start;
-	int (*on_enrolled)(void *arg, const json_t *result);
-	void *enrolled_arg;
+	const char *creds_route;
+	int (*on_creds)(void *arg, const json_t *result);
+	void *creds_arg;
 };
 
 struct link_ops {
@@ -99,9 +98,11 @@ static inline void link_free(struct link *l)
 
 /* The embedded mode. Checks the config; the network is touched only by start. */
 int link_http_new(const struct link_config *cfg, struct link **out, char *msg, size_t msglen);
-/* Scale mode (docs/scale.md): ZooKeeper at connect (HOST:PORT[,...][/CHROOT]) for liveness
- * and tasks, with a session timeout of timeout_ms (0: LINK_ZK_TIMEOUT_MS), and a link_http
- * made from cfg for the rest. Checks the config; the network is touched only by start. */
+/* Scale mode (docs/scale.md): ZooKeeper for liveness and tasks, with the credentials the hub
+ * hands out (GET /api/v1/agents/<id>/zk, kept in <state>/zk.json), and a link_http made from
+ * cfg for the rest. connect (HOST:PORT[,...][/CHROOT]) and timeout_ms override the hub's
+ * (NULL, 0: the hub's; LINK_ZK_TIMEOUT_MS when it says none). Checks the config; the network
+ * is touched only by start. */
 #define LINK_ZK_TIMEOUT_MS 15000
 int link_zk_new(const struct link_config *cfg, const char *connect, int timeout_ms,
                 struct link **out, char *msg, size_t msglen);
@@ -111,6 +112,8 @@ int link_zk_check_connect(const char *connect, char *msg, size_t msglen);
  * key and the TLS certificate or CA). Requests in flight are dropped and sent again there; the
  * hub URL kept in hub.json stays the configured one. 0, or OUTPOST_E_BAD_ARGS with msg. */
 int link_http_set_url(struct link *l, const char *url, char *msg, size_t msglen);
+/* Asks for the credentials of creds_route again (soon, when the link runs). */
+void link_http_ask_creds(struct link *l);
 /* The hub URL requests go to now (borrowed, valid until the next link_http_set_url). */
 const char *link_http_url(const struct link *l);
 /* Checks a hub URL: https://HOST[:PORT] (a path of "/" at most), or http:// to a loopback

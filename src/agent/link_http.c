@@ -51,9 +51,18 @@
 #define LH_METRICS_SPREAD_MS 2000
 #define LH_LOG_REPEAT_MS (10 * 60 * 1000) /* the same problem is logged again after this */
 
-enum lh_kind { LH_PROBE, LH_ENROLL, LH_POLL, LH_BEAT, LH_RESULTS, LH_METRICS, LH_NKINDS };
-static const char *const lh_kind_name[LH_NKINDS] = {"probe", "enroll",  "poll",
-                                                    "beat",  "results", "metrics"};
+enum lh_kind {
+	LH_PROBE,
+	LH_ENROLL,
+	LH_POLL,
+	LH_BEAT,
+	LH_RESULTS,
+	LH_METRICS,
+	LH_CREDS, /* scale mode: GET /api/v1/agents/<id>/<creds_route> */
+	LH_NKINDS
+};
+static const char *const lh_kind_name[LH_NKINDS] = {"probe",   "enroll",  "poll",       "beat",
+                                                    "results", "metrics", "credentials"};
 
 enum lh_phase { LH_IDLE, LH_PROBING, LH_ENROLLING, LH_RUNNING, LH_STOPPED };
 
@@ -103,9 +112,10 @@ struct link_http {
 	int https;
 	link_task_fn on_task;
 	void *arg;
-	int tasks_elsewhere, enroll_at_start;
-	int (*on_enrolled)(void *arg, const json_t *result);
-	void *enrolled_arg;
+	int tasks_elsewhere;
+	char *creds_route;
+	int (*on_creds)(void *arg, const json_t *result);
+	void *creds_arg;
 	struct hclient *http;
 	struct outbox *outbox;
 	struct spool *spool;
@@ -584,6 +594,8 @@ static void lh_run(struct link_http *lh)
 	lh->failures[LH_POLL] = 0;
 	if (!lh->tasks_elsewhere)
 		lh_schedule(lh, LH_POLL, 0);
+	if (lh->creds_route)
+		lh_schedule(lh, LH_CREDS, 0);
 	/* The first beat soon, but not the whole fleet in the same millisecond. */
 	lh_schedule(lh, LH_BEAT, (int64_t)randombytes_uniform(1000));
 	lh_schedule(lh, LH_RESULTS, 0);
@@ -623,7 +635,8 @@ static void lh_skewed(struct link_http *lh, enum lh_kind kind, const struct lh_a
 
 static void lh_reenroll(struct link_http *lh, const struct lh_req *r, const struct lh_answer *a)
 {
-	static const enum lh_kind signed_kinds[] = {LH_POLL, LH_BEAT, LH_RESULTS, LH_METRICS};
+	static const enum lh_kind signed_kinds[] = {LH_POLL, LH_BEAT, LH_RESULTS, LH_METRICS,
+	                                            LH_CREDS};
 
 	if (a->skew) {
 		lh_skewed(lh, r->kind, a);
@@ -768,15 +781,6 @@ static void lh_on_enroll(struct link_http *lh, const struct lh_answer *a)
 		           "restart the agent",
 		           key, lh->json_path, lh->json_path);
 		lh->failures[LH_ENROLL] = 20;
-		lh_retry(lh, LH_ENROLL);
-		return;
-	}
-	if ((strcmp(state, "up") == 0 || strcmp(state, "down") == 0) && lh->on_enrolled &&
-	    lh->on_enrolled(lh->enrolled_arg, a->result) < 0) {
-		lh_problem(lh, OUTPOST_LOG_ERROR,
-		           "the hub at %s accepted host %s but its answer lacks what this agent's "
-		           "hub.mode needs (is the hub in the same mode?): asking again",
-		           lh->hub_url, lh->host_id);
 		lh_retry(lh, LH_ENROLL);
 		return;
 	}
@@ -1008,6 +1012,37 @@ static void lh_on_metrics(struct link_http *lh, struct lh_req *r, const struct l
 	lh_retry(lh, LH_METRICS);
 }
 
+/* Scale mode's credentials: the wrapper takes them (0) or wants them asked for again. */
+static void lh_on_creds(struct link_http *lh, struct lh_req *r, const struct lh_answer *a)
+{
+	if (lh_code_is(a, "unauthorized")) {
+		lh_reenroll(lh, r, a);
+		return;
+	}
+	if (a->ok && lh->on_creds(lh->creds_arg, a->result) == 0) {
+		lh->failures[LH_CREDS] = 0;
+		lh_mark_up(lh);
+		return;
+	}
+	if (a->ok)
+		lh_problem(lh, OUTPOST_LOG_ERROR,
+		           "the hub's answer to %s is not what this agent's hub.mode needs: asking "
+		           "again",
+		           lh_kind_name[r->kind]);
+	else if (lh_code_is(a, "not_found"))
+		lh_problem(lh, OUTPOST_LOG_ERROR,
+		           "%s: is the hub at %s in the same mode as this agent (hub.mode)? asking "
+		           "again",
+		           a->text, lh->hub_url);
+	else if (a->transport)
+		lh_mark_down(lh, a);
+	else
+		lh_problem(lh, OUTPOST_LOG_WARN, "%s", a->text);
+	if (!a->transport && lh->failures[LH_CREDS] < 4)
+		lh->failures[LH_CREDS] = 4; /* needs the hub or an operator: no hurry */
+	lh_retry(lh, LH_CREDS);
+}
+
 static void lh_on_done(void *arg, const struct hclient_response *resp)
 {
 	struct lh_req *r = arg;
@@ -1037,6 +1072,9 @@ static void lh_on_done(void *arg, const struct hclient_response *resp)
 		break;
 	case LH_METRICS:
 		lh_on_metrics(lh, r, &a);
+		break;
+	case LH_CREDS:
+		lh_on_creds(lh, r, &a);
 		break;
 	case LH_NKINDS:
 		break;
@@ -1082,8 +1120,7 @@ static void lh_send(struct link_http *lh, enum lh_kind kind)
 	case LH_ENROLL:
 		body = lh_enroll_body(lh);
 		if (body)
-			rc = lh_request(lh, kind, "POST", "/api/v1/enroll", body,
-			                lh->on_enrolled != NULL, &r);
+			rc = lh_request(lh, kind, "POST", "/api/v1/enroll", body, 0, &r);
 		break;
 	case LH_POLL:
 		if (lh->phase != LH_RUNNING)
@@ -1173,6 +1210,12 @@ static void lh_send(struct link_http *lh, enum lh_kind kind)
 			rc = lh_request(lh, kind, "POST", target.data, body, 1, &r);
 		else
 			free(body);
+		break;
+	case LH_CREDS:
+		if (lh->phase != LH_RUNNING || !lh->creds_route)
+			return;
+		if (buf_printf(&target, "/api/v1/agents/%s/%s", lh->host_id, lh->creds_route) == 0)
+			rc = lh_request(lh, kind, "GET", target.data, NULL, 1, &r);
 		break;
 	case LH_NKINDS:
 		return;
@@ -1270,7 +1313,7 @@ static int lh_start(struct link *l, char *msg, size_t msglen)
 		log_info(lh->log, "link",
 		         "first contact with the hub at %s: pinning its certificate", lh->url);
 		lh_schedule(lh, LH_PROBE, 0);
-	} else if (lh->have_hub_pk && strcmp(lh->state, "up") == 0 && !lh->enroll_at_start) {
+	} else if (lh->have_hub_pk && strcmp(lh->state, "up") == 0) {
 		log_info(lh->log, "link", "connecting to the hub at %s as %s", lh->url,
 		         lh->host_id);
 		lh_run(lh);
@@ -1412,6 +1455,7 @@ static void lh_free(struct link *l)
 	free(lh->state_dir);
 	free(lh->url);
 	free(lh->hub_url);
+	free(lh->creds_route);
 	free(lh->token);
 	free(lh->ca);
 	free(lh->fingerprint);
@@ -1558,6 +1602,15 @@ int link_http_set_url(struct link *l, const char *url, char *msg, size_t msglen)
 	return 0;
 }
 
+void link_http_ask_creds(struct link *l)
+{
+	struct link_http *lh = (struct link_http *)l;
+
+	if (lh->creds_route && lh->phase == LH_RUNNING && !lh->req[LH_CREDS] &&
+	    !lh->timer[LH_CREDS])
+		lh_schedule(lh, LH_CREDS, 0);
+}
+
 const char *link_http_url(const struct link *l)
 {
 	return ((const struct link_http *)l)->hub_url;
@@ -1609,9 +1662,9 @@ int link_http_new(const struct link_config *cfg, struct link **out, char *msg, s
 	lh->state_dir = strdup(cfg->state_dir);
 	lh->url = strdup(cfg->url);
 	lh->tasks_elsewhere = cfg->tasks_elsewhere;
-	lh->enroll_at_start = cfg->enroll_at_start;
-	lh->on_enrolled = cfg->on_enrolled;
-	lh->enrolled_arg = cfg->enrolled_arg;
+	lh->creds_route = cfg->creds_route ? strdup(cfg->creds_route) : NULL;
+	lh->on_creds = cfg->on_creds;
+	lh->creds_arg = cfg->creds_arg;
 	lh->host_id = strdup(cfg->host_id);
 	lh->token = lh_strdup(cfg->token);
 	lh->ca = lh_strdup(cfg->ca);

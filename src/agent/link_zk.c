@@ -109,10 +109,13 @@ struct link_zk {
 	const struct logger *log;
 	link_task_fn on_task;
 	void *arg;
-	char *connect, *host_id, *conf_url, *json_path;
+	char *host_id, *conf_url, *json_path;
 	char *host_path, *alive_path, *queue_path;
+	char *conf_connect; /* zk.connect, or NULL: the hub's */
+	int conf_timeout_ms; /* zk.session_timeout_ms, or 0: the hub's */
+	/* The credentials in use (zk.json, or the hub's answer); NULL until there are some. */
+	char *connect, *secret, *hub_acl;
 	int timeout_ms;
-	char *secret; /* NULL until enrolled (zk.json) */
 	struct lz_core *core;
 	struct lz_thread *threads;
 	zhandle_t *zh;
@@ -493,7 +496,7 @@ static void lz_connect(struct link_zk *lz)
 	struct lz_hctx *h;
 	struct buf auth = BUF_INIT;
 
-	if (lz->stopped || lz->zh || !lz->secret)
+	if (lz->stopped || lz->zh || !lz->secret || !lz->connect)
 		return;
 	lz->gen++;
 	h = lz_hctx_new(lz);
@@ -554,13 +557,14 @@ static void lz_alive_later(struct link_zk *lz, int64_t ms)
 	loop_timer_add(lz->loop, ms, 0, lz_on_alive_timer, lz, &lz->alive_timer);
 }
 
-/* Makes the heartbeat of this session: ephemeral, readable by anyone (hubs read its data;
- * the hub's digest id is not for agents to know, ZooKeeper hides digest ids from those without
- * ADMIN), all permissions for this session's own credentials ("auth"). A hub deletes it
- * through its rights on the per-host node above it. */
+/* Makes the heartbeat of this session: ephemeral, all permissions for the hubs (hub_acl, their
+ * digest id, from the credentials) and for this session's own credentials ("auth"). Without a
+ * hub_acl (an older answer) it is readable by anyone instead: hubs read it, and delete it
+ * through their rights on the per-host node above it. */
 static void lz_alive_ensure(struct link_zk *lz)
 {
 	char world[] = "world", anyone[] = "anyone", auth[] = "auth", empty[] = "";
+	char digest[] = "digest";
 	struct ACL acl[2] = {{ZOO_PERM_READ, {world, anyone}}, {ZOO_PERM_ALL, {auth, empty}}};
 	struct ACL_vector v = {2, acl};
 	struct lz_msg *m;
@@ -576,6 +580,8 @@ static void lz_alive_ensure(struct link_zk *lz)
 		free(data);
 		return;
 	}
+	if (lz->hub_acl)
+		acl[0] = (struct ACL){ZOO_PERM_ALL, {digest, lz->hub_acl}};
 	lz->alive_busy = 1;
 	rc = zoo_acreate(lz->zh, lz->alive_path, data, (int)strlen(data), &v, ZOO_EPHEMERAL,
 	                 lz_on_string, m);
@@ -666,10 +672,12 @@ static void lz_on_alive_msg(struct link_zk *lz, struct lz_msg *m)
 		return;
 	}
 	if (m->rc == ZNONODE || m->rc == ZNOAUTH)
+		link_http_ask_creds(lz->http); /* asking (re)makes the per-host nodes */
+	if (m->rc == ZNONODE || m->rc == ZNOAUTH)
 		lz_problem(lz, OUTPOST_LOG_ERROR,
-		           "cannot create %s: %s (the hub makes %s when it accepts the host and "
-		           "deletes it when it revokes it; are the ZooKeeper credentials in zk.json "
-		           "current?): trying again",
+		           "cannot create %s: %s (the hub makes %s when it accepts the host or it "
+		           "asks for its credentials, and deletes it when it revokes it): asking the "
+		           "hub for the credentials again, trying again",
 		           lz->alive_path, zerror(m->rc), lz->host_path);
 	else
 		lz_problem(lz, OUTPOST_LOG_WARN, "cannot create %s: %s: trying again",
@@ -1092,7 +1100,7 @@ static void lz_on_msg(void *arg)
 			           "the host): trying again",
 			           lz->queue_path, zerror(m->rc));
 			if (!lz->queue_timer)
-				loop_timer_add(lz->loop, lz_backoff_ms(3), 0, lz_on_queue_timer, lz,
+				loop_timer_add(lz->loop, lz_backoff_ms(3 + lz->failures++), 0, lz_on_queue_timer, lz,
 				               &lz->queue_timer);
 			break;
 		}
@@ -1111,24 +1119,86 @@ out:
 	lz_core_unref(core);
 }
 
-/* ---- zk.json: the credentials from enrollment ---- */
+/* ---- zk.json: the credentials (docs/scale.md, Credentials) ---- */
 
-static int lz_secret_ok(const char *s)
+static int lz_text_ok(const char *s, size_t min, size_t max)
 {
 	size_t n = s ? strlen(s) : 0;
 
-	if (n < 16 || n > LZ_SECRET_MAX)
+	if (n < min || n > max)
 		return 0;
 	for (size_t i = 0; i < n; i++)
-		if (s[i] <= ' ' || s[i] > '~' || s[i] == ':')
+		if (s[i] <= ' ' || s[i] > '~')
 			return 0;
+	return 1;
+}
+
+/* Takes credentials ({"connect", "user", "secret", "session_timeout_ms", "hub_acl"}, from the
+ * hub or zk.json). 1 when they changed what the session uses, 0 when not, -1 with why when
+ * they are unusable. */
+static int lz_take(struct link_zk *lz, const json_t *c, char *why, size_t whylen)
+{
+	const char *user = json_string_value(json_object_get(c, "user"));
+	const char *secret = json_string_value(json_object_get(c, "secret"));
+	const char *connect = json_string_value(json_object_get(c, "connect"));
+	const char *hub_acl = json_string_value(json_object_get(c, "hub_acl"));
+	json_t *jt = json_object_get(c, "session_timeout_ms");
+	int timeout = lz->conf_timeout_ms, changed = 0;
+	char *s_secret, *s_connect, *s_acl;
+
+	if (!user || strcmp(user, lz->host_id) != 0) {
+		snprintf(why, whylen, "user is not this host's id %s", lz->host_id);
+		return -1;
+	}
+	if (!lz_text_ok(secret, 16, LZ_SECRET_MAX) || strchr(secret, ':')) {
+		snprintf(why, whylen, "no valid secret (16 to %d printable characters, no ':')",
+		         LZ_SECRET_MAX);
+		return -1;
+	}
+	if (lz->conf_connect)
+		connect = lz->conf_connect; /* zk.connect wins over the hub's */
+	else if (!connect || link_zk_check_connect(connect, why, whylen) < 0) {
+		snprintf(why, whylen, "no valid connect (and no zk.connect in the config)");
+		return -1;
+	}
+	if (hub_acl && (!lz_text_ok(hub_acl, 3, 256) || !strchr(hub_acl, ':')))
+		hub_acl = NULL; /* the alive node is then readable by anyone instead */
+	if (!timeout)
+		timeout = json_is_integer(jt) && json_integer_value(jt) >= 2000 &&
+		                  json_integer_value(jt) <= 120000
+		              ? (int)json_integer_value(jt)
+		              : LINK_ZK_TIMEOUT_MS;
+	changed = !lz->secret || strcmp(lz->secret, secret) != 0 || !lz->connect ||
+	          strcmp(lz->connect, connect) != 0 || timeout != lz->timeout_ms ||
+	          !lz->hub_acl != !hub_acl || (hub_acl && strcmp(lz->hub_acl, hub_acl) != 0);
+	if (!changed)
+		return 0;
+	s_secret = strdup(secret);
+	s_connect = strdup(connect);
+	s_acl = hub_acl ? strdup(hub_acl) : NULL;
+	if (!s_secret || !s_connect || (hub_acl && !s_acl)) {
+		free(s_secret);
+		free(s_connect);
+		free(s_acl);
+		snprintf(why, whylen, "out of memory");
+		return -1;
+	}
+	if (lz->secret)
+		sodium_memzero(lz->secret, strlen(lz->secret));
+	free(lz->secret);
+	free(lz->connect);
+	free(lz->hub_acl);
+	lz->secret = s_secret;
+	lz->connect = s_connect;
+	lz->hub_acl = s_acl;
+	lz->timeout_ms = timeout;
 	return 1;
 }
 
 static int lz_load(struct link_zk *lz, char *msg, size_t msglen)
 {
 	json_t *j;
-	const char *host, *secret;
+	char why[200];
 	int rc;
 
 	if (access(lz->json_path, F_OK) < 0)
@@ -1137,57 +1207,44 @@ static int lz_load(struct link_zk *lz, char *msg, size_t msglen)
 	if (rc < 0)
 		return rc;
 	j = json_load_file(lz->json_path, JSON_REJECT_DUPLICATES, NULL);
-	host = json_string_value(json_object_get(j, "host_id"));
-	secret = json_string_value(json_object_get(j, "secret"));
-	if (!host || !lz_secret_ok(secret)) {
+	if (!json_is_object(j)) {
 		json_decref(j);
-		snprintf(msg, msglen, "%s is damaged: remove it, the agent then enrolls again",
+		snprintf(msg, msglen, "%s is damaged: remove it, the agent asks the hub again",
 		         lz->json_path);
 		return OUTPOST_E_BAD_ARGS;
 	}
-	if (strcmp(host, lz->host_id) == 0)
-		lz->secret = strdup(secret);
+	/* Another host's (hub.host_id changed) or unusable: asked for again at start. */
+	if (lz_take(lz, j, why, sizeof(why)) < 0)
+		log_warn(lz->log, "link", "%s: %s: asking the hub again", lz->json_path, why);
 	json_decref(j);
 	return 0;
 }
 
-/* link_http's on_enrolled: the hub accepted the host; its answer carries the ZooKeeper secret
- * (docs/scale.md, Credentials). */
-static int lz_on_enrolled(void *arg, const json_t *result)
+/* link_http's on_creds: the answer of GET /api/v1/agents/<id>/zk. */
+static int lz_on_creds(void *arg, const json_t *result)
 {
 	struct link_zk *lz = arg;
-	const char *secret = json_string_value(json_object_get(result, "zk_secret"));
-	json_t *j;
 	char *text, msg[300];
-	int rc;
+	int rc = lz_take(lz, result, msg, sizeof(msg));
 
-	if (!lz_secret_ok(secret)) {
-		lz_problem(lz, OUTPOST_LOG_ERROR,
-		           "the hub's enrollment answer has no valid zk_secret: is the hub in "
-		           "scale mode (zk.connect set)?");
+	if (rc < 0) {
+		lz_problem(lz, OUTPOST_LOG_ERROR, "the hub's ZooKeeper credentials: %s", msg);
 		return -1;
 	}
-	if (lz->secret && strcmp(lz->secret, secret) == 0)
+	if (rc == 0)
 		return 0;
-	j = json_pack("{s:s, s:s, s:I}", "host_id", lz->host_id, "secret", secret, "updated_ms",
-	              (json_int_t)clk_real_ms());
-	text = j ? json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
-	json_decref(j);
-	rc = text ? sec_write_secret(lz->json_path, text, strlen(text), msg, sizeof(msg)) : -1;
+	text = json_dumps(result, JSON_INDENT(2) | JSON_SORT_KEYS);
+	if (!text || sec_write_secret(lz->json_path, text, strlen(text), msg, sizeof(msg)) < 0)
+		lz_problem(lz, OUTPOST_LOG_ERROR,
+		           "cannot keep the ZooKeeper credentials in %s (%s): asking the hub again "
+		           "at the next start",
+		           lz->json_path, text ? msg : "out of memory");
+	else
+		log_info(lz->log, "link", "got this host's ZooKeeper credentials: kept in %s",
+		         lz->json_path);
 	if (text)
 		sodium_memzero(text, strlen(text));
 	free(text);
-	if (rc < 0) {
-		lz_problem(lz, OUTPOST_LOG_ERROR, "cannot keep the ZooKeeper credentials: %s",
-		           text ? msg : "out of memory");
-		return -1;
-	}
-	if (lz->secret)
-		sodium_memzero(lz->secret, strlen(lz->secret));
-	free(lz->secret);
-	lz->secret = strdup(secret);
-	log_info(lz->log, "link", "got this host's ZooKeeper credentials: kept in %s",
-	         lz->json_path);
 	/* New credentials: a new session with them. */
 	lz_drop_handle(lz);
 	lz_schedule_connect(lz, (int64_t)randombytes_uniform(LZ_FIRST_CONNECT_MS));
@@ -1210,7 +1267,7 @@ static int lz_start(struct link *l, char *msg, size_t msglen)
 		lz_schedule_connect(lz, (int64_t)randombytes_uniform(LZ_FIRST_CONNECT_MS));
 	} else {
 		log_info(lz->log, "link",
-		         "no ZooKeeper credentials yet (%s): they come with enrollment",
+		         "no ZooKeeper credentials yet (%s): asking the hub once enrolled",
 		         lz->json_path);
 	}
 	return 0;
@@ -1294,7 +1351,7 @@ static json_t *lz_status(struct link *l)
 	snprintf(session, sizeof(session), "0x%llx", (unsigned long long)lz->session);
 	json_object_set_new(
 	    st, "zookeeper",
-	    json_pack("{s:s, s:b, s:b, s:s, s:b, s:s, s:s, s:i, s:I, s:I, s:I, s:I, s:s?}",
+	    json_pack("{s:s?, s:b, s:b, s:s, s:b, s:s, s:s, s:i, s:I, s:I, s:I, s:I, s:s?}",
 	              "connect", lz->connect, "credentials", lz->secret != NULL, "connected",
 	              lz->connected, "session", session,
 	              "alive", lz->alive, "alive_path", lz->alive_path, "queue_path",
@@ -1333,6 +1390,8 @@ static void lz_free(struct link *l)
 	free(lz->secret);
 	free(lz->hub_name);
 	free(lz->connect);
+	free(lz->conf_connect);
+	free(lz->hub_acl);
 	free(lz->host_id);
 	free(lz->conf_url);
 	free(lz->json_path);
@@ -1362,8 +1421,7 @@ int link_zk_check_connect(const char *connect, char *msg, size_t msglen)
 
 	if (!connect || !*connect) {
 		snprintf(msg, msglen,
-		         "'zk.connect' is required with hub.mode \"zookeeper\": HOST:PORT[,HOST:PORT"
-		         "...][/CHROOT]");
+		         "'zk.connect' is empty: HOST:PORT[,HOST:PORT...][/CHROOT]");
 		return OUTPOST_E_BAD_ARGS;
 	}
 	chroot = strchr(connect, '/');
@@ -1406,8 +1464,7 @@ int link_zk_new(const struct link_config *cfg, const char *connect, int timeout_
 	int rc;
 
 	*out = NULL;
-	rc = link_zk_check_connect(connect, msg, msglen);
-	if (rc < 0)
+	if (connect && *connect && (rc = link_zk_check_connect(connect, msg, msglen)) < 0)
 		return rc;
 	lz = calloc(1, sizeof(*lz));
 	if (!lz)
@@ -1417,7 +1474,7 @@ int link_zk_new(const struct link_config *cfg, const char *connect, int timeout_
 	lz->log = cfg->log;
 	lz->on_task = cfg->on_task;
 	lz->arg = cfg->arg;
-	lz->timeout_ms = timeout_ms > 0 ? timeout_ms : LINK_ZK_TIMEOUT_MS;
+	lz->conf_timeout_ms = timeout_ms > 0 ? timeout_ms : 0;
 	lz->core = calloc(1, sizeof(*lz->core));
 	if (!lz->core)
 		goto oom;
@@ -1427,14 +1484,14 @@ int link_zk_new(const struct link_config *cfg, const char *connect, int timeout_
 	lz->core->loop = cfg->loop;
 	/* The shard: the first two hex digits of the id's sha256 (docs/scale.md). */
 	sec_sha256_hex(cfg->host_id, strlen(cfg->host_id), hex);
-	lz->connect = strdup(connect);
+	lz->conf_connect = connect && *connect ? strdup(connect) : NULL;
 	lz->host_id = strdup(cfg->host_id);
 	lz->conf_url = strdup(cfg->url);
 	lz->json_path = lz_printf("%s/zk.json", cfg->state_dir);
 	lz->host_path = lz_printf("/outpost/agents/%.2s/%s", hex, cfg->host_id);
 	lz->alive_path = lz_printf("/outpost/agents/%.2s/%s/alive", hex, cfg->host_id);
 	lz->queue_path = lz_printf("/outpost/tasks/%s", cfg->host_id);
-	if (!lz->connect || !lz->host_id || !lz->conf_url || !lz->json_path || !lz->host_path ||
+	if ((connect && *connect && !lz->conf_connect) || !lz->host_id || !lz->conf_url || !lz->json_path || !lz->host_path ||
 	    !lz->alive_path || !lz->queue_path)
 		goto oom;
 	rc = lz_load(lz, msg, msglen);
@@ -1443,9 +1500,9 @@ int link_zk_new(const struct link_config *cfg, const char *connect, int timeout_
 		return rc;
 	}
 	hc.tasks_elsewhere = 1;
-	hc.enroll_at_start = lz->secret == NULL;
-	hc.on_enrolled = lz_on_enrolled;
-	hc.enrolled_arg = lz;
+	hc.creds_route = "zk";
+	hc.on_creds = lz_on_creds;
+	hc.creds_arg = lz;
 	rc = link_http_new(&hc, &lz->http, msg, msglen);
 	if (rc < 0) {
 		lz_free(&lz->base);

@@ -690,9 +690,15 @@ class FakeHub:
         # with X-Outpost-Hub-Time.
         self.clock_offset_ms = 0
         self.enrolls = 0
-        # Scale mode (docs/scale.md): host_id -> the ZooKeeper secret an enrollment answer
-        # hands that host, only when the enrollment request is signed by the key it enrolls.
+        # Scale mode (docs/scale.md): host_id -> the ZooKeeper secret the signed
+        # GET /api/v1/agents/<id>/zk hands that host, with the ensemble, the session timeout
+        # and the hubs' digest id below (a host not in zk_secrets: not_found, a hub not in
+        # scale mode); zk_asks counts the requests.
         self.zk_secrets = {}
+        self.zk_connect = None
+        self.zk_timeout_ms = 15000
+        self.zk_hub_acl = None
+        self.zk_asks = 0
         self.signed = 0             # signed requests that reached the fake
         self.skewed = 0             # of them, answered "clock skew"
         fake = self
@@ -769,12 +775,8 @@ class FakeHub:
             e = json.loads(body)
             self.agent_keys[e["host_id"]] = self.nacl.signing.VerifyKey(
                 base64.b64decode(e["pubkey"]))
-            answer = {"host_id": e["host_id"], "state": "up",
-                      "hub_pubkey": b64(self.enroll_key.verify_key.encode())}
-            if e["host_id"] in self.zk_secrets and rq.headers.get("X-Outpost-Signature") and \
-                    self.check_signature(rq, method, e["host_id"], body):
-                answer["zk_secret"] = self.zk_secrets[e["host_id"]]
-            return self.reply(rq, 200, answer)
+            return self.reply(rq, 200, {"host_id": e["host_id"], "state": "up",
+                                        "hub_pubkey": b64(self.enroll_key.verify_key.encode())})
         if len(parts) != 6 or parts[:4] != ["", "api", "v1", "agents"]:
             return self.reply(rq, 404, code="not_found", message="no route")
         host_id, verb = parts[4], parts[5]
@@ -805,6 +807,14 @@ class FakeHub:
                 self.cond.wait_for(lambda: self.queue, timeout=1.0)
                 tasks, self.queue = self.queue, []
             return self.reply(rq, 200, {"tasks": tasks})
+        if method == "GET" and verb == "zk":
+            self.zk_asks += 1
+            if host_id not in self.zk_secrets:
+                return self.reply(rq, 404, code="not_found", message="no route")
+            return self.reply(rq, 200, {"connect": self.zk_connect, "user": host_id,
+                                        "secret": self.zk_secrets[host_id],
+                                        "session_timeout_ms": self.zk_timeout_ms,
+                                        "hub_acl": self.zk_hub_acl})
         if method == "POST" and verb == "beat":
             return self.reply(rq, 200, {"interval_ms": 1000})
         if method == "POST" and verb == "results":

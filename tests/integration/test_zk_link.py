@@ -77,10 +77,18 @@ def alive_path(host_id):
     return "/outpost/agents/%s/%s/alive" % (shard(host_id), host_id)
 
 
+def scale_hub(fh, zookeeper):
+    """The fake hub in scale mode: it hands out credentials with the ensemble's address."""
+    fh.zk_connect = zookeeper.connect
+    fh.zk_timeout_ms = TIMEOUT_MS
+    fh.zk_hub_acl = zk_digest("outpost-hub", HUB_SECRET)
+
+
 def zk_agent(agent, fh, zookeeper, host_id, start=True):
+    """An agent in scale mode; ZooKeeper's address and the session timeout from the hub."""
+    scale_hub(fh, zookeeper)
     fh.zk_secrets[host_id] = host_secret(host_id)
-    return agent({"hub": {"url": fh.url, "host_id": host_id, "mode": "zookeeper"},
-                  "zk": {"connect": zookeeper.connect, "session_timeout_ms": TIMEOUT_MS}},
+    return agent({"hub": {"url": fh.url, "host_id": host_id, "mode": "zookeeper"}},
                  start=start)
 
 
@@ -138,12 +146,13 @@ def test_alive_node_has_version_facts_and_the_acl_of_docs(zkhub, fh, zookeeper, 
         me.stop()
         me.close()
     got = {(x.id.scheme, x.id.id, x.perms) for x in acl}
-    assert got == {("world", "anyone", 1),
+    assert got == {("digest", zk_digest("outpost-hub", HUB_SECRET), 31),
                    ("digest", zk_digest("zk-alive", host_secret("zk-alive")), 31)}
-    # The secret came in the signed enrollment answer and is kept 0600.
+    # The credentials came by the signed GET /api/v1/agents/<id>/zk and are kept 0600.
     zj = os.path.join(a.state_dir, "zk.json")
     assert stat.S_IMODE(os.stat(zj).st_mode) == 0o600
     assert json.load(open(zj))["secret"] == host_secret("zk-alive")
+    assert zk_status(a)["connect"] == zookeeper.connect and fh.zk_asks >= 1
     assert not fh.problems
     # The agent stops: its session closes and the heartbeat goes at once.
     assert a.stop() == 0
@@ -342,12 +351,16 @@ def test_results_go_to_a_live_hub_from_hubs_and_move_when_it_goes(zkhub, fh, zoo
         other.close()
 
 
-def test_an_enrollment_answer_without_zk_secret_is_asked_again(zkhub, fh, zookeeper, agent):
-    a = agent({"hub": {"url": fh.url, "host_id": "zk-nosecret", "mode": "zookeeper",
-                       "refused_retry_s": 1},
-               "zk": {"connect": zookeeper.connect}})
-    wait_for(lambda: fh.enrolls >= 2, 20, what="enrollment asked again")
-    assert "lacks what this agent's hub.mode needs" in a.log()
+def test_credentials_from_a_hub_not_in_scale_mode_are_asked_again(zkhub, fh, zookeeper, agent):
+    # The hub answers not_found (not in scale mode), then something unusable: the agent says
+    # so, keeps asking, and has no ZooKeeper session meanwhile.
+    a = agent({"hub": {"url": fh.url, "host_id": "zk-nosecret", "mode": "zookeeper"}})
+    wait_for(lambda: fh.zk_asks >= 1, 20, what="credentials asked for")
+    wait_for(lambda: "in the same mode as this agent" in a.log(), 10, what="the log line")
+    fh.zk_secrets["zk-nosecret"] = "short:"  # not a secret it takes
+    scale_hub(fh, zookeeper)
+    wait_for(lambda: "the hub's ZooKeeper credentials: no valid secret" in a.log(), 30,
+             what="the bad answer refused")
     h = a.get("/v1/health").json["result"]["hub"]
     assert h["zookeeper"]["credentials"] is False and h["zookeeper"]["alive"] is False
     assert not os.path.exists(os.path.join(a.state_dir, "zk.json"))
