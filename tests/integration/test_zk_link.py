@@ -364,3 +364,59 @@ def test_credentials_from_a_hub_not_in_scale_mode_are_asked_again(zkhub, fh, zoo
     h = a.get("/v1/health").json["result"]["hub"]
     assert h["zookeeper"]["credentials"] is False and h["zookeeper"]["alive"] is False
     assert not os.path.exists(os.path.join(a.state_dir, "zk.json"))
+
+
+def hub_knows_scale_mode(tmp_path):
+    """The real hub of this build has scale mode (zk.*) when --check-config takes a zk key."""
+    from outpost_testlib import HUB_BIN
+    conf = tmp_path / "probe.conf"
+    conf.write_text('{"zk": {"connect": "127.0.0.1:1", "secret_file": "/nonexistent"}}')
+    import subprocess
+    p = subprocess.run([HUB_BIN, "--check-config", "--config", str(conf), "--state-dir",
+                        str(tmp_path / "probe-state")], capture_output=True, text=True,
+                       timeout=10)
+    return "unknown key" not in p.stdout + p.stderr
+
+
+def test_with_a_real_hub_in_scale_mode_a_task_runs_through_the_queue(zookeeper, hub, agent,
+                                                                     tmp_path):
+    if not hub_knows_scale_mode(tmp_path):
+        pytest.skip("this build's outpost-hub has no scale mode (zk.*)")
+    chroot = "/real_hub"
+    kc = kazoo_client(zookeeper.connect)
+    kc.ensure_path(chroot)
+    kc.stop()
+    sec = tmp_path / "zk.secret"
+    sec.write_text(HUB_SECRET + "\n")
+    os.chmod(sec, 0o600)
+    h = hub({"zk": {"connect": zookeeper.connect + chroot, "secret_file": str(sec),
+                    "session_timeout_ms": TIMEOUT_MS, "single_hub": True, "hub_id": "hub-a"}})
+    _, body = h.api("POST", "/api/v1/tokens", {"kind": "enroll", "ttl_s": 600})
+    a = agent({"hub": {"url": h.url, "host_id": "zk-real", "mode": "zookeeper",
+                       "token": body["result"]["token"]}})
+    kz = kazoo_client(zookeeper.connect + chroot, "outpost-hub", HUB_SECRET)
+    try:
+        wait_alive(kz, a, "zk-real")
+        assert zk_status(a)["connect"] == zookeeper.connect + chroot
+        path = os.path.join(str(a.dir), "ran-real")
+        st, r = h.api("POST", "/api/v1/tasks", {"id": "zk-real-1", "target": "zk-real",
+                                                "plugin": "exec", "op": "run",
+                                                "args": {"script": "echo ran >> " + path},
+                                                "timeout_ms": 20000})
+        assert st == 200, r
+
+        def final():
+            _, b = h.api("GET", "/api/v1/tasks/zk-real-1")
+            rows = b["result"].get("hosts") or []
+            return rows[0] if rows and rows[0]["state"] not in ("queued", "sent",
+                                                                 "running") else None
+        assert wait_for(final, 30, what="the task's result at the hub")["state"] == "ok"
+        assert a.get("/v1/health").json["result"]["hub"]["tasks_received"] == 1
+        # The hub that stored the result deletes the entry; the agent forgets it.
+        wait_for(lambda: kz.get_children("/outpost/tasks/zk-real") == [], 20,
+                 what="the entry deleted by the hub")
+        wait_for(lambda: zk_status(a)["queue_entries"] == 0, 10, what="the queue forgotten")
+        assert runs(path) == 1
+    finally:
+        kz.stop()
+        kz.close()
