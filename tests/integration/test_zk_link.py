@@ -420,3 +420,21 @@ def test_with_a_real_hub_in_scale_mode_a_task_runs_through_the_queue(zookeeper, 
     finally:
         kz.stop()
         kz.close()
+
+
+@pytest.mark.parametrize("mode,text,expect", [
+    (0o644, '{"user": "zk-file", "secret": "0123456789abcdef0123"}', "must be mode 0600"),
+    (0o600, "[not an object", "is damaged"),
+])
+def test_a_loose_or_damaged_zk_json_stops_the_agent_with_a_message(fh, zookeeper, agent,
+                                                                   mode, text, expect):
+    a = zk_agent(agent, fh, zookeeper, "zk-file", start=False)
+    os.makedirs(a.state_dir, mode=0o700, exist_ok=True)
+    path = os.path.join(a.state_dir, "zk.json")
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, mode)
+    a.start(wait=False)
+    assert a.proc.wait(15) != 0
+    a.expect_dead = True
+    assert expect in a.log() and "zk.json" in a.log()
