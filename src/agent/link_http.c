@@ -1226,6 +1226,7 @@ static int lh_start(struct link *l, char *msg, size_t msglen)
 		free(path);
 		return rc;
 	}
+	free(lh->pk_b64); /* started again after a stop */
 	lh->pk_b64 = sec_b64(lh->pk, SEC_PK_BYTES);
 	if (!lh->pk_b64) {
 		free(path);
@@ -1534,7 +1535,8 @@ int link_http_new(const struct link_config *cfg, struct link **out, char *msg, s
 		                            .user_agent = "outpost-agent/" OUTPOST_VERSION,
 		                            .max_conns = 2,
 		                            .max_response = LH_MAX_RESPONSE,
-		                            .connect_timeout_ms = LH_CONNECT_TIMEOUT_S * 1000LL};
+		                            .connect_timeout_ms = LH_CONNECT_TIMEOUT_S * 1000LL,
+		                            .source_addr = cfg->source_addr};
 		char why[300];
 
 		rc = hclient_new(&hc, &lh->http, why, sizeof(why));
