@@ -240,12 +240,30 @@ json_t *sim_status(struct sim *s)
  * (plugins/metrics/batch.c) into the agent's real spool (link publish). Series 0,
  * sim_batch_seq, counts the agent's batches (1, 2, 3 ...): the hub's copy shows at once
  * whether one was lost or stored twice. */
+static void sim_metrics_tick(void *arg);
+
+/* Armed for the next grid instant, as the metrics plugin does: a late wake-up samples the
+ * slot it falls in, never one slot twice (the hub keeps one sample per series and time). */
+static int sim_metrics_arm(struct sim *s)
+{
+	int64_t iv = s->cfg.interval_ms;
+
+	return loop_timer_add(s->loop, iv - clk_real_ms() % iv, 0, sim_metrics_tick, s,
+	                      &s->metrics_timer);
+}
+
 static void sim_metrics_tick(void *arg)
 {
 	struct sim *s = arg;
 	int64_t iv = s->cfg.interval_ms, t = clk_real_ms() / iv * iv;
 	char key[128], num[16];
 
+	s->metrics_timer = NULL; /* one-shot: freed by the loop */
+	if (sim_metrics_arm(s) < 0)
+		log_error(s->log, "sim", "out of memory: metrics stop");
+	if (t <= s->last_t)
+		return;
+	s->last_t = t;
 	for (unsigned i = 0; s->sampling && i < s->n; i++) {
 		struct vagent *v = &s->v[i];
 		int bad = 0;
@@ -438,12 +456,8 @@ int sim_new(struct loop *loop, const json_t *conf, struct logger *log, struct si
 	if (rc < 0)
 		goto fail;
 	rc = OUTPOST_E_INTERNAL;
-	if (s->cfg.interval_ms > 0) {
-		int64_t iv = s->cfg.interval_ms;
-		if (loop_timer_add(loop, iv - clk_real_ms() % iv, iv, sim_metrics_tick, s,
-		                   &s->metrics_timer) < 0)
-			goto fail;
-	}
+	if (s->cfg.interval_ms > 0 && sim_metrics_arm(s) < 0)
+		goto fail;
 	if (loop_timer_add(loop, SIM_PRUNE_MS, SIM_PRUNE_MS, sim_prune, s, &s->prune_timer) < 0)
 		goto fail;
 	/* The ramp: agent i at i/ramp_per_s seconds, plus up to a second of jitter. */

@@ -84,6 +84,7 @@ struct sim {
 	struct vagent *v;
 	unsigned n;
 	struct loop_timer *metrics_timer, *prune_timer;
+	int64_t last_t; /* the grid time last sampled */
 	struct buf batch, scratch;
 	uint64_t publish_errors;
 	int sampling; /* the metrics timer samples (POST /v1/metrics turns it off and on) */
