@@ -96,7 +96,8 @@ static int vagent_boot(struct vagent *v)
 		return -1;
 	}
 	if (lost)
-		log_warn(&v->log, "ledger", "%d call(s) were running when the agent was killed", lost);
+		log_warn(&v->log, "ledger", "%d call(s) were running when the agent was killed",
+		         lost);
 	hc.loop = s->loop;
 	hc.log = &v->log;
 	hc.dispatch = s->dispatch;
@@ -227,8 +228,8 @@ json_t *sim_status(struct sim *s)
 	st = json_pack("{s:I, s:{s:I, s:I, s:I, s:I}, s:b, s:I, s:I, s:I, s:I, s:o}", "agents",
 	               (json_int_t)s->n, "states", "off", by_state[VAGENT_OFF], "starting",
 	               by_state[VAGENT_STARTING], "running", by_state[VAGENT_RUNNING], "paused",
-	               by_state[VAGENT_PAUSED], "sampling", s->sampling, "samples_published", samples,
-	               "batches_published", batches, "publish_errors",
+	               by_state[VAGENT_PAUSED], "sampling", s->sampling, "samples_published",
+	               samples, "batches_published", batches, "publish_errors",
 	               (json_int_t)s->publish_errors, "sources", (json_int_t)s->cfg.sources,
 	               "links", links);
 	return st;
@@ -281,12 +282,14 @@ static void sim_metrics_tick(void *arg)
 				snprintf(num, sizeof(num), "%u", k);
 				klen = mtab_key(key, sizeof(key), "sim_value", labels, 1);
 				/* A slow wave per host and series: values a dashboard can draw. */
-				val = (double)((v->index * 31u + k * 7u + (uint64_t)(t / iv)) % 100u);
+				val =
+				    (double)((v->index * 31u + k * 7u + (uint64_t)(t / iv)) % 100u);
 			}
 			bad |= batch_add(&s->batch, &s->scratch, key, klen, NULL, NULL, val) < 0;
 		}
 		bad |= batch_end(&s->batch) < 0;
-		if (bad || v->link->ops->publish(v->link, "metrics", s->batch.data, s->batch.len) < 0) {
+		if (bad ||
+		    v->link->ops->publish(v->link, "metrics", s->batch.data, s->batch.len) < 0) {
 			s->publish_errors++;
 			continue;
 		}
@@ -322,11 +325,12 @@ static int sim_fd_limit(unsigned agents, char *msg, size_t msglen)
 		struct rlimit want = {need, need};
 		if (setrlimit(RLIMIT_NOFILE, &want) == 0)
 			return 0;
-		snprintf(msg, msglen,
-		         "%u virtual agents need %llu file descriptors and the hard limit is %llu: "
-		         "raise it (ulimit -Hn, LimitNOFILE=, or run as root; fs.nr_open bounds it; "
-		         "docs/sim.md)",
-		         agents, (unsigned long long)need, (unsigned long long)rl.rlim_max);
+		snprintf(
+		    msg, msglen,
+		    "%u virtual agents need %llu file descriptors and the hard limit is %llu: "
+		    "raise it (ulimit -Hn, LimitNOFILE=, or run as root; fs.nr_open bounds it; "
+		    "docs/sim.md)",
+		    agents, (unsigned long long)need, (unsigned long long)rl.rlim_max);
 		return OUTPOST_E_UNAVAILABLE;
 	}
 	rl.rlim_cur = need;
@@ -385,8 +389,8 @@ static int vagent_init(struct sim *s, struct vagent *v, unsigned i, char *msg, s
 	return v->dir && v->facts ? 0 : OUTPOST_E_INTERNAL;
 }
 
-int sim_new(struct loop *loop, const json_t *conf, struct logger *log, struct sim **out,
-            char *msg, size_t msglen)
+int sim_new(struct loop *loop, const json_t *conf, struct logger *log, struct sim **out, char *msg,
+            size_t msglen)
 {
 	struct sim *s;
 	struct dispatch_config dc = {0};

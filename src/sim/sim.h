@@ -36,8 +36,8 @@ struct vagent {
 	struct sim *sim;
 	unsigned index;
 	char host_id[72];
-	char source[20]; /* the 127.0.x.y its connections leave from */
-	char *dir;       /* state directory: agent.key, hub.json, hub.crt */
+	char source[20];   /* the 127.0.x.y its connections leave from */
+	char *dir;         /* state directory: agent.key, hub.json, hub.crt */
 	struct logger log; /* ident: the host id */
 	enum vagent_state state;
 	sqlite3 *db; /* the host's disk: ledger, outbox, spool; outlives kills */
@@ -55,12 +55,12 @@ struct sim_config {
 	const char *state_dir;
 	const char *prefix; /* host ids: prefix + 5 digits */
 	unsigned agents;
-	unsigned sources;     /* source addresses; 0: as many as the port space needs */
-	unsigned ramp_per_s;  /* agents started per second at start */
-	int64_t interval_ms;  /* metrics; 0: none */
-	unsigned series;      /* per agent */
-	int exec_real;        /* exec.run forks the real command */
-	int workers;          /* the shared dispatcher's threads */
+	unsigned sources;    /* source addresses; 0: as many as the port space needs */
+	unsigned ramp_per_s; /* agents started per second at start */
+	int64_t interval_ms; /* metrics; 0: none */
+	unsigned series;     /* per agent */
+	int exec_real;       /* exec.run forks the real command */
+	int workers;         /* the shared dispatcher's threads */
 	int log_level;
 };
 
@@ -94,8 +94,8 @@ struct sim {
 };
 
 /* cfg's strings are copied into the sim's own config json (conf, borrowed). */
-int sim_new(struct loop *loop, const json_t *conf, struct logger *log, struct sim **out,
-            char *msg, size_t msglen);
+int sim_new(struct loop *loop, const json_t *conf, struct logger *log, struct sim **out, char *msg,
+            size_t msglen);
 void sim_free(struct sim *s); /* NULL ok */
 
 /* Actions on one virtual agent; each is a no-op when it is already in the target state.

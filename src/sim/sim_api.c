@@ -29,11 +29,10 @@ static void api_health(void *ctx, struct httpd_req *req)
 
 	for (unsigned i = 0; i < s->n; i++)
 		by_state[s->v[i].state]++;
-	httpd_respond_ok(req, json_pack("{s:I, s:{s:I, s:I, s:I, s:I}}", "agents", (json_int_t)s->n,
-	                                "states", "off", by_state[VAGENT_OFF], "starting",
-	                                by_state[VAGENT_STARTING], "running",
-	                                by_state[VAGENT_RUNNING], "paused",
-	                                by_state[VAGENT_PAUSED]));
+	httpd_respond_ok(
+	    req, json_pack("{s:I, s:{s:I, s:I, s:I, s:I}}", "agents", (json_int_t)s->n, "states",
+	                   "off", by_state[VAGENT_OFF], "starting", by_state[VAGENT_STARTING],
+	                   "running", by_state[VAGENT_RUNNING], "paused", by_state[VAGENT_PAUSED]));
 }
 
 static void api_status(void *ctx, struct httpd_req *req)
@@ -136,7 +135,8 @@ static int api_select(struct sim *s, struct httpd_req *req, const json_t *body, 
 				httpd_respond_error(req, OUTPOST_E_NOT_FOUND,
 				                    "hosts[%zu]: no virtual agent %.80s (ids are "
 				                    "%s00001 to %s%05u)",
-				                    i, json_is_string(v) ? json_string_value(v) : "?",
+				                    i,
+				                    json_is_string(v) ? json_string_value(v) : "?",
 				                    s->cfg.prefix, s->cfg.prefix, s->n);
 				return OUTPOST_E_NOT_FOUND;
 			}
@@ -282,7 +282,8 @@ static int api_auth(void *ctx, struct httpd_req *req, int role)
 
 	/* A page in a browser on this host must not drive the sim (DNS rebinding, CSRF). */
 	if (httpd_req_header(req, "Origin") || httpd_req_header(req, "Sec-Fetch-Mode")) {
-		httpd_respond_error(req, OUTPOST_E_FORBIDDEN, "browsers may not call the control API");
+		httpd_respond_error(req, OUTPOST_E_FORBIDDEN,
+		                    "browsers may not call the control API");
 		return OUTPOST_E_FORBIDDEN;
 	}
 	if (role == SIM_ROLE_OPEN)

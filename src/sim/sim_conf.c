@@ -58,7 +58,8 @@ int sim_conf_check(const json_t *conf, char *msg, size_t msglen)
 	if (rc < 0)
 		return rc;
 	if (!url || !*url) {
-		snprintf(msg, msglen, "'hub.url' is required: the hub the virtual agents enroll with");
+		snprintf(msg, msglen,
+		         "'hub.url' is required: the hub the virtual agents enroll with");
 		return OUTPOST_E_BAD_ARGS;
 	}
 	rc = link_http_check_url(url, msg, msglen);
@@ -86,8 +87,9 @@ int sim_conf_check(const json_t *conf, char *msg, size_t msglen)
 		return OUTPOST_E_BAD_ARGS;
 	}
 	if (iv > 0 && iv < 1000) {
-		snprintf(msg, msglen, "'metrics.interval_ms' is 0 (no metrics) or at least 1000, "
-		                      "as the metrics plugin's");
+		snprintf(msg, msglen,
+		         "'metrics.interval_ms' is 0 (no metrics) or at least 1000, "
+		         "as the metrics plugin's");
 		return OUTPOST_E_BAD_ARGS;
 	}
 	return 0;

@@ -48,8 +48,8 @@ static int fake_run(struct outpost_call *call, json_t *args, json_t **result)
 		{
 			if (i == 0 || !json_is_string(v))
 				continue;
-			len += (size_t)snprintf(out + len, sizeof(out) - len, "%s%s", i > 1 ? " " : "",
-			                        json_string_value(v));
+			len += (size_t)snprintf(out + len, sizeof(out) - len, "%s%s",
+			                        i > 1 ? " " : "", json_string_value(v));
 			if (len >= sizeof(out) - 2) {
 				len = sizeof(out) - 2;
 				break;
