@@ -225,3 +225,26 @@ def test_check_config_refuses_what_cannot_work(tmp_path):
         p = subprocess.run([SIM_BIN, "--check-config", "--config", str(path)],
                            capture_output=True, text=True, timeout=10)
         assert p.returncode != 0 and word in p.stdout + p.stderr, (extra, p.stdout, p.stderr)
+
+
+def test_exec_real_mode_forks_the_command(tmp_path):
+    """exec.mode "real": the real exec plugin runs what the task says, once per host."""
+    if not os.access(SIM_BIN, os.X_OK):
+        pytest.skip("build outpost-sim first")
+    hub = Hub(tmp_path, {"agents": {"beat_ms": 1000, "missed_beats": 3}}).start()
+    sim = None
+    try:
+        tok = hub.cli("token", "create", "--enroll", "--ttl", "10m").stdout.strip()
+        sim = Sim(tmp_path, hub, tok, {"agents": 3, "host_prefix": "real-",
+                                       "exec": {"mode": "real"},
+                                       "metrics": {"interval_ms": 0}}).start()
+        wait_states(hub, {h: "up" for h in ("real-00001", "real-00002", "real-00003")})
+        p = hub.cli("--json", "run", "-t", "real-*", "--", "sh", "-c", "echo $$")
+        assert p.returncode == 0, p.stderr
+        pids = {r["host_id"]: r["response"]["result"]["stdout"].strip() for r in p.json["hosts"]}
+        assert len(pids) == 3 and len(set(pids.values())) == 3
+        assert all(v.isdigit() and int(v) != sim.proc.pid for v in pids.values())
+    finally:
+        if sim:
+            sim.stop()
+        hub.stop()
