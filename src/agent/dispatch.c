@@ -18,6 +18,7 @@
 struct job {
 	struct dispatch *d;
 	struct outpost_plugin_ctx *pc;
+	struct ledger *ledger; /* the caller's, or the dispatcher's */
 	const struct outpost_op *op;
 	size_t op_index;
 	json_t *args;
@@ -120,8 +121,8 @@ static void job_run(struct dispatch *d, struct job *j)
 		return;
 	}
 	if (j->id && ((j->op->flags & OUTPOST_OP_MUTATING) || (j->flags & DISPATCH_JOURNAL)) &&
-	    d->ledger) {
-		rc = ledger_begin(d->ledger, j->id, j->pc->plugin->name, j->op->name, j->args,
+	    j->ledger) {
+		rc = ledger_begin(j->ledger, j->id, j->pc->plugin->name, j->op->name, j->args,
 		                  j->deadline_ms, &prev);
 		if (rc == LEDGER_REPLAY) {
 			j->envelope = prev;
@@ -150,7 +151,7 @@ static void job_run(struct dispatch *d, struct job *j)
 	j->envelope = rc < 0 ? job_error(rc, call.errmsg) : wire_ok(result);
 	call_release(&call);
 	if (journaled && j->envelope)
-		ledger_finish(d->ledger, j->id, j->envelope);
+		ledger_finish(j->ledger, j->id, j->envelope);
 }
 
 static void *worker_main(void *arg)
@@ -316,6 +317,14 @@ int dispatch_submit(struct dispatch *d, const char *plugin, const char *op, json
                     const char *id, int64_t timeout_ms, unsigned flags, dispatch_done_fn done,
                     void *arg)
 {
+	return dispatch_submit_ledger(d, d->ledger, plugin, op, args, id, timeout_ms, flags, done,
+	                              arg);
+}
+
+int dispatch_submit_ledger(struct dispatch *d, struct ledger *ledger, const char *plugin,
+                           const char *op, json_t *args, const char *id, int64_t timeout_ms,
+                           unsigned flags, dispatch_done_fn done, void *arg)
+{
 	struct outpost_plugin_ctx *pc = plugins_find(d->ps, plugin);
 	const struct outpost_op *o;
 	struct job *j;
@@ -369,6 +378,7 @@ int dispatch_submit(struct dispatch *d, const char *plugin, const char *op, json
 	if (timeout_ms <= 0 || timeout_ms > limit)
 		timeout_ms = limit;
 	j->d = d;
+	j->ledger = ledger;
 	j->pc = pc;
 	j->op = o;
 	j->op_index = idx;

@@ -55,6 +55,12 @@ enum dispatch_flags {
 int dispatch_submit(struct dispatch *d, const char *plugin, const char *op, json_t *args,
                     const char *id, int64_t timeout_ms, unsigned flags, dispatch_done_fn done,
                     void *arg);
+/* dispatch_submit with the ledger of one caller instead of the dispatcher's own: one
+ * dispatcher (one pool of workers) can serve several agents, each journaling its tasks in its
+ * own ledger (outpost-sim's virtual agents). ledger is borrowed and must outlive the call. */
+int dispatch_submit_ledger(struct dispatch *d, struct ledger *ledger, const char *plugin,
+                           const char *op, json_t *args, const char *id, int64_t timeout_ms,
+                           unsigned flags, dispatch_done_fn done, void *arg);
 /* Calls accepted and not yet finished by their workers. */
 int dispatch_inflight(const struct dispatch *d);
 const struct dispatch_stats *dispatch_stats(const struct dispatch *d);

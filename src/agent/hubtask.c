@@ -238,8 +238,10 @@ static void ht_submit(struct ht_run *run)
 {
 	struct hubtask *h = run->h;
 
-	if (dispatch_submit(h->dispatch, run->plugin, run->op, run->args, run->task_id,
-	                    run->timeout_ms, DISPATCH_JOURNAL, ht_on_done, run) < 0) {
+	/* Journaled in this host's ledger: one dispatcher may serve several hosts (outpost-sim). */
+	if (dispatch_submit_ledger(h->dispatch, h->ledger, run->plugin, run->op, run->args,
+	                           run->task_id, run->timeout_ms, DISPATCH_JOURNAL, ht_on_done,
+	                           run) < 0) {
 		ht_unlink(h, run);
 		ht_report(h, run->task_id, "failed",
 		          wire_error(OUTPOST_E_INTERNAL, "out of memory"), run->started_ms,

@@ -39,6 +39,9 @@ struct link_config {
 	/* How often to ask again while the hub refuses this host until an operator acts
 	 * (rejected, revoked, its id taken by another key); 0: LINK_REFUSED_RETRY_MS. */
 	int64_t refused_retry_ms;
+	/* The local address the link's connections leave from (numeric); NULL: the kernel's
+	 * choice. outpost-sim spreads its virtual agents over 127.0.x.y with it. */
+	const char *source_addr;
 	link_task_fn on_task;
 	void *arg;
 	/* Scale mode: link_zk.c wraps a link_http for what stays HTTPS (enrollment, results,
@@ -57,10 +60,12 @@ struct link_config {
 struct link_ops {
 	const char *name; /* "http", "zookeeper" */
 	/* Starts enrolling/connecting in the background. Fails only on local trouble (key file,
-	 * state directory), with a message for the operator. */
+	 * state directory), with a message for the operator. May be called again after stop:
+	 * the link picks up from its state on disk (outpost-sim's paused agents resume so). */
 	int (*start)(struct link *l, char *msg, size_t msglen);
 	/* Drops every request in flight; nothing more is sent or received. Results already
-	 * reported stay in the outbox for the next start. */
+	 * reported stay in the outbox for the next start; report and publish still store while
+	 * stopped. */
 	void (*stop)(struct link *l);
 	/* Queues one result {"task_id", "state", "response", "started_ms", "finished_ms"}
 	 * (borrowed) durably and delivers it in order, retrying until the hub acknowledges it.

@@ -109,6 +109,7 @@ struct link_http {
 	char *hub_url; /* where requests go: url, or the hub scale mode moved to */
 	char *pin_path, *json_path;
 	char pin_hex[65]; /* the pinned certificate's sha256, once pinned */
+	char source_addr[64]; /* link_config.source_addr, or empty */
 	int https;
 	link_task_fn on_task;
 	void *arg;
@@ -1291,6 +1292,7 @@ static int lh_start(struct link *l, char *msg, size_t msglen)
 		free(path);
 		return rc;
 	}
+	free(lh->pk_b64); /* started again after a stop */
 	lh->pk_b64 = sec_b64(lh->pk, SEC_PK_BYTES);
 	if (!lh->pk_b64) {
 		free(path);
@@ -1534,7 +1536,8 @@ static int lh_http_new(struct link_http *lh, char *msg, size_t msglen)
 	                            .user_agent = "outpost-agent/" OUTPOST_VERSION,
 	                            .max_conns = 2,
 	                            .max_response = LH_MAX_RESPONSE,
-	                            .connect_timeout_ms = LH_CONNECT_TIMEOUT_S * 1000LL};
+	                            .connect_timeout_ms = LH_CONNECT_TIMEOUT_S * 1000LL,
+	                            .source_addr = lh->source_addr[0] ? lh->source_addr : NULL};
 	char why[300];
 	int rc = hclient_new(&hc, &lh->http, why, sizeof(why));
 
@@ -1662,6 +1665,8 @@ int link_http_new(const struct link_config *cfg, struct link **out, char *msg, s
 	lh->state_dir = strdup(cfg->state_dir);
 	lh->url = strdup(cfg->url);
 	lh->tasks_elsewhere = cfg->tasks_elsewhere;
+	if (cfg->source_addr)
+		snprintf(lh->source_addr, sizeof(lh->source_addr), "%s", cfg->source_addr);
 	lh->creds_route = cfg->creds_route ? strdup(cfg->creds_route) : NULL;
 	lh->on_creds = cfg->on_creds;
 	lh->creds_arg = cfg->creds_arg;

@@ -90,6 +90,8 @@ struct hclient {
 	unsigned max_conns, nconns;
 	size_t max_response;
 	int64_t connect_ms, idle_ms;
+	int have_source; /* bind connections to source (hclient_config.source_addr) */
+	struct sockaddr_in source;
 	struct hc_conn *conns;
 	struct hclient_req *reqs, *reqs_tail;
 	int dispatching, again;
@@ -330,6 +332,18 @@ static int hc_conn_try(struct hc_conn *k, char *msg, size_t msglen)
 		setsockopt(k->fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
 		setsockopt(k->fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
 		setsockopt(k->fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+		if (c->have_source && a->ai_family == AF_INET) {
+			/* The port is left to connect(): unique per destination, not per host. */
+			setsockopt(k->fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+			if (bind(k->fd, (const struct sockaddr *)&c->source, sizeof(c->source)) <
+			    0) {
+				snprintf(msg, msglen, "cannot bind to source address %s: %s",
+				         inet_ntoa(c->source.sin_addr), strerror(errno));
+				close(k->fd);
+				k->fd = -1;
+				return -1;
+			}
+		}
 		if (connect(k->fd, a->ai_addr, a->ai_addrlen) == 0 || errno == EINPROGRESS) {
 			if (loop_fd_add(c->loop, k->fd, EPOLLOUT, hc_on_io, k, &k->h) < 0) {
 				snprintf(msg, msglen, "cannot watch a socket: %s", strerror(errno));
@@ -1036,6 +1050,16 @@ int hclient_new(const struct hclient_config *cfg, struct hclient **out, char *ms
 	    (!def_port && buf_printf(&hh, ":%u", u.port) < 0))
 		goto oom;
 	c->host_hdr = buf_steal(&hh);
+	if (cfg->source_addr) {
+		c->source.sin_family = AF_INET;
+		if (inet_pton(AF_INET, cfg->source_addr, &c->source.sin_addr) != 1) {
+			snprintf(msg, msglen, "not an IPv4 source address: %.100s",
+			         cfg->source_addr);
+			hclient_free(c);
+			return OUTPOST_E_BAD_ARGS;
+		}
+		c->have_source = 1;
+	}
 	if (cfg->pin_sha256 && hclient_set_pin(c, cfg->pin_sha256) < 0) {
 		snprintf(msg, msglen, "not a sha256 fingerprint: %.100s", cfg->pin_sha256);
 		hclient_free(c);

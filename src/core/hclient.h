@@ -38,9 +38,14 @@ struct hclient_config {
 	size_t max_response;    /* body bytes at most (0: 8 MiB); beyond: OUTPOST_E_TOO_LARGE */
 	int64_t connect_timeout_ms; /* TCP connect + TLS handshake (0: 10 s) */
 	int64_t idle_timeout_ms;    /* an idle connection is closed after this (0: 50 s) */
+	/* The local IPv4 address connections leave from (numeric, e.g. "127.0.3.7"); NULL: the
+	 * kernel's choice. Its port is still the kernel's, picked per destination
+	 * (IP_BIND_ADDRESS_NO_PORT), so N source addresses hold N times the ephemeral ports:
+	 * outpost-sim spreads its virtual agents over 127.0.x.y this way. */
+	const char *source_addr;
 };
 
-/* 0, or a negative OUTPOST_E_* with msg (bad URL or pin, unreadable CA file). */
+/* 0, or a negative OUTPOST_E_* with msg (bad URL, pin or source address, unreadable CA file). */
 int hclient_new(const struct hclient_config *cfg, struct hclient **out, char *msg, size_t msglen);
 /* NULL ok. Drops every request without calling back; may be called from a callback. */
 void hclient_free(struct hclient *c);

@@ -383,6 +383,47 @@ static void test_ledger_prune_bounds_local_rows_and_keeps_task_ids(void **state)
 	json_decref(args);
 }
 
+/* outpost-sim's shape: one dispatcher, each caller journaling in its own ledger. One id runs
+ * once per ledger (each host runs the fan-out's task once), and each ledger replays its own. */
+static void test_one_dispatcher_journals_in_each_callers_ledger(void **state)
+{
+	struct fx *f = *state;
+	struct answer a = {0}, b = {0}, c = {0};
+	json_t *args = json_object();
+	struct ledger *other;
+	sqlite3 *db2;
+	json_t *stored = NULL;
+
+	assert_int_equal(sqlite3_open(":memory:", &db2), SQLITE_OK);
+	assert_int_equal(ledger_open(db2, &f->log, &other, NULL), 0);
+	fx_start(f, 2, 8);
+	dispatch_submit_ledger(f->d, f->ledger, "t", "count", args, "task-7", 0, DISPATCH_JOURNAL,
+	                       on_done, &a);
+	run_until(f, &a, 1);
+	dispatch_submit_ledger(f->d, other, "t", "count", args, "task-7", 0, DISPATCH_JOURNAL,
+	                       on_done, &b);
+	run_until(f, &b, 1);
+	dispatch_submit_ledger(f->d, other, "t", "count", args, "task-7", 0, DISPATCH_JOURNAL,
+	                       on_done, &c);
+	run_until(f, &c, 1);
+	assert_int_equal(atomic_load(&counter), 2);
+	assert_false(a.replay);
+	assert_false(b.replay);
+	assert_true(c.replay);
+	assert_string_equal(ledger_state(other, "task-7", &stored), "done");
+	assert_true(json_equal(stored, b.env));
+	assert_string_equal(ledger_state(f->ledger, "task-7", NULL), "done");
+	json_decref(stored);
+	json_decref(a.env);
+	json_decref(b.env);
+	json_decref(c.env);
+	json_decref(args);
+	dispatch_free(f->d);
+	f->d = NULL;
+	ledger_close(other);
+	sqlite3_close(db2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -397,6 +438,7 @@ int main(void)
 	    T(test_same_id_other_args_is_conflict),
 	    T(test_interrupted_id_is_lost_after_restart),
 	    T(test_ledger_prune_bounds_local_rows_and_keeps_task_ids),
+	    T(test_one_dispatcher_journals_in_each_callers_ledger),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

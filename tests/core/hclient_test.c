@@ -143,8 +143,15 @@ static void route_never(void *ctx, struct httpd_req *req)
 	/* No answer: the connection waits until httpd_stop answers it. */
 }
 
+static void route_peer(void *ctx, struct httpd_req *req)
+{
+	const char *peer = httpd_req_peer(req);
+	httpd_respond_text(req, 200, "text/plain", peer, strlen(peer));
+}
+
 static const struct httpd_route routes[] = {
     {"GET", "/hello", route_hello, 0, 0},
+    {"GET", "/peer", route_peer, 0, 0},
     {"POST", "/echo", route_echo, 0, 65536},
     {"GET", "/big", route_big, 0, 0},
     {"GET", "/never", route_never, 0, 0},
@@ -816,6 +823,29 @@ static void test_connection_refused(void **state)
 	result_free(&r);
 }
 
+/* outpost-sim spreads its agents over 127.0.x.y: the server sees the source asked for. */
+static void test_connections_leave_from_the_source_address(void **state)
+{
+	struct fixture *f = *state;
+	struct hclient_config cfg = {.ca_file = f->ct.path, .source_addr = "127.0.3.77"};
+	struct hclient *c = client(f->loop, "https", srv_port(f), &cfg);
+	struct hclient *bad;
+	struct result r = {0};
+	char msg[256];
+
+	fetch(f->loop, c, "GET", "/peer", NULL, 0, 0, &r);
+	assert_int_equal(r.err, 0);
+	assert_int_equal(r.status, 200);
+	assert_string_equal(r.body.data, "127.0.3.77");
+	hclient_free(c);
+	result_free(&r);
+	cfg.url = "https://127.0.0.1:1";
+	cfg.loop = f->loop;
+	cfg.source_addr = "127.0.3";
+	assert_int_equal(hclient_new(&cfg, &bad, msg, sizeof(msg)), OUTPOST_E_BAD_ARGS);
+	assert_non_null(strstr(msg, "source address"));
+}
+
 static void test_oversized_answer_is_dropped(void **state)
 {
 	struct fixture *f = *state;
@@ -1202,6 +1232,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_url_and_pin_parsing),
 	    cmocka_unit_test_setup_teardown(test_get_and_post_over_tls_with_ca, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_connections_leave_from_the_source_address, setup,
+	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_keepalive_reuses_connections, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_idle_server_sleeps_until_a_client_comes, setup,
 	                                    teardown),

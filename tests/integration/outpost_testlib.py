@@ -980,3 +980,87 @@ def zk_digest(user, secret):
     """ZooKeeper's digest id of user:secret (user:base64(sha1(user:secret))), as in an ACL."""
     raw = hashlib.sha1(("%s:%s" % (user, secret)).encode()).digest()
     return "%s:%s" % (user, base64.b64encode(raw).decode())
+
+
+# ---- outpost-sim: many virtual agents in one process (docs/sim.md) ----
+
+SIM_BIN = os.path.join(BUILD, "src/sim/outpost-sim")
+
+
+class Sim:
+    """A real outpost-sim against a hub: conf is merged into its config (agents, metrics...).
+    api() calls its control API with the token it wrote."""
+
+    def __init__(self, tmp_path, hub, token, conf=None):
+        self.dir = tmp_path / "sim"
+        self.dir.mkdir(exist_ok=True)
+        self.state = self.dir / "state"
+        self.port = free_port()
+        self.conf = deep_merge({"listen": "127.0.0.1:%d" % self.port, "state_dir": str(self.state),
+                                "hub": {"url": hub.url, "ca": hub.ca, "token": token},
+                                "agents": 10, "ramp_per_s": 2000}, conf or {})
+        self.conf_path = self.dir / "sim.conf"
+        write_config(self.conf_path, self.conf)
+        self.log_path = self.dir / "sim.log"
+        self.proc = None
+        self.url = "http://127.0.0.1:%d" % self.port
+
+    def start(self):
+        self.logf = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([SIM_BIN, "--config", str(self.conf_path), "--foreground"],
+                                     stdout=self.logf, stderr=self.logf)
+        deadline = time.time() + START_TIMEOUT_S
+        while time.time() < deadline:
+            assert self.proc.poll() is None, "outpost-sim exited at start:\n" + self.log()
+            try:
+                if requests.get(self.url + "/v1/health", timeout=2).status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.05)
+        raise AssertionError("outpost-sim did not answer:\n" + self.log())
+
+    @property
+    def token(self):
+        return (self.state / "control.token").read_text().strip()
+
+    def log(self):
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def api(self, method, path, body=None, token=None, raw=None, headers=None):
+        h = dict(headers or {})
+        tok = self.token if token is None else token
+        if tok:
+            h["Authorization"] = "Bearer " + tok
+        if body is not None or raw is not None:
+            h.setdefault("Content-Type", "application/json")
+        data = raw if raw is not None else (json.dumps(body) if body is not None else None)
+        r = requests.request(method, self.url + path, data=data, headers=h, timeout=60)
+        try:
+            return r.status_code, r.json()
+        except ValueError:
+            return r.status_code, r.text
+
+    def ok(self, method, path, body=None):
+        st, j = self.api(method, path, body)
+        assert st == 200 and j["ok"], "%s %s: %s %s" % (method, path, st, j)
+        return j["result"]
+
+    def status(self):
+        return self.ok("GET", "/v1/status")
+
+    def agents(self, state=None):
+        return {a["host_id"]: a for a in self.ok("GET", "/v1/agents" + ("?state=" + state
+                                                                         if state else ""))}
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                rc = self.proc.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError("outpost-sim did not stop on SIGTERM:\n" + self.log())
+            assert rc == 0, "outpost-sim exited %d:\n%s" % (rc, self.log())
+        self.proc = None
