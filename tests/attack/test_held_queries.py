@@ -22,13 +22,14 @@ POINTS = 30    # 5 minutes at 10 s
 
 
 def load(h):
-    """HOSTS scripted agents, each SERIES series m{i="0".."1999"} with POINTS samples."""
+    """HOSTS scripted agents, each SERIES series m{i="0".."1999"} with POINTS samples; the
+    first also one series named small."""
     tok = h.cli("token", "create", "--enroll", "--ttl", "10m").stdout.strip()
     end = int(time.time() * 1000) // STEP * STEP - STEP
     for k in range(HOSTS):
         a = FakeAgent(h.url, "q-%02d" % k, ca=h.ca, token=tok)
         a.enroll()
-        keys = ['m{i="%d"}' % i for i in range(SERIES)]
+        keys = ['m{i="%d"}' % i for i in range(SERIES)] + (["small"] if k == 0 else [])
         batches = [{"seq": n + 1, "t": end - (POINTS - 1 - n) * STEP,
                     "samples": [[key, float(n % 7)] for key in keys]} for n in range(POINTS)]
         for i in range(0, POINTS, 15):
@@ -98,7 +99,7 @@ def test_a_heavy_query_does_not_hold_the_loop(hub):
     q.join()
     assert q.status == 200, q.body
     series = q.body["result"]["series"]
-    assert len(series) == HOSTS * SERIES
+    assert len(series) == HOSTS * SERIES and all(x["host"].startswith("q-") for x in series)
     assert all(len(x["points"]) == POINTS for x in series[:50])
     print("heavy query %.2f s; %d health checks meanwhile, the slowest %.0f ms"
           % (q.seconds, n, worst * 1000))
@@ -113,17 +114,14 @@ def test_past_the_limit_big_queries_are_refused_busy(hub):
     load(h)
     first = Heavy(h)
     assert wait_running(h, first)
-    t0 = time.monotonic()
     second = Heavy(h)
     second.join(60)
     assert second.status == 503, second.body
     assert second.body["ok"] is False and second.body["error"]["code"] == "busy"
     assert "metrics.query_max_running" in second.body["error"]["message"]
-    assert time.monotonic() - t0 < first.seconds if first.seconds else True
     # A small query (one slice) is answered while the slot is taken.
     r = session(h, h.admin_token).get(h.url + "/api/v1/metrics/query", timeout=30,
-                                      params={"name": "m", "hosts": "q-00",
-                                              "match": "i=7", "from": "-6m"})
+                                      params={"name": "small", "from": "-6m"})
     assert r.status_code == 200 and len(r.json()["result"]["series"]) == 1
     first.join(120)
     assert first.status == 200, first.body
