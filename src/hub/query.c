@@ -76,9 +76,9 @@ struct query {
 	const struct query_params *p; /* borrowed until the query ends */
 	const char *name;             /* the series' name; NULL: any */
 	int64_t now;
-	uint64_t gen;           /* the tsdb's generation at the start */
-	size_t pos;             /* collect: the tsdb's position; write: the next series */
-	size_t nw;              /* latest: samples written */
+	uint64_t gen; /* the tsdb's generation at the start */
+	size_t pos;   /* collect: the tsdb's position; write: the next series */
+	size_t nw;    /* latest: samples written */
 	int (*cmp)(const void *, const void *);
 	size_t sw, slo, si, sj, sk; /* merge sort: width, pair, left, right, out */
 	int res;                    /* range: resolution, step, first bucket, buckets */
@@ -941,7 +941,8 @@ static int list_write(struct query *q, struct buf *out)
 				rc = buf_append(out, ",", 1);
 			rc = rc ? rc : put_series_head(out, s, 1);
 			rc = rc ? rc
-			        : buf_printf(out, ",\"first_ms\":%" PRId64 ",\"last_ms\":%" PRId64 "}",
+			        : buf_printf(out,
+			                     ",\"first_ms\":%" PRId64 ",\"last_ms\":%" PRId64 "}",
 			                     s->first_ms, s->last_ms);
 			continue;
 		}

@@ -1,7 +1,8 @@
 /* Metric queries over the time-series store: parameters and label matchers, resolution choice,
  * bucketing by step, aggregation across hosts, and the answers' text (JSON for the API,
  * Prometheus exposition for /federate). Pure over tsdb.h: the HTTP handlers that call it are
- * in query_api.c, which runs them in slices. Loop thread only. docs/metrics.md, "Queries", is the operator's page. */
+ * in query_api.c, which runs them in slices. Loop thread only. docs/metrics.md, "Queries", is the
+ * operator's page. */
 #ifndef OUTPOST_HUB_QUERY_H
 #define OUTPOST_HUB_QUERY_H
 

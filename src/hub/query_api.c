@@ -171,10 +171,11 @@ static void qjob_answer(struct qjob *j, int rc, const char *msg)
 		else
 			httpd_respond_text(req, 200, "application/json", j->out.data, j->out.len);
 	} else if (j->kind == QAPI_FEDERATE && rc == OUTPOST_E_TOO_LARGE) {
-		httpd_respond_error(req, rc, "%s",
-		                    "the selectors' label regexes would take more of the hub's time "
-		                    "than one query may: give name= or exact matchers "
-		                    "(label=\"value\") to narrow the series first");
+		httpd_respond_error(
+		    req, rc, "%s",
+		    "the selectors' label regexes would take more of the hub's time "
+		    "than one query may: give name= or exact matchers "
+		    "(label=\"value\") to narrow the series first");
 	} else {
 		if (rc == OUTPOST_E_INTERNAL)
 			log_error(j->h->log, "query", "%s: %s", httpd_req_path(req), msg);
@@ -196,11 +197,11 @@ static int qjob_slice(struct qjob *j)
 	if (rc == QUERY_MORE && clk_mono_ms() >= j->deadline) {
 		j->h->st.queries_timeout++;
 		rc = OUTPOST_E_TIMEOUT;
-		snprintf(msg, sizeof(msg),
-		         "the query ran past metrics.query_timeout_s (%lld s) and was stopped: "
-		         "narrow it (name=, match=, hosts=), shorten the range or raise step",
-		         (long long)json_integer_value(
-		             conf_get(j->h->conf, "metrics.query_timeout_s")));
+		snprintf(
+		    msg, sizeof(msg),
+		    "the query ran past metrics.query_timeout_s (%lld s) and was stopped: "
+		    "narrow it (name=, match=, hosts=), shorten the range or raise step",
+		    (long long)json_integer_value(conf_get(j->h->conf, "metrics.query_timeout_s")));
 	}
 	if (rc == QUERY_MORE)
 		return rc;

@@ -957,8 +957,7 @@ int tsdb_read(struct tsdb *db, uint32_t id, int res, int64_t from, int64_t to,
 	return 0;
 }
 
-int tsdb_series_each_at(struct tsdb *db, const char *name, size_t *pos, tsdb_each_fn fn,
-                        void *arg)
+int tsdb_series_each_at(struct tsdb *db, const char *name, size_t *pos, tsdb_each_fn fn, void *arg)
 {
 	size_t i;
 
