@@ -19,3 +19,5 @@ echo
 /usr/bin/python3 "$here/hub-idle" --build "$build"
 echo
 /usr/bin/python3 "$here/scale" --build "$build"
+echo
+/usr/bin/python3 "$here/query-hold" --build "$build" --hosts 300

@@ -269,6 +269,7 @@ static void api_metrics(void *ctx, struct httpd_req *req)
 	           h->st.enroll_replaced);
 	json_decref(st);
 	ingest_stats(h->ingest, &b);
+	query_api_stats(h, &b);
 	auth_stats(h, &b);
 	retention_stats(h->retention, &b);
 	if (h->tsdb) {

@@ -325,6 +325,7 @@ void hub_shutdown(struct hub *h, void (*done)(void *arg), void *arg)
 	httpd_quiesce(h->httpd);
 	tasks_release_all(h);
 	agents_release_all(h->agents);
+	query_api_release_all(h);
 	ingest_commit(h->ingest);
 	done(arg);
 }
@@ -336,6 +337,7 @@ void hub_free(struct hub *h)
 	if (h->httpd) {
 		tasks_release_all(h);
 		agents_release_all(h->agents);
+		query_api_release_all(h);
 	}
 	zk_stop(h->zk); /* its session closes: this hub leaves /outpost/hubs and the election */
 	h->zk = NULL;

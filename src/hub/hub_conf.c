@@ -43,6 +43,9 @@ static const struct conf_field hub_schema[] = {
     {"metrics.rollup_1m_days", CONF_INT, 1, 3660, "1-minute rollups are kept this long"},
     {"metrics.rollup_1h_days", CONF_INT, 1, 36600, "1-hour rollups are kept this long"},
     {"metrics.checkpoint_s", CONF_INT, 10, 86400, "open chunks are written this often"},
+    {"metrics.query_max_running", CONF_INT, 1, 1000,
+     "metric queries under way in slices at once (past it: busy)"},
+    {"metrics.query_timeout_s", CONF_INT, 1, 3600, "a metric query is stopped after this"},
     {"store", CONF_OBJECT, 0, 0, NULL},
     {"store.backend", CONF_STRING, 0, 0, "sqlite (default: one hub) or postgresql (shared)"},
     {"store.dsn", CONF_STRING, 0, 0, "libpq connection string for postgresql"},
@@ -76,7 +79,7 @@ json_t *hub_conf_defaults(void)
 	return json_pack(
 	    "{s:s, s:s, s:b, s:[], s:{s:s, s:s}, s:{s:i, s:i, s:i, s:i, s:i, s:i},"
 	    " s:{s:i, s:i, s:i}, s:{s:i, s:I, s:i}, s:{s:i}, s:{s:i}, s:{s:i, s:i},"
-	    " s:{s:i, s:i, s:i, s:i}, s:{s:i, s:i, s:i, s:i}, s:{s:i}}",
+	    " s:{s:i, s:i, s:i, s:i, s:i, s:i}, s:{s:i, s:i, s:i, s:i}, s:{s:i}}",
 	    "listen", "127.0.0.1:7443", "state_dir",
 	    root ? "/var/lib/outpost-hub" : "outpost-state/hub", "tls", 1, "tls_names", "log",
 	    "level", "info", "target", "stderr", "api", "body_limit", 64 << 20, "conn_limit", 20000,
@@ -85,9 +88,9 @@ json_t *hub_conf_defaults(void)
 	    "default_timeout_ms", 600000, "default_expiry_ms", (json_int_t)3600000, "keep_days", 30,
 	    "events", "keep_days", 30, "audit", "keep_days", 365, "auth", "max_failures_per_min",
 	    20, "max_unknown_per_min", 200, "metrics", "raw_hours", 48, "rollup_1m_days", 30,
-	    "rollup_1h_days", 365, "checkpoint_s", 300, "enroll", "pending_max", 1000,
-	    "pending_per_addr", 50, "pending_keep_days", 7, "facts_max_bytes", 256 << 10, "zk",
-	    "session_timeout_ms", 15000);
+	    "rollup_1h_days", 365, "checkpoint_s", 300, "query_max_running", 4, "query_timeout_s",
+	    60, "enroll", "pending_max", 1000, "pending_per_addr", 50, "pending_keep_days", 7,
+	    "facts_max_bytes", 256 << 10, "zk", "session_timeout_ms", 15000);
 }
 
 static int hub_listen_is_loopback(const char *listen)

@@ -18,6 +18,7 @@ struct buf;
 struct agents;
 struct registry;
 struct hub_zk;
+struct qjob;
 
 enum hub_role {
 	ROLE_NONE = 0, /* anyone: health, enroll */
@@ -60,6 +61,8 @@ struct hub_stats {
 	unsigned long long enroll_replaced; /* pending squatters replaced by a token-holder */
 	unsigned long long signed_tasks;
 	unsigned long long beats, seen_writes; /* agents' beats; host_seen writes of any request */
+	/* metric queries that took more than one slice; refused busy; stopped at their deadline */
+	unsigned long long queries_sliced, queries_busy, queries_timeout;
 	double latency_sum;
 	unsigned long long latency_buckets[8]; /* <=1,5,10,50,100,500,1000 ms, +Inf */
 };
@@ -78,8 +81,11 @@ struct hub {
 	struct httpd *httpd;
 	struct httpd_route *routes;
 	struct loop_timer *tick;
-	struct tsdb *tsdb;           /* metrics (tsdb.h) */
-	struct query *query;         /* query engine's reused buffers (query.h) */
+	struct tsdb *tsdb;   /* metrics (tsdb.h) */
+	struct query *query; /* a spare query engine, its buffers warm (query.h) */
+	struct qjob *qjobs;  /* metric queries under way in slices (query_api.c) */
+	size_t nqjobs;
+	struct loop_timer *qtimer;   /* runs their slices while there are some */
 	struct ingest *ingest;       /* agents' metric batches (ingest.c) */
 	struct loop_timer *compact;  /* the tsdb's background work */
 	struct retention *retention; /* old events, audit, tasks (retention.h) */
@@ -128,6 +134,9 @@ void query_api_series(void *ctx, struct httpd_req *req);
 void query_api_latest(void *ctx, struct httpd_req *req);
 void query_api_query(void *ctx, struct httpd_req *req);
 void query_api_federate(void *ctx, struct httpd_req *req);
+/* Answers every query under way with unavailable (shutdown). */
+void query_api_release_all(struct hub *h);
+void query_api_stats(struct hub *h, struct buf *b);
 
 /* tasks.c */
 void tasks_api_create(void *ctx, struct httpd_req *req);

@@ -1,9 +1,13 @@
 /* Metric queries: resolution and step, bucketing, aggregation across hosts, and the answers
  * written straight into a text buffer (no JSON tree, no allocation per point); the engine keeps
- * its arrays from one query to the next. Parameters are parsed in query_params.c. */
+ * its arrays from one query to the next. A query runs in slices that each end by a deadline
+ * (query_run): every phase (the walk of the series, the sort, the reads and the text) keeps
+ * its place in struct query and goes on from there at the next slice. Parameters are parsed in
+ * query_params.c. */
 #include "query.h"
 #include "re.h"
 #include "tsdb.h"
+#include "core/clk.h"
 #include "core/err.h"
 
 #include <inttypes.h>
@@ -16,8 +20,8 @@
 #define QUERY_KEEP_CELLS 262144     /* arrays larger than this are freed after a query */
 #define QUERY_E_STORE (-1000)       /* internal: the tsdb failed a read (not out of memory) */
 
-/* A series that matched: its strings borrowed from the tsdb while nothing writes to it, or
- * copied into the engine's arena when reads come between (see collect_fix). */
+/* A series that matched, as it was when it matched: its strings copied into the engine's
+ * arena (see collect_fix), its latest sample with them. */
 struct qser {
 	uint32_t id;
 	const char *host, *name, *key;
@@ -28,21 +32,61 @@ struct qser {
 	size_t o_host, o_name, o_key, o_lab; /* offsets while copying */
 };
 
+struct collect {
+	struct query *q;
+	const struct query_matcher *m; /* one selector (API) ... */
+	size_t nm;
+	struct query_matcher *const *sel; /* ... or any of several (/federate) */
+	const size_t *nsel;
+	size_t nsels;
+	const struct query_hosts *hosts;
+	int64_t min_last; /* > 0: only series with a sample at or after it */
+	size_t max;       /* keep at most this many; count the rest */
+	size_t total;
+	size_t re_work; /* regex matches so far, weighted by length */
+	int oom, over, yield;
+};
+
+enum { QK_SERIES, QK_LATEST, QK_RANGE, QK_FEDERATE };
+enum { QP_IDLE, QP_COLLECT, QP_SORT, QP_WRITE };
+
 struct query {
 	struct qser *ser;
 	size_t nser, capser;
+	struct qser *tmp; /* the merge sort's other half */
+	size_t captmp;
 	/* Per step, capnb long: one series' sum and count; one group's accumulators. */
 	double *sum, *cnt, *asum, *an, *amin, *amax;
 	uint32_t *vn;
 	size_t capnb;
 	double *vals; /* percentiles: the hosts' values, step after step */
 	size_t capvals;
-	/* Copies of the series' strings for range queries: tsdb_read may flush, and a failed
-	 * flush rebuilds the tsdb's memory, so its strings do not outlive a read. */
+	/* Copies of the series' strings: the query runs in slices and ingest writes to the tsdb
+	 * between them (and tsdb_read may flush, and a failed flush rebuilds the tsdb's memory),
+	 * so its strings do not outlive a turn of the loop. */
 	struct buf arena;
 	size_t *laboff;      /* label strings: offsets into arena */
 	const char **labptr; /* ... and then pointers */
 	size_t nlab, caplab;
+
+	/* The query under way, from query_begin_* to the end of query_run: where it is, so
+	 * that the next slice goes on from there. */
+	int kind, phase;
+	struct collect c;
+	const struct query_params *p; /* borrowed until the query ends */
+	const char *name;             /* the series' name; NULL: any */
+	int64_t now;
+	uint64_t gen; /* the tsdb's generation at the start */
+	size_t pos;   /* collect: the tsdb's position; write: the next series */
+	size_t nw;    /* latest: samples written */
+	int (*cmp)(const void *, const void *);
+	size_t sw, slo, si, sj, sk; /* merge sort: width, pair, left, right, out */
+	int res;                    /* range: resolution, step, first bucket, buckets */
+	int64_t step, start;
+	size_t nb;
+	size_t gj, gk, ng; /* range with agg: the group [pos, gj), its next member, groups done */
+	int64_t until;     /* this slice ends at this monotonic ms; 0: no end */
+	unsigned ticks;
 };
 
 void query_pick(const int64_t *keep_ms, const int64_t *interval_ms, int nres, int64_t now,
@@ -291,6 +335,11 @@ static void query_trim(struct query *q)
 		q->ser = NULL;
 		q->capser = 0;
 	}
+	if (q->captmp > QUERY_KEEP_CELLS / 8) {
+		free(q->tmp);
+		q->tmp = NULL;
+		q->captmp = 0;
+	}
 	if (q->arena.cap > QUERY_KEEP_CELLS * 8)
 		buf_free(&q->arena);
 	if (q->caplab > QUERY_KEEP_CELLS) {
@@ -303,6 +352,7 @@ static void query_trim(struct query *q)
 	buf_reset(&q->arena);
 	q->nlab = 0;
 	q->nser = 0;
+	q->phase = QP_IDLE;
 }
 
 void query_free(struct query *q)
@@ -310,6 +360,7 @@ void query_free(struct query *q)
 	if (!q)
 		return;
 	free(q->ser);
+	free(q->tmp);
 	free(q->sum), free(q->cnt), free(q->asum), free(q->an), free(q->amin), free(q->amax);
 	free(q->vn);
 	free(q->vals);
@@ -398,22 +449,6 @@ static int host_ok(const struct query_hosts *h, const char *host)
 	return bsearch(&host, h->ids, h->n, sizeof(char *), cmp_str) != NULL;
 }
 
-struct collect {
-	struct query *q;
-	const struct query_matcher *m; /* one selector (API) ... */
-	size_t nm;
-	struct query_matcher *const *sel; /* ... or any of several (/federate) */
-	const size_t *nsel;
-	size_t nsels;
-	const struct query_hosts *hosts;
-	int64_t min_last; /* > 0: only series with a sample at or after it */
-	size_t max;       /* keep at most this many; count the rest */
-	int copy;         /* copy the strings (reads follow) */
-	size_t total;
-	size_t re_work; /* regex matches so far, weighted by length */
-	int oom, over;
-};
-
 /* Appends s and its NUL to the arena; its offset in *off. */
 static int arena_put(struct query *q, const char *s, size_t *off)
 {
@@ -456,12 +491,25 @@ static void collect_fix(struct query *q)
 	}
 }
 
+/* Whether the slice is over: the clock is read every `every` calls, never at the first call of
+ * a slice, so each slice makes progress. */
+static int query_yield(struct query *q, unsigned every)
+{
+	if (q->until <= 0 || ++q->ticks < 2 || q->ticks % every)
+		return 0;
+	return clk_mono_ms() >= q->until;
+}
+
 static int collect_one(void *arg, const struct tsdb_series *s)
 {
 	struct collect *c = arg;
 	struct query *q = c->q;
 	struct qser *e;
 
+	if (query_yield(q, 256)) {
+		c->yield = 1;
+		return 1;
+	}
 	if (c->min_last > 0 && (s->last_ms <= 0 || s->last_ms < c->min_last))
 		return 0;
 	if (c->re_work > QUERY_MAX_RE_WORK) {
@@ -491,15 +539,11 @@ static int collect_one(void *arg, const struct tsdb_series *s)
 	}
 	e = &q->ser[q->nser++];
 	e->id = s->id;
-	e->host = s->host;
-	e->name = s->name;
-	e->key = s->key;
 	e->nlabels = s->nlabels;
-	e->labels = s->labels;
 	e->first_ms = s->first_ms;
 	e->last_ms = s->last_ms;
 	e->last_value = s->last_value;
-	if (c->copy && collect_copy(q, e, s) < 0) {
+	if (collect_copy(q, e, s) < 0) {
 		c->oom = 1;
 		return 1;
 	}
@@ -527,13 +571,6 @@ static int cmp_name_key_host(const void *a, const void *b)
 	return c ? c : cmp_key_host(a, b);
 }
 
-/* qsort of the matched series (never with a NULL base: that is undefined even for 0). */
-static void sort_ser(struct query *q, int (*cmp)(const void *, const void *))
-{
-	if (q->nser > 1)
-		qsort(q->ser, q->nser, sizeof(struct qser), cmp);
-}
-
 static int collect_over(char *msg, size_t msglen)
 {
 	snprintf(msg, msglen,
@@ -542,36 +579,6 @@ static int collect_over(char *msg, size_t msglen)
 	         "hosts= to narrow the series first",
 	         QUERY_MAX_RE_WORK);
 	return OUTPOST_E_TOO_LARGE;
-}
-
-/* The series p matches, at most max of them (*total: how many matched). copy: reads of the
- * tsdb follow, so the strings are copied. min_last: only series with a sample. */
-static int collect_api(struct query *q, struct tsdb *db, const struct query_params *p,
-                       const struct query_hosts *hosts, size_t max, int copy, int64_t min_last,
-                       size_t *total, char *msg, size_t msglen)
-{
-	struct collect c = {.q = q,
-	                    .m = p->m,
-	                    .nm = p->nm,
-	                    .hosts = hosts,
-	                    .max = max,
-	                    .copy = copy,
-	                    .min_last = min_last};
-
-	q->nser = 0;
-	q->nlab = 0;
-	buf_reset(&q->arena);
-	tsdb_series_each(db, p->name, collect_one, &c);
-	*total = c.total;
-	if (c.over)
-		return collect_over(msg, msglen);
-	if (c.oom) {
-		snprintf(msg, msglen, "out of memory");
-		return OUTPOST_E_INTERNAL;
-	}
-	if (copy)
-		collect_fix(q);
-	return 0;
 }
 
 static int put_series_head(struct buf *b, const struct qser *s, int with_name)
@@ -584,65 +591,6 @@ static int put_series_head(struct buf *b, const struct qser *s, int with_name)
 	}
 	rc = rc ? rc : buf_puts(b, ",\"labels\":");
 	return rc ? rc : put_labels(b, s);
-}
-
-int query_series(struct query *q, struct tsdb *db, const struct query_params *p,
-                 const struct query_hosts *hosts, struct buf *out, char *msg, size_t msglen)
-{
-	size_t total;
-	int rc = collect_api(q, db, p, hosts, p->limit, 0, 0, &total, msg, msglen);
-
-	if (rc < 0)
-		goto done;
-	sort_ser(q, cmp_host_key);
-	rc = buf_puts(out, "{\"series\":[");
-	for (size_t i = 0; rc == 0 && i < q->nser; i++) {
-		if (i)
-			rc = buf_append(out, ",", 1);
-		rc = rc ? rc : put_series_head(out, &q->ser[i], 1);
-		rc = rc ? rc
-		        : buf_printf(out, ",\"first_ms\":%" PRId64 ",\"last_ms\":%" PRId64 "}",
-		                     q->ser[i].first_ms, q->ser[i].last_ms);
-	}
-	rc = rc ? rc : buf_printf(out, "],\"truncated\":%s}", total > q->nser ? "true" : "false");
-	if (rc < 0) {
-		rc = OUTPOST_E_INTERNAL;
-		snprintf(msg, msglen, "out of memory");
-	}
-done:
-	query_trim(q);
-	return rc;
-}
-
-int query_latest(struct query *q, struct tsdb *db, const struct query_params *p,
-                 const struct query_hosts *hosts, struct buf *out, char *msg, size_t msglen)
-{
-	size_t total, n = 0;
-	int rc = collect_api(q, db, p, hosts, p->limit, 0, 1, &total, msg, msglen);
-
-	if (rc < 0)
-		goto done;
-	sort_ser(q, cmp_host_key);
-	rc = buf_puts(out, "{\"samples\":[");
-	for (size_t i = 0; rc == 0 && i < q->nser; i++) {
-		const struct qser *s = &q->ser[i];
-		if (s->last_ms <= 0)
-			continue;
-		if (n++)
-			rc = buf_append(out, ",", 1);
-		rc = rc ? rc : put_series_head(out, s, 1);
-		rc = rc ? rc : buf_printf(out, ",\"t\":%" PRId64 ",\"value\":", s->last_ms);
-		rc = rc ? rc : query_put_number(out, s->last_value, 0);
-		rc = rc ? rc : buf_append(out, "}", 1);
-	}
-	rc = rc ? rc : buf_printf(out, "],\"truncated\":%s}", total > q->nser ? "true" : "false");
-	if (rc < 0) {
-		rc = OUTPOST_E_INTERNAL;
-		snprintf(msg, msglen, "out of memory");
-	}
-done:
-	query_trim(q);
-	return rc;
 }
 
 /* "90s", "1h30m": a step or range for messages. */
@@ -705,33 +653,204 @@ static int put_point(struct buf *b, int *first, int64_t t, double v)
 	return rc ? rc : buf_append(b, "]", 1);
 }
 
-/* Groups of series with the same labels (sorted by key), aggregated across their hosts. */
-static int range_agg(struct query *q, struct tsdb *db, const struct query_params *p, int res,
-                     int64_t start, int64_t step, size_t nb, struct buf *out)
+/* ---- the phases: each returns 0 when done, 1 when its slice is over, or an error ---- */
+
+#define SORT_RUN 1024 /* the merge sort's first runs, each sorted by qsort */
+
+/* q->ser sorted by q->cmp: qsort of runs, then bottom-up merges into q->tmp and back, each
+ * resumable at any element. The orders are total (host and key name one series), so the
+ * result is the one qsort gives. */
+static int phase_sort(struct query *q)
 {
-	size_t i = 0, j, ng = 0;
+	size_t n = q->nser;
+
+	if (n <= SORT_RUN) {
+		if (n > 1) /* never qsort a NULL base: undefined even for 0 */
+			qsort(q->ser, n, sizeof(struct qser), q->cmp);
+		return 0;
+	}
+	if (q->sw == 0) {
+		for (; q->slo < n; q->slo += SORT_RUN) {
+			if (query_yield(q, 1))
+				return 1;
+			qsort(q->ser + q->slo, n - q->slo < SORT_RUN ? n - q->slo : SORT_RUN,
+			      sizeof(struct qser), q->cmp);
+		}
+		if (q->captmp < n) {
+			if (grow((void **)&q->tmp, n, sizeof(struct qser)) < 0)
+				return OUTPOST_E_INTERNAL;
+			q->captmp = n;
+		}
+		q->sw = SORT_RUN;
+		q->slo = 0;
+		q->sk = SIZE_MAX;
+	}
+	while (q->sw < n) {
+		for (; q->slo < n; q->slo += 2 * q->sw, q->sk = SIZE_MAX) {
+			size_t mid = n - q->slo < q->sw ? n : q->slo + q->sw;
+			size_t hi = n - q->slo < 2 * q->sw ? n : q->slo + 2 * q->sw;
+			if (q->sk == SIZE_MAX) {
+				q->si = q->slo;
+				q->sj = mid;
+				q->sk = q->slo;
+			}
+			while (q->sk < hi) {
+				if (query_yield(q, 1024))
+					return 1;
+				if (q->si < mid &&
+				    (q->sj >= hi || q->cmp(&q->ser[q->si], &q->ser[q->sj]) <= 0))
+					q->tmp[q->sk++] = q->ser[q->si++];
+				else
+					q->tmp[q->sk++] = q->ser[q->sj++];
+			}
+		}
+		{
+			struct qser *t = q->ser;
+			size_t c = q->capser;
+			q->ser = q->tmp;
+			q->capser = q->captmp;
+			q->tmp = t;
+			q->captmp = c;
+		}
+		q->sw *= 2;
+		q->slo = 0;
+		q->sk = SIZE_MAX;
+	}
+	return 0;
+}
+
+static int phase_collect(struct query *q, struct tsdb *db, char *msg, size_t msglen)
+{
+	struct collect *c = &q->c;
+
+	c->yield = 0;
+	tsdb_series_each_at(db, q->name, &q->pos, collect_one, c);
+	if (c->yield)
+		return 1;
+	if (c->over)
+		return collect_over(msg, msglen);
+	if (c->oom) {
+		snprintf(msg, msglen, "out of memory");
+		return OUTPOST_E_INTERNAL;
+	}
+	collect_fix(q);
+	return 0;
+}
+
+/* Range queries, once the series are known: resolution, step, the bounds on the work. */
+static int range_prep(struct query *q, struct tsdb *db, char *msg, size_t msglen)
+{
+	const struct query_params *p = q->p;
+	int64_t keep[TSDB_NRES], iv[TSDB_NRES];
+	char a[32], b[32], c[32];
+
+	if (q->c.total > QUERY_MAX_SERIES) {
+		snprintf(msg, msglen,
+		         "%zu series of %s match, at most %d per query: narrow the hosts "
+		         "(hosts=SELECTOR) or the labels (match=label=value)",
+		         q->c.total, p->name ? p->name : "any name", QUERY_MAX_SERIES);
+		return OUTPOST_E_TOO_LARGE;
+	}
+	for (int r = 0; r < TSDB_NRES; r++) {
+		keep[r] = tsdb_keep_ms(db, r);
+		iv[r] = tsdb_interval_ms(r);
+	}
+	query_pick(keep, iv, TSDB_NRES, q->now, p->from, p->to, p->step, &q->res, &q->step);
+	q->start = floor_div(p->from, q->step) * q->step;
+	q->nb = (size_t)((p->to - q->start + q->step - 1) / q->step);
+	if (q->nb > QUERY_MAX_POINTS) {
+		int64_t need = (p->to - p->from + QUERY_MAX_POINTS - 1) / QUERY_MAX_POINTS;
+		need = (need + 999) / 1000 * 1000;
+		fmt_span(a, sizeof(a), q->step);
+		fmt_span(b, sizeof(b), p->to - p->from);
+		fmt_span(c, sizeof(c), need);
+		snprintf(msg, msglen,
+		         "step %s is too small for a range of %s: %zu points per series, at most "
+		         "%d; use step=%s or more",
+		         a, b, q->nb, QUERY_MAX_POINTS, c);
+		return OUTPOST_E_BAD_ARGS;
+	}
+	if (q->nser * q->nb > QUERY_MAX_CELLS) {
+		snprintf(msg, msglen,
+		         "%zu series x %zu steps is too much for one query (at most %d): raise "
+		         "step, shorten the range, or narrow hosts= or match=",
+		         q->nser, q->nb, QUERY_MAX_CELLS);
+		return OUTPOST_E_TOO_LARGE;
+	}
+	if (query_reserve_steps(q, q->nb) < 0) {
+		snprintf(msg, msglen, "out of memory");
+		return OUTPOST_E_INTERNAL;
+	}
+	q->cmp = p->agg == QUERY_AGG_NONE ? cmp_host_key : cmp_key_host;
+	return 0;
+}
+
+/* Range queries, once sorted: the bound on percentiles' groups, and the answer's head. */
+static int range_head(struct query *q, struct buf *out, char *msg, size_t msglen)
+{
+	const struct query_params *p = q->p;
+	size_t biggest = 0;
+
+	if (p->agg != QUERY_AGG_NONE) {
+		for (size_t i = 0, j; i < q->nser; i = j) {
+			for (j = i + 1; j < q->nser && strcmp(q->ser[j].key, q->ser[i].key) == 0;
+			     j++)
+				;
+			if (j - i > biggest)
+				biggest = j - i;
+		}
+		if (p->agg == QUERY_AGG_PCT && biggest * q->nb > QUERY_MAX_PCT_CELLS) {
+			snprintf(msg, msglen,
+			         "%s across %zu hosts x %zu steps is too much (at most %d): raise "
+			         "step, shorten the range, or narrow hosts=",
+			         p->agg_name, biggest, q->nb, QUERY_MAX_PCT_CELLS);
+			return OUTPOST_E_TOO_LARGE;
+		}
+	}
+	if (buf_printf(out,
+	               "{\"resolution\":\"%s\",\"from\":%" PRId64 ",\"to\":%" PRId64
+	               ",\"step_ms\":%" PRId64 ",\"agg\":\"%s\",\"series\":[",
+	               tsdb_res_name(q->res), q->start, p->to, q->step, p->agg_name) < 0) {
+		snprintf(msg, msglen, "out of memory");
+		return OUTPOST_E_INTERNAL;
+	}
+	return 0;
+}
+
+/* Groups of series with the same labels (sorted by key), aggregated across their hosts: the
+ * group [pos, gj), folded member by member (gk the next), then written. */
+static int range_agg(struct query *q, struct tsdb *db, struct buf *out)
+{
+	const struct query_params *p = q->p;
+	size_t nb = q->nb;
 	int rc = 0;
 
-	while (rc == 0 && i < q->nser) {
-		size_t gsize;
+	while (rc == 0 && q->pos < q->nser) {
+		size_t i = q->pos, gsize;
 		int first = 1;
-		for (j = i + 1; j < q->nser && strcmp(q->ser[j].key, q->ser[i].key) == 0; j++)
-			;
-		gsize = j - i;
-		for (size_t b = 0; b < nb; b++) {
-			q->asum[b] = 0;
-			q->an[b] = 0;
-			q->amin[b] = NAN;
-			q->amax[b] = NAN;
-			q->vn[b] = 0;
+		if (q->gk == i) { /* a new group */
+			for (q->gj = i + 1;
+			     q->gj < q->nser && strcmp(q->ser[q->gj].key, q->ser[i].key) == 0;
+			     q->gj++)
+				;
+			for (size_t b = 0; b < nb; b++) {
+				q->asum[b] = 0;
+				q->an[b] = 0;
+				q->amin[b] = NAN;
+				q->amax[b] = NAN;
+				q->vn[b] = 0;
+			}
 		}
+		gsize = q->gj - i;
 		if (p->agg == QUERY_AGG_PCT && gsize * nb > q->capvals) {
 			if (grow((void **)&q->vals, gsize * nb, sizeof(double)) < 0)
 				return OUTPOST_E_INTERNAL;
 			q->capvals = gsize * nb;
 		}
-		for (size_t k = i; k < j; k++) {
-			if (fold(q, db, q->ser[k].id, res, start, p->to, step, nb) < 0)
+		for (; q->gk < q->gj; q->gk++) {
+			if (query_yield(q, 1))
+				return 1;
+			if (fold(q, db, q->ser[q->gk].id, q->res, q->start, p->to, q->step, nb) < 0)
 				return QUERY_E_STORE;
 			for (size_t b = 0; b < nb; b++) {
 				double v;
@@ -746,7 +865,7 @@ static int range_agg(struct query *q, struct tsdb *db, const struct query_params
 					q->vals[b * gsize + q->vn[b]++] = v;
 			}
 		}
-		rc = buf_puts(out, ng++ ? ",{\"labels\":" : "{\"labels\":");
+		rc = buf_puts(out, q->ng++ ? ",{\"labels\":" : "{\"labels\":");
 		rc = rc ? rc : put_labels(out, &q->ser[i]);
 		rc = rc ? rc : buf_puts(out, ",\"points\":[");
 		for (size_t b = 0; rc == 0 && b < nb; b++) {
@@ -773,137 +892,73 @@ static int range_agg(struct query *q, struct tsdb *db, const struct query_params
 				v = query_quantile(&q->vals[b * gsize], q->vn[b], p->pct);
 				break;
 			}
-			rc = put_point(out, &first, start + (int64_t)b * step, v);
+			rc = put_point(out, &first, q->start + (int64_t)b * q->step, v);
 		}
 		rc = rc ? rc : buf_puts(out, "]}");
-		i = j;
+		q->pos = q->gj; /* == gk: the next group is new */
 	}
 	return rc < 0 ? OUTPOST_E_INTERNAL : 0;
 }
 
 /* One series per host: each folded and written in turn. */
-static int range_each(struct query *q, struct tsdb *db, const struct query_params *p, int res,
-                      int64_t start, int64_t step, size_t nb, struct buf *out)
+static int range_each(struct query *q, struct tsdb *db, struct buf *out)
 {
 	int rc = 0;
 
-	for (size_t i = 0; rc == 0 && i < q->nser; i++) {
+	for (; rc == 0 && q->pos < q->nser; q->pos++) {
+		const struct qser *s = &q->ser[q->pos];
 		int first = 1;
-		if (fold(q, db, q->ser[i].id, res, start, p->to, step, nb) < 0)
+		if (query_yield(q, 1))
+			return 1;
+		if (fold(q, db, s->id, q->res, q->start, q->p->to, q->step, q->nb) < 0)
 			return QUERY_E_STORE;
-		rc = buf_puts(out, i ? "," : "");
-		rc = rc ? rc : put_series_head(out, &q->ser[i], 0);
+		rc = buf_puts(out, q->pos ? "," : "");
+		rc = rc ? rc : put_series_head(out, s, 0);
 		rc = rc ? rc : buf_puts(out, ",\"points\":[");
-		for (size_t k = 0; rc == 0 && k < nb; k++)
+		for (size_t k = 0; rc == 0 && k < q->nb; k++)
 			if (q->cnt[k] > 0)
-				rc = put_point(out, &first, start + (int64_t)k * step,
+				rc = put_point(out, &first, q->start + (int64_t)k * q->step,
 				               q->sum[k] / q->cnt[k]);
 		rc = rc ? rc : buf_puts(out, "]}");
 	}
 	return rc < 0 ? OUTPOST_E_INTERNAL : 0;
 }
 
-int query_range(struct query *q, struct tsdb *db, const struct query_params *p,
-                const struct query_hosts *hosts, int64_t now, struct buf *out, char *msg,
-                size_t msglen)
+/* series and latest: the matched series (latest: those with a sample), and whether the limit
+ * cut the list. */
+static int list_write(struct query *q, struct buf *out)
 {
-	int64_t keep[TSDB_NRES], iv[TSDB_NRES], step, start;
-	size_t total, nb, biggest = 0;
-	char a[32], b[32], c[32];
-	int res, rc;
+	int rc = 0;
 
-	rc = collect_api(q, db, p, hosts, QUERY_MAX_SERIES, 1, 0, &total, msg, msglen);
-	if (rc < 0)
-		goto out;
-	if (total > QUERY_MAX_SERIES) {
-		snprintf(msg, msglen,
-		         "%zu series of %s match, at most %d per query: narrow the hosts "
-		         "(hosts=SELECTOR) or the labels (match=label=value)",
-		         total, p->name ? p->name : "any name", QUERY_MAX_SERIES);
-		rc = OUTPOST_E_TOO_LARGE;
-		goto out;
-	}
-	for (int r = 0; r < TSDB_NRES; r++) {
-		keep[r] = tsdb_keep_ms(db, r);
-		iv[r] = tsdb_interval_ms(r);
-	}
-	query_pick(keep, iv, TSDB_NRES, now, p->from, p->to, p->step, &res, &step);
-	start = floor_div(p->from, step) * step;
-	nb = (size_t)((p->to - start + step - 1) / step);
-	if (nb > QUERY_MAX_POINTS) {
-		int64_t need = (p->to - p->from + QUERY_MAX_POINTS - 1) / QUERY_MAX_POINTS;
-		need = (need + 999) / 1000 * 1000;
-		fmt_span(a, sizeof(a), step);
-		fmt_span(b, sizeof(b), p->to - p->from);
-		fmt_span(c, sizeof(c), need);
-		snprintf(msg, msglen,
-		         "step %s is too small for a range of %s: %zu points per series, at most "
-		         "%d; use step=%s or more",
-		         a, b, nb, QUERY_MAX_POINTS, c);
-		rc = OUTPOST_E_BAD_ARGS;
-		goto out;
-	}
-	if (q->nser * nb > QUERY_MAX_CELLS) {
-		snprintf(msg, msglen,
-		         "%zu series x %zu steps is too much for one query (at most %d): raise "
-		         "step, shorten the range, or narrow hosts= or match=",
-		         q->nser, nb, QUERY_MAX_CELLS);
-		rc = OUTPOST_E_TOO_LARGE;
-		goto out;
-	}
-	if (query_reserve_steps(q, nb) < 0) {
-		snprintf(msg, msglen, "out of memory");
-		rc = OUTPOST_E_INTERNAL;
-		goto out;
-	}
-	if (p->agg == QUERY_AGG_NONE) {
-		sort_ser(q, cmp_host_key);
-	} else {
-		sort_ser(q, cmp_key_host);
-		for (size_t i = 0, j; i < q->nser; i = j) {
-			for (j = i + 1; j < q->nser && strcmp(q->ser[j].key, q->ser[i].key) == 0;
-			     j++)
-				;
-			if (j - i > biggest)
-				biggest = j - i;
+	if (q->pos == 0 && q->nw == 0)
+		rc = buf_puts(out, q->kind == QK_SERIES ? "{\"series\":[" : "{\"samples\":[");
+	for (; rc == 0 && q->pos < q->nser; q->pos++) {
+		const struct qser *s = &q->ser[q->pos];
+		if (query_yield(q, 64))
+			return 1;
+		if (q->kind == QK_SERIES) {
+			if (q->pos)
+				rc = buf_append(out, ",", 1);
+			rc = rc ? rc : put_series_head(out, s, 1);
+			rc = rc ? rc
+			        : buf_printf(out,
+			                     ",\"first_ms\":%" PRId64 ",\"last_ms\":%" PRId64 "}",
+			                     s->first_ms, s->last_ms);
+			continue;
 		}
-		if (p->agg == QUERY_AGG_PCT && biggest * nb > QUERY_MAX_PCT_CELLS) {
-			snprintf(msg, msglen,
-			         "%s across %zu hosts x %zu steps is too much (at most %d): raise "
-			         "step, shorten the range, or narrow hosts=",
-			         p->agg_name, biggest, nb, QUERY_MAX_PCT_CELLS);
-			rc = OUTPOST_E_TOO_LARGE;
-			goto out;
-		}
+		if (s->last_ms <= 0)
+			continue;
+		if (q->nw++)
+			rc = buf_append(out, ",", 1);
+		rc = rc ? rc : put_series_head(out, s, 1);
+		rc = rc ? rc : buf_printf(out, ",\"t\":%" PRId64 ",\"value\":", s->last_ms);
+		rc = rc ? rc : query_put_number(out, s->last_value, 0);
+		rc = rc ? rc : buf_append(out, "}", 1);
 	}
-	rc = buf_printf(out,
-	                "{\"resolution\":\"%s\",\"from\":%" PRId64 ",\"to\":%" PRId64
-	                ",\"step_ms\":%" PRId64 ",\"agg\":\"%s\",\"series\":[",
-	                tsdb_res_name(res), start, p->to, step, p->agg_name);
-	if (rc < 0)
-		goto oom;
-	rc = p->agg != QUERY_AGG_NONE ? range_agg(q, db, p, res, start, step, nb, out)
-	                              : range_each(q, db, p, res, start, step, nb, out);
-	if (rc == QUERY_E_STORE) {
-		snprintf(msg, msglen, "reading the time-series store failed: see the hub's log");
-		rc = OUTPOST_E_INTERNAL;
-		goto out;
-	}
-	if (rc < 0)
-		goto oom;
-	if (buf_puts(out, "]}") < 0)
-		goto oom;
-	rc = 0;
-	goto out;
-oom:
-	snprintf(msg, msglen, "out of memory");
-	rc = OUTPOST_E_INTERNAL;
-out:
-	query_trim(q);
-	return rc;
+	rc = rc ? rc
+	        : buf_printf(out, "],\"truncated\":%s}", q->c.total > q->nser ? "true" : "false");
+	return rc < 0 ? OUTPOST_E_INTERNAL : 0;
 }
-
-/* ---- /federate ---- */
 
 static int put_prom_label(struct buf *b, int *first, const char *name, const char *value)
 {
@@ -916,28 +971,16 @@ static int put_prom_label(struct buf *b, int *first, const char *name, const cha
 	return rc ? rc : buf_append(b, "\"", 1);
 }
 
-int query_federate(struct query *q, struct tsdb *db, const char *name,
-                   struct query_matcher *const *sel, const size_t *nsel, size_t nsels, int64_t now,
-                   struct buf *out)
+/* /federate: one line per series, grouped by name. */
+static int federate_write(struct query *q, struct buf *out)
 {
-	struct collect c = {.q = q,
-	                    .sel = sel,
-	                    .nsel = nsel,
-	                    .nsels = nsels,
-	                    .min_last = now - QUERY_FEDERATE_MS,
-	                    .max = (size_t)-1};
 	int rc = 0;
 
-	q->nser = 0;
-	tsdb_series_each(db, name, collect_one, &c);
-	if (c.over || c.oom) {
-		rc = c.over ? OUTPOST_E_TOO_LARGE : OUTPOST_E_INTERNAL;
-		goto out;
-	}
-	sort_ser(q, cmp_name_key_host);
-	for (size_t i = 0; rc == 0 && i < q->nser; i++) {
-		const struct qser *s = &q->ser[i];
+	for (; rc == 0 && q->pos < q->nser; q->pos++) {
+		const struct qser *s = &q->ser[q->pos];
 		int first = 1, host_done = 0;
+		if (query_yield(q, 64))
+			return 1;
 		/* # HELP and # TYPE come from prom_respond, as for every daemon's metrics. */
 		rc = buf_puts(out, s->name);
 		rc = rc ? rc : buf_append(out, "{", 1);
@@ -959,9 +1002,177 @@ int query_federate(struct query *q, struct tsdb *db, const char *name,
 		rc = rc ? rc : put_i64(out, s->last_ms);
 		rc = rc ? rc : buf_append(out, "\n", 1);
 	}
-	if (rc < 0)
+	return rc < 0 ? OUTPOST_E_INTERNAL : 0;
+}
+
+/* ---- a query, begun and then run in slices ---- */
+
+static void query_begin(struct query *q, struct tsdb *db, int kind, const char *name)
+{
+	query_trim(q);
+	q->kind = kind;
+	q->phase = QP_COLLECT;
+	q->name = name;
+	q->gen = tsdb_generation(db);
+	q->pos = q->nw = 0;
+	q->sw = q->slo = 0;
+	q->gj = q->gk = q->ng = 0;
+	memset(&q->c, 0, sizeof(q->c));
+	q->c.q = q;
+}
+
+static void query_begin_api(struct query *q, struct tsdb *db, int kind,
+                            const struct query_params *p, const struct query_hosts *hosts,
+                            size_t max, int64_t now)
+{
+	query_begin(q, db, kind, p->name);
+	q->p = p;
+	q->now = now;
+	q->c.m = p->m;
+	q->c.nm = p->nm;
+	q->c.hosts = hosts;
+	q->c.max = max;
+	q->c.min_last = kind == QK_LATEST ? 1 : 0;
+	q->cmp = cmp_host_key;
+}
+
+void query_begin_series(struct query *q, struct tsdb *db, const struct query_params *p,
+                        const struct query_hosts *hosts)
+{
+	query_begin_api(q, db, QK_SERIES, p, hosts, p->limit, 0);
+}
+
+void query_begin_latest(struct query *q, struct tsdb *db, const struct query_params *p,
+                        const struct query_hosts *hosts)
+{
+	query_begin_api(q, db, QK_LATEST, p, hosts, p->limit, 0);
+}
+
+void query_begin_range(struct query *q, struct tsdb *db, const struct query_params *p,
+                       const struct query_hosts *hosts, int64_t now)
+{
+	query_begin_api(q, db, QK_RANGE, p, hosts, QUERY_MAX_SERIES, now);
+}
+
+void query_begin_federate(struct query *q, struct tsdb *db, const char *name,
+                          struct query_matcher *const *sel, const size_t *nsel, size_t nsels,
+                          int64_t now)
+{
+	query_begin(q, db, QK_FEDERATE, name);
+	q->p = NULL;
+	q->now = now;
+	q->c.sel = sel;
+	q->c.nsel = nsel;
+	q->c.nsels = nsels;
+	q->c.min_last = now - QUERY_FEDERATE_MS;
+	q->c.max = (size_t)-1;
+	q->cmp = cmp_name_key_host;
+}
+
+void query_end(struct query *q)
+{
+	if (q)
+		query_trim(q);
+}
+
+int query_run(struct query *q, struct tsdb *db, int64_t until_ms, struct buf *out, char *msg,
+              size_t msglen)
+{
+	int rc = 0;
+
+	if (msglen)
+		msg[0] = '\0';
+	q->until = until_ms;
+	q->ticks = 0;
+	if (q->phase == QP_IDLE) {
+		snprintf(msg, msglen, "no query under way");
+		return OUTPOST_E_INTERNAL;
+	}
+	if (tsdb_generation(db) != q->gen) {
+		snprintf(msg, msglen,
+		         "the time-series store was reloaded while the query ran (a write to "
+		         "metrics.db failed, see the hub's log): run the query again");
+		rc = OUTPOST_E_UNAVAILABLE;
+		goto end;
+	}
+	if (q->phase == QP_COLLECT) {
+		if ((rc = phase_collect(q, db, msg, msglen)) != 0)
+			goto end;
+		if (q->kind == QK_RANGE && (rc = range_prep(q, db, msg, msglen)) < 0)
+			goto end;
+		q->phase = QP_SORT;
+		q->pos = 0;
+	}
+	if (q->phase == QP_SORT) {
+		if ((rc = phase_sort(q)) != 0)
+			goto end;
+		if (q->kind == QK_RANGE && (rc = range_head(q, out, msg, msglen)) < 0)
+			goto end;
+		q->phase = QP_WRITE;
+	}
+	switch (q->kind) {
+	case QK_RANGE:
+		rc = q->p->agg != QUERY_AGG_NONE ? range_agg(q, db, out) : range_each(q, db, out);
+		if (rc == 0)
+			rc = buf_puts(out, "]}") < 0 ? OUTPOST_E_INTERNAL : 0;
+		break;
+	case QK_FEDERATE:
+		rc = federate_write(q, out);
+		break;
+	default:
+		rc = list_write(q, out);
+		break;
+	}
+	if (rc == QUERY_E_STORE) {
+		snprintf(msg, msglen, "reading the time-series store failed: see the hub's log");
 		rc = OUTPOST_E_INTERNAL;
-out:
+	} else if (rc == OUTPOST_E_INTERNAL) {
+		snprintf(msg, msglen, "out of memory");
+	}
+end:
+	if (rc == 1)
+		return QUERY_MORE;
+	if (rc == OUTPOST_E_INTERNAL && !msg[0])
+		snprintf(msg, msglen, "out of memory");
 	query_trim(q);
 	return rc;
+}
+
+/* ---- the same at once ---- */
+
+static int query_all(struct query *q, struct tsdb *db, struct buf *out, char *msg, size_t msglen)
+{
+	return query_run(q, db, 0, out, msg, msglen);
+}
+
+int query_series(struct query *q, struct tsdb *db, const struct query_params *p,
+                 const struct query_hosts *hosts, struct buf *out, char *msg, size_t msglen)
+{
+	query_begin_series(q, db, p, hosts);
+	return query_all(q, db, out, msg, msglen);
+}
+
+int query_latest(struct query *q, struct tsdb *db, const struct query_params *p,
+                 const struct query_hosts *hosts, struct buf *out, char *msg, size_t msglen)
+{
+	query_begin_latest(q, db, p, hosts);
+	return query_all(q, db, out, msg, msglen);
+}
+
+int query_range(struct query *q, struct tsdb *db, const struct query_params *p,
+                const struct query_hosts *hosts, int64_t now, struct buf *out, char *msg,
+                size_t msglen)
+{
+	query_begin_range(q, db, p, hosts, now);
+	return query_all(q, db, out, msg, msglen);
+}
+
+int query_federate(struct query *q, struct tsdb *db, const char *name,
+                   struct query_matcher *const *sel, const size_t *nsel, size_t nsels, int64_t now,
+                   struct buf *out)
+{
+	char msg[400];
+
+	query_begin_federate(q, db, name, sel, nsel, nsels, now);
+	return query_all(q, db, out, msg, sizeof(msg));
 }

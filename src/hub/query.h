@@ -1,7 +1,8 @@
 /* Metric queries over the time-series store: parameters and label matchers, resolution choice,
  * bucketing by step, aggregation across hosts, and the answers' text (JSON for the API,
  * Prometheus exposition for /federate). Pure over tsdb.h: the HTTP handlers that call it are
- * in query_api.c. Loop thread only. docs/metrics.md, "Queries", is the operator's page. */
+ * in query_api.c, which runs them in slices. Loop thread only. docs/metrics.md, "Queries", is the
+ * operator's page. */
 #ifndef OUTPOST_HUB_QUERY_H
 #define OUTPOST_HUB_QUERY_H
 
@@ -123,7 +124,30 @@ struct query_hosts {
 	size_t n;
 };
 
-/* Each appends the result object's JSON text to out (the caller wraps it in the envelope).
+/* A query in slices, so that a big one never holds the hub's loop (docs/metrics.md): begin it,
+ * then call query_run until it returns something other than QUERY_MORE. What begin is handed
+ * (p, hosts, sel, nsel, name) is borrowed until then. Each query_run works until the monotonic
+ * clock (clk_mono_ms) reaches until_ms (0: to the end) and returns QUERY_MORE, to be called
+ * again on a later turn of the loop (ingest may write to the tsdb in between: the series were
+ * copied when they matched, and a tsdb reloaded after a failed flush ends the query with
+ * UNAVAILABLE); or 0 when out holds the whole answer; or a negative code with msg. Each slice
+ * appends to out. One query per engine at a time; query_end drops one under way. */
+#define QUERY_MORE 1
+void query_begin_series(struct query *q, struct tsdb *db, const struct query_params *p,
+                        const struct query_hosts *hosts);
+void query_begin_latest(struct query *q, struct tsdb *db, const struct query_params *p,
+                        const struct query_hosts *hosts);
+void query_begin_range(struct query *q, struct tsdb *db, const struct query_params *p,
+                       const struct query_hosts *hosts, int64_t now);
+void query_begin_federate(struct query *q, struct tsdb *db, const char *name,
+                          struct query_matcher *const *sel, const size_t *nsel, size_t nsels,
+                          int64_t now);
+int query_run(struct query *q, struct tsdb *db, int64_t until_ms, struct buf *out, char *msg,
+              size_t msglen);
+void query_end(struct query *q); /* NULL ok */
+
+/* The same at once (begin, and run to the end). Each appends the result object's JSON text to
+ * out (the caller wraps it in the envelope).
  * 0, or a negative code with msg for the caller's error envelope: BAD_ARGS (a step too
  * small, ...), TOO_LARGE (too many series: the message says how to narrow), INTERNAL. */
 int query_series(struct query *q, struct tsdb *db, const struct query_params *p,

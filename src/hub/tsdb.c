@@ -957,16 +957,26 @@ int tsdb_read(struct tsdb *db, uint32_t id, int res, int64_t from, int64_t to,
 	return 0;
 }
 
-int tsdb_series_each(struct tsdb *db, const char *name, tsdb_each_fn fn, void *arg)
+int tsdb_series_each_at(struct tsdb *db, const char *name, size_t *pos, tsdb_each_fn fn, void *arg)
 {
-	for (size_t i = 0; i < db->nseries; i++) {
+	size_t i;
+
+	for (i = *pos; i < db->nseries; i++) {
 		struct ser *s = db->by_id[i];
 		if (!s || (name && strcmp(s->pub.name, name) != 0))
 			continue;
 		if (fn(arg, &s->pub))
 			break;
 	}
+	*pos = i;
 	return 0;
+}
+
+int tsdb_series_each(struct tsdb *db, const char *name, tsdb_each_fn fn, void *arg)
+{
+	size_t pos = 0;
+
+	return tsdb_series_each_at(db, name, &pos, fn, arg);
 }
 
 int64_t tsdb_keep_ms(const struct tsdb *db, int res)

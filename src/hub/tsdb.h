@@ -58,6 +58,11 @@ void tsdb_close(struct tsdb *db); /* NULL ok */
  * to stop. Returns 0. */
 typedef int (*tsdb_each_fn)(void *arg, const struct tsdb_series *s);
 int tsdb_series_each(struct tsdb *db, const char *name, tsdb_each_fn fn, void *arg);
+/* The same from position *pos (0: the first series), for a walk in slices: when fn stops it,
+ * *pos is the series fn stopped at (it is offered again when the walk resumes); at the end,
+ * past the last. Positions stay valid while tsdb_generation is unchanged (new series come
+ * after the end). Returns 0. */
+int tsdb_series_each_at(struct tsdb *db, const char *name, size_t *pos, tsdb_each_fn fn, void *arg);
 
 /* The points of series id with from <= t < to at a resolution, oldest first. *pts: new
  * array the caller frees (NULL when *n is 0). OUTPOST_E_NOT_FOUND for an unknown id. */
