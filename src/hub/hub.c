@@ -134,7 +134,10 @@ static void hub_on_answer(void *ctx, struct httpd_req *req, unsigned status, int
 	static const int64_t bounds[] = {1, 5, 10, 50, 100, 500, 1000};
 	int i = 0;
 
-	(void)status;
+	/* httpd refused it on arrival: the handler never saw it. */
+	if (status == 413 && httpd_req_route(req) &&
+	    httpd_req_route(req)->fn == ingest_agent_metrics)
+		ingest_refused_large(h->ingest);
 	/* Long-polls wait on purpose: they would drown the figure. */
 	if (httpd_req_query(req, "wait"))
 		return;
