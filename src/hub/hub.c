@@ -182,6 +182,19 @@ static int hub_sweeps(void *arg)
 	return zk_leads(((struct hub *)arg)->zk);
 }
 
+/* Enrollment and beats carry facts of up to enroll.facts_max_bytes (to 16 MiB): their rows
+ * take that much and room for the rest of the body, when it is more than the table's. */
+static void hub_routes_facts(struct httpd_route *routes, size_t n, const json_t *conf)
+{
+	size_t want =
+	    (size_t)json_integer_value(conf_get(conf, "enroll.facts_max_bytes")) + (64 << 10);
+
+	for (size_t i = 0; i < n; i++)
+		if ((routes[i].fn == registry_enroll || routes[i].fn == registry_beat) &&
+		    routes[i].body_limit < want)
+			routes[i].body_limit = want;
+}
+
 int hub_new(struct loop *loop, json_t *conf, struct logger *log, struct hub **out, char *msg,
             size_t msglen)
 {
@@ -255,6 +268,7 @@ int hub_new(struct loop *loop, json_t *conf, struct logger *log, struct hub **ou
 	if (!h->routes)
 		goto fail;
 	memcpy(h->routes, routes, nroutes * sizeof(*routes));
+	hub_routes_facts(h->routes, nroutes, conf);
 	hc.listen = json_string_value(conf_get(conf, "listen"));
 	hc.routes = h->routes;
 	hc.nroutes = nroutes;

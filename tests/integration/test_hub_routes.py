@@ -81,3 +81,19 @@ def test_a_star_is_one_path_segment(hub):
     assert st == 200 and body["result"]["requests_count_as_beats"] is True, body
     st, body = h.api("POST", "/api/v1/hosts/web-1/revoke", {})
     assert st == 200 and body["result"]["state"] == "revoked", body
+
+
+def test_facts_doors_follow_facts_max_bytes(hub):
+    """An operator who raises enroll.facts_max_bytes past the 1 MiB rows of enrollment and
+    beats gets what config.md promises: those two rows take the facts and room for the rest."""
+    h = hub({"enroll": {"facts_max_bytes": 2 * MiB}})
+    a = enrolled(h)
+    facts = {"x": "y" * (3 * MiB // 2)}
+    st, body = a.request("POST", "/api/v1/agents/web-1/beat", {"version": "x", "facts": facts})
+    assert st == 200, body
+    st, body = a.request("POST", "/api/v1/agents/web-1/beat",
+                         {"facts": {"x": "y" * (3 * MiB)}})
+    assert too_large(st, body, 2 * MiB + (64 << 10)), body
+    # Other agent rows keep their own limits.
+    st, body = a.request("POST", "/api/v1/agents/web-1/metrics", b" " * (5 * MiB))
+    assert too_large(st, body, 4 * MiB), body
