@@ -4,6 +4,8 @@
  * holds enrollment's and the hosts', agents.c the agents' polls, tasks.c the task engine's,
  * ingest.c the metric posts', query_api.c the metric queries'. */
 #include "hub_impl.h"
+#include "ingest.h"
+#include "tasks.h"
 #include "agents.h"
 #include "audit.h"
 #include "registry.h"

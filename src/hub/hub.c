@@ -1,6 +1,8 @@
 /* The hub's life cycle: state directory and lock, signing key, TLS identity, store, the admin
  * token of the first start, the HTTP server and the once-a-second tick. */
 #include "hub_impl.h"
+#include "ingest.h"
+#include "tasks.h"
 #include "agents.h"
 #include "auth_limit.h"
 #include "query.h"

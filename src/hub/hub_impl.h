@@ -129,26 +129,4 @@ void query_api_latest(void *ctx, struct httpd_req *req);
 void query_api_query(void *ctx, struct httpd_req *req);
 void query_api_federate(void *ctx, struct httpd_req *req);
 
-/* tasks.c */
-void tasks_api_create(void *ctx, struct httpd_req *req);
-void tasks_api_list(void *ctx, struct httpd_req *req);
-void tasks_api_get(void *ctx, struct httpd_req *req);
-void tasks_api_cancel(void *ctx, struct httpd_req *req);
-void tasks_agent_results(void *ctx, struct httpd_req *req);
-void tasks_wake_task(struct hub *h, const char *task_id);
-/* Every second: expiry, batches. */
-void tasks_tick(struct hub *h);
-/* Answers every operator's wait (shutdown). */
-void tasks_release_all(struct hub *h);
-
-/* ingest.c */
-int ingest_new(struct hub *h, struct ingest **out);
-void ingest_free(struct ingest *in); /* answers what waits; NULL ok */
-void ingest_agent_metrics(void *ctx, struct httpd_req *req);
-/* A metric post its route refused as too large on arrival: counted as a bad request. */
-void ingest_refused_large(struct ingest *in);
-/* Writes the pending samples and answers the agents waiting for them. */
-void ingest_commit(struct ingest *in);
-void ingest_stats(const struct ingest *in, struct buf *b);
-
 #endif

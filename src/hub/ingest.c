@@ -4,6 +4,7 @@
  * batch is on disk and the agent may drop it from its spool. Delivery is at least once,
  * storage exactly once. Loop thread only. */
 #include "hub_impl.h"
+#include "ingest.h"
 #include "registry.h"
 #include "batch.h"
 #include "tsdb.h"

@@ -3,6 +3,7 @@
  * registry (registry.h); the copies go out through the agents' polls (agents.h). Everything
  * runs on the hub's loop thread. */
 #include "hub_impl.h"
+#include "tasks.h"
 #include "agents.h"
 #include "audit.h"
 #include "registry.h"
