@@ -357,7 +357,7 @@ static void api_metrics(void *ctx, struct httpd_req *req)
 /* The whole surface of the local API. body_limit of the call route is raised from config at
  * start (api.body_limit) in the agent's own copy; this table holds the defaults. */
 static const struct httpd_route routes[] = {
-    {"POST", "/v1/*", api_call, API_ROLE_CALL, 16 << 20},
+    {"POST", "/v1/*/*", api_call, API_ROLE_CALL, 16 << 20},
     {"GET", "/v1/plugins", api_plugins, API_ROLE_READ, 0},
     {"GET", "/v1/health", api_health, API_ROLE_READ, 0},
     {"GET", "/metrics", api_metrics, API_ROLE_READ, 0},

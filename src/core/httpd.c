@@ -76,9 +76,10 @@ struct httpd_req {
 	struct MHD_Connection *conn;
 	const struct httpd_route *route;
 	const char *method, *path, *tail;
-	char *uri;         /* the request target as sent, query included */
-	int routed;        /* the first access call happened */
-	int headers_phase; /* inside the first access call: answers are parked */
+	char *args[HTTPD_MAX_ARGS]; /* the path's segments the route's '*'s matched */
+	char *uri;                  /* the request target as sent, query included */
+	int routed;                 /* the first access call happened */
+	int headers_phase;          /* inside the first access call: answers are parked */
 	struct buf body;
 	size_t limit;
 	int too_large;
@@ -214,6 +215,8 @@ static void req_free(struct httpd_req *r)
 	if (r->data_free)
 		r->data_free(r->data);
 	free(r->uri);
+	for (size_t i = 0; i < HTTPD_MAX_ARGS; i++)
+		free(r->args[i]);
 	for (size_t i = 0; i < 2 * HTTPD_EXTRA_HEADERS; i++)
 		free(r->xhdr[i]);
 	buf_free(&r->body);
@@ -234,25 +237,52 @@ static void pending_unlink(struct httpd *h, struct httpd_req *r)
 	h->npending--;
 }
 
-static const struct httpd_route *route_find(const struct httpd *h, const char *method,
-                                            const char *path, const char **tail, int *path_known)
+/* Whether path matches pattern: literally, except that a '*' segment of the pattern matches
+ * exactly one segment of the path (one or more bytes, no '/'). Each matched segment's place
+ * goes to args (up to HTTPD_MAX_ARGS). */
+static int route_match(const char *pat, const char *path, const char *args[HTTPD_MAX_ARGS],
+                       size_t lens[HTTPD_MAX_ARGS], int *nargs)
 {
+	const char *p0 = pat;
+
+	*nargs = 0;
+	while (*pat) {
+		if (*pat == '*' && (pat == p0 || pat[-1] == '/') && (pat[1] == '/' || !pat[1])) {
+			size_t n = strcspn(path, "/");
+			if (n == 0 || *nargs == HTTPD_MAX_ARGS)
+				return 0;
+			args[*nargs] = path;
+			lens[(*nargs)++] = n;
+			path += n;
+			pat++;
+			continue;
+		}
+		if (*pat++ != *path++)
+			return 0;
+	}
+	return *path == '\0';
+}
+
+static const struct httpd_route *route_find(struct httpd_req *r, const struct httpd *h,
+                                            const char *method, const char *path, int *path_known)
+{
+	const char *args[HTTPD_MAX_ARGS];
+	size_t lens[HTTPD_MAX_ARGS];
+	int nargs;
+
 	*path_known = 0;
 	for (size_t i = 0; i < h->cfg.nroutes; i++) {
 		const struct httpd_route *rt = &h->cfg.routes[i];
-		size_t n = strlen(rt->path);
-		int match;
-		if (n && rt->path[n - 1] == '*')
-			match = strncmp(path, rt->path, n - 1) == 0;
-		else
-			match = strcmp(path, rt->path) == 0;
-		if (!match)
+		if (!route_match(rt->path, path, args, lens, &nargs))
 			continue;
 		*path_known = 1;
-		if (strcmp(method, rt->method) == 0) {
-			*tail = (n && rt->path[n - 1] == '*') ? path + n - 1 : "";
-			return rt;
-		}
+		if (strcmp(method, rt->method) != 0)
+			continue;
+		r->tail = nargs ? args[0] : "";
+		for (int k = 0; k < nargs; k++)
+			if (!(r->args[k] = strndup(args[k], lens[k])))
+				return NULL; /* out of memory: answered as an unknown route */
+		return rt;
 	}
 	return NULL;
 }
@@ -381,7 +411,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 		r->conn = conn;
 		r->method = method;
 		r->path = url;
-		r->route = route_find(h, method, url, &r->tail, &known);
+		r->route = route_find(r, h, method, url, &known);
 		ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 		if (l->is_unix || !ci || !ci->client_addr)
 			snprintf(r->peer, sizeof(r->peer), "unix");
@@ -826,6 +856,11 @@ const char *httpd_req_uri(const struct httpd_req *r)
 const char *httpd_req_tail(const struct httpd_req *r)
 {
 	return r->tail ? r->tail : "";
+}
+
+const char *httpd_req_arg(const struct httpd_req *r, unsigned i)
+{
+	return i < HTTPD_MAX_ARGS && r->args[i] ? r->args[i] : "";
 }
 
 const char *httpd_req_body(const struct httpd_req *r, size_t *len)

@@ -19,7 +19,10 @@ typedef void (*httpd_handler_fn)(void *ctx, struct httpd_req *req);
 
 struct httpd_route {
 	const char *method; /* "GET", "POST", "DELETE" */
-	const char *path;   /* exact, or a prefix when it ends in '*' */
+	/* Exact, except that a segment that is a lone star matches any one segment of the
+	 * request's path (one or more bytes, no '/'): /api/v1/hosts/<id>/accept is written with
+	 * a star for <id>. */
+	const char *path;
 	httpd_handler_fn fn;
 	int role;          /* what the caller needs; checked by the daemon's auth callback */
 	size_t body_limit; /* bytes; 0: no body accepted */
@@ -76,8 +79,13 @@ const char *httpd_req_method(const struct httpd_req *r);
 const char *httpd_req_path(const struct httpd_req *r);
 /* The request target exactly as the client sent it, query string included. */
 const char *httpd_req_uri(const struct httpd_req *r);
-/* The path after the route's prefix (for routes ending in '*'); "" otherwise. */
+/* The path from the segment the route's first '*' matched on ("web-01/accept"); "" for a
+ * route without one. */
 const char *httpd_req_tail(const struct httpd_req *r);
+/* The segment the route's i-th '*' matched (from 0), or "" past the last: valid for the
+ * request. */
+#define HTTPD_MAX_ARGS 4
+const char *httpd_req_arg(const struct httpd_req *r, unsigned i);
 const char *httpd_req_body(const struct httpd_req *r, size_t *len);
 const char *httpd_req_header(const struct httpd_req *r, const char *name);
 const char *httpd_req_query(const struct httpd_req *r, const char *key);

@@ -205,16 +205,11 @@ void agents_poll(void *ctx, struct httpd_req *req)
 	struct agents *a = h->agents;
 	struct hub_caller *c = httpd_req_data(req);
 	const char *ws = httpd_req_query(req, "wait");
-	const char *slash = strchr(httpd_req_tail(req), '/');
 	long wait = ws ? strtol(ws, NULL, 10) : 30;
 	long maxw = (long)json_integer_value(conf_get(h->conf, "agents.poll_wait_s"));
 	json_t *items = NULL;
 	struct agents_poll *w;
 
-	if (!slash || strcmp(slash + 1, "tasks") != 0) {
-		httpd_respond_error(req, OUTPOST_E_NOT_FOUND, "GET /api/v1/agents/<id>/tasks");
-		return;
-	}
 	if (wait < 0)
 		wait = 0;
 	if (wait > maxw)

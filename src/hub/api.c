@@ -4,6 +4,8 @@
  * holds enrollment's and the hosts', agents.c the agents' polls, tasks.c the task engine's,
  * ingest.c the metric posts', query_api.c the metric queries'. */
 #include "hub_impl.h"
+#include "ingest.h"
+#include "tasks.h"
 #include "agents.h"
 #include "audit.h"
 #include "registry.h"
@@ -150,18 +152,9 @@ static void api_tokens_list(void *ctx, struct httpd_req *req)
 static void api_token_revoke(void *ctx, struct httpd_req *req)
 {
 	struct hub *h = ctx;
-	const char *tail = httpd_req_tail(req), *slash = strchr(tail, '/');
-	char id[65];
-	size_t n = slash ? (size_t)(slash - tail) : strlen(tail);
+	const char *id = httpd_req_arg(req, 0);
 	int rc;
 
-	if (!slash || strcmp(slash, "/revoke") != 0 || n == 0 || n >= sizeof(id)) {
-		httpd_respond_error(req, OUTPOST_E_NOT_FOUND,
-		                    "no such route: POST /api/v1/tokens/<id>/revoke");
-		return;
-	}
-	memcpy(id, tail, n);
-	id[n] = '\0';
 	if (!hub_host_id_ok(id)) {
 		httpd_respond_error(req, OUTPOST_E_BAD_ARGS, "token id: A-Z a-z 0-9 . _ -");
 		return;
@@ -296,12 +289,19 @@ static const struct httpd_route routes[] = {
     /* method  path                         handler              role           body */
     {"GET", "/api/v1/health", api_health, ROLE_NONE, 0},
     {"POST", "/api/v1/enroll", registry_enroll, ROLE_NONE, 1 * MB},
-    {"GET", "/api/v1/agents/*", tasks_agent_get, ROLE_AGENT, 0},
-    {"POST", "/api/v1/agents/*", tasks_agent_results, ROLE_AGENT, 16 * MB},
+    {"GET", "/api/v1/agents/*/tasks", agents_poll, ROLE_AGENT, 0},
+    {"GET", "/api/v1/agents/*/zk", zk_agent_credentials, ROLE_AGENT, 0},
+    {"POST", "/api/v1/agents/*/beat", registry_beat, ROLE_AGENT, 1 * MB},
+    {"POST", "/api/v1/agents/*/results", tasks_agent_results, ROLE_AGENT, 16 * MB},
+    {"POST", "/api/v1/agents/*/metrics", ingest_agent_metrics, ROLE_AGENT, 4 * MB},
     {"GET", "/metrics", api_metrics, ROLE_VIEWER, 0},
     {"GET", "/api/v1/hosts", registry_hosts_list, ROLE_VIEWER, 0},
     {"GET", "/api/v1/hosts/*", registry_host_get, ROLE_VIEWER, 0},
-    {"POST", "/api/v1/hosts/*", registry_host_change, ROLE_ADMIN, 64 * KB},
+    {"POST", "/api/v1/hosts/*/accept", registry_host_accept, ROLE_ADMIN, 4 * KB},
+    {"POST", "/api/v1/hosts/*/reject", registry_host_reject, ROLE_ADMIN, 4 * KB},
+    {"POST", "/api/v1/hosts/*/revoke", registry_host_revoke, ROLE_ADMIN, 4 * KB},
+    {"POST", "/api/v1/hosts/*/remove", registry_host_remove, ROLE_ADMIN, 4 * KB},
+    {"POST", "/api/v1/hosts/*/labels", registry_host_labels, ROLE_ADMIN, 64 * KB},
     {"GET", "/api/v1/events", api_events, ROLE_VIEWER, 0},
     {"GET", "/api/v1/metrics/series", query_api_series, ROLE_VIEWER, 0},
     {"GET", "/api/v1/metrics/latest", query_api_latest, ROLE_VIEWER, 0},
@@ -310,10 +310,10 @@ static const struct httpd_route routes[] = {
     {"POST", "/api/v1/tasks", tasks_api_create, ROLE_OPERATOR, 64 * MB},
     {"GET", "/api/v1/tasks", tasks_api_list, ROLE_VIEWER, 0},
     {"GET", "/api/v1/tasks/*", tasks_api_get, ROLE_VIEWER, 0},
-    {"POST", "/api/v1/tasks/*", tasks_api_cancel, ROLE_OPERATOR, 4 * KB},
+    {"POST", "/api/v1/tasks/*/cancel", tasks_api_cancel, ROLE_OPERATOR, 4 * KB},
     {"POST", "/api/v1/tokens", api_token_create, ROLE_ADMIN, 64 * KB},
     {"GET", "/api/v1/tokens", api_tokens_list, ROLE_ADMIN, 0},
-    {"POST", "/api/v1/tokens/*", api_token_revoke, ROLE_ADMIN, 4 * KB},
+    {"POST", "/api/v1/tokens/*/revoke", api_token_revoke, ROLE_ADMIN, 4 * KB},
     {"GET", "/api/v1/audit", api_audit_list, ROLE_ADMIN, 0},
 };
 

@@ -1,6 +1,8 @@
 /* The hub's life cycle: state directory and lock, signing key, TLS identity, store, the admin
  * token of the first start, the HTTP server and the once-a-second tick. */
 #include "hub_impl.h"
+#include "ingest.h"
+#include "tasks.h"
 #include "agents.h"
 #include "auth_limit.h"
 #include "query.h"
@@ -134,7 +136,10 @@ static void hub_on_answer(void *ctx, struct httpd_req *req, unsigned status, int
 	static const int64_t bounds[] = {1, 5, 10, 50, 100, 500, 1000};
 	int i = 0;
 
-	(void)status;
+	/* httpd refused it on arrival: the handler never saw it. */
+	if (status == 413 && httpd_req_route(req) &&
+	    httpd_req_route(req)->fn == ingest_agent_metrics)
+		ingest_refused_large(h->ingest);
 	/* Long-polls wait on purpose: they would drown the figure. */
 	if (httpd_req_query(req, "wait"))
 		return;
@@ -177,6 +182,19 @@ static void hub_accepted(void *arg, const char *host, const char *pubkey, json_t
 static int hub_sweeps(void *arg)
 {
 	return zk_leads(((struct hub *)arg)->zk);
+}
+
+/* Enrollment and beats carry facts of up to enroll.facts_max_bytes (to 16 MiB): their rows
+ * take that much and room for the rest of the body, when it is more than the table's. */
+static void hub_routes_facts(struct httpd_route *routes, size_t n, const json_t *conf)
+{
+	size_t want =
+	    (size_t)json_integer_value(conf_get(conf, "enroll.facts_max_bytes")) + (64 << 10);
+
+	for (size_t i = 0; i < n; i++)
+		if ((routes[i].fn == registry_enroll || routes[i].fn == registry_beat) &&
+		    routes[i].body_limit < want)
+			routes[i].body_limit = want;
 }
 
 int hub_new(struct loop *loop, json_t *conf, struct logger *log, struct hub **out, char *msg,
@@ -252,6 +270,7 @@ int hub_new(struct loop *loop, json_t *conf, struct logger *log, struct hub **ou
 	if (!h->routes)
 		goto fail;
 	memcpy(h->routes, routes, nroutes * sizeof(*routes));
+	hub_routes_facts(h->routes, nroutes, conf);
 	hc.listen = json_string_value(conf_get(conf, "listen"));
 	hc.routes = h->routes;
 	hc.nroutes = nroutes;

@@ -138,26 +138,4 @@ void query_api_federate(void *ctx, struct httpd_req *req);
 void query_api_release_all(struct hub *h);
 void query_api_stats(struct hub *h, struct buf *b);
 
-/* tasks.c */
-void tasks_api_create(void *ctx, struct httpd_req *req);
-void tasks_api_list(void *ctx, struct httpd_req *req);
-void tasks_api_get(void *ctx, struct httpd_req *req);
-void tasks_api_cancel(void *ctx, struct httpd_req *req);
-/* GET /api/v1/agents/<id>/tasks|zk, POST .../results|beat|metrics */
-void tasks_agent_get(void *ctx, struct httpd_req *req);
-void tasks_agent_results(void *ctx, struct httpd_req *req);
-void tasks_wake_task(struct hub *h, const char *task_id);
-/* Every second: expiry, batches. */
-void tasks_tick(struct hub *h);
-/* Answers every operator's wait (shutdown). */
-void tasks_release_all(struct hub *h);
-
-/* ingest.c */
-int ingest_new(struct hub *h, struct ingest **out);
-void ingest_free(struct ingest *in); /* answers what waits; NULL ok */
-void ingest_agent_metrics(struct hub *h, struct httpd_req *req, struct hub_caller *c);
-/* Writes the pending samples and answers the agents waiting for them. */
-void ingest_commit(struct ingest *in);
-void ingest_stats(const struct ingest *in, struct buf *b);
-
 #endif

@@ -4,6 +4,7 @@
  * batch is on disk and the agent may drop it from its spool. Delivery is at least once,
  * storage exactly once. Loop thread only. */
 #include "hub_impl.h"
+#include "ingest.h"
 #include "registry.h"
 #include "batch.h"
 #include "tsdb.h"
@@ -17,7 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define INGEST_BODY_MAX (4 << 20)
 #define INGEST_FUTURE_MS (5 * 60 * 1000LL)
 /* A group commit waits at most this long for more requests to share it... */
 #define INGEST_COMMIT_MS 50
@@ -155,8 +155,12 @@ static int ingest_sample(void *arg, size_t i, const char *key, size_t keylen, do
 	return 0;
 }
 
-void ingest_agent_metrics(struct hub *h, struct httpd_req *req, struct hub_caller *c)
+/* POST /api/v1/agents/<id>/metrics: its route's body limit (4 MiB) refused a larger post as
+ * it arrived (ingest_refused_large counts it). */
+void ingest_agent_metrics(void *ctx, struct httpd_req *req)
 {
+	struct hub *h = ctx;
+	struct hub_caller *c = httpd_req_data(req);
 	struct ingest *in = h->ingest;
 	struct batch_post *post = NULL;
 	struct ingest_run run = {h->tsdb, NULL, NULL, 0, 0, 0, ""};
@@ -169,12 +173,6 @@ void ingest_agent_metrics(struct hub *h, struct httpd_req *req, struct hub_calle
 	int rc;
 
 	body = httpd_req_body(req, &len);
-	if (len > INGEST_BODY_MAX) {
-		in->requests_bad++;
-		httpd_respond_error(req, OUTPOST_E_TOO_LARGE,
-		                    "a metrics post is at most 4 MiB: send fewer batches at once");
-		return;
-	}
 	if (!(post = malloc(sizeof(*post))) || !(rejected = json_array())) {
 		httpd_respond_error(req, OUTPOST_E_INTERNAL, "out of memory");
 		goto out;
@@ -254,6 +252,12 @@ void ingest_agent_metrics(struct hub *h, struct httpd_req *req, struct hub_calle
 out:
 	json_decref(rejected);
 	free(post);
+}
+
+void ingest_refused_large(struct ingest *in)
+{
+	if (in)
+		in->requests_bad++;
 }
 
 void ingest_stats(const struct ingest *in, struct buf *b)

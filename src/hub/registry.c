@@ -42,19 +42,12 @@ void registry_free(struct registry *r)
 	free(r);
 }
 
-/* The id in /api/v1/hosts/<id>[/verb]: copies it and returns the verb ("" if none). */
-static const char *registry_host_path(struct httpd_req *req, char id[65])
+/* The id in /api/v1/hosts/<id>[/verb], or NULL when it is not a host id. */
+static const char *registry_host_id(struct httpd_req *req)
 {
-	const char *tail = httpd_req_tail(req), *slash = strchr(tail, '/');
-	size_t n = slash ? (size_t)(slash - tail) : strlen(tail);
+	const char *id = httpd_req_arg(req, 0);
 
-	if (n == 0 || n > 64)
-		return NULL;
-	memcpy(id, tail, n);
-	id[n] = '\0';
-	if (!hub_host_id_ok(id))
-		return NULL;
-	return slash ? slash + 1 : "";
+	return hub_host_id_ok(id) ? id : NULL;
 }
 
 #define FACTS_MAX_DEPTH 8 /* objects and arrays nested in facts */
@@ -268,43 +261,34 @@ out:
 	json_decref(body);
 }
 
-/* GET /hosts?target=SEL: the same rule as a task's targeting (registry_select), in any state,
- * so what `hosts ls -t X` lists is what `run -t X` would reach (pending and revoked aside). */
+/* GET /hosts?target=SEL: the hosts registry_match picks, in any state, so what `hosts ls -t X`
+ * lists is what `run -t X` reaches (pending, rejected and revoked hosts aside). */
 void registry_hosts_list(void *ctx, struct httpd_req *req)
 {
 	struct hub *h = ctx;
 	const char *target = httpd_req_query(req, "target");
-	json_t *hosts = NULL, *ids = NULL, *want = NULL, *out, *host, *id;
+	json_t *hosts = NULL, *out, *host;
 	char msg[256];
 	size_t i;
 	int rc;
 
-	if (target && registry_select(h, target, REGISTRY_ANY, &ids, msg, sizeof(msg)) < 0) {
-		httpd_respond_error(req, OUTPOST_E_BAD_ARGS, "target: %s", msg);
+	rc = registry_match(h, target, REGISTRY_ANY, &hosts, msg, sizeof(msg));
+	if (rc == OUTPOST_E_BAD_ARGS) {
+		httpd_respond_error(req, rc, "target: %s", msg);
 		return;
 	}
-	rc = h->store->ops->host_list(h->store, &hosts);
 	if (rc < 0) {
-		json_decref(ids);
 		hub_respond_store(req, rc, NULL, "hosts");
 		return;
-	}
-	if (ids) {
-		want = json_object();
-		json_array_foreach(ids, i, id)
-		    json_object_set(want, json_string_value(id), json_true());
 	}
 	out = json_array();
 	json_array_foreach(hosts, i, host)
 	{
-		const char *hid = json_string_value(json_object_get(host, "id"));
-		if (want && (!hid || !json_object_get(want, hid)))
-			continue;
-		json_object_del(host, "attrs");
-		json_array_append(out, host);
+		json_t *row =
+		    json_copy(host); /* the host without its attrs, which are selectors' */
+		json_object_del(row, "attrs");
+		json_array_append_new(out, row);
 	}
-	json_decref(want);
-	json_decref(ids);
 	json_decref(hosts);
 	httpd_respond_ok(req, out);
 }
@@ -313,10 +297,9 @@ void registry_host_get(void *ctx, struct httpd_req *req)
 {
 	struct hub *h = ctx;
 	json_t *host = NULL;
-	char id[65];
-	const char *verb = registry_host_path(req, id);
+	const char *id = registry_host_id(req);
 
-	if (!verb || *verb) {
+	if (!id) {
 		httpd_respond_error(req, OUTPOST_E_NOT_FOUND, "no such host path");
 		return;
 	}
@@ -324,17 +307,19 @@ void registry_host_get(void *ctx, struct httpd_req *req)
 	hub_respond_store(req, rc, host, "host");
 }
 
-/* POST /api/v1/hosts/<id>/accept|reject|revoke|remove|labels */
-void registry_host_change(void *ctx, struct httpd_req *req)
+/* What POST /api/v1/hosts/<id>/<verb> does: each verb is a row of the route table. */
+enum host_verb { HOST_ACCEPT, HOST_REJECT, HOST_REVOKE, HOST_REMOVE, HOST_LABELS };
+static const char *const host_actions[] = {"host.accept", "host.reject", "host.revoke",
+                                           "host.remove", "host.labels"};
+
+static void host_change(struct hub *h, struct httpd_req *req, enum host_verb verb)
 {
-	struct hub *h = ctx;
 	json_t *host = NULL, *body = NULL;
 	const char *state;
-	char id[65];
-	const char *verb = registry_host_path(req, id);
+	const char *id = registry_host_id(req);
 	int rc;
 
-	if (!verb) {
+	if (!id) {
 		httpd_respond_error(req, OUTPOST_E_BAD_ARGS, "bad host id in the path");
 		return;
 	}
@@ -344,7 +329,7 @@ void registry_host_change(void *ctx, struct httpd_req *req)
 		return;
 	}
 	state = json_string_value(json_object_get(host, "state"));
-	if (strcmp(verb, "accept") == 0) {
+	if (verb == HOST_ACCEPT) {
 		/* Accepting a rejected host undoes the rejection, with the key it enrolled with. */
 		if (strcmp(state, HOST_PENDING) != 0 && strcmp(state, HOST_REJECTED) != 0) {
 			httpd_respond_error(req, OUTPOST_E_CONFLICT,
@@ -353,7 +338,7 @@ void registry_host_change(void *ctx, struct httpd_req *req)
 		}
 		rc =
 		    h->store->ops->host_set_state(h->store, id, HOST_UP, "accepted", clk_real_ms());
-	} else if (strcmp(verb, "reject") == 0) {
+	} else if (verb == HOST_REJECT) {
 		if (strcmp(state, HOST_PENDING) != 0 && strcmp(state, HOST_REJECTED) != 0) {
 			httpd_respond_error(req, OUTPOST_E_CONFLICT,
 			                    "host %s is %s: only a pending host can be rejected "
@@ -363,10 +348,10 @@ void registry_host_change(void *ctx, struct httpd_req *req)
 		}
 		rc = h->store->ops->host_set_state(h->store, id, HOST_REJECTED, "rejected",
 		                                   clk_real_ms());
-	} else if (strcmp(verb, "revoke") == 0) {
+	} else if (verb == HOST_REVOKE) {
 		rc = h->store->ops->host_set_state(h->store, id, HOST_REVOKED, "revoked",
 		                                   clk_real_ms());
-	} else if (strcmp(verb, "remove") == 0) {
+	} else if (verb == HOST_REMOVE) {
 		/* Forgets the host and its key, so that its id may enroll again (a reinstalled
 		 * server, a new key): only once it is cut off, never a host that is in service. */
 		if (strcmp(state, HOST_REVOKED) != 0 && strcmp(state, HOST_REJECTED) != 0 &&
@@ -379,7 +364,7 @@ void registry_host_change(void *ctx, struct httpd_req *req)
 			goto out;
 		}
 		rc = h->store->ops->host_remove(h->store, id);
-	} else if (strcmp(verb, "labels") == 0) {
+	} else {
 		json_t *set, *rm;
 		const char *k;
 		json_t *v;
@@ -414,30 +399,23 @@ void registry_host_change(void *ctx, struct httpd_req *req)
 			}
 		}
 		rc = h->store->ops->host_labels(h->store, id, set, rm);
-	} else {
-		httpd_respond_error(req, OUTPOST_E_NOT_FOUND, "no such host action '%.32s'", verb);
-		goto out;
 	}
 	if (rc < 0) {
 		hub_respond_store(req, rc, NULL, "host");
 		goto out;
 	}
-	{
-		char action[32];
-		snprintf(action, sizeof(action), "host.%s", verb);
-		audit_record(h, req, action, id, body ? json_incref(body) : NULL);
-	}
-	if (strcmp(verb, "revoke") == 0)
+	audit_record(h, req, host_actions[verb], id, body ? json_incref(body) : NULL);
+	if (verb == HOST_REVOKE)
 		h->registry->hooks.cut_off(h->registry->hooks.arg, id, "this host was revoked");
-	else if (strcmp(verb, "remove") == 0)
+	else if (verb == HOST_REMOVE)
 		h->registry->hooks.cut_off(h->registry->hooks.arg, id,
 		                           "unknown host: enroll first");
-	else if (strcmp(verb, "accept") == 0 && h->registry->hooks.accepted)
+	else if (verb == HOST_ACCEPT && h->registry->hooks.accepted)
 		h->registry->hooks.accepted(h->registry->hooks.arg, id,
 		                            json_string_value(json_object_get(host, "pubkey")), NULL);
 	json_decref(host);
 	host = NULL;
-	if (strcmp(verb, "remove") == 0)
+	if (verb == HOST_REMOVE)
 		httpd_respond_ok(req, json_pack("{s:s, s:s}", "id", id, "state", "removed"));
 	else if ((rc = h->store->ops->host_get(h->store, id, &host)) == 0)
 		httpd_respond_ok(req, json_incref(host));
@@ -448,8 +426,36 @@ out:
 	json_decref(body);
 }
 
-void registry_beat(struct hub *h, struct httpd_req *req, struct hub_caller *c)
+void registry_host_accept(void *ctx, struct httpd_req *req)
 {
+	host_change(ctx, req, HOST_ACCEPT);
+}
+
+void registry_host_reject(void *ctx, struct httpd_req *req)
+{
+	host_change(ctx, req, HOST_REJECT);
+}
+
+void registry_host_revoke(void *ctx, struct httpd_req *req)
+{
+	host_change(ctx, req, HOST_REVOKE);
+}
+
+void registry_host_remove(void *ctx, struct httpd_req *req)
+{
+	host_change(ctx, req, HOST_REMOVE);
+}
+
+void registry_host_labels(void *ctx, struct httpd_req *req)
+{
+	host_change(ctx, req, HOST_LABELS);
+}
+
+/* POST /api/v1/agents/<id>/beat */
+void registry_beat(void *ctx, struct httpd_req *req)
+{
+	struct hub *h = ctx;
+	struct hub_caller *c = httpd_req_data(req);
 	json_t *body = NULL, *facts;
 	const char *version = NULL;
 	int was_down = 0;
@@ -582,51 +588,63 @@ static int hosts_snapshot(struct hub *h, json_t **hosts, json_t **keys)
 	return 0;
 }
 
-int registry_select(struct hub *h, const char *target, int any_state, json_t **ids, char *msg,
-                    size_t msglen)
+int registry_match(struct hub *h, const char *target, int any_state, json_t **hosts, char *msg,
+                   size_t msglen)
 {
 	struct keyset ks = {NULL};
 	struct selector *sel = NULL;
-	json_t *hosts = NULL, *host;
+	json_t *all = NULL, *host;
 	int64_t now = clk_mono_ms();
 	size_t i;
 	int rc;
 
-	*ids = NULL;
+	*hosts = NULL;
 	if (any_state == REGISTRY_ANY_CACHED && h->registry->sel_hosts &&
 	    now - h->registry->sel_at_ms < REGISTRY_SELECT_CACHE_MS) {
-		hosts = json_incref(h->registry->sel_hosts);
+		all = json_incref(h->registry->sel_hosts);
 		ks.keys = json_incref(h->registry->sel_keys);
-	} else if ((rc = hosts_snapshot(h, &hosts, &ks.keys)) < 0) {
+	} else if ((rc = hosts_snapshot(h, &all, &ks.keys)) < 0) {
 		snprintf(msg, msglen, "cannot read the registry");
 		goto out;
 	} else if (any_state == REGISTRY_ANY_CACHED) {
 		json_decref(h->registry->sel_hosts);
 		json_decref(h->registry->sel_keys);
-		h->registry->sel_hosts = json_incref(hosts);
+		h->registry->sel_hosts = json_incref(all);
 		h->registry->sel_keys = json_incref(ks.keys);
 		h->registry->sel_at_ms = now;
 	}
-	rc = selector_parse(target, key_known, &ks, &sel, msg, msglen);
-	if (rc < 0)
+	if (target && (rc = selector_parse(target, key_known, &ks, &sel, msg, msglen)) < 0)
 		goto out;
-	*ids = json_array();
-	json_array_foreach(hosts, i, host)
+	*hosts = json_array();
+	json_array_foreach(all, i, host)
 	{
 		const char *state = json_string_value(json_object_get(host, "state"));
 		if (!any_state && (!state || (strcmp(state, HOST_UP) && strcmp(state, HOST_DOWN))))
 			continue; /* pending and revoked hosts get no tasks */
-		if (selector_match(sel, json_string_value(json_object_get(host, "id")),
-		                   json_object_get(host, "attrs")))
-			json_array_append(*ids, json_object_get(host, "id"));
+		if (!sel || selector_match(sel, json_string_value(json_object_get(host, "id")),
+		                           json_object_get(host, "attrs")))
+			json_array_append(*hosts, host);
 	}
+	rc = 0;
 out:
-	if (rc < 0) {
-		json_decref(*ids);
-		*ids = NULL;
-	}
 	selector_free(sel);
-	json_decref(hosts);
+	json_decref(all);
 	json_decref(ks.keys);
 	return rc;
+}
+
+int registry_select(struct hub *h, const char *target, int any_state, json_t **ids, char *msg,
+                    size_t msglen)
+{
+	json_t *hosts = NULL, *host;
+	size_t i;
+	int rc = registry_match(h, target, any_state, &hosts, msg, msglen);
+
+	*ids = NULL;
+	if (rc < 0)
+		return rc;
+	*ids = json_array();
+	json_array_foreach(hosts, i, host) json_array_append(*ids, json_object_get(host, "id"));
+	json_decref(hosts);
+	return 0;
 }

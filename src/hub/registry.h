@@ -34,8 +34,12 @@ void registry_free(struct registry *r); /* NULL ok */
 void registry_enroll(void *ctx, struct httpd_req *req);
 void registry_hosts_list(void *ctx, struct httpd_req *req);
 void registry_host_get(void *ctx, struct httpd_req *req);
-void registry_host_change(void *ctx, struct httpd_req *req);
-void registry_beat(struct hub *h, struct httpd_req *req, struct hub_caller *c);
+void registry_host_accept(void *ctx, struct httpd_req *req);
+void registry_host_reject(void *ctx, struct httpd_req *req);
+void registry_host_revoke(void *ctx, struct httpd_req *req);
+void registry_host_remove(void *ctx, struct httpd_req *req);
+void registry_host_labels(void *ctx, struct httpd_req *req);
+void registry_beat(void *ctx, struct httpd_req *req);
 
 /* A signed agent request that got through is a sign of life, as a beat is (without facts). */
 void registry_alive(struct hub *h, struct hub_caller *c);
@@ -50,5 +54,10 @@ void registry_tick(struct hub *h);
 #define REGISTRY_ANY 2
 int registry_select(struct hub *h, const char *target, int any_state, json_t **ids, char *msg,
                     size_t msglen);
+/* The one path of host selection, under registry_select and `hosts ls`: the hosts themselves
+ * (a new array of borrowed-and-shared objects from one registry snapshot, each with the
+ * "attrs" selectors see; copy before changing one). target NULL: every host. */
+int registry_match(struct hub *h, const char *target, int any_state, json_t **hosts, char *msg,
+                   size_t msglen);
 
 #endif

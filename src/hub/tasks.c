@@ -3,6 +3,7 @@
  * registry (registry.h); the copies go out through the agents' polls (agents.h). Everything
  * runs on the hub's loop thread. */
 #include "hub_impl.h"
+#include "tasks.h"
 #include "agents.h"
 #include "audit.h"
 #include "registry.h"
@@ -346,7 +347,7 @@ void tasks_api_list(void *ctx, struct httpd_req *req)
 void tasks_api_get(void *ctx, struct httpd_req *req)
 {
 	struct hub *h = ctx;
-	const char *id = httpd_req_tail(req);
+	const char *id = httpd_req_arg(req, 0);
 	const char *ws = httpd_req_query(req, "wait"), *ss = httpd_req_query(req, "since");
 	long wait = ws ? strtol(ws, NULL, 10) : 0;
 	int64_t since = ss ? strtoll(ss, NULL, 10) : 0;
@@ -398,17 +399,10 @@ void tasks_api_get(void *ctx, struct httpd_req *req)
 void tasks_api_cancel(void *ctx, struct httpd_req *req)
 {
 	struct hub *h = ctx;
-	const char *tail = httpd_req_tail(req), *slash = strchr(tail, '/');
+	const char *id = httpd_req_arg(req, 0);
 	json_t *task = NULL;
-	char id[129];
 	int rc;
 
-	if (!slash || strcmp(slash, "/cancel") != 0 || (size_t)(slash - tail) >= sizeof(id)) {
-		httpd_respond_error(req, OUTPOST_E_NOT_FOUND, "POST /api/v1/tasks/<id>/cancel");
-		return;
-	}
-	memcpy(id, tail, (size_t)(slash - tail));
-	id[slash - tail] = '\0';
 	if (!task_id_ok(id)) {
 		httpd_respond_error(req, OUTPOST_E_BAD_ARGS, "bad task id");
 		return;
@@ -441,7 +435,7 @@ void tasks_api_cancel(void *ctx, struct httpd_req *req)
 		httpd_respond_ok(req, task);
 }
 
-/* ---- agent routes: /api/v1/agents/<id>/<verb> (auth checked the id is the signer's) ---- */
+/* ---- results from agents ---- */
 
 static int state_ok(const char *s)
 {
@@ -453,8 +447,11 @@ static int state_ok(const char *s)
 	return 0;
 }
 
-static void agent_results(struct hub *h, struct httpd_req *req, struct hub_caller *c)
+/* POST /api/v1/agents/<id>/results (auth checked the id is the signer's) */
+void tasks_agent_results(void *ctx, struct httpd_req *req)
 {
+	struct hub *h = ctx;
+	struct hub_caller *c = httpd_req_data(req);
 	json_t *body = NULL, *results, *r, *touched = json_object(), *hosts = NULL;
 	int accepted = 0, any_done = 0;
 	const char *tid;
@@ -506,39 +503,6 @@ out:
 	json_decref(hosts);
 	json_decref(touched);
 	json_decref(body);
-}
-
-void tasks_agent_get(void *ctx, struct httpd_req *req)
-{
-	struct hub *h = ctx;
-	const char *slash = strchr(httpd_req_tail(req), '/');
-	const char *verb = slash ? slash + 1 : "";
-
-	if (strcmp(verb, "zk") == 0)
-		zk_agent_credentials(h, req, httpd_req_data(req));
-	else if (strcmp(verb, "tasks") == 0)
-		agents_poll(ctx, req);
-	else
-		httpd_respond_error(req, OUTPOST_E_NOT_FOUND,
-		                    "GET /api/v1/agents/<id>/tasks or /zk");
-}
-
-void tasks_agent_results(void *ctx, struct httpd_req *req)
-{
-	struct hub *h = ctx;
-	struct hub_caller *c = httpd_req_data(req);
-	const char *slash = strchr(httpd_req_tail(req), '/');
-	const char *verb = slash ? slash + 1 : "";
-
-	if (strcmp(verb, "results") == 0)
-		agent_results(h, req, c);
-	else if (strcmp(verb, "beat") == 0)
-		registry_beat(h, req, c);
-	else if (strcmp(verb, "metrics") == 0)
-		ingest_agent_metrics(h, req, c);
-	else
-		httpd_respond_error(req, OUTPOST_E_NOT_FOUND,
-		                    "POST /api/v1/agents/<id>/results, /beat or /metrics");
 }
 
 /* ---- once a second ---- */

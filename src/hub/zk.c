@@ -228,8 +228,10 @@ json_t *zk_credentials(struct hub_zk *z, const char *host, const char *pubkey)
 	return j;
 }
 
-void zk_agent_credentials(struct hub *h, struct httpd_req *req, struct hub_caller *c)
+void zk_agent_credentials(void *ctx, struct httpd_req *req)
 {
+	struct hub *h = ctx;
+	struct hub_caller *c = httpd_req_data(req);
 	struct store_host_key key;
 	json_t *cred;
 

@@ -39,7 +39,7 @@ json_t *zk_credentials(struct hub_zk *z, const char *host, const char *pubkey);
  * and marks it as of the zookeeper link. A hub not in scale mode (z NULL): not_found. */
 struct httpd_req;
 struct hub_caller;
-void zk_agent_credentials(struct hub *h, struct httpd_req *req, struct hub_caller *c);
+void zk_agent_credentials(void *ctx, struct httpd_req *req);
 /* Non-secret hints for the enrollment answer: {"connect", "session_timeout_ms"}. */
 json_t *zk_hint(struct hub_zk *z);
 

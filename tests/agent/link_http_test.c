@@ -202,8 +202,8 @@ static void hub_agent_post(void *ctx, struct httpd_req *req)
 static const struct httpd_route hub_routes[] = {
     {"GET", "/api/v1/health", hub_health, 0, 0},
     {"POST", "/api/v1/enroll", hub_enroll, 0, 1 << 20},
-    {"GET", "/api/v1/agents/*", hub_agent_get, 0, 0},
-    {"POST", "/api/v1/agents/*", hub_agent_post, 0, 8 << 20},
+    {"GET", "/api/v1/agents/*/*", hub_agent_get, 0, 0},
+    {"POST", "/api/v1/agents/*/*", hub_agent_post, 0, 8 << 20},
 };
 
 static char *read_text(const char *name)

@@ -34,10 +34,10 @@ def hub_routes():
 
 
 def documented_routes():
-    """(method, path) of the operator table of docs/protocol.md, '<id>' as '*'."""
+    """(method, path) of the operator table of docs/protocol.md, each '<id>' as '*'."""
     doc = open(os.path.join(SRC_ROOT, "docs/protocol.md")).read()
     rows = re.findall(r"^\| (GET|POST|PUT|DELETE|PATCH) \| (/\S+) \|", doc, re.M)
-    return {(m, re.sub(r"<[a-z_]+>.*", "*", p)) for m, p in rows}
+    return {(m, re.sub(r"<[a-z_]+>", "*", p)) for m, p in rows}
 
 
 def test_every_operator_route_is_documented():
@@ -50,16 +50,15 @@ def test_every_operator_route_is_documented():
 
 
 def concrete(method, pattern):
-    """A request path for a route pattern: '*' filled with what the route expects."""
-    if not pattern.endswith("*"):
-        return pattern
-    base = pattern[:-1]
-    tails = {("GET", "/api/v1/agents/"): AGENT_ID + "/tasks?wait=0",
-             ("POST", "/api/v1/agents/"): AGENT_ID + "/beat",
-             ("POST", "/api/v1/hosts/"): "nohost/labels",
-             ("POST", "/api/v1/tasks/"): "notask/cancel",
-             ("POST", "/api/v1/tokens/"): "notoken/revoke"}
-    return base + tails.get((method, base), "x")
+    """A request path for a route pattern: each '*' segment filled with what the route
+    expects."""
+    fill = {"agents": AGENT_ID, "hosts": "nohost", "tasks": "notask", "tokens": "notoken"}
+    parts = pattern.split("/")
+    for i, p in enumerate(parts):
+        if p == "*":
+            parts[i] = fill.get(parts[i - 1], "x")
+    path = "/".join(parts)
+    return path + "?wait=0" if path.endswith("/tasks") and "/agents/" in path else path
 
 
 class Caller:
