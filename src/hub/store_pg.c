@@ -99,11 +99,18 @@ static const char *const pg_schema[] = {
     " target TEXT,"
     " detail TEXT);"
     "CREATE INDEX audit_at ON audit(at_ms);",
+    /* 2: the address a host enrolled from (pending caps per address), token uses (as the
+     * SQLite store's version 4). */
+    "ALTER TABLE hosts ADD COLUMN enroll_addr TEXT;"
+    "CREATE INDEX hosts_pending_addr ON hosts(enroll_addr) WHERE state = 'pending';"
+    "ALTER TABLE tokens ADD COLUMN max_uses BIGINT NOT NULL DEFAULT 0;"
+    "ALTER TABLE tokens ADD COLUMN uses BIGINT NOT NULL DEFAULT 0;",
 };
 #define PG_SCHEMA_VERSION ((int)(sizeof(pg_schema) / sizeof(pg_schema[0])))
 
 #define HOST_COLS "id, hostname, state, labels, version, first_seen_ms, last_seen_ms"
-#define TOKEN_COLS "id, kind, role, labels, created_ms, expires_ms, created_by, revoked"
+#define TOKEN_COLS                                                                                 \
+	"id, kind, role, labels, created_ms, expires_ms, created_by, revoked, max_uses, uses"
 #define TASK_COLS                                                                                  \
 	"id, target, plugin, op, args, timeout_ms, created_ms, expires_ms, created_by, "           \
 	"batch_size, max_failures, released_batch, last_batch, state, "                            \
@@ -120,8 +127,19 @@ static const char *const ps_sql[PS_COUNT] = {
     [PS_HOST_AUTH_LOCK] = "SELECT pubkey, state, labels FROM hosts WHERE id = $1 FOR UPDATE",
     [PS_HOST_KEY] = "SELECT pubkey, state, last_seen_ms FROM hosts WHERE id = $1",
     [PS_HOST_INSERT] = "INSERT INTO hosts(id, hostname, pubkey, state, labels, facts, attrs, "
-                       "version, first_seen_ms, last_seen_ms) "
-                       "VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
+                       "version, first_seen_ms, last_seen_ms, enroll_addr) "
+                       "VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10)",
+    [PS_HOST_REPLACE] = "UPDATE hosts SET hostname = $2, pubkey = $3, state = $4, labels = $5, "
+                        "facts = $6, attrs = $7, version = $8, first_seen_ms = $9, "
+                        "last_seen_ms = $9, enroll_addr = $10 WHERE id = $1 AND "
+                        "state = 'pending'",
+    [PS_PENDING_COUNT] = "SELECT count(*) FROM hosts WHERE state = 'pending'",
+    [PS_PENDING_COUNT_ADDR] = "SELECT count(*) FROM hosts WHERE enroll_addr = $1 AND "
+                              "state = 'pending'",
+    [PS_TOKEN_USE] = "UPDATE tokens SET uses = uses + 1 WHERE id = $1 AND NOT revoked AND "
+                     "(max_uses = 0 OR uses < max_uses)",
+    /* A pending host asking again is seen: enroll.pending_keep_days counts from here. */
+    [PS_HOST_TOUCH] = "UPDATE hosts SET last_seen_ms = greatest(last_seen_ms, $2) WHERE id = $1",
     [PS_HOST_SET_STATE] = "UPDATE hosts SET state = $2 WHERE id = $1",
     [PS_HOST_SET_LABELS] = "UPDATE hosts SET labels = $2 WHERE id = $1",
     [PS_HOST_DELETE] = "DELETE FROM hosts WHERE id = $1",
@@ -138,9 +156,9 @@ static const char *const ps_sql[PS_COUNT] = {
                        "ORDER BY id DESC LIMIT $1",
     [PS_TOKEN_BY_ID] = "SELECT hash FROM tokens WHERE id = $1",
     [PS_TOKEN_ADD] = "INSERT INTO tokens(id, hash, kind, role, labels, created_ms, expires_ms, "
-                     "created_by) VALUES($1, $2, $3, $4, $5, $6, $7, $8)",
+                     "created_by, max_uses) VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     [PS_TOKEN_FIND] = "SELECT " TOKEN_COLS " FROM tokens WHERE hash = $1 AND NOT revoked AND "
-                      "(expires_ms = 0 OR expires_ms > $2)",
+                      "(expires_ms = 0 OR expires_ms > $2) AND (max_uses = 0 OR uses < max_uses)",
     [PS_TOKEN_LIST] = "SELECT " TOKEN_COLS " FROM tokens ORDER BY created_ms DESC, rid DESC",
     [PS_TOKEN_REVOKE] = "UPDATE tokens SET revoked = true WHERE id = $1",
     [PS_TASK_ADD] = "INSERT INTO tasks(id, target, plugin, op, args, timeout_ms, created_ms, "
@@ -573,13 +591,84 @@ static int host_cancel_rows(struct pg *p, const char *host_id, int64_t now_ms)
 	return rc < 0 ? rc : 0;
 }
 
+/* Counts one use of the enrollment token that accepts this host, in the enrollment's
+ * transaction: two hosts racing for the last use cannot both have it. */
+static int enroll_use_token(struct pg *p, const struct store_enroll *e)
+{
+	int rc;
+
+	if (!e->token_id)
+		return 0;
+	if ((rc = pg_run(p, PS_TOKEN_USE, NULL, "s", e->token_id)) < 0)
+		return rc;
+	return rc > 0 ? 0 : OUTPOST_E_UNAUTHORIZED;
+}
+
+/* A single count(*), with the parameters of fmt (one string at most). */
+static int count_of(struct pg *p, enum pst which, const char *arg, json_int_t *n)
+{
+	PGresult *r;
+	int rc = arg ? pg_run(p, which, &r, "s", arg) : pg_run(p, which, &r, "");
+
+	*n = 0;
+	if (rc < 0)
+		return rc;
+	*n = pg_int(r, 0, 0);
+	PQclear(r);
+	return 0;
+}
+
+/* Room for one more pending host, overall and from e->addr; BUSY when there is none. */
+static int enroll_pending_room(struct pg *p, const struct store_enroll *e)
+{
+	json_int_t n;
+	int rc;
+
+	if (e->pending_max > 0) {
+		if ((rc = count_of(p, PS_PENDING_COUNT, NULL, &n)) < 0)
+			return rc;
+		if (n >= e->pending_max) {
+			if (e->refused)
+				*e->refused = ENROLL_CAP_TOTAL;
+			return OUTPOST_E_BUSY;
+		}
+	}
+	if (e->pending_per_addr > 0 && e->addr) {
+		if ((rc = count_of(p, PS_PENDING_COUNT_ADDR, e->addr, &n)) < 0)
+			return rc;
+		if (n >= e->pending_per_addr) {
+			if (e->refused)
+				*e->refused = ENROLL_CAP_ADDR;
+			return OUTPOST_E_BUSY;
+		}
+	}
+	return 0;
+}
+
+/* Writes the whole host row from e (PS_HOST_INSERT or PS_HOST_REPLACE, same parameters). */
+static int enroll_write(struct pg *p, const struct store_enroll *e, enum pst which)
+{
+	char *labels = pg_text(e->labels, JSON_SORT_KEYS, 1), *facts = pg_text(e->facts, 0, 1);
+	char *attrs = store_attrs_text(e->facts);
+	int rc = OUTPOST_E_INTERNAL;
+
+	if (labels && facts && attrs)
+		rc = pg_run(p, which, NULL, "ssssssssIs", e->host_id, e->hostname, e->pubkey,
+		            e->accept ? HOST_UP : HOST_PENDING, labels, facts, attrs, e->version,
+		            e->now_ms, e->addr);
+	free(labels);
+	free(facts);
+	free(attrs);
+	return rc < 0 ? rc : 0;
+}
+
 static int pg_host_enroll(struct store *base, const struct store_enroll *e, json_t **host)
 {
 	struct pg *p = pg_of(base);
-	char *labels = NULL, *facts = NULL, *attrs = NULL;
+	char *labels = NULL;
 	json_t *lab = NULL;
 	PGresult *r = NULL;
-	int rc;
+	int rc, replace = 0, touch = 0;
 
 	*host = NULL;
 	if (!e || !pg_nonempty(e->host_id) || !pg_nonempty(e->pubkey) ||
@@ -591,15 +680,30 @@ static int pg_host_enroll(struct store *base, const struct store_enroll *e, json
 		goto fail;
 	if (r) {
 		const char *state = pg_str(r, 0, 1);
+		int pending = strcmp(state, HOST_PENDING) == 0;
 		if (strcmp(state, HOST_REVOKED) == 0 || strcmp(state, HOST_REJECTED) == 0)
 			rc = OUTPOST_E_FORBIDDEN;
+		/* Another key: a valid token wins over a pending squatter; nothing else does. */
 		else if (strcmp(pg_str(r, 0, 0), e->pubkey) != 0)
-			rc = OUTPOST_E_CONFLICT;
-		else if (e->accept && strcmp(state, HOST_PENDING) == 0)
+			rc = e->accept && pending ? (replace = 1) : OUTPOST_E_CONFLICT;
+		else if (e->accept && pending)
 			lab = pg_json(r, 0, 2); /* a pending host comes back with a valid token */
+		else if (pending)
+			touch = 1; /* still waiting, still asking */
 		if (rc < 0)
 			goto fail;
-		if (lab) {
+		rc = 0;
+		if (replace) {
+			if ((rc = enroll_write(p, e, PS_HOST_REPLACE)) < 0 ||
+			    (rc = pg_event_add(p, e->host_id, "replaced",
+			                       "a pending host's key replaced by an enrollment token",
+			                       e->now_ms)) < 0 ||
+			    (rc = enroll_use_token(p, e)) < 0)
+				goto fail;
+		} else if (touch) {
+			if ((rc = pg_run(p, PS_HOST_TOUCH, NULL, "sI", e->host_id, e->now_ms)) < 0)
+				goto fail;
+		} else if (lab) {
 			/* Labels an operator set while it waited win over the token's. */
 			rc = OUTPOST_E_INTERNAL;
 			if (e->labels && json_object_update_missing(lab, e->labels))
@@ -611,27 +715,23 @@ static int pg_host_enroll(struct store *base, const struct store_enroll *e, json
 			    (rc = pg_run(p, PS_HOST_SET_STATE, NULL, "ss", e->host_id, HOST_UP)) <
 			        0 ||
 			    (rc = pg_event_add(p, e->host_id, "accepted", "enrollment token",
-			                       e->now_ms)) < 0)
+			                       e->now_ms)) < 0 ||
+			    (rc = enroll_use_token(p, e)) < 0)
 				goto fail;
 		}
-	} else {
-		rc = OUTPOST_E_INTERNAL;
-		labels = pg_text(e->labels, JSON_SORT_KEYS, 1);
-		facts = pg_text(e->facts, 0, 1);
-		attrs = store_attrs_text(e->facts);
-		if (!labels || !facts || !attrs)
-			goto fail;
-		if ((rc = pg_run(p, PS_HOST_INSERT, NULL, "ssssssssI", e->host_id, e->hostname,
-		                 e->pubkey, e->accept ? HOST_UP : HOST_PENDING, labels, facts,
-		                 attrs, e->version, e->now_ms)) < 0 ||
-		    (rc = pg_event_add(p, e->host_id, "enrolled",
-		                       e->accept ? "accepted by enrollment token"
-		                                 : "pending acceptance",
-		                       e->now_ms)) < 0)
-			goto fail;
+	} else if ((!e->accept && (rc = enroll_pending_room(p, e)) < 0) ||
+	           (rc = enroll_write(p, e, PS_HOST_INSERT)) < 0 ||
+	           (rc = pg_event_add(p, e->host_id, "enrolled",
+	                              e->accept ? "accepted by enrollment token"
+	                                        : "pending acceptance",
+	                              e->now_ms)) < 0 ||
+	           (e->accept && (rc = enroll_use_token(p, e)) < 0)) {
+		goto fail;
 	}
 	if ((rc = pg_tx_commit(p)) < 0)
 		goto out;
+	if (e->replaced)
+		*e->replaced = replace;
 	rc = host_fetch(p, e->host_id, 0, host);
 	goto out;
 fail:
@@ -640,8 +740,6 @@ out:
 	PQclear(r);
 	json_decref(lab);
 	free(labels);
-	free(facts);
-	free(attrs);
 	return rc;
 }
 
@@ -986,20 +1084,6 @@ static int pg_audit_list(struct store *base, int limit, json_t **entries)
 	return 0;
 }
 
-/* A single count(*). */
-static int count_of(struct pg *p, enum pst which, json_int_t *n)
-{
-	PGresult *r;
-	int rc = pg_run(p, which, &r, "");
-
-	*n = 0;
-	if (rc < 0)
-		return rc;
-	*n = pg_int(r, 0, 0);
-	PQclear(r);
-	return 0;
-}
-
 static int pg_stats(struct store *base, json_t **stats)
 {
 	struct pg *p = pg_of(base);
@@ -1021,8 +1105,8 @@ static int pg_stats(struct store *base, json_t **stats)
 			         : 0;
 		PQclear(r);
 	}
-	if (rc < 0 || (rc = count_of(p, PS_STATS_TASKS, &running)) < 0 ||
-	    (rc = count_of(p, PS_STATS_QUEUE, &queued)) < 0) {
+	if (rc < 0 || (rc = count_of(p, PS_STATS_TASKS, NULL, &running)) < 0 ||
+	    (rc = count_of(p, PS_STATS_QUEUE, NULL, &queued)) < 0) {
 		json_decref(hosts);
 		return rc;
 	}

@@ -3,13 +3,14 @@
 #include "store_pg_int.h"
 #include "store_rules.h"
 
-/* The token of row i (TOKEN_COLS); never its hash. */
+/* The token of row i (TOKEN_COLS); never its hash. max_uses 0: any number. */
 static json_t *token_json(const PGresult *r, int i, int with_revoked)
 {
-	json_t *t = json_pack("{s:s, s:s, s:s?, s:o, s:I, s:I, s:s?}", "id", pg_str(r, i, 0),
-	                      "kind", pg_str(r, i, 1), "role", pg_str(r, i, 2), "labels",
-	                      pg_json(r, i, 3), "created_ms", pg_int(r, i, 4), "expires_ms",
-	                      pg_int(r, i, 5), "created_by", pg_str(r, i, 6));
+	json_t *t = json_pack("{s:s, s:s, s:s?, s:o, s:I, s:I, s:s?, s:I, s:I}", "id",
+	                      pg_str(r, i, 0), "kind", pg_str(r, i, 1), "role", pg_str(r, i, 2),
+	                      "labels", pg_json(r, i, 3), "created_ms", pg_int(r, i, 4),
+	                      "expires_ms", pg_int(r, i, 5), "created_by", pg_str(r, i, 6),
+	                      "max_uses", pg_int(r, i, 8), "uses", pg_int(r, i, 9));
 
 	if (t && with_revoked &&
 	    json_object_set_new(t, "revoked",
@@ -28,6 +29,7 @@ int pg_token_add(struct store *base, json_t *tok)
 	const char *kind = json_string_value(json_object_get(tok, "kind"));
 	json_t *labels = json_object_get(tok, "labels");
 	json_t *expires = json_object_get(tok, "expires_ms");
+	json_t *uses = json_object_get(tok, "max_uses");
 	char *ltext = NULL;
 	PGresult *r;
 	int rc, op;
@@ -49,11 +51,12 @@ int pg_token_add(struct store *base, json_t *tok)
 		goto out;
 	}
 	PQclear(r);
-	rc = pg_run(p, PS_TOKEN_ADD, NULL, "sssssIIs", id, hash, kind,
+	rc = pg_run(p, PS_TOKEN_ADD, NULL, "sssssIIsI", id, hash, kind,
 	            op ? json_string_value(json_object_get(tok, "role")) : NULL, ltext,
 	            (int64_t)json_integer_value(json_object_get(tok, "created_ms")),
 	            (int64_t)(expires ? json_integer_value(expires) : 0),
-	            json_string_value(json_object_get(tok, "created_by")));
+	            json_string_value(json_object_get(tok, "created_by")),
+	            (int64_t)(uses ? json_integer_value(uses) : 0));
 	if (rc < 0) { /* CONFLICT: another token has this hash */
 		pg_tx_rollback(p);
 		goto out;

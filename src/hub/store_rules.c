@@ -151,6 +151,7 @@ int store_token_check(const json_t *tok)
 	json_t *created = json_object_get(tok, "created_ms");
 	json_t *expires = json_object_get(tok, "expires_ms");
 	json_t *by = json_object_get(tok, "created_by");
+	json_t *uses = json_object_get(tok, "max_uses"); /* enrollment tokens only */
 	const char *k;
 	json_t *v;
 	int op = kind && strcmp(kind, "operator") == 0;
@@ -160,7 +161,9 @@ int store_token_check(const json_t *tok)
 	    (labels && !json_is_null(labels) && !json_is_object(labels)) ||
 	    !json_is_integer(created) || json_integer_value(created) < 0 ||
 	    (expires && (!json_is_integer(expires) || json_integer_value(expires) < 0)) ||
-	    (by && !json_is_null(by) && !json_is_string(by)))
+	    (by && !json_is_null(by) && !json_is_string(by)) ||
+	    (uses && (!json_is_integer(uses) || json_integer_value(uses) < 0 ||
+	              (op && json_integer_value(uses)))))
 		return OUTPOST_E_BAD_ARGS;
 	json_object_foreach(json_is_object(labels) ? labels : NULL, k, v)
 	{

@@ -41,9 +41,7 @@ int sq_token_add(struct store *base, json_t *tok)
 	char *ltext = NULL;
 	int rc, op;
 
-	if (store_token_check(tok) < 0 ||
-	    (uses && (!json_is_integer(uses) || json_integer_value(uses) < 0 ||
-	              (strcmp(kind, "operator") == 0 && json_integer_value(uses)))))
+	if (store_token_check(tok) < 0)
 		return OUTPOST_E_BAD_ARGS;
 	op = strcmp(kind, "operator") == 0;
 	if (!(ltext = text_or_empty(json_is_object(labels) ? labels : NULL, JSON_SORT_KEYS)))

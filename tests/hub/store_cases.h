@@ -620,6 +620,7 @@ static void test_hostile_ids_are_data(void **state)
 
 #define HASH_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 #define HASH_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+#define HASH_C "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc"
 
 static json_t *token(const char *id, const char *hash, const char *kind, int64_t expires)
 {
@@ -1193,6 +1194,130 @@ static void test_fanout_1000_hosts_timing(void **state)
 	json_decref(hosts);
 }
 
+/* ---- enrollment bounds: token uses, pending caps, squatters, pending hosts that stop asking ---- */
+
+static int enroll_as(struct fx *f, struct store_enroll *e, const char *id, const char *key,
+                     const char *token_id, const char *source, int64_t now_ms)
+{
+	json_t *h = NULL;
+	int rc;
+
+	e->host_id = id;
+	e->pubkey = key;
+	e->hostname = id;
+	e->accept = token_id != NULL;
+	e->token_id = token_id;
+	e->addr = source;
+	e->now_ms = now_ms;
+	rc = f->op->host_enroll(f->st, e, &h);
+	json_decref(h);
+	return rc;
+}
+
+static void test_enroll_token_uses_are_counted_once_per_host(void **state)
+{
+	struct fx *f = *state;
+	struct store_enroll e = {0};
+	json_t *t = token("tk", HASH_A, "enroll", 0), *list;
+
+	json_object_set_new(t, "max_uses", json_integer(2));
+	assert_int_equal(f->op->token_add(f->st, t), 0);
+	assert_int_equal(enroll_as(f, &e, "a", "KA", "tk", "1.1.1.1", T0), 0);
+	assert_int_equal(enroll_as(f, &e, "a", "KA", "tk", "1.1.1.1", T0), 0); /* a repeat */
+	assert_int_equal(enroll_as(f, &e, "b", "KB", "tk", "1.1.1.1", T0), 0);
+	assert_int_equal(enroll_as(f, &e, "c", "KC", "tk", "1.1.1.1", T0), OUTPOST_E_UNAUTHORIZED);
+	assert_int_equal(f->op->host_get(f->st, "c", &list), OUTPOST_E_NOT_FOUND);
+	assert_int_equal(f->op->token_list(f->st, &list), 0);
+	assert_int_equal(ival(json_array_get(list, 0), "uses"), 2);
+	assert_int_equal(ival(json_array_get(list, 0), "max_uses"), 2);
+	json_decref(list);
+	/* revoked: no use left either */
+	json_decref(t);
+	t = token("tk2", HASH_B, "enroll", 0);
+	assert_int_equal(f->op->token_add(f->st, t), 0);
+	assert_int_equal(f->op->token_revoke(f->st, "tk2"), 0);
+	assert_int_equal(enroll_as(f, &e, "d", "KD", "tk2", NULL, T0), OUTPOST_E_UNAUTHORIZED);
+	assert_int_equal(f->op->token_revoke(f->st, "nope"), OUTPOST_E_NOT_FOUND);
+	json_decref(t);
+	/* uses bound only enrollment tokens, and are a count */
+	t = token("op", HASH_C, "operator", 0);
+	json_object_set_new(t, "max_uses", json_integer(1));
+	assert_int_equal(f->op->token_add(f->st, t), OUTPOST_E_BAD_ARGS);
+	json_object_set_new(t, "kind", json_string("enroll"));
+	json_object_del(t, "role");
+	json_object_set_new(t, "max_uses", json_integer(-1));
+	assert_int_equal(f->op->token_add(f->st, t), OUTPOST_E_BAD_ARGS);
+	json_decref(t);
+}
+
+static void test_enroll_caps_pending_hosts_per_source_and_overall(void **state)
+{
+	struct fx *f = *state;
+	int refused = 0;
+	struct store_enroll e = {.pending_max = 2, .pending_per_addr = 1, .refused = &refused};
+	json_t *t = token("tk", HASH_A, "enroll", 0);
+
+	assert_int_equal(f->op->token_add(f->st, t), 0);
+	assert_int_equal(enroll_as(f, &e, "p1", "K1", NULL, "1.1.1.1", T0), 0);
+	assert_int_equal(enroll_as(f, &e, "p1", "K1", NULL, "1.1.1.1", T0), 0); /* a repeat */
+	assert_int_equal(enroll_as(f, &e, "p2", "K2", NULL, "1.1.1.1", T0), OUTPOST_E_BUSY);
+	assert_int_equal(refused, ENROLL_CAP_ADDR);
+	assert_int_equal(enroll_as(f, &e, "p2", "K2", NULL, "2.2.2.2", T0), 0);
+	assert_int_equal(enroll_as(f, &e, "p3", "K3", NULL, "3.3.3.3", T0), OUTPOST_E_BUSY);
+	assert_int_equal(refused, ENROLL_CAP_TOTAL);
+	/* a token is never capped */
+	assert_int_equal(enroll_as(f, &e, "t1", "KT", "tk", "1.1.1.1", T0), 0);
+	json_decref(t);
+}
+
+static void test_enroll_token_replaces_a_pending_squatter(void **state)
+{
+	struct fx *f = *state;
+	int replaced = 0;
+	struct store_enroll e = {.replaced = &replaced};
+	json_t *t = token("tk", HASH_A, "enroll", 0), *h, *ev;
+
+	assert_int_equal(f->op->token_add(f->st, t), 0);
+	assert_int_equal(enroll_as(f, &e, "db-7", "SQUAT", NULL, "6.6.6.6", T0), 0);
+	assert_int_equal(replaced, 0);
+	assert_int_equal(enroll_as(f, &e, "db-7", "REAL", "tk", "1.1.1.1", T0 + 1), 0);
+	assert_int_equal(replaced, 1);
+	h = host(f, "db-7");
+	assert_string_equal(sval(h, "pubkey"), "REAL");
+	assert_string_equal(sval(h, "state"), "up");
+	json_decref(h);
+	assert_int_equal(f->op->events_list(f->st, "db-7", 10, &ev), 0);
+	assert_string_equal(sval(json_array_get(ev, 0), "kind"), "replaced");
+	json_decref(ev);
+	/* an accepted host is never replaced */
+	assert_int_equal(enroll_as(f, &e, "db-7", "OTHER", "tk", "1.1.1.1", T0 + 2),
+	                 OUTPOST_E_CONFLICT);
+	/* nor a pending one without a token */
+	assert_int_equal(enroll_as(f, &e, "p", "K1", NULL, NULL, T0), 0);
+	assert_int_equal(enroll_as(f, &e, "p", "K2", NULL, NULL, T0), OUTPOST_E_CONFLICT);
+	json_decref(t);
+}
+
+static void test_pending_prune_forgets_pending_hosts_that_stopped_asking(void **state)
+{
+	struct fx *f = *state;
+	struct store_enroll e = {0};
+	json_t *t = token("tk", HASH_A, "enroll", 0), *h;
+	int64_t n;
+
+	assert_int_equal(f->op->token_add(f->st, t), 0);
+	assert_int_equal(enroll_as(f, &e, "old", "K1", NULL, NULL, T0), 0);
+	assert_int_equal(enroll_as(f, &e, "asks", "K2", NULL, NULL, T0), 0);
+	assert_int_equal(enroll_as(f, &e, "up", "K3", "tk", NULL, T0), 0);
+	assert_int_equal(enroll_as(f, &e, "asks", "K2", NULL, NULL, T0 + 10 * 24 * HOUR), 0);
+	assert_int_equal(f->op->pending_prune(f->st, T0 + 5 * 24 * HOUR, 1000, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(f->op->host_get(f->st, "old", &h), OUTPOST_E_NOT_FOUND);
+	json_decref(host(f, "asks"));
+	json_decref(host(f, "up"));
+	json_decref(t);
+}
+
 /* The cases, for the includer's table: STORE_CASES(T) with T(name) making one entry. */
 /* clang-format off */
 #define STORE_CASES(T) \
@@ -1244,5 +1369,9 @@ static void test_fanout_1000_hosts_timing(void **state)
 	T(test_task_hosts_waiting_after_restart), \
 	T(test_audit_newest_first), \
 	T(test_stats_count_hosts_tasks_and_queue), \
+	T(test_enroll_token_uses_are_counted_once_per_host), \
+	T(test_enroll_caps_pending_hosts_per_source_and_overall), \
+	T(test_enroll_token_replaces_a_pending_squatter), \
+	T(test_pending_prune_forgets_pending_hosts_that_stopped_asking), \
 	T(test_fanout_1000_hosts_timing),
 /* clang-format on */
