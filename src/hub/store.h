@@ -192,6 +192,13 @@ typedef int (*mstore_series_fn)(void *arg, uint32_t id, const char *host, const 
                                 int64_t first_ms, int64_t rolled_ms);
 typedef int (*mstore_seq_fn)(void *arg, const char *host, const char *epoch, int64_t seq);
 typedef int (*mstore_log_fn)(void *arg, int64_t id, const uint8_t *p, size_t len);
+/* One logged sample; mine: this hub wrote it (shared stores). */
+typedef int (*mstore_sample_fn)(void *arg, uint32_t series, int64_t t, double v, int mine);
+
+/* A log entry (log_add's p) is a run of MSTORE_LOG_REC-byte records: u32 series, i64 t, f64 v,
+ * little-endian. The SQLite store keeps it as one blob; the PostgreSQL store as one row per
+ * sample, which the other hubs sharing the database read (log_since, log_range). */
+#define MSTORE_LOG_REC 20
 
 /* Callbacks return 0 to go on, nonzero to stop (which the call then returns). */
 struct mstore_ops {
@@ -232,6 +239,28 @@ struct mstore_ops {
 	/* {"file_bytes", "free_bytes", "chunks": [raw, 1m, 1h], "chunk_bytes": [...],
 	 * "samples": [...], "series", "log_rows"}: for /metrics and the benches. */
 	int (*stats)(struct mstore *m, json_t **out);
+
+	/* ---- Shared stores only (several hubs on one database); NULL on a store of one hub.
+	 * The log is every hub's: log_add writes this hub's entries, log_each and log_trim see
+	 * only this hub's. ---- */
+	/* A block of series ids that no other hub gets: [*first, *first + *n). */
+	int (*series_block)(struct mstore *m, uint32_t *first, uint32_t *n);
+	/* Series added (by any hub) after position after, in the order they were added; *last
+	 * gets the position to ask from next time (unchanged when none). */
+	int (*series_since)(struct mstore *m, int64_t after, mstore_series_fn fn, void *arg,
+	                    int64_t *last);
+	/* Every hub's logged samples after position after, in the order they were committed. */
+	int (*log_since)(struct mstore *m, int64_t after, mstore_sample_fn fn, void *arg,
+	                 int64_t *last);
+	/* Every hub's logged samples of one series with from <= t < to, by t. */
+	int (*log_range)(struct mstore *m, uint32_t series, int64_t from, int64_t to,
+	                 mstore_sample_fn fn, void *arg);
+	/* One host's dedupe mark as stored (epoch: cap >= 17 bytes); OUTPOST_E_NOT_FOUND. */
+	int (*seq_get)(struct mstore *m, const char *host, char *epoch, size_t cap, int64_t *seq);
+	/* seq_put, only while the stored mark is still (old_epoch, old_seq) ("" and 0: none):
+	 * OUTPOST_E_CONFLICT when another hub moved it meanwhile. */
+	int (*seq_swap)(struct mstore *m, const char *host, const char *old_epoch, int64_t old_seq,
+	                const char *epoch, int64_t seq);
 };
 
 struct mstore {

@@ -8,7 +8,6 @@
 #include "store_pg_int.h"
 #include "store_pg.h"
 #include "store_rules.h"
-#include "store_sqlite.h"
 #include "core/clk.h"
 
 #include <stdarg.h>
@@ -695,9 +694,10 @@ static int pg_host_enroll(struct store *base, const struct store_enroll *e, json
 		rc = 0;
 		if (replace) {
 			if ((rc = enroll_write(p, e, PS_HOST_REPLACE)) < 0 ||
-			    (rc = pg_event_add(p, e->host_id, "replaced",
-			                       "a pending host's key replaced by an enrollment token",
-			                       e->now_ms)) < 0 ||
+			    (rc = pg_event_add(
+			         p, e->host_id, "replaced",
+			         "a pending host's key replaced by an enrollment token",
+			         e->now_ms)) < 0 ||
 			    (rc = enroll_use_token(p, e)) < 0)
 				goto fail;
 		} else if (touch) {
@@ -1214,7 +1214,7 @@ static void pg_close(struct store *base)
 		return;
 	if (p->conn)
 		PQfinish(p->conn);
-	sqm_close(p->metrics);
+	pgm_close(p->metrics);
 	free(p->dsn);
 	free(p);
 }
@@ -1281,7 +1281,7 @@ int store_pg_open(const char *dsn, const char *state_dir, struct store **out, ch
 	}
 	p->base.ops = &pg_ops;
 	if ((rc = pg_connect(p, msg, msglen)) < 0 ||
-	    (rc = sqm_open(state_dir, &p->metrics, msg, msglen)) < 0) {
+	    (rc = pgm_open(p->dsn, state_dir, &p->metrics, msg, msglen)) < 0) {
 		pg_close(&p->base);
 		return rc;
 	}

@@ -1,6 +1,5 @@
 /* The hub's store on PostgreSQL (store.backend "postgresql"): several hubs may share one
- * database. Metrics stay in <state_dir>/metrics.db (SQLite, per hub) until the metrics store
- * has its PostgreSQL implementation. */
+ * database, metrics included (store_pg_metrics.c). */
 #ifndef OUTPOST_HUB_STORE_PG_H
 #define OUTPOST_HUB_STORE_PG_H
 
@@ -12,5 +11,11 @@
  * statements. OUTPOST_E_UNAVAILABLE when the server cannot be reached; msg says why. */
 int store_pg_open(const char *dsn, const char *state_dir, struct store **out, char *msg,
                   size_t msglen);
+
+/* The metrics side (store_pg_metrics.c), on a connection of its own; state_dir holds hub.id,
+ * this hub's name in the shared ingest log. */
+int pgm_open(const char *dsn, const char *state_dir, struct mstore **out, char *msg,
+             size_t msglen);
+void pgm_close(struct mstore *m); /* NULL ok */
 
 #endif

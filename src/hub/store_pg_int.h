@@ -94,7 +94,7 @@ struct pg {
 	char *dsn;
 	int ready;              /* connected and every statement prepared */
 	int in_tx;              /* inside tx_begin .. tx_commit/tx_rollback */
-	struct mstore *metrics; /* metrics.db in the state dir (SQLite, per hub, for now) */
+	struct mstore *metrics; /* store_pg_metrics.c: its own connection */
 };
 
 /* Per-host row states, in the order counts lists them; the first three are not final. */

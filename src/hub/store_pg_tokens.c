@@ -6,11 +6,11 @@
 /* The token of row i (TOKEN_COLS); never its hash. max_uses 0: any number. */
 static json_t *token_json(const PGresult *r, int i, int with_revoked)
 {
-	json_t *t = json_pack("{s:s, s:s, s:s?, s:o, s:I, s:I, s:s?, s:I, s:I}", "id",
-	                      pg_str(r, i, 0), "kind", pg_str(r, i, 1), "role", pg_str(r, i, 2),
-	                      "labels", pg_json(r, i, 3), "created_ms", pg_int(r, i, 4),
-	                      "expires_ms", pg_int(r, i, 5), "created_by", pg_str(r, i, 6),
-	                      "max_uses", pg_int(r, i, 8), "uses", pg_int(r, i, 9));
+	json_t *t =
+	    json_pack("{s:s, s:s, s:s?, s:o, s:I, s:I, s:s?, s:I, s:I}", "id", pg_str(r, i, 0),
+	              "kind", pg_str(r, i, 1), "role", pg_str(r, i, 2), "labels", pg_json(r, i, 3),
+	              "created_ms", pg_int(r, i, 4), "expires_ms", pg_int(r, i, 5), "created_by",
+	              pg_str(r, i, 6), "max_uses", pg_int(r, i, 8), "uses", pg_int(r, i, 9));
 
 	if (t && with_revoked &&
 	    json_object_set_new(t, "revoked",

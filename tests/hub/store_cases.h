@@ -1194,7 +1194,8 @@ static void test_fanout_1000_hosts_timing(void **state)
 	json_decref(hosts);
 }
 
-/* ---- enrollment bounds: token uses, pending caps, squatters, pending hosts that stop asking ---- */
+/* ---- enrollment bounds: token uses, pending caps, squatters, pending hosts that stop asking ----
+ */
 
 static int enroll_as(struct fx *f, struct store_enroll *e, const char *id, const char *key,
                      const char *token_id, const char *source, int64_t now_ms)

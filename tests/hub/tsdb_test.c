@@ -1,6 +1,9 @@
-/* Tests for src/hub/tsdb.c and tsdb_key.c on the real SQLite store: series keys, appends and
- * reads, duplicates, restarts (log replay, checkpoints), sealing, rollups, retention, values
- * that are not finite. */
+/* Tests for src/hub/tsdb.c and tsdb_key.c on a real store: series keys, appends and reads,
+ * duplicates, restarts (log replay, checkpoints), sealing, rollups, retention, values that are
+ * not finite. Built twice: on the SQLite store (hub/tsdb) and, with STORE_PG, on the
+ * PostgreSQL one under tests/support/pg_run.sh (hub/tsdb_pg), so both metrics stores
+ * (struct mstore) answer the same assertions; the PostgreSQL build adds two hubs on one
+ * database. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +18,10 @@
 #include "hub/tsdb.h"
 #include "core/log.h"
 #include <outpost/plugin.h>
+#ifdef STORE_PG
+#include "hub/store_pg.h"
+#include "support/pgtest.h"
+#endif
 
 #define MIN 60000LL
 #define HOUR 3600000LL
@@ -29,12 +36,22 @@ struct fx {
 	struct logger log;
 };
 
+static int store_open(const char *dir, struct store **st, char *msg, size_t msglen)
+{
+#ifdef STORE_PG
+	return store_pg_open(pgtest_dsn(), dir, st, msg, msglen);
+#else
+	return store_sqlite_open(dir, st, msg, msglen);
+#endif
+}
+
 static void fx_open(struct fx *f)
 {
 	char msg[256];
 	struct tsdb_config c = {NULL, &f->log, {2 * DAY, 30 * DAY, 365 * DAY}, 300000};
 
-	assert_int_equal(store_sqlite_open(f->dir, &f->st, msg, sizeof(msg)), 0);
+	if (store_open(f->dir, &f->st, msg, sizeof(msg)) != 0)
+		fail_msg("store open: %s", msg);
 	c.store = f->st;
 	if (tsdb_open(&c, &f->db, msg, sizeof(msg)) != 0)
 		fail_msg("tsdb_open: %s", msg);
@@ -59,6 +76,9 @@ static int setup(void **state)
 	f->log.level = -1; /* quiet */
 	strcpy(f->dir, "/tmp/outpost-tsdb-XXXXXX");
 	assert_non_null(mkdtemp(f->dir));
+#ifdef STORE_PG
+	assert_int_equal(pgtest_fresh(), 0);
+#endif
 	fx_open(f);
 	*state = f;
 	return 0;
@@ -324,7 +344,7 @@ static void test_checkpoint_trims_log_and_keeps_data(void **state)
 	{
 		char msg[256];
 		struct tsdb_config c = {NULL, &f->log, {2 * DAY, 30 * DAY, 365 * DAY}, 0};
-		assert_int_equal(store_sqlite_open(f->dir, &f->st, msg, sizeof(msg)), 0);
+		assert_int_equal(store_open(f->dir, &f->st, msg, sizeof(msg)), 0);
 		c.store = f->st;
 		assert_int_equal(tsdb_open(&c, &f->db, msg, sizeof(msg)), 0);
 	}
@@ -479,5 +499,9 @@ int main(void)
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_store_is_compact_for_grid_series, setup, teardown),
 	};
+#ifdef STORE_PG
+	if (pgtest_skip())
+		return 77;
+#endif
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
