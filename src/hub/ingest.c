@@ -189,6 +189,12 @@ void ingest_agent_metrics(void *ctx, struct httpd_req *req)
 		httpd_respond_error(req, OUTPOST_E_INTERNAL, "out of memory");
 		goto out;
 	}
+	/* Hubs sharing a store: the host may have shipped to another hub since. */
+	if (tsdb_host_sync(h->tsdb, run.th) < 0) {
+		httpd_respond_error(req, OUTPOST_E_UNAVAILABLE,
+		                    "the hub cannot reach its metrics store; send the batch again");
+		goto out;
+	}
 	run.post = post;
 	tsdb_host_seq(run.th, &cur_epoch, &cur_seq);
 	if (strcmp(cur_epoch, post->epoch) != 0)

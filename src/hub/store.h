@@ -57,8 +57,8 @@ struct store_ops {
 	/* ---- hosts ---- */
 	/* New host, or the existing one when id and key match (idempotent; *host is the current
 	 * row). Another key: OUTPOST_E_CONFLICT, except that a valid token (accept) replaces a
-	 * pending host's key (*replaced, event "replaced"). A revoked or rejected id, whatever the key:
-	 * OUTPOST_E_FORBIDDEN. An event "enrolled" is recorded for a new host. */
+	 * pending host's key (*replaced, event "replaced"). A revoked or rejected id, whatever the
+	 * key: OUTPOST_E_FORBIDDEN. An event "enrolled" is recorded for a new host. */
 	int (*host_enroll)(struct store *s, const struct store_enroll *e, json_t **host);
 	/* One host with its facts and pubkey; OUTPOST_E_NOT_FOUND. */
 	int (*host_get)(struct store *s, const char *id, json_t **host);

@@ -9,7 +9,6 @@
  * positions (series.rid, ingest_log.rid) are handed out in commit order: a reader that has
  * seen position n has seen everything before it. */
 #include "store_pg.h"
-#include "core/log.h"
 
 #include <endian.h>
 #include <fcntl.h>
@@ -160,7 +159,6 @@ struct pgm {
 	char *dsn;
 	char hub[33]; /* this hub's name in the log (hub.id in its state dir) */
 	int ready, in_tx;
-	const struct logger *log;
 };
 
 static struct pgm *pgm_of(struct mstore *m)
@@ -249,8 +247,6 @@ static int pm_err(struct pgm *g, const PGresult *r)
 	}
 	if (code && (strcmp(code, "40001") == 0 || strcmp(code, "40P01") == 0))
 		return OUTPOST_E_BUSY;
-	if (getenv("PGM_DEBUG"))
-		fprintf(stderr, "pgm: %s\n", PQerrorMessage(g->conn));
 	return OUTPOST_E_INTERNAL;
 }
 

@@ -12,6 +12,7 @@
  * A raw window holds whole minutes and hours, so its rollups are complete when it is sealed;
  * compaction writes them afterwards from the sealed rows (chunks_raw.rolled is the queue). */
 #include "tsdb.h"
+#include "tsdb_int.h"
 #include "chunk.h"
 #include "store.h"
 #include "core/buf.h"
@@ -24,88 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RAW_WINDOW_MS (2 * 3600 * 1000LL)
-#define M1_WINDOW_MS (86400 * 1000LL)
-#define H1_WINDOW_MS (30 * 86400 * 1000LL)
-/* A head whose window ended this long ago is sealed even though no later sample came (a host
- * that went away): late enough for a short outage's spool to arrive first; a longer one
- * reopens the window. */
-#define SEAL_GRACE_MS (15 * 60 * 1000LL)
-#define LOG_REC 20 /* u32 series, i64 t, f64 v, little-endian */
-/* A checkpoint starts after this many log bytes even before checkpoint_ms. */
-#define CKPT_LOG_BYTES (64 << 20)
-#define SERIES_PER_HOST_MAX 20000
-#define SERIES_MAX 5000000
-
 static const int64_t window_ms[TSDB_NRES] = {RAW_WINDOW_MS, M1_WINDOW_MS, H1_WINDOW_MS};
 static const int64_t interval_ms[TSDB_NRES] = {0, 60000, 3600000};
-
-struct ser {
-	struct tsdb_series pub;
-	struct tsdb_host *host;
-	struct chunk_enc *head; /* the open window; NULL when none */
-	int64_t head_w;         /* its start */
-	int64_t rolled_ms;      /* rollups exist before this */
-	uint8_t dirty;          /* head changed since it was last written */
-	uint8_t fresh;          /* not in the store yet (pending flush) */
-	struct ser *next;       /* hash chain */
-	char mem[];             /* key, name, label names and values */
-};
-
-struct tsdb_host {
-	char *name;
-	char epoch[17];
-	int64_t seq;
-	uint8_t seq_dirty;
-	size_t nseries;
-	uint32_t idx;
-	struct tsdb_host *next;
-};
-
-struct sealed {
-	uint32_t series;
-	int64_t w;
-	uint32_t count;
-	uint8_t *data;
-	size_t len;
-};
-
-struct tsdb {
-	struct tsdb_config cfg;
-	struct mstore *m;
-	uint64_t gen;
-
-	struct ser **by_id; /* index id - 1 */
-	size_t nseries, cap_id;
-	struct ser **tab; /* hash of (host, key) */
-	size_t tab_cap;
-	struct tsdb_host **hosts; /* hash of host names */
-	size_t hosts_cap, nhosts;
-
-	/* Pending the next flush. */
-	struct buf log;
-	struct ser **fresh;
-	size_t nfresh, cap_fresh;
-	struct tsdb_host **marks;
-	size_t nmarks, cap_marks;
-	struct sealed *sealed;
-	size_t nsealed, cap_sealed;
-
-	/* Checkpoint in progress. */
-	int ckpt_active;
-	int64_t ckpt_log_id; /* the log rows it covers */
-	size_t ckpt_pos;
-	int64_t ckpt_last_ms;
-	int64_t log_id;   /* newest log row */
-	size_t log_bytes; /* written since the last checkpoint began */
-	size_t seal_pos;  /* timer-seal sweep position */
-	int64_t expire_last_ms;
-
-	struct {
-		unsigned long long appended, replayed, sealed, rolled, expired, checkpoints,
-		    flushes, flush_failures;
-	} st;
-};
 
 /* ---- Small helpers ---- */
 
@@ -130,6 +51,11 @@ static int64_t floor_to(int64_t t, int64_t step)
 	if (t % step < 0)
 		q--;
 	return q * step;
+}
+
+int64_t tsdb_floor(int64_t t, int64_t step)
+{
+	return floor_to(t, step);
 }
 
 static void put_u32(uint8_t *p, uint32_t v)
@@ -345,6 +271,7 @@ static int tab_insert(struct tsdb *db, struct ser *s)
 	for (size_t i = db->nseries; i < s->pub.id; i++)
 		db->by_id[i] = NULL;
 	db->by_id[s->pub.id - 1] = s;
+	db->count++;
 	if (s->pub.id > db->nseries)
 		db->nseries = s->pub.id;
 	hv = ser_hash(s->host->idx, s->pub.key, strlen(s->pub.key));
@@ -369,6 +296,11 @@ static struct ser *tab_find(struct tsdb *db, const struct tsdb_host *h, const ch
 static struct ser *by_id(struct tsdb *db, uint32_t id)
 {
 	return id >= 1 && id <= db->nseries ? db->by_id[id - 1] : NULL;
+}
+
+struct ser *tsdb_by_id(struct tsdb *db, uint32_t id)
+{
+	return by_id(db, id);
 }
 
 /* ---- Heads ---- */
@@ -446,8 +378,9 @@ static int ser_append(struct tsdb *db, struct ser *s, int64_t t, double v)
 		return rc;
 	if (!s->head) {
 		/* A window sealed by time that gets a late sample: take it back (resealing it later
-		 * redoes its rollups), from the pending list or else from the store. */
-		if (s->pub.last_ms && floor_to(s->pub.last_ms, RAW_WINDOW_MS) == w &&
+		 * redoes its rollups), from the pending list or else from the store. Shared: the
+		 * head starts empty, its rows are written merged (tsdb_shared.c). */
+		if (!db->shared && s->pub.last_ms && floor_to(s->pub.last_ms, RAW_WINDOW_MS) == w &&
 		    (rc = head_reopen(db, s, w)) < 0)
 			return rc;
 		if (!s->head && chunk_enc_new(&s->head) < 0)
@@ -488,14 +421,21 @@ int tsdb_append(struct tsdb *db, struct tsdb_host *h, const char *key, size_t ke
 		if ((rc = tsdb_key_canon(key, keylen, canon, sizeof(canon), &cn, msg, msglen)) < 0)
 			return rc;
 		if (!(s = tab_find(db, h, canon, cn))) {
-			if (h->nseries >= SERIES_PER_HOST_MAX || db->nseries >= SERIES_MAX) {
+			uint32_t id;
+			if (h->nseries >= SERIES_PER_HOST_MAX || db->count >= SERIES_MAX) {
 				snprintf(msg, msglen, "series limit reached (%d per host)",
 				         SERIES_PER_HOST_MAX);
 				return OUTPOST_E_TOO_LARGE;
 			}
+			/* Shared: ids from this hub's block, never one another hub gives out. */
+			id = db->shared ? tsdb_shared_id(db) : (uint32_t)db->nseries + 1;
+			if (!id) {
+				snprintf(msg, msglen, "no series id from the store");
+				return OUTPOST_E_UNAVAILABLE;
+			}
 			if (grow((void **)&db->fresh, &db->cap_fresh, db->nfresh + 1,
 			         sizeof(*db->fresh)) < 0 ||
-			    !(s = ser_new(h, (uint32_t)db->nseries + 1, canon, cn)))
+			    !(s = ser_new(h, id, canon, cn)))
 				return OUTPOST_E_INTERNAL;
 			if (tab_insert(db, s) < 0) {
 				ser_free(s);
@@ -544,7 +484,10 @@ static int flush_write(struct tsdb *db)
 	}
 	for (size_t i = 0; i < db->nmarks; i++) {
 		struct tsdb_host *h = db->marks[i];
-		if ((rc = m->ops->seq_put(m, h->name, h->epoch, h->seq)) < 0)
+		rc = db->shared ? m->ops->seq_swap(m, h->name, h->base_epoch, h->base_seq, h->epoch,
+		                                   h->seq)
+		                : m->ops->seq_put(m, h->name, h->epoch, h->seq);
+		if (rc < 0)
 			goto fail;
 	}
 	if (db->log.len) {
@@ -556,7 +499,9 @@ static int flush_write(struct tsdb *db)
 		struct sealed *x = &db->sealed[i];
 		struct mstore_chunk c = {x->series, x->w,  x->w + RAW_WINDOW_MS, x->count, 1,
 		                         x->data,   x->len};
-		if ((rc = m->ops->chunk_put(m, TSDB_RAW, &c)) < 0)
+		rc = db->shared ? tsdb_shared_put(db, x->series, x->w, x->data, x->len, 1)
+		                : m->ops->chunk_put(m, TSDB_RAW, &c);
+		if (rc < 0)
 			goto fail;
 	}
 	if ((rc = m->ops->commit(m)) < 0)
@@ -580,6 +525,11 @@ int tsdb_flush(struct tsdb *db)
 		return 0;
 	db->st.flushes++;
 	if ((rc = flush_write(db)) == 0) {
+		for (size_t i = 0; i < db->nmarks; i++) {
+			struct tsdb_host *h = db->marks[i];
+			memcpy(h->base_epoch, h->epoch, sizeof(h->epoch));
+			h->base_seq = h->seq;
+		}
 		pending_clear(db);
 		return 0;
 	}
@@ -604,13 +554,16 @@ size_t tsdb_pending(const struct tsdb *db)
 	return db->log.len / LOG_REC;
 }
 
-static int load_series(void *arg, uint32_t id, const char *host, const char *key, int64_t first_ms,
-                       int64_t rolled_ms)
+int tsdb_load_series(void *arg, uint32_t id, const char *host, const char *key, int64_t first_ms,
+                     int64_t rolled_ms)
 {
 	struct tsdb *db = arg;
 	struct tsdb_host *h = host_find(db, host, 1);
 	struct ser *s;
 
+	/* Shared: the dictionary is read again from a position; this hub's own are there too. */
+	if (h && (by_id(db, id) || tab_find(db, h, key, strlen(key))))
+		return 0;
 	if (!h || id == 0 || !(s = ser_new(h, id, key, strlen(key))))
 		return OUTPOST_E_INTERNAL;
 	s->pub.first_ms = first_ms;
@@ -631,6 +584,8 @@ static int load_seq(void *arg, const char *host, const char *epoch, int64_t seq)
 		return OUTPOST_E_INTERNAL;
 	snprintf(h->epoch, sizeof(h->epoch), "%s", epoch);
 	h->seq = seq;
+	memcpy(h->base_epoch, h->epoch, sizeof(h->epoch));
+	h->base_seq = seq;
 	return 0;
 }
 
@@ -662,7 +617,7 @@ static int load_head(void *arg, const struct mstore_chunk *c)
 				s->pub.last_value = v;
 		}
 	}
-	if (c->sealed) {
+	if (c->sealed || db->shared) { /* shared: a head is taken when a sample comes */
 		chunk_enc_free(e);
 	} else {
 		s->head = e;
@@ -699,7 +654,10 @@ static int tsdb_load(struct tsdb *db, char *msg, size_t msglen)
 	struct mstore *m = db->m;
 	int rc;
 
-	if ((rc = m->ops->series_each(m, load_series, db)) != 0) {
+	db->shared = m->ops->series_block != NULL;
+	rc = db->shared ? m->ops->series_since(m, 0, tsdb_load_series, db, &db->series_pos)
+	                : m->ops->series_each(m, tsdb_load_series, db);
+	if (rc != 0) {
 		snprintf(msg, msglen, "reading the series dictionary failed (%d)", rc);
 		return rc < 0 ? rc : OUTPOST_E_INTERNAL;
 	}
@@ -708,7 +666,12 @@ static int tsdb_load(struct tsdb *db, char *msg, size_t msglen)
 		snprintf(msg, msglen, "reading the heads failed (%d)", rc);
 		return rc < 0 ? rc : OUTPOST_E_INTERNAL;
 	}
-	if ((rc = m->ops->log_each(m, 0, replay_rec, db)) != 0) {
+	if (db->shared) {
+		if ((rc = tsdb_shared_load(db, clk_real_ms())) < 0) {
+			snprintf(msg, msglen, "reading the shared ingest log failed (%d)", rc);
+			return rc;
+		}
+	} else if ((rc = m->ops->log_each(m, 0, replay_rec, db)) != 0) {
 		snprintf(msg, msglen, "replaying the ingest log failed (%d)", rc);
 		return rc < 0 ? rc : OUTPOST_E_INTERNAL;
 	}
@@ -746,6 +709,8 @@ static void tsdb_clear(struct tsdb *db)
 	db->hosts_cap = db->nhosts = 0;
 	db->ckpt_active = 0;
 	db->log_bytes = 0;
+	db->count = 0;
+	db->series_pos = db->log_pos = 0;
 }
 
 int tsdb_open(const struct tsdb_config *cfg, struct tsdb **out, char *msg, size_t msglen)
@@ -787,14 +752,7 @@ void tsdb_close(struct tsdb *db)
 
 /* ---- Reads ---- */
 
-struct pts {
-	struct tsdb_point *p;
-	size_t n, cap;
-	int64_t from, to;
-	int64_t skip_w; /* raw: the window the head holds (its row may be stale); -1 none */
-};
-
-static int pts_add(struct pts *x, int64_t t, double mn, double mx, double sum, double cnt)
+int tsdb_pts_add(struct pts *x, int64_t t, double mn, double mx, double sum, double cnt)
 {
 	if (t < x->from || t >= x->to)
 		return 0;
@@ -816,7 +774,7 @@ static int raw_bytes_into(struct pts *x, const uint8_t *b, size_t len)
 	while ((rc = chunk_dec_next(&d, &t, &v)) == 1) {
 		if (t >= x->to)
 			break;
-		if (pts_add(x, t, v, v, v, 1) < 0)
+		if (tsdb_pts_add(x, t, v, v, v, 1) < 0)
 			return OUTPOST_E_INTERNAL;
 	}
 	return 0;
@@ -863,7 +821,7 @@ static int read_rollup_cb(void *arg, const struct mstore_chunk *c)
 		for (int k = 0; k < 4; k++)
 			if (chunk_dec_next(&d[k], &t[k], &v[k]) != 1)
 				return 0;
-		if (pts_add(x, t[0], v[0], v[1], v[2], v[3]) < 0)
+		if (tsdb_pts_add(x, t[0], v[0], v[1], v[2], v[3]) < 0)
 			return OUTPOST_E_INTERNAL;
 	}
 }
@@ -894,18 +852,21 @@ static void bucket_into(struct pts *x, size_t i0, int res)
 
 static int read_raw(struct tsdb *db, struct ser *s, struct pts *x)
 {
+	size_t i0 = x->n;
 	int rc;
 
-	x->skip_w = s->head ? s->head_w : -1;
+	/* Shared: another hub may have written the head's window since; every source counts. */
+	x->skip_w = s->head && !db->shared ? s->head_w : -1;
 	if ((rc = db->m->ops->chunk_range(db->m, TSDB_RAW, s->pub.id, x->from, x->to, read_raw_cb,
 	                                  x)) != 0)
 		return rc < 0 ? rc : OUTPOST_E_INTERNAL;
 	if (s->head && s->head_w < x->to && s->head_w + RAW_WINDOW_MS > x->from) {
 		size_t len;
 		const uint8_t *b = chunk_enc_bytes(s->head, &len);
-		return raw_bytes_into(x, b, len);
+		if ((rc = raw_bytes_into(x, b, len)) < 0)
+			return rc;
 	}
-	return 0;
+	return db->shared ? tsdb_shared_read(db, s, x, i0) : 0;
 }
 
 int tsdb_read(struct tsdb *db, uint32_t id, int res, int64_t from, int64_t to,
@@ -1190,7 +1151,9 @@ static int checkpoint_step(struct tsdb *db, size_t limit)
 		                         0,
 		                         b,
 		                         len};
-		if ((rc = m->ops->chunk_put(m, TSDB_RAW, &c)) < 0)
+		rc = db->shared ? tsdb_shared_put(db, s->pub.id, s->head_w, b, len, 0)
+		                : m->ops->chunk_put(m, TSDB_RAW, &c);
+		if (rc < 0)
 			goto fail;
 		s->dirty = 0;
 		done++;
@@ -1222,6 +1185,8 @@ void tsdb_compact(struct tsdb *db, int64_t now_ms, int64_t budget_ms)
 	/* Everything below assumes the store has what memory has. A failed flush reloads. */
 	if (tsdb_flush(db) < 0)
 		return;
+	if (db->shared && tsdb_shared_sync(db) < 0)
+		log_warn(db->cfg.log, "metrics", "reading the other hubs' metrics failed");
 
 	/* Heads of windows long over: seal (a slice of the series per call). */
 	for (size_t k = 0; k < 20000 && db->nseries; k++, db->seal_pos++) {
@@ -1261,6 +1226,8 @@ void tsdb_compact(struct tsdb *db, int64_t now_ms, int64_t budget_ms)
 			int64_t n = 0;
 			if (db->cfg.keep_ms[r] <= 0)
 				continue;
+			if (r == TSDB_RAW)
+				db->raw_horizon_ms = now_ms - db->cfg.keep_ms[r];
 			do {
 				rc = db->m->ops->chunk_expire(db->m, r, now_ms - db->cfg.keep_ms[r],
 				                              5000, &n);
@@ -1286,7 +1253,7 @@ json_t *tsdb_status(struct tsdb *db)
 	}
 	return json_pack(
 	    "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "series",
-	    (json_int_t)db->nseries, "hosts", (json_int_t)db->nhosts, "heads", (json_int_t)heads,
+	    (json_int_t)db->count, "hosts", (json_int_t)db->nhosts, "heads", (json_int_t)heads,
 	    "head_bytes", (json_int_t)head_bytes, "samples_appended", (json_int_t)db->st.appended,
 	    "samples_replayed", (json_int_t)db->st.replayed, "chunks_sealed",
 	    (json_int_t)db->st.sealed, "chunks_rolled", (json_int_t)db->st.rolled, "chunks_expired",

@@ -82,6 +82,9 @@ struct tsdb_host;
 struct tsdb_host *tsdb_host_get(struct tsdb *db, const char *host);
 /* The last batch stored for the host: its agent database's epoch ("" before any) and seq. */
 void tsdb_host_seq(const struct tsdb_host *h, const char **epoch, int64_t *seq);
+/* Several hubs on one store: reads the host's mark as the store holds it now (another hub
+ * may have stored batches since); 0 at once with a store of one hub. */
+int tsdb_host_sync(struct tsdb *db, struct tsdb_host *h);
 /* Records that batch seq of epoch is stored; written with the next flush. */
 void tsdb_host_mark(struct tsdb *db, struct tsdb_host *h, const char *epoch, int64_t seq);
 

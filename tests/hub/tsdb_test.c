@@ -478,6 +478,145 @@ static void test_store_is_compact_for_grid_series(void **state)
 	json_decref(st);
 }
 
+#ifdef STORE_PG
+/* ---- two hubs on one database (docs/metrics.md, "Several hubs") ---- */
+
+/* A second hub: its own state dir (its own hub.id), the same database. */
+static struct fx *hub_b(struct fx *a)
+{
+	struct fx *b = calloc(1, sizeof(*b));
+
+	assert_non_null(b);
+	b->log = a->log;
+	strcpy(b->dir, "/tmp/outpost-tsdb-XXXXXX");
+	assert_non_null(mkdtemp(b->dir));
+	fx_open(b);
+	return b;
+}
+
+static void hub_b_close(struct fx *b)
+{
+	fx_close(b);
+	nftw(b->dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+	free(b);
+}
+
+/* What hub A stored is read at hub B at once: its series, its latest value, its samples (in
+ * A's open head and log only: no chunk row yet), and A's batch is a duplicate at B. */
+static void test_two_hubs_see_each_others_samples_at_once(void **state)
+{
+	struct fx *a = *state, *b = hub_b(a);
+	struct tsdb_point *p = NULL;
+	struct tsdb_host *h;
+	const char *epoch;
+	int64_t seq;
+	struct find x = {"h1", "m", 0, 0, 0, 0};
+
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(append(a, "h1", "m", T0 + i * 1000, i), 0);
+	tsdb_host_mark(a->db, tsdb_host_get(a->db, "h1"), "0123456789abcdef", 3);
+	assert_int_equal(tsdb_flush(a->db), 0);
+	tsdb_compact(b->db, T0 + 10000, 1000); /* B follows the others every second */
+	tsdb_series_each(b->db, NULL, find_cb, &x);
+	assert_int_not_equal(x.id, 0);
+	assert_int_equal(x.last_ms, T0 + 9000);
+	assert_true(x.last_value == 9);
+	assert_int_equal(read_n(b, x.id, TSDB_RAW, T0, T0 + DAY, &p), 10);
+	assert_true(p[0].t == T0 && p[9].sum == 9);
+	free(p);
+	assert_int_equal(read_n(b, x.id, TSDB_1M, T0, T0 + DAY, &p), 1);
+	assert_true(p[0].count == 10);
+	free(p);
+	/* the batch A stored is stored at B too, for B's ingest */
+	h = tsdb_host_get(b->db, "h1");
+	assert_int_equal(tsdb_host_sync(b->db, h), 0);
+	tsdb_host_seq(h, &epoch, &seq);
+	assert_string_equal(epoch, "0123456789abcdef");
+	assert_int_equal(seq, 3);
+	hub_b_close(b);
+}
+
+/* An agent moves from A to B and back, mid-window; both hubs write the window (checkpoints,
+ * sealing, rollups): every sample is kept once, and both read the same. */
+static void test_agent_moving_between_hubs_loses_nothing(void **state)
+{
+	struct fx *a = *state, *b = hub_b(a);
+	struct tsdb_point *p = NULL;
+	uint32_t id;
+
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(append(a, "h1", "m", T0 + i * 60000LL, i), 0);
+	assert_int_equal(tsdb_flush(a->db), 0);
+	tsdb_compact(b->db, T0 + 10 * 60000LL, 1000);
+	for (int i = 10; i < 20; i++)
+		assert_int_equal(append(b, "h1", "m", T0 + i * 60000LL, i), 0);
+	assert_int_equal(tsdb_flush(b->db), 0);
+	tsdb_compact(a->db, T0 + 20 * 60000LL, 1000); /* A lets its head go, written */
+	for (int i = 20; i < 30; i++)
+		assert_int_equal(append(a, "h1", "m", T0 + i * 60000LL, i), 0);
+	assert_int_equal(tsdb_flush(a->db), 0);
+	id = series_id(a, "h1", "m");
+	assert_int_equal(series_id(b, "h1", "m"), id);
+	assert_int_equal(read_n(a, id, TSDB_RAW, T0, T0 + DAY, &p), 30);
+	free(p);
+	assert_int_equal(read_n(b, id, TSDB_RAW, T0, T0 + DAY, &p), 30);
+	free(p);
+	/* Long after the window: both seal what they hold, merged; the rollups count 30. */
+	tsdb_compact(b->db, T0 + 3 * HOUR, 5000);
+	tsdb_compact(a->db, T0 + 3 * HOUR, 5000);
+	tsdb_compact(b->db, T0 + 3 * HOUR, 5000);
+	assert_int_equal(read_n(b, id, TSDB_1H, T0, T0 + 2 * HOUR, &p), 1);
+	assert_true(p[0].count == 30 && p[0].min == 0 && p[0].max == 29);
+	free(p);
+	assert_int_equal(read_n(a, id, TSDB_RAW, T0, T0 + DAY, &p), 30);
+	for (int i = 0; i < 30; i++)
+		assert_true(p[i].t == T0 + i * 60000LL && p[i].sum == i);
+	free(p);
+	/* and a restart of both changes nothing */
+	fx_close(a);
+	fx_open(a);
+	hub_b_close(b);
+	assert_int_equal(read_n(a, id, TSDB_RAW, T0, T0 + DAY, &p), 30);
+	free(p);
+}
+
+/* A batch both hubs take (an agent that gave up on A's answer and sent it to B): the second
+ * flush fails (its sender retries), and then sees it as stored. */
+static void test_two_hubs_racing_on_one_batch_store_it_once(void **state)
+{
+	struct fx *a = *state, *b = hub_b(a);
+	struct tsdb_host *ha = tsdb_host_get(a->db, "h1"), *hb = tsdb_host_get(b->db, "h1");
+	struct tsdb_point *p = NULL;
+	const char *epoch;
+	int64_t seq;
+	uint64_t gen;
+
+	/* The series is known to both: only the batch races. */
+	assert_int_equal(append(a, "h1", "m", T0 - 1000, 0), 0);
+	assert_int_equal(tsdb_flush(a->db), 0);
+	tsdb_compact(b->db, T0, 1000);
+	assert_int_equal(series_id(b, "h1", "m"), series_id(a, "h1", "m"));
+	assert_int_equal(tsdb_host_sync(a->db, ha), 0);
+	assert_int_equal(tsdb_host_sync(b->db, hb), 0); /* both read "nothing stored" */
+	assert_int_equal(append(a, "h1", "m", T0, 1), 0);
+	tsdb_host_mark(a->db, ha, "0123456789abcdef", 1);
+	assert_int_equal(append(b, "h1", "m", T0, 1), 0);
+	tsdb_host_mark(b->db, hb, "0123456789abcdef", 1);
+	assert_int_equal(tsdb_flush(a->db), 0);
+	gen = tsdb_generation(b->db);
+	assert_int_equal(tsdb_flush(b->db), OUTPOST_E_CONFLICT);
+	assert_int_not_equal(tsdb_generation(b->db), gen);
+	hb = tsdb_host_get(b->db, "h1");
+	assert_int_equal(tsdb_host_sync(b->db, hb), 0);
+	tsdb_host_seq(hb, &epoch, &seq);
+	assert_int_equal(seq, 1);
+	tsdb_compact(b->db, T0 + 1000, 1000);
+	assert_int_equal(read_n(b, series_id(b, "h1", "m"), TSDB_RAW, T0 - 1000, T0 + DAY, &p), 2);
+	free(p);
+	hub_b_close(b);
+}
+#endif
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -498,6 +637,14 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_retention_drops_old_raw_keeps_rollups, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_store_is_compact_for_grid_series, setup, teardown),
+#ifdef STORE_PG
+	    cmocka_unit_test_setup_teardown(test_two_hubs_see_each_others_samples_at_once, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_agent_moving_between_hubs_loses_nothing, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_two_hubs_racing_on_one_batch_store_it_once, setup,
+	                                    teardown),
+#endif
 	};
 #ifdef STORE_PG
 	if (pgtest_skip())
