@@ -105,7 +105,7 @@ static int hub_open_store(struct hub *h, char *msg, size_t msglen)
 	rc = store_pg_open(json_string_value(conf_get(h->conf, "store.dsn")), h->state_dir,
 	                   &h->store, msg, msglen);
 	if (rc == 0)
-		log_info(h->log, "hub", "store: postgresql (metrics stay in %s/metrics.db)",
+		log_info(h->log, "hub", "store: postgresql (metrics too; this hub is %s/hub.id)",
 		         h->state_dir);
 	return rc;
 }

@@ -252,7 +252,8 @@ struct mstore_ops {
 	/* Every hub's logged samples after position after, in the order they were committed. */
 	int (*log_since)(struct mstore *m, int64_t after, mstore_sample_fn fn, void *arg,
 	                 int64_t *last);
-	/* Every hub's logged samples of one series with from <= t < to, by t. */
+	/* The other hubs' logged samples of one series with from <= t < to, by t (this hub's
+	 * own are always in its open chunks or in the rows: it trims them only once written). */
 	int (*log_range)(struct mstore *m, uint32_t series, int64_t from, int64_t to,
 	                 mstore_sample_fn fn, void *arg);
 	/* One host's dedupe mark as stored (epoch: cap >= 17 bytes); OUTPOST_E_NOT_FOUND. */

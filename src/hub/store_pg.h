@@ -14,8 +14,7 @@ int store_pg_open(const char *dsn, const char *state_dir, struct store **out, ch
 
 /* The metrics side (store_pg_metrics.c), on a connection of its own; state_dir holds hub.id,
  * this hub's name in the shared ingest log. */
-int pgm_open(const char *dsn, const char *state_dir, struct mstore **out, char *msg,
-             size_t msglen);
+int pgm_open(const char *dsn, const char *state_dir, struct mstore **out, char *msg, size_t msglen);
 void pgm_close(struct mstore *m); /* NULL ok */
 
 #endif

@@ -139,8 +139,8 @@ static const char *const fixed_sql[Q_PUT] = {
     [Q_LOG_TRIM] = "DELETE FROM ingest_log WHERE hub = $1 AND id <= $2",
     [Q_LOG_SINCE] = "SELECT rid, series, t, v, hub = $1 FROM ingest_log WHERE rid > $2 "
                     "ORDER BY rid LIMIT 100000",
-    [Q_LOG_RANGE] = "SELECT series, t, v, hub = $1 FROM ingest_log WHERE series = $2 AND "
-                    "t >= $3 AND t < $4 ORDER BY t, rid",
+    [Q_LOG_RANGE] = "SELECT series, t, v, false FROM ingest_log WHERE series = $2 AND "
+                    "t >= $3 AND t < $4 AND hub <> $1 ORDER BY t, rid",
     [Q_LATEST] = "SELECT DISTINCT ON (series) " CHUNK_COLS ", sealed FROM chunks_raw "
                  "ORDER BY series, start_ms DESC",
     [Q_UNROLLED] = "SELECT " CHUNK_COLS ", sealed FROM chunks_raw WHERE sealed = 1 AND "

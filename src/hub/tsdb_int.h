@@ -30,6 +30,7 @@ struct ser {
 	struct chunk_enc *head; /* the open window; NULL when none */
 	int64_t head_w;         /* its start */
 	int64_t rolled_ms;      /* rollups exist before this */
+	int64_t foreign_ms;     /* shared: the newest sample another hub logged, as last synced */
 	uint8_t dirty;          /* head changed since it was last written */
 	uint8_t fresh;          /* not in the store yet (pending flush) */
 	struct ser *next;       /* hash chain */
@@ -127,7 +128,7 @@ int tsdb_shared_load(struct tsdb *db, int64_t now_ms);
  * grow); inside the caller's transaction. */
 int tsdb_shared_put(struct tsdb *db, uint32_t series, int64_t w, const uint8_t *b, size_t len,
                     int sealed);
-/* Adds every hub's logged samples of s in x's span to x, then sorts x's points from i0 on by
+/* Adds the other hubs' logged samples of s in x's span to x, then sorts x's points from i0 on by
  * time and drops samples seen twice (a chunk row, a head and the log may each hold one). */
 int tsdb_shared_read(struct tsdb *db, struct ser *s, struct pts *x, size_t i0);
 /* New series and samples of the other hubs; heads another hub now writes are let go. */

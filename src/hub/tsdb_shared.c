@@ -2,8 +2,9 @@
  * "Several hubs"). What changes from one hub alone:
  * - Series ids come from blocks the store hands out, so two hubs never give the same id.
  * - Every sample is in the shared ingest log (one row per sample) as soon as its flush commits;
- *   a read unions the chunk rows, this hub's open heads and every hub's log, by time, a sample
- *   counted once. Another hub's open head hides nothing: what it holds is in the log.
+ *   a read unions the chunk rows, this hub's open heads and the other hubs' log, by time, a
+ *   sample counted once (this hub's own log entries are always in its heads or the rows).
+ *   Another hub's open head hides nothing: what it holds is in the log.
  * - A chunk row is only ever written as the union of what the store holds and what this hub
  *   adds (read, merge, write, under the store's write lock): rows only grow, so hubs writing
  *   the same series' window (an agent that moved, hubs behind a load balancer) lose nothing.
@@ -167,8 +168,10 @@ int tsdb_shared_read(struct tsdb *db, struct ser *s, struct pts *x, size_t i0)
 
 	int64_t from = x->from > db->raw_horizon_ms ? x->from : db->raw_horizon_ms;
 
-	/* The log of a hub that has not checkpointed yet may hold samples retention has cut. */
-	if (from < x->to &&
+	/* The log of a hub that has not checkpointed yet may hold samples retention has cut. A
+	 * series no other hub has logged a sample of in the span (as of the last sync, a second
+	 * ago at most) needs no query: a hub alone reads no log at all. */
+	if (from < x->to && s->foreign_ms >= from &&
 	    (rc = db->m->ops->log_range(db->m, s->pub.id, from, x->to, read_log, x)) != 0)
 		return rc < 0 ? rc : OUTPOST_E_INTERNAL;
 	/* Raw points have min = max = sum = value: which copy of a time is kept does not matter. */
@@ -201,6 +204,8 @@ static int sync_sample(void *arg, uint32_t series, int64_t t, double v, int mine
 	}
 	if (!s->pub.first_ms)
 		s->pub.first_ms = t;
+	if (!mine && t > s->foreign_ms)
+		s->foreign_ms = t;
 	if (!mine && s->head && !s->fresh) {
 		for (size_t i = 0; i < y->ndrop; i++)
 			if (y->drop[i] == s)
