@@ -131,3 +131,28 @@ def test_metrics_shipped_to_one_hub_are_read_at_the_other_and_stored_once(hub, p
     assert st == 200 and r["result"]["duplicates"] == 3, r
     ag.close()
     bg.close()
+
+
+def test_metrics_post_while_the_database_is_down_is_unavailable_then_stored(hub, postgres):
+    h = hub(conf=pg_conf(postgres))
+    tok = ok(h, "token", "create", "--enroll", "--ttl", "10m").stdout.strip()
+    ag = FakeAgent(h.url, "m-2", ca=h.ca, token=tok)
+    ag.enroll()
+    t0 = grid_now() - 60000
+    batches = [{"seq": 1, "t": t0, "samples": [["host_load1", 1.5]]}]
+    postgres.pause()
+    try:
+        st, r = ag.post_metrics(EPOCH, batches)
+        assert st == 503, (st, r)
+        assert r["ok"] is False and r["error"]["code"] == "unavailable", r
+        assert h.proc.poll() is None
+    finally:
+        postgres.resume()
+    # The agent keeps the batch and sends it again: stored once the database is back.
+    wait_for(lambda: ag.post_metrics(EPOCH, batches)[0] == 200, timeout=20,
+             what="the hub to take the batch again")
+    st, r = ag.post_metrics(EPOCH, batches)
+    assert st == 200 and r["result"]["duplicates"] == 1, r
+    wait_for(lambda: latest(h, "host_load1", "m-2") == {("m-2", t0): 1.5}, timeout=15,
+             what="the sample")
+    ag.close()
