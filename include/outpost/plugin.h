@@ -124,6 +124,12 @@ int outpost_call_error(struct outpost_call *call, int code, const char *fmt, ...
     __attribute__((format(printf, 3, 4)));
 void outpost_call_log(struct outpost_call *call, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Optional, for a handler that runs a child process: child_started when the child runs (its
+ * exec succeeded), from the handler's thread; child_cpu with the child's CPU time once it
+ * ended. The agent then times starting the child apart from the command itself (its task
+ * phases "spawn" and "command", docs/metrics.md); without them the handler is all "command". */
+void outpost_call_child_started(struct outpost_call *call);
+void outpost_call_child_cpu(struct outpost_call *call, int64_t cpu_ns);
 
 /* ---- What init and resident work may ask of the agent ---- */
 void outpost_log(struct outpost_plugin_ctx *pc, int level, const char *fmt, ...)

@@ -124,6 +124,7 @@ static int agent_link_start(struct agent *a, char *msg, size_t msglen)
 	hc.log = a->log;
 	hc.dispatch = a->dispatch;
 	hc.ledger = a->ledger;
+	hc.phases = &a->phases;
 	hc.host_id = host_id;
 	hc.max_ttl_ms = json_integer_value(conf_get(a->conf, "ledger.keep_days")) * 86400 * 1000;
 	if (hubtask_new(&hc, &a->hubtask) < 0)
@@ -141,6 +142,7 @@ static int agent_link_start(struct agent *a, char *msg, size_t msglen)
 	lc.refused_retry_ms = json_integer_value(conf_get(a->conf, "hub.refused_retry_s")) * 1000;
 	lc.on_task = hubtask_receive;
 	lc.arg = a->hubtask;
+	lc.phases = &a->phases;
 	mode = json_string_value(conf_get(a->conf, "hub.mode"));
 	if (mode && strcmp(mode, "zookeeper") == 0)
 		rc = link_zk_new(
@@ -229,6 +231,7 @@ int agent_new(struct loop *loop, const struct outpost_plugin *const *builtins, j
 	dc.max_inflight = (int)json_integer_value(conf_get(conf, "dispatch.max_inflight"));
 	dc.default_timeout_ms = json_integer_value(conf_get(conf, "dispatch.default_timeout_ms"));
 	dc.timeouts = conf_get(a->conf, "dispatch.timeouts");
+	dc.phases = &a->phases;
 	if (dispatch_new(loop, a->plugins, a->ledger, log, &dc, &a->dispatch) < 0) {
 		snprintf(msg, msglen, "cannot start worker threads");
 		goto fail;

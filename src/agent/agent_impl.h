@@ -6,6 +6,7 @@
 #include "dispatch.h"
 #include "ledger.h"
 #include "plugins.h"
+#include "taskphase.h"
 
 #include <sqlite3.h>
 #include <sys/types.h>
@@ -33,6 +34,7 @@ struct agent {
 	struct httpd_route *routes; /* our copy of api_routes, limits from config */
 	struct hubtask *hubtask;    /* tasks from the hub; NULL without hub.url */
 	struct link *link;          /* to the hub; NULL without hub.url */
+	struct taskphases phases;   /* where hub tasks spend their time (taskphase.h) */
 	struct loop_timer *prune_timer;
 	struct loop_timer *drain_timer;
 	int64_t started_ms;  /* CLOCK_REALTIME */

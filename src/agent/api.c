@@ -280,6 +280,11 @@ static void api_metrics_link(struct agent *a, struct buf *b)
 	           (long long)json_integer_value(json_object_get(st, "beats_sent")));
 	api_metrics_link_faults(st, b);
 	json_decref(st);
+	{
+		static const char *const names[TP_N] = TASKPHASE_NAMES;
+		phase_prom(b, "outpost_agent_task_phase",
+		           "the hub's tasks in this agent (docs/metrics.md)", names, a->phases.p, TP_N);
+	}
 }
 
 static void api_metrics(void *ctx, struct httpd_req *req)

@@ -97,3 +97,14 @@ void outpost_call_log(struct outpost_call *call, int level, const char *fmt, ...
 	log_vmsg(call->pc->host->log, level, call->pc->plugin->name, fmt, ap);
 	va_end(ap);
 }
+
+void outpost_call_child_started(struct outpost_call *call)
+{
+	phase_start(&call->child);
+	call->child_set = 1;
+}
+
+void outpost_call_child_cpu(struct outpost_call *call, int64_t cpu_ns)
+{
+	call->child_cpu_ns += cpu_ns;
+}

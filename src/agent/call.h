@@ -4,6 +4,7 @@
 #define OUTPOST_AGENT_CALL_H
 
 #include "plugins.h"
+#include "core/phase.h"
 
 struct outpost_call {
 	struct outpost_plugin_ctx *pc;
@@ -14,6 +15,10 @@ struct outpost_call {
 	const atomic_int *abandoned; /* the dispatcher's; NULL: never */
 	int errcode;
 	char errmsg[512];
+	/* What the handler said of its child (outpost_call_child_*): when it ran, its CPU. */
+	struct phase_mark child;
+	int child_set;
+	int64_t child_cpu_ns;
 };
 
 void call_init(struct outpost_call *c, struct outpost_plugin_ctx *pc, const struct outpost_op *op,

@@ -5,6 +5,7 @@
 #include "call.h"
 #include "ledger.h"
 #include "plugins.h"
+#include "taskphase.h"
 #include "core/clk.h"
 #include "core/err.h"
 #include "core/loop.h"
@@ -50,6 +51,7 @@ struct dispatch {
 	atomic_int abandoned; /* dispatch_abandon */
 	json_t *timeouts;
 	int64_t default_timeout_ms;
+	struct taskphases *phases;
 	struct dispatch_stats st;
 };
 
@@ -109,11 +111,29 @@ static json_t *job_error(int code, const char *msg)
 	return wire_error(code, msg);
 }
 
+/* The handler's time, from begun to end: until its child ran (spawn) and from then on
+ * (command), or all of it command when it ran no child. */
+static void job_time_call(struct taskphases *tp, const struct outpost_call *call,
+                          const struct phase_mark *begun, const struct phase_mark *end)
+{
+	if (call->child_set) {
+		phase_add_span(taskphase(tp, TP_SPAWN), begun, &call->child, 1);
+		phase_add_span(taskphase(tp, TP_COMMAND), &call->child, end, 1);
+		phase_add_cpu(taskphase(tp, TP_COMMAND), call->child_cpu_ns);
+	} else {
+		phase_add_span(taskphase(tp, TP_COMMAND), begun, end, 1);
+	}
+}
+
 static void job_run(struct dispatch *d, struct job *j)
 {
 	struct outpost_call call;
 	json_t *result = NULL, *prev = NULL;
 	int rc, journaled = 0;
+	/* Hub tasks are timed by phase, local calls not. One mark ends a phase and begins the
+	 * next: a thread's CPU clock is a system call. */
+	struct taskphases *tp = j->flags & DISPATCH_JOURNAL ? d->phases : NULL;
+	struct phase_mark m[2];
 
 	if (clk_mono_ms() >= j->deadline_ms) {
 		/* Its caller was already told "timeout": do not start it now. */
@@ -122,8 +142,15 @@ static void job_run(struct dispatch *d, struct job *j)
 	}
 	if (j->id && ((j->op->flags & OUTPOST_OP_MUTATING) || (j->flags & DISPATCH_JOURNAL)) &&
 	    j->ledger) {
+		if (tp)
+			phase_start(&m[0]);
 		rc = ledger_begin(j->ledger, j->id, j->pc->plugin->name, j->op->name, j->args,
 		                  j->deadline_ms, &prev);
+		if (tp) {
+			phase_start(&m[1]);
+			phase_add_span(taskphase(tp, TP_LEDGER), &m[0], &m[1], 1);
+			m[0] = m[1];
+		}
 		if (rc == LEDGER_REPLAY) {
 			j->envelope = prev;
 			j->replay = 1;
@@ -147,11 +174,19 @@ static void job_run(struct dispatch *d, struct job *j)
 	}
 	call_init(&call, j->pc, j->op, j->op_index, j->deadline_ms);
 	call.abandoned = &d->abandoned;
+	if (tp && !journaled)
+		phase_start(&m[0]);
 	rc = call_invoke(&call, j->args, &result);
 	j->envelope = rc < 0 ? job_error(rc, call.errmsg) : wire_ok(result);
 	call_release(&call);
-	if (journaled && j->envelope)
+	if (tp) {
+		phase_start(&m[1]);
+		job_time_call(tp, &call, &m[0], &m[1]);
+	}
+	if (journaled && j->envelope) {
 		ledger_finish(j->ledger, j->id, j->envelope);
+		phase_end(taskphase(tp, TP_LEDGER), &m[1], 0);
+	}
 }
 
 static void *worker_main(void *arg)
@@ -197,6 +232,7 @@ int dispatch_new(struct loop *loop, struct plugins *ps, struct ledger *ledger,
 	d->nthreads = cfg->workers > 0 ? cfg->workers : 4;
 	d->timeouts = json_incref(cfg->timeouts);
 	d->default_timeout_ms = cfg->default_timeout_ms > 0 ? cfg->default_timeout_ms : 30000;
+	d->phases = cfg->phases;
 	pthread_mutex_init(&d->lock, NULL);
 	pthread_cond_init(&d->wake, NULL);
 	d->threads = calloc((size_t)d->nthreads, sizeof(*d->threads));

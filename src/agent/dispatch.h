@@ -15,12 +15,16 @@ struct loop;
 struct plugins;
 struct ledger;
 struct dispatch;
+struct taskphases;
 
 struct dispatch_config {
 	int workers;                /* threads (default 4) */
 	int max_inflight;           /* queued + running (default 64) */
 	int64_t default_timeout_ms; /* per-op deadline when none configured (default 30 s) */
 	json_t *timeouts;           /* {"exec.run": ms, ...} borrowed for the dispatcher's life */
+	/* Where the calls of hub tasks (DISPATCH_JOURNAL) spend their time: ledger, spawn,
+	 * command. Borrowed for the dispatcher's life; NULL: not timed. */
+	struct taskphases *phases;
 };
 
 struct dispatch_stats {

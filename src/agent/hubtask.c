@@ -4,6 +4,7 @@
 #include "dispatch.h"
 #include "ledger.h"
 #include "link.h"
+#include "taskphase.h"
 #include "core/clk.h"
 #include "core/loop.h"
 #include "core/sec.h"
@@ -53,6 +54,7 @@ struct hubtask {
 	struct loop_timer *facts_timer;
 	struct ht_facts_call *facts_call;
 	struct hubtask_stats st;
+	struct taskphases *phases; /* borrowed, may be NULL */
 };
 
 int hubtask_host_id_ok(const char *id)
@@ -103,16 +105,20 @@ static int ht_name_ok(const char *s)
 static void ht_report(struct hubtask *h, const char *task_id, const char *state, json_t *response,
                       int64_t started_ms, int64_t finished_ms)
 {
-	json_t *r = json_pack("{s:s, s:s, s:o, s:I, s:I}", "task_id", task_id, "state", state,
-	                      "response", response ? response : json_null(), "started_ms",
-	                      (json_int_t)started_ms, "finished_ms", (json_int_t)finished_ms);
+	struct phase_mark m;
+	json_t *r;
 
+	phase_start(&m);
+	r = json_pack("{s:s, s:s, s:o, s:I, s:I}", "task_id", task_id, "state", state, "response",
+	              response ? response : json_null(), "started_ms", (json_int_t)started_ms,
+	              "finished_ms", (json_int_t)finished_ms);
 	if (!r || !h->link || h->link->ops->report(h->link, r) < 0)
 		log_error(h->log, "hubtask",
 		          "cannot queue the %s result of task %s for the hub: it will be reported "
 		          "from the ledger when the hub asks again",
 		          state, task_id);
 	json_decref(r);
+	phase_end(taskphase(h->phases, TP_REPORT), &m, 1);
 }
 
 /* Refuses a task: nothing runs, the ledger is not touched. id: the task's id when it has a
@@ -378,15 +384,18 @@ void hubtask_receive(void *arg, const json_t *signed_task)
 	const char *id, *prior;
 	uint8_t pk[SEC_PK_BYTES];
 	struct hubtask_verdict v;
+	struct phase_mark m;
 	struct ht_run *run;
 	json_t *exp;
 	int64_t now = clk_real_ms();
-	int keyed;
+	int keyed, rc;
 
 	h->st.received++;
+	phase_start(&m);
 	keyed = h->link && h->link->ops->hub_key(h->link, pk) == 0;
-	if (hubtask_verify(signed_task, keyed ? pk : NULL, h->host_id, now, h->max_ttl_ms, &v) <
-	    0) {
+	rc = hubtask_verify(signed_task, keyed ? pk : NULL, h->host_id, now, h->max_ttl_ms, &v);
+	phase_end(taskphase(h->phases, TP_VERIFY), &m, 1);
+	if (rc < 0) {
 		ht_refuse(h, v.id, v.state, v.code, v.why);
 		return;
 	}
@@ -422,7 +431,9 @@ void hubtask_receive(void *arg, const json_t *signed_task)
 	h->runs = run;
 	h->st.running++;
 	h->st.started++;
+	phase_start(&m);
 	prior = ledger_state(h->ledger, id, NULL);
+	phase_end(taskphase(h->phases, TP_LEDGER), &m, 0);
 	if (!prior) {
 		log_info(h->log, "hubtask", "task %s: running %s.%s", id, run->plugin, run->op);
 		if (loop_timer_add(h->loop, HT_RUNNING_REPORT_MS, 0, ht_on_running, run,
@@ -493,6 +504,7 @@ int hubtask_new(const struct hubtask_config *cfg, struct hubtask **out)
 	h->log = cfg->log;
 	h->dispatch = cfg->dispatch;
 	h->ledger = cfg->ledger;
+	h->phases = cfg->phases;
 	snprintf(h->host_id, sizeof(h->host_id), "%s", cfg->host_id);
 	h->max_ttl_ms = cfg->max_ttl_ms > 0 ? cfg->max_ttl_ms : 7 * HT_DAY_MS;
 	h->facts_interval_ms = cfg->facts_interval_ms ? cfg->facts_interval_ms : 15 * 60 * 1000;

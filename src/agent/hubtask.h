@@ -16,6 +16,7 @@ struct dispatch;
 struct ledger;
 struct link;
 struct hubtask;
+struct taskphases;
 
 #define HUBTASK_HOST_ID_MAX 64
 
@@ -31,6 +32,9 @@ struct hubtask_config {
 	/* How often the host's facts are gathered (sys.facts) for the link; 0: 15 min; <0: never.
 	 */
 	int64_t facts_interval_ms;
+	/* Where tasks spend their time: verify, ledger, report (taskphase.h). Borrowed; NULL:
+	 * not timed. */
+	struct taskphases *phases;
 };
 
 struct hubtask_stats {

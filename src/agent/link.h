@@ -55,6 +55,9 @@ struct link_config {
 	const char *creds_route;
 	int (*on_creds)(void *arg, const json_t *result);
 	void *creds_arg;
+	/* Where tasks spend their time in the link: the poll's answer, the results' POST
+	 * (taskphase.h). Borrowed; NULL: not timed. */
+	struct taskphases *phases;
 };
 
 struct link_ops {

@@ -12,6 +12,7 @@
 #include "link.h"
 #include "outbox.h"
 #include "spool.h"
+#include "taskphase.h"
 #include "core/buf.h"
 #include "core/clk.h"
 #include "core/hclient.h"
@@ -155,6 +156,8 @@ struct link_http {
 	int64_t clock_skew_ms;
 	int skew_logged;
 	uint64_t samples_stale; /* samples the hub had newer ones for (a clock set back) */
+	struct taskphases *phases; /* borrowed, may be NULL */
+	int poll_timed; /* the answer brought tasks: asking again is part of their poll phase */
 };
 
 static void lh_send(struct link_http *lh, enum lh_kind kind);
@@ -805,7 +808,9 @@ static void lh_on_enroll(struct link_http *lh, const struct lh_answer *a)
 	lh_retry(lh, LH_ENROLL);
 }
 
-static void lh_on_poll(struct link_http *lh, struct lh_req *r, const struct lh_answer *a)
+/* since: when the answer's first byte was read, for the poll phase of the tasks it brings. */
+static void lh_on_poll(struct link_http *lh, struct lh_req *r, const struct lh_answer *a,
+                       const struct phase_mark *since)
 {
 	json_t *tasks = json_object_get(a->result, "tasks"), *t;
 	size_t i;
@@ -819,6 +824,10 @@ static void lh_on_poll(struct link_http *lh, struct lh_req *r, const struct lh_a
 		 * Scheduled before the tasks are handed in, so a result they report goes out on
 		 * the connection that is free. */
 		lh_schedule(lh, LH_POLL, 0);
+		if (json_array_size(tasks) > 0) {
+			phase_end(taskphase(lh->phases, TP_POLL), since, 1);
+			lh->poll_timed = 1;
+		}
 		json_array_foreach(tasks, i, t)
 		{
 			lh->tasks_received++;
@@ -1049,7 +1058,12 @@ static void lh_on_done(void *arg, const struct hclient_response *resp)
 	struct lh_req *r = arg;
 	struct link_http *lh = r->lh;
 	struct lh_answer a;
+	struct phase_mark since;
 
+	if (resp->rx_start)
+		since = *resp->rx_start;
+	else
+		phase_start(&since);
 	r->http = NULL; /* answered: the client let go of it */
 	lh->req[r->kind] = NULL;
 	lh_answer_read(lh, r, resp, &a);
@@ -1063,13 +1077,14 @@ static void lh_on_done(void *arg, const struct hclient_response *resp)
 		lh_on_enroll(lh, &a);
 		break;
 	case LH_POLL:
-		lh_on_poll(lh, r, &a);
+		lh_on_poll(lh, r, &a, &since);
 		break;
 	case LH_BEAT:
 		lh_on_beat(lh, r, &a);
 		break;
 	case LH_RESULTS:
 		lh_on_results(lh, r, &a);
+		phase_end(taskphase(lh->phases, TP_REPORT), &since, 0);
 		break;
 	case LH_METRICS:
 		lh_on_metrics(lh, r, &a);
@@ -1102,7 +1117,7 @@ static char *lh_enroll_body(struct link_http *lh)
 	return text;
 }
 
-static void lh_send(struct link_http *lh, enum lh_kind kind)
+static void lh_send_kind(struct link_http *lh, enum lh_kind kind)
 {
 	struct buf target = BUF_INIT;
 	struct lh_req *r = NULL;
@@ -1241,6 +1256,24 @@ static void lh_send(struct link_http *lh, enum lh_kind kind)
 		json_decref(batch);
 	}
 	lh->req[kind] = r;
+}
+
+/* Starts a request of kind, if one is due. The results' POST is part of the report phase of
+ * the results it carries, the poll that follows an answer with tasks part of their poll. */
+static void lh_send(struct link_http *lh, enum lh_kind kind)
+{
+	struct phase_mark m;
+	enum taskphase tp = kind == LH_POLL ? TP_POLL : TP_REPORT;
+
+	if (!lh->phases || !(kind == LH_RESULTS || (kind == LH_POLL && lh->poll_timed))) {
+		lh_send_kind(lh, kind);
+		return;
+	}
+	phase_start(&m);
+	lh_send_kind(lh, kind);
+	if (kind == LH_POLL)
+		lh->poll_timed = 0;
+	phase_end(taskphase(lh->phases, tp), &m, 0);
 }
 
 /* ---- the interface ---- */
@@ -1652,6 +1685,7 @@ int link_http_new(const struct link_config *cfg, struct link **out, char *msg, s
 	lh->log = cfg->log;
 	lh->on_task = cfg->on_task;
 	lh->arg = cfg->arg;
+	lh->phases = cfg->phases;
 	lh->interval_ms = LH_BEAT_MS;
 	lh->refused_retry_ms =
 	    cfg->refused_retry_ms > 0 ? cfg->refused_retry_ms : LINK_REFUSED_RETRY_MS;

@@ -7,6 +7,7 @@
 #include "buf.h"
 #include "hresp.h"
 #include "loop.h"
+#include "phase.h"
 #include "sec.h"
 
 #include <arpa/inet.h>
@@ -54,6 +55,8 @@ struct hclient_req {
 	char errmsg[300];
 	char peer_sha256[65];
 	char *peer_pem;
+	struct phase_mark rx; /* the answer's first byte was read in a call begun then */
+	int rx_set;
 };
 
 struct hc_conn {
@@ -129,6 +132,7 @@ static void hc_req_free(struct hclient_req *r)
 static void hc_req_rewind(struct hclient_req *r)
 {
 	r->sent = 0;
+	r->rx_set = 0;
 	hresp_reset(&r->ans);
 }
 
@@ -626,6 +630,9 @@ static void hc_recv(struct hc_conn *k)
 	struct hclient *c = k->c;
 	char chunk[HC_READ_CHUNK];
 
+	/* Whoever times the answer's handling (core/phase.h) times it from here. */
+	if (!k->got && k->req)
+		phase_start(&k->req->rx);
 	for (;;) {
 		ssize_t n;
 		const char *why = NULL;
@@ -661,6 +668,8 @@ static void hc_recv(struct hc_conn *k)
 			}
 			return;
 		}
+		if (!k->got && k->req)
+			k->req->rx_set = 1;
 		k->got = 1;
 		if (k->in_off == k->in.len) {
 			buf_reset(&k->in);
@@ -781,6 +790,7 @@ static void hc_on_req_timer(void *arg)
 	resp.peer_cert_pem = r->peer_pem;
 	resp.headers = r->err ? NULL : r->ans.headers.data;
 	resp.nheaders = r->err ? 0 : r->ans.nheaders;
+	resp.rx_start = r->rx_set ? &r->rx : NULL;
 	r->fn(r->arg, &resp); /* may free c: only r is touched after */
 	hc_req_free(r);
 }

@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 struct loop;
+struct phase_mark;
 struct hclient;
 struct hclient_req;
 
@@ -88,6 +89,9 @@ struct hclient_response {
 	const char *peer_cert_pem; /* with HCLIENT_PEER_CERT and TLS; else NULL */
 	const char *headers;       /* internal: read them with hclient_header */
 	size_t nheaders;
+	/* Taken on the loop thread as the read that brought the answer's first byte began (or
+	 * NULL: none came), so a caller can time the answer's handling from there. */
+	const struct phase_mark *rx_start;
 };
 
 /* Runs on the loop thread, never from inside hclient_request, exactly once per request that was

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -343,13 +344,19 @@ static int proc_leader_exited(pid_t pid)
 	return si.si_pid == pid;
 }
 
-/* Kills the group and the leader (which may have left it), then reaps the leader. */
-static void proc_end(pid_t pid, int *status)
+/* Kills the group and the leader (which may have left it), then reaps the leader, adding its
+ * CPU time to *cpu_ns. */
+static void proc_end(pid_t pid, int *status, int64_t *cpu_ns)
 {
+	struct rusage ru;
+
 	kill(-pid, SIGKILL);
 	kill(pid, SIGKILL);
-	while (waitpid(pid, status, 0) < 0 && errno == EINTR)
+	memset(&ru, 0, sizeof(ru));
+	while (wait4(pid, status, 0, &ru) < 0 && errno == EINTR)
 		;
+	*cpu_ns += ((int64_t)ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000 +
+	           ((int64_t)ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000;
 }
 
 int proc_run(const struct proc_spec *spec, struct proc_result *res, char *msg, size_t msglen)
@@ -428,7 +435,7 @@ int proc_run(const struct proc_spec *spec, struct proc_result *res, char *msg, s
 		int64_t left = spec->deadline_ms - clk_mono_ms();
 		if (left <= 0) {
 			res->timed_out = 1;
-			proc_end(pid, &status);
+			proc_end(pid, &status, &res->cpu_ns);
 			ended = 1;
 			goto finish;
 		}
@@ -443,6 +450,8 @@ int proc_run(const struct proc_spec *spec, struct proc_result *res, char *msg, s
 		goto out;
 	}
 
+	if (spec->started)
+		spec->started(spec->started_arg);
 	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	fcntl(in[1], F_SETFL, O_NONBLOCK);
 	if (!spec->stdin_data || spec->stdin_len == 0)
@@ -455,17 +464,17 @@ int proc_run(const struct proc_spec *spec, struct proc_result *res, char *msg, s
 
 		if (!ended && proc_leader_exited(pid)) {
 			/* What the command left running in its group goes with it. */
-			proc_end(pid, &status);
+			proc_end(pid, &status, &res->cpu_ns);
 			ended = 1;
 			drain_until = now + PROC_DRAIN_MS;
 		} else if (!ended && now >= spec->deadline_ms) {
 			res->timed_out = 1;
-			proc_end(pid, &status);
+			proc_end(pid, &status, &res->cpu_ns);
 			ended = 1;
 			drain_until = now + PROC_DRAIN_MS;
 		} else if (!ended && spec->abandoned && spec->abandoned(spec->abandoned_arg)) {
 			res->abandoned = 1;
-			proc_end(pid, &status);
+			proc_end(pid, &status, &res->cpu_ns);
 			ended = 1;
 			drain_until = now + PROC_DRAIN_MS;
 		}
@@ -529,7 +538,7 @@ finish:
 	res->duration_ms = clk_mono_ms() - start;
 out:
 	if (pid > 0 && !ended)
-		proc_end(pid, &status);
+		proc_end(pid, &status, &res->cpu_ns);
 	for (int i = 0; i < 2; i++) {
 		if (in[i] >= 0)
 			close(in[i]);

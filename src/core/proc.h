@@ -41,6 +41,11 @@ struct proc_spec {
 	 * as a deadline would (the agent is stopping and will not wait for it any longer). */
 	int (*abandoned)(void *arg);
 	void *abandoned_arg;
+	/* May be NULL. Called once, in the calling thread, when the child runs (its exec
+	 * succeeded): callers that time starting a child apart from running it (the agent's task
+	 * phases) mark the moment here. */
+	void (*started)(void *arg);
+	void *started_arg;
 };
 
 struct proc_result {
@@ -51,6 +56,7 @@ struct proc_result {
 	struct buf out, err; /* owned; freed by proc_result_free */
 	int out_truncated, err_truncated;
 	int64_t duration_ms;
+	int64_t cpu_ns; /* the leader's user + system CPU time, with what it reaped (wait4) */
 };
 
 /* Runs the process to its end or its deadline. Returns 0 when it ran, whatever its exit

@@ -75,14 +75,19 @@ int agents_sign(struct hub *h, json_t *items)
 
 	json_array_foreach(items, i, it)
 	{
-		char *text = sec_canonical(json_object_get(it, "task"));
-		char *sig = text ? sec_sign_b64(h->sk, text, strlen(text)) : NULL;
+		struct phase_mark m;
+		char *text, *sig;
+
+		phase_start(&m);
+		text = sec_canonical(json_object_get(it, "task"));
+		sig = text ? sec_sign_b64(h->sk, text, strlen(text)) : NULL;
 		free(text);
 		if (!sig)
 			return OUTPOST_E_INTERNAL;
 		json_object_set_new(it, "sig", json_string(sig));
 		free(sig);
 		h->st.signed_tasks++;
+		phase_end(&h->st.phases[HP_SIGN], &m, 1);
 	}
 	return 0;
 }
@@ -114,6 +119,11 @@ static void poll_detach(struct agents *a, struct agents_poll *w)
 
 static void poll_answer(struct agents *a, struct agents_poll *w, json_t *items)
 {
+	struct hub *h = a->h;
+	struct phase_mark m;
+	int with_tasks = json_array_size(items) > 0;
+
+	phase_start(&m);
 	poll_detach(a, w);
 	/* Held until now on a healthy connection: seen now, so the host has missed_beats
 	 * intervals to ask again (a hung agent whose kernel answers is down that much later). */
@@ -121,6 +131,8 @@ static void poll_answer(struct agents *a, struct agents_poll *w, json_t *items)
 		registry_alive(a->h, httpd_req_data(w->req));
 	httpd_respond_ok(w->req, json_pack("{s:o}", "tasks", items ? items : json_array()));
 	free(w);
+	if (with_tasks)
+		phase_end(&h->st.phases[HP_ANSWER], &m, 1);
 }
 
 static void poll_on_timeout(void *arg)
@@ -163,12 +175,17 @@ static void agents_wake_host(struct agents *a, const char *host)
 {
 	struct agents_poll *w = poll_find(a, host);
 	struct hub *h = a->h;
+	struct phase_mark m;
 	json_t *items = NULL;
+	int rc;
 
 	if (!w)
 		return;
-	if (h->store->ops->task_take(h->store, host, clk_real_ms(), AGENTS_TAKE_MAX, &items) < 0 ||
-	    json_array_size(items) == 0 || agents_sign(h, items) < 0) {
+	phase_start(&m);
+	rc = h->store->ops->task_take(h->store, host, clk_real_ms(), AGENTS_TAKE_MAX, &items);
+	if (rc == 0 && json_array_size(items) > 0)
+		phase_end(&h->st.phases[HP_TAKE], &m, 1);
+	if (rc < 0 || json_array_size(items) == 0 || agents_sign(h, items) < 0) {
 		json_decref(items);
 		return;
 	}
@@ -209,6 +226,7 @@ void agents_poll(void *ctx, struct httpd_req *req)
 	long maxw = (long)json_integer_value(conf_get(h->conf, "agents.poll_wait_s"));
 	json_t *items = NULL;
 	struct agents_poll *w;
+	struct phase_mark m;
 
 	if (wait < 0)
 		wait = 0;
@@ -216,11 +234,14 @@ void agents_poll(void *ctx, struct httpd_req *req)
 		wait = maxw;
 	/* Polling is a sign of life too. */
 	registry_alive(h, c);
+	phase_start(&m);
 	if (h->store->ops->task_take(h->store, c->host_id, clk_real_ms(), AGENTS_TAKE_MAX, &items) <
 	    0) {
 		httpd_respond_error(req, OUTPOST_E_INTERNAL, "cannot read the task queue");
 		return;
 	}
+	if (json_array_size(items) > 0) /* a poll that finds nothing is not a task's */
+		phase_end(&h->st.phases[HP_TAKE], &m, 1);
 	if (httpd_req_query(req, "resume") && strcmp(httpd_req_query(req, "resume"), "1") == 0) {
 		/* The agent restarted: what it was sent and never finished, again. */
 		json_t *again = NULL;
@@ -235,7 +256,11 @@ void agents_poll(void *ctx, struct httpd_req *req)
 		return;
 	}
 	if (json_array_size(items) || wait == 0 || h->stopping) {
+		int with_tasks = json_array_size(items) > 0;
+		phase_start(&m);
 		httpd_respond_ok(req, json_pack("{s:o}", "tasks", items));
+		if (with_tasks)
+			phase_end(&h->st.phases[HP_ANSWER], &m, 1);
 		return;
 	}
 	json_decref(items);

@@ -293,7 +293,14 @@ int auth_check(void *ctx, struct httpd_req *req, int role)
 		httpd_respond_error(req, OUTPOST_E_INTERNAL, "out of memory");
 		return OUTPOST_E_INTERNAL;
 	}
-	rc = role == ROLE_AGENT ? auth_agent(h, req, c) : auth_bearer(h, req, role, c);
+	if (role == ROLE_AGENT) {
+		struct phase_mark m;
+		phase_start(&m);
+		rc = auth_agent(h, req, c);
+		phase_end(&h->st.phases[HP_AUTH], &m, 1);
+	} else {
+		rc = auth_bearer(h, req, role, c);
+	}
 	if (rc < 0) {
 		free(c);
 		return rc;

@@ -5,6 +5,7 @@
 #include "hub.h"
 #include "store.h"
 #include "core/httpd.h"
+#include "core/phase.h"
 #include "core/err.h"
 #include "core/sec.h"
 
@@ -52,6 +53,12 @@ struct hub_wait {
 /* Enrollments refused, by reason (hub_stats.enroll_refused). */
 enum { ENROLL_REFUSED_PENDING, ENROLL_REFUSED_ADDR, ENROLL_REFUSED_FACTS, ENROLL_REFUSED_USES };
 
+/* Where a fan-out spends the hub's time (core/phase.h), served as outpost_hub_task_phase_*
+ * (docs/metrics.md): agents' requests authenticated, tasks stored, copies taken from the store
+ * for hosts, signed, handed to waiting polls, results stored. */
+enum hub_phase { HP_AUTH, HP_CREATE, HP_TAKE, HP_SIGN, HP_ANSWER, HP_RESULTS, HP_N };
+#define HUB_PHASE_NAMES {"agent_auth", "create", "take", "sign", "poll_answer", "results"}
+
 struct hub_stats {
 	unsigned long long requests, enrollments, tasks_created, results, refused_auth;
 	/* refusals answered busy (a budget gone), for clock skew, as replays */
@@ -65,6 +72,7 @@ struct hub_stats {
 	unsigned long long queries_sliced, queries_busy, queries_timeout;
 	double latency_sum;
 	unsigned long long latency_buckets[8]; /* <=1,5,10,50,100,500,1000 ms, +Inf */
+	struct phase_stat phases[HP_N];
 };
 
 struct hub {

@@ -195,6 +195,7 @@ void tasks_api_create(void *ctx, struct httpd_req *req)
 	const char *id = NULL, *target = NULL, *plugin = NULL, *op = NULL, *key;
 	json_t *args = NULL, *v;
 	int64_t now = clk_real_ms(), timeout, expires_in, batch, maxfail = -1;
+	struct phase_mark m;
 	char msg[512], genid[40];
 	int rc;
 
@@ -298,7 +299,9 @@ void tasks_api_create(void *ctx, struct httpd_req *req)
 		httpd_respond_error(req, OUTPOST_E_INTERNAL, "out of memory");
 		goto out;
 	}
+	phase_start(&m);
 	rc = h->store->ops->task_create(h->store, task, ids, &existing);
+	phase_end(&h->st.phases[HP_CREATE], &m, rc == 0);
 	if (rc == OUTPOST_E_CONFLICT) {
 		/* A repeated id: the first task, unchanged. */
 		httpd_respond_ok(req, json_incref(existing));
@@ -454,10 +457,12 @@ void tasks_agent_results(void *ctx, struct httpd_req *req)
 	struct hub_caller *c = httpd_req_data(req);
 	json_t *body = NULL, *results, *r, *touched = json_object(), *hosts = NULL;
 	int accepted = 0, any_done = 0;
+	struct phase_mark m;
 	const char *tid;
 	json_t *v;
 	size_t i;
 
+	phase_start(&m);
 	if (httpd_req_json(req, &body) < 0)
 		goto out;
 	registry_alive(h, c);
@@ -499,6 +504,7 @@ void tasks_agent_results(void *ctx, struct httpd_req *req)
 		tasks_wake_hosts(h, hosts);
 	httpd_respond_ok(req, json_pack("{s:i}", "accepted", accepted));
 	(void)any_done;
+	phase_end(&h->st.phases[HP_RESULTS], &m, 1);
 out:
 	json_decref(hosts);
 	json_decref(touched);

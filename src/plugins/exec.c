@@ -462,6 +462,11 @@ static int exec_abandoned(void *call)
 	return outpost_call_abandoned(call);
 }
 
+static void exec_started(void *call)
+{
+	outpost_call_child_started(call);
+}
+
 static int op_run(struct outpost_call *call, json_t *args, json_t **result)
 {
 	struct exec_limits l;
@@ -490,6 +495,8 @@ static int op_run(struct outpost_call *call, json_t *args, json_t **result)
 	spec.max_stderr = r.max_output;
 	spec.abandoned = exec_abandoned;
 	spec.abandoned_arg = call;
+	spec.started = exec_started;
+	spec.started_arg = call;
 	/* The call's deadline caps the command's, less a margin to send the result back. */
 	now = clk_mono_ms();
 	margin = (call_dl - now) / 10 < EXEC_MARGIN_MS ? (call_dl - now) / 10 : EXEC_MARGIN_MS;
@@ -505,6 +512,7 @@ static int op_run(struct outpost_call *call, json_t *args, json_t **result)
 		outpost_call_error(call, rc, "%s", msg);
 		goto out;
 	}
+	outpost_call_child_cpu(call, res.cpu_ns);
 	outpost_call_log(call, OUTPOST_LOG_INFO, "ran %s%.100s%s%s%.64s: %s %d%s in %lld ms",
 	                 r.script ? "a script" : "'", r.script ? "" : r.argv[0],
 	                 r.script ? "" : "'", r.user ? " as " : "", r.user ? r.user : "",
