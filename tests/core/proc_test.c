@@ -125,6 +125,43 @@ static void test_signal_death_reported(void **state)
 	proc_result_free(&res);
 }
 
+static void note_started(void *arg)
+{
+	int *n = arg;
+	(*n)++;
+}
+
+/* The agent times starting a command apart from running it: started runs once when the
+ * child runs, never for a command that could not start; the child's CPU is counted. */
+static void test_started_once_and_child_cpu_counted(void **state)
+{
+	struct proc_result res;
+	struct proc_spec spec = {0};
+	char *const busy[] = {"/bin/sh", "-c", "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done",
+	                      NULL};
+	char *const missing[] = {"/nonexistent/outpost-test", NULL};
+	char msg[256];
+	int started = 0;
+
+	(void)state;
+	spec.argv = busy;
+	spec.max_stdout = spec.max_stderr = 1024;
+	spec.deadline_ms = clk_mono_ms() + 10000;
+	spec.started = note_started;
+	spec.started_arg = &started;
+	assert_int_equal(proc_run(&spec, &res, msg, sizeof(msg)), 0);
+	assert_int_equal(res.exit_code, 0);
+	assert_int_equal(started, 1);
+	/* 20,000 turns of a shell loop: milliseconds of CPU, all the child's. */
+	assert_true(res.cpu_ns > 1000000);
+	proc_result_free(&res);
+
+	started = 0;
+	spec.argv = missing;
+	assert_int_equal(proc_run(&spec, &res, msg, sizeof(msg)), OUTPOST_E_NOT_FOUND);
+	assert_int_equal(started, 0);
+}
+
 static void test_stdin_round_trip_larger_than_a_pipe(void **state)
 {
 	struct proc_spec spec = {0};
@@ -577,6 +614,7 @@ int main(void)
 	    cmocka_unit_test(test_echo_captures_stdout_and_stderr),
 	    cmocka_unit_test(test_exit_code_passed_through),
 	    cmocka_unit_test(test_signal_death_reported),
+	    cmocka_unit_test(test_started_once_and_child_cpu_counted),
 	    cmocka_unit_test(test_stdin_round_trip_larger_than_a_pipe),
 	    cmocka_unit_test(test_stdin_closed_early_does_not_kill_caller),
 	    cmocka_unit_test(test_large_output_truncated_with_flag),
