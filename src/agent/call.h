@@ -10,8 +10,8 @@ struct outpost_call {
 	struct outpost_plugin_ctx *pc;
 	const struct outpost_op *op;
 	size_t op_index;
-	json_t *config;      /* snapshot of the plugin's section; owned */
-	int64_t deadline_ms; /* CLOCK_MONOTONIC */
+	json_t *config;              /* snapshot of the plugin's section; owned */
+	int64_t deadline_ms;         /* CLOCK_MONOTONIC */
 	const atomic_int *abandoned; /* the dispatcher's; NULL: never */
 	int errcode;
 	char errmsg[512];

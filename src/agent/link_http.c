@@ -156,8 +156,11 @@ struct link_http {
 	int64_t clock_skew_ms;
 	int skew_logged;
 	uint64_t samples_stale; /* samples the hub had newer ones for (a clock set back) */
-	struct taskphases *phases; /* borrowed, may be NULL */
-	int poll_timed; /* the answer brought tasks: asking again is part of their poll phase */
+
+	/* Where tasks spend their time here (borrowed, may be NULL), and whether the answer
+	 * that brought the last ones is not yet followed by the next poll (part of theirs). */
+	struct taskphases *phases;
+	int poll_timed;
 };
 
 static void lh_send(struct link_http *lh, enum lh_kind kind);

@@ -16,8 +16,7 @@ enum taskphase {
 	TP_REPORT,  /* the result into the outbox, the results POST and its answer */
 	TP_N
 };
-
-#define TASKPHASE_NAMES {"poll", "verify", "ledger", "spawn", "command", "report"}
+/* Their names, in this order, are the label values at /metrics (api.c). */
 
 struct taskphases {
 	struct phase_stat p[TP_N];

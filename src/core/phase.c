@@ -24,7 +24,8 @@ void phase_add_span(struct phase_stat *s, const struct phase_mark *a, const stru
 	if (!s)
 		return;
 	if (b->wall_ns > a->wall_ns)
-		atomic_fetch_add_explicit(&s->wall_ns, (unsigned long long)(b->wall_ns - a->wall_ns),
+		atomic_fetch_add_explicit(&s->wall_ns,
+		                          (unsigned long long)(b->wall_ns - a->wall_ns),
 		                          memory_order_relaxed);
 	if (b->cpu_ns > a->cpu_ns)
 		atomic_fetch_add_explicit(&s->cpu_ns, (unsigned long long)(b->cpu_ns - a->cpu_ns),

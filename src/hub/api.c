@@ -262,9 +262,10 @@ static void api_metrics(void *ctx, struct httpd_req *req)
 	           h->st.enroll_replaced);
 	json_decref(st);
 	{
-		static const char *const names[HP_N] = HUB_PHASE_NAMES;
-		phase_prom(&b, "outpost_hub_task_phase", "the hub's part of tasks (docs/metrics.md)",
-		           names, h->st.phases, HP_N);
+		static const char *const names[HP_N] = {"agent_auth", "create",      "take",
+		                                        "sign",       "poll_answer", "results"};
+		phase_prom(&b, "outpost_hub_task_phase",
+		           "the hub's part of tasks (docs/metrics.md)", names, h->st.phases, HP_N);
 	}
 	ingest_stats(h->ingest, &b);
 	query_api_stats(h, &b);

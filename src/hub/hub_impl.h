@@ -55,9 +55,8 @@ enum { ENROLL_REFUSED_PENDING, ENROLL_REFUSED_ADDR, ENROLL_REFUSED_FACTS, ENROLL
 
 /* Where a fan-out spends the hub's time (core/phase.h), served as outpost_hub_task_phase_*
  * (docs/metrics.md): agents' requests authenticated, tasks stored, copies taken from the store
- * for hosts, signed, handed to waiting polls, results stored. */
+ * for hosts, signed, handed to waiting polls, results stored. Their label values: api.c. */
 enum hub_phase { HP_AUTH, HP_CREATE, HP_TAKE, HP_SIGN, HP_ANSWER, HP_RESULTS, HP_N };
-#define HUB_PHASE_NAMES {"agent_auth", "create", "take", "sign", "poll_answer", "results"}
 
 struct hub_stats {
 	unsigned long long requests, enrollments, tasks_created, results, refused_auth;
