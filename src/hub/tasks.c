@@ -140,6 +140,23 @@ void tasks_wake_task(struct hub *h, const char *task_id)
 	}
 }
 
+/* In scale mode another hub may store the results a wait here is for: once a second each
+ * held wait reads the shared store again and is answered when its task moved on. */
+static void tasks_recheck_waits(struct hub *h)
+{
+	struct hub_wait *w = h->watches, *next;
+
+	for (; w; w = next) {
+		json_t *task = NULL;
+		next = w->next;
+		if (h->store->ops->task_get(h->store, w->key, 1, w->since, &task) == 0 &&
+		    (json_integer_value(json_object_get(task, "seq")) > w->since ||
+		     strcmp(json_string_value(json_object_get(task, "state")), "running") != 0))
+			watch_answer(h, w);
+		json_decref(task);
+	}
+}
+
 void tasks_release_all(struct hub *h)
 {
 	while (h->watches)
@@ -527,4 +544,6 @@ void tasks_tick(struct hub *h)
 	if (h->store->ops->tasks_advance(h->store, now, &ids) == 0)
 		tasks_wake_hosts(h, ids);
 	json_decref(ids);
+	if (h->zk)
+		tasks_recheck_waits(h);
 }

@@ -211,6 +211,19 @@ def test_a_task_from_each_hub_runs_once_on_every_host(scale):
         assert scale.ran(t) == {h: 1 for h in HOSTS}, t
 
 
+def test_a_waiting_run_ends_as_soon_as_the_results_are_in_at_either_hub(scale):
+    # Each agent sends its results to a hub of its choice: a `run` waiting at one hub learns
+    # of the results the other stored (from the shared store), not only at its 30 s poll's end.
+    for x in ("hub-a", "hub-b"):
+        t0 = time.monotonic()
+        p = scale.cli(x, "run", "-t", "*", "--", "true")
+        took = time.monotonic() - t0
+        assert "5 hosts, 5 ok" in p.stdout + p.stderr, p.stdout + p.stderr
+        print("outpost run at %s took %.1f s; agents send to %s" % (x, took, sorted(
+            a.get("/v1/health").json["result"]["hub"]["url"] for a in scale.agents.values())))
+        assert took < 10, "outpost run at %s took %.1f s" % (x, took)
+
+
 def test_a_killed_agent_is_down_at_both_hubs_within_the_session_timeout(scale):
     a = scale.agents["web-5"]
     a.proc.kill()  # SIGKILL: no goodbye, its session must time out
