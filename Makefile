@@ -10,7 +10,7 @@ PYTEST ?= /usr/bin/python3 -m pytest
 DEB    ?= build-deb
 DEBOUT ?= $(DEB)/debs
 
-.PHONY: all deps test-deps bench-deps build asan fuzz-build fuzz fuzz-quick test unit integration packaging demo bench deb format clean
+.PHONY: all deps test-deps bench-deps build asan fuzz-build fuzz fuzz-quick test unit integration packaging demo demo-scale bench deb format clean
 
 all: build
 
@@ -73,6 +73,10 @@ test: unit integration packaging fuzz-quick
 
 demo: build
 	@sh scripts/demo.sh $(abspath $(BUILD))
+
+# Scale mode: ZooKeeper, PostgreSQL, two hubs, 3 agents; runs the demo's commands, then stops.
+demo-scale: build
+	@sh scripts/demo-scale.sh $(abspath $(BUILD))
 
 bench: bench-deps build
 	@sh bench/run-all.sh $(abspath $(BUILD))
