@@ -191,6 +191,9 @@ def test_hubs_share_key_and_certificate_and_one_leads(scale):
     kb = b.api("GET", "/api/v1/health", token="")[1]["result"]["hub_pubkey"]
     assert ka == kb
     assert scale.leader() in ("hub-a", "hub-b")
+    # Operator tokens live in the shared store: hub-a's admin token works at hub-b.
+    p = b.cli("--json", "hosts", "ls", token=a.admin_token)
+    assert p.returncode == 0 and sorted(x["id"] for x in p.json) == HOSTS, p.stderr
     hk = kazoo_client(scale.zk.connect + "/scale", "outpost-hub", SECRET)
     try:
         assert sorted(hk.get_children("/outpost/hubs")) == ["hub-a", "hub-b"]
