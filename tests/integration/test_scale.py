@@ -280,3 +280,29 @@ def test_the_leading_hub_killed_mid_fan_out(scale):
     h.start()
     scale.wait_done("sc-rolling", HOSTS, timeout=10)
     scale.wait_states({x: "up" for x in HOSTS}, timeout=15)
+
+
+def test_zookeeper_and_postgresql_restarts_lose_no_queued_task(scale):
+    # A task made while ZooKeeper is down waits in the database; its queue entries are
+    # written when ZooKeeper is back (whatever became of the sessions meanwhile).
+    scale.zk.stop()
+    scale.submit("hub-a", "sc-zk-down", "*")
+    time.sleep(1)
+    scale.zk.start()
+    for host in HOSTS:
+        scale.wait_zk(host)
+    scale.wait_done("sc-zk-down", HOSTS, timeout=40)
+    # The database restarts (every hub loses its connection) with a task queued for a host
+    # that is away: it is still there, and runs once, when the host returns.
+    assert scale.agents["web-2"].stop() == 0
+    scale.submit("hub-b", "sc-pg-restart", "web-2")
+    scale.pg.restart()
+    scale.start("web-2")
+    scale.wait_zk("web-2")
+    scale.wait_done("sc-pg-restart", ["web-2"], timeout=30)
+    scale.submit("hub-a", "sc-after-pg", "*")
+    scale.wait_done("sc-after-pg", HOSTS, timeout=30)
+    time.sleep(1)
+    assert scale.ran("sc-zk-down") == {h: 1 for h in HOSTS}
+    assert scale.ran("sc-pg-restart") == {"web-2": 1}
+    assert scale.ran("sc-after-pg") == {h: 1 for h in HOSTS}
