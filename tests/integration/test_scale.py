@@ -163,15 +163,19 @@ def scale(zookeeper, tmp_path_factory):
         ok = True
         yield s
     finally:
-        for a in s.agents.values():
+        bad = []
+        for host, a in s.agents.items():
             if a.proc and a.proc.poll() is None:
-                a.stop()
+                rc = a.stop()  # under ASan a leak or an error shows in the exit code
+                if rc != 0:
+                    bad.append("%s exited %r:\n%s" % (host, rc, a.log()[-5000:]))
         for x, h in s.hubs.items():
             if not ok or os.environ.get("OUTPOST_SCALE_LOGS"):
                 print("---- log of %s ----\n%s" % (x, h.log()))
             if h.proc and h.proc.poll() is None:
                 h.stop()
         pg.stop()
+    assert not bad, "\n".join(bad)
 
 
 @pytest.fixture(autouse=True)
