@@ -332,8 +332,10 @@ int hub_reload(struct hub *h, json_t *conf, char *msg, size_t msglen)
 	    !json_equal(conf_get(conf, "state_dir"), conf_get(h->conf, "state_dir")) ||
 	    !json_equal(conf_get(conf, "tls"), conf_get(h->conf, "tls")) ||
 	    !json_equal(conf_get(conf, "store"), conf_get(h->conf, "store")) ||
-	    !json_equal(conf_get(conf, "zk"), conf_get(h->conf, "zk")))
-		log_warn(h->log, "hub", "listen, state_dir, tls, store and zk change only on restart");
+	    !json_equal(conf_get(conf, "zk"), conf_get(h->conf, "zk")) ||
+	    !json_equal(conf_get(conf, "remote_write"), conf_get(h->conf, "remote_write")))
+		log_warn(h->log, "hub",
+		         "listen, state_dir, tls, store, zk and remote_write change only on restart");
 	json_decref(h->conf);
 	h->conf = copy;
 	agents_configure(h->agents, h->conf);
