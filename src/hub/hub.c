@@ -334,8 +334,9 @@ int hub_reload(struct hub *h, json_t *conf, char *msg, size_t msglen)
 	    !json_equal(conf_get(conf, "store"), conf_get(h->conf, "store")) ||
 	    !json_equal(conf_get(conf, "zk"), conf_get(h->conf, "zk")) ||
 	    !json_equal(conf_get(conf, "remote_write"), conf_get(h->conf, "remote_write")))
-		log_warn(h->log, "hub",
-		         "listen, state_dir, tls, store, zk and remote_write change only on restart");
+		log_warn(
+		    h->log, "hub",
+		    "listen, state_dir, tls, store, zk and remote_write change only on restart");
 	json_decref(h->conf);
 	h->conf = copy;
 	agents_configure(h->agents, h->conf);

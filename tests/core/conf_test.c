@@ -9,7 +9,8 @@
 #include "core/conf.h"
 #include <outpost/plugin.h>
 
-/* clang-format off: one field a line, as in the daemons' schemas */
+/* one field a line, as in the daemons' schemas */
+/* clang-format off */
 static const struct conf_field schema[] = {
     {"listen", CONF_STRING, 0, 0, NULL},
     {"log", CONF_OBJECT, 0, 0, NULL},
