@@ -70,7 +70,12 @@ void ingest_commit(struct ingest *in)
 		in->timer = NULL;
 	}
 	rc = in->h->tsdb ? tsdb_flush(in->h->tsdb) : 0;
-	rwrite_flush(in->h->rwrite);
+	/* A failed write rolls the store back and the agents send again: so must remote_write
+	 * (batches it already queued, full ones, may reach the receiver twice: same samples). */
+	if (rc == 0)
+		rwrite_flush(in->h->rwrite);
+	else
+		rwrite_discard(in->h->rwrite);
 	gen = in->h->tsdb ? tsdb_generation(in->h->tsdb) : 0;
 	/* Answering resumes connections, and the HTTP server may run a new request (and this
 	 * function) before it returns: detach the list first. */

@@ -516,6 +516,14 @@ void rwrite_flush(struct rwrite *rw)
 		rw_target_flush(&rw->t[i]);
 }
 
+void rwrite_discard(struct rwrite *rw)
+{
+	for (size_t i = 0; rw && i < rw->n; i++) {
+		rw_batch_free(rw->t[i].cur);
+		rw->t[i].cur = NULL;
+	}
+}
+
 void rwrite_stats(struct rwrite *rw, struct buf *b)
 {
 	if (!rw)

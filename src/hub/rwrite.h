@@ -22,6 +22,8 @@ void rwrite_add(struct rwrite *rw, const char *host, const char *key, size_t key
                 double v);
 /* Loop thread: hands what rwrite_add gathered to the workers (or drops it, queues full). */
 void rwrite_flush(struct rwrite *rw);
+/* Loop thread: forgets what rwrite_add gathered since the last flush (the store's write failed). */
+void rwrite_discard(struct rwrite *rw);
 void rwrite_stats(struct rwrite *rw, struct buf *b);
 /* Stops the workers; samples still queued are lost. rwrite_stop(NULL) is a no-op. */
 void rwrite_stop(struct rwrite *rw);
