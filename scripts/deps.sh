@@ -27,6 +27,9 @@ libyajl-dev
 libpq-dev
 libre2-dev
 libzookeeper-mt-dev
+libprotobuf-c-dev
+protobuf-c-compiler
+libsnappy-dev
 python3
 dpkg-dev
 "

@@ -262,6 +262,8 @@ static const char *conf_type_name(enum conf_type t)
 		return "an object { ... }";
 	case CONF_STRING_ARRAY:
 		return "an array of strings";
+	case CONF_OBJECT_ARRAY:
+		return "an array of objects [{ ... }]";
 	}
 	return "?";
 }
@@ -287,6 +289,11 @@ static int conf_type_ok(const struct conf_field *f, const json_t *v)
 		if (!json_is_array(v))
 			return 0;
 		json_array_foreach(v, i, e) if (!json_is_string(e)) return 0;
+		return 1;
+	case CONF_OBJECT_ARRAY:
+		if (!json_is_array(v))
+			return 0;
+		json_array_foreach(v, i, e) if (!json_is_object(e)) return 0;
 		return 1;
 	}
 	return 0;
@@ -323,6 +330,11 @@ static int conf_check_obj(const json_t *obj, const char *prefix, const struct co
 			rc = OUTPOST_E_BAD_ARGS;
 		} else if (f->type == CONF_OBJECT) {
 			rc = conf_check_obj(v, path.data, schema, msg, msglen);
+		} else if (f->type == CONF_OBJECT_ARRAY) {
+			size_t i;
+			json_t *e;
+			json_array_foreach(v, i, e) if (rc == 0) rc =
+			    conf_check_obj(e, path.data, schema, msg, msglen);
 		}
 		buf_free(&path);
 		if (rc < 0)

@@ -18,6 +18,7 @@ enum conf_type {
 	CONF_OBJECT,      /* a section: its keys are in the schema too */
 	CONF_OBJECT_FREE, /* an object whose keys are checked elsewhere (plugin sections) */
 	CONF_STRING_ARRAY,
+	CONF_OBJECT_ARRAY, /* [{...}, ...]: each element's keys are "path.key" in the schema */
 };
 
 struct conf_field {

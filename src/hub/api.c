@@ -8,6 +8,7 @@
 #include "tasks.h"
 #include "agents.h"
 #include "audit.h"
+#include "rwrite.h"
 #include "registry.h"
 #include "retention.h"
 #include "tsdb.h"
@@ -269,6 +270,7 @@ static void api_metrics(void *ctx, struct httpd_req *req)
 	}
 	ingest_stats(h->ingest, &b);
 	query_api_stats(h, &b);
+	rwrite_stats(h->rwrite, &b);
 	auth_stats(h, &b);
 	retention_stats(h->retention, &b);
 	if (h->tsdb) {

@@ -3,6 +3,7 @@
 #include "hub_impl.h"
 #include "ingest.h"
 #include "tasks.h"
+#include "rwrite.h"
 #include "agents.h"
 #include "auth_limit.h"
 #include "query.h"
@@ -127,7 +128,9 @@ static int hub_open_tsdb(struct hub *h, char *msg, size_t msglen)
 	if (rc == 0)
 		log_info(h->log, "metrics", "time-series store ready in %lld ms",
 		         (long long)(clk_mono_ms() - t0));
-	return rc < 0 ? rc : ingest_new(h, &h->ingest);
+	if (rc < 0 || (rc = ingest_new(h, &h->ingest)) < 0)
+		return rc;
+	return rwrite_start(h->conf, h->log, &h->rwrite, msg, msglen);
 }
 
 static void hub_on_answer(void *ctx, struct httpd_req *req, unsigned status, int64_t ms)
@@ -329,8 +332,11 @@ int hub_reload(struct hub *h, json_t *conf, char *msg, size_t msglen)
 	    !json_equal(conf_get(conf, "state_dir"), conf_get(h->conf, "state_dir")) ||
 	    !json_equal(conf_get(conf, "tls"), conf_get(h->conf, "tls")) ||
 	    !json_equal(conf_get(conf, "store"), conf_get(h->conf, "store")) ||
-	    !json_equal(conf_get(conf, "zk"), conf_get(h->conf, "zk")))
-		log_warn(h->log, "hub", "listen, state_dir, tls, store and zk change only on restart");
+	    !json_equal(conf_get(conf, "zk"), conf_get(h->conf, "zk")) ||
+	    !json_equal(conf_get(conf, "remote_write"), conf_get(h->conf, "remote_write")))
+		log_warn(
+		    h->log, "hub",
+		    "listen, state_dir, tls, store, zk and remote_write change only on restart");
 	json_decref(h->conf);
 	h->conf = copy;
 	agents_configure(h->agents, h->conf);
@@ -365,6 +371,7 @@ void hub_free(struct hub *h)
 	loop_timer_del(h->loop, h->retain);
 	retention_free(h->retention);
 	ingest_free(h->ingest);
+	rwrite_stop(h->rwrite); /* after ingest_free: its last commit hands over a batch */
 	httpd_stop(h->httpd);
 	query_free(h->query);
 	tsdb_close(h->tsdb);

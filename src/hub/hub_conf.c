@@ -1,6 +1,7 @@
 /* The hub's config: defaults, schema and checks (docs/config.md). */
 #include "hub.h"
 #include "zk.h"
+#include "rwrite.h"
 #include "core/conf.h"
 
 #include <libpq-fe.h>
@@ -69,6 +70,13 @@ static const struct conf_field hub_schema[] = {
     {"zk.hub_id", CONF_STRING, 0, 0, "this hub's name under /outpost/hubs (default HOST-PORT)"},
     {"zk.hub_url", CONF_STRING, 0, 0, "the URL agents reach this hub at (default from listen)"},
     {"zk.single_hub", CONF_BOOL, 0, 0, "scale mode with the SQLite store: one hub only"},
+    {"remote_write", CONF_OBJECT_ARRAY, 0, 0, "Prometheus remote-write receivers"},
+    {"remote_write.url", CONF_STRING, 0, 0, "receiver URL: http://HOST:9090/api/v1/write"},
+    {"remote_write.bearer_token_file", CONF_STRING, 0, 0, "a file holding a bearer token"},
+    {"remote_write.timeout_ms", CONF_INT, 100, 600000, "deadline of one POST"},
+    {"remote_write.max_samples", CONF_INT, 1, 100000, "samples in one POST at most"},
+    {"remote_write.queue_samples", CONF_INT, 1, 100000000,
+     "samples waiting at most; more are dropped"},
     {NULL, 0, 0, 0, NULL},
 };
 
@@ -164,6 +172,8 @@ int hub_conf_check(const json_t *conf, char *msg, size_t msglen)
 		return OUTPOST_E_BAD_ARGS;
 	}
 	if ((rc = hub_conf_check_store(conf, msg, msglen)) < 0)
+		return rc;
+	if ((rc = rwrite_conf_check(conf, msg, msglen)) < 0)
 		return rc;
 	return zk_conf_check(conf, msg, msglen);
 }

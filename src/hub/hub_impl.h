@@ -20,6 +20,7 @@ struct agents;
 struct registry;
 struct hub_zk;
 struct qjob;
+struct rwrite;
 
 enum hub_role {
 	ROLE_NONE = 0, /* anyone: health, enroll */
@@ -94,6 +95,7 @@ struct hub {
 	size_t nqjobs;
 	struct loop_timer *qtimer;   /* runs their slices while there are some */
 	struct ingest *ingest;       /* agents' metric batches (ingest.c) */
+	struct rwrite *rwrite;       /* remote_write export (rwrite.h); NULL: none */
 	struct loop_timer *compact;  /* the tsdb's background work */
 	struct retention *retention; /* old events, audit, tasks (retention.h) */
 	struct loop_timer *retain;   /* its background work */

@@ -8,6 +8,7 @@
 #include "registry.h"
 #include "batch.h"
 #include "tsdb.h"
+#include "rwrite.h"
 #include "core/buf.h"
 #include "core/clk.h"
 #include "core/conf.h"
@@ -69,6 +70,12 @@ void ingest_commit(struct ingest *in)
 		in->timer = NULL;
 	}
 	rc = in->h->tsdb ? tsdb_flush(in->h->tsdb) : 0;
+	/* A failed write rolls the store back and the agents send again: so must remote_write
+	 * (batches it already queued, full ones, may reach the receiver twice: same samples). */
+	if (rc == 0)
+		rwrite_flush(in->h->rwrite);
+	else
+		rwrite_discard(in->h->rwrite);
 	gen = in->h->tsdb ? tsdb_generation(in->h->tsdb) : 0;
 	/* Answering resumes connections, and the HTTP server may run a new request (and this
 	 * function) before it returns: detach the list first. */
@@ -137,6 +144,8 @@ struct ingest_run {
 	struct tsdb *db;
 	struct tsdb_host *th;
 	const struct batch_post *post;
+	struct rwrite *rw;
+	const char *host;
 	int64_t stored, bad, stale;
 	char msg[256];
 };
@@ -146,12 +155,14 @@ static int ingest_sample(void *arg, size_t i, const char *key, size_t keylen, do
 	struct ingest_run *r = arg;
 	int rc = tsdb_append(r->db, r->th, key, keylen, r->post->b[i].t, v, r->msg, sizeof(r->msg));
 
-	if (rc == 0)
+	if (rc == 0) {
 		r->stored++;
-	else if (rc < 0)
+		rwrite_add(r->rw, r->host, key, keylen, r->post->b[i].t, v);
+	} else if (rc < 0) {
 		r->bad++;
-	else
+	} else {
 		r->stale++; /* the series has a sample at or after t: a clock set back, a replay */
+	}
 	return 0;
 }
 
@@ -163,7 +174,7 @@ void ingest_agent_metrics(void *ctx, struct httpd_req *req)
 	struct hub_caller *c = httpd_req_data(req);
 	struct ingest *in = h->ingest;
 	struct batch_post *post = NULL;
-	struct ingest_run run = {h->tsdb, NULL, NULL, 0, 0, 0, ""};
+	struct ingest_run run = {h->tsdb, NULL, NULL, h->rwrite, c->host_id, 0, 0, 0, ""};
 	uint8_t want[BATCH_MAX] = {0};
 	json_t *rejected = NULL, *result;
 	const char *body, *cur_epoch;

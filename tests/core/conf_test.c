@@ -9,6 +9,8 @@
 #include "core/conf.h"
 #include <outpost/plugin.h>
 
+/* one field a line, as in the daemons' schemas */
+/* clang-format off */
 static const struct conf_field schema[] = {
     {"listen", CONF_STRING, 0, 0, NULL},
     {"log", CONF_OBJECT, 0, 0, NULL},
@@ -16,8 +18,12 @@ static const struct conf_field schema[] = {
     {"workers", CONF_INT, 1, 64, NULL},
     {"roots", CONF_STRING_ARRAY, 0, 0, NULL},
     {"plugins", CONF_OBJECT_FREE, 0, 0, NULL},
+    {"sinks", CONF_OBJECT_ARRAY, 0, 0, NULL},
+    {"sinks.url", CONF_STRING, 0, 0, NULL},
+    {"sinks.timeout", CONF_INT, 1, 10, NULL},
     {NULL, 0, 0, 0, NULL},
 };
+/* clang-format on */
 
 static void test_comments_of_three_kinds_are_ignored(void **state)
 {
@@ -87,6 +93,28 @@ static void test_schema_refuses_unknown_keys_types_and_ranges(void **state)
 	json_decref(c);
 }
 
+static void test_object_arrays_check_every_element(void **state)
+{
+	char msg[256];
+	json_t *c =
+	    json_pack("{s:[{s:s}, {s:s, s:i}]}", "sinks", "url", "a", "url", "b", "timeout", 5);
+
+	assert_int_equal(conf_check(c, schema, msg, sizeof(msg)), 0);
+	json_object_set_new(json_array_get(json_object_get(c, "sinks"), 1), "timeout",
+	                    json_integer(11));
+	assert_int_equal(conf_check(c, schema, msg, sizeof(msg)), OUTPOST_E_BAD_ARGS);
+	assert_string_equal(msg, "'sinks.timeout' must be between 1 and 10");
+	json_object_set_new(json_array_get(json_object_get(c, "sinks"), 1), "timeot",
+	                    json_integer(1));
+	json_object_del(json_array_get(json_object_get(c, "sinks"), 1), "timeout");
+	assert_int_equal(conf_check(c, schema, msg, sizeof(msg)), OUTPOST_E_BAD_ARGS);
+	assert_string_equal(msg, "unknown key 'sinks.timeot'");
+	json_object_set_new(c, "sinks", json_pack("[{s:s}, s]", "url", "a", "b"));
+	assert_int_equal(conf_check(c, schema, msg, sizeof(msg)), OUTPOST_E_BAD_ARGS);
+	assert_string_equal(msg, "'sinks' must be an array of objects [{ ... }]");
+	json_decref(c);
+}
+
 static void test_merge_is_key_by_key(void **state)
 {
 	json_t *dst = json_pack("{s:{s:s, s:s}, s:i}", "log", "level", "info", "target", "stderr",
@@ -119,6 +147,7 @@ int main(void)
 	    cmocka_unit_test(test_comment_markers_inside_strings_are_kept),
 	    cmocka_unit_test(test_errors_name_file_line_and_column),
 	    cmocka_unit_test(test_schema_refuses_unknown_keys_types_and_ranges),
+	    cmocka_unit_test(test_object_arrays_check_every_element),
 	    cmocka_unit_test(test_merge_is_key_by_key),
 	    cmocka_unit_test(test_load_refuses_directories_and_missing_files),
 	};
