@@ -18,16 +18,6 @@
 #include <string.h>
 #include <unistd.h>
 
-static int api_name_ok(const char *s, size_t n)
-{
-	if (n == 0 || n > 32)
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
-			return 0;
-	return 1;
-}
-
 static void api_on_done(void *arg, json_t *envelope, int replay)
 {
 	struct httpd_req *req = arg;
@@ -83,17 +73,17 @@ static void api_call(void *ctx, struct httpd_req *req)
 {
 	struct agent *a = ctx;
 	const char *tail = httpd_req_tail(req), *slash = strchr(tail, '/');
-	char plugin[33], op[33], msg[256];
+	char plugin[WIRE_NAME_MAX + 1], op[WIRE_NAME_MAX + 1], msg[256];
 	json_t *body = NULL, *args, *id, *to;
 	size_t len;
 	int rc;
 
-	if (!slash || !api_name_ok(tail, (size_t)(slash - tail)) ||
-	    !api_name_ok(slash + 1, strlen(slash + 1))) {
+	if (!slash || !wire_name_okn(tail, (size_t)(slash - tail)) ||
+	    !wire_name_okn(slash + 1, strlen(slash + 1))) {
 		httpd_respond_error(
 		    req, OUTPOST_E_NOT_FOUND,
-		    "call path must be /v1/<plugin>/<op> (lowercase letters, digits, "
-		    "_)");
+		    "call path must be /v1/<plugin>/<op> (names of 1 to 32 lowercase "
+		    "letters, digits and _, starting with a letter)");
 		return;
 	}
 	memcpy(plugin, tail, (size_t)(slash - tail));

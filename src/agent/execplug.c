@@ -26,18 +26,6 @@ struct execplug {
 	struct outpost_arg *args; /* all ops' args, each run terminated by a NULL name */
 };
 
-static int name_ok(const char *s)
-{
-	size_t n = s ? strlen(s) : 0;
-
-	if (n == 0 || n > 32 || !(s[0] >= 'a' && s[0] <= 'z'))
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
-			return 0;
-	return 1;
-}
-
 static int type_parse(const char *s)
 {
 	static const char *const names[] = {"string", "integer", "boolean",
@@ -125,7 +113,7 @@ static int execplug_build(const struct logger *log, struct execplug *xp, json_t 
 	size_t nargs = 0, ai = 0, i;
 	const char *name = json_string_value(json_object_get(d, "name"));
 
-	if (!json_is_object(d) || !name_ok(name) || !json_is_array(ops) ||
+	if (!json_is_object(d) || !wire_name_ok(name) || !json_is_array(ops) ||
 	    json_array_size(ops) == 0 || json_array_size(ops) > EXECPLUG_MAX_OPS) {
 		log_error(
 		    log, "plugins",
@@ -137,7 +125,7 @@ static int execplug_build(const struct logger *log, struct execplug *xp, json_t 
 	json_array_foreach(ops, i, op)
 	{
 		json_t *args = json_object_get(op, "args");
-		if (!name_ok(json_string_value(json_object_get(op, "name"))) ||
+		if (!wire_name_ok(json_string_value(json_object_get(op, "name"))) ||
 		    (args && !json_is_array(args)) || json_array_size(args) > EXECPLUG_MAX_ARGS) {
 			log_error(log, "plugins", "%s refused: op %zu has a bad name or args",
 			          xp->path, i);
@@ -162,7 +150,7 @@ static int execplug_build(const struct logger *log, struct execplug *xp, json_t 
 		json_array_foreach(args, j, a)
 		{
 			int t = type_parse(json_string_value(json_object_get(a, "type")));
-			if (!name_ok(json_string_value(json_object_get(a, "name"))) || t < 0) {
+			if (!wire_name_ok(json_string_value(json_object_get(a, "name"))) || t < 0) {
 				log_error(
 				    log, "plugins",
 				    "%s refused: op %s argument %zu needs a lowercase name and a "

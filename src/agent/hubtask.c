@@ -24,13 +24,12 @@
 /* A task still running after this long is reported `running`; one that ends sooner sends only
  * its final state: one request to the hub per short task instead of two. */
 #define HT_RUNNING_REPORT_MS 1000
-#define HT_NAME_MAX 32
 
 /* One task handed to the dispatcher. */
 struct ht_run {
 	struct hubtask *h; /* NULL once detached by hubtask_free */
 	char task_id[LEDGER_ID_MAX + 1];
-	char plugin[HT_NAME_MAX + 1], op[HT_NAME_MAX + 1];
+	char plugin[WIRE_NAME_MAX + 1], op[WIRE_NAME_MAX + 1];
 	json_t *args;
 	int64_t timeout_ms, expires_ms, started_ms;
 	struct loop_timer *retry;   /* waiting for a free dispatcher slot */
@@ -87,18 +86,6 @@ int hubtask_host_id(const char *conf_id, char out[HUBTASK_HOST_ID_MAX + 1], char
 	}
 	memcpy(out, name, strlen(name) + 1);
 	return 0;
-}
-
-static int ht_name_ok(const char *s)
-{
-	size_t n = s ? strlen(s) : 0;
-
-	if (n == 0 || n > HT_NAME_MAX)
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
-			return 0;
-	return 1;
 }
 
 /* Sends one state of one task through the link. response: stolen (NULL: JSON null). */
@@ -266,9 +253,9 @@ static int ht_check_fields(const json_t *task, char *why, size_t whylen)
 		snprintf(why, whylen, "task_id must be 1 to 128 of A-Z a-z 0-9 . _ : -");
 		return -1;
 	}
-	if (!ht_name_ok(json_string_value(json_object_get(task, "plugin"))) ||
-	    !ht_name_ok(json_string_value(json_object_get(task, "op")))) {
-		snprintf(why, whylen, "plugin and op must be 1 to 32 of a-z 0-9 _");
+	if (!wire_name_ok(json_string_value(json_object_get(task, "plugin"))) ||
+	    !wire_name_ok(json_string_value(json_object_get(task, "op")))) {
+		snprintf(why, whylen, "plugin and op must be 1 to 32 of a-z 0-9 _, starting with a letter");
 		return -1;
 	}
 	v = json_object_get(task, "args");

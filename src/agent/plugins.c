@@ -78,6 +78,21 @@ int plugins_add(struct plugins *ps, const struct outpost_plugin *p, const char *
 	struct outpost_plugin_ctx *pc;
 	size_t nops = 0;
 
+	if (!wire_name_ok(p->name)) {
+		log_error(ps->host->log, "plugins",
+		          "%s plugin '%.64s' refused: its name must be 1 to %d of a-z 0-9 _, "
+		          "starting with a letter",
+		          kind, p->name ? p->name : "", WIRE_NAME_MAX);
+		return OUTPOST_E_BAD_ARGS;
+	}
+	for (size_t i = 0; p->ops && p->ops[i].name; i++)
+		if (!wire_name_ok(p->ops[i].name)) {
+			log_error(ps->host->log, "plugins",
+			          "plugin '%s' (%s) refused: op '%.64s' is not a name (1 to %d of "
+			          "a-z 0-9 _, starting with a letter)",
+			          p->name, kind, p->ops[i].name, WIRE_NAME_MAX);
+			return OUTPOST_E_BAD_ARGS;
+		}
 	if (plugins_find(ps, p->name)) {
 		log_error(ps->host->log, "plugins",
 		          "plugin '%s' (%s) refused: a plugin of that name "

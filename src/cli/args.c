@@ -239,23 +239,12 @@ fail:
 	return -1;
 }
 
-static int args_name_ok(const char *s, size_t n)
-{
-	if (n == 0 || n > 64)
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		if (!islower((unsigned char)s[i]) && !isdigit((unsigned char)s[i]) &&
-		    !strchr("_-", s[i]))
-			return 0;
-	return 1;
-}
-
 int args_plugin_op(const char *s, char **plugin, char **op)
 {
 	const char *dot = strchr(s, '.');
 
 	*plugin = *op = NULL;
-	if (!dot || !args_name_ok(s, (size_t)(dot - s)) || !args_name_ok(dot + 1, strlen(dot + 1)))
+	if (!dot || !wire_name_okn(s, (size_t)(dot - s)) || !wire_name_okn(dot + 1, strlen(dot + 1)))
 		return -1;
 	*plugin = strndup(s, (size_t)(dot - s));
 	*op = strdup(dot + 1);

@@ -92,26 +92,42 @@ static int scan_hex4(struct scan *s, unsigned *v)
 	return 0;
 }
 
-/* One UTF-8 sequence of 2 to 4 bytes at s->p (its lead byte >= 0x80), as RFC 3629 allows. */
+size_t wire_utf8_len(const char *str, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)str;
+	unsigned c, lo = 0x80, hi = 0xBF;
+	size_t len;
+
+	if (n == 0)
+		return 0;
+	c = p[0];
+	if (c >= 0x01 && c < 0x80)
+		return 1;
+	if (c >= 0xC2 && c <= 0xDF)
+		len = 2;
+	else if (c >= 0xE0 && c <= 0xEF)
+		len = 3, lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
+	else if (c >= 0xF0 && c <= 0xF4)
+		len = 4, lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
+	else
+		return 0; /* NUL, a continuation byte, C0, C1, F5..FF */
+	/* lo/hi on the second byte refuse overlongs (E0, F0), surrogates (ED), > U+10FFFF (F4) */
+	if (n < 2 || p[1] < lo || p[1] > hi)
+		return 0;
+	for (size_t i = 2; i < len; i++)
+		if (i >= n || (p[i] & 0xC0) != 0x80)
+			return 0;
+	return len;
+}
+
+/* One UTF-8 sequence of 2 to 4 bytes at s->p (its lead byte >= 0x80). */
 static int scan_utf8(struct scan *s)
 {
-	unsigned c = s->p[0], lo = 0x80, hi = 0xBF;
-	int n;
+	size_t n = wire_utf8_len((const char *)s->p, (size_t)(s->end - s->p));
 
-	if (c >= 0xC2 && c <= 0xDF)
-		n = 1;
-	else if (c >= 0xE0 && c <= 0xEF)
-		n = 2, lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
-	else if (c >= 0xF0 && c <= 0xF4)
-		n = 3, lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
-	else
+	if (n < 2)
 		return -1;
-	if (s->end - s->p <= n || s->p[1] < lo || s->p[1] > hi)
-		return -1;
-	for (int i = 2; i <= n; i++)
-		if ((s->p[i] & 0xC0) != 0x80)
-			return -1;
-	s->p += n + 1;
+	s->p += n;
 	return 0;
 }
 
@@ -276,15 +292,12 @@ static int scan_value(struct scan *s, const char *key, int *has_key)
 
 int wire_utf8_ok(const char *str, size_t n)
 {
-	struct scan s = {(const unsigned char *)str, (const unsigned char *)str + n, 0, 0};
+	size_t i = 0, k;
 
-	while (s.p < s.end) {
-		if (*s.p == 0)
+	while (i < n) {
+		if (!(k = wire_utf8_len(str + i, n - i)))
 			return 0;
-		if (*s.p < 0x80)
-			s.p++;
-		else if (scan_utf8(&s) < 0)
-			return 0;
+		i += k;
 	}
 	return 1;
 }
@@ -401,6 +414,21 @@ static int wire_chars_ok(const char *s, size_t n, const char *extra)
 		      (c && strchr(extra, c))))
 			return 0;
 	}
+	return 1;
+}
+
+int wire_name_ok(const char *s)
+{
+	return s && wire_name_okn(s, strlen(s));
+}
+
+int wire_name_okn(const char *s, size_t n)
+{
+	if (!s || n == 0 || n > WIRE_NAME_MAX || !(s[0] >= 'a' && s[0] <= 'z'))
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+			return 0;
 	return 1;
 }
 

@@ -22,7 +22,14 @@ int wire_depth(const char *data, size_t len);
  * enough for every batch the agent spools and sends. */
 int wire_scan_object(const char *data, size_t len, int max_depth, const char *key);
 
-/* 1 when n bytes are valid UTF-8 (RFC 3629: no overlong form, no surrogate) without NUL. */
+/* The one UTF-8 rule of the tree (RFC 3629): the length (1 to 4) of the valid sequence at s,
+ * reading at most n bytes, or 0 when there is none there: NUL, a stray continuation byte, a
+ * lead byte never valid (C0, C1, F5..FF), an overlong form, a surrogate (U+D800..DFFF), a code
+ * point past U+10FFFF, or a sequence cut short by n or by a byte that does not continue it.
+ * Never reads past a byte that ends the sequence, so a NUL-terminated string is safe with any
+ * n up to its length. */
+size_t wire_utf8_len(const char *s, size_t n);
+/* 1 when n bytes are valid UTF-8 (wire_utf8_len's rule) without NUL. */
 int wire_utf8_ok(const char *s, size_t n);
 
 /* {"ok":true,"result":result}; steals result (NULL is JSON null). NULL on OOM. */
@@ -36,6 +43,14 @@ char *wire_dump(const json_t *v);
  * present name known and of the right type. Returns 0 or OUTPOST_E_BAD_ARGS with msg set. */
 int wire_check_args(const struct outpost_arg *spec, const json_t *args, char *msg, size_t msglen);
 const char *wire_arg_type_name(enum outpost_arg_type t);
+
+/* The one name rule of plugins and ops (and of executable plugins' argument names): 1 to
+ * WIRE_NAME_MAX of a-z 0-9 _, starting with a letter. What the agent's API, its task check,
+ * executable plugins, the plugin registry, the hub's task creation and the CLI all accept.
+ * wire_name_ok: a NUL-terminated s (NULL: 0); wire_name_okn: n bytes of s, no NUL needed. */
+#define WIRE_NAME_MAX 32
+int wire_name_ok(const char *s);
+int wire_name_okn(const char *s, size_t n);
 
 /* Call and task ids (ledger, tasks): 1..128 of A-Z a-z 0-9 . _ : - */
 int wire_id_ok(const char *id);

@@ -9,6 +9,7 @@
 #include "tsdb.h"
 #include "core/clk.h"
 #include "core/err.h"
+#include "core/wire.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -228,34 +229,6 @@ int query_put_number(struct buf *b, double v, int prom)
 	return buf_puts(b, s);
 }
 
-/* Length of the valid UTF-8 sequence at s (1..4), or 0. */
-static size_t utf8_len(const unsigned char *s)
-{
-	unsigned c = s[0];
-	size_t n;
-	unsigned cp;
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xC2 && c <= 0xDF)
-		n = 2, cp = c & 0x1F;
-	else if (c >= 0xE0 && c <= 0xEF)
-		n = 3, cp = c & 0x0F;
-	else if (c >= 0xF0 && c <= 0xF4)
-		n = 4, cp = c & 0x07;
-	else
-		return 0;
-	for (size_t i = 1; i < n; i++) {
-		if ((s[i] & 0xC0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3F);
-	}
-	if ((n == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
-	    (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
-		return 0;
-	return n;
-}
-
 int query_put_json_string(struct buf *b, const char *str)
 {
 	const unsigned char *s = (const unsigned char *)str;
@@ -263,7 +236,7 @@ int query_put_json_string(struct buf *b, const char *str)
 	int rc = buf_append(b, "\"", 1);
 
 	while (rc == 0 && *s) {
-		size_t n = utf8_len(s);
+		size_t n = wire_utf8_len((const char *)s, 4); /* stops at the NUL */
 		const char *esc = NULL;
 		char u[8];
 		if (n && *s >= 0x20 && *s != '"' && *s != '\\') {

@@ -13,6 +13,7 @@
 #include <outpost/plugin.h>
 
 #include "core/buf.h"
+#include "core/wire.h"
 
 enum term_kind {
 	TERM_HOST, /* value is a glob (or node-set range) on the host id the hub accepted */
@@ -83,33 +84,6 @@ static int is_word_char(unsigned char c)
 static int is_keyword(const char *s, size_t len)
 {
 	return (len == 3 && memcmp(s, "and", 3) == 0) || (len == 2 && memcmp(s, "or", 2) == 0);
-}
-
-/* Length of the valid UTF-8 sequence at s (not NUL), or 0 if it is invalid: overlong forms,
- * surrogates and code points past U+10FFFF are refused. Never reads past a NUL. */
-static size_t utf8_seq(const unsigned char *s)
-{
-	unsigned c = s[0];
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf)
-		return (s[1] & 0xc0) == 0x80 ? 2 : 0;
-	if (c >= 0xe0 && c <= 0xef) {
-		if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80)
-			return 0;
-		if ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] >= 0xa0))
-			return 0;
-		return 3;
-	}
-	if (c >= 0xf0 && c <= 0xf4) {
-		if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80 || (s[3] & 0xc0) != 0x80)
-			return 0;
-		if ((c == 0xf0 && s[1] < 0x90) || (c == 0xf4 && s[1] >= 0x90))
-			return 0;
-		return 4;
-	}
-	return 0;
 }
 
 /* 1-based column of byte offset off, counting characters rather than UTF-8 bytes. */
@@ -223,7 +197,7 @@ static int lex(struct parser *p, size_t pos, struct tok *t)
 		}
 		if (s[i] < 0x20 || s[i] == 0x7f)
 			return fail(p, i, "control character 0x%02x in quoted string", s[i]);
-		n = utf8_seq(s + i);
+		n = wire_utf8_len((const char *)s + i, 4); /* stops at the NUL */
 		if (n == 0)
 			return fail(p, i, "invalid UTF-8 in quoted string");
 		i += n;

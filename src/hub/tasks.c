@@ -24,18 +24,6 @@ static int task_id_ok(const char *id)
 	return wire_id_ok(id);
 }
 
-static int name_ok(const char *s)
-{
-	size_t n = s ? strlen(s) : 0;
-
-	if (n == 0 || n > 32)
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
-			return 0;
-	return 1;
-}
-
 /* ---- what a viewer may see of a task ---- */
 
 #define REDACTED "[redacted]"
@@ -243,9 +231,9 @@ void tasks_api_create(void *ctx, struct httpd_req *req)
 		                    "id must be 1 to 128 of A-Z a-z 0-9 . _ : -");
 		goto out;
 	}
-	if (!name_ok(plugin) || !name_ok(op)) {
+	if (!wire_name_ok(plugin) || !wire_name_ok(op)) {
 		httpd_respond_error(req, OUTPOST_E_BAD_ARGS,
-		                    "plugin and op are lowercase names (a-z 0-9 _)");
+		                    "plugin and op are names of 1 to 32 of a-z 0-9 _, starting with a letter");
 		goto out;
 	}
 	if (args && !json_is_object(args)) {

@@ -2,6 +2,7 @@
  * read from /proc, /sys, /etc and a few local syscalls. Read-only; never touches the network. */
 #include "plugins/builtin.h"
 #include "core/buf.h"
+#include "core/wire.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -32,38 +33,6 @@
 
 /* ---- Strings: bounded, valid UTF-8 ---- */
 
-/* Length of the valid UTF-8 sequence at p (at most n bytes), or 0 if there is none. */
-static size_t utf8_seq(const unsigned char *p, size_t n)
-{
-	unsigned char c = p[0], lo = 0x80, hi = 0xbf;
-	size_t len;
-
-	if (c >= 0x01 && c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf)
-		len = 2;
-	else if (c >= 0xe0 && c <= 0xef)
-		len = 3;
-	else if (c >= 0xf0 && c <= 0xf4)
-		len = 4;
-	else
-		return 0; /* NUL, a stray continuation byte, or a lead byte never valid */
-	if (c == 0xe0)
-		lo = 0xa0; /* overlong */
-	else if (c == 0xed)
-		hi = 0x9f; /* surrogates */
-	else if (c == 0xf0)
-		lo = 0x90; /* overlong */
-	else if (c == 0xf4)
-		hi = 0x8f; /* past U+10FFFF */
-	if (n < len || p[1] < lo || p[1] > hi)
-		return 0;
-	for (size_t i = 2; i < len; i++)
-		if (p[i] < 0x80 || p[i] > 0xbf)
-			return 0;
-	return len;
-}
-
 /* A JSON string of the first SYS_STR_MAX bytes of s: invalid bytes (and NUL) become U+FFFD, a
  * character cut by the limit is dropped. NULL on OOM. */
 static json_t *sys_jstr(const char *s, size_t n)
@@ -77,11 +46,11 @@ static json_t *sys_jstr(const char *s, size_t n)
 		size_t k = n;
 		while (k > 0 && k > n - 4 && (p[k - 1] & 0xc0) == 0x80)
 			k--;
-		if (k > 0 && p[k - 1] >= 0xc0 && !utf8_seq(p + k - 1, n - k + 1))
+		if (k > 0 && p[k - 1] >= 0xc0 && !wire_utf8_len((const char *)p + k - 1, n - k + 1))
 			n = k - 1; /* an incomplete last character */
 	}
 	while (i < n) {
-		size_t len = utf8_seq(p + i, n - i);
+		size_t len = wire_utf8_len((const char *)p + i, n - i);
 		if (len) {
 			memcpy(out + o, p + i, len);
 			o += len;

@@ -166,6 +166,123 @@ static void test_scan_object_finds_a_top_level_key(void **state)
 	assert_int_equal(wire_scan_object("{\"seq\":1", 8, 32, "seq"), -1);
 }
 
+/* ---- the one UTF-8 rule (wire_utf8_len) ---- */
+
+#define U8LEN(lit) wire_utf8_len(lit, sizeof(lit) - 1)
+
+static void test_utf8_len_takes_each_valid_length(void **state)
+{
+	(void)state;
+	assert_int_equal(U8LEN("a"), 1);
+	assert_int_equal(U8LEN("\x7f"), 1);
+	assert_int_equal(U8LEN("\xc2\x80"), 2);         /* U+0080, the first of two bytes */
+	assert_int_equal(U8LEN("\xdf\xbf"), 2);         /* U+07FF */
+	assert_int_equal(U8LEN("\xe0\xa0\x80"), 3);     /* U+0800, the first of three */
+	assert_int_equal(U8LEN("\xed\x9f\xbf"), 3);     /* U+D7FF, just below the surrogates */
+	assert_int_equal(U8LEN("\xee\x80\x80"), 3);     /* U+E000, just above them */
+	assert_int_equal(U8LEN("\xef\xbf\xbf"), 3);     /* U+FFFF */
+	assert_int_equal(U8LEN("\xf0\x90\x80\x80"), 4); /* U+10000, the first of four */
+	assert_int_equal(U8LEN("\xf4\x8f\xbf\xbf"), 4); /* U+10FFFF, the last code point */
+	/* Only the sequence at s counts: what follows is the next one's business. */
+	assert_int_equal(U8LEN("\xc3\xa9xyz"), 2);
+}
+
+static void test_utf8_len_refuses_overlong_forms(void **state)
+{
+	(void)state;
+	assert_int_equal(U8LEN("\xc0\xaf"), 0);         /* '/' in two bytes */
+	assert_int_equal(U8LEN("\xc1\xbf"), 0);         /* U+007F in two bytes */
+	assert_int_equal(U8LEN("\xc0\x80"), 0);         /* NUL in two bytes (modified UTF-8) */
+	assert_int_equal(U8LEN("\xe0\x80\xaf"), 0);     /* '/' in three */
+	assert_int_equal(U8LEN("\xe0\x9f\xbf"), 0);     /* U+07FF in three */
+	assert_int_equal(U8LEN("\xf0\x80\x80\xaf"), 0); /* '/' in four */
+	assert_int_equal(U8LEN("\xf0\x8f\xbf\xbf"), 0); /* U+FFFF in four */
+}
+
+static void test_utf8_len_refuses_surrogates_and_past_the_last_code_point(void **state)
+{
+	(void)state;
+	assert_int_equal(U8LEN("\xed\xa0\x80"), 0); /* U+D800, the first high surrogate */
+	assert_int_equal(U8LEN("\xed\xbf\xbf"), 0); /* U+DFFF, the last low one */
+	assert_int_equal(U8LEN("\xed\xa0\xbd\xed\xb8\x80"), 0); /* a pair in CESU-8 */
+	assert_int_equal(U8LEN("\xf4\x90\x80\x80"), 0);         /* U+110000 */
+	assert_int_equal(U8LEN("\xf5\x80\x80\x80"), 0);
+	assert_int_equal(U8LEN("\xff"), 0);
+	assert_int_equal(U8LEN("\xfe"), 0);
+}
+
+static void test_utf8_len_refuses_truncated_and_broken_sequences(void **state)
+{
+	(void)state;
+	assert_int_equal(U8LEN("\xc3"), 0);             /* cut by the end */
+	assert_int_equal(U8LEN("\xe2\x82"), 0);
+	assert_int_equal(U8LEN("\xf0\x9f\x98"), 0);
+	assert_int_equal(wire_utf8_len("\xf0\x9f\x98\x80", 3), 0); /* cut by n, not by a NUL */
+	assert_int_equal(wire_utf8_len("\xc3\xa9", 1), 0);
+	assert_int_equal(wire_utf8_len("a", 0), 0);
+	assert_int_equal(U8LEN("\xe2\x28\xa1"), 0);     /* a byte that does not continue it */
+	assert_int_equal(U8LEN("\xf0\x9f\x98\x28"), 0);
+	assert_int_equal(U8LEN("\x80"), 0);             /* a stray continuation byte */
+	assert_int_equal(U8LEN("\xbf"), 0);
+	assert_int_equal(wire_utf8_len("\0", 1), 0);    /* NUL is no character of a name */
+	/* A NUL-terminated string cut inside a sequence: refused without reading past the NUL
+	 * (ASan would see it: the buffer ends there). */
+	{
+		char *s = strdup("\xe2");
+		assert_int_equal(wire_utf8_len(s, 4), 0);
+		free(s);
+	}
+}
+
+static void test_utf8_ok_is_the_same_rule_over_a_whole_text(void **state)
+{
+	(void)state;
+	assert_true(wire_utf8_ok("plain", 5));
+	assert_true(wire_utf8_ok("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", 14));
+	assert_true(wire_utf8_ok("", 0));
+	assert_false(wire_utf8_ok("ab\0cd", 5));
+	assert_false(wire_utf8_ok("ok\xc0\xaf", 4));
+	assert_false(wire_utf8_ok("ok\xed\xa0\x80", 5));
+	assert_false(wire_utf8_ok("ok\xe2\x82", 4));
+	/* The validating scan of JSON text takes and refuses what the rule does. */
+	assert_int_equal(wire_scan_object("{\"a\":\"\xc3\xa9\"}", 10, 32, NULL), 0);
+	assert_int_equal(wire_scan_object("{\"a\":\"\xc0\xaf\"}", 10, 32, NULL), -1);
+	assert_int_equal(wire_scan_object("{\"a\":\"\xed\xa0\x80\"}", 11, 32, NULL), -1);
+	assert_int_equal(wire_scan_object("{\"a\":\"\xe2\x82\"}", 10, 32, NULL), -1);
+}
+
+/* ---- the one name rule of plugins and ops (wire_name_ok) ---- */
+
+static void test_name_rule_takes_lowercase_names_starting_with_a_letter(void **state)
+{
+	(void)state;
+	assert_true(wire_name_ok("sys"));
+	assert_true(wire_name_ok("facts"));
+	assert_true(wire_name_ok("put_file2"));
+	assert_true(wire_name_ok("a"));
+	assert_true(wire_name_ok("abcdefghijklmnopqrstuvwxyz012345")); /* 32, the limit */
+	assert_true(wire_name_okn("sys.facts", 3));
+}
+
+static void test_name_rule_refuses_what_an_executable_plugin_cannot_declare(void **state)
+{
+	(void)state;
+	/* The hub once took these while an executable plugin could not declare them. */
+	assert_false(wire_name_ok("_private"));
+	assert_false(wire_name_ok("2fa"));
+	assert_false(wire_name_ok("0"));
+	assert_false(wire_name_ok("abcdefghijklmnopqrstuvwxyz0123456")); /* 33 */
+	assert_false(wire_name_ok(""));
+	assert_false(wire_name_ok(NULL));
+	assert_false(wire_name_ok("Sys"));
+	assert_false(wire_name_ok("file-get"));
+	assert_false(wire_name_ok("sys.facts"));
+	assert_false(wire_name_ok("sys/facts"));
+	assert_false(wire_name_ok("caf\xc3\xa9"));
+	assert_false(wire_name_okn("sys", 0));
+	assert_false(wire_name_okn("s\0s", 3));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -177,6 +294,13 @@ int main(void)
 	    cmocka_unit_test(test_check_args),
 	    cmocka_unit_test(test_scan_object_agrees_with_jansson),
 	    cmocka_unit_test(test_scan_object_finds_a_top_level_key),
+	    cmocka_unit_test(test_utf8_len_takes_each_valid_length),
+	    cmocka_unit_test(test_utf8_len_refuses_overlong_forms),
+	    cmocka_unit_test(test_utf8_len_refuses_surrogates_and_past_the_last_code_point),
+	    cmocka_unit_test(test_utf8_len_refuses_truncated_and_broken_sequences),
+	    cmocka_unit_test(test_utf8_ok_is_the_same_rule_over_a_whole_text),
+	    cmocka_unit_test(test_name_rule_takes_lowercase_names_starting_with_a_letter),
+	    cmocka_unit_test(test_name_rule_refuses_what_an_executable_plugin_cannot_declare),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
