@@ -287,19 +287,17 @@ static int lh_header(struct lh_req *r, const char *fmt, ...)
 static int lh_sign(struct link_http *lh, struct lh_req *r, const char *method, const char *target)
 {
 	int64_t now = clk_real_ms();
-	struct buf m = BUF_INIT;
-	char hex[65], *sig;
+	char ts[24], *m, *sig;
 	int rc;
 
-	sec_sha256_hex(r->body ? r->body : "", r->body ? strlen(r->body) : 0, hex);
-	if (buf_printf(&m, "%s\n%s\n%lld\n%s", method, target, (long long)now, hex) < 0)
-		return -1;
-	sig = sec_sign_b64(lh->sk, m.data, m.len);
-	buf_free(&m);
+	snprintf(ts, sizeof(ts), "%lld", (long long)now);
+	m = sec_request_text(method, target, ts, r->body, r->body ? strlen(r->body) : 0);
+	sig = m ? sec_sign_b64(lh->sk, m, strlen(m)) : NULL;
+	free(m);
 	if (!sig)
 		return -1;
 	rc = lh_header(r, "X-Outpost-Host: %s", lh->host_id) < 0 ||
-	     lh_header(r, "X-Outpost-Time: %lld", (long long)now) < 0 ||
+	     lh_header(r, "X-Outpost-Time: %s", ts) < 0 ||
 	     lh_header(r, "X-Outpost-Signature: %s", sig) < 0;
 	free(sig);
 	return rc ? -1 : 0;

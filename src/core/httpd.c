@@ -383,11 +383,6 @@ void httpd_respond_error(struct httpd_req *r, int code, const char *fmt, ...)
 	httpd_respond_json(r, err_http_status(code), wire_error(code, msg));
 }
 
-int httpd_req_answered(const struct httpd_req *r)
-{
-	return r->answered;
-}
-
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
                                  const char *method, const char *version, const char *upload,
                                  size_t *upload_size, void **con_cls)
@@ -948,11 +943,6 @@ int httpd_req_fd(const struct httpd_req *r)
 const char *httpd_req_peer(const struct httpd_req *r)
 {
 	return r->peer;
-}
-
-const struct httpd_route *httpd_req_route(const struct httpd_req *r)
-{
-	return r->route;
 }
 
 void httpd_req_set_data(struct httpd_req *r, void *data, void (*free_fn)(void *))

@@ -101,7 +101,6 @@ const char *httpd_req_query_unknown(const struct httpd_req *r, const char *const
 int httpd_req_fd(const struct httpd_req *r);
 /* The client's address as text ("127.0.0.1", "unix"). */
 const char *httpd_req_peer(const struct httpd_req *r);
-const struct httpd_route *httpd_req_route(const struct httpd_req *r);
 /* Per-request slot for the handler's own data (e.g. the authenticated caller). */
 /* free_fn (may be NULL) runs when the request is done. */
 void httpd_req_set_data(struct httpd_req *r, void *data, void (*free_fn)(void *));
@@ -121,8 +120,6 @@ void httpd_respond_error(struct httpd_req *r, int code, const char *fmt, ...)
 /* text is copied. */
 void httpd_respond_text(struct httpd_req *r, unsigned status, const char *content_type,
                         const char *text, size_t len);
-/* Whether this request was already answered. */
-int httpd_req_answered(const struct httpd_req *r);
 
 /* Whether host ("name", "name:port", "[v6]", "[v6]:port", or a bare IPv6 address) names the
  * loopback: localhost, 127.0.0.0/8 or ::1. */

@@ -198,6 +198,20 @@ int sec_streq(const char *a, const char *b)
 	return sodium_memcmp(ha, hb, 64) == 0;
 }
 
+char *sec_request_text(const char *method, const char *target, const char *time,
+                       const void *body, size_t len)
+{
+	char hex[65], *out;
+	size_t n;
+
+	sec_sha256_hex(body ? body : "", body ? len : 0, hex);
+	n = strlen(method) + strlen(target) + strlen(time) + 3 + 64 + 1;
+	if (!(out = malloc(n)))
+		return NULL;
+	snprintf(out, n, "%s\n%s\n%s\n%s", method, target, time, hex);
+	return out;
+}
+
 char *sec_canonical(const json_t *v)
 {
 	return json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);

@@ -47,6 +47,13 @@ int sec_streq(const char *a, const char *b);
  * else, out untouched. */
 int sec_parse_time_ms(const char *s, int64_t *out);
 
+/* What an agent signs for a request to the hub, and the hub verifies (docs/protocol.md):
+ * "METHOD\nTARGET\nTIME\nhex(sha256(body))", target as sent (query included), time the
+ * X-Outpost-Time text. One function for both sides, so they cannot drift apart. Caller frees;
+ * NULL on OOM. */
+char *sec_request_text(const char *method, const char *target, const char *time,
+                       const void *body, size_t len);
+
 /* The canonical text of a JSON value (compact, keys sorted): what gets signed. Caller frees. */
 char *sec_canonical(const json_t *v);
 

@@ -13,8 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define AUTH_CLOCK_SKEW_MS (300 * 1000)
-
 int hub_host_id_ok(const char *id)
 {
 	return wire_host_id_ok(id);
@@ -193,8 +191,7 @@ static int auth_agent(struct hub *h, struct httpd_req *req, struct hub_caller *c
 	const char *tail = httpd_req_tail(req), *state, *body;
 	uint8_t pk[SEC_PK_BYTES], digest[32];
 	struct store_host_key host;
-	struct buf msg = BUF_INIT;
-	char hash[65], cred[80];
+	char *msg, cred[80];
 	size_t idlen, blen;
 	int64_t t, now;
 	uint64_t d;
@@ -227,16 +224,15 @@ static int auth_agent(struct hub *h, struct httpd_req *req, struct hub_caller *c
 		return OUTPOST_E_INTERNAL;
 	}
 	body = httpd_req_body(req, &blen);
-	sec_sha256_hex(body, blen, hash);
-	buf_printf(&msg, "%s\n%s\n%s\n%s", httpd_req_method(req), httpd_req_uri(req), ts, hash);
-	rc = msg.data && sec_verify_b64(pk, msg.data, msg.len, sig) == 0;
+	msg = sec_request_text(httpd_req_method(req), httpd_req_uri(req), ts, body, blen);
+	rc = msg && sec_verify_b64(pk, msg, strlen(msg), sig) == 0;
 	if (rc) {
 		/* What identifies the request for replay: the text signed, whatever the
 		 * signature's encoding. */
-		crypto_hash_sha256(digest, (const unsigned char *)msg.data, msg.len);
+		crypto_hash_sha256(digest, (const unsigned char *)msg, strlen(msg));
 		memcpy(&d, digest, sizeof(d));
 	}
-	buf_free(&msg);
+	free(msg);
 	if (!rc)
 		return auth_refuse(h, req, OUTPOST_E_UNAUTHORIZED, cred, "bad signature");
 	if (strcmp(state, HOST_REVOKED) == 0)
@@ -244,7 +240,7 @@ static int auth_agent(struct hub *h, struct httpd_req *req, struct hub_caller *c
 	if (strcmp(state, HOST_REJECTED) == 0)
 		return auth_refuse(h, req, OUTPOST_E_UNAUTHORIZED, cred, "this host was rejected");
 	now = clk_real_ms();
-	if (t > now + AUTH_CLOCK_SKEW_MS || t < now - AUTH_CLOCK_SKEW_MS)
+	if (!auth_time_ok(t, now))
 		return auth_skewed(h, req, id, t, now);
 	rc = auth_replay_check(h->limit, id, t, d);
 	if (rc != AUTH_REPLAY_OK) {

@@ -169,3 +169,8 @@ int auth_replay_check(struct auth_limit *l, const char *host, int64_t t, uint64_
 	r->d[oldest] = d;
 	return AUTH_REPLAY_OK;
 }
+
+int auth_time_ok(int64_t t, int64_t now)
+{
+	return t <= now + AUTH_CLOCK_SKEW_MS && t >= now - AUTH_CLOCK_SKEW_MS;
+}

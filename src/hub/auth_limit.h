@@ -29,6 +29,14 @@ int auth_limit_count_unknown(const struct auth_limit *l, int64_t now);
 /* Milliseconds until key's window ends (0: none open): what a refused client waits. */
 int64_t auth_limit_wait_ms(const struct auth_limit *l, const char *key, int64_t now);
 
+/* How far an agent's clock (X-Outpost-Time) may be from the hub's, either way: a signed request
+ * outside it is refused as "clock skew" (docs/protocol.md). The bound also keeps the replay
+ * memory small: a request older than it is refused whatever the memory holds. */
+#define AUTH_CLOCK_SKEW_MS (300 * 1000)
+/* 1 when a request signed at t (the sender's ms) is within AUTH_CLOCK_SKEW_MS of now (the
+ * hub's ms), the bound included. */
+int auth_time_ok(int64_t t, int64_t now);
+
 enum {
 	AUTH_REPLAY_OK = 0,
 	AUTH_REPLAY_SEEN = -1,  /* this very request was accepted already */

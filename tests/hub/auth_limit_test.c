@@ -85,6 +85,23 @@ static void test_replay_floor_rises_when_the_memory_is_full(void **state)
 	auth_limit_free(l);
 }
 
+/* The clock skew bound of agents' signed requests (auth.c refuses outside it): five minutes
+ * either way, the bound itself included. */
+static void test_skew_bound_is_five_minutes_either_way(void **state)
+{
+	const int64_t now = 1700000000000LL;
+
+	(void)state;
+	assert_int_equal(AUTH_CLOCK_SKEW_MS, 300000);
+	assert_true(auth_time_ok(now, now));
+	assert_true(auth_time_ok(now + 300000, now));
+	assert_true(auth_time_ok(now - 300000, now));
+	assert_false(auth_time_ok(now + 300001, now));
+	assert_false(auth_time_ok(now - 300001, now));
+	assert_false(auth_time_ok(0, now));
+	assert_false(auth_time_ok(999999999999999LL, now)); /* the largest time parsed */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -92,6 +109,7 @@ int main(void)
 	    cmocka_unit_test(test_unknown_budget_is_shared_and_table_stays_bounded),
 	    cmocka_unit_test(test_replay_refuses_the_same_request_and_allows_reordering),
 	    cmocka_unit_test(test_replay_floor_rises_when_the_memory_is_full),
+	    cmocka_unit_test(test_skew_bound_is_five_minutes_either_way),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
