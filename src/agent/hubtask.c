@@ -255,7 +255,8 @@ static int ht_check_fields(const json_t *task, char *why, size_t whylen)
 	}
 	if (!wire_name_ok(json_string_value(json_object_get(task, "plugin"))) ||
 	    !wire_name_ok(json_string_value(json_object_get(task, "op")))) {
-		snprintf(why, whylen, "plugin and op must be 1 to 32 of a-z 0-9 _, starting with a letter");
+		snprintf(why, whylen,
+		         "plugin and op must be 1 to 32 of a-z 0-9 _, starting with a letter");
 		return -1;
 	}
 	v = json_object_get(task, "args");

@@ -244,7 +244,8 @@ int args_plugin_op(const char *s, char **plugin, char **op)
 	const char *dot = strchr(s, '.');
 
 	*plugin = *op = NULL;
-	if (!dot || !wire_name_okn(s, (size_t)(dot - s)) || !wire_name_okn(dot + 1, strlen(dot + 1)))
+	if (!dot || !wire_name_okn(s, (size_t)(dot - s)) ||
+	    !wire_name_okn(dot + 1, strlen(dot + 1)))
 		return -1;
 	*plugin = strndup(s, (size_t)(dot - s));
 	*op = strdup(dot + 1);

@@ -422,8 +422,10 @@ int run_call(struct cli *c, int argc, char **argv)
 		goto out;
 	}
 	if (optind >= argc || args_plugin_op(argv[optind], &plugin, &op) < 0) {
-		rc = cli_usage(c, "give the op as PLUGIN.OP, such as sys.facts (names of 1 to 32 of a-z 0-9 _, "
-		                          "starting with a letter)");
+		rc = cli_usage(
+		    c,
+		    "give the op as PLUGIN.OP, such as sys.facts (names of 1 to 32 of a-z 0-9 _, "
+		    "starting with a letter)");
 		goto out;
 	}
 	for (optind++; optind < argc; optind++)

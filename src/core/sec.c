@@ -198,8 +198,8 @@ int sec_streq(const char *a, const char *b)
 	return sodium_memcmp(ha, hb, 64) == 0;
 }
 
-char *sec_request_text(const char *method, const char *target, const char *time,
-                       const void *body, size_t len)
+char *sec_request_text(const char *method, const char *target, const char *time, const void *body,
+                       size_t len)
 {
 	char hex[65], *out;
 	size_t n;

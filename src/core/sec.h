@@ -51,8 +51,8 @@ int sec_parse_time_ms(const char *s, int64_t *out);
  * "METHOD\nTARGET\nTIME\nhex(sha256(body))", target as sent (query included), time the
  * X-Outpost-Time text. One function for both sides, so they cannot drift apart. Caller frees;
  * NULL on OOM. */
-char *sec_request_text(const char *method, const char *target, const char *time,
-                       const void *body, size_t len);
+char *sec_request_text(const char *method, const char *target, const char *time, const void *body,
+                       size_t len);
 
 /* The canonical text of a JSON value (compact, keys sorted): what gets signed. Caller frees. */
 char *sec_canonical(const json_t *v);

@@ -232,8 +232,9 @@ void tasks_api_create(void *ctx, struct httpd_req *req)
 		goto out;
 	}
 	if (!wire_name_ok(plugin) || !wire_name_ok(op)) {
-		httpd_respond_error(req, OUTPOST_E_BAD_ARGS,
-		                    "plugin and op are names of 1 to 32 of a-z 0-9 _, starting with a letter");
+		httpd_respond_error(
+		    req, OUTPOST_E_BAD_ARGS,
+		    "plugin and op are names of 1 to 32 of a-z 0-9 _, starting with a letter");
 		goto out;
 	}
 	if (args && !json_is_object(args)) {

@@ -144,8 +144,9 @@ static void test_token_is_prefixed_random_and_url_safe(void **state)
 	assert_memory_equal(a, "ope_", 4);
 	assert_string_not_equal(a, b);
 	for (const char *p = a + 4; *p; p++)
-		assert_true(strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_",
-		                   *p) != NULL);
+		assert_true(
+		    strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_",
+		           *p) != NULL);
 	free(a);
 	free(b);
 }

@@ -214,17 +214,17 @@ static void test_utf8_len_refuses_surrogates_and_past_the_last_code_point(void *
 static void test_utf8_len_refuses_truncated_and_broken_sequences(void **state)
 {
 	(void)state;
-	assert_int_equal(U8LEN("\xc3"), 0);             /* cut by the end */
+	assert_int_equal(U8LEN("\xc3"), 0); /* cut by the end */
 	assert_int_equal(U8LEN("\xe2\x82"), 0);
 	assert_int_equal(U8LEN("\xf0\x9f\x98"), 0);
 	assert_int_equal(wire_utf8_len("\xf0\x9f\x98\x80", 3), 0); /* cut by n, not by a NUL */
 	assert_int_equal(wire_utf8_len("\xc3\xa9", 1), 0);
 	assert_int_equal(wire_utf8_len("a", 0), 0);
-	assert_int_equal(U8LEN("\xe2\x28\xa1"), 0);     /* a byte that does not continue it */
+	assert_int_equal(U8LEN("\xe2\x28\xa1"), 0); /* a byte that does not continue it */
 	assert_int_equal(U8LEN("\xf0\x9f\x98\x28"), 0);
-	assert_int_equal(U8LEN("\x80"), 0);             /* a stray continuation byte */
+	assert_int_equal(U8LEN("\x80"), 0); /* a stray continuation byte */
 	assert_int_equal(U8LEN("\xbf"), 0);
-	assert_int_equal(wire_utf8_len("\0", 1), 0);    /* NUL is no character of a name */
+	assert_int_equal(wire_utf8_len("\0", 1), 0); /* NUL is no character of a name */
 	/* A NUL-terminated string cut inside a sequence: refused without reading past the NUL
 	 * (ASan would see it: the buffer ends there). */
 	{
