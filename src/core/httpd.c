@@ -945,6 +945,11 @@ const char *httpd_req_peer(const struct httpd_req *r)
 	return r->peer;
 }
 
+const struct httpd_route *httpd_req_route(const struct httpd_req *r)
+{
+	return r->route;
+}
+
 void httpd_req_set_data(struct httpd_req *r, void *data, void (*free_fn)(void *))
 {
 	r->data = data;
@@ -981,6 +986,26 @@ int httpd_req_json(struct httpd_req *r, json_t **out)
 	                    out, msg, sizeof(msg));
 	if (rc < 0)
 		httpd_respond_error(r, rc, "%s", msg);
+	return rc;
+}
+
+int httpd_req_fields(struct httpd_req *r, const struct outpost_arg *fields, json_t **out)
+{
+	char msg[256];
+	int rc;
+
+	*out = NULL;
+	if (r->body.len == 0 && (!fields || !fields->name)) {
+		*out = json_object();
+		return *out ? 0 : OUTPOST_E_INTERNAL;
+	}
+	if ((rc = httpd_req_json(r, out)) < 0)
+		return rc;
+	if ((rc = wire_check_named(fields, *out, "field", msg, sizeof(msg))) < 0) {
+		httpd_respond_error(r, rc, "%s", msg);
+		json_decref(*out);
+		*out = NULL;
+	}
 	return rc;
 }
 

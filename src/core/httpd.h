@@ -101,6 +101,8 @@ const char *httpd_req_query_unknown(const struct httpd_req *r, const char *const
 int httpd_req_fd(const struct httpd_req *r);
 /* The client's address as text ("127.0.0.1", "unix"). */
 const char *httpd_req_peer(const struct httpd_req *r);
+/* The route the request matched, or NULL (none matched). */
+const struct httpd_route *httpd_req_route(const struct httpd_req *r);
 /* Per-request slot for the handler's own data (e.g. the authenticated caller). */
 /* free_fn (may be NULL) runs when the request is done. */
 void httpd_req_set_data(struct httpd_req *r, void *data, void (*free_fn)(void *));
@@ -111,6 +113,13 @@ int httpd_req_add_header(struct httpd_req *r, const char *name, const char *valu
 /* Parses the body as JSON with the configured depth limit. On failure it has already answered
  * bad_json and returns a negative code. */
 int httpd_req_json(struct httpd_req *r, json_t **out);
+/* httpd_req_json, then the body checked against its route's table of fields (the form plugin
+ * ops use: struct outpost_arg, NULL-terminated; wire_check_named): an object, every field
+ * known, of its type, the required ones present. A route whose table is empty takes an empty
+ * body as {}. On failure it has answered (bad_json, or bad_args naming the field) and returns
+ * a negative code; else *out is the body (caller's reference). */
+struct outpost_arg;
+int httpd_req_fields(struct httpd_req *r, const struct outpost_arg *fields, json_t **out);
 
 /* Exactly one answer per request, on the loop thread. */
 void httpd_respond_json(struct httpd_req *r, unsigned status, json_t *body); /* steals body */

@@ -371,39 +371,45 @@ static int wire_type_ok(enum outpost_arg_type t, const json_t *v)
 	return 0;
 }
 
-int wire_check_args(const struct outpost_arg *spec, const json_t *args, char *msg, size_t msglen)
+int wire_check_named(const struct outpost_arg *spec, const json_t *obj, const char *what, char *msg,
+                     size_t msglen)
 {
 	const char *key;
 	json_t *v;
 
-	if (!json_is_object(args)) {
-		snprintf(msg, msglen, "args must be a JSON object");
+	if (!json_is_object(obj)) {
+		snprintf(msg, msglen, "expected a JSON object of %ss", what);
 		return OUTPOST_E_BAD_ARGS;
 	}
-	json_object_foreach((json_t *)args, key, v)
+	json_object_foreach((json_t *)obj, key, v)
 	{
 		const struct outpost_arg *a = spec;
 		while (a && a->name && strcmp(a->name, key) != 0)
 			a++;
 		if (!a || !a->name) {
-			snprintf(msg, msglen, "unknown argument '%.64s'", key);
+			snprintf(msg, msglen, "unknown %s '%.64s'", what, key);
 			return OUTPOST_E_BAD_ARGS;
 		}
-		if (!json_is_null(v) && !wire_type_ok(a->type, v)) {
-			snprintf(msg, msglen, "argument '%s' must be %s", a->name,
+		if (!json_is_null(v) && a->type != WIRE_ARG_ANY && !wire_type_ok(a->type, v)) {
+			snprintf(msg, msglen, "%s '%s' must be %s", what, a->name,
 			         wire_arg_type_name(a->type));
 			return OUTPOST_E_BAD_ARGS;
 		}
 	}
 	for (const struct outpost_arg *a = spec; a && a->name; a++) {
-		v = json_object_get(args, a->name);
+		v = json_object_get(obj, a->name);
 		if (a->required && (!v || json_is_null(v))) {
-			snprintf(msg, msglen, "missing required argument '%s' (%s)", a->name,
+			snprintf(msg, msglen, "missing required %s '%s' (%s)", what, a->name,
 			         wire_arg_type_name(a->type));
 			return OUTPOST_E_BAD_ARGS;
 		}
 	}
 	return 0;
+}
+
+int wire_check_args(const struct outpost_arg *spec, const json_t *args, char *msg, size_t msglen)
+{
+	return wire_check_named(spec, args, "argument", msg, msglen);
 }
 
 static int wire_chars_ok(const char *s, size_t n, const char *extra)

@@ -40,8 +40,17 @@ json_t *wire_error(int code, const char *msg);
 char *wire_dump(const json_t *v);
 
 /* Checks args (an object) against a NULL-terminated spec: every required name present, every
- * present name known and of the right type. Returns 0 or OUTPOST_E_BAD_ARGS with msg set. */
+ * present name known and of the right type (null counts as absent). Returns 0 or
+ * OUTPOST_E_BAD_ARGS with msg set, naming the argument. */
 int wire_check_args(const struct outpost_arg *spec, const json_t *args, char *msg, size_t msglen);
+/* The same check for any object of named values, what naming them in msg ("field" for the
+ * hub's request bodies, "argument" for ops'): "unknown field 'x'", "field 'x' must be
+ * integer", "missing required field 'x' (string)". */
+int wire_check_named(const struct outpost_arg *spec, const json_t *obj, const char *what, char *msg,
+                     size_t msglen);
+/* A spec entry's type that takes any JSON value (its user checks it): for a field such as a
+ * task's batch, a count or a percentage. Not part of the plugin contract. */
+#define WIRE_ARG_ANY ((enum outpost_arg_type)0)
 const char *wire_arg_type_name(enum outpost_arg_type t);
 
 /* The one name rule of plugins and ops (and of executable plugins' argument names): 1 to

@@ -54,6 +54,15 @@ static int64_t api_duration(const json_t *v)
 /* POST /api/v1/tokens {"kind", "role", "ttl_s", "labels", "uses"}. ttl_s 0: never expires;
  * absent: never for an enrollment token, 90 days for an operator token. uses (enrollment
  * tokens): hosts it may enroll, 0 or absent for any number. */
+static const struct outpost_arg token_fields[] = {
+    {"kind", OUTPOST_ARG_STRING, 1, "enroll or operator"},
+    {"role", OUTPOST_ARG_STRING, 0, "viewer, operator or admin (operator tokens)"},
+    {"ttl_s", OUTPOST_ARG_INT, 0, "seconds, 0 (never expires) to 10 years"},
+    {"labels", OUTPOST_ARG_OBJECT, 0, "labels given to the hosts it enrolls"},
+    {"uses", OUTPOST_ARG_INT, 0, "hosts it may enroll, 0 for any number"},
+    {NULL, 0, 0, NULL},
+};
+
 static void api_token_create(void *ctx, struct httpd_req *req)
 {
 	struct hub *h = ctx;
@@ -63,10 +72,11 @@ static void api_token_create(void *ctx, struct httpd_req *req)
 	int64_t ttl, uses, now = clk_real_ms();
 	json_t *v;
 
-	if (httpd_req_json(req, &body) < 0)
+	if (httpd_req_fields(req, token_fields, &body) < 0)
 		return;
-	if (json_unpack(body, "{s:s, s?s}", "kind", &kind, "role", &role) < 0 ||
-	    (strcmp(kind, "enroll") && strcmp(kind, "operator"))) {
+	kind = json_string_value(json_object_get(body, "kind"));
+	role = json_string_value(json_object_get(body, "role"));
+	if (strcmp(kind, "enroll") && strcmp(kind, "operator")) {
 		httpd_respond_error(req, OUTPOST_E_BAD_ARGS,
 		                    "kind must be \"enroll\" or \"operator\"");
 		goto out;
@@ -79,7 +89,7 @@ static void api_token_create(void *ctx, struct httpd_req *req)
 		goto out;
 	}
 	v = json_object_get(body, "uses");
-	uses = v ? api_duration(v) : 0;
+	uses = v && !json_is_null(v) ? api_duration(v) : 0;
 	if (uses < 0 || uses > TOKEN_USES_MAX || (uses && strcmp(kind, "enroll"))) {
 		httpd_respond_error(req, OUTPOST_E_BAD_ARGS,
 		                    "uses: hosts an enrollment token may enroll, 0 (any number) to "
@@ -87,7 +97,8 @@ static void api_token_create(void *ctx, struct httpd_req *req)
 		                    TOKEN_USES_MAX);
 		goto out;
 	}
-	ttl = json_object_get(body, "ttl_s")  ? api_duration(json_object_get(body, "ttl_s"))
+	v = json_object_get(body, "ttl_s");
+	ttl = v && !json_is_null(v)           ? api_duration(v)
 	      : strcmp(kind, "operator") == 0 ? OPERATOR_TTL_DEFAULT_S
 	                                      : 0;
 	if (ttl < 0 || ttl > 10L * 365 * 86400) {
@@ -95,11 +106,8 @@ static void api_token_create(void *ctx, struct httpd_req *req)
 		                    "ttl_s: seconds, 0 (never expires) to 10 years");
 		goto out;
 	}
-	labels = json_object_get(body, "labels");
-	if (labels && !json_is_object(labels)) {
-		httpd_respond_error(req, OUTPOST_E_BAD_ARGS, "labels must be an object");
-		goto out;
-	}
+	labels = json_is_object(json_object_get(body, "labels")) ? json_object_get(body, "labels")
+	                                                         : NULL;
 	json_object_foreach(labels, k, v)
 	{
 		if (!json_is_string(v) || !hub_host_id_ok(k)) {
@@ -149,10 +157,14 @@ static void api_tokens_list(void *ctx, struct httpd_req *req)
 }
 
 /* POST /api/v1/tokens/<id>/revoke: refused at once, for good (auth looks a token up on every
- * request; nothing caches it). Revoking a revoked token again answers ok. */
+ * request; nothing caches it). Revoking a revoked token again answers ok. No field: {} or an
+ * empty body. */
+static const struct outpost_arg token_revoke_fields[] = {{NULL, 0, 0, NULL}};
+
 static void api_token_revoke(void *ctx, struct httpd_req *req)
 {
 	struct hub *h = ctx;
+	json_t *body = NULL;
 	const char *id = httpd_req_arg(req, 0);
 	int rc;
 
@@ -160,6 +172,9 @@ static void api_token_revoke(void *ctx, struct httpd_req *req)
 		httpd_respond_error(req, OUTPOST_E_BAD_ARGS, "token id: A-Z a-z 0-9 . _ -");
 		return;
 	}
+	if (httpd_req_fields(req, token_revoke_fields, &body) < 0)
+		return;
+	json_decref(body);
 	rc = h->store->ops->token_revoke(h->store, id);
 	if (rc < 0) {
 		hub_respond_store(req, rc, NULL, "token");

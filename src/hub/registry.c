@@ -107,6 +107,16 @@ static int registry_facts_ok(struct hub *h, struct httpd_req *req, const json_t 
 
 /* POST /api/v1/enroll: the only write without credentials, so every field is checked,
  * failures count against the caller's address, and pending hosts are bounded. */
+static const struct outpost_arg enroll_fields[] = {
+    {"host_id", OUTPOST_ARG_STRING, 1, "1..64 of A-Z a-z 0-9 . _ -"},
+    {"pubkey", OUTPOST_ARG_STRING, 1, "base64 of the host's Ed25519 public key"},
+    {"hostname", OUTPOST_ARG_STRING, 0, "at most 255 bytes"},
+    {"version", OUTPOST_ARG_STRING, 0, "the agent's, at most 64 bytes"},
+    {"facts", OUTPOST_ARG_OBJECT, 0, "bounded by enroll.facts_max_bytes"},
+    {"token", OUTPOST_ARG_STRING, 0, "an enrollment token"},
+    {NULL, 0, 0, NULL},
+};
+
 void registry_enroll(void *ctx, struct httpd_req *req)
 {
 	struct hub *h = ctx;
@@ -116,17 +126,14 @@ void registry_enroll(void *ctx, struct httpd_req *req)
 	uint8_t pk[SEC_PK_BYTES];
 	int rc, refused = 0, replaced = 0;
 
-	if (httpd_req_json(req, &body) < 0)
+	if (httpd_req_fields(req, enroll_fields, &body) < 0)
 		return;
-	if (json_unpack(body, "{s:s, s:s, s?s, s?s, s?o}", "host_id", &e.host_id, "pubkey",
-	                &e.pubkey, "hostname", &e.hostname, "version", &e.version, "facts",
-	                &e.facts) < 0 ||
-	    (e.facts && !json_is_object(e.facts))) {
-		httpd_respond_error(req, OUTPOST_E_BAD_ARGS,
-		                    "enroll needs host_id and pubkey (strings), optional hostname, "
-		                    "version, token and a facts object");
-		goto out;
-	}
+	e.host_id = json_string_value(json_object_get(body, "host_id"));
+	e.pubkey = json_string_value(json_object_get(body, "pubkey"));
+	e.hostname = json_string_value(json_object_get(body, "hostname"));
+	e.version = json_string_value(json_object_get(body, "version"));
+	e.facts =
+	    json_is_object(json_object_get(body, "facts")) ? json_object_get(body, "facts") : NULL;
 	if (!hub_host_id_ok(e.host_id)) {
 		httpd_respond_error(
 		    req, OUTPOST_E_BAD_ARGS,
@@ -139,8 +146,12 @@ void registry_enroll(void *ctx, struct httpd_req *req)
 		                    "pubkey must be base64 of a 32-byte Ed25519 public key");
 		goto out;
 	}
-	if ((e.hostname && strlen(e.hostname) > 255) || (e.version && strlen(e.version) > 64)) {
-		httpd_respond_error(req, OUTPOST_E_BAD_ARGS, "hostname or version too long");
+	if (e.hostname && strlen(e.hostname) > 255) {
+		httpd_respond_error(req, OUTPOST_E_BAD_ARGS, "hostname: at most 255 bytes");
+		goto out;
+	}
+	if (e.version && strlen(e.version) > 64) {
+		httpd_respond_error(req, OUTPOST_E_BAD_ARGS, "version: at most 64 bytes");
 		goto out;
 	}
 	if (!registry_facts_ok(h, req, e.facts, 1))
@@ -307,8 +318,15 @@ void registry_host_get(void *ctx, struct httpd_req *req)
 	hub_respond_store(req, rc, host, "host");
 }
 
-/* What POST /api/v1/hosts/<id>/<verb> does: each verb is a row of the route table. */
+/* What POST /api/v1/hosts/<id>/<verb> does: each verb is a row of the route table. The four
+ * state changes take no field ({} or an empty body); labels takes set and remove. */
 enum host_verb { HOST_ACCEPT, HOST_REJECT, HOST_REVOKE, HOST_REMOVE, HOST_LABELS };
+static const struct outpost_arg host_state_fields[] = {{NULL, 0, 0, NULL}};
+static const struct outpost_arg host_labels_fields[] = {
+    {"set", OUTPOST_ARG_OBJECT, 0, "labels to set: {key: value}"},
+    {"remove", OUTPOST_ARG_ARRAY, 0, "label keys to remove"},
+    {NULL, 0, 0, NULL},
+};
 static const char *const host_actions[] = {"host.accept", "host.reject", "host.revoke",
                                            "host.remove", "host.labels"};
 
@@ -322,6 +340,13 @@ static void host_change(struct hub *h, struct httpd_req *req, enum host_verb ver
 	if (!id) {
 		httpd_respond_error(req, OUTPOST_E_BAD_ARGS, "bad host id in the path");
 		return;
+	}
+	if (httpd_req_fields(req, verb == HOST_LABELS ? host_labels_fields : host_state_fields,
+	                     &body) < 0)
+		return;
+	if (verb != HOST_LABELS) {
+		json_decref(body); /* audited as before: only labels carry a detail */
+		body = NULL;
 	}
 	rc = h->store->ops->host_get(h->store, id, &host);
 	if (rc < 0) {
@@ -369,15 +394,11 @@ static void host_change(struct hub *h, struct httpd_req *req, enum host_verb ver
 		const char *k;
 		json_t *v;
 		size_t i;
-		if (httpd_req_json(req, &body) < 0)
-			goto out;
-		set = json_object_get(body, "set");
-		rm = json_object_get(body, "remove");
-		if ((set && !json_is_object(set)) || (rm && !json_is_array(rm))) {
-			httpd_respond_error(req, OUTPOST_E_BAD_ARGS,
-			                    "labels body: {\"set\": {k: v}, \"remove\": [k]}");
-			goto out;
-		}
+		set = json_is_object(json_object_get(body, "set")) ? json_object_get(body, "set")
+		                                                   : NULL;
+		rm = json_is_array(json_object_get(body, "remove"))
+		         ? json_object_get(body, "remove")
+		         : NULL;
 		json_object_foreach(set, k, v)
 		{
 			if (!json_is_string(v) || !hub_host_id_ok(k) || strlen(k) > 63 ||
@@ -452,6 +473,12 @@ void registry_host_labels(void *ctx, struct httpd_req *req)
 }
 
 /* POST /api/v1/agents/<id>/beat */
+static const struct outpost_arg beat_fields[] = {
+    {"version", OUTPOST_ARG_STRING, 0, "the agent's, at most 64 bytes"},
+    {"facts", OUTPOST_ARG_OBJECT, 0, "bounded as at enrollment"},
+    {NULL, 0, 0, NULL},
+};
+
 void registry_beat(void *ctx, struct httpd_req *req)
 {
 	struct hub *h = ctx;
@@ -460,12 +487,13 @@ void registry_beat(void *ctx, struct httpd_req *req)
 	const char *version = NULL;
 	int was_down = 0;
 
-	if (httpd_req_json(req, &body) < 0)
+	if (httpd_req_fields(req, beat_fields, &body) < 0)
 		return;
-	facts = json_object_get(body, "facts");
+	facts =
+	    json_is_object(json_object_get(body, "facts")) ? json_object_get(body, "facts") : NULL;
 	version = json_string_value(json_object_get(body, "version"));
-	if ((facts && !json_is_object(facts)) || (version && strlen(version) > 64)) {
-		httpd_respond_error(req, OUTPOST_E_BAD_ARGS, "beat: {version, facts (object)}");
+	if (version && strlen(version) > 64) {
+		httpd_respond_error(req, OUTPOST_E_BAD_ARGS, "version: at most 64 bytes");
 		goto out;
 	}
 	/* An accepted host is bounded as an enrolling one: a beat must not grow hub.db either. */

@@ -193,39 +193,38 @@ static void tasks_wake_hosts(struct hub *h, json_t *ids)
 	zk_push(h->zk, ids);
 }
 
+/* POST /api/v1/tasks (docs/protocol.md); ranges are checked below, one message per field. */
+static const struct outpost_arg task_fields[] = {
+    {"id", OUTPOST_ARG_STRING, 0, "the caller's id: a repeat returns the first task"},
+    {"target", OUTPOST_ARG_STRING, 1, "a selector"},
+    {"plugin", OUTPOST_ARG_STRING, 1, "a plugin name"},
+    {"op", OUTPOST_ARG_STRING, 1, "an op name"},
+    {"args", OUTPOST_ARG_OBJECT, 0, "the op's arguments"},
+    {"timeout_ms", OUTPOST_ARG_INT, 0, "1 ms to 1 day"},
+    {"batch", WIRE_ARG_ANY, 0, "a count (10) or a percentage (\"10%\")"},
+    {"expires_in_ms", OUTPOST_ARG_INT, 0, "1 s to 30 days"},
+    {"max_failures", OUTPOST_ARG_INT, 0, ">= 0"},
+    {NULL, 0, 0, NULL},
+};
+
 void tasks_api_create(void *ctx, struct httpd_req *req)
 {
 	struct hub *h = ctx;
 	json_t *body = NULL, *ids = NULL, *task = NULL, *existing = NULL, *waiting = NULL;
-	const char *id = NULL, *target = NULL, *plugin = NULL, *op = NULL, *key;
+	const char *id = NULL, *target = NULL, *plugin = NULL, *op = NULL;
 	json_t *args = NULL, *v;
 	int64_t now = clk_real_ms(), timeout, expires_in, batch, maxfail = -1;
 	struct phase_mark m;
 	char msg[512], genid[40];
 	int rc;
 
-	if (httpd_req_json(req, &body) < 0)
+	if (httpd_req_fields(req, task_fields, &body) < 0)
 		return;
-	json_object_foreach(body, key, v)
-	{
-		static const char *const known[] = {
-		    "id",         "target", "plugin",        "op",           "args",
-		    "timeout_ms", "batch",  "expires_in_ms", "max_failures", NULL};
-		size_t k = 0;
-		while (known[k] && strcmp(known[k], key))
-			k++;
-		if (!known[k]) {
-			httpd_respond_error(req, OUTPOST_E_BAD_ARGS, "unknown field '%.64s'", key);
-			goto out;
-		}
-	}
-	if (json_unpack(body, "{s?s, s:s, s:s, s:s, s?o}", "id", &id, "target", &target, "plugin",
-	                &plugin, "op", &op, "args", &args) < 0) {
-		httpd_respond_error(req, OUTPOST_E_BAD_ARGS,
-		                    "a task needs target, plugin and op (strings), optional id and "
-		                    "args (object)");
-		goto out;
-	}
+	id = json_string_value(json_object_get(body, "id"));
+	target = json_string_value(json_object_get(body, "target"));
+	plugin = json_string_value(json_object_get(body, "plugin"));
+	op = json_string_value(json_object_get(body, "op"));
+	args = json_is_object(json_object_get(body, "args")) ? json_object_get(body, "args") : NULL;
 	if (id && !task_id_ok(id)) {
 		httpd_respond_error(req, OUTPOST_E_BAD_ARGS,
 		                    "id must be 1 to 128 of A-Z a-z 0-9 . _ : -");
@@ -237,16 +236,14 @@ void tasks_api_create(void *ctx, struct httpd_req *req)
 		    "plugin and op are names of 1 to 32 of a-z 0-9 _, starting with a letter");
 		goto out;
 	}
-	if (args && !json_is_object(args)) {
-		httpd_respond_error(req, OUTPOST_E_BAD_ARGS, "args must be an object");
-		goto out;
-	}
 	v = json_object_get(body, "timeout_ms");
-	timeout = v ? (json_is_integer(v) ? json_integer_value(v) : -1)
-	            : json_integer_value(conf_get(h->conf, "tasks.default_timeout_ms"));
+	timeout = json_is_integer(v)
+	              ? json_integer_value(v)
+	              : json_integer_value(conf_get(h->conf, "tasks.default_timeout_ms"));
 	v = json_object_get(body, "expires_in_ms");
-	expires_in = v ? (json_is_integer(v) ? json_integer_value(v) : -1)
-	               : json_integer_value(conf_get(h->conf, "tasks.default_expiry_ms"));
+	expires_in = json_is_integer(v)
+	                 ? json_integer_value(v)
+	                 : json_integer_value(conf_get(h->conf, "tasks.default_expiry_ms"));
 	/* One message per field: the caller learns which one to fix. */
 	if (timeout < 1 || timeout > 86400000L) {
 		httpd_respond_error(
@@ -261,12 +258,12 @@ void tasks_api_create(void *ctx, struct httpd_req *req)
 		goto out;
 	}
 	v = json_object_get(body, "max_failures");
-	if (v && (!json_is_integer(v) || json_integer_value(v) < 0)) {
+	if (json_is_integer(v) && json_integer_value(v) < 0) {
 		httpd_respond_error(req, OUTPOST_E_BAD_ARGS,
 		                    "max_failures must be a non-negative integer");
 		goto out;
 	}
-	if (v)
+	if (json_is_integer(v))
 		maxfail = json_integer_value(v);
 	rc = tasks_target(h, target, &ids, msg, sizeof(msg));
 	if (rc < 0) {
@@ -404,18 +401,23 @@ void tasks_api_get(void *ctx, struct httpd_req *req)
 	h->watches = w;
 }
 
-/* POST /api/v1/tasks/<id>/cancel */
+/* POST /api/v1/tasks/<id>/cancel, no field: {} or an empty body. */
+static const struct outpost_arg cancel_fields[] = {{NULL, 0, 0, NULL}};
+
 void tasks_api_cancel(void *ctx, struct httpd_req *req)
 {
 	struct hub *h = ctx;
 	const char *id = httpd_req_arg(req, 0);
-	json_t *task = NULL;
+	json_t *task = NULL, *body = NULL;
 	int rc;
 
 	if (!task_id_ok(id)) {
 		httpd_respond_error(req, OUTPOST_E_BAD_ARGS, "bad task id");
 		return;
 	}
+	if (httpd_req_fields(req, cancel_fields, &body) < 0)
+		return;
+	json_decref(body);
 	rc = h->store->ops->task_cancel(h->store, id, clk_real_ms());
 	if (rc < 0) {
 		httpd_respond_error(req, rc,
@@ -456,7 +458,21 @@ static int state_ok(const char *s)
 	return 0;
 }
 
-/* POST /api/v1/agents/<id>/results (auth checked the id is the signer's) */
+/* POST /api/v1/agents/<id>/results (auth checked the id is the signer's): {"results":
+ * [result]}, each result checked against its own table. */
+static const struct outpost_arg results_fields[] = {
+    {"results", OUTPOST_ARG_ARRAY, 1, "at most 10000 results"},
+    {NULL, 0, 0, NULL},
+};
+static const struct outpost_arg result_fields[] = {
+    {"task_id", OUTPOST_ARG_STRING, 1, "the task's id"},
+    {"state", OUTPOST_ARG_STRING, 1, "running, ok, failed, timeout, lost, refused, expired"},
+    {"response", OUTPOST_ARG_OBJECT, 0, "the op's envelope"},
+    {"started_ms", OUTPOST_ARG_INT, 0, "ms since 1970"},
+    {"finished_ms", OUTPOST_ARG_INT, 0, "ms since 1970"},
+    {NULL, 0, 0, NULL},
+};
+
 void tasks_agent_results(void *ctx, struct httpd_req *req)
 {
 	struct hub *h = ctx;
@@ -469,11 +485,11 @@ void tasks_agent_results(void *ctx, struct httpd_req *req)
 	size_t i;
 
 	phase_start(&m);
-	if (httpd_req_json(req, &body) < 0)
+	if (httpd_req_fields(req, results_fields, &body) < 0)
 		goto out;
 	registry_alive(h, c);
 	results = json_object_get(body, "results");
-	if (!json_is_array(results) || json_array_size(results) > 10000) {
+	if (json_array_size(results) > 10000) {
 		httpd_respond_error(
 		    req, OUTPOST_E_BAD_ARGS,
 		    "results: an array of at most 10000 {task_id, state, response}");
@@ -483,10 +499,14 @@ void tasks_agent_results(void *ctx, struct httpd_req *req)
 	{
 		const char *state = json_string_value(json_object_get(r, "state"));
 		json_t *resp = json_object_get(r, "response");
+		char msg[256];
 		int done = 0;
 		tid = json_string_value(json_object_get(r, "task_id"));
-		if (!task_id_ok(tid) || !state_ok(state) ||
-		    (resp && !json_is_object(resp) && !json_is_null(resp))) {
+		if (wire_check_named(result_fields, r, "field", msg, sizeof(msg)) < 0) {
+			httpd_respond_error(req, OUTPOST_E_BAD_ARGS, "result %zu: %s", i, msg);
+			goto out;
+		}
+		if (!task_id_ok(tid) || !state_ok(state)) {
 			httpd_respond_error(req, OUTPOST_E_BAD_ARGS,
 			                    "result %zu: task_id, a known state and an envelope",
 			                    i);
