@@ -86,6 +86,18 @@ enum st {
 	ST_COUNT
 };
 
+/* Each statement's SQL, by slot, in the file whose code runs it: store_sqlite_tasks.c and
+ * store_sqlite_tokens.c fill theirs (the rest NULL); store_sqlite.c the others, and prepares
+ * every slot once at open (an SQL error is found at start, not at first use). */
+extern const char *const sq_tasks_sql[ST_COUNT];
+extern const char *const sq_tokens_sql[ST_COUNT];
+
+/* The WHERE terms of the partial indexes task_hosts_wait and task_hosts_open; p: "" or "th.". */
+#define WAIT(p) p "state IN ('queued', 'sent')"
+#define OPEN(p) p "state IN ('queued', 'sent', 'running')"
+/* Rows ?1 of task, moved in bulk: ?2 the new seq, ?3 now. */
+#define ROWS_MOVE(to) "UPDATE task_hosts SET state = '" to "', finished_ms = ?3, seq = ?2 "
+
 struct sq {
 	struct store base; /* first: the handle store.h callers hold */
 	sqlite3 *db;

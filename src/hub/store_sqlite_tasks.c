@@ -5,6 +5,84 @@
 
 #include <stdio.h>
 
+#define TASK_COLS                                                                                  \
+	"id, target, plugin, op, args, timeout_ms, created_ms, expires_ms, created_by, "           \
+	"batch_size, max_failures, released_batch, last_batch, state, "                            \
+	"(SELECT coalesce(max(seq), 0) FROM task_hosts WHERE task_id = tasks.id)"
+
+/* The tasks' statements (slots of store_sqlite_int.h), prepared at open. */
+const char *const sq_tasks_sql[ST_COUNT] = {
+    [ST_TASK_ADD] = "INSERT INTO tasks(id, target, plugin, op, args, timeout_ms, created_ms, "
+                    "expires_ms, created_by, batch_size, max_failures, last_batch, state) "
+                    "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+    /* Every row in one statement from the JSON array of ids (?3), batch = index / size (?2):
+     * half the time of a statement per row. Rows keep the array's order (rowid). */
+    [ST_TASK_ROW_ADD] = "INSERT INTO task_hosts(task_id, host_id, batch, state, seq) "
+                        "SELECT ?1, value, iif(?2 > 0, key / ?2, 0), 'queued', 1 "
+                        "FROM json_each(?3)",
+    [ST_TASK_GET] = "SELECT " TASK_COLS " FROM tasks WHERE id = ?1",
+    [ST_TASK_LIST] = "SELECT " TASK_COLS " FROM tasks ORDER BY created_ms DESC, rowid DESC "
+                     "LIMIT ?1",
+    [ST_TASK_COUNTS] = "SELECT state, count(*) FROM task_hosts WHERE task_id = ?1 "
+                       "GROUP BY state",
+    [ST_TASK_ROWS] = "SELECT host_id, state, response, started_ms, finished_ms, seq, batch "
+                     "FROM task_hosts WHERE task_id = ?1 AND seq > ?2 ORDER BY rowid",
+    [ST_TASK_STATE] = "SELECT state FROM tasks WHERE id = ?1",
+    [ST_TASK_SEQ_NEXT] = "SELECT coalesce(max(seq), 0) + 1 FROM task_hosts WHERE task_id = ?1",
+    [ST_TASK_OPEN] = "SELECT 1 FROM task_hosts WHERE task_id = ?1 AND " OPEN("") " LIMIT 1",
+    [ST_TASK_FINISH] = "UPDATE tasks SET state = iif(cancelled_ms IS NULL, 'done', "
+                       "'cancelled'), ended_ms = ?2 WHERE id = ?1 AND state = 'running'",
+    [ST_TASK_CANCEL] = "UPDATE tasks SET cancelled_ms = coalesce(cancelled_ms, ?2) "
+                       "WHERE id = ?1",
+    [ST_TAKE] =
+        "SELECT th.task_id, t.plugin, t.op, t.args, t.timeout_ms, t.expires_ms "
+        "FROM task_hosts th JOIN tasks t ON t.id = th.task_id "
+        "WHERE th.host_id = ?1 AND " WAIT("th.") " AND th.state = 'queued' "
+                                                 "AND th.batch <= t.released_batch "
+                                                 "AND t.state = 'running' AND t.expires_ms > ?2 "
+                                                 "ORDER BY t.created_ms, t.rowid LIMIT ?3",
+    /* Only at an agent's start: no index on (host_id, state) for running rows is worth it. */
+    [ST_RESUME] = "SELECT th.task_id, t.plugin, t.op, t.args, t.timeout_ms, t.expires_ms "
+                  "FROM task_hosts th JOIN tasks t ON t.id = th.task_id "
+                  "WHERE th.host_id = ?1 AND th.state IN ('sent', 'running') "
+                  "AND t.state = 'running' ORDER BY t.created_ms, t.rowid LIMIT ?3",
+    [ST_TAKE_MARK] = "UPDATE task_hosts SET state = 'sent', seq = ?3 "
+                     "WHERE task_id = ?1 AND host_id = ?2 AND state = 'queued'",
+    [ST_ROW_STATE] = "SELECT state FROM task_hosts WHERE task_id = ?1 AND host_id = ?2",
+    [ST_ROW_REPORT] = "UPDATE task_hosts SET state = ?3, response = ?4, "
+                      "started_ms = coalesce(?5, started_ms), finished_ms = ?6, seq = ?7 "
+                      "WHERE task_id = ?1 AND host_id = ?2",
+    [ST_ROWS_CANCEL] = ROWS_MOVE("cancelled") "WHERE task_id = ?1 AND " OPEN("") " AND " WAIT(""),
+    [ST_ROWS_CANCEL_QUEUED] =
+        ROWS_MOVE("cancelled") "WHERE task_id = ?1 AND " OPEN("") " AND "
+                                                                  "state = 'queued'",
+    [ST_ROWS_EXPIRE] = ROWS_MOVE("expired") "WHERE task_id = ?1 AND " OPEN("") " AND " WAIT(""),
+    [ST_ROWS_LOSE] = ROWS_MOVE("lost") "WHERE task_id = ?1 AND " OPEN("") " AND "
+                                                                          "state = 'running'",
+    [ST_EXPIRE_TASKS] = "SELECT id, expires_ms, timeout_ms FROM tasks "
+                        "WHERE state = 'running' AND expires_ms <= ?1 ORDER BY expires_ms, id",
+    [ST_ADVANCE_TASKS] = "SELECT id, max_failures, released_batch, last_batch FROM tasks "
+                         "WHERE state = 'running' AND released_batch < last_batch",
+    [ST_BATCH_OPEN] =
+        "SELECT 1 FROM task_hosts WHERE task_id = ?1 AND " OPEN("") " AND batch <= ?2 LIMIT 1",
+    [ST_TASK_FAILURES] = "SELECT count(*) FROM task_hosts WHERE task_id = ?1 AND "
+                         "state IN ('failed', 'timeout', 'lost', 'refused')",
+    [ST_TASK_RELEASE] = "UPDATE tasks SET released_batch = ?2 WHERE id = ?1",
+    [ST_BATCH_HOSTS] = "SELECT host_id FROM task_hosts WHERE task_id = ?1 AND batch = ?2 AND " OPEN(
+        "") " AND state = 'queued' ORDER BY rowid",
+    [ST_WAITING_TASK] =
+        "SELECT th.host_id FROM task_hosts th JOIN tasks t ON t.id = "
+        "th.task_id WHERE th.task_id = ?1 AND " OPEN(
+            "th.") " AND th.state = "
+                   "'queued' AND th.batch <= t.released_batch AND t.state = 'running' "
+                   "ORDER BY th.rowid",
+    [ST_WAITING_ALL] = "SELECT DISTINCT th.host_id FROM tasks t JOIN task_hosts th ON "
+                       "th.task_id = t.id AND " OPEN(
+                           "th.") " AND th.state = 'queued' AND "
+                                  "th.batch <= t.released_batch WHERE t.state = 'running' "
+                                  "ORDER BY th.host_id",
+};
+
 /* The seq for a task's next change (see the schema notes). */
 int sq_seq_next(struct sq *s, const char *task_id, int64_t *seq)
 {

@@ -6,6 +6,20 @@
 
 #include <stdio.h>
 
+#define TOKEN_COLS                                                                                 \
+	"id, kind, role, labels, created_ms, expires_ms, created_by, revoked, max_uses, uses"
+
+/* The tokens' statements (slots of store_sqlite_int.h), prepared at open. */
+const char *const sq_tokens_sql[ST_COUNT] = {
+    [ST_TOKEN_BY_ID] = "SELECT hash FROM tokens WHERE id = ?1",
+    [ST_TOKEN_ADD] = "INSERT INTO tokens(id, hash, kind, role, labels, created_ms, expires_ms, "
+                     "created_by, max_uses) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    [ST_TOKEN_FIND] = "SELECT " TOKEN_COLS " FROM tokens WHERE hash = ?1 AND revoked = 0 AND "
+                      "(expires_ms = 0 OR expires_ms > ?2) AND (max_uses = 0 OR uses < max_uses)",
+    [ST_TOKEN_LIST] = "SELECT " TOKEN_COLS " FROM tokens ORDER BY created_ms DESC, rowid DESC",
+    [ST_TOKEN_REVOKE] = "UPDATE tokens SET revoked = 1 WHERE id = ?1",
+};
+
 /* ---- Tokens ---- */
 
 /* The token of the current row (TOKEN_COLS); never its hash. max_uses 0: any number. */
