@@ -86,6 +86,8 @@ static void tvs_settle(struct tvs *x)
 {
 	size_t o = 0;
 
+	if (x->n == 0)
+		return; /* x->p may be NULL */
 	qsort(x->p, x->n, sizeof(*x->p), tv_cmp);
 	for (size_t i = 0; i < x->n; i++)
 		if (o == 0 || x->p[i].t != x->p[o - 1].t)
@@ -174,6 +176,8 @@ int tsdb_shared_read(struct tsdb *db, struct ser *s, struct pts *x, size_t i0)
 	if (from < x->to && s->foreign_ms >= from &&
 	    (rc = db->m->ops->log_range(db->m, s->pub.id, from, x->to, read_log, x)) != 0)
 		return rc < 0 ? rc : OUTPOST_E_INTERNAL;
+	if (x->n <= i0)
+		return 0; /* nothing read (x->p may still be NULL) */
 	/* Raw points have min = max = sum = value: which copy of a time is kept does not matter. */
 	qsort(x->p + i0, x->n - i0, sizeof(*x->p), pt_cmp);
 	for (size_t i = i0; i < x->n; i++)

@@ -39,7 +39,7 @@ struct zk_job {
 	struct zk_job *next;
 };
 
-enum { MSG_LEADER, MSG_ALIVE, MSG_SYNCED, MSG_TAKE, MSG_CONNECTED, MSG_REGISTERED };
+enum { MSG_LEADER, MSG_ALIVE, MSG_SYNCED, MSG_TAKE, MSG_RESCUE, MSG_CONNECTED, MSG_REGISTERED };
 
 struct zk_msg {
 	struct hub_zk *z;
@@ -64,6 +64,7 @@ struct hub_zk {
 	pthread_cond_t cond;
 	struct zk_job *jobs, *jobs_tail;
 	int stop, connected, expired, auth_failed, ev_leader, ev_full;
+	int ev_hubs;          /* /outpost/hubs changed (the leader watches it) */
 	json_t *dirty_hosts;  /* host ids whose folder's watch fired */
 	json_t *dirty_shards; /* shard names whose watch fired */
 
@@ -73,6 +74,8 @@ struct hub_zk {
 	char my_node[200];
 	json_t *host_shard; /* host id -> shard, as the leader last listed them */
 	int64_t swept_ms;
+	json_t *hubs_seen; /* hub nodes the leader last listed */
+	int rescue_due;    /* re-queue the copies a hub that went may have left unwritten */
 
 	/* the loop thread's own */
 	int l_leader, l_synced, l_connected, l_registered;
@@ -88,6 +91,7 @@ static void zk_unref(struct hub_zk *z)
 	json_decref(z->dirty_hosts);
 	json_decref(z->dirty_shards);
 	json_decref(z->host_shard);
+	json_decref(z->hubs_seen);
 	json_decref(z->alive);
 	while (z->jobs) {
 		struct zk_job *j = z->jobs;
@@ -253,8 +257,7 @@ void zk_agent_credentials(void *ctx, struct httpd_req *req)
 
 json_t *zk_hint(struct hub_zk *z)
 {
-	return json_pack("{s:s, s:i}", "connect", z->connect, "session_timeout_ms",
-	                 z->timeout_ms);
+	return json_pack("{s:s, s:i}", "connect", z->connect, "session_timeout_ms", z->timeout_ms);
 }
 
 /* ---- paths and ACLs (worker) ---- */
@@ -274,8 +277,8 @@ struct zk_acl {
 	char host_id[200];
 };
 
-static void zk_acl(struct hub_zk *z, struct zk_acl *acl, const char *host_digest,
-                   int host_perms, int world_read)
+static void zk_acl(struct hub_zk *z, struct zk_acl *acl, const char *host_digest, int host_perms,
+                   int world_read)
 {
 	int n = 0;
 
@@ -298,8 +301,7 @@ static int zk_transient(int rc)
 }
 
 /* Creates path (persistent) or, when it exists, sets its ACL to acl. */
-static int zk_ensure(struct hub_zk *z, const char *path, const struct ACL_vector *acl,
-                     int set_acl)
+static int zk_ensure(struct hub_zk *z, const char *path, const struct ACL_vector *acl, int set_acl)
 {
 	int rc = zoo_create(z->zh, path, NULL, -1, acl, ZOO_PERSISTENT, NULL, 0);
 
@@ -311,8 +313,8 @@ static int zk_ensure(struct hub_zk *z, const char *path, const struct ACL_vector
 /* The tree of docs/scale.md: folders, the 256 shards. */
 static int zk_make_tree(struct hub_zk *z)
 {
-	static const char *const dirs[] = {"/outpost",       "/outpost/agents", "/outpost/tasks",
-	                                   "/outpost/hubs",  "/outpost/leader", NULL};
+	static const char *const dirs[] = {"/outpost",      "/outpost/agents", "/outpost/tasks",
+	                                   "/outpost/hubs", "/outpost/leader", NULL};
 	struct zk_acl acl;
 	char path[64];
 	int rc;
@@ -378,11 +380,15 @@ static void zk_set_leader(struct hub_zk *z, int leader)
 	if (z->leader == leader)
 		return;
 	z->leader = leader;
-	log_info(z->log, "zk", "hub %s %s the leader", z->hub_id, leader ? "is now" : "is no longer");
+	log_info(z->log, "zk", "hub %s %s the leader", z->hub_id,
+	         leader ? "is now" : "is no longer");
 	zk_post(z, MSG_LEADER, NULL, leader, 0);
 	if (leader) {
+		/* The hub led before may have died between storing copies and queueing them. */
+		z->rescue_due = 1;
 		pthread_mutex_lock(&z->lock);
 		z->ev_full = 1;
+		z->ev_hubs = 1;
 		pthread_mutex_unlock(&z->lock);
 	}
 }
@@ -565,8 +571,8 @@ static int entry_del_task(struct hub_zk *z, const char *path, json_t *e, void *a
 
 static int entry_del_expired(struct hub_zk *z, const char *path, json_t *e, void *arg)
 {
-	json_int_t exp = json_integer_value(json_object_get(json_object_get(e, "task"),
-	                                                    "expires_ms"));
+	json_int_t exp =
+	    json_integer_value(json_object_get(json_object_get(e, "task"), "expires_ms"));
 	int rc = ZOK;
 
 	if (exp > 0 && exp < *(int64_t *)arg)
@@ -599,10 +605,11 @@ static int zk_write(struct hub_zk *z, struct zk_job *j)
 		if (!(text = json_dumps(it, JSON_COMPACT)))
 			continue;
 		if (strlen(text) > ZK_ENTRY_MAX) {
-			log_warn(z->log, "zk",
-			         "task %s for host %s is %zu bytes, too large for a queue entry: not "
-			         "queued in ZooKeeper",
-			         id, j->host, strlen(text));
+			log_warn(
+			    z->log, "zk",
+			    "task %s for host %s is %zu bytes, too large for a queue entry: not "
+			    "queued in ZooKeeper",
+			    id, j->host, strlen(text));
 		} else {
 			snprintf(path, sizeof(path), "%s/t-", folder);
 			rc = zoo_create(z->zh, path, text, (int)strlen(text), &acl,
@@ -612,6 +619,62 @@ static int zk_write(struct hub_zk *z, struct zk_job *j)
 	}
 	deallocate_ACL_vector(&acl);
 	json_decref(have);
+	return rc;
+}
+
+/* The leader: re-reads the hubs (re-arming the watch); a hub that went may have stored task
+ * copies and died before writing their entries, so a rescue is due. */
+static int zk_hubs(struct hub_zk *z)
+{
+	struct String_vector kids = {0};
+	json_t *now = json_object();
+	const char *k;
+	json_t *v;
+	int rc;
+
+	if ((rc = zoo_get_children(z->zh, "/outpost/hubs", 1, &kids)) != ZOK) {
+		json_decref(now);
+		return rc;
+	}
+	for (int i = 0; i < kids.count; i++)
+		json_object_set_new(now, kids.data[i], json_true());
+	deallocate_String_vector(&kids);
+	json_object_foreach(z->hubs_seen, k, v) if (!json_object_get(now, k))
+	{
+		log_info(z->log, "zk",
+		         "hub %s went: its hosts' unqueued task copies are queued again", k);
+		z->rescue_due = 1;
+	}
+	json_decref(z->hubs_seen);
+	z->hubs_seen = now;
+	return ZOK;
+}
+
+/* The rescue: every zookeeper-link host's unfinished copies go to the loop, which writes the
+ * ones whose entry is missing (zk_write skips the task ids already queued). */
+static int zk_rescue(struct hub_zk *z)
+{
+	struct String_vector hosts = {0};
+	char path[200], buf[256];
+	int rc;
+
+	if ((rc = zoo_get_children(z->zh, "/outpost/tasks", 0, &hosts)) != ZOK)
+		return rc;
+	for (int i = 0; i < hosts.count && rc == ZOK; i++) {
+		int len = sizeof(buf) - 1;
+		snprintf(path, sizeof(path), "/outpost/tasks/%s", hosts.data[i]);
+		rc = zoo_get(z->zh, path, 0, buf, &len, NULL);
+		if (rc == ZNONODE) {
+			rc = ZOK;
+			continue;
+		}
+		if (rc == ZOK && len > 0) {
+			buf[len] = '\0';
+			if (strstr(buf, "zookeeper"))
+				zk_post(z, MSG_RESCUE, hosts.data[i], 0, 0);
+		}
+	}
+	deallocate_String_vector(&hosts);
 	return rc;
 }
 
@@ -736,6 +799,8 @@ static void zk_watcher(zhandle_t *zh, int type, int state, const char *path, voi
 			z->auth_failed = 1;
 	} else if (path && strncmp(path, "/outpost/leader/", 16) == 0) {
 		z->ev_leader = 1;
+	} else if (path && strcmp(path, "/outpost/hubs") == 0) {
+		z->ev_hubs = 1;
 	} else if (path && strncmp(path, "/outpost/agents/", 16) == 0) {
 		if (sscanf(path + 16, "%2[0-9a-f]/%64[A-Za-z0-9._-]", shard, host) == 2)
 			json_object_set_new(z->dirty_hosts, host, json_string(shard));
@@ -777,7 +842,7 @@ static int zk_round(struct hub_zk *z, json_t *dirty_hosts, json_t *dirty_shards,
 {
 	const char *k;
 	json_t *v;
-	int rc;
+	int rc, ev_hubs;
 
 	if (!z->ready) {
 		if ((rc = zk_make_tree(z)) != ZOK || (rc = zk_register(z)) != ZOK)
@@ -793,18 +858,31 @@ static int zk_round(struct hub_zk *z, json_t *dirty_hosts, json_t *dirty_shards,
 		pthread_mutex_lock(&z->lock);
 		ev_full |= z->ev_full;
 		z->ev_full = 0;
+		ev_hubs = z->ev_hubs;
+		z->ev_hubs = 0;
 		pthread_mutex_unlock(&z->lock);
+		if (ev_hubs && (rc = zk_hubs(z)) != ZOK) {
+			pthread_mutex_lock(&z->lock);
+			z->ev_hubs = 1;
+			pthread_mutex_unlock(&z->lock);
+			return rc;
+		}
+		if (z->rescue_due) {
+			if ((rc = zk_rescue(z)) != ZOK)
+				return rc;
+			z->rescue_due = 0;
+		}
 		if (ev_full && (rc = zk_reconcile_full(z)) != ZOK) {
 			pthread_mutex_lock(&z->lock);
 			z->ev_full = 1;
 			pthread_mutex_unlock(&z->lock);
 			return rc;
 		}
-		json_object_foreach(dirty_shards, k, v) if ((rc = zk_reconcile_shard(z, k)) != ZOK)
-		    return rc;
-		json_object_foreach(dirty_hosts, k, v) if ((rc = zk_reconcile_host(
-		                                                z, json_string_value(v), k)) != ZOK)
-		    return rc;
+		json_object_foreach(dirty_shards, k,
+		                    v) if ((rc = zk_reconcile_shard(z, k)) != ZOK) return rc;
+		json_object_foreach(dirty_hosts, k,
+		                    v) if ((rc = zk_reconcile_host(z, json_string_value(v), k)) !=
+		                           ZOK) return rc;
 		if (clk_mono_ms() - z->swept_ms >= ZK_SWEEP_MS) {
 			z->swept_ms = clk_mono_ms();
 			if ((rc = zk_sweep(z)) != ZOK)
@@ -847,8 +925,9 @@ static void *zk_main(void *arg)
 		ts.tv_sec += 1;
 		/* After a failure, a second's pause before the retry, whatever is pending. */
 		if (!z->stop && z->connected == z->was_connected && !z->expired &&
-		    (retry || (!z->ev_leader && !z->jobs && !json_object_size(z->dirty_hosts) &&
-		               !json_object_size(z->dirty_shards))))
+		    (retry ||
+		     (!z->ev_leader && !z->ev_hubs && !z->jobs &&
+		      !json_object_size(z->dirty_hosts) && !json_object_size(z->dirty_shards))))
 			pthread_cond_timedwait(&z->cond, &z->lock, &ts);
 		if (z->stop) {
 			pthread_mutex_unlock(&z->lock);
@@ -869,7 +948,8 @@ static void *zk_main(void *arg)
 		pthread_mutex_unlock(&z->lock);
 
 		if (auth_failed)
-			log_error(z->log, "zk", "ZooKeeper authentication failed: check zk.secret_file");
+			log_error(z->log, "zk",
+			          "ZooKeeper authentication failed: check zk.secret_file");
 		if (connected != z->was_connected) {
 			z->was_connected = connected;
 			zk_post(z, MSG_CONNECTED, NULL, connected, 0);
@@ -879,8 +959,9 @@ static void *zk_main(void *arg)
 				ev_leader = 1;
 				ev_full = 1; /* watches may have skipped changes while away */
 			} else {
-				log_warn(z->log, "zk", "lost the ZooKeeper connection: leader work "
-				                       "suspended until it is back");
+				log_warn(z->log, "zk",
+				         "lost the ZooKeeper connection: leader work "
+				         "suspended until it is back");
 				zk_set_leader(z, 0);
 			}
 		}
@@ -933,8 +1014,8 @@ static void zk_apply_alive(struct hub_zk *z, const char *host, int alive, int zk
 		json_object_set_new(z->alive, host, json_true());
 		if (h->store->ops->host_seen(h->store, host, now, NULL, NULL, &was_down) == 0 &&
 		    was_down)
-			log_info(h->log, "registry", "host %s is up again (its ZooKeeper node is back)",
-			         host);
+			log_info(h->log, "registry",
+			         "host %s is up again (its ZooKeeper node is back)", host);
 		return;
 	}
 	if (!json_object_get(z->alive, host) && !zkmode)
@@ -947,14 +1028,22 @@ static void zk_apply_alive(struct hub_zk *z, const char *host, int alive, int zk
 	json_decref(ids);
 }
 
-static void zk_take(struct hub_zk *z, const char *host)
+/* Queues a host's released copies; with resume, also the ones already handed out and not
+ * finished (sent, running), whose entry a hub that died may never have written: zk_write
+ * skips those queued already, and the agent's ledger answers any it has seen. */
+static void zk_take(struct hub_zk *z, const char *host, int resume)
 {
 	struct hub *h = z->h;
-	json_t *items = NULL;
+	json_t *items = NULL, *again = NULL;
 	struct zk_job *j;
 
-	if (h->store->ops->task_take(h->store, host, clk_real_ms(), AGENTS_TAKE_MAX, &items) < 0 ||
-	    !json_array_size(items) || agents_sign(h, items) < 0 ||
+	if (h->store->ops->task_take(h->store, host, clk_real_ms(), AGENTS_TAKE_MAX, &items) < 0)
+		return;
+	if (resume &&
+	    h->store->ops->task_resume(h->store, host, clk_real_ms(), AGENTS_TAKE_MAX, &again) == 0)
+		json_array_extend(items, again);
+	json_decref(again);
+	if (!json_array_size(items) || agents_sign(h, items) < 0 ||
 	    !(j = zk_job_new(JOB_WRITE, host, NULL))) {
 		json_decref(items);
 		return;
@@ -983,7 +1072,10 @@ static void zk_on_msg(void *arg)
 				zk_apply_alive(z, m->host, m->a, m->b);
 			break;
 		case MSG_TAKE:
-			zk_take(z, m->host);
+			zk_take(z, m->host, 0);
+			break;
+		case MSG_RESCUE:
+			zk_take(z, m->host, 1);
 			break;
 		case MSG_CONNECTED:
 			z->l_connected = m->a;
@@ -1034,7 +1126,8 @@ void zk_cancel(struct hub_zk *z, const char *task_id, json_t *hosts)
 	size_t i;
 
 	if (z)
-		json_array_foreach(hosts, i, v) zk_queue(z, JOB_DONE, json_string_value(v), task_id);
+		json_array_foreach(hosts, i, v)
+		    zk_queue(z, JOB_DONE, json_string_value(v), task_id);
 }
 
 int zk_keeps_up(struct hub_zk *z, const char *host)
@@ -1072,10 +1165,11 @@ static int zk_read_secret(struct hub_zk *z, const char *path, char *msg, size_t 
 	z->secret[n] = '\0';
 	z->secret[strcspn(z->secret, "\r\n")] = '\0';
 	if (strlen(z->secret) < 16) {
-		snprintf(msg, msglen,
-		         "zk.secret_file %s: the secret must be at least 16 characters on its first "
-		         "line (e.g. head -c 32 /dev/urandom | base64 > FILE)",
-		         path);
+		snprintf(
+		    msg, msglen,
+		    "zk.secret_file %s: the secret must be at least 16 characters on its first "
+		    "line (e.g. head -c 32 /dev/urandom | base64 > FILE)",
+		    path);
 		return OUTPOST_E_BAD_ARGS;
 	}
 	return 0;
@@ -1116,8 +1210,8 @@ int zk_start(struct hub *h, char *msg, size_t msglen)
 		zk_unref(z);
 		return OUTPOST_E_INTERNAL;
 	}
-	if (zk_read_secret(z, json_string_value(conf_get(h->conf, "zk.secret_file")), msg,
-	                   msglen) < 0 ||
+	if (zk_read_secret(z, json_string_value(conf_get(h->conf, "zk.secret_file")), msg, msglen) <
+	        0 ||
 	    zk_digest_id(ZK_HUB_USER, z->secret, z->hub_acl, sizeof(z->hub_acl)) < 0) {
 		zk_unref(z);
 		return OUTPOST_E_BAD_ARGS;
@@ -1173,9 +1267,10 @@ static int zk_servers_ok(const char *s)
 				colon = k;
 		if (!colon)
 			return 0;
-		host = it[0] == '[' ? strspn(it + 1, "0123456789abcdefABCDEF:") + 2
-		                    : strspn(it, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-		                                 "0123456789.-_");
+		host = it[0] == '['
+		           ? strspn(it + 1, "0123456789abcdefABCDEF:") + 2
+		           : strspn(it, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		                        "0123456789.-_");
 		if (host != colon || (it[0] == '[' && it[colon - 1] != ']'))
 			return 0;
 		port = strtol(it + colon + 1, &p, 10);
@@ -1195,7 +1290,8 @@ int zk_conf_check(const json_t *conf, char *msg, size_t msglen)
 	const char *slash;
 
 	if (!connect) {
-		if (secret || id || conf_get(conf, "zk.hub_url") || conf_get(conf, "zk.single_hub")) {
+		if (secret || id || conf_get(conf, "zk.hub_url") ||
+		    conf_get(conf, "zk.single_hub")) {
 			snprintf(msg, msglen, "the zk.* keys need 'zk.connect' (scale mode)");
 			return OUTPOST_E_BAD_ARGS;
 		}
@@ -1209,8 +1305,9 @@ int zk_conf_check(const json_t *conf, char *msg, size_t msglen)
 	}
 	if ((slash = strchr(connect, '/')) &&
 	    (strlen(slash) < 2 || slash[strlen(slash) - 1] == '/' || strstr(slash, "//"))) {
-		snprintf(msg, msglen, "'zk.connect': the chroot '%s' must be an absolute path "
-		                      "without a trailing /",
+		snprintf(msg, msglen,
+		         "'zk.connect': the chroot '%s' must be an absolute path "
+		         "without a trailing /",
 		         slash);
 		return OUTPOST_E_BAD_ARGS;
 	}

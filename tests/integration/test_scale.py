@@ -286,6 +286,42 @@ def test_the_leading_hub_killed_mid_fan_out(scale):
     scale.wait_states({x: "up" for x in HOSTS}, timeout=15)
 
 
+def test_copies_a_dead_hub_never_queued_are_queued_by_the_leader(scale):
+    # A hub that dies between storing a task's copies and writing their queue entries leaves
+    # copies with no entry (docs/scale.md). Made here by deleting the entry (as a hub may) for
+    # a host that is away, then killing the hub that made the task: when its node goes, the
+    # leader writes the entries of unfinished copies that have none, and the host runs the
+    # task once when it returns.
+    lead = scale.leader()
+    other = "hub-b" if lead == "hub-a" else "hub-a"
+    assert scale.agents["web-5"].stop() == 0
+    scale.wait_states({"web-5": "down"}, timeout=10)
+    scale.submit(other, "sc-unqueued", "web-5")
+    hk = kazoo_client(scale.zk.connect + "/scale", "outpost-hub", SECRET)
+    try:
+        q = "/outpost/tasks/web-5"
+        wait_for(lambda: hk.get_children(q), 10, step=0.1, what="the entry of sc-unqueued")
+        for e in hk.get_children(q):
+            hk.delete(q + "/" + e)
+        assert scale.rows(lead, "sc-unqueued") == {"web-5": "sent"}
+        h = scale.hubs[other]
+        h.proc.kill()
+        h.proc.wait()
+        wait_for(lambda: hk.get_children(q), TIMEOUT_MS / 1000 + 10, step=0.2,
+                 what="the leader to queue the copy again after %s went" % other)
+        assert len(hk.get_children(q)) == 1
+    finally:
+        hk.stop()
+    scale.start("web-5")
+    scale.wait_zk("web-5")
+    scale.wait_done("sc-unqueued", ["web-5"], hubs=(lead,))
+    h.start()
+    scale.wait_done("sc-unqueued", ["web-5"])
+    time.sleep(1)
+    assert scale.ran("sc-unqueued") == {"web-5": 1}
+    scale.wait_states({x: "up" for x in HOSTS}, timeout=15)
+
+
 def test_zookeeper_and_postgresql_restarts_lose_no_queued_task(scale):
     # A task made while ZooKeeper is down waits in the database; its queue entries are
     # written when ZooKeeper is back (whatever became of the sessions meanwhile).
