@@ -20,4 +20,6 @@ echo
 echo
 /usr/bin/python3 "$here/scale" --build "$build"
 echo
+/usr/bin/python3 "$here/zk-fanout" --build "$build"
+echo
 /usr/bin/python3 "$here/query-hold" --build "$build" --hosts 300
