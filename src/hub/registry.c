@@ -351,7 +351,7 @@ static void host_change(struct hub *h, struct httpd_req *req, enum host_verb ver
 	rc = h->store->ops->host_get(h->store, id, &host);
 	if (rc < 0) {
 		hub_respond_store(req, rc, NULL, "host");
-		return;
+		goto out; /* the labels' body too */
 	}
 	state = json_string_value(json_object_get(host, "state"));
 	if (verb == HOST_ACCEPT) {
