@@ -145,10 +145,10 @@ static int agent_link_start(struct agent *a, char *msg, size_t msglen)
 	lc.phases = &a->phases;
 	mode = json_string_value(conf_get(a->conf, "hub.mode"));
 	if (mode && strcmp(mode, "zookeeper") == 0)
-		rc = link_zk_new(
-		    &lc, json_string_value(conf_get(a->conf, "zk.connect")),
-		    (int)json_integer_value(conf_get(a->conf, "zk.session_timeout_ms")), &a->link,
-		    msg, msglen);
+		rc =
+		    link_zk_new(&lc, json_string_value(conf_get(a->conf, "zk.connect")),
+		                (int)json_integer_value(conf_get(a->conf, "zk.session_timeout_ms")),
+		                &a->link, msg, msglen);
 	else
 		rc = link_http_new(&lc, &a->link, msg, msglen);
 	if (rc < 0)

@@ -59,20 +59,18 @@ json_t *agent_conf_defaults(void)
 	const char *state = root ? "/var/lib/outpost-agent" : "outpost-state/agent";
 
 	/* As root, no TCP by default: the unix socket tells who calls (docs/security.md). */
-	return json_pack("{s:s, s:s, s:s, s:s, s:{s:s, s:s}, s:{s:i, s:i, s:i, s:i, s:s, s:[sss]},"
-	                 " s:{s:i, s:i, s:i, s:{s:i}}, s:{s:i, s:i}, s:{s:I, s:i, s:s}, s:{s:{s:[]}}}",
-	                 "listen", root ? "" : "127.0.0.1:7070", "socket",
-	                 root ? "/run/outpost-agent.sock" : "", "state_dir", state, "plugin_dir",
-	                 root ? "/usr/lib/outpost/plugins" : "outpost-state/agent/plugins", "log",
-	                 "level", "info", "target", "stderr", "api", "body_limit", 16 << 20,
-	                 "max_depth", 32, "conn_limit", 256, "conn_timeout_s", 30, "group",
-	                 API_DEFAULT_GROUP, "group_ops", "metrics.push", "sys.ping", "sys.facts",
-	                 "dispatch",
-	                 "workers", 4, "max_inflight", 64, "default_timeout_ms", 30000, "timeouts",
-	                 "exec.run", 3600000, "ledger", "keep_days", 7, "max_rows", 100000, "hub",
-	                 "spool_max_bytes", (json_int_t)(64 << 20), "refused_retry_s",
-	                 LINK_REFUSED_RETRY_MS / 1000, "mode", "http", "plugins", "file",
-	                 "roots");
+	return json_pack(
+	    "{s:s, s:s, s:s, s:s, s:{s:s, s:s}, s:{s:i, s:i, s:i, s:i, s:s, s:[sss]},"
+	    " s:{s:i, s:i, s:i, s:{s:i}}, s:{s:i, s:i}, s:{s:I, s:i, s:s}, s:{s:{s:[]}}}",
+	    "listen", root ? "" : "127.0.0.1:7070", "socket", root ? "/run/outpost-agent.sock" : "",
+	    "state_dir", state, "plugin_dir",
+	    root ? "/usr/lib/outpost/plugins" : "outpost-state/agent/plugins", "log", "level",
+	    "info", "target", "stderr", "api", "body_limit", 16 << 20, "max_depth", 32,
+	    "conn_limit", 256, "conn_timeout_s", 30, "group", API_DEFAULT_GROUP, "group_ops",
+	    "metrics.push", "sys.ping", "sys.facts", "dispatch", "workers", 4, "max_inflight", 64,
+	    "default_timeout_ms", 30000, "timeouts", "exec.run", 3600000, "ledger", "keep_days", 7,
+	    "max_rows", 100000, "hub", "spool_max_bytes", (json_int_t)(64 << 20), "refused_retry_s",
+	    LINK_REFUSED_RETRY_MS / 1000, "mode", "http", "plugins", "file", "roots");
 }
 
 static int agent_conf_set(const json_t *conf, const char *key)
@@ -131,9 +129,10 @@ int agent_conf_check(const json_t *conf, char *msg, size_t msglen)
 	}
 	if (s && strcmp(s, "zookeeper") == 0) {
 		if (!agent_conf_hub(conf)) {
-			snprintf(msg, msglen,
-			         "hub.mode \"zookeeper\" needs 'hub.url': the hub the agent enrolls "
-			         "with (and falls back to while /outpost/hubs lists none)");
+			snprintf(
+			    msg, msglen,
+			    "hub.mode \"zookeeper\" needs 'hub.url': the hub the agent enrolls "
+			    "with (and falls back to while /outpost/hubs lists none)");
 			return OUTPOST_E_BAD_ARGS;
 		}
 	}

@@ -109,7 +109,7 @@ struct link_http {
 	char *state_dir, *url, *token, *ca, *fingerprint, *host_id;
 	char *hub_url; /* where requests go: url, or the hub scale mode moved to */
 	char *pin_path, *json_path;
-	char pin_hex[65]; /* the pinned certificate's sha256, once pinned */
+	char pin_hex[65];     /* the pinned certificate's sha256, once pinned */
 	char source_addr[64]; /* link_config.source_addr, or empty */
 	int https;
 	link_task_fn on_task;
@@ -545,7 +545,8 @@ static void lh_mark_up(struct link_http *lh)
 		log_info(lh->log, "link", "connected to the hub again after %lld s",
 		         (long long)(clk_mono_ms() - lh->down_since_ms) / 1000);
 	} else {
-		log_info(lh->log, "link", "connected to the hub at %s as %s", lh->hub_url, lh->host_id);
+		log_info(lh->log, "link", "connected to the hub at %s as %s", lh->hub_url,
+		         lh->host_id);
 	}
 	lh->ever_connected = 1;
 	if (!lh->req[LH_RESULTS])
@@ -886,7 +887,8 @@ static void lh_on_beat(struct link_http *lh, struct lh_req *r, const struct lh_a
 		 * fleet that is up; the first answer ends every other backoff (lh_mark_up), so
 		 * the fleet is back within an interval of the hub. */
 		lh->failures[LH_BEAT]++;
-		next = lh->interval_ms / 2 + (int64_t)randombytes_uniform((uint32_t)lh->interval_ms);
+		next =
+		    lh->interval_ms / 2 + (int64_t)randombytes_uniform((uint32_t)lh->interval_ms);
 		lh_mark_down(lh, a);
 	} else {
 		/* A hub that answers but fails (busy, 5xx): the interval, or the backoff once it
@@ -1434,13 +1436,13 @@ static void lh_status_disk(struct link_http *lh, json_t *st)
 	outbox_mem_stats(lh->outbox, &om);
 	spool_mem_stats(lh->spool, &sm);
 	json_object_set_new(st, "disk_full", json_boolean(om.disk_full || sm.disk_full));
-	json_object_set_new(
-	    st, "memory",
-	    json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "results", (json_int_t)om.results,
-	              "results_bytes", (json_int_t)om.bytes, "results_dropped",
-	              (json_int_t)om.dropped, "batches", (json_int_t)sm.batches, "batches_bytes",
-	              (json_int_t)sm.bytes, "write_errors",
-	              (json_int_t)(om.write_errors + sm.write_errors)));
+	json_object_set_new(st, "memory",
+	                    json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "results",
+	                              (json_int_t)om.results, "results_bytes", (json_int_t)om.bytes,
+	                              "results_dropped", (json_int_t)om.dropped, "batches",
+	                              (json_int_t)sm.batches, "batches_bytes", (json_int_t)sm.bytes,
+	                              "write_errors",
+	                              (json_int_t)(om.write_errors + sm.write_errors)));
 }
 
 static json_t *lh_status(struct link *l)
@@ -1449,11 +1451,11 @@ static json_t *lh_status(struct link *l)
 	static const char *const phases[] = {"idle", "pinning", "enrolling", "running", "stopped"};
 	json_t *st = json_pack(
 	    "{s:s, s:s, s:s, s:s, s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:s?}", "mode", "http",
-	    "url", lh->hub_url, "host_id", lh->host_id, "state", lh->state, "phase", phases[lh->phase],
-	    "connected", lh->connected, "reconnects", (json_int_t)lh->reconnects, "tasks_received",
-	    (json_int_t)lh->tasks_received, "results_sent", (json_int_t)lh->results_sent,
-	    "results_dropped", (json_int_t)lh->results_dropped, "outbox_depth",
-	    (json_int_t)outbox_depth(lh->outbox), "last_contact_ms",
+	    "url", lh->hub_url, "host_id", lh->host_id, "state", lh->state, "phase",
+	    phases[lh->phase], "connected", lh->connected, "reconnects", (json_int_t)lh->reconnects,
+	    "tasks_received", (json_int_t)lh->tasks_received, "results_sent",
+	    (json_int_t)lh->results_sent, "results_dropped", (json_int_t)lh->results_dropped,
+	    "outbox_depth", (json_int_t)outbox_depth(lh->outbox), "last_contact_ms",
 	    (json_int_t)lh->last_contact_ms, "last_error",
 	    lh->last_error[0] && !lh->connected ? lh->last_error : NULL);
 

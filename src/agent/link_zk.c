@@ -111,7 +111,7 @@ struct link_zk {
 	void *arg;
 	char *host_id, *conf_url, *json_path;
 	char *host_path, *alive_path, *queue_path;
-	char *conf_connect; /* zk.connect, or NULL: the hub's */
+	char *conf_connect;  /* zk.connect, or NULL: the hub's */
 	int conf_timeout_ms; /* zk.session_timeout_ms, or 0: the hub's */
 	/* The credentials in use (zk.json, or the hub's answer); NULL until there are some. */
 	char *connect, *secret, *hub_acl;
@@ -121,11 +121,11 @@ struct link_zk {
 	zhandle_t *zh;
 	unsigned gen;
 	int stopped, connected, failures;
-	int64_t session;          /* the session of the last connected event */
-	int early;                /* connected before the handle arrived: early_session */
+	int64_t session; /* the session of the last connected event */
+	int early;       /* connected before the handle arrived: early_session */
 	int64_t early_session;
-	int64_t down_since_ms;    /* when the connection was lost */
-	int alive, alive_busy;    /* alive exists for this session; its chain is under way */
+	int64_t down_since_ms; /* when the connection was lost */
+	int alive, alive_busy; /* alive exists for this session; its chain is under way */
 	int queue_busy, queue_again, hubs_busy, hubs_again;
 	struct lz_entry *entries; /* the queue as last read */
 	struct lz_hub *hubs;      /* /outpost/hubs as being read */
@@ -674,11 +674,12 @@ static void lz_on_alive_msg(struct link_zk *lz, struct lz_msg *m)
 	if (m->rc == ZNONODE || m->rc == ZNOAUTH)
 		link_http_ask_creds(lz->http); /* asking (re)makes the per-host nodes */
 	if (m->rc == ZNONODE || m->rc == ZNOAUTH)
-		lz_problem(lz, OUTPOST_LOG_ERROR,
-		           "cannot create %s: %s (the hub makes %s when it accepts the host or it "
-		           "asks for its credentials, and deletes it when it revokes it): asking the "
-		           "hub for the credentials again, trying again",
-		           lz->alive_path, zerror(m->rc), lz->host_path);
+		lz_problem(
+		    lz, OUTPOST_LOG_ERROR,
+		    "cannot create %s: %s (the hub makes %s when it accepts the host or it "
+		    "asks for its credentials, and deletes it when it revokes it): asking the "
+		    "hub for the credentials again, trying again",
+		    lz->alive_path, zerror(m->rc), lz->host_path);
 	else
 		lz_problem(lz, OUTPOST_LOG_WARN, "cannot create %s: %s: trying again",
 		           lz->alive_path, zerror(m->rc));
@@ -917,8 +918,8 @@ static void lz_on_hubs(struct link_zk *lz, struct lz_msg *m)
 				lz_msg_free(g);
 			} else {
 				g->which = LZ_HUBS;
-				if (lz_call_rc(lz, g, zoo_aget(lz->zh, path.data, 0, lz_on_data, g)) ==
-				    0)
+				if (lz_call_rc(lz, g,
+				               zoo_aget(lz->zh, path.data, 0, lz_on_data, g)) == 0)
 					lz->hubs_pending++;
 			}
 			buf_free(&path);
@@ -939,7 +940,8 @@ static void lz_on_hubs(struct link_zk *lz, struct lz_msg *m)
 		if (url && link_http_check_url(url, (char[200]){0}, 200) == 0)
 			lz->hubs[i].url = strdup(url);
 		else
-			log_debug(lz->log, "link", "hub %s: no usable url in its node (%s)", m->name,
+			log_debug(lz->log, "link", "hub %s: no usable url in its node (%s)",
+			          m->name,
 			          m->rc == ZOK ? "not {\"url\": \"https://...\"}" : zerror(m->rc));
 		json_decref(j);
 		break;
@@ -984,10 +986,11 @@ static void lz_on_state(struct link_zk *lz, struct lz_msg *m)
 	if (m->state == ZOO_CONNECTING_STATE || m->state == ZOO_ASSOCIATING_STATE) {
 		if (lz->connected) {
 			lz->down_since_ms = clk_mono_ms();
-			log_warn(lz->log, "link",
-			         "lost the connection to ZooKeeper: reconnecting (the session lives "
-			         "%d ms without it)",
-			         lz->zh ? zoo_recv_timeout(lz->zh) : lz->timeout_ms);
+			log_warn(
+			    lz->log, "link",
+			    "lost the connection to ZooKeeper: reconnecting (the session lives "
+			    "%d ms without it)",
+			    lz->zh ? zoo_recv_timeout(lz->zh) : lz->timeout_ms);
 		}
 		lz->connected = 0;
 		return;
@@ -1003,8 +1006,9 @@ static void lz_on_state(struct link_zk *lz, struct lz_msg *m)
 		return;
 	}
 	if (m->state == ZOO_AUTH_FAILED_STATE) {
-		lz_problem(lz, OUTPOST_LOG_ERROR,
-		           "ZooKeeper refused this host's credentials (zk.json): trying again later");
+		lz_problem(
+		    lz, OUTPOST_LOG_ERROR,
+		    "ZooKeeper refused this host's credentials (zk.json): trying again later");
 		lz_drop_handle(lz);
 		lz_schedule_connect(lz, lz_backoff_ms(lz->failures++ + 4));
 	}
@@ -1048,8 +1052,8 @@ static void lz_on_msg(void *arg)
 	case LZ_M_INIT:
 		if (!m->zh) {
 			lz_problem(lz, OUTPOST_LOG_ERROR,
-			           "cannot start a ZooKeeper session with zk.connect %s: %s", lz->connect,
-			           m->rc < 0 ? strerror(-m->rc) : zerror(m->rc));
+			           "cannot start a ZooKeeper session with zk.connect %s: %s",
+			           lz->connect, m->rc < 0 ? strerror(-m->rc) : zerror(m->rc));
 			lz_schedule_connect(lz, lz_backoff_ms(lz->failures++));
 		} else {
 			lz->zh = m->zh;
@@ -1095,13 +1099,14 @@ static void lz_on_msg(void *arg)
 		if (m->rc == ZOK) {
 			lz_reconcile(lz, m);
 		} else if (m->rc == ZNONODE || m->rc == ZNOAUTH) {
-			lz_problem(lz, OUTPOST_LOG_ERROR,
-			           "cannot read the task queue %s: %s (made by the hub when it accepts "
-			           "the host): trying again",
-			           lz->queue_path, zerror(m->rc));
+			lz_problem(
+			    lz, OUTPOST_LOG_ERROR,
+			    "cannot read the task queue %s: %s (made by the hub when it accepts "
+			    "the host): trying again",
+			    lz->queue_path, zerror(m->rc));
 			if (!lz->queue_timer)
-				loop_timer_add(lz->loop, lz_backoff_ms(3 + lz->failures++), 0, lz_on_queue_timer, lz,
-				               &lz->queue_timer);
+				loop_timer_add(lz->loop, lz_backoff_ms(3 + lz->failures++), 0,
+				               lz_on_queue_timer, lz, &lz->queue_timer);
 			break;
 		}
 		if (lz->queue_again)
@@ -1322,9 +1327,9 @@ static void lz_facts(struct link *l, const json_t *facts)
 	data = lz_alive_data(lz);
 	m = data ? lz_msg(lz, LZ_M_SET, NULL) : NULL;
 	if (m)
-		lz_call_rc(lz, m,
-		           zoo_aset(lz->zh, lz->alive_path, data, (int)strlen(data), -1, lz_on_stat,
-		                    m));
+		lz_call_rc(
+		    lz, m,
+		    zoo_aset(lz->zh, lz->alive_path, data, (int)strlen(data), -1, lz_on_stat, m));
 	free(data);
 }
 
@@ -1353,12 +1358,11 @@ static json_t *lz_status(struct link *l)
 	    st, "zookeeper",
 	    json_pack("{s:s?, s:b, s:b, s:s, s:b, s:s, s:s, s:i, s:I, s:I, s:I, s:I, s:s?}",
 	              "connect", lz->connect, "credentials", lz->secret != NULL, "connected",
-	              lz->connected, "session", session,
-	              "alive", lz->alive, "alive_path", lz->alive_path, "queue_path",
-	              lz->queue_path, "queue_entries", queue, "sessions",
-	              (json_int_t)lz->sessions, "reconnects", (json_int_t)lz->reconnects,
-	              "expiries", (json_int_t)lz->expiries, "entries_bad",
-	              (json_int_t)lz->entries_bad, "last_error",
+	              lz->connected, "session", session, "alive", lz->alive, "alive_path",
+	              lz->alive_path, "queue_path", lz->queue_path, "queue_entries", queue,
+	              "sessions", (json_int_t)lz->sessions, "reconnects",
+	              (json_int_t)lz->reconnects, "expiries", (json_int_t)lz->expiries,
+	              "entries_bad", (json_int_t)lz->entries_bad, "last_error",
 	              lz->last_error[0] ? lz->last_error : NULL));
 	return st;
 }
@@ -1420,8 +1424,7 @@ int link_zk_check_connect(const char *connect, char *msg, size_t msglen)
 	size_t hosts;
 
 	if (!connect || !*connect) {
-		snprintf(msg, msglen,
-		         "'zk.connect' is empty: HOST:PORT[,HOST:PORT...][/CHROOT]");
+		snprintf(msg, msglen, "'zk.connect' is empty: HOST:PORT[,HOST:PORT...][/CHROOT]");
 		return OUTPOST_E_BAD_ARGS;
 	}
 	chroot = strchr(connect, '/');
@@ -1432,8 +1435,8 @@ int link_zk_check_connect(const char *connect, char *msg, size_t msglen)
 		      (p[i] >= 'A' && p[i] <= 'Z')))
 			hosts = 0;
 	if (hosts == 0 || strlen(connect) > 1024 || !strchr(connect, ':') ||
-	    (chroot && (strlen(chroot) < 2 || chroot[strlen(chroot) - 1] == '/' ||
-	                strstr(chroot, "//")))) {
+	    (chroot &&
+	     (strlen(chroot) < 2 || chroot[strlen(chroot) - 1] == '/' || strstr(chroot, "//")))) {
 		snprintf(msg, msglen,
 		         "'zk.connect' must be HOST:PORT[,HOST:PORT...][/CHROOT] (it is %.200s)",
 		         connect);
@@ -1491,8 +1494,8 @@ int link_zk_new(const struct link_config *cfg, const char *connect, int timeout_
 	lz->host_path = lz_printf("/outpost/agents/%.2s/%s", hex, cfg->host_id);
 	lz->alive_path = lz_printf("/outpost/agents/%.2s/%s/alive", hex, cfg->host_id);
 	lz->queue_path = lz_printf("/outpost/tasks/%s", cfg->host_id);
-	if ((connect && *connect && !lz->conf_connect) || !lz->host_id || !lz->conf_url || !lz->json_path || !lz->host_path ||
-	    !lz->alive_path || !lz->queue_path)
+	if ((connect && *connect && !lz->conf_connect) || !lz->host_id || !lz->conf_url ||
+	    !lz->json_path || !lz->host_path || !lz->alive_path || !lz->queue_path)
 		goto oom;
 	rc = lz_load(lz, msg, msglen);
 	if (rc < 0) {

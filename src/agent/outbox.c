@@ -20,7 +20,7 @@ struct outbox {
 	size_t mem_bytes; /* their JSON text */
 	size_t mem_sent;  /* the first of them the last peek handed out */
 	uint64_t mem_dropped;
-	int disk_full;    /* the last write failed */
+	int disk_full; /* the last write failed */
 	uint64_t write_errors;
 	struct db_kept kept; /* loop thread only */
 };
@@ -132,8 +132,10 @@ static int outbox_mem_put(struct outbox *o, const json_t *result, const char *ta
 	if (strcmp(state, "running") != 0)
 		for (i = o->mem_sent; i < json_array_size(o->mem); i++) {
 			v = json_array_get(o->mem, i);
-			if (strcmp(json_string_value(json_object_get(v, "task_id")), task_id) == 0 &&
-			    strcmp(json_string_value(json_object_get(v, "state")), "running") == 0) {
+			if (strcmp(json_string_value(json_object_get(v, "task_id")), task_id) ==
+			        0 &&
+			    strcmp(json_string_value(json_object_get(v, "state")), "running") ==
+			        0) {
 				outbox_mem_remove(o, i);
 				break;
 			}

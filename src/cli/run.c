@@ -206,15 +206,16 @@ static int run_submit(struct cli *c, struct run_task *r, const char *plugin, con
 	rc = cli_call(c, "POST", "/api/v1/tasks", body, 0, CLI_RETRY_S, &task);
 	json_decref(body);
 	if (rc == CLI_EXIT_INTERRUPTED || (rc == CLI_EXIT_HUB && c->err_sent)) {
-		/* The id was chosen before sending: the one handle on a task that may exist. Running
-		 * the command again without it could run it twice everywhere. */
+		/* The id was chosen before sending: the one handle on a task that may exist.
+		 * Running the command again without it could run it twice everywhere. */
 		cli_progress(c, NULL);
-		fprintf(stderr,
-		        "outpost: %s; task %s may have been created. Look with: outpost tasks show "
-		        "%s (follow it: outpost tasks wait %s; submit again safely: the same command "
-		        "with --id %s)\n",
-		        rc == CLI_EXIT_INTERRUPTED ? "interrupted" : "the submit's outcome is unknown",
-		        r->t.id, r->t.id, r->t.id, r->t.id);
+		fprintf(
+		    stderr,
+		    "outpost: %s; task %s may have been created. Look with: outpost tasks show "
+		    "%s (follow it: outpost tasks wait %s; submit again safely: the same command "
+		    "with --id %s)\n",
+		    rc == CLI_EXIT_INTERRUPTED ? "interrupted" : "the submit's outcome is unknown",
+		    r->t.id, r->t.id, r->t.id, r->t.id);
 		return rc == CLI_EXIT_INTERRUPTED ? rc : CLI_EXIT_UNKNOWN;
 	}
 	/* The hub makes no task for a target that matches no accepted host (not_found): for

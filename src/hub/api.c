@@ -31,8 +31,8 @@ static void api_health(void *ctx, struct httpd_req *req)
 {
 	struct hub *h = ctx;
 	json_t *ans = json_pack("{s:s, s:I, s:s, s:s}", "version", OUTPOST_VERSION, "uptime_s",
-	                        (json_int_t)((clk_real_ms() - h->started_ms) / 1000),
-	                        "hub_pubkey", h->pk_b64, "fingerprint", h->fingerprint);
+	                        (json_int_t)((clk_real_ms() - h->started_ms) / 1000), "hub_pubkey",
+	                        h->pk_b64, "fingerprint", h->fingerprint);
 
 	if (ans && h->zk)
 		json_object_set_new(ans, "zk", zk_status(h->zk));

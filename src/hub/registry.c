@@ -263,7 +263,8 @@ void registry_enroll(void *ctx, struct httpd_req *req)
 		json_t *ans = json_pack("{s:s, s:O, s:s}", "host_id", e.host_id, "state",
 		                        json_object_get(host, "state"), "hub_pubkey", h->pk_b64);
 		if (e.accept && h->registry->hooks.accepted)
-			h->registry->hooks.accepted(h->registry->hooks.arg, e.host_id, e.pubkey, ans);
+			h->registry->hooks.accepted(h->registry->hooks.arg, e.host_id, e.pubkey,
+			                            ans);
 		httpd_respond_ok(req, ans);
 	}
 out:
@@ -433,7 +434,8 @@ static void host_change(struct hub *h, struct httpd_req *req, enum host_verb ver
 		                           "unknown host: enroll first");
 	else if (verb == HOST_ACCEPT && h->registry->hooks.accepted)
 		h->registry->hooks.accepted(h->registry->hooks.arg, id,
-		                            json_string_value(json_object_get(host, "pubkey")), NULL);
+		                            json_string_value(json_object_get(host, "pubkey")),
+		                            NULL);
 	json_decref(host);
 	host = NULL;
 	if (verb == HOST_REMOVE)

@@ -517,7 +517,7 @@ static int op_run(struct outpost_call *call, json_t *args, json_t **result)
 	                 r.script ? "a script" : "'", r.script ? "" : r.argv[0],
 	                 r.script ? "" : "'", r.user ? " as " : "", r.user ? r.user : "",
 	                 res.signal ? "signal" : "exit", res.signal ? res.signal : res.exit_code,
-	                 res.timed_out  ? " (timed out)"
+	                 res.timed_out   ? " (timed out)"
 	                 : res.abandoned ? " (ended: the agent is stopping)"
 	                                 : "",
 	                 (long long)res.duration_ms);

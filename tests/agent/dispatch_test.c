@@ -327,10 +327,9 @@ static void test_interrupted_id_is_lost_after_restart(void **state)
 	int lost = 0;
 
 	/* A call journaled as running whose agent died before it finished. */
-	assert_int_equal(
-	    ledger_begin(f->ledger, LEDGER_LOCAL "task-4", "t", "count", args,
-	                 clk_mono_ms() + 1000, &prev),
-	    LEDGER_NEW);
+	assert_int_equal(ledger_begin(f->ledger, LEDGER_LOCAL "task-4", "t", "count", args,
+	                              clk_mono_ms() + 1000, &prev),
+	                 LEDGER_NEW);
 	ledger_close(f->ledger);
 	assert_int_equal(ledger_open(f->db, &f->log, &f->ledger, &lost), 0);
 	assert_int_equal(lost, 1);
@@ -365,7 +364,9 @@ static void test_ledger_prune_bounds_local_rows_and_keeps_task_ids(void **state)
 	journal(f, "hub-task-1", args, env);
 	for (int i = 0; i < 120; i++) {
 		if (i == 115)
-			usleep(5 * 1000); /* the newest five are newer by the clock, not only by order */
+			usleep(
+			    5 *
+			    1000); /* the newest five are newer by the clock, not only by order */
 		snprintf(id, sizeof(id), LEDGER_LOCAL "p-%d", i);
 		journal(f, id, args, env);
 	}

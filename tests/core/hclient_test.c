@@ -150,10 +150,8 @@ static void route_peer(void *ctx, struct httpd_req *req)
 }
 
 static const struct httpd_route routes[] = {
-    {"GET", "/hello", route_hello, 0, 0},
-    {"GET", "/peer", route_peer, 0, 0},
-    {"POST", "/echo", route_echo, 0, 65536},
-    {"GET", "/big", route_big, 0, 0},
+    {"GET", "/hello", route_hello, 0, 0},    {"GET", "/peer", route_peer, 0, 0},
+    {"POST", "/echo", route_echo, 0, 65536}, {"GET", "/big", route_big, 0, 0},
     {"GET", "/never", route_never, 0, 0},
 };
 
