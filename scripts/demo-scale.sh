@@ -80,8 +80,9 @@ hub() { # hub NAME PORT: its config, then starts it
 CONF
 	"$HUB" --config "$STATE/$1.conf" --foreground 2>"$STATE/$1.log" &
 	PIDS="$PIDS $!"
-	for _ in $(seq 1 100); do
-		[ -s "$STATE/$1/admin.token" ] && [ -s "$STATE/$1/hub.crt" ] && break
+	for _ in $(seq 1 300); do
+		[ -s "$STATE/$1/admin.token" ] && [ -s "$STATE/$1/hub.crt" ] &&
+			grep -q "signing key" "$STATE/$1.log" && break
 		sleep 0.1
 	done
 }

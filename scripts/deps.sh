@@ -37,6 +37,7 @@ dpkg-dev
 TEST="
 libcmocka-dev
 python3-pytest
+python3-pytest-xdist
 python3-requests
 python3-nacl
 sqlite3

@@ -45,7 +45,8 @@ def test_demo_scale_runs_and_stops_everything(tmp_path):
     took = time.monotonic() - t0
     out = p.stdout + p.stderr
     assert p.returncode == 0, out
-    assert took < 60, "the demo took %.0f s" % took
+    # Not a timed test: the bound only catches a demo that waits out its own timeouts.
+    assert took < 110, "the demo took %.0f s" % took
     for want in ("3 hosts, 3 ok", "2 hosts, 2 ok", "web-3: ok", "web-1: ok, changed",
                  "matches no accepted host"):
         assert want in out, (want, out)
