@@ -5,7 +5,6 @@
 #include "spool.h"
 #include "watch.h"
 #include "core/clk.h"
-#include "core/conf.h"
 #include "core/daemon.h"
 #include "core/err.h"
 #include "core/db.h"
@@ -26,17 +25,16 @@
 static void agent_prune(void *arg)
 {
 	struct agent *a = arg;
-	int64_t days = json_integer_value(conf_get(a->conf, "ledger.keep_days"));
-	int64_t rows = json_integer_value(conf_get(a->conf, "ledger.max_rows"));
-	int n = ledger_prune(a->ledger, days * 86400 * 1000, rows);
+	int n = ledger_prune(a->ledger, a->conf->ledger.keep_days * 86400 * 1000,
+	                     a->conf->ledger.max_rows);
 
 	if (n > 0)
 		log_info(a->log, "ledger", "pruned %d finished ids", n);
 }
 
-static void agent_apply_log(struct agent *a, const json_t *conf)
+static void agent_apply_log(struct agent *a)
 {
-	int level = log_level_parse(json_string_value(conf_get(conf, "log.level")));
+	int level = log_level_parse(a->conf->log.level);
 
 	if (level >= 0)
 		a->log->level = level;
@@ -106,7 +104,8 @@ static int agent_publish(void *arg, const char *stream, const char *text, size_t
 /* The link to the hub, when hub.url is set; tasks it brings go to the hubtask. */
 static int agent_link_start(struct agent *a, char *msg, size_t msglen)
 {
-	const char *url = json_string_value(conf_get(a->conf, "hub.url")), *mode;
+	const struct agent_conf *c = a->conf;
+	const char *url = c->hub.link.url;
 	struct hubtask_config hc = {0};
 	struct link_config lc = {0};
 	char host_id[HUBTASK_HOST_ID_MAX + 1];
@@ -116,8 +115,7 @@ static int agent_link_start(struct agent *a, char *msg, size_t msglen)
 		log_info(a->log, "agent", "no hub.url: local only, no link to a hub");
 		return 0;
 	}
-	rc = hubtask_host_id(json_string_value(conf_get(a->conf, "hub.host_id")), host_id, msg,
-	                     msglen);
+	rc = hubtask_host_id(c->hub.host_id, host_id, msg, msglen);
 	if (rc < 0)
 		return rc;
 	hc.loop = a->loop;
@@ -126,29 +124,23 @@ static int agent_link_start(struct agent *a, char *msg, size_t msglen)
 	hc.ledger = a->ledger;
 	hc.phases = &a->phases;
 	hc.host_id = host_id;
-	hc.max_ttl_ms = json_integer_value(conf_get(a->conf, "ledger.keep_days")) * 86400 * 1000;
+	hc.max_ttl_ms = c->ledger.keep_days * 86400 * 1000;
 	if (hubtask_new(&hc, &a->hubtask) < 0)
 		return OUTPOST_E_INTERNAL;
 	lc.loop = a->loop;
 	lc.log = a->log;
 	lc.db = a->db;
-	lc.spool_max_bytes = json_integer_value(conf_get(a->conf, "hub.spool_max_bytes"));
+	lc.spool_max_bytes = c->hub.spool_max_bytes;
 	lc.state_dir = a->state_dir;
-	lc.url = url;
-	lc.token = json_string_value(conf_get(a->conf, "hub.token"));
-	lc.ca = json_string_value(conf_get(a->conf, "hub.ca"));
-	lc.fingerprint = json_string_value(conf_get(a->conf, "hub.fingerprint"));
+	agent_conf_link(&lc, &c->hub.link);
 	lc.host_id = host_id;
-	lc.refused_retry_ms = json_integer_value(conf_get(a->conf, "hub.refused_retry_s")) * 1000;
+	lc.refused_retry_ms = c->hub.refused_retry_s * 1000;
 	lc.on_task = hubtask_receive;
 	lc.arg = a->hubtask;
 	lc.phases = &a->phases;
-	mode = json_string_value(conf_get(a->conf, "hub.mode"));
-	if (mode && strcmp(mode, "zookeeper") == 0)
-		rc =
-		    link_zk_new(&lc, json_string_value(conf_get(a->conf, "zk.connect")),
-		                (int)json_integer_value(conf_get(a->conf, "zk.session_timeout_ms")),
-		                &a->link, msg, msglen);
+	if (c->hub.mode && strcmp(c->hub.mode, "zookeeper") == 0)
+		rc = link_zk_new(&lc, c->zk.connect, (int)c->zk.session_timeout_ms, &a->link, msg,
+		                 msglen);
 	else
 		rc = link_http_new(&lc, &a->link, msg, msglen);
 	if (rc < 0)
@@ -164,32 +156,34 @@ int agent_new(struct loop *loop, const struct outpost_plugin *const *builtins, j
 	struct httpd_config hc = {0};
 	struct dispatch_config dc = {0};
 	const struct httpd_route *routes;
-	const char *s;
+	const struct agent_conf *c;
 	char path[4200];
 	size_t nroutes;
 	int lost = 0;
 
 	*out = NULL;
-	if (agent_conf_check(conf, msg, msglen) < 0)
-		return OUTPOST_E_BAD_ARGS;
 	a = calloc(1, sizeof(*a));
 	if (!a)
 		return OUTPOST_E_INTERNAL;
 	a->loop = loop;
 	a->log = log;
 	a->lock_fd = -1;
-	a->conf = json_deep_copy(conf);
+	if (conf_new(&agent_conf_kind, conf, (void **)&a->conf, msg, msglen) < 0) {
+		free(a);
+		return OUTPOST_E_BAD_ARGS;
+	}
+	c = a->conf;
 	a->started_ms = clk_real_ms();
-	a->state_dir = strdup(json_string_value(conf_get(conf, "state_dir")));
-	if (!a->conf || !a->state_dir)
+	a->state_dir = strdup(c->state_dir);
+	if (!a->state_dir)
 		goto fail;
-	agent_apply_log(a, conf);
+	agent_apply_log(a);
 	if (daemon_state_dir(a->state_dir, "agent.lock", &a->lock_fd, msg, msglen) < 0)
 		goto fail;
 	snprintf(path, sizeof(path), "%s/agent.db", a->state_dir);
 	if (db_open(path, &a->db, msg, msglen) < 0)
 		goto fail;
-	if (api_auth_open(a, conf, msg, msglen) < 0)
+	if (api_auth_open(a, msg, msglen) < 0)
 		goto fail;
 	if (ledger_open(a->db, log, &a->ledger, &lost) < 0) {
 		snprintf(msg, msglen, "cannot open the ledger in %s", path);
@@ -207,7 +201,7 @@ int agent_new(struct loop *loop, const struct outpost_plugin *const *builtins, j
 	a->host.watch = a->watch;
 	a->host.db = a->db;
 	a->host.state_dir = a->state_dir;
-	if (agent_conf_hub(conf)) {
+	if (c->hub.link.url && *c->hub.link.url) {
 		/* Without a hub, outpost_publish answers unavailable and nothing is stored. */
 		a->host.publish = agent_publish;
 		a->host.publish_arg = a;
@@ -218,19 +212,15 @@ int agent_new(struct loop *loop, const struct outpost_plugin *const *builtins, j
 	}
 	for (size_t i = 0; builtins && builtins[i]; i++)
 		plugins_add(a->plugins, builtins[i], "builtin",
-		            conf_get(conf, "plugins")
-		                ? json_object_get(conf_get(conf, "plugins"), builtins[i]->name)
-		                : NULL,
-		            NULL);
-	s = json_string_value(conf_get(conf, "plugin_dir"));
-	if (s && *s)
-		plugins_load_dir(a->plugins, s, conf_get(conf, "plugins"));
+		            json_object_get(c->plugins, builtins[i]->name), NULL);
+	if (c->plugin_dir && *c->plugin_dir)
+		plugins_load_dir(a->plugins, c->plugin_dir, (json_t *)c->plugins);
 	plugins_init_all(a->plugins);
 
-	dc.workers = (int)json_integer_value(conf_get(conf, "dispatch.workers"));
-	dc.max_inflight = (int)json_integer_value(conf_get(conf, "dispatch.max_inflight"));
-	dc.default_timeout_ms = json_integer_value(conf_get(conf, "dispatch.default_timeout_ms"));
-	dc.timeouts = conf_get(a->conf, "dispatch.timeouts");
+	dc.workers = (int)c->dispatch.workers;
+	dc.max_inflight = (int)c->dispatch.max_inflight;
+	dc.default_timeout_ms = c->dispatch.default_timeout_ms;
+	dc.timeouts = (json_t *)c->dispatch.timeouts;
 	dc.phases = &a->phases;
 	if (dispatch_new(loop, a->plugins, a->ledger, log, &dc, &a->dispatch) < 0) {
 		snprintf(msg, msglen, "cannot start worker threads");
@@ -244,25 +234,22 @@ int agent_new(struct loop *loop, const struct outpost_plugin *const *builtins, j
 	memcpy(a->routes, routes, nroutes * sizeof(*routes));
 	for (size_t i = 0; i < nroutes; i++)
 		if (a->routes[i].body_limit)
-			a->routes[i].body_limit =
-			    (size_t)json_integer_value(conf_get(conf, "api.body_limit"));
-	s = json_string_value(conf_get(conf, "listen"));
-	hc.listen = s && *s ? s : NULL;
-	s = json_string_value(conf_get(conf, "socket"));
-	hc.unix_path = s && *s ? s : NULL;
+			a->routes[i].body_limit = (size_t)c->api.body_limit;
+	hc.listen = c->listen && *c->listen ? c->listen : NULL;
+	hc.unix_path = c->socket && *c->socket ? c->socket : NULL;
 	hc.unix_mode = a->api_group_set ? 0660 : 0600;
 	hc.unix_gid = a->api_group_set ? (long)a->api_gid : 0;
 	hc.routes = a->routes;
 	hc.nroutes = nroutes;
 	hc.ctx = a;
 	hc.auth_headers = api_auth_headers;
-	hc.conn_limit = (unsigned)json_integer_value(conf_get(conf, "api.conn_limit"));
-	hc.conn_timeout_s = (unsigned)json_integer_value(conf_get(conf, "api.conn_timeout_s"));
-	hc.max_depth = (int)json_integer_value(conf_get(conf, "api.max_depth"));
+	hc.conn_limit = (unsigned)c->api.conn_limit;
+	hc.conn_timeout_s = (unsigned)c->api.conn_timeout_s;
+	hc.max_depth = (int)c->api.max_depth;
 	hc.log = log;
 	/* A link-only agent (hub.url, neither listen nor socket) has no local API at all:
 	 * nothing listens on the host, it works through its hub only (a->httpd stays NULL). */
-	if (agent_conf_local_api(conf) && httpd_start(loop, &hc, &a->httpd, msg, msglen) < 0)
+	if ((hc.listen || hc.unix_path) && httpd_start(loop, &hc, &a->httpd, msg, msglen) < 0)
 		goto fail;
 	if (loop_timer_add(loop, AGENT_PRUNE_MS, AGENT_PRUNE_MS, agent_prune, a, &a->prune_timer) <
 	    0)
@@ -291,27 +278,19 @@ fail:
 
 int agent_reload(struct agent *a, json_t *conf, char *msg, size_t msglen)
 {
-	json_t *copy;
+	struct agent_conf *next;
+	int rc = conf_reload(&agent_conf_kind, a->conf, conf, a->log, (void **)&next, msg, msglen);
 
-	if (agent_conf_check(conf, msg, msglen) < 0)
-		return OUTPOST_E_BAD_ARGS;
-	copy = json_deep_copy(conf);
-	if (!copy)
-		return OUTPOST_E_INTERNAL;
-	if (!json_equal(conf_get(conf, "listen"), conf_get(a->conf, "listen")) ||
-	    !json_equal(conf_get(conf, "socket"), conf_get(a->conf, "socket")) ||
-	    !json_equal(conf_get(conf, "state_dir"), conf_get(a->conf, "state_dir")))
-		log_warn(a->log, "agent", "listen, socket and state_dir change only on restart");
-	if ((conf_get(conf, "hub") || conf_get(a->conf, "hub")) &&
-	    !json_equal(conf_get(conf, "hub"), conf_get(a->conf, "hub")))
-		log_warn(a->log, "agent", "hub settings change only on restart");
-	agent_apply_log(a, copy);
-	plugins_reconfigure(a->plugins, conf_get(copy, "plugins"));
-	dispatch_set_timeouts(a->dispatch, conf_get(copy, "dispatch.timeouts"),
-	                      json_integer_value(conf_get(copy, "dispatch.default_timeout_ms")));
+	if (rc < 0)
+		return rc;
+	/* Swapped whole; then what reads it picks up the reloadable keys (CONF_RELOAD rows). */
+	conf_free(a->conf);
+	a->conf = next;
+	agent_apply_log(a);
+	plugins_reconfigure(a->plugins, (json_t *)next->plugins);
 	/* The dispatcher holds its own reference to the timeouts it uses. */
-	json_decref(a->conf);
-	a->conf = copy;
+	dispatch_set_timeouts(a->dispatch, (json_t *)next->dispatch.timeouts,
+	                      next->dispatch.default_timeout_ms);
 	log_info(a->log, "agent", "configuration reloaded");
 	return 0;
 }
@@ -382,7 +361,7 @@ void agent_free(struct agent *a)
 	api_auth_close(a);
 	free(a->routes);
 	free(a->state_dir);
-	json_decref(a->conf);
+	conf_free(a->conf);
 	free(a);
 }
 

@@ -16,16 +16,14 @@ struct agent;
 json_t *agent_conf_defaults(void);
 /* Checks a whole effective config. 0 or OUTPOST_E_BAD_ARGS with msg. */
 int agent_conf_check(const json_t *conf, char *msg, size_t msglen);
-/* Whether conf asks for a local API (listen or socket set) and for a hub (hub.url set); an
- * agent needs at least one of the two. */
-int agent_conf_local_api(const json_t *conf);
-int agent_conf_hub(const json_t *conf);
 
 /* builtins: NULL-terminated table of built-in plugins (borrowed, static). conf is borrowed.
  * log is borrowed and outlives the agent. */
 int agent_new(struct loop *loop, const struct outpost_plugin *const *builtins, json_t *conf,
               struct logger *log, struct agent **out, char *msg, size_t msglen);
-/* Applies what can change without a restart (log level, plugin sections, timeouts). */
+/* Applies what can change without a restart (the rows with CONF_RELOAD in agent_conf.c: log
+ * level, plugin sections, timeouts, ledger bounds, api.group_ops); a change of another key is
+ * logged and waits for a restart. */
 int agent_reload(struct agent *a, json_t *conf, char *msg, size_t msglen);
 /* Stops taking calls; done(arg) runs on the loop when every call in flight has answered, or
  * after grace_ms. */

@@ -3,6 +3,7 @@
 #define OUTPOST_AGENT_IMPL_H
 
 #include "agent.h"
+#include "agent_conf.h"
 #include "dispatch.h"
 #include "ledger.h"
 #include "plugins.h"
@@ -21,7 +22,7 @@ struct loop_timer;
 struct agent {
 	struct loop *loop;
 	struct logger *log;
-	json_t *conf; /* effective config; owned */
+	struct agent_conf *conf; /* what runs; owned, swapped whole on reload */
 	char *state_dir;
 	int lock_fd;
 	sqlite3 *db;
@@ -62,9 +63,9 @@ int api_body_check(const json_t *body, char *msg, size_t msglen);
 #define API_DEFAULT_GROUP "outpost"
 /* --check-config's part: listen on loopback only, api.group_ops well formed, api.group a
  * group of this host (the default may be absent). */
-int api_auth_check_conf(const json_t *conf, char *msg, size_t msglen);
+int api_auth_check_conf(const struct agent_conf *c, char *msg, size_t msglen);
 /* At start: the group's id, and the TCP token (made 0600 on first start) when listen is set. */
-int api_auth_open(struct agent *a, const json_t *conf, char *msg, size_t msglen);
+int api_auth_open(struct agent *a, char *msg, size_t msglen);
 void api_auth_close(struct agent *a);
 /* httpd's auth_headers callback: 0, or negative after answering. */
 int api_auth_headers(void *ctx, struct httpd_req *req, int role);

@@ -10,7 +10,6 @@
  *   127.0.0.1 but cannot hide its Origin/Sec-Fetch-* headers, choose the Host a rebound DNS
  *   name carries, or send application/json without a preflight we never answer. */
 #include "agent_impl.h"
-#include "core/conf.h"
 #include "core/err.h"
 #include "core/httpd.h"
 #include "core/sec.h"
@@ -29,9 +28,10 @@
 
 /* Resolves api.group (0 and no message when there is none or it is ""); a name that is not a
  * group is an error only when the operator set it (the default "outpost" may be absent). */
-static int api_auth_group(const json_t *conf, int *set, gid_t *gid, char *msg, size_t msglen)
+static int api_auth_group(const struct agent_conf *c, int *set, gid_t *gid, char *msg,
+                          size_t msglen)
 {
-	const char *name = json_string_value(conf_get(conf, "api.group"));
+	const char *name = c->api.group;
 	struct group gr, *res = NULL;
 	char buf[4096];
 
@@ -49,25 +49,23 @@ static int api_auth_group(const json_t *conf, int *set, gid_t *gid, char *msg, s
 	return 0;
 }
 
-int api_auth_check_conf(const json_t *conf, char *msg, size_t msglen)
+int api_auth_check_conf(const struct agent_conf *c, char *msg, size_t msglen)
 {
-	const char *s = json_string_value(conf_get(conf, "listen"));
-	json_t *ops = conf_get(conf, "api.group_ops"), *v;
-	size_t i;
+	const char *s = c->listen;
 	int set;
 	gid_t gid;
 
 	if (s && *s && !httpd_host_is_loopback(s)) {
-		snprintf(msg, msglen,
-		         "'listen' (%.64s) is not a loopback address: the local API runs commands as "
-		         "the agent's user, so it listens on 127.0.0.1, ::1 or localhost only (other "
-		         "hosts reach this one through the hub)",
-		         s);
+		snprintf(
+		    msg, msglen,
+		    "'listen' (%.64s) is not a loopback address: the local API runs commands as "
+		    "the agent's user, so it listens on 127.0.0.1, ::1 or localhost only (other "
+		    "hosts reach this one through the hub)",
+		    s);
 		return OUTPOST_E_BAD_ARGS;
 	}
-	json_array_foreach(ops, i, v)
-	{
-		const char *op = json_string_value(v), *dot = op ? strchr(op, '.') : NULL;
+	for (size_t i = 0; i < c->api.group_ops.n; i++) {
+		const char *op = c->api.group_ops.v[i], *dot = strchr(op, '.');
 		if (!dot || dot == op || !dot[1] || strchr(dot + 1, '.')) {
 			snprintf(msg, msglen,
 			         "'api.group_ops[%zu]': write plugin.op or plugin.* (e.g. "
@@ -76,7 +74,7 @@ int api_auth_check_conf(const json_t *conf, char *msg, size_t msglen)
 			return OUTPOST_E_BAD_ARGS;
 		}
 	}
-	return api_auth_group(conf, &set, &gid, msg, msglen);
+	return api_auth_group(c, &set, &gid, msg, msglen);
 }
 
 /* The token TCP callers must show: made on first start, 0600, in the state directory. */
@@ -124,10 +122,10 @@ static int api_auth_token(struct agent *a, char *msg, size_t msglen)
 	return a->api_token ? 0 : OUTPOST_E_INTERNAL;
 }
 
-int api_auth_open(struct agent *a, const json_t *conf, char *msg, size_t msglen)
+int api_auth_open(struct agent *a, char *msg, size_t msglen)
 {
-	const char *listen = json_string_value(conf_get(conf, "listen"));
-	int rc = api_auth_group(conf, &a->api_group_set, &a->api_gid, msg, msglen);
+	const char *listen = a->conf->listen;
+	int rc = api_auth_group(a->conf, &a->api_group_set, &a->api_gid, msg, msglen);
 
 	if (rc < 0)
 		return rc;
@@ -149,14 +147,13 @@ void api_auth_close(struct agent *a)
 static int api_auth_group_may(const struct agent *a, const char *tail)
 {
 	const char *slash = strchr(tail, '/');
-	json_t *ops = conf_get(a->conf, "api.group_ops"), *v;
-	size_t i, plen = slash ? (size_t)(slash - tail) : 0;
+	const struct conf_strv *ops = &a->conf->api.group_ops;
+	size_t plen = slash ? (size_t)(slash - tail) : 0;
 
 	if (!slash)
 		return 0;
-	json_array_foreach(ops, i, v)
-	{
-		const char *s = json_string_value(v), *dot = strchr(s, '.');
+	for (size_t i = 0; i < ops->n; i++) {
+		const char *s = ops->v[i], *dot = strchr(s, '.');
 		if ((size_t)(dot - s) == plen && strncmp(s, tail, plen) == 0 &&
 		    (strcmp(dot + 1, "*") == 0 || strcmp(dot + 1, slash + 1) == 0))
 			return 1;
@@ -197,7 +194,7 @@ static int api_auth_unix(struct agent *a, struct httpd_req *req)
 		httpd_respond_error(req, OUTPOST_E_FORBIDDEN,
 		                    "members of group '%s' may call only the ops in api.group_ops; "
 		                    "this one needs root",
-		                    json_string_value(conf_get(a->conf, "api.group")));
+		                    a->conf->api.group);
 		return OUTPOST_E_FORBIDDEN;
 	}
 	httpd_respond_error(req, OUTPOST_E_FORBIDDEN,

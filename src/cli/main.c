@@ -362,11 +362,12 @@ static const char *cli_env(const char *name)
 }
 
 static const struct conf_field cli_conf_schema[] = {
-    {"hub", CONF_STRING, 0, 0, "the hub's URL"},
-    {"token", CONF_STRING, 0, 0, "operator token"},
-    {"ca", CONF_STRING, 0, 0, "CA certificate file; relative to this file's directory"},
-    {"pin", CONF_STRING, 0, 0, "sha256:HEX of the hub's certificate"},
-    {NULL, 0, 0, 0, NULL},
+    CONF_CHECK_ONLY("hub", CONF_STRING, 0, 0, "the hub's URL"),
+    CONF_CHECK_ONLY("token", CONF_STRING, 0, 0, "operator token"),
+    CONF_CHECK_ONLY("ca", CONF_STRING, 0, 0,
+                    "CA certificate file; relative to this file's directory"),
+    CONF_CHECK_ONLY("pin", CONF_STRING, 0, 0, "sha256:HEX of the hub's certificate"),
+    {NULL},
 };
 
 /* Reads the config file: the one named by --config (which must exist), or the default one

@@ -188,15 +188,15 @@ int conf_layer(json_t *defaults, const char *path, const char *default_path,
 	return 0;
 }
 
-int conf_check_log(const json_t *conf, char *msg, size_t msglen)
+int conf_check_log(const struct conf_log *log, char *msg, size_t msglen)
 {
-	const char *s = json_string_value(conf_get(conf, "log.level"));
+	const char *s = log->level;
 
 	if (s && log_level_parse(s) < 0) {
 		snprintf(msg, msglen, "'log.level' must be error, warn, info or debug");
 		return OUTPOST_E_BAD_ARGS;
 	}
-	s = json_string_value(conf_get(conf, "log.target"));
+	s = log->target;
 	if (s && strcmp(s, "stderr") && strcmp(s, "syslog")) {
 		snprintf(msg, msglen, "'log.target' must be stderr or syslog");
 		return OUTPOST_E_BAD_ARGS;
@@ -350,4 +350,399 @@ int conf_check(const json_t *conf, const struct conf_field *schema, char *msg, s
 		return OUTPOST_E_BAD_ARGS;
 	}
 	return conf_check_obj(conf, "", schema, msg, msglen);
+}
+
+/* ---- the typed reader ---- */
+
+/* The bytes a row's member takes, by type; 0: a section (no member). */
+static size_t conf_member_size(enum conf_type t)
+{
+	switch (t) {
+	case CONF_STRING:
+		return sizeof(const char *);
+	case CONF_INT:
+	case CONF_BOOL:
+		return sizeof(int64_t);
+	case CONF_NUMBER:
+		return sizeof(double);
+	case CONF_OBJECT_FREE:
+		return sizeof(const json_t *);
+	case CONF_STRING_ARRAY:
+		return sizeof(struct conf_strv);
+	case CONF_OBJECT_ARRAY:
+		return sizeof(struct conf_list);
+	case CONF_OBJECT:
+		return 0;
+	}
+	return 0;
+}
+
+/* The list row whose elements hold f ("remote_write" for "remote_write.url"), or NULL. */
+static const struct conf_field *conf_list_of(const struct conf_field *schema,
+                                             const struct conf_field *f)
+{
+	for (const struct conf_field *l = schema; l->path; l++) {
+		size_t n = strlen(l->path);
+		if (l->type == CONF_OBJECT_ARRAY && strncmp(f->path, l->path, n) == 0 &&
+		    f->path[n] == '.')
+			return l;
+	}
+	return NULL;
+}
+
+static json_t *conf_default_of(const struct conf_field *f)
+{
+	const char *text = f->def_root && geteuid() == 0 ? f->def_root : f->def;
+
+	return text ? json_loads(text, JSON_DECODE_ANY, NULL) : NULL;
+}
+
+/* Sets the defaults of the rows that have one and are absent from conf: keys of the top level
+ * and sections at their path, a list's element keys in each element. -1 on a default that is
+ * not JSON. */
+static int conf_fill_defaults(json_t *conf, const struct conf_field *schema)
+{
+	for (const struct conf_field *f = schema; f->path; f++) {
+		const struct conf_field *l;
+		json_t *d;
+		if (!f->def && !f->def_root)
+			continue;
+		if ((l = conf_list_of(schema, f))) {
+			const char *key = f->path + strlen(l->path) + 1;
+			size_t i;
+			json_t *e;
+			json_array_foreach(conf_get(conf, l->path), i, e)
+			{
+				if (json_object_get(e, key))
+					continue;
+				if (!(d = conf_default_of(f)) || json_object_set_new(e, key, d) < 0)
+					return -1;
+			}
+			continue;
+		}
+		if (conf_get(conf, f->path))
+			continue;
+		if (!(d = conf_default_of(f)) || conf_set(conf, f->path, d) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+json_t *conf_defaults(const struct conf_field *schema)
+{
+	json_t *conf = json_object();
+
+	if (conf && conf_fill_defaults(conf, schema) < 0) {
+		json_decref(conf);
+		return NULL;
+	}
+	return conf;
+}
+
+/* Frees what the rows of schema allocated in the struct at base (lists' elements first). */
+static void conf_release_rows(const struct conf_field *schema, const char *list, char *base)
+{
+	for (const struct conf_field *f = schema; f->path; f++) {
+		const struct conf_field *l = conf_list_of(schema, f);
+		if (list ? !l || strcmp(l->path, list) != 0 : l != NULL)
+			continue;
+		if (f->type == CONF_STRING_ARRAY) {
+			free(((struct conf_strv *)(base + f->off))->v);
+		} else if (f->type == CONF_OBJECT_ARRAY) {
+			struct conf_list *cl = (struct conf_list *)(base + f->off);
+			for (size_t i = 0; i < cl->n; i++)
+				conf_release_rows(schema, f->path,
+				                  (char *)cl->v + i * f->elem_size);
+			free(cl->v);
+		}
+	}
+}
+
+void conf_release(void *base)
+{
+	struct conf_head *h = base;
+	size_t size = 0;
+
+	if (!h || !h->schema)
+		return;
+	conf_release_rows(h->schema, NULL, base);
+	json_decref(h->json);
+	/* Zero the members too: past the head, up to the furthest row's end. */
+	for (const struct conf_field *f = h->schema; f->path; f++)
+		if (!conf_list_of(h->schema, f) && f->off + f->size > size)
+			size = f->off + f->size;
+	memset(base, 0, size > sizeof(*h) ? size : sizeof(*h));
+}
+
+/* Fills the members of the rows under list (NULL: the top level's) from obj. */
+static int conf_fill_rows(const struct conf_field *schema, const char *list, const json_t *obj,
+                          char *base)
+{
+	size_t skip = list ? strlen(list) + 1 : 0;
+
+	for (const struct conf_field *f = schema; f->path; f++) {
+		const struct conf_field *l = conf_list_of(schema, f);
+		void *m = base + f->off;
+		json_t *v, *e;
+		size_t i;
+		if (list ? !l || strcmp(l->path, list) != 0 : l != NULL)
+			continue;
+		if (f->type != CONF_OBJECT && f->size != conf_member_size(f->type))
+			return -1; /* the row and its member disagree: conf_test says where */
+		v = conf_get(obj, f->path + skip);
+		switch (f->type) {
+		case CONF_STRING:
+			*(const char **)m = json_string_value(v);
+			break;
+		case CONF_INT:
+			*(int64_t *)m = json_integer_value(v);
+			break;
+		case CONF_BOOL:
+			*(int64_t *)m = v ? json_is_true(v) : -1;
+			break;
+		case CONF_NUMBER:
+			*(double *)m = json_number_value(v);
+			break;
+		case CONF_OBJECT_FREE:
+			*(const json_t **)m = v;
+			break;
+		case CONF_STRING_ARRAY: {
+			struct conf_strv *sv = m;
+			sv->n = json_array_size(v);
+			if (!(sv->v = calloc(sv->n + 1, sizeof(*sv->v))))
+				return -1;
+			json_array_foreach(v, i, e) sv->v[i] = json_string_value(e);
+			break;
+		}
+		case CONF_OBJECT_ARRAY: {
+			struct conf_list *cl = m;
+			size_t n = json_array_size(v);
+			if (!(cl->v = calloc(n ? n : 1, f->elem_size)))
+				return -1;
+			json_array_foreach(v, i, e)
+			{
+				cl->n = i + 1;
+				if (conf_fill_rows(schema, f->path, e,
+				                   (char *)cl->v + i * f->elem_size) < 0)
+					return -1;
+			}
+			break;
+		}
+		case CONF_OBJECT:
+			break;
+		}
+	}
+	return 0;
+}
+
+int conf_read(const json_t *conf, const struct conf_field *schema, void *base, char *msg,
+              size_t msglen)
+{
+	struct conf_head *h = base;
+	int rc;
+
+	memset(h, 0, sizeof(*h));
+	if ((rc = conf_check(conf, schema, msg, msglen)) < 0)
+		return rc;
+	h->schema = schema;
+	if (!(h->json = json_deep_copy(conf)) || conf_fill_defaults(h->json, schema) < 0 ||
+	    conf_fill_rows(schema, NULL, h->json, base) < 0) {
+		conf_release(base);
+		snprintf(msg, msglen,
+		         "the configuration cannot be read (out of memory, or a "
+		         "schema row that does not fit its member)");
+		return OUTPOST_E_INTERNAL;
+	}
+	return 0;
+}
+
+/* Marks the bytes [off, off+size) of a struct of n bytes in used; -1 when one is taken. */
+static int conf_claim(unsigned char *used, size_t n, size_t off, size_t size)
+{
+	if (off + size > n)
+		return -1;
+	for (size_t i = off; i < off + size; i++)
+		if (used[i]++)
+			return -1;
+	return 0;
+}
+
+static int conf_verify_rows(const struct conf_field *schema, const char *list, size_t size,
+                            size_t head, char *msg, size_t msglen)
+{
+	unsigned char *used = calloc(size ? size : 1, 1);
+	int rc = -1;
+
+	if (!used) {
+		snprintf(msg, msglen, "out of memory");
+		return -1;
+	}
+	memset(used, 1, head);
+	for (const struct conf_field *f = schema; f->path; f++) {
+		const struct conf_field *l = conf_list_of(schema, f);
+		if (list ? !l || strcmp(l->path, list) != 0 : l != NULL)
+			continue;
+		if (f->type == CONF_OBJECT) {
+			if (f->size) {
+				snprintf(msg, msglen, "'%s' is a section but fills a member",
+				         f->path);
+				goto out;
+			}
+			continue;
+		}
+		if (!f->size || f->size != conf_member_size(f->type)) {
+			snprintf(msg, msglen, "'%s' has %s (%zu bytes) for a member of %zu bytes",
+			         f->path, f->size ? "a member" : "no member", f->size,
+			         conf_member_size(f->type));
+			goto out;
+		}
+		if (conf_claim(used, size, f->off, f->size) < 0) {
+			snprintf(msg, msglen,
+			         "'%s' overlaps another row's member or the struct's end", f->path);
+			goto out;
+		}
+		if (f->type == CONF_OBJECT_ARRAY &&
+		    conf_verify_rows(schema, f->path, f->elem_size, 0, msg, msglen) < 0)
+			goto out;
+	}
+	for (size_t i = 0; i < size; i++) {
+		if (!used[i]) {
+			snprintf(
+			    msg, msglen,
+			    "%s%sbyte %zu of the struct is no row's: a member the config never "
+			    "fills",
+			    list ? list : "", list ? ": " : "", i);
+			goto out;
+		}
+	}
+	rc = 0;
+out:
+	free(used);
+	return rc;
+}
+
+int conf_schema_verify(const struct conf_field *schema, size_t size, char *msg, size_t msglen)
+{
+	json_t *d = conf_defaults(schema);
+	int rc;
+
+	if (!d) {
+		snprintf(msg, msglen, "a default is not valid JSON text");
+		return -1;
+	}
+	/* The defaults themselves must pass the schema: a row's default of the wrong type or out
+	 * of its range would be caught only by a user who never sets the key. */
+	rc = conf_check(d, schema, msg, msglen);
+	json_decref(d);
+	if (rc < 0)
+		return -1;
+	return conf_verify_rows(schema, NULL, size, sizeof(struct conf_head), msg, msglen);
+}
+
+/* Sets path in conf to v (stolen), or removes it when v is NULL. */
+static int conf_put(json_t *conf, const char *path, json_t *v)
+{
+	const char *dot;
+	char parent[256];
+	json_t *p;
+
+	if (v)
+		return conf_set(conf, path, v);
+	if (!(dot = strrchr(path, '.')))
+		return json_object_del(conf, path), 0;
+	if ((size_t)(dot - path) >= sizeof(parent))
+		return -1;
+	memcpy(parent, path, (size_t)(dot - path));
+	parent[dot - path] = '\0';
+	if ((p = conf_get(conf, parent)))
+		json_object_del(p, dot + 1);
+	return 0;
+}
+
+int conf_new(const struct conf_kind *k, const json_t *conf, void **out, char *msg, size_t msglen)
+{
+	void *c = calloc(1, k->size);
+	int rc;
+
+	*out = NULL;
+	if (!c) {
+		snprintf(msg, msglen, "out of memory");
+		return OUTPOST_E_INTERNAL;
+	}
+	if ((rc = conf_read(conf, k->schema, c, msg, msglen)) < 0 ||
+	    (k->check && (rc = k->check(c, msg, msglen)) < 0)) {
+		conf_free(c);
+		return rc == OUTPOST_E_INTERNAL ? rc : OUTPOST_E_BAD_ARGS;
+	}
+	*out = c;
+	return 0;
+}
+
+void conf_free(void *c)
+{
+	conf_release(c);
+	free(c);
+}
+
+int conf_check_kind(const struct conf_kind *k, const json_t *conf, char *msg, size_t msglen)
+{
+	void *c;
+	int rc = conf_new(k, conf, &c, msg, msglen);
+
+	conf_free(c);
+	return rc;
+}
+
+int conf_reload(const struct conf_kind *k, const void *cur, const json_t *conf, struct logger *log,
+                void **out, char *msg, size_t msglen)
+{
+	const json_t *running = ((const struct conf_head *)cur)->json;
+	struct buf kept = BUF_INIT;
+	void *next = NULL;
+	json_t *patched;
+	int rc;
+
+	*out = NULL;
+	/* Checked whole first, so a bad file is refused with the message it gets at start. */
+	if ((rc = conf_new(k, conf, &next, msg, msglen)) < 0)
+		return rc;
+	patched = json_deep_copy(((struct conf_head *)next)->json);
+	for (const struct conf_field *f = k->schema; patched && f->path; f++) {
+		json_t *was = conf_get(running, f->path), *now = conf_get(patched, f->path);
+		/* json_equal(NULL, NULL) is 0: absent from both is no change. */
+		if ((f->flags & CONF_RELOAD) || f->type == CONF_OBJECT ||
+		    conf_list_of(k->schema, f) || was == now || json_equal(was, now))
+			continue;
+		if (conf_put(patched, f->path, was ? json_deep_copy(was) : NULL) < 0 ||
+		    buf_printf(&kept, "%s%s", kept.len ? ", " : "", f->path) < 0) {
+			json_decref(patched);
+			patched = NULL;
+		}
+	}
+	if (!patched) {
+		snprintf(msg, msglen, "out of memory");
+		rc = OUTPOST_E_INTERNAL;
+		goto out;
+	}
+	/* The struct the caller swaps in is what runs: restart-only keys as they were. */
+	if (kept.len) {
+		void *again = NULL;
+		rc = conf_new(k, patched, &again, msg, msglen);
+		conf_free(next);
+		next = again;
+		if (rc < 0)
+			goto out;
+		log_warn(log, "conf",
+		         "reload: %s change only at a restart: kept at their running values, the "
+		         "rest of the file applied",
+		         kept.data);
+	}
+	*out = next;
+	next = NULL;
+	rc = 0;
+out:
+	conf_free(next);
+	json_decref(patched);
+	buf_free(&kept);
+	return rc;
 }

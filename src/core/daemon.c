@@ -195,6 +195,28 @@ static void daemon_man(const struct daemon_ops *ops, FILE *f)
 	free(usage);
 }
 
+/* The log section, which every daemon's schema has (CONF_LOG_ROWS): read before the daemon
+ * starts, so the log is set up first. */
+struct daemon_log_conf {
+	struct conf_head head;
+	struct conf_log log;
+};
+static const struct conf_field daemon_log_schema[] = {
+    CONF_LOG_ROWS(struct daemon_log_conf, "\"info\""),
+    {NULL},
+};
+
+static int daemon_log_conf(const json_t *conf, struct daemon_log_conf *lc, char *msg, size_t msglen)
+{
+	json_t *only = json_object(), *log = json_object_get(conf, "log");
+	int rc = OUTPOST_E_INTERNAL;
+
+	if (only && (!log || json_object_set(only, "log", log) == 0))
+		rc = conf_read(only, daemon_log_schema, lc, msg, msglen);
+	json_decref(only);
+	return rc;
+}
+
 /* defaults <- file <- flags, then the daemon's checks. */
 static int daemon_load_conf(struct daemon_run *d, json_t **out, char *msg, size_t msglen)
 {
@@ -248,11 +270,11 @@ int daemon_main(const struct daemon_ops *ops, int argc, char **argv)
 	    {"config", required_argument, NULL, 'c'}, {"state-dir", required_argument, NULL, 's'},
 	    {"listen", required_argument, NULL, 'l'}, {"foreground", no_argument, NULL, 'f'},
 	    {"check-config", no_argument, NULL, 'C'}, {"version", no_argument, NULL, 'V'},
-	    {"help", no_argument, NULL, 'h'},
-	    {"help-man", no_argument, NULL, 'M'},
+	    {"help", no_argument, NULL, 'h'},         {"help-man", no_argument, NULL, 'M'},
 	};
 	struct daemon_run d = {.ops = ops, .sfd = -1};
 	struct loop_fd *sh = NULL;
+	struct daemon_log_conf lc;
 	int foreground = 0, check = 0, c, rc = 1, nflags = 0;
 	json_t *conf = NULL;
 	char msg[512] = "";
@@ -319,11 +341,14 @@ int daemon_main(const struct daemon_ops *ops, int argc, char **argv)
 		rc = 0;
 		goto out;
 	}
-	log_init(&d.log, ops->name, log_level_parse(json_string_value(conf_get(conf, "log.level"))),
-	         !foreground ||
-	                 strcmp(json_string_value(conf_get(conf, "log.target")), "syslog") == 0
-	             ? LOG_TO_SYSLOG
-	             : LOG_TO_STDERR);
+	if (daemon_log_conf(conf, &lc, msg, sizeof(msg)) < 0) {
+		fprintf(stderr, "%s: configuration error: %s\n", ops->name, msg);
+		goto out;
+	}
+	log_init(&d.log, ops->name, log_level_parse(lc.log.level),
+	         !foreground || strcmp(lc.log.target, "syslog") == 0 ? LOG_TO_SYSLOG
+	                                                             : LOG_TO_STDERR);
+	conf_release(&lc);
 	if (!foreground && daemon_detach() < 0) {
 		fprintf(stderr, "%s: cannot daemonize: %s\n", ops->name, strerror(errno));
 		goto out;
@@ -341,8 +366,8 @@ int daemon_main(const struct daemon_ops *ops, int argc, char **argv)
 	/* Type=notify: ready once listening and started. Read once and taken out of the
 	 * environment so nothing the daemon starts speaks for it. */
 	if (getenv("NOTIFY_SOCKET")) {
-		int64_t wd = notify_watchdog_ms(getenv("WATCHDOG_USEC"), getenv("WATCHDOG_PID"),
-		                                getpid());
+		int64_t wd =
+		    notify_watchdog_ms(getenv("WATCHDOG_USEC"), getenv("WATCHDOG_PID"), getpid());
 		d.notify_socket = strdup(getenv("NOTIFY_SOCKET"));
 		unsetenv("NOTIFY_SOCKET");
 		if (wd > 0 &&

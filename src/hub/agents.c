@@ -5,7 +5,6 @@
 #include "hub_impl.h"
 #include "registry.h"
 #include "core/clk.h"
-#include "core/conf.h"
 #include "core/err.h"
 #include "core/loop.h"
 #include "core/tcpalive.h"
@@ -56,10 +55,9 @@ int agents_new(struct hub *h, struct agents **out)
 	return 0;
 }
 
-void agents_configure(struct agents *a, const json_t *conf)
+void agents_configure(struct agents *a, const struct hub_conf *c)
 {
-	a->ka = tcpalive_for_beats(json_integer_value(conf_get(conf, "agents.beat_ms")),
-	                           (int)json_integer_value(conf_get(conf, "agents.missed_beats")));
+	a->ka = tcpalive_for_beats(c->agents.beat_ms, (int)c->agents.missed_beats);
 }
 
 size_t agents_connected(const struct agents *a)
@@ -223,7 +221,7 @@ void agents_poll(void *ctx, struct httpd_req *req)
 	struct hub_caller *c = httpd_req_data(req);
 	const char *ws = httpd_req_query(req, "wait");
 	long wait = ws ? strtol(ws, NULL, 10) : 30;
-	long maxw = (long)json_integer_value(conf_get(h->conf, "agents.poll_wait_s"));
+	long maxw = (long)h->conf->agents.poll_wait_s;
 	json_t *items = NULL;
 	struct agents_poll *w;
 	struct phase_mark m;

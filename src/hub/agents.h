@@ -9,12 +9,13 @@
 struct hub;
 struct httpd_req;
 struct agents;
+struct hub_conf;
 
 int agents_new(struct hub *h, struct agents **out);
 void agents_free(struct agents *a); /* answers what is held first; NULL ok */
 /* Takes the keepalive settings a held poll's connection gets from conf (agents.beat_ms,
  * agents.missed_beats): at start and on reload. */
-void agents_configure(struct agents *a, const json_t *conf);
+void agents_configure(struct agents *a, const struct hub_conf *c);
 
 /* Task copies handed out at once (a poll; a ZooKeeper queue's write, zk.c). */
 #define AGENTS_TAKE_MAX 64

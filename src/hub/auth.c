@@ -18,11 +18,6 @@ int hub_host_id_ok(const char *id)
 	return wire_host_id_ok(id);
 }
 
-static int64_t auth_conf(struct hub *h, const char *key)
-{
-	return json_integer_value(json_object_get(json_object_get(h->conf, "auth"), key));
-}
-
 static void auth_key(char *key, size_t keylen, const char *kind, const char *what)
 {
 	snprintf(key, keylen, "%s:%s", kind, what);
@@ -36,8 +31,8 @@ static void auth_key(char *key, size_t keylen, const char *kind, const char *wha
 static int auth_count(struct hub *h, struct httpd_req *req, const char *cred, char *why,
                       size_t whylen)
 {
-	int64_t now = clk_mono_ms(), max = auth_conf(h, "max_failures_per_min");
-	int64_t max_unknown = auth_conf(h, "max_unknown_per_min");
+	int64_t now = clk_mono_ms(), max = h->conf->auth.max_failures_per_min;
+	int64_t max_unknown = h->conf->auth.max_unknown_per_min;
 	int64_t na, nc, nu = 0;
 	char key[80];
 
@@ -82,8 +77,8 @@ int auth_limited(struct hub *h, struct httpd_req *req)
 	char key[80];
 
 	auth_key(key, sizeof(key), "addr", httpd_req_peer(req));
-	return auth_limit_count(h->limit, key, now) >= auth_conf(h, "max_failures_per_min") ||
-	       auth_limit_count_unknown(h->limit, now) >= auth_conf(h, "max_unknown_per_min");
+	return auth_limit_count(h->limit, key, now) >= h->conf->auth.max_failures_per_min ||
+	       auth_limit_count_unknown(h->limit, now) >= h->conf->auth.max_unknown_per_min;
 }
 
 /* A failed attempt, counted (cred: "token:<id>" or "host:<id>" when the credential is known,

@@ -85,11 +85,10 @@ static void hub_on_retain(void *arg)
 	struct hub *h = arg;
 	const int64_t day = 86400000;
 	int64_t keep_ms[RETENTION_NKINDS] = {
-	    [RETENTION_EVENTS] = json_integer_value(conf_get(h->conf, "events.keep_days")) * day,
-	    [RETENTION_AUDIT] = json_integer_value(conf_get(h->conf, "audit.keep_days")) * day,
-	    [RETENTION_TASKS] = json_integer_value(conf_get(h->conf, "tasks.keep_days")) * day,
-	    [RETENTION_PENDING] =
-	        json_integer_value(conf_get(h->conf, "enroll.pending_keep_days")) * day,
+	    [RETENTION_EVENTS] = h->conf->events.keep_days * day,
+	    [RETENTION_AUDIT] = h->conf->audit.keep_days * day,
+	    [RETENTION_TASKS] = h->conf->tasks.keep_days * day,
+	    [RETENTION_PENDING] = h->conf->enroll.pending_keep_days * day,
 	};
 
 	retention_step(h->retention, keep_ms, clk_real_ms(), 50);
@@ -98,13 +97,12 @@ static void hub_on_retain(void *arg)
 /* The store store.backend names (hub_conf.c checked it): SQLite in state_dir unless told. */
 static int hub_open_store(struct hub *h, char *msg, size_t msglen)
 {
-	const char *backend = json_string_value(conf_get(h->conf, "store.backend"));
+	const char *backend = h->conf->store.backend;
 	int rc;
 
 	if (!backend || strcmp(backend, "sqlite") == 0)
 		return store_sqlite_open(h->state_dir, &h->store, msg, msglen);
-	rc = store_pg_open(json_string_value(conf_get(h->conf, "store.dsn")), h->state_dir,
-	                   &h->store, msg, msglen);
+	rc = store_pg_open(h->conf->store.dsn, h->state_dir, &h->store, msg, msglen);
 	if (rc == 0)
 		log_info(h->log, "hub", "store: postgresql (metrics too; this hub is %s/hub.id)",
 		         h->state_dir);
@@ -117,10 +115,9 @@ static int hub_open_tsdb(struct hub *h, char *msg, size_t msglen)
 	struct tsdb_config tc = {
 	    .store = h->store,
 	    .log = h->log,
-	    .keep_ms = {json_integer_value(conf_get(h->conf, "metrics.raw_hours")) * hour,
-	                json_integer_value(conf_get(h->conf, "metrics.rollup_1m_days")) * day,
-	                json_integer_value(conf_get(h->conf, "metrics.rollup_1h_days")) * day},
-	    .checkpoint_ms = json_integer_value(conf_get(h->conf, "metrics.checkpoint_s")) * 1000,
+	    .keep_ms = {h->conf->metrics.raw_hours * hour, h->conf->metrics.rollup_1m_days * day,
+	                h->conf->metrics.rollup_1h_days * day},
+	    .checkpoint_ms = h->conf->metrics.checkpoint_s * 1000,
 	};
 	int64_t t0 = clk_mono_ms();
 	int rc = tsdb_open(&tc, &h->tsdb, msg, msglen);
@@ -189,15 +186,22 @@ static int hub_sweeps(void *arg)
 
 /* Enrollment and beats carry facts of up to enroll.facts_max_bytes (to 16 MiB): their rows
  * take that much and room for the rest of the body, when it is more than the table's. */
-static void hub_routes_facts(struct httpd_route *routes, size_t n, const json_t *conf)
+static void hub_routes_facts(struct httpd_route *routes, size_t n, const struct hub_conf *c)
 {
-	size_t want =
-	    (size_t)json_integer_value(conf_get(conf, "enroll.facts_max_bytes")) + (64 << 10);
+	size_t want = (size_t)c->enroll.facts_max_bytes + (64 << 10);
 
 	for (size_t i = 0; i < n; i++)
 		if ((routes[i].fn == registry_enroll || routes[i].fn == registry_beat) &&
 		    routes[i].body_limit < want)
 			routes[i].body_limit = want;
+}
+
+static void hub_apply_log(struct hub *h)
+{
+	int level = log_level_parse(h->conf->log.level);
+
+	if (level >= 0)
+		h->log->level = level;
 }
 
 int hub_new(struct loop *loop, json_t *conf, struct logger *log, struct hub **out, char *msg,
@@ -206,16 +210,14 @@ int hub_new(struct loop *loop, json_t *conf, struct logger *log, struct hub **ou
 	struct hub *h;
 	struct httpd_config hc = {0};
 	const struct httpd_route *routes;
+	const struct hub_conf *c;
 	const char *names[17] = {NULL};
 	char path[4200];
-	size_t nroutes, i;
-	json_t *v;
+	size_t nroutes;
 	int created = 0, tls_created = 0;
 
 	*out = NULL;
 	msg[0] = '\0';
-	if (hub_conf_check(conf, msg, msglen) < 0)
-		return OUTPOST_E_BAD_ARGS;
 	if (sec_init() < 0) {
 		snprintf(msg, msglen, "libsodium failed to start");
 		return OUTPOST_E_INTERNAL;
@@ -227,16 +229,16 @@ int hub_new(struct loop *loop, json_t *conf, struct logger *log, struct hub **ou
 	h->log = log;
 	h->lock_fd = -1;
 	h->started_ms = clk_real_ms();
-	h->conf = json_deep_copy(conf);
-	h->limit = auth_limit_new();
-	h->state_dir = strdup(json_string_value(conf_get(conf, "state_dir")));
-	if (!h->conf || !h->state_dir || !h->limit)
-		goto fail;
-	{
-		int level = log_level_parse(json_string_value(conf_get(conf, "log.level")));
-		if (level >= 0)
-			log->level = level;
+	if (conf_new(&hub_conf_kind, conf, (void **)&h->conf, msg, msglen) < 0) {
+		free(h);
+		return OUTPOST_E_BAD_ARGS;
 	}
+	c = h->conf;
+	h->limit = auth_limit_new();
+	h->state_dir = strdup(c->state_dir);
+	if (!h->state_dir || !h->limit)
+		goto fail;
+	hub_apply_log(h);
 	if (daemon_state_dir(h->state_dir, "hub.lock", &h->lock_fd, msg, msglen) < 0)
 		goto fail;
 	snprintf(path, sizeof(path), "%s/hub.key", h->state_dir);
@@ -250,9 +252,9 @@ int hub_new(struct loop *loop, json_t *conf, struct logger *log, struct hub **ou
 	if (hub_admin_token(h, msg, msglen) < 0 ||
 	    retention_new(h->store, h->log, &h->retention) < 0)
 		goto fail;
-	if (json_is_true(conf_get(conf, "tls"))) {
-		json_array_foreach(conf_get(conf, "tls_names"), i, v) if (i < 16) names[i] =
-		    json_string_value(v);
+	if (c->tls == 1) {
+		for (size_t i = 0; i < c->tls_names.n && i < 16; i++)
+			names[i] = c->tls_names.v[i];
 		if (tls_identity(h->state_dir, names, &h->cert_pem, &h->key_pem, h->fingerprint,
 		                 &tls_created, msg, msglen) < 0)
 			goto fail;
@@ -273,20 +275,19 @@ int hub_new(struct loop *loop, json_t *conf, struct logger *log, struct hub **ou
 	if (!h->routes)
 		goto fail;
 	memcpy(h->routes, routes, nroutes * sizeof(*routes));
-	hub_routes_facts(h->routes, nroutes, conf);
-	hc.listen = json_string_value(conf_get(conf, "listen"));
+	hub_routes_facts(h->routes, nroutes, c);
+	hc.listen = c->listen;
 	hc.routes = h->routes;
 	hc.nroutes = nroutes;
 	hc.ctx = h;
 	hc.auth = auth_check;
 	hc.auth_headers = auth_headers;
 	hc.on_answer = hub_on_answer;
-	hc.conn_limit = (unsigned)json_integer_value(conf_get(conf, "api.conn_limit"));
-	hc.per_ip_limit = (unsigned)json_integer_value(conf_get(conf, "api.per_ip_limit"));
-	hc.conn_timeout_s = (unsigned)json_integer_value(conf_get(conf, "api.conn_timeout_s"));
-	hc.unauth_per_ip_limit =
-	    (unsigned)json_integer_value(conf_get(conf, "api.unauth_per_ip_limit"));
-	hc.unauth_timeout_s = (unsigned)json_integer_value(conf_get(conf, "api.unauth_timeout_s"));
+	hc.conn_limit = (unsigned)c->api.conn_limit;
+	hc.per_ip_limit = (unsigned)c->api.per_ip_limit;
+	hc.conn_timeout_s = (unsigned)c->api.conn_timeout_s;
+	hc.unauth_per_ip_limit = (unsigned)c->api.unauth_per_ip_limit;
+	hc.unauth_timeout_s = (unsigned)c->api.unauth_timeout_s;
 	hc.tls_cert_pem = h->cert_pem;
 	hc.tls_key_pem = h->key_pem;
 	hc.log = log;
@@ -317,28 +318,15 @@ fail:
 
 int hub_reload(struct hub *h, json_t *conf, char *msg, size_t msglen)
 {
-	json_t *copy;
-	int level;
+	struct hub_conf *next;
+	int rc = conf_reload(&hub_conf_kind, h->conf, conf, h->log, (void **)&next, msg, msglen);
 
-	if (hub_conf_check(conf, msg, msglen) < 0)
-		return OUTPOST_E_BAD_ARGS;
-	copy = json_deep_copy(conf);
-	if (!copy)
-		return OUTPOST_E_INTERNAL;
-	level = log_level_parse(json_string_value(conf_get(conf, "log.level")));
-	if (level >= 0)
-		h->log->level = level;
-	if (!json_equal(conf_get(conf, "listen"), conf_get(h->conf, "listen")) ||
-	    !json_equal(conf_get(conf, "state_dir"), conf_get(h->conf, "state_dir")) ||
-	    !json_equal(conf_get(conf, "tls"), conf_get(h->conf, "tls")) ||
-	    !json_equal(conf_get(conf, "store"), conf_get(h->conf, "store")) ||
-	    !json_equal(conf_get(conf, "zk"), conf_get(h->conf, "zk")) ||
-	    !json_equal(conf_get(conf, "remote_write"), conf_get(h->conf, "remote_write")))
-		log_warn(
-		    h->log, "hub",
-		    "listen, state_dir, tls, store, zk and remote_write change only on restart");
-	json_decref(h->conf);
-	h->conf = copy;
+	if (rc < 0)
+		return rc;
+	/* Swapped whole: what reads h->conf at use picks up the CONF_RELOAD rows from now on. */
+	conf_free(h->conf);
+	h->conf = next;
+	hub_apply_log(h);
 	agents_configure(h->agents, h->conf);
 	log_info(h->log, "hub", "configuration reloaded");
 	return 0;
@@ -389,7 +377,7 @@ void hub_free(struct hub *h)
 	free(h->pk_b64);
 	free(h->routes);
 	free(h->state_dir);
-	json_decref(h->conf);
+	conf_free(h->conf);
 	auth_limit_free(h->limit);
 	free(h);
 }

@@ -1,5 +1,6 @@
 /* The hub's config: defaults, schema and checks (docs/config.md). */
 #include "hub.h"
+#include "hub_conf.h"
 #include "zk.h"
 #include "rwrite.h"
 #include "core/conf.h"
@@ -7,99 +8,98 @@
 #include <libpq-fe.h>
 #include <outpost/plugin.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
+#define H(m, t, lo, hi, d, fl, h) CONF_KEY(struct hub_conf, m, t, lo, hi, d, fl, h)
+#define RW(m, t, lo, hi, d, h)                                                                     \
+	CONF_KEY_AT(struct hub_conf_rwrite, "remote_write." #m, m, t, lo, hi, d, 0, h)
+#define RELOAD CONF_RELOAD
+
+/* One row a key: its type, range, default (JSON text) and whether SIGHUP applies it. */
+/* clang-format off */
 static const struct conf_field hub_schema[] = {
-    {"listen", CONF_STRING, 0, 0, "HOST:PORT for agents, the CLI and the console"},
-    {"state_dir", CONF_STRING, 0, 0, "database, keys, certificate, admin token"},
-    {"tls", CONF_BOOL, 0, 0, "HTTPS; false is allowed only on a loopback address"},
-    {"tls_names", CONF_STRING_ARRAY, 0, 0, "extra names/addresses in the certificate"},
-    {"log", CONF_OBJECT, 0, 0, NULL},
-    {"log.level", CONF_STRING, 0, 0, "error, warn, info, debug"},
-    {"log.target", CONF_STRING, 0, 0, "stderr or syslog"},
-    {"api", CONF_OBJECT, 0, 0, NULL},
-    {"api.body_limit", CONF_INT, 1024, 1 << 30, "bytes of a request body"},
-    {"api.conn_limit", CONF_INT, 16, 1000000, "connections at once (agents hold one each)"},
-    {"api.per_ip_limit", CONF_INT, 0, 1000000, "connections per client address (0: none)"},
-    {"api.conn_timeout_s", CONF_INT, 1, 3600, "idle connection timeout"},
-    {"api.unauth_per_ip_limit", CONF_INT, 0, 1000000,
-     "connections not yet authenticated per client address (0: none)"},
-    {"api.unauth_timeout_s", CONF_INT, 1, 3600,
-     "idle timeout of a connection not yet authenticated"},
-    {"agents", CONF_OBJECT, 0, 0, NULL},
-    {"agents.beat_ms", CONF_INT, 500, 3600000, "how often agents beat"},
-    {"agents.missed_beats", CONF_INT, 1, 100, "a host is down after this many"},
-    {"agents.poll_wait_s", CONF_INT, 1, 60, "longest long-poll"},
-    {"tasks", CONF_OBJECT, 0, 0, NULL},
-    {"tasks.default_timeout_ms", CONF_INT, 1, 86400000, "op deadline on the host"},
-    {"tasks.default_expiry_ms", CONF_INT, 1000, 30L * 86400000, "how long a task waits"},
-    {"tasks.keep_days", CONF_INT, 1, 36600, "an ended task and its results are kept this long"},
-    {"events", CONF_OBJECT, 0, 0, NULL},
-    {"events.keep_days", CONF_INT, 1, 36600, "hosts' events are kept this long"},
-    {"audit", CONF_OBJECT, 0, 0, NULL},
-    {"audit.keep_days", CONF_INT, 1, 36600, "audit entries are kept this long"},
-    {"metrics", CONF_OBJECT, 0, 0, NULL},
-    {"metrics.raw_hours", CONF_INT, 1, 24 * 366, "raw samples are kept this long"},
-    {"metrics.rollup_1m_days", CONF_INT, 1, 3660, "1-minute rollups are kept this long"},
-    {"metrics.rollup_1h_days", CONF_INT, 1, 36600, "1-hour rollups are kept this long"},
-    {"metrics.checkpoint_s", CONF_INT, 10, 86400, "open chunks are written this often"},
-    {"metrics.query_max_running", CONF_INT, 1, 1000,
-     "metric queries under way in slices at once (past it: busy)"},
-    {"metrics.query_timeout_s", CONF_INT, 1, 3600, "a metric query is stopped after this"},
-    {"store", CONF_OBJECT, 0, 0, NULL},
-    {"store.backend", CONF_STRING, 0, 0, "sqlite (default: one hub) or postgresql (shared)"},
-    {"store.dsn", CONF_STRING, 0, 0, "libpq connection string for postgresql"},
-    {"enroll", CONF_OBJECT, 0, 0, NULL},
-    {"enroll.pending_max", CONF_INT, 0, 10000000, "pending hosts at once (0: no bound)"},
-    {"enroll.pending_per_addr", CONF_INT, 0, 10000000,
-     "pending hosts from one address (0: no bound)"},
-    {"enroll.pending_keep_days", CONF_INT, 1, 36600, "a host left pending is deleted after"},
-    {"enroll.facts_max_bytes", CONF_INT, 1024, 16 << 20,
-     "bytes of facts at enrollment and in beats"},
-    {"auth", CONF_OBJECT, 0, 0, NULL},
-    {"auth.max_failures_per_min", CONF_INT, 1, 100000,
-     "failed attempts per address and per credential"},
-    {"auth.max_unknown_per_min", CONF_INT, 1, 1000000,
-     "failed attempts with unknown credentials, all addresses together"},
-    {"zk", CONF_OBJECT, 0, 0, NULL},
-    {"zk.connect", CONF_STRING, 0, 0,
-     "scale mode: ZooKeeper servers HOST:PORT,...[/chroot] (absent: embedded mode)"},
-    {"zk.secret_file", CONF_STRING, 0, 0, "the hubs' shared ZooKeeper secret (mode 0600)"},
-    {"zk.session_timeout_ms", CONF_INT, 2000, 120000,
-     "ZooKeeper session timeout (the server bounds it to 2-20 ticks)"},
-    {"zk.hub_id", CONF_STRING, 0, 0, "this hub's name under /outpost/hubs (default HOST-PORT)"},
-    {"zk.hub_url", CONF_STRING, 0, 0, "the URL agents reach this hub at (default from listen)"},
-    {"zk.single_hub", CONF_BOOL, 0, 0, "scale mode with the SQLite store: one hub only"},
-    {"remote_write", CONF_OBJECT_ARRAY, 0, 0, "Prometheus remote-write receivers"},
-    {"remote_write.url", CONF_STRING, 0, 0, "receiver URL: http://HOST:9090/api/v1/write"},
-    {"remote_write.bearer_token_file", CONF_STRING, 0, 0, "a file holding a bearer token"},
-    {"remote_write.timeout_ms", CONF_INT, 100, 600000, "deadline of one POST"},
-    {"remote_write.max_samples", CONF_INT, 1, 100000, "samples in one POST at most"},
-    {"remote_write.queue_samples", CONF_INT, 1, 100000000,
-     "samples waiting at most; more are dropped"},
-    {NULL, 0, 0, 0, NULL},
+    H(listen, CONF_STRING, 0, 0, "\"127.0.0.1:7443\"", 0,
+      "HOST:PORT for agents, the CLI and the console"),
+    CONF_KEY_ROOT(struct hub_conf, state_dir, CONF_STRING, "\"outpost-state/hub\"",
+                  "\"/var/lib/outpost-hub\"", 0, "database, keys, certificate, admin token"),
+    H(tls, CONF_BOOL, 0, 0, "true", 0, "HTTPS; false is allowed only on a loopback address"),
+    H(tls_names, CONF_STRING_ARRAY, 0, 0, "[]", 0, "extra names/addresses in the certificate"),
+    CONF_LOG_ROWS(struct hub_conf, "\"info\""),
+    CONF_SECTION("api"),
+    H(api.body_limit, CONF_INT, 1024, 1 << 30, "67108864", 0, "bytes of a request body"),
+    H(api.conn_limit, CONF_INT, 16, 1000000, "20000", 0,
+      "connections at once (agents hold one each)"),
+    H(api.per_ip_limit, CONF_INT, 0, 1000000, "0", 0, "connections per client address (0: none)"),
+    H(api.conn_timeout_s, CONF_INT, 1, 3600, "120", 0, "idle connection timeout"),
+    H(api.unauth_per_ip_limit, CONF_INT, 0, 1000000, "64", 0,
+      "connections not yet authenticated per client address (0: none)"),
+    H(api.unauth_timeout_s, CONF_INT, 1, 3600, "10", 0,
+      "idle timeout of a connection not yet authenticated"),
+    CONF_SECTION("agents"),
+    H(agents.beat_ms, CONF_INT, 500, 3600000, "5000", RELOAD, "how often agents beat"),
+    H(agents.missed_beats, CONF_INT, 1, 100, "3", RELOAD, "a host is down after this many"),
+    H(agents.poll_wait_s, CONF_INT, 1, 60, "30", RELOAD, "longest long-poll"),
+    CONF_SECTION("tasks"),
+    H(tasks.default_timeout_ms, CONF_INT, 1, 86400000, "600000", RELOAD,
+      "op deadline on the host"),
+    H(tasks.default_expiry_ms, CONF_INT, 1000, 30L * 86400000, "3600000", RELOAD,
+      "how long a task waits"),
+    H(tasks.keep_days, CONF_INT, 1, 36600, "30", RELOAD,
+      "an ended task and its results are kept this long"),
+    CONF_SECTION("events"),
+    H(events.keep_days, CONF_INT, 1, 36600, "30", RELOAD, "hosts' events are kept this long"),
+    CONF_SECTION("audit"),
+    H(audit.keep_days, CONF_INT, 1, 36600, "365", RELOAD, "audit entries are kept this long"),
+    CONF_SECTION("metrics"),
+    H(metrics.raw_hours, CONF_INT, 1, 24 * 366, "48", 0, "raw samples are kept this long"),
+    H(metrics.rollup_1m_days, CONF_INT, 1, 3660, "30", 0, "1-minute rollups are kept this long"),
+    H(metrics.rollup_1h_days, CONF_INT, 1, 36600, "365", 0, "1-hour rollups are kept this long"),
+    H(metrics.checkpoint_s, CONF_INT, 10, 86400, "300", 0, "open chunks are written this often"),
+    H(metrics.query_max_running, CONF_INT, 1, 1000, "4", RELOAD,
+      "metric queries under way in slices at once (past it: busy)"),
+    H(metrics.query_timeout_s, CONF_INT, 1, 3600, "60", RELOAD,
+      "a metric query is stopped after this"),
+    CONF_SECTION("store"),
+    H(store.backend, CONF_STRING, 0, 0, NULL, 0, "sqlite (default: one hub) or postgresql (shared)"),
+    H(store.dsn, CONF_STRING, 0, 0, NULL, 0, "libpq connection string for postgresql"),
+    CONF_SECTION("enroll"),
+    H(enroll.pending_max, CONF_INT, 0, 10000000, "1000", RELOAD,
+      "pending hosts at once (0: no bound)"),
+    H(enroll.pending_per_addr, CONF_INT, 0, 10000000, "50", RELOAD,
+      "pending hosts from one address (0: no bound)"),
+    H(enroll.pending_keep_days, CONF_INT, 1, 36600, "7", RELOAD,
+      "a host left pending is deleted after"),
+    H(enroll.facts_max_bytes, CONF_INT, 1024, 16 << 20, "262144", 0,
+      "bytes of facts at enrollment and in beats"),
+    CONF_SECTION("auth"),
+    H(auth.max_failures_per_min, CONF_INT, 1, 100000, "20", RELOAD,
+      "failed attempts per address and per credential"),
+    H(auth.max_unknown_per_min, CONF_INT, 1, 1000000, "200", RELOAD,
+      "failed attempts with unknown credentials, all addresses together"),
+    CONF_SECTION("zk"),
+    H(zk.connect, CONF_STRING, 0, 0, NULL, 0,
+      "scale mode: ZooKeeper servers HOST:PORT,...[/chroot] (absent: embedded mode)"),
+    H(zk.secret_file, CONF_STRING, 0, 0, NULL, 0, "the hubs' shared ZooKeeper secret (mode 0600)"),
+    H(zk.session_timeout_ms, CONF_INT, 2000, 120000, "15000", 0,
+      "ZooKeeper session timeout (the server bounds it to 2-20 ticks)"),
+    H(zk.hub_id, CONF_STRING, 0, 0, NULL, 0, "this hub's name under /outpost/hubs (default HOST-PORT)"),
+    H(zk.hub_url, CONF_STRING, 0, 0, NULL, 0, "the URL agents reach this hub at (default from listen)"),
+    H(zk.single_hub, CONF_BOOL, 0, 0, NULL, 0, "scale mode with the SQLite store: one hub only"),
+    CONF_LIST(struct hub_conf, remote_write, struct hub_conf_rwrite, 0,
+              "Prometheus remote-write receivers"),
+    RW(url, CONF_STRING, 0, 0, NULL, "receiver URL: http://HOST:9090/api/v1/write"),
+    RW(bearer_token_file, CONF_STRING, 0, 0, NULL, "a file holding a bearer token"),
+    RW(timeout_ms, CONF_INT, 100, 600000, "10000", "deadline of one POST"),
+    RW(max_samples, CONF_INT, 1, 100000, "2000", "samples in one POST at most"),
+    RW(queue_samples, CONF_INT, 1, 100000000, "100000", "samples waiting at most; more are dropped"),
+    {NULL},
 };
+/* clang-format on */
 
 json_t *hub_conf_defaults(void)
 {
-	int root = geteuid() == 0;
-
-	return json_pack(
-	    "{s:s, s:s, s:b, s:[], s:{s:s, s:s}, s:{s:i, s:i, s:i, s:i, s:i, s:i},"
-	    " s:{s:i, s:i, s:i}, s:{s:i, s:I, s:i}, s:{s:i}, s:{s:i}, s:{s:i, s:i},"
-	    " s:{s:i, s:i, s:i, s:i, s:i, s:i}, s:{s:i, s:i, s:i, s:i}, s:{s:i}}",
-	    "listen", "127.0.0.1:7443", "state_dir",
-	    root ? "/var/lib/outpost-hub" : "outpost-state/hub", "tls", 1, "tls_names", "log",
-	    "level", "info", "target", "stderr", "api", "body_limit", 64 << 20, "conn_limit", 20000,
-	    "per_ip_limit", 0, "conn_timeout_s", 120, "unauth_per_ip_limit", 64, "unauth_timeout_s",
-	    10, "agents", "beat_ms", 5000, "missed_beats", 3, "poll_wait_s", 30, "tasks",
-	    "default_timeout_ms", 600000, "default_expiry_ms", (json_int_t)3600000, "keep_days", 30,
-	    "events", "keep_days", 30, "audit", "keep_days", 365, "auth", "max_failures_per_min",
-	    20, "max_unknown_per_min", 200, "metrics", "raw_hours", 48, "rollup_1m_days", 30,
-	    "rollup_1h_days", 365, "checkpoint_s", 300, "query_max_running", 4, "query_timeout_s",
-	    60, "enroll", "pending_max", 1000, "pending_per_addr", 50, "pending_keep_days", 7,
-	    "facts_max_bytes", 256 << 10, "zk", "session_timeout_ms", 15000);
+	return conf_defaults(hub_schema);
 }
 
 static int hub_listen_is_loopback(const char *listen)
@@ -110,10 +110,10 @@ static int hub_listen_is_loopback(const char *listen)
 
 /* store.backend and store.dsn (absent: SQLite in state_dir). The DSN is parsed, not used:
  * --check-config needs no server. */
-static int hub_conf_check_store(const json_t *conf, char *msg, size_t msglen)
+static int hub_conf_check_store(const struct hub_conf *c, char *msg, size_t msglen)
 {
-	const char *backend = json_string_value(conf_get(conf, "store.backend"));
-	const char *dsn = json_string_value(conf_get(conf, "store.dsn"));
+	const char *backend = c->store.backend;
+	const char *dsn = c->store.dsn;
 	PQconninfoOption *opts;
 	char *err = NULL;
 
@@ -146,35 +146,41 @@ static int hub_conf_check_store(const json_t *conf, char *msg, size_t msglen)
 	return 0;
 }
 
-int hub_conf_check(const json_t *conf, char *msg, size_t msglen)
+/* The checks beyond types and ranges. */
+static int hub_conf_check_values(const void *conf, char *msg, size_t msglen)
 {
+	const struct hub_conf *c = conf;
 	const char *s;
-	int rc = conf_check(conf, hub_schema, msg, msglen);
+	int rc;
 
-	if (rc < 0)
+	if ((rc = conf_check_log(&c->log, msg, msglen)) < 0)
 		return rc;
-	if ((rc = conf_check_log(conf, msg, msglen)) < 0)
-		return rc;
-	s = json_string_value(conf_get(conf, "listen"));
+	s = c->listen;
 	if (!s || !*s) {
 		snprintf(msg, msglen, "'listen' must be HOST:PORT");
 		return OUTPOST_E_BAD_ARGS;
 	}
-	if (json_is_false(conf_get(conf, "tls")) && !hub_listen_is_loopback(s)) {
+	if (c->tls == 0 && !hub_listen_is_loopback(s)) {
 		snprintf(msg, msglen,
 		         "'tls' is false but 'listen' (%s) is not a loopback address: plain HTTP "
 		         "is only for loopback demos",
 		         s);
 		return OUTPOST_E_BAD_ARGS;
 	}
-	s = json_string_value(conf_get(conf, "state_dir"));
-	if (!s || !*s) {
+	if (!c->state_dir || !*c->state_dir) {
 		snprintf(msg, msglen, "'state_dir' must not be empty");
 		return OUTPOST_E_BAD_ARGS;
 	}
-	if ((rc = hub_conf_check_store(conf, msg, msglen)) < 0)
+	if ((rc = hub_conf_check_store(c, msg, msglen)) < 0)
 		return rc;
-	if ((rc = rwrite_conf_check(conf, msg, msglen)) < 0)
+	if ((rc = rwrite_conf_check(c, msg, msglen)) < 0)
 		return rc;
-	return zk_conf_check(conf, msg, msglen);
+	return zk_conf_check(c, msg, msglen);
+}
+
+const struct conf_kind hub_conf_kind = {hub_schema, sizeof(struct hub_conf), hub_conf_check_values};
+
+int hub_conf_check(const json_t *conf, char *msg, size_t msglen)
+{
+	return conf_check_kind(&hub_conf_kind, conf, msg, msglen);
 }

@@ -3,6 +3,7 @@
 #define OUTPOST_HUB_IMPL_H
 
 #include "hub.h"
+#include "hub_conf.h"
 #include "store.h"
 #include "core/httpd.h"
 #include "core/phase.h"
@@ -78,7 +79,7 @@ struct hub_stats {
 struct hub {
 	struct loop *loop;
 	struct logger *log;
-	json_t *conf;
+	struct hub_conf *conf; /* what runs; owned, swapped whole on reload */
 	char *state_dir;
 	int lock_fd;
 	struct store *store;

@@ -12,7 +12,6 @@
 #include "registry.h"
 #include "query.h"
 #include "core/clk.h"
-#include "core/conf.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "core/loop.h"
@@ -134,8 +133,7 @@ static struct qjob *qjob_new(struct hub *h, struct httpd_req *req, int kind)
 		free(j);
 		return NULL;
 	}
-	j->deadline =
-	    clk_mono_ms() + json_integer_value(conf_get(h->conf, "metrics.query_timeout_s")) * 1000;
+	j->deadline = clk_mono_ms() + h->conf->metrics.query_timeout_s * 1000;
 	return j;
 }
 
@@ -197,11 +195,10 @@ static int qjob_slice(struct qjob *j)
 	if (rc == QUERY_MORE && clk_mono_ms() >= j->deadline) {
 		j->h->st.queries_timeout++;
 		rc = OUTPOST_E_TIMEOUT;
-		snprintf(
-		    msg, sizeof(msg),
-		    "the query ran past metrics.query_timeout_s (%lld s) and was stopped: "
-		    "narrow it (name=, match=, hosts=), shorten the range or raise step",
-		    (long long)json_integer_value(conf_get(j->h->conf, "metrics.query_timeout_s")));
+		snprintf(msg, sizeof(msg),
+		         "the query ran past metrics.query_timeout_s (%lld s) and was stopped: "
+		         "narrow it (name=, match=, hosts=), shorten the range or raise step",
+		         (long long)j->h->conf->metrics.query_timeout_s);
 	}
 	if (rc == QUERY_MORE)
 		return rc;
@@ -240,7 +237,7 @@ static void qjob_start(struct qjob *j)
 {
 	struct hub *h = j->h;
 	struct qjob **tail;
-	json_int_t max = json_integer_value(conf_get(h->conf, "metrics.query_max_running"));
+	json_int_t max = h->conf->metrics.query_max_running;
 
 	if (qjob_slice(j) != QUERY_MORE)
 		return;

@@ -6,7 +6,6 @@
 #include "hub_impl.h"
 #include "selector.h"
 #include "core/clk.h"
-#include "core/conf.h"
 #include "core/err.h"
 
 #include <stdio.h>
@@ -76,7 +75,7 @@ static int json_depth(const json_t *v, int limit)
 static int registry_facts_ok(struct hub *h, struct httpd_req *req, const json_t *facts,
                              int enrolling)
 {
-	json_int_t max = json_integer_value(conf_get(h->conf, "enroll.facts_max_bytes"));
+	json_int_t max = h->conf->enroll.facts_max_bytes;
 	char *text;
 	size_t len;
 
@@ -185,8 +184,8 @@ void registry_enroll(void *ctx, struct httpd_req *req)
 	}
 	e.now_ms = clk_real_ms();
 	e.addr = httpd_req_peer(req);
-	e.pending_max = json_integer_value(conf_get(h->conf, "enroll.pending_max"));
-	e.pending_per_addr = json_integer_value(conf_get(h->conf, "enroll.pending_per_addr"));
+	e.pending_max = h->conf->enroll.pending_max;
+	e.pending_per_addr = h->conf->enroll.pending_per_addr;
 	e.refused = &refused;
 	e.replaced = &replaced;
 	rc = h->store->ops->host_enroll(h->store, &e, &host);
@@ -516,8 +515,7 @@ void registry_beat(void *ctx, struct httpd_req *req)
 	 * connection (agents.c). An older hub says neither, and its agents beat every
 	 * interval. */
 	httpd_respond_ok(req,
-	                 json_pack("{s:I, s:b, s:b}", "interval_ms",
-	                           json_integer_value(conf_get(h->conf, "agents.beat_ms")),
+	                 json_pack("{s:I, s:b, s:b}", "interval_ms", h->conf->agents.beat_ms,
 	                           "requests_count_as_beats", 1, "held_poll_counts_as_beats", 1));
 out:
 	json_decref(body);
@@ -529,7 +527,7 @@ out:
 void registry_alive(struct hub *h, struct hub_caller *c)
 {
 	int64_t now = clk_real_ms();
-	int64_t beat = json_integer_value(conf_get(h->conf, "agents.beat_ms"));
+	int64_t beat = h->conf->agents.beat_ms;
 	int was_down = 0;
 
 	if (c->up && now - c->last_seen_ms < beat / 2)
@@ -546,8 +544,8 @@ void registry_alive(struct hub *h, struct hub_caller *c)
 void registry_tick(struct hub *h)
 {
 	int64_t now = clk_real_ms();
-	int64_t beat = json_integer_value(conf_get(h->conf, "agents.beat_ms"));
-	int64_t missed = json_integer_value(conf_get(h->conf, "agents.missed_beats"));
+	int64_t beat = h->conf->agents.beat_ms;
+	int64_t missed = h->conf->agents.missed_beats;
 	struct registry *r = h->registry;
 	json_t *ids = NULL, *v;
 	size_t i;

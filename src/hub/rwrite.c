@@ -6,7 +6,7 @@
 #include "rwrite.h"
 #include "remote.pb-c.h"
 #include "core/buf.h"
-#include "core/conf.h"
+#include "hub_conf.h"
 #include "core/log.h"
 
 #include <curl/curl.h>
@@ -60,18 +60,13 @@ struct rwrite {
 	size_t n;
 };
 
-int rwrite_conf_check(const json_t *conf, char *msg, size_t msglen)
+int rwrite_conf_check(const struct hub_conf *c, char *msg, size_t msglen)
 {
-	const json_t *list = conf_get(conf, "remote_write");
-	size_t i;
-	json_t *e;
+	const struct hub_conf_rwrite *list = c->remote_write.v;
 
-	json_array_foreach(list, i, e)
-	{
-		const char *url = json_string_value(json_object_get(e, "url"));
-		json_t *tok = json_object_get(e, "bearer_token_file");
-		json_t *max = json_object_get(e, "max_samples");
-		json_t *queue = json_object_get(e, "queue_samples");
+	for (size_t i = 0; i < c->remote_write.n; i++) {
+		const char *url = list[i].url, *tok = list[i].bearer_token_file;
+		int64_t max = list[i].max_samples, queue = list[i].queue_samples;
 
 		if (!url) {
 			snprintf(msg, msglen,
@@ -87,17 +82,16 @@ int rwrite_conf_check(const json_t *conf, char *msg, size_t msglen)
 			         i);
 			return OUTPOST_E_BAD_ARGS;
 		}
-		if (tok && !*json_string_value(tok)) {
+		if (tok && !*tok) {
 			snprintf(msg, msglen,
 			         "'remote_write[%zu].bearer_token_file' must not be empty", i);
 			return OUTPOST_E_BAD_ARGS;
 		}
-		if (max && queue && json_integer_value(queue) < json_integer_value(max)) {
+		if (queue < max) {
 			snprintf(msg, msglen,
 			         "'remote_write[%zu].queue_samples' (%lld) must be at least "
 			         "'max_samples' (%lld)",
-			         i, (long long)json_integer_value(queue),
-			         (long long)json_integer_value(max));
+			         i, (long long)queue, (long long)max);
 			return OUTPOST_E_BAD_ARGS;
 		}
 	}
@@ -387,36 +381,26 @@ static char *rw_read_token(const char *path, char *msg, size_t msglen)
 	return b.data;
 }
 
-static int64_t rw_int(const json_t *e, const char *key, int64_t dflt)
-{
-	json_t *v = json_object_get(e, key);
-
-	return v ? json_integer_value(v) : dflt;
-}
-
-int rwrite_start(const json_t *conf, struct logger *log, struct rwrite **out, char *msg,
+int rwrite_start(const struct hub_conf *c, struct logger *log, struct rwrite **out, char *msg,
                  size_t msglen)
 {
-	const json_t *list = conf_get(conf, "remote_write");
+	const struct hub_conf_rwrite *list = c->remote_write.v;
 	struct rwrite *rw;
-	size_t i;
-	json_t *e;
 
 	*out = NULL;
-	if (!json_array_size(list))
+	if (!c->remote_write.n)
 		return 0;
 	if (!(rw = calloc(1, sizeof(*rw))) ||
-	    !(rw->t = calloc(json_array_size(list), sizeof(*rw->t)))) {
+	    !(rw->t = calloc(c->remote_write.n, sizeof(*rw->t)))) {
 		free(rw);
 		return OUTPOST_E_INTERNAL;
 	}
 	rw->log = log;
 	/* Before any thread: curl's global init is not thread-safe. */
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	json_array_foreach(list, i, e)
-	{
+	for (size_t i = 0; i < c->remote_write.n; i++) {
 		struct rw_target *t = &rw->t[i];
-		const char *tok = json_string_value(json_object_get(e, "bearer_token_file"));
+		const char *tok = list[i].bearer_token_file;
 
 		t->rw = rw;
 		t->idx = i;
@@ -424,10 +408,10 @@ int rwrite_start(const json_t *conf, struct logger *log, struct rwrite **out, ch
 		pthread_mutex_init(&t->lock, NULL);
 		pthread_cond_init(&t->cond, NULL);
 		rw->n++;
-		t->url = strdup(json_string_value(json_object_get(e, "url")));
-		t->timeout_ms = (long)rw_int(e, "timeout_ms", 10000);
-		t->max_samples = (size_t)rw_int(e, "max_samples", 2000);
-		t->queue_max = (size_t)rw_int(e, "queue_samples", 100000);
+		t->url = strdup(list[i].url);
+		t->timeout_ms = (long)list[i].timeout_ms;
+		t->max_samples = (size_t)list[i].max_samples;
+		t->queue_max = (size_t)list[i].queue_samples;
 		if (!t->url || (tok && !(t->auth = rw_read_token(tok, msg, msglen))))
 			goto fail;
 		if (pthread_create(&t->thread, NULL, rw_worker, t) != 0) {

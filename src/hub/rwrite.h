@@ -9,13 +9,14 @@
 #include <stdint.h>
 
 struct rwrite;
+struct hub_conf;
 struct logger;
 struct buf;
 
 /* Checks the remote_write targets beyond the schema (url scheme, bounds). */
-int rwrite_conf_check(const json_t *conf, char *msg, size_t msglen);
+int rwrite_conf_check(const struct hub_conf *c, char *msg, size_t msglen);
 /* Starts one worker per target of conf's remote_write; *out is NULL when there is none. */
-int rwrite_start(const json_t *conf, struct logger *log, struct rwrite **out, char *msg,
+int rwrite_start(const struct hub_conf *c, struct logger *log, struct rwrite **out, char *msg,
                  size_t msglen);
 /* Loop thread: one stored sample of host's series key (canonical, tsdb_key.c). */
 void rwrite_add(struct rwrite *rw, const char *host, const char *key, size_t keylen, int64_t t,

@@ -9,7 +9,6 @@
 #include "registry.h"
 #include "zk.h"
 #include "core/clk.h"
-#include "core/conf.h"
 #include "core/err.h"
 #include "core/loop.h"
 #include "core/wire.h"
@@ -237,13 +236,9 @@ void tasks_api_create(void *ctx, struct httpd_req *req)
 		goto out;
 	}
 	v = json_object_get(body, "timeout_ms");
-	timeout = json_is_integer(v)
-	              ? json_integer_value(v)
-	              : json_integer_value(conf_get(h->conf, "tasks.default_timeout_ms"));
+	timeout = json_is_integer(v) ? json_integer_value(v) : h->conf->tasks.default_timeout_ms;
 	v = json_object_get(body, "expires_in_ms");
-	expires_in = json_is_integer(v)
-	                 ? json_integer_value(v)
-	                 : json_integer_value(conf_get(h->conf, "tasks.default_expiry_ms"));
+	expires_in = json_is_integer(v) ? json_integer_value(v) : h->conf->tasks.default_expiry_ms;
 	/* One message per field: the caller learns which one to fix. */
 	if (timeout < 1 || timeout > 86400000L) {
 		httpd_respond_error(

@@ -9,7 +9,6 @@
 #include "agents.h"
 #include "registry.h"
 #include "core/clk.h"
-#include "core/conf.h"
 #include "core/loop.h"
 
 #include <gnutls/crypto.h>
@@ -1177,9 +1176,9 @@ static int zk_read_secret(struct hub_zk *z, const char *path, char *msg, size_t 
 
 int zk_start(struct hub *h, char *msg, size_t msglen)
 {
-	const char *connect = json_string_value(conf_get(h->conf, "zk.connect"));
-	const char *id = json_string_value(conf_get(h->conf, "zk.hub_id"));
-	const char *url = json_string_value(conf_get(h->conf, "zk.hub_url"));
+	const char *connect = h->conf->zk.connect;
+	const char *id = h->conf->zk.hub_id;
+	const char *url = h->conf->zk.hub_url;
 	char defid[300], defurl[300], host[256] = "hub";
 	struct hub_zk *z;
 
@@ -1194,11 +1193,11 @@ int zk_start(struct hub *h, char *msg, size_t msglen)
 	z->h = h;
 	z->loop = h->loop;
 	z->log = h->log;
-	z->timeout_ms = (int)json_integer_value(conf_get(h->conf, "zk.session_timeout_ms"));
+	z->timeout_ms = (int)h->conf->zk.session_timeout_ms;
 	gethostname(host, sizeof(host) - 1);
 	snprintf(defid, sizeof(defid), "%s-%u", host, hub_port(h));
 	snprintf(defurl, sizeof(defurl), "%s://%s", h->cert_pem ? "https" : "http",
-	         json_string_value(conf_get(h->conf, "listen")));
+	         h->conf->listen);
 	z->connect = strdup(connect);
 	z->hub_id = strdup(id ? id : defid);
 	z->hub_url = strdup(url ? url : defurl);
@@ -1210,8 +1209,7 @@ int zk_start(struct hub *h, char *msg, size_t msglen)
 		zk_unref(z);
 		return OUTPOST_E_INTERNAL;
 	}
-	if (zk_read_secret(z, json_string_value(conf_get(h->conf, "zk.secret_file")), msg, msglen) <
-	        0 ||
+	if (zk_read_secret(z, h->conf->zk.secret_file, msg, msglen) < 0 ||
 	    zk_digest_id(ZK_HUB_USER, z->secret, z->hub_acl, sizeof(z->hub_acl)) < 0) {
 		zk_unref(z);
 		return OUTPOST_E_BAD_ARGS;
@@ -1281,17 +1279,16 @@ static int zk_servers_ok(const char *s)
 	return s[end - 1] != ',';
 }
 
-int zk_conf_check(const json_t *conf, char *msg, size_t msglen)
+int zk_conf_check(const struct hub_conf *c, char *msg, size_t msglen)
 {
-	const char *connect = json_string_value(conf_get(conf, "zk.connect"));
-	const char *secret = json_string_value(conf_get(conf, "zk.secret_file"));
-	const char *id = json_string_value(conf_get(conf, "zk.hub_id"));
-	const char *backend = json_string_value(conf_get(conf, "store.backend"));
+	const char *connect = c->zk.connect;
+	const char *secret = c->zk.secret_file;
+	const char *id = c->zk.hub_id;
+	const char *backend = c->store.backend;
 	const char *slash;
 
 	if (!connect) {
-		if (secret || id || conf_get(conf, "zk.hub_url") ||
-		    conf_get(conf, "zk.single_hub")) {
+		if (secret || id || c->zk.hub_url || c->zk.single_hub >= 0) {
 			snprintf(msg, msglen, "the zk.* keys need 'zk.connect' (scale mode)");
 			return OUTPOST_E_BAD_ARGS;
 		}
@@ -1321,15 +1318,14 @@ int zk_conf_check(const json_t *conf, char *msg, size_t msglen)
 		snprintf(msg, msglen, "'zk.hub_id' must be 1 to 64 of A-Z a-z 0-9 . _ -");
 		return OUTPOST_E_BAD_ARGS;
 	}
-	if ((!backend || strcmp(backend, "sqlite") == 0) &&
-	    !json_is_true(conf_get(conf, "zk.single_hub"))) {
+	if ((!backend || strcmp(backend, "sqlite") == 0) && c->zk.single_hub != 1) {
 		snprintf(msg, msglen,
 		         "'zk.connect' with 'store.backend' sqlite: hubs in scale mode share one "
 		         "PostgreSQL store (store.backend postgresql); for a single hub on SQLite "
 		         "say so with 'zk.single_hub': true");
 		return OUTPOST_E_BAD_ARGS;
 	}
-	if (backend && strcmp(backend, "postgresql") == 0 && conf_get(conf, "zk.single_hub")) {
+	if (backend && strcmp(backend, "postgresql") == 0 && c->zk.single_hub >= 0) {
 		snprintf(msg, msglen, "'zk.single_hub' is only for 'store.backend' sqlite");
 		return OUTPOST_E_BAD_ARGS;
 	}

@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 struct hub;
+struct hub_conf;
 struct hub_zk;
 
 /* The digest user hubs authenticate as. */
@@ -52,6 +53,6 @@ int zk_leads(struct hub_zk *z);
 json_t *zk_status(struct hub_zk *z);
 
 /* Config: zk.* checked (hub_conf.c). */
-int zk_conf_check(const json_t *conf, char *msg, size_t msglen);
+int zk_conf_check(const struct hub_conf *c, char *msg, size_t msglen);
 
 #endif

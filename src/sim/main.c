@@ -9,13 +9,9 @@ static int sim_start(struct loop *loop, json_t *conf, struct logger *log, void *
 	return sim_new(loop, conf, log, (struct sim **)obj, msg, msglen);
 }
 
-static int sim_reload(void *obj, json_t *conf, char *msg, size_t msglen)
+static int sim_reload_obj(void *obj, json_t *conf, char *msg, size_t msglen)
 {
-	(void)obj;
-	(void)conf;
-	(void)msg;
-	(void)msglen;
-	return 0; /* nothing changes without a restart */
+	return sim_reload(obj, conf, msg, msglen);
 }
 
 /* Every agent stops at once, as a host losing power would: results not yet sent stay in the
@@ -59,7 +55,7 @@ static const struct daemon_ops sim_daemon = {
     .defaults = sim_conf_defaults,
     .check = sim_conf_check,
     .start = sim_start,
-    .reload = sim_reload,
+    .reload = sim_reload_obj,
     .shutdown = sim_shutdown,
     .free = sim_free_obj,
 };

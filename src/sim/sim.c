@@ -111,10 +111,7 @@ static int vagent_boot(struct vagent *v)
 	lc.log = &v->log;
 	lc.db = v->db;
 	lc.state_dir = v->dir;
-	lc.url = s->cfg.url;
-	lc.token = s->cfg.token;
-	lc.ca = s->cfg.ca;
-	lc.fingerprint = s->cfg.fingerprint;
+	agent_conf_link(&lc, &s->conf->hub.link);
 	lc.host_id = v->host_id;
 	lc.source_addr = v->source;
 	lc.on_task = hubtask_receive;
@@ -230,8 +227,8 @@ json_t *sim_status(struct sim *s)
 	               by_state[VAGENT_STARTING], "running", by_state[VAGENT_RUNNING], "paused",
 	               by_state[VAGENT_PAUSED], "sampling", s->sampling, "samples_published",
 	               samples, "batches_published", batches, "publish_errors",
-	               (json_int_t)s->publish_errors, "sources", (json_int_t)s->cfg.sources,
-	               "links", links);
+	               (json_int_t)s->publish_errors, "sources", (json_int_t)s->sources, "links",
+	               links);
 	return st;
 }
 
@@ -247,7 +244,7 @@ static void sim_metrics_tick(void *arg);
  * slot it falls in, never one slot twice (the hub keeps one sample per series and time). */
 static int sim_metrics_arm(struct sim *s)
 {
-	int64_t iv = s->cfg.interval_ms;
+	int64_t iv = s->conf->metrics.interval_ms;
 
 	return loop_timer_add(s->loop, iv - clk_real_ms() % iv, 0, sim_metrics_tick, s,
 	                      &s->metrics_timer);
@@ -256,7 +253,7 @@ static int sim_metrics_arm(struct sim *s)
 static void sim_metrics_tick(void *arg)
 {
 	struct sim *s = arg;
-	int64_t iv = s->cfg.interval_ms, t = clk_real_ms() / iv * iv;
+	int64_t iv = s->conf->metrics.interval_ms, t = clk_real_ms() / iv * iv;
 	char key[128], num[16];
 
 	s->metrics_timer = NULL; /* one-shot: freed by the loop */
@@ -271,7 +268,7 @@ static void sim_metrics_tick(void *arg)
 		if ((v->state != VAGENT_RUNNING && v->state != VAGENT_PAUSED) || !v->link)
 			continue;
 		bad |= batch_begin(&s->batch, t) < 0;
-		for (unsigned k = 0; k < s->cfg.series && !bad; k++) {
+		for (unsigned k = 0; k < s->conf->metrics.series && !bad; k++) {
 			const char *labels[2] = {"n", num};
 			size_t klen;
 			double val;
@@ -294,7 +291,7 @@ static void sim_metrics_tick(void *arg)
 			continue;
 		}
 		v->batches++;
-		v->samples += s->cfg.series;
+		v->samples += s->conf->metrics.series;
 	}
 }
 
@@ -342,44 +339,38 @@ static int sim_fd_limit(unsigned agents, char *msg, size_t msglen)
 	return 0;
 }
 
-static void sim_read_config(struct sim *s)
+/* One address per agent by default, as a real fleet has: the hub's per-address bookkeeping
+ * sees what it would see; past 64,262 agents they share. */
+static unsigned sim_sources(const struct sim_conf *c)
 {
-	const json_t *c = s->conf;
-	const char *mode = json_string_value(conf_get(c, "exec.mode"));
+	int64_t n = c->sources ? c->sources : c->agents;
 
-	s->cfg.url = json_string_value(conf_get(c, "hub.url"));
-	s->cfg.token = json_string_value(conf_get(c, "hub.token"));
-	s->cfg.ca = json_string_value(conf_get(c, "hub.ca"));
-	s->cfg.fingerprint = json_string_value(conf_get(c, "hub.fingerprint"));
-	s->cfg.state_dir = json_string_value(conf_get(c, "state_dir"));
-	s->cfg.prefix = json_string_value(conf_get(c, "host_prefix"));
-	s->cfg.agents = (unsigned)json_integer_value(conf_get(c, "agents"));
-	s->cfg.sources = (unsigned)json_integer_value(conf_get(c, "sources"));
-	s->cfg.ramp_per_s = (unsigned)json_integer_value(conf_get(c, "ramp_per_s"));
-	s->cfg.interval_ms = json_integer_value(conf_get(c, "metrics.interval_ms"));
-	s->cfg.series = (unsigned)json_integer_value(conf_get(c, "metrics.series"));
-	s->cfg.exec_real = mode && strcmp(mode, "real") == 0;
-	s->cfg.workers = (int)json_integer_value(conf_get(c, "dispatch.workers"));
-	/* One address per agent by default, as a real fleet has: the hub's per-address
-	 * bookkeeping sees what it would see; past 64,262 agents they share. */
-	if (!s->cfg.sources)
-		s->cfg.sources = s->cfg.agents < SIM_MAX_SOURCES ? s->cfg.agents : SIM_MAX_SOURCES;
-	if (s->cfg.sources > SIM_MAX_SOURCES)
-		s->cfg.sources = SIM_MAX_SOURCES;
+	return (unsigned)(n < SIM_MAX_SOURCES ? n : SIM_MAX_SOURCES);
+}
+
+static void sim_apply_log(struct sim *s)
+{
+	int level = log_level_parse(s->conf->log.level);
+
+	if (level < 0)
+		return;
+	s->log->level = level;
+	for (unsigned i = 0; s->v && i < s->n; i++)
+		s->v[i].log.level = level;
 }
 
 static int vagent_init(struct sim *s, struct vagent *v, unsigned i, char *msg, size_t msglen)
 {
-	unsigned src = i % s->cfg.sources;
+	unsigned src = i % s->sources;
 	char path[4200];
 
 	v->sim = s;
 	v->index = i;
-	snprintf(v->host_id, sizeof(v->host_id), "%s%05u", s->cfg.prefix, i + 1);
+	snprintf(v->host_id, sizeof(v->host_id), "%s%05u", s->conf->host_prefix, i + 1);
 	snprintf(v->source, sizeof(v->source), "127.0.%u.%u", 1 + src / 254, 1 + src % 254);
 	log_init(&v->log, v->host_id, s->log->level, s->log->target);
 	v->log.journal = s->log->journal;
-	snprintf(path, sizeof(path), "%s/agents/%s", s->cfg.state_dir, v->host_id);
+	snprintf(path, sizeof(path), "%s/agents/%s", s->conf->state_dir, v->host_id);
 	if (mkdir(path, 0700) < 0 && errno != EEXIST) {
 		snprintf(msg, msglen, "cannot make %s: %s", path, strerror(errno));
 		return OUTPOST_E_UNAVAILABLE;
@@ -398,56 +389,54 @@ int sim_new(struct loop *loop, const json_t *conf, struct logger *log, struct si
 	int rc = OUTPOST_E_INTERNAL;
 
 	*out = NULL;
-	if (sim_conf_check(conf, msg, msglen) < 0)
-		return OUTPOST_E_BAD_ARGS;
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return OUTPOST_E_INTERNAL;
+	if (conf_new(&sim_conf_kind, conf, (void **)&s->conf, msg, msglen) < 0) {
+		free(s);
+		return OUTPOST_E_BAD_ARGS;
+	}
 	s->loop = loop;
 	s->log = log;
 	s->lock_fd = -1;
 	s->sampling = 1;
 	s->batch = (struct buf)BUF_INIT;
 	s->scratch = (struct buf)BUF_INIT;
-	s->conf = json_deep_copy(conf);
-	if (!s->conf)
+	s->sources = sim_sources(s->conf);
+	s->state_dir = strdup(s->conf->state_dir);
+	if (!s->state_dir)
 		goto fail;
-	sim_read_config(s);
-	{
-		int level = log_level_parse(json_string_value(conf_get(conf, "log.level")));
-		if (level >= 0)
-			log->level = level;
-	}
-	rc = sim_fd_limit(s->cfg.agents, msg, msglen);
+	sim_apply_log(s);
+	rc = sim_fd_limit((unsigned)s->conf->agents, msg, msglen);
 	if (rc < 0)
 		goto fail;
 	rc = OUTPOST_E_UNAVAILABLE;
-	if (daemon_state_dir(s->cfg.state_dir, "sim.lock", &s->lock_fd, msg, msglen) < 0)
+	if (daemon_state_dir(s->conf->state_dir, "sim.lock", &s->lock_fd, msg, msglen) < 0)
 		goto fail;
-	snprintf(path, sizeof(path), "%s/agents", s->cfg.state_dir);
+	snprintf(path, sizeof(path), "%s/agents", s->conf->state_dir);
 	if (mkdir(path, 0700) < 0 && errno != EEXIST) {
 		snprintf(msg, msglen, "cannot make %s: %s", path, strerror(errno));
 		goto fail;
 	}
 	rc = OUTPOST_E_INTERNAL;
-	sim_plugins_make(&s->pset, s->cfg.exec_real);
+	sim_plugins_make(&s->pset, strcmp(s->conf->exec.mode, "real") == 0);
 	s->host.log = log;
 	s->host.loop = loop;
-	s->host.state_dir = s->cfg.state_dir;
+	s->host.state_dir = s->state_dir;
 	if (plugins_new(&s->host, &s->plugins) < 0)
 		goto fail;
 	for (size_t i = 0; s->pset.table[i]; i++)
 		plugins_add(s->plugins, s->pset.table[i], "builtin", NULL, NULL);
 	plugins_init_all(s->plugins);
-	dc.workers = s->cfg.workers;
+	dc.workers = (int)s->conf->dispatch.workers;
 	/* Bounded per agent by the hub's fan-out, not here: every agent's calls share it. */
-	dc.max_inflight = (int)(s->cfg.agents * 4 < 1000000 ? s->cfg.agents * 4 : 1000000);
+	dc.max_inflight = (int)(s->conf->agents * 4 < 1000000 ? s->conf->agents * 4 : 1000000);
 	dc.default_timeout_ms = 30000;
 	if (dispatch_new(loop, s->plugins, NULL, log, &dc, &s->dispatch) < 0) {
 		snprintf(msg, msglen, "cannot start worker threads");
 		goto fail;
 	}
-	s->n = s->cfg.agents;
+	s->n = (unsigned)s->conf->agents;
 	s->v = calloc(s->n, sizeof(*s->v));
 	if (!s->v)
 		goto fail;
@@ -456,24 +445,24 @@ int sim_new(struct loop *loop, const json_t *conf, struct logger *log, struct si
 		if (rc < 0)
 			goto fail;
 	}
-	rc = sim_api_start(s, json_string_value(conf_get(conf, "listen")), msg, msglen);
+	rc = sim_api_start(s, s->conf->listen, msg, msglen);
 	if (rc < 0)
 		goto fail;
 	rc = OUTPOST_E_INTERNAL;
-	if (s->cfg.interval_ms > 0 && sim_metrics_arm(s) < 0)
+	if (s->conf->metrics.interval_ms > 0 && sim_metrics_arm(s) < 0)
 		goto fail;
 	if (loop_timer_add(loop, SIM_PRUNE_MS, SIM_PRUNE_MS, sim_prune, s, &s->prune_timer) < 0)
 		goto fail;
 	/* The ramp: agent i at i/ramp_per_s seconds, plus up to a second of jitter. */
 	for (unsigned i = 0; i < s->n; i++)
-		if (vagent_start(&s->v[i], (int64_t)i * 1000 / s->cfg.ramp_per_s +
+		if (vagent_start(&s->v[i], (int64_t)i * 1000 / s->conf->ramp_per_s +
 		                               (int64_t)randombytes_uniform(1000)) < 0)
 			goto fail;
 	log_warn(log, "sim",
 	         "outpost-sim %s ready: %u virtual agents of %s, from %u source address(es), "
 	         "starting %u/s; control API on %s",
-	         OUTPOST_VERSION, s->n, s->cfg.url, s->cfg.sources, s->cfg.ramp_per_s,
-	         json_string_value(conf_get(conf, "listen")));
+	         OUTPOST_VERSION, s->n, s->conf->hub.link.url, s->sources,
+	         (unsigned)s->conf->ramp_per_s, s->conf->listen);
 	*out = s;
 	return 0;
 fail:
@@ -510,6 +499,21 @@ void sim_free(struct sim *s)
 	buf_free(&s->scratch);
 	if (s->lock_fd >= 0)
 		close(s->lock_fd);
-	json_decref(s->conf);
+	free(s->state_dir);
+	conf_free(s->conf);
 	free(s);
+}
+
+int sim_reload(struct sim *s, const json_t *conf, char *msg, size_t msglen)
+{
+	struct sim_conf *next;
+	int rc = conf_reload(&sim_conf_kind, s->conf, conf, s->log, (void **)&next, msg, msglen);
+
+	if (rc < 0)
+		return rc;
+	conf_free(s->conf);
+	s->conf = next;
+	sim_apply_log(s);
+	log_info(s->log, "sim", "configuration reloaded");
+	return 0;
 }

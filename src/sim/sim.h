@@ -11,6 +11,7 @@
 #include <sqlite3.h>
 #include <stdint.h>
 
+#include "agent/agent_conf.h"
 #include "agent/plugins.h"
 #include "core/buf.h"
 #include "core/log.h"
@@ -50,19 +51,34 @@ struct vagent {
 	uint64_t lives;            /* starts */
 };
 
-struct sim_config {
-	const char *url, *token, *ca, *fingerprint;
-	const char *state_dir;
-	const char *prefix; /* host ids: prefix + 5 digits */
-	unsigned agents;
-	unsigned sources;    /* source addresses; 0: as many as the port space needs */
-	unsigned ramp_per_s; /* agents started per second at start */
-	int64_t interval_ms; /* metrics; 0: none */
-	unsigned series;     /* per agent */
-	int exec_real;       /* exec.run forks the real command */
-	int workers;         /* the shared dispatcher's threads */
-	int log_level;
+/* outpost-sim's configuration, read once (sim_conf.c) and swapped whole on reload; the hub
+ * section is the agent's own (agent_conf.h). To add a key: a member here, one row in
+ * sim_schema, a line in docs/sim.md; tests/sim/sim_conf_test.c fails when they disagree. */
+struct sim_conf {
+	struct conf_head head;
+	const char *listen, *state_dir;
+	struct conf_log log;
+	struct {
+		struct agent_hub_link link;
+	} hub;
+	int64_t agents;
+	const char *host_prefix; /* host ids: prefix + 5 digits */
+	int64_t sources;         /* source addresses; 0: as many as the port space needs */
+	int64_t ramp_per_s;      /* agents started per second at start */
+	struct {
+		int64_t interval_ms; /* 0: none */
+		int64_t series;      /* per agent */
+	} metrics;
+	struct {
+		const char *mode; /* "real": exec.run forks the real command */
+	} exec;
+	struct {
+		int64_t workers; /* the shared dispatcher's threads */
+	} dispatch;
 };
+/* The kind for conf_new, conf_reload, conf_free (core/conf.h): its rows, its struct, its
+ * checks beyond types and ranges. */
+extern const struct conf_kind sim_conf_kind;
 
 /* The plugins every virtual agent shares: the real tables (names, argument checks, flags)
  * with handlers that answer at once and touch nothing of this host. */
@@ -75,9 +91,10 @@ struct sim_plugin_set {
 struct sim {
 	struct loop *loop;
 	struct sim_plugin_set pset;
-	json_t *conf; /* owned; cfg's strings point into it */
+	struct sim_conf *conf; /* what runs; owned, swapped whole on reload */
 	struct logger *log;
-	struct sim_config cfg;
+	char *state_dir;  /* conf's, kept for the plugin host */
+	unsigned sources; /* source addresses in use (sources, or as many as needed) */
 	struct plugin_host host;
 	struct plugins *plugins;
 	struct dispatch *dispatch;
@@ -93,7 +110,7 @@ struct sim {
 	int lock_fd;
 };
 
-/* cfg's strings are copied into the sim's own config json (conf, borrowed). */
+/* conf: the effective config (borrowed), checked and read here. */
 int sim_new(struct loop *loop, const json_t *conf, struct logger *log, struct sim **out, char *msg,
             size_t msglen);
 void sim_free(struct sim *s); /* NULL ok */
@@ -123,5 +140,7 @@ void sim_api_stop(struct sim *s);
 /* sim_conf.c */
 json_t *sim_conf_defaults(void);
 int sim_conf_check(const json_t *conf, char *msg, size_t msglen);
+/* Applies a reloaded config (only log.level takes effect without a restart). */
+int sim_reload(struct sim *s, const json_t *conf, char *msg, size_t msglen);
 
 #endif

@@ -74,11 +74,11 @@ static void api_agents(void *ctx, struct httpd_req *req)
 /* The agent of a host id, or NULL. */
 static struct vagent *api_find(struct sim *s, const char *id)
 {
-	size_t plen = strlen(s->cfg.prefix);
+	size_t plen = strlen(s->conf->host_prefix);
 	char *end;
 	unsigned long n;
 
-	if (strncmp(id, s->cfg.prefix, plen) != 0 || !id[plen] || id[plen] == '-' ||
+	if (strncmp(id, s->conf->host_prefix, plen) != 0 || !id[plen] || id[plen] == '-' ||
 	    id[plen] == '+')
 		return NULL;
 	errno = 0;
@@ -132,12 +132,12 @@ static int api_select(struct sim *s, struct httpd_req *req, const json_t *body, 
 		json_array_foreach(h, i, v)
 		{
 			if (!json_is_string(v) || !api_find(s, json_string_value(v))) {
-				httpd_respond_error(req, OUTPOST_E_NOT_FOUND,
-				                    "hosts[%zu]: no virtual agent %.80s (ids are "
-				                    "%s00001 to %s%05u)",
-				                    i,
-				                    json_is_string(v) ? json_string_value(v) : "?",
-				                    s->cfg.prefix, s->cfg.prefix, s->n);
+				httpd_respond_error(
+				    req, OUTPOST_E_NOT_FOUND,
+				    "hosts[%zu]: no virtual agent %.80s (ids are "
+				    "%s00001 to %s%05u)",
+				    i, json_is_string(v) ? json_string_value(v) : "?",
+				    s->conf->host_prefix, s->conf->host_prefix, s->n);
 				return OUTPOST_E_NOT_FOUND;
 			}
 		}
@@ -293,7 +293,7 @@ static int api_auth(void *ctx, struct httpd_req *req, int role)
 	httpd_respond_error(req, OUTPOST_E_UNAUTHORIZED,
 	                    "the control API needs 'Authorization: Bearer <token>' with the token "
 	                    "in %s/" SIM_TOKEN_FILE,
-	                    s->cfg.state_dir);
+	                    s->conf->state_dir);
 	return OUTPOST_E_UNAUTHORIZED;
 }
 
@@ -307,7 +307,7 @@ int sim_api_start(struct sim *s, const char *listen, char *msg, size_t msglen)
 	s->api_token = sec_token("sim_");
 	if (!s->api_token)
 		return OUTPOST_E_INTERNAL;
-	snprintf(path, sizeof(path), "%s/" SIM_TOKEN_FILE, s->cfg.state_dir);
+	snprintf(path, sizeof(path), "%s/" SIM_TOKEN_FILE, s->conf->state_dir);
 	snprintf(line, sizeof(line), "%s\n", s->api_token);
 	unlink(path);
 	rc = sec_write_secret(path, line, strlen(line), msg, msglen);

@@ -6,55 +6,52 @@
 #include "core/httpd.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#define S(m, t, lo, hi, d, fl, h) CONF_KEY(struct sim_conf, m, t, lo, hi, d, fl, h)
+
+/* One row a key: its type, range, default (JSON text) and whether SIGHUP applies it. The hub
+ * section is the agent's rows (agent_conf.h): the virtual agents reach their hub as an agent
+ * does. */
+/* clang-format off */
 static const struct conf_field sim_schema[] = {
-    {"listen", CONF_STRING, 0, 0, "HOST:PORT of the control API, on loopback"},
-    {"state_dir", CONF_STRING, 0, 0, "one directory per virtual agent, the control token"},
-    {"log", CONF_OBJECT, 0, 0, NULL},
-    {"log.level", CONF_STRING, 0, 0, "error, warn, info, debug"},
-    {"log.target", CONF_STRING, 0, 0, "stderr or syslog"},
-    {"hub", CONF_OBJECT, 0, 0, NULL},
-    {"hub.url", CONF_STRING, 0, 0, "the hub, https://HOST:PORT"},
-    {"hub.token", CONF_STRING, 0, 0, "enrollment token for every virtual agent"},
-    {"hub.ca", CONF_STRING, 0, 0, "CA file for the hub's TLS; none: pin on first use"},
-    {"hub.fingerprint", CONF_STRING, 0, 0, "sha256:HEX the first-use certificate must have"},
-    {"agents", CONF_INT, 1, 1000000, "virtual agents"},
-    {"host_prefix", CONF_STRING, 0, 0, "host ids: the prefix and 5 digits"},
-    {"sources", CONF_INT, 0, 64262, "loopback source addresses 127.0.x.y; 0: as needed"},
-    {"ramp_per_s", CONF_INT, 1, 1000000, "virtual agents started per second"},
-    {"metrics", CONF_OBJECT, 0, 0, NULL},
-    {"metrics.interval_ms", CONF_INT, 0, 86400000, "sample grid; 0: no metrics"},
-    {"metrics.series", CONF_INT, 1, 10000, "synthetic series per agent"},
-    {"exec", CONF_OBJECT, 0, 0, NULL},
-    {"exec.mode", CONF_STRING, 0, 0, "fake (answer at once) or real (fork the command)"},
-    {"dispatch", CONF_OBJECT, 0, 0, NULL},
-    {"dispatch.workers", CONF_INT, 1, 64, "worker threads shared by every virtual agent"},
-    {NULL, 0, 0, 0, NULL},
+    S(listen, CONF_STRING, 0, 0, "\"127.0.0.1:7090\"", 0, "HOST:PORT of the control API, on loopback"),
+    S(state_dir, CONF_STRING, 0, 0, "\"outpost-state/sim\"", 0,
+      "one directory per virtual agent, the control token"),
+    CONF_LOG_ROWS(struct sim_conf, "\"warn\""),
+    {.path = "hub", .type = CONF_OBJECT, .def = "{}"},
+    AGENT_HUB_LINK_ROWS(struct sim_conf),
+    S(agents, CONF_INT, 1, 1000000, "100", 0, "virtual agents"),
+    S(host_prefix, CONF_STRING, 0, 0, "\"sim-\"", 0, "host ids: the prefix and 5 digits"),
+    S(sources, CONF_INT, 0, 64262, "0", 0, "loopback source addresses 127.0.x.y; 0: as needed"),
+    S(ramp_per_s, CONF_INT, 1, 1000000, "500", 0, "virtual agents started per second"),
+    CONF_SECTION("metrics"),
+    S(metrics.interval_ms, CONF_INT, 0, 86400000, "10000", 0, "sample grid; 0: no metrics"),
+    S(metrics.series, CONF_INT, 1, 10000, "20", 0, "synthetic series per agent"),
+    CONF_SECTION("exec"),
+    S(exec.mode, CONF_STRING, 0, 0, "\"fake\"", 0,
+      "fake (answer at once) or real (fork the command)"),
+    CONF_SECTION("dispatch"),
+    S(dispatch.workers, CONF_INT, 1, 64, "2", 0, "worker threads shared by every virtual agent"),
+    {NULL},
 };
+/* clang-format on */
 
 json_t *sim_conf_defaults(void)
 {
-	return json_pack("{s:s, s:s, s:{s:s, s:s}, s:{}, s:i, s:s, s:i, s:i, s:{s:i, s:i},"
-	                 " s:{s:s}, s:{s:i}}",
-	                 "listen", "127.0.0.1:7090", "state_dir", "outpost-state/sim", "log",
-	                 "level", "warn", "target", "stderr", "hub", "agents", 100, "host_prefix",
-	                 "sim-", "sources", 0, "ramp_per_s", 500, "metrics", "interval_ms", 10000,
-	                 "series", 20, "exec", "mode", "fake", "dispatch", "workers", 2);
+	return conf_defaults(sim_schema);
 }
 
-int sim_conf_check(const json_t *conf, char *msg, size_t msglen)
+/* The checks beyond types and ranges. */
+static int sim_conf_check_values(const void *conf, char *msg, size_t msglen)
 {
-	const char *url = json_string_value(conf_get(conf, "hub.url"));
-	const char *listen = json_string_value(conf_get(conf, "listen"));
-	const char *mode = json_string_value(conf_get(conf, "exec.mode"));
-	const char *prefix = json_string_value(conf_get(conf, "host_prefix"));
-	int64_t iv = json_integer_value(conf_get(conf, "metrics.interval_ms"));
-	int rc = conf_check(conf, sim_schema, msg, msglen);
+	const struct sim_conf *c = conf;
+	const char *url = c->hub.link.url, *listen = c->listen, *mode = c->exec.mode;
+	const char *prefix = c->host_prefix;
+	int64_t iv = c->metrics.interval_ms;
+	int rc = conf_check_log(&c->log, msg, msglen);
 
-	if (rc < 0)
-		return rc;
-	rc = conf_check_log(conf, msg, msglen);
 	if (rc < 0)
 		return rc;
 	if (!url || !*url) {
@@ -93,4 +90,11 @@ int sim_conf_check(const json_t *conf, char *msg, size_t msglen)
 		return OUTPOST_E_BAD_ARGS;
 	}
 	return 0;
+}
+
+const struct conf_kind sim_conf_kind = {sim_schema, sizeof(struct sim_conf), sim_conf_check_values};
+
+int sim_conf_check(const json_t *conf, char *msg, size_t msglen)
+{
+	return conf_check_kind(&sim_conf_kind, conf, msg, msglen);
 }

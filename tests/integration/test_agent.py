@@ -671,6 +671,24 @@ def test_sighup_reloads_and_refuses_a_broken_config(agent):
     assert "reload refused" not in a.log()[mark:]
 
 
+def test_sighup_keeps_restart_only_keys_and_names_them(agent):
+    """A reload applies the keys that take effect at once and keeps the others at their
+    running values, saying which (docs/config.md, the reload column)."""
+    a = agent()
+    a.reconfigure({"listen": "127.0.0.1:1", "api": {"conn_limit": 10},
+                   "dispatch": {"timeouts": {"exec.run": 400}}})
+    mark = len(a.log())
+    a.signal(signal.SIGHUP)
+    a.wait_log("configuration reloaded", start=mark)
+    assert ("reload: listen, api.conn_limit change only at a restart: kept at their running "
+            "values") in a.log()[mark:]
+    assert "reload refused" not in a.log()[mark:]
+    assert a.call("sys", "ping").ok  # still on the port it started with
+    t0 = time.monotonic()
+    assert a.call("exec", "run", {"argv": ["sleep", "5"]}).result["timed_out"] is True
+    assert time.monotonic() - t0 < 1.2
+
+
 def test_sigterm_waits_for_the_call_in_flight(agent):
     a = agent()
     join = run_in_thread(a.call, "exec", "run", {"script": "sleep 1; echo finished"})

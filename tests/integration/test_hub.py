@@ -1,8 +1,10 @@
 """The real outpost-hub over HTTPS: first start, credentials and roles, tokens, bad input.
 
 Tests that need enrolled agents are in test_fleet.py."""
+import copy
 import json
 import os
+import signal
 import stat
 import subprocess
 from pathlib import Path
@@ -10,7 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from outpost_testlib import HUB_BIN, check_config_golden
+from outpost_testlib import HUB_BIN, check_config_golden, deep_merge, wait_for, write_config
 
 
 def test_first_start_writes_admin_token_key_and_certificate_private(hub):
@@ -101,6 +103,30 @@ def test_failed_credentials_are_rate_limited(hub):
     # The right token is never refused for others' failures (docs/security.md).
     status, body = h.api("GET", "/api/v1/hosts")
     assert status == 200 and body["ok"], body
+
+
+def test_sighup_applies_reloadable_keys_and_names_the_others(hub):
+    """auth.max_failures_per_min takes effect on SIGHUP; api.conn_limit needs a restart, and
+    the log says so; a file that fails its checks changes nothing."""
+    h = hub({"auth": {"max_failures_per_min": 100}})
+
+    def reload(change, outcome):
+        """Writes the hub's config with change, sends SIGHUP; its log from then on."""
+        write_config(h.conf_path, deep_merge(copy.deepcopy(h.conf), change))
+        mark = len(h.log())
+        h.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: outcome in h.log()[mark:], 5, what=outcome)
+        return h.log()[mark:], [h.api("GET", "/api/v1/hosts", token="opo_wrong")[0]
+                                for _ in range(3)]
+
+    log, codes = reload({"auth": {"max_failures_per_min": 2}, "agents": {"beat_ms": 1}},
+                        "reload refused")
+    assert "'agents.beat_ms' must be between 500 and 3600000" in log
+    assert codes == [401, 401, 401]  # the whole file was refused, max_failures too
+    log, codes = reload({"auth": {"max_failures_per_min": 2}, "api": {"conn_limit": 100}},
+                        "configuration reloaded")
+    assert "reload: api.conn_limit change only at a restart" in log
+    assert codes == [503, 503, 503]  # 3 failures already this minute: past the new 2
 
 
 def test_token_changes_are_audited_and_secrets_never_stored(hub):
