@@ -278,19 +278,20 @@ fail:
 
 int agent_reload(struct agent *a, json_t *conf, char *msg, size_t msglen)
 {
-	struct agent_conf *next;
+	struct agent_conf *next, *old;
 	int rc = conf_reload(&agent_conf_kind, a->conf, conf, a->log, (void **)&next, msg, msglen);
 
 	if (rc < 0)
 		return rc;
-	/* Swapped whole; then what reads it picks up the reloadable keys (CONF_RELOAD rows). */
-	conf_free(a->conf);
+	/* Swapped whole; what reads it picks up the reloadable keys (CONF_RELOAD rows). The
+	 * plugins and the dispatcher take their own references before the old one goes. */
+	old = a->conf;
 	a->conf = next;
 	agent_apply_log(a);
 	plugins_reconfigure(a->plugins, (json_t *)next->plugins);
-	/* The dispatcher holds its own reference to the timeouts it uses. */
 	dispatch_set_timeouts(a->dispatch, (json_t *)next->dispatch.timeouts,
 	                      next->dispatch.default_timeout_ms);
+	conf_free(old);
 	log_info(a->log, "agent", "configuration reloaded");
 	return 0;
 }

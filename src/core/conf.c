@@ -458,20 +458,26 @@ static void conf_release_rows(const struct conf_field *schema, const char *list,
 	}
 }
 
+/* The bytes of a struct that schema's rows fill: the head, up to the furthest member's end. */
+static size_t conf_extent(const struct conf_field *schema)
+{
+	size_t size = sizeof(struct conf_head);
+
+	for (const struct conf_field *f = schema; f->path; f++)
+		if (!conf_list_of(schema, f) && f->off + f->size > size)
+			size = f->off + f->size;
+	return size;
+}
+
 void conf_release(void *base)
 {
 	struct conf_head *h = base;
-	size_t size = 0;
 
 	if (!h || !h->schema)
 		return;
 	conf_release_rows(h->schema, NULL, base);
 	json_decref(h->json);
-	/* Zero the members too: past the head, up to the furthest row's end. */
-	for (const struct conf_field *f = h->schema; f->path; f++)
-		if (!conf_list_of(h->schema, f) && f->off + f->size > size)
-			size = f->off + f->size;
-	memset(base, 0, size > sizeof(*h) ? size : sizeof(*h));
+	memset(base, 0, conf_extent(h->schema));
 }
 
 /* Fills the members of the rows under list (NULL: the top level's) from obj. */
@@ -541,7 +547,8 @@ int conf_read(const json_t *conf, const struct conf_field *schema, void *base, c
 	struct conf_head *h = base;
 	int rc;
 
-	memset(h, 0, sizeof(*h));
+	/* Whatever the caller's struct held: nothing to free on a failure half-way. */
+	memset(base, 0, conf_extent(schema));
 	if ((rc = conf_check(conf, schema, msg, msglen)) < 0)
 		return rc;
 	h->schema = schema;
