@@ -164,7 +164,10 @@ void outpost_fd_del(struct outpost_plugin_ctx *pc, int id); /* safe inside its o
  * durably in the agent's spool (SQLite, the agent's database; bounded: past
  * hub.spool_max_bytes the oldest batches are dropped and counted) and the link delivers
  * batches in order, at least once, after a hub restart, agent restart or network cut.
- * stream: "metrics" (the only one now). The core adds "seq": the batch must not have one.
+ * stream: "metrics" (plugins/metrics' batches) or "events": {"events": [{"kind", "severity",
+ * "ts", "message", "data"}, ...]}, the format of docs/protocol.md ("Events"), checked here
+ * (OUTPOST_E_BAD_ARGS and a line in the log when it is wrong). Both streams share the spool,
+ * its order and its bound. The core adds "seq": the batch must not have one.
  * Returns 0; OUTPOST_E_UNAVAILABLE when the agent has no hub (nothing stored; the plugin keeps
  * its local values only); OUTPOST_E_BAD_ARGS (another stream, not an object, a "seq");
  * OUTPOST_E_TOO_LARGE (over 3 MiB of JSON, or more than the spool holds); another negative

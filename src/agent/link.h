@@ -74,7 +74,7 @@ struct link_ops {
 	 * (borrowed) durably and delivers it in order, retrying until the hub acknowledges it.
 	 * 0, or a negative code when it could not even be stored. */
 	int (*report)(struct link *l, const json_t *result);
-	/* Queues one batch of stream ("metrics": the only one now) durably in the spool and
+	/* Queues one batch of stream ("metrics" or "events") durably in the one spool and
 	 * delivers it in order with the others, at least once, until the hub acknowledges it
 	 * (past the spool's bound the oldest are dropped). batch: the compact JSON text of an
 	 * object without "seq" (borrowed, len bytes). 0; OUTPOST_E_BAD_ARGS for another stream;

@@ -1393,7 +1393,9 @@ static int lh_publish(struct link *l, const char *stream, const char *batch, siz
 	struct link_http *lh = (struct link_http *)l;
 	int rc;
 
-	if (!stream || strcmp(stream, "metrics") != 0)
+	/* One spool for both streams: one seq, one replay, one dedupe at the hub, which tells an
+	 * events batch by its "events" (plugins.c checked the shapes). */
+	if (!stream || (strcmp(stream, "metrics") != 0 && strcmp(stream, "events") != 0))
 		return OUTPOST_E_BAD_ARGS;
 	rc = spool_put(lh->spool, batch, len);
 	if (rc == 0 && lh->phase == LH_RUNNING && !lh->req[LH_METRICS] && !lh->timer[LH_METRICS])

@@ -5,6 +5,7 @@
 #include "core/buf.h"
 #include "core/db.h"
 #include "core/loop.h"
+#include "core/event.h"
 #include "core/wire.h"
 
 #include <dirent.h>
@@ -615,14 +616,43 @@ void outpost_fd_del(struct outpost_plugin_ctx *pc, int id)
 		}
 }
 
+enum { PUBLISH_METRICS, PUBLISH_EVENTS };
+
+/* The streams a plugin may publish on: "metrics" (plugins/metrics) and "events" (event.h's
+ * format). Both go through the one spool; the hub tells an events batch by its "events". */
+static int publish_stream(const char *stream)
+{
+	if (stream && strcmp(stream, "metrics") == 0)
+		return PUBLISH_METRICS;
+	if (stream && strcmp(stream, "events") == 0)
+		return PUBLISH_EVENTS;
+	return -1;
+}
+
+/* An events batch is checked here, where the plugin that made it can be told; the hub checks
+ * it again. A metrics batch must not look like one. */
+static int publish_check(struct outpost_plugin_ctx *pc, int stream, const json_t *batch)
+{
+	char msg[256];
+
+	if (stream == PUBLISH_METRICS)
+		return json_object_get(batch, "events") ? OUTPOST_E_BAD_ARGS : 0;
+	if (event_batch_check(batch, msg, sizeof(msg)) < 0) {
+		outpost_log(pc, OUTPOST_LOG_WARN, "an events batch was refused: %s", msg);
+		return OUTPOST_E_BAD_ARGS;
+	}
+	return 0;
+}
+
 int outpost_publish(struct outpost_plugin_ctx *pc, const char *stream, const json_t *batch)
 {
+	int kind = publish_stream(stream), rc;
 	char *text;
-	int rc;
 
-	if (!pc || !stream || strcmp(stream, "metrics") != 0 || !json_is_object(batch) ||
-	    json_object_get(batch, "seq"))
+	if (!pc || kind < 0 || !json_is_object(batch) || json_object_get(batch, "seq"))
 		return OUTPOST_E_BAD_ARGS;
+	if ((rc = publish_check(pc, kind, batch)) < 0)
+		return rc;
 	if (!pc->host->publish)
 		return OUTPOST_E_UNAVAILABLE;
 	/* Serialized here, on the caller's thread: the loop only stores the text. */
@@ -637,14 +667,27 @@ int outpost_publish(struct outpost_plugin_ctx *pc, const char *stream, const jso
 int outpost_publish_text(struct outpost_plugin_ctx *pc, const char *stream, const char *text,
                          size_t len)
 {
-	if (!pc || !stream || strcmp(stream, "metrics") != 0 || !text)
+	int kind = publish_stream(stream), rc;
+	json_t *batch;
+
+	if (!pc || kind < 0 || !text)
 		return OUTPOST_E_BAD_ARGS;
-	if (!pc->host->publish)
-		return OUTPOST_E_UNAVAILABLE;
 	/* The spool's limit first: a scan of 3 MiB is wasted on a batch it refuses anyway. */
 	if (len > SPOOL_BATCH_MAX)
 		return OUTPOST_E_TOO_LARGE;
-	if (wire_scan_object(text, len, WIRE_MAX_DEPTH_DEFAULT, "seq") != 0)
+	if (kind == PUBLISH_EVENTS) {
+		/* Events are few and small: checked as a tree, the one check there is. */
+		if (wire_parse(text, len, WIRE_MAX_DEPTH_DEFAULT, &batch, NULL, 0) < 0)
+			return OUTPOST_E_BAD_ARGS;
+		rc = json_object_get(batch, "seq") ? OUTPOST_E_BAD_ARGS
+		                                   : publish_check(pc, kind, batch);
+		json_decref(batch);
+		if (rc < 0)
+			return rc;
+	} else if (wire_scan_object(text, len, WIRE_MAX_DEPTH_DEFAULT, "seq") != 0) {
 		return OUTPOST_E_BAD_ARGS;
+	}
+	if (!pc->host->publish)
+		return OUTPOST_E_UNAVAILABLE;
 	return pc->host->publish(pc->host->publish_arg, stream, text, len);
 }

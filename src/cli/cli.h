@@ -153,6 +153,7 @@ int tokens_create(struct cli *c, int argc, char **argv);
 int tokens_ls(struct cli *c, int argc, char **argv);
 int tokens_revoke(struct cli *c, int argc, char **argv);
 int audit_ls(struct cli *c, int argc, char **argv);
+int events_ls(struct cli *c, int argc, char **argv);
 int metrics_ls(struct cli *c, int argc, char **argv);
 int metrics_latest(struct cli *c, int argc, char **argv);
 int metrics_query(struct cli *c, int argc, char **argv);

@@ -119,6 +119,15 @@ static const struct cli_cmd cli_cmds[] = {
      "  --agg AGG              across hosts: avg, min, max, sum, count, p50, p90, p99...\n"
      "                         (grouped by the other labels; default none: each host)\n"
      "  --chart                draw each series (at most 8) in the terminal\n"},
+    {"events", "ls", events_ls,
+     "[SELECTOR] [--kind KIND] [--since TIME] [--until TIME] [--limit N]",
+     "events of hosts and of other systems, newest first",
+     "  SELECTOR, -t SELECTOR  only these hosts (docs/selectors.md)\n"
+     "  --kind KIND            this kind and the kinds under it: security takes\n"
+     "                         security.passwd_changed\n"
+     "  --since TIME, --until TIME\n"
+     "                         ms since 1970, now, or before now: -24h, -90m\n"
+     "  --limit N              at most N events (default 100, at most 1000)\n"},
     {NULL, "audit", audit_ls, "[--limit N]", "the audit log, newest first (admin)",
      "  --limit N              at most N entries (default: the hub's)\n"},
 };

@@ -127,30 +127,21 @@ static int metrics_args(struct cli *c, int argc, char **argv, int kind, struct m
 	return 0;
 }
 
-static int add_param(struct buf *b, const char *key, const char *value)
-{
-	if (!value)
-		return 0;
-	if (buf_printf(b, "%c%s=", strchr(b->data, '?') ? '&' : '?', key) < 0)
-		return -1;
-	return req_escape(b, value);
-}
-
 static int metrics_path(struct buf *b, const char *route, const struct mopts *o)
 {
 	char limit[32];
 	int rc = buf_printf(b, "/api/v1/metrics/%s", route);
 
-	rc = rc ? rc : add_param(b, "name", o->name);
+	rc = rc ? rc : req_param(b, "name", o->name);
 	for (size_t i = 0; rc == 0 && i < o->nmatch; i++)
-		rc = add_param(b, "match", o->match[i]);
-	rc = rc ? rc : add_param(b, "hosts", o->target);
-	rc = rc ? rc : add_param(b, "from", o->from);
-	rc = rc ? rc : add_param(b, "to", o->to);
-	rc = rc ? rc : add_param(b, "step", o->step);
-	rc = rc ? rc : add_param(b, "agg", o->agg);
+		rc = req_param(b, "match", o->match[i]);
+	rc = rc ? rc : req_param(b, "hosts", o->target);
+	rc = rc ? rc : req_param(b, "from", o->from);
+	rc = rc ? rc : req_param(b, "to", o->to);
+	rc = rc ? rc : req_param(b, "step", o->step);
+	rc = rc ? rc : req_param(b, "agg", o->agg);
 	snprintf(limit, sizeof(limit), "%lld", o->limit);
-	return rc ? rc : add_param(b, "limit", o->limit ? limit : NULL);
+	return rc ? rc : req_param(b, "limit", o->limit ? limit : NULL);
 }
 
 /* A value as the API gives it: a number, or "NaN", "+Inf", "-Inf". */

@@ -106,6 +106,15 @@ char *req_cp_path(const char *local, const char *remote)
 	return buf_steal(&b);
 }
 
+int req_param(struct buf *b, const char *key, const char *value)
+{
+	if (!value)
+		return 0;
+	if (buf_printf(b, "%c%s=", b->data && strchr(b->data, '?') ? '&' : '?', key) < 0)
+		return -1;
+	return req_escape(b, value);
+}
+
 int req_escape(struct buf *b, const char *s)
 {
 	static const char hex[] = "0123456789ABCDEF";

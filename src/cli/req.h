@@ -39,6 +39,9 @@ char *req_cp_path(const char *local, const char *remote);
 
 /* Appends s percent-encoded for a query value (RFC 3986 unreserved characters kept). */
 int req_escape(struct buf *b, const char *s);
+/* Appends "?key=value" (or "&key=value" when b has a query already), value escaped; nothing
+ * for a NULL value. 0 or -1. */
+int req_param(struct buf *b, const char *key, const char *value);
 
 /* A new task id: "cli-" + 32 random hex digits. */
 void req_new_id(char out[64]);

@@ -1,10 +1,11 @@
 /* The hub's HTTP surface. Every route is one row of the table at the bottom: method, path,
  * handler, the role it needs, body limit; a reviewer sees the whole surface on one screen.
- * This file holds the handlers of tokens, audit, events, health and /metrics; registry.c
+ * This file holds the handlers of tokens, audit, health and /metrics; events.c events'; registry.c
  * holds enrollment's and the hosts', agents.c the agents' polls, tasks.c the task engine's,
  * ingest.c the metric posts', query_api.c the metric queries'. */
 #include "hub_impl.h"
 #include "ingest.h"
+#include "events.h"
 #include "tasks.h"
 #include "agents.h"
 #include "audit.h"
@@ -200,15 +201,6 @@ static void api_audit_list(void *ctx, struct httpd_req *req)
 	hub_respond_store(req, rc, v, "audit");
 }
 
-static void api_events(void *ctx, struct httpd_req *req)
-{
-	struct hub *h = ctx;
-	json_t *v = NULL;
-	int rc = h->store->ops->events_list(h->store, httpd_req_query(req, "host"),
-	                                    api_limit(req, 100), &v);
-	hub_respond_store(req, rc, v, "events");
-}
-
 static void api_metrics(void *ctx, struct httpd_req *req)
 {
 	struct hub *h = ctx;
@@ -284,6 +276,7 @@ static void api_metrics(void *ctx, struct httpd_req *req)
 		           "the hub's part of tasks (docs/metrics.md)", names, h->st.phases, HP_N);
 	}
 	ingest_stats(h->ingest, &b);
+	events_stats(h, &b);
 	query_api_stats(h, &b);
 	rwrite_stats(h->rwrite, &b);
 	auth_stats(h, &b);
@@ -325,7 +318,8 @@ static const struct httpd_route routes[] = {
     {"POST", "/api/v1/hosts/*/revoke", registry_host_revoke, ROLE_ADMIN, 4 * KB},
     {"POST", "/api/v1/hosts/*/remove", registry_host_remove, ROLE_ADMIN, 4 * KB},
     {"POST", "/api/v1/hosts/*/labels", registry_host_labels, ROLE_ADMIN, 64 * KB},
-    {"GET", "/api/v1/events", api_events, ROLE_VIEWER, 0},
+    {"GET", "/api/v1/events", events_api_list, ROLE_VIEWER, 0},
+    {"POST", "/api/v1/events", events_api_post, ROLE_OPERATOR, 64 * KB},
     {"GET", "/api/v1/metrics/series", query_api_series, ROLE_VIEWER, 0},
     {"GET", "/api/v1/metrics/latest", query_api_latest, ROLE_VIEWER, 0},
     {"GET", "/api/v1/metrics/query", query_api_query, ROLE_VIEWER, 0},

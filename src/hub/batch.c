@@ -29,6 +29,7 @@ enum field {
 	F_SEQ,
 	F_T,
 	F_SAMPLES,
+	F_EVENTS,
 	F_OTHER,
 };
 
@@ -47,7 +48,7 @@ struct walk {
 	int depth; /* entries in st; containers deeper than STACK_MAX count in skip */
 	long skip; /* open containers inside a C_SKIP */
 	enum field field;
-	int have_epoch, have_batches, have_seq, have_t, have_samples;
+	int have_epoch, have_batches, have_seq, have_t, have_samples, have_events;
 	size_t cur; /* the batch being read */
 	/* The sample being read. */
 	int spos, sbad;
@@ -149,8 +150,8 @@ static int value(struct walk *w, int kind, const char *s, size_t len)
 		}
 		w->cur = w->pass == 1 ? w->post->n++ : w->cur + 1;
 		if (w->pass == 1)
-			w->post->b[w->cur] = (struct batch_info){0, 0, NULL};
-		w->have_seq = w->have_t = w->have_samples = 0;
+			w->post->b[w->cur] = (struct batch_info){0, 0, NULL, 0};
+		w->have_seq = w->have_t = w->have_samples = w->have_events = 0;
 		return push(w, C_BATCH);
 	case C_BATCH:
 		if (f == F_SEQ) {
@@ -197,6 +198,13 @@ static int value(struct walk *w, int kind, const char *s, size_t len)
 			}
 			w->have_samples = 1;
 			return push(w, C_SAMPLES);
+		}
+		if (f == F_EVENTS) {
+			/* Read by ingest as a tree (events.c): only noted here. */
+			if (kind != '[')
+				batch_bad(w, "events must be an array of events");
+			w->have_events = 1;
+			return kind == '[' || kind == '{' ? push(w, C_SKIP) : 1;
 		}
 		return kind == '[' || kind == '{' ? push(w, C_SKIP) : 1;
 	case C_SAMPLES:
@@ -316,6 +324,8 @@ static int cb_key(void *ctx, const unsigned char *k, size_t len)
 		w->field = F_T;
 	else if (c == C_BATCH && IS("samples"))
 		w->field = F_SAMPLES;
+	else if (c == C_BATCH && IS("events"))
+		w->field = F_EVENTS;
 #undef IS
 	return 1;
 }
@@ -344,7 +354,10 @@ static int cb_end(void *ctx)
 				fail(w, "batches must come in ascending seq");
 				return 0;
 			}
-			if (!b->bad && (!w->have_t || !w->have_samples))
+			b->events = w->have_events;
+			if (!b->bad && w->have_events && w->have_samples)
+				b->bad = "a batch holds samples or events, not both";
+			if (!b->bad && !w->have_events && (!w->have_t || !w->have_samples))
 				b->bad = "a batch needs t and samples";
 		}
 		break;

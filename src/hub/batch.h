@@ -3,7 +3,8 @@
  * tree of three allocations per sample cost more than everything else ingest does. Two passes
  * over the bytes with libyajl's event parser: batch_scan checks the shape and reads the
  * batches' seq and t (and changes nothing); batch_samples then hands over the samples of the
- * batches the caller wants. */
+ * batches the caller wants. An events batch ({"seq", "events": [...]}, the same spool's other
+ * stream) is only marked here: ingest reads its events as a tree. */
 #ifndef OUTPOST_HUB_BATCH_H
 #define OUTPOST_HUB_BATCH_H
 
@@ -16,6 +17,7 @@ struct batch_info {
 	int64_t seq;
 	int64_t t;
 	const char *bad; /* why the batch is refused (static text), or NULL */
+	int events;      /* an events batch ({"seq", "events": [...]}): no samples, t not needed */
 };
 
 struct batch_post {

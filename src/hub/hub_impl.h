@@ -71,6 +71,8 @@ struct hub_stats {
 	unsigned long long beats, seen_writes; /* agents' beats; host_seen writes of any request */
 	/* metric queries that took more than one slice; refused busy; stopped at their deadline */
 	unsigned long long queries_sliced, queries_busy, queries_timeout;
+	/* events stored from agents and the API; repeats stored nothing; refused (events.c) */
+	unsigned long long events_agent, events_api, events_duplicate, events_rejected;
 	double latency_sum;
 	unsigned long long latency_buckets[8]; /* <=1,5,10,50,100,500,1000 ms, +Inf */
 	struct phase_stat phases[HP_N];

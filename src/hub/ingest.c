@@ -1,10 +1,12 @@
-/* Metric batches from agents: POST /api/v1/agents/<id>/metrics (docs/protocol.md). Each batch
+/* Metric batches from agents: POST /api/v1/agents/<id>/metrics (docs/protocol.md), and the
+ * events batches of the same spool (events.c stores those). Each batch
  * is checked, deduplicated by (host, epoch, seq) and appended to the time-series store; the
  * agent is answered only once a group commit has written it (tsdb_flush), so an answered
  * batch is on disk and the agent may drop it from its spool. Delivery is at least once,
  * storage exactly once. Loop thread only. */
 #include "hub_impl.h"
 #include "ingest.h"
+#include "events.h"
 #include "registry.h"
 #include "batch.h"
 #include "tsdb.h"
@@ -175,11 +177,11 @@ void ingest_agent_metrics(void *ctx, struct httpd_req *req)
 	struct ingest *in = h->ingest;
 	struct batch_post *post = NULL;
 	struct ingest_run run = {h->tsdb, NULL, NULL, h->rwrite, c->host_id, 0, 0, 0, ""};
-	uint8_t want[BATCH_MAX] = {0};
+	uint8_t want[BATCH_MAX] = {0}, want_events[BATCH_MAX] = {0};
 	json_t *rejected = NULL, *result;
 	const char *body, *cur_epoch;
 	int64_t cur_seq, now = clk_real_ms();
-	size_t len, nstored = 0, ndup = 0;
+	size_t len, nstored = 0, ndup = 0, nevents = 0, nev_ok = 0;
 	char msg[256];
 	int rc;
 
@@ -216,6 +218,17 @@ void ingest_agent_metrics(void *ctx, struct httpd_req *req)
 			ndup++;
 			continue;
 		}
+		if (b->events) {
+			/* The same spool's other stream: stored by events.c below, deduplicated
+			 * there too (a replay after a failed commit finds its keys). */
+			if (b->bad)
+				json_array_append_new(rejected, json_pack("{s:I, s:s}", "seq",
+				                                          (json_int_t)b->seq,
+				                                          "reason", b->bad));
+			else
+				want_events[i] = 1, nevents++;
+			continue;
+		}
 		if (!b->bad && b->t > now + INGEST_FUTURE_MS)
 			b->bad = "t is more than 5 minutes ahead of the hub's clock";
 		if (!b->bad && b->t < now - tsdb_keep_ms(h->tsdb, TSDB_RAW))
@@ -231,6 +244,23 @@ void ingest_agent_metrics(void *ctx, struct httpd_req *req)
 			nstored++;
 		}
 	}
+	/* Events first: a store that fails here leaves the seq unmarked, and the agent sends
+	 * the whole post again. */
+	if (nevents && (rc = events_from_agent(h, c->host_id, body, len, post, want_events)) < 0) {
+		httpd_respond_error(req, OUTPOST_E_UNAVAILABLE,
+		                    "the hub could not store the events; send the batch again");
+		goto out;
+	}
+	for (size_t i = 0; i < post->n; i++) {
+		if (!want_events[i])
+			continue;
+		if (post->b[i].bad)
+			json_array_append_new(rejected, json_pack("{s:I, s:s}", "seq",
+			                                          (json_int_t)post->b[i].seq,
+			                                          "reason", post->b[i].bad));
+		else
+			nev_ok++;
+	}
 	if (nstored && (rc = batch_samples(body, len, want, ingest_sample, &run, &run.bad)) < 0) {
 		/* The first pass read these very bytes: only memory can fail here. */
 		httpd_respond_error(req, OUTPOST_E_INTERNAL, "reading the samples failed");
@@ -241,6 +271,7 @@ void ingest_agent_metrics(void *ctx, struct httpd_req *req)
 	if (run.bad && run.msg[0])
 		log_warn(h->log, "metrics", "host %s: %lld samples refused, e.g.: %s", c->host_id,
 		         (long long)run.bad, run.msg);
+	nstored += nev_ok;
 	in->batches += nstored;
 	in->duplicates += ndup;
 	in->rejected += json_array_size(rejected);

@@ -50,6 +50,17 @@ struct store_enroll {
 
 enum { ENROLL_CAP_TOTAL = 1, ENROLL_CAP_ADDR = 2 };
 
+/* A filter of events_list: NULL and 0 filter nothing. */
+struct store_events_query {
+	const char *host_id;    /* one host */
+	const json_t *host_ids; /* an array of host ids (a selector's matches; empty: none) */
+	const char *kind;       /* that kind, or the kinds under it: "security" takes security.* */
+	int64_t since_ms;       /* at_ms >= since_ms */
+	int64_t until_ms;       /* at_ms < until_ms */
+	int64_t before_id;      /* paging: ids below it */
+	int limit;
+};
+
 struct store_ops {
 	const char *name; /* "sqlite", "postgresql" */
 	void (*close)(struct store *s);
@@ -87,8 +98,15 @@ struct store_ops {
 	int (*hosts_mark_down)(struct store *s, int64_t before_ms, int64_t now_ms,
 	                       int (*keep)(void *arg, const char *id), void *keep_arg,
 	                       json_t **ids);
-	/* Newest first: [{host_id, kind, detail, at_ms}]; host_id NULL: all hosts. */
-	int (*events_list)(struct store *s, const char *host_id, int limit, json_t **events);
+	/* Newest first: [{id, host_id, kind, severity, message?, data?, detail, at_ms, source}]
+	 * matching q (struct store_events_query); OUTPOST_E_BAD_ARGS for a limit below 1. */
+	int (*events_list)(struct store *s, const struct store_events_query *q, json_t **events);
+	/* Stores events of host_id from source ("agent", "api:<caller>"): evs is an array of
+	 * checked events (core/event.h) each with an optional "key": an event whose key is
+	 * stored already is skipped (the dedupe of replays and repeated posts). at_ms is the
+	 * event's ts. One transaction; *stored gets how many were new. */
+	int (*events_add)(struct store *s, const char *host_id, const char *source, json_t *evs,
+	                  int *stored);
 
 	/* ---- tokens (stored as sha256 hex of the secret; the secret never reaches the store) ----
 	 */

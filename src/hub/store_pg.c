@@ -104,6 +104,13 @@ static const char *const pg_schema[] = {
     "CREATE INDEX hosts_pending_addr ON hosts(enroll_addr) WHERE state = 'pending';"
     "ALTER TABLE tokens ADD COLUMN max_uses BIGINT NOT NULL DEFAULT 0;"
     "ALTER TABLE tokens ADD COLUMN uses BIGINT NOT NULL DEFAULT 0;",
+    /* 3: events from agents and the API (as the SQLite store's version 5). */
+    "ALTER TABLE events ADD COLUMN severity TEXT NOT NULL DEFAULT 'info';"
+    "ALTER TABLE events ADD COLUMN message TEXT;"
+    "ALTER TABLE events ADD COLUMN data TEXT;"
+    "ALTER TABLE events ADD COLUMN source TEXT NOT NULL DEFAULT 'hub';"
+    "ALTER TABLE events ADD COLUMN dedupe TEXT;"
+    "CREATE UNIQUE INDEX events_dedupe ON events(dedupe) WHERE dedupe IS NOT NULL;",
 };
 #define PG_SCHEMA_VERSION ((int)(sizeof(pg_schema) / sizeof(pg_schema[0])))
 
@@ -149,10 +156,18 @@ static const char *const ps_sql[PS_COUNT] = {
     [PS_HOST_STALE] = "SELECT id, last_seen_ms FROM hosts WHERE state = 'up' AND "
                       "last_seen_ms < $1 ORDER BY id",
     [PS_EVENT_ADD] = "INSERT INTO events(host_id, kind, detail, at_ms) VALUES($1, $2, $3, $4)",
-    [PS_EVENTS_ALL] = "SELECT host_id, kind, detail, at_ms FROM events ORDER BY id DESC "
-                      "LIMIT $1",
-    [PS_EVENTS_HOST] = "SELECT host_id, kind, detail, at_ms FROM events WHERE host_id = $2 "
-                       "ORDER BY id DESC LIMIT $1",
+    /* As the SQLite store's ST_EVENTS_LIST. */
+    [PS_EVENTS_LIST] = "SELECT id, host_id, kind, severity, message, data, detail, at_ms, "
+                       "source FROM events WHERE ($1::text IS NULL OR host_id = $1) AND "
+                       "($2::jsonb IS NULL OR host_id IN "
+                       "(SELECT jsonb_array_elements_text($2::jsonb))) AND "
+                       "($3::text IS NULL OR kind = $3 OR left(kind, length($3) + 1) = $3 || '.') "
+                       "AND ($4::bigint IS NULL OR at_ms >= $4) AND "
+                       "($5::bigint IS NULL OR at_ms < $5) AND ($6::bigint IS NULL OR id < $6) "
+                       "ORDER BY id DESC LIMIT $7",
+    [PS_EVENT_PUT] = "INSERT INTO events(host_id, kind, severity, message, data, at_ms, source, "
+                     "dedupe) VALUES($1, $2, $3, $4, $5, $6, $7, $8) "
+                     "ON CONFLICT (dedupe) WHERE dedupe IS NOT NULL DO NOTHING",
     [PS_TOKEN_BY_ID] = "SELECT hash FROM tokens WHERE id = $1",
     [PS_TOKEN_ADD] = "INSERT INTO tokens(id, hash, kind, role, labels, created_ms, expires_ms, "
                      "created_by, max_uses) VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -1008,25 +1023,31 @@ out:
 	return rc < 0 ? rc : 0;
 }
 
-static int pg_events_list(struct store *base, const char *host_id, int limit, json_t **events)
+static int pg_events_list(struct store *base, const struct store_events_query *q, json_t **events)
 {
 	PGresult *r;
+	char *ids = NULL;
 	json_t *arr;
 	int rc;
 
 	*events = NULL;
-	if (limit < 1)
+	if (q->limit < 1)
 		return OUTPOST_E_BAD_ARGS;
-	rc = host_id ? pg_run(pg_of(base), PS_EVENTS_HOST, &r, "is", limit, host_id)
-	             : pg_run(pg_of(base), PS_EVENTS_ALL, &r, "i", limit);
+	if (q->host_ids && !(ids = pg_text(q->host_ids, 0, 0)))
+		return OUTPOST_E_INTERNAL;
+	rc = pg_run(pg_of(base), PS_EVENTS_LIST, &r, "sssMMMi", q->host_id, ids, q->kind,
+	            q->since_ms, q->until_ms, q->before_id, q->limit);
+	free(ids);
 	if (rc < 0)
 		return rc;
 	if (!(arr = json_array()))
 		rc = OUTPOST_E_INTERNAL;
 	for (int i = 0; arr && rc >= 0 && i < PQntuples(r); i++) {
-		json_t *ev =
-		    json_pack("{s:s, s:s, s:s, s:I}", "host_id", pg_str(r, i, 0), "kind",
-		              pg_str(r, i, 1), "detail", pg_str(r, i, 2), "at_ms", pg_int(r, i, 3));
+		json_t *ev = json_pack(
+		    "{s:I, s:s, s:s, s:s, s:s?, s:o, s:s, s:I, s:s}", "id", pg_int(r, i, 0),
+		    "host_id", pg_str(r, i, 1), "kind", pg_str(r, i, 2), "severity",
+		    pg_str(r, i, 3), "message", pg_str(r, i, 4), "data", pg_json(r, i, 5), "detail",
+		    pg_str(r, i, 6), "at_ms", pg_int(r, i, 7), "source", pg_str(r, i, 8));
 		rc = ev && json_array_append_new(arr, ev) == 0 ? 0 : OUTPOST_E_INTERNAL;
 	}
 	PQclear(r);
@@ -1036,6 +1057,49 @@ static int pg_events_list(struct store *base, const char *host_id, int limit, js
 	}
 	*events = arr;
 	return 0;
+}
+
+static int pg_events_add(struct store *base, const char *host_id, const char *source, json_t *evs,
+                         int *stored)
+{
+	struct pg *p = pg_of(base);
+	json_t *ev;
+	size_t i;
+	int rc;
+
+	*stored = 0;
+	if (!host_id || !pg_nonempty(source) || !json_is_array(evs))
+		return OUTPOST_E_BAD_ARGS;
+	if ((rc = pg_tx_begin(p)) < 0)
+		return rc;
+	json_array_foreach(evs, i, ev)
+	{
+		json_t *data = json_object_get(ev, "data");
+		char *dtext = data && !json_is_null(data) ? pg_text(data, 0, 0) : NULL;
+
+		if (data && !json_is_null(data) && !dtext) {
+			rc = OUTPOST_E_INTERNAL;
+			break;
+		}
+		rc = pg_run(p, PS_EVENT_PUT, NULL, "sssssIss", host_id,
+		            json_string_value(json_object_get(ev, "kind")),
+		            json_string_value(json_object_get(ev, "severity")),
+		            json_string_value(json_object_get(ev, "message")), dtext,
+		            (int64_t)json_integer_value(json_object_get(ev, "ts")), source,
+		            json_string_value(json_object_get(ev, "key")));
+		free(dtext);
+		if (rc < 0)
+			break;
+		*stored += rc;
+	}
+	if (rc < 0) {
+		pg_tx_rollback(p);
+		*stored = 0;
+		return rc;
+	}
+	if ((rc = pg_tx_commit(p)) < 0)
+		*stored = 0;
+	return rc < 0 ? rc : 0;
 }
 
 /* ---- Audit and stats ---- */
@@ -1237,6 +1301,7 @@ static const struct store_ops pg_ops = {
     .host_seen = pg_host_seen,
     .hosts_mark_down = pg_hosts_mark_down,
     .events_list = pg_events_list,
+    .events_add = pg_events_add,
     .token_add = pg_token_add,
     .token_find = pg_token_find,
     .token_list = pg_token_list,

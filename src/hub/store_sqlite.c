@@ -137,6 +137,16 @@ static const char *const hub_schema[] = {
     "CREATE INDEX hosts_pending_addr ON hosts(enroll_addr) WHERE state = 'pending';"
     "ALTER TABLE tokens ADD COLUMN max_uses INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE tokens ADD COLUMN uses INTEGER NOT NULL DEFAULT 0;",
+    /* 5: events from agents and the API beside the hub's own (docs/protocol.md, "Events"):
+     * severity, message, data (JSON), source ('hub', 'agent', 'api:<caller>') and dedupe, the
+     * key that makes a replayed batch or a repeated post store nothing twice (NULL for the
+     * hub's own events). */
+    "ALTER TABLE events ADD COLUMN severity TEXT NOT NULL DEFAULT 'info';"
+    "ALTER TABLE events ADD COLUMN message TEXT;"
+    "ALTER TABLE events ADD COLUMN data TEXT;"
+    "ALTER TABLE events ADD COLUMN source TEXT NOT NULL DEFAULT 'hub';"
+    "ALTER TABLE events ADD COLUMN dedupe TEXT;"
+    "CREATE UNIQUE INDEX events_dedupe ON events(dedupe) WHERE dedupe IS NOT NULL;",
 };
 #define HUB_SCHEMA_VERSION ((int)(sizeof(hub_schema) / sizeof(hub_schema[0])))
 
@@ -176,10 +186,16 @@ static const char *const st_sql[ST_COUNT] = {
     [ST_HOST_STALE] = "SELECT id, last_seen_ms FROM hosts WHERE state = 'up' AND "
                       "last_seen_ms < ?1 ORDER BY id",
     [ST_EVENT_ADD] = "INSERT INTO events(host_id, kind, detail, at_ms) VALUES(?1, ?2, ?3, ?4)",
-    [ST_EVENTS_ALL] = "SELECT host_id, kind, detail, at_ms FROM events ORDER BY id DESC "
-                      "LIMIT ?1",
-    [ST_EVENTS_HOST] = "SELECT host_id, kind, detail, at_ms FROM events WHERE host_id = ?2 "
-                       "ORDER BY id DESC LIMIT ?1",
+    /* ?3 NULL: every kind; else that kind and the ones under it (?3 "security" takes
+     * "security.passwd_changed"). Newest first, paged by id. */
+    [ST_EVENTS_LIST] = "SELECT id, host_id, kind, severity, message, data, detail, at_ms, "
+                       "source FROM events WHERE (?1 IS NULL OR host_id = ?1) AND "
+                       "(?2 IS NULL OR host_id IN (SELECT value FROM json_each(?2))) AND "
+                       "(?3 IS NULL OR kind = ?3 OR substr(kind, 1, length(?3) + 1) = ?3 || '.') "
+                       "AND (?4 IS NULL OR at_ms >= ?4) AND (?5 IS NULL OR at_ms < ?5) AND "
+                       "(?6 IS NULL OR id < ?6) ORDER BY id DESC LIMIT ?7",
+    [ST_EVENT_PUT] = "INSERT OR IGNORE INTO events(host_id, kind, severity, message, data, "
+                     "at_ms, source, dedupe) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     [ST_ROW_CANCEL_HOST] =
         ROWS_MOVE("cancelled") "WHERE task_id = ?1 AND host_id = ?4 AND " WAIT(""),
     [ST_HOST_OPEN_TASKS] =
@@ -768,29 +784,41 @@ out:
 	return rc;
 }
 
-static int sq_events_list(struct store *base, const char *host_id, int limit, json_t **events)
+static int sq_events_list(struct store *base, const struct store_events_query *q, json_t **events)
 {
 	struct sq *s = sq_of(base);
 	sqlite3_stmt *st;
+	char *ids = NULL;
 	json_t *arr;
 	int rc = 0;
 
 	*events = NULL;
-	if (limit < 1)
+	if (q->limit < 1)
 		return OUTPOST_E_BAD_ARGS;
-	if (!(arr = json_array()))
+	if (q->host_ids && !(ids = text_of((json_t *)q->host_ids, 0)))
 		return OUTPOST_E_INTERNAL;
-	st = stmt(s, host_id ? ST_EVENTS_HOST : ST_EVENTS_ALL);
-	sqlite3_bind_int(st, 1, limit);
-	if (host_id)
-		bind_str(st, 2, host_id);
+	if (!(arr = json_array())) {
+		free(ids);
+		return OUTPOST_E_INTERNAL;
+	}
+	st = stmt(s, ST_EVENTS_LIST);
+	bind_str(st, 1, q->host_id);
+	bind_str(st, 2, ids);
+	bind_str(st, 3, q->kind);
+	bind_ms(st, 4, q->since_ms);
+	bind_ms(st, 5, q->until_ms);
+	bind_ms(st, 6, q->before_id);
+	sqlite3_bind_int(st, 7, q->limit);
 	while (rc == 0 && (rc = db_step(st)) == 1) {
-		json_t *ev =
-		    json_pack("{s:s, s:s, s:s, s:I}", "host_id", col_str(st, 0), "kind",
-		              col_str(st, 1), "detail", col_str(st, 2), "at_ms", col_int(st, 3));
+		json_t *ev = json_pack(
+		    "{s:I, s:s, s:s, s:s, s:s?, s:o, s:s, s:I, s:s}", "id", col_int(st, 0),
+		    "host_id", col_str(st, 1), "kind", col_str(st, 2), "severity", col_str(st, 3),
+		    "message", col_str(st, 4), "data", col_json(st, 5), "detail", col_str(st, 6),
+		    "at_ms", col_int(st, 7), "source", col_str(st, 8));
 		rc = ev && json_array_append_new(arr, ev) == 0 ? 0 : OUTPOST_E_INTERNAL;
 	}
 	sqlite3_reset(st);
+	free(ids);
 	if (rc < 0) {
 		json_decref(arr);
 		return rc;
@@ -799,7 +827,53 @@ static int sq_events_list(struct store *base, const char *host_id, int limit, js
 	return 0;
 }
 
-/* ---- Audit and stats ---- */
+static int sq_events_add(struct store *base, const char *host_id, const char *source, json_t *evs,
+                         int *stored)
+{
+	struct sq *s = sq_of(base);
+	sqlite3_stmt *st;
+	json_t *ev;
+	size_t i;
+	int rc;
+
+	*stored = 0;
+	if (!host_id || !nonempty(source) || !json_is_array(evs))
+		return OUTPOST_E_BAD_ARGS;
+	if ((rc = tx_begin(s)) < 0)
+		return rc;
+	json_array_foreach(evs, i, ev)
+	{
+		json_t *data = json_object_get(ev, "data");
+		char *dtext = data && !json_is_null(data) ? text_of(data, 0) : NULL;
+
+		if (data && !json_is_null(data) && !dtext) {
+			rc = OUTPOST_E_INTERNAL;
+			break;
+		}
+		st = stmt(s, ST_EVENT_PUT);
+		bind_str(st, 1, host_id);
+		bind_str(st, 2, json_string_value(json_object_get(ev, "kind")));
+		bind_str(st, 3, json_string_value(json_object_get(ev, "severity")));
+		bind_str(st, 4, json_string_value(json_object_get(ev, "message")));
+		bind_str(st, 5, dtext);
+		sqlite3_bind_int64(st, 6, json_integer_value(json_object_get(ev, "ts")));
+		bind_str(st, 7, source);
+		bind_str(st, 8, json_string_value(json_object_get(ev, "key")));
+		rc = db_run(st);
+		free(dtext);
+		if (rc < 0)
+			break;
+		*stored += sqlite3_changes(s->db);
+	}
+	if (rc < 0) {
+		tx_rollback(s);
+		*stored = 0;
+		return rc;
+	}
+	if ((rc = tx_commit(s)) < 0)
+		*stored = 0;
+	return rc;
+}
 
 static int sq_audit_add(struct store *base, const char *actor, const char *action,
                         const char *target, json_t *detail, int64_t now_ms)
@@ -953,6 +1027,7 @@ static const struct store_ops sq_ops = {
     .host_seen = sq_host_seen,
     .hosts_mark_down = sq_hosts_mark_down,
     .events_list = sq_events_list,
+    .events_add = sq_events_add,
     .token_add = sq_token_add,
     .token_find = sq_token_find,
     .token_list = sq_token_list,

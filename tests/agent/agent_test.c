@@ -370,6 +370,35 @@ static void test_publish_from_any_thread_is_spooled_on_the_loop(void **state)
 		assert_string_equal(got, "{\"t\":3000,\"samples\":[]}");
 		free(got);
 	}
+	/* The events stream: the same spool, each event checked where the plugin can be told. */
+#define EV                                                                                         \
+	"{\"kind\":\"security.passwd_changed\",\"severity\":\"warning\",\"ts\":5,"                 \
+	"\"message\":\"passwd changed\",\"data\":{\"after\":\"x\"}}"
+	assert_int_equal(
+	    pub_rc(l, a, "{\"args\":{\"stream\":\"events\",\"batch\":{\"events\":[" EV "]}}}"), 0);
+	assert_int_equal(pub_rc(l, a,
+	                        "{\"args\":{\"stream\":\"events\",\"text\":"
+	                        "\"{\\\"events\\\":[{\\\"kind\\\":\\\"a.b\\\",\\\"severity\\\":"
+	                        "\\\"info\\\",\\\"ts\\\":1,\\\"message\\\":\\\"m\\\"}]}\"}}"),
+	                 0);
+	assert_int_equal(
+	    pub_rc(l, a,
+	           "{\"args\":{\"stream\":\"events\",\"batch\":{\"events\":[{"
+	           "\"kind\":\"a\",\"severity\":\"loud\",\"ts\":1,\"message\":\"m\"}]}}}"),
+	    OUTPOST_E_BAD_ARGS);
+	assert_int_equal(
+	    pub_rc(l, a, "{\"args\":{\"stream\":\"events\",\"batch\":{\"events\":[]}}}"),
+	    OUTPOST_E_BAD_ARGS);
+	assert_int_equal(pub_rc(l, a,
+	                        "{\"args\":{\"stream\":\"events\",\"batch\":{\"events\":[" EV
+	                        "],\"t\":1}}}"),
+	                 OUTPOST_E_BAD_ARGS);
+	/* A metrics batch must not pass for an events one. */
+	assert_int_equal(pub_rc(l, a, "{\"args\":{\"batch\":{\"t\":1,\"events\":[]}}}"),
+	                 OUTPOST_E_BAD_ARGS);
+#undef EV
+	loop_run_once(l, 0);
+	assert_int_equal(spool_rows(d), 5);
 	agent_free(a);
 	json_decref(c);
 
@@ -381,7 +410,7 @@ static void test_publish_from_any_thread_is_spooled_on_the_loop(void **state)
 	assert_int_equal(pub_rc(l, a, "{\"args\":{\"thread\":true}}"), OUTPOST_E_UNAVAILABLE);
 	assert_int_equal(pub_rc(l, a, "{\"args\":{\"text\":\"{}\"}}"), OUTPOST_E_UNAVAILABLE);
 	loop_run_once(l, 0);
-	assert_int_equal(spool_rows(d), 3);
+	assert_int_equal(spool_rows(d), 5);
 	agent_free(a);
 	loop_free(l);
 	json_decref(c);

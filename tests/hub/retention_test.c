@@ -141,7 +141,9 @@ static void test_each_kind_by_its_own_keep_and_a_keep_of_0_is_forever(void **sta
 	json_decref(ids);
 
 	assert_int_equal(retention_step(f->r, forever_audit, T0, 1000), 0);
-	assert_int_equal(op->events_list(f->st, NULL, 10, &ev), 0);
+	assert_int_equal(
+	    op->events_list(f->st, &(struct store_events_query){.host_id = NULL, .limit = 10}, &ev),
+	    0);
 	assert_int_equal(json_array_size(ev), 0);
 	json_decref(ev);
 	assert_int_equal(op->task_get(f->st, "t1", 0, 0, &t), OUTPOST_E_NOT_FOUND);

@@ -223,7 +223,10 @@ static void test_enroll_same_key_is_idempotent(void **state)
 	assert_string_equal(sval(h1, "state"), "pending");
 	assert_int_equal(enroll_full(f, "web-01", "K1", 0, NULL, NULL, &h2), 0);
 	assert_true(json_equal(h1, h2));
-	assert_int_equal(f->op->events_list(f->st, "web-01", 10, &ev), 0);
+	assert_int_equal(
+	    f->op->events_list(f->st,
+	                       &(struct store_events_query){.host_id = "web-01", .limit = 10}, &ev),
+	    0);
 	assert_int_equal(json_array_size(ev), 1); /* one "enrolled", not two */
 	assert_string_equal(sval(json_array_get(ev, 0), "kind"), "enrolled");
 	json_decref(h1);
@@ -319,7 +322,10 @@ static void test_rejected_host_stays_refused_until_accepted(void **state)
 	assert_int_equal(enroll_full(f, "db-01", "K", 0, NULL, NULL, &h), 0);
 	assert_string_equal(sval(h, "state"), "up");
 	json_decref(h);
-	assert_int_equal(f->op->events_list(f->st, "db-01", 10, &ev), 0);
+	assert_int_equal(
+	    f->op->events_list(f->st, &(struct store_events_query){.host_id = "db-01", .limit = 10},
+	                       &ev),
+	    0);
 	assert_int_equal(json_array_size(ev), 3);
 	assert_string_equal(sval(json_array_get(ev, 0), "kind"), "accepted");
 	assert_string_equal(sval(json_array_get(ev, 1), "kind"), "rejected");
@@ -369,14 +375,20 @@ static void test_accept_moves_pending_to_up_with_event(void **state)
 	assert_int_equal(f->op->host_set_state(f->st, "db-01", HOST_UP, "by admin", T0 + 5), 0);
 	h = host(f, "db-01");
 	assert_string_equal(sval(h, "state"), "up");
-	assert_int_equal(f->op->events_list(f->st, "db-01", 1, &ev), 0);
+	assert_int_equal(
+	    f->op->events_list(f->st, &(struct store_events_query){.host_id = "db-01", .limit = 1},
+	                       &ev),
+	    0);
 	assert_string_equal(sval(json_array_get(ev, 0), "kind"), "accepted");
 	assert_string_equal(sval(json_array_get(ev, 0), "detail"), "by admin");
 	assert_int_equal(ival(json_array_get(ev, 0), "at_ms"), T0 + 5);
 	/* Accepting again changes nothing and records nothing. */
 	assert_int_equal(f->op->host_set_state(f->st, "db-01", HOST_UP, "again", T0 + 6), 0);
 	json_decref(ev);
-	assert_int_equal(f->op->events_list(f->st, "db-01", 10, &ev), 0);
+	assert_int_equal(
+	    f->op->events_list(f->st, &(struct store_events_query){.host_id = "db-01", .limit = 10},
+	                       &ev),
+	    0);
 	assert_int_equal(json_array_size(ev), 2);
 	json_decref(ev);
 	json_decref(h);
@@ -481,7 +493,10 @@ static void test_seen_flips_down_to_up_with_event(void **state)
 	assert_string_equal(sval(h, "state"), "up");
 	assert_string_equal(sval(h, "version"), "0.2.0");
 	assert_int_equal(ival(h, "last_seen_ms"), T0 + 30000);
-	assert_int_equal(f->op->events_list(f->st, "web-01", 1, &ev), 0);
+	assert_int_equal(
+	    f->op->events_list(f->st, &(struct store_events_query){.host_id = "web-01", .limit = 1},
+	                       &ev),
+	    0);
 	assert_string_equal(sval(json_array_get(ev, 0), "kind"), "up");
 	assert_int_equal(f->op->host_list(f->st, &hosts), 0);
 	assert_string_equal(sval(json_object_get(json_array_get(hosts, 0), "attrs"), "os"),
@@ -528,7 +543,9 @@ static void test_mark_down_takes_only_stale_up_hosts(void **state)
 	h = host(f, "a");
 	assert_string_equal(sval(h, "state"), "down");
 	json_decref(h);
-	assert_int_equal(f->op->events_list(f->st, "a", 1, &ev), 0);
+	assert_int_equal(f->op->events_list(
+	                     f->st, &(struct store_events_query){.host_id = "a", .limit = 1}, &ev),
+	                 0);
 	assert_string_equal(sval(json_array_get(ev, 0), "kind"), "down");
 	assert_string_equal(sval(json_array_get(ev, 0), "detail"), "no beat for 12000 ms");
 	json_decref(ev);
@@ -574,14 +591,105 @@ static void test_events_list_filters_by_host_newest_first(void **state)
 	enroll(f, "a");
 	enroll(f, "b");
 	assert_int_equal(f->op->host_set_state(f->st, "a", HOST_REVOKED, "r", T0 + 1), 0);
-	assert_int_equal(f->op->events_list(f->st, NULL, 10, &ev), 0);
+	assert_int_equal(
+	    f->op->events_list(f->st, &(struct store_events_query){.host_id = NULL, .limit = 10},
+	                       &ev),
+	    0);
 	assert_int_equal(json_array_size(ev), 3);
 	assert_string_equal(sval(json_array_get(ev, 0), "kind"), "revoked");
 	json_decref(ev);
-	assert_int_equal(f->op->events_list(f->st, "b", 10, &ev), 0);
+	assert_int_equal(f->op->events_list(
+	                     f->st, &(struct store_events_query){.host_id = "b", .limit = 10}, &ev),
+	                 0);
 	assert_int_equal(json_array_size(ev), 1);
 	json_decref(ev);
-	assert_int_equal(f->op->events_list(f->st, NULL, 0, &ev), OUTPOST_E_BAD_ARGS);
+	assert_int_equal(f->op->events_list(
+	                     f->st, &(struct store_events_query){.host_id = NULL, .limit = 0}, &ev),
+	                 OUTPOST_E_BAD_ARGS);
+}
+
+/* An event for events_add: kind, ts, and the dedupe key (NULL: none). */
+static json_t *ev_new(const char *kind, int64_t ts, const char *key)
+{
+	json_t *e = json_pack("{s:s, s:s, s:s, s:I, s:{s:s}}", "kind", kind, "severity", "warning",
+	                      "message", "something changed", "ts", (json_int_t)ts, "data", "after",
+	                      "sha256:ab");
+
+	if (key)
+		json_object_set_new(e, "key", json_string(key));
+	return e;
+}
+
+static void test_events_add_stores_a_key_once_and_filters(void **state)
+{
+	struct fx *f = *state;
+	json_t *evs = json_array(), *ev, *ids;
+	int stored;
+
+	json_array_append_new(evs, ev_new("security.passwd_changed", T0 + 10, "k1"));
+	json_array_append_new(evs, ev_new("security.firewall_changed", T0 + 20, "k2"));
+	json_array_append_new(evs, ev_new("securityx.other", T0 + 30, "k3"));
+	assert_int_equal(f->op->events_add(f->st, "web-1", "agent", evs, &stored), 0);
+	assert_int_equal(stored, 3);
+	/* A replay stores nothing; a new key in the same call does. */
+	json_array_append_new(evs, ev_new("cleanup.freed", T0 + 40, "k4"));
+	assert_int_equal(f->op->events_add(f->st, "web-2", "agent", evs, &stored), 0);
+	assert_int_equal(stored, 1);
+	json_decref(evs);
+
+	/* "security" takes security.* but not securityx.*. */
+	assert_int_equal(
+	    f->op->events_list(f->st, &(struct store_events_query){.kind = "security", .limit = 10},
+	                       &ev),
+	    0);
+	assert_int_equal(json_array_size(ev), 2);
+	assert_string_equal(sval(json_array_get(ev, 0), "kind"), "security.firewall_changed");
+	assert_string_equal(sval(json_array_get(ev, 0), "severity"), "warning");
+	assert_string_equal(sval(json_array_get(ev, 0), "source"), "agent");
+	assert_string_equal(json_string_value(json_object_get(
+	                        json_object_get(json_array_get(ev, 0), "data"), "after")),
+	                    "sha256:ab");
+	json_decref(ev);
+	/* Time window, then one page after another by id. */
+	assert_int_equal(
+	    f->op->events_list(
+	        f->st,
+	        &(struct store_events_query){.since_ms = T0 + 20, .until_ms = T0 + 40, .limit = 10},
+	        &ev),
+	    0);
+	assert_int_equal(json_array_size(ev), 2);
+	json_decref(ev);
+	assert_int_equal(f->op->events_list(f->st, &(struct store_events_query){.limit = 3}, &ev),
+	                 0);
+	assert_int_equal(json_array_size(ev), 3);
+	{
+		int64_t last = json_integer_value(json_object_get(json_array_get(ev, 2), "id"));
+		json_decref(ev);
+		assert_int_equal(
+		    f->op->events_list(
+		        f->st, &(struct store_events_query){.before_id = last, .limit = 3}, &ev),
+		    0);
+		assert_int_equal(json_array_size(ev), 1);
+		assert_string_equal(sval(json_array_get(ev, 0), "kind"), "security.passwd_changed");
+		json_decref(ev);
+	}
+	/* A selector's matches: an array of ids, an empty one matching nothing. */
+	ids = json_pack("[s]", "web-2");
+	assert_int_equal(
+	    f->op->events_list(f->st, &(struct store_events_query){.host_ids = ids, .limit = 10},
+	                       &ev),
+	    0);
+	assert_int_equal(json_array_size(ev), 1);
+	assert_string_equal(sval(json_array_get(ev, 0), "kind"), "cleanup.freed");
+	json_decref(ev);
+	json_array_clear(ids);
+	assert_int_equal(
+	    f->op->events_list(f->st, &(struct store_events_query){.host_ids = ids, .limit = 10},
+	                       &ev),
+	    0);
+	assert_int_equal(json_array_size(ev), 0);
+	json_decref(ev);
+	json_decref(ids);
 }
 
 static void test_remove_cancels_the_hosts_queued_rows(void **state)
@@ -1287,7 +1395,10 @@ static void test_enroll_token_replaces_a_pending_squatter(void **state)
 	assert_string_equal(sval(h, "pubkey"), "REAL");
 	assert_string_equal(sval(h, "state"), "up");
 	json_decref(h);
-	assert_int_equal(f->op->events_list(f->st, "db-7", 10, &ev), 0);
+	assert_int_equal(
+	    f->op->events_list(f->st, &(struct store_events_query){.host_id = "db-7", .limit = 10},
+	                       &ev),
+	    0);
 	assert_string_equal(sval(json_array_get(ev, 0), "kind"), "replaced");
 	json_decref(ev);
 	/* an accepted host is never replaced */
@@ -1339,6 +1450,7 @@ static void test_pending_prune_forgets_pending_hosts_that_stopped_asking(void **
 	T(test_mark_down_takes_only_stale_up_hosts), \
 	T(test_mark_down_spares_the_hosts_keep_vouches_for), \
 	T(test_events_list_filters_by_host_newest_first), \
+	T(test_events_add_stores_a_key_once_and_filters), \
 	T(test_remove_cancels_the_hosts_queued_rows), \
 	T(test_hostile_ids_are_data), \
 	T(test_token_add_and_find_by_hash), \

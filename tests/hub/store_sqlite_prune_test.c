@@ -135,7 +135,10 @@ static void assert_events(struct fx *f, const char *want)
 	char got[512] = "";
 	size_t i, len = 0;
 
-	assert_int_equal(f->op->events_list(f->st, NULL, 1000, &ev), 0);
+	assert_int_equal(
+	    f->op->events_list(f->st, &(struct store_events_query){.host_id = NULL, .limit = 1000},
+	                       &ev),
+	    0);
 	for (i = json_array_size(ev); i-- > 0;) {
 		e = json_array_get(ev, i);
 		len += (size_t)snprintf(got + len, sizeof(got) - len, "%s%s:%s", len ? " " : "",
@@ -388,7 +391,10 @@ static void test_migration_gives_tasks_that_ended_before_it_an_end(void **state)
 	task_at(f, "running", "[\"a\"]", T0 - 40 * DAY, T0 + DAY);
 	fx_close(f);
 	/* Back to version 1 as it shipped: no ended_ms, none of the new indexes. */
-	sql(f, "DROP INDEX hosts_pending_addr; ALTER TABLE hosts DROP COLUMN enroll_addr;"
+	sql(f, "DROP INDEX events_dedupe; ALTER TABLE events DROP COLUMN severity;"
+	       "ALTER TABLE events DROP COLUMN message; ALTER TABLE events DROP COLUMN data;"
+	       "ALTER TABLE events DROP COLUMN source; ALTER TABLE events DROP COLUMN dedupe;"
+	       "DROP INDEX hosts_pending_addr; ALTER TABLE hosts DROP COLUMN enroll_addr;"
 	       "ALTER TABLE tokens DROP COLUMN max_uses; ALTER TABLE tokens DROP COLUMN uses;"
 	       "DROP INDEX tasks_ended; DROP INDEX events_at; DROP INDEX audit_at;"
 	       "ALTER TABLE tasks DROP COLUMN ended_ms;"
