@@ -53,6 +53,7 @@ prometheus
 clang
 libclang-rt-14-dev
 llvm
+nftables
 "
 
 BENCH="

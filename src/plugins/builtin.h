@@ -8,6 +8,7 @@
 extern const struct outpost_plugin outpost_plugin_sys;
 extern const struct outpost_plugin outpost_plugin_exec;
 extern const struct outpost_plugin outpost_plugin_file;
+extern const struct outpost_plugin outpost_plugin_security;
 extern const struct outpost_plugin outpost_plugin_metrics;
 
 /* NULL-terminated. */

@@ -1,0 +1,216 @@
+"""The security plugin with a real hub and agent (docs/plugins/security.md), on a fake /etc in
+a temp dir (plugins.security.root): a changed passwd arrives at the hub once as an event, also
+when the hub was down at the time; an agent restart makes no events; the firewall (nft in a
+network namespace the test makes), a new listening socket and a new setuid file are seen;
+security.baseline re-accepts and says so; bad config gets located errors."""
+import os
+import shutil
+import socket
+import subprocess
+import time
+
+import pytest
+
+from outpost_testlib import wait_for
+
+PASSWD = ("root:x:0:0:root:/root:/bin/bash\n"
+          "alice:x:1000:1000:Alice:/home/alice:/bin/bash\n")
+SHADOW = ("root:$6$salt$oldhasholdhash:19000:0:99999:7:::\n"
+          "alice:$6$salt$alicehash:19000:0:99999:7:::\n")
+
+
+def fake_root(tmp_path):
+    r = tmp_path / "root"
+    for d in ("etc/sudoers.d", "etc/ssh", "etc/cron.d", "etc/systemd/system",
+              "root/.ssh", "home/alice/.ssh", "usr/local/bin"):
+        (r / d).mkdir(parents=True, exist_ok=True)
+    (r / "etc/passwd").write_text(PASSWD)
+    (r / "etc/shadow").write_text(SHADOW)
+    os.chmod(r / "etc/shadow", 0o640)
+    (r / "etc/group").write_text("root:x:0:\nalice:x:1000:\n")
+    (r / "etc/sudoers").write_text("root ALL=(ALL) ALL\n")
+    (r / "etc/ssh/sshd_config").write_text("PermitRootLogin no\n")
+    (r / "home/alice/.ssh/authorized_keys").write_text("ssh-ed25519 AAAAC3Nza alice@laptop\n")
+    return r
+
+
+def replace(path, text):
+    """As passwd(1) and vipw do: a new file renamed over the old."""
+    tmp = str(path) + ".new"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.rename(tmp, path)
+
+
+def security_events(h, host="sec-1"):
+    st, body = h.api("GET", "/api/v1/events?kind=security&limit=1000&host=" + host)
+    assert st == 200, body
+    return body["result"]
+
+
+def kinds(evs):
+    return sorted(e["kind"] for e in evs)
+
+
+def start(hub, agent, tmp_path, **conf):
+    h = hub()
+    token = h.cli("token", "create", "--enroll", "--ttl", "10m").stdout.strip()
+    root = fake_root(tmp_path)
+    sec = {"enabled": True, "root": str(root), "interval_ms": 1000, "firewall": [],
+           "sockets": False}
+    sec.update(conf)
+    a = agent({"hub": {"url": h.url, "ca": h.ca, "host_id": "sec-1", "token": token},
+               "plugins": {"security": sec}})
+    wait_checks(a, 1)
+    return h, a, root
+
+
+def wait_checks(a, n):
+    """Until the agent's checker has made n full checks since it started."""
+    return wait_for(lambda: (lambda r: r.ok and r.result["checks"] >= n and r.result)(
+        a.call("security", "status")), timeout=20, what="%d security checks" % n)
+
+
+def test_passwd_change_arrives_once_also_when_the_hub_was_down(hub, agent, tmp_path):
+    h, a, root = start(hub, agent, tmp_path)
+    st = a.call("security", "status").result
+    assert st["enabled"] and st["files"] == 6 and st["baseline_ms"] > 0, st
+    assert security_events(h) == []  # the first start is a baseline, not news
+
+    replace(root / "etc/passwd", PASSWD + "eve:x:0:0::/root:/bin/bash\n")
+    evs = wait_for(lambda: (lambda e: len(e) >= 2 and e)(security_events(h)), timeout=20,
+                   what="the passwd events at the hub")
+    assert kinds(evs) == ["security.passwd_changed", "security.uid0_added"], evs
+    pw = [e for e in evs if e["kind"] == "security.passwd_changed"][0]
+    assert pw["severity"] == "warning" and pw["source"] == "agent"
+    assert pw["data"]["path"] == "/etc/passwd" and pw["data"]["users_added"] == ["eve"]
+    assert pw["data"]["diff"]["added"] == ["eve:x:0:0::/root:/bin/bash"]
+    assert pw["data"]["before"] != pw["data"]["after"]
+    assert "user eve added" in pw["message"]
+    assert [e for e in evs if e["kind"] == "security.uid0_added"][0]["severity"] == "critical"
+
+    # The hub goes away; root's password changes meanwhile; the hub comes back.
+    h.stop()
+    before = a.call("security", "status").result["events"]
+    replace(root / "etc/shadow", SHADOW.replace("oldhasholdhash", "newhashnewhash"))
+    wait_for(lambda: a.call("security", "status").result["events"] > before, timeout=20,
+             what="the agent to see the shadow change")
+    time.sleep(1)
+    h.start()
+    evs = wait_for(lambda: (lambda e: len(e) >= 4 and e)(security_events(h)), timeout=30,
+                   what="the shadow events after the hub came back")
+    time.sleep(2)  # the agent's resends, if any, have come too
+    evs = security_events(h)
+    assert kinds(evs) == ["security.passwd_changed", "security.root_password_changed",
+                          "security.shadow_changed", "security.uid0_added"], evs
+    sh = [e for e in evs if e["kind"] == "security.shadow_changed"][0]
+    assert sh["data"]["users_changed"] == ["root"], sh
+    text = str(evs)
+    assert "newhash" not in text and "oldhash" not in text and "alicehash" not in text
+
+    # A restart with nothing changed is no news, however many checks follow.
+    a.restart()
+    wait_checks(a, 3)
+    assert len(security_events(h)) == 4
+
+
+def test_keys_sudoers_units_and_the_baseline_op(hub, agent, tmp_path):
+    h, a, root = start(hub, agent, tmp_path, setuid_roots=["/usr/local/bin"])
+    with open(root / "home/alice/.ssh/authorized_keys", "a") as f:
+        f.write("ssh-rsa AAAAB3Nza mallory@evil\n")
+    (root / "etc/sudoers.d/90-eve").write_text("eve ALL=(ALL) NOPASSWD: ALL\n")
+    os.chmod(root / "etc/sudoers.d/90-eve", 0o440)
+    (root / "etc/systemd/system/backdoor.service").write_text("[Service]\nExecStart=/bin/nc\n")
+    tool = root / "usr/local/bin/tool"
+    tool.write_text("#!/bin/sh\n")
+    os.chmod(tool, 0o4755)
+    want = ["security.authorized_keys_changed", "security.setuid_added",
+            "security.sudoers_changed", "security.systemd_unit_changed"]
+    evs = wait_for(lambda: (lambda e: kinds(e) == want and e)(security_events(h)),
+                   timeout=20, what=lambda: "%s at the hub (got %s)" % (
+                       want, kinds(security_events(h))))
+    by = {e["kind"]: e for e in evs}
+    keys = by["security.authorized_keys_changed"]["data"]
+    assert keys["path"] == "/home/alice/.ssh/authorized_keys"
+    # Keys are named by digest, never shown.
+    assert len(keys["diff"]["added"]) == 1 and keys["diff"]["added"][0].startswith("sha256:")
+    assert "mallory" not in str(evs) and "AAAAB3" not in str(evs)
+    # sudoers is not readable by all: its digest changes, no diff.
+    assert "diff" not in by["security.sudoers_changed"]["data"]
+    assert by["security.sudoers_changed"]["message"] == "/etc/sudoers.d/90-eve created"
+    assert by["security.systemd_unit_changed"]["data"]["diff"]["added"] == \
+        ["[Service]", "ExecStart=/bin/nc"]
+    assert by["security.setuid_added"]["data"]["path"] == "/usr/local/bin/tool"
+
+    r = a.call("security", "baseline", {"reason": "reviewed: eve is our new admin"},
+               id="accept-1")
+    assert r.ok and r.result["files"] == 8, r
+    evs = wait_for(lambda: (lambda e: len(e) == 5 and e)(security_events(h)), timeout=20,
+                   what="the baseline event")
+    acc = [e for e in evs if e["kind"] == "security.baseline_accepted"][0]
+    assert acc["data"]["reason"] == "reviewed: eve is our new admin"
+    refused = a.call("security", "baseline", {"reason": "two\nlines"})
+    assert refused.code == "bad_args", refused
+
+
+def net_namespace(tmp_path):
+    """A network namespace of the test's own, kept in a file; None when not allowed."""
+    if not shutil.which("nft") or not shutil.which("unshare"):
+        return None, "nft or unshare is missing (sh scripts/deps.sh test)"
+    ns = tmp_path / "netns"
+    ns.touch()
+    p = subprocess.run(["unshare", "--net=%s" % ns, "true"], capture_output=True, text=True)
+    if p.returncode != 0:
+        return None, "unshare -n is not allowed here: " + p.stderr.strip()
+    return ns, None
+
+
+def test_firewall_change_in_a_namespace(hub, agent, tmp_path):
+    ns, why = net_namespace(tmp_path)
+    if ns is None:
+        pytest.skip(why)
+    try:
+        nft = ["nsenter", "--net=%s" % ns, "nft"]
+        subprocess.run(nft + ["add", "table", "inet", "base"], check=True)
+        h, a, root = start(hub, agent, tmp_path, firewall=[nft + ["list", "ruleset"]])
+        st = a.call("security", "status").result
+        assert list(st["firewall"].values())[0].startswith("sha256:"), st
+        subprocess.run(nft + ["add", "table", "inet", "intruder"], check=True)
+        evs = wait_for(lambda: security_events(h), timeout=20, what="the firewall event")
+        assert kinds(evs) == ["security.firewall_changed"], evs
+        assert evs[0]["data"]["diff"]["added"] == ["table inet intruder {", "}"], evs
+        assert evs[0]["data"]["command"].endswith("nft list ruleset")
+    finally:
+        subprocess.run(["umount", str(ns)], capture_output=True)
+
+
+def test_new_listening_socket_names_its_process(hub, agent, tmp_path):
+    h, a, root = start(hub, agent, tmp_path, sockets=True)
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen()
+    port = s.getsockname()[1]
+    try:
+        name = "tcp 127.0.0.1:%d" % port
+
+        def mine():
+            return [e for e in security_events(h) if e["data"].get("socket") == name]
+        ev = wait_for(mine, timeout=20, what="the listen event of " + name)[0]
+        assert ev["kind"] == "security.listen_opened" and ev["severity"] == "notice"
+        assert ev["data"]["process"]["pid"] == os.getpid(), ev
+    finally:
+        s.close()
+
+
+def test_bad_config_gets_located_errors(agent, tmp_path):
+    for conf, text in [({"interval_ms": 5}, "plugins.security.interval_ms"),
+                       ({"root": "etc"}, "plugins.security.root"),
+                       ({"firewall": [["nft", 3]]}, "plugins.security.firewall[0][1]"),
+                       ({"firewall": "nft"}, "plugins.security.firewall"),
+                       ({"setuid_roots": ["bin"]}, "plugins.security.setuid_roots[0]"),
+                       ({"colour": "red"}, "plugins.security: unknown field 'colour'")]:
+        a = agent({"plugins": {"security": dict(conf, enabled=True)}})
+        a.wait_log(text, timeout=10)
+        r = a.call("security", "status")
+        assert not r.ok and r.code == "unavailable", r
+        a.stop()
