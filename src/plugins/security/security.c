@@ -284,7 +284,6 @@ static void sec_finish(struct sec *s, struct sec_run *r)
 	    outpost_log(s->pc, OUTPOST_LOG_INFO, "security: %s: %s",
 	                json_string_value(json_object_get(ev, "kind")),
 	                json_string_value(json_object_get(ev, "message")));
-	s->events += json_array_size(r->events);
 	{
 		json_t *batch = json_pack("{s:O}", "events", r->events);
 		int rc = outpost_publish(s->pc, "events", batch);
@@ -297,6 +296,7 @@ static void sec_finish(struct sec *s, struct sec_run *r)
 		}
 		json_decref(batch);
 	}
+	s->events += json_array_size(r->events); /* after: status then tells they are handed over */
 }
 
 /* A full check (first: a new baseline, no events). base_lock held. */
