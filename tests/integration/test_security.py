@@ -2,10 +2,12 @@
 a temp dir (plugins.security.root): a changed passwd arrives at the hub once as an event, also
 when the hub was down at the time; an agent restart makes no events; the firewall (nft in a
 network namespace the test makes), a new listening socket and a new setuid file are seen;
-security.baseline re-accepts and says so; bad config gets located errors."""
+root's logins in wtmp are seen; security.baseline re-accepts and says so; bad config gets
+located errors."""
 import os
 import shutil
 import socket
+import struct
 import subprocess
 import time
 
@@ -22,7 +24,7 @@ SHADOW = ("root:$6$salt$oldhasholdhash:19000:0:99999:7:::\n"
 def fake_root(tmp_path):
     r = tmp_path / "root"
     for d in ("etc/sudoers.d", "etc/ssh", "etc/cron.d", "etc/systemd/system",
-              "root/.ssh", "home/alice/.ssh", "usr/local/bin"):
+              "root/.ssh", "home/alice/.ssh", "usr/local/bin", "var/log"):
         (r / d).mkdir(parents=True, exist_ok=True)
     (r / "etc/passwd").write_text(PASSWD)
     (r / "etc/shadow").write_text(SHADOW)
@@ -31,7 +33,16 @@ def fake_root(tmp_path):
     (r / "etc/sudoers").write_text("root ALL=(ALL) ALL\n")
     (r / "etc/ssh/sshd_config").write_text("PermitRootLogin no\n")
     (r / "home/alice/.ssh/authorized_keys").write_text("ssh-ed25519 AAAAC3Nza alice@laptop\n")
+    with open(r / "var/log/wtmp", "wb") as f:
+        f.write(utmp("root", "tty1", ""))  # an old login: no news
     return r
+
+
+def utmp(user, line, host, kind=7):
+    """One struct utmp of glibc on x86_64 (384 bytes; kind 7: USER_PROCESS)."""
+    return struct.pack("<h2xi32s4s32s256shhiii4i20s", kind, 4242, line.encode(), b"",
+                       user.encode(), host.encode(), 0, 0, 0, int(time.time()), 0,
+                       0, 0, 0, 0, b"")
 
 
 def replace(path, text):
@@ -121,11 +132,15 @@ def test_keys_sudoers_units_and_the_baseline_op(hub, agent, tmp_path):
     (root / "etc/sudoers.d/90-eve").write_text("eve ALL=(ALL) NOPASSWD: ALL\n")
     os.chmod(root / "etc/sudoers.d/90-eve", 0o440)
     (root / "etc/systemd/system/backdoor.service").write_text("[Service]\nExecStart=/bin/nc\n")
+    with open(root / "var/log/wtmp", "ab") as f:
+        f.write(utmp("alice", "pts/1", "10.0.0.7"))
+        f.write(utmp("root", "pts/2", "203.0.113.9"))
     tool = root / "usr/local/bin/tool"
     tool.write_text("#!/bin/sh\n")
     os.chmod(tool, 0o4755)
-    want = ["security.authorized_keys_changed", "security.setuid_added",
-            "security.sudoers_changed", "security.systemd_unit_changed"]
+    want = ["security.authorized_keys_changed", "security.root_login",
+            "security.setuid_added", "security.sudoers_changed",
+            "security.systemd_unit_changed"]
     evs = wait_for(lambda: (lambda e: kinds(e) == want and e)(security_events(h)),
                    timeout=20, what=lambda: "%s at the hub (got %s)" % (
                        want, kinds(security_events(h))))
@@ -141,11 +156,14 @@ def test_keys_sudoers_units_and_the_baseline_op(hub, agent, tmp_path):
     assert by["security.systemd_unit_changed"]["data"]["diff"]["added"] == \
         ["[Service]", "ExecStart=/bin/nc"]
     assert by["security.setuid_added"]["data"]["path"] == "/usr/local/bin/tool"
+    login = by["security.root_login"]
+    assert login["data"]["from"] == "203.0.113.9" and login["data"]["line"] == "pts/2", login
+    assert login["message"] == "root logged in on pts/2 from 203.0.113.9"
 
     r = a.call("security", "baseline", {"reason": "reviewed: eve is our new admin"},
                id="accept-1")
     assert r.ok and r.result["files"] == 8, r
-    evs = wait_for(lambda: (lambda e: len(e) == 5 and e)(security_events(h)), timeout=20,
+    evs = wait_for(lambda: (lambda e: len(e) == 6 and e)(security_events(h)), timeout=20,
                    what="the baseline event")
     acc = [e for e in evs if e["kind"] == "security.baseline_accepted"][0]
     assert acc["data"]["reason"] == "reviewed: eve is our new admin"

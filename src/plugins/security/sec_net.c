@@ -1,6 +1,7 @@
 /* The security plugin's checks of what is not a file (security.h): the firewall's rule sets
  * (a listing command each, hashed and diffed), listening sockets (netlink sock_diag, with the
- * owning process from /proc), and setuid/setgid files under configured roots. */
+ * owning process from /proc), setuid/setgid files under configured roots, and root's logins
+ * (wtmp). */
 #include "security.h"
 #include "core/proc.h"
 #include "core/wire.h"
@@ -22,6 +23,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <utmp.h>
 
 #define SEC_CMD_TIMEOUT_MS 10000
 #define SEC_SETUID_MAX_ENTRIES 500000
@@ -353,4 +355,72 @@ void sec_setuid_check(const struct sec_conf *c, json_t *setuid, int first, struc
 		r->changed = 1;
 	}
 	json_decref(now);
+}
+
+/* ---- root logins ---- */
+
+#define SEC_WTMP_MAX_READ (1024 * sizeof(struct utmp)) /* records read per check at most */
+
+static void fixed_str(char *out, size_t outlen, const char *in, size_t inlen)
+{
+	size_t n = strnlen(in, inlen);
+
+	if (n >= outlen)
+		n = outlen - 1;
+	memcpy(out, in, n);
+	out[n] = '\0';
+	if (!wire_utf8_ok(out, n))
+		snprintf(out, outlen, "?");
+}
+
+void sec_logins_check(const struct sec_conf *c, json_t *wtmp, int first, struct sec_run *r)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	struct utmp u;
+	int64_t ino, off;
+	size_t read_bytes = 0;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/var/log/wtmp", c->root);
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+		return;
+	if (fstat(fd, &st) < 0) {
+		close(fd);
+		return;
+	}
+	ino = (int64_t)st.st_ino;
+	off = json_integer_value(json_object_get(wtmp, "offset"));
+	/* A new file (rotated) or a shorter one (truncated): read it from its start. */
+	if (json_integer_value(json_object_get(wtmp, "ino")) != ino || off > st.st_size)
+		off = 0;
+	/* The first look only notes where the file ends: old logins are no news. */
+	if (first || !json_object_get(wtmp, "ino"))
+		off = st.st_size - st.st_size % (off_t)sizeof(u);
+	while (read_bytes < SEC_WTMP_MAX_READ &&
+	       pread(fd, &u, sizeof(u), (off_t)off) == (ssize_t)sizeof(u)) {
+		off += (int64_t)sizeof(u);
+		read_bytes += sizeof(u);
+		if (u.ut_type == USER_PROCESS &&
+		    strncmp(u.ut_user, "root", sizeof(u.ut_user)) == 0 &&
+		    (sizeof(u.ut_user) == 4 || u.ut_user[4] == '\0')) {
+			char line[sizeof(u.ut_line) + 1], host[sizeof(u.ut_host) + 1];
+			fixed_str(line, sizeof(line), u.ut_line, sizeof(u.ut_line));
+			fixed_str(host, sizeof(host), u.ut_host, sizeof(u.ut_host));
+			sec_event(
+			    r, "security.root_login", "notice",
+			    json_pack("{s:s, s:s, s:s, s:I, s:i}", "user", "root", "line", line,
+			              "from", host, "at_ms",
+			              (json_int_t)u.ut_tv.tv_sec * 1000 + u.ut_tv.tv_usec / 1000,
+			              "pid", (int)u.ut_pid),
+			    "root logged in on %s%s%s", line, host[0] ? " from " : "", host);
+		}
+	}
+	close(fd);
+	if (json_integer_value(json_object_get(wtmp, "offset")) != off ||
+	    json_integer_value(json_object_get(wtmp, "ino")) != ino) {
+		json_object_set_new(wtmp, "offset", json_integer((json_int_t)off));
+		json_object_set_new(wtmp, "ino", json_integer((json_int_t)ino));
+		r->changed = 1;
+	}
 }

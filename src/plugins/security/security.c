@@ -315,6 +315,7 @@ static void sec_full(struct sec *s, int first)
 	}
 	snprintf(s->sockets_error, sizeof(s->sockets_error), "%s", msg);
 	sec_setuid_check(&s->conf, base_part(s->base, "setuid"), first, &r);
+	sec_logins_check(&s->conf, base_part(s->base, "wtmp"), first, &r);
 	if (first) {
 		json_object_set_new(s->base, "taken_ms", json_integer((json_int_t)r.now_ms));
 		r.changed = 1;

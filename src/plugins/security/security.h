@@ -56,5 +56,7 @@ int sec_files_check_path(const struct sec_conf *c, json_t *files, const char *ho
 void sec_firewall_check(const struct sec_conf *c, json_t *fw, int first, struct sec_run *r);
 int sec_sockets_check(json_t *listen, int first, struct sec_run *r, char *msg, size_t msglen);
 void sec_setuid_check(const struct sec_conf *c, json_t *setuid, int first, struct sec_run *r);
+/* root's logins: the records wtmp gained since the offset kept in wtmp ({ino, offset}). */
+void sec_logins_check(const struct sec_conf *c, json_t *wtmp, int first, struct sec_run *r);
 
 #endif
