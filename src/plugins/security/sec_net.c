@@ -74,11 +74,14 @@ void sec_firewall_check(const struct sec_conf *c, json_t *fw, int first, struct 
 
 		json_array_foreach(argv_j, j, v)
 		{
+			int n;
 			if (j < 31)
 				argv[j] = (char *)json_string_value(v);
-			used += (size_t)snprintf(name + used,
-			                         used < sizeof(name) ? sizeof(name) - used : 0,
-			                         "%s%s", j ? " " : "", json_string_value(v));
+			if (used >= sizeof(name) - 1)
+				continue; /* the name is cut; the command is whole */
+			n = snprintf(name + used, sizeof(name) - used, "%s%s", j ? " " : "",
+			             json_string_value(v));
+			used = n < 0 ? used : used + (size_t)n;
 		}
 		spec.argv = argv;
 		spec.max_stdout = SEC_RULES_MAX;
