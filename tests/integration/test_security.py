@@ -6,6 +6,7 @@ root's logins in wtmp are seen; security.baseline re-accepts and says so; bad co
 located errors."""
 import os
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -169,6 +170,21 @@ def test_keys_sudoers_units_and_the_baseline_op(hub, agent, tmp_path):
     assert acc["data"]["reason"] == "reviewed: eve is our new admin"
     refused = a.call("security", "baseline", {"reason": "two\nlines"})
     assert refused.code == "bad_args", refused
+
+
+def test_a_reload_keeps_the_plugin_watching(hub, agent, tmp_path):
+    """The plugin reads its section at start and keeps its own copy: a SIGHUP reload that
+    frees the old config (and changes the section) leaves it watching as it was."""
+    h, a, root = start(hub, agent, tmp_path)
+    a.reconfigure({"plugins": {"security": {"interval_ms": 86400000, "root": "/elsewhere"},
+                               "file": {"roots": [str(tmp_path)]}}})
+    a.signal(signal.SIGHUP)
+    a.wait_log("reload", timeout=10)
+    (root / "etc/sudoers").write_text("root ALL=(ALL) ALL\neve ALL=(ALL) ALL\n")
+    wait_for(lambda: kinds(security_events(h)) == ["security.sudoers_changed"], timeout=20,
+             what="the sudoers event after a reload")
+    st = a.call("security", "status").result
+    assert st["root"] == str(root) and st["interval_ms"] == 1000, st
 
 
 def net_namespace(tmp_path):

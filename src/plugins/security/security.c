@@ -34,6 +34,7 @@ struct sec {
 	struct sec_conf conf;
 	char root[PATH_MAX];
 	json_t *fw_default; /* the firewall listings when the config names none */
+	json_t *conf_json;  /* the section as read at start (conf borrows from it) */
 	pthread_t th;
 	int started;
 
@@ -530,6 +531,7 @@ static void sec_free(void *state)
 	json_decref(s->watches);
 	json_decref(s->base);
 	json_decref(s->fw_default);
+	json_decref(s->conf_json);
 	free(s);
 }
 
@@ -550,8 +552,11 @@ static int sec_init(struct outpost_plugin_ctx *pc, void **state)
 	s->pending = json_array();
 	s->watches = json_object();
 	s->fw_default = json_pack("[[s, s, s], [s]]", "nft", "list", "ruleset", "iptables-save");
-	if ((rc = conf_load(outpost_plugin_config(pc), s->fw_default, &s->conf, s->root, msg,
-	                    sizeof(msg))) < 0) {
+	/* A copy: the section is the agent's until its next reload, and the checker thread
+	 * reads it for the plugin's life (a reload does not change it: restart the agent). */
+	s->conf_json = json_deep_copy(outpost_plugin_config(pc));
+	if ((rc = conf_load(s->conf_json, s->fw_default, &s->conf, s->root, msg, sizeof(msg))) <
+	    0) {
 		outpost_log(pc, OUTPOST_LOG_ERROR, "%s; fix the agent config", msg);
 		goto fail;
 	}
