@@ -24,6 +24,7 @@ libsqlite3-dev
 libsodium-dev
 libcurl4-gnutls-dev
 libyajl-dev
+zlib1g-dev
 libpq-dev
 libre2-dev
 libzookeeper-mt-dev
