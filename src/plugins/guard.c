@@ -10,6 +10,7 @@
  * millisecond on a host of a few hundred processes. */
 #include "plugins/builtin.h"
 #include "core/clk.h"
+#include "core/err.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -17,6 +18,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,7 +56,7 @@ struct guard {
 	pthread_mutex_t lock; /* guards status: the loop writes it, guard.status reads it */
 	json_t *status;
 	char conf_error[512];
-	int publish_warned;
+	atomic_int publish_warned; /* a loop tick and guard.apply may both publish */
 };
 
 static void gconf_free(struct gconf *c)
@@ -563,9 +565,10 @@ static void guard_publish(struct guard *g, json_t *events)
 	batch = json_pack("{s:O}", "events", events);
 	rc = batch ? outpost_publish(g->pc, "events", batch) : OUTPOST_E_INTERNAL;
 	json_decref(batch);
-	if (rc < 0 && !g->publish_warned++)
+	if (rc < 0 && !atomic_fetch_add(&g->publish_warned, 1))
 		outpost_log(g->pc, rc == OUTPOST_E_UNAVAILABLE ? OUTPOST_LOG_INFO : OUTPOST_LOG_WARN,
-		            "guard events not handed to the hub (%d); the log has them", rc);
+		            "events not handed to the hub (%s); the log has what guard changed",
+		            err_name(rc));
 }
 
 /* One pass over every target; on the loop thread (or a call's worker, under nothing: the

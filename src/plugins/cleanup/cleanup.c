@@ -5,6 +5,7 @@
  * the files. */
 #include "plugins/builtin.h"
 #include "core/clk.h"
+#include "core/err.h"
 #include "policy.h"
 #include "run.h"
 
@@ -143,9 +144,9 @@ static void publish_events(struct cleanup *cl, struct cl_run *r, int scheduled)
 		            warned ? OUTPOST_LOG_DEBUG
 		            : rc == OUTPOST_E_UNAVAILABLE ? OUTPOST_LOG_INFO
 		                                          : OUTPOST_LOG_WARN,
-		            "%zu cleanup events not handed to the hub (%d)%s",
-		            json_array_size(r->events), rc,
-		            warned ? "" : "; they are in the op's answer and the log");
+		            "%zu events not handed to the hub (%s); what apply changed is in its "
+		            "answer and the log",
+		            json_array_size(r->events), err_name(rc));
 	}
 }
 
@@ -208,7 +209,7 @@ static int cleanup_op(struct outpost_call *call, json_t *args, json_t **result, 
 
 	rc = conf_load(outpost_call_config(call), &c, msg, sizeof(msg));
 	if (rc < 0) {
-		outpost_call_error(call, OUTPOST_E_UNAVAILABLE, "%s; fix the agent config", msg);
+		rc = outpost_call_error(call, OUTPOST_E_UNAVAILABLE, "%s; fix the agent config", msg);
 		goto out;
 	}
 	if (pushed) {

@@ -49,6 +49,12 @@ static int open_prefix(int fd, const char *rel, size_t n)
 		comp[len] = '\0';
 		next = open_step(cur, comp);
 		saved = errno;
+		/* O_DIRECTORY | O_NOFOLLOW on a symlink answers ENOTDIR: say which it was. */
+		if (next < 0 && (saved == ENOTDIR || saved == ELOOP)) {
+			struct stat st;
+			if (fstatat(cur, comp, &st, AT_SYMLINK_NOFOLLOW) == 0)
+				saved = S_ISLNK(st.st_mode) ? ELOOP : ENOTDIR;
+		}
 		close(cur);
 		errno = saved;
 		cur = next;
@@ -118,6 +124,7 @@ static int scan_add(struct scanner *s, const char *prefix, const char *name,
 	f->mtime_s = (int64_t)st->st_mtim.tv_sec;
 	f->dev = st->st_dev;
 	f->ino = st->st_ino;
+	f->ctime = st->st_ctim;
 	f->dir = dir;
 	o->n++;
 	return 0;
@@ -200,7 +207,10 @@ int cw_scan(int dirfd, const char *pattern, int recurse, int (*stop)(void *), vo
 	int fd;
 
 	memset(out, 0, sizeof(*out));
-	if (fstat(dirfd, &st) < 0 || (fd = fcntl(dirfd, F_DUPFD_CLOEXEC, 0)) < 0) {
+	/* A new open file description, not a dup: a dup would share the directory offset, and
+	 * a second scan of the same fd would start at its end. */
+	if (fstat(dirfd, &st) < 0 ||
+	    (fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
 		snprintf(msg, msglen, "cannot read the directory: %s", strerror(errno));
 		return OUTPOST_E_INTERNAL;
 	}
@@ -223,6 +233,7 @@ void cw_scan_free(struct cw_scan *s)
 static int same_file(const struct stat *st, const struct cw_file *f)
 {
 	return S_ISREG(st->st_mode) && st->st_dev == f->dev && st->st_ino == f->ino &&
+	       st->st_ctim.tv_sec == f->ctime.tv_sec && st->st_ctim.tv_nsec == f->ctime.tv_nsec &&
 	       (int64_t)st->st_size == f->size && (int64_t)st->st_mtim.tv_sec == f->mtime_s;
 }
 

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 #define CW_SCAN_MAX 200000 /* files listed for one rule; more: the rule is refused */
 #define CW_DEPTH_MAX 32
@@ -32,6 +33,7 @@ struct cw_file {
 	int64_t mtime_s;
 	dev_t dev;
 	ino_t ino;
+	struct timespec ctime; /* with dev and ino: the same file, not a new one on a reused inode */
 	size_t dir; /* index of the directory it is in, for keep-N */
 	enum cw_action action;
 	const char *reason; /* static: "max_age", "keep", "max_total_size", "compress_after" */
@@ -53,7 +55,7 @@ int cw_scan(int dirfd, const char *pattern, int recurse, int (*stop)(void *), vo
             struct cw_scan *out, char *msg, size_t msglen);
 void cw_scan_free(struct cw_scan *s);
 
-/* Removes f beneath dirfd if it is still the file listed (device, inode, size, mtime). */
+/* Removes f beneath dirfd if it is still the file listed (device, inode, ctime, size, mtime). */
 int cw_delete(int dirfd, const struct cw_file *f, char *msg, size_t msglen);
 /* Replaces f beneath dirfd with f.gz (zlib, level 6), same mode, owner and times, written to a
  * temporary file, fsynced and renamed (never over an existing f.gz); then removes f. Refuses
