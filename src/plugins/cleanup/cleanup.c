@@ -67,10 +67,10 @@ static int conf_load(const json_t *conf, struct cleanup_conf *c, char *msg, size
 			snprintf(c->root, sizeof(c->root), "%s", json_string_value(v));
 		} else if (strcmp(key, "interval") == 0) {
 			int64_t s = cl_duration(v);
-			if (s < 0 || (s > 0 && s < 10)) {
+			if (s < 0 || s > 366 * 86400) {
 				snprintf(msg, msglen,
 				         CLEANUP_WHERE ".interval: must be 0 (on demand only) or a "
-				                       "duration of at least 10 s (\"1h\")");
+				                       "duration up to 366d (\"1h\")");
 				return OUTPOST_E_BAD_ARGS;
 			}
 			c->interval_ms = s * 1000;
