@@ -103,12 +103,22 @@ static int parse_memory(const json_t *v, char *out, size_t len)
 	errno = 0;
 	n = strtoull(s, &end, 10);
 	switch (*end) {
-	case '\0': break;
-	case 'K': shift = 10; break;
-	case 'M': shift = 20; break;
-	case 'G': shift = 30; break;
-	case 'T': shift = 40; break;
-	default: return -1;
+	case '\0':
+		break;
+	case 'K':
+		shift = 10;
+		break;
+	case 'M':
+		shift = 20;
+		break;
+	case 'G':
+		shift = 30;
+		break;
+	case 'T':
+		shift = 40;
+		break;
+	default:
+		return -1;
 	}
 	if (errno || n == 0 || (*end && end[1]) || n > (~0ULL >> (shift + 1)))
 		return -1;
@@ -171,8 +181,8 @@ static int parse_target(const json_t *o, size_t i, struct gtarget *t, char *msg,
 		if (k < 3) {
 			const char *s = json_string_value(v);
 			if (!(k == 1 ? unit_ok(s) : path_ok(s))) {
-				snprintf(msg, msglen,
-				         GUARD_WHERE ".protect[%zu].%s: must be %s", i, key,
+				snprintf(msg, msglen, GUARD_WHERE ".protect[%zu].%s: must be %s", i,
+				         key,
 				         k == 1 ? "a systemd unit name (\"ssh.service\")"
 				                : "an absolute canonical path");
 				return -1;
@@ -192,15 +202,17 @@ static int parse_target(const json_t *o, size_t i, struct gtarget *t, char *msg,
 		} else if (strcmp(key, "oom_score_adj") == 0) {
 			if (parse_adj(v, &t->adj) < 0) {
 				snprintf(msg, msglen,
-				         GUARD_WHERE ".protect[%zu].oom_score_adj: must be an integer "
-				                     "from -1000 to 1000",
+				         GUARD_WHERE
+				         ".protect[%zu].oom_score_adj: must be an integer "
+				         "from -1000 to 1000",
 				         i);
 				return -1;
 			}
 		} else {
 			snprintf(msg, msglen,
-			         GUARD_WHERE ".protect[%zu]: unknown key '%.64s' (known: pidfile, unit, "
-			                     "exe, oom_score_adj)",
+			         GUARD_WHERE
+			         ".protect[%zu]: unknown key '%.64s' (known: pidfile, unit, "
+			         "exe, oom_score_adj)",
 			         i, key);
 			return -1;
 		}
@@ -232,7 +244,8 @@ static int gconf_load(const json_t *conf, struct gconf *c, char *msg, size_t msg
 		if (strcmp(key, "proc_root") == 0 || strcmp(key, "cgroup_root") == 0) {
 			if (!path_ok(s) || strlen(s) > 255) {
 				snprintf(msg, msglen,
-				         GUARD_WHERE ".%s: must be an absolute path of at most 255 bytes",
+				         GUARD_WHERE
+				         ".%s: must be an absolute path of at most 255 bytes",
 				         key);
 				return -1;
 			}
@@ -241,22 +254,25 @@ static int gconf_load(const json_t *conf, struct gconf *c, char *msg, size_t msg
 			if (!json_is_integer(v) || json_integer_value(v) < 1 ||
 			    json_integer_value(v) > 86400) {
 				snprintf(msg, msglen,
-				         GUARD_WHERE ".interval_s: must be an integer from 1 to 86400");
+				         GUARD_WHERE
+				         ".interval_s: must be an integer from 1 to 86400");
 				return -1;
 			}
 			c->interval_ms = json_integer_value(v) * 1000;
 		} else if (strcmp(key, "oom_score_adj") == 0) {
 			if (parse_adj(v, &c->self_adj) < 0) {
 				snprintf(msg, msglen,
-				         GUARD_WHERE ".oom_score_adj: must be an integer from -1000 to "
-				                     "1000");
+				         GUARD_WHERE
+				         ".oom_score_adj: must be an integer from -1000 to "
+				         "1000");
 				return -1;
 			}
 			c->has_self_adj = 1;
 		} else if (strcmp(key, "protect") == 0) {
 			if (!json_is_array(v) || json_array_size(v) > GUARD_TARGETS_MAX) {
 				snprintf(msg, msglen,
-				         GUARD_WHERE ".protect: must be an array of at most %d entries",
+				         GUARD_WHERE
+				         ".protect: must be an array of at most %d entries",
 				         GUARD_TARGETS_MAX);
 				return -1;
 			}
@@ -277,10 +293,12 @@ static int gconf_load(const json_t *conf, struct gconf *c, char *msg, size_t msg
 			{
 				int bad;
 				if (strcmp(ck, "memory_max") == 0)
-					bad = parse_memory(cv, c->memory_max, sizeof(c->memory_max));
+					bad =
+					    parse_memory(cv, c->memory_max, sizeof(c->memory_max));
 				else if (strcmp(ck, "cpu_max") == 0)
 					bad = parse_cpu(cv, c->cpu_max, sizeof(c->cpu_max));
-				else if (strcmp(ck, "path") == 0 && path_ok(json_string_value(cv)) &&
+				else if (strcmp(ck, "path") == 0 &&
+				         path_ok(json_string_value(cv)) &&
 				         json_string_length(cv) < sizeof(c->cgroup_path)) {
 					snprintf(c->cgroup_path, sizeof(c->cgroup_path), "%s",
 					         json_string_value(cv));
@@ -288,24 +306,26 @@ static int gconf_load(const json_t *conf, struct gconf *c, char *msg, size_t msg
 				} else
 					bad = -1;
 				if (bad) {
-					snprintf(msg, msglen,
-					         GUARD_WHERE ".cgroup.%.64s: %s", ck,
-					         strcmp(ck, "memory_max") == 0
-					             ? "must be bytes (an integer, or a number with K, M, G "
-					               "or T) or \"max\""
-					         : strcmp(ck, "cpu_max") == 0
-					             ? "must be a share of one CPU (\"50%\", \"200%\"), "
-					               "\"QUOTA PERIOD\" in microseconds, or \"max\""
-					         : strcmp(ck, "path") == 0
-					             ? "must be an absolute cgroup path"
-					             : "unknown key (known: memory_max, cpu_max, path)");
+					snprintf(
+					    msg, msglen, GUARD_WHERE ".cgroup.%.64s: %s", ck,
+					    strcmp(ck, "memory_max") == 0
+					        ? "must be bytes (an integer, or a number with K, "
+					          "M, G "
+					          "or T) or \"max\""
+					    : strcmp(ck, "cpu_max") == 0
+					        ? "must be a share of one CPU (\"50%\", \"200%\"), "
+					          "\"QUOTA PERIOD\" in microseconds, or \"max\""
+					    : strcmp(ck, "path") == 0
+					        ? "must be an absolute cgroup path"
+					        : "unknown key (known: memory_max, cpu_max, path)");
 					return -1;
 				}
 			}
 		} else {
 			snprintf(msg, msglen,
-			         GUARD_WHERE ": unknown key '%.64s' (known: oom_score_adj, protect, "
-			                     "cgroup, interval_s, proc_root, cgroup_root)",
+			         GUARD_WHERE
+			         ": unknown key '%.64s' (known: oom_score_adj, protect, "
+			         "cgroup, interval_s, proc_root, cgroup_root)",
 			         key);
 			return -1;
 		}
@@ -375,8 +395,8 @@ static int exe_is(const struct gconf *c, pid_t pid, const char *exe)
 		return 0;
 	got[n] = '\0';
 	/* An executable replaced by an upgrade while it runs reads "PATH (deleted)". */
-	return strcmp(got, exe) == 0 ||
-	       ((size_t)n == el + 10 && strncmp(got, exe, el) == 0 && strcmp(got + el, " (deleted)") == 0);
+	return strcmp(got, exe) == 0 || ((size_t)n == el + 10 && strncmp(got, exe, el) == 0 &&
+	                                 strcmp(got + el, " (deleted)") == 0);
 }
 
 static void pids_of(const struct gconf *c, const struct gtarget *t, struct pidset *ps)
@@ -429,15 +449,14 @@ static void guard_event(struct guard *g, json_t *events, const char *kind, const
                         json_t *data, const char *msg)
 {
 	(void)g;
-	json_array_append_new(events, json_pack("{s:s, s:s, s:I, s:s, s:o}", "kind", kind,
-	                                        "severity", severity, "ts",
-	                                        (json_int_t)clk_real_ms(), "message", msg, "data",
-	                                        data));
+	json_array_append_new(
+	    events, json_pack("{s:s, s:s, s:I, s:s, s:o}", "kind", kind, "severity", severity, "ts",
+	                      (json_int_t)clk_real_ms(), "message", msg, "data", data));
 }
 
 /* Sets pid's oom_score_adj to adj when it differs; one status entry, an event on change. */
-static json_t *adj_one(struct guard *g, const struct gconf *c, pid_t pid, int adj,
-                       const char *what, json_t *events)
+static json_t *adj_one(struct guard *g, const struct gconf *c, pid_t pid, int adj, const char *what,
+                       json_t *events)
 {
 	char dir[PATH_MAX + 32], now[32], msg[512];
 	int before;
@@ -450,10 +469,10 @@ static json_t *adj_one(struct guard *g, const struct gconf *c, pid_t pid, int ad
 		return json_pack("{s:i, s:i}", "pid", (int)pid, "oom_score_adj", before);
 	snprintf(now, sizeof(now), "%d", adj);
 	if (write_small(dir, "oom_score_adj", now) < 0) {
-		snprintf(msg, sizeof(msg), "cannot set oom_score_adj %d on %s (pid %d): %s", adj, what,
-		         (int)pid, strerror(errno));
-		return json_pack("{s:i, s:i, s:s}", "pid", (int)pid, "oom_score_adj", before, "error",
-		                 msg);
+		snprintf(msg, sizeof(msg), "cannot set oom_score_adj %d on %s (pid %d): %s", adj,
+		         what, (int)pid, strerror(errno));
+		return json_pack("{s:i, s:i, s:s}", "pid", (int)pid, "oom_score_adj", before,
+		                 "error", msg);
 	}
 	snprintf(msg, sizeof(msg), "oom_score_adj of %s (pid %d) set to %d (was %d)", what,
 	         (int)pid, adj, before);
@@ -533,7 +552,8 @@ static json_t *cgroup_apply(struct guard *g, const struct gconf *c, json_t *even
 			json_object_set_new(out, lim[i].file, json_string(msg));
 			continue;
 		}
-		if (read_small(dir, lim[i].file, now, sizeof(now)) == 0 && strcmp(now, want[i]) == 0) {
+		if (read_small(dir, lim[i].file, now, sizeof(now)) == 0 &&
+		    strcmp(now, want[i]) == 0) {
 			json_object_set_new(out, lim[i].file, json_string(now));
 			continue;
 		}
@@ -547,8 +567,8 @@ static json_t *cgroup_apply(struct guard *g, const struct gconf *c, json_t *even
 		         lim[i].file, dir + strlen(c->cgroup_root), want[i], now);
 		outpost_log(g->pc, OUTPOST_LOG_INFO, "%s", msg);
 		guard_event(g, events, "guard.cgroup_set", "notice",
-		            json_pack("{s:s, s:s, s:s}", "file", lim[i].file, "before", now, "after",
-		                      want[i]),
+		            json_pack("{s:s, s:s, s:s}", "file", lim[i].file, "before", now,
+		                      "after", want[i]),
 		            msg);
 		json_object_set_new(out, lim[i].file, json_string(want[i]));
 	}
@@ -566,7 +586,8 @@ static void guard_publish(struct guard *g, json_t *events)
 	rc = batch ? outpost_publish(g->pc, "events", batch) : OUTPOST_E_INTERNAL;
 	json_decref(batch);
 	if (rc < 0 && !atomic_fetch_add(&g->publish_warned, 1))
-		outpost_log(g->pc, rc == OUTPOST_E_UNAVAILABLE ? OUTPOST_LOG_INFO : OUTPOST_LOG_WARN,
+		outpost_log(g->pc,
+		            rc == OUTPOST_E_UNAVAILABLE ? OUTPOST_LOG_INFO : OUTPOST_LOG_WARN,
 		            "events not handed to the hub (%s); the log has what guard changed",
 		            err_name(rc));
 }

@@ -106,12 +106,13 @@ static void test_targets_get_their_oom_score_adj_again_after_a_restart(void **st
 	json_t *r;
 	const char *err;
 
-	snprintf(conf, sizeof(conf),
-	         "{\"proc_root\": \"%s/proc\", \"cgroup_root\": \"%s/cg\", \"protect\": ["
-	         "{\"pidfile\": \"%s/app.pid\", \"exe\": \"/usr/sbin/app\", \"oom_score_adj\": -500},"
-	         "{\"unit\": \"ssh.service\", \"oom_score_adj\": -800},"
-	         "{\"exe\": \"/usr/bin/sleep\", \"oom_score_adj\": 300}]}",
-	         f->dir, f->dir, f->dir);
+	snprintf(
+	    conf, sizeof(conf),
+	    "{\"proc_root\": \"%s/proc\", \"cgroup_root\": \"%s/cg\", \"protect\": ["
+	    "{\"pidfile\": \"%s/app.pid\", \"exe\": \"/usr/sbin/app\", \"oom_score_adj\": -500},"
+	    "{\"unit\": \"ssh.service\", \"oom_score_adj\": -800},"
+	    "{\"exe\": \"/usr/bin/sleep\", \"oom_score_adj\": 300}]}",
+	    f->dir, f->dir, f->dir);
 	t = plugtest_new(&outpost_plugin_guard, conf); /* init makes the first pass */
 	assert_string_equal(get(P(f, "proc/201/oom_score_adj")), "-500");
 	assert_string_equal(get(P(f, "proc/301/oom_score_adj")), "-800");
@@ -174,9 +175,9 @@ static void test_no_cgroup_v2_is_skipped_with_a_reason(void **state)
 	         "{\"cgroup_root\": \"%s/proc\", \"cgroup\": {\"memory_max\": \"1G\"}}", f->dir);
 	t = plugtest_new(&outpost_plugin_guard, conf);
 	assert_int_equal(plugtest_call(t, "status", "{}", &r, &err), 0);
-	assert_non_null(strstr(
-	    json_string_value(json_object_get(json_object_get(r, "cgroup"), "skipped")),
-	    "no cgroup v2 hierarchy"));
+	assert_non_null(
+	    strstr(json_string_value(json_object_get(json_object_get(r, "cgroup"), "skipped")),
+	           "no cgroup v2 hierarchy"));
 	json_decref(r);
 	plugtest_free(t);
 }

@@ -33,8 +33,8 @@ struct cleanup {
 	int thread_joinable; /* a scheduled run was started and not yet joined */
 	atomic_int thread_done;
 	atomic_int stopping;
-	json_t *last;      /* the last scheduled run's summary, or NULL */
-	char *drift_seen;  /* the drift events last published, as text: not repeated each run */
+	json_t *last;     /* the last scheduled run's summary, or NULL */
+	char *drift_seen; /* the drift events last published, as text: not repeated each run */
 	int publish_warned;
 	int64_t interval_ms;
 	int timer_id;
@@ -75,13 +75,15 @@ static int conf_load(const json_t *conf, struct cleanup_conf *c, char *msg, size
 			}
 			c->interval_ms = s * 1000;
 		} else if (strcmp(key, "policies") == 0) {
-			int rc = cl_policy_parse(v, CLEANUP_WHERE ".policies", &c->set, msg, msglen);
+			int rc =
+			    cl_policy_parse(v, CLEANUP_WHERE ".policies", &c->set, msg, msglen);
 			if (rc < 0)
 				return rc;
 			c->has_policies = 1;
 		} else {
 			snprintf(msg, msglen,
-			         CLEANUP_WHERE ": unknown key '%.64s' (known: root, interval, policies)",
+			         CLEANUP_WHERE
+			         ": unknown key '%.64s' (known: root, interval, policies)",
 			         key);
 			return OUTPOST_E_BAD_ARGS;
 		}
@@ -118,7 +120,8 @@ static void publish_events(struct cleanup *cl, struct cl_run *r, int scheduled)
 	pthread_mutex_unlock(&cl->lock);
 	json_decref(drift);
 	for (i = 0; i < json_array_size(r->events);) {
-		const char *kind = json_string_value(json_object_get(json_array_get(r->events, i), "kind"));
+		const char *kind =
+		    json_string_value(json_object_get(json_array_get(r->events, i), "kind"));
 		if ((drift_old && strcmp(kind, "cleanup.drift") == 0) ||
 		    (scheduled && strcmp(kind, "cleanup.applied") == 0 && !r->nchanges &&
 		     !json_array_size(r->errors)))
@@ -128,8 +131,8 @@ static void publish_events(struct cleanup *cl, struct cl_run *r, int scheduled)
 	}
 	for (i = 0; i < json_array_size(r->events) && rc == 0; i += CLEANUP_EVENTS_PER_BATCH) {
 		json_t *part = json_array();
-		for (size_t j = i; j < i + CLEANUP_EVENTS_PER_BATCH && j < json_array_size(r->events);
-		     j++)
+		for (size_t j = i;
+		     j < i + CLEANUP_EVENTS_PER_BATCH && j < json_array_size(r->events); j++)
 			json_array_append(part, json_array_get(r->events, j));
 		batch = json_pack("{s:o}", "events", part);
 		rc = batch ? outpost_publish(cl->pc, "events", batch) : OUTPOST_E_INTERNAL;
@@ -141,7 +144,7 @@ static void publish_events(struct cleanup *cl, struct cl_run *r, int scheduled)
 		pthread_mutex_unlock(&cl->lock);
 		/* No hub (unavailable) is normal for a local-only agent: said once, at info. */
 		outpost_log(cl->pc,
-		            warned ? OUTPOST_LOG_DEBUG
+		            warned                        ? OUTPOST_LOG_DEBUG
 		            : rc == OUTPOST_E_UNAVAILABLE ? OUTPOST_LOG_INFO
 		                                          : OUTPOST_LOG_WARN,
 		            "%zu events not handed to the hub (%s); what apply changed is in its "
@@ -150,9 +153,9 @@ static void publish_events(struct cleanup *cl, struct cl_run *r, int scheduled)
 	}
 }
 
-static int run_locked(struct cleanup *cl, const struct cleanup_conf *c, int apply,
-                      const char *only, int (*stop)(void *), void *stop_arg, int scheduled,
-                      json_t **result, char *msg, size_t msglen)
+static int run_locked(struct cleanup *cl, const struct cleanup_conf *c, int apply, const char *only,
+                      int (*stop)(void *), void *stop_arg, int scheduled, json_t **result,
+                      char *msg, size_t msglen)
 {
 	struct cl_run r;
 	int rootfd, rc;
@@ -209,7 +212,8 @@ static int cleanup_op(struct outpost_call *call, json_t *args, json_t **result, 
 
 	rc = conf_load(outpost_call_config(call), &c, msg, sizeof(msg));
 	if (rc < 0) {
-		rc = outpost_call_error(call, OUTPOST_E_UNAVAILABLE, "%s; fix the agent config", msg);
+		rc = outpost_call_error(call, OUTPOST_E_UNAVAILABLE, "%s; fix the agent config",
+		                        msg);
 		goto out;
 	}
 	if (pushed) {
@@ -316,7 +320,8 @@ static void cleanup_tick(struct outpost_plugin_ctx *pc, void *arg)
 
 	if (cl->thread_joinable) {
 		if (!atomic_load(&cl->thread_done)) {
-			outpost_log(pc, OUTPOST_LOG_INFO, "scheduled apply skipped: the last one runs");
+			outpost_log(pc, OUTPOST_LOG_INFO,
+			            "scheduled apply skipped: the last one runs");
 			return;
 		}
 		pthread_join(cl->thread, NULL);
@@ -327,7 +332,8 @@ static void cleanup_tick(struct outpost_plugin_ctx *pc, void *arg)
 		return;
 	s->cl = cl;
 	msg[0] = '\0';
-	if (conf_load(outpost_plugin_config(pc), &s->c, msg, sizeof(msg)) < 0 || !s->c.has_policies) {
+	if (conf_load(outpost_plugin_config(pc), &s->c, msg, sizeof(msg)) < 0 ||
+	    !s->c.has_policies) {
 		if (msg[0] && strcmp(msg, cl->conf_error) != 0)
 			outpost_log(pc, OUTPOST_LOG_ERROR, "scheduled apply skipped: %s", msg);
 		snprintf(cl->conf_error, sizeof(cl->conf_error), "%s", msg);
@@ -382,7 +388,8 @@ static int cleanup_init(struct outpost_plugin_ctx *pc, void **state)
 	if (cl->interval_ms > 0) {
 		int id = outpost_timer_add(pc, cl->interval_ms, cleanup_tick, cl);
 		if (id < 0) {
-			outpost_log(pc, OUTPOST_LOG_ERROR, "cannot add the schedule timer (%d)", id);
+			outpost_log(pc, OUTPOST_LOG_ERROR, "cannot add the schedule timer (%d)",
+			            id);
 			cleanup_fini(cl);
 			return id;
 		}

@@ -89,10 +89,12 @@ void cl_drift_sysctl(struct cl_run *r, const struct cl_policy *p, const struct c
 			cl_run_error(r, p->name, s->key, msg);
 		} else {
 			char now[CL_SYSCTL_MAX];
-			fixed = sysctl_read(pfd, name, now, sizeof(now)) == 0 && strcmp(now, want) == 0;
+			fixed =
+			    sysctl_read(pfd, name, now, sizeof(now)) == 0 && strcmp(now, want) == 0;
 			if (!fixed) {
-				snprintf(msg, sizeof(msg), "sysctl %s: the kernel kept '%.200s' after '%s'",
-				         s->key, now, want);
+				snprintf(msg, sizeof(msg),
+				         "sysctl %s: the kernel kept '%.200s' after '%s'", s->key,
+				         now, want);
 				cl_run_error(r, p->name, s->key, msg);
 			}
 		}
@@ -181,8 +183,10 @@ static int required_fix(int pfd, const char *name, const struct cl_required *q, 
 	}
 	fd = openat(pfd, name,
 	            O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | (q->dir ? O_DIRECTORY : 0));
-	if (fd < 0 || fstat(fd, &st) < 0 || (q->dir ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode))) {
-		snprintf(msg, msglen, "cannot open it: %s", fd < 0 ? strerror(errno) : "wrong type");
+	if (fd < 0 || fstat(fd, &st) < 0 ||
+	    (q->dir ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode))) {
+		snprintf(msg, msglen, "cannot open it: %s",
+		         fd < 0 ? strerror(errno) : "wrong type");
 		if (fd >= 0)
 			close(fd);
 		return -1;
@@ -241,9 +245,10 @@ void cl_drift_required(struct cl_run *r, const struct cl_policy *p, const struct
 			fixed = 1;
 			r->fixed++;
 			cl_run_event(r, "cleanup.path_fixed", "notice",
-			             json_pack("{s:s, s:s, s:s}", "policy", p->name, "path", q->path,
-			                       "was", problem),
-			             "%s %s (was: %s)", found ? "fixed" : "created", q->path, problem);
+			             json_pack("{s:s, s:s, s:s}", "policy", p->name, "path",
+			                       q->path, "was", problem),
+			             "%s %s (was: %s)", found ? "fixed" : "created", q->path,
+			             problem);
 		}
 	} else if (r->apply) {
 		cl_run_event(r, "cleanup.drift", "warning",
@@ -313,10 +318,10 @@ void cl_drift_packages(struct cl_run *r, const struct cl_policy *p)
 		json_array_append_new(r->packages, json_pack("{s:s, s:s}", "policy", p->name,
 		                                             "package", p->packages[i]));
 		if (r->apply)
-			cl_run_event(r, "cleanup.drift", "warning",
-			             json_pack("{s:s, s:s}", "policy", p->name, "package",
-			                       p->packages[i]),
-			             "package %s is not installed (policy %s)", p->packages[i], p->name);
+			cl_run_event(
+			    r, "cleanup.drift", "warning",
+			    json_pack("{s:s, s:s}", "policy", p->name, "package", p->packages[i]),
+			    "package %s is not installed (policy %s)", p->packages[i], p->name);
 	}
 out:
 	free(found);

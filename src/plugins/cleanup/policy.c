@@ -55,11 +55,20 @@ int64_t cl_duration(const json_t *v)
 		return -1;
 	switch (*end) {
 	case '\0':
-	case 's': unit = 1; break;
-	case 'm': unit = 60; break;
-	case 'h': unit = 3600; break;
-	case 'd': unit = 86400; break;
-	default: return -1;
+	case 's':
+		unit = 1;
+		break;
+	case 'm':
+		unit = 60;
+		break;
+	case 'h':
+		unit = 3600;
+		break;
+	case 'd':
+		unit = 86400;
+		break;
+	default:
+		return -1;
 	}
 	if (*end && end[1])
 		return -1;
@@ -87,12 +96,22 @@ int64_t cl_bytes(const json_t *v)
 	if (errno || n < 0)
 		return -1;
 	switch (*end) {
-	case '\0': break;
-	case 'K': shift = 10; break;
-	case 'M': shift = 20; break;
-	case 'G': shift = 30; break;
-	case 'T': shift = 40; break;
-	default: return -1;
+	case '\0':
+		break;
+	case 'K':
+		shift = 10;
+		break;
+	case 'M':
+		shift = 20;
+		break;
+	case 'G':
+		shift = 30;
+		break;
+	case 'T':
+		shift = 40;
+		break;
+	default:
+		return -1;
 	}
 	if (*end && end[1])
 		return -1;
@@ -147,8 +166,7 @@ static int check_keys(struct pctx *c, const json_t *obj, const char *const *know
 	return 0;
 }
 
-static int get_string(struct pctx *c, const json_t *obj, const char *key, int required,
-                      char **out)
+static int get_string(struct pctx *c, const json_t *obj, const char *key, int required, char **out)
 {
 	json_t *v = json_object_get(obj, key);
 
@@ -196,7 +214,7 @@ static int get_path(struct pctx *c, const json_t *obj, const char *key, char **o
 
 static int parse_rule(struct pctx *c, const json_t *o, struct cl_rule *r)
 {
-	static const char *const known[] = {"dir",  "match",         "recurse",        "max_age",
+	static const char *const known[] = {"dir",  "match",          "recurse",        "max_age",
 	                                    "keep", "max_total_size", "compress_after", NULL};
 	json_t *v;
 	int rc;
@@ -215,8 +233,7 @@ static int parse_rule(struct pctx *c, const json_t *o, struct cl_rule *r)
 		return OUTPOST_E_INTERNAL;
 	if (strchr(r->match, '/'))
 		return perr(c, "match", "'%.128s' matches names, not paths: no '/'", r->match);
-	if ((v = json_object_get(o, "max_age")) &&
-	    ((r->max_age_s = cl_duration(v)) <= 0))
+	if ((v = json_object_get(o, "max_age")) && ((r->max_age_s = cl_duration(v)) <= 0))
 		return perr(c, "max_age",
 		            "must be a positive duration: seconds, or a number with s, m, h or d "
 		            "(\"14d\")");
@@ -260,7 +277,8 @@ static int parse_sysctl(struct pctx *c, const char *key, const json_t *v, struct
 
 	if (!sysctl_key_ok(key))
 		return perr(c, NULL,
-		            "'%.64s' is not a sysctl name (a.b.c of letters, digits, _ and -)", key);
+		            "'%.64s' is not a sysctl name (a.b.c of letters, digits, _ and -)",
+		            key);
 	if (at + 1 + strlen(key) >= sizeof(c->at))
 		return perr(c, NULL, "the name '%.64s' is too long", key);
 	c->at[at] = '.';
@@ -329,8 +347,8 @@ static int parse_id(struct pctx *c, const json_t *o, const char *key, int group,
 
 static int parse_required(struct pctx *c, const json_t *o, struct cl_required *q)
 {
-	static const char *const known[] = {"path", "type", "mode", "owner", "group", "enforce",
-	                                    NULL};
+	static const char *const known[] = {"path",  "type",    "mode", "owner",
+	                                    "group", "enforce", NULL};
 	json_t *v;
 	char *type = NULL;
 	int rc;
@@ -417,8 +435,8 @@ static int section_array(struct pctx *c, const json_t *p, const char *key, json_
 static int parse_policy(struct pctx *c, const char *where, size_t i, const json_t *p,
                         struct cl_policy *pol)
 {
-	static const char *const known[] = {"name", "paths", "sysctl", "required", "packages",
-	                                    NULL};
+	static const char *const known[] = {"name",     "paths",    "sysctl",
+	                                    "required", "packages", NULL};
 	json_t *paths, *req, *pkgs, *sys, *v;
 	const char *key;
 	size_t j;
@@ -427,7 +445,8 @@ static int parse_policy(struct pctx *c, const char *where, size_t i, const json_
 	snprintf(c->at, sizeof(c->at), "%s[%zu]", where, i);
 	if (!json_is_object(p))
 		return perr(c, NULL, "must be an object {\"name\": ..., \"paths\": [...], ...}");
-	if ((rc = check_keys(c, p, known)) < 0 || (rc = get_string(c, p, "name", 1, &pol->name)) < 0)
+	if ((rc = check_keys(c, p, known)) < 0 ||
+	    (rc = get_string(c, p, "name", 1, &pol->name)) < 0)
 		return rc;
 	if (strlen(pol->name) > 64)
 		return perr(c, "name", "over 64 bytes");
@@ -437,8 +456,7 @@ static int parse_policy(struct pctx *c, const char *where, size_t i, const json_
 		return rc;
 	sys = json_object_get(p, "sysctl");
 	if (sys && (!json_is_object(sys) || json_object_size(sys) > CL_ITEMS_MAX))
-		return perr(c, "sysctl",
-		            "must be an object of at most %d \"name\": value entries",
+		return perr(c, "sysctl", "must be an object of at most %d \"name\": value entries",
 		            CL_ITEMS_MAX);
 	pol->rules = calloc(json_array_size(paths) + 1, sizeof(*pol->rules));
 	pol->required = calloc(json_array_size(req) + 1, sizeof(*pol->required));
@@ -466,8 +484,9 @@ static int parse_policy(struct pctx *c, const char *where, size_t i, const json_
 	{
 		at_item(c, where, i, "packages", j);
 		if (!json_is_string(v) || !package_name_ok(json_string_value(v)))
-			return perr(c, NULL,
-			            "must be a Debian package name (lower case letters, digits, + - .)");
+			return perr(
+			    c, NULL,
+			    "must be a Debian package name (lower case letters, digits, + - .)");
 		if (!(pol->packages[j] = strdup(json_string_value(v))))
 			return OUTPOST_E_INTERNAL;
 		pol->npackages = j + 1;

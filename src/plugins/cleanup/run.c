@@ -47,10 +47,10 @@ void cl_run_event(struct cl_run *r, const char *kind, const char *severity, json
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	json_array_append_new(r->events, json_pack("{s:s, s:s, s:I, s:s, s:o}", "kind", kind,
-	                                           "severity", severity, "ts",
-	                                           (json_int_t)r->now_ms, "message", msg, "data",
-	                                           data ? data : json_object()));
+	json_array_append_new(r->events,
+	                      json_pack("{s:s, s:s, s:I, s:s, s:o}", "kind", kind, "severity",
+	                                severity, "ts", (json_int_t)r->now_ms, "message", msg,
+	                                "data", data ? data : json_object()));
 }
 
 void cl_run_change(struct cl_run *r, const char *policy, const char *action, const char *what,
@@ -188,8 +188,9 @@ static int run_rule(struct cl_run *r, const struct cl_policy *p, const struct cl
 	dfd = cw_open_dir(r->rootfd, rule->dir);
 	if (dfd < 0) {
 		snprintf(msg, sizeof(msg), "%s",
-		         errno == ENOENT   ? "does not exist: nothing to clean"
-		         : errno == ELOOP  ? "a component is a symlink: not followed, nothing cleaned"
+		         errno == ENOENT ? "does not exist: nothing to clean"
+		         : errno == ELOOP
+		             ? "a component is a symlink: not followed, nothing cleaned"
 		         : errno == ENOTDIR ? "is not a directory"
 		                            : strerror(errno));
 		if (errno != ENOENT)
@@ -203,9 +204,10 @@ static int run_rule(struct cl_run *r, const struct cl_policy *p, const struct cl
 		goto out;
 	}
 	if (s.truncated) {
-		snprintf(msg, sizeof(msg),
-		         "over %d files match: nothing decided; narrow the rule (match, no recurse)",
-		         CW_SCAN_MAX);
+		snprintf(
+		    msg, sizeof(msg),
+		    "over %d files match: nothing decided; narrow the rule (match, no recurse)",
+		    CW_SCAN_MAX);
 		cl_run_error(r, p->name, rule->dir, msg);
 		goto out;
 	}
@@ -217,20 +219,23 @@ static int run_rule(struct cl_run *r, const struct cl_policy *p, const struct cl
 			continue;
 		if (r->stop && r->stop(r->stop_arg)) {
 			rc = OUTPOST_E_TIMEOUT;
-			cl_run_error(r, p->name, rule->dir, "passed the deadline: the rest was not done");
+			cl_run_error(r, p->name, rule->dir,
+			             "passed the deadline: the rest was not done");
 			break;
 		}
 		snprintf(path, sizeof(path), "%s/%s", rule->dir, f->rel);
 		if (r->apply) {
-			int frc = f->action == CW_DELETE ? cw_delete(dfd, f, msg, sizeof(msg))
-			                                 : cw_compress(dfd, f, &saved, msg, sizeof(msg));
+			int frc = f->action == CW_DELETE
+			              ? cw_delete(dfd, f, msg, sizeof(msg))
+			              : cw_compress(dfd, f, &saved, msg, sizeof(msg));
 			if (frc < 0) {
 				cl_run_error(r, p->name, path, msg);
 				continue;
 			}
 			file_event(r, p->name,
-			           f->action == CW_DELETE ? "cleanup.deleted" : "cleanup.compressed", path,
-			           f->action == CW_DELETE ? f->size : saved, f->reason);
+			           f->action == CW_DELETE ? "cleanup.deleted"
+			                                  : "cleanup.compressed",
+			           path, f->action == CW_DELETE ? f->size : saved, f->reason);
 		}
 		if (f->action == CW_DELETE) {
 			r->deleted++;
@@ -240,8 +245,8 @@ static int run_rule(struct cl_run *r, const struct cl_policy *p, const struct cl
 			r->bytes_compress += f->size;
 			r->bytes_saved += saved;
 		}
-		cl_run_change(r, p->name, f->action == CW_DELETE ? "delete" : "compress", "path", path,
-		              f->size, f->reason);
+		cl_run_change(r, p->name, f->action == CW_DELETE ? "delete" : "compress", "path",
+		              path, f->size, f->reason);
 	}
 out:
 	cw_scan_free(&s);
@@ -286,14 +291,13 @@ int cl_run_policies(struct cl_run *r, const struct cl_set *s, const char *only)
 
 json_t *cl_run_result(const struct cl_run *r)
 {
-	json_t *o = json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:O, s:b, s:O, s:O, s:O}", "dry_run",
-	                      !r->apply, "files_deleted", (json_int_t)r->deleted, "bytes_freed",
-	                      (json_int_t)r->bytes_freed, "files_compressed",
-	                      (json_int_t)r->compressed, "bytes_to_compress",
-	                      (json_int_t)r->bytes_compress, "symlinks_skipped",
-	                      (json_int_t)r->symlinks, "changes", r->changes, "changes_truncated",
-	                      r->nchanges > json_array_size(r->changes), "drift", r->drift,
-	                      "missing_packages", r->packages, "errors", r->errors);
+	json_t *o = json_pack(
+	    "{s:b, s:I, s:I, s:I, s:I, s:I, s:O, s:b, s:O, s:O, s:O}", "dry_run", !r->apply,
+	    "files_deleted", (json_int_t)r->deleted, "bytes_freed", (json_int_t)r->bytes_freed,
+	    "files_compressed", (json_int_t)r->compressed, "bytes_to_compress",
+	    (json_int_t)r->bytes_compress, "symlinks_skipped", (json_int_t)r->symlinks, "changes",
+	    r->changes, "changes_truncated", r->nchanges > json_array_size(r->changes), "drift",
+	    r->drift, "missing_packages", r->packages, "errors", r->errors);
 
 	if (o && r->apply) {
 		json_object_set_new(o, "bytes_saved_by_compression", json_integer(r->bytes_saved));

@@ -94,8 +94,8 @@ struct scanner {
 	size_t msglen;
 };
 
-static int scan_add(struct scanner *s, const char *prefix, const char *name,
-                    const struct stat *st, size_t dir)
+static int scan_add(struct scanner *s, const char *prefix, const char *name, const struct stat *st,
+                    size_t dir)
 {
 	struct cw_scan *o = s->out;
 	struct cw_file *f;
@@ -169,7 +169,8 @@ static int scan_dir(struct scanner *s, int fd, const char *prefix, int depth)
 			sfd = open_step(dirfd(d), name);
 			if (sfd < 0)
 				continue; /* swapped for a symlink, or gone: not ours to follow */
-			if (fstat(sfd, &now) < 0 || now.st_dev != st.st_dev || now.st_ino != st.st_ino) {
+			if (fstat(sfd, &now) < 0 || now.st_dev != st.st_dev ||
+			    now.st_ino != st.st_ino) {
 				close(sfd);
 				continue;
 			}
@@ -357,20 +358,22 @@ int cw_compress(int dirfd, const struct cw_file *f, int64_t *saved, char *msg, s
 		goto drop;
 	}
 	if (fchmod(out, st.st_mode & 0777) < 0 || fsync(out) < 0 ||
-	    futimens(out, (struct timespec[2]){st.st_atim, st.st_mtim}) < 0 || fstat(out, &gst) < 0) {
+	    futimens(out, (struct timespec[2]){st.st_atim, st.st_mtim}) < 0 ||
+	    fstat(out, &gst) < 0) {
 		snprintf(msg, msglen, "cannot finish %s.gz: %s", f->rel, strerror(errno));
 		goto drop;
 	}
 	if (fstat(in, &now) < 0 || !same_file(&now, f)) {
-		snprintf(msg, msglen, "%s changed while it was compressed (still written?): left alone",
-		         f->rel);
+		snprintf(msg, msglen,
+		         "%s changed while it was compressed (still written?): left alone", f->rel);
 		rc = OUTPOST_E_CONFLICT;
 		goto drop;
 	}
 	if (renameat2(pfd, tmp, pfd, gzname, RENAME_NOREPLACE) < 0) {
 		/* File systems without RENAME_NOREPLACE: a hard link never replaces either. */
 		if ((errno != EINVAL && errno != ENOSYS) || linkat(pfd, tmp, pfd, gzname, 0) < 0) {
-			snprintf(msg, msglen, "cannot rename into %s.gz: %s", f->rel, strerror(errno));
+			snprintf(msg, msglen, "cannot rename into %s.gz: %s", f->rel,
+			         strerror(errno));
 			rc = errno == EEXIST ? OUTPOST_E_CONFLICT : OUTPOST_E_INTERNAL;
 			goto drop;
 		}

@@ -33,7 +33,8 @@ struct cw_file {
 	int64_t mtime_s;
 	dev_t dev;
 	ino_t ino;
-	struct timespec ctime; /* with dev and ino: the same file, not a new one on a reused inode */
+	struct timespec
+	    ctime;  /* with dev and ino: the same file, not a new one on a reused inode */
 	size_t dir; /* index of the directory it is in, for keep-N */
 	enum cw_action action;
 	const char *reason; /* static: "max_age", "keep", "max_total_size", "compress_after" */

@@ -55,8 +55,8 @@ static char *slurp(struct fx *f, const char *rel)
 	return buf;
 }
 
-static const char *const dirs[] = {"var", "var/log", "var/log/app", "proc", "proc/sys",
-                                   "proc/sys/vm", "var/lib", "var/lib/dpkg", "etc", "outside"};
+static const char *const dirs[] = {"var",         "var/log", "var/log/app",  "proc", "proc/sys",
+                                   "proc/sys/vm", "var/lib", "var/lib/dpkg", "etc",  "outside"};
 
 static int setup(void **state)
 {
@@ -109,10 +109,10 @@ static void test_plan_changes_nothing_and_apply_does_what_it_said(void **state)
 	assert_int_equal(json_integer_value(json_object_get(plan, "files_deleted")), 1);
 	assert_int_equal(json_integer_value(json_object_get(plan, "bytes_freed")), 10);
 	assert_int_equal(json_array_size(json_object_get(plan, "missing_packages")), 1);
-	assert_string_equal(json_string_value(json_object_get(
-	                        json_array_get(json_object_get(plan, "missing_packages"), 0),
-	                        "package")),
-	                    "gone");
+	assert_string_equal(
+	    json_string_value(json_object_get(
+	        json_array_get(json_object_get(plan, "missing_packages"), 0), "package")),
+	    "gone");
 	assert_int_equal(stat(P(f, "var/log/app/old.log"), &st), 0);
 	assert_string_equal(slurp(f, "proc/sys/vm/swappiness"), "60\n");
 	assert_int_equal(stat(P(f, "etc/app"), &st), -1);
@@ -183,9 +183,9 @@ static void test_apply_records_an_event_per_change(void **state)
 	struct cl_run r;
 	struct cl_set s;
 	char msg[256];
-	json_t *pol = json_pack("[{s:s, s:[{s:s, s:s}], s:{s:{s:i, s:b}}}]", "name", "logs", "paths",
-	                        "dir", "/var/log/app", "max_age", "7d", "sysctl", "vm.swappiness",
-	                        "value", 10, "enforce", 1);
+	json_t *pol = json_pack("[{s:s, s:[{s:s, s:s}], s:{s:{s:i, s:b}}}]", "name", "logs",
+	                        "paths", "dir", "/var/log/app", "max_age", "7d", "sysctl",
+	                        "vm.swappiness", "value", 10, "enforce", 1);
 	int rootfd = open(f->root, O_RDONLY | O_DIRECTORY);
 	json_t *e;
 	size_t i;
@@ -201,12 +201,13 @@ static void test_apply_records_an_event_per_change(void **state)
 		assert_non_null(json_string_value(json_object_get(e, "message")));
 		if (strcmp(kind, "cleanup.deleted") == 0) {
 			deleted++;
-			assert_string_equal(json_string_value(json_object_get(
-			                        json_object_get(e, "data"), "path")),
-			                    "/var/log/app/old.log");
+			assert_string_equal(
+			    json_string_value(json_object_get(json_object_get(e, "data"), "path")),
+			    "/var/log/app/old.log");
 		} else if (strcmp(kind, "cleanup.sysctl_set") == 0) {
 			set++;
-			assert_string_equal(json_string_value(json_object_get(e, "severity")), "notice");
+			assert_string_equal(json_string_value(json_object_get(e, "severity")),
+			                    "notice");
 		} else if (strcmp(kind, "cleanup.applied") == 0)
 			summary++;
 	}
@@ -227,7 +228,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_pushed_policies_replace_the_configured_ones, setup,
 	                                    teardown),
 	    cmocka_unit_test(test_bad_config_answers_its_location),
-	    cmocka_unit_test_setup_teardown(test_apply_records_an_event_per_change, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_apply_records_an_event_per_change, setup,
+	                                    teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

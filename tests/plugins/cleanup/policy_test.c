@@ -64,9 +64,10 @@ static void test_match_defaults_to_every_name(void **state)
 	struct cl_set s;
 	char msg[512];
 
-	assert_int_equal(parse("[{\"name\": \"t\", \"paths\": [{\"dir\": \"/tmp/x\", \"keep\": 0}]}]",
-	                       &s, msg, sizeof(msg)),
-	                 0);
+	assert_int_equal(
+	    parse("[{\"name\": \"t\", \"paths\": [{\"dir\": \"/tmp/x\", \"keep\": 0}]}]", &s, msg,
+	          sizeof(msg)),
+	    0);
 	assert_string_equal(s.v[0].rules[0].match, "*");
 	assert_int_equal(s.v[0].rules[0].keep, 0);
 	assert_int_equal(s.v[0].rules[0].max_total_bytes, -1);
@@ -121,8 +122,8 @@ static void test_bad_policies_are_located(void **state)
 		struct cl_set s;
 		int rc = parse(cases[i][0], &s, msg, sizeof(msg));
 		if (rc != OUTPOST_E_BAD_ARGS || strncmp(msg, cases[i][1], strlen(cases[i][1])) != 0)
-			fail_msg("case %zu: %s\n  got %d '%s'\n  want '%s'", i, cases[i][0], rc, msg,
-			         cases[i][1]);
+			fail_msg("case %zu: %s\n  got %d '%s'\n  want '%s'", i, cases[i][0], rc,
+			         msg, cases[i][1]);
 		cl_set_free(&s);
 	}
 }

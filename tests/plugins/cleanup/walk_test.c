@@ -201,7 +201,8 @@ static void test_compress_never_replaces_an_existing_gz(void **state)
 	mkfile(f, "top/x.log", 100, 3 * 86400);
 	mkfile(f, "top/x.log.gz", 7, 0);
 	assert_int_equal(cw_scan(f->top, "*.log", 0, NULL, NULL, &s, msg, sizeof(msg)), 0);
-	assert_int_equal(cw_compress(f->top, &s.v[0], &saved, msg, sizeof(msg)), OUTPOST_E_CONFLICT);
+	assert_int_equal(cw_compress(f->top, &s.v[0], &saved, msg, sizeof(msg)),
+	                 OUTPOST_E_CONFLICT);
 	assert_int_equal(stat(P(f, "top/x.log.gz"), &st), 0);
 	assert_int_equal(st.st_size, 7);
 	assert_int_equal(stat(P(f, "top/x.log"), &st), 0);
@@ -213,7 +214,7 @@ static enum cw_action action(const struct cw_scan *s, const char *rel)
 	const struct cw_file *f = find(s, rel);
 
 	assert_non_null(f);
-	return f ? f->action : (enum cw_action)-1;
+	return f ? f->action : (enum cw_action) - 1;
 }
 
 static void test_rules_age_keep_size_compress(void **state)
@@ -271,7 +272,8 @@ int main(void)
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_open_dir_refuses_symlinked_components, setup,
 	                                    teardown),
-	    cmocka_unit_test_setup_teardown(test_delete_leaves_a_swapped_file_alone, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_delete_leaves_a_swapped_file_alone, setup,
+	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_compress_keeps_content_mode_and_times, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_compress_never_replaces_an_existing_gz, setup,
