@@ -55,6 +55,10 @@ struct guard {
 	struct outpost_plugin_ctx *pc;
 	pthread_mutex_t lock; /* guards status: the loop writes it, guard.status reads it */
 	json_t *status;
+	/* Events of the pass init makes, before the agent's link to the hub exists: handed over
+	 * with the first timer pass's. */
+	json_t *held;
+	int started; /* init is over: events go out as they come */
 	char conf_error[512];
 	atomic_int publish_warned; /* a loop tick and guard.apply may both publish */
 };
@@ -580,6 +584,19 @@ static void guard_publish(struct guard *g, json_t *events)
 	json_t *batch;
 	int rc;
 
+	pthread_mutex_lock(&g->lock);
+	if (!g->started) {
+		json_array_extend(g->held, events);
+		pthread_mutex_unlock(&g->lock);
+		return;
+	}
+	if (json_array_size(g->held)) {
+		json_array_extend(g->held, events);
+		json_array_clear(events);
+		json_array_extend(events, g->held);
+		json_array_clear(g->held);
+	}
+	pthread_mutex_unlock(&g->lock);
 	if (!json_array_size(events))
 		return;
 	batch = json_pack("{s:O}", "events", events);
@@ -683,6 +700,7 @@ static void guard_fini(void *state)
 	if (!g)
 		return;
 	json_decref(g->status);
+	json_decref(g->held);
 	pthread_mutex_destroy(&g->lock);
 	free(g);
 }
@@ -698,10 +716,14 @@ static int guard_init(struct outpost_plugin_ctx *pc, void **state)
 		return OUTPOST_E_INTERNAL;
 	g->pc = pc;
 	pthread_mutex_init(&g->lock, NULL);
+	g->held = json_array();
 	if (gconf_load(outpost_plugin_config(pc), &c, msg, sizeof(msg)) < 0)
 		c.interval_ms = 10000; /* the tick logs the error, and picks a fix up on reload */
 	gconf_free(&c);
 	guard_tick(pc, g); /* the agent protected from its first moment, not an interval later */
+	pthread_mutex_lock(&g->lock);
+	g->started = 1;
+	pthread_mutex_unlock(&g->lock);
 	id = outpost_timer_add(pc, c.interval_ms, guard_tick, g);
 	if (id < 0) {
 		outpost_log(pc, OUTPOST_LOG_ERROR, "cannot add the rescan timer (%d)", id);
