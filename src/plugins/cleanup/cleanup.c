@@ -96,9 +96,16 @@ static void conf_free(struct cleanup_conf *c)
 	cl_set_free(&c->set);
 }
 
-/* Hands the run's events to the core for the hub, in batches. Scheduled runs drop drift
- * already published by the run before (a drifted sysctl is news once, not every hour) and
- * their summary when nothing happened. */
+/* Events that say how the host is rather than what a run changed: the same every run until
+ * someone acts. */
+static int repeats(const char *kind)
+{
+	return strcmp(kind, "cleanup.drift") == 0 || strcmp(kind, "cleanup.error") == 0;
+}
+
+/* Hands the run's events to the core for the hub, in batches. Scheduled runs drop the drift
+ * and errors already published by the run before (a drifted sysctl is news once, not every
+ * hour) and their summary when nothing happened. */
 static void publish_events(struct cleanup *cl, struct cl_run *r, int scheduled)
 {
 	json_t *drift = json_array(), *batch = NULL;
@@ -109,7 +116,7 @@ static void publish_events(struct cleanup *cl, struct cl_run *r, int scheduled)
 
 	json_array_foreach(r->events, i, e)
 	{
-		if (strcmp(json_string_value(json_object_get(e, "kind")), "cleanup.drift") == 0)
+		if (repeats(json_string_value(json_object_get(e, "kind"))))
 			json_array_append(drift, json_object_get(e, "message"));
 	}
 	text = json_dumps(drift, JSON_COMPACT);
@@ -122,7 +129,7 @@ static void publish_events(struct cleanup *cl, struct cl_run *r, int scheduled)
 	for (i = 0; i < json_array_size(r->events);) {
 		const char *kind =
 		    json_string_value(json_object_get(json_array_get(r->events, i), "kind"));
-		if ((drift_old && strcmp(kind, "cleanup.drift") == 0) ||
+		if ((drift_old && repeats(kind)) ||
 		    (scheduled && strcmp(kind, "cleanup.applied") == 0 && !r->nchanges &&
 		     !json_array_size(r->errors)))
 			json_array_remove(r->events, i);
