@@ -38,7 +38,7 @@ struct cleanup {
 	int publish_warned;
 	int64_t interval_ms;
 	int timer_id;
-	char conf_error[512]; /* the last config error the timer logged: logged once */
+	char conf_error[768]; /* the last config error the timer logged: logged once */
 };
 
 /* A run's inputs, checked: the root prefix and the policies. */
