@@ -154,8 +154,8 @@ static void publish_events(struct cleanup *cl, struct cl_run *r, int scheduled)
 		            warned                        ? OUTPOST_LOG_DEBUG
 		            : rc == OUTPOST_E_UNAVAILABLE ? OUTPOST_LOG_INFO
 		                                          : OUTPOST_LOG_WARN,
-		            "%zu events not handed to the hub (%s); what apply changed is in its "
-		            "answer and the log",
+		            "%zu events not handed to the hub (%s); an apply's answer lists what it "
+		            "changed",
 		            json_array_size(r->events), err_name(rc));
 	}
 }
