@@ -102,3 +102,31 @@ def test_cgroup_limits_or_a_stated_reason(agent):
         pytest.skip("memory controller: " + cg["memory.max"])
     with open("/sys/fs/cgroup%s/memory.max" % cg["path"]) as f:
         assert f.read().strip() == str(2 << 30)
+
+
+def test_a_protection_is_an_event_at_the_hub(fleet, tmp_path):
+    want = -700 if can_lower() else 300
+    pidfile = tmp_path / "app.pid"
+    p = sleeper(pidfile)
+    try:
+        f = fleet(n=0)
+        a = f.add("web-1", f.token(), conf={"plugins": {"guard": {
+            "interval_s": 1, "protect": [{"pidfile": str(pidfile), "oom_score_adj": want}]}}})
+        f.wait_state("web-1", "up")
+        wait_for(lambda: oom_adj(p.pid) == want, timeout=5, what="the sleeper protected")
+        if "events not handed to the hub (bad_args)" in a.log():
+            pytest.skip("this agent has no events stream (outpost_publish refuses \"events\")")
+
+        def events():
+            status, body = f.hub.api("GET", "/api/v1/events?host=web-1&kind=guard&limit=100")
+            assert status == 200, body
+            res = body["result"]
+            return [e for e in (res["events"] if isinstance(res, dict) else res)
+                    if e.get("kind") == "guard.oom_adjusted"]
+        (e,) = wait_for(events, what="guard.oom_adjusted at the hub")
+        assert e["severity"] == "notice"
+        assert e["data"]["pid"] == p.pid and e["data"]["after"] == want
+        assert e["data"]["before"] == 0
+    finally:
+        p.kill()
+        p.wait()
