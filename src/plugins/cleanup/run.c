@@ -1,6 +1,8 @@
 /* A run of cleanup policies and the paths rules: see run.h. */
 #include "run.h"
 
+#include "core/wire.h"
+
 #include <outpost/plugin.h>
 
 #include <errno.h>
@@ -224,6 +226,12 @@ static int run_rule(struct cl_run *r, const struct cl_policy *p, const struct cl
 			break;
 		}
 		snprintf(path, sizeof(path), "%s/%s", rule->dir, f->rel);
+		/* A name that is not UTF-8 cannot be a JSON string: shown with '?' for its bytes
+		 * over 0x7f (the change itself goes by the real name). */
+		if (!wire_utf8_ok(path, strlen(path)))
+			for (char *c = path; *c; c++)
+				if ((unsigned char)*c > 0x7f)
+					*c = '?';
 		if (r->apply) {
 			int frc = f->action == CW_DELETE
 			              ? cw_delete(dfd, f, msg, sizeof(msg))

@@ -220,6 +220,28 @@ static void test_apply_records_an_event_per_change(void **state)
 	close(rootfd);
 }
 
+static void test_a_name_that_is_not_utf8_is_cleaned_and_shown(void **state)
+{
+	struct fx *f = *state;
+	json_t *r, *c;
+	const char *err;
+	struct stat st;
+
+	put(f, "var/log/app/bad\xff.log", "0123", 10 * 86400);
+	assert_int_equal(plugtest_call(f->t, "apply", "{\"policy\": \"logs\"}", &r, &err), 0);
+	assert_int_equal(json_integer_value(json_object_get(r, "files_deleted")), 2);
+	assert_int_equal(stat(P(f, "var/log/app/bad\xff.log"), &st), -1);
+	c = json_object_get(r, "changes");
+	assert_int_equal(json_array_size(c) >= 2, 1);
+	int seen = 0;
+	for (size_t i = 0; i < json_array_size(c); i++)
+		seen +=
+		    strcmp(json_string_value(json_object_get(json_array_get(c, i), "path")) ?: "",
+		           "/var/log/app/bad?.log") == 0;
+	assert_int_equal(seen, 1);
+	json_decref(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -228,6 +250,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_pushed_policies_replace_the_configured_ones, setup,
 	                                    teardown),
 	    cmocka_unit_test(test_bad_config_answers_its_location),
+	    cmocka_unit_test_setup_teardown(test_a_name_that_is_not_utf8_is_cleaned_and_shown,
+	                                    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_apply_records_an_event_per_change, setup,
 	                                    teardown),
 	};
