@@ -197,8 +197,18 @@ static void test_apply_records_an_event_per_change(void **state)
 	json_array_foreach(r.events, i, e)
 	{
 		const char *kind = json_string_value(json_object_get(e, "kind"));
-		assert_non_null(json_object_get(e, "ts"));
-		assert_non_null(json_string_value(json_object_get(e, "message")));
+		const char *sev = json_string_value(json_object_get(e, "severity"));
+		const char *text = json_string_value(json_object_get(e, "message"));
+		/* What the hub takes (docs/protocol.md, Events): a one-line message of 1 to 1024
+		 * bytes, one of four severities, a time in ms, data an object. */
+		assert_true(json_integer_value(json_object_get(e, "ts")) > 1600000000000LL);
+		assert_non_null(text);
+		assert_true(strlen(text) >= 1 && strlen(text) <= 1024 && !strchr(text, '\n'));
+		assert_non_null(sev);
+		assert_true(strcmp(sev, "info") == 0 || strcmp(sev, "notice") == 0 ||
+		            strcmp(sev, "warning") == 0 || strcmp(sev, "critical") == 0);
+		assert_true(json_is_object(json_object_get(e, "data")));
+		assert_int_equal(strncmp(kind, "cleanup.", 8), 0);
 		if (strcmp(kind, "cleanup.deleted") == 0) {
 			deleted++;
 			assert_string_equal(
