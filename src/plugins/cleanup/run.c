@@ -6,6 +6,7 @@
 #include <outpost/plugin.h>
 
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +41,26 @@ void cl_run_free(struct cl_run *r)
 	r->changes = r->drift = r->packages = r->errors = r->events = NULL;
 }
 
+/* File names are bytes: a newline in one would split an event's one-line message (and the hub
+ * refuses the whole batch), bytes that are not UTF-8 cannot be in a JSON string, and a
+ * message cut at its buffer's end may end in half a character. Such bytes are shown as '?';
+ * the changes themselves go by the real names. */
+static void clean_text(char *s)
+{
+	int utf8 = wire_utf8_ok(s, strlen(s));
+
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f || (!utf8 && (unsigned char)*s > 0x7f))
+			*s = '?';
+}
+
+static const char *clean_copy(char *buf, size_t len, const char *s)
+{
+	snprintf(buf, len, "%s", s);
+	clean_text(buf);
+	return buf;
+}
+
 void cl_run_event(struct cl_run *r, const char *kind, const char *severity, json_t *data,
                   const char *fmt, ...)
 {
@@ -49,6 +70,7 @@ void cl_run_event(struct cl_run *r, const char *kind, const char *severity, json
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	clean_text(msg);
 	json_array_append_new(r->events,
 	                      json_pack("{s:s, s:s, s:I, s:s, s:o}", "kind", kind, "severity",
 	                                severity, "ts", (json_int_t)r->now_ms, "message", msg,
@@ -58,12 +80,14 @@ void cl_run_event(struct cl_run *r, const char *kind, const char *severity, json
 void cl_run_change(struct cl_run *r, const char *policy, const char *action, const char *what,
                    const char *target, int64_t bytes, const char *reason)
 {
+	char tb[PATH_MAX + 64];
 	json_t *c;
 
 	r->nchanges++;
 	if (json_array_size(r->changes) >= CL_CHANGES_MAX)
 		return;
-	c = json_pack("{s:s, s:s, s:s}", "policy", policy, "action", action, what, target);
+	c = json_pack("{s:s, s:s, s:s}", "policy", policy, "action", action, what,
+	              clean_copy(tb, sizeof(tb), target));
 	if (bytes >= 0)
 		json_object_set_new(c, "bytes", json_integer(bytes));
 	if (reason)
@@ -71,8 +95,12 @@ void cl_run_change(struct cl_run *r, const char *policy, const char *action, con
 	json_array_append_new(r->changes, c);
 }
 
-void cl_run_error(struct cl_run *r, const char *policy, const char *target, const char *msg)
+void cl_run_error(struct cl_run *r, const char *policy, const char *target_raw, const char *msg_raw)
 {
+	char tb[PATH_MAX + 64], mb[1024];
+	const char *target = clean_copy(tb, sizeof(tb), target_raw);
+	const char *msg = clean_copy(mb, sizeof(mb), msg_raw);
+
 	json_array_append_new(r->errors, json_pack("{s:s, s:s, s:s}", "policy", policy, "path",
 	                                           target, "message", msg));
 	if (r->apply)
@@ -226,12 +254,7 @@ static int run_rule(struct cl_run *r, const struct cl_policy *p, const struct cl
 			break;
 		}
 		snprintf(path, sizeof(path), "%s/%s", rule->dir, f->rel);
-		/* A name that is not UTF-8 cannot be a JSON string: shown with '?' for its bytes
-		 * over 0x7f (the change itself goes by the real name). */
-		if (!wire_utf8_ok(path, strlen(path)))
-			for (char *c = path; *c; c++)
-				if ((unsigned char)*c > 0x7f)
-					*c = '?';
+		clean_text(path); /* for the answer and the events; f->rel is the real name */
 		if (r->apply) {
 			int frc = f->action == CW_DELETE
 			              ? cw_delete(dfd, f, msg, sizeof(msg))

@@ -230,7 +230,7 @@ static void test_apply_records_an_event_per_change(void **state)
 	close(rootfd);
 }
 
-static void test_a_name_that_is_not_utf8_is_cleaned_and_shown(void **state)
+static void test_names_not_utf8_or_with_newlines_are_cleaned_and_shown(void **state)
 {
 	struct fx *f = *state;
 	json_t *r, *c;
@@ -238,17 +238,19 @@ static void test_a_name_that_is_not_utf8_is_cleaned_and_shown(void **state)
 	struct stat st;
 
 	put(f, "var/log/app/bad\xff.log", "0123", 10 * 86400);
+	put(f, "var/log/app/two\nlines.log", "0123", 10 * 86400);
 	assert_int_equal(plugtest_call(f->t, "apply", "{\"policy\": \"logs\"}", &r, &err), 0);
-	assert_int_equal(json_integer_value(json_object_get(r, "files_deleted")), 2);
+	assert_int_equal(json_integer_value(json_object_get(r, "files_deleted")), 3);
 	assert_int_equal(stat(P(f, "var/log/app/bad\xff.log"), &st), -1);
 	c = json_object_get(r, "changes");
 	assert_int_equal(json_array_size(c) >= 2, 1);
 	int seen = 0;
-	for (size_t i = 0; i < json_array_size(c); i++)
-		seen +=
-		    strcmp(json_string_value(json_object_get(json_array_get(c, i), "path")) ?: "",
-		           "/var/log/app/bad?.log") == 0;
-	assert_int_equal(seen, 1);
+	for (size_t i = 0; i < json_array_size(c); i++) {
+		const char *p = json_string_value(json_object_get(json_array_get(c, i), "path"));
+		seen += p && (strcmp(p, "/var/log/app/bad?.log") == 0 ||
+		              strcmp(p, "/var/log/app/two?lines.log") == 0);
+	}
+	assert_int_equal(seen, 2);
 	json_decref(r);
 }
 
@@ -260,8 +262,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_pushed_policies_replace_the_configured_ones, setup,
 	                                    teardown),
 	    cmocka_unit_test(test_bad_config_answers_its_location),
-	    cmocka_unit_test_setup_teardown(test_a_name_that_is_not_utf8_is_cleaned_and_shown,
-	                                    setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_names_not_utf8_or_with_newlines_are_cleaned_and_shown, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_apply_records_an_event_per_change, setup,
 	                                    teardown),
 	};
