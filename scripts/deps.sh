@@ -30,6 +30,7 @@ libzookeeper-mt-dev
 libprotobuf-c-dev
 protobuf-c-compiler
 libsnappy-dev
+libvirt-dev
 python3
 dpkg-dev
 "

@@ -10,6 +10,7 @@ extern const struct outpost_plugin outpost_plugin_exec;
 extern const struct outpost_plugin outpost_plugin_file;
 extern const struct outpost_plugin outpost_plugin_security;
 extern const struct outpost_plugin outpost_plugin_metrics;
+extern const struct outpost_plugin outpost_plugin_vm;
 
 /* NULL-terminated. */
 extern const struct outpost_plugin *const builtin_plugins[];

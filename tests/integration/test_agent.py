@@ -750,7 +750,7 @@ def test_world_writable_plugin_dir_is_refused(agent, tmp_path):
     pdir.chmod(0o777)
     a = agent({"plugin_dir": str(pdir)})
     names = {p["name"] for p in a.get("/v1/plugins").result}
-    assert names == {"sys", "exec", "file", "metrics", "security"}
+    assert names == {"sys", "exec", "file", "metrics", "security", "vm"}
     assert "refused: writable by group or others" in a.log()
 
 
