@@ -7,14 +7,20 @@
  * first call (init never blocks on libvirt, so a host without it starts and answers
  * `unavailable`), reopened when it died or the configured URI changed. libvirt calls block:
  * they run on the dispatcher's worker threads like every op; the connection is thread-safe and
- * each call holds its own reference to it. */
+ * each call holds its own reference to it.
+ *
+ * libvirt is loaded with dlopen at the first call, not linked: the agent runs on every host and
+ * libvirt brings ~40 libraries (curl, libxml2, ...; ~9 MB PSS) the agent keeps out of its memory,
+ * and a host without libvirt0 must still start the agent. Only the headers are needed to build. */
 #include "plugins/builtin.h"
 #include "core/buf.h"
 #include "core/clk.h"
 
+#include <dlfcn.h>
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +34,61 @@
 /* Kept between a forced shutdown and the call's deadline, so the answer still gets out. */
 #define VM_MARGIN_MS 1000
 #define VM_POLL_MS 100
+
+/* The libvirt functions the plugin calls, resolved from libvirt.so.0 by vm_libvirt_load. */
+/* clang-format off */
+#define VM_LIBVIRT_FNS(X) \
+	X(virInitialize) X(virSetErrorFunc) X(virGetLastError) X(virConnectOpen) \
+	X(virConnectClose) X(virConnectIsAlive) X(virConnectRef) X(virConnectListAllDomains) \
+	X(virDomainGetInfo) X(virDomainGetUUIDString) X(virDomainListAllSnapshots) X(virDomainSnapshotGetName) \
+	X(virDomainSnapshotFree) X(virDomainGetName) X(virDomainIsPersistent) X(virDomainFree) \
+	X(virDomainLookupByName) X(virDomainGetVcpusFlags) X(virDomainDefineXML) X(virDomainIsActive) \
+	X(virDomainCreate) X(virDomainDestroy) X(virDomainShutdown) X(virDomainUndefineFlags) \
+	X(virDomainSetVcpusFlags) X(virDomainSetMemoryFlags) X(virDomainSnapshotLookupByName) X(virDomainRevertToSnapshot) \
+	X(virDomainSnapshotCreateXML)
+/* clang-format on */
+
+#define VM_FN_FIELD(f) __typeof__(&f) f;
+/* Process-wide, like the library it points into: loaded once (vm_lv_once), never unloaded
+ * (libvirt keeps threads and atexit state of its own), read-only after loading. */
+static struct {
+	VM_LIBVIRT_FNS(VM_FN_FIELD)
+} vm_lv;
+static pthread_once_t vm_lv_once = PTHREAD_ONCE_INIT;
+static char vm_lv_error[256]; /* empty when loaded */
+
+static void vm_quiet(void *data, virErrorPtr err);
+
+static void vm_libvirt_load(void)
+{
+	void *h = dlopen("libvirt.so.0", RTLD_NOW | RTLD_LOCAL);
+
+	if (!h) {
+		snprintf(vm_lv_error, sizeof vm_lv_error, "libvirt is not installed (libvirt0): %s",
+		         dlerror());
+		return;
+	}
+#define VM_FN_LOAD(f)                                                                              \
+	if (!(*(void **)&vm_lv.f = dlsym(h, #f))) {                                                \
+		snprintf(vm_lv_error, sizeof vm_lv_error, "libvirt.so.0 has no %s", #f);           \
+		return;                                                                            \
+	}
+	VM_LIBVIRT_FNS(VM_FN_LOAD)
+#undef VM_FN_LOAD
+	if (vm_lv.virInitialize() < 0) {
+		snprintf(vm_lv_error, sizeof vm_lv_error, "libvirt failed to initialize");
+		return;
+	}
+	/* libvirt prints every error on stderr unless told otherwise; the plugin reports them. */
+	vm_lv.virSetErrorFunc(NULL, vm_quiet);
+}
+
+/* Loads libvirt once; NULL when it is there, else why not. */
+static const char *vm_libvirt(void)
+{
+	pthread_once(&vm_lv_once, vm_libvirt_load);
+	return vm_lv_error[0] ? vm_lv_error : NULL;
+}
 
 struct vm_conf {
 	const char *uri;         /* borrowed from the config */
@@ -79,7 +140,6 @@ static int vm_conf_load(json_t *conf, struct vm_conf *c, char *msg, size_t msgle
 	return 0;
 }
 
-/* libvirt prints every error on stderr unless told otherwise; the plugin reports them itself. */
 static void vm_quiet(void *data, virErrorPtr err)
 {
 	(void)data;
@@ -95,11 +155,6 @@ static int vm_init(struct outpost_plugin_ctx *pc, void **state)
 		outpost_log(pc, OUTPOST_LOG_ERROR, "%s", msg);
 		return OUTPOST_E_BAD_ARGS;
 	}
-	if (virInitialize() < 0) {
-		outpost_log(pc, OUTPOST_LOG_ERROR, "vm: libvirt failed to initialize");
-		return OUTPOST_E_INTERNAL;
-	}
-	virSetErrorFunc(NULL, vm_quiet);
 	struct vm_state *st = calloc(1, sizeof *st);
 	if (!st)
 		return OUTPOST_E_INTERNAL;
@@ -115,7 +170,7 @@ static void vm_fini(void *state)
 	if (!st)
 		return;
 	if (st->conn)
-		virConnectClose(st->conn);
+		vm_lv.virConnectClose(st->conn);
 	free(st->uri);
 	pthread_mutex_destroy(&st->conn_lock);
 	free(st);
@@ -124,14 +179,14 @@ static void vm_fini(void *state)
 /* The message of libvirt's last error on this thread, or what. */
 static const char *vm_errmsg(const char *what)
 {
-	virErrorPtr e = virGetLastError();
+	virErrorPtr e = vm_lv.virGetLastError();
 	return e && e->message ? e->message : what;
 }
 
 /* Maps libvirt's last error to an outpost error on call. */
 static int vm_fail(struct outpost_call *call, const char *op, const char *name)
 {
-	virErrorPtr e = virGetLastError();
+	virErrorPtr e = vm_lv.virGetLastError();
 	int code = OUTPOST_E_INTERNAL;
 
 	if (e) {
@@ -175,15 +230,20 @@ static virConnectPtr vm_conn(struct outpost_call *call, struct vm_conf *c)
 {
 	struct vm_state *st = outpost_call_state(call);
 	virConnectPtr conn = NULL;
+	const char *why;
 	char msg[256];
 
 	if (vm_conf_load(outpost_call_config(call), c, msg, sizeof msg) < 0) {
 		outpost_call_error(call, OUTPOST_E_UNAVAILABLE, "vm: %s", msg);
 		return NULL;
 	}
+	if ((why = vm_libvirt())) {
+		outpost_call_error(call, OUTPOST_E_UNAVAILABLE, "vm: %s", why);
+		return NULL;
+	}
 	pthread_mutex_lock(&st->conn_lock);
-	if (st->conn && (strcmp(st->uri, c->uri) || virConnectIsAlive(st->conn) != 1)) {
-		virConnectClose(st->conn);
+	if (st->conn && (strcmp(st->uri, c->uri) || vm_lv.virConnectIsAlive(st->conn) != 1)) {
+		vm_lv.virConnectClose(st->conn);
 		st->conn = NULL;
 	}
 	if (!st->conn) {
@@ -192,7 +252,7 @@ static virConnectPtr vm_conn(struct outpost_call *call, struct vm_conf *c)
 			outpost_call_error(call, OUTPOST_E_INTERNAL, "vm: out of memory");
 			goto out;
 		}
-		st->conn = virConnectOpen(c->uri);
+		st->conn = vm_lv.virConnectOpen(c->uri);
 		if (!st->conn) {
 			outpost_call_error(call, OUTPOST_E_UNAVAILABLE,
 			                   "vm: cannot connect to %s: %s", c->uri,
@@ -203,7 +263,7 @@ static virConnectPtr vm_conn(struct outpost_call *call, struct vm_conf *c)
 		free(st->uri);
 		st->uri = uri;
 	}
-	if (virConnectRef(st->conn) == 0)
+	if (vm_lv.virConnectRef(st->conn) == 0)
 		conn = st->conn;
 	else
 		outpost_call_error(call, OUTPOST_E_INTERNAL, "vm: %s", vm_errmsg("connection ref"));
@@ -291,22 +351,22 @@ static json_t *vm_describe(struct outpost_call *call, virDomainPtr dom)
 	json_t *names, *vm;
 	int n;
 
-	if (virDomainGetInfo(dom, &info) < 0 || virDomainGetUUIDString(dom, uuid) < 0) {
-		vm_fail(call, "list", virDomainGetName(dom));
+	if (vm_lv.virDomainGetInfo(dom, &info) < 0 || vm_lv.virDomainGetUUIDString(dom, uuid) < 0) {
+		vm_fail(call, "list", vm_lv.virDomainGetName(dom));
 		return NULL;
 	}
 	names = json_array();
-	n = virDomainListAllSnapshots(dom, &snaps, 0);
+	n = vm_lv.virDomainListAllSnapshots(dom, &snaps, 0);
 	for (int i = 0; i < n; i++) {
-		json_array_append_new(names, json_string(virDomainSnapshotGetName(snaps[i])));
-		virDomainSnapshotFree(snaps[i]);
+		json_array_append_new(names, json_string(vm_lv.virDomainSnapshotGetName(snaps[i])));
+		vm_lv.virDomainSnapshotFree(snaps[i]);
 	}
 	free(snaps);
-	vm = json_pack("{s:s, s:s, s:s, s:i, s:I, s:I, s:b, s:o}", "name", virDomainGetName(dom),
-	               "uuid", uuid, "state", vm_state_name(info.state), "vcpus",
-	               (int)info.nrVirtCpu, "memory_mib", (json_int_t)(info.memory / 1024),
-	               "max_memory_mib", (json_int_t)(info.maxMem / 1024), "persistent",
-	               virDomainIsPersistent(dom) == 1, "snapshots", names);
+	vm = json_pack(
+	    "{s:s, s:s, s:s, s:i, s:I, s:I, s:b, s:o}", "name", vm_lv.virDomainGetName(dom), "uuid",
+	    uuid, "state", vm_state_name(info.state), "vcpus", (int)info.nrVirtCpu, "memory_mib",
+	    (json_int_t)(info.memory / 1024), "max_memory_mib", (json_int_t)(info.maxMem / 1024),
+	    "persistent", vm_lv.virDomainIsPersistent(dom) == 1, "snapshots", names);
 	if (!vm)
 		outpost_call_error(call, OUTPOST_E_INTERNAL, "vm.list: out of memory");
 	return vm;
@@ -322,7 +382,7 @@ static int vm_list(struct outpost_call *call, json_t *args, json_t **result)
 
 	if (!conn)
 		return OUTPOST_E_UNAVAILABLE;
-	n = virConnectListAllDomains(conn, &doms, 0);
+	n = vm_lv.virConnectListAllDomains(conn, &doms, 0);
 	if (n < 0) {
 		rc = vm_fail(call, "list", NULL);
 		goto out;
@@ -334,14 +394,14 @@ static int vm_list(struct outpost_call *call, json_t *args, json_t **result)
 			rc = OUTPOST_E_INTERNAL;
 		if (vm)
 			json_array_append_new(vms, vm);
-		virDomainFree(doms[i]);
+		vm_lv.virDomainFree(doms[i]);
 	}
 	if (rc == 0)
 		*result = json_pack("{s:O}", "vms", vms);
 out:
 	json_decref(vms);
 	free(doms);
-	virConnectClose(conn);
+	vm_lv.virConnectClose(conn);
 	return rc;
 }
 
@@ -415,9 +475,10 @@ static int vm_path_ok(const char *s)
 static json_t *vm_answer(virDomainPtr dom, const char *name, int changed)
 {
 	virDomainInfo info;
-	const char *state = dom && virDomainGetInfo(dom, &info) == 0 ? vm_state_name(info.state)
-	                    : dom                                    ? "unknown"
-	                                                             : "undefined";
+	const char *state = dom && vm_lv.virDomainGetInfo(dom, &info) == 0
+	                        ? vm_state_name(info.state)
+	                    : dom ? "unknown"
+	                          : "undefined";
 	return json_pack("{s:s, s:b, s:s}", "name", name, "changed", changed, "state", state);
 }
 
@@ -452,19 +513,19 @@ static int vm_define(struct outpost_call *call, json_t *args, json_t **result)
 
 	if (!(conn = vm_conn(call, &c)))
 		return OUTPOST_E_UNAVAILABLE;
-	dom = virDomainLookupByName(conn, name);
+	dom = vm_lv.virDomainLookupByName(conn, name);
 	if (dom) {
 		/* Defined already (by an earlier call): the same VM is success, another is refused
 		 * rather than silently left as it was. */
 		virDomainInfo info;
-		if (virDomainGetInfo(dom, &info) < 0) {
+		if (vm_lv.virDomainGetInfo(dom, &info) < 0) {
 			rc = vm_fail(call, "define", name);
 			goto out;
 		}
 		int64_t have_mem = (int64_t)(info.maxMem / 1024);
-		if (virDomainIsPersistent(dom) != 1 || have_mem != mem ||
-		    virDomainGetVcpusFlags(dom, VIR_DOMAIN_AFFECT_CONFIG |
-		                                    VIR_DOMAIN_VCPU_MAXIMUM) != vcpus) {
+		if (vm_lv.virDomainIsPersistent(dom) != 1 || have_mem != mem ||
+		    vm_lv.virDomainGetVcpusFlags(dom, VIR_DOMAIN_AFFECT_CONFIG |
+		                                          VIR_DOMAIN_VCPU_MAXIMUM) != vcpus) {
 			rc = outpost_call_error(
 			    call, OUTPOST_E_CONFLICT,
 			    "vm.define %s: a VM of that name exists with other vCPUs "
@@ -480,7 +541,7 @@ static int vm_define(struct outpost_call *call, json_t *args, json_t **result)
 		rc = outpost_call_error(call, OUTPOST_E_INTERNAL, "vm.define: out of memory");
 		goto out;
 	}
-	if (!(dom = virDomainDefineXML(conn, xml))) {
+	if (!(dom = vm_lv.virDomainDefineXML(conn, xml))) {
 		rc = vm_fail(call, "define", name);
 		goto out;
 	}
@@ -489,8 +550,8 @@ static int vm_define(struct outpost_call *call, json_t *args, json_t **result)
 out:
 	free(xml);
 	if (dom)
-		virDomainFree(dom);
-	virConnectClose(conn);
+		vm_lv.virDomainFree(dom);
+	vm_lv.virConnectClose(conn);
 	return rc;
 }
 
@@ -505,9 +566,9 @@ static int vm_open(struct outpost_call *call, json_t *args, const char *op, cons
 		return OUTPOST_E_BAD_ARGS;
 	if (!(*conn = vm_conn(call, c)))
 		return OUTPOST_E_UNAVAILABLE;
-	if (!(*dom = virDomainLookupByName(*conn, *name))) {
+	if (!(*dom = vm_lv.virDomainLookupByName(*conn, *name))) {
 		int rc = vm_fail(call, op, *name);
-		virConnectClose(*conn);
+		vm_lv.virConnectClose(*conn);
 		*conn = NULL;
 		return rc;
 	}
@@ -517,9 +578,9 @@ static int vm_open(struct outpost_call *call, json_t *args, const char *op, cons
 static void vm_done(virConnectPtr conn, virDomainPtr dom)
 {
 	if (dom)
-		virDomainFree(dom);
+		vm_lv.virDomainFree(dom);
 	if (conn)
-		virConnectClose(conn);
+		vm_lv.virConnectClose(conn);
 }
 
 static int vm_start(struct outpost_call *call, json_t *args, json_t **result)
@@ -532,7 +593,8 @@ static int vm_start(struct outpost_call *call, json_t *args, json_t **result)
 
 	if (rc)
 		return rc;
-	if ((active = virDomainIsActive(dom)) < 0 || (!active && virDomainCreate(dom) < 0))
+	if ((active = vm_lv.virDomainIsActive(dom)) < 0 ||
+	    (!active && vm_lv.virDomainCreate(dom) < 0))
 		rc = vm_fail(call, "start", name);
 	else
 		*result = vm_answer(dom, name, !active);
@@ -550,7 +612,8 @@ static int vm_destroy(struct outpost_call *call, json_t *args, json_t **result)
 
 	if (rc)
 		return rc;
-	if ((active = virDomainIsActive(dom)) < 0 || (active && virDomainDestroy(dom) < 0))
+	if ((active = vm_lv.virDomainIsActive(dom)) < 0 ||
+	    (active && vm_lv.virDomainDestroy(dom) < 0))
 		rc = vm_fail(call, "destroy", name);
 	else
 		*result = vm_answer(dom, name, active);
@@ -575,7 +638,7 @@ static int vm_shutdown(struct outpost_call *call, json_t *args, json_t **result)
 		rc = OUTPOST_E_BAD_ARGS;
 		goto out;
 	}
-	if ((active = virDomainIsActive(dom)) < 0) {
+	if ((active = vm_lv.virDomainIsActive(dom)) < 0) {
 		rc = vm_fail(call, "shutdown", name);
 		goto out;
 	}
@@ -584,18 +647,18 @@ static int vm_shutdown(struct outpost_call *call, json_t *args, json_t **result)
 		        last = outpost_call_deadline(call) - VM_MARGIN_MS;
 		if (end > last)
 			end = last;
-		if (virDomainShutdown(dom) < 0) {
+		if (vm_lv.virDomainShutdown(dom) < 0) {
 			rc = vm_fail(call, "shutdown", name);
 			goto out;
 		}
-		while (virDomainIsActive(dom) == 1 && clk_mono_ms() < end &&
+		while (vm_lv.virDomainIsActive(dom) == 1 && clk_mono_ms() < end &&
 		       !outpost_call_abandoned(call)) {
 			struct timespec ts = {0, VM_POLL_MS * 1000000L};
 			nanosleep(&ts, NULL);
 		}
-		if (virDomainIsActive(dom) == 1) {
+		if (vm_lv.virDomainIsActive(dom) == 1) {
 			/* It may have stopped in between: gone is what was asked. */
-			if (virDomainDestroy(dom) < 0 && virDomainIsActive(dom) == 1) {
+			if (vm_lv.virDomainDestroy(dom) < 0 && vm_lv.virDomainIsActive(dom) == 1) {
 				rc = vm_fail(call, "shutdown", name);
 				goto out;
 			}
@@ -624,14 +687,14 @@ static int vm_undefine(struct outpost_call *call, json_t *args, json_t **result)
 	}
 	if (rc)
 		return rc;
-	if (virDomainIsActive(dom) == 1) {
+	if (vm_lv.virDomainIsActive(dom) == 1) {
 		rc =
 		    outpost_call_error(call, OUTPOST_E_CONFLICT,
 		                       "vm.undefine %s: the VM is running; shut it down or destroy "
 		                       "it first",
 		                       name);
-	} else if (virDomainUndefineFlags(dom, VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA |
-	                                           VIR_DOMAIN_UNDEFINE_MANAGED_SAVE) < 0) {
+	} else if (vm_lv.virDomainUndefineFlags(dom, VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA |
+	                                                 VIR_DOMAIN_UNDEFINE_MANAGED_SAVE) < 0) {
 		rc = vm_fail(call, "undefine", name);
 	} else {
 		*result = vm_answer(NULL, name, 1);
@@ -666,53 +729,55 @@ static int vm_set(struct outpost_call *call, json_t *args, json_t **result)
 		                        "both");
 		goto out;
 	}
-	int active = virDomainIsActive(dom) == 1;
+	int active = vm_lv.virDomainIsActive(dom) == 1;
 	unsigned cfg = VIR_DOMAIN_AFFECT_CONFIG;
 	if (vcpus) {
-		int max = virDomainGetVcpusFlags(dom, cfg | VIR_DOMAIN_VCPU_MAXIMUM);
-		int cur = virDomainGetVcpusFlags(dom, cfg);
+		int max = vm_lv.virDomainGetVcpusFlags(dom, cfg | VIR_DOMAIN_VCPU_MAXIMUM);
+		int cur = vm_lv.virDomainGetVcpusFlags(dom, cfg);
 		if (max < 0 || cur < 0)
 			goto fail;
 		/* The maximum first when raising (libvirt refuses a count above it), last when
 		 * lowering (it refuses a maximum below the count). */
 		if (vcpus > max &&
-		    virDomainSetVcpusFlags(dom, vcpus, cfg | VIR_DOMAIN_VCPU_MAXIMUM) < 0)
+		    vm_lv.virDomainSetVcpusFlags(dom, vcpus, cfg | VIR_DOMAIN_VCPU_MAXIMUM) < 0)
 			goto fail;
-		if (vcpus != cur && virDomainSetVcpusFlags(dom, vcpus, cfg) < 0)
+		if (vcpus != cur && vm_lv.virDomainSetVcpusFlags(dom, vcpus, cfg) < 0)
 			goto fail;
 		if (vcpus < max &&
-		    virDomainSetVcpusFlags(dom, vcpus, cfg | VIR_DOMAIN_VCPU_MAXIMUM) < 0)
+		    vm_lv.virDomainSetVcpusFlags(dom, vcpus, cfg | VIR_DOMAIN_VCPU_MAXIMUM) < 0)
 			goto fail;
 		changed |= vcpus != max || vcpus != cur;
 		if (active) {
-			int live = virDomainGetVcpusFlags(dom, VIR_DOMAIN_AFFECT_LIVE);
+			int live = vm_lv.virDomainGetVcpusFlags(dom, VIR_DOMAIN_AFFECT_LIVE);
 			if (live < 0 ||
 			    (live != vcpus &&
-			     virDomainSetVcpusFlags(dom, vcpus, VIR_DOMAIN_AFFECT_LIVE) < 0))
+			     vm_lv.virDomainSetVcpusFlags(dom, vcpus, VIR_DOMAIN_AFFECT_LIVE) < 0))
 				goto fail;
 			changed |= live != vcpus;
 		}
 	}
 	if (mem) {
 		unsigned long kib = (unsigned long)mem * 1024;
-		if (virDomainGetInfo(dom, &info) < 0)
+		if (vm_lv.virDomainGetInfo(dom, &info) < 0)
 			goto fail;
 		if (active) {
 			/* Live first: the definition's numbers are not readable apart while
 			 * running. */
 			if (info.memory != kib &&
-			    virDomainSetMemoryFlags(dom, kib, VIR_DOMAIN_AFFECT_LIVE) < 0)
+			    vm_lv.virDomainSetMemoryFlags(dom, kib, VIR_DOMAIN_AFFECT_LIVE) < 0)
 				goto fail;
 			changed |= info.memory != kib;
-			if (virDomainSetMemoryFlags(dom, kib, cfg | VIR_DOMAIN_MEM_MAXIMUM) < 0 ||
-			    virDomainSetMemoryFlags(dom, kib, cfg) < 0)
+			if (vm_lv.virDomainSetMemoryFlags(dom, kib, cfg | VIR_DOMAIN_MEM_MAXIMUM) <
+			        0 ||
+			    vm_lv.virDomainSetMemoryFlags(dom, kib, cfg) < 0)
 				goto fail;
 		} else if (info.maxMem != kib || info.memory != kib) {
 			if ((kib > info.maxMem &&
-			     virDomainSetMemoryFlags(dom, kib, cfg | VIR_DOMAIN_MEM_MAXIMUM) < 0) ||
-			    virDomainSetMemoryFlags(dom, kib, cfg) < 0 ||
-			    (kib < info.maxMem &&
-			     virDomainSetMemoryFlags(dom, kib, cfg | VIR_DOMAIN_MEM_MAXIMUM) < 0))
+			     vm_lv.virDomainSetMemoryFlags(dom, kib, cfg | VIR_DOMAIN_MEM_MAXIMUM) <
+			         0) ||
+			    vm_lv.virDomainSetMemoryFlags(dom, kib, cfg) < 0 ||
+			    (kib < info.maxMem && vm_lv.virDomainSetMemoryFlags(
+			                              dom, kib, cfg | VIR_DOMAIN_MEM_MAXIMUM) < 0))
 				goto fail;
 			changed = 1;
 		}
@@ -741,9 +806,9 @@ static int vm_snapshot(struct outpost_call *call, json_t *args, json_t **result,
 		return OUTPOST_E_BAD_ARGS;
 	if ((rc = vm_open(call, args, op, &name, &c, &conn, &dom)))
 		return rc;
-	snap = virDomainSnapshotLookupByName(dom, sname, 0);
+	snap = vm_lv.virDomainSnapshotLookupByName(dom, sname, 0);
 	if (revert) {
-		if (!snap || virDomainRevertToSnapshot(snap, 0) < 0)
+		if (!snap || vm_lv.virDomainRevertToSnapshot(snap, 0) < 0)
 			goto fail;
 		changed = 1;
 	} else if (!snap) {
@@ -752,7 +817,7 @@ static int vm_snapshot(struct outpost_call *call, json_t *args, json_t **result,
 			rc = outpost_call_error(call, OUTPOST_E_INTERNAL, "vm: out of memory");
 			goto out;
 		}
-		snap = virDomainSnapshotCreateXML(dom, xml, 0);
+		snap = vm_lv.virDomainSnapshotCreateXML(dom, xml, 0);
 		free(xml);
 		if (!snap)
 			goto fail;
@@ -765,7 +830,7 @@ fail:
 	rc = vm_fail(call, op, name);
 out:
 	if (snap)
-		virDomainSnapshotFree(snap);
+		vm_lv.virDomainSnapshotFree(snap);
 	vm_done(conn, dom);
 	return rc;
 }
