@@ -10,7 +10,7 @@
  * each call holds its own reference to it.
  *
  * libvirt is loaded with dlopen at the first call, not linked: the agent runs on every host and
- * libvirt brings ~40 libraries (curl, libxml2, ...; ~9 MB PSS) the agent keeps out of its memory,
+ * libvirt brings ~50 libraries (curl, libxml2, ...; ~9 MB PSS) the agent keeps out of its memory,
  * and a host without libvirt0 must still start the agent. Only the headers are needed to build. */
 #include "plugins/builtin.h"
 #include "core/buf.h"
