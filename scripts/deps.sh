@@ -31,6 +31,7 @@ libzookeeper-mt-dev
 libprotobuf-c-dev
 protobuf-c-compiler
 libsnappy-dev
+libvirt-dev
 python3
 dpkg-dev
 "
