@@ -1141,8 +1141,9 @@ int zk_leads(struct hub_zk *z)
 
 json_t *zk_status(struct hub_zk *z)
 {
-	return json_pack("{s:b, s:b, s:b, s:s, s:I}", "connected", z->l_connected, "registered",
-	                 z->l_registered, "leader", z->l_leader, "hub_id", z->hub_id, "alive",
+	return json_pack("{s:b, s:b, s:b, s:b, s:s, s:I}", "connected", z->l_connected,
+	                 "registered", z->l_registered, "leader", z->l_leader, "maintains",
+	                 zk_leads(z), "hub_id", z->hub_id, "alive",
 	                 (json_int_t)json_object_size(z->alive));
 }
 

@@ -49,7 +49,7 @@ int zk_keeps_up(struct hub_zk *z, const char *host);
 /* 1 when this hub does the once-per-fleet work now: no ZooKeeper, or the leader whose view of
  * the alive nodes is complete. */
 int zk_leads(struct hub_zk *z);
-/* For health: {"connected", "registered", "leader", "hub_id", "alive"}. */
+/* For health: {"connected", "registered", "leader", "maintains", "hub_id", "alive"}. */
 json_t *zk_status(struct hub_zk *z);
 
 /* Config: zk.* checked (hub_conf.c). */

@@ -386,3 +386,57 @@ def test_leader_removes_the_entries_of_expired_tasks(zkconf, hubs):
                  what="the expired task's entry to go")
     finally:
         hk.stop()
+
+
+def hub_metric(h, name):
+    import requests
+    r = requests.get(h.url + "/metrics", headers={"Authorization": "Bearer " + h.admin_token},
+                     verify=h.ca, timeout=10)
+    for line in r.text.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] == name:
+            return float(parts[1])
+    raise AssertionError("no metric %s" % name)
+
+
+def expiring_task(h, host):
+    st, r = h.api("POST", "/api/v1/tasks", {"target": host, "plugin": "sys", "op": "ping",
+                                            "args": {}, "expires_in_ms": 1000})
+    assert st == 200, r
+    return r["result"]["id"]
+
+
+def task_state(h, tid):
+    st, r = h.api("GET", "/api/v1/tasks/" + tid)
+    assert st == 200, r
+    return r["result"]["state"]
+
+
+def test_only_the_leader_maintains_and_the_work_moves_with_it(zkconf, hubs, postgres):
+    """Task expiry, rolling batches, retention and rollups run on the leading hub alone; the
+    other does none of it, and takes it up when the leader dies."""
+    conf = {"store": {"backend": "postgresql", "dsn": postgres.dsn}}
+    a = hubs(deep(dict(conf), {"zk": dict(zkconf, hub_id="hub-a")}), "a")
+    b = hubs(deep(dict(conf), {"zk": dict(zkconf, hub_id="hub-b")}), "b")
+    both = (a, b)
+    wait_for(lambda: sum(bool((zk_status(x) or {}).get("maintains")) for x in both) == 1,
+             what="one hub maintaining")
+    leader = a if zk_status(a)["maintains"] else b
+    other = b if leader is a else a
+    assert hub_metric(leader, "outpost_hub_maintenance_leader") == 1
+    assert hub_metric(other, "outpost_hub_maintenance_leader") == 0
+    enroll(leader, "web-1")  # accepted, never polls: its copies wait until they expire
+    # A task made at the other hub expires by the leader's hand.
+    t1 = expiring_task(other, "web-1")
+    wait_for(lambda: task_state(other, t1) != "running", timeout=10, what="t1 to expire")
+    assert hub_metric(leader, "outpost_hub_tasks_expired_total") == 1
+    assert hub_metric(other, "outpost_hub_tasks_expired_total") == 0
+    assert hub_metric(other, "outpost_hub_maintenance_seconds_total") == 0
+    leader.proc.kill()  # its session times out; the other takes the lead and the work
+    leader.proc.wait()
+    wait_for(lambda: zk_status(other)["maintains"], timeout=TIMEOUT_MS / 1000 + 5,
+             what="the other hub to maintain")
+    t2 = expiring_task(other, "web-1")
+    wait_for(lambda: task_state(other, t2) != "running", timeout=10, what="t2 to expire")
+    assert hub_metric(other, "outpost_hub_tasks_expired_total") == 1
+    assert hub_metric(other, "outpost_hub_maintenance_seconds_total") > 0
