@@ -87,7 +87,11 @@ struct hub_zk {
 
 	/* the loop thread's own */
 	int l_leader, l_synced, l_connected, l_registered;
-	json_t *alive; /* host ids whose alive node the leader saw */
+	json_t *alive;      /* host ids whose alive node the leader saw */
+	json_t *touch_pass; /* their ids as the last_seen pass under way took them */
+	size_t touch_pos;
+	unsigned long long touched; /* last_seen written for that many hosts in all */
+	int64_t touch_start_ms;
 };
 
 /* ---- references, posts to the loop ---- */
@@ -101,6 +105,7 @@ static void zk_unref(struct hub_zk *z)
 	json_decref(z->host_shard);
 	json_decref(z->hubs_seen);
 	json_decref(z->alive);
+	json_decref(z->touch_pass);
 	json_decref(z->zkhosts);
 	json_decref(z->acls);
 	while (z->jobs) {
@@ -1491,6 +1496,8 @@ static void zk_on_msg(void *arg)
 			z->l_leader = m->a;
 			z->l_synced = 0;
 			json_object_clear(z->alive);
+			json_decref(z->touch_pass);
+			z->touch_pass = NULL;
 			break;
 		case MSG_SYNCED:
 			z->l_synced = z->l_leader;
@@ -1559,6 +1566,47 @@ void zk_cancel(struct hub_zk *z, const char *task_id, json_t *hosts)
 		    zk_queue(z, JOB_DONE, json_string_value(v), task_id);
 }
 
+#define ZK_TOUCH_SLICE 5000 /* hosts of one last_seen statement */
+
+void zk_tick(struct hub_zk *z, int64_t every_ms)
+{
+	struct hub *h;
+	int64_t now = clk_mono_ms(), t0 = now;
+
+	if (!z || !zk_leads(z))
+		return;
+	h = z->h;
+	if (!z->touch_pass || z->touch_pos >= json_array_size(z->touch_pass)) {
+		const char *k;
+		json_t *v;
+		if (now - z->touch_start_ms < every_ms)
+			return;
+		json_decref(z->touch_pass);
+		if (!(z->touch_pass = json_array()))
+			return;
+		json_object_foreach(z->alive, k, v) json_array_append_new(z->touch_pass,
+		                                                          json_string(k));
+		z->touch_pos = 0;
+		z->touch_start_ms = now;
+	}
+	/* in slices, for about 50 ms a tick: a pass over 100,000 hosts never stalls the loop */
+	while (z->touch_pos < json_array_size(z->touch_pass) && clk_mono_ms() - t0 < 50) {
+		json_t *slice = json_array();
+		size_t end = z->touch_pos + ZK_TOUCH_SLICE;
+		if (!slice)
+			return;
+		for (; z->touch_pos < end && z->touch_pos < json_array_size(z->touch_pass);
+		     z->touch_pos++)
+			json_array_append(slice, json_array_get(z->touch_pass, z->touch_pos));
+		if (h->store->ops->hosts_touch(h->store, slice, clk_real_ms(), NULL) < 0)
+			log_warn(h->log, "registry", "writing the last contact of %zu hosts failed",
+			         json_array_size(slice));
+		else
+			z->touched += json_array_size(slice);
+		json_decref(slice);
+	}
+}
+
 int zk_keeps_up(struct hub_zk *z, const char *host)
 {
 	return z && json_object_get(z->alive, host) != NULL;
@@ -1571,10 +1619,11 @@ int zk_leads(struct hub_zk *z)
 
 json_t *zk_status(struct hub_zk *z)
 {
-	return json_pack("{s:b, s:b, s:b, s:b, s:s, s:I}", "connected", z->l_connected,
+	return json_pack("{s:b, s:b, s:b, s:b, s:s, s:I, s:I}", "connected", z->l_connected,
 	                 "registered", z->l_registered, "leader", z->l_leader, "maintains",
 	                 zk_leads(z), "hub_id", z->hub_id, "alive",
-	                 (json_int_t)json_object_size(z->alive));
+	                 (json_int_t)json_object_size(z->alive), "last_seen_written",
+	                 (json_int_t)z->touched);
 }
 
 /* ---- start, stop ---- */

@@ -273,6 +273,12 @@ def test_task_becomes_one_signed_entry_per_zookeeper_host(zkconf, hubs):
         hk.stop()
 
 
+def last_seen(h, host):
+    st, r = h.api("GET", "/api/v1/hosts/" + host)
+    assert st == 200, r
+    return r["result"]["last_seen_ms"]
+
+
 def test_alive_node_makes_a_host_up_and_its_session_end_down(zkconf, hubs):
     h = hubs(single(zkconf))
     a, _ = enroll(h, "web-1")
@@ -287,8 +293,13 @@ def test_alive_node_makes_a_host_up_and_its_session_end_down(zkconf, hubs):
     ka.create(path, b'{"version":"t","facts":"x"}', ephemeral=True,
               acl=[make_digest_acl("web-1", cred["secret"], all=True)])
     wait_for(lambda: host_state(h, "web-1") == "up", timeout=5, what="web-1 up by its node")
+    seen0 = last_seen(h, "web-1")
     time.sleep(3)  # longer than 4 beats: the node, not beats, keeps it up
     assert host_state(h, "web-1") == "up"
+    # ... and its last contact: the leader writes it for the hosts it sees alive, in batches
+    # a beat interval apart, so `hosts ls` shows a host's true last-seen.
+    assert last_seen(h, "web-1") - seen0 >= 1000
+    assert zk_status(h)["last_seen_written"] >= 2
     t0 = time.monotonic()
     ka.stop()
     ka.close()
