@@ -30,6 +30,8 @@ enum cli_exit {
 struct client;
 struct cli_cmd;
 
+struct client_conf;
+
 struct cli {
 	/* From flags (borrowed from argv); the environment and the config file fill the rest. */
 	const char *hub, *token, *ca, *pin, *config;
@@ -41,6 +43,9 @@ struct cli {
 	volatile sig_atomic_t *interrupted;
 	const struct cli_cmd *cmd; /* the command running, for messages */
 	struct client *client;     /* opened by cli_call on first use */
+	struct client_conf *cc;    /* what it was opened with (its hub changes on failover) */
+	char **hubs;               /* the hub URLs given (comma-separated), normalised */
+	size_t nhubs, hub_i;       /* how many; the one client talks to */
 	json_t *conf;              /* the config file, once read */
 	char *conf_ca;             /* its ca, resolved against the file's directory */
 	char err_code[32];         /* the hub's error code of the last failed cli_call, or "" */
