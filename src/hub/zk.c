@@ -540,64 +540,9 @@ static int zk_reconcile_full(struct hub_zk *z)
 
 /* ---- queue entries ---- */
 
-/* Calls fn for each entry of host's queue with its task id; stops at the first non-ZOK. */
-static int zk_entries(struct hub_zk *z, const char *host,
-                      int (*fn)(struct hub_zk *z, const char *path, json_t *entry, void *arg),
-                      void *arg)
-{
-	struct String_vector kids = {0};
-	char path[300];
-	int rc;
-
-	snprintf(path, sizeof(path), "/outpost/tasks/%s", host);
-	if ((rc = zoo_get_children(z->zh, path, 0, &kids)) != ZOK)
-		return rc;
-	char *buf = malloc(ZK_ENTRY_MAX + 1);
-	for (int i = 0; buf && i < kids.count && rc == ZOK; i++) {
-		int len = ZK_ENTRY_MAX;
-		json_t *e;
-		snprintf(path, sizeof(path), "/outpost/tasks/%s/%s", host, kids.data[i]);
-		rc = zoo_get(z->zh, path, 0, buf, &len, NULL);
-		if (rc == ZNONODE) {
-			rc = ZOK;
-			continue;
-		}
-		if (rc != ZOK || len <= 0)
-			continue;
-		e = json_loadb(buf, (size_t)len, 0, NULL);
-		if (e)
-			rc = fn(z, path, e, arg);
-		json_decref(e);
-	}
-	free(buf);
-	deallocate_String_vector(&kids);
-	return rc;
-}
-
 static const char *entry_task_id(json_t *e)
 {
 	return json_string_value(json_object_get(json_object_get(e, "task"), "task_id"));
-}
-
-static int entry_del_task(struct hub_zk *z, const char *path, json_t *e, void *arg)
-{
-	const char *id = entry_task_id(e);
-	int rc = ZOK;
-
-	if (id && strcmp(id, arg) == 0)
-		rc = zoo_delete(z->zh, path, -1);
-	return rc == ZNONODE ? ZOK : rc;
-}
-
-static int entry_del_expired(struct hub_zk *z, const char *path, json_t *e, void *arg)
-{
-	json_int_t exp =
-	    json_integer_value(json_object_get(json_object_get(e, "task"), "expires_ms"));
-	int rc = ZOK;
-
-	if (exp > 0 && exp < *(int64_t *)arg)
-		rc = zoo_delete(z->zh, path, -1);
-	return rc == ZNONODE ? ZOK : rc;
 }
 
 /* ---- the fan-out's writes: asynchronous calls in pipelined rounds ----
@@ -616,6 +561,7 @@ struct zk_op {
 	json_t *have;      /* task ids queued already */
 	json_t *acl_entry; /* get_acl: the cache entry {"czxid", "aversion", "acl"} */
 	int marked;        /* get: the folder is marked zookeeper */
+	int64_t now_ms;    /* deletes without a task id: entries expired before it */
 	struct zk_sub *subs; /* round 2's entry reads, round 3's creates */
 };
 
@@ -623,6 +569,8 @@ struct zk_op {
 struct zk_sub {
 	struct zk_op *op;
 	int rc;
+	int del;          /* the entry is to go */
+	const char *name; /* the entry's name, borrowed from op->names */
 };
 
 static void zk_round_add(struct hub_zk *z)
@@ -688,7 +636,7 @@ static int zk_make_tree(struct hub_zk *z)
 			const char *p = level < 2 ? dirs[level + i] : path;
 			if (level == 2)
 				snprintf(path, sizeof(path), "/outpost/agents/%02x", i);
-			subs[i] = (struct zk_sub){&op, ZOK};
+			subs[i] = (struct zk_sub){.op = &op, .rc = ZOK};
 			zk_round_add(z);
 			zk_round_sent(z, &subs[i].rc,
 			              zoo_acreate(z->zh, p, NULL, -1, &acl.v, ZOO_PERSISTENT,
@@ -757,6 +705,14 @@ static void zk_got_entry(int rc, const char *value, int len, const struct Stat *
 	if (id)
 		json_object_set_new(sub->op->have, id, json_true());
 	json_decref(e);
+	zk_round_done(sub->op->z);
+}
+
+static void zk_deleted(int rc, const void *data)
+{
+	struct zk_sub *sub = (struct zk_sub *)data;
+
+	sub->rc = rc == ZNONODE ? ZOK : rc;
 	zk_round_done(sub->op->z);
 }
 
@@ -893,6 +849,92 @@ static void zk_write_creates(struct hub_zk *z, struct zk_op *ops, size_t n, size
 	zk_round_wait(z);
 	for (size_t i = 0; i < n; i++)
 		zk_op_fold(&ops[i], nsubs[i]);
+}
+
+static void zk_got_entry_del(int rc, const char *value, int len, const struct Stat *st,
+                             const void *data)
+{
+	struct zk_sub *sub = (struct zk_sub *)data;
+	struct zk_op *op = sub->op;
+	json_t *e = rc == ZOK && value && len > 0 ? json_loadb(value, (size_t)len, 0, NULL) : NULL;
+	const char *id = entry_task_id(e);
+
+	(void)st;
+	sub->rc = rc == ZNONODE ? ZOK : rc;
+	if (op->j->task[0])
+		sub->del = id && strcmp(id, op->j->task) == 0;
+	else {
+		json_int_t exp =
+		    json_integer_value(json_object_get(json_object_get(e, "task"), "expires_ms"));
+		sub->del = exp > 0 && exp < op->now_ms;
+	}
+	json_decref(e);
+	zk_round_done(op->z);
+}
+
+/* JOB_DONE for a batch, in three pipelined rounds: each host's queue listed, its entries read,
+ * the ones of the job's task deleted (a job without a task id, the leader's sweep: the
+ * entries whose task expired before now_ms). */
+static void zk_delete_batch(struct hub_zk *z, struct zk_job **jobs, size_t n, json_t *retry,
+                            int64_t now_ms)
+{
+	struct zk_op *ops = calloc(n, sizeof(*ops));
+	char path[400];
+
+	if (!ops)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		ops[i] = (struct zk_op){.z = z, .j = jobs[i], .names = json_array(), .now_ms = now_ms};
+		snprintf(path, sizeof(path), "/outpost/tasks/%s", jobs[i]->host);
+		zk_round_add(z);
+		zk_round_sent(z, &ops[i].rc,
+		              zoo_aget_children2(z->zh, path, 0, zk_got_kids, &ops[i]));
+	}
+	zk_round_wait(z);
+	for (size_t i = 0; i < n; i++) {
+		struct zk_op *op = &ops[i];
+		size_t k, nk = json_array_size(op->names);
+		json_t *v;
+		if (op->rc != ZOK || !nk || !(op->subs = calloc(nk, sizeof(*op->subs))))
+			continue;
+		json_array_foreach(op->names, k, v)
+		{
+			op->subs[k].op = op;
+			op->subs[k].name = json_string_value(v);
+			snprintf(path, sizeof(path), "/outpost/tasks/%s/%s", op->j->host,
+			         op->subs[k].name);
+			zk_round_add(z);
+			zk_round_sent(z, &op->subs[k].rc,
+			              zoo_aget(z->zh, path, 0, zk_got_entry_del, &op->subs[k]));
+		}
+	}
+	zk_round_wait(z);
+	for (size_t i = 0; i < n; i++) {
+		struct zk_op *op = &ops[i];
+		size_t nk = op->subs ? json_array_size(op->names) : 0;
+		zk_op_fold(op, nk);
+		for (size_t k = 0; op->rc == ZOK && k < nk; k++) {
+			if (!op->subs[k].del)
+				continue;
+			snprintf(path, sizeof(path), "/outpost/tasks/%s/%s", op->j->host,
+			         op->subs[k].name);
+			zk_round_add(z);
+			zk_round_sent(z, &op->subs[k].rc,
+			              zoo_adelete(z->zh, path, -1, zk_deleted, &op->subs[k]));
+		}
+	}
+	zk_round_wait(z);
+	for (size_t i = 0; i < n; i++) {
+		zk_op_fold(&ops[i], ops[i].subs ? json_array_size(ops[i].names) : 0);
+		if (zk_transient(ops[i].rc))
+			json_array_append_new(retry, json_integer((json_int_t)i));
+		else if (ops[i].rc != ZOK && ops[i].rc != ZNONODE)
+			log_warn(z->log, "zk", "removing entries of host %s: %s", jobs[i]->host,
+			         zerror(ops[i].rc));
+		json_decref(ops[i].names);
+		free(ops[i].subs);
+	}
+	free(ops);
 }
 
 /* JOB_WRITE for a batch of hosts, in three pipelined rounds: 1. each host's queue listed
@@ -1041,17 +1083,30 @@ static int zk_rescue(struct hub_zk *z)
 static int zk_sweep(struct hub_zk *z)
 {
 	struct String_vector hosts = {0};
+	struct zk_job **jobs = calloc(ZK_BATCH_MAX, sizeof(*jobs));
+	json_t *retry = json_array();
 	int64_t now = clk_real_ms();
-	int rc;
+	int rc = ZSYSTEMERROR;
 
-	if ((rc = zoo_get_children(z->zh, "/outpost/tasks", 0, &hosts)) != ZOK)
+	if (!jobs || !retry || (rc = zoo_get_children(z->zh, "/outpost/tasks", 0, &hosts)) != ZOK) {
+		free(jobs);
+		json_decref(retry);
 		return rc;
-	for (int i = 0; i < hosts.count && rc == ZOK; i++) {
-		rc = zk_entries(z, hosts.data[i], entry_del_expired, &now);
-		if (rc == ZNONODE)
-			rc = ZOK;
 	}
+	/* in batches of pipelined calls, as the fan-out's writes */
+	for (int i = 0; i < hosts.count && !json_array_size(retry);) {
+		size_t n = 0;
+		while (n < ZK_BATCH_MAX && i < hosts.count)
+			if ((jobs[n] = zk_job_new(JOB_DONE, hosts.data[i++], NULL)))
+				n++;
+		zk_delete_batch(z, jobs, n, retry, now);
+		for (size_t k = 0; k < n; k++)
+			free(jobs[k]);
+	}
+	rc = json_array_size(retry) ? ZCONNECTIONLOSS : ZOK;
 	deallocate_String_vector(&hosts);
+	free(jobs);
+	json_decref(retry);
 	return rc;
 }
 
@@ -1123,9 +1178,6 @@ static int zk_run_job(struct hub_zk *z, struct zk_job *j)
 			return rc;
 		snprintf(path, sizeof(path), "/outpost/tasks/%s", j->host);
 		return zk_delete_tree(z, path);
-	case JOB_DONE:
-		rc = zk_entries(z, j->host, entry_del_task, j->task);
-		return rc == ZNONODE ? ZOK : rc;
 	}
 	return ZOK;
 }
@@ -1209,8 +1261,10 @@ static int zk_run_batch(struct hub_zk *z)
 	pthread_mutex_unlock(&z->lock);
 	if (kind == JOB_CHECK)
 		zk_check_batch(z, jobs, n, retry);
-	else
+	else if (kind == JOB_WRITE)
 		zk_write_batch(z, jobs, n, retry);
+	else
+		zk_delete_batch(z, jobs, n, retry, clk_real_ms());
 	json_array_foreach(retry, i, v)
 	{
 		struct zk_job *j = jobs[json_integer_value(v)];
@@ -1298,7 +1352,7 @@ static int zk_round(struct hub_zk *z, json_t *dirty_hosts, json_t *dirty_shards,
 		struct zk_job *j;
 		pthread_mutex_lock(&z->lock);
 		j = z->jobs;
-		if (j && (j->kind == JOB_CHECK || j->kind == JOB_WRITE)) {
+		if (j && (j->kind == JOB_CHECK || j->kind == JOB_WRITE || j->kind == JOB_DONE)) {
 			pthread_mutex_unlock(&z->lock);
 			if ((rc = zk_run_batch(z)) != ZOK)
 				return rc;
