@@ -473,8 +473,9 @@ static int cli_hubs(struct cli *c, const char *list)
 			len--;
 		}
 		if (!len || c->nhubs == CLI_HUBS_MAX)
-			return cli_usage(c, "--hub: %s (one URL, or up to %d separated by commas, "
-			                    "none empty)",
+			return cli_usage(c,
+			                 "--hub: %s (one URL, or up to %d separated by commas, "
+			                 "none empty)",
 			                 len ? "too many hubs" : "an empty hub URL", CLI_HUBS_MAX);
 		if (!memmem(p, len, "://", 3))
 			buf_puts(&hub, "https://");

@@ -535,7 +535,8 @@ out:
 /* ---- once a second ---- */
 
 /* Tasks past their expiry end; a finished batch releases the next: on the hub that does the
- * fleet's maintenance (the leader in scale mode: the others' waits see it by tasks_recheck_waits). */
+ * fleet's maintenance (the leader in scale mode: the others' waits see it by tasks_recheck_waits).
+ */
 void tasks_tick(struct hub *h)
 {
 	int64_t now = clk_real_ms();

@@ -1206,7 +1206,8 @@ void tsdb_compact(struct tsdb *db, int64_t now_ms, int64_t budget_ms, int lead)
 	if (!lead && db->shared && now_ms - db->rolled_sync_ms >= 60000) {
 		db->rolled_sync_ms = now_ms;
 		if (tsdb_shared_rolled(db) < 0)
-			log_warn(db->cfg.log, "metrics", "reading the leader's rollup marks failed");
+			log_warn(db->cfg.log, "metrics",
+			         "reading the leader's rollup marks failed");
 	}
 
 	if (!db->ckpt_active && db->nseries &&

@@ -277,8 +277,8 @@ out:
 	return rc < 0 ? rc : 0;
 }
 
-static int rolled_mark(void *arg, uint32_t id, const char *host, const char *key,
-                       int64_t first_ms, int64_t rolled_ms)
+static int rolled_mark(void *arg, uint32_t id, const char *host, const char *key, int64_t first_ms,
+                       int64_t rolled_ms)
 {
 	struct ser *s = tsdb_by_id(arg, id);
 

@@ -557,11 +557,11 @@ struct zk_op {
 	int rc;
 	struct zk_job *j;
 	struct Stat st;
-	json_t *names;     /* get_children2: the children's names */
-	json_t *have;      /* task ids queued already */
-	json_t *acl_entry; /* get_acl: the cache entry {"czxid", "aversion", "acl"} */
-	int marked;        /* get: the folder is marked zookeeper */
-	int64_t now_ms;    /* deletes without a task id: entries expired before it */
+	json_t *names;       /* get_children2: the children's names */
+	json_t *have;        /* task ids queued already */
+	json_t *acl_entry;   /* get_acl: the cache entry {"czxid", "aversion", "acl"} */
+	int marked;          /* get: the folder is marked zookeeper */
+	int64_t now_ms;      /* deletes without a task id: entries expired before it */
 	struct zk_sub *subs; /* round 2's entry reads, round 3's creates */
 };
 
@@ -649,8 +649,7 @@ static int zk_make_tree(struct hub_zk *z)
 	return rc;
 }
 
-static void zk_got_mark(int rc, const char *value, int len, const struct Stat *st,
-                        const void *data)
+static void zk_got_mark(int rc, const char *value, int len, const struct Stat *st, const void *data)
 {
 	struct zk_op *op = (struct zk_op *)data;
 
@@ -839,8 +838,9 @@ static void zk_write_creates(struct hub_zk *z, struct zk_op *ops, size_t n, size
 				zk_round_add(z);
 				/* the library copies path, data and ACL into its request */
 				zk_round_sent(z, &sub->rc,
-				              zoo_acreate(z->zh, path, text, (int)strlen(text), &acl,
-				                          ZOO_PERSISTENT_SEQUENTIAL, zk_made, sub));
+				              zoo_acreate(z->zh, path, text, (int)strlen(text),
+				                          &acl, ZOO_PERSISTENT_SEQUENTIAL, zk_made,
+				                          sub));
 			}
 			free(text);
 		}
@@ -884,7 +884,8 @@ static void zk_delete_batch(struct hub_zk *z, struct zk_job **jobs, size_t n, js
 	if (!ops)
 		return;
 	for (size_t i = 0; i < n; i++) {
-		ops[i] = (struct zk_op){.z = z, .j = jobs[i], .names = json_array(), .now_ms = now_ms};
+		ops[i] =
+		    (struct zk_op){.z = z, .j = jobs[i], .names = json_array(), .now_ms = now_ms};
 		snprintf(path, sizeof(path), "/outpost/tasks/%s", jobs[i]->host);
 		zk_round_add(z);
 		zk_round_sent(z, &ops[i].rc,
@@ -952,8 +953,8 @@ static void zk_write_batch(struct hub_zk *z, struct zk_job **jobs, size_t n, jso
 	if (!ops || !nsubs)
 		goto out;
 	for (size_t i = 0; i < n; i++) {
-		ops[i] = (struct zk_op){.z = z, .j = jobs[i], .names = json_array(),
-		                        .have = json_object()};
+		ops[i] = (struct zk_op){
+		    .z = z, .j = jobs[i], .names = json_array(), .have = json_object()};
 		snprintf(path, sizeof(path), "/outpost/tasks/%s", jobs[i]->host);
 		zk_round_add(z);
 		zk_round_sent(z, &ops[i].rc,
@@ -1638,8 +1639,8 @@ void zk_tick(struct hub_zk *z, int64_t every_ms)
 		json_decref(z->touch_pass);
 		if (!(z->touch_pass = json_array()))
 			return;
-		json_object_foreach(z->alive, k, v) json_array_append_new(z->touch_pass,
-		                                                          json_string(k));
+		json_object_foreach(z->alive, k, v)
+		    json_array_append_new(z->touch_pass, json_string(k));
 		z->touch_pos = 0;
 		z->touch_start_ms = now;
 	}
@@ -1743,7 +1744,8 @@ int zk_start(struct hub *h, char *msg, size_t msglen)
 	z->alive = json_object();
 	z->zkhosts = json_object();
 	z->acls = json_object();
-	if (!z->zkhosts || !z->acls || !z->connect || !z->hub_id || !z->hub_url || !z->alive || !z->host_shard) {
+	if (!z->zkhosts || !z->acls || !z->connect || !z->hub_id || !z->hub_url || !z->alive ||
+	    !z->host_shard) {
 		zk_unref(z);
 		return OUTPOST_E_INTERNAL;
 	}
