@@ -186,7 +186,7 @@ def test_agent_before_its_nodes_reads_its_queue_when_the_hub_makes_them(zkhub, f
     """An agent on ZooKeeper before the hub made its per-host nodes (a fleet starting with its
     hubs): its first reads fail, and the queue folder's making wakes it; it does not wait for
     its retry timer (the first task after a fleet started took 7-14 s)."""
-    accept(zkhub, "zk-other")  # the tree, without zk-late's nodes
+    accept(zkhub, "zk-late-tree")  # the tree, without zk-late's nodes
     a = zk_agent(agent, fh, zookeeper, "zk-late")
     wait_for(lambda: "cannot read the task queue /outpost/tasks/zk-late: no node" in a.log(),
              20, what="the agent's first queue read to fail")
