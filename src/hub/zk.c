@@ -1,7 +1,9 @@
 /* Scale mode's ZooKeeper side of the hub (docs/scale.md). One worker thread owns the
- * ZooKeeper handle and makes only synchronous calls; the client's own threads call the watcher,
- * which just sets flags under z->lock and wakes the worker (a synchronous call from the
- * completion thread would deadlock). The loop thread hands the worker jobs (z->jobs) and gets
+ * ZooKeeper handle and makes synchronous calls, except for batches (queue writes and
+ * deletions, the tree), sent as rounds of asynchronous calls it then waits for; the client's
+ * own threads call the watcher and the completions, which only store what they got, set flags
+ * under a lock and wake the worker (a synchronous call from the completion thread would
+ * deadlock). The loop thread hands the worker jobs (z->jobs) and gets
  * results back by loop_post; each post holds a reference on z, so a post drained after
  * zk_stop finds z alive and does nothing. */
 #include "zk.h"
