@@ -80,7 +80,7 @@ static void hub_on_tick(void *arg)
 	if (hub_maintains(h))
 		h->st.maintenance_ticks++;
 	registry_tick(h);
-	zk_tick(h->zk, json_integer_value(conf_get(h->conf, "agents.beat_ms")));
+	zk_tick(h->zk, h->conf->agents.beat_ms);
 	tasks_tick(h);
 }
 
