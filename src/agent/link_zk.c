@@ -45,6 +45,7 @@ enum lz_kind {
 	LZ_M_SET,      /* alive's data updated */
 	LZ_M_CHILDREN, /* the queue's or the hubs' children */
 	LZ_M_GET,      /* one entry's or one hub's data */
+	LZ_M_QEXISTS,  /* the watch on a queue folder not there yet armed */
 };
 
 enum lz_which { LZ_QUEUE, LZ_HUBS };
@@ -688,6 +689,23 @@ static void lz_on_alive_msg(struct link_zk *lz, struct lz_msg *m)
 
 /* ---- the queue ---- */
 
+/* A watch on the queue folder while it is not there: the hub makes it when it accepts the
+ * host or hands it its credentials (an agent that reached ZooKeeper first, a hub that started
+ * with it), and its creation reads the queue at once instead of at the retry's timer (the
+ * first task after a fleet starts waited up to its backoff: 4-16 s). exists needs no right on
+ * the node. */
+static void lz_queue_exists_watch(struct link_zk *lz)
+{
+	struct lz_msg *m = lz_msg(lz, LZ_M_QEXISTS, NULL);
+	void *h = lz->zh ? (void *)zoo_get_context(lz->zh) : NULL;
+
+	if (m && h)
+		lz_call_rc(lz, m,
+		           zoo_awexists(lz->zh, lz->queue_path, lz_node_watcher, h, lz_on_stat, m));
+	else
+		lz_msg_free(m);
+}
+
 static void lz_on_queue_timer(void *arg)
 {
 	struct link_zk *lz = arg;
@@ -1018,9 +1036,21 @@ static void lz_on_watch(struct link_zk *lz, struct lz_msg *m)
 {
 	if (!m->name)
 		return;
-	if (strcmp(m->name, lz->queue_path) == 0)
+	if (strcmp(m->name, lz->queue_path) == 0) {
+		if (m->type == ZOO_CREATED_EVENT) {
+			/* The hub made the per-host nodes (both folders: the host's first, then
+			 * the queue): what waited for them goes now, not at its retry timer. */
+			log_info(lz->log, "link", "task queue %s made by the hub: reading it",
+			         lz->queue_path);
+			lz->failures = 0;
+			if (!lz->alive) {
+				loop_timer_del(lz->loop, lz->alive_timer);
+				lz->alive_timer = NULL;
+				lz_alive_ensure(lz);
+			}
+		}
 		lz_read_queue(lz);
-	else if (strcmp(m->name, "/outpost/hubs") == 0)
+	} else if (strcmp(m->name, "/outpost/hubs") == 0)
 		lz_read_hubs(lz);
 	else if (strcmp(m->name, lz->alive_path) == 0 && m->type == ZOO_DELETED_EVENT) {
 		/* A hub deleted it (a revocation on its way), or a stale delete: make it again
@@ -1078,6 +1108,10 @@ static void lz_on_msg(void *arg)
 	case LZ_M_DELETE:
 		lz_on_alive_msg(lz, m);
 		break;
+	case LZ_M_QEXISTS:
+		if (m->rc == ZOK) /* made meanwhile: no event will come for it */
+			lz_read_queue(lz);
+		break;
 	case LZ_M_EXISTS:
 		if (m->rc == ZNONODE) {
 			lz->alive = 0;
@@ -1104,6 +1138,8 @@ static void lz_on_msg(void *arg)
 			    "cannot read the task queue %s: %s (made by the hub when it accepts "
 			    "the host): trying again",
 			    lz->queue_path, zerror(m->rc));
+			if (m->rc == ZNONODE)
+				lz_queue_exists_watch(lz); /* its making wakes us */
 			if (!lz->queue_timer)
 				loop_timer_add(lz->loop, lz_backoff_ms(3 + lz->failures++), 0,
 				               lz_on_queue_timer, lz, &lz->queue_timer);

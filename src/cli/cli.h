@@ -14,9 +14,9 @@
 
 enum cli_exit {
 	CLI_EXIT_OK = 0,
-	CLI_EXIT_FAILED = 1, /* a host failed, timed out, was lost, refused, expired, cancelled */
-	CLI_EXIT_USAGE = 2,  /* the command line (or the CLI's config) is wrong */
-	CLI_EXIT_HUB = 3,    /* the hub said no, or could not be reached */
+	CLI_EXIT_FAILED = 1,  /* a host failed, timed out, was lost, refused, expired, cancelled */
+	CLI_EXIT_USAGE = 2,   /* the command line (or the CLI's config) is wrong */
+	CLI_EXIT_HUB = 3,     /* the hub said no, or could not be reached */
 	CLI_EXIT_UNKNOWN = 4, /* a submit may have reached the hub: whether the task exists is
 	                       * unknown (its id is printed) */
 	CLI_EXIT_INTERRUPTED = 130,
@@ -30,6 +30,8 @@ enum cli_exit {
 struct client;
 struct cli_cmd;
 
+struct client_conf;
+
 struct cli {
 	/* From flags (borrowed from argv); the environment and the config file fill the rest. */
 	const char *hub, *token, *ca, *pin, *config;
@@ -41,6 +43,9 @@ struct cli {
 	volatile sig_atomic_t *interrupted;
 	const struct cli_cmd *cmd; /* the command running, for messages */
 	struct client *client;     /* opened by cli_call on first use */
+	struct client_conf *cc;    /* what it was opened with (its hub changes on failover) */
+	char **hubs;               /* the hub URLs given (comma-separated), normalised */
+	size_t nhubs, hub_i;       /* how many; the one client talks to */
 	json_t *conf;              /* the config file, once read */
 	char *conf_ca;             /* its ca, resolved against the file's directory */
 	char err_code[32];         /* the hub's error code of the last failed cli_call, or "" */

@@ -146,7 +146,7 @@ static const char cli_task_help[] =
 
 static const char cli_global_help[] =
     "Global options (also accepted after the command):\n"
-    "  --hub URL              the hub (env OUTPOST_HUB; config \"hub\")\n"
+    "  --hub URL[,URL...]     the hub; several: tried in turn (env OUTPOST_HUB; config \"hub\")\n"
     "  --token TOKEN          operator token (env OUTPOST_TOKEN; config \"token\")\n"
     "  --ca FILE              trust the hub through this CA certificate, e.g. the hub's\n"
     "                         <state-dir>/hub.crt (env OUTPOST_CA; config \"ca\")\n"
@@ -371,7 +371,8 @@ static const char *cli_env(const char *name)
 }
 
 static const struct conf_field cli_conf_schema[] = {
-    CONF_CHECK_ONLY("hub", CONF_STRING, 0, 0, "the hub's URL"),
+    CONF_CHECK_ONLY("hub", CONF_STRING, 0, 0,
+                    "the hub's URL; several, comma-separated: tried in turn"),
     CONF_CHECK_ONLY("token", CONF_STRING, 0, 0, "operator token"),
     CONF_CHECK_ONLY("ca", CONF_STRING, 0, 0,
                     "CA certificate file; relative to this file's directory"),
@@ -453,42 +454,97 @@ static void cli_warn_plaintext(const char *hub)
 	fprintf(stderr, "outpost: warning: %s is plain http: the token travels unencrypted\n", hub);
 }
 
+#define CLI_HUBS_MAX 16
+
+/* The hub setting: one URL or several, comma-separated (the hubs of one fleet in scale mode,
+ * tried in turn); "hub:8443" means https://hub:8443. 0, or an exit status after saying why. */
+static int cli_hubs(struct cli *c, const char *list)
+{
+	const char *p = list;
+
+	c->hubs = calloc(CLI_HUBS_MAX, sizeof(*c->hubs));
+	if (!c->hubs)
+		return CLI_EXIT_HUB;
+	while (*p) {
+		size_t len = strcspn(p, ",");
+		struct buf hub = BUF_INIT;
+		while (len && (*p == ' ')) {
+			p++;
+			len--;
+		}
+		if (!len || c->nhubs == CLI_HUBS_MAX)
+			return cli_usage(c,
+			                 "--hub: %s (one URL, or up to %d separated by commas, "
+			                 "none empty)",
+			                 len ? "too many hubs" : "an empty hub URL", CLI_HUBS_MAX);
+		if (!memmem(p, len, "://", 3))
+			buf_puts(&hub, "https://");
+		buf_printf(&hub, "%.*s", (int)len, p);
+		if (!hub.data)
+			return CLI_EXIT_HUB;
+		c->hubs[c->nhubs++] = buf_steal(&hub);
+		p += len;
+		if (*p == ',' && !*++p)
+			return cli_usage(c, "--hub: an empty hub URL after the last comma");
+	}
+	if (!c->nhubs)
+		return cli_usage(c, "--hub: an empty hub URL");
+	return 0;
+}
+
+/* (Re)opens the client on hub c->hub_i. */
+static int cli_open_hub(struct cli *c)
+{
+	struct client_err err;
+
+	client_free(c->client);
+	c->client = NULL;
+	c->cc->hub = c->hubs[c->hub_i];
+	cli_warn_plaintext(c->cc->hub);
+	if (client_open(c->cc, &c->client, &err) < 0)
+		return cli_usage(c, "%s", err.message);
+	return 0;
+}
+
 static int cli_connect(struct cli *c)
 {
-	struct client_conf cc = {.interrupted = c->interrupted};
-	struct client_err err;
-	struct buf hub = BUF_INIT;
 	const char *h;
 	int rc;
 
 	if ((rc = cli_load_conf(c)) != 0)
 		return rc;
+	if (!(c->cc = calloc(1, sizeof(*c->cc))))
+		return CLI_EXIT_HUB;
+	c->cc->interrupted = c->interrupted;
 	h = cli_setting(c, c->hub, "OUTPOST_HUB", "hub");
-	cc.token = cli_setting(c, c->token, "OUTPOST_TOKEN", "token");
-	cc.ca = cli_setting(c, c->ca, "OUTPOST_CA", "ca");
-	cc.pin = cli_setting(c, c->pin, "OUTPOST_PIN", "pin");
+	c->cc->token = cli_setting(c, c->token, "OUTPOST_TOKEN", "token");
+	c->cc->ca = cli_setting(c, c->ca, "OUTPOST_CA", "ca");
+	c->cc->pin = cli_setting(c, c->pin, "OUTPOST_PIN", "pin");
 	if (!h)
 		return cli_usage(c, "which hub? Pass --hub URL, set OUTPOST_HUB, or put \"hub\" "
 		                    "in ~/.config/outpost/cli.conf");
-	if (!cc.token)
+	if (!c->cc->token)
 		return cli_usage(c, "no token: pass --token TOKEN, set OUTPOST_TOKEN, or put "
 		                    "\"token\" in ~/.config/outpost/cli.conf (the hub's first "
 		                    "admin token is in <state-dir>/admin.token)");
-	/* "hub:8443" means https://hub:8443. */
-	if (!strstr(h, "://"))
-		buf_puts(&hub, "https://");
-	buf_puts(&hub, h);
-	if (!hub.data) {
-		fprintf(stderr, "outpost: out of memory\n");
-		return CLI_EXIT_HUB;
-	}
-	cc.hub = hub.data;
-	cli_warn_plaintext(cc.hub);
-	rc = client_open(&cc, &c->client, &err);
-	buf_free(&hub);
-	if (rc < 0)
-		return cli_usage(c, "%s", err.message);
-	return 0;
+	if ((rc = cli_hubs(c, h)) != 0)
+		return rc;
+	return cli_open_hub(c);
+}
+
+/* A call that never reached its hub (no connection): the next hub given, if any is left to
+ * try in this call; 1 when the client moved. */
+static int cli_next_hub(struct cli *c, const struct client_err *err, size_t *tried)
+{
+	size_t from = c->hub_i;
+
+	if (err->sent || !err->retry || err->code[0] || *tried + 1 >= c->nhubs)
+		return 0;
+	(*tried)++;
+	c->hub_i = (c->hub_i + 1) % c->nhubs;
+	fprintf(stderr, "outpost: warning: %s: %s; trying %s\n", c->hubs[from], err->message,
+	        c->hubs[c->hub_i]);
+	return cli_open_hub(c) == 0;
 }
 
 /* Sleeps ms unless interrupted first; 0, or -1 when interrupted. */
@@ -507,6 +563,7 @@ int cli_call(struct cli *c, const char *method, const char *path, const json_t *
 	int64_t deadline = cli_now_ms() + (int64_t)retry_s * 1000;
 	int delay = 500, warned = 0, rc;
 	struct client_err err;
+	size_t tried = 0;
 
 	*result = NULL;
 	c->err_code[0] = '\0';
@@ -521,6 +578,9 @@ int cli_call(struct cli *c, const char *method, const char *path, const json_t *
 		c->err_sent |= err.sent; /* any attempt may have reached the hub */
 		if (rc == CLIENT_E_INTR || *c->interrupted)
 			return CLI_EXIT_INTERRUPTED;
+		if (cli_next_hub(c, &err, &tried))
+			continue;
+		tried = 0; /* every hub failed: the retries go round them again */
 		if (!err.retry || cli_now_ms() + delay > deadline)
 			break;
 		if (!warned && retry_s >= CLI_FOLLOW_RETRY_S) {
@@ -737,6 +797,10 @@ int main(int argc, char **argv)
 	rc = cli_dispatch(&c, argc - optind, argv + optind);
 out:
 	client_free(c.client);
+	free(c.cc);
+	for (size_t i = 0; i < c.nhubs; i++)
+		free(c.hubs[i]);
+	free(c.hubs);
 	json_decref(c.conf);
 	free(c.conf_ca);
 	curl_global_cleanup();

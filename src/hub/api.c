@@ -256,6 +256,20 @@ static void api_metrics(void *ctx, struct httpd_req *req)
 	buf_printf(&b,
 	           "outpost_hub_request_seconds_sum %.6f\noutpost_hub_request_seconds_count %llu\n",
 	           h->st.latency_sum, cum);
+	buf_printf(
+	    &b,
+	    "# HELP outpost_hub_maintenance_leader 1 when this hub does the fleet's periodic "
+	    "maintenance (task expiry, rolling batches, retention, rollups): always one "
+	    "hub alone, the leader in scale mode.\n"
+	    "# TYPE outpost_hub_maintenance_leader gauge\n"
+	    "outpost_hub_maintenance_leader %d\n"
+	    "# HELP outpost_hub_maintenance_seconds_total Seconds this hub did it.\n"
+	    "# TYPE outpost_hub_maintenance_seconds_total counter\n"
+	    "outpost_hub_maintenance_seconds_total %llu\n"
+	    "# HELP outpost_hub_tasks_expired_total Tasks this hub ended at their expiry.\n"
+	    "# TYPE outpost_hub_tasks_expired_total counter\n"
+	    "outpost_hub_tasks_expired_total %llu\n",
+	    hub_maintains(h), h->st.maintenance_ticks, h->st.tasks_expired);
 	buf_printf(&b, "# HELP outpost_hub_enroll_refused_total Enrollments refused, by reason "
 	               "(enroll.* in docs/config.md).\n"
 	               "# TYPE outpost_hub_enroll_refused_total counter\n");

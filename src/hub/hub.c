@@ -64,10 +64,24 @@ static int hub_admin_token(struct hub *h, char *msg, size_t msglen)
 	return rc;
 }
 
+/* Whether this hub does the fleet's periodic maintenance now (task expiry and rolling
+ * batches, retention, metric rollups and their expiry): always in embedded mode; in scale
+ * mode only the leader (zk.c), so that the hubs sharing one store do it once between them
+ * and it moves with the leadership. */
+int hub_maintains(struct hub *h)
+{
+	return zk_leads(h->zk);
+}
+
 static void hub_on_tick(void *arg)
 {
-	registry_tick(arg);
-	tasks_tick(arg);
+	struct hub *h = arg;
+
+	if (hub_maintains(h))
+		h->st.maintenance_ticks++;
+	registry_tick(h);
+	zk_tick(h->zk, h->conf->agents.beat_ms);
+	tasks_tick(h);
 }
 
 /* The time-series store's background work: a slice a second, so requests never wait long. */
@@ -76,10 +90,12 @@ static void hub_on_compact(void *arg)
 	struct hub *h = arg;
 
 	ingest_commit(h->ingest); /* the agents waiting are answered by the flush it starts with */
-	tsdb_compact(h->tsdb, clk_real_ms(), 50);
+	tsdb_compact(h->tsdb, clk_real_ms(), 50, hub_maintains(h));
 }
 
-/* Retention's background work: a slice a second while a pass is under way, as compaction. */
+/* Retention's background work: a slice a second while a pass is under way, as compaction.
+ * A pass a hub stops leading in the middle of is taken up where it was if it leads again;
+ * the new leader starts its own (the deletes are idempotent). */
 static void hub_on_retain(void *arg)
 {
 	struct hub *h = arg;
@@ -91,6 +107,8 @@ static void hub_on_retain(void *arg)
 	    [RETENTION_PENDING] = h->conf->enroll.pending_keep_days * day,
 	};
 
+	if (!hub_maintains(h))
+		return;
 	retention_step(h->retention, keep_ms, clk_real_ms(), 50);
 }
 

@@ -68,6 +68,8 @@ struct hub_stats {
 	unsigned long long enroll_refused[4];
 	unsigned long long enroll_replaced; /* pending squatters replaced by a token-holder */
 	unsigned long long signed_tasks;
+	/* seconds this hub did the fleet's maintenance (hub_maintains); tasks it ended by expiry */
+	unsigned long long maintenance_ticks, tasks_expired;
 	unsigned long long beats, seen_writes; /* agents' beats; host_seen writes of any request */
 	/* metric queries that took more than one slice; refused busy; stopped at their deadline */
 	unsigned long long queries_sliced, queries_busy, queries_timeout;
@@ -111,6 +113,10 @@ struct hub {
 	int stopping;
 	struct hub_stats st;
 };
+
+/* hub.c: 1 when this hub does the fleet's periodic maintenance now (embedded: always; scale
+ * mode: the leader only). */
+int hub_maintains(struct hub *h);
 
 /* auth.c */
 int auth_check(void *ctx, struct httpd_req *req, int role);

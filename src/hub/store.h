@@ -92,6 +92,10 @@ struct store_ops {
 	 * *was_down tells whether it was down. */
 	int (*host_seen)(struct store *s, const char *id, int64_t now_ms, const char *version,
 	                 json_t *facts, int *was_down);
+	/* Signs of life of many hosts at once (hosts a ZooKeeper session keeps up): last_seen =
+	 * now for those of ids (an array of host ids) that are up; one statement. *n: rows
+	 * changed (may be NULL). */
+	int (*hosts_touch)(struct store *s, json_t *ids, int64_t now_ms, int *n);
 	/* Hosts up whose last_seen is older than before_ms become down (an event each), except
 	 * those keep (may be NULL) says are alive by other means (a held long-poll); keep only
 	 * looks, it must not call the store. *ids gets the array of ids changed. */

@@ -152,6 +152,8 @@ static const char *const ps_sql[PS_COUNT] = {
     [PS_HOST_SEEN] = "UPDATE hosts SET last_seen_ms = greatest(last_seen_ms, $2), "
                      "version = coalesce($3, version) WHERE id = $1 AND state IN ('up', 'down')",
     [PS_HOST_SEEN_UP] = "UPDATE hosts SET state = 'up' WHERE id = $1 AND state = 'down'",
+    [PS_HOSTS_TOUCH] = "UPDATE hosts SET last_seen_ms = greatest(last_seen_ms, $2) WHERE "
+                       "state = 'up' AND id IN (SELECT jsonb_array_elements_text($1::jsonb))",
     [PS_HOST_FACTS] = "UPDATE hosts SET facts = $2, attrs = $3 WHERE id = $1",
     [PS_HOST_STALE] = "SELECT id, last_seen_ms FROM hosts WHERE state = 'up' AND "
                       "last_seen_ms < $1 ORDER BY id",
@@ -980,6 +982,27 @@ out:
 	return rc;
 }
 
+static int pg_hosts_touch(struct store *base, json_t *ids, int64_t now_ms, int *n)
+{
+	struct pg *p = pg_of(base);
+	char *text;
+	int rc;
+
+	if (n)
+		*n = 0;
+	if (!json_is_array(ids))
+		return OUTPOST_E_BAD_ARGS;
+	if (!json_array_size(ids))
+		return 0;
+	if (!(text = json_dumps(ids, JSON_COMPACT)))
+		return OUTPOST_E_INTERNAL;
+	rc = pg_run(p, PS_HOSTS_TOUCH, NULL, "sI", text, now_ms);
+	free(text);
+	if (rc >= 0 && n)
+		*n = rc;
+	return rc < 0 ? rc : 0;
+}
+
 static int pg_hosts_mark_down(struct store *base, int64_t before_ms, int64_t now_ms,
                               int (*keep)(void *arg, const char *id), void *keep_arg, json_t **ids)
 {
@@ -1299,6 +1322,7 @@ static const struct store_ops pg_ops = {
     .host_remove = pg_host_remove,
     .host_labels = pg_host_labels,
     .host_seen = pg_host_seen,
+    .hosts_touch = pg_hosts_touch,
     .hosts_mark_down = pg_hosts_mark_down,
     .events_list = pg_events_list,
     .events_add = pg_events_add,

@@ -180,6 +180,8 @@ static const char *const st_sql[ST_COUNT] = {
     [ST_HOST_SEEN] = "UPDATE hosts SET last_seen_ms = max(last_seen_ms, ?2), "
                      "version = coalesce(?3, version) WHERE id = ?1 AND state IN ('up', 'down')",
     [ST_HOST_SEEN_UP] = "UPDATE hosts SET state = 'up' WHERE id = ?1 AND state = 'down'",
+    [ST_HOSTS_TOUCH] = "UPDATE hosts SET last_seen_ms = max(last_seen_ms, ?2) WHERE "
+                       "state = 'up' AND id IN (SELECT value FROM json_each(?1))",
     [ST_HOST_FACTS] = "UPDATE hosts SET facts = ?2, attrs = ?3 WHERE id = ?1",
     /* A pending host asking again is seen: enroll.pending_keep_days counts from here. */
     [ST_HOST_TOUCH] = "UPDATE hosts SET last_seen_ms = max(last_seen_ms, ?2) WHERE id = ?1",
@@ -675,6 +677,31 @@ out:
 	return rc;
 }
 
+static int sq_hosts_touch(struct store *base, json_t *ids, int64_t now_ms, int *n)
+{
+	struct sq *s = sq_of(base);
+	sqlite3_stmt *st;
+	char *text;
+	int rc;
+
+	if (n)
+		*n = 0;
+	if (!json_is_array(ids))
+		return OUTPOST_E_BAD_ARGS;
+	if (!json_array_size(ids))
+		return 0;
+	if (!(text = json_dumps(ids, JSON_COMPACT)))
+		return OUTPOST_E_INTERNAL;
+	st = stmt(s, ST_HOSTS_TOUCH);
+	bind_str(st, 1, text);
+	sqlite3_bind_int64(st, 2, now_ms);
+	rc = db_run(st);
+	free(text);
+	if (rc >= 0 && n)
+		*n = sqlite3_changes(s->db);
+	return rc < 0 ? rc : 0;
+}
+
 static int sq_host_seen(struct store *base, const char *id, int64_t now_ms, const char *version,
                         json_t *facts, int *was_down)
 {
@@ -1025,6 +1052,7 @@ static const struct store_ops sq_ops = {
     .host_remove = sq_host_remove,
     .host_labels = sq_host_labels,
     .host_seen = sq_host_seen,
+    .hosts_touch = sq_hosts_touch,
     .hosts_mark_down = sq_hosts_mark_down,
     .events_list = sq_events_list,
     .events_add = sq_events_add,

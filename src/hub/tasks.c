@@ -534,20 +534,26 @@ out:
 
 /* ---- once a second ---- */
 
-/* Tasks past their expiry end; a finished batch releases the next. */
+/* Tasks past their expiry end; a finished batch releases the next: on the hub that does the
+ * fleet's maintenance (the leader in scale mode: the others' waits see it by tasks_recheck_waits).
+ */
 void tasks_tick(struct hub *h)
 {
 	int64_t now = clk_real_ms();
 	json_t *ids = NULL, *v;
 	size_t i;
 
-	if (h->store->ops->tasks_expire(h->store, now, &ids) == 0)
-		json_array_foreach(ids, i, v) tasks_wake_task(h, json_string_value(v));
-	json_decref(ids);
-	ids = NULL;
-	if (h->store->ops->tasks_advance(h->store, now, &ids) == 0)
-		tasks_wake_hosts(h, ids);
-	json_decref(ids);
+	if (hub_maintains(h)) {
+		if (h->store->ops->tasks_expire(h->store, now, &ids) == 0) {
+			h->st.tasks_expired += json_array_size(ids);
+			json_array_foreach(ids, i, v) tasks_wake_task(h, json_string_value(v));
+		}
+		json_decref(ids);
+		ids = NULL;
+		if (h->store->ops->tasks_advance(h->store, now, &ids) == 0)
+			tasks_wake_hosts(h, ids);
+		json_decref(ids);
+	}
 	if (h->zk)
 		tasks_recheck_waits(h);
 }

@@ -1177,7 +1177,7 @@ fail:
 	return rc;
 }
 
-void tsdb_compact(struct tsdb *db, int64_t now_ms, int64_t budget_ms)
+void tsdb_compact(struct tsdb *db, int64_t now_ms, int64_t budget_ms, int lead)
 {
 	int64_t t0 = clk_mono_ms();
 	int rc;
@@ -1201,8 +1201,14 @@ void tsdb_compact(struct tsdb *db, int64_t now_ms, int64_t budget_ms)
 	if (tsdb_flush(db) < 0)
 		return;
 
-	while (clk_mono_ms() - t0 < budget_ms && (rc = compact_rollups(db, 64)) > 0)
+	while (lead && clk_mono_ms() - t0 < budget_ms && (rc = compact_rollups(db, 64)) > 0)
 		;
+	if (!lead && db->shared && now_ms - db->rolled_sync_ms >= 60000) {
+		db->rolled_sync_ms = now_ms;
+		if (tsdb_shared_rolled(db) < 0)
+			log_warn(db->cfg.log, "metrics",
+			         "reading the leader's rollup marks failed");
+	}
 
 	if (!db->ckpt_active && db->nseries &&
 	    (db->log_bytes >= CKPT_LOG_BYTES ||
@@ -1228,6 +1234,8 @@ void tsdb_compact(struct tsdb *db, int64_t now_ms, int64_t budget_ms)
 				continue;
 			if (r == TSDB_RAW)
 				db->raw_horizon_ms = now_ms - db->cfg.keep_ms[r];
+			if (!lead)
+				continue;
 			do {
 				rc = db->m->ops->chunk_expire(db->m, r, now_ms - db->cfg.keep_ms[r],
 				                              5000, &n);

@@ -107,8 +107,10 @@ size_t tsdb_pending(const struct tsdb *db);
 
 /* Background work in slices of about budget_ms: seals heads whose window ended long ago,
  * writes rollups of sealed chunks, checkpoints the heads (and trims the log), applies
- * retention. The hub calls it from a timer. */
-void tsdb_compact(struct tsdb *db, int64_t now_ms, int64_t budget_ms);
+ * retention. The hub calls it from a timer. lead 0 (a hub of several that does not do the
+ * fleet's maintenance now): no rollups and no retention deletes, which the leading hub does
+ * for every series; a shared store's rollup marks are read from it once a minute instead. */
+void tsdb_compact(struct tsdb *db, int64_t now_ms, int64_t budget_ms, int lead);
 
 /* Counters for /metrics: {"series", "hosts", "samples_appended", "samples_replayed",
  * "chunks_sealed", "chunks_rolled", "chunks_expired", "checkpoints", "flushes",

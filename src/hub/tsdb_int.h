@@ -96,6 +96,7 @@ struct tsdb {
 	size_t log_bytes; /* written since the last checkpoint began */
 	size_t seal_pos;  /* timer-seal sweep position */
 	int64_t expire_last_ms;
+	int64_t rolled_sync_ms; /* shared, not leading: rollup marks last read from the store */
 
 	struct {
 		unsigned long long appended, replayed, sealed, rolled, expired, checkpoints,
@@ -133,5 +134,8 @@ int tsdb_shared_put(struct tsdb *db, uint32_t series, int64_t w, const uint8_t *
 int tsdb_shared_read(struct tsdb *db, struct ser *s, struct pts *x, size_t i0);
 /* New series and samples of the other hubs; heads another hub now writes are let go. */
 int tsdb_shared_sync(struct tsdb *db);
+/* How far the leading hub has rolled every series up (a hub that does not roll up reads
+ * rollups up to there and raw after). */
+int tsdb_shared_rolled(struct tsdb *db);
 
 #endif

@@ -277,6 +277,24 @@ out:
 	return rc < 0 ? rc : 0;
 }
 
+static int rolled_mark(void *arg, uint32_t id, const char *host, const char *key, int64_t first_ms,
+                       int64_t rolled_ms)
+{
+	struct ser *s = tsdb_by_id(arg, id);
+
+	(void)host;
+	(void)key;
+	(void)first_ms;
+	if (s && s->rolled_ms < rolled_ms)
+		s->rolled_ms = rolled_ms;
+	return 0;
+}
+
+int tsdb_shared_rolled(struct tsdb *db)
+{
+	return db->m->ops->series_each(db->m, rolled_mark, db);
+}
+
 /* ---- Open ---- */
 
 /* This hub's log entries from before the restart, per series and window, as heads that are

@@ -1,7 +1,9 @@
 /* Scale mode's ZooKeeper side of the hub (docs/scale.md). One worker thread owns the
- * ZooKeeper handle and makes only synchronous calls; the client's own threads call the watcher,
- * which just sets flags under z->lock and wakes the worker (a synchronous call from the
- * completion thread would deadlock). The loop thread hands the worker jobs (z->jobs) and gets
+ * ZooKeeper handle and makes synchronous calls, except for batches (queue writes and
+ * deletions, the tree), sent as rounds of asynchronous calls it then waits for; the client's
+ * own threads call the watcher and the completions, which only store what they got, set flags
+ * under a lock and wake the worker (a synchronous call from the completion thread would
+ * deadlock). The loop thread hands the worker jobs (z->jobs) and gets
  * results back by loop_post; each post holds a reference on z, so a post drained after
  * zk_stop finds z alive and does nothing. */
 #include "zk.h"
@@ -44,6 +46,7 @@ struct zk_msg {
 	struct hub_zk *z;
 	int kind, a, b;
 	char host[65];
+	json_t *hosts; /* MSG_TAKE: host ids, owned */
 };
 
 struct hub_zk {
@@ -58,6 +61,12 @@ struct hub_zk {
 	pthread_t thread;
 	int started;
 	FILE *devnull; /* the client library's log, when not debugging */
+
+	/* Asynchronous calls of a batch in flight: the completions (on the client's thread)
+	 * count down under alock; the worker waits for zero. */
+	pthread_mutex_t alock;
+	pthread_cond_t acond;
+	int apending;
 
 	pthread_mutex_t lock; /* guards everything down to the worker's own state */
 	pthread_cond_t cond;
@@ -75,10 +84,16 @@ struct hub_zk {
 	int64_t swept_ms;
 	json_t *hubs_seen; /* hub nodes the leader last listed */
 	int rescue_due;    /* re-queue the copies a hub that went may have left unwritten */
+	json_t *zkhosts;   /* hosts whose queue folder was seen marked (a mark stays) */
+	json_t *acls;      /* host -> its queue folder's ACL, with the folder's czxid, aversion */
 
 	/* the loop thread's own */
 	int l_leader, l_synced, l_connected, l_registered;
-	json_t *alive; /* host ids whose alive node the leader saw */
+	json_t *alive;      /* host ids whose alive node the leader saw */
+	json_t *touch_pass; /* their ids as the last_seen pass under way took them */
+	size_t touch_pos;
+	unsigned long long touched; /* last_seen written for that many hosts in all */
+	int64_t touch_start_ms;
 };
 
 /* ---- references, posts to the loop ---- */
@@ -92,6 +107,9 @@ static void zk_unref(struct hub_zk *z)
 	json_decref(z->host_shard);
 	json_decref(z->hubs_seen);
 	json_decref(z->alive);
+	json_decref(z->touch_pass);
+	json_decref(z->zkhosts);
+	json_decref(z->acls);
 	while (z->jobs) {
 		struct zk_job *j = z->jobs;
 		z->jobs = j->next;
@@ -104,6 +122,8 @@ static void zk_unref(struct hub_zk *z)
 	}
 	pthread_mutex_destroy(&z->lock);
 	pthread_cond_destroy(&z->cond);
+	pthread_mutex_destroy(&z->alock);
+	pthread_cond_destroy(&z->acond);
 	sodium_memzero(z->secret, sizeof(z->secret));
 	free(z->connect);
 	free(z->hub_id);
@@ -132,6 +152,26 @@ static void zk_post(struct hub_zk *z, int kind, const char *host, int a, int b)
 	}
 }
 
+/* A message with a list of hosts (stolen). */
+static void zk_post_hosts(struct hub_zk *z, int kind, json_t *hosts)
+{
+	struct zk_msg *m = calloc(1, sizeof(*m));
+
+	if (!m) {
+		json_decref(hosts);
+		return;
+	}
+	m->z = z;
+	m->kind = kind;
+	m->hosts = hosts;
+	atomic_fetch_add(&z->refs, 1);
+	if (loop_post(z->loop, zk_on_msg, m) < 0) {
+		atomic_fetch_sub(&z->refs, 1);
+		json_decref(hosts);
+		free(m);
+	}
+}
+
 /* ---- jobs: loop thread -> worker ---- */
 
 static void zk_job_add(struct hub_zk *z, struct zk_job *j, int front)
@@ -150,6 +190,21 @@ static void zk_job_add(struct hub_zk *z, struct zk_job *j, int front)
 			z->jobs = j;
 		z->jobs_tail = j;
 	}
+	pthread_cond_signal(&z->cond);
+	pthread_mutex_unlock(&z->lock);
+}
+
+/* Appends a chain of jobs under one lock, so that the worker sees them as one batch. */
+static void zk_job_add_chain(struct hub_zk *z, struct zk_job *first, struct zk_job *last)
+{
+	if (!first)
+		return;
+	pthread_mutex_lock(&z->lock);
+	if (z->jobs_tail)
+		z->jobs_tail->next = first;
+	else
+		z->jobs = first;
+	z->jobs_tail = last;
 	pthread_cond_signal(&z->cond);
 	pthread_mutex_unlock(&z->lock);
 }
@@ -307,27 +362,6 @@ static int zk_ensure(struct hub_zk *z, const char *path, const struct ACL_vector
 	if (rc == ZNODEEXISTS)
 		rc = set_acl ? zoo_set_acl(z->zh, path, -1, acl) : ZOK;
 	return rc;
-}
-
-/* The tree of docs/scale.md: folders, the 256 shards. */
-static int zk_make_tree(struct hub_zk *z)
-{
-	static const char *const dirs[] = {"/outpost",      "/outpost/agents", "/outpost/tasks",
-	                                   "/outpost/hubs", "/outpost/leader", NULL};
-	struct zk_acl acl;
-	char path[64];
-	int rc;
-
-	zk_acl(z, &acl, NULL, 0, 1);
-	for (int i = 0; dirs[i]; i++)
-		if ((rc = zk_ensure(z, dirs[i], &acl.v, 0)) != ZOK)
-			return rc;
-	for (int i = 0; i < 256; i++) {
-		snprintf(path, sizeof(path), "/outpost/agents/%02x", i);
-		if ((rc = zk_ensure(z, path, &acl.v, 0)) != ZOK)
-			return rc;
-	}
-	return ZOK;
 }
 
 /* An ephemeral node of this session: one left by an expired session of ours is deleted
@@ -508,117 +542,474 @@ static int zk_reconcile_full(struct hub_zk *z)
 
 /* ---- queue entries ---- */
 
-/* Calls fn for each entry of host's queue with its task id; stops at the first non-ZOK. */
-static int zk_entries(struct hub_zk *z, const char *host,
-                      int (*fn)(struct hub_zk *z, const char *path, json_t *entry, void *arg),
-                      void *arg)
-{
-	struct String_vector kids = {0};
-	char path[300];
-	int rc;
-
-	snprintf(path, sizeof(path), "/outpost/tasks/%s", host);
-	if ((rc = zoo_get_children(z->zh, path, 0, &kids)) != ZOK)
-		return rc;
-	char *buf = malloc(ZK_ENTRY_MAX + 1);
-	for (int i = 0; buf && i < kids.count && rc == ZOK; i++) {
-		int len = ZK_ENTRY_MAX;
-		json_t *e;
-		snprintf(path, sizeof(path), "/outpost/tasks/%s/%s", host, kids.data[i]);
-		rc = zoo_get(z->zh, path, 0, buf, &len, NULL);
-		if (rc == ZNONODE) {
-			rc = ZOK;
-			continue;
-		}
-		if (rc != ZOK || len <= 0)
-			continue;
-		e = json_loadb(buf, (size_t)len, 0, NULL);
-		if (e)
-			rc = fn(z, path, e, arg);
-		json_decref(e);
-	}
-	free(buf);
-	deallocate_String_vector(&kids);
-	return rc;
-}
-
 static const char *entry_task_id(json_t *e)
 {
 	return json_string_value(json_object_get(json_object_get(e, "task"), "task_id"));
 }
 
-static int entry_note(struct hub_zk *z, const char *path, json_t *e, void *arg)
-{
-	const char *id = entry_task_id(e);
+/* ---- the fan-out's writes: asynchronous calls in pipelined rounds ----
+ * A batch of hosts costs a few round trips in all, not a few per host: every call of a round
+ * is sent before the first answer is awaited. A round's calls count up z->apending; their
+ * completions (the client's thread) store what they got in their op and count down. */
 
-	(void)z;
-	(void)path;
-	if (id)
-		json_object_set_new(arg, id, json_true());
-	return ZOK;
-}
+#define ZK_BATCH_MAX 1000 /* jobs of one kind handled as one batch */
 
-static int entry_del_task(struct hub_zk *z, const char *path, json_t *e, void *arg)
-{
-	const char *id = entry_task_id(e);
-	int rc = ZOK;
-
-	if (id && strcmp(id, arg) == 0)
-		rc = zoo_delete(z->zh, path, -1);
-	return rc == ZNONODE ? ZOK : rc;
-}
-
-static int entry_del_expired(struct hub_zk *z, const char *path, json_t *e, void *arg)
-{
-	json_int_t exp =
-	    json_integer_value(json_object_get(json_object_get(e, "task"), "expires_ms"));
-	int rc = ZOK;
-
-	if (exp > 0 && exp < *(int64_t *)arg)
-		rc = zoo_delete(z->zh, path, -1);
-	return rc == ZNONODE ? ZOK : rc;
-}
-
-/* Writes the entries not there yet: a write whose answer was lost is found on the retry. */
-static int zk_write(struct hub_zk *z, struct zk_job *j)
-{
-	json_t *have = json_object(), *it;
-	struct ACL_vector acl = {0};
-	struct Stat st;
-	char folder[200], path[300];
-	size_t i;
+struct zk_op {
+	struct hub_zk *z;
 	int rc;
+	struct zk_job *j;
+	struct Stat st;
+	json_t *names;       /* get_children2: the children's names */
+	json_t *have;        /* task ids queued already */
+	json_t *acl_entry;   /* get_acl: the cache entry {"czxid", "aversion", "acl"} */
+	int marked;          /* get: the folder is marked zookeeper */
+	int64_t now_ms;      /* deletes without a task id: entries expired before it */
+	struct zk_sub *subs; /* round 2's entry reads, round 3's creates */
+};
 
-	snprintf(folder, sizeof(folder), "/outpost/tasks/%s", j->host);
-	rc = zk_entries(z, j->host, entry_note, have);
-	if (rc == ZOK)
-		rc = zoo_get_acl(z->zh, folder, &acl, &st); /* entries: the folder's ACL */
-	json_array_foreach(j->items, i, it)
-	{
-		char *text;
-		const char *id = entry_task_id(it);
-		if (rc != ZOK)
-			break;
-		if (!id || json_object_get(have, id))
-			continue;
-		if (!(text = json_dumps(it, JSON_COMPACT)))
-			continue;
-		if (strlen(text) > ZK_ENTRY_MAX) {
-			log_warn(
-			    z->log, "zk",
-			    "task %s for host %s is %zu bytes, too large for a queue entry: not "
-			    "queued in ZooKeeper",
-			    id, j->host, strlen(text));
-		} else {
-			snprintf(path, sizeof(path), "%s/t-", folder);
-			rc = zoo_create(z->zh, path, text, (int)strlen(text), &acl,
-			                ZOO_PERSISTENT_SEQUENTIAL, NULL, 0);
-		}
-		free(text);
+/* One call of many for one host (its entries): its own outcome. */
+struct zk_sub {
+	struct zk_op *op;
+	int rc;
+	int del;          /* the entry is to go */
+	const char *name; /* the entry's name, borrowed from op->names */
+};
+
+static void zk_round_add(struct hub_zk *z)
+{
+	pthread_mutex_lock(&z->alock);
+	z->apending++;
+	pthread_mutex_unlock(&z->alock);
+}
+
+static void zk_round_done(struct hub_zk *z)
+{
+	pthread_mutex_lock(&z->alock);
+	if (--z->apending == 0)
+		pthread_cond_broadcast(&z->acond);
+	pthread_mutex_unlock(&z->alock);
+}
+
+/* Waits for every completion of the round (the client calls each one: on an answer, a
+ * connection loss or the session's end). */
+static void zk_round_wait(struct hub_zk *z)
+{
+	pthread_mutex_lock(&z->alock);
+	while (z->apending > 0)
+		pthread_cond_wait(&z->acond, &z->alock);
+	pthread_mutex_unlock(&z->alock);
+}
+
+/* An asynchronous call refused at once: its completion will not come. */
+static void zk_round_sent(struct hub_zk *z, int *rcp, int rc)
+{
+	if (rc != ZOK) {
+		*rcp = rc;
+		zk_round_done(z);
 	}
-	deallocate_ACL_vector(&acl);
-	json_decref(have);
+}
+
+static void zk_made_dir(int rc, const char *value, const void *data)
+{
+	struct zk_sub *sub = (struct zk_sub *)data;
+
+	(void)value;
+	sub->rc = rc == ZNODEEXISTS ? ZOK : rc;
+	zk_round_done(sub->op->z);
+}
+
+/* The tree of docs/scale.md: the folders, then the 256 shards, each level one pipelined
+ * round (a first start made the 261 nodes one round trip after another: 2.5 s, during which
+ * the hub made no host's nodes and its agents' first reads failed). */
+static int zk_make_tree(struct hub_zk *z)
+{
+	static const char *const dirs[] = {"/outpost", "/outpost/agents", "/outpost/tasks",
+	                                   "/outpost/hubs", "/outpost/leader"};
+	struct zk_sub subs[256];
+	struct zk_op op = {.z = z};
+	struct zk_acl acl;
+	char path[64];
+	int rc = ZOK;
+
+	zk_acl(z, &acl, NULL, 0, 1);
+	for (int level = 0; level < 3 && rc == ZOK; level++) {
+		int n = level == 0 ? 1 : level == 1 ? 4 : 256;
+		for (int i = 0; i < n; i++) {
+			const char *p = level < 2 ? dirs[level + i] : path;
+			if (level == 2)
+				snprintf(path, sizeof(path), "/outpost/agents/%02x", i);
+			subs[i] = (struct zk_sub){.op = &op, .rc = ZOK};
+			zk_round_add(z);
+			zk_round_sent(z, &subs[i].rc,
+			              zoo_acreate(z->zh, p, NULL, -1, &acl.v, ZOO_PERSISTENT,
+			                          zk_made_dir, &subs[i]));
+		}
+		zk_round_wait(z);
+		for (int i = 0; i < n && rc == ZOK; i++)
+			rc = subs[i].rc;
+	}
 	return rc;
+}
+
+static void zk_got_mark(int rc, const char *value, int len, const struct Stat *st, const void *data)
+{
+	struct zk_op *op = (struct zk_op *)data;
+
+	(void)st;
+	op->rc = rc;
+	op->marked = rc == ZOK && value && len > 0 && memmem(value, (size_t)len, "zookeeper", 9);
+	zk_round_done(op->z);
+}
+
+static void zk_got_kids(int rc, const struct String_vector *kids, const struct Stat *st,
+                        const void *data)
+{
+	struct zk_op *op = (struct zk_op *)data;
+
+	op->rc = rc;
+	if (rc == ZOK) {
+		op->st = *st;
+		for (int i = 0; kids && i < kids->count; i++)
+			json_array_append_new(op->names, json_string(kids->data[i]));
+	}
+	zk_round_done(op->z);
+}
+
+static void zk_got_acl(int rc, struct ACL_vector *acl, struct Stat *st, const void *data)
+{
+	struct zk_op *op = (struct zk_op *)data;
+	json_t *list = json_array();
+
+	if (rc == ZOK && list) {
+		for (int i = 0; i < acl->count; i++)
+			json_array_append_new(list, json_pack("[i, s, s]", acl->data[i].perms,
+			                                      acl->data[i].id.scheme,
+			                                      acl->data[i].id.id));
+		op->acl_entry = json_pack("{s:I, s:i, s:O}", "czxid", (json_int_t)st->czxid,
+		                          "aversion", st->aversion, "acl", list);
+	} else {
+		op->rc = rc;
+	}
+	json_decref(list);
+	zk_round_done(op->z);
+}
+
+static void zk_got_entry(int rc, const char *value, int len, const struct Stat *st,
+                         const void *data)
+{
+	struct zk_sub *sub = (struct zk_sub *)data;
+	json_t *e = rc == ZOK && value && len > 0 ? json_loadb(value, (size_t)len, 0, NULL) : NULL;
+	const char *id = entry_task_id(e);
+
+	(void)st;
+	sub->rc = rc == ZNONODE ? ZOK : rc; /* deleted meanwhile: not there */
+	if (id)
+		json_object_set_new(sub->op->have, id, json_true());
+	json_decref(e);
+	zk_round_done(sub->op->z);
+}
+
+static void zk_deleted(int rc, const void *data)
+{
+	struct zk_sub *sub = (struct zk_sub *)data;
+
+	sub->rc = rc == ZNONODE ? ZOK : rc;
+	zk_round_done(sub->op->z);
+}
+
+static void zk_made(int rc, const char *value, const void *data)
+{
+	struct zk_sub *sub = (struct zk_sub *)data;
+
+	(void)value;
+	sub->rc = rc;
+	zk_round_done(sub->op->z);
+}
+
+/* The ACL of the cache entry c ({"acl": [[perms, scheme, id], ...]}); its strings are
+ * borrowed from c. out->data: caller frees. */
+static int zk_acl_of(json_t *c, struct ACL_vector *out)
+{
+	json_t *list = json_object_get(c, "acl"), *a;
+	size_t i;
+
+	out->count = (int32_t)json_array_size(list);
+	if (!out->count || !(out->data = calloc((size_t)out->count, sizeof(*out->data))))
+		return -1;
+	json_array_foreach(list, i, a)
+	{
+		out->data[i].perms = (int32_t)json_integer_value(json_array_get(a, 0));
+		out->data[i].id.scheme = (char *)json_string_value(json_array_get(a, 1));
+		out->data[i].id.id = (char *)json_string_value(json_array_get(a, 2));
+	}
+	return 0;
+}
+
+/* The first failure worth a retry among a host's calls, else its first failure. */
+static void zk_op_fold(struct zk_op *op, size_t nsubs)
+{
+	for (size_t k = 0; op->subs && k < nsubs && op->rc == ZOK; k++)
+		if (op->subs[k].rc != ZOK && op->subs[k].rc != ZNONODE)
+			op->rc = op->subs[k].rc;
+}
+
+static void zk_post_hosts(struct hub_zk *z, int kind, json_t *hosts);
+
+/* JOB_CHECK for a batch: which hosts are of the zookeeper link (a mark once seen stays in
+ * z->zkhosts, so a fan-out to them reads nothing); the loop then takes their copies, the
+ * whole batch in one message. */
+static void zk_check_batch(struct hub_zk *z, struct zk_job **jobs, size_t n, json_t *retry)
+{
+	struct zk_op *ops = calloc(n, sizeof(*ops));
+	json_t *take = json_array();
+	char path[200];
+
+	if (!ops || !take) {
+		free(ops);
+		json_decref(take);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		ops[i].z = z;
+		ops[i].j = jobs[i];
+		if (json_object_get(z->zkhosts, jobs[i]->host)) {
+			ops[i].marked = 1;
+			continue;
+		}
+		snprintf(path, sizeof(path), "/outpost/tasks/%s", jobs[i]->host);
+		zk_round_add(z);
+		zk_round_sent(z, &ops[i].rc, zoo_aget(z->zh, path, 0, zk_got_mark, &ops[i]));
+	}
+	zk_round_wait(z);
+	for (size_t i = 0; i < n; i++) {
+		if (zk_transient(ops[i].rc))
+			json_array_append_new(retry, json_integer((json_int_t)i));
+		if (ops[i].rc != ZOK || !ops[i].marked)
+			continue;
+		json_object_set_new(z->zkhosts, jobs[i]->host, json_true());
+		json_array_append_new(take, json_string(jobs[i]->host));
+	}
+	if (json_array_size(take))
+		zk_post_hosts(z, MSG_TAKE, take);
+	else
+		json_decref(take);
+	free(ops);
+}
+
+/* Round 3 of zk_write_batch: the entries not there yet, with the folder's ACL. */
+static void zk_write_creates(struct hub_zk *z, struct zk_op *ops, size_t n, size_t *nsubs)
+{
+	char path[300];
+
+	for (size_t i = 0; i < n; i++) {
+		struct zk_op *op = &ops[i];
+		struct ACL_vector acl = {0};
+		json_t *c, *it;
+		size_t k;
+		free(op->subs);
+		op->subs = NULL;
+		nsubs[i] = 0;
+		zk_op_fold(op, 0);
+		if (op->rc != ZOK)
+			continue;
+		if (op->acl_entry)
+			json_object_set(z->acls, op->j->host, op->acl_entry);
+		c = json_object_get(z->acls, op->j->host);
+		if (zk_acl_of(c, &acl) < 0 ||
+		    !(op->subs = calloc(json_array_size(op->j->items) + 1, sizeof(*op->subs)))) {
+			free(acl.data);
+			op->rc = ZSYSTEMERROR;
+			continue;
+		}
+		snprintf(path, sizeof(path), "/outpost/tasks/%s/t-", op->j->host);
+		json_array_foreach(op->j->items, k, it)
+		{
+			const char *id = entry_task_id(it);
+			char *text;
+			if (!id || json_object_get(op->have, id) ||
+			    !(text = json_dumps(it, JSON_COMPACT)))
+				continue;
+			if (strlen(text) > ZK_ENTRY_MAX) {
+				log_warn(z->log, "zk",
+				         "task %s for host %s is %zu bytes, too large for a queue "
+				         "entry: not queued in ZooKeeper",
+				         id, op->j->host, strlen(text));
+			} else {
+				struct zk_sub *sub = &op->subs[nsubs[i]++];
+				sub->op = op;
+				zk_round_add(z);
+				/* the library copies path, data and ACL into its request */
+				zk_round_sent(z, &sub->rc,
+				              zoo_acreate(z->zh, path, text, (int)strlen(text),
+				                          &acl, ZOO_PERSISTENT_SEQUENTIAL, zk_made,
+				                          sub));
+			}
+			free(text);
+		}
+		free(acl.data);
+	}
+	zk_round_wait(z);
+	for (size_t i = 0; i < n; i++)
+		zk_op_fold(&ops[i], nsubs[i]);
+}
+
+static void zk_got_entry_del(int rc, const char *value, int len, const struct Stat *st,
+                             const void *data)
+{
+	struct zk_sub *sub = (struct zk_sub *)data;
+	struct zk_op *op = sub->op;
+	json_t *e = rc == ZOK && value && len > 0 ? json_loadb(value, (size_t)len, 0, NULL) : NULL;
+	const char *id = entry_task_id(e);
+
+	(void)st;
+	sub->rc = rc == ZNONODE ? ZOK : rc;
+	if (op->j->task[0])
+		sub->del = id && strcmp(id, op->j->task) == 0;
+	else {
+		json_int_t exp =
+		    json_integer_value(json_object_get(json_object_get(e, "task"), "expires_ms"));
+		sub->del = exp > 0 && exp < op->now_ms;
+	}
+	json_decref(e);
+	zk_round_done(op->z);
+}
+
+/* JOB_DONE for a batch, in three pipelined rounds: each host's queue listed, its entries read,
+ * the ones of the job's task deleted (a job without a task id, the leader's sweep: the
+ * entries whose task expired before now_ms). */
+static void zk_delete_batch(struct hub_zk *z, struct zk_job **jobs, size_t n, json_t *retry,
+                            int64_t now_ms)
+{
+	struct zk_op *ops = calloc(n, sizeof(*ops));
+	char path[400];
+
+	if (!ops)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		ops[i] =
+		    (struct zk_op){.z = z, .j = jobs[i], .names = json_array(), .now_ms = now_ms};
+		snprintf(path, sizeof(path), "/outpost/tasks/%s", jobs[i]->host);
+		zk_round_add(z);
+		zk_round_sent(z, &ops[i].rc,
+		              zoo_aget_children2(z->zh, path, 0, zk_got_kids, &ops[i]));
+	}
+	zk_round_wait(z);
+	for (size_t i = 0; i < n; i++) {
+		struct zk_op *op = &ops[i];
+		size_t k, nk = json_array_size(op->names);
+		json_t *v;
+		if (op->rc != ZOK || !nk || !(op->subs = calloc(nk, sizeof(*op->subs))))
+			continue;
+		json_array_foreach(op->names, k, v)
+		{
+			op->subs[k].op = op;
+			op->subs[k].name = json_string_value(v);
+			snprintf(path, sizeof(path), "/outpost/tasks/%s/%s", op->j->host,
+			         op->subs[k].name);
+			zk_round_add(z);
+			zk_round_sent(z, &op->subs[k].rc,
+			              zoo_aget(z->zh, path, 0, zk_got_entry_del, &op->subs[k]));
+		}
+	}
+	zk_round_wait(z);
+	for (size_t i = 0; i < n; i++) {
+		struct zk_op *op = &ops[i];
+		size_t nk = op->subs ? json_array_size(op->names) : 0;
+		zk_op_fold(op, nk);
+		for (size_t k = 0; op->rc == ZOK && k < nk; k++) {
+			if (!op->subs[k].del)
+				continue;
+			snprintf(path, sizeof(path), "/outpost/tasks/%s/%s", op->j->host,
+			         op->subs[k].name);
+			zk_round_add(z);
+			zk_round_sent(z, &op->subs[k].rc,
+			              zoo_adelete(z->zh, path, -1, zk_deleted, &op->subs[k]));
+		}
+	}
+	zk_round_wait(z);
+	for (size_t i = 0; i < n; i++) {
+		zk_op_fold(&ops[i], ops[i].subs ? json_array_size(ops[i].names) : 0);
+		if (zk_transient(ops[i].rc))
+			json_array_append_new(retry, json_integer((json_int_t)i));
+		else if (ops[i].rc != ZOK && ops[i].rc != ZNONODE)
+			log_warn(z->log, "zk", "removing entries of host %s: %s", jobs[i]->host,
+			         zerror(ops[i].rc));
+		json_decref(ops[i].names);
+		free(ops[i].subs);
+	}
+	free(ops);
+}
+
+/* JOB_WRITE for a batch of hosts, in three pipelined rounds: 1. each host's queue listed
+ * (with its folder's czxid and aversion, which say whether the cached ACL is still the
+ * folder's); 2. the ACLs not cached and the entries already there read (a write whose answer
+ * was lost, the rescue: their task ids are not queued again); 3. the other entries created.
+ * Hosts whose calls failed for a reason worth a retry go to retry (indexes into jobs); a
+ * retry reads again, so nothing is queued twice. */
+static void zk_write_batch(struct hub_zk *z, struct zk_job **jobs, size_t n, json_t *retry)
+{
+	struct zk_op *ops = calloc(n, sizeof(*ops));
+	size_t *nsubs = calloc(n, sizeof(*nsubs));
+	char path[300];
+
+	if (!ops || !nsubs)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		ops[i] = (struct zk_op){
+		    .z = z, .j = jobs[i], .names = json_array(), .have = json_object()};
+		snprintf(path, sizeof(path), "/outpost/tasks/%s", jobs[i]->host);
+		zk_round_add(z);
+		zk_round_sent(z, &ops[i].rc,
+		              zoo_aget_children2(z->zh, path, 0, zk_got_kids, &ops[i]));
+	}
+	zk_round_wait(z);
+
+	for (size_t i = 0; i < n; i++) {
+		struct zk_op *op = &ops[i];
+		json_t *c = json_object_get(z->acls, op->j->host), *v;
+		size_t k;
+		if (op->rc != ZOK)
+			continue;
+		snprintf(path, sizeof(path), "/outpost/tasks/%s", op->j->host);
+		if (!c || json_integer_value(json_object_get(c, "czxid")) != op->st.czxid ||
+		    json_integer_value(json_object_get(c, "aversion")) != op->st.aversion) {
+			zk_round_add(z);
+			zk_round_sent(z, &op->rc, zoo_aget_acl(z->zh, path, zk_got_acl, op));
+		}
+		nsubs[i] = json_array_size(op->names);
+		if (!nsubs[i] || !(op->subs = calloc(nsubs[i], sizeof(*op->subs)))) {
+			nsubs[i] = 0;
+			continue;
+		}
+		json_array_foreach(op->names, k, v)
+		{
+			char entry[400];
+			op->subs[k].op = op;
+			snprintf(entry, sizeof(entry), "%s/%s", path, json_string_value(v));
+			zk_round_add(z);
+			zk_round_sent(z, &op->subs[k].rc,
+			              zoo_aget(z->zh, entry, 0, zk_got_entry, &op->subs[k]));
+		}
+	}
+	zk_round_wait(z);
+	for (size_t i = 0; i < n; i++)
+		zk_op_fold(&ops[i], nsubs[i]);
+	zk_write_creates(z, ops, n, nsubs);
+	for (size_t i = 0; i < n; i++)
+		if (zk_transient(ops[i].rc))
+			json_array_append_new(retry, json_integer((json_int_t)i));
+		else if (ops[i].rc != ZOK && ops[i].rc != ZNONODE)
+			log_warn(z->log, "zk", "queueing for host %s: %s", jobs[i]->host,
+			         zerror(ops[i].rc));
+out:
+	for (size_t i = 0; ops && i < n; i++) {
+		json_decref(ops[i].names);
+		json_decref(ops[i].have);
+		json_decref(ops[i].acl_entry);
+		free(ops[i].subs);
+	}
+	free(ops);
+	free(nsubs);
 }
 
 /* The leader: re-reads the hubs (re-arming the watch); a hub that went may have stored task
@@ -655,12 +1046,22 @@ static int zk_rescue(struct hub_zk *z)
 {
 	struct String_vector hosts = {0};
 	char path[200], buf[256];
+	json_t *rescue = NULL;
 	int rc;
 
 	if ((rc = zoo_get_children(z->zh, "/outpost/tasks", 0, &hosts)) != ZOK)
 		return rc;
 	for (int i = 0; i < hosts.count && rc == ZOK; i++) {
 		int len = sizeof(buf) - 1;
+		/* to the loop in slices: each host's take is a store call on its thread */
+		if (json_array_size(rescue) >= 256) {
+			zk_post_hosts(z, MSG_RESCUE, rescue);
+			rescue = NULL;
+		}
+		if (!rescue && !(rescue = json_array())) {
+			rc = ZSYSTEMERROR;
+			break;
+		}
 		snprintf(path, sizeof(path), "/outpost/tasks/%s", hosts.data[i]);
 		rc = zoo_get(z->zh, path, 0, buf, &len, NULL);
 		if (rc == ZNONODE) {
@@ -670,10 +1071,14 @@ static int zk_rescue(struct hub_zk *z)
 		if (rc == ZOK && len > 0) {
 			buf[len] = '\0';
 			if (strstr(buf, "zookeeper"))
-				zk_post(z, MSG_RESCUE, hosts.data[i], 0, 0);
+				json_array_append_new(rescue, json_string(hosts.data[i]));
 		}
 	}
 	deallocate_String_vector(&hosts);
+	if (rc == ZOK && json_array_size(rescue))
+		zk_post_hosts(z, MSG_RESCUE, rescue);
+	else
+		json_decref(rescue);
 	return rc;
 }
 
@@ -681,17 +1086,30 @@ static int zk_rescue(struct hub_zk *z)
 static int zk_sweep(struct hub_zk *z)
 {
 	struct String_vector hosts = {0};
+	struct zk_job **jobs = calloc(ZK_BATCH_MAX, sizeof(*jobs));
+	json_t *retry = json_array();
 	int64_t now = clk_real_ms();
-	int rc;
+	int rc = ZSYSTEMERROR;
 
-	if ((rc = zoo_get_children(z->zh, "/outpost/tasks", 0, &hosts)) != ZOK)
+	if (!jobs || !retry || (rc = zoo_get_children(z->zh, "/outpost/tasks", 0, &hosts)) != ZOK) {
+		free(jobs);
+		json_decref(retry);
 		return rc;
-	for (int i = 0; i < hosts.count && rc == ZOK; i++) {
-		rc = zk_entries(z, hosts.data[i], entry_del_expired, &now);
-		if (rc == ZNONODE)
-			rc = ZOK;
 	}
+	/* in batches of pipelined calls, as the fan-out's writes */
+	for (int i = 0; i < hosts.count && !json_array_size(retry);) {
+		size_t n = 0;
+		while (n < ZK_BATCH_MAX && i < hosts.count)
+			if ((jobs[n] = zk_job_new(JOB_DONE, hosts.data[i++], NULL)))
+				n++;
+		zk_delete_batch(z, jobs, n, retry, now);
+		for (size_t k = 0; k < n; k++)
+			free(jobs[k]);
+	}
+	rc = json_array_size(retry) ? ZCONNECTIONLOSS : ZOK;
 	deallocate_String_vector(&hosts);
+	free(jobs);
+	json_decref(retry);
 	return rc;
 }
 
@@ -721,7 +1139,8 @@ static int zk_nodes(struct hub_zk *z, struct zk_job *j)
 		static const char mark[] = "{\"link\":\"zookeeper\"}";
 		if ((rc = zoo_set(z->zh, path, mark, (int)strlen(mark), -1)) != ZOK)
 			return rc;
-		zk_post(z, MSG_TAKE, j->host, 0, 0); /* what waits for it already */
+		json_object_set_new(z->zkhosts, j->host, json_true());
+		zk_post_hosts(z, MSG_TAKE, json_pack("[s]", j->host)); /* what waits already */
 	}
 	return ZOK;
 }
@@ -747,36 +1166,21 @@ static int zk_delete_tree(struct hub_zk *z, const char *path)
 
 static int zk_run_job(struct hub_zk *z, struct zk_job *j)
 {
-	char path[200], shard[3], buf[256];
-	int len = sizeof(buf) - 1, rc;
+	char path[200], shard[3];
+	int rc;
 
 	switch (j->kind) {
 	case JOB_NODES:
 		return zk_nodes(z, j);
 	case JOB_GONE:
+		json_object_del(z->zkhosts, j->host);
+		json_object_del(z->acls, j->host);
 		zk_shard(j->host, shard);
 		snprintf(path, sizeof(path), "/outpost/agents/%s/%s", shard, j->host);
 		if ((rc = zk_delete_tree(z, path)) != ZOK)
 			return rc;
 		snprintf(path, sizeof(path), "/outpost/tasks/%s", j->host);
 		return zk_delete_tree(z, path);
-	case JOB_CHECK: /* a zookeeper-link host? then the loop takes its tasks for the queue */
-		snprintf(path, sizeof(path), "/outpost/tasks/%s", j->host);
-		rc = zoo_get(z->zh, path, 0, buf, &len, NULL);
-		if (rc == ZNONODE)
-			return ZOK;
-		if (rc == ZOK && len > 0) {
-			buf[len] = '\0';
-			if (strstr(buf, "zookeeper"))
-				zk_post(z, MSG_TAKE, j->host, 0, 0);
-		}
-		return rc;
-	case JOB_WRITE:
-		rc = zk_write(z, j);
-		return rc == ZNONODE ? ZOK : rc;
-	case JOB_DONE:
-		rc = zk_entries(z, j->host, entry_del_task, j->task);
-		return rc == ZNONODE ? ZOK : rc;
 	}
 	return ZOK;
 }
@@ -835,6 +1239,65 @@ static void zk_connect(struct hub_zk *z)
 	sodium_memzero(cred, sizeof(cred));
 }
 
+/* The run of jobs of one batched kind (JOB_CHECK or JOB_WRITE) at the head of the queue, up
+ * to ZK_BATCH_MAX, done as one batch of pipelined calls. The ones to retry go back to the
+ * head of the queue, in their order, and a transient error is returned. */
+static int zk_run_batch(struct hub_zk *z)
+{
+	struct zk_job **jobs = malloc(ZK_BATCH_MAX * sizeof(*jobs)), *first = NULL, *last = NULL;
+	json_t *retry = json_array(), *v;
+	size_t n = 0, i;
+	int kind;
+
+	if (!jobs || !retry) {
+		free(jobs);
+		json_decref(retry);
+		return ZSYSTEMERROR;
+	}
+	pthread_mutex_lock(&z->lock);
+	kind = z->jobs->kind;
+	while (n < ZK_BATCH_MAX && z->jobs && z->jobs->kind == kind) {
+		jobs[n++] = z->jobs;
+		if (!(z->jobs = z->jobs->next))
+			z->jobs_tail = NULL;
+	}
+	pthread_mutex_unlock(&z->lock);
+	if (kind == JOB_CHECK)
+		zk_check_batch(z, jobs, n, retry);
+	else if (kind == JOB_WRITE)
+		zk_write_batch(z, jobs, n, retry);
+	else
+		zk_delete_batch(z, jobs, n, retry, clk_real_ms());
+	json_array_foreach(retry, i, v)
+	{
+		struct zk_job *j = jobs[json_integer_value(v)];
+		jobs[json_integer_value(v)] = NULL;
+		j->next = NULL;
+		if (last)
+			last->next = j;
+		else
+			first = j;
+		last = j;
+	}
+	if (first) { /* back to the head, before what came meanwhile */
+		pthread_mutex_lock(&z->lock);
+		last->next = z->jobs;
+		z->jobs = first;
+		if (!z->jobs_tail)
+			z->jobs_tail = last;
+		pthread_mutex_unlock(&z->lock);
+	}
+	for (i = 0; i < n; i++)
+		if (jobs[i]) {
+			json_decref(jobs[i]->items);
+			free(jobs[i]);
+		}
+	free(jobs);
+	n = json_array_size(retry);
+	json_decref(retry);
+	return n ? ZCONNECTIONLOSS : ZOK;
+}
+
 /* One round of work after a wake-up; ZooKeeper's failures end it (retried next round). */
 static int zk_round(struct hub_zk *z, json_t *dirty_hosts, json_t *dirty_shards, int ev_leader,
                     int ev_full)
@@ -891,7 +1354,14 @@ static int zk_round(struct hub_zk *z, json_t *dirty_hosts, json_t *dirty_shards,
 	for (;;) {
 		struct zk_job *j;
 		pthread_mutex_lock(&z->lock);
-		if ((j = z->jobs) && !(z->jobs = j->next))
+		j = z->jobs;
+		if (j && (j->kind == JOB_CHECK || j->kind == JOB_WRITE || j->kind == JOB_DONE)) {
+			pthread_mutex_unlock(&z->lock);
+			if ((rc = zk_run_batch(z)) != ZOK)
+				return rc;
+			continue;
+		}
+		if (j && !(z->jobs = j->next))
 			z->jobs_tail = NULL;
 		pthread_mutex_unlock(&z->lock);
 		if (!j)
@@ -1027,17 +1497,18 @@ static void zk_apply_alive(struct hub_zk *z, const char *host, int alive, int zk
 	json_decref(ids);
 }
 
-/* Queues a host's released copies; with resume, also the ones already handed out and not
- * finished (sent, running), whose entry a hub that died may never have written: zk_write
- * skips those queued already, and the agent's ledger answers any it has seen. */
-static void zk_take(struct hub_zk *z, const char *host, int resume)
+/* A job writing a host's released copies; with resume, also the ones already handed out and
+ * not finished (sent, running), whose entry a hub that died may never have written: the
+ * writes skip those queued already, and the agent's ledger answers any it has seen. NULL:
+ * nothing to write. */
+static struct zk_job *zk_take(struct hub_zk *z, const char *host, int resume)
 {
 	struct hub *h = z->h;
 	json_t *items = NULL, *again = NULL;
 	struct zk_job *j;
 
 	if (h->store->ops->task_take(h->store, host, clk_real_ms(), AGENTS_TAKE_MAX, &items) < 0)
-		return;
+		return NULL;
 	if (resume &&
 	    h->store->ops->task_resume(h->store, host, clk_real_ms(), AGENTS_TAKE_MAX, &again) == 0)
 		json_array_extend(items, again);
@@ -1045,10 +1516,30 @@ static void zk_take(struct hub_zk *z, const char *host, int resume)
 	if (!json_array_size(items) || agents_sign(h, items) < 0 ||
 	    !(j = zk_job_new(JOB_WRITE, host, NULL))) {
 		json_decref(items);
-		return;
+		return NULL;
 	}
 	j->items = items;
-	zk_job_add(z, j, 0);
+	return j;
+}
+
+/* The copies of a batch of hosts, queued for the worker as one batch of writes. */
+static void zk_take_hosts(struct hub_zk *z, json_t *hosts, int resume)
+{
+	struct zk_job *first = NULL, *last = NULL, *j;
+	json_t *v;
+	size_t i;
+
+	json_array_foreach(hosts, i, v)
+	{
+		if (!(j = zk_take(z, json_string_value(v), resume)))
+			continue;
+		if (last)
+			last->next = j;
+		else
+			first = j;
+		last = j;
+	}
+	zk_job_add_chain(z, first, last);
 }
 
 static void zk_on_msg(void *arg)
@@ -1062,6 +1553,8 @@ static void zk_on_msg(void *arg)
 			z->l_leader = m->a;
 			z->l_synced = 0;
 			json_object_clear(z->alive);
+			json_decref(z->touch_pass);
+			z->touch_pass = NULL;
 			break;
 		case MSG_SYNCED:
 			z->l_synced = z->l_leader;
@@ -1071,10 +1564,10 @@ static void zk_on_msg(void *arg)
 				zk_apply_alive(z, m->host, m->a, m->b);
 			break;
 		case MSG_TAKE:
-			zk_take(z, m->host, 0);
+			zk_take_hosts(z, m->hosts, 0);
 			break;
 		case MSG_RESCUE:
-			zk_take(z, m->host, 1);
+			zk_take_hosts(z, m->hosts, 1);
 			break;
 		case MSG_CONNECTED:
 			z->l_connected = m->a;
@@ -1085,6 +1578,7 @@ static void zk_on_msg(void *arg)
 			break;
 		}
 	}
+	json_decref(m->hosts);
 	free(m);
 	zk_unref(z);
 }
@@ -1129,6 +1623,47 @@ void zk_cancel(struct hub_zk *z, const char *task_id, json_t *hosts)
 		    zk_queue(z, JOB_DONE, json_string_value(v), task_id);
 }
 
+#define ZK_TOUCH_SLICE 5000 /* hosts of one last_seen statement */
+
+void zk_tick(struct hub_zk *z, int64_t every_ms)
+{
+	struct hub *h;
+	int64_t now = clk_mono_ms(), t0 = now;
+
+	if (!z || !zk_leads(z))
+		return;
+	h = z->h;
+	if (!z->touch_pass || z->touch_pos >= json_array_size(z->touch_pass)) {
+		const char *k;
+		json_t *v;
+		if (now - z->touch_start_ms < every_ms)
+			return;
+		json_decref(z->touch_pass);
+		if (!(z->touch_pass = json_array()))
+			return;
+		json_object_foreach(z->alive, k, v)
+		    json_array_append_new(z->touch_pass, json_string(k));
+		z->touch_pos = 0;
+		z->touch_start_ms = now;
+	}
+	/* in slices, for about 50 ms a tick: a pass over 100,000 hosts never stalls the loop */
+	while (z->touch_pos < json_array_size(z->touch_pass) && clk_mono_ms() - t0 < 50) {
+		json_t *slice = json_array();
+		size_t end = z->touch_pos + ZK_TOUCH_SLICE;
+		if (!slice)
+			return;
+		for (; z->touch_pos < end && z->touch_pos < json_array_size(z->touch_pass);
+		     z->touch_pos++)
+			json_array_append(slice, json_array_get(z->touch_pass, z->touch_pos));
+		if (h->store->ops->hosts_touch(h->store, slice, clk_real_ms(), NULL) < 0)
+			log_warn(h->log, "registry", "writing the last contact of %zu hosts failed",
+			         json_array_size(slice));
+		else
+			z->touched += json_array_size(slice);
+		json_decref(slice);
+	}
+}
+
 int zk_keeps_up(struct hub_zk *z, const char *host)
 {
 	return z && json_object_get(z->alive, host) != NULL;
@@ -1141,9 +1676,11 @@ int zk_leads(struct hub_zk *z)
 
 json_t *zk_status(struct hub_zk *z)
 {
-	return json_pack("{s:b, s:b, s:b, s:s, s:I}", "connected", z->l_connected, "registered",
-	                 z->l_registered, "leader", z->l_leader, "hub_id", z->hub_id, "alive",
-	                 (json_int_t)json_object_size(z->alive));
+	return json_pack("{s:b, s:b, s:b, s:b, s:s, s:I, s:I}", "connected", z->l_connected,
+	                 "registered", z->l_registered, "leader", z->l_leader, "maintains",
+	                 zk_leads(z), "hub_id", z->hub_id, "alive",
+	                 (json_int_t)json_object_size(z->alive), "last_seen_written",
+	                 (json_int_t)z->touched);
 }
 
 /* ---- start, stop ---- */
@@ -1190,6 +1727,8 @@ int zk_start(struct hub *h, char *msg, size_t msglen)
 	atomic_init(&z->refs, 1);
 	pthread_mutex_init(&z->lock, NULL);
 	pthread_cond_init(&z->cond, NULL);
+	pthread_mutex_init(&z->alock, NULL);
+	pthread_cond_init(&z->acond, NULL);
 	z->h = h;
 	z->loop = h->loop;
 	z->log = h->log;
@@ -1205,7 +1744,10 @@ int zk_start(struct hub *h, char *msg, size_t msglen)
 	z->dirty_shards = json_object();
 	z->host_shard = json_object();
 	z->alive = json_object();
-	if (!z->connect || !z->hub_id || !z->hub_url || !z->alive || !z->host_shard) {
+	z->zkhosts = json_object();
+	z->acls = json_object();
+	if (!z->zkhosts || !z->acls || !z->connect || !z->hub_id || !z->hub_url || !z->alive ||
+	    !z->host_shard) {
 		zk_unref(z);
 		return OUTPOST_E_INTERNAL;
 	}

@@ -44,12 +44,16 @@ void zk_agent_credentials(void *ctx, struct httpd_req *req);
 /* Non-secret hints for the enrollment answer: {"connect", "session_timeout_ms"}. */
 json_t *zk_hint(struct hub_zk *z);
 
+/* Once a second (the leader): last_seen = now, in one statement per 5,000, of the hosts whose
+ * alive node it sees, a pass every every_ms (agents.beat_ms: as fresh as a beat). NULL ok. */
+void zk_tick(struct hub_zk *z, int64_t every_ms);
 /* The down sweep's view: 1 when the host's alive node was seen (leader only). */
 int zk_keeps_up(struct hub_zk *z, const char *host);
 /* 1 when this hub does the once-per-fleet work now: no ZooKeeper, or the leader whose view of
  * the alive nodes is complete. */
 int zk_leads(struct hub_zk *z);
-/* For health: {"connected", "registered", "leader", "hub_id", "alive"}. */
+/* For health: {"connected", "registered", "leader", "maintains", "hub_id", "alive",
+ * "last_seen_written"}. */
 json_t *zk_status(struct hub_zk *z);
 
 /* Config: zk.* checked (hub_conf.c). */

@@ -555,6 +555,39 @@ static void test_mark_down_takes_only_stale_up_hosts(void **state)
 	json_decref(ids);
 }
 
+/* Many hosts' last contact in one statement: only those up, never backwards, unknown ids
+ * ignored; a bad argument refused. */
+static void test_hosts_touch_writes_last_seen_of_up_hosts_only(void **state)
+{
+	struct fx *f = *state;
+	json_t *ids = json_pack("[s, s, s, s]", "a", "b", "c", "nobody"), *h;
+	int n = -1, was_down;
+
+	enroll(f, "a");
+	enroll(f, "b");
+	assert_int_equal(enroll_full(f, "c", "K", 0, NULL, NULL, &h), 0); /* pending */
+	json_decref(h);
+	assert_int_equal(f->op->host_seen(f->st, "b", T0 + 90000, NULL, NULL, &was_down), 0);
+	assert_int_equal(f->op->hosts_touch(f->st, ids, T0 + 60000, &n), 0);
+	assert_int_equal(n, 2);
+	h = host(f, "a");
+	assert_int_equal(json_integer_value(json_object_get(h, "last_seen_ms")), T0 + 60000);
+	json_decref(h);
+	h = host(f, "b"); /* newer already: kept */
+	assert_int_equal(json_integer_value(json_object_get(h, "last_seen_ms")), T0 + 90000);
+	json_decref(h);
+	h = host(f, "c");
+	assert_string_equal(sval(h, "state"), "pending");
+	assert_true(json_integer_value(json_object_get(h, "last_seen_ms")) < T0 + 60000);
+	json_decref(h);
+	json_decref(ids);
+	ids = json_array();
+	assert_int_equal(f->op->hosts_touch(f->st, ids, T0, &n), 0);
+	assert_int_equal(n, 0);
+	json_decref(ids);
+	assert_int_equal(f->op->hosts_touch(f->st, NULL, T0, &n), OUTPOST_E_BAD_ARGS);
+}
+
 static int keep_named(void *arg, const char *id)
 {
 	return strcmp(arg, id) == 0;
@@ -1448,6 +1481,7 @@ static void test_pending_prune_forgets_pending_hosts_that_stopped_asking(void **
 	T(test_seen_flips_down_to_up_with_event), \
 	T(test_seen_refuses_pending_revoked_and_unknown), \
 	T(test_mark_down_takes_only_stale_up_hosts), \
+	T(test_hosts_touch_writes_last_seen_of_up_hosts_only), \
 	T(test_mark_down_spares_the_hosts_keep_vouches_for), \
 	T(test_events_list_filters_by_host_newest_first), \
 	T(test_events_add_stores_a_key_once_and_filters), \

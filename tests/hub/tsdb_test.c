@@ -348,7 +348,7 @@ static void test_checkpoint_trims_log_and_keeps_data(void **state)
 		c.store = f->st;
 		assert_int_equal(tsdb_open(&c, &f->db, msg, sizeof(msg)), 0);
 	}
-	tsdb_compact(f->db, T0 + 30000, 1000);
+	tsdb_compact(f->db, T0 + 30000, 1000, 1);
 	m = f->st->ops->metrics(f->st);
 	assert_int_equal(m->ops->stats(m, &st), 0);
 	assert_int_equal(json_integer_value(json_object_get(st, "log_rows")), 0);
@@ -376,7 +376,7 @@ static void test_windows_seal_and_roll_up(void **state)
 	/* Before compaction, 1-minute points come from raw on the fly. */
 	nq = read_n(f, id, TSDB_1M, T0, T0 + 5 * HOUR, &q);
 	assert_int_equal(nq, 300);
-	tsdb_compact(f->db, T0 + 5 * HOUR, 5000);
+	tsdb_compact(f->db, T0 + 5 * HOUR, 5000, 1);
 	n = read_n(f, id, TSDB_1M, T0, T0 + 5 * HOUR, &p);
 	assert_int_equal(n, 300);
 	for (size_t i = 0; i < n; i++) {
@@ -413,7 +413,7 @@ static void test_timer_seal_then_late_sample_reopens(void **state)
 	for (int i = 0; i < 10; i++)
 		assert_int_equal(append(f, "h1", "m", T0 + i * 60000LL, 1), 0);
 	/* Long after the window's end: sealed and rolled up without a later sample. */
-	tsdb_compact(f->db, T0 + 3 * HOUR, 5000);
+	tsdb_compact(f->db, T0 + 3 * HOUR, 5000, 1);
 	id = series_id(f, "h1", "m");
 	assert_int_equal(read_n(f, id, TSDB_1H, T0, T0 + 2 * HOUR, &p), 1);
 	assert_true(p[0].count == 10);
@@ -423,7 +423,7 @@ static void test_timer_seal_then_late_sample_reopens(void **state)
 	assert_int_equal(tsdb_flush(f->db), 0);
 	assert_int_equal(read_n(f, id, TSDB_RAW, T0, T0 + 2 * HOUR, &p), 11);
 	free(p);
-	tsdb_compact(f->db, T0 + 3 * HOUR, 5000);
+	tsdb_compact(f->db, T0 + 3 * HOUR, 5000, 1);
 	assert_int_equal(read_n(f, id, TSDB_1H, T0, T0 + 2 * HOUR, &p), 2);
 	assert_true(p[0].count == 10 && p[1].count == 1 && p[1].max == 3);
 	free(p);
@@ -437,15 +437,15 @@ static void test_retention_drops_old_raw_keeps_rollups(void **state)
 
 	for (int i = 0; i < 20; i++)
 		assert_int_equal(append(f, "h1", "m", T0 + i * 60000LL, i), 0);
-	tsdb_compact(f->db, T0 + 3 * HOUR, 5000);
+	tsdb_compact(f->db, T0 + 3 * HOUR, 5000, 1);
 	id = series_id(f, "h1", "m");
 	/* Three days later: raw (2 days) is gone, the rollups stay. */
-	tsdb_compact(f->db, T0 + 3 * DAY, 5000);
+	tsdb_compact(f->db, T0 + 3 * DAY, 5000, 1);
 	assert_int_equal(read_n(f, id, TSDB_RAW, T0, T0 + 2 * HOUR, &p), 0);
 	assert_int_equal(read_n(f, id, TSDB_1M, T0, T0 + 2 * HOUR, &p), 20);
 	free(p);
 	/* 40 days later the 1-minute rollups are gone, the hourly ones stay. */
-	tsdb_compact(f->db, T0 + 40 * DAY, 5000);
+	tsdb_compact(f->db, T0 + 40 * DAY, 5000, 1);
 	assert_int_equal(read_n(f, id, TSDB_1M, T0, T0 + 2 * HOUR, &p), 0);
 	assert_int_equal(read_n(f, id, TSDB_1H, T0, T0 + 2 * HOUR, &p), 1);
 	assert_true(p[0].count == 20);
@@ -466,7 +466,7 @@ static void test_store_is_compact_for_grid_series(void **state)
 		                 0);
 		assert_int_equal(append(f, "h1", "mem_total_bytes", T0 + i * 10000LL, 8e9), 0);
 	}
-	tsdb_compact(f->db, T0 + DAY + 3 * HOUR, 5000); /* every window sealed */
+	tsdb_compact(f->db, T0 + DAY + 3 * HOUR, 5000, 1); /* every window sealed */
 	m = f->st->ops->metrics(f->st);
 	assert_int_equal(m->ops->stats(m, &st), 0);
 	bytes = (double)json_integer_value(json_array_get(json_object_get(st, "chunk_bytes"), 0));
@@ -516,7 +516,7 @@ static void test_two_hubs_see_each_others_samples_at_once(void **state)
 		assert_int_equal(append(a, "h1", "m", T0 + i * 1000, i), 0);
 	tsdb_host_mark(a->db, tsdb_host_get(a->db, "h1"), "0123456789abcdef", 3);
 	assert_int_equal(tsdb_flush(a->db), 0);
-	tsdb_compact(b->db, T0 + 10000, 1000); /* B follows the others every second */
+	tsdb_compact(b->db, T0 + 10000, 1000, 1); /* B follows the others every second */
 	tsdb_series_each(b->db, NULL, find_cb, &x);
 	assert_int_not_equal(x.id, 0);
 	assert_int_equal(x.last_ms, T0 + 9000);
@@ -547,11 +547,11 @@ static void test_agent_moving_between_hubs_loses_nothing(void **state)
 	for (int i = 0; i < 10; i++)
 		assert_int_equal(append(a, "h1", "m", T0 + i * 60000LL, i), 0);
 	assert_int_equal(tsdb_flush(a->db), 0);
-	tsdb_compact(b->db, T0 + 10 * 60000LL, 1000);
+	tsdb_compact(b->db, T0 + 10 * 60000LL, 1000, 1);
 	for (int i = 10; i < 20; i++)
 		assert_int_equal(append(b, "h1", "m", T0 + i * 60000LL, i), 0);
 	assert_int_equal(tsdb_flush(b->db), 0);
-	tsdb_compact(a->db, T0 + 20 * 60000LL, 1000); /* A lets its head go, written */
+	tsdb_compact(a->db, T0 + 20 * 60000LL, 1000, 1); /* A lets its head go, written */
 	for (int i = 20; i < 30; i++)
 		assert_int_equal(append(a, "h1", "m", T0 + i * 60000LL, i), 0);
 	assert_int_equal(tsdb_flush(a->db), 0);
@@ -562,9 +562,9 @@ static void test_agent_moving_between_hubs_loses_nothing(void **state)
 	assert_int_equal(read_n(b, id, TSDB_RAW, T0, T0 + DAY, &p), 30);
 	free(p);
 	/* Long after the window: both seal what they hold, merged; the rollups count 30. */
-	tsdb_compact(b->db, T0 + 3 * HOUR, 5000);
-	tsdb_compact(a->db, T0 + 3 * HOUR, 5000);
-	tsdb_compact(b->db, T0 + 3 * HOUR, 5000);
+	tsdb_compact(b->db, T0 + 3 * HOUR, 5000, 1);
+	tsdb_compact(a->db, T0 + 3 * HOUR, 5000, 1);
+	tsdb_compact(b->db, T0 + 3 * HOUR, 5000, 1);
 	assert_int_equal(read_n(b, id, TSDB_1H, T0, T0 + 2 * HOUR, &p), 1);
 	assert_true(p[0].count == 30 && p[0].min == 0 && p[0].max == 29);
 	free(p);
@@ -578,6 +578,46 @@ static void test_agent_moving_between_hubs_loses_nothing(void **state)
 	hub_b_close(b);
 	assert_int_equal(read_n(a, id, TSDB_RAW, T0, T0 + DAY, &p), 30);
 	free(p);
+}
+
+static long long tsdb_counter(struct fx *f, const char *what)
+{
+	json_t *st = tsdb_status(f->db);
+	long long n = json_integer_value(json_object_get(st, what));
+
+	json_decref(st);
+	return n;
+}
+
+/* Rollups and retention are the leading hub's work (lead 1); another hub seals what it holds
+ * but neither rolls up nor deletes, and reads the leader's rollups once it has read the
+ * store's rollup marks (once a minute). */
+static void test_only_the_leading_hub_rolls_up_and_expires(void **state)
+{
+	struct fx *a = *state, *b = hub_b(a);
+	struct tsdb_point *p = NULL;
+	uint32_t id;
+
+	for (int i = 0; i < 20; i++)
+		assert_int_equal(append(b, "h1", "m", T0 + i * 60000LL, i), 0);
+	assert_int_equal(tsdb_flush(b->db), 0);
+	tsdb_compact(b->db, T0 + 3 * HOUR, 5000, 0); /* B seals its window, no rollup */
+	id = series_id(b, "h1", "m");
+	assert_true(tsdb_counter(b, "chunks_sealed") > 0);
+	assert_int_equal(tsdb_counter(b, "chunks_rolled"), 0);
+	tsdb_compact(a->db, T0 + 3 * HOUR, 5000, 1); /* the leader rolls B's chunk up */
+	assert_int_equal(tsdb_counter(a, "chunks_rolled"), 1);
+	/* Three days on: the leader's retention deletes the raw chunk; B, which still had
+	 * its old rollup mark, reads the marks again first and finds the rollups. */
+	tsdb_compact(b->db, T0 + 3 * DAY, 5000, 0);
+	assert_int_equal(tsdb_counter(b, "chunks_expired"), 0);
+	tsdb_compact(a->db, T0 + 3 * DAY, 5000, 1);
+	assert_int_equal(tsdb_counter(a, "chunks_expired"), 1);
+	assert_int_equal(read_n(b, id, TSDB_RAW, T0, T0 + 2 * HOUR, &p), 0);
+	assert_int_equal(read_n(b, id, TSDB_1M, T0, T0 + 2 * HOUR, &p), 20);
+	free(p);
+	assert_int_equal(tsdb_counter(b, "chunks_rolled"), 0);
+	hub_b_close(b);
 }
 
 /* A batch both hubs take (an agent that gave up on A's answer and sent it to B): the second
@@ -594,7 +634,7 @@ static void test_two_hubs_racing_on_one_batch_store_it_once(void **state)
 	/* The series is known to both: only the batch races. */
 	assert_int_equal(append(a, "h1", "m", T0 - 1000, 0), 0);
 	assert_int_equal(tsdb_flush(a->db), 0);
-	tsdb_compact(b->db, T0, 1000);
+	tsdb_compact(b->db, T0, 1000, 1);
 	assert_int_equal(series_id(b, "h1", "m"), series_id(a, "h1", "m"));
 	assert_int_equal(tsdb_host_sync(a->db, ha), 0);
 	assert_int_equal(tsdb_host_sync(b->db, hb), 0); /* both read "nothing stored" */
@@ -610,7 +650,7 @@ static void test_two_hubs_racing_on_one_batch_store_it_once(void **state)
 	assert_int_equal(tsdb_host_sync(b->db, hb), 0);
 	tsdb_host_seq(hb, &epoch, &seq);
 	assert_int_equal(seq, 1);
-	tsdb_compact(b->db, T0 + 1000, 1000);
+	tsdb_compact(b->db, T0 + 1000, 1000, 1);
 	assert_int_equal(read_n(b, series_id(b, "h1", "m"), TSDB_RAW, T0 - 1000, T0 + DAY, &p), 2);
 	free(p);
 	hub_b_close(b);
@@ -638,6 +678,8 @@ int main(void)
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_store_is_compact_for_grid_series, setup, teardown),
 #ifdef STORE_PG
+	    cmocka_unit_test_setup_teardown(test_only_the_leading_hub_rolls_up_and_expires, setup,
+	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_two_hubs_see_each_others_samples_at_once, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_agent_moving_between_hubs_loses_nothing, setup,

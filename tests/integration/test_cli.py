@@ -6,6 +6,7 @@ import hashlib
 import os
 import re
 import shutil
+import socket
 import ssl
 import subprocess
 
@@ -35,11 +36,13 @@ def pin_of(crt):
         return "sha256:" + hashlib.sha256(ssl.PEM_cert_to_DER_cert(f.read())).hexdigest()
 
 
-def cli(h, *args, ca=None, pin=None, argv0=()):
+def cli(h, *args, ca=None, pin=None, argv0=(), hub=True):
     """Runs the CLI with exactly the trust given (OUTPOST_CA, OUTPOST_PIN), nothing else;
     argv0: a command that runs it (strace)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("OUTPOST_")}
-    env.update(OUTPOST_HUB=h.url, OUTPOST_TOKEN=h.admin_token, HOME=str(h.dir))
+    env.update(OUTPOST_TOKEN=h.admin_token, HOME=str(h.dir))
+    if hub:
+        env["OUTPOST_HUB"] = h.url
     env.pop("XDG_CONFIG_HOME", None)
     if argv0:
         # LeakSanitizer cannot work under ptrace (an ASan build under strace).
@@ -134,3 +137,32 @@ def test_told_whom_to_trust_it_does_not_read_the_system_store(hubs, tmp_path):
         p, opened = store_files_opened(**trust)
         assert p.returncode == 0, (trust, p.stderr)
         assert opened == [], (trust, opened[:3])
+
+
+def test_several_hubs_the_next_is_tried_when_one_cannot_be_reached(hub, tmp_path):
+    """--hub (or OUTPOST_HUB, or "hub" in the config) with several URLs: a hub that cannot be
+    reached is passed over for the next, said on stderr; the answer is the live hub's."""
+    h = hub()
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))  # a port nobody listens on (bound, never listening)
+    dead = "https://127.0.0.1:%d" % s.getsockname()[1]
+    try:
+        p = cli(h, "--hub", "%s,%s" % (dead, h.url), "hosts", "ls", ca=h.ca)
+        assert p.returncode == 0, p.stderr
+        assert p.stdout.split()[:2] == ["ID", "HOSTNAME"], p.stdout
+        assert p.stderr.startswith("outpost: warning: %s: " % dead), p.stderr
+        assert "trying %s" % h.url in p.stderr
+        # The same from the config file, the live hub first: no warning.
+        conf = tmp_path / "cli.conf"
+        conf.write_text('{"hub": "%s, %s"}' % (h.url, dead))
+        p = cli(h, "--config", str(conf), "hosts", "ls", ca=h.ca, hub=None)
+        assert p.returncode == 0 and p.stderr == "", p.stderr
+        # All of them down: the usual failure, naming the last one tried.
+        p = cli(h, "--hub", "%s,%s" % (dead, dead), "hosts", "ls", ca=h.ca)
+        assert p.returncode == 3, (p.returncode, p.stderr)
+    finally:
+        s.close()
+    for bad in ("%s,,%s" % (h.url, h.url), "%s," % h.url, ",", ",".join([h.url] * 17)):
+        p = cli(h, "--hub", bad, "hosts", "ls", ca=h.ca)
+        assert p.returncode == 2, (bad, p.returncode, p.stderr)
+        assert p.stderr.startswith("outpost: --hub: "), p.stderr

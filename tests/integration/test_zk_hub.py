@@ -273,6 +273,12 @@ def test_task_becomes_one_signed_entry_per_zookeeper_host(zkconf, hubs):
         hk.stop()
 
 
+def last_seen(h, host):
+    st, r = h.api("GET", "/api/v1/hosts/" + host)
+    assert st == 200, r
+    return r["result"]["last_seen_ms"]
+
+
 def test_alive_node_makes_a_host_up_and_its_session_end_down(zkconf, hubs):
     h = hubs(single(zkconf))
     a, _ = enroll(h, "web-1")
@@ -287,8 +293,13 @@ def test_alive_node_makes_a_host_up_and_its_session_end_down(zkconf, hubs):
     ka.create(path, b'{"version":"t","facts":"x"}', ephemeral=True,
               acl=[make_digest_acl("web-1", cred["secret"], all=True)])
     wait_for(lambda: host_state(h, "web-1") == "up", timeout=5, what="web-1 up by its node")
+    seen0 = last_seen(h, "web-1")
     time.sleep(3)  # longer than 4 beats: the node, not beats, keeps it up
     assert host_state(h, "web-1") == "up"
+    # ... and its last contact: the leader writes it for the hosts it sees alive, in batches
+    # a beat interval apart, so `hosts ls` shows a host's true last-seen.
+    assert last_seen(h, "web-1") - seen0 >= 1000
+    assert zk_status(h)["last_seen_written"] >= 2
     t0 = time.monotonic()
     ka.stop()
     ka.close()
@@ -386,3 +397,61 @@ def test_leader_removes_the_entries_of_expired_tasks(zkconf, hubs):
                  what="the expired task's entry to go")
     finally:
         hk.stop()
+
+
+def hub_metric(h, name):
+    import requests
+    r = requests.get(h.url + "/metrics", headers={"Authorization": "Bearer " + h.admin_token},
+                     verify=h.ca, timeout=10)
+    for line in r.text.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] == name:
+            return float(parts[1])
+    raise AssertionError("no metric %s" % name)
+
+
+def expiring_task(h, host):
+    st, r = h.api("POST", "/api/v1/tasks", {"target": host, "plugin": "sys", "op": "ping",
+                                            "args": {}, "expires_in_ms": 1000})
+    assert st == 200, r
+    return r["result"]["id"]
+
+
+def task_state(h, tid):
+    st, r = h.api("GET", "/api/v1/tasks/" + tid)
+    assert st == 200, r
+    return r["result"]["state"]
+
+
+def test_only_the_leader_maintains_and_the_work_moves_with_it(zkconf, hubs, postgres):
+    """Task expiry, rolling batches, retention and rollups run on the leading hub alone; the
+    other does none of it, and takes it up when the leader dies."""
+    conf = {"store": {"backend": "postgresql", "dsn": postgres.dsn}}
+    a = hubs(deep(dict(conf), {"zk": dict(zkconf, hub_id="hub-a")}), "a")
+    b = hubs(deep(dict(conf), {"zk": dict(zkconf, hub_id="hub-b")}), "b")
+    both = (a, b)
+    wait_for(lambda: sum(bool((zk_status(x) or {}).get("maintains")) for x in both) == 1,
+             what="one hub maintaining")
+    leader = a if zk_status(a)["maintains"] else b
+    other = b if leader is a else a
+    assert hub_metric(leader, "outpost_hub_maintenance_leader") == 1
+    assert hub_metric(other, "outpost_hub_maintenance_leader") == 0
+    enroll(leader, "web-1")  # accepted, never polls: its copies wait until they expire
+    # A task made at the other hub expires by the leader's hand.
+    t1 = expiring_task(other, "web-1")
+    wait_for(lambda: task_state(other, t1) != "running", timeout=30, what="t1 to expire")
+    expired = [hub_metric(x, "outpost_hub_tasks_expired_total") for x in (leader, other)]
+    assert sum(expired) == 1, expired  # once between them
+    # Unless the leadership moved meanwhile (a session lost on a saturated machine), the
+    # other hub did no maintenance at all.
+    if hub_metric(other, "outpost_hub_maintenance_seconds_total") == 0:
+        assert expired == [1, 0]
+    leader.proc.kill()  # its session times out; the other takes the lead and the work
+    leader.proc.wait()
+    wait_for(lambda: zk_status(other)["maintains"], timeout=TIMEOUT_MS / 1000 + 15,
+             what="the other hub to maintain")
+    before = hub_metric(other, "outpost_hub_tasks_expired_total")
+    t2 = expiring_task(other, "web-1")
+    wait_for(lambda: task_state(other, t2) != "running", timeout=30, what="t2 to expire")
+    assert hub_metric(other, "outpost_hub_tasks_expired_total") == before + 1
+    assert hub_metric(other, "outpost_hub_maintenance_seconds_total") > 0

@@ -181,6 +181,25 @@ def test_entry_runs_once_its_result_reaches_the_hub_over_https(zkhub, fh, zookee
     wait_for(lambda: zk_status(a)["queue_entries"] == 0, 10, what="the queue forgotten")
 
 
+def test_agent_before_its_nodes_reads_its_queue_when_the_hub_makes_them(zkhub, fh, zookeeper,
+                                                                        agent):
+    """An agent on ZooKeeper before the hub made its per-host nodes (a fleet starting with its
+    hubs): its first reads fail, and the queue folder's making wakes it; it does not wait for
+    its retry timer (the first task after a fleet started took 7-14 s)."""
+    accept(zkhub, "zk-late-tree")  # the tree, without zk-late's nodes
+    a = zk_agent(agent, fh, zookeeper, "zk-late")
+    wait_for(lambda: "cannot read the task queue /outpost/tasks/zk-late: no node" in a.log(),
+             20, what="the agent's first queue read to fail")
+    assert "made by the hub: reading it" not in a.log()
+    accept(zkhub, "zk-late")
+    t1, p1 = counting_task(fh, a, "zk-late", "zk-late-1")
+    queue(zkhub, "zk-late", t1)
+    assert fh.final("zk-late-1")["state"] == "ok"
+    assert "task queue /outpost/tasks/zk-late made by the hub: reading it" in a.log()
+    wait_alive(zkhub, a, "zk-late")
+    assert runs(p1) == 1
+
+
 def test_entry_queued_while_the_agent_is_stopped_runs_when_it_returns(zkhub, fh, zookeeper,
                                                                       agent):
     accept(zkhub, "zk-off")
