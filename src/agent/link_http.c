@@ -596,8 +596,11 @@ static void lh_alive(struct link_http *lh, const struct lh_req *r)
 	    lh->phase != LH_RUNNING)
 		return;
 	due = lh->alive_ms + lh_jitter(lh->interval_ms);
+	/* The once-a-minute beat brings the interval and the version; a hub that counts held
+	 * polls sends the interval with each poll's answer, and needs no forced beat (it made
+	 * the agent open a second connection for it every minute). */
 	force = lh->beat_ok_ms + LH_BEAT_FORCE_MS;
-	if (force < due)
+	if (!lh->poll_beat && force < due)
 		due = force;
 	lh_schedule(lh, LH_BEAT, due > now ? due - now : 0);
 }
@@ -1224,11 +1227,13 @@ static void lh_send_kind(struct link_http *lh, enum lh_kind kind)
 			lh_schedule(lh, LH_BEAT, lh->interval_ms / 10);
 			return;
 		}
-		if (!facts && lh->poll_beat && !lh->failures[LH_BEAT] && lh->req[LH_POLL]) {
-			/* The poll held at the hub stands in (the hub probes its connection), and
-			 * its answer brings the hub's interval: no beat, so an idle agent needs
-			 * one connection, not a second opened for a beat every minute. The poll's
-			 * end sets the next beat (lh_alive, or at once if it failed). */
+		if (!facts && lh->poll_beat && !lh->failures[LH_BEAT] &&
+		    (lh->req[LH_POLL] || (lh->timer[LH_POLL] && !lh->failures[LH_POLL]))) {
+			/* The poll held at the hub (or about to be asked again) stands in: the hub
+			 * probes its connection, and its answer brings the hub's interval. No
+			 * beat, so an idle agent needs one connection, not a second opened for a
+			 * beat every minute. The poll's end sets the next beat (lh_alive, or at
+			 * once if it failed). */
 			return;
 		}
 		{

@@ -231,6 +231,8 @@ void agents_poll(void *ctx, struct httpd_req *req)
 	long wait = ws ? strtol(ws, NULL, 10) : 30;
 	long maxw = (long)h->conf->agents.poll_wait_s;
 	json_t *items = NULL, *again = NULL;
+	const char *resume = httpd_req_query(req, "resume");
+	int resumed = resume && strcmp(resume, "1") == 0;
 	struct agents_poll *w;
 	struct phase_mark m;
 
@@ -246,7 +248,7 @@ void agents_poll(void *ctx, struct httpd_req *req)
 	}
 	/* Polling is a sign of life too. */
 	registry_alive(h, c);
-	if (httpd_req_query(req, "resume") && strcmp(httpd_req_query(req, "resume"), "1") == 0) {
+	if (resumed) {
 		/* The agent restarted, or lost an answer: what it was sent and never finished,
 		 * again; asked before the queue is taken, so what this poll takes is not in it
 		 * twice. */
@@ -271,7 +273,10 @@ void agents_poll(void *ctx, struct httpd_req *req)
 		httpd_respond_error(req, OUTPOST_E_INTERNAL, "cannot read the task queue");
 		return;
 	}
-	if (json_array_size(items) || wait == 0 || h->stopping) {
+	/* A poll with resume comes after a restart or a failed poll: answered at once, even
+	 * empty, so the agent knows it reached the hub again (its beats wait while its poll is
+	 * held) and asks again, held this time, on the same connection. */
+	if (json_array_size(items) || wait == 0 || resumed) {
 		int with_tasks = json_array_size(items) > 0;
 		phase_start(&m);
 		httpd_respond_ok(req, poll_result(h, items));
