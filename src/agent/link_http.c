@@ -51,6 +51,10 @@
  * all their requests in that same instant. */
 #define LH_METRICS_SPREAD_MS 2000
 #define LH_LOG_REPEAT_MS (10 * 60 * 1000) /* the same problem is logged again after this */
+/* After an answer that brought tasks, the next poll waits for their results to be posted
+ * (on the connection the answer came on: one connection per agent), at most this long. */
+#define LH_POLL_AFTER_TASKS_MS 1000
+#define LH_RETRY_AFTER_MAX_S 300 /* a hub's Retry-After is honoured up to this */
 
 enum lh_kind {
 	LH_PROBE,
@@ -142,6 +146,11 @@ struct link_http {
 	int requests_beat, poll_beat;
 	int64_t alive_ms, beat_ok_ms;
 	uint64_t beats_sent;
+	/* The hub answered busy with a Retry-After: nothing is sent before this (monotonic ms,
+	 * jitter included), and how many busy answers came. */
+	int64_t busy_until_ms;
+	uint64_t busy_answers;
+	int poll_after_results;   /* the poll waits for the results of the tasks it brought */
 	int64_t metrics_delay_ms; /* this agent's spread of its posts after a sample */
 	json_t *facts, *facts_sent;
 	uint64_t reconnects, tasks_received, results_sent, results_dropped;
@@ -587,8 +596,11 @@ static void lh_alive(struct link_http *lh, const struct lh_req *r)
 	    lh->phase != LH_RUNNING)
 		return;
 	due = lh->alive_ms + lh_jitter(lh->interval_ms);
+	/* The once-a-minute beat brings the interval and the version; a hub that counts held
+	 * polls sends the interval with each poll's answer, and needs no forced beat (it made
+	 * the agent open a second connection for it every minute). */
 	force = lh->beat_ok_ms + LH_BEAT_FORCE_MS;
-	if (force < due)
+	if (!lh->poll_beat && force < due)
 		due = force;
 	lh_schedule(lh, LH_BEAT, due > now ? due - now : 0);
 }
@@ -810,6 +822,49 @@ static void lh_on_enroll(struct link_http *lh, const struct lh_answer *a)
 	lh_retry(lh, LH_ENROLL);
 }
 
+/* The hub's beat interval, as beats' answers and polls' bring it. */
+static void lh_hub_interval(struct link_http *lh, const json_t *result)
+{
+	json_t *iv = json_object_get(result, "interval_ms");
+	int64_t ms;
+
+	if (!json_is_integer(iv))
+		return;
+	ms = json_integer_value(iv);
+	lh->interval_ms = ms < LH_BEAT_MIN_MS   ? LH_BEAT_MIN_MS
+	                  : ms > LH_BEAT_MAX_MS ? LH_BEAT_MAX_MS
+	                                        : ms;
+}
+
+/* The hub answered busy with a Retry-After (admission control, docs/agent-link.md): this kind
+ * goes again after it plus up to a second of jitter, and every other kind waits as long, so
+ * the agent takes one place in the hub's schedule, not one per kind. 1 if it was that. */
+static int lh_on_busy(struct link_http *lh, struct lh_req *r, const struct hclient_response *resp,
+                      const struct lh_answer *a)
+{
+	const char *ra = hclient_header(resp, "Retry-After");
+	char *end = NULL;
+	long s;
+	int64_t until;
+
+	if (a->transport || a->status != 503 || !lh_code_is(a, "busy") || !ra)
+		return 0;
+	s = strtol(ra, &end, 10);
+	if (end == ra || s < 0)
+		return 0;
+	if (s > LH_RETRY_AFTER_MAX_S)
+		s = LH_RETRY_AFTER_MAX_S;
+	until = clk_mono_ms() + s * 1000 + (int64_t)randombytes_uniform(1001);
+	if (until > lh->busy_until_ms)
+		lh->busy_until_ms = until;
+	lh->busy_answers++;
+	lh_problem(lh, OUTPOST_LOG_INFO, "%s", a->text);
+	if (r->kind == LH_POLL)
+		lh->resume = 1;
+	lh_schedule(lh, r->kind, lh->busy_until_ms - clk_mono_ms());
+	return 1;
+}
+
 /* since: when the answer's first byte was read, for the poll phase of the tasks it brings. */
 static void lh_on_poll(struct link_http *lh, struct lh_req *r, const struct lh_answer *a,
                        const struct phase_mark *since)
@@ -822,10 +877,13 @@ static void lh_on_poll(struct link_http *lh, struct lh_req *r, const struct lh_a
 		lh_alive(lh, r);
 		lh->resume = 0;
 		lh->failures[LH_POLL] = 0;
-		/* Ask again at once: the next long-poll must be waiting when the next task comes.
-		 * Scheduled before the tasks are handed in, so a result they report goes out on
-		 * the connection that is free. */
-		lh_schedule(lh, LH_POLL, 0);
+		lh_hub_interval(lh, a->result);
+		/* Ask again at once: the next long-poll must be waiting when the next task comes;
+		 * after tasks, once their results are posted (lh_on_results) or a second later
+		 * for tasks that take longer, so quick results go on the connection this answer
+		 * freed rather than on a second one opened for them. */
+		lh->poll_after_results = json_array_size(tasks) > 0;
+		lh_schedule(lh, LH_POLL, lh->poll_after_results ? LH_POLL_AFTER_TASKS_MS : 0);
 		if (json_array_size(tasks) > 0) {
 			phase_end(taskphase(lh->phases, TP_POLL), since, 1);
 			lh->poll_timed = 1;
@@ -854,7 +912,6 @@ static void lh_on_poll(struct link_http *lh, struct lh_req *r, const struct lh_a
 
 static void lh_on_beat(struct link_http *lh, struct lh_req *r, const struct lh_answer *a)
 {
-	json_t *iv = json_object_get(a->result, "interval_ms");
 	int64_t next = lh_jitter(lh->interval_ms), wait;
 
 	if (lh_code_is(a, "unauthorized")) {
@@ -864,12 +921,7 @@ static void lh_on_beat(struct link_http *lh, struct lh_req *r, const struct lh_a
 	if (a->ok) {
 		lh->failures[LH_BEAT] = 0;
 		lh_mark_up(lh);
-		if (json_is_integer(iv)) {
-			int64_t ms = json_integer_value(iv);
-			lh->interval_ms = ms < LH_BEAT_MIN_MS   ? LH_BEAT_MIN_MS
-			                  : ms > LH_BEAT_MAX_MS ? LH_BEAT_MAX_MS
-			                                        : ms;
-		}
+		lh_hub_interval(lh, a->result);
 		if (r->facts) {
 			json_decref(lh->facts_sent);
 			lh->facts_sent = json_incref(r->facts);
@@ -926,6 +978,10 @@ static void lh_on_results(struct link_http *lh, struct lh_req *r, const struct l
 		outbox_ack(lh->outbox, r->last_seq);
 		lh->failures[LH_RESULTS] = 0;
 		lh_schedule(lh, LH_RESULTS, 0);
+		if (lh->poll_after_results && outbox_depth(lh->outbox) <= 0 && !lh->req[LH_POLL]) {
+			lh->poll_after_results = 0;
+			lh_schedule(lh, LH_POLL, 0);
+		}
 		return;
 	}
 	if (a->transport)
@@ -1072,6 +1128,8 @@ static void lh_on_done(void *arg, const struct hclient_response *resp)
 	lh_answer_read(lh, r, resp, &a);
 	if (a.ok)
 		log_debug(lh->log, "link", "%s: ok", lh_kind_name[r->kind]);
+	if (lh_on_busy(lh, r, resp, &a))
+		goto out;
 	switch (r->kind) {
 	case LH_PROBE:
 		lh_on_probe(lh, resp, &a);
@@ -1098,6 +1156,7 @@ static void lh_on_done(void *arg, const struct hclient_response *resp)
 	case LH_NKINDS:
 		break;
 	}
+out:
 	json_decref(a.env);
 	lh_req_free(r);
 }
@@ -1132,6 +1191,11 @@ static void lh_send_kind(struct link_http *lh, enum lh_kind kind)
 
 	if (lh->req[kind] || lh->phase == LH_STOPPED)
 		return;
+	if (clk_mono_ms() < lh->busy_until_ms) {
+		/* The hub asked for a pause (lh_on_busy): this kind waits for its end too. */
+		lh_schedule(lh, kind, lh->busy_until_ms - clk_mono_ms());
+		return;
+	}
 	switch (kind) {
 	case LH_PROBE:
 		rc = lh_request(lh, kind, "GET", "/api/v1/health", NULL, 0, &r);
@@ -1163,12 +1227,13 @@ static void lh_send_kind(struct link_http *lh, enum lh_kind kind)
 			lh_schedule(lh, LH_BEAT, lh->interval_ms / 10);
 			return;
 		}
-		if (!facts && lh->poll_beat && !lh->failures[LH_BEAT] && lh->req[LH_POLL] &&
-		    clk_mono_ms() - lh->beat_ok_ms < LH_BEAT_FORCE_MS) {
-			/* The poll held at the hub stands in (the hub probes its connection):
-			 * only the once-a-minute beat goes; the poll's end sets the next beat
-			 * (lh_alive, or at once if it failed). */
-			lh_schedule(lh, LH_BEAT, lh->beat_ok_ms + LH_BEAT_FORCE_MS - clk_mono_ms());
+		if (!facts && lh->poll_beat && !lh->failures[LH_BEAT] &&
+		    (lh->req[LH_POLL] || (lh->timer[LH_POLL] && !lh->failures[LH_POLL]))) {
+			/* The poll held at the hub (or about to be asked again) stands in: the hub
+			 * probes its connection, and its answer brings the hub's interval. No
+			 * beat, so an idle agent needs one connection, not a second opened for a
+			 * beat every minute. The poll's end sets the next beat (lh_alive, or at
+			 * once if it failed). */
 			return;
 		}
 		{
@@ -1470,6 +1535,7 @@ static json_t *lh_status(struct link *l)
 		json_object_set_new(st, "batches_rejected",
 		                    json_integer((json_int_t)lh->batches_rejected));
 		json_object_set_new(st, "beats_sent", json_integer((json_int_t)lh->beats_sent));
+		json_object_set_new(st, "busy_answers", json_integer((json_int_t)lh->busy_answers));
 		json_object_set_new(st, "clock_skew_ms", json_integer(lh->clock_skew_ms));
 		json_object_set_new(st, "samples_stale",
 		                    json_integer((json_int_t)lh->samples_stale));

@@ -4,6 +4,7 @@
  * from inside connection code: so a callback may start, cancel or free anything, and the
  * connection code never finds the ground gone from under it. */
 #include "hclient.h"
+#include "clk.h"
 #include "buf.h"
 #include "hresp.h"
 #include "loop.h"
@@ -63,6 +64,7 @@ struct hc_conn {
 	struct hclient *c;
 	struct hc_conn *next;
 	enum hc_cstate state;
+	int64_t idle_since_ms; /* monotonic: when it last became idle */
 	int fd;
 	struct loop_fd *h;
 	uint32_t events;
@@ -401,6 +403,7 @@ static void hc_conn_idle(struct hc_conn *k)
 	struct hclient *c = k->c;
 
 	k->state = HC_IDLE;
+	k->idle_since_ms = clk_mono_ms();
 	buf_free(&k->in);
 	k->in_off = 0;
 	hc_want(k, EPOLLIN);
@@ -714,12 +717,18 @@ static void hc_on_io(void *arg, uint32_t events)
 
 /* ---- scheduling ---- */
 
+/* The idle connection used last: the others stay idle and close after idle_ms, so a client
+ * whose requests need one connection at a time keeps one (an agent's poll renewed every 30 s
+ * used to alternate between two connections, neither ever idle for 50 s: the hub held two
+ * per idle agent). */
 static struct hc_conn *hc_idle_conn(struct hclient *c)
 {
+	struct hc_conn *best = NULL;
+
 	for (struct hc_conn *k = c->conns; k; k = k->next)
-		if (k->state == HC_IDLE)
-			return k;
-	return NULL;
+		if (k->state == HC_IDLE && (!best || k->idle_since_ms > best->idle_since_ms))
+			best = k;
+	return best;
 }
 
 /* Hands pending requests to idle connections, or opens new ones while there is room. Never

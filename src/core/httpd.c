@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -36,6 +38,10 @@
 struct httpd_conn {
 	char peer[INET6_ADDRSTRLEN]; /* "" on the unix socket */
 	int authed;
+	unsigned requests;              /* begun on it so far */
+	int admitted;                   /* httpd_req_admit */
+	int64_t accepted_ms;            /* monotonic */
+	struct httpd_conn *prev, *next; /* in h->unread while no request has begun on it */
 };
 
 /* Unauthenticated TCP connections of one client address. */
@@ -69,6 +75,12 @@ struct httpd {
 	size_t closed;              /* closed since the last malloc_trim */
 	unsigned long long closes;  /* closed ever */
 	unsigned long long refused; /* by unauth_per_ip_limit */
+	/* Connections accepted whose first request has not begun (TLS handshake, headers on
+	 * their way, or unread in the socket), oldest first: what the hub has not read yet. */
+	struct httpd_conn *unread, *unread_tail;
+	size_t nunread;
+	unsigned long long admit_refused; /* by admit_unread */
+	int64_t admit_refused_ms;         /* the last of them (monotonic), or 0 */
 };
 
 struct httpd_req {
@@ -93,6 +105,7 @@ struct httpd_req {
 	void *data;
 	void (*data_free)(void *);
 	int64_t start_ms;
+	int first;                           /* the first request of its connection */
 	char *xhdr[2 * HTTPD_EXTRA_HEADERS]; /* name, value: added to the answer */
 	char peer[INET6_ADDRSTRLEN];
 	struct httpd_req *prev, *next; /* in h->pending while suspended */
@@ -153,6 +166,14 @@ static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen
 	struct httpd_unauth *u;
 
 	(void)addrlen;
+	if (h->cfg.admit_unread && h->nunread >= h->cfg.admit_unread) {
+		/* A storm of connections (a fleet after a hub restart): the ones already accepted
+		 * finish their handshakes first; this one is closed at once, cheaply, and its
+		 * agent comes back after its backoff with jitter. */
+		h->admit_refused++;
+		h->admit_refused_ms = clk_mono_ms();
+		return MHD_NO;
+	}
 	if (l->is_unix || !h->cfg.unauth_per_ip_limit)
 		return MHD_YES;
 	addr_text(addr, peer, sizeof(peer));
@@ -162,6 +183,20 @@ static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen
 		return MHD_NO;
 	}
 	return MHD_YES;
+}
+
+static void unread_unlink(struct httpd *h, struct httpd_conn *c)
+{
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		h->unread = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	else
+		h->unread_tail = c->prev;
+	c->prev = c->next = NULL;
+	h->nunread--;
 }
 
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
@@ -180,6 +215,16 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 			addr_text(ci->client_addr, c->peer, sizeof(c->peer));
 		if (c && c->peer[0])
 			unauth_add(h, c->peer, 1);
+		if (c) {
+			c->accepted_ms = clk_mono_ms();
+			c->prev = h->unread_tail;
+			if (h->unread_tail)
+				h->unread_tail->next = c;
+			else
+				h->unread = c;
+			h->unread_tail = c;
+			h->nunread++;
+		}
 		*socket_context = c;
 		return;
 	}
@@ -188,6 +233,8 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 	h->closes++;
 	if (c && c->peer[0] && !c->authed)
 		unauth_add(h, c->peer, -1);
+	if (c && !c->requests)
+		unread_unlink(h, c);
 	free(c);
 	*socket_context = NULL;
 }
@@ -502,16 +549,22 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
  * context, so the target (query included) is kept for signatures. */
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
+	struct httpd_listener *l = cls;
 	struct httpd_req *r = calloc(1, sizeof(*r));
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	struct httpd_conn *c = ci ? ci->socket_context : NULL;
 
-	(void)cls;
-	(void)conn;
+	if (c && c->requests++ == 0)
+		unread_unlink(l->h, c);
 	if (r && !(r->uri = strdup(uri ? uri : ""))) {
 		free(r);
 		r = NULL;
 	}
-	if (r)
+	if (r) {
 		r->start_ms = clk_mono_ms();
+		r->first = !c || c->requests == 1;
+	}
 	return r;
 }
 
@@ -790,6 +843,49 @@ void httpd_conn_stats(const struct httpd *h, size_t *open, unsigned long long *r
 {
 	*open = h->nconn;
 	*refused = h->refused;
+}
+
+void httpd_backlog(const struct httpd *h, struct httpd_backlog *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (!h)
+		return;
+	out->unread = h->nunread;
+	if (h->unread)
+		out->oldest_unread_ms = clk_mono_ms() - h->unread->accepted_ms;
+	out->admit_refused = h->admit_refused;
+	out->admit_refused_ms = h->admit_refused_ms;
+	for (int i = 0; i < h->nls; i++) {
+		struct tcp_info ti;
+		socklen_t len = sizeof(ti);
+		/* On a listening socket Linux reports its accept queue as tcpi_unacked. */
+		if (!h->ls[i].is_unix &&
+		    getsockopt(h->ls[i].fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0)
+			out->accept_queue += ti.tcpi_unacked;
+	}
+}
+
+static struct httpd_conn *req_conn(const struct httpd_req *r)
+{
+	const union MHD_ConnectionInfo *ci =
+	    r->conn ? MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT) : NULL;
+
+	return ci ? ci->socket_context : NULL;
+}
+
+int httpd_req_admitted(const struct httpd_req *r)
+{
+	struct httpd_conn *c = req_conn(r);
+
+	return c ? c->admitted : !r->first;
+}
+
+void httpd_req_admit(struct httpd_req *r)
+{
+	struct httpd_conn *c = req_conn(r);
+
+	if (c)
+		c->admitted = 1;
 }
 
 size_t httpd_pending(const struct httpd *h)

@@ -55,6 +55,11 @@ struct httpd_config {
 	 * one NAT address) are not bounded by it. */
 	unsigned unauth_per_ip_limit;
 	unsigned unauth_timeout_s;
+	/* Admission: at most this many connections accepted whose first request has not begun
+	 * (TLS handshakes under way, headers unread; 0: no bound). Past it a new connection is
+	 * closed as it is accepted, so a storm of connects (a fleet after a restart) does not
+	 * stretch every handshake past its client's timeout. */
+	unsigned admit_unread;
 	size_t conn_memory;       /* bytes of buffer per connection (0: 32 KiB) */
 	const char *tls_cert_pem; /* both set: HTTPS */
 	const char *tls_key_pem;
@@ -75,7 +80,24 @@ unsigned httpd_port(const struct httpd *h); /* the TCP port bound, 0 if none */
 /* Connections open now, and the TCP ones refused by unauth_per_ip_limit since the start. */
 void httpd_conn_stats(const struct httpd *h, size_t *open, unsigned long long *refused);
 
+/* What the server has not read yet: connections accepted with no request begun (and the
+ * oldest one's age), connections waiting in the kernel's accept queue, and the connections
+ * admit_unread closed (how many since the start, the last one's monotonic ms, or 0). */
+struct httpd_backlog {
+	size_t unread;
+	int64_t oldest_unread_ms;
+	size_t accept_queue;
+	unsigned long long admit_refused;
+	int64_t admit_refused_ms;
+};
+void httpd_backlog(const struct httpd *h, struct httpd_backlog *out); /* h NULL: zeros */
+
 const char *httpd_req_method(const struct httpd_req *r);
+/* Admission of connections (the daemon's rule, e.g. a rate of new ones): whether a request
+ * of r's connection was admitted already, and admitting it, so that a connection refused
+ * busy stays refused until one of its requests is let in, and one let in is not asked again. */
+int httpd_req_admitted(const struct httpd_req *r);
+void httpd_req_admit(struct httpd_req *r);
 const char *httpd_req_path(const struct httpd_req *r);
 /* The request target exactly as the client sent it, query string included. */
 const char *httpd_req_uri(const struct httpd_req *r);

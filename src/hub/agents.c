@@ -115,6 +115,14 @@ static void poll_detach(struct agents *a, struct agents_poll *w)
 		loop_timer_del(a->h->loop, w->timer);
 }
 
+/* A poll's answer: the tasks, and the beat interval (the held poll stands in for beats, so
+ * its answer brings what a beat's would). Steals items. */
+static json_t *poll_result(struct hub *h, json_t *items)
+{
+	return json_pack("{s:o, s:I}", "tasks", items ? items : json_array(), "interval_ms",
+	                 h->conf->agents.beat_ms);
+}
+
 static void poll_answer(struct agents *a, struct agents_poll *w, json_t *items)
 {
 	struct hub *h = a->h;
@@ -127,7 +135,7 @@ static void poll_answer(struct agents *a, struct agents_poll *w, json_t *items)
 	 * intervals to ask again (a hung agent whose kernel answers is down that much later). */
 	if (!a->h->stopping && poll_healthy(a, w))
 		registry_alive(a->h, httpd_req_data(w->req));
-	httpd_respond_ok(w->req, json_pack("{s:o}", "tasks", items ? items : json_array()));
+	httpd_respond_ok(w->req, poll_result(h, items));
 	free(w);
 	if (with_tasks)
 		phase_end(&h->st.phases[HP_ANSWER], &m, 1);
@@ -222,7 +230,9 @@ void agents_poll(void *ctx, struct httpd_req *req)
 	const char *ws = httpd_req_query(req, "wait");
 	long wait = ws ? strtol(ws, NULL, 10) : 30;
 	long maxw = (long)h->conf->agents.poll_wait_s;
-	json_t *items = NULL;
+	json_t *items = NULL, *again = NULL;
+	const char *resume = httpd_req_query(req, "resume");
+	int resumed = resume && strcmp(resume, "1") == 0;
 	struct agents_poll *w;
 	struct phase_mark m;
 
@@ -230,33 +240,46 @@ void agents_poll(void *ctx, struct httpd_req *req)
 		wait = 0;
 	if (wait > maxw)
 		wait = maxw;
+	if (h->stopping) {
+		/* Answered at once, a poll would come straight back: the agent backs off instead,
+		 * and finds the hub again after its restart. */
+		httpd_respond_error(req, OUTPOST_E_UNAVAILABLE, "the hub is stopping");
+		return;
+	}
 	/* Polling is a sign of life too. */
 	registry_alive(h, c);
+	if (resumed) {
+		/* The agent restarted, or lost an answer: what it was sent and never finished,
+		 * again; asked before the queue is taken, so what this poll takes is not in it
+		 * twice. */
+		if (h->store->ops->task_resume(h->store, c->host_id, clk_real_ms(), AGENTS_TAKE_MAX,
+		                               &again) < 0)
+			again = NULL;
+	}
 	phase_start(&m);
 	if (h->store->ops->task_take(h->store, c->host_id, clk_real_ms(), AGENTS_TAKE_MAX, &items) <
 	    0) {
+		json_decref(again);
 		httpd_respond_error(req, OUTPOST_E_INTERNAL, "cannot read the task queue");
 		return;
 	}
 	if (json_array_size(items) > 0) /* a poll that finds nothing is not a task's */
 		phase_end(&h->st.phases[HP_TAKE], &m, 1);
-	if (httpd_req_query(req, "resume") && strcmp(httpd_req_query(req, "resume"), "1") == 0) {
-		/* The agent restarted: what it was sent and never finished, again. */
-		json_t *again = NULL;
-		if (h->store->ops->task_resume(h->store, c->host_id, clk_real_ms(), AGENTS_TAKE_MAX,
-		                               &again) == 0)
-			json_array_extend(items, again);
-		json_decref(again);
-	}
+	if (again)
+		json_array_extend(items, again);
+	json_decref(again);
 	if (agents_sign(h, items) < 0) {
 		json_decref(items);
 		httpd_respond_error(req, OUTPOST_E_INTERNAL, "cannot read the task queue");
 		return;
 	}
-	if (json_array_size(items) || wait == 0 || h->stopping) {
+	/* A poll with resume comes after a restart or a failed poll: answered at once, even
+	 * empty, so the agent knows it reached the hub again (its beats wait while its poll is
+	 * held) and asks again, held this time, on the same connection. */
+	if (json_array_size(items) || wait == 0 || resumed) {
 		int with_tasks = json_array_size(items) > 0;
 		phase_start(&m);
-		httpd_respond_ok(req, json_pack("{s:o}", "tasks", items));
+		httpd_respond_ok(req, poll_result(h, items));
 		if (with_tasks)
 			phase_end(&h->st.phases[HP_ANSWER], &m, 1);
 		return;

@@ -263,6 +263,9 @@ static int auth_agent(struct hub *h, struct httpd_req *req, struct hub_caller *c
  * body, so they wait for it (their routes have their own body limits). */
 int auth_headers(void *ctx, struct httpd_req *req, int role)
 {
+	/* Admission first: a busy answer costs no signature check and no store read. */
+	if (admit_request(ctx, req) < 0)
+		return OUTPOST_E_BUSY;
 	if (role == ROLE_NONE || role == ROLE_AGENT)
 		return 0;
 	return auth_check(ctx, req, role);
@@ -318,7 +321,26 @@ void auth_stats(struct hub *h, struct buf *b)
 	if (h->httpd) {
 		size_t open;
 		unsigned long long refused;
+		struct httpd_backlog bl;
 		httpd_conn_stats(h->httpd, &open, &refused);
+		httpd_backlog(h->httpd, &bl);
+		buf_printf(b,
+		           "# HELP outpost_hub_admit_busy_total First requests of new agent "
+		           "connections answered busy with a Retry-After (api.admit_rate).\n"
+		           "# TYPE outpost_hub_admit_busy_total counter\n"
+		           "outpost_hub_admit_busy_total %llu\n"
+		           "# HELP outpost_hub_admit_closed_total Connections closed as they were "
+		           "accepted: api.admit_unread were accepted and not yet read.\n"
+		           "# TYPE outpost_hub_admit_closed_total counter\n"
+		           "outpost_hub_admit_closed_total %llu\n"
+		           "# HELP outpost_hub_connections_unread Connections accepted whose first "
+		           "request has not begun (TLS handshakes, headers on their way).\n"
+		           "# TYPE outpost_hub_connections_unread gauge\n"
+		           "outpost_hub_connections_unread %zu\n"
+		           "# HELP outpost_hub_accept_queue Connections waiting in the kernel's "
+		           "accept queue.\n# TYPE outpost_hub_accept_queue gauge\n"
+		           "outpost_hub_accept_queue %zu\n",
+		           h->admit.busy, bl.admit_refused, bl.unread, bl.accept_queue);
 		buf_printf(
 		    b,
 		    "# HELP outpost_hub_connections Connections open.\n"

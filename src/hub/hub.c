@@ -306,6 +306,8 @@ int hub_new(struct loop *loop, json_t *conf, struct logger *log, struct hub **ou
 	hc.conn_timeout_s = (unsigned)c->api.conn_timeout_s;
 	hc.unauth_per_ip_limit = (unsigned)c->api.unauth_per_ip_limit;
 	hc.unauth_timeout_s = (unsigned)c->api.unauth_timeout_s;
+	hc.admit_unread = (unsigned)c->api.admit_unread;
+	admit_configure(&h->admit, (double)c->api.admit_rate);
 	hc.tls_cert_pem = h->cert_pem;
 	hc.tls_key_pem = h->key_pem;
 	hc.log = log;
@@ -346,6 +348,7 @@ int hub_reload(struct hub *h, json_t *conf, char *msg, size_t msglen)
 	h->conf = next;
 	hub_apply_log(h);
 	agents_configure(h->agents, h->conf);
+	admit_configure(&h->admit, (double)h->conf->api.admit_rate);
 	log_info(h->log, "hub", "configuration reloaded");
 	return 0;
 }

@@ -25,7 +25,7 @@ struct hub_conf {
 	struct conf_log log;
 	struct {
 		int64_t body_limit, conn_limit, per_ip_limit, conn_timeout_s, unauth_per_ip_limit,
-		    unauth_timeout_s;
+		    unauth_timeout_s, admit_rate, admit_unread;
 	} api;
 	struct {
 		int64_t beat_ms, missed_beats, poll_wait_s;

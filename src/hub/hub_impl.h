@@ -2,6 +2,7 @@
 #ifndef OUTPOST_HUB_IMPL_H
 #define OUTPOST_HUB_IMPL_H
 
+#include "admit.h"
 #include "hub.h"
 #include "hub_conf.h"
 #include "store.h"
@@ -109,6 +110,7 @@ struct hub {
 	struct hub_zk *zk;           /* scale mode (zk.h); NULL: embedded */
 	struct hub_wait *watches;    /* operators' task waits (tasks.c) */
 	struct auth_limit *limit;    /* failed credentials, replay memory (auth_limit.h) */
+	struct admit admit;          /* agents' new connections (admit.h) */
 	int64_t started_ms;
 	int stopping;
 	struct hub_stats st;

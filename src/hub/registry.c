@@ -14,6 +14,9 @@
 
 struct registry {
 	struct registry_hooks hooks;
+	/* The down sweep's view of the hub's own backlog (registry_unread_ms), monotonic ms. */
+	int64_t behind_since_ms, last_tick_ms;
+	unsigned long long closed_seen;
 	json_t *sel_hosts, *sel_keys; /* the registry as queries' selectors saw it */
 	int64_t sel_at_ms;
 };
@@ -541,6 +544,39 @@ void registry_alive(struct hub *h, struct hub_caller *c)
 		log_info(h->log, "registry", "host %s is up again", c->host_id);
 }
 
+/* A connection accepted this long ago whose request has not begun: the hub is behind. */
+#define REGISTRY_UNREAD_MS 1000
+#define REGISTRY_LAG_MAX_MS 60000
+
+/* How long agents' requests may have waited unread at the hub: since the hub fell behind
+ * (connections in the kernel's accept queue, accepted ones not read for a second, connections
+ * closed or requests answered busy by admission control with their agents still away, the
+ * loop itself late), or 0 when it is not. A host is not judged by time its request spent
+ * waiting for the hub. */
+static int64_t registry_unread_ms(struct hub *h)
+{
+	struct registry *r = h->registry;
+	int64_t now = clk_mono_ms(), beat = h->conf->agents.beat_ms;
+	struct httpd_backlog b;
+	int behind;
+
+	httpd_backlog(h->httpd, &b);
+	behind = b.accept_queue > 0 || b.oldest_unread_ms > REGISTRY_UNREAD_MS ||
+	         b.admit_refused != r->closed_seen ||
+	         (b.admit_refused_ms && now - b.admit_refused_ms < beat) ||
+	         now < admit_away_until_ms(&h->admit) ||
+	         (r->last_tick_ms && now - r->last_tick_ms > 2 * REGISTRY_UNREAD_MS);
+	r->closed_seen = b.admit_refused;
+	if (!behind)
+		r->behind_since_ms = 0;
+	else if (!r->behind_since_ms)
+		r->behind_since_ms = r->last_tick_ms && r->last_tick_ms < now - b.oldest_unread_ms
+		                         ? r->last_tick_ms
+		                         : now - b.oldest_unread_ms;
+	r->last_tick_ms = now;
+	return r->behind_since_ms ? now - r->behind_since_ms : 0;
+}
+
 void registry_tick(struct hub *h)
 {
 	int64_t now = clk_real_ms();
@@ -549,14 +585,21 @@ void registry_tick(struct hub *h)
 	struct registry *r = h->registry;
 	json_t *ids = NULL, *v;
 	size_t i;
+	/* Behind: each host gets that much more, up to a minute (or missed_beats intervals if
+	 * longer): what a restarted hub takes to admit its fleet, while a flood of connections
+	 * cannot switch down detection off, only delay it by that much. */
+	int64_t lag = registry_unread_ms(h);
 
+	if (lag > (beat * missed > REGISTRY_LAG_MAX_MS ? beat * missed : REGISTRY_LAG_MAX_MS))
+		lag = beat * missed > REGISTRY_LAG_MAX_MS ? beat * missed : REGISTRY_LAG_MAX_MS;
 	/* A hub that just started has heard nobody yet: a host last seen when its poll was
 	 * renewed, up to a poll wait before the restart, gets missed_beats intervals to come
 	 * back before it is called down. */
-	if (now - h->started_ms >= beat * missed &&
+	/* A hub on its way down has stopped reading: nobody is judged by that either. */
+	if (!h->stopping && now - h->started_ms >= beat * missed + lag &&
 	    (!r->hooks.sweeps || r->hooks.sweeps(r->hooks.arg)) &&
-	    h->store->ops->hosts_mark_down(h->store, now - beat * missed, now, r->hooks.keeps_up,
-	                                   r->hooks.arg, &ids) == 0)
+	    h->store->ops->hosts_mark_down(h->store, now - beat * missed - lag, now,
+	                                   r->hooks.keeps_up, r->hooks.arg, &ids) == 0)
 		json_array_foreach(ids, i, v)
 		    log_warn(h->log, "registry", "host %s is down: no sign of life for %lld ms",
 		             json_string_value(v), (long long)(beat * missed));

@@ -198,7 +198,7 @@ json_t *sim_status(struct sim *s)
 {
 	static const char *const sums[] = {"tasks_received", "results_sent", "outbox_depth",
 	                                   "spool_depth",    "batches_sent", "spool_dropped",
-	                                   "reconnects"};
+	                                   "reconnects",     "busy_answers"};
 	json_int_t by_state[4] = {0}, sum[sizeof(sums) / sizeof(sums[0])] = {0};
 	json_int_t connected = 0, up = 0, samples = 0, batches = 0;
 	json_t *st, *links = json_object();

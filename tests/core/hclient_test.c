@@ -635,6 +635,40 @@ static void test_keepalive_reuses_connections(void **state)
 	result_free(&r);
 }
 
+/* After a burst that opened two connections, requests one at a time use the connection used
+ * last, and the other closes at the idle timeout: an agent whose poll is renewed alone holds
+ * one connection to the hub, not two. */
+static void test_one_at_a_time_keeps_one_connection(void **state)
+{
+	struct fixture *f = *state;
+	struct relay rl;
+	struct hclient_config cfg = {.ca_file = f->ct.path, .idle_timeout_ms = 400};
+	struct hclient *c;
+	struct result r = {0}, two[2] = {{0}};
+	struct hclient_request rq = {"GET", "/hello", NULL, NULL, 0, 0, 0};
+
+	relay_start(&rl, f->loop, srv_port(f));
+	c = client(f->loop, "https", rl.port, &cfg);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(hclient_request(c, &rq, on_done, &two[i], NULL), 0);
+	for (int i = 0; i < 2; i++) {
+		run_until(f->loop, &two[i].done, 5000);
+		assert_int_equal(two[i].status, 200);
+		result_free(&two[i]);
+	}
+	assert_int_equal(hclient_conns(c), 2);
+	for (int i = 0; i < 8; i++) {
+		fetch(f->loop, c, "GET", "/hello", NULL, 0, 0, &r);
+		assert_int_equal(r.status, 200);
+		result_free(&r);
+		run_for(f->loop, 150);
+	}
+	assert_int_equal(hclient_conns(c), 1);
+	assert_int_equal(rl.accepted, 2);
+	hclient_free(c);
+	relay_stop(&rl);
+}
+
 static void test_wrong_ca_is_refused(void **state)
 {
 	struct fixture *f = *state;
@@ -1233,6 +1267,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_connections_leave_from_the_source_address, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_keepalive_reuses_connections, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_one_at_a_time_keeps_one_connection, setup,
+	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_idle_server_sleeps_until_a_client_comes, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_wrong_ca_is_refused, setup, teardown),

@@ -1,0 +1,69 @@
+/* Admission control (admit.h): a token bucket over the first requests of agents' new
+ * connections; the refused get a retry time from a schedule that admits them at the rate. */
+#include "admit.h"
+#include "hub_impl.h"
+#include "core/clk.h"
+#include "core/err.h"
+#include "core/httpd.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define ADMIT_RETRY_MAX_S 300 /* a retry time never further than this */
+
+void admit_configure(struct admit *a, double rate)
+{
+	a->rate = rate;
+	a->tokens = rate;
+	a->last_ms = clk_mono_ms();
+}
+
+static int admit_guarded(const struct httpd_req *req)
+{
+	const struct httpd_route *rt = httpd_req_route(req);
+
+	return rt && (rt->role == ROLE_AGENT || strcmp(rt->path, "/api/v1/enroll") == 0);
+}
+
+int admit_request(struct hub *h, struct httpd_req *req)
+{
+	struct admit *a = &h->admit;
+	int64_t now = clk_mono_ms(), slot, wait_s;
+	char ra[24];
+
+	if (a->rate <= 0 || httpd_req_admitted(req) || !admit_guarded(req))
+		return 0;
+	a->tokens += (double)(now - a->last_ms) * a->rate / 1000.0;
+	if (a->tokens > a->rate)
+		a->tokens = a->rate < 1 ? 1 : a->rate;
+	a->last_ms = now;
+	if (a->tokens >= 1) {
+		a->tokens -= 1;
+		httpd_req_admit(req);
+		return 0;
+	}
+	/* Each refused request gets the next free place in a schedule at the rate: a herd of
+	 * N comes back over N / rate seconds, not all at the next second. */
+	slot = a->slot_ms > now ? a->slot_ms : now;
+	slot += (int64_t)(1000.0 / a->rate) + 1;
+	a->slot_ms = slot;
+	wait_s = (slot - now + 999) / 1000;
+	if (wait_s < 1)
+		wait_s = 1;
+	if (wait_s > ADMIT_RETRY_MAX_S)
+		wait_s = ADMIT_RETRY_MAX_S;
+	a->busy++;
+	a->busy_ms = now;
+	snprintf(ra, sizeof(ra), "%lld", (long long)wait_s);
+	httpd_req_add_header(req, "Retry-After", ra);
+	httpd_respond_error(req, OUTPOST_E_BUSY,
+	                    "the hub admits %.0f new agent connections a second and has more: "
+	                    "retry after %lld s (Retry-After)",
+	                    a->rate, (long long)wait_s);
+	return OUTPOST_E_BUSY;
+}
+
+int64_t admit_away_until_ms(const struct admit *a)
+{
+	return a->slot_ms ? a->slot_ms + 1000 : 0;
+}

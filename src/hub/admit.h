@@ -1,0 +1,30 @@
+/* Admission control for agents' new connections (docs/agent-link.md, Admission): past a rate,
+ * the first request of a new agent connection is answered busy with a Retry-After that spreads
+ * the refused over the seconds to come, instead of letting a storm (a fleet after a hub
+ * restart) swamp the hub's one thread. */
+#ifndef OUTPOST_HUB_ADMIT_H
+#define OUTPOST_HUB_ADMIT_H
+
+#include <stdint.h>
+
+struct hub;
+struct httpd_req;
+
+struct admit {
+	double rate;             /* new agent connections' first requests per second; 0: no bound */
+	double tokens;           /* a bucket of one second's worth */
+	int64_t last_ms;         /* monotonic, when tokens was last filled */
+	int64_t slot_ms;         /* the latest retry time handed out (monotonic), or 0 */
+	unsigned long long busy; /* answered busy since the start */
+	int64_t busy_ms;         /* the last time (monotonic), or 0 */
+};
+
+void admit_configure(struct admit *a, double rate);
+/* For a request of an agent's connection not yet admitted (enrollment, a signed agent route):
+ * 0 to go on, or OUTPOST_E_BUSY after answering busy with Retry-After (seconds). */
+int admit_request(struct hub *h, struct httpd_req *req);
+/* Until when (monotonic ms) agents told to come back may still be away: the last retry time
+ * handed out plus a second of their jitter; 0 if none was. */
+int64_t admit_away_until_ms(const struct admit *a);
+
+#endif
