@@ -84,6 +84,19 @@ O.ago = function (ms) {
 };
 O.time = (ms) => (ms ? new Date(ms).toLocaleString() : '—');
 
+/* node's children replaced by kids (null, false and undefined left out, unlike replaceChildren,
+ * which would show them as text). */
+O.fill = (node, ...kids) => node.replaceChildren(...kids.flat().filter((k) => k !== null && k !== undefined && k !== false));
+
+/* 1234567 -> "1.2M": axis labels that fit. */
+O.si = function (v) {
+  if (v == null) return '';
+  const a = Math.abs(v);
+  for (const [n, s] of [[1e12, 'T'], [1e9, 'G'], [1e6, 'M'], [1e3, 'k']])
+    if (a >= n) return +(v / n).toFixed(1) + s;
+  return +v.toFixed(2) + '';
+};
+
 O.table = function (heads, rows) {
   return O.el('table', {},
     O.el('thead', {}, O.el('tr', {}, heads.map((h) => O.el('th', { text: h })))),

@@ -151,7 +151,7 @@ function hostPage(main, id) {
 
   async function drawHost() {
     const h = await api('GET', '/api/v1/hosts/' + encodeURIComponent(id));
-    head.replaceChildren(el('h1', {}, h.id + ' ', O.badge(h.state)),
+    O.fill(head, el('h1', {}, h.id + ' ', O.badge(h.state)),
       el('p', { class: 'muted', text: `${h.hostname || ''} · agent ${h.version || '?'} · last seen ${O.ago(h.last_seen_ms)} · first seen ${O.time(h.first_seen_ms)}` }),
       O.can('admin') && (h.state === 'up' || h.state === 'down') ?
         el('button', { class: 'danger', type: 'button', text: 'Revoke', onclick: async () => {
@@ -230,7 +230,7 @@ function plot(box, parts, width) {
   const opts = {
     width, height: 220,
     series: [{}].concat(series.map((s, i) => ({ label: s.name, stroke: colors[i % colors.length], width: 1.5, spanGaps: false }))),
-    axes: [{}, { size: 70 }],
+    axes: [{}, { size: 60, values: (u, vals) => vals.map(O.si) }],
     legend: { live: true },
   };
   new uPlot(opts, data, box);
@@ -356,9 +356,12 @@ function taskPage(main, id) {
   const perHost = el('div', { id: 'per-host' });
   main.append(head, el('h2', { text: 'Results, hosts with the same output together' }), groups, el('h2', { text: 'Each host' }), perHost);
   let seq = -1;
+  const rows = new Map(); /* host id -> row: an answer after since=SEQ holds the changed rows only */
   function draw(t) {
+    for (const h of t.hosts || []) rows.set(h.host_id, h);
+    t.hosts = [...rows.values()].sort((a, b) => a.host_id.localeCompare(b.host_id));
     const c = t.counts || {};
-    head.replaceChildren(el('h1', {}, 'Task ' + t.id + ' ', O.badge(t.state)),
+    O.fill(head, el('h1', {}, 'Task ' + t.id + ' ', O.badge(t.state)),
       el('p', { class: 'muted', text: `${t.plugin}.${t.op} on “${t.target}” · ${t.total} hosts · ` +
         Object.entries(c).filter(([, n]) => n).map(([k, n]) => k + ' ' + n).join(', ') }),
       el('pre', { class: 'out', text: JSON.stringify(t.args, null, 2) }),

@@ -174,7 +174,9 @@ test('an admin accepts a pending host', async () => {
   await page.click(`${row} button[data-verb=accept]`);
   await page.waitForSelector(row, { state: 'detached', timeout: T });
   await page.evaluate((h) => { location.hash = '#/host/' + h; }, PENDING);
-  await page.waitForFunction(() => / up$/.test(document.querySelector('main h1')?.textContent || ''), null, { timeout: T });
+  // Accepted: up, or down until its agent asks again (a pending agent backs off up to a minute).
+  await page.waitForFunction(() => / (up|down)$/.test(document.querySelector('main h1')?.textContent || ''), null, { timeout: T });
+  await shot(page, '11b-accepted');
   await page.close();
 });
 
