@@ -249,7 +249,10 @@ O.page('run', (main) => {
   if (!O.can('operator')) { main.append(el('p', { class: 'error', text: 'Running needs the operator role.' })); return; }
   const target = el('input', { type: 'text', id: 'target', class: 'wide', placeholder: 'selector: role=web, web[01-10], *', spellcheck: 'false' });
   const preview = el('div', { id: 'preview', class: 'muted' });
-  const kind = el('select', { id: 'kind' }, el('option', { value: 'command', text: 'command' }), el('option', { value: 'script', text: 'script (/bin/sh)' }), el('option', { value: 'op', text: 'plugin op' }));
+  const kind = el('select', { id: 'kind' }, el('option', { value: 'command', text: 'command' }), el('option', { value: 'script', text: 'script (/bin/sh)' }), el('option', { value: 'file', text: 'file copy' }), el('option', { value: 'op', text: 'plugin op' }));
+  const upload = el('input', { type: 'file', id: 'upload' });
+  const dest = el('input', { type: 'text', id: 'dest', class: 'wide', placeholder: '/etc/motd (under the agents\' file roots)' });
+  const mode = el('input', { type: 'text', id: 'mode', placeholder: '0644', size: '6' });
   const command = el('input', { type: 'text', id: 'command', class: 'wide', placeholder: 'uptime' });
   const script = el('textarea', { id: 'script', placeholder: '#!/bin/sh\n…' });
   const plugin = el('input', { type: 'text', id: 'plugin', placeholder: 'sys' });
@@ -263,6 +266,7 @@ O.page('run', (main) => {
   const what = {
     command: el('div', { class: 'row' }, el('label', { text: 'Command' }), command),
     script: el('div', {}, script),
+    file: el('div', { class: 'row' }, upload, 'to', dest, 'mode', mode),
     op: el('div', {}, el('div', { class: 'row' }, 'Plugin', plugin, 'op', op), opArgs),
   };
   const showKind = () => { for (const [k, d] of Object.entries(what)) d.hidden = k !== kind.value; };
@@ -297,8 +301,16 @@ O.page('run', (main) => {
     try {
       if (kind.value === 'command') Object.assign(body, { plugin: 'exec', op: 'run', args: { argv: splitArgs(command.value) } });
       else if (kind.value === 'script') Object.assign(body, { plugin: 'exec', op: 'run', args: { script: script.value } });
+      else if (kind.value === 'file') {
+        if (!upload.files.length) throw new Error('choose a file to copy');
+        const bytes = new Uint8Array(await upload.files[0].arrayBuffer());
+        let bin = '';
+        for (let i = 0; i < bytes.length; i += 32768) bin += String.fromCharCode(...bytes.subarray(i, i + 32768));
+        Object.assign(body, { plugin: 'file', op: 'put', args: { path: dest.value.trim(), content: btoa(bin), encoding: 'base64' } });
+        if (mode.value.trim()) body.args.mode = mode.value.trim();
+      }
       else Object.assign(body, { plugin: plugin.value.trim(), op: op.value.trim(), args: opArgs.value.trim() ? JSON.parse(opArgs.value) : {} });
-    } catch (e) { err.replaceChildren(O.errorBox({ code: 'bad_json', message: 'args: ' + e.message })); return; }
+    } catch (e) { err.replaceChildren(O.errorBox({ code: 'bad_args', message: e.message })); return; }
     if (body.plugin === 'exec' && body.op === 'run') body.args.timeout_ms = body.timeout_ms;
     const b = batch.value.trim();
     if (b) body.batch = /%$/.test(b) ? b : Number(b);
@@ -310,7 +322,7 @@ O.page('run', (main) => {
     } catch (e) { err.replaceChildren(O.errorBox(e, body.target)); runBtn.disabled = false; }
   } },
   el('div', { class: 'row' }, el('label', { for: 'target', text: 'Hosts' }), target), preview,
-  el('div', { class: 'row' }, el('label', { text: 'Run a' }), kind), what.command, what.script, what.op,
+  el('div', { class: 'row' }, el('label', { text: 'Run a' }), kind), what.command, what.script, what.file, what.op,
   el('div', { class: 'row' }, 'Timeout (s)', timeout, 'Batch', batch, 'Max failures', maxf),
   el('div', { class: 'row' }, runBtn), err);
   main.append(el('h1', { text: 'Run' }), form);
@@ -466,7 +478,7 @@ O.page('access', (main) => {
     const es = await api('GET', '/api/v1/audit' + qs({ limit: 100 }));
     audit.replaceChildren(O.table(['when', 'who', 'action', 'target', 'detail'], es.map((a) => el('tr', {},
       el('td', { text: O.time(a.at_ms) }), el('td', { text: a.actor || '' }), el('td', { text: a.action }),
-      el('td', { text: a.target || '' }), el('td', { text: a.detail == null ? '' : JSON.stringify(a.detail) })))));
+      el('td', { text: a.target || '' }), el('td', { class: 'detail', text: a.detail == null ? '' : JSON.stringify(a.detail) })))));
   }
   const kind = el('select', { id: 'token-kind' }, el('option', { value: 'operator', text: 'operator token' }), el('option', { value: 'enroll', text: 'enrollment token' }));
   const role = el('select', { id: 'token-role' }, ['viewer', 'operator', 'admin'].map((r) => el('option', { value: r, text: r })));

@@ -8,8 +8,8 @@
 
 #include <string.h>
 
-#define CONSOLE_CSP                                                                             \
-	"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "     \
+#define CONSOLE_CSP                                                                                \
+	"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "          \
 	"connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
 static void console_send(struct httpd_req *req, const char *name)

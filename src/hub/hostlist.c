@@ -13,8 +13,8 @@
 #define HOSTLIST_LABEL_PAIRS_MAX 200 /* "labels" counts in a page: distinct key=value pairs */
 
 /* The fields a list sorts on: strings compared bytewise, the times as numbers. */
-static const char *const sort_keys[] = {"id",      "hostname",      "state",
-                                        "version", "last_seen_ms", "first_seen_ms", NULL};
+static const char *const sort_keys[] = {"id",           "hostname",      "state", "version",
+                                        "last_seen_ms", "first_seen_ms", NULL};
 
 struct sort_by {
 	const char *key;
@@ -123,7 +123,8 @@ void registry_hosts_list(void *ctx, struct httpd_req *req)
 
 	if (unknown) {
 		httpd_respond_error(req, OUTPOST_E_BAD_ARGS,
-		                    "unknown parameter '%.64s' (target, sort, limit, offset)", unknown);
+		                    "unknown parameter '%.64s' (target, sort, limit, offset)",
+		                    unknown);
 		return;
 	}
 	if (sort) {
@@ -132,9 +133,10 @@ void registry_hosts_list(void *ctx, struct httpd_req *req)
 		for (i = 0; sort_keys[i] && strcmp(sort_keys[i], by.key); i++)
 			;
 		if (!sort_keys[i]) {
-			httpd_respond_error(req, OUTPOST_E_BAD_ARGS,
-			                    "sort: one of id, hostname, state, version, last_seen_ms, "
-			                    "first_seen_ms, '-' before it for descending");
+			httpd_respond_error(
+			    req, OUTPOST_E_BAD_ARGS,
+			    "sort: one of id, hostname, state, version, last_seen_ms, "
+			    "first_seen_ms, '-' before it for descending");
 			return;
 		}
 	}
@@ -172,9 +174,9 @@ void registry_hosts_list(void *ctx, struct httpd_req *req)
 		out = page_counts(hosts);
 		if (out && page)
 			json_object_update_new(
-			    out, json_pack("{s:I, s:I, s:I, s:s, s:o}", "total", (json_int_t)n, "offset",
-			                   (json_int_t)offset, "limit", (json_int_t)limit, "sort",
-			                   sort ? sort : "id", "hosts", page));
+			    out, json_pack("{s:I, s:I, s:I, s:s, s:o}", "total", (json_int_t)n,
+			                   "offset", (json_int_t)offset, "limit", (json_int_t)limit,
+			                   "sort", sort ? sort : "id", "hosts", page));
 		else
 			json_decref(page);
 	}

@@ -32,18 +32,35 @@ before(async () => {
 after(async () => { await browser?.close(); });
 
 const errors = [];
-async function open(token, hash = '') {
+const signedIn = {}; // token -> its page: one tab per role, signed in once (a browser is slow to start, a tab less so)
+async function newPage() {
   const page = await context.newPage();
   page.on('pageerror', (e) => errors.push(e.message));
   page.on('console', (m) => { if (m.type() === 'error' && !/Failed to load resource/.test(m.text())) errors.push(m.text()); });
-  const res = await page.goto(URL + '/console');
-  if (token) {
+  return page;
+}
+// The console at hash, signed in with token (null: a new tab at the sign-in form); waits for
+// the page to be drawn anew, so that nothing of the page before is mistaken for it.
+async function open(token, hash = '#/overview') {
+  if (!token) {
+    const page = await newPage();
+    return { page, res: await page.goto(URL + '/console') };
+  }
+  let page = signedIn[token];
+  if (!page) {
+    page = signedIn[token] = await newPage();
+    await page.goto(URL + '/console');
     await page.fill('#token', token);
     await page.click('#signin');
     await page.waitForSelector('#who[data-role]', { timeout: T });
-    if (hash) await page.evaluate((h) => { location.hash = h; }, hash);
   }
-  return { page, res };
+  await page.evaluate((h) => new Promise((resolve) => {
+    const old = document.getElementById('main');
+    if (location.hash === h) O.route(); else location.hash = h;
+    const check = () => (document.getElementById('main') !== old ? resolve() : setTimeout(check, 10));
+    check();
+  }), hash);
+  return { page };
 }
 const shot = (page, name) => page.screenshot({ path: `${SHOTS}/${name}.png`, fullPage: true });
 const text = (page, sel) => page.$eval(sel, (e) => e.textContent);
@@ -72,7 +89,6 @@ test('an admin signs in, sees the role and every page; the token stays out of th
   assert.ok(!page.url().includes(ADMIN));
   await page.waitForFunction((n) => document.querySelector('[data-state=up] .n')?.textContent === String(n), HOSTS.length, { timeout: T });
   await shot(page, '02-overview');
-  await page.close();
 });
 
 test('a viewer is offered no run, no label edit and no access page', async () => {
@@ -83,7 +99,6 @@ test('a viewer is offered no run, no label edit and no access page', async () =>
   await page.waitForSelector('#labels h2', { timeout: T });
   assert.equal(await page.$('#label-key'), null);
   await shot(page, '03-viewer-host');
-  await page.close();
 });
 
 test('the hosts list shows the hosts up, filters by selector, and points at a bad one', async () => {
@@ -99,7 +114,6 @@ test('the hosts list shows the hosts up, filters by selector, and points at a ba
   assert.match(err, /at column \d+/);
   assert.match(await text(page, '#filter-error pre.caret'), /\^$/);
   await shot(page, '04-hosts-filter-error');
-  await page.close();
 });
 
 test('run: the selector preview counts the hosts, a command runs and each host answers', async () => {
@@ -119,7 +133,6 @@ test('run: the selector preview counts the hosts, a command runs and each host a
   assert.equal(groups[0][1], 'hello from outpost\n');
   assert.deepEqual(groups[0][0].split(',').sort(), [...HOSTS].sort());
   await shot(page, '06-run-results');
-  await page.close();
 });
 
 test('a host whose output is HTML shows it as text, and nothing runs', async () => {
@@ -134,7 +147,19 @@ test('a host whose output is HTML shows it as text, and nothing runs', async () 
   assert.equal(await page.$$eval('#groups script, #groups img', (x) => x.length), 0);
   assert.equal(await page.evaluate(() => window.pwned), undefined);
   await shot(page, '07-html-output-as-text');
-  await page.close();
+});
+
+test('run: a file copied to the hosts from the browser', async () => {
+  const { page } = await open(ADMIN, '#/run');
+  await page.fill('#target', 'web-*');
+  await page.selectOption('#kind', 'file');
+  await page.setInputFiles('#upload', { name: 'motd', mimeType: 'text/plain', buffer: Buffer.from('managed by outpost\n') });
+  await page.fill('#dest', process.env.OUTPOST_FILES + '/motd');
+  await page.fill('#mode', '0640');
+  await page.click('#run');
+  await page.waitForFunction(() => document.querySelector('main')?.dataset.state === 'done', null, { timeout: T });
+  const states = await page.$$eval('#per-host tr[data-host]', (trs) => trs.map((tr) => tr.cells[1].textContent));
+  assert.deepEqual(states, HOSTS.map(() => 'ok'));
 });
 
 test("a host's page shows its facts and charts for 1 h, 24 h and 7 d; an admin edits labels", async () => {
@@ -151,7 +176,6 @@ test("a host's page shows its facts and charts for 1 h, 24 h and 7 d; an admin e
   await page.click('#labels button[type=submit]');
   await page.waitForFunction(() => /tier\s*gold/.test(document.querySelector('#labels table')?.textContent || ''), null, { timeout: T });
   await shot(page, '09-host-labels');
-  await page.close();
 });
 
 test('the metrics explorer charts a query and gives the CLI line', async () => {
@@ -163,7 +187,6 @@ test('the metrics explorer charts a query and gives the CLI line', async () => {
   await page.waitForSelector('#metric-chart .uplot', { timeout: T });
   assert.equal(await text(page, '#cli-line'), 'outpost metrics query host_cpu_percent --match mode=user --from -1h --agg avg');
   await shot(page, '10-metrics');
-  await page.close();
 });
 
 test('an admin accepts a pending host', async () => {
@@ -177,7 +200,6 @@ test('an admin accepts a pending host', async () => {
   // Accepted: up, or down until its agent asks again (a pending agent backs off up to a minute).
   await page.waitForFunction(() => / (up|down)$/.test(document.querySelector('main h1')?.textContent || ''), null, { timeout: T });
   await shot(page, '11b-accepted');
-  await page.close();
 });
 
 test('an admin creates a token, sees its secret once, and revokes it', async () => {
@@ -199,7 +221,6 @@ test('an admin creates a token, sees its secret once, and revokes it', async () 
   assert.ok(!(await page.$$eval('#tokens tr', (trs) => trs.map((t) => t.textContent).join())).includes(secret), 'the list never shows a secret');
   await page.waitForSelector('#audit table', { timeout: T });
   await shot(page, '13-token-revoked');
-  await page.close();
 });
 
 test('no page raised a script error', () => {
