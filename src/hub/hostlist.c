@@ -21,24 +21,22 @@ struct sort_by {
 	int desc;
 };
 
+/* A host with its sort key read once (a sort of 10,000 compares ~140,000 times). */
+struct sort_row {
+	json_t *host;
+	const char *id, *s; /* s: a string key ("" when absent), or NULL for a time (n) */
+	json_int_t n;
+};
+
 static int host_cmp(const void *a, const void *b, void *arg)
 {
-	const struct sort_by *s = arg;
-	json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
-	json_t *vx = json_object_get(x, s->key), *vy = json_object_get(y, s->key);
-	int c;
+	const struct sort_row *x = a, *y = b;
+	const struct sort_by *by = arg;
+	int c = x->s ? strcmp(x->s, y->s) : (x->n < y->n ? -1 : x->n > y->n);
 
-	if (json_is_integer(vx) || json_is_integer(vy)) {
-		json_int_t ix = json_integer_value(vx), iy = json_integer_value(vy);
-		c = ix < iy ? -1 : ix > iy;
-	} else {
-		const char *sx = json_string_value(vx), *sy = json_string_value(vy);
-		c = strcmp(sx ? sx : "", sy ? sy : "");
-	}
 	if (c == 0) /* ties in id order, whatever the direction: pages never overlap */
-		return strcmp(json_string_value(json_object_get(x, "id")),
-		              json_string_value(json_object_get(y, "id")));
-	return s->desc ? -c : c;
+		return strcmp(x->id, y->id);
+	return by->desc ? -c : c;
 }
 
 /* limit, offset: absent or a whole number in range; else -1 after answering. */
@@ -115,11 +113,12 @@ void registry_hosts_list(void *ctx, struct httpd_req *req)
 	const char *target = httpd_req_query(req, "target"), *sort = httpd_req_query(req, "sort");
 	const char *unknown = httpd_req_query_unknown(req, known);
 	struct sort_by by = {"id", 0};
-	json_t *hosts = NULL, *out = NULL, *host, **rows = NULL;
+	json_t *hosts = NULL, *out = NULL, *host;
+	struct sort_row *rows = NULL;
 	long limit, offset;
 	char msg[256];
 	size_t i, n;
-	int rc;
+	int rc, numeric;
 
 	if (unknown) {
 		httpd_respond_error(req, OUTPOST_E_BAD_ARGS,
@@ -160,17 +159,25 @@ void registry_hosts_list(void *ctx, struct httpd_req *req)
 	n = json_array_size(hosts);
 	if (n && !(rows = malloc(n * sizeof(*rows))))
 		goto oom;
-	json_array_foreach(hosts, i, host) rows[i] = host;
+	numeric = strstr(by.key, "_ms") != NULL; /* last_seen_ms, first_seen_ms */
+	json_array_foreach(hosts, i, host)
+	{
+		json_t *k = json_object_get(host, by.key);
+		rows[i].host = host;
+		rows[i].id = json_string_value(json_object_get(host, "id"));
+		rows[i].s = numeric ? NULL : json_string_value(k) ? json_string_value(k) : "";
+		rows[i].n = json_integer_value(k); /* a time absent sorts as 0 */
+	}
 	if (n && (sort || limit))
 		qsort_r(rows, n, sizeof(*rows), host_cmp, &by);
 	if (!limit) {
 		out = json_array();
 		for (i = 0; out && i < n; i++)
-			json_array_append_new(out, host_row(rows[i]));
+			json_array_append_new(out, host_row(rows[i].host));
 	} else {
 		json_t *page = json_array();
 		for (i = (size_t)offset; page && i < n && i < (size_t)(offset + limit); i++)
-			json_array_append_new(page, host_row(rows[i]));
+			json_array_append_new(page, host_row(rows[i].host));
 		out = page_counts(hosts);
 		if (out && page)
 			json_object_update_new(

@@ -67,6 +67,11 @@ def test_hosts_pages_sort_and_count(fleet):
     assert [h["id"] for h in body["result"]["hosts"]] == ["web-1", "db-1"]
     st, body = f.hub.api("GET", "/api/v1/hosts?limit=50&target=state%3Dpending")
     assert [h["id"] for h in body["result"]["hosts"]] == ["db-1"]
+    # By state (pending before up), ties in id order; descending keeps ties in id order too.
+    st, body = f.hub.api("GET", "/api/v1/hosts?limit=4&sort=state")
+    assert [h["id"] for h in body["result"]["hosts"]] == ["db-1", "web-1", "web-2", "web-3"]
+    st, body = f.hub.api("GET", "/api/v1/hosts?limit=4&sort=-state")
+    assert [h["id"] for h in body["result"]["hosts"]] == ["web-1", "web-2", "web-3", "db-1"]
     # Accepted: the next page shows it at once (the shared snapshot is refreshed on a change).
     assert f.hub.api("POST", "/api/v1/hosts/db-1/accept", {})[0] == 200
     st, body = f.hub.api("GET", "/api/v1/hosts?limit=50&target=state%3Dpending")
