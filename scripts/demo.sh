@@ -83,7 +83,7 @@ sleep 5
 run "$CLI" metrics latest host_load1
 run "$CLI" metrics query host_cpu_percent '*' --match mode=user --from -1m --step 2s --agg avg
 
-CONSOLE_TOKEN=$("$CLI" token create --role admin --ttl 1d --json |
+CONSOLE_TOKEN=$("$CLI" token create --operator --role admin --ttl 1d --json |
 	python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("token") or d["result"]["token"])')
 
 cat <<EOF2

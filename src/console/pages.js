@@ -26,7 +26,7 @@ O.page('signin', (main) => {
     }
   } },
   el('h1', { text: 'Sign in to Outpost' }),
-  el('p', { class: 'muted', text: 'An operator token (outpost token create --role viewer|operator|admin; the hub writes an admin token to <state-dir>/admin.token). It is kept in this tab only and sent in a header.' }),
+  el('p', { class: 'muted', text: 'An operator token (outpost token create --operator --role viewer|operator|admin; the hub writes an admin token to <state-dir>/admin.token). It is kept in this tab only and sent in a header.' }),
   why ? el('p', { class: 'error', text: why }) : null,
   el('div', { class: 'row' }, input, el('button', { class: 'primary', type: 'submit', id: 'signin', text: 'Sign in' })),
   err);
