@@ -73,6 +73,8 @@ openssh-server
 openssh-client
 collectd-core
 strace
+chromium
+python3-nacl
 "
 
 sets=${*:-build}
