@@ -65,11 +65,13 @@ O.page('overview', (main) => {
 
 function eventTable(evs) {
   if (!evs.length) return el('p', { class: 'muted', text: 'no events' });
-  return O.table(['when', 'host', 'event', 'detail'], evs.map((e) => el('tr', {},
+  /* The hub's own events carry detail; agents' and posted ones a message and a severity. */
+  return O.table(['when', 'host', 'event', 'severity', 'what'], evs.map((e) => el('tr', {},
     el('td', { text: O.ago(e.at_ms), title: O.time(e.at_ms) }),
-    el('td', {}, O.hostLink(e.host_id)),
+    el('td', {}, e.host_id ? O.hostLink(e.host_id) : ''),
     el('td', { text: e.kind }),
-    el('td', { text: e.detail == null ? '' : typeof e.detail === 'string' ? e.detail : JSON.stringify(e.detail) }))));
+    el('td', { text: e.severity || '' }),
+    el('td', { text: e.message || (e.detail == null ? '' : typeof e.detail === 'string' ? e.detail : JSON.stringify(e.detail)) }))));
 }
 
 /* ---- hosts list: paged, sorted and filtered by the hub ---- */
