@@ -23,3 +23,5 @@ echo
 /usr/bin/python3 "$here/zk-fanout" --build "$build"
 echo
 /usr/bin/python3 "$here/query-hold" --build "$build" --hosts 300
+echo
+/usr/bin/python3 "$here/console-hosts" --build "$build"

@@ -83,7 +83,14 @@ sleep 5
 run "$CLI" metrics latest host_load1
 run "$CLI" metrics query host_cpu_percent '*' --match mode=user --from -1m --step 2s --agg avg
 
+CONSOLE_TOKEN=$("$CLI" token create --operator --role admin --ttl 1d --json |
+	python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("token") or d["result"]["token"])')
+
 cat <<EOF2
+
+== The web console: open $OUTPOST_HUB/console in a browser (the certificate is the hub's own,
+   self-signed: accept it, or trust $OUTPOST_CA) and sign in with this admin token:
+   $CONSOLE_TOKEN
 
 == The fleet is up. In another terminal:
    export OUTPOST_HUB=$OUTPOST_HUB

@@ -3,6 +3,9 @@
 #   build  compile the binaries and the Debian packages   (make build, make asan, make deb)
 #   test   run every unit, integration and package test   (make test: build + test)
 #   bench  the benchmarks' tools and the peers they compare against (make bench)
+# and, with the build set, the npm packages of package-lock.json (npm ci into node_modules/:
+# uPlot, compiled into the hub for its web console; playwright-core, which drives Debian's
+# chromium in the console's browser tests).
 # Usage: scripts/deps.sh [build|test|bench]...   (no argument: build)
 # Idempotent: apt-get runs only when a package is missing. Runs as root or via sudo.
 # Nothing it installs starts a service: starts are refused during the install (policy-rc.d),
@@ -34,6 +37,7 @@ libsnappy-dev
 libvirt-dev
 python3
 dpkg-dev
+nodejs
 "
 
 TEST="
@@ -56,6 +60,7 @@ clang
 libclang-rt-14-dev
 llvm
 nftables
+chromium
 "
 
 BENCH="
@@ -70,6 +75,8 @@ openssh-server
 openssh-client
 collectd-core
 strace
+chromium
+python3-nacl
 "
 
 sets=${*:-build}
@@ -93,7 +100,24 @@ for p in $want; do
 		missing="$missing $p"
 	fi
 done
-[ -z "$missing" ] && exit 0
+# npm ci when node_modules/ is not what package-lock.json says (a copy of the lock file is
+# kept there as the mark of the last install): the build compiles uPlot into the hub.
+npm_ci() {
+	case " $sets " in *" build "*) ;; *) return 0 ;; esac
+	root=$(cd "$(dirname "$0")/.." && pwd)
+	cmp -s "$root/package-lock.json" "$root/node_modules/.outpost-lock" && return 0
+	(cd "$root" && npm ci --no-audit --no-fund) &&
+		cp "$root/package-lock.json" "$root/node_modules/.outpost-lock"
+}
+# Debian's nodejs comes without npm (a separate package); a node from elsewhere may bring its
+# own, which Debian's npm would fight with.
+command -v npm >/dev/null 2>&1 || missing_npm=1
+
+if [ -z "$missing" ] && [ -z "${missing_npm:-}" ]; then
+	npm_ci
+	exit 0
+fi
+[ -n "${missing_npm:-}" ] && missing="$missing npm"
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then
@@ -151,3 +175,5 @@ case " $missing " in *" postgresql "*)
 	done
 	;;
 esac
+
+npm_ci

@@ -9,6 +9,7 @@
 #include "tasks.h"
 #include "agents.h"
 #include "audit.h"
+#include "console.h"
 #include "rwrite.h"
 #include "registry.h"
 #include "retention.h"
@@ -186,6 +187,17 @@ static void api_token_revoke(void *ctx, struct httpd_req *req)
 	httpd_respond_ok(req, json_pack("{s:s, s:b}", "id", id, "revoked", 1));
 }
 
+/* GET /api/v1/whoami: the caller's token id and role, so that a client (the web console) offers
+ * only what the role may do; the routes check the role anyway. */
+static void api_whoami(void *ctx, struct httpd_req *req)
+{
+	static const char *const roles[] = {"none", "agent", "viewer", "operator", "admin"};
+	struct hub_caller *c = httpd_req_data(req);
+	(void)ctx;
+	httpd_respond_ok(req, json_pack("{s:s, s:s}", "caller", c ? c->name : "anonymous", "role",
+	                                c ? roles[c->role] : "none"));
+}
+
 static int api_limit(struct httpd_req *req, int def)
 {
 	const char *s = httpd_req_query(req, "limit");
@@ -318,6 +330,7 @@ static void api_metrics(void *ctx, struct httpd_req *req)
 static const struct httpd_route routes[] = {
     /* method  path                         handler              role           body */
     {"GET", "/api/v1/health", api_health, ROLE_NONE, 0},
+    {"GET", "/api/v1/whoami", api_whoami, ROLE_VIEWER, 0},
     {"POST", "/api/v1/enroll", registry_enroll, ROLE_NONE, 1 * MB},
     {"GET", "/api/v1/agents/*/tasks", agents_poll, ROLE_AGENT, 0},
     {"GET", "/api/v1/agents/*/zk", zk_agent_credentials, ROLE_AGENT, 0},
@@ -346,6 +359,10 @@ static const struct httpd_route routes[] = {
     {"GET", "/api/v1/tokens", api_tokens_list, ROLE_ADMIN, 0},
     {"POST", "/api/v1/tokens/*/revoke", api_token_revoke, ROLE_ADMIN, 4 * KB},
     {"GET", "/api/v1/audit", api_audit_list, ROLE_ADMIN, 0},
+    /* the web console's page and files (no data: it calls the routes above) */
+    {"GET", "/", console_page, ROLE_NONE, 0},
+    {"GET", "/console", console_page, ROLE_NONE, 0},
+    {"GET", "/console/*", console_file, ROLE_NONE, 0},
 };
 
 const struct httpd_route *api_routes(size_t *n)

@@ -245,6 +245,7 @@ void registry_enroll(void *ctx, struct httpd_req *req)
 		goto out;
 	}
 	h->st.enrollments++;
+	registry_changed(h);
 	if (replaced) {
 		/* Audited as the token's act: a squatter lost the id to its rightful holder. */
 		h->st.enroll_replaced++;
@@ -273,38 +274,6 @@ out:
 	json_decref(tok);
 	json_decref(host);
 	json_decref(body);
-}
-
-/* GET /hosts?target=SEL: the hosts registry_match picks, in any state, so what `hosts ls -t X`
- * lists is what `run -t X` reaches (pending, rejected and revoked hosts aside). */
-void registry_hosts_list(void *ctx, struct httpd_req *req)
-{
-	struct hub *h = ctx;
-	const char *target = httpd_req_query(req, "target");
-	json_t *hosts = NULL, *out, *host;
-	char msg[256];
-	size_t i;
-	int rc;
-
-	rc = registry_match(h, target, REGISTRY_ANY, &hosts, msg, sizeof(msg));
-	if (rc == OUTPOST_E_BAD_ARGS) {
-		httpd_respond_error(req, rc, "target: %s", msg);
-		return;
-	}
-	if (rc < 0) {
-		hub_respond_store(req, rc, NULL, "hosts");
-		return;
-	}
-	out = json_array();
-	json_array_foreach(hosts, i, host)
-	{
-		json_t *row =
-		    json_copy(host); /* the host without its attrs, which are selectors' */
-		json_object_del(row, "attrs");
-		json_array_append_new(out, row);
-	}
-	json_decref(hosts);
-	httpd_respond_ok(req, out);
 }
 
 void registry_host_get(void *ctx, struct httpd_req *req)
@@ -429,6 +398,7 @@ static void host_change(struct hub *h, struct httpd_req *req, enum host_verb ver
 		goto out;
 	}
 	audit_record(h, req, host_actions[verb], id, body ? json_incref(body) : NULL);
+	registry_changed(h);
 	if (verb == HOST_REVOKE)
 		h->registry->hooks.cut_off(h->registry->hooks.arg, id, "this host was revoked");
 	else if (verb == HOST_REMOVE)
@@ -625,6 +595,11 @@ static int key_known(void *arg, const char *key)
  * seconds; a host enrolled a moment ago showing up a moment later in a chart is fine); tasks
  * always read it afresh, so a task sees a host the moment it is accepted. */
 #define REGISTRY_SELECT_CACHE_MS 2000
+
+void registry_changed(struct hub *h)
+{
+	h->registry->sel_at_ms = INT64_MIN / 2; /* the next cached selection reads afresh */
+}
 
 static int hosts_snapshot(struct hub *h, json_t **hosts, json_t **keys)
 {

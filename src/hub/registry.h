@@ -59,5 +59,8 @@ int registry_select(struct hub *h, const char *target, int any_state, json_t **i
  * "attrs" selectors see; copy before changing one). target NULL: every host. */
 int registry_match(struct hub *h, const char *target, int any_state, json_t **hosts, char *msg,
                    size_t msglen);
+/* A host enrolled, changed state or labels: the next REGISTRY_ANY_CACHED selection reads the
+ * registry afresh (a console's list shows an accepted host at once). */
+void registry_changed(struct hub *h);
 
 #endif
