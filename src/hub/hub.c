@@ -3,6 +3,9 @@
 #include "hub_impl.h"
 #include "ingest.h"
 #include "tasks.h"
+#include "flows.h"
+#include "mail.h"
+#include "report.h"
 #include "rwrite.h"
 #include "agents.h"
 #include "auth_limit.h"
@@ -68,6 +71,9 @@ static void hub_on_tick(void *arg)
 {
 	registry_tick(arg);
 	tasks_tick(arg);
+	flows_tick(arg);
+	mail_tick(arg);
+	report_tick(arg);
 }
 
 /* The time-series store's background work: a slice a second, so requests never wait long. */
@@ -247,7 +253,9 @@ int hub_new(struct loop *loop, json_t *conf, struct logger *log, struct hub **ou
 	h->pk_b64 = sec_b64(h->pk, sizeof(h->pk));
 	if (!h->pk_b64)
 		goto fail;
-	if (hub_open_store(h, msg, msglen) < 0 || hub_open_tsdb(h, msg, msglen) < 0)
+	/* mail_new first: curl's global init, before remote_write's threads start */
+	if (mail_new(h, &h->mail) < 0 || hub_open_store(h, msg, msglen) < 0 ||
+	    hub_open_tsdb(h, msg, msglen) < 0)
 		goto fail;
 	if (hub_admin_token(h, msg, msglen) < 0 ||
 	    retention_new(h->store, h->log, &h->retention) < 0)
@@ -358,6 +366,7 @@ void hub_free(struct hub *h)
 	loop_timer_del(h->loop, h->compact);
 	loop_timer_del(h->loop, h->retain);
 	retention_free(h->retention);
+	mail_free(h->mail); /* waits for a delivery under way (bounded by mail.timeout_s) */
 	ingest_free(h->ingest);
 	rwrite_stop(h->rwrite); /* after ingest_free: its last commit hands over a batch */
 	httpd_stop(h->httpd);
