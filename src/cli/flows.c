@@ -78,14 +78,21 @@ int flows_get(struct cli *c, int argc, char **argv)
  * FILE:LINE:COLUMN, one the hub refuses with where in it. */
 int flows_add(struct cli *c, int argc, char **argv)
 {
+	static const struct option opts[] = {
+	    CLI_GLOBAL_OPTIONS,
+	    {NULL, 0, NULL, 0},
+	};
 	json_t *def = NULL, *v = NULL;
 	json_error_t err;
 	struct buf b = BUF_INIT;
 	const char *file;
-	int rc = cli_one_id(c, argc, argv, "file", &file);
+	int ch, rc;
 
-	if (!file)
-		return rc;
+	if ((ch = cli_getopt(c, argc, argv, "", opts)) != -1)
+		return cli_getopt_exit(ch);
+	if (optind + 1 != argc)
+		return cli_usage(c, "give one file (or - for stdin)");
+	file = argv[optind];
 	def = strcmp(file, "-") == 0 ? json_loadf(stdin, JSON_REJECT_DUPLICATES, &err)
 	                             : json_load_file(file, JSON_REJECT_DUPLICATES, &err);
 	if (!def) {
