@@ -39,7 +39,8 @@ static int flows_run_row(const json_t *r, const void *arg, struct buf *scratch, 
 {
 	(void)arg;
 	if (out_time(&scratch[0], json_integer_value(json_object_get(r, "created_ms"))) < 0 ||
-	    buf_printf(&scratch[1], "%lld", (long long)json_integer_value(json_object_get(r, "step")) + 1) < 0)
+	    buf_printf(&scratch[1], "%lld",
+	               (long long)json_integer_value(json_object_get(r, "step")) + 1) < 0)
 		return -1;
 	cells[0] = str_of(r, "id");
 	cells[1] = str_of(r, "flow");
@@ -103,7 +104,8 @@ int flows_add(struct cli *c, int argc, char **argv)
 	if ((rc = cli_request(c, "POST", "/api/v1/flows", def, CLI_RETRY_S, &v)) == 0 && v) {
 		buf_puts(&b, "flow ");
 		out_text(&b, str_of(v, "name"));
-		buf_printf(&b, ": %zu steps stored\n", json_array_size(json_object_get(v, "steps")));
+		buf_printf(&b, ": %zu steps stored\n",
+		           json_array_size(json_object_get(v, "steps")));
 		rc = cli_write(c, &b) < 0 ? CLI_EXIT_FAILED : 0;
 	}
 	json_decref(def);
@@ -171,9 +173,10 @@ static int flows_print_run(struct cli *c, const json_t *r)
 		buf_puts(&b, ": ");
 		out_text(&b, str_of(e, "outcome"));
 		if (str_of(e, "task_id")) {
-			buf_printf(&b, " (%lld ok, %lld failed; task ",
-			           (long long)json_integer_value(json_object_get(e, "hosts_ok")),
-			           (long long)json_integer_value(json_object_get(e, "hosts_failed")));
+			buf_printf(
+			    &b, " (%lld ok, %lld failed; task ",
+			    (long long)json_integer_value(json_object_get(e, "hosts_ok")),
+			    (long long)json_integer_value(json_object_get(e, "hosts_failed")));
 			out_text(&b, str_of(e, "task_id"));
 			buf_puts(&b, ")");
 		}
@@ -323,7 +326,8 @@ static void report_rows(struct buf *b, const char *title, const json_t *rows, co
 			           json_real_value(json_object_get(r, "days_left")),
 			           json_real_value(json_object_get(r, "available_bytes")));
 		else
-			buf_printf(b, "  %.1f%s\n", json_real_value(json_object_get(r, "value")), unit);
+			buf_printf(b, "  %.1f%s\n", json_real_value(json_object_get(r, "value")),
+			           unit);
 	}
 }
 
@@ -363,9 +367,10 @@ int report_show(struct cli *c, int argc, char **argv)
 		buf_printf(&path, "&hours=%lld", hours);
 	if ((rc = cli_request(c, "GET", path.data, NULL, CLI_RETRY_S, &r)) != 0 || !r)
 		goto out;
-	buf_printf(&b, "Outpost fleet report, the last %lld hours\n\nHosts: %lld",
-	           (long long)json_integer_value(json_object_get(r, "window_hours")),
-	           (long long)json_integer_value(json_object_get(json_object_get(r, "hosts"), "total")));
+	buf_printf(
+	    &b, "Outpost fleet report, the last %lld hours\n\nHosts: %lld",
+	    (long long)json_integer_value(json_object_get(r, "window_hours")),
+	    (long long)json_integer_value(json_object_get(json_object_get(r, "hosts"), "total")));
 	json_object_foreach(json_object_get(json_object_get(r, "hosts"), "by_state"), k, v)
 	    buf_printf(&b, ", %lld %s", (long long)json_integer_value(v), k);
 	buf_puts(&b, "\n");
@@ -399,7 +404,8 @@ int report_show(struct cli *c, int argc, char **argv)
 	{
 		buf_puts(&b, "  ");
 		out_text(&b, str_of(e, "version"));
-		buf_printf(&b, "  %lld hosts\n", (long long)json_integer_value(json_object_get(e, "hosts")));
+		buf_printf(&b, "  %lld hosts\n",
+		           (long long)json_integer_value(json_object_get(e, "hosts")));
 	}
 	report_rows(&b, "Top hosts by CPU", json_object_get(r, "top_cpu"), "%");
 	report_rows(&b, "Top hosts by memory", json_object_get(r, "top_memory"), "%");
@@ -416,7 +422,8 @@ int report_show(struct cli *c, int argc, char **argv)
 		buf_puts(&b, "  ");
 		out_text(&b, str_of(e, "id"));
 		buf_printf(&b, " %s.%s: %lld of %lld hosts failed\n", str_of(e, "plugin"),
-		           str_of(e, "op"), (long long)json_integer_value(json_object_get(e, "hosts_failed")),
+		           str_of(e, "op"),
+		           (long long)json_integer_value(json_object_get(e, "hosts_failed")),
 		           (long long)json_integer_value(json_object_get(e, "hosts")));
 	}
 	rc = cli_write(c, &b) < 0 ? CLI_EXIT_FAILED : 0;

@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FLOW_MAX_STEPS 100     /* steps in a definition */
+#define FLOW_MAX_STEPS 100      /* steps in a definition */
 #define FLOW_MAX_RUNS_STEPS 200 /* steps one run may run in all (goto loops end here) */
 #define FLOW_MAX_VARS 64
 #define FLOW_VAR_MAX 4096 /* bytes of a var's value */
@@ -96,26 +96,29 @@ static int env_check(const json_t *env, const char *what, char *msg, size_t msgl
 	json_object_foreach((json_t *)env, k, v)
 	{
 		if (!env_name_ok(k)) {
-			snprintf(msg, msglen, "%s: '%.64s' is not a variable name ([A-Za-z_][A-Za-z0-9_]*)",
+			snprintf(msg, msglen,
+			         "%s: '%.64s' is not a variable name ([A-Za-z_][A-Za-z0-9_]*)",
 			         what, k);
 			return OUTPOST_E_BAD_ARGS;
 		}
 		if (!json_is_string(v) && !json_is_number(v) && !json_is_boolean(v)) {
-			snprintf(msg, msglen, "%s: %s must be a string, a number or a boolean", what, k);
+			snprintf(msg, msglen, "%s: %s must be a string, a number or a boolean",
+			         what, k);
 			return OUTPOST_E_BAD_ARGS;
 		}
 		if (json_is_string(v) &&
 		    (json_string_length(v) > FLOW_VAR_MAX ||
 		     memchr(json_string_value(v), '\0', json_string_length(v)))) {
-			snprintf(msg, msglen, "%s: %s: at most %d bytes, no NUL", what, k, FLOW_VAR_MAX);
+			snprintf(msg, msglen, "%s: %s: at most %d bytes, no NUL", what, k,
+			         FLOW_VAR_MAX);
 			return OUTPOST_E_BAD_ARGS;
 		}
 	}
 	return 0;
 }
 
-static int step_check(const json_t *steps, size_t i, const json_t *st, int flow_target,
-                      char *msg, size_t msglen)
+static int step_check(const json_t *steps, size_t i, const json_t *st, int flow_target, char *msg,
+                      size_t msglen)
 {
 	const char *name = json_string_value(json_object_get(st, "name"));
 	const char *onf = json_string_value(json_object_get(st, "on_failure"));
@@ -184,8 +187,8 @@ static int step_check(const json_t *steps, size_t i, const json_t *st, int flow_
 			goto bad;
 		}
 		if (step_index(steps, onf + 5) < 0) {
-			snprintf(inner, sizeof(inner), "on_failure: \"%.64s\" names no step of this flow",
-			         onf);
+			snprintf(inner, sizeof(inner),
+			         "on_failure: \"%.64s\" names no step of this flow", onf);
 			goto bad;
 		}
 	}
@@ -256,8 +259,8 @@ static void run_finish(struct hub *h, json_t *run, const char *state, const char
 	json_object_set_new(run, "task_id", json_null());
 	if (error)
 		json_object_set_new(run, "error", json_string(error));
-	log_info(h->log, "flows", "run %s of flow %s: %s%s%s", str_of(run, "id"), str_of(run, "flow"),
-	         state, error ? ": " : "", error ? error : "");
+	log_info(h->log, "flows", "run %s of flow %s: %s%s%s", str_of(run, "id"),
+	         str_of(run, "flow"), state, error ? ": " : "", error ? error : "");
 	audit_record_as(h, str_of(run, "origin"), "flow.end", str_of(run, "id"),
 	                json_pack("{s:s, s:s, s:s?}", "flow", str_of(run, "flow"), "state", state,
 	                          "error", error));
@@ -378,8 +381,8 @@ static void run_step_start(struct hub *h, json_t *run)
 	rc = tasks_submit(h, &sp, &task, msg, sizeof(msg));
 	json_decref(args);
 	if (rc < 0) {
-		log_warn(h->log, "flows", "run %s step %s: %s", str_of(run, "id"), str_of(st, "name"),
-		         msg);
+		log_warn(h->log, "flows", "run %s step %s: %s", str_of(run, "id"),
+		         str_of(st, "name"), msg);
 		run_step_done(h, run, st, 0, json_pack("{s:s}", "error", msg));
 		return;
 	}
@@ -489,8 +492,8 @@ static int run_create(struct hub *h, const json_t *def, const char *id, const js
 	} else if (rc == 0) {
 		audit_record_as(h, origin ? origin : "hub", "flow.start", id,
 		                json_pack("{s:s}", "flow", str_of(def, "name")));
-		log_info(h->log, "flows", "run %s of flow %s started by %s", id, str_of(def, "name"),
-		         origin ? origin : "hub");
+		log_info(h->log, "flows", "run %s of flow %s started by %s", id,
+		         str_of(def, "name"), origin ? origin : "hub");
 	}
 	if (rc < 0) {
 		snprintf(msg, msglen, "cannot store the run (%s)", err_name(rc));
@@ -511,7 +514,8 @@ int flow_start(struct hub *h, const char *flow_name, const json_t *vars, const c
 	int rc;
 
 	if (!flow_name_ok(flow_name) ||
-	    (rc = h->store->ops->rec_get(h->store, "flow", flow_name, &def)) == OUTPOST_E_NOT_FOUND) {
+	    (rc = h->store->ops->rec_get(h->store, "flow", flow_name, &def)) ==
+	        OUTPOST_E_NOT_FOUND) {
 		snprintf(msg, msglen, "no flow named '%.64s'", flow_name ? flow_name : "");
 		return OUTPOST_E_NOT_FOUND;
 	}
@@ -566,8 +570,8 @@ void flows_api_put(void *ctx, struct httpd_req *req)
 		goto out;
 	}
 	audit_record(h, req, "flow.define", str_of(body, "name"),
-	             json_pack("{s:I}", "steps", (json_int_t)json_array_size(
-	                                             json_object_get(body, "steps"))));
+	             json_pack("{s:I}", "steps",
+	                       (json_int_t)json_array_size(json_object_get(body, "steps"))));
 	httpd_respond_ok(req, json_incref(body));
 out:
 	json_decref(body);
@@ -581,7 +585,8 @@ void flows_api_get(void *ctx, struct httpd_req *req)
 	int rc;
 
 	if (!flow_name_ok(name)) {
-		httpd_respond_error(req, OUTPOST_E_BAD_ARGS, "flow name: 1 to 64 of A-Z a-z 0-9 . _ -");
+		httpd_respond_error(req, OUTPOST_E_BAD_ARGS,
+		                    "flow name: 1 to 64 of A-Z a-z 0-9 . _ -");
 		return;
 	}
 	rc = h->store->ops->rec_get(h->store, "flow", name, &v);
@@ -598,7 +603,8 @@ void flows_api_remove(void *ctx, struct httpd_req *req)
 	int rc;
 
 	if (!flow_name_ok(name)) {
-		httpd_respond_error(req, OUTPOST_E_BAD_ARGS, "flow name: 1 to 64 of A-Z a-z 0-9 . _ -");
+		httpd_respond_error(req, OUTPOST_E_BAD_ARGS,
+		                    "flow name: 1 to 64 of A-Z a-z 0-9 . _ -");
 		return;
 	}
 	if (httpd_req_fields(req, no_fields, &body) < 0)
@@ -629,7 +635,8 @@ void flows_api_run(void *ctx, struct httpd_req *req)
 	int rc;
 
 	if (!flow_name_ok(name)) {
-		httpd_respond_error(req, OUTPOST_E_BAD_ARGS, "flow name: 1 to 64 of A-Z a-z 0-9 . _ -");
+		httpd_respond_error(req, OUTPOST_E_BAD_ARGS,
+		                    "flow name: 1 to 64 of A-Z a-z 0-9 . _ -");
 		return;
 	}
 	if (httpd_req_fields(req, run_fields, &body) < 0)

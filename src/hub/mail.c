@@ -38,8 +38,8 @@ struct mail_job {
 struct mail {
 	struct hub *h;
 	pthread_t thread;
-	int busy;          /* a thread runs job */
-	atomic_int done;   /* it has finished */
+	int busy;        /* a thread runs job */
+	atomic_int done; /* it has finished */
 	struct mail_job *job;
 };
 
@@ -99,7 +99,8 @@ static char *mail_send_one(const struct mail_job *j, const json_t *rec)
 	struct curl_slist *rcpt = NULL, *hdrs = NULL, *ph = NULL;
 	curl_mime *mime = NULL, *alt = NULL;
 	curl_mimepart *part;
-	const json_t *to = json_object_get(rec, "to"), *att = json_object_get(rec, "attachment"), *v;
+	const json_t *to = json_object_get(rec, "to"), *att = json_object_get(rec, "attachment"),
+	             *v;
 	char addr[300], errbuf[CURL_ERROR_SIZE] = "", date[64], *subj = NULL, *tolist = NULL;
 	char *err = NULL;
 	size_t i, tl = 1;
@@ -162,7 +163,8 @@ static char *mail_send_one(const struct mail_job *j, const json_t *rec)
 	curl_mime_headers(part, ph, 1);
 	if (json_is_object(att)) {
 		part = curl_mime_addpart(mime);
-		curl_mime_data(part, str_of(att, "content"), json_string_length(json_object_get(att, "content")));
+		curl_mime_data(part, str_of(att, "content"),
+		               json_string_length(json_object_get(att, "content")));
 		curl_mime_filename(part, str_of(att, "name"));
 		curl_mime_type(part, str_of(att, "type"));
 		curl_mime_encoder(part, "base64");
@@ -188,7 +190,8 @@ static char *mail_send_one(const struct mail_job *j, const json_t *rec)
 	if (rc != CURLE_OK) {
 		size_t n = strlen(curl_easy_strerror(rc)) + strlen(errbuf) + 4;
 		if ((err = malloc(n)))
-			snprintf(err, n, "%s%s%s", curl_easy_strerror(rc), errbuf[0] ? ": " : "", errbuf);
+			snprintf(err, n, "%s%s%s", curl_easy_strerror(rc), errbuf[0] ? ": " : "",
+			         errbuf);
 	}
 	goto out;
 oom:
@@ -273,7 +276,8 @@ static void mail_collect(struct mail *m)
 	m->busy = 0;
 	json_array_foreach(j->recs, i, rec)
 	{
-		int64_t attempts = json_integer_value(json_object_get(rec, "attempts")) + 1, due = 0;
+		int64_t attempts = json_integer_value(json_object_get(rec, "attempts")) + 1,
+		        due = 0;
 		json_object_set_new(rec, "attempts", json_integer(attempts));
 		if (!j->err[i]) {
 			json_object_set_new(rec, "state", json_string("sent"));
@@ -282,27 +286,31 @@ static void mail_collect(struct mail *m)
 			json_object_del(rec, "text");
 			json_object_del(rec, "html");
 			json_object_del(json_object_get(rec, "attachment"), "content");
-			log_info(h->log, "mail", "mail %s sent to %zu address(es)", str_of(rec, "id"),
-			         json_array_size(json_object_get(rec, "to")));
+			log_info(h->log, "mail", "mail %s sent to %zu address(es)",
+			         str_of(rec, "id"), json_array_size(json_object_get(rec, "to")));
 		} else {
 			json_object_set_new(rec, "last_error", json_string(j->err[i]));
 			if (attempts >= max_attempts) {
 				json_object_set_new(rec, "state", json_string("failed"));
-				log_error(h->log, "mail", "mail %s given up after %lld attempts: %s",
+				log_error(h->log, "mail",
+				          "mail %s given up after %lld attempts: %s",
 				          str_of(rec, "id"), (long long)attempts, j->err[i]);
 			} else {
 				int64_t wait = retry;
 				for (int64_t k = 1; k < attempts && wait < retry_max; k++)
 					wait *= 2;
 				due = now + (wait < retry_max ? wait : retry_max);
-				log_warn(h->log, "mail", "mail %s not sent (attempt %lld): %s; again in %lld s",
+				log_warn(h->log, "mail",
+				         "mail %s not sent (attempt %lld): %s; again in %lld s",
 				         str_of(rec, "id"), (long long)attempts, j->err[i],
 				         (long long)((due - now) / 1000));
 			}
 		}
 		json_object_set_new(rec, "updated_ms", json_integer(now));
-		if (h->store->ops->rec_put(h->store, "mail", str_of(rec, "id"), rec, due, now, 0) < 0)
-			log_error(h->log, "mail", "mail %s: cannot store its state", str_of(rec, "id"));
+		if (h->store->ops->rec_put(h->store, "mail", str_of(rec, "id"), rec, due, now, 0) <
+		    0)
+			log_error(h->log, "mail", "mail %s: cannot store its state",
+			          str_of(rec, "id"));
 	}
 	job_free(j);
 	m->job = NULL;
@@ -339,7 +347,8 @@ void mail_tick(struct hub *h)
 	j->user = dup_conf(h, "mail.username");
 	j->ca = dup_conf(h, "mail.ca_file");
 	if (json_string_value(conf_get(h->conf, "mail.password_file")) &&
-	    !(j->password = read_password(json_string_value(conf_get(h->conf, "mail.password_file")))))
+	    !(j->password =
+	          read_password(json_string_value(conf_get(h->conf, "mail.password_file")))))
 		log_warn(h->log, "mail", "cannot read mail.password_file");
 	tls = json_string_value(conf_get(h->conf, "mail.starttls"));
 	j->use_ssl = !tls || strcmp(tls, "always") == 0 ? CURLUSESSL_ALL
@@ -390,7 +399,8 @@ static int addr_ok(const char *s)
 	if (n < 3 || n > 254 || !at || at == s || !at[1] || strchr(at + 1, '@'))
 		return 0;
 	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)s[i] <= ' ' || (unsigned char)s[i] >= 0x7f || strchr("<>,;\"\\()[]", s[i]))
+		if ((unsigned char)s[i] <= ' ' || (unsigned char)s[i] >= 0x7f ||
+		    strchr("<>,;\"\\()[]", s[i]))
 			return 0;
 	return 1;
 }
@@ -497,7 +507,11 @@ void mail_api_list(void *ctx, struct httpd_req *req)
 	long n = s ? strtol(s, NULL, 10) : 100;
 	json_t *v = NULL, *rec;
 	size_t i;
-	int rc = h->store->ops->rec_list(h->store, "mail", n < 1 ? 1 : n > 1000 ? 1000 : (int)n, &v);
+	int rc = h->store->ops->rec_list(h->store, "mail",
+	                                 n < 1      ? 1
+	                                 : n > 1000 ? 1000
+	                                            : (int)n,
+	                                 &v);
 
 	json_array_foreach(v, i, rec)
 	{

@@ -14,18 +14,18 @@ struct mail;
 
 /* A message to queue; every string borrowed for the call only. */
 struct mail_msg {
-	const char *id;             /* the caller's (1..64 of A-Z a-z 0-9 . _ : -): a repeat queues
-	                             * nothing more; NULL: one is made */
-	const char *const *to;      /* nto addresses, 1 to 50 */
+	const char *id;        /* the caller's (1..64 of A-Z a-z 0-9 . _ : -): a repeat queues
+	                        * nothing more; NULL: one is made */
+	const char *const *to; /* nto addresses, 1 to 50 */
 	size_t nto;
-	const char *subject;        /* UTF-8, no line break, at most 900 bytes */
-	const char *text;           /* the text/plain body; at least one of text and html */
-	const char *html;           /* the text/html body */
-	const char *attach_name;    /* optional attachment: file name, */
-	const char *attach_type;    /* MIME type ("text/html"), */
-	const char *attach_data;    /* UTF-8 text content, */
-	size_t attach_len;          /* its bytes */
-	const char *origin;         /* who asked ("report", "rule:<id>"): kept with the message */
+	const char *subject;     /* UTF-8, no line break, at most 900 bytes */
+	const char *text;        /* the text/plain body; at least one of text and html */
+	const char *html;        /* the text/html body */
+	const char *attach_name; /* optional attachment: file name, */
+	const char *attach_type; /* MIME type ("text/html"), */
+	const char *attach_data; /* UTF-8 text content, */
+	size_t attach_len;       /* its bytes */
+	const char *origin;      /* who asked ("report", "rule:<id>"): kept with the message */
 };
 
 /* Queues m for delivery: 0, or OUTPOST_E_BAD_ARGS (a field, or mail.smtp_url not set),

@@ -105,11 +105,11 @@ static int walk_fill(void *arg, const struct tsdb_series *s)
 		goto out;
 	days = pts[n - 1].sum / -slope;
 	if (days < REPORT_FILL_DAYS)
-		json_array_append_new(w->fill,
-		                      json_pack("{s:s, s:s, s:f, s:f, s:f}", "host", s->host, "mount",
-		                                series_label(s, "mount") ? series_label(s, "mount") : "",
-		                                "available_bytes", pts[n - 1].sum, "bytes_per_day",
-		                                slope, "days_left", days));
+		json_array_append_new(
+		    w->fill, json_pack("{s:s, s:s, s:f, s:f, s:f}", "host", s->host, "mount",
+		                       series_label(s, "mount") ? series_label(s, "mount") : "",
+		                       "available_bytes", pts[n - 1].sum, "bytes_per_day", slope,
+		                       "days_left", days));
 out:
 	free(pts);
 	return 0;
@@ -166,8 +166,8 @@ static json_t *rows_of(json_t *obj)
 static void report_metrics(struct hub *h, json_t *rep, int64_t from, int64_t now,
                            const json_t *hosts)
 {
-	struct walk w = {h, from, now, json_object(), json_object(), json_object(), json_object(),
-	                 json_array()};
+	struct walk w = {
+	    h, from, now, json_object(), json_object(), json_object(), json_object(), json_array()};
 	json_t *mem = json_array(), *v, *disk = json_array();
 	const char *k;
 	int64_t raw_keep = tsdb_keep_ms(h->tsdb, TSDB_RAW);
@@ -186,7 +186,8 @@ static void report_metrics(struct hub *h, json_t *rep, int64_t from, int64_t now
 			                                     100.0 * json_real_value(v) / total));
 	}
 	json_object_foreach(w.disk, k, v) json_array_append(disk, v);
-	json_object_set_new(rep, "top_cpu", top_of(rows_of(w.cpu), by_value_desc, REPORT_TOP, hosts));
+	json_object_set_new(rep, "top_cpu",
+	                    top_of(rows_of(w.cpu), by_value_desc, REPORT_TOP, hosts));
 	json_object_set_new(rep, "top_memory", top_of(mem, by_value_desc, REPORT_TOP, hosts));
 	json_object_set_new(rep, "top_disk", top_of(disk, by_value_desc, REPORT_TOP, hosts));
 	json_object_set_new(rep, "filling", top_of(w.fill, by_days, REPORT_MAX_ROWS, hosts));
@@ -198,7 +199,8 @@ static void report_metrics(struct hub *h, json_t *rep, int64_t from, int64_t now
 
 static void report_hosts(struct hub *h, json_t *rep, int64_t from, json_t **by_id)
 {
-	json_t *hosts = NULL, *events = NULL, *row, *states = json_object(), *versions = json_object();
+	json_t *hosts = NULL, *events = NULL, *row, *states = json_object(),
+	       *versions = json_object();
 	json_t *notup = json_array(), *changes = json_array(), *vlist = json_array(), *v;
 	const char *k;
 	size_t i;
@@ -209,13 +211,16 @@ static void report_hosts(struct hub *h, json_t *rep, int64_t from, json_t **by_i
 		{
 			const char *st = str_of(row, "state"), *ver = str_of(row, "version");
 			json_object_set(*by_id, str_of(row, "id"), row);
-			json_object_set_new(states, st,
-			                    json_integer(json_integer_value(json_object_get(states, st)) + 1));
+			json_object_set_new(
+			    states, st,
+			    json_integer(json_integer_value(json_object_get(states, st)) + 1));
 			if (strcmp(st, HOST_UP) != 0 && strcmp(st, HOST_REVOKED) != 0 &&
-			    strcmp(st, HOST_REJECTED) != 0 && json_array_size(notup) < REPORT_MAX_ROWS)
+			    strcmp(st, HOST_REJECTED) != 0 &&
+			    json_array_size(notup) < REPORT_MAX_ROWS)
 				json_array_append_new(
-				    notup, json_pack("{s:O, s:O, s:O, s:O, s:O}", "id", json_object_get(row, "id"),
-				                     "hostname", json_object_get(row, "hostname"), "state",
+				    notup, json_pack("{s:O, s:O, s:O, s:O, s:O}", "id",
+				                     json_object_get(row, "id"), "hostname",
+				                     json_object_get(row, "hostname"), "state",
 				                     json_object_get(row, "state"), "labels",
 				                     json_object_get(row, "labels"), "last_seen_ms",
 				                     json_object_get(row, "last_seen_ms")));
@@ -223,14 +228,16 @@ static void report_hosts(struct hub *h, json_t *rep, int64_t from, json_t **by_i
 				ver = ver ? ver : "unknown";
 				json_object_set_new(
 				    versions, ver,
-				    json_integer(json_integer_value(json_object_get(versions, ver)) + 1));
+				    json_integer(
+				        json_integer_value(json_object_get(versions, ver)) + 1));
 			}
 		}
-	json_object_foreach(versions, k, v) json_array_append_new(
-	    vlist, json_pack("{s:s, s:O}", "version", k, "hosts", v));
+	json_object_foreach(versions, k, v)
+	    json_array_append_new(vlist, json_pack("{s:s, s:O}", "version", k, "hosts", v));
 	if (h->store->ops->events_list(h->store, NULL, REPORT_MAX_ROWS, &events) == 0)
-		json_array_foreach(events, i, row) if (json_integer_value(json_object_get(row, "at_ms")) >=
-		                                       from) json_array_append(changes, row);
+		json_array_foreach(
+		    events, i, row) if (json_integer_value(json_object_get(row, "at_ms")) >= from)
+		    json_array_append(changes, row);
 	json_object_set_new(rep, "hosts",
 	                    json_pack("{s:I, s:o}", "total", (json_int_t)json_array_size(hosts),
 	                              "by_state", states));
@@ -264,25 +271,27 @@ static void report_tasks(struct hub *h, json_t *rep, int64_t from)
 			failed++;
 			if (json_array_size(failures) < REPORT_MAX_ROWS)
 				json_array_append_new(
-				    failures,
-				    json_pack("{s:O, s:O, s:O, s:O, s:I, s:O, s:O}", "id", json_object_get(t, "id"),
-				              "plugin", json_object_get(t, "plugin"), "op",
-				              json_object_get(t, "op"), "target", json_object_get(t, "target"),
-				              "hosts_failed", (json_int_t)nbad, "hosts", json_object_get(t, "total"),
-				              "created_by", json_object_get(t, "created_by")));
+				    failures, json_pack("{s:O, s:O, s:O, s:O, s:I, s:O, s:O}", "id",
+				                        json_object_get(t, "id"), "plugin",
+				                        json_object_get(t, "plugin"), "op",
+				                        json_object_get(t, "op"), "target",
+				                        json_object_get(t, "target"),
+				                        "hosts_failed", (json_int_t)nbad, "hosts",
+				                        json_object_get(t, "total"), "created_by",
+				                        json_object_get(t, "created_by")));
 		}
 	json_decref(tasks);
-	json_object_set_new(rep, "tasks", json_pack("{s:I, s:I, s:o}", "run", (json_int_t)run,
-	                                            "with_failures", (json_int_t)failed, "failures",
-	                                            failures));
+	json_object_set_new(rep, "tasks",
+	                    json_pack("{s:I, s:I, s:o}", "run", (json_int_t)run, "with_failures",
+	                              (json_int_t)failed, "failures", failures));
 }
 
 int report_build(struct hub *h, int hours, json_t **out)
 {
 	int64_t now = clk_real_ms(), from = now - (int64_t)hours * 3600000;
-	json_t *rep = json_pack("{s:I, s:I, s:i, s:s}", "generated_ms", (json_int_t)now, "from_ms",
-	                        (json_int_t)from, "window_hours", hours, "hub_version",
-	                        OUTPOST_VERSION);
+	json_t *rep =
+	    json_pack("{s:I, s:I, s:i, s:s}", "generated_ms", (json_int_t)now, "from_ms",
+	              (json_int_t)from, "window_hours", hours, "hub_version", OUTPOST_VERSION);
 	json_t *hosts = NULL;
 
 	*out = NULL;
@@ -306,12 +315,23 @@ static void esc(struct buf *b, const char *s)
 {
 	for (; s && *s; s++) {
 		switch (*s) {
-		case '<': buf_puts(b, "&lt;"); break;
-		case '>': buf_puts(b, "&gt;"); break;
-		case '&': buf_puts(b, "&amp;"); break;
-		case '"': buf_puts(b, "&quot;"); break;
-		case '\'': buf_puts(b, "&#39;"); break;
-		default: buf_append(b, s, 1);
+		case '<':
+			buf_puts(b, "&lt;");
+			break;
+		case '>':
+			buf_puts(b, "&gt;");
+			break;
+		case '&':
+			buf_puts(b, "&amp;");
+			break;
+		case '"':
+			buf_puts(b, "&quot;");
+			break;
+		case '\'':
+			buf_puts(b, "&#39;");
+			break;
+		default:
+			buf_append(b, s, 1);
 		}
 	}
 }
@@ -403,10 +423,10 @@ int report_html(const json_t *rep, struct buf *b)
 	                                     "days_left"};
 	static const char *const fill_t[] = {"host", "hostname", "mount", "available bytes",
 	                                     "days left"};
-	static const char *const task_k[] = {"id", "plugin", "op", "target", "hosts_failed", "hosts",
-	                                     "created_by"};
-	static const char *const task_t[] = {"task", "plugin", "op", "target", "hosts failed",
-	                                     "hosts", "by"};
+	static const char *const task_k[] = {"id",           "plugin", "op",        "target",
+	                                     "hosts_failed", "hosts",  "created_by"};
+	static const char *const task_t[] = {"task",         "plugin", "op", "target",
+	                                     "hosts failed", "hosts",  "by"};
 	const char *k;
 	json_t *v;
 
@@ -470,8 +490,8 @@ void report_api_get(void *ctx, struct httpd_req *req)
 	json_t *rep = NULL;
 
 	if (unknown) {
-		httpd_respond_error(req, OUTPOST_E_BAD_ARGS, "unknown parameter '%.64s' (hours, format)",
-		                    unknown);
+		httpd_respond_error(req, OUTPOST_E_BAD_ARGS,
+		                    "unknown parameter '%.64s' (hours, format)", unknown);
 		return;
 	}
 	if ((hs && (end == hs || *end)) || hours < 1 || hours > 24 * 31) {
@@ -512,7 +532,8 @@ int report_mail(struct hub *h, const char *id, const char *origin, char *msg, si
 		snprintf(msg, msglen, "report.mail_to names no address");
 		return OUTPOST_E_BAD_ARGS;
 	}
-	if ((rc = report_build(h, report_hours(h), &rep)) < 0 || (rc = report_html(rep, &html)) < 0) {
+	if ((rc = report_build(h, report_hours(h), &rep)) < 0 ||
+	    (rc = report_html(rep, &html)) < 0) {
 		snprintf(msg, msglen, "cannot build the report");
 		goto out;
 	}
@@ -522,16 +543,17 @@ int report_mail(struct hub *h, const char *id, const char *origin, char *msg, si
 		snprintf(subject, sizeof(subject), "Outpost fleet report: %lld up, %lld down",
 		         (long long)json_integer_value(json_object_get(st, "up")),
 		         (long long)json_integer_value(json_object_get(st, "down")));
-		snprintf(text, sizeof(text),
-		         "Outpost fleet report, the last %d hours.\n\n%lld hosts up, %lld down, "
-		         "%lld pending.\n%lld tasks run, %lld with failures.\n%zu file systems fill "
-		         "within 7 days.\n\nThe whole report is attached (report.html).\n",
-		         report_hours(h), (long long)json_integer_value(json_object_get(st, "up")),
-		         (long long)json_integer_value(json_object_get(st, "down")),
-		         (long long)json_integer_value(json_object_get(st, "pending")),
-		         (long long)json_integer_value(json_object_get(tk, "run")),
-		         (long long)json_integer_value(json_object_get(tk, "with_failures")),
-		         json_array_size(json_object_get(rep, "filling")));
+		snprintf(
+		    text, sizeof(text),
+		    "Outpost fleet report, the last %d hours.\n\n%lld hosts up, %lld down, "
+		    "%lld pending.\n%lld tasks run, %lld with failures.\n%zu file systems fill "
+		    "within 7 days.\n\nThe whole report is attached (report.html).\n",
+		    report_hours(h), (long long)json_integer_value(json_object_get(st, "up")),
+		    (long long)json_integer_value(json_object_get(st, "down")),
+		    (long long)json_integer_value(json_object_get(st, "pending")),
+		    (long long)json_integer_value(json_object_get(tk, "run")),
+		    (long long)json_integer_value(json_object_get(tk, "with_failures")),
+		    json_array_size(json_object_get(rep, "filling")));
 	}
 	{
 		struct mail_msg m = {.id = id,
@@ -581,15 +603,16 @@ void report_api_mail(void *ctx, struct httpd_req *req)
 		goto out;
 	}
 	audit_record(h, req, "report.mail", NULL, NULL);
-	httpd_respond_ok(req, json_pack("{s:b, s:O}", "queued", 1, "to",
-	                                conf_get(h->conf, "report.mail_to")));
+	httpd_respond_ok(
+	    req, json_pack("{s:b, s:O}", "queued", 1, "to", conf_get(h->conf, "report.mail_to")));
 out:
 	json_decref(body);
 }
 
 void report_tick(struct hub *h)
 {
-	int64_t now = clk_real_ms(), every = json_integer_value(conf_get(h->conf, "report.every_s")) * 1000;
+	int64_t now = clk_real_ms(),
+	        every = json_integer_value(conf_get(h->conf, "report.every_s")) * 1000;
 	json_t *sched = NULL;
 	char msg[300], id[64];
 	int64_t next;
@@ -600,7 +623,8 @@ void report_tick(struct hub *h)
 		return;
 	rc = h->store->ops->rec_get(h->store, "report", "schedule", &sched);
 	if (rc == OUTPOST_E_NOT_FOUND) { /* the first start with a schedule: a period from now */
-		sched = json_pack("{s:s, s:I}", "id", "schedule", "next_ms", (json_int_t)(now + every));
+		sched =
+		    json_pack("{s:s, s:I}", "id", "schedule", "next_ms", (json_int_t)(now + every));
 		h->store->ops->rec_put(h->store, "report", "schedule", sched, 0, now, 0);
 		json_decref(sched);
 		return;

@@ -2,7 +2,8 @@
  * for the shapes. One connection; every statement is prepared once at open (the table below)
  * and reused; every call that writes is one transaction. This file: schema, statements, open
  * and close, hosts and events, audit and stats; tasks, tokens and records are in
- * store_sqlite_tasks.c, store_sqlite_tokens.c and store_sqlite_recs.c (what they share: store_sqlite_int.h). */
+ * store_sqlite_tasks.c, store_sqlite_tokens.c and store_sqlite_recs.c (what they share:
+ * store_sqlite_int.h). */
 #include "store_sqlite_int.h"
 #include "store_rules.h"
 #include "core/clk.h"

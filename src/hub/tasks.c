@@ -209,8 +209,8 @@ int tasks_new_id(const char *prefix, char *out, size_t cap)
 /* Stores a task checked whole (task's fields as task_create takes them, ids its hosts),
  * audits it as actor's and wakes the hosts' polls. *out: the task as stored (the first one
  * when the id was taken: a repeat). */
-static int tasks_start(struct hub *h, json_t *task, json_t *ids, const char *actor,
-                       json_t **out, char *msg, size_t msglen)
+static int tasks_start(struct hub *h, json_t *task, json_t *ids, const char *actor, json_t **out,
+                       char *msg, size_t msglen)
 {
 	const char *id = json_string_value(json_object_get(task, "id"));
 	json_t *existing = NULL, *waiting = NULL;
@@ -245,8 +245,7 @@ static int tasks_start(struct hub *h, json_t *task, json_t *ids, const char *act
 	return rc;
 }
 
-int tasks_submit(struct hub *h, const struct task_spec *sp, json_t **out, char *msg,
-                 size_t msglen)
+int tasks_submit(struct hub *h, const struct task_spec *sp, json_t **out, char *msg, size_t msglen)
 {
 	int64_t now = clk_real_ms();
 	int64_t timeout = sp->timeout_ms > 0

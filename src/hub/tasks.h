@@ -14,7 +14,7 @@ struct httpd_req;
  * takes, without batches. */
 struct task_spec {
 	const char *id; /* the caller's: a repeat returns the first task (tasks_new_id makes one) */
-	const char *target;     /* a selector */
+	const char *target; /* a selector */
 	const char *plugin, *op;
 	const json_t *args;     /* borrowed; NULL: {} */
 	int64_t timeout_ms;     /* 0: tasks.default_timeout_ms */

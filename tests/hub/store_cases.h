@@ -1473,7 +1473,8 @@ static void test_rec_due_and_list_order(void **state)
 	/* due: 0 < due_ms <= now, the earliest first, at most limit */
 	assert_int_equal(f->op->rec_due(f->st, "mail", T0 + 400, 10, &got), 0);
 	assert_int_equal(json_array_size(got), 2);
-	assert_string_equal(json_string_value(json_object_get(json_array_get(got, 0), "id")), "early");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(got, 0), "id")),
+	                    "early");
 	assert_string_equal(json_string_value(json_object_get(json_array_get(got, 1), "id")),
 	                    "o'hara; --");
 	json_decref(got);
