@@ -289,8 +289,8 @@ static json_t *step_args(const json_t *run, const json_t *st)
 	const char *k;
 
 	if (json_object_get(st, "plugin"))
-		return json_deep_copy(json_object_get(st, "args") ? json_object_get(st, "args")
-		                                                  : json_object());
+		return json_object_get(st, "args") ? json_deep_copy(json_object_get(st, "args"))
+		                                   : json_object();
 	env = json_object();
 	json_object_foreach(json_object_get(run, "vars"), k, v)
 	    json_object_set_new(env, k, env_text(v));
@@ -477,11 +477,11 @@ static int run_create(struct hub *h, const json_t *def, const char *id, const js
 			return OUTPOST_E_INTERNAL;
 		id = genid;
 	}
-	run = json_pack("{s:s, s:s, s:s, s:O, s:O, s:s, s:i, s:n, s:i, s:i, s:I, s:I, s:[]}", "id",
+	run = json_pack("{s:s, s:s, s:s, s:o, s:O, s:s, s:i, s:n, s:i, s:i, s:I, s:I, s:[]}", "id",
 	                id, "flow", str_of(def, "name"), "origin", origin ? origin : "hub", "vars",
-	                vars ? vars : json_object(), "definition", def, "state", "running", "step",
-	                0, "task_id", "executed", 0, "failures", 0, "created_ms", (json_int_t)now,
-	                "updated_ms", (json_int_t)now, "history");
+	                vars ? json_incref((json_t *)vars) : json_object(), "definition", def,
+	                "state", "running", "step", 0, "task_id", "executed", 0, "failures", 0,
+	                "created_ms", (json_int_t)now, "updated_ms", (json_int_t)now, "history");
 	if (!run)
 		return OUTPOST_E_INTERNAL;
 	rc = h->store->ops->rec_put(h->store, "flow_run", id, run, now, now, 1);

@@ -268,9 +268,9 @@ int tasks_submit(struct hub *h, const struct task_spec *sp, json_t **out, char *
 		return 0;
 	if ((rc = tasks_target(h, sp->target, &ids, msg, msglen)) < 0)
 		return rc;
-	task = json_pack("{s:s, s:s, s:s, s:s, s:O, s:I, s:I, s:I, s:s, s:I, s:I}", "id", sp->id,
+	task = json_pack("{s:s, s:s, s:s, s:s, s:o, s:I, s:I, s:I, s:s, s:I, s:I}", "id", sp->id,
 	                 "target", sp->target, "plugin", sp->plugin, "op", sp->op, "args",
-	                 sp->args ? (json_t *)sp->args : json_object(), "timeout_ms",
+	                 sp->args ? json_incref((json_t *)sp->args) : json_object(), "timeout_ms",
 	                 (json_int_t)timeout, "created_ms", (json_int_t)now, "expires_ms",
 	                 (json_int_t)(now + expires), "created_by", sp->created_by, "batch_size",
 	                 (json_int_t)0, "max_failures", (json_int_t)-1);
@@ -372,12 +372,12 @@ void tasks_api_create(void *ctx, struct httpd_req *req)
 		}
 		id = genid;
 	}
-	task =
-	    json_pack("{s:s, s:s, s:s, s:s, s:O, s:I, s:I, s:I, s:s, s:I, s:I}", "id", id, "target",
-	              target, "plugin", plugin, "op", op, "args", args ? args : json_object(),
-	              "timeout_ms", (json_int_t)timeout, "created_ms", (json_int_t)now,
-	              "expires_ms", (json_int_t)(now + expires_in), "created_by", created_by,
-	              "batch_size", (json_int_t)batch, "max_failures", (json_int_t)maxfail);
+	task = json_pack("{s:s, s:s, s:s, s:s, s:o, s:I, s:I, s:I, s:s, s:I, s:I}", "id", id,
+	                 "target", target, "plugin", plugin, "op", op, "args",
+	                 args ? json_incref(args) : json_object(), "timeout_ms",
+	                 (json_int_t)timeout, "created_ms", (json_int_t)now, "expires_ms",
+	                 (json_int_t)(now + expires_in), "created_by", created_by, "batch_size",
+	                 (json_int_t)batch, "max_failures", (json_int_t)maxfail);
 	if (!task) {
 		httpd_respond_error(req, OUTPOST_E_INTERNAL, "out of memory");
 		goto out;
