@@ -157,3 +157,42 @@ def test_report_escapes_what_hosts_said(fleet):
                     ("format=pdf", "format: html or json"), ("when=now", "unknown parameter")]:
         s, r = f.hub.api("GET", "/api/v1/report?" + q)
         assert s == 400 and text in r["error"]["message"], (q, r)
+
+
+def test_mail_over_starttls_with_auth(hub, tmp_path):
+    """A submission server that takes mail only after STARTTLS and AUTH: the hub checks its
+    certificate against mail.ca_file and logs in with the password in mail.password_file."""
+    import ssl
+    import subprocess
+    from aiosmtpd.smtp import AuthResult
+    key, crt = tmp_path / "smtp.key", tmp_path / "smtp.crt"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(crt)], check=True, capture_output=True)
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(str(crt), str(key))
+    logins = []
+
+    def auth(server, session, envelope, mechanism, data):
+        logins.append((mechanism, data.login, data.password, session.ssl is not None))
+        return AuthResult(success=data.login == b"hub" and data.password == b"s3cret pass")
+
+    s = Sink()
+    s.ctl = aiosmtpd.Controller(s, hostname="127.0.0.1", port=s.port, tls_context=ctx,
+                                require_starttls=True, auth_required=True,
+                                authenticator=auth, auth_require_tls=True)
+    s.ctl.start()
+    try:
+        pw = tmp_path / "smtp.password"
+        pw.write_text("s3cret pass\n")
+        pw.chmod(0o600)
+        conf = mail_conf(s.port)
+        conf["mail"].update(starttls="always", username="hub", password_file=str(pw),
+                            ca_file=str(crt))
+        h = hub(conf)
+        assert h.api("POST", "/api/v1/report/mail", {})[0] == 200
+        check_report_mail(*s.wait()[0])
+        assert logins and all(tls for _, _, _, tls in logins), logins
+        assert "s3cret" not in h.log()
+    finally:
+        s.stop()
