@@ -85,6 +85,22 @@ static void hub_on_compact(void *arg)
 	tsdb_compact(h->tsdb, clk_real_ms(), 50);
 }
 
+/* Ended flow runs and mail that was sent or given up are kept as long as tasks
+ * (tasks.keep_days): a slice of each once a minute. */
+static void hub_prune_records(struct hub *h, int64_t keep_ms)
+{
+	static const char *const kinds[] = {"flow_run", "mail"};
+	int64_t now = clk_real_ms(), n;
+
+	if (now - h->recs_pruned_ms < 60000)
+		return;
+	h->recs_pruned_ms = now;
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+		if (h->store->ops->rec_prune(h->store, kinds[i], now - keep_ms, 1000, &n) == 0 && n)
+			log_info(h->log, "retention", "deleted %lld ended %s records", (long long)n,
+			         kinds[i]);
+}
+
 /* Retention's background work: a slice a second while a pass is under way, as compaction. */
 static void hub_on_retain(void *arg)
 {
@@ -98,6 +114,7 @@ static void hub_on_retain(void *arg)
 	};
 
 	retention_step(h->retention, keep_ms, clk_real_ms(), 50);
+	hub_prune_records(h, keep_ms[RETENTION_TASKS]);
 }
 
 /* The store store.backend names (hub_conf.c checked it): SQLite in state_dir unless told. */

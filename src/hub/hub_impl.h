@@ -109,6 +109,7 @@ struct hub {
 	struct hub_wait *watches;    /* operators' task waits (tasks.c) */
 	struct auth_limit *limit;    /* failed credentials, replay memory (auth_limit.h) */
 	struct mail *mail;           /* the mail queue's delivery (mail.h) */
+	int64_t recs_pruned_ms;      /* when ended flow runs and sent mail were last pruned */
 	int64_t started_ms;
 	int stopping;
 	struct hub_stats st;

@@ -191,6 +191,10 @@ struct store_ops {
 	               json_t **bodies);
 	/* OUTPOST_E_NOT_FOUND when there is none. */
 	int (*rec_del)(struct store *s, const char *kind, const char *id);
+	/* Deletes at most limit records of kind that are not due (due_ms 0: ended) and were last
+	 * written before before_ms, the oldest first; *n gets how many. */
+	int (*rec_prune)(struct store *s, const char *kind, int64_t before_ms, int limit,
+	                 int64_t *n);
 
 	/* ---- counts for /metrics ---- */
 	/* {"hosts": {"up":N,...}, "tasks_running": N, "queue_depth": N} */

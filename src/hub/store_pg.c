@@ -286,6 +286,8 @@ static const char *const ps_sql[PS_COUNT] = {
     [PS_REC_DUE] = "SELECT body FROM records WHERE kind = $1 AND due_ms > 0 AND "
                    "due_ms <= $2 ORDER BY due_ms, rid LIMIT $3",
     [PS_REC_DEL] = "DELETE FROM records WHERE kind = $1 AND id = $2",
+    [PS_REC_PRUNE] = "DELETE FROM records WHERE rid IN (SELECT rid FROM records WHERE "
+                     "kind = $1 AND due_ms = 0 AND updated_ms < $2 ORDER BY updated_ms LIMIT $3)",
 };
 
 static const char *const host_states[] = {HOST_UP, HOST_DOWN, HOST_PENDING, HOST_REVOKED,
@@ -1351,6 +1353,7 @@ static const struct store_ops pg_ops = {
     .rec_list = pg_rec_list,
     .rec_due = pg_rec_due,
     .rec_del = pg_rec_del,
+    .rec_prune = pg_rec_prune,
     .stats = pg_stats,
     .metrics = pg_metrics,
 };

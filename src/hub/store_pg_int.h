@@ -91,6 +91,7 @@ enum pst {
 	PS_REC_LIST,
 	PS_REC_DUE,
 	PS_REC_DEL,
+	PS_REC_PRUNE,
 	PS_COUNT
 };
 
@@ -211,6 +212,7 @@ int pg_rec_get(struct store *base, const char *kind, const char *id, json_t **bo
 int pg_rec_list(struct store *base, const char *kind, int limit, json_t **bodies);
 int pg_rec_due(struct store *base, const char *kind, int64_t now_ms, int limit, json_t **bodies);
 int pg_rec_del(struct store *base, const char *kind, const char *id);
+int pg_rec_prune(struct store *base, const char *kind, int64_t before_ms, int limit, int64_t *n);
 
 /* Store ops defined outside store_pg.c (its ops table names them). */
 int pg_task_create(struct store *base, json_t *task, json_t *host_ids, json_t **existing);

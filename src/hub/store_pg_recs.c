@@ -84,3 +84,11 @@ int pg_rec_del(struct store *base, const char *kind, const char *id)
 		return rc;
 	return rc > 0 ? 0 : OUTPOST_E_NOT_FOUND;
 }
+
+int pg_rec_prune(struct store *base, const char *kind, int64_t before_ms, int limit, int64_t *n)
+{
+	int rc = pg_run(pg_of(base), PS_REC_PRUNE, NULL, "sIi", kind, before_ms, limit);
+
+	*n = rc > 0 ? rc : 0;
+	return rc < 0 ? rc : 0;
+}

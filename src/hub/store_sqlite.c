@@ -1066,6 +1066,7 @@ static const struct store_ops sq_ops = {
     .rec_list = sq_rec_list,
     .rec_due = sq_rec_due,
     .rec_del = sq_rec_del,
+    .rec_prune = sq_rec_prune,
     .stats = sq_stats,
     .metrics = sq_metrics,
 };

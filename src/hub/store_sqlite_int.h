@@ -89,6 +89,7 @@ enum st {
 	ST_REC_LIST,
 	ST_REC_DUE,
 	ST_REC_DEL,
+	ST_REC_PRUNE,
 	ST_COUNT
 };
 
@@ -287,5 +288,6 @@ int sq_rec_get(struct store *base, const char *kind, const char *id, json_t **bo
 int sq_rec_list(struct store *base, const char *kind, int limit, json_t **bodies);
 int sq_rec_due(struct store *base, const char *kind, int64_t now_ms, int limit, json_t **bodies);
 int sq_rec_del(struct store *base, const char *kind, const char *id);
+int sq_rec_prune(struct store *base, const char *kind, int64_t before_ms, int limit, int64_t *n);
 
 #endif

@@ -15,6 +15,8 @@ const char *const sq_recs_sql[ST_COUNT] = {
     [ST_REC_DUE] = "SELECT body FROM records WHERE kind = ?1 AND due_ms > 0 AND "
                    "due_ms <= ?2 ORDER BY due_ms, rowid LIMIT ?3",
     [ST_REC_DEL] = "DELETE FROM records WHERE kind = ?1 AND id = ?2",
+    [ST_REC_PRUNE] = "DELETE FROM records WHERE rowid IN (SELECT rowid FROM records WHERE "
+                     "kind = ?1 AND due_ms = 0 AND updated_ms < ?2 ORDER BY updated_ms LIMIT ?3)",
 };
 
 int sq_rec_put(struct store *base, const char *kind, const char *id, const json_t *body,
@@ -110,4 +112,20 @@ int sq_rec_del(struct store *base, const char *kind, const char *id)
 	if (rc < 0)
 		return rc;
 	return sqlite3_changes(s->db) > 0 ? 0 : OUTPOST_E_NOT_FOUND;
+}
+
+int sq_rec_prune(struct store *base, const char *kind, int64_t before_ms, int limit, int64_t *n)
+{
+	struct sq *s = sq_of(base);
+	sqlite3_stmt *st = stmt(s, ST_REC_PRUNE);
+	int rc;
+
+	*n = 0;
+	bind_str(st, 1, kind);
+	sqlite3_bind_int64(st, 2, before_ms);
+	sqlite3_bind_int(st, 3, limit);
+	if ((rc = db_run(st)) < 0)
+		return rc;
+	*n = sqlite3_changes(s->db);
+	return 0;
 }

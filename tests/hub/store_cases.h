@@ -1490,6 +1490,18 @@ static void test_rec_due_and_list_order(void **state)
 	assert_string_equal(json_string_value(json_object_get(json_array_get(got, 0), "id")),
 	                    "o'hara; --");
 	json_decref(got);
+	/* prune: only what is not due, written before the bound; other kinds untouched */
+	{
+		int64_t n = -1;
+		assert_int_equal(f->op->rec_prune(f->st, "flow_run", T0 + 100, 10, &n), 0);
+		assert_int_equal(n, 0);
+		assert_int_equal(f->op->rec_prune(f->st, "mail", T0 + 100, 10, &n), 0);
+		assert_int_equal(n, 1); /* "never" */
+		assert_int_equal(f->op->rec_get(f->st, "mail", "never", &got), OUTPOST_E_NOT_FOUND);
+		assert_int_equal(f->op->rec_list(f->st, "mail", 10, &got), 0);
+		assert_int_equal(json_array_size(got), 3);
+		json_decref(got);
+	}
 }
 
 /* The cases, for the includer's table: STORE_CASES(T) with T(name) making one entry. */
