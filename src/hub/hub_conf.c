@@ -168,7 +168,8 @@ static int hub_conf_check_mail(const struct hub_conf *c, char *msg, size_t msgle
 	const char *url = c->mail.smtp_url, *from = c->mail.from, *tls = c->mail.starttls;
 
 	if (url && strncmp(url, "smtp://", 7) && strncmp(url, "smtps://", 8)) {
-		snprintf(msg, msglen, "'mail.smtp_url' must be smtp://HOST:PORT or smtps://HOST:PORT");
+		snprintf(msg, msglen,
+		         "'mail.smtp_url' must be smtp://HOST:PORT or smtps://HOST:PORT");
 		return OUTPOST_E_BAD_ARGS;
 	}
 	if (url && (!from || !strchr(from, '@') || strpbrk(from, "<>\r\n "))) {
@@ -177,7 +178,8 @@ static int hub_conf_check_mail(const struct hub_conf *c, char *msg, size_t msgle
 		return OUTPOST_E_BAD_ARGS;
 	}
 	if (tls && strcmp(tls, "always") && strcmp(tls, "try") && strcmp(tls, "never")) {
-		snprintf(msg, msglen, "'mail.starttls' must be always, try or never, not '%s'", tls);
+		snprintf(msg, msglen, "'mail.starttls' must be always, try or never, not '%s'",
+		         tls);
 		return OUTPOST_E_BAD_ARGS;
 	}
 	if (c->mail.password_file && !c->mail.username) {
@@ -191,7 +193,8 @@ static int hub_conf_check_mail(const struct hub_conf *c, char *msg, size_t msgle
 			return OUTPOST_E_BAD_ARGS;
 		}
 		if (!a || !strchr(a, '@') || strpbrk(a, "<>\r\n ,")) {
-			snprintf(msg, msglen, "'report.mail_to': '%.80s' is not an address", a ? a : "");
+			snprintf(msg, msglen, "'report.mail_to': '%.80s' is not an address",
+			         a ? a : "");
 			return OUTPOST_E_BAD_ARGS;
 		}
 	}

@@ -50,7 +50,7 @@ static const char *str_of(const json_t *o, const char *k)
 
 int mail_configured(const struct hub *h)
 {
-	const char *url = json_string_value(conf_get(h->conf, "mail.smtp_url"));
+	const char *url = h->conf->mail.smtp_url;
 	return url && *url;
 }
 
@@ -252,9 +252,9 @@ static char *read_password(const char *path)
 	return strdup(buf);
 }
 
-static char *dup_conf(const struct hub *h, const char *key)
+/* A copy of a config string for the thread (a reload frees the config it came from). */
+static char *dup_conf(const char *s)
 {
-	const char *s = json_string_value(conf_get(h->conf, key));
 	return s && *s ? strdup(s) : NULL;
 }
 
@@ -266,9 +266,9 @@ static void mail_collect(struct mail *m)
 	struct hub *h = m->h;
 	struct mail_job *j = m->job;
 	int64_t now = clk_real_ms();
-	int64_t retry = json_integer_value(conf_get(h->conf, "mail.retry_s")) * 1000;
-	int64_t retry_max = json_integer_value(conf_get(h->conf, "mail.retry_max_s")) * 1000;
-	int64_t max_attempts = json_integer_value(conf_get(h->conf, "mail.max_attempts"));
+	int64_t retry = h->conf->mail.retry_s * 1000;
+	int64_t retry_max = h->conf->mail.retry_max_s * 1000;
+	int64_t max_attempts = h->conf->mail.max_attempts;
 	json_t *rec;
 	size_t i;
 
@@ -342,19 +342,18 @@ void mail_tick(struct hub *h)
 		return;
 	}
 	j->recs = due;
-	j->url = dup_conf(h, "mail.smtp_url");
-	j->from = dup_conf(h, "mail.from");
-	j->user = dup_conf(h, "mail.username");
-	j->ca = dup_conf(h, "mail.ca_file");
-	if (json_string_value(conf_get(h->conf, "mail.password_file")) &&
-	    !(j->password =
-	          read_password(json_string_value(conf_get(h->conf, "mail.password_file")))))
+	j->url = dup_conf(h->conf->mail.smtp_url);
+	j->from = dup_conf(h->conf->mail.from);
+	j->user = dup_conf(h->conf->mail.username);
+	j->ca = dup_conf(h->conf->mail.ca_file);
+	if (h->conf->mail.password_file &&
+	    !(j->password = read_password(h->conf->mail.password_file)))
 		log_warn(h->log, "mail", "cannot read mail.password_file");
-	tls = json_string_value(conf_get(h->conf, "mail.starttls"));
+	tls = h->conf->mail.starttls;
 	j->use_ssl = !tls || strcmp(tls, "always") == 0 ? CURLUSESSL_ALL
 	             : strcmp(tls, "try") == 0          ? CURLUSESSL_TRY
 	                                                : CURLUSESSL_NONE;
-	j->timeout_s = (long)json_integer_value(conf_get(h->conf, "mail.timeout_s"));
+	j->timeout_s = (long)h->conf->mail.timeout_s;
 	m->job = j;
 	atomic_store(&m->done, 0);
 	if (!j->url || !j->from || pthread_create(&m->thread, NULL, mail_thread, m) != 0) {

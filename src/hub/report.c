@@ -474,7 +474,7 @@ int report_html(const json_t *rep, struct buf *b)
 
 static int report_hours(struct hub *h)
 {
-	return (int)json_integer_value(conf_get(h->conf, "report.window_hours"));
+	return (int)h->conf->report.window_hours;
 }
 
 /* GET /api/v1/report?hours=N&format=html|json */
@@ -520,15 +520,13 @@ void report_api_get(void *ctx, struct httpd_req *req)
 
 int report_mail(struct hub *h, const char *id, const char *origin, char *msg, size_t msglen)
 {
-	json_t *to = conf_get(h->conf, "report.mail_to"), *rep = NULL, *v;
-	const char *addrs[64];
-	size_t n = 0, i;
+	const struct conf_strv *to = &h->conf->report.mail_to;
+	json_t *rep = NULL;
 	struct buf html = BUF_INIT;
 	char subject[200], text[600];
 	int rc;
 
-	json_array_foreach(to, i, v) if (n < 64) addrs[n++] = json_string_value(v);
-	if (n == 0) {
+	if (to->n == 0) {
 		snprintf(msg, msglen, "report.mail_to names no address");
 		return OUTPOST_E_BAD_ARGS;
 	}
@@ -557,8 +555,8 @@ int report_mail(struct hub *h, const char *id, const char *origin, char *msg, si
 	}
 	{
 		struct mail_msg m = {.id = id,
-		                     .to = addrs,
-		                     .nto = n,
+		                     .to = to->v,
+		                     .nto = to->n,
 		                     .subject = subject,
 		                     .text = text,
 		                     .attach_name = "report.html",
@@ -583,7 +581,7 @@ static const struct outpost_arg mail_fields[] = {
 void report_api_mail(void *ctx, struct httpd_req *req)
 {
 	struct hub *h = ctx;
-	json_t *body = NULL;
+	json_t *body = NULL, *to;
 	char msg[300], idbuf[80];
 	const char *id;
 	int rc;
@@ -603,23 +601,23 @@ void report_api_mail(void *ctx, struct httpd_req *req)
 		goto out;
 	}
 	audit_record(h, req, "report.mail", NULL, NULL);
-	httpd_respond_ok(
-	    req, json_pack("{s:b, s:O}", "queued", 1, "to", conf_get(h->conf, "report.mail_to")));
+	to = json_array();
+	for (size_t i = 0; i < h->conf->report.mail_to.n; i++)
+		json_array_append_new(to, json_string(h->conf->report.mail_to.v[i]));
+	httpd_respond_ok(req, json_pack("{s:b, s:o}", "queued", 1, "to", to));
 out:
 	json_decref(body);
 }
 
 void report_tick(struct hub *h)
 {
-	int64_t now = clk_real_ms(),
-	        every = json_integer_value(conf_get(h->conf, "report.every_s")) * 1000;
+	int64_t now = clk_real_ms(), every = h->conf->report.every_s * 1000;
 	json_t *sched = NULL;
 	char msg[300], id[64];
 	int64_t next;
 	int rc;
 
-	if (json_array_size(conf_get(h->conf, "report.mail_to")) == 0 || !mail_configured(h) ||
-	    !zk_leads(h->zk))
+	if (h->conf->report.mail_to.n == 0 || !mail_configured(h) || !zk_leads(h->zk))
 		return;
 	rc = h->store->ops->rec_get(h->store, "report", "schedule", &sched);
 	if (rc == OUTPOST_E_NOT_FOUND) { /* the first start with a schedule: a period from now */

@@ -248,12 +248,9 @@ static int tasks_start(struct hub *h, json_t *task, json_t *ids, const char *act
 int tasks_submit(struct hub *h, const struct task_spec *sp, json_t **out, char *msg, size_t msglen)
 {
 	int64_t now = clk_real_ms();
-	int64_t timeout = sp->timeout_ms > 0
-	                      ? sp->timeout_ms
-	                      : json_integer_value(conf_get(h->conf, "tasks.default_timeout_ms"));
-	int64_t expires = sp->expires_in_ms > 0
-	                      ? sp->expires_in_ms
-	                      : json_integer_value(conf_get(h->conf, "tasks.default_expiry_ms"));
+	int64_t timeout = sp->timeout_ms > 0 ? sp->timeout_ms : h->conf->tasks.default_timeout_ms;
+	int64_t expires =
+	    sp->expires_in_ms > 0 ? sp->expires_in_ms : h->conf->tasks.default_expiry_ms;
 	json_t *ids = NULL, *task = NULL;
 	int rc;
 
