@@ -234,10 +234,12 @@ static void report_hosts(struct hub *h, json_t *rep, int64_t from, json_t **by_i
 		}
 	json_object_foreach(versions, k, v)
 	    json_array_append_new(vlist, json_pack("{s:s, s:O}", "version", k, "hosts", v));
-	if (h->store->ops->events_list(h->store, NULL, REPORT_MAX_ROWS, &events) == 0)
-		json_array_foreach(
-		    events, i, row) if (json_integer_value(json_object_get(row, "at_ms")) >= from)
-		    json_array_append(changes, row);
+	{
+		/* the hubs' own (enrolled, up, down, ...) and what hosts' plugins reported */
+		struct store_events_query q = {.since_ms = from, .limit = REPORT_MAX_ROWS};
+		if (h->store->ops->events_list(h->store, &q, &events) == 0)
+			json_array_foreach(events, i, row) json_array_append(changes, row);
+	}
 	json_object_set_new(rep, "hosts",
 	                    json_pack("{s:I, s:o}", "total", (json_int_t)json_array_size(hosts),
 	                              "by_state", states));
