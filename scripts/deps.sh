@@ -55,6 +55,7 @@ systemd
 postgresql
 zookeeper
 python3-kazoo
+python3-aiosmtpd
 prometheus
 clang
 libclang-rt-14-dev

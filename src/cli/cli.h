@@ -162,6 +162,15 @@ int events_ls(struct cli *c, int argc, char **argv);
 int metrics_ls(struct cli *c, int argc, char **argv);
 int metrics_latest(struct cli *c, int argc, char **argv);
 int metrics_query(struct cli *c, int argc, char **argv);
+int flows_ls(struct cli *c, int argc, char **argv);
+int flows_get(struct cli *c, int argc, char **argv);
+int flows_add(struct cli *c, int argc, char **argv);
+int flows_rm(struct cli *c, int argc, char **argv);
+int flows_run(struct cli *c, int argc, char **argv);
+int flows_runs(struct cli *c, int argc, char **argv);
+int flows_show(struct cli *c, int argc, char **argv);
+int flows_cancel(struct cli *c, int argc, char **argv);
+int report_show(struct cli *c, int argc, char **argv);
 
 /* Follows a task until every host has an outcome, printing each as it lands, then a summary
  * (or, with --json, the final task). first: the task as already fetched, or NULL. The exit

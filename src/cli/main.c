@@ -128,6 +128,29 @@ static const struct cli_cmd cli_cmds[] = {
      "  --since TIME, --until TIME\n"
      "                         ms since 1970, now, or before now: -24h, -90m\n"
      "  --limit N              at most N events (default 100, at most 1000)\n"},
+    {"flows", "ls", flows_ls, "[--limit N]", "list flow definitions",
+     "  --limit N              at most N flows (default 100)\n"},
+    {"flows", "get", flows_get, "NAME", "a flow's definition, as JSON (flows add takes it back)",
+     ""},
+    {"flows", "add", flows_add, "FILE|-",
+     "define a flow, or replace the one of its name, from a JSON file (operator); errors "
+     "say where (FILE:LINE:COLUMN, steps[N])",
+     ""},
+    {"flows", "rm", flows_rm, "NAME", "remove a flow's definition (operator); runs go on", ""},
+    {"flows", "run", flows_run, "NAME [--var NAME=VALUE...] [--id ID] [--no-wait]",
+     "start a run of a flow and follow it to its end (operator): exit 0 when it ended ok",
+     "  --var NAME=VALUE       an environment variable of every command and script step\n"
+     "                         (repeatable)\n"
+     "  --id ID                the run's id: repeating it follows the first run\n"
+     "  --no-wait              print the run's id and exit at once\n"},
+    {"flows", "runs", flows_runs, "[--limit N]", "list flow runs, the latest first",
+     "  --limit N              at most N runs (default 100)\n"},
+    {"flows", "show", flows_show, "RUN", "a run: its state and each step's outcome", ""},
+    {"flows", "cancel", flows_cancel, "RUN",
+     "cancel a run (operator): its current step's task is cancelled, no later step starts", ""},
+    {NULL, "report", report_show, "[--hours N]",
+     "the fleet report in the terminal (the hub serves it as HTML at /api/v1/report)",
+     "  --hours N              the period it covers (default: the hub's, 24)\n"},
     {NULL, "audit", audit_ls, "[--limit N]", "the audit log, newest first (admin)",
      "  --limit N              at most N entries (default: the hub's)\n"},
 };

@@ -2,11 +2,15 @@
  * handler, the role it needs, body limit; a reviewer sees the whole surface on one screen.
  * This file holds the handlers of tokens, audit, health and /metrics; events.c events'; registry.c
  * holds enrollment's and the hosts', agents.c the agents' polls, tasks.c the task engine's,
- * ingest.c the metric posts', query_api.c the metric queries'. */
+ * ingest.c the metric posts', query_api.c the metric queries', flows.c the flows', mail.c
+ * the mail queue's, report.c the fleet report's. */
 #include "hub_impl.h"
 #include "ingest.h"
 #include "events.h"
 #include "tasks.h"
+#include "flows.h"
+#include "mail.h"
+#include "report.h"
 #include "agents.h"
 #include "audit.h"
 #include "console.h"
@@ -359,6 +363,17 @@ static const struct httpd_route routes[] = {
     {"GET", "/api/v1/tokens", api_tokens_list, ROLE_ADMIN, 0},
     {"POST", "/api/v1/tokens/*/revoke", api_token_revoke, ROLE_ADMIN, 4 * KB},
     {"GET", "/api/v1/audit", api_audit_list, ROLE_ADMIN, 0},
+    {"GET", "/api/v1/flows", flows_api_list, ROLE_VIEWER, 0},
+    {"POST", "/api/v1/flows", flows_api_put, ROLE_OPERATOR, 1 * MB},
+    {"GET", "/api/v1/flows/*", flows_api_get, ROLE_VIEWER, 0},
+    {"POST", "/api/v1/flows/*/run", flows_api_run, ROLE_OPERATOR, 256 * KB},
+    {"POST", "/api/v1/flows/*/remove", flows_api_remove, ROLE_OPERATOR, 4 * KB},
+    {"GET", "/api/v1/flow-runs", flows_api_runs, ROLE_VIEWER, 0},
+    {"GET", "/api/v1/flow-runs/*", flows_api_run_get, ROLE_VIEWER, 0},
+    {"POST", "/api/v1/flow-runs/*/cancel", flows_api_run_cancel, ROLE_OPERATOR, 4 * KB},
+    {"GET", "/api/v1/mail", mail_api_list, ROLE_ADMIN, 0},
+    {"GET", "/api/v1/report", report_api_get, ROLE_VIEWER, 0},
+    {"POST", "/api/v1/report/mail", report_api_mail, ROLE_OPERATOR, 4 * KB},
     /* the web console's page and files (no data: it calls the routes above) */
     {"GET", "/", console_page, ROLE_NONE, 0},
     {"GET", "/console", console_page, ROLE_NONE, 0},

@@ -12,8 +12,13 @@ const char *audit_caller(struct httpd_req *req)
 void audit_record(struct hub *h, struct httpd_req *req, const char *action, const char *target,
                   json_t *detail)
 {
-	if (h->store->ops->audit_add(h->store, audit_caller(req), action, target, detail,
-	                             clk_real_ms()) < 0)
+	audit_record_as(h, audit_caller(req), action, target, detail);
+}
+
+void audit_record_as(struct hub *h, const char *actor, const char *action, const char *target,
+                     json_t *detail)
+{
+	if (h->store->ops->audit_add(h->store, actor, action, target, detail, clk_real_ms()) < 0)
 		log_error(h->log, "audit", "cannot record %s %s", action, target);
 	json_decref(detail);
 }

@@ -14,5 +14,9 @@ const char *audit_caller(struct httpd_req *req);
  * refuses is logged; the change itself stands. */
 void audit_record(struct hub *h, struct httpd_req *req, const char *action, const char *target,
                   json_t *detail);
+/* The same for what the hub does by itself on someone's behalf (a flow's step: "flow:<run>",
+ * a rule's action: "rule:<id>"). */
+void audit_record_as(struct hub *h, const char *actor, const char *action, const char *target,
+                     json_t *detail);
 
 #endif

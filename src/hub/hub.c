@@ -3,6 +3,9 @@
 #include "hub_impl.h"
 #include "ingest.h"
 #include "tasks.h"
+#include "flows.h"
+#include "mail.h"
+#include "report.h"
 #include "rwrite.h"
 #include "agents.h"
 #include "auth_limit.h"
@@ -82,6 +85,9 @@ static void hub_on_tick(void *arg)
 	registry_tick(h);
 	zk_tick(h->zk, h->conf->agents.beat_ms);
 	tasks_tick(h);
+	flows_tick(h);
+	mail_tick(h);
+	report_tick(h);
 }
 
 /* The time-series store's background work: a slice a second, so requests never wait long. */
@@ -91,6 +97,22 @@ static void hub_on_compact(void *arg)
 
 	ingest_commit(h->ingest); /* the agents waiting are answered by the flush it starts with */
 	tsdb_compact(h->tsdb, clk_real_ms(), 50, hub_maintains(h));
+}
+
+/* Ended flow runs and mail that was sent or given up are kept as long as tasks
+ * (tasks.keep_days): a slice of each once a minute. */
+static void hub_prune_records(struct hub *h, int64_t keep_ms)
+{
+	static const char *const kinds[] = {"flow_run", "mail"};
+	int64_t now = clk_real_ms(), n;
+
+	if (now - h->recs_pruned_ms < 60000)
+		return;
+	h->recs_pruned_ms = now;
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+		if (h->store->ops->rec_prune(h->store, kinds[i], now - keep_ms, 1000, &n) == 0 && n)
+			log_info(h->log, "retention", "deleted %lld ended %s records", (long long)n,
+			         kinds[i]);
 }
 
 /* Retention's background work: a slice a second while a pass is under way, as compaction.
@@ -110,6 +132,7 @@ static void hub_on_retain(void *arg)
 	if (!hub_maintains(h))
 		return;
 	retention_step(h->retention, keep_ms, clk_real_ms(), 50);
+	hub_prune_records(h, keep_ms[RETENTION_TASKS]);
 }
 
 /* The store store.backend names (hub_conf.c checked it): SQLite in state_dir unless told. */
@@ -265,7 +288,9 @@ int hub_new(struct loop *loop, json_t *conf, struct logger *log, struct hub **ou
 	h->pk_b64 = sec_b64(h->pk, sizeof(h->pk));
 	if (!h->pk_b64)
 		goto fail;
-	if (hub_open_store(h, msg, msglen) < 0 || hub_open_tsdb(h, msg, msglen) < 0)
+	/* mail_new first: curl's global init, before remote_write's threads start */
+	if (mail_new(h, &h->mail) < 0 || hub_open_store(h, msg, msglen) < 0 ||
+	    hub_open_tsdb(h, msg, msglen) < 0)
 		goto fail;
 	if (hub_admin_token(h, msg, msglen) < 0 ||
 	    retention_new(h->store, h->log, &h->retention) < 0)
@@ -379,6 +404,7 @@ void hub_free(struct hub *h)
 	loop_timer_del(h->loop, h->compact);
 	loop_timer_del(h->loop, h->retain);
 	retention_free(h->retention);
+	mail_free(h->mail); /* waits for a delivery under way (bounded by mail.timeout_s) */
 	ingest_free(h->ingest);
 	rwrite_stop(h->rwrite); /* after ingest_free: its last commit hands over a batch */
 	httpd_stop(h->httpd);

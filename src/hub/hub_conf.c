@@ -97,6 +97,22 @@ static const struct conf_field hub_schema[] = {
     RW(timeout_ms, CONF_INT, 100, 600000, "10000", "deadline of one POST"),
     RW(max_samples, CONF_INT, 1, 100000, "2000", "samples in one POST at most"),
     RW(queue_samples, CONF_INT, 1, 100000000, "100000", "samples waiting at most; more are dropped"),
+    CONF_SECTION("mail"),
+    H(mail.smtp_url, CONF_STRING, 0, 0, NULL, RELOAD,
+      "smtp://HOST:PORT (STARTTLS per mail.starttls) or smtps://HOST:PORT (absent: no mail)"),
+    H(mail.from, CONF_STRING, 0, 0, NULL, RELOAD, "the sender address"),
+    H(mail.starttls, CONF_STRING, 0, 0, "\"always\"", RELOAD, "always, try or never (smtp:// only)"),
+    H(mail.username, CONF_STRING, 0, 0, NULL, RELOAD, "SMTP AUTH user"),
+    H(mail.password_file, CONF_STRING, 0, 0, NULL, RELOAD, "a file holding the SMTP AUTH password"),
+    H(mail.ca_file, CONF_STRING, 0, 0, NULL, RELOAD, "CA certificates for the server (default: system's)"),
+    H(mail.timeout_s, CONF_INT, 1, 600, "30", RELOAD, "deadline of one delivery"),
+    H(mail.retry_s, CONF_INT, 1, 86400, "60", RELOAD, "first wait after a failed delivery (then doubles)"),
+    H(mail.retry_max_s, CONF_INT, 1, 7 * 86400, "3600", RELOAD, "longest wait between attempts"),
+    H(mail.max_attempts, CONF_INT, 1, 10000, "48", RELOAD, "a message is given up after this many"),
+    CONF_SECTION("report"),
+    H(report.mail_to, CONF_STRING_ARRAY, 0, 0, "[]", RELOAD, "addresses the fleet report is mailed to"),
+    H(report.every_s, CONF_INT, 5, 31 * 86400, "86400", RELOAD, "how often it is mailed (default daily)"),
+    H(report.window_hours, CONF_INT, 1, 24 * 31, "24", RELOAD, "the period a report covers"),
     {NULL},
 };
 /* clang-format on */
@@ -150,6 +166,45 @@ static int hub_conf_check_store(const struct hub_conf *c, char *msg, size_t msgl
 	return 0;
 }
 
+/* mail.* and report.mail_to: a server URL with a sender, known TLS choices, addresses. */
+static int hub_conf_check_mail(const struct hub_conf *c, char *msg, size_t msglen)
+{
+	const char *url = c->mail.smtp_url, *from = c->mail.from, *tls = c->mail.starttls;
+
+	if (url && strncmp(url, "smtp://", 7) && strncmp(url, "smtps://", 8)) {
+		snprintf(msg, msglen,
+		         "'mail.smtp_url' must be smtp://HOST:PORT or smtps://HOST:PORT");
+		return OUTPOST_E_BAD_ARGS;
+	}
+	if (url && (!from || !strchr(from, '@') || strpbrk(from, "<>\r\n "))) {
+		snprintf(msg, msglen,
+		         "'mail.smtp_url' needs 'mail.from', a sender address (local@domain)");
+		return OUTPOST_E_BAD_ARGS;
+	}
+	if (tls && strcmp(tls, "always") && strcmp(tls, "try") && strcmp(tls, "never")) {
+		snprintf(msg, msglen, "'mail.starttls' must be always, try or never, not '%s'",
+		         tls);
+		return OUTPOST_E_BAD_ARGS;
+	}
+	if (c->mail.password_file && !c->mail.username) {
+		snprintf(msg, msglen, "'mail.password_file' goes with 'mail.username'");
+		return OUTPOST_E_BAD_ARGS;
+	}
+	for (size_t i = 0; i < c->report.mail_to.n; i++) {
+		const char *a = c->report.mail_to.v[i];
+		if (!url) {
+			snprintf(msg, msglen, "'report.mail_to' needs 'mail.smtp_url'");
+			return OUTPOST_E_BAD_ARGS;
+		}
+		if (!a || !strchr(a, '@') || strpbrk(a, "<>\r\n ,")) {
+			snprintf(msg, msglen, "'report.mail_to': '%.80s' is not an address",
+			         a ? a : "");
+			return OUTPOST_E_BAD_ARGS;
+		}
+	}
+	return 0;
+}
+
 /* The checks beyond types and ranges. */
 static int hub_conf_check_values(const void *conf, char *msg, size_t msglen)
 {
@@ -178,6 +233,8 @@ static int hub_conf_check_values(const void *conf, char *msg, size_t msglen)
 	if ((rc = hub_conf_check_store(c, msg, msglen)) < 0)
 		return rc;
 	if ((rc = rwrite_conf_check(c, msg, msglen)) < 0)
+		return rc;
+	if ((rc = hub_conf_check_mail(c, msg, msglen)) < 0)
 		return rc;
 	return zk_conf_check(c, msg, msglen);
 }

@@ -56,6 +56,14 @@ struct hub_conf {
 		int64_t single_hub; /* -1: not set */
 	} zk;
 	struct conf_list remote_write; /* of struct hub_conf_rwrite */
+	struct {
+		const char *smtp_url, *from, *starttls, *username, *password_file, *ca_file;
+		int64_t timeout_s, retry_s, retry_max_s, max_attempts;
+	} mail; /* smtp_url NULL: no mail (mail.c) */
+	struct {
+		struct conf_strv mail_to;
+		int64_t every_s, window_hours;
+	} report;
 };
 
 /* The kind for conf_new, conf_reload, conf_free (core/conf.h): its rows, its struct, its

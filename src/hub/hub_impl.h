@@ -23,6 +23,7 @@ struct registry;
 struct hub_zk;
 struct qjob;
 struct rwrite;
+struct mail;
 
 enum hub_role {
 	ROLE_NONE = 0, /* anyone: health, enroll */
@@ -111,6 +112,8 @@ struct hub {
 	struct hub_wait *watches;    /* operators' task waits (tasks.c) */
 	struct auth_limit *limit;    /* failed credentials, replay memory (auth_limit.h) */
 	struct admit admit;          /* agents' new connections (admit.h) */
+	struct mail *mail;           /* the mail queue's delivery (mail.h) */
+	int64_t recs_pruned_ms;      /* when ended flow runs and sent mail were last pruned */
 	int64_t started_ms;
 	int stopping;
 	struct hub_stats st;

@@ -179,6 +179,27 @@ struct store_ops {
 	int (*tasks_prune)(struct store *s, int64_t before_ms, int limit, int64_t *tasks,
 	                   int64_t *copies);
 
+	/* ---- records: automation's small JSON documents by kind and id (flow definitions
+	 * "flow", flow runs "flow_run", queued mail "mail", the report's schedule "report"; see
+	 * flows.c, mail.c, report.c). due_ms > 0: the hub's tick looks at it from then on. ---- */
+	/* Writes body (an object) under (kind, id). only_new: an id that exists is
+	 * OUTPOST_E_CONFLICT and changes nothing; else it is replaced. */
+	int (*rec_put)(struct store *s, const char *kind, const char *id, const json_t *body,
+	               int64_t due_ms, int64_t now_ms, int only_new);
+	/* The body; OUTPOST_E_NOT_FOUND. */
+	int (*rec_get)(struct store *s, const char *kind, const char *id, json_t **body);
+	/* Bodies of kind, the latest written first, at most limit. */
+	int (*rec_list)(struct store *s, const char *kind, int limit, json_t **bodies);
+	/* Bodies of kind with 0 < due_ms <= now_ms, the earliest due first, at most limit. */
+	int (*rec_due)(struct store *s, const char *kind, int64_t now_ms, int limit,
+	               json_t **bodies);
+	/* OUTPOST_E_NOT_FOUND when there is none. */
+	int (*rec_del)(struct store *s, const char *kind, const char *id);
+	/* Deletes at most limit records of kind that are not due (due_ms 0: ended) and were last
+	 * written before before_ms, the oldest first; *n gets how many. */
+	int (*rec_prune)(struct store *s, const char *kind, int64_t before_ms, int limit,
+	                 int64_t *n);
+
 	/* ---- counts for /metrics ---- */
 	/* {"hosts": {"up":N,...}, "tasks_running": N, "queue_depth": N} */
 	int (*stats)(struct store *s, json_t **stats);

@@ -4,7 +4,8 @@
  * connection (the table below); every call that writes is one transaction under one advisory
  * lock (pg_tx_begin). A lost connection answers OUTPOST_E_UNAVAILABLE and is reopened by the
  * next call. This file: connection, schema, statements, hosts and events, audit, stats and
- * retention; tasks and tokens are in store_pg_tasks.c and store_pg_tokens.c. */
+ * retention; tasks, tokens and records are in store_pg_tasks.c, store_pg_tokens.c and
+ * store_pg_recs.c. */
 #include "store_pg_int.h"
 #include "store_pg.h"
 #include "store_rules.h"
@@ -111,6 +112,17 @@ static const char *const pg_schema[] = {
     "ALTER TABLE events ADD COLUMN source TEXT NOT NULL DEFAULT 'hub';"
     "ALTER TABLE events ADD COLUMN dedupe TEXT;"
     "CREATE UNIQUE INDEX events_dedupe ON events(dedupe) WHERE dedupe IS NOT NULL;",
+    /* 4: automation's records (as the SQLite store's version 6). */
+    "CREATE TABLE records ("
+    " kind TEXT NOT NULL,"
+    " id TEXT NOT NULL,"
+    " body TEXT NOT NULL,"
+    " due_ms BIGINT NOT NULL DEFAULT 0,"
+    " updated_ms BIGINT NOT NULL,"
+    " rid BIGSERIAL,"
+    " PRIMARY KEY (kind, id));"
+    "CREATE INDEX records_due ON records(kind, due_ms) WHERE due_ms > 0;"
+    "CREATE INDEX records_updated ON records(kind, updated_ms);",
 };
 #define PG_SCHEMA_VERSION ((int)(sizeof(pg_schema) / sizeof(pg_schema[0])))
 
@@ -264,6 +276,20 @@ static const char *const ps_sql[PS_COUNT] = {
                              "(SELECT task_id, host_id FROM task_hosts WHERE task_id = $1 "
                              "LIMIT $2)",
     [PS_PRUNE_TASK_DELETE] = "DELETE FROM tasks WHERE id = $1 AND state != 'running'",
+    [PS_REC_ADD] = "INSERT INTO records(kind, id, body, due_ms, updated_ms) "
+                   "VALUES($1, $2, $3, $4, $5)",
+    [PS_REC_PUT] = "INSERT INTO records(kind, id, body, due_ms, updated_ms) "
+                   "VALUES($1, $2, $3, $4, $5) ON CONFLICT (kind, id) DO UPDATE SET "
+                   "body = excluded.body, due_ms = excluded.due_ms, "
+                   "updated_ms = excluded.updated_ms",
+    [PS_REC_GET] = "SELECT body FROM records WHERE kind = $1 AND id = $2",
+    [PS_REC_LIST] = "SELECT body FROM records WHERE kind = $1 "
+                    "ORDER BY updated_ms DESC, rid DESC LIMIT $2",
+    [PS_REC_DUE] = "SELECT body FROM records WHERE kind = $1 AND due_ms > 0 AND "
+                   "due_ms <= $2 ORDER BY due_ms, rid LIMIT $3",
+    [PS_REC_DEL] = "DELETE FROM records WHERE kind = $1 AND id = $2",
+    [PS_REC_PRUNE] = "DELETE FROM records WHERE rid IN (SELECT rid FROM records WHERE "
+                     "kind = $1 AND due_ms = 0 AND updated_ms < $2 ORDER BY updated_ms LIMIT $3)",
 };
 
 static const char *const host_states[] = {HOST_UP, HOST_DOWN, HOST_PENDING, HOST_REVOKED,
@@ -1346,6 +1372,12 @@ static const struct store_ops pg_ops = {
     .audit_prune = pg_audit_prune,
     .pending_prune = pg_pending_prune,
     .tasks_prune = pg_tasks_prune,
+    .rec_put = pg_rec_put,
+    .rec_get = pg_rec_get,
+    .rec_list = pg_rec_list,
+    .rec_due = pg_rec_due,
+    .rec_del = pg_rec_del,
+    .rec_prune = pg_rec_prune,
     .stats = pg_stats,
     .metrics = pg_metrics,
 };

@@ -86,6 +86,13 @@ enum pst {
 	PS_PRUNE_TASK_OLDEST,
 	PS_PRUNE_TASK_COPIES,
 	PS_PRUNE_TASK_DELETE,
+	PS_REC_ADD,
+	PS_REC_PUT,
+	PS_REC_GET,
+	PS_REC_LIST,
+	PS_REC_DUE,
+	PS_REC_DEL,
+	PS_REC_PRUNE,
 	PS_COUNT
 };
 
@@ -198,6 +205,15 @@ int pg_seq_next(struct pg *p, const char *task_id, int64_t *seq);
 int pg_rows_move(struct pg *p, enum pst which, const char *task_id, const char *host_id,
                  int64_t now_ms, int *moved);
 int pg_task_settle(struct pg *p, const char *task_id, int64_t now_ms, int *finished);
+
+/* Store ops of store_pg_recs.c (store.h's rec_*). */
+int pg_rec_put(struct store *base, const char *kind, const char *id, const json_t *body,
+               int64_t due_ms, int64_t now_ms, int only_new);
+int pg_rec_get(struct store *base, const char *kind, const char *id, json_t **body);
+int pg_rec_list(struct store *base, const char *kind, int limit, json_t **bodies);
+int pg_rec_due(struct store *base, const char *kind, int64_t now_ms, int limit, json_t **bodies);
+int pg_rec_del(struct store *base, const char *kind, const char *id);
+int pg_rec_prune(struct store *base, const char *kind, int64_t before_ms, int limit, int64_t *n);
 
 /* Store ops defined outside store_pg.c (its ops table names them). */
 int pg_task_create(struct store *base, json_t *task, json_t *host_ids, json_t **existing);

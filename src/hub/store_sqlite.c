@@ -1,8 +1,9 @@
 /* The hub's store on SQLite (embedded mode): see store.h for the contract and docs/protocol.md
  * for the shapes. One connection; every statement is prepared once at open (the table below)
  * and reused; every call that writes is one transaction. This file: schema, statements, open
- * and close, hosts and events, audit and stats; tasks and tokens are in store_sqlite_tasks.c
- * and store_sqlite_tokens.c (what they share: store_sqlite_int.h). */
+ * and close, hosts and events, audit and stats; tasks, tokens and records are in
+ * store_sqlite_tasks.c, store_sqlite_tokens.c and store_sqlite_recs.c (what they share:
+ * store_sqlite_int.h). */
 #include "store_sqlite_int.h"
 #include "store_rules.h"
 #include "core/clk.h"
@@ -38,7 +39,9 @@
  * - Version 3: hosts.state 'rejected' (a pending host an operator refused, kept so that its
  *   agent cannot come back pending). SQLite cannot change a CHECK in place: hosts is rebuilt.
  * - Version 4: hosts.enroll_addr (pending hosts are bounded per address), tokens.max_uses and
- *   tokens.uses (0: any number), counted in the enrollment's transaction. */
+ *   tokens.uses (0: any number), counted in the enrollment's transaction.
+ * - Version 5: events from agents and the API (see the step).
+ * - Version 6: records (store.h's rec_*): flow definitions and runs, queued mail. */
 static const char *const hub_schema[] = {
     "CREATE TABLE hosts ("
     " id TEXT PRIMARY KEY,"
@@ -147,6 +150,16 @@ static const char *const hub_schema[] = {
     "ALTER TABLE events ADD COLUMN source TEXT NOT NULL DEFAULT 'hub';"
     "ALTER TABLE events ADD COLUMN dedupe TEXT;"
     "CREATE UNIQUE INDEX events_dedupe ON events(dedupe) WHERE dedupe IS NOT NULL;",
+    /* 6: automation's records (store_sqlite_recs.c). */
+    "CREATE TABLE records ("
+    " kind TEXT NOT NULL,"
+    " id TEXT NOT NULL,"
+    " body TEXT NOT NULL,"
+    " due_ms INTEGER NOT NULL DEFAULT 0,"
+    " updated_ms INTEGER NOT NULL,"
+    " PRIMARY KEY (kind, id));"
+    "CREATE INDEX records_due ON records(kind, due_ms) WHERE due_ms > 0;"
+    "CREATE INDEX records_updated ON records(kind, updated_ms);",
 };
 #define HUB_SCHEMA_VERSION ((int)(sizeof(hub_schema) / sizeof(hub_schema[0])))
 
@@ -1076,6 +1089,12 @@ static const struct store_ops sq_ops = {
     .audit_prune = sq_audit_prune,
     .pending_prune = sq_pending_prune,
     .tasks_prune = sq_tasks_prune,
+    .rec_put = sq_rec_put,
+    .rec_get = sq_rec_get,
+    .rec_list = sq_rec_list,
+    .rec_due = sq_rec_due,
+    .rec_del = sq_rec_del,
+    .rec_prune = sq_rec_prune,
     .stats = sq_stats,
     .metrics = sq_metrics,
 };
@@ -1105,9 +1124,10 @@ int store_sqlite_open(const char *state_dir, struct store **out, char *msg, size
 	    (rc = db_migrate(s->db, "hub", hub_schema, HUB_SCHEMA_VERSION, msg, msglen)) < 0)
 		goto fail;
 	for (int i = 0; i < ST_COUNT; i++) {
-		const char *sql = st_sql[i]         ? st_sql[i]
-		                  : sq_tasks_sql[i] ? sq_tasks_sql[i]
-		                                    : sq_tokens_sql[i];
+		const char *sql = st_sql[i]          ? st_sql[i]
+		                  : sq_tasks_sql[i]  ? sq_tasks_sql[i]
+		                  : sq_tokens_sql[i] ? sq_tokens_sql[i]
+		                                     : sq_recs_sql[i];
 		if (!sql || sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s->st[i],
 		                               NULL) != SQLITE_OK) {
 			snprintf(msg, msglen, "sqlite: preparing statement %d: %s", i,

@@ -84,6 +84,13 @@ enum st {
 	ST_STATS_HOSTS,
 	ST_STATS_TASKS,
 	ST_STATS_QUEUE,
+	ST_REC_ADD,
+	ST_REC_PUT,
+	ST_REC_GET,
+	ST_REC_LIST,
+	ST_REC_DUE,
+	ST_REC_DEL,
+	ST_REC_PRUNE,
 	ST_COUNT
 };
 
@@ -92,6 +99,7 @@ enum st {
  * every slot once at open (an SQL error is found at start, not at first use). */
 extern const char *const sq_tasks_sql[ST_COUNT];
 extern const char *const sq_tokens_sql[ST_COUNT];
+extern const char *const sq_recs_sql[ST_COUNT];
 
 /* The WHERE terms of the partial indexes task_hosts_wait and task_hosts_open; p: "" or "th.". */
 #define WAIT(p) p "state IN ('queued', 'sent')"
@@ -275,5 +283,12 @@ int sq_token_add(struct store *base, json_t *tok);
 int sq_token_find(struct store *base, const char *hash, int64_t now_ms, json_t **tok);
 int sq_token_list(struct store *base, json_t **toks);
 int sq_token_revoke(struct store *base, const char *id);
+int sq_rec_put(struct store *base, const char *kind, const char *id, const json_t *body,
+               int64_t due_ms, int64_t now_ms, int only_new);
+int sq_rec_get(struct store *base, const char *kind, const char *id, json_t **body);
+int sq_rec_list(struct store *base, const char *kind, int limit, json_t **bodies);
+int sq_rec_due(struct store *base, const char *kind, int64_t now_ms, int limit, json_t **bodies);
+int sq_rec_del(struct store *base, const char *kind, const char *id);
+int sq_rec_prune(struct store *base, const char *kind, int64_t before_ms, int limit, int64_t *n);
 
 #endif

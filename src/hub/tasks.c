@@ -69,7 +69,7 @@ static json_t *task_for_caller(struct httpd_req *req, json_t *v)
  * task's canonical JSON (sec_canonical: the text the hub signs, less the per-host binding), so
  * a copy of the task kept elsewhere can be matched; "ran" is the task with its secrets
  * redacted as a viewer would see them. */
-static void tasks_audit_create(struct hub *h, struct httpd_req *req, const json_t *task,
+static void tasks_audit_create(struct hub *h, const char *actor, const json_t *task,
                                const json_t *ids)
 {
 	char *text = sec_canonical(task), hex[65] = "";
@@ -80,8 +80,8 @@ static void tasks_audit_create(struct hub *h, struct httpd_req *req, const json_
 	free(text);
 	if (ran)
 		args_redact(json_object_get(ran, "args"));
-	audit_record(
-	    h, req, "task.create", json_string_value(json_object_get(task, "id")),
+	audit_record_as(
+	    h, actor, "task.create", json_string_value(json_object_get(task, "id")),
 	    json_pack("{s:O, s:O, s:O, s:I, s:s, s:o?}", "target", json_object_get(task, "target"),
 	              "plugin", json_object_get(task, "plugin"), "op", json_object_get(task, "op"),
 	              "hosts", (json_int_t)json_array_size(ids), "sha256", hex, "ran", ran));
@@ -192,6 +192,96 @@ static void tasks_wake_hosts(struct hub *h, json_t *ids)
 	zk_push(h->zk, ids);
 }
 
+int tasks_new_id(const char *prefix, char *out, size_t cap)
+{
+	char *r = sec_token("");
+
+	if (!r)
+		return OUTPOST_E_INTERNAL;
+	snprintf(out, cap, "%s%.16s", prefix, r);
+	for (char *p = out; *p; p++)
+		if (*p == '_')
+			*p = '.';
+	free(r);
+	return 0;
+}
+
+/* Stores a task checked whole (task's fields as task_create takes them, ids its hosts),
+ * audits it as actor's and wakes the hosts' polls. *out: the task as stored (the first one
+ * when the id was taken: a repeat). */
+static int tasks_start(struct hub *h, json_t *task, json_t *ids, const char *actor, json_t **out,
+                       char *msg, size_t msglen)
+{
+	const char *id = json_string_value(json_object_get(task, "id"));
+	json_t *existing = NULL, *waiting = NULL;
+	struct phase_mark m;
+	int rc;
+
+	*out = NULL;
+	phase_start(&m);
+	rc = h->store->ops->task_create(h->store, task, ids, &existing);
+	phase_end(&h->st.phases[HP_CREATE], &m, rc == 0);
+	if (rc == OUTPOST_E_CONFLICT) { /* a repeated id: the first task, unchanged */
+		*out = existing;
+		return 0;
+	}
+	json_decref(existing);
+	if (rc < 0) {
+		snprintf(msg, msglen, "cannot store the task (%s)", err_name(rc));
+		return rc;
+	}
+	h->st.tasks_created++;
+	tasks_audit_create(h, actor, task, ids);
+	log_info(h->log, "tasks", "task %s: %s.%s on %zu host(s) (%s)", id,
+	         json_string_value(json_object_get(task, "plugin")),
+	         json_string_value(json_object_get(task, "op")), json_array_size(ids),
+	         json_string_value(json_object_get(task, "target")));
+	if (h->store->ops->task_hosts_waiting(h->store, id, &waiting) == 0)
+		tasks_wake_hosts(h, waiting);
+	json_decref(waiting);
+	rc = h->store->ops->task_get(h->store, id, 0, 0, out);
+	if (rc < 0)
+		snprintf(msg, msglen, "task stored but cannot be read back");
+	return rc;
+}
+
+int tasks_submit(struct hub *h, const struct task_spec *sp, json_t **out, char *msg, size_t msglen)
+{
+	int64_t now = clk_real_ms();
+	int64_t timeout = sp->timeout_ms > 0 ? sp->timeout_ms : h->conf->tasks.default_timeout_ms;
+	int64_t expires =
+	    sp->expires_in_ms > 0 ? sp->expires_in_ms : h->conf->tasks.default_expiry_ms;
+	json_t *ids = NULL, *task = NULL;
+	int rc;
+
+	*out = NULL;
+	if (!task_id_ok(sp->id) || !wire_name_ok(sp->plugin) || !wire_name_ok(sp->op) ||
+	    !sp->target || timeout > 86400000L) {
+		snprintf(msg, msglen, "a task needs an id, a target, a plugin and an op");
+		return OUTPOST_E_BAD_ARGS;
+	}
+	/* A repeat (a flow resumed after a restart) finds its task whatever the hosts are now. */
+	if (h->store->ops->task_get(h->store, sp->id, 0, 0, out) == 0)
+		return 0;
+	if ((rc = tasks_target(h, sp->target, &ids, msg, msglen)) < 0)
+		return rc;
+	task = json_pack("{s:s, s:s, s:s, s:s, s:o, s:I, s:I, s:I, s:s, s:I, s:I}", "id", sp->id,
+	                 "target", sp->target, "plugin", sp->plugin, "op", sp->op, "args",
+	                 sp->args ? json_incref((json_t *)sp->args) : json_object(), "timeout_ms",
+	                 (json_int_t)timeout, "created_ms", (json_int_t)now, "expires_ms",
+	                 (json_int_t)(now + expires), "created_by", sp->created_by, "batch_size",
+	                 (json_int_t)0, "max_failures", (json_int_t)-1);
+	if (!task) {
+		snprintf(msg, msglen, "out of memory");
+		rc = OUTPOST_E_INTERNAL;
+	} else {
+		rc = tasks_start(h, task, ids, sp->created_by, out, msg, msglen);
+	}
+	json_decref(task);
+	json_decref(ids);
+	return rc;
+}
+
 /* POST /api/v1/tasks (docs/protocol.md); ranges are checked below, one message per field. */
 static const struct outpost_arg task_fields[] = {
     {"id", OUTPOST_ARG_STRING, 0, "the caller's id: a repeat returns the first task"},
@@ -209,11 +299,12 @@ static const struct outpost_arg task_fields[] = {
 void tasks_api_create(void *ctx, struct httpd_req *req)
 {
 	struct hub *h = ctx;
-	json_t *body = NULL, *ids = NULL, *task = NULL, *existing = NULL, *waiting = NULL;
+	json_t *body = NULL, *ids = NULL, *task = NULL, *existing = NULL;
 	const char *id = NULL, *target = NULL, *plugin = NULL, *op = NULL;
+	struct hub_caller *caller = httpd_req_data(req);
+	const char *created_by = caller ? caller->name : "?";
 	json_t *args = NULL, *v;
 	int64_t now = clk_real_ms(), timeout, expires_in, batch, maxfail = -1;
-	struct phase_mark m;
 	char msg[512], genid[40];
 	int rc;
 
@@ -272,58 +363,28 @@ void tasks_api_create(void *ctx, struct httpd_req *req)
 		goto out;
 	}
 	if (!id) {
-		char *r = sec_token("");
-		if (!r) {
+		if (tasks_new_id("t-", genid, sizeof(genid)) < 0) {
 			httpd_respond_error(req, OUTPOST_E_INTERNAL, "out of memory");
 			goto out;
 		}
-		snprintf(genid, sizeof(genid), "t-%.16s", r);
-		for (char *p = genid; *p; p++)
-			if (*p == '_')
-				*p = '.';
-		free(r);
 		id = genid;
 	}
-	task =
-	    json_pack("{s:s, s:s, s:s, s:s, s:O, s:I, s:I, s:I, s:s, s:I, s:I}", "id", id, "target",
-	              target, "plugin", plugin, "op", op, "args", args ? args : json_object(),
-	              "timeout_ms", (json_int_t)timeout, "created_ms", (json_int_t)now,
-	              "expires_ms", (json_int_t)(now + expires_in), "created_by",
-	              ((struct hub_caller *)httpd_req_data(req))
-	                  ? ((struct hub_caller *)httpd_req_data(req))->name
-	                  : "?",
-	              "batch_size", (json_int_t)batch, "max_failures", (json_int_t)maxfail);
+	task = json_pack("{s:s, s:s, s:s, s:s, s:o, s:I, s:I, s:I, s:s, s:I, s:I}", "id", id,
+	                 "target", target, "plugin", plugin, "op", op, "args",
+	                 args ? json_incref(args) : json_object(), "timeout_ms",
+	                 (json_int_t)timeout, "created_ms", (json_int_t)now, "expires_ms",
+	                 (json_int_t)(now + expires_in), "created_by", created_by, "batch_size",
+	                 (json_int_t)batch, "max_failures", (json_int_t)maxfail);
 	if (!task) {
 		httpd_respond_error(req, OUTPOST_E_INTERNAL, "out of memory");
 		goto out;
 	}
-	phase_start(&m);
-	rc = h->store->ops->task_create(h->store, task, ids, &existing);
-	phase_end(&h->st.phases[HP_CREATE], &m, rc == 0);
-	if (rc == OUTPOST_E_CONFLICT) {
-		/* A repeated id: the first task, unchanged. */
-		httpd_respond_ok(req, json_incref(existing));
-		goto out;
-	}
-	if (rc < 0) {
-		httpd_respond_error(req, rc, "cannot store the task");
-		goto out;
-	}
-	h->st.tasks_created++;
-	tasks_audit_create(h, req, task, ids);
-	log_info(h->log, "tasks", "task %s: %s.%s on %zu host(s) (%s)", id, plugin, op,
-	         json_array_size(ids), target);
-	if (h->store->ops->task_hosts_waiting(h->store, id, &waiting) == 0)
-		tasks_wake_hosts(h, waiting);
-	json_decref(existing);
-	existing = NULL;
-	rc = h->store->ops->task_get(h->store, id, 0, 0, &existing);
+	rc = tasks_start(h, task, ids, created_by, &existing, msg, sizeof(msg));
 	if (rc < 0)
-		httpd_respond_error(req, rc, "task stored but cannot be read back");
+		httpd_respond_error(req, rc, "%s", msg);
 	else
 		httpd_respond_ok(req, json_incref(existing));
 out:
-	json_decref(waiting);
 	json_decref(existing);
 	json_decref(task);
 	json_decref(ids);

@@ -3,8 +3,32 @@
 #ifndef OUTPOST_HUB_TASKS_H
 #define OUTPOST_HUB_TASKS_H
 
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
 struct hub;
 struct httpd_req;
+
+/* A task the hub starts by itself (a flow's step, a rule's action): what POST /api/v1/tasks
+ * takes, without batches. */
+struct task_spec {
+	const char *id; /* the caller's: a repeat returns the first task (tasks_new_id makes one) */
+	const char *target; /* a selector */
+	const char *plugin, *op;
+	const json_t *args;     /* borrowed; NULL: {} */
+	int64_t timeout_ms;     /* 0: tasks.default_timeout_ms */
+	int64_t expires_in_ms;  /* 0: tasks.default_expiry_ms */
+	const char *created_by; /* the audit log's actor: "flow:<run>", "rule:<id>" */
+};
+
+/* Stores, audits and hands out the task; *task: it as stored (new reference), the first
+ * one for an id already taken. OUTPOST_E_NOT_FOUND when the target matches no accepted host,
+ * OUTPOST_E_BAD_ARGS for a bad selector; msg says why. */
+int tasks_submit(struct hub *h, const struct task_spec *sp, json_t **task, char *msg,
+                 size_t msglen);
+/* A fresh task id: prefix and 16 random characters. */
+int tasks_new_id(const char *prefix, char *out, size_t cap);
 
 /* Routes (ctx is the struct hub). */
 void tasks_api_create(void *ctx, struct httpd_req *req);

@@ -1463,6 +1463,80 @@ static void test_pending_prune_forgets_pending_hosts_that_stopped_asking(void **
 	json_decref(t);
 }
 
+/* ---- records (flows, mail) ---- */
+
+static void test_rec_put_get_replace_and_only_new(void **state)
+{
+	struct fx *f = *state;
+	json_t *a = json_pack("{s:s, s:i}", "id", "r1", "n", 1), *b, *got;
+
+	assert_int_equal(f->op->rec_put(f->st, "flow_run", "r1", a, T0, T0, 1), 0);
+	/* only_new on a taken id: a conflict, the first body stays */
+	b = json_pack("{s:s, s:i}", "id", "r1", "n", 2);
+	assert_int_equal(f->op->rec_put(f->st, "flow_run", "r1", b, T0, T0, 1), OUTPOST_E_CONFLICT);
+	assert_int_equal(f->op->rec_get(f->st, "flow_run", "r1", &got), 0);
+	assert_int_equal(json_integer_value(json_object_get(got, "n")), 1);
+	json_decref(got);
+	/* a put replaces; kinds are apart */
+	assert_int_equal(f->op->rec_put(f->st, "flow_run", "r1", b, 0, T0 + 1, 0), 0);
+	assert_int_equal(f->op->rec_get(f->st, "flow_run", "r1", &got), 0);
+	assert_int_equal(json_integer_value(json_object_get(got, "n")), 2);
+	json_decref(got);
+	assert_int_equal(f->op->rec_get(f->st, "mail", "r1", &got), OUTPOST_E_NOT_FOUND);
+	assert_int_equal(f->op->rec_put(f->st, "mail", "r1", json_null(), 0, T0, 0),
+	                 OUTPOST_E_BAD_ARGS);
+	assert_int_equal(f->op->rec_del(f->st, "flow_run", "r1"), 0);
+	assert_int_equal(f->op->rec_del(f->st, "flow_run", "r1"), OUTPOST_E_NOT_FOUND);
+	json_decref(a);
+	json_decref(b);
+}
+
+static void test_rec_due_and_list_order(void **state)
+{
+	struct fx *f = *state;
+	json_t *v, *got;
+	const char *ids[] = {"late", "early", "never", "o'hara; --"};
+	int64_t due[] = {T0 + 500, T0 + 100, 0, T0 + 300};
+
+	for (int i = 0; i < 4; i++) {
+		v = json_pack("{s:s}", "id", ids[i]);
+		assert_int_equal(f->op->rec_put(f->st, "mail", ids[i], v, due[i], T0 + i, 0), 0);
+		json_decref(v);
+	}
+	/* due: 0 < due_ms <= now, the earliest first, at most limit */
+	assert_int_equal(f->op->rec_due(f->st, "mail", T0 + 400, 10, &got), 0);
+	assert_int_equal(json_array_size(got), 2);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(got, 0), "id")),
+	                    "early");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(got, 1), "id")),
+	                    "o'hara; --");
+	json_decref(got);
+	assert_int_equal(f->op->rec_due(f->st, "mail", T0 + 1000, 1, &got), 0);
+	assert_int_equal(json_array_size(got), 1);
+	json_decref(got);
+	assert_int_equal(f->op->rec_due(f->st, "flow_run", T0 + 1000, 10, &got), 0);
+	assert_int_equal(json_array_size(got), 0);
+	json_decref(got);
+	/* list: the latest written first */
+	assert_int_equal(f->op->rec_list(f->st, "mail", 10, &got), 0);
+	assert_int_equal(json_array_size(got), 4);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(got, 0), "id")),
+	                    "o'hara; --");
+	json_decref(got);
+	/* prune: only what is not due, written before the bound; other kinds untouched */
+	{
+		int64_t n = -1;
+		assert_int_equal(f->op->rec_prune(f->st, "flow_run", T0 + 100, 10, &n), 0);
+		assert_int_equal(n, 0);
+		assert_int_equal(f->op->rec_prune(f->st, "mail", T0 + 100, 10, &n), 0);
+		assert_int_equal(n, 1); /* "never" */
+		assert_int_equal(f->op->rec_get(f->st, "mail", "never", &got), OUTPOST_E_NOT_FOUND);
+		assert_int_equal(f->op->rec_list(f->st, "mail", 10, &got), 0);
+		assert_int_equal(json_array_size(got), 3);
+		json_decref(got);
+	}
+}
+
 /* The cases, for the includer's table: STORE_CASES(T) with T(name) making one entry. */
 /* clang-format off */
 #define STORE_CASES(T) \
@@ -1520,5 +1594,7 @@ static void test_pending_prune_forgets_pending_hosts_that_stopped_asking(void **
 	T(test_enroll_caps_pending_hosts_per_source_and_overall), \
 	T(test_enroll_token_replaces_a_pending_squatter), \
 	T(test_pending_prune_forgets_pending_hosts_that_stopped_asking), \
+	T(test_rec_put_get_replace_and_only_new), \
+	T(test_rec_due_and_list_order), \
 	T(test_fanout_1000_hosts_timing),
 /* clang-format on */
