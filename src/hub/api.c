@@ -12,6 +12,7 @@
 #include "rwrite.h"
 #include "registry.h"
 #include "retention.h"
+#include "rules.h"
 #include "tsdb.h"
 #include "zk.h"
 #include "core/prom.h"
@@ -281,6 +282,7 @@ static void api_metrics(void *ctx, struct httpd_req *req)
 	rwrite_stats(h->rwrite, &b);
 	auth_stats(h, &b);
 	retention_stats(h->retention, &b);
+	rules_stats(h, &b);
 	if (h->tsdb) {
 		json_t *ts = tsdb_status(h->tsdb);
 		const char *k2;
@@ -332,6 +334,18 @@ static const struct httpd_route routes[] = {
     {"GET", "/api/v1/tokens", api_tokens_list, ROLE_ADMIN, 0},
     {"POST", "/api/v1/tokens/*/revoke", api_token_revoke, ROLE_ADMIN, 4 * KB},
     {"GET", "/api/v1/audit", api_audit_list, ROLE_ADMIN, 0},
+    {"GET", "/api/v1/rules", rules_api_list, ROLE_VIEWER, 0},
+    {"POST", "/api/v1/rules", rules_api_add, ROLE_OPERATOR, 64 * KB},
+    {"POST", "/api/v1/rules/test", rules_api_test, ROLE_OPERATOR, 64 * KB},
+    {"GET", "/api/v1/rules/*", rules_api_get, ROLE_VIEWER, 0},
+    {"POST", "/api/v1/rules/*/edit", rules_api_edit, ROLE_OPERATOR, 64 * KB},
+    {"POST", "/api/v1/rules/*/remove", rules_api_remove, ROLE_OPERATOR, 4 * KB},
+    {"GET", "/api/v1/alerts", alerts_api_list, ROLE_VIEWER, 0},
+    {"GET", "/api/v1/alerts/history", alerts_api_history, ROLE_VIEWER, 0},
+    {"POST", "/api/v1/alerts/ack", alerts_api_ack, ROLE_OPERATOR, 4 * KB},
+    {"GET", "/api/v1/silences", alerts_api_silences, ROLE_VIEWER, 0},
+    {"POST", "/api/v1/silences", alerts_api_silence, ROLE_OPERATOR, 8 * KB},
+    {"POST", "/api/v1/silences/*/remove", alerts_api_unsilence, ROLE_OPERATOR, 4 * KB},
 };
 
 const struct httpd_route *api_routes(size_t *n)

@@ -9,6 +9,7 @@
 #include "query.h"
 #include "registry.h"
 #include "retention.h"
+#include "rules.h"
 #include "store_pg.h"
 #include "tls.h"
 #include "tsdb.h"
@@ -68,6 +69,7 @@ static void hub_on_tick(void *arg)
 {
 	registry_tick(arg);
 	tasks_tick(arg);
+	rules_tick(arg);
 }
 
 /* The time-series store's background work: a slice a second, so requests never wait long. */
@@ -270,6 +272,11 @@ int hub_new(struct loop *loop, json_t *conf, struct logger *log, struct hub **ou
 		if (registry_new(&hooks, &h->registry) < 0)
 			goto fail;
 	}
+	{
+		struct rules *rs;
+		if (rules_new(h, &rs, msg, msglen) < 0)
+			goto fail;
+	}
 	routes = api_routes(&nroutes);
 	h->routes = calloc(nroutes, sizeof(*h->routes));
 	if (!h->routes)
@@ -329,6 +336,12 @@ int hub_reload(struct hub *h, json_t *conf, char *msg, size_t msglen)
 	hub_apply_log(h);
 	agents_configure(h->agents, h->conf);
 	log_info(h->log, "hub", "configuration reloaded");
+	{
+		char why[1024];
+		/* The rules file is its own: refused, the rules in force stay; the config stands. */
+		if (rules_reload_file(h, why, sizeof(why)) < 0)
+			log_warn(h->log, "rules", "rules file refused, the rules in force stay: %s", why);
+	}
 	return 0;
 }
 
@@ -358,6 +371,8 @@ void hub_free(struct hub *h)
 	loop_timer_del(h->loop, h->compact);
 	loop_timer_del(h->loop, h->retain);
 	retention_free(h->retention);
+	rules_free(h->rules);
+	h->rules = NULL;
 	ingest_free(h->ingest);
 	rwrite_stop(h->rwrite); /* after ingest_free: its last commit hands over a batch */
 	httpd_stop(h->httpd);

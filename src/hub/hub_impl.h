@@ -22,6 +22,7 @@ struct registry;
 struct hub_zk;
 struct qjob;
 struct rwrite;
+struct rules;
 
 enum hub_role {
 	ROLE_NONE = 0, /* anyone: health, enroll */
@@ -107,6 +108,7 @@ struct hub {
 	struct hub_zk *zk;           /* scale mode (zk.h); NULL: embedded */
 	struct hub_wait *watches;    /* operators' task waits (tasks.c) */
 	struct auth_limit *limit;    /* failed credentials, replay memory (auth_limit.h) */
+	struct rules *rules;         /* automation: rules, alerts (rules.h) */
 	int64_t started_ms;
 	int stopping;
 	struct hub_stats st;

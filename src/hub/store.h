@@ -175,6 +175,22 @@ struct store_ops {
 	int (*tasks_prune)(struct store *s, int64_t before_ms, int limit, int64_t *tasks,
 	                   int64_t *copies);
 
+	/* ---- automation (rules.c): rules, current alerts and silences kept as documents of a
+	 * kind ("rule", "alert", "silence") by id, and the alert history ---- */
+	/* Inserts or replaces the document (borrowed) of kind and id. */
+	int (*auto_put)(struct store *s, const char *kind, const char *id, json_t *doc,
+	                int64_t now_ms);
+	/* OUTPOST_E_NOT_FOUND when there is none. */
+	int (*auto_del)(struct store *s, const char *kind, const char *id);
+	/* Every document of kind, an array sorted by id. */
+	int (*auto_list)(struct store *s, const char *kind, json_t **docs);
+	/* One history entry: {"rule_id", "host_id" (may be absent), "kind", "detail"}. */
+	int (*alert_log_add)(struct store *s, json_t *entry, int64_t now_ms);
+	/* Newest first: [{id, at_ms, rule_id, host_id, kind, detail}]; rule_id NULL: all rules. */
+	int (*alert_log_list)(struct store *s, const char *rule_id, int limit, json_t **entries);
+	/* As events_prune, for the alert history. */
+	int (*alert_log_prune)(struct store *s, int64_t before_ms, int limit, int64_t *n);
+
 	/* ---- counts for /metrics ---- */
 	/* {"hosts": {"up":N,...}, "tasks_running": N, "queue_depth": N} */
 	int (*stats)(struct store *s, json_t **stats);

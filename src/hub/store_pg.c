@@ -111,6 +111,22 @@ static const char *const pg_schema[] = {
     "ALTER TABLE events ADD COLUMN source TEXT NOT NULL DEFAULT 'hub';"
     "ALTER TABLE events ADD COLUMN dedupe TEXT;"
     "CREATE UNIQUE INDEX events_dedupe ON events(dedupe) WHERE dedupe IS NOT NULL;",
+    /* 4: automation's documents and the alert history (store_pg_alerts.c; SQLite's 6). */
+    "CREATE TABLE auto_docs ("
+    " kind TEXT NOT NULL,"
+    " id TEXT NOT NULL,"
+    " doc TEXT NOT NULL,"
+    " updated_ms BIGINT NOT NULL,"
+    " PRIMARY KEY (kind, id));"
+    "CREATE TABLE alert_log ("
+    " id BIGSERIAL PRIMARY KEY,"
+    " at_ms BIGINT NOT NULL,"
+    " rule_id TEXT NOT NULL,"
+    " host_id TEXT,"
+    " kind TEXT NOT NULL,"
+    " detail TEXT);"
+    "CREATE INDEX alert_log_at ON alert_log(at_ms);"
+    "CREATE INDEX alert_log_rule ON alert_log(rule_id, id);",
 };
 #define PG_SCHEMA_VERSION ((int)(sizeof(pg_schema) / sizeof(pg_schema[0])))
 
@@ -401,7 +417,7 @@ static int pg_connect(struct pg *p, char *msg, size_t msglen)
 	for (int i = 0; i < PS_COUNT; i++) {
 		PGresult *r;
 		snprintf(name, sizeof(name), "s%d", i);
-		r = PQprepare(p->conn, name, ps_sql[i], 0, NULL);
+		r = PQprepare(p->conn, name, ps_sql[i] ? ps_sql[i] : pg_alerts_sql[i], 0, NULL);
 		if (PQresultStatus(r) != PGRES_COMMAND_OK) {
 			snprintf(msg, msglen, "postgresql: preparing statement %d: %s", i,
 			         PQerrorMessage(p->conn));
@@ -1322,6 +1338,12 @@ static const struct store_ops pg_ops = {
     .audit_prune = pg_audit_prune,
     .pending_prune = pg_pending_prune,
     .tasks_prune = pg_tasks_prune,
+    .auto_put = pg_auto_put,
+    .auto_del = pg_auto_del,
+    .auto_list = pg_auto_list,
+    .alert_log_add = pg_alert_log_add,
+    .alert_log_list = pg_alert_log_list,
+    .alert_log_prune = pg_alert_log_prune,
     .stats = pg_stats,
     .metrics = pg_metrics,
 };

@@ -85,6 +85,13 @@ enum pst {
 	PS_PRUNE_TASK_OLDEST,
 	PS_PRUNE_TASK_COPIES,
 	PS_PRUNE_TASK_DELETE,
+	PS_AUTO_PUT,
+	PS_AUTO_DEL,
+	PS_AUTO_LIST,
+	PS_ALOG_ADD,
+	PS_ALOG_ALL,
+	PS_ALOG_RULE,
+	PS_ALOG_PRUNE,
 	PS_COUNT
 };
 
@@ -197,6 +204,15 @@ int pg_seq_next(struct pg *p, const char *task_id, int64_t *seq);
 int pg_rows_move(struct pg *p, enum pst which, const char *task_id, const char *host_id,
                  int64_t now_ms, int *moved);
 int pg_task_settle(struct pg *p, const char *task_id, int64_t now_ms, int *finished);
+
+/* The automation side's statements (store_pg_alerts.c) and ops. */
+extern const char *const pg_alerts_sql[PS_COUNT];
+int pg_auto_put(struct store *base, const char *kind, const char *id, json_t *doc, int64_t now_ms);
+int pg_auto_del(struct store *base, const char *kind, const char *id);
+int pg_auto_list(struct store *base, const char *kind, json_t **docs);
+int pg_alert_log_add(struct store *base, json_t *entry, int64_t now_ms);
+int pg_alert_log_list(struct store *base, const char *rule_id, int limit, json_t **entries);
+int pg_alert_log_prune(struct store *base, int64_t before_ms, int limit, int64_t *n);
 
 /* Store ops defined outside store_pg.c (its ops table names them). */
 int pg_task_create(struct store *base, json_t *task, json_t *host_ids, json_t **existing);

@@ -37,6 +37,7 @@
  *   row's end. The indexes let the prunes walk from the oldest row without a table scan.
  * - Version 3: hosts.state 'rejected' (a pending host an operator refused, kept so that its
  *   agent cannot come back pending). SQLite cannot change a CHECK in place: hosts is rebuilt.
+ * - Version 6: automation's documents and the alert history (store_sqlite_alerts.c).
  * - Version 4: hosts.enroll_addr (pending hosts are bounded per address), tokens.max_uses and
  *   tokens.uses (0: any number), counted in the enrollment's transaction. */
 static const char *const hub_schema[] = {
@@ -147,6 +148,23 @@ static const char *const hub_schema[] = {
     "ALTER TABLE events ADD COLUMN source TEXT NOT NULL DEFAULT 'hub';"
     "ALTER TABLE events ADD COLUMN dedupe TEXT;"
     "CREATE UNIQUE INDEX events_dedupe ON events(dedupe) WHERE dedupe IS NOT NULL;",
+    /* 6: automation (store_sqlite_alerts.c): rules, alerts and silences as documents; the
+     * alert history, pruned by age as events are. */
+    "CREATE TABLE auto_docs ("
+    " kind TEXT NOT NULL,"
+    " id TEXT NOT NULL,"
+    " doc TEXT NOT NULL,"
+    " updated_ms INTEGER NOT NULL,"
+    " PRIMARY KEY (kind, id));"
+    "CREATE TABLE alert_log ("
+    " id INTEGER PRIMARY KEY,"
+    " at_ms INTEGER NOT NULL,"
+    " rule_id TEXT NOT NULL,"
+    " host_id TEXT,"
+    " kind TEXT NOT NULL,"
+    " detail TEXT);"
+    "CREATE INDEX alert_log_at ON alert_log(at_ms);"
+    "CREATE INDEX alert_log_rule ON alert_log(rule_id, id);",
 };
 #define HUB_SCHEMA_VERSION ((int)(sizeof(hub_schema) / sizeof(hub_schema[0])))
 
@@ -1048,6 +1066,12 @@ static const struct store_ops sq_ops = {
     .audit_prune = sq_audit_prune,
     .pending_prune = sq_pending_prune,
     .tasks_prune = sq_tasks_prune,
+    .auto_put = sq_auto_put,
+    .auto_del = sq_auto_del,
+    .auto_list = sq_auto_list,
+    .alert_log_add = sq_alert_log_add,
+    .alert_log_list = sq_alert_log_list,
+    .alert_log_prune = sq_alert_log_prune,
     .stats = sq_stats,
     .metrics = sq_metrics,
 };
@@ -1077,9 +1101,10 @@ int store_sqlite_open(const char *state_dir, struct store **out, char *msg, size
 	    (rc = db_migrate(s->db, "hub", hub_schema, HUB_SCHEMA_VERSION, msg, msglen)) < 0)
 		goto fail;
 	for (int i = 0; i < ST_COUNT; i++) {
-		const char *sql = st_sql[i]         ? st_sql[i]
-		                  : sq_tasks_sql[i] ? sq_tasks_sql[i]
-		                                    : sq_tokens_sql[i];
+		const char *sql = st_sql[i]          ? st_sql[i]
+		                  : sq_tasks_sql[i]  ? sq_tasks_sql[i]
+		                  : sq_tokens_sql[i] ? sq_tokens_sql[i]
+		                                     : sq_alerts_sql[i];
 		if (!sql || sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s->st[i],
 		                               NULL) != SQLITE_OK) {
 			snprintf(msg, msglen, "sqlite: preparing statement %d: %s", i,

@@ -83,6 +83,13 @@ enum st {
 	ST_STATS_HOSTS,
 	ST_STATS_TASKS,
 	ST_STATS_QUEUE,
+	ST_AUTO_PUT,
+	ST_AUTO_DEL,
+	ST_AUTO_LIST,
+	ST_ALOG_ADD,
+	ST_ALOG_ALL,
+	ST_ALOG_RULE,
+	ST_ALOG_PRUNE,
 	ST_COUNT
 };
 
@@ -91,6 +98,7 @@ enum st {
  * every slot once at open (an SQL error is found at start, not at first use). */
 extern const char *const sq_tasks_sql[ST_COUNT];
 extern const char *const sq_tokens_sql[ST_COUNT];
+extern const char *const sq_alerts_sql[ST_COUNT];
 
 /* The WHERE terms of the partial indexes task_hosts_wait and task_hosts_open; p: "" or "th.". */
 #define WAIT(p) p "state IN ('queued', 'sent')"
@@ -274,5 +282,11 @@ int sq_token_add(struct store *base, json_t *tok);
 int sq_token_find(struct store *base, const char *hash, int64_t now_ms, json_t **tok);
 int sq_token_list(struct store *base, json_t **toks);
 int sq_token_revoke(struct store *base, const char *id);
+int sq_auto_put(struct store *base, const char *kind, const char *id, json_t *doc, int64_t now_ms);
+int sq_auto_del(struct store *base, const char *kind, const char *id);
+int sq_auto_list(struct store *base, const char *kind, json_t **docs);
+int sq_alert_log_add(struct store *base, json_t *entry, int64_t now_ms);
+int sq_alert_log_list(struct store *base, const char *rule_id, int limit, json_t **entries);
+int sq_alert_log_prune(struct store *base, int64_t before_ms, int limit, int64_t *n);
 
 #endif

@@ -4,6 +4,7 @@
  * runs on the hub's loop thread. */
 #include "hub_impl.h"
 #include "tasks.h"
+#include "rules.h"
 #include "agents.h"
 #include "audit.h"
 #include "registry.h"
@@ -192,6 +193,55 @@ static void tasks_wake_hosts(struct hub *h, json_t *ids)
 	zk_push(h->zk, ids);
 }
 
+/* Stores a task for ids and wakes the hosts its first batch goes to. CONFLICT (and *existing)
+ * for an id that exists. */
+static int tasks_store(struct hub *h, json_t *task, json_t *ids, json_t **existing)
+{
+	const char *id = json_string_value(json_object_get(task, "id"));
+	json_t *waiting = NULL;
+	struct phase_mark m;
+	int rc;
+
+	phase_start(&m);
+	rc = h->store->ops->task_create(h->store, task, ids, existing);
+	phase_end(&h->st.phases[HP_CREATE], &m, rc == 0);
+	if (rc < 0)
+		return rc;
+	h->st.tasks_created++;
+	log_info(h->log, "tasks", "task %s: %s.%s on %zu host(s) (%s)", id,
+	         json_string_value(json_object_get(task, "plugin")),
+	         json_string_value(json_object_get(task, "op")), json_array_size(ids),
+	         json_string_value(json_object_get(task, "target")));
+	if (h->store->ops->task_hosts_waiting(h->store, id, &waiting) == 0)
+		tasks_wake_hosts(h, waiting);
+	json_decref(waiting);
+	return 0;
+}
+
+int tasks_start(struct hub *h, const char *id, const char *target, json_t *ids, const char *plugin,
+                const char *op, json_t *args, int64_t timeout_ms, const char *by)
+{
+	int64_t now = clk_real_ms();
+	json_t *task, *existing = NULL;
+	int rc;
+
+	if (!timeout_ms)
+		timeout_ms = json_integer_value(conf_get(h->conf, "tasks.default_timeout_ms"));
+	task = json_pack("{s:s, s:s, s:s, s:s, s:O, s:I, s:I, s:I, s:s, s:I, s:I}", "id", id,
+	                 "target", target, "plugin", plugin, "op", op, "args", args, "timeout_ms",
+	                 (json_int_t)timeout_ms, "created_ms", (json_int_t)now, "expires_ms",
+	                 (json_int_t)(now + json_integer_value(
+	                                        conf_get(h->conf, "tasks.default_expiry_ms"))),
+	                 "created_by", by, "batch_size", (json_int_t)0, "max_failures",
+	                 (json_int_t)-1);
+	if (!task)
+		return OUTPOST_E_INTERNAL;
+	rc = tasks_store(h, task, ids, &existing);
+	json_decref(existing);
+	json_decref(task);
+	return rc == OUTPOST_E_CONFLICT ? 0 : rc;
+}
+
 /* POST /api/v1/tasks (docs/protocol.md); ranges are checked below, one message per field. */
 static const struct outpost_arg task_fields[] = {
     {"id", OUTPOST_ARG_STRING, 0, "the caller's id: a repeat returns the first task"},
@@ -209,11 +259,10 @@ static const struct outpost_arg task_fields[] = {
 void tasks_api_create(void *ctx, struct httpd_req *req)
 {
 	struct hub *h = ctx;
-	json_t *body = NULL, *ids = NULL, *task = NULL, *existing = NULL, *waiting = NULL;
+	json_t *body = NULL, *ids = NULL, *task = NULL, *existing = NULL;
 	const char *id = NULL, *target = NULL, *plugin = NULL, *op = NULL;
 	json_t *args = NULL, *v;
 	int64_t now = clk_real_ms(), timeout, expires_in, batch, maxfail = -1;
-	struct phase_mark m;
 	char msg[512], genid[40];
 	int rc;
 
@@ -297,9 +346,7 @@ void tasks_api_create(void *ctx, struct httpd_req *req)
 		httpd_respond_error(req, OUTPOST_E_INTERNAL, "out of memory");
 		goto out;
 	}
-	phase_start(&m);
-	rc = h->store->ops->task_create(h->store, task, ids, &existing);
-	phase_end(&h->st.phases[HP_CREATE], &m, rc == 0);
+	rc = tasks_store(h, task, ids, &existing);
 	if (rc == OUTPOST_E_CONFLICT) {
 		/* A repeated id: the first task, unchanged. */
 		httpd_respond_ok(req, json_incref(existing));
@@ -309,12 +356,7 @@ void tasks_api_create(void *ctx, struct httpd_req *req)
 		httpd_respond_error(req, rc, "cannot store the task");
 		goto out;
 	}
-	h->st.tasks_created++;
 	tasks_audit_create(h, req, task, ids);
-	log_info(h->log, "tasks", "task %s: %s.%s on %zu host(s) (%s)", id, plugin, op,
-	         json_array_size(ids), target);
-	if (h->store->ops->task_hosts_waiting(h->store, id, &waiting) == 0)
-		tasks_wake_hosts(h, waiting);
 	json_decref(existing);
 	existing = NULL;
 	rc = h->store->ops->task_get(h->store, id, 0, 0, &existing);
@@ -323,7 +365,6 @@ void tasks_api_create(void *ctx, struct httpd_req *req)
 	else
 		httpd_respond_ok(req, json_incref(existing));
 out:
-	json_decref(waiting);
 	json_decref(existing);
 	json_decref(task);
 	json_decref(ids);
@@ -515,6 +556,8 @@ void tasks_agent_results(void *ctx, struct httpd_req *req)
 			json_object_set(touched, tid, json_true());
 			if (strcmp(state, "running") != 0) /* its queue entry has done its work */
 				zk_result(h->zk, tid, c->host_id);
+			if (strcmp(state, "running") != 0 && strcmp(state, "ok") != 0)
+				rules_note(h, c->host_id, "task_failed", tid);
 			any_done |= done;
 		}
 	}
