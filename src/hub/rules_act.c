@@ -195,7 +195,7 @@ static void act_task(struct act_ctx *x, const json_t *a)
 	snprintf(seed, sizeof(seed), "%s/%s/%lld/%zu", x->r->name, host,
 	         (long long)json_integer_value(json_object_get(x->alert, "fired_ms")), x->index);
 	sec_sha256_hex(seed, strlen(seed), hash);
-	snprintf(id, sizeof(id), "rule:%s:%.24s", x->r->name, hash);
+	snprintf(id, sizeof(id), "rule.%.32s.%.24s", x->r->name, hash);
 	snprintf(by, sizeof(by), "rule:%s", x->r->name);
 	if (strcmp(plugin, "exec") == 0)
 		json_object_set_new(args, "env", act_env(x, json_object_get(args, "env")));
