@@ -180,10 +180,18 @@ static int rx_series(struct rx_parse *ps, struct rx_leaf *lf)
 		/* its message starts "match[]: ": the query's parameter, not ours */
 		return rx_fail(ps, at, "%s",
 		               strncmp(why, "match[]: ", 9) == 0 ? why + 9 : why);
-	for (size_t i = 0; i < lf->nm; i++)
-		if (strcmp(lf->m[i].label, "__name__") == 0 && lf->m[i].op == QUERY_EQ && !lf->name &&
-		    !(lf->name = strdup(lf->m[i].value)))
+	/* The name's own matcher becomes the walk's name (tsdb_series_each by name): the walk
+	 * sees only series of that name, so the matcher would only cost a compare per series. */
+	for (size_t i = 0; i < lf->nm; i++) {
+		if (strcmp(lf->m[i].label, "__name__") != 0 || lf->m[i].op != QUERY_EQ || lf->name)
+			continue;
+		if (!(lf->name = strdup(lf->m[i].value)))
 			return OUTPOST_E_INTERNAL;
+		query_matcher_clear(&lf->m[i]);
+		memmove(&lf->m[i], &lf->m[i + 1], (lf->nm - i - 1) * sizeof(lf->m[0]));
+		lf->nm--;
+		break;
+	}
 	ps->p = at + n;
 	if (!rx_char(ps, '['))
 		return rx_fail(ps, ps->p, "expected [window] after the series, such as [5m]");
@@ -234,26 +242,33 @@ static struct rx_leaf *rx_new_leaf(struct rx_parse *ps, int kind, const char *at
 	return lf;
 }
 
-/* The term as written, its spaces runs cut to one. */
-static int rx_leaf_text(struct rx_leaf *lf, const char *from, const char *to)
+/* [from, to) with its runs of spaces cut to one: a new string, or NULL. */
+static char *rx_squeeze(const char *from, const char *to)
 {
 	size_t n = 0;
+	char *t;
 
 	while (to > from && isspace((unsigned char)to[-1]))
 		to--;
-	if (!(lf->text = malloc((size_t)(to - from) + 1)))
-		return OUTPOST_E_INTERNAL;
+	if (!(t = malloc((size_t)(to - from) + 1)))
+		return NULL;
 	for (const char *s = from; s < to; s++) {
 		if (isspace((unsigned char)*s)) {
-			if (n && lf->text[n - 1] == ' ')
+			if (n && t[n - 1] == ' ')
 				continue;
-			lf->text[n++] = ' ';
+			t[n++] = ' ';
 		} else {
-			lf->text[n++] = *s;
+			t[n++] = *s;
 		}
 	}
-	lf->text[n] = '\0';
-	return 0;
+	t[n] = '\0';
+	return t;
+}
+
+/* The term as written. */
+static int rx_leaf_text(struct rx_leaf *lf, const char *from, const char *to)
+{
+	return (lf->text = rx_squeeze(from, to)) ? 0 : OUTPOST_E_INTERNAL;
 }
 
 static int rx_node_new(struct rx_parse *ps, int kind, struct rx_node **out)
@@ -372,6 +387,8 @@ static int rx_term(struct rx_parse *ps, struct rx_node **out)
 	}
 	if (!rx_char(ps, ')'))
 		return rx_fail(ps, ps->p, "expected ) after the window");
+	if (!(lf->key = rx_squeeze(at, ps->p)))
+		return OUTPOST_E_INTERNAL;
 	if ((rc = rx_cmp_op(ps, &lf->op)) < 0 || (rc = rx_number(ps, &lf->value)) < 0)
 		return rc;
 	return rx_leaf_text(lf, at, ps->p);
@@ -425,6 +442,7 @@ void rule_expr_free(struct rule_expr *e)
 		for (size_t j = 0; j < lf->nm; j++)
 			query_matcher_clear(&lf->m[j]);
 		free(lf->text);
+		free(lf->key);
 		free(lf->name);
 		free(lf->event);
 	}

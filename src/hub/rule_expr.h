@@ -29,6 +29,8 @@ enum rx_op { RX_GT, RX_GE, RX_LT, RX_LE, RX_EQ, RX_NE };
 struct rx_leaf {
 	int kind;
 	char *text; /* the term as written, normalised spaces: the key of its matched value */
+	char *key;  /* RX_METRIC: fn(series[window]) alone, the same for terms that differ only
+	             * in their comparison (their values are computed once per cycle) */
 	/* RX_METRIC */
 	int fn;
 	double pct; /* RX_PCT: 0..1 */

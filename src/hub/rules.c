@@ -497,6 +497,18 @@ struct wstat {
 	double st, sv, stt, stv;
 };
 
+/* A metric term's values over every series it reads, once per cycle whatever the number of
+ * rules that compare it (rules usually differ in thresholds and scopes, not in terms). */
+struct term_memo {
+	char *key; /* rx_leaf.key */
+	const char **host; /* keys of the cycle's hosts object (stable for the cycle) */
+	double *v;
+	size_t n, cap;
+	size_t pos; /* the walk's position while it is under way */
+	int done;
+	struct term_memo *next;
+};
+
 struct rules_cycle {
 	int64_t now;
 	json_t *hosts;  /* id -> host (registry snapshot) */
@@ -505,12 +517,17 @@ struct rules_cycle {
 	size_t ri, li, pos;
 	uint64_t gen;
 	json_t *sets[RX_MAX_LEAVES];
+	struct rules_settle settle; /* the rule being settled (settle.matched not NULL) */
 	int64_t wall0;
 	clock_t cpu0;
 	int64_t until; /* the slice's end (monotonic ms); 0: none */
 	unsigned walked;
 	struct wstat *cache;
 	size_t ccap, cused;
+	struct term_memo *memos;
+	/* by series id: 0 not looked at yet, 1 its host is accepted, 2 it is not */
+	uint8_t *host_ok;
+	size_t nhost_ok;
 	uint64_t stamp;
 	struct rule *only; /* rules test: this rule alone */
 };
@@ -523,7 +540,18 @@ static void cycle_free(struct rules_cycle *c)
 	json_decref(c->events);
 	for (int i = 0; i < RX_MAX_LEAVES; i++)
 		json_decref(c->sets[i]);
+	json_decref(c->settle.matched);
+	json_decref(c->settle.gone);
 	free(c->cache);
+	free(c->host_ok);
+	while (c->memos) {
+		struct term_memo *m = c->memos;
+		c->memos = m->next;
+		free(m->key);
+		free(m->host);
+		free(m->v);
+		free(m);
+	}
 	free(c);
 }
 
@@ -685,7 +713,7 @@ struct walk {
 	struct rules *rs;
 	struct rules_cycle *c;
 	const struct rx_leaf *lf;
-	json_t *set;
+	struct term_memo *memo;
 	int stopped;
 };
 
@@ -708,13 +736,41 @@ static int walk_series(void *arg, const struct tsdb_series *s)
 		w->stopped = 1;
 		return 1;
 	}
-	if (s->last_ms < c->now - lf->window_ms || !is_accepted(json_object_get(c->hosts, s->host)))
+	if (s->last_ms < c->now - lf->window_ms)
 		return 0;
-	if (!query_series_match(lf->m, lf->nm, s, &re_work))
+	if (s->id >= c->nhost_ok) {
+		size_t n = (size_t)s->id * 2 + 1024;
+		uint8_t *nv = realloc(c->host_ok, n);
+		if (!nv)
+			return 0;
+		memset(nv + c->nhost_ok, 0, n - c->nhost_ok);
+		c->host_ok = nv;
+		c->nhost_ok = n;
+	}
+	if (!c->host_ok[s->id])
+		c->host_ok[s->id] = is_accepted(json_object_get(c->hosts, s->host)) ? 1 : 2;
+	if (c->host_ok[s->id] != 1)
+		return 0;
+	if (lf->nm && !query_series_match(lf->m, lf->nm, s, &re_work))
 		return 0;
 	w->rs->evals++;
-	if (leaf_value(w->rs->h, c, lf, s, &v) == 0 && rule_expr_compare(lf->op, v, lf->value))
-		set_put(w->set, s->host, lf->text, v);
+	if (leaf_value(w->rs->h, c, lf, s, &v) == 0) {
+		struct term_memo *m = w->memo;
+		if (m->n == m->cap) {
+			size_t cap = m->cap ? m->cap * 2 : 256;
+			const char **nh = realloc(m->host, cap * sizeof(*nh));
+			double *nv;
+			if (nh)
+				m->host = nh;
+			if (!nh || !(nv = realloc(m->v, cap * sizeof(*nv))))
+				return 0;
+			m->v = nv;
+			m->cap = cap;
+		}
+		/* the hosts object's own key: it outlives the walk, the series' name may not */
+		m->host[m->n] = json_object_iter_key(json_object_iter_at(c->hosts, s->host));
+		m->v[m->n++] = v;
+	}
 	return 0;
 }
 
@@ -730,17 +786,37 @@ static int leaf_eval(struct rules *rs, struct rules_cycle *c, struct rule *r, si
 		return 0;
 	switch (lf->kind) {
 	case RX_METRIC: {
-		struct walk w = {rs, c, lf, c->sets[li], 0};
+		struct walk w = {rs, c, lf, NULL, 0};
+		struct term_memo *m;
 		if (!rs->h->tsdb)
 			return 0;
-		if (tsdb_generation(rs->h->tsdb) != c->gen) {
-			/* the tsdb was reloaded under the walk: positions moved, start the term again */
-			c->gen = tsdb_generation(rs->h->tsdb);
-			c->pos = 0;
-			json_object_clear(c->sets[li]);
+		for (m = c->memos; m && strcmp(m->key, lf->key) != 0; m = m->next)
+			;
+		if (!m) {
+			if (!(m = calloc(1, sizeof(*m))) || !(m->key = strdup(lf->key))) {
+				free(m);
+				return 0;
+			}
+			m->next = c->memos;
+			c->memos = m;
 		}
-		tsdb_series_each_at(rs->h->tsdb, lf->name, &c->pos, walk_series, &w);
-		return w.stopped;
+		if (!m->done) {
+			if (tsdb_generation(rs->h->tsdb) != c->gen) {
+				/* the tsdb was reloaded under the walk: positions moved, start again */
+				c->gen = tsdb_generation(rs->h->tsdb);
+				m->pos = 0;
+				m->n = 0;
+			}
+			w.memo = m;
+			tsdb_series_each_at(rs->h->tsdb, lf->name, &m->pos, walk_series, &w);
+			if (w.stopped)
+				return 1;
+			m->done = 1;
+		}
+		for (i = 0; i < m->n; i++)
+			if (rule_expr_compare(lf->op, m->v[i], lf->value))
+				set_put(c->sets[li], m->host[i], lf->text, m->v[i]);
+		return 0;
 	}
 	case RX_DOWN:
 	case RX_PENDING:
@@ -840,8 +916,7 @@ static int cycle_run(struct rules *rs, struct rules_cycle *c)
 
 	while (c->ri < nrules) {
 		struct rule *r = c->only ? c->only : rs->v[c->ri];
-		json_t *matched;
-		while (c->li < r->expr->nleaves) {
+		while (!c->settle.matched && c->li < r->expr->nleaves) {
 			if (leaf_eval(rs, c, r, c->li))
 				return 1;
 			c->li++;
@@ -849,12 +924,16 @@ static int cycle_run(struct rules *rs, struct rules_cycle *c)
 		}
 		if (c->only)
 			return 0;
-		matched = combine(c, r->expr->root);
-		if (matched) {
-			scope_filter(c, r, matched);
-			rules_settle(rs, r, matched, c->hosts, c->now);
+		if (!c->settle.matched) {
+			if (!(c->settle.matched = combine(c, r->expr->root)))
+				c->settle.matched = json_object();
+			scope_filter(c, r, c->settle.matched);
 		}
-		json_decref(matched);
+		if (rules_settle(rs, r, &c->settle, c->hosts, c->now, c->until))
+			return 1;
+		json_decref(c->settle.matched);
+		json_decref(c->settle.gone);
+		memset(&c->settle, 0, sizeof(c->settle));
 		for (size_t i = 0; i < r->expr->nleaves; i++)
 			json_object_clear(c->sets[i]);
 		c->li = 0;
@@ -937,30 +1016,36 @@ static void rules_prune_history(struct rules *rs, int64_t now)
 		s->ops->alert_log_prune(s, now - keep, 500, &n);
 }
 
+static int64_t slice_us(clockid_t clk)
+{
+	struct timespec ts;
+
+	clock_gettime(clk, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 static void rules_on_slice(void *arg)
 {
 	struct rules *rs = arg;
 	struct rules_cycle *c = rs->cyc;
-	int64_t t0 = clk_mono_ms(), us;
-	struct timespec a, b;
+	int64_t wall = slice_us(CLOCK_MONOTONIC), cpu = slice_us(CLOCK_THREAD_CPUTIME_ID);
+	int more;
 
 	rs->slice_timer = NULL;
 	if (!c)
 		return;
-	clock_gettime(CLOCK_MONOTONIC, &a);
-	c->until = t0 + RULES_SLICE_MS;
-	if (cycle_run(rs, c)) {
-		clock_gettime(CLOCK_MONOTONIC, &b);
-		us = (b.tv_sec - a.tv_sec) * 1000000 + (b.tv_nsec - a.tv_nsec) / 1000;
-		if (us > rs->max_slice_us)
-			rs->max_slice_us = us;
+	c->until = clk_mono_ms() + RULES_SLICE_MS;
+	more = cycle_run(rs, c);
+	wall = slice_us(CLOCK_MONOTONIC) - wall;
+	cpu = slice_us(CLOCK_THREAD_CPUTIME_ID) - cpu;
+	if (wall > rs->max_slice_us)
+		rs->max_slice_us = wall;
+	if (cpu > rs->max_slice_cpu_us)
+		rs->max_slice_cpu_us = cpu;
+	if (more) {
 		loop_timer_add(rs->h->loop, 0, 0, rules_on_slice, rs, &rs->slice_timer);
 		return;
 	}
-	clock_gettime(CLOCK_MONOTONIC, &b);
-	us = (b.tv_sec - a.tv_sec) * 1000000 + (b.tv_nsec - a.tv_nsec) / 1000;
-	if (us > rs->max_slice_us)
-		rs->max_slice_us = us;
 	rs->cycles++;
 	rs->last_cycle_ms = clk_mono_ms() - c->wall0;
 	rs->last_cycle_cpu_us = (int64_t)((double)(clock() - c->cpu0) * 1e6 / CLOCKS_PER_SEC);

@@ -396,55 +396,86 @@ static void alert_fire(struct rules *rs, struct rule *r, const char *host, json_
 	alert_store(rs, r, host, a);
 }
 
-void rules_settle(struct rules *rs, struct rule *r, json_t *matched, const json_t *hosts,
-                  int64_t now)
+/* One matched host of r: a new alert, or one that goes on (fires after its for, repeats). */
+static void settle_matched(struct rules *rs, struct rule *r, const char *host, json_t *vals,
+                           const json_t *hosts, int64_t now)
 {
-	const char *host;
-	json_t *vals, *a;
-	void *tmp;
+	const json_t *attrs = json_object_get(json_object_get(hosts, host), "attrs");
+	json_t *a = json_object_get(r->alerts, host);
+
+	if (!a) {
+		a = json_pack("{s:s, s:s, s:s, s:I, s:O}", "rule", r->name, "host", host, "state",
+		              "pending", "since_ms", (json_int_t)now, "values", vals);
+		if (!a || json_object_set_new(r->alerts, host, a) < 0)
+			return;
+		if (r->expr->for_ms == 0)
+			alert_fire(rs, r, host, a, attrs, now);
+		else
+			alert_store(rs, r, host, a);
+		return;
+	}
+	json_object_set(a, "values", vals);
+	if (strcmp(json_string_value(json_object_get(a, "state")), "pending") == 0) {
+		if (now - json_integer_value(json_object_get(a, "since_ms")) >= r->expr->for_ms)
+			alert_fire(rs, r, host, a, attrs, now);
+	} else if (r->repeat_ms && !json_object_get(a, "acked_by") &&
+	           now - json_integer_value(json_object_get(a, "last_action_ms")) >= r->repeat_ms) {
+		json_object_del(r->last_act, host); /* a repeat is not held by the cooldown */
+		notify(rs, r, a, "firing", attrs, now);
+		alert_store(rs, r, host, a);
+	}
+}
+
+/* An alert of r whose host no longer matches: resolved if it fired, dropped if pending. */
+static void settle_gone(struct rules *rs, struct rule *r, const char *host, const json_t *hosts,
+                        int64_t now)
+{
+	json_t *a = json_object_get(r->alerts, host);
 	char key[200];
 
-	json_object_foreach(matched, host, vals)
-	{
-		const json_t *attrs = json_object_get(json_object_get(hosts, host), "attrs");
-		a = json_object_get(r->alerts, host);
-		if (!a) {
-			a = json_pack("{s:s, s:s, s:s, s:I, s:O}", "rule", r->name, "host", host, "state",
-			              "pending", "since_ms", (json_int_t)now, "values", vals);
-			if (!a || json_object_set_new(r->alerts, host, a) < 0)
-				continue;
-			if (r->expr->for_ms == 0)
-				alert_fire(rs, r, host, a, attrs, now);
-			else
-				alert_store(rs, r, host, a);
-			continue;
-		}
-		json_object_set(a, "values", vals);
-		if (strcmp(json_string_value(json_object_get(a, "state")), "pending") == 0) {
-			if (now - json_integer_value(json_object_get(a, "since_ms")) >= r->expr->for_ms)
-				alert_fire(rs, r, host, a, attrs, now);
-		} else if (r->repeat_ms && !json_object_get(a, "acked_by") &&
-		           now - json_integer_value(json_object_get(a, "last_action_ms")) >=
-		               r->repeat_ms) {
-			json_object_del(r->last_act, host); /* a repeat is not held by the cooldown */
-			notify(rs, r, a, "firing", attrs, now);
-			alert_store(rs, r, host, a);
-		}
+	if (!a)
+		return;
+	if (strcmp(json_string_value(json_object_get(a, "state")), "firing") == 0) {
+		rules_log(rs, r->name, host, "resolved",
+		          json_pack("{s:I}", "fired_ms",
+		                    json_integer_value(json_object_get(a, "fired_ms"))));
+		log_info(rs->h->log, "rules", "rule %s resolved on %s", r->name, host);
+		notify(rs, r, a, "resolved", json_object_get(json_object_get(hosts, host), "attrs"),
+		       now);
 	}
-	json_object_foreach_safe(r->alerts, tmp, host, a)
-	{
-		if (json_object_get(matched, host))
-			continue;
-		if (strcmp(json_string_value(json_object_get(a, "state")), "firing") == 0) {
-			rules_log(rs, r->name, host, "resolved",
-			          json_pack("{s:I}", "fired_ms",
-			                    json_integer_value(json_object_get(a, "fired_ms"))));
-			log_info(rs->h->log, "rules", "rule %s resolved on %s", r->name, host);
-			notify(rs, r, a, "resolved",
-			       json_object_get(json_object_get(hosts, host), "attrs"), now);
+	rules_alert_key(r->name, host, key, sizeof(key));
+	rs->h->store->ops->auto_del(rs->h->store, "alert", key);
+	json_object_del(r->alerts, host);
+}
+
+int rules_settle(struct rules *rs, struct rule *r, struct rules_settle *st, const json_t *hosts,
+                 int64_t now, int64_t until)
+{
+	const char *host;
+	json_t *a;
+	unsigned n = 0;
+
+	/* Phase 1: the matched hosts, in the matched object's order (it does not change). */
+	if (!st->gone) {
+		if (!st->it)
+			st->it = json_object_iter(st->matched);
+		for (; st->it; st->it = json_object_iter_next(st->matched, st->it)) {
+			if (until && (++n & 7) == 0 && clk_mono_ms() >= until)
+				return 1;
+			settle_matched(rs, r, json_object_iter_key(st->it),
+			               json_object_iter_value(st->it), hosts, now);
 		}
-		rules_alert_key(r->name, host, key, sizeof(key));
-		rs->h->store->ops->auto_del(rs->h->store, "alert", key);
-		json_object_del(r->alerts, host);
+		/* Phase 2's list: the alerts whose hosts did not match, taken now. */
+		if (!(st->gone = json_array()))
+			return 0;
+		json_object_foreach(r->alerts, host, a) if (!json_object_get(st->matched, host))
+		    json_array_append_new(st->gone, json_string(host));
+		st->pos = 0;
 	}
+	for (; st->pos < json_array_size(st->gone); st->pos++) {
+		if (until && (++n & 7) == 0 && clk_mono_ms() >= until)
+			return 1;
+		settle_gone(rs, r, json_string_value(json_array_get(st->gone, st->pos)), hosts, now);
+	}
+	return 0;
 }

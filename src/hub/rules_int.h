@@ -66,7 +66,7 @@ struct rules {
 	struct loop_timer *slice_timer;
 	/* counters */
 	unsigned long long cycles, actions, suppressed, evals;
-	int64_t last_cycle_ms, last_cycle_cpu_us, max_slice_us;
+	int64_t last_cycle_ms, last_cycle_cpu_us, max_slice_us, max_slice_cpu_us;
 };
 
 /* rules.c */
@@ -87,9 +87,17 @@ void rules_cycle_abort(struct rules *rs);
 int rules_eval_now(struct rules *rs, struct rule *r, json_t **matched, char *msg, size_t msglen);
 
 /* rules_act.c */
-/* A rule's evaluation ended: matched {host: {term: value}} (borrowed) against its alerts. */
-void rules_settle(struct rules *rs, struct rule *r, json_t *matched, const json_t *hosts,
-                  int64_t now);
+/* A rule's evaluation ended: its matched hosts {host: {term: value}} against its alerts,
+ * resumable across slices (every transition may write to the store). */
+struct rules_settle {
+	json_t *matched; /* owned */
+	void *it;        /* phase 1: the next matched host */
+	json_t *gone;    /* phase 2: the alerts to resolve (owned); NULL: phase 1 */
+	size_t pos;
+};
+/* 0 done, 1 the slice ended first (until: monotonic ms; 0 none): call again. */
+int rules_settle(struct rules *rs, struct rule *r, struct rules_settle *st, const json_t *hosts,
+                 int64_t now, int64_t until);
 /* The check of one action of a rule's actions (its kind's table row). */
 int rules_action_check(const json_t *a, char *msg, size_t msglen);
 /* Whether a silence covers the alert of rule on host now. */
