@@ -511,7 +511,9 @@ struct term_memo {
 
 struct rules_cycle {
 	int64_t now;
-	json_t *hosts;  /* id -> host (registry snapshot) */
+	json_t *hosts;  /* id -> host (the store's hosts, read a page at a time) */
+	int hosts_done;
+	char hosts_after[80]; /* the last id read */
 	json_t *events; /* [{host_id, kind, at_ms}] */
 	int64_t events_since;
 	size_t ri, li, pos;
@@ -914,6 +916,28 @@ static int cycle_run(struct rules *rs, struct rules_cycle *c)
 {
 	size_t nrules = c->only ? 1 : rs->n;
 
+	/* The hosts first, a page at a time: reading 10,000 at once would hold the loop. */
+	while (!c->hosts_done) {
+		struct store *s = rs->h->store;
+		json_t *page = NULL, *host;
+		size_t i;
+		if (s->ops->host_page(s, c->hosts_after, 500, &page) < 0) {
+			json_decref(page);
+			c->hosts_done = 1; /* what was read is the snapshot; the log says why */
+			log_warn(rs->h->log, "rules", "cannot read the hosts: a partial cycle");
+			break;
+		}
+		json_array_foreach(page, i, host)
+		{
+			const char *id = json_string_value(json_object_get(host, "id"));
+			json_object_set(c->hosts, id, host);
+			snprintf(c->hosts_after, sizeof(c->hosts_after), "%s", id);
+		}
+		c->hosts_done = json_array_size(page) < 500;
+		json_decref(page);
+		if (c->until && clk_mono_ms() >= c->until)
+			return 1;
+	}
 	while (c->ri < nrules) {
 		struct rule *r = c->only ? c->only : rs->v[c->ri];
 		while (!c->settle.matched && c->li < r->expr->nleaves) {
@@ -962,9 +986,6 @@ static json_t *cycle_events(struct rules *rs, int64_t since)
 static struct rules_cycle *cycle_new(struct rules *rs, int64_t now, int64_t since)
 {
 	struct rules_cycle *c = calloc(1, sizeof(*c));
-	json_t *list = NULL, *host;
-	char msg[256];
-	size_t i;
 	static uint64_t stamp;
 
 	if (!c)
@@ -975,15 +996,10 @@ static struct rules_cycle *cycle_new(struct rules *rs, int64_t now, int64_t sinc
 	c->gen = rs->h->tsdb ? tsdb_generation(rs->h->tsdb) : 0;
 	c->wall0 = clk_mono_ms();
 	c->cpu0 = clock();
-	if (registry_match(rs->h, NULL, REGISTRY_ANY_CACHED, &list, msg, sizeof(msg)) < 0 ||
-	    !(c->hosts = json_object())) {
-		json_decref(list);
+	if (!(c->hosts = json_object())) {
 		cycle_free(c);
 		return NULL;
 	}
-	json_array_foreach(list, i, host)
-	    json_object_set(c->hosts, json_string_value(json_object_get(host, "id")), host);
-	json_decref(list);
 	c->events = cycle_events(rs, since);
 	return c;
 }

@@ -79,6 +79,9 @@ struct store_ops {
 	/* All hosts, without facts but with a flattened "attrs" object of facts (for selectors):
 	 * an array sorted by id. */
 	int (*host_list)(struct store *s, json_t **hosts);
+	/* host_list's hosts whose id sorts after after_id ("": from the first), at most limit: a
+	 * walk over every host a page at a time (the rules' snapshot, in slices). */
+	int (*host_page)(struct store *s, const char *after_id, int limit, json_t **hosts);
 	/* Sets the state (accept: pending or rejected->up; reject: pending->rejected; revoke:
 	 * any->revoked), records an event with reason; the same state again changes nothing. A
 	 * change not allowed (out of revoked, rejecting an accepted host): OUTPOST_E_CONFLICT.

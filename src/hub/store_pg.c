@@ -145,6 +145,8 @@ static const char *const pg_schema[] = {
 static const char *const ps_sql[PS_COUNT] = {
     [PS_HOST_GET] = "SELECT " HOST_COLS ", pubkey, facts FROM hosts WHERE id = $1",
     [PS_HOST_LIST] = "SELECT " HOST_COLS ", attrs FROM hosts ORDER BY id",
+    [PS_HOST_PAGE] = "SELECT " HOST_COLS ", attrs FROM hosts WHERE id > $1 ORDER BY id "
+                     "LIMIT $2",
     [PS_HOST_AUTH] = "SELECT pubkey, state, labels FROM hosts WHERE id = $1",
     [PS_HOST_AUTH_LOCK] = "SELECT pubkey, state, labels FROM hosts WHERE id = $1 FOR UPDATE",
     [PS_HOST_KEY] = "SELECT pubkey, state, last_seen_ms FROM hosts WHERE id = $1",
@@ -803,11 +805,10 @@ static int pg_host_key(struct store *base, const char *id, struct store_host_key
 	return rc;
 }
 
-static int pg_host_list(struct store *base, json_t **hosts)
+/* The hosts of r's rows (PS_HOST_LIST, PS_HOST_PAGE) with their attrs; rc: pg_run's. */
+static int host_rows(PGresult *r, int rc, json_t **hosts)
 {
-	PGresult *r;
 	json_t *arr;
-	int rc = pg_run(pg_of(base), PS_HOST_LIST, &r, "");
 
 	*hosts = NULL;
 	if (rc < 0)
@@ -837,6 +838,22 @@ static int pg_host_list(struct store *base, json_t **hosts)
 	}
 	*hosts = arr;
 	return 0;
+}
+
+static int pg_host_list(struct store *base, json_t **hosts)
+{
+	PGresult *r;
+	int rc = pg_run(pg_of(base), PS_HOST_LIST, &r, "");
+
+	return host_rows(r, rc, hosts);
+}
+
+static int pg_host_page(struct store *base, const char *after_id, int limit, json_t **hosts)
+{
+	PGresult *r;
+	int rc = pg_run(pg_of(base), PS_HOST_PAGE, &r, "si", after_id, limit);
+
+	return host_rows(r, rc, hosts);
 }
 
 static int pg_host_set_state(struct store *base, const char *id, const char *state,
@@ -1311,6 +1328,7 @@ static const struct store_ops pg_ops = {
     .host_get = pg_host_get,
     .host_key = pg_host_key,
     .host_list = pg_host_list,
+    .host_page = pg_host_page,
     .host_set_state = pg_host_set_state,
     .host_remove = pg_host_remove,
     .host_labels = pg_host_labels,

@@ -178,6 +178,7 @@ static const char *const st_sql[ST_COUNT] = {
     [ST_ROLLBACK] = "ROLLBACK",
     [ST_HOST_GET] = "SELECT " HOST_COLS ", pubkey, facts FROM hosts WHERE id = ?1",
     [ST_HOST_LIST] = "SELECT " HOST_COLS ", attrs FROM hosts ORDER BY id",
+    [ST_HOST_PAGE] = "SELECT " HOST_COLS ", attrs FROM hosts WHERE id > ?1 ORDER BY id LIMIT ?2",
     [ST_HOST_AUTH] = "SELECT pubkey, state, labels FROM hosts WHERE id = ?1",
     [ST_HOST_KEY] = "SELECT pubkey, state, last_seen_ms FROM hosts WHERE id = ?1",
     [ST_HOST_INSERT] = "INSERT INTO hosts(id, hostname, pubkey, state, labels, facts, attrs, "
@@ -533,10 +534,9 @@ static int sq_host_key(struct store *base, const char *id, struct store_host_key
 	return rc;
 }
 
-static int sq_host_list(struct store *base, json_t **hosts)
+/* The hosts of st's rows (ST_HOST_LIST, ST_HOST_PAGE) with their attrs. */
+static int host_rows(sqlite3_stmt *st, json_t **hosts)
 {
-	struct sq *s = sq_of(base);
-	sqlite3_stmt *st = stmt(s, ST_HOST_LIST);
 	json_t *arr = json_array();
 	int rc = arr ? 0 : OUTPOST_E_INTERNAL;
 
@@ -562,6 +562,20 @@ static int sq_host_list(struct store *base, json_t **hosts)
 	}
 	*hosts = arr;
 	return 0;
+}
+
+static int sq_host_list(struct store *base, json_t **hosts)
+{
+	return host_rows(stmt(sq_of(base), ST_HOST_LIST), hosts);
+}
+
+static int sq_host_page(struct store *base, const char *after_id, int limit, json_t **hosts)
+{
+	sqlite3_stmt *st = stmt(sq_of(base), ST_HOST_PAGE);
+
+	bind_str(st, 1, after_id);
+	sqlite3_bind_int(st, 2, limit);
+	return host_rows(st, hosts);
 }
 
 static int sq_host_set_state(struct store *base, const char *id, const char *state,
@@ -1039,6 +1053,7 @@ static const struct store_ops sq_ops = {
     .host_get = sq_host_get,
     .host_key = sq_host_key,
     .host_list = sq_host_list,
+    .host_page = sq_host_page,
     .host_set_state = sq_host_set_state,
     .host_remove = sq_host_remove,
     .host_labels = sq_host_labels,
