@@ -52,6 +52,8 @@ static void test_open_migrates_hosts_to_allow_rejected(void **state)
 	                 " attrs, version, first_seen_ms, last_seen_ms FROM hosts;"
 	                 "ALTER TABLE tokens DROP COLUMN max_uses;"
 	                 "ALTER TABLE tokens DROP COLUMN uses;"
+	                 "DROP TABLE auto_docs;"
+	                 "DROP TABLE alert_log;"
 	                 "DROP TABLE hosts;"
 	                 "ALTER TABLE hosts_v1 RENAME TO hosts;"
 	                 "CREATE INDEX hosts_state_seen ON hosts(state, last_seen_ms);"
