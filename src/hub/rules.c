@@ -1025,7 +1025,7 @@ int rules_eval_now(struct rules *rs, struct rule *r, json_t **matched, char *msg
 static void rules_prune_history(struct rules *rs, int64_t now)
 {
 	struct store *s = rs->h->store;
-	int64_t keep = json_integer_value(conf_get(rs->h->conf, "alerts.keep_days")) * 86400000LL;
+	int64_t keep = rs->h->conf->alerts.keep_days * 86400000LL;
 	int64_t n = 0;
 
 	if (keep > 0)
@@ -1082,7 +1082,7 @@ void rules_tick(struct hub *h)
 	rules_hook_drain(rs->hook, rs);
 	if (rs->cyc || now < rs->next_ms || h->stopping)
 		return;
-	rs->next_ms = now + json_integer_value(conf_get(h->conf, "rules.interval_s")) * 1000;
+	rs->next_ms = now + h->conf->rules.interval_s * 1000;
 	/* Scale mode: the leader alone evaluates, so that each rule fires once. */
 	if (!zk_leads(h->zk))
 		return;
@@ -1153,7 +1153,7 @@ static int rules_load_store(struct rules *rs, char *msg, size_t msglen)
 int rules_new(struct hub *h, struct rules **out, char *msg, size_t msglen)
 {
 	struct rules *rs = calloc(1, sizeof(*rs));
-	const char *file = json_string_value(conf_get(h->conf, "rules.file"));
+	const char *file = h->conf->rules.file;
 	int rc;
 
 	*out = NULL;

@@ -166,7 +166,7 @@ static void *hook_main(void *arg)
 /* The secret: rules.webhook_secret_file, or <state_dir>/webhook.secret made on first start. */
 static int hook_secret(struct hub *h, struct rules_hook *w, char *msg, size_t msglen)
 {
-	const char *file = json_string_value(conf_get(h->conf, "rules.webhook_secret_file"));
+	const char *file = h->conf->rules.webhook_secret_file;
 	char path[4200], buf[200];
 	ssize_t n;
 	int fd;
