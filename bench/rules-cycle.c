@@ -69,7 +69,8 @@ static json_t *rule_doc(int i)
 		snprintf(cond, sizeof(cond), "down for 3m");
 		break;
 	default:
-		snprintf(cond, sizeof(cond), "delta(bench_fs_used_percent[5m]) > 10 or event(task_failed)");
+		snprintf(cond, sizeof(cond),
+		         "delta(bench_fs_used_percent[5m]) > 10 or event(task_failed)");
 		break;
 	}
 	return json_pack("{s:s, s:s, s:s, s:[{s:s}]}", "name", name, "scope", scope, "condition",
@@ -98,6 +99,7 @@ int main(int argc, char **argv)
 	conf_set(conf, "agents.beat_ms", json_integer(3600000));
 	conf_set(conf, "agents.missed_beats", json_integer(100));
 	conf_set(conf, "rules.interval_s", json_integer(3600));
+	conf_set(conf, "rules.file", json_string(""));
 	conf_set(conf, "metrics.checkpoint_s", json_integer(86400));
 	if (loop_new(&loop) < 0 || hub_new(loop, conf, &log, &h, msg, sizeof(msg)) < 0) {
 		fprintf(stderr, "rules-bench: %s\n", msg);
@@ -112,8 +114,12 @@ int main(int argc, char **argv)
 	for (int i = 0; i < nhosts; i++) {
 		char id[32];
 		json_t *host = NULL, *labels = json_pack("{s:s}", "role", i % 2 ? "web" : "db");
-		struct store_enroll e = {.host_id = id, .pubkey = pk, .hostname = id, .version = "0.1.0",
-		                         .labels = labels, .accept = 1,
+		struct store_enroll e = {.host_id = id,
+		                         .pubkey = pk,
+		                         .hostname = id,
+		                         .version = "0.1.0",
+		                         .labels = labels,
+		                         .accept = 1,
 		                         /* 1 % of the hosts were last seen 10 minutes ago */
 		                         .now_ms = i % 100 == 0 ? now - 600000 : now};
 		snprintf(id, sizeof(id), "h%05d", i);
@@ -136,14 +142,16 @@ int main(int argc, char **argv)
 		th = tsdb_host_get(h->tsdb, id);
 		for (int m = 0; m < 4; m++) {
 			for (int k = 0; k < 10; k++) {
-				/* cpu and memory wander below 90 %, file systems sit at 40-80 %, the
-				 * network counter grows 1 MB per sample: few rules hold anywhere */
+				/* cpu and memory wander below 90 %, file systems sit at 40-80 %,
+				 * the network counter grows 1 MB per sample: few rules hold
+				 * anywhere */
 				double v = m == 3   ? 1e6 * k + i
 				           : m == 2 ? 40.0 + i % 40 + k * 0.001
 				                    : (double)((i * 7 + k * 3 + m * 11) % 90);
-				snprintf(key, sizeof(key), m == 2 ? "%s{mount=\"/\"}" : "%s", metrics[m]);
-				tsdb_append(h->tsdb, th, key, strlen(key), now - (10 - k) * 30000, v, msg,
-				            sizeof(msg));
+				snprintf(key, sizeof(key), m == 2 ? "%s{mount=\"/\"}" : "%s",
+				         metrics[m]);
+				tsdb_append(h->tsdb, th, key, strlen(key), now - (10 - k) * 30000,
+				            v, msg, sizeof(msg));
 			}
 		}
 		if (i % 200 == 199 && tsdb_flush(h->tsdb) < 0) {
@@ -192,7 +200,8 @@ int main(int argc, char **argv)
 			firing += json_object_size(rs->v[i]->alerts);
 		printf("%s{\"cpu_s\": %.3f, \"wall_s\": %.3f, \"first_hold_ms\": %.1f, "
 		       "\"first_hold_cpu_ms\": %.1f, \"max_slice_ms\": %.1f, "
-		       "\"max_slice_cpu_ms\": %.1f, \"slices\": %lld, \"alerts\": %zu, \"evals\": %llu}",
+		       "\"max_slice_cpu_ms\": %.1f, \"slices\": %lld, \"alerts\": %zu, \"evals\": "
+		       "%llu}",
 		       c ? ", " : "", (double)(thread_cpu_us() - cpu0) / 1e6,
 		       (double)(mono_us() - w0) / 1e6, (double)held / 1000.0, (double)hcpu / 1000.0,
 		       (double)(rs->max_slice_us > held ? rs->max_slice_us : held) / 1000.0,

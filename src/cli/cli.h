@@ -14,9 +14,9 @@
 
 enum cli_exit {
 	CLI_EXIT_OK = 0,
-	CLI_EXIT_FAILED = 1, /* a host failed, timed out, was lost, refused, expired, cancelled */
-	CLI_EXIT_USAGE = 2,  /* the command line (or the CLI's config) is wrong */
-	CLI_EXIT_HUB = 3,    /* the hub said no, or could not be reached */
+	CLI_EXIT_FAILED = 1,  /* a host failed, timed out, was lost, refused, expired, cancelled */
+	CLI_EXIT_USAGE = 2,   /* the command line (or the CLI's config) is wrong */
+	CLI_EXIT_HUB = 3,     /* the hub said no, or could not be reached */
 	CLI_EXIT_UNKNOWN = 4, /* a submit may have reached the hub: whether the task exists is
 	                       * unknown (its id is printed) */
 	CLI_EXIT_INTERRUPTED = 130,

@@ -27,8 +27,8 @@ static int rule_name_ok(const char *s)
 static json_t *rule_file(struct cli *c, const char *file)
 {
 	json_error_t err;
-	json_t *v = strcmp(file, "-") == 0 ? json_loadf(stdin, 0, &err)
-	                                   : json_load_file(file, 0, &err);
+	json_t *v =
+	    strcmp(file, "-") == 0 ? json_loadf(stdin, 0, &err) : json_load_file(file, 0, &err);
 
 	if (!v)
 		fprintf(stderr, "outpost: %s:%d:%d: %s\n", strcmp(file, "-") == 0 ? "stdin" : file,
@@ -114,8 +114,7 @@ int rules_show(struct cli *c, int argc, char **argv)
 }
 
 /* add FILE, edit NAME FILE, test NAME|FILE: the operands after the options. */
-static int operands(struct cli *c, int argc, char **argv, int want, const char **a,
-                    const char **b)
+static int operands(struct cli *c, int argc, char **argv, int want, const char **a, const char **b)
 {
 	static const struct option opts[] = {
 	    CLI_GLOBAL_OPTIONS,
@@ -241,13 +240,15 @@ int rules_test(struct cli *c, int argc, char **argv)
 	if (rc == 0 && r) {
 		rows = json_array();
 		json_object_foreach(json_object_get(r, "matched"), host, vals)
-		    json_array_append_new(rows, json_pack("{s:s, s:O}", "host", host, "values", vals));
+		    json_array_append_new(rows,
+		                          json_pack("{s:s, s:O}", "host", host, "values", vals));
 		if (json_array_size(rows))
 			rc = cli_print_rows(c, rows, 2, head, matched_row, NULL);
 		buf_printf(&b, "%zu host(s) match now", json_array_size(rows));
 		if (json_integer_value(json_object_get(r, "for_ms")))
 			buf_printf(&b, " (the rule fires once it holds for %lld s)",
-			           (long long)json_integer_value(json_object_get(r, "for_ms")) / 1000);
+			           (long long)json_integer_value(json_object_get(r, "for_ms")) /
+			               1000);
 		fprintf(stderr, "%s\n", b.data);
 	}
 	json_decref(rows);
@@ -265,8 +266,8 @@ static int alerts_row(const json_t *a, const void *arg, struct buf *scratch, con
 	int64_t fired = json_integer_value(json_object_get(a, "fired_ms"));
 
 	(void)arg;
-	if (out_time(&scratch[0], fired ? fired : json_integer_value(json_object_get(a, "since_ms"))) <
-	        0 ||
+	if (out_time(&scratch[0],
+	             fired ? fired : json_integer_value(json_object_get(a, "since_ms"))) < 0 ||
 	    !vals || buf_puts(&scratch[1], vals) < 0) {
 		free(vals);
 		return -1;
@@ -316,8 +317,17 @@ static int silence_row(const json_t *s, const void *arg, struct buf *scratch, co
 	return 0;
 }
 
-enum { AL_STATE = 0x100, AL_HISTORY, AL_RULE, AL_SILENCES, AL_LIMIT, AL_COMMENT, AL_HOST,
-       AL_FOR, AL_ID };
+enum {
+	AL_STATE = 0x100,
+	AL_HISTORY,
+	AL_RULE,
+	AL_SILENCES,
+	AL_LIMIT,
+	AL_COMMENT,
+	AL_HOST,
+	AL_FOR,
+	AL_ID
+};
 
 int alerts_ls(struct cli *c, int argc, char **argv)
 {
@@ -330,7 +340,7 @@ int alerts_ls(struct cli *c, int argc, char **argv)
 	    CLI_GLOBAL_OPTIONS,
 	    {NULL, 0, NULL, 0},
 	};
-	static const char *const head[] = {"RULE", "HOST",     "STATE", "SINCE",
+	static const char *const head[] = {"RULE",  "HOST",     "STATE", "SINCE",
 	                                   "ACKED", "SILENCED", "VALUES"};
 	static const char *const hhead[] = {"TIME", "RULE", "HOST", "WHAT", "DETAIL"};
 	static const char *const shead[] = {"ID",   "RULE", "HOST",   "SELECTOR",
@@ -464,7 +474,8 @@ int alerts_silence(struct cli *c, int argc, char **argv)
 		}
 	}
 	if (optind < argc || !dur) {
-		rc = cli_usage(c, optind < argc ? "unexpected argument" : "--for DURATION is required");
+		rc = cli_usage(c, optind < argc ? "unexpected argument"
+		                                : "--for DURATION is required");
 		goto out;
 	}
 	json_object_set_new(body, "duration_s", json_integer(dur / 1000));

@@ -338,9 +338,11 @@ int hub_reload(struct hub *h, json_t *conf, char *msg, size_t msglen)
 	log_info(h->log, "hub", "configuration reloaded");
 	{
 		char why[1024];
-		/* The rules file is its own: refused, the rules in force stay; the config stands. */
+		/* The rules file is its own: refused, the rules in force stay; the config stands.
+		 */
 		if (rules_reload_file(h, why, sizeof(why)) < 0)
-			log_warn(h->log, "rules", "rules file refused, the rules in force stay: %s", why);
+			log_warn(h->log, "rules", "rules file refused, the rules in force stay: %s",
+			         why);
 	}
 	return 0;
 }

@@ -89,7 +89,8 @@ static int rx_duration(struct rx_parse *ps, int64_t *out, const char *what)
 	rx_space(ps);
 	at = ps->p;
 	n = strspn(at, "0123456789smhdw");
-	if (n == 0 || n >= sizeof(buf) || !isdigit((unsigned char)at[0]) || isdigit((unsigned char)at[n - 1]))
+	if (n == 0 || n >= sizeof(buf) || !isdigit((unsigned char)at[0]) ||
+	    isdigit((unsigned char)at[n - 1]))
 		return rx_fail(ps, at, "expected %s, a duration such as 30s, 5m, 2h or 1d", what);
 	memcpy(buf, at, n);
 	buf[n] = '\0';
@@ -120,8 +121,8 @@ static int rx_cmp_op(struct rx_parse *ps, int *op)
 	static const struct {
 		const char *s;
 		int op;
-	} ops[] = {{">=", RX_GE}, {"<=", RX_LE}, {"==", RX_EQ}, {"!=", RX_NE}, {">", RX_GT},
-	           {"<", RX_LT}};
+	} ops[] = {{">=", RX_GE}, {"<=", RX_LE}, {"==", RX_EQ},
+	           {"!=", RX_NE}, {">", RX_GT},  {"<", RX_LT}};
 
 	rx_space(ps);
 	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
@@ -178,8 +179,7 @@ static int rx_series(struct rx_parse *ps, struct rx_leaf *lf)
 	free(sel);
 	if (rc < 0)
 		/* its message starts "match[]: ": the query's parameter, not ours */
-		return rx_fail(ps, at, "%s",
-		               strncmp(why, "match[]: ", 9) == 0 ? why + 9 : why);
+		return rx_fail(ps, at, "%s", strncmp(why, "match[]: ", 9) == 0 ? why + 9 : why);
 	/* The name's own matcher becomes the walk's name (tsdb_series_each by name): the walk
 	 * sees only series of that name, so the matcher would only cost a compare per series. */
 	for (size_t i = 0; i < lf->nm; i++) {
@@ -475,7 +475,8 @@ int rule_expr_parse(const char *text, struct rule_expr **out, int *col, char *ms
 		return OUTPOST_E_INTERNAL;
 	rc = rx_or(&ps, &ps.e->root);
 	if (rc == 0 && rx_keyword(&ps, "for"))
-		rc = rx_duration(&ps, &ps.e->for_ms, "how long the condition holds before it fires");
+		rc =
+		    rx_duration(&ps, &ps.e->for_ms, "how long the condition holds before it fires");
 	rx_space(&ps);
 	if (rc == 0 && *ps.p)
 		rc = rx_fail(&ps, ps.p, "expected and, or, for DURATION or the end");

@@ -10,8 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define RX_MAX_TEXT 4096  /* bytes of a condition */
-#define RX_MAX_LEAVES 16  /* terms of one condition */
+#define RX_MAX_TEXT 4096                  /* bytes of a condition */
+#define RX_MAX_LEAVES 16                  /* terms of one condition */
 #define RX_MAX_WINDOW_MS (7LL * 86400000) /* a window or a prediction's horizon */
 
 enum rx_kind { RX_AND, RX_OR, RX_LEAF };

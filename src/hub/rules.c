@@ -27,7 +27,6 @@
 
 /* ---- Rules: checked once ---- */
 
-
 static int rule_name_ok(const char *s)
 {
 	size_t n = s ? strlen(s) : 0;
@@ -73,8 +72,8 @@ static int opt_int(const json_t *opts, const char *key, int64_t lo, int64_t hi, 
 
 static int rule_options(struct rule *r, const json_t *opts, char *msg, size_t msglen)
 {
-	static const char *const known[] = {"cooldown_s", "max_actions_per_hour", "dry_run",
-	                                    "repeat_s", "severity", NULL};
+	static const char *const known[] = {
+	    "cooldown_s", "max_actions_per_hour", "dry_run", "repeat_s", "severity", NULL};
 	const char *k;
 	json_t *v;
 	int64_t cool, cap, rep;
@@ -137,7 +136,8 @@ int rule_build(const json_t *doc, struct rule **out, const char **field, int *co
 	*col = 0;
 	*field = NULL;
 	if (!json_is_object(doc)) {
-		snprintf(msg, msglen, "a rule is an object {name, scope, condition, actions, options}");
+		snprintf(msg, msglen,
+		         "a rule is an object {name, scope, condition, actions, options}");
 		return OUTPOST_E_BAD_ARGS;
 	}
 	json_object_foreach((json_t *)doc, k, v)
@@ -146,17 +146,19 @@ int rule_build(const json_t *doc, struct rule **out, const char **field, int *co
 			;
 		if (i == sizeof(known) / sizeof(known[0])) {
 			*field = k;
-			snprintf(msg, msglen,
-			         "unknown key '%.64s' (name, description, scope, condition, actions, "
-			         "options)",
-			         k);
+			snprintf(
+			    msg, msglen,
+			    "unknown key '%.64s' (name, description, scope, condition, actions, "
+			    "options)",
+			    k);
 			return OUTPOST_E_BAD_ARGS;
 		}
 	}
 	if (!rule_name_ok(name)) {
 		*field = "name";
-		snprintf(msg, msglen,
-		         "name must be 1 to 64 of A-Z a-z 0-9 . _ -, starting with a letter or digit");
+		snprintf(
+		    msg, msglen,
+		    "name must be 1 to 64 of A-Z a-z 0-9 . _ -, starting with a letter or digit");
 		return OUTPOST_E_BAD_ARGS;
 	}
 	v = json_object_get(doc, "description");
@@ -188,8 +190,9 @@ int rule_build(const json_t *doc, struct rule **out, const char **field, int *co
 	}
 	if (!cond) {
 		*field = "condition";
-		snprintf(msg, msglen, "condition is required: a string such as "
-		                      "avg(host_cpu_percent[5m]) > 90 for 2m (docs/rules.md)");
+		snprintf(msg, msglen,
+		         "condition is required: a string such as "
+		         "avg(host_cpu_percent[5m]) > 90 for 2m (docs/rules.md)");
 		rc = OUTPOST_E_BAD_ARGS;
 		goto fail;
 	}
@@ -374,8 +377,8 @@ static int rules_file_read(const char *path, struct rule ***out, size_t *nout, c
 	list = json_object_get(conf, "rules");
 	if (!json_is_object(conf) || json_object_size(conf) != 1 || !json_is_array(list) ||
 	    json_array_size(list) > RULES_MAX) {
-		snprintf(msg, msglen, "%s:1:1: a rules file is {\"rules\": [RULE, ...]} (docs/rules.md)",
-		         path);
+		snprintf(msg, msglen,
+		         "%s:1:1: a rules file is {\"rules\": [RULE, ...]} (docs/rules.md)", path);
 		rc = OUTPOST_E_BAD_ARGS;
 		goto out;
 	}
@@ -480,8 +483,8 @@ int rules_reload_file(struct hub *h, char *msg, size_t msglen)
 		return 0;
 	rc = rules_load_file(rs, msg, msglen);
 	if (rc == 0)
-		log_info(h->log, "rules", "rules file %s: %zu rule(s) in force", rs->file ? rs->file : "-",
-		         rs->n);
+		log_info(h->log, "rules", "rules file %s: %zu rule(s) in force",
+		         rs->file ? rs->file : "-", rs->n);
 	return rc;
 }
 
@@ -500,7 +503,7 @@ struct wstat {
 /* A metric term's values over every series it reads, once per cycle whatever the number of
  * rules that compare it (rules usually differ in thresholds and scopes, not in terms). */
 struct term_memo {
-	char *key; /* rx_leaf.key */
+	char *key;         /* rx_leaf.key */
 	const char **host; /* keys of the cycle's hosts object (stable for the cycle) */
 	double *v;
 	size_t n, cap;
@@ -511,10 +514,10 @@ struct term_memo {
 
 struct rules_cycle {
 	int64_t now;
-	json_t *hosts;  /* id -> host (the store's hosts, read a page at a time) */
+	json_t *hosts; /* id -> host (the store's hosts, read a page at a time) */
 	int hosts_done;
 	char hosts_after[80]; /* the last id read */
-	json_t *events; /* [{host_id, kind, at_ms}] */
+	json_t *events;       /* [{host_id, kind, at_ms}] */
 	int64_t events_since;
 	size_t ri, li, pos;
 	uint64_t gen;
@@ -580,7 +583,8 @@ static int cache_grow(struct rules_cycle *c)
 		size_t j;
 		if (c->cache[i].stamp != c->stamp)
 			continue;
-		for (j = wkey(c->cache[i].id, c->cache[i].win, cap); nc[j].stamp; j = (j + 1) & (cap - 1))
+		for (j = wkey(c->cache[i].id, c->cache[i].win, cap); nc[j].stamp;
+		     j = (j + 1) & (cap - 1))
 			;
 		nc[j] = c->cache[i];
 	}
@@ -647,8 +651,8 @@ static int leaf_value(struct hub *h, struct rules_cycle *c, const struct rx_leaf
 		struct tsdb_point *pts = NULL;
 		size_t n = 0, k = 0;
 		double *vals;
-		if (tsdb_read(h->tsdb, s->id, TSDB_RAW, c->now - lf->window_ms, c->now + 1, &pts, &n) <
-		        0 ||
+		if (tsdb_read(h->tsdb, s->id, TSDB_RAW, c->now - lf->window_ms, c->now + 1, &pts,
+		              &n) < 0 ||
 		    n == 0 || !(vals = malloc(n * sizeof(double)))) {
 			free(pts);
 			return -1;
@@ -804,7 +808,8 @@ static int leaf_eval(struct rules *rs, struct rules_cycle *c, struct rule *r, si
 		}
 		if (!m->done) {
 			if (tsdb_generation(rs->h->tsdb) != c->gen) {
-				/* the tsdb was reloaded under the walk: positions moved, start again */
+				/* the tsdb was reloaded under the walk: positions moved, start
+				 * again */
 				c->gen = tsdb_generation(rs->h->tsdb);
 				m->pos = 0;
 				m->n = 0;
@@ -826,9 +831,9 @@ static int leaf_eval(struct rules *rs, struct rules_cycle *c, struct rule *r, si
 		{
 			const char *st = json_string_value(json_object_get(host, "state"));
 			int64_t seen = json_integer_value(json_object_get(host, "last_seen_ms"));
-			if (lf->kind == RX_PENDING ? strcmp(st, HOST_PENDING) == 0
-			                           : strcmp(st, HOST_DOWN) == 0 &&
-			                                 c->now - seen >= lf->for_ms)
+			if (lf->kind == RX_PENDING
+			        ? strcmp(st, HOST_PENDING) == 0
+			        : strcmp(st, HOST_DOWN) == 0 && c->now - seen >= lf->for_ms)
 				set_put(c->sets[li], id, lf->text,
 				        lf->kind == RX_DOWN ? (double)(c->now - seen) / 1000.0 : 1);
 		}
@@ -841,7 +846,8 @@ static int leaf_eval(struct rules *rs, struct rules_cycle *c, struct rule *r, si
 			int64_t at = json_integer_value(json_object_get(ev, "at_ms"));
 			json_t *vals, *cnt;
 			if (!hid || !kind || strcmp(kind, lf->event) != 0 ||
-			    at <= (lf->for_ms ? c->now - lf->for_ms : c->events_since) || at > c->now)
+			    at <= (lf->for_ms ? c->now - lf->for_ms : c->events_since) ||
+			    at > c->now)
 				continue;
 			vals = json_object_get(c->sets[li], hid);
 			cnt = vals ? json_object_get(vals, lf->text) : NULL; /* a count of them */
@@ -906,7 +912,8 @@ static void scope_filter(struct rules_cycle *c, const struct rule *r, json_t *ma
 	json_object_foreach_safe(matched, tmp, host, vals)
 	{
 		json_t *hj = json_object_get(c->hosts, host);
-		if (!hj || (r->scope && !selector_match(r->scope, host, json_object_get(hj, "attrs"))))
+		if (!hj ||
+		    (r->scope && !selector_match(r->scope, host, json_object_get(hj, "attrs"))))
 			json_object_del(matched, host);
 	}
 }
@@ -1163,7 +1170,8 @@ int rules_new(struct hub *h, struct rules **out, char *msg, size_t msglen)
 	if (file && *file && !(rs->file = strdup(file)))
 		goto oom;
 	h->rules = rs;
-	if ((rc = rules_load_store(rs, msg, msglen)) < 0 || (rc = rules_load_file(rs, msg, msglen)) < 0 ||
+	if ((rc = rules_load_store(rs, msg, msglen)) < 0 ||
+	    (rc = rules_load_file(rs, msg, msglen)) < 0 ||
 	    (rc = rules_hook_start(h, &rs->hook, msg, msglen)) < 0) {
 		h->rules = NULL;
 		rules_free(rs);
@@ -1215,24 +1223,25 @@ void rules_stats(struct hub *h, struct buf *b)
 		}
 	}
 	rules_hook_stats(rs->hook, &sent, &failed);
-	buf_printf(b,
-	           "# HELP outpost_hub_rules Rules in force.\n# TYPE outpost_hub_rules gauge\n"
-	           "outpost_hub_rules %zu\n"
-	           "# HELP outpost_hub_alerts Alerts by state.\n# TYPE outpost_hub_alerts gauge\n"
-	           "outpost_hub_alerts{state=\"pending\"} %zu\noutpost_hub_alerts{state=\"firing\"} "
-	           "%zu\n"
-	           "# TYPE outpost_hub_rule_cycles_total counter\noutpost_hub_rule_cycles_total %llu\n"
-	           "# HELP outpost_hub_rule_cycle_seconds The last evaluation cycle: wall time, "
-	           "CPU time, longest slice.\n# TYPE outpost_hub_rule_cycle_seconds gauge\n"
-	           "outpost_hub_rule_cycle_seconds{what=\"wall\"} %.3f\n"
-	           "outpost_hub_rule_cycle_seconds{what=\"cpu\"} %.6f\n"
-	           "outpost_hub_rule_cycle_seconds{what=\"max_slice\"} %.6f\n"
-	           "# TYPE outpost_hub_rule_actions_total counter\n"
-	           "outpost_hub_rule_actions_total{outcome=\"started\"} %llu\n"
-	           "outpost_hub_rule_actions_total{outcome=\"suppressed\"} %llu\n"
-	           "outpost_hub_rule_actions_total{outcome=\"webhook_sent\"} %llu\n"
-	           "outpost_hub_rule_actions_total{outcome=\"webhook_failed\"} %llu\n",
-	           rs->n, pending, firing, rs->cycles, (double)rs->last_cycle_ms / 1000.0,
-	           (double)rs->last_cycle_cpu_us / 1e6, (double)rs->max_slice_us / 1e6, rs->actions,
-	           rs->suppressed, sent, failed);
+	buf_printf(
+	    b,
+	    "# HELP outpost_hub_rules Rules in force.\n# TYPE outpost_hub_rules gauge\n"
+	    "outpost_hub_rules %zu\n"
+	    "# HELP outpost_hub_alerts Alerts by state.\n# TYPE outpost_hub_alerts gauge\n"
+	    "outpost_hub_alerts{state=\"pending\"} %zu\noutpost_hub_alerts{state=\"firing\"} "
+	    "%zu\n"
+	    "# TYPE outpost_hub_rule_cycles_total counter\noutpost_hub_rule_cycles_total %llu\n"
+	    "# HELP outpost_hub_rule_cycle_seconds The last evaluation cycle: wall time, "
+	    "CPU time, longest slice.\n# TYPE outpost_hub_rule_cycle_seconds gauge\n"
+	    "outpost_hub_rule_cycle_seconds{what=\"wall\"} %.3f\n"
+	    "outpost_hub_rule_cycle_seconds{what=\"cpu\"} %.6f\n"
+	    "outpost_hub_rule_cycle_seconds{what=\"max_slice\"} %.6f\n"
+	    "# TYPE outpost_hub_rule_actions_total counter\n"
+	    "outpost_hub_rule_actions_total{outcome=\"started\"} %llu\n"
+	    "outpost_hub_rule_actions_total{outcome=\"suppressed\"} %llu\n"
+	    "outpost_hub_rule_actions_total{outcome=\"webhook_sent\"} %llu\n"
+	    "outpost_hub_rule_actions_total{outcome=\"webhook_failed\"} %llu\n",
+	    rs->n, pending, firing, rs->cycles, (double)rs->last_cycle_ms / 1000.0,
+	    (double)rs->last_cycle_cpu_us / 1e6, (double)rs->max_slice_us / 1e6, rs->actions,
+	    rs->suppressed, sent, failed);
 }

@@ -66,10 +66,8 @@ static void act_log(struct act_ctx *x, const json_t *a);
  * may be written against them; until they are wired a rule naming them is refused with
  * unavailable. */
 static const struct act_kind act_kinds[] = {
-    {"task", task_keys, 0, act_task},
-    {"webhook", webhook_keys, 1, act_webhook},
-    {"log", log_keys, 1, act_log},
-    {"flow", flow_keys, 0, NULL},
+    {"task", task_keys, 0, act_task}, {"webhook", webhook_keys, 1, act_webhook},
+    {"log", log_keys, 1, act_log},    {"flow", flow_keys, 0, NULL},
     {"email", email_keys, 1, NULL},
 };
 #define ACT_NKINDS (sizeof(act_kinds) / sizeof(act_kinds[0]))
@@ -117,7 +115,8 @@ int rules_action_check(const json_t *a, char *msg, size_t msglen)
 	if (ak->run == act_task) {
 		if (!wire_name_ok(json_string_value(json_object_get(a, "plugin"))) ||
 		    !wire_name_ok(json_string_value(json_object_get(a, "op")))) {
-			snprintf(msg, msglen, "a task action needs plugin and op (names of a-z 0-9 _)");
+			snprintf(msg, msglen,
+			         "a task action needs plugin and op (names of a-z 0-9 _)");
 			return OUTPOST_E_BAD_ARGS;
 		}
 		v = json_object_get(a, "args");
@@ -135,10 +134,11 @@ int rules_action_check(const json_t *a, char *msg, size_t msglen)
 		if (v) {
 			struct selector *sel = NULL;
 			char why[300];
-			if (!json_is_string(v) ||
-			    selector_parse(json_string_value(v), NULL, NULL, &sel, why, sizeof(why)) < 0) {
+			if (!json_is_string(v) || selector_parse(json_string_value(v), NULL, NULL,
+			                                         &sel, why, sizeof(why)) < 0) {
 				snprintf(msg, msglen, "target must be a selector%s%s",
-				         json_is_string(v) ? ": " : "", json_is_string(v) ? why : "");
+				         json_is_string(v) ? ": " : "",
+				         json_is_string(v) ? why : "");
 				return OUTPOST_E_BAD_ARGS;
 			}
 			selector_free(sel);
@@ -148,8 +148,9 @@ int rules_action_check(const json_t *a, char *msg, size_t msglen)
 		s = json_string_value(json_object_get(a, "url"));
 		if (!s || strlen(s) > 2048 ||
 		    (strncmp(s, "http://", 7) != 0 && strncmp(s, "https://", 8) != 0)) {
-			snprintf(msg, msglen, "a webhook action needs url, http:// or https:// (at most "
-			                      "2048 bytes)");
+			snprintf(msg, msglen,
+			         "a webhook action needs url, http:// or https:// (at most "
+			         "2048 bytes)");
 			return OUTPOST_E_BAD_ARGS;
 		}
 	}
@@ -186,8 +187,8 @@ static void act_task(struct act_ctx *x, const json_t *a)
 	const char *host = json_string_value(json_object_get(x->alert, "host"));
 	const char *target = json_string_value(json_object_get(a, "target"));
 	const char *plugin = json_string_value(json_object_get(a, "plugin"));
-	json_t *args = json_deep_copy(json_object_get(a, "args") ? json_object_get(a, "args")
-	                                                          : json_object());
+	json_t *args =
+	    json_deep_copy(json_object_get(a, "args") ? json_object_get(a, "args") : json_object());
 	json_t *ids = NULL;
 	char id[160], seed[400], hash[65], by[80], msg[300] = "";
 	int rc;
@@ -202,7 +203,8 @@ static void act_task(struct act_ctx *x, const json_t *a)
 	if (target) {
 		rc = registry_select(h, target, 0, &ids, msg, sizeof(msg));
 		if (rc == 0 && json_array_size(ids) == 0) {
-			snprintf(msg, sizeof(msg), "target '%.200s' matches no accepted host", target);
+			snprintf(msg, sizeof(msg), "target '%.200s' matches no accepted host",
+			         target);
 			rc = OUTPOST_E_NOT_FOUND;
 		}
 	} else {
@@ -211,8 +213,9 @@ static void act_task(struct act_ctx *x, const json_t *a)
 		rc = ids ? 0 : OUTPOST_E_INTERNAL;
 	}
 	if (rc == 0)
-		rc = tasks_start(h, id, target, ids, plugin, json_string_value(json_object_get(a, "op")),
-		                 args, json_integer_value(json_object_get(a, "timeout_ms")), by);
+		rc = tasks_start(h, id, target, ids, plugin,
+		                 json_string_value(json_object_get(a, "op")), args,
+		                 json_integer_value(json_object_get(a, "timeout_ms")), by);
 	if (rc == 0)
 		x->rs->actions++;
 	rules_log(x->rs, x->r->name, host, "action",
@@ -230,8 +233,8 @@ static char *act_webhook_body(struct act_ctx *x)
 	json_t *b = json_pack(
 	    "{s:i, s:s, s:s, s:s, s:s?, s:s, s:O, s:I, s:I, s:I, s:b}", "version", 1, "rule",
 	    x->r->name, "host", json_string_value(json_object_get(a, "host")), "state", x->event,
-	    "severity", json_string_value(json_object_get(json_object_get(x->r->doc, "options"),
-	                                                  "severity")),
+	    "severity",
+	    json_string_value(json_object_get(json_object_get(x->r->doc, "options"), "severity")),
 	    "condition", json_string_value(json_object_get(x->r->doc, "condition")), "values",
 	    json_object_get(a, "values"), "since_ms",
 	    json_integer_value(json_object_get(a, "since_ms")), "fired_ms",
@@ -344,9 +347,10 @@ static void notify(struct rules *rs, struct rule *r, json_t *a, const char *even
 	if (firing) {
 		json_t *last = json_object_get(r->last_act, host);
 		if (last && now - json_integer_value(last) < r->cooldown_ms) {
-			suppress(rs, r, host, event, "cooldown",
-			         json_pack("{s:I}", "until_ms",
-			                   (json_int_t)(json_integer_value(last) + r->cooldown_ms)));
+			suppress(
+			    rs, r, host, event, "cooldown",
+			    json_pack("{s:I}", "until_ms",
+			              (json_int_t)(json_integer_value(last) + r->cooldown_ms)));
 			return;
 		}
 		if (!cap_take(r, now)) {
@@ -388,9 +392,9 @@ static void alert_fire(struct rules *rs, struct rule *r, const char *host, json_
 {
 	json_object_set_new(a, "state", json_string("firing"));
 	json_object_set_new(a, "fired_ms", json_integer(now));
-	rules_log(rs, r->name, host, "firing",
-	          json_pack("{s:O, s:b}", "values", json_object_get(a, "values"), "dry_run",
-	                    r->dry_run));
+	rules_log(
+	    rs, r->name, host, "firing",
+	    json_pack("{s:O, s:b}", "values", json_object_get(a, "values"), "dry_run", r->dry_run));
 	log_info(rs->h->log, "rules", "rule %s firing on %s", r->name, host);
 	notify(rs, r, a, "firing", attrs, now);
 	alert_store(rs, r, host, a);
@@ -475,7 +479,8 @@ int rules_settle(struct rules *rs, struct rule *r, struct rules_settle *st, cons
 	for (; st->pos < json_array_size(st->gone); st->pos++) {
 		if (until && (++n & 7) == 0 && clk_mono_ms() >= until)
 			return 1;
-		settle_gone(rs, r, json_string_value(json_array_get(st->gone, st->pos)), hosts, now);
+		settle_gone(rs, r, json_string_value(json_array_get(st->gone, st->pos)), hosts,
+		            now);
 	}
 	return 0;
 }

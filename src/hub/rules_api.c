@@ -14,7 +14,8 @@
 static struct rules *api_rules(struct hub *h, struct httpd_req *req)
 {
 	if (!h->rules)
-		httpd_respond_error(req, OUTPOST_E_UNAVAILABLE, "rules are not running on this hub");
+		httpd_respond_error(req, OUTPOST_E_UNAVAILABLE,
+		                    "rules are not running on this hub");
 	return h->rules;
 }
 
@@ -68,7 +69,8 @@ void rules_api_get(void *ctx, struct httpd_req *req)
 	if (!rs)
 		return;
 	if (!(r = rules_find(rs, httpd_req_arg(req, 0)))) {
-		httpd_respond_error(req, OUTPOST_E_NOT_FOUND, "no such rule: see `outpost rules ls`");
+		httpd_respond_error(req, OUTPOST_E_NOT_FOUND,
+		                    "no such rule: see `outpost rules ls`");
 		return;
 	}
 	v = rule_view(r);
@@ -101,10 +103,11 @@ static int rule_from_body(struct httpd_req *req, const char *name, struct rule *
 		return rc;
 	}
 	if (name && strcmp((*out)->name, name) != 0) {
-		httpd_respond_error(req, OUTPOST_E_BAD_ARGS,
-		                    "name '%s' is not the rule's in the path ('%s'): a rule keeps its "
-		                    "name (remove it and add one)",
-		                    (*out)->name, name);
+		httpd_respond_error(
+		    req, OUTPOST_E_BAD_ARGS,
+		    "name '%s' is not the rule's in the path ('%s'): a rule keeps its "
+		    "name (remove it and add one)",
+		    (*out)->name, name);
 		rule_free(*out);
 		*out = NULL;
 		return OUTPOST_E_BAD_ARGS;
@@ -166,9 +169,10 @@ void rules_api_add(void *ctx, struct httpd_req *req)
 		if (same) /* a repeat: the rule as it is */
 			httpd_respond_ok(req, rule_view(old));
 		else
-			httpd_respond_error(req, OUTPOST_E_CONFLICT,
-			                    "a rule named '%s' exists: change it with `outpost rules edit`",
-			                    r->name);
+			httpd_respond_error(
+			    req, OUTPOST_E_CONFLICT,
+			    "a rule named '%s' exists: change it with `outpost rules edit`",
+			    r->name);
 		rule_free(r);
 		return;
 	}
@@ -190,7 +194,8 @@ void rules_api_edit(void *ctx, struct httpd_req *req)
 	if (!rs)
 		return;
 	if (!(old = rules_find(rs, name))) {
-		httpd_respond_error(req, OUTPOST_E_NOT_FOUND, "no such rule: see `outpost rules ls`");
+		httpd_respond_error(req, OUTPOST_E_NOT_FOUND,
+		                    "no such rule: see `outpost rules ls`");
 		return;
 	}
 	if (rule_not_file(req, old) < 0 || rule_from_body(req, name, &r) < 0)
@@ -288,12 +293,14 @@ void alerts_api_list(void *ctx, struct httpd_req *req)
 		{
 			const json_t *sil;
 			json_t *v;
-			if (only && strcmp(only, json_string_value(json_object_get(a, "state"))) != 0)
+			if (only &&
+			    strcmp(only, json_string_value(json_object_get(a, "state"))) != 0)
 				continue;
 			v = json_deep_copy(a);
 			sil = rules_silenced(rs, rs->v[i], host, NULL, clk_real_ms());
 			json_object_set_new(v, "silenced",
-			                    sil ? json_deep_copy(json_object_get(sil, "id")) : json_null());
+			                    sil ? json_deep_copy(json_object_get(sil, "id"))
+			                        : json_null());
 			json_array_append_new(arr, v);
 		}
 	}
@@ -378,7 +385,8 @@ static int silence_id_ok(const char *s)
 	if (n < 1 || n > 64)
 		return 0;
 	for (size_t i = 0; i < n; i++)
-		if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-", s[i]))
+		if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-",
+		            s[i]))
 			return 0;
 	return 1;
 }
@@ -403,9 +411,9 @@ void alerts_api_silence(void *ctx, struct httpd_req *req)
 		httpd_respond_error(req, OUTPOST_E_BAD_ARGS, "id: 1 to 64 of A-Z a-z 0-9 . _ -");
 		goto out;
 	}
-	json_array_foreach(rs->silences, i, v) if (id &&
-	                                           strcmp(json_string_value(json_object_get(v, "id")),
-	                                                  id) == 0)
+	json_array_foreach(rs->silences, i,
+	                   v) if (id &&
+	                          strcmp(json_string_value(json_object_get(v, "id")), id) == 0)
 	{
 		httpd_respond_ok(req, json_deep_copy(v));
 		goto out;
@@ -439,8 +447,9 @@ void alerts_api_silence(void *ctx, struct httpd_req *req)
 	     strlen(json_string_value(json_object_get(body, "rule"))) > RULES_NAME_MAX) ||
 	    (json_object_get(body, "host") &&
 	     strlen(json_string_value(json_object_get(body, "host"))) > 64)) {
-		httpd_respond_error(req, OUTPOST_E_BAD_ARGS,
-		                    "rule: at most 64, host: at most 64, comment: at most 1024 bytes");
+		httpd_respond_error(
+		    req, OUTPOST_E_BAD_ARGS,
+		    "rule: at most 64, host: at most 64, comment: at most 1024 bytes");
 		goto out;
 	}
 	if (!id) {

@@ -202,8 +202,8 @@ static int hook_secret(struct hub *h, struct rules_hook *w, char *msg, size_t ms
 	buf[n] = '\0';
 	n = (ssize_t)strcspn(buf, "\r\n");
 	if (n < 16 || (size_t)n > sizeof(w->secret)) {
-		snprintf(msg, msglen, "rules: the webhook secret %s must be one line of 16 to 64 bytes",
-		         path);
+		snprintf(msg, msglen,
+		         "rules: the webhook secret %s must be one line of 16 to 64 bytes", path);
 		return OUTPOST_E_BAD_ARGS;
 	}
 	memcpy(w->secret, buf, (size_t)n);
@@ -285,13 +285,15 @@ void rules_hook_drain(struct rules_hook *w, struct rules *rs)
 		else
 			w->failed++;
 		rules_log(rs, j->rule, j->host, "action",
-		          json_pack("{s:s, s:s, s:s, s:s, s:i, s:I, s:s?}", "action", "webhook", "url",
-		                    j->url, "delivery", j->delivery, "outcome", j->ok ? "delivered" : "failed",
-		                    "attempts", j->attempts, "status", (json_int_t)j->status, "error",
+		          json_pack("{s:s, s:s, s:s, s:s, s:i, s:I, s:s?}", "action", "webhook",
+		                    "url", j->url, "delivery", j->delivery, "outcome",
+		                    j->ok ? "delivered" : "failed", "attempts", j->attempts,
+		                    "status", (json_int_t)j->status, "error",
 		                    j->err[0] ? j->err : NULL));
 		if (!j->ok)
-			log_warn(rs->h->log, "rules", "rule %s: webhook %s failed after %d attempt(s): %s",
-			         j->rule, j->url, j->attempts, j->err[0] ? j->err : "HTTP error");
+			log_warn(rs->h->log, "rules",
+			         "rule %s: webhook %s failed after %d attempt(s): %s", j->rule,
+			         j->url, j->attempts, j->err[0] ? j->err : "HTTP error");
 		job_free(j);
 	}
 }

@@ -15,10 +15,10 @@ struct selector;
 struct logger;
 
 #define RULES_NAME_MAX 64
-#define RULES_MAX 5000          /* rules in force, store and file together */
-#define RULES_ACTIONS_MAX 8     /* actions of one rule */
-#define RULES_CAP_MAX 1000      /* max_actions_per_hour at most */
-#define RULES_SLICE_MS 20       /* one slice of a cycle holds the loop at most about this */
+#define RULES_MAX 5000      /* rules in force, store and file together */
+#define RULES_ACTIONS_MAX 8 /* actions of one rule */
+#define RULES_CAP_MAX 1000  /* max_actions_per_hour at most */
+#define RULES_SLICE_MS 20   /* one slice of a cycle holds the loop at most about this */
 
 /* One rule in force. doc is what the API shows (name, scope, condition, actions, options,
  * source). */
@@ -34,7 +34,7 @@ struct rule {
 	json_t *actions;
 	/* host -> alert document (pending or firing): the alerts of this rule now */
 	json_t *alerts;
-	json_t *last_act; /* host -> when its alerts last ran actions (cooldown) */
+	json_t *last_act;            /* host -> when its alerts last ran actions (cooldown) */
 	int64_t acts[RULES_CAP_MAX]; /* times of the actions of the last hour, a ring */
 	size_t nacts, actpos;
 };
@@ -54,15 +54,15 @@ struct rules {
 	struct hub *h;
 	struct rule **v;
 	size_t n;
-	char *file; /* rules.file; NULL: none */
+	char *file;       /* rules.file; NULL: none */
 	json_t *silences; /* [{id, rule, host, selector, ends_ms, comment, created_by}] */
 	struct rules_hook *hook;
 	/* task failures seen lately: [{host_id, kind, detail, at_ms}], oldest first */
 	json_t *notes;
 	/* the cycle under way */
 	struct rules_cycle *cyc;
-	int64_t next_ms;         /* when the next cycle is due (wall clock) */
-	int64_t last_events_ms;  /* events up to here were seen by the last cycle */
+	int64_t next_ms;        /* when the next cycle is due (wall clock) */
+	int64_t last_events_ms; /* events up to here were seen by the last cycle */
 	struct loop_timer *slice_timer;
 	/* counters */
 	unsigned long long cycles, actions, suppressed, evals;

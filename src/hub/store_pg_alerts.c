@@ -105,10 +105,10 @@ int pg_alert_log_list(struct store *base, const char *rule_id, int limit, json_t
 	if (!(arr = json_array()))
 		rc = OUTPOST_E_INTERNAL;
 	for (int i = 0; arr && rc >= 0 && i < PQntuples(r); i++) {
-		json_t *e = json_pack("{s:I, s:I, s:s, s:s?, s:s, s:o}", "id", pg_int(r, i, 0),
-		                      "at_ms", pg_int(r, i, 1), "rule_id", pg_str(r, i, 2),
-		                      "host_id", pg_str(r, i, 3), "kind", pg_str(r, i, 4), "detail",
-		                      pg_json(r, i, 5));
+		json_t *e =
+		    json_pack("{s:I, s:I, s:s, s:s?, s:s, s:o}", "id", pg_int(r, i, 0), "at_ms",
+		              pg_int(r, i, 1), "rule_id", pg_str(r, i, 2), "host_id",
+		              pg_str(r, i, 3), "kind", pg_str(r, i, 4), "detail", pg_json(r, i, 5));
 		rc = e && json_array_append_new(arr, e) == 0 ? 0 : OUTPOST_E_INTERNAL;
 	}
 	PQclear(r);

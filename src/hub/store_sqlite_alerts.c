@@ -122,10 +122,10 @@ int sq_alert_log_list(struct store *base, const char *rule_id, int limit, json_t
 	if (rule_id)
 		bind_str(st, 2, rule_id);
 	while (rc == 0 && (rc = db_step(st)) == 1) {
-		json_t *e = json_pack("{s:I, s:I, s:s, s:s?, s:s, s:o}", "id", col_int(st, 0),
-		                      "at_ms", col_int(st, 1), "rule_id", col_str(st, 2), "host_id",
-		                      col_str(st, 3), "kind", col_str(st, 4), "detail",
-		                      col_json(st, 5));
+		json_t *e =
+		    json_pack("{s:I, s:I, s:s, s:s?, s:s, s:o}", "id", col_int(st, 0), "at_ms",
+		              col_int(st, 1), "rule_id", col_str(st, 2), "host_id", col_str(st, 3),
+		              "kind", col_str(st, 4), "detail", col_json(st, 5));
 		rc = e && json_array_append_new(arr, e) == 0 ? 0 : OUTPOST_E_INTERNAL;
 	}
 	sqlite3_reset(st);

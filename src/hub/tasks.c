@@ -230,9 +230,8 @@ int tasks_start(struct hub *h, const char *id, const char *target, json_t *ids, 
 	task = json_pack("{s:s, s:s, s:s, s:s, s:O, s:I, s:I, s:I, s:s, s:I, s:I}", "id", id,
 	                 "target", target, "plugin", plugin, "op", op, "args", args, "timeout_ms",
 	                 (json_int_t)timeout_ms, "created_ms", (json_int_t)now, "expires_ms",
-	                 (json_int_t)(now + h->conf->tasks.default_expiry_ms),
-	                 "created_by", by, "batch_size", (json_int_t)0, "max_failures",
-	                 (json_int_t)-1);
+	                 (json_int_t)(now + h->conf->tasks.default_expiry_ms), "created_by", by,
+	                 "batch_size", (json_int_t)0, "max_failures", (json_int_t)-1);
 	if (!task)
 		return OUTPOST_E_INTERNAL;
 	rc = tasks_store(h, task, ids, &existing);
