@@ -975,18 +975,31 @@ static int cycle_run(struct rules *rs, struct rules_cycle *c)
 	return 0;
 }
 
-/* Events that event(kind) terms see: the store's newest (hosts' and custom ones) and the task
- * failures noted here. */
-static json_t *cycle_events(struct rules *rs, int64_t since)
+/* Events that event(kind) terms see: the store's (the hub's host events, agents' and those
+ * posted to POST /api/v1/events) since the previous cycle or the longest window an event term
+ * has, newest RULES_EVENTS_MAX of them, and the task failures noted here. */
+#define RULES_EVENTS_MAX 5000
+static json_t *cycle_events(struct rules *rs, int64_t now, int64_t since)
 {
 	struct store *s = rs->h->store;
+	struct store_events_query q = {.since_ms = since, .limit = RULES_EVENTS_MAX};
 	json_t *ev = NULL, *e;
-	size_t i;
+	size_t i, k, any = 0;
 
-	if (s->ops->events_list(s, NULL, 1000, &ev) < 0 || !ev)
+	for (i = 0; i < rs->n; i++)
+		for (k = 0; k < rs->v[i]->expr->nleaves; k++) {
+			const struct rx_leaf *lf = &rs->v[i]->expr->leaves[k];
+			if (lf->kind != RX_EVENT)
+				continue;
+			any = 1;
+			if (lf->for_ms && now - lf->for_ms < q.since_ms)
+				q.since_ms = now - lf->for_ms;
+		}
+	if (!any || s->ops->events_list(s, &q, &ev) < 0 || !ev) {
+		json_decref(ev);
 		ev = json_array();
+	}
 	json_array_foreach(rs->notes, i, e) json_array_append(ev, e);
-	(void)since;
 	return ev;
 }
 
@@ -1007,7 +1020,7 @@ static struct rules_cycle *cycle_new(struct rules *rs, int64_t now, int64_t sinc
 		cycle_free(c);
 		return NULL;
 	}
-	c->events = cycle_events(rs, since);
+	c->events = cycle_events(rs, now, since);
 	return c;
 }
 
