@@ -153,6 +153,33 @@ static const struct cli_cmd cli_cmds[] = {
      "  --hours N              the period it covers (default: the hub's, 24)\n"},
     {NULL, "audit", audit_ls, "[--limit N]", "the audit log, newest first (admin)",
      "  --limit N              at most N entries (default: the hub's)\n"},
+    {"rules", "ls", rules_ls, "", "list the rules in force (docs/rules.md)", ""},
+    {"rules", "show", rules_show, "NAME", "a rule, its alerts and its recent history", ""},
+    {"rules", "add", rules_add, "FILE",
+     "add a rule from a JSON file (- for stdin); the same rule again changes nothing (operator)",
+     ""},
+    {"rules", "edit", rules_edit, "NAME FILE", "replace a rule with the one in FILE (operator)",
+     ""},
+    {"rules", "rm", rules_rm, "NAME", "remove a rule and its alerts (operator)", ""},
+    {"rules", "test", rules_test, "NAME|FILE",
+     "which hosts a rule (in force, or in FILE) matches now; nothing fires (operator)", ""},
+    {"alerts", "ls", alerts_ls,
+     "[--state firing|pending] | --history [--rule NAME] [--limit N] | --silences",
+     "alerts pending and firing now, their history, or the silences",
+     "  --state STATE          only firing or only pending alerts\n"
+     "  --history              what rules did: firing, resolved, actions, suppressions\n"
+     "  --rule NAME            --history: of this rule only\n"
+     "  --silences             the silences in force\n"},
+    {"alerts", "ack", alerts_ack, "RULE HOST [--comment TEXT]",
+     "acknowledge an alert: its repeated notifications stop (operator)", ""},
+    {"alerts", "silence", alerts_silence,
+     "[--rule NAME] [--host ID] [-t SELECTOR] --for DURATION [--comment TEXT] [--id ID]",
+     "hold the actions of matching alerts until the silence ends (operator)",
+     "  --rule NAME            alerts of this rule\n"
+     "  --host ID              alerts of this host\n"
+     "  -t, --target SELECTOR  alerts of the hosts it matches\n"
+     "  --for DURATION         how long: 30m, 2h, 1d (at most 90d)\n"
+     "  --id ID                the silence's id: the same again changes nothing\n"},
 };
 
 #define CLI_NCMDS (sizeof(cli_cmds) / sizeof(cli_cmds[0]))

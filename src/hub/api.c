@@ -17,6 +17,7 @@
 #include "rwrite.h"
 #include "registry.h"
 #include "retention.h"
+#include "rules.h"
 #include "tsdb.h"
 #include "zk.h"
 #include "core/prom.h"
@@ -311,6 +312,7 @@ static void api_metrics(void *ctx, struct httpd_req *req)
 	rwrite_stats(h->rwrite, &b);
 	auth_stats(h, &b);
 	retention_stats(h->retention, &b);
+	rules_stats(h, &b);
 	if (h->tsdb) {
 		json_t *ts = tsdb_status(h->tsdb);
 		const char *k2;
@@ -378,6 +380,18 @@ static const struct httpd_route routes[] = {
     {"GET", "/", console_page, ROLE_NONE, 0},
     {"GET", "/console", console_page, ROLE_NONE, 0},
     {"GET", "/console/*", console_file, ROLE_NONE, 0},
+    {"GET", "/api/v1/rules", rules_api_list, ROLE_VIEWER, 0},
+    {"POST", "/api/v1/rules", rules_api_add, ROLE_OPERATOR, 64 * KB},
+    {"POST", "/api/v1/rules/test", rules_api_test, ROLE_OPERATOR, 64 * KB},
+    {"GET", "/api/v1/rules/*", rules_api_get, ROLE_VIEWER, 0},
+    {"POST", "/api/v1/rules/*/edit", rules_api_edit, ROLE_OPERATOR, 64 * KB},
+    {"POST", "/api/v1/rules/*/remove", rules_api_remove, ROLE_OPERATOR, 4 * KB},
+    {"GET", "/api/v1/alerts", alerts_api_list, ROLE_VIEWER, 0},
+    {"GET", "/api/v1/alerts/history", alerts_api_history, ROLE_VIEWER, 0},
+    {"POST", "/api/v1/alerts/ack", alerts_api_ack, ROLE_OPERATOR, 4 * KB},
+    {"GET", "/api/v1/silences", alerts_api_silences, ROLE_VIEWER, 0},
+    {"POST", "/api/v1/silences", alerts_api_silence, ROLE_OPERATOR, 8 * KB},
+    {"POST", "/api/v1/silences/*/remove", alerts_api_unsilence, ROLE_OPERATOR, 4 * KB},
 };
 
 const struct httpd_route *api_routes(size_t *n)

@@ -12,6 +12,7 @@
 #include "query.h"
 #include "registry.h"
 #include "retention.h"
+#include "rules.h"
 #include "store_pg.h"
 #include "tls.h"
 #include "tsdb.h"
@@ -88,6 +89,7 @@ static void hub_on_tick(void *arg)
 	flows_tick(h);
 	mail_tick(h);
 	report_tick(h);
+	rules_tick(h);
 }
 
 /* The time-series store's background work: a slice a second, so requests never wait long. */
@@ -313,6 +315,11 @@ int hub_new(struct loop *loop, json_t *conf, struct logger *log, struct hub **ou
 		if (registry_new(&hooks, &h->registry) < 0)
 			goto fail;
 	}
+	{
+		struct rules *rs;
+		if (rules_new(h, &rs, msg, msglen) < 0)
+			goto fail;
+	}
 	routes = api_routes(&nroutes);
 	h->routes = calloc(nroutes, sizeof(*h->routes));
 	if (!h->routes)
@@ -375,6 +382,14 @@ int hub_reload(struct hub *h, json_t *conf, char *msg, size_t msglen)
 	agents_configure(h->agents, h->conf);
 	admit_configure(&h->admit, (double)h->conf->api.admit_rate);
 	log_info(h->log, "hub", "configuration reloaded");
+	{
+		char why[1024];
+		/* The rules file is its own: refused, the rules in force stay; the config stands.
+		 */
+		if (rules_reload_file(h, why, sizeof(why)) < 0)
+			log_warn(h->log, "rules", "rules file refused, the rules in force stay: %s",
+			         why);
+	}
 	return 0;
 }
 
@@ -405,6 +420,8 @@ void hub_free(struct hub *h)
 	loop_timer_del(h->loop, h->retain);
 	retention_free(h->retention);
 	mail_free(h->mail); /* waits for a delivery under way (bounded by mail.timeout_s) */
+	rules_free(h->rules);
+	h->rules = NULL;
 	ingest_free(h->ingest);
 	rwrite_stop(h->rwrite); /* after ingest_free: its last commit hands over a batch */
 	httpd_stop(h->httpd);

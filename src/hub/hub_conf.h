@@ -55,6 +55,14 @@ struct hub_conf {
 		const char *hub_id, *hub_url;
 		int64_t single_hub; /* -1: not set */
 	} zk;
+	struct {
+		const char *file; /* "" or NULL: none */
+		int64_t interval_s;
+		const char *webhook_secret_file; /* NULL: <state_dir>/webhook.secret */
+	} rules;
+	struct {
+		int64_t keep_days;
+	} alerts;
 	struct conf_list remote_write; /* of struct hub_conf_rwrite */
 	struct {
 		const char *smtp_url, *from, *starttls, *username, *password_file, *ca_file;

@@ -24,6 +24,7 @@ struct hub_zk;
 struct qjob;
 struct rwrite;
 struct mail;
+struct rules;
 
 enum hub_role {
 	ROLE_NONE = 0, /* anyone: health, enroll */
@@ -114,6 +115,7 @@ struct hub {
 	struct admit admit;          /* agents' new connections (admit.h) */
 	struct mail *mail;           /* the mail queue's delivery (mail.h) */
 	int64_t recs_pruned_ms;      /* when ended flow runs and sent mail were last pruned */
+	struct rules *rules;         /* automation: rules, alerts (rules.h) */
 	int64_t started_ms;
 	int stopping;
 	struct hub_stats st;

@@ -410,6 +410,12 @@ static int matchers_ok(const struct query_matcher *m, size_t nm, const struct ts
 	return 1;
 }
 
+int query_series_match(const struct query_matcher *m, size_t nm, const struct tsdb_series *s,
+                       size_t *re_work)
+{
+	return matchers_ok(m, nm, s, re_work);
+}
+
 static int cmp_str(const void *a, const void *b)
 {
 	return strcmp(*(const char *const *)a, *(const char *const *)b);

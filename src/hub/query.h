@@ -89,6 +89,11 @@ int query_matcher_parse(const char *text, struct query_matcher *m, char *msg, si
 int query_matcher_set(struct query_matcher *m, const char *label, int op, const char *value,
                       char *msg, size_t msglen);
 void query_matcher_clear(struct query_matcher *m);
+/* Whether series s matches every matcher (the rule over labels that queries use; rules.c
+ * shares it). Regex matches add to *re_work. */
+struct tsdb_series;
+int query_series_match(const struct query_matcher *m, size_t nm, const struct tsdb_series *s,
+                       size_t *re_work);
 
 /* A time: ms since epoch, "now", or "-24h", "-90m", "-30s", "-2d", "-500ms" (before now),
  * also "now-1h". 0 or -1. */

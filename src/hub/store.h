@@ -79,6 +79,9 @@ struct store_ops {
 	/* All hosts, without facts but with a flattened "attrs" object of facts (for selectors):
 	 * an array sorted by id. */
 	int (*host_list)(struct store *s, json_t **hosts);
+	/* host_list's hosts whose id sorts after after_id ("": from the first), at most limit: a
+	 * walk over every host a page at a time (the rules' snapshot, in slices). */
+	int (*host_page)(struct store *s, const char *after_id, int limit, json_t **hosts);
 	/* Sets the state (accept: pending or rejected->up; reject: pending->rejected; revoke:
 	 * any->revoked), records an event with reason; the same state again changes nothing. A
 	 * change not allowed (out of revoked, rejecting an accepted host): OUTPOST_E_CONFLICT.
@@ -199,6 +202,22 @@ struct store_ops {
 	 * written before before_ms, the oldest first; *n gets how many. */
 	int (*rec_prune)(struct store *s, const char *kind, int64_t before_ms, int limit,
 	                 int64_t *n);
+
+	/* ---- automation (rules.c): rules, current alerts and silences kept as documents of a
+	 * kind ("rule", "alert", "silence") by id, and the alert history ---- */
+	/* Inserts or replaces the document (borrowed) of kind and id. */
+	int (*auto_put)(struct store *s, const char *kind, const char *id, json_t *doc,
+	                int64_t now_ms);
+	/* OUTPOST_E_NOT_FOUND when there is none. */
+	int (*auto_del)(struct store *s, const char *kind, const char *id);
+	/* Every document of kind, an array sorted by id. */
+	int (*auto_list)(struct store *s, const char *kind, json_t **docs);
+	/* One history entry: {"rule_id", "host_id" (may be absent), "kind", "detail"}. */
+	int (*alert_log_add)(struct store *s, json_t *entry, int64_t now_ms);
+	/* Newest first: [{id, at_ms, rule_id, host_id, kind, detail}]; rule_id NULL: all rules. */
+	int (*alert_log_list)(struct store *s, const char *rule_id, int limit, json_t **entries);
+	/* As events_prune, for the alert history. */
+	int (*alert_log_prune)(struct store *s, int64_t before_ms, int limit, int64_t *n);
 
 	/* ---- counts for /metrics ---- */
 	/* {"hosts": {"up":N,...}, "tasks_running": N, "queue_depth": N} */

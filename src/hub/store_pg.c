@@ -123,6 +123,22 @@ static const char *const pg_schema[] = {
     " PRIMARY KEY (kind, id));"
     "CREATE INDEX records_due ON records(kind, due_ms) WHERE due_ms > 0;"
     "CREATE INDEX records_updated ON records(kind, updated_ms);",
+    /* 5: automation's documents and the alert history (store_pg_alerts.c; SQLite's 7). */
+    "CREATE TABLE auto_docs ("
+    " kind TEXT NOT NULL,"
+    " id TEXT NOT NULL,"
+    " doc TEXT NOT NULL,"
+    " updated_ms BIGINT NOT NULL,"
+    " PRIMARY KEY (kind, id));"
+    "CREATE TABLE alert_log ("
+    " id BIGSERIAL PRIMARY KEY,"
+    " at_ms BIGINT NOT NULL,"
+    " rule_id TEXT NOT NULL,"
+    " host_id TEXT,"
+    " kind TEXT NOT NULL,"
+    " detail TEXT);"
+    "CREATE INDEX alert_log_at ON alert_log(at_ms);"
+    "CREATE INDEX alert_log_rule ON alert_log(rule_id, id);",
 };
 #define PG_SCHEMA_VERSION ((int)(sizeof(pg_schema) / sizeof(pg_schema[0])))
 
@@ -141,6 +157,8 @@ static const char *const pg_schema[] = {
 static const char *const ps_sql[PS_COUNT] = {
     [PS_HOST_GET] = "SELECT " HOST_COLS ", pubkey, facts FROM hosts WHERE id = $1",
     [PS_HOST_LIST] = "SELECT " HOST_COLS ", attrs FROM hosts ORDER BY id",
+    [PS_HOST_PAGE] = "SELECT " HOST_COLS ", attrs FROM hosts WHERE id > $1 ORDER BY id "
+                     "LIMIT $2",
     [PS_HOST_AUTH] = "SELECT pubkey, state, labels FROM hosts WHERE id = $1",
     [PS_HOST_AUTH_LOCK] = "SELECT pubkey, state, labels FROM hosts WHERE id = $1 FOR UPDATE",
     [PS_HOST_KEY] = "SELECT pubkey, state, last_seen_ms FROM hosts WHERE id = $1",
@@ -429,7 +447,7 @@ static int pg_connect(struct pg *p, char *msg, size_t msglen)
 	for (int i = 0; i < PS_COUNT; i++) {
 		PGresult *r;
 		snprintf(name, sizeof(name), "s%d", i);
-		r = PQprepare(p->conn, name, ps_sql[i], 0, NULL);
+		r = PQprepare(p->conn, name, ps_sql[i] ? ps_sql[i] : pg_alerts_sql[i], 0, NULL);
 		if (PQresultStatus(r) != PGRES_COMMAND_OK) {
 			snprintf(msg, msglen, "postgresql: preparing statement %d: %s", i,
 			         PQerrorMessage(p->conn));
@@ -815,11 +833,10 @@ static int pg_host_key(struct store *base, const char *id, struct store_host_key
 	return rc;
 }
 
-static int pg_host_list(struct store *base, json_t **hosts)
+/* The hosts of r's rows (PS_HOST_LIST, PS_HOST_PAGE) with their attrs; rc: pg_run's. */
+static int host_rows(PGresult *r, int rc, json_t **hosts)
 {
-	PGresult *r;
 	json_t *arr;
-	int rc = pg_run(pg_of(base), PS_HOST_LIST, &r, "");
 
 	*hosts = NULL;
 	if (rc < 0)
@@ -849,6 +866,22 @@ static int pg_host_list(struct store *base, json_t **hosts)
 	}
 	*hosts = arr;
 	return 0;
+}
+
+static int pg_host_list(struct store *base, json_t **hosts)
+{
+	PGresult *r;
+	int rc = pg_run(pg_of(base), PS_HOST_LIST, &r, "");
+
+	return host_rows(r, rc, hosts);
+}
+
+static int pg_host_page(struct store *base, const char *after_id, int limit, json_t **hosts)
+{
+	PGresult *r;
+	int rc = pg_run(pg_of(base), PS_HOST_PAGE, &r, "si", after_id, limit);
+
+	return host_rows(r, rc, hosts);
 }
 
 static int pg_host_set_state(struct store *base, const char *id, const char *state,
@@ -1344,6 +1377,7 @@ static const struct store_ops pg_ops = {
     .host_get = pg_host_get,
     .host_key = pg_host_key,
     .host_list = pg_host_list,
+    .host_page = pg_host_page,
     .host_set_state = pg_host_set_state,
     .host_remove = pg_host_remove,
     .host_labels = pg_host_labels,
@@ -1378,6 +1412,12 @@ static const struct store_ops pg_ops = {
     .rec_due = pg_rec_due,
     .rec_del = pg_rec_del,
     .rec_prune = pg_rec_prune,
+    .auto_put = pg_auto_put,
+    .auto_del = pg_auto_del,
+    .auto_list = pg_auto_list,
+    .alert_log_add = pg_alert_log_add,
+    .alert_log_list = pg_alert_log_list,
+    .alert_log_prune = pg_alert_log_prune,
     .stats = pg_stats,
     .metrics = pg_metrics,
 };

@@ -41,7 +41,8 @@
  * - Version 4: hosts.enroll_addr (pending hosts are bounded per address), tokens.max_uses and
  *   tokens.uses (0: any number), counted in the enrollment's transaction.
  * - Version 5: events from agents and the API (see the step).
- * - Version 6: records (store.h's rec_*): flow definitions and runs, queued mail. */
+ * - Version 6: records (store.h's rec_*): flow definitions and runs, queued mail.
+ * - Version 7: automation's documents and the alert history (store_sqlite_alerts.c). */
 static const char *const hub_schema[] = {
     "CREATE TABLE hosts ("
     " id TEXT PRIMARY KEY,"
@@ -160,6 +161,23 @@ static const char *const hub_schema[] = {
     " PRIMARY KEY (kind, id));"
     "CREATE INDEX records_due ON records(kind, due_ms) WHERE due_ms > 0;"
     "CREATE INDEX records_updated ON records(kind, updated_ms);",
+    /* 7: automation (store_sqlite_alerts.c): rules, alerts and silences as documents; the
+     * alert history, pruned by age as events are. */
+    "CREATE TABLE auto_docs ("
+    " kind TEXT NOT NULL,"
+    " id TEXT NOT NULL,"
+    " doc TEXT NOT NULL,"
+    " updated_ms INTEGER NOT NULL,"
+    " PRIMARY KEY (kind, id));"
+    "CREATE TABLE alert_log ("
+    " id INTEGER PRIMARY KEY,"
+    " at_ms INTEGER NOT NULL,"
+    " rule_id TEXT NOT NULL,"
+    " host_id TEXT,"
+    " kind TEXT NOT NULL,"
+    " detail TEXT);"
+    "CREATE INDEX alert_log_at ON alert_log(at_ms);"
+    "CREATE INDEX alert_log_rule ON alert_log(rule_id, id);",
 };
 #define HUB_SCHEMA_VERSION ((int)(sizeof(hub_schema) / sizeof(hub_schema[0])))
 
@@ -173,6 +191,7 @@ static const char *const st_sql[ST_COUNT] = {
     [ST_ROLLBACK] = "ROLLBACK",
     [ST_HOST_GET] = "SELECT " HOST_COLS ", pubkey, facts FROM hosts WHERE id = ?1",
     [ST_HOST_LIST] = "SELECT " HOST_COLS ", attrs FROM hosts ORDER BY id",
+    [ST_HOST_PAGE] = "SELECT " HOST_COLS ", attrs FROM hosts WHERE id > ?1 ORDER BY id LIMIT ?2",
     [ST_HOST_AUTH] = "SELECT pubkey, state, labels FROM hosts WHERE id = ?1",
     [ST_HOST_KEY] = "SELECT pubkey, state, last_seen_ms FROM hosts WHERE id = ?1",
     [ST_HOST_INSERT] = "INSERT INTO hosts(id, hostname, pubkey, state, labels, facts, attrs, "
@@ -530,10 +549,9 @@ static int sq_host_key(struct store *base, const char *id, struct store_host_key
 	return rc;
 }
 
-static int sq_host_list(struct store *base, json_t **hosts)
+/* The hosts of st's rows (ST_HOST_LIST, ST_HOST_PAGE) with their attrs. */
+static int host_rows(sqlite3_stmt *st, json_t **hosts)
 {
-	struct sq *s = sq_of(base);
-	sqlite3_stmt *st = stmt(s, ST_HOST_LIST);
 	json_t *arr = json_array();
 	int rc = arr ? 0 : OUTPOST_E_INTERNAL;
 
@@ -559,6 +577,20 @@ static int sq_host_list(struct store *base, json_t **hosts)
 	}
 	*hosts = arr;
 	return 0;
+}
+
+static int sq_host_list(struct store *base, json_t **hosts)
+{
+	return host_rows(stmt(sq_of(base), ST_HOST_LIST), hosts);
+}
+
+static int sq_host_page(struct store *base, const char *after_id, int limit, json_t **hosts)
+{
+	sqlite3_stmt *st = stmt(sq_of(base), ST_HOST_PAGE);
+
+	bind_str(st, 1, after_id);
+	sqlite3_bind_int(st, 2, limit);
+	return host_rows(st, hosts);
 }
 
 static int sq_host_set_state(struct store *base, const char *id, const char *state,
@@ -1061,6 +1093,7 @@ static const struct store_ops sq_ops = {
     .host_get = sq_host_get,
     .host_key = sq_host_key,
     .host_list = sq_host_list,
+    .host_page = sq_host_page,
     .host_set_state = sq_host_set_state,
     .host_remove = sq_host_remove,
     .host_labels = sq_host_labels,
@@ -1095,6 +1128,12 @@ static const struct store_ops sq_ops = {
     .rec_due = sq_rec_due,
     .rec_del = sq_rec_del,
     .rec_prune = sq_rec_prune,
+    .auto_put = sq_auto_put,
+    .auto_del = sq_auto_del,
+    .auto_list = sq_auto_list,
+    .alert_log_add = sq_alert_log_add,
+    .alert_log_list = sq_alert_log_list,
+    .alert_log_prune = sq_alert_log_prune,
     .stats = sq_stats,
     .metrics = sq_metrics,
 };
@@ -1127,7 +1166,8 @@ int store_sqlite_open(const char *state_dir, struct store **out, char *msg, size
 		const char *sql = st_sql[i]          ? st_sql[i]
 		                  : sq_tasks_sql[i]  ? sq_tasks_sql[i]
 		                  : sq_tokens_sql[i] ? sq_tokens_sql[i]
-		                                     : sq_recs_sql[i];
+		                  : sq_recs_sql[i]   ? sq_recs_sql[i]
+		                                     : sq_alerts_sql[i];
 		if (!sql || sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s->st[i],
 		                               NULL) != SQLITE_OK) {
 			snprintf(msg, msglen, "sqlite: preparing statement %d: %s", i,

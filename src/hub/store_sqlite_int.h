@@ -25,6 +25,7 @@ enum st {
 	ST_ROLLBACK,
 	ST_HOST_GET,
 	ST_HOST_LIST,
+	ST_HOST_PAGE,
 	ST_HOST_AUTH,
 	ST_HOST_KEY,
 	ST_HOST_INSERT,
@@ -91,6 +92,13 @@ enum st {
 	ST_REC_DUE,
 	ST_REC_DEL,
 	ST_REC_PRUNE,
+	ST_AUTO_PUT,
+	ST_AUTO_DEL,
+	ST_AUTO_LIST,
+	ST_ALOG_ADD,
+	ST_ALOG_ALL,
+	ST_ALOG_RULE,
+	ST_ALOG_PRUNE,
 	ST_COUNT
 };
 
@@ -100,6 +108,7 @@ enum st {
 extern const char *const sq_tasks_sql[ST_COUNT];
 extern const char *const sq_tokens_sql[ST_COUNT];
 extern const char *const sq_recs_sql[ST_COUNT];
+extern const char *const sq_alerts_sql[ST_COUNT];
 
 /* The WHERE terms of the partial indexes task_hosts_wait and task_hosts_open; p: "" or "th.". */
 #define WAIT(p) p "state IN ('queued', 'sent')"
@@ -290,5 +299,11 @@ int sq_rec_list(struct store *base, const char *kind, int limit, json_t **bodies
 int sq_rec_due(struct store *base, const char *kind, int64_t now_ms, int limit, json_t **bodies);
 int sq_rec_del(struct store *base, const char *kind, const char *id);
 int sq_rec_prune(struct store *base, const char *kind, int64_t before_ms, int limit, int64_t *n);
+int sq_auto_put(struct store *base, const char *kind, const char *id, json_t *doc, int64_t now_ms);
+int sq_auto_del(struct store *base, const char *kind, const char *id);
+int sq_auto_list(struct store *base, const char *kind, json_t **docs);
+int sq_alert_log_add(struct store *base, json_t *entry, int64_t now_ms);
+int sq_alert_log_list(struct store *base, const char *rule_id, int limit, json_t **entries);
+int sq_alert_log_prune(struct store *base, int64_t before_ms, int limit, int64_t *n);
 
 #endif

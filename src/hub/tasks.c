@@ -4,6 +4,7 @@
  * runs on the hub's loop thread. */
 #include "hub_impl.h"
 #include "tasks.h"
+#include "rules.h"
 #include "agents.h"
 #include "audit.h"
 #include "registry.h"
@@ -209,8 +210,8 @@ int tasks_new_id(const char *prefix, char *out, size_t cap)
 /* Stores a task checked whole (task's fields as task_create takes them, ids its hosts),
  * audits it as actor's and wakes the hosts' polls. *out: the task as stored (the first one
  * when the id was taken: a repeat). */
-static int tasks_start(struct hub *h, json_t *task, json_t *ids, const char *actor, json_t **out,
-                       char *msg, size_t msglen)
+static int tasks_put(struct hub *h, json_t *task, json_t *ids, const char *actor, json_t **out,
+                     char *msg, size_t msglen)
 {
 	const char *id = json_string_value(json_object_get(task, "id"));
 	json_t *existing = NULL, *waiting = NULL;
@@ -275,10 +276,34 @@ int tasks_submit(struct hub *h, const struct task_spec *sp, json_t **out, char *
 		snprintf(msg, msglen, "out of memory");
 		rc = OUTPOST_E_INTERNAL;
 	} else {
-		rc = tasks_start(h, task, ids, sp->created_by, out, msg, msglen);
+		rc = tasks_put(h, task, ids, sp->created_by, out, msg, msglen);
 	}
 	json_decref(task);
 	json_decref(ids);
+	return rc;
+}
+
+/* A task the rules start (rules_act.c): a repeated id is the first task, unchanged (0). */
+int tasks_start(struct hub *h, const char *id, const char *target, json_t *ids, const char *plugin,
+                const char *op, json_t *args, int64_t timeout_ms, const char *by)
+{
+	int64_t now = clk_real_ms();
+	json_t *task, *out = NULL;
+	char msg[256];
+	int rc;
+
+	if (!timeout_ms)
+		timeout_ms = h->conf->tasks.default_timeout_ms;
+	task = json_pack("{s:s, s:s, s:s, s:s, s:O, s:I, s:I, s:I, s:s, s:I, s:I}", "id", id,
+	                 "target", target, "plugin", plugin, "op", op, "args", args, "timeout_ms",
+	                 (json_int_t)timeout_ms, "created_ms", (json_int_t)now, "expires_ms",
+	                 (json_int_t)(now + h->conf->tasks.default_expiry_ms), "created_by", by,
+	                 "batch_size", (json_int_t)0, "max_failures", (json_int_t)-1);
+	if (!task)
+		return OUTPOST_E_INTERNAL;
+	rc = tasks_put(h, task, ids, by, &out, msg, sizeof(msg));
+	json_decref(out);
+	json_decref(task);
 	return rc;
 }
 
@@ -379,7 +404,7 @@ void tasks_api_create(void *ctx, struct httpd_req *req)
 		httpd_respond_error(req, OUTPOST_E_INTERNAL, "out of memory");
 		goto out;
 	}
-	rc = tasks_start(h, task, ids, created_by, &existing, msg, sizeof(msg));
+	rc = tasks_put(h, task, ids, created_by, &existing, msg, sizeof(msg));
 	if (rc < 0)
 		httpd_respond_error(req, rc, "%s", msg);
 	else
@@ -576,6 +601,8 @@ void tasks_agent_results(void *ctx, struct httpd_req *req)
 			json_object_set(touched, tid, json_true());
 			if (strcmp(state, "running") != 0) /* its queue entry has done its work */
 				zk_result(h->zk, tid, c->host_id);
+			if (strcmp(state, "running") != 0 && strcmp(state, "ok") != 0)
+				rules_note(h, c->host_id, "task_failed", tid);
 			any_done |= done;
 		}
 	}

@@ -36,6 +36,11 @@ void tasks_api_list(void *ctx, struct httpd_req *req);
 void tasks_api_get(void *ctx, struct httpd_req *req);
 void tasks_api_cancel(void *ctx, struct httpd_req *req);
 void tasks_agent_results(void *ctx, struct httpd_req *req);
+/* A task the hub decides on itself (a rule's action): plugin.op with args (borrowed) on the
+ * accepted hosts ids (borrowed), target the text recorded for them, timeout_ms 0: the default.
+ * A repeated id is not started again (0). 0 or a store error. */
+int tasks_start(struct hub *h, const char *id, const char *target, json_t *ids, const char *plugin,
+                const char *op, json_t *args, int64_t timeout_ms, const char *by);
 /* Answers the operators waiting on the task's progress. */
 void tasks_wake_task(struct hub *h, const char *task_id);
 /* Every second: expiry, batches. */

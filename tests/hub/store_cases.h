@@ -475,6 +475,81 @@ static void test_host_list_flattens_facts_into_attrs(void **state)
 	json_decref(labels);
 }
 
+static void test_host_page_walks_every_host_in_id_order(void **state)
+{
+	struct fx *f = *state;
+	const char *ids[] = {"c", "a", "e", "b", "d"};
+	json_t *page, *h;
+	char after[16] = "";
+	char seen[16] = "";
+
+	for (size_t i = 0; i < 5; i++) {
+		assert_int_equal(enroll_full(f, ids[i], ids[i], 1, NULL, NULL, &h), 0);
+		json_decref(h);
+	}
+	for (int n = 0; n < 3; n++) {
+		assert_int_equal(f->op->host_page(f->st, after, 2, &page), 0);
+		for (size_t i = 0; i < json_array_size(page); i++) {
+			h = json_array_get(page, i);
+			strcat(seen, sval(h, "id"));
+			snprintf(after, sizeof(after), "%s", sval(h, "id"));
+			assert_non_null(json_object_get(h, "attrs"));
+		}
+		assert_int_equal(json_array_size(page), n < 2 ? 2 : 1);
+		json_decref(page);
+	}
+	assert_string_equal(seen, "abcde");
+}
+
+/* Automation's documents: put replaces by (kind, id), del says when there was none, list is
+ * by id; the alert history is newest first and pruned by age. */
+static void test_auto_docs_and_alert_history(void **state)
+{
+	struct fx *f = *state;
+	json_t *d1 = json_pack("{s:s, s:i}", "name", "b", "v", 1);
+	json_t *d2 = json_pack("{s:s, s:i}", "name", "a", "v", 2);
+	json_t *list, *e;
+	int64_t n;
+
+	assert_int_equal(f->op->auto_put(f->st, "rule", "b", d1, T0), 0);
+	assert_int_equal(f->op->auto_put(f->st, "rule", "a", d2, T0), 0);
+	json_object_set_new(d1, "v", json_integer(3));
+	assert_int_equal(f->op->auto_put(f->st, "rule", "b", d1, T0), 0);
+	assert_int_equal(f->op->auto_put(f->st, "alert", "b/h", d1, T0), 0);
+	assert_int_equal(f->op->auto_list(f->st, "rule", &list), 0);
+	assert_json_text(list, "[{\"name\":\"a\",\"v\":2},{\"name\":\"b\",\"v\":3}]");
+	json_decref(list);
+	assert_int_equal(f->op->auto_del(f->st, "rule", "a"), 0);
+	assert_int_equal(f->op->auto_del(f->st, "rule", "a"), OUTPOST_E_NOT_FOUND);
+	assert_int_equal(f->op->auto_list(f->st, "rule", &list), 0);
+	assert_int_equal(json_array_size(list), 1);
+	json_decref(list);
+	assert_int_equal(f->op->auto_put(f->st, "rule", "", d1, T0), OUTPOST_E_BAD_ARGS);
+
+	e = json_pack("{s:s, s:s, s:s, s:{s:i}}", "rule_id", "b", "host_id", "h", "kind", "firing",
+	              "detail", "x", 1);
+	assert_int_equal(f->op->alert_log_add(f->st, e, T0 - 2 * HOUR), 0);
+	json_object_set_new(e, "kind", json_string("resolved"));
+	assert_int_equal(f->op->alert_log_add(f->st, e, T0), 0);
+	json_decref(e);
+	e = json_pack("{s:s, s:s}", "rule_id", "other", "kind", "firing");
+	assert_int_equal(f->op->alert_log_add(f->st, e, T0), 0);
+	json_decref(e);
+	assert_int_equal(f->op->alert_log_list(f->st, "b", 10, &list), 0);
+	assert_int_equal(json_array_size(list), 2);
+	assert_string_equal(sval(json_array_get(list, 0), "kind"), "resolved");
+	assert_int_equal(ival(json_object_get(json_array_get(list, 1), "detail"), "x"), 1);
+	json_decref(list);
+	assert_int_equal(f->op->alert_log_prune(f->st, T0 - HOUR, 10, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(f->op->alert_log_list(f->st, NULL, 10, &list), 0);
+	assert_int_equal(json_array_size(list), 2);
+	assert_true(json_is_null(json_object_get(json_array_get(list, 0), "host_id")));
+	json_decref(list);
+	json_decref(d1);
+	json_decref(d2);
+}
+
 static void test_seen_flips_down_to_up_with_event(void **state)
 {
 	struct fx *f = *state;
@@ -1540,6 +1615,8 @@ static void test_rec_due_and_list_order(void **state)
 /* The cases, for the includer's table: STORE_CASES(T) with T(name) making one entry. */
 /* clang-format off */
 #define STORE_CASES(T) \
+	T(test_host_page_walks_every_host_in_id_order), \
+	T(test_auto_docs_and_alert_history), \
 	T(test_enroll_same_key_is_idempotent), \
 	T(test_enroll_other_key_is_conflict), \
 	T(test_enroll_revoked_is_forbidden), \
