@@ -28,7 +28,8 @@ static void agent_free_obj(void *obj)
 
 static const struct daemon_flag agent_flags[] = {
     {"hub", "hub.url", "  --hub URL           enroll with and connect to this hub (hub.url)"},
-    {"token", "hub.token", "  --token TOKEN       enrollment token for the first start (hub.token)"},
+    {"token", "hub.token",
+     "  --token TOKEN       enrollment token for the first start (hub.token)"},
     {NULL, NULL, NULL},
 };
 

@@ -338,7 +338,8 @@ static int spool_mem_put(struct spool *s, const char *batch, size_t len)
 	int n = 0;
 
 	if ((int64_t)len > SPOOL_MEM_MAX_BYTES) {
-		spool_count_dropped(s, 1, "the disk is full and the batch is over the memory bound");
+		spool_count_dropped(s, 1,
+		                    "the disk is full and the batch is over the memory bound");
 		return OUTPOST_E_TOO_LARGE;
 	}
 	while (s->mem_bytes + (int64_t)len > SPOOL_MEM_MAX_BYTES && s->mem_n > s->mem_sent) {

@@ -29,8 +29,9 @@ static const char *helpgen_globals(const struct helpgen *h)
 
 void helpgen_man(FILE *f, const struct helpgen *h)
 {
-	manpage_head(f, "outpost", "1", "the Outpost fleet CLI: hosts, commands, files, tasks, "
-	                                "metrics, tokens");
+	manpage_head(f, "outpost", "1",
+	             "the Outpost fleet CLI: hosts, commands, files, tasks, "
+	             "metrics, tokens");
 	manpage_section(f, "SH", "SYNOPSIS");
 	fputs(".B outpost\n[\\fIglobal options\\fR] \\fICOMMAND\\fR [\\fIoptions\\fR] "
 	      "[\\fIarguments\\fR]\n",
@@ -134,7 +135,8 @@ void helpgen_bash(FILE *f, const struct helpgen *h)
 	fputs("    case $prev in\n"
 	      "    --ca|--config|--script) COMPREPLY=($(compgen -f -- \"$cur\")); return 0 ;;\n"
 	      "    --cwd) COMPREPLY=($(compgen -d -- \"$cur\")); return 0 ;;\n"
-	      "    --role) COMPREPLY=($(compgen -W \"viewer operator admin\" -- \"$cur\")); return 0 ;;\n"
+	      "    --role) COMPREPLY=($(compgen -W \"viewer operator admin\" -- \"$cur\")); return "
+	      "0 ;;\n"
 	      "    esac\n"
 	      "    case $cmd in\n",
 	      f);

@@ -355,8 +355,9 @@ int out_nodeset(struct buf *b, const json_t *ids)
 	if (!nd)
 		return -1;
 	for (k = 0; k < n; k++)
-		out_node_parse(&nd[k], json_string_value(json_array_get(ids, k)) ?
-		                           json_string_value(json_array_get(ids, k)) : "?");
+		out_node_parse(&nd[k], json_string_value(json_array_get(ids, k))
+		                           ? json_string_value(json_array_get(ids, k))
+		                           : "?");
 	out_node_sort(nd, n);
 	while (i < n) {
 		size_t j = i + 1;
@@ -383,7 +384,8 @@ int out_nodeset(struct buf *b, const json_t *ids)
 			size_t e = r;
 			while (e + 1 < j && nd[e + 1].n <= nd[e].n + 1)
 				e++;
-			if ((r > i && buf_puts(b, ",") < 0) || out_node_num(b, &nd[r], nd[r].n) < 0 ||
+			if ((r > i && buf_puts(b, ",") < 0) ||
+			    out_node_num(b, &nd[r], nd[r].n) < 0 ||
 			    (nd[e].n != nd[r].n &&
 			     (buf_puts(b, "-") < 0 || out_node_num(b, &nd[e], nd[e].n) < 0)))
 				goto out;
@@ -428,7 +430,10 @@ int out_groups(struct buf *b, const char *plugin, const char *op, const json_t *
 		const char *key = NULL;
 		json_array_foreach(order, i, g)
 		{
-			size_t n = json_is_string(g) ? json_array_size(json_object_get(groups, json_string_value(g))) : 0;
+			size_t n =
+			    json_is_string(g)
+			        ? json_array_size(json_object_get(groups, json_string_value(g)))
+			        : 0;
 			if (n > best_n)
 				best = i, best_n = n;
 		}

@@ -128,9 +128,11 @@ void manpage_option_names(const char *help, char *out, size_t outlen)
 			/* Words of the term that start with '-': "-t, --target SELECTOR". */
 			for (size_t i = 2; i < 2 + term_len;) {
 				size_t w = i;
-				while (w < 2 + term_len && p[w] != ' ' && p[w] != ',' && p[w] != '|')
+				while (w < 2 + term_len && p[w] != ' ' && p[w] != ',' &&
+				       p[w] != '|')
 					w++;
-				if (p[i] == '-' && w - i > 1 && isalnum((unsigned char)p[i + 1 + (p[i + 1] == '-')]) &&
+				if (p[i] == '-' && w - i > 1 &&
+				    isalnum((unsigned char)p[i + 1 + (p[i + 1] == '-')]) &&
 				    used + (w - i) + 2 <= outlen) {
 					memcpy(out + used, p + i, w - i);
 					used += w - i;

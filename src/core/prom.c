@@ -75,8 +75,8 @@ static int prom_put_help(struct buf *out, const char *family)
 		                  "docs/metrics.md).\n",
 		                  family);
 	if (strncmp(family, "outpost_", 8) == 0)
-		return buf_printf(out, "# HELP %s Outpost's own metric (outpost docs/metrics.md).\n",
-		                  family);
+		return buf_printf(
+		    out, "# HELP %s Outpost's own metric (outpost docs/metrics.md).\n", family);
 	return buf_printf(out,
 	                  "# HELP %s Application metric pushed on the hosts (outpost "
 	                  "docs/metrics.md).\n",
@@ -135,7 +135,8 @@ int prom_complete(const char *text, size_t len, struct buf *out)
 			if (!(f = prom_seen_get(&seen, p + 7, n)))
 				goto out;
 			*f |= p[2] == 'H' ? PROM_HELP : PROM_TYPE;
-			if (p[2] == 'T' && (memmem(p, ll, " histogram", 10) || memmem(p, ll, " summary", 8)))
+			if (p[2] == 'T' &&
+			    (memmem(p, ll, " histogram", 10) || memmem(p, ll, " summary", 8)))
 				*f |= PROM_COMPOSITE;
 		} else if (ll > 0 && p[0] != '#') {
 			size_t n = strcspn(p, "{ \n");
@@ -146,7 +147,8 @@ int prom_complete(const char *text, size_t len, struct buf *out)
 				size_t k = strlen(parts[i]);
 				char *base;
 				if (prom_ends_with(p, n, parts[i]) &&
-				    (base = prom_seen_find(&seen, p, n - k)) && (*base & PROM_COMPOSITE)) {
+				    (base = prom_seen_find(&seen, p, n - k)) &&
+				    (*base & PROM_COMPOSITE)) {
 					n -= k;
 					break;
 				}
@@ -187,7 +189,6 @@ void prom_respond(struct httpd_req *req, const char *text, size_t len)
 		httpd_respond_error(req, OUTPOST_E_INTERNAL, "out of memory");
 		return;
 	}
-	httpd_respond_text(req, 200, "text/plain; version=0.0.4; charset=utf-8", out.data,
-	                   out.len);
+	httpd_respond_text(req, 200, "text/plain; version=0.0.4; charset=utf-8", out.data, out.len);
 	buf_free(&out);
 }

@@ -288,6 +288,32 @@ static void report_tasks(struct hub *h, json_t *rep, int64_t from)
 	                              (json_int_t)failed, "failures", failures));
 }
 
+/* The alerts that fired in the window (the rules' history, rules.c): how many, and the latest
+ * REPORT_MAX_ROWS of them. */
+static void report_alerts(struct hub *h, json_t *rep, int64_t from)
+{
+	json_t *log = NULL, *fired = json_array(), *e;
+	json_int_t n = 0;
+	size_t i;
+
+	if (h->store->ops->alert_log_list(h->store, NULL, 5000, &log) == 0)
+		json_array_foreach(log, i, e)
+		{
+			if (json_integer_value(json_object_get(e, "at_ms")) < from)
+				break; /* newest first */
+			if (strcmp(str_of(e, "kind"), "firing") != 0)
+				continue;
+			if (n++ < REPORT_MAX_ROWS)
+				json_array_append_new(
+				    fired, json_pack("{s:O, s:O?, s:O}", "rule",
+				                     json_object_get(e, "rule_id"), "host",
+				                     json_object_get(e, "host_id"), "at_ms",
+				                     json_object_get(e, "at_ms")));
+		}
+	json_decref(log);
+	json_object_set_new(rep, "alerts", json_pack("{s:o, s:I}", "fired", fired, "count", n));
+}
+
 int report_build(struct hub *h, int hours, json_t **out)
 {
 	int64_t now = clk_real_ms(), from = now - (int64_t)hours * 3600000;
@@ -301,10 +327,7 @@ int report_build(struct hub *h, int hours, json_t **out)
 		return OUTPOST_E_INTERNAL;
 	report_hosts(h, rep, from, &hosts);
 	report_metrics(h, rep, from, now, hosts);
-	/* Alerts come with the rules engine; until then the section says so. */
-	json_object_set_new(rep, "alerts",
-	                    json_pack("{s:[], s:s}", "fired", "note",
-	                              "alerts are not recorded by this hub yet (rules engine)"));
+	report_alerts(h, rep, from);
 	report_tasks(h, rep, from);
 	json_decref(hosts);
 	*out = rep;
@@ -425,6 +448,8 @@ int report_html(const json_t *rep, struct buf *b)
 	                                     "days_left"};
 	static const char *const fill_t[] = {"host", "hostname", "mount", "available bytes",
 	                                     "days left"};
+	static const char *const alert_k[] = {"rule", "host", "at_ms"};
+	static const char *const alert_t[] = {"rule", "host", "fired"};
 	static const char *const task_k[] = {"id",           "plugin", "op",        "target",
 	                                     "hosts_failed", "hosts",  "created_by"};
 	static const char *const task_t[] = {"task",         "plugin", "op", "target",
@@ -463,9 +488,12 @@ int report_html(const json_t *rep, struct buf *b)
 	buf_puts(b, "<h2>File systems that fill within 7 days</h2>\n");
 	html_table(b, json_object_get(rep, "filling"), fill_k, fill_t, 5,
 	           "None at their current rate.");
-	buf_puts(b, "<h2>Alerts fired</h2>\n<p class=\"none\">");
-	esc(b, str_of(json_object_get(rep, "alerts"), "note"));
-	buf_printf(b, "</p>\n<h2>Tasks</h2>\n<p>%lld tasks run, %lld with failures.</p>\n",
+	buf_printf(b, "<h2>Alerts fired</h2>\n<p>%lld alerts fired.</p>\n",
+	           (long long)json_integer_value(
+	               json_object_get(json_object_get(rep, "alerts"), "count")));
+	html_table(b, json_object_get(json_object_get(rep, "alerts"), "fired"), alert_k, alert_t, 3,
+	           "No alert.");
+	buf_printf(b, "<h2>Tasks</h2>\n<p>%lld tasks run, %lld with failures.</p>\n",
 	           (long long)json_integer_value(json_object_get(tasks, "run")),
 	           (long long)json_integer_value(json_object_get(tasks, "with_failures")));
 	html_table(b, json_object_get(tasks, "failures"), task_k, task_t, 7, "No failure.");

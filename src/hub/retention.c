@@ -118,7 +118,8 @@ int retention_step(struct retention *r, const int64_t keep_ms[RETENTION_NKINDS],
 		         "deleted %llu events, %llu audit entries, %llu tasks (%llu per-host "
 		         "copies), %llu pending hosts past their keep_days",
 		         r->pass[RETENTION_EVENTS], r->pass[RETENTION_AUDIT],
-		         r->pass[RETENTION_TASKS], r->pass[COUNT_COPIES], r->pass[RETENTION_PENDING]);
+		         r->pass[RETENTION_TASKS], r->pass[COUNT_COPIES],
+		         r->pass[RETENTION_PENDING]);
 	return 0;
 }
 

@@ -1,8 +1,9 @@
 /* Retention of what the hub's store would otherwise keep forever: events, audit entries and
  * ended tasks with their per-host copies, hosts left pending (events.keep_days, audit.keep_days,
- * tasks.keep_days, enroll.pending_keep_days in docs/config.md). A pass starts at most once a minute and runs in slices of a bounded number
- * of rows within a time budget per call, so that a backlog of millions of rows is worked off
- * over many calls and never stalls the hub's loop. Loop thread only. */
+ * tasks.keep_days, enroll.pending_keep_days in docs/config.md). A pass starts at most once a minute
+ * and runs in slices of a bounded number of rows within a time budget per call, so that a backlog
+ * of millions of rows is worked off over many calls and never stalls the hub's loop. Loop thread
+ * only. */
 #ifndef OUTPOST_HUB_RETENTION_H
 #define OUTPOST_HUB_RETENTION_H
 

@@ -1,13 +1,15 @@
 /* Alerts and actions (docs/rules.md): a rule's matched hosts move its alerts through pending,
  * firing and resolved; firing and resolution notify the rule's actions unless a silence
  * covers the alert, the host is in its cooldown, or the rule's hourly cap is used up. The
- * action kinds are one table: a kind that is not wired yet (flow, email) answers
- * unavailable when a rule names it. */
+ * action kinds are one table: task, webhook, log, flow (flows.c's flow_start) and email
+ * (mail.c's queue). */
 #include "rules_int.h"
 #include "hub_impl.h"
 #include "registry.h"
 #include "selector.h"
 #include "tasks.h"
+#include "flows.h"
+#include "mail.h"
 #include "core/clk.h"
 #include "core/log.h"
 #include "core/wire.h"
@@ -49,7 +51,7 @@ struct act_kind {
 	const char *kind;
 	const char *const *keys; /* the keys it takes besides "kind" */
 	int on_resolved;         /* notified on resolution too (tasks run on firing only) */
-	act_run_fn run;          /* NULL: not available in this hub yet */
+	act_run_fn run;
 };
 
 static const char *const task_keys[] = {"plugin", "op", "args", "target", "timeout_ms", NULL};
@@ -61,14 +63,13 @@ static const char *const email_keys[] = {"to", "subject", NULL};
 static void act_task(struct act_ctx *x, const json_t *a);
 static void act_webhook(struct act_ctx *x, const json_t *a);
 static void act_log(struct act_ctx *x, const json_t *a);
+static void act_flow(struct act_ctx *x, const json_t *a);
+static void act_email(struct act_ctx *x, const json_t *a);
 
-/* flow and email are the flows branch's (flow_start, the mailer): named here so that rules
- * may be written against them; until they are wired a rule naming them is refused with
- * unavailable. */
 static const struct act_kind act_kinds[] = {
-    {"task", task_keys, 0, act_task}, {"webhook", webhook_keys, 1, act_webhook},
-    {"log", log_keys, 1, act_log},    {"flow", flow_keys, 0, NULL},
-    {"email", email_keys, 1, NULL},
+    {"task", task_keys, 0, act_task},    {"webhook", webhook_keys, 1, act_webhook},
+    {"log", log_keys, 1, act_log},       {"flow", flow_keys, 0, act_flow},
+    {"email", email_keys, 1, act_email},
 };
 #define ACT_NKINDS (sizeof(act_kinds) / sizeof(act_kinds[0]))
 
@@ -105,13 +106,6 @@ int rules_action_check(const json_t *a, char *msg, size_t msglen)
 			return OUTPOST_E_BAD_ARGS;
 		}
 	}
-	if (!ak->run) {
-		snprintf(msg, msglen,
-		         "the %s action is not available in this hub yet (it comes with flows and "
-		         "the mailer)",
-		         ak->kind);
-		return OUTPOST_E_UNAVAILABLE;
-	}
 	if (ak->run == act_task) {
 		if (!wire_name_ok(json_string_value(json_object_get(a, "plugin"))) ||
 		    !wire_name_ok(json_string_value(json_object_get(a, "op")))) {
@@ -142,6 +136,39 @@ int rules_action_check(const json_t *a, char *msg, size_t msglen)
 				return OUTPOST_E_BAD_ARGS;
 			}
 			selector_free(sel);
+		}
+	}
+	if (ak->run == act_flow) {
+		if (!wire_name_ok(json_string_value(json_object_get(a, "flow")))) {
+			snprintf(msg, msglen, "a flow action needs flow, a flow's name");
+			return OUTPOST_E_BAD_ARGS;
+		}
+		v = json_object_get(a, "args");
+		if (v && !json_is_object(v)) {
+			snprintf(msg, msglen, "args must be an object of variables");
+			return OUTPOST_E_BAD_ARGS;
+		}
+	}
+	if (ak->run == act_email) {
+		size_t i, n = 0;
+		v = json_object_get(a, "to");
+		if (json_is_string(v))
+			n = 1;
+		else if (json_is_array(v) && json_array_size(v) >= 1 && json_array_size(v) <= 50) {
+			json_t *e;
+			n = json_array_size(v);
+			json_array_foreach(v, i, e) if (!json_is_string(e)) n = 0;
+		}
+		if (!n) {
+			snprintf(msg, msglen,
+			         "an email action needs to: an address or a list of 1 to 50");
+			return OUTPOST_E_BAD_ARGS;
+		}
+		v = json_object_get(a, "subject");
+		if (v && (!json_is_string(v) || json_string_length(v) > 900 ||
+		          strpbrk(json_string_value(v), "\r\n"))) {
+			snprintf(msg, msglen, "subject must be one line of at most 900 bytes");
+			return OUTPOST_E_BAD_ARGS;
 		}
 	}
 	if (ak->run == act_webhook) {
@@ -264,6 +291,78 @@ static void act_log(struct act_ctx *x, const json_t *a)
 	(void)a;
 	log_info(x->rs->h->log, "rules", "rule %s %s on %s: %s", x->r->name, x->event,
 	         json_string_value(json_object_get(x->alert, "host")), vals ? vals : "{}");
+	free(vals);
+}
+
+/* A flow run (flows.c) with the rule, host, state and values as its variables, beside the
+ * action's own args. */
+static void act_flow(struct act_ctx *x, const json_t *a)
+{
+	const char *host = json_string_value(json_object_get(x->alert, "host"));
+	const char *flow = json_string_value(json_object_get(a, "flow"));
+	json_t *vars = act_env(x, json_object_get(a, "args"));
+	char origin[80], run[64] = "", msg[300] = "";
+	int rc;
+
+	snprintf(origin, sizeof(origin), "rule:%s", x->r->name);
+	rc = flow_start(x->rs->h, flow, vars, origin, run, sizeof(run), msg, sizeof(msg));
+	if (rc == 0)
+		x->rs->actions++;
+	rules_log(x->rs, x->r->name, host, "action",
+	          json_pack("{s:s, s:s, s:s, s:s, s:s?}", "action", "flow", "flow", flow, "run",
+	                    run, "outcome", rc == 0 ? "started" : err_name(rc), "error",
+	                    rc == 0 ? NULL : msg));
+	json_decref(vars);
+}
+
+/* A mail through the hub's queue (mail.c): one per alert, event and action (its id), so a
+ * repeated evaluation queues nothing more. */
+static void act_email(struct act_ctx *x, const json_t *a)
+{
+	const char *host = json_string_value(json_object_get(x->alert, "host"));
+	const json_t *to = json_object_get(a, "to");
+	const char *addrs[50];
+	char id[80], seed[400], hash[65], subject[400], origin[80], msg[300] = "";
+	char *vals = json_dumps(json_object_get(x->alert, "values"), JSON_COMPACT);
+	char *text = NULL;
+	struct mail_msg m = {0};
+	size_t i, n = 0;
+	int rc;
+
+	if (json_is_string(to))
+		addrs[n++] = json_string_value(to);
+	for (i = 0; json_is_array(to) && i < json_array_size(to) && n < 50; i++)
+		addrs[n++] = json_string_value(json_array_get(to, i));
+	snprintf(seed, sizeof(seed), "%s/%s/%lld/%s/%zu", x->r->name, host,
+	         (long long)json_integer_value(json_object_get(x->alert, "fired_ms")), x->event,
+	         x->index);
+	sec_sha256_hex(seed, strlen(seed), hash);
+	snprintf(id, sizeof(id), "rule.%.40s", hash);
+	snprintf(origin, sizeof(origin), "rule:%s", x->r->name);
+	if (json_is_string(json_object_get(a, "subject")))
+		snprintf(subject, sizeof(subject), "%s",
+		         json_string_value(json_object_get(a, "subject")));
+	else
+		snprintf(subject, sizeof(subject), "[outpost] %.64s %s on %.200s", x->r->name,
+		         x->event, host ? host : "-");
+	if (asprintf(&text, "rule: %s\nhost: %s\nstate: %s\ncondition: %s\nvalues: %s\n",
+	             x->r->name, host ? host : "-", x->event,
+	             json_string_value(json_object_get(x->r->doc, "condition")),
+	             vals ? vals : "{}") < 0)
+		text = NULL;
+	m.id = id;
+	m.to = addrs;
+	m.nto = n;
+	m.subject = subject;
+	m.text = text;
+	m.origin = origin;
+	rc = text ? mail_queue(x->rs->h, &m, msg, sizeof(msg)) : OUTPOST_E_INTERNAL;
+	if (rc == 0)
+		x->rs->actions++;
+	rules_log(x->rs, x->r->name, host, "action",
+	          json_pack("{s:s, s:s, s:s, s:s?}", "action", "email", "mail_id", id, "outcome",
+	                    rc == 0 ? "queued" : err_name(rc), "error", rc == 0 ? NULL : msg));
+	free(text);
 	free(vals);
 }
 

@@ -8,8 +8,8 @@
 
 #define SELECTOR_MAX_TEXT 4096 /* bytes of selector text */
 #define SELECTOR_MAX_TERMS 64
-#define SELECTOR_MAX_KEY 63     /* characters of a key */
-#define SELECTOR_MAX_VALUE 1024 /* bytes of a value or host word, after unquoting */
+#define SELECTOR_MAX_KEY 63             /* characters of a key */
+#define SELECTOR_MAX_VALUE 1024         /* bytes of a value or host word, after unquoting */
 #define SELECTOR_MAX_NAMES 16384        /* names node-set ranges expand to, in all */
 #define SELECTOR_MAX_NAME_BYTES 1048576 /* bytes those names may take, in all */
 

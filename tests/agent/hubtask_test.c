@@ -388,8 +388,8 @@ static void test_task_issued_in_the_agents_future_is_refused(void **state)
 	wait_reports(f, 1);
 	assert_refused(f, "t-future", "refused", "forbidden");
 	r = report_at(f, 0);
-	msg = json_string_value(json_object_get(
-	    json_object_get(json_object_get(r, "response"), "error"), "message"));
+	msg = json_string_value(
+	    json_object_get(json_object_get(json_object_get(r, "response"), "error"), "message"));
 	assert_non_null(strstr(msg, "check the clocks"));
 	/* A few seconds ahead is within the skew the hub allows too: it runs. */
 	t = task_new("t-near", HOST, "t", "count", "{}", 3600 * 1000);

@@ -390,8 +390,8 @@ int main(void)
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_failing_init_disables_only_that_plugin, setup,
 	                                    teardown),
-	    cmocka_unit_test_setup_teardown(test_state_is_private_to_a_plugin_and_survives_a_restart,
-	                                    setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_state_is_private_to_a_plugin_and_survives_a_restart, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_state_without_a_database_is_unavailable, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_timers_and_watches_run_on_the_loop_until_removed,

@@ -46,10 +46,10 @@ static int version_of(sqlite3 *db, const char *component)
 	sqlite3_stmt *st;
 	int v = -1;
 
-	assert_int_equal(sqlite3_prepare_v2(db,
-	                                    "SELECT version FROM schema_version WHERE component = ?",
-	                                    -1, &st, NULL),
-	                 SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_prepare_v2(db, "SELECT version FROM schema_version WHERE component = ?", -1,
+	                       &st, NULL),
+	    SQLITE_OK);
 	sqlite3_bind_text(st, 1, component, -1, SQLITE_STATIC);
 	if (sqlite3_step(st) == SQLITE_ROW)
 		v = sqlite3_column_int(st, 0);

@@ -53,7 +53,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	data++, size--;
 	while (off < size && rc == 0) {
 		size_t n = size - off < piece ? size - off : piece;
-		/* As hc_recv keeps its buffer: the unread tail moved to the front, then appended. */
+		/* As hc_recv keeps its buffer: the unread tail moved to the front, then appended.
+		 */
 		if (in_off) {
 			memmove(in.data, in.data + in_off, in.len - in_off);
 			in.len -= in_off;
@@ -66,7 +67,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_CHECK(used <= in.len);
 		in_off = used;
 		if (rc < 0)
-			FUZZ_CHECK(msg[0] && (rc == OUTPOST_E_UNAVAILABLE || rc == OUTPOST_E_TOO_LARGE));
+			FUZZ_CHECK(msg[0] &&
+			           (rc == OUTPOST_E_UNAVAILABLE || rc == OUTPOST_E_TOO_LARGE));
 	}
 	if (rc == 0 && hresp_eof(&a))
 		rc = 1;

@@ -1,9 +1,11 @@
-"""Mail and the fleet report on a real hub (docs/mail.md, docs/reports.md): the report reaches
+"""Mail and the fleet report on a real hub (docs/mail.md, docs/reports.md), and a rule's email and
+flow actions (docs/rules.md): the report reaches
 a local SMTP sink (Debian's python3-aiosmtpd) as a mail with report.html attached, also when
 the sink is down at first and the hub restarts meanwhile (the queue is in the store); the
 scheduled mailing; the report's HTML escapes what hosts and labels said; `outpost report`."""
 import email
 import email.policy
+import json
 import threading
 import time
 
@@ -150,7 +152,7 @@ def test_report_escapes_what_hosts_said(fleet):
     assert [h["id"] for h in rep["not_up"]] == ["web-1"]
     assert rep["not_up"][0]["labels"]["note"] == HOSTILE
     assert any(c["host_id"] == "web-1" and c["kind"] == "down" for c in rep["changes"])
-    assert rep["alerts"]["fired"] == [] and "rules engine" in rep["alerts"]["note"]
+    assert rep["alerts"] == {"fired": [], "count": 0}
     p = f.ok("report")
     assert "Hosts: 2, " in p.stdout and "web-1 down since" in p.stdout, p.stdout
     for q, text in [("hours=0", "hours: 1 to 744"), ("hours=x", "hours: 1 to 744"),
@@ -196,3 +198,43 @@ def test_mail_over_starttls_with_auth(hub, tmp_path):
         assert "s3cret" not in h.log()
     finally:
         s.stop()
+
+
+def test_a_rule_mails_and_starts_a_flow(fleet, sink, tmp_path):
+    """A rule's email action goes through the mail queue to the sink; its flow action starts a
+    run whose steps see the rule, the host and the action's args."""
+    sink.start()
+    conf = mail_conf(sink.port)
+    conf["rules"] = {"interval_s": 1}
+    f = fleet(0, conf)
+    f.add("web-1", f.token(), conf={"plugins": {"metrics": {"interval_ms": 1000,
+                                                            "statsd_listen": ""}}})
+    f.wait_states({"web-1": "up"})
+    log = tmp_path / "flow.log"
+    s, r = f.hub.api("POST", "/api/v1/flows", {"name": "drain", "target": "web-1", "steps": [
+        {"name": "note", "script": 'echo "$OUTPOST_RULE $OUTPOST_HOST $REASON" >> %s' % log}]})
+    assert s == 200, r
+    rule = {"name": "hot", "condition": "last(app_temp[1m]) > 90", "options": {"cooldown_s": 0},
+            "actions": [{"kind": "email", "to": ["oncall@example.test"]},
+                        {"kind": "flow", "flow": "drain", "args": {"REASON": "too-hot"}}]}
+    path = tmp_path / "hot.json"
+    path.write_text(json.dumps(rule))
+    f.ok("rules", "add", str(path))
+    r = f.agents["web-1"].call("metrics", "push", {"metrics": [{"name": "app_temp",
+                                                                 "value": 95}]})
+    assert r.ok, r
+    frm, rcpt, msg = sink.wait()[0]
+    assert rcpt == ["oncall@example.test"], rcpt
+    assert msg["Subject"] == "[outpost] hot firing on web-1", msg["Subject"]
+    body = msg.get_body(preferencelist=("plain",)).get_content()
+    assert "rule: hot" in body and "host: web-1" in body and "95" in body, body
+    wait_for(lambda: log.exists() and log.read_text(), 30, what="the flow's step to run")
+    assert log.read_text() == "hot web-1 too-hot\n"
+    runs = f.ok("--json", "flows", "runs").json
+    assert [x["origin"] for x in runs] == ["rule:hot"], runs
+    # The fleet report counts the alert that fired.
+    s, r = f.hub.api("GET", "/api/v1/report?format=json")
+    assert s == 200, r
+    fired = r["result"]["alerts"]
+    assert fired["count"] == 1 and fired["fired"][0]["rule"] == "hot", fired
+    assert fired["fired"][0]["host"] == "web-1", fired

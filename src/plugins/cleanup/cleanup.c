@@ -150,13 +150,14 @@ static void publish_events(struct cleanup *cl, struct cl_run *r, int scheduled)
 		int warned = cl->publish_warned++;
 		pthread_mutex_unlock(&cl->lock);
 		/* No hub (unavailable) is normal for a local-only agent: said once, at info. */
-		outpost_log(cl->pc,
-		            warned                        ? OUTPOST_LOG_DEBUG
-		            : rc == OUTPOST_E_UNAVAILABLE ? OUTPOST_LOG_INFO
-		                                          : OUTPOST_LOG_WARN,
-		            "%zu events not handed to the hub (%s); an apply's answer lists what it "
-		            "changed",
-		            json_array_size(r->events), err_name(rc));
+		outpost_log(
+		    cl->pc,
+		    warned                        ? OUTPOST_LOG_DEBUG
+		    : rc == OUTPOST_E_UNAVAILABLE ? OUTPOST_LOG_INFO
+		                                  : OUTPOST_LOG_WARN,
+		    "%zu events not handed to the hub (%s); an apply's answer lists what it "
+		    "changed",
+		    json_array_size(r->events), err_name(rc));
 	}
 }
 

@@ -84,8 +84,8 @@ void cl_drift_sysctl(struct cl_run *r, const struct cl_policy *p, const struct c
 	if (r->apply && s->enforce) {
 		fd = openat(pfd, name, O_WRONLY | O_TRUNC | O_NOFOLLOW | O_CLOEXEC);
 		if (fd < 0 || write(fd, want, strlen(want)) != (ssize_t)strlen(want)) {
-			snprintf(msg, sizeof(msg), "cannot set sysctl %s to '%.200s': %s", s->key, want,
-			         strerror(errno));
+			snprintf(msg, sizeof(msg), "cannot set sysctl %s to '%.200s': %s", s->key,
+			         want, strerror(errno));
 			cl_run_error(r, p->name, s->key, msg);
 		} else {
 			char now[CL_SYSCTL_MAX];
@@ -93,8 +93,8 @@ void cl_drift_sysctl(struct cl_run *r, const struct cl_policy *p, const struct c
 			    sysctl_read(pfd, name, now, sizeof(now)) == 0 && strcmp(now, want) == 0;
 			if (!fixed) {
 				snprintf(msg, sizeof(msg),
-				         "sysctl %s: the kernel kept '%.100s' after '%.100s'", s->key,
-				         now, want);
+				         "sysctl %s: the kernel kept '%.100s' after '%.100s'",
+				         s->key, now, want);
 				cl_run_error(r, p->name, s->key, msg);
 			}
 		}
