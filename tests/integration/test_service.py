@@ -48,8 +48,13 @@ def test_commands_get_umask_022_whatever_the_agents(agent, tmp_path):
 def test_a_daemon_started_with_setsid_survives_an_agent_restart(agent, tmp_path):
     a = agent()
     pidfile = tmp_path / "daemon.pid"
+    # The script waits for the pid as a start script does: the command's end ends its process
+    # group, and a child not yet in its own session (setsid -f forks, then calls setsid) would
+    # go with it on a loaded machine.
     r = a.call("exec", "run", {"script": "setsid -f sh -c 'echo $$ > %s; exec sleep 300' "
-                                         ">/dev/null 2>&1 </dev/null" % pidfile},
+                                         ">/dev/null 2>&1 </dev/null; "
+                                         "while [ ! -s %s ]; do sleep 0.05; done"
+                                         % (pidfile, pidfile)},
                id="start-daemon-1")
     assert r.ok and r.result["exit_code"] == 0, r
     wait_for(lambda: pidfile.exists() and pidfile.read_text().strip(), what="the daemon's pid")
