@@ -70,6 +70,11 @@ pack() {
 	doc="$root/usr/share/doc/$pkg"
 	mkdir -p "$doc"
 	cp "$src/packaging/deb/copyright" "$doc/copyright"
+	if [ -f "$src/packaging/deb/$pkg.lintian-overrides" ]; then
+		mkdir -p "$root/usr/share/lintian/overrides"
+		install -m 644 "$src/packaging/deb/$pkg.lintian-overrides" \
+			"$root/usr/share/lintian/overrides/$pkg"
+	fi
 	printf '%s (%s) unstable; urgency=medium\n\n  * Built by make deb from commit %s.\n\n -- %s  %s\n' \
 		outpost "$version" "$commit" "$maint" "$when" | gzip -9n >"$doc/changelog.gz"
 
