@@ -567,6 +567,11 @@ static int sec_init(struct outpost_plugin_ctx *pc, void **state)
 		json_decref(s->base);
 		s->base = json_object();
 	}
+	/* The first watches before the first check has named the homes' .ssh: those come at
+	 * the first timer. Set before the thread starts: its first full check replaces them. */
+	s->dirs = json_pack("[s, s, s, s, s, s, s, s]", "/etc", "/etc/ssh", "/etc/sudoers.d",
+	                    "/etc/ssh/sshd_config.d", "/etc/cron.d", "/var/spool/cron",
+	                    "/var/spool/cron/crontabs", "/etc/systemd/system");
 	s->full_due = 1;
 	if ((rc = pthread_create(&s->th, NULL, sec_thread, s)) != 0) {
 		outpost_log(pc, OUTPOST_LOG_ERROR, "security: cannot start its thread: %s",
@@ -576,11 +581,6 @@ static int sec_init(struct outpost_plugin_ctx *pc, void **state)
 	}
 	s->started = 1;
 	s->timer = outpost_timer_add(pc, s->conf.interval_ms, sec_on_timer, s);
-	/* The first watches before the first check has named the homes' .ssh: those come at
-	 * the first timer. */
-	s->dirs = json_pack("[s, s, s, s, s, s, s, s]", "/etc", "/etc/ssh", "/etc/sudoers.d",
-	                    "/etc/ssh/sshd_config.d", "/etc/cron.d", "/var/spool/cron",
-	                    "/var/spool/cron/crontabs", "/etc/systemd/system");
 	sec_watch_sync(s);
 	return 0;
 fail:
