@@ -130,11 +130,13 @@ def test_keys_sudoers_units_and_the_baseline_op(hub, agent, tmp_path):
     h, a, root = start(hub, agent, tmp_path, setuid_roots=["/usr/local/bin"])
     with open(root / "home/alice/.ssh/authorized_keys", "a") as f:
         f.write("ssh-rsa AAAAB3Nza mallory@evil\n")
-    # Made with its final mode at once, as visudo does: a chmod after the write is a second
-    # change, and whether the plugin reads the file between the two depends on the load.
-    fd = os.open(root / "etc/sudoers.d/90-eve", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o440)
-    os.write(fd, b"eve ALL=(ALL) NOPASSWD: ALL\n")
-    os.close(fd)
+    # Written aside and renamed into place with its final mode, as visudo does: a create, a
+    # write and a chmod are three changes, and whether the plugin reads the file between them
+    # depends on the load (it then rightly reports each).
+    tmp = root / "90-eve.tmp"
+    tmp.write_text("eve ALL=(ALL) NOPASSWD: ALL\n")
+    os.chmod(tmp, 0o440)
+    os.rename(tmp, root / "etc/sudoers.d/90-eve")
     (root / "etc/systemd/system/backdoor.service").write_text("[Service]\nExecStart=/bin/nc\n")
     with open(root / "var/log/wtmp", "ab") as f:
         f.write(utmp("alice", "pts/1", "10.0.0.7"))
