@@ -5,12 +5,11 @@ disk shows in /v1/health and /metrics, and when space returns the agent writes t
 without a restart. Skipped, with the reason, where the machine allows no mount."""
 import os
 import re
-import subprocess
 import time
 
 import pytest
 
-from outpost_testlib import wait_for
+from outpost_testlib import fill, mount_tmpfs, wait_for
 
 HOST = "full-01"
 INTERVAL_MS = 1000
@@ -19,29 +18,9 @@ INTERVAL_MS = 1000
 @pytest.fixture
 def small_fs(tmp_path):
     mnt = tmp_path / "agentfs"
-    mnt.mkdir()
-    p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs", str(mnt)],
-                       capture_output=True, text=True)
-    if p.returncode != 0:
-        pytest.skip("cannot mount a tmpfs here (%s): the full-disk fault needs one" %
-                    (p.stderr.strip() or "exit %d" % p.returncode))
+    umount = mount_tmpfs(mnt, "8m")
     yield mnt
-    # Lazy: the agent fixture stops the agent after this fixture's teardown started.
-    subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
-
-
-def fill(path):
-    """Writes path until the file system has no byte left (unbuffered: every byte counts)."""
-    fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        for size in (65536, 4096, 1):
-            try:
-                while True:
-                    os.write(fd, b"\0" * size)
-            except OSError:
-                pass
-    finally:
-        os.close(fd)
+    umount()
 
 
 def hub_status(a):

@@ -5,12 +5,11 @@ stored once. A tmpfs holds the hub's state; skipped, with the reason, where no m
 allowed."""
 import os
 import re
-import subprocess
 import time
 
 import pytest
 
-from outpost_testlib import wait_for
+from outpost_testlib import fill, mount_tmpfs, wait_for
 
 HOST = "hubfull-1"
 
@@ -18,27 +17,9 @@ HOST = "hubfull-1"
 @pytest.fixture
 def small_fs(tmp_path):
     mnt = tmp_path / "hubfs"
-    mnt.mkdir()
-    p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m,mode=0700", "tmpfs", str(mnt)],
-                       capture_output=True, text=True)
-    if p.returncode != 0:
-        pytest.skip("cannot mount a tmpfs here (%s): the full-disk fault needs one" %
-                    (p.stderr.strip() or "exit %d" % p.returncode))
+    umount = mount_tmpfs(mnt, "24m")
     yield mnt
-    subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
-
-
-def fill(path):
-    fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        for size in (65536, 4096, 1):
-            try:
-                while True:
-                    os.write(fd, b"\0" * size)
-            except OSError:
-                pass
-    finally:
-        os.close(fd)
+    umount()
 
 
 def sampled(a):

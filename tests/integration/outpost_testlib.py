@@ -541,6 +541,33 @@ def wait_for(fn, timeout=15, step=0.05, what="a condition"):
         time.sleep(step)
 
 
+def mount_tmpfs(path, size):
+    """Mounts a private tmpfs of `size` at path (made here), or skips the test with the reason:
+    the full-disk faults need one. Returns a function that unmounts it (lazily: the daemon
+    fixtures stop their daemons after that teardown started)."""
+    path.mkdir()
+    p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%s,mode=0700" % size, "tmpfs",
+                        str(path)], capture_output=True, text=True)
+    if p.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (%s): the full-disk fault needs one" %
+                    (p.stderr.strip() or "exit %d" % p.returncode))
+    return lambda: subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+def fill(path):
+    """Writes path until the file system has no byte left (unbuffered: every byte counts)."""
+    fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        for size in (65536, 4096, 1):
+            try:
+                while True:
+                    os.write(fd, b"\0" * size)
+            except OSError:
+                pass
+    finally:
+        os.close(fd)
+
+
 def cmd_line(marker):
     """argv for `outpost run`: appends the running agent's pid to marker."""
     return ["--", "sh", "-c", 'echo "$PPID" >> %s' % marker]
