@@ -2,7 +2,10 @@
 #include "wire.h"
 #include "err.h"
 
+#include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 int wire_depth(const char *data, size_t len)
@@ -449,4 +452,42 @@ int wire_host_id_ok(const char *id)
 	size_t n = id ? strlen(id) : 0;
 	return n >= 1 && n <= 64 && id[0] != '.' && id[0] != '-' && !strstr(id, "..") &&
 	       wire_chars_ok(id, n, "._-");
+}
+
+const struct wire_unit wire_units_duration[] = {
+    {'s', 1}, {'m', 60}, {'h', 3600}, {'d', 86400}, {0, 0}};
+const struct wire_unit wire_units_bytes[] = {
+    {'K', 1LL << 10}, {'M', 1LL << 20}, {'G', 1LL << 30}, {'T', 1LL << 40}, {0, 0}};
+
+int64_t wire_scaled(const json_t *v, const struct wire_unit *units, int64_t limit)
+{
+	const char *s;
+	char *end;
+	long long n;
+	int64_t factor = 1;
+
+	if (json_is_integer(v))
+		return json_integer_value(v) >= 0 && json_integer_value(v) <= limit
+		           ? json_integer_value(v)
+		           : -1;
+	if (!json_is_string(v))
+		return -1;
+	s = json_string_value(v);
+	if (!isdigit((unsigned char)s[0]))
+		return -1;
+	errno = 0;
+	n = strtoll(s, &end, 10);
+	if (errno || n < 0)
+		return -1;
+	if (*end) {
+		const struct wire_unit *u = units;
+		while (u->suffix && u->suffix != *end)
+			u++;
+		if (!u->suffix || end[1])
+			return -1;
+		factor = u->factor;
+	}
+	if (n > limit / factor)
+		return -1;
+	return n * factor;
 }

@@ -4,6 +4,7 @@
 
 #include <outpost/plugin.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define WIRE_MAX_DEPTH_DEFAULT 32
 
@@ -66,5 +67,17 @@ int wire_id_ok(const char *id);
 /* Host ids: 1..64 of A-Z a-z 0-9 . _ -, not starting with . or -, no "..": safe as a path
  * component, a label and a log field. */
 int wire_host_id_ok(const char *id);
+
+/* A config value with an optional one-letter unit: a non-negative JSON integer, or a string of
+ * digits followed by at most one of units' suffixes ("90", "15m", "512K"). units ends with
+ * {0, 0}; a suffix is named once. Returns the number times its unit's factor, or -1 when v is
+ * no such value or the product passes limit. */
+struct wire_unit {
+	char suffix;
+	int64_t factor;
+};
+extern const struct wire_unit wire_units_duration[]; /* s m h d: seconds */
+extern const struct wire_unit wire_units_bytes[];    /* K M G T: powers of 1024 */
+int64_t wire_scaled(const json_t *v, const struct wire_unit *units, int64_t limit);
 
 #endif

@@ -11,6 +11,7 @@
 #include "plugins/builtin.h"
 #include "core/clk.h"
 #include "core/err.h"
+#include "core/wire.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -93,40 +94,15 @@ static int unit_ok(const char *s)
 /* memory.max: bytes, K/M/G/T (powers of 1024), or "max". */
 static int parse_memory(const json_t *v, char *out, size_t len)
 {
-	const char *s = json_string_value(v);
-	unsigned long long n;
-	char *end;
-	int shift = 0;
+	int64_t n;
 
-	if (json_is_integer(v) && json_integer_value(v) > 0) {
-		snprintf(out, len, "%lld", (long long)json_integer_value(v));
+	if (json_is_string(v) && strcmp(json_string_value(v), "max") == 0) {
+		snprintf(out, len, "max");
 		return 0;
 	}
-	if (!s || !isdigit((unsigned char)s[0]))
-		return s && strcmp(s, "max") == 0 ? snprintf(out, len, "max"), 0 : -1;
-	errno = 0;
-	n = strtoull(s, &end, 10);
-	switch (*end) {
-	case '\0':
-		break;
-	case 'K':
-		shift = 10;
-		break;
-	case 'M':
-		shift = 20;
-		break;
-	case 'G':
-		shift = 30;
-		break;
-	case 'T':
-		shift = 40;
-		break;
-	default:
+	if ((n = wire_scaled(v, wire_units_bytes, INT64_MAX)) <= 0)
 		return -1;
-	}
-	if (errno || n == 0 || (*end && end[1]) || n > (~0ULL >> (shift + 1)))
-		return -1;
-	snprintf(out, len, "%llu", n << shift);
+	snprintf(out, len, "%lld", (long long)n);
 	return 0;
 }
 

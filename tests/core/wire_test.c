@@ -283,6 +283,42 @@ static void test_name_rule_refuses_what_an_executable_plugin_cannot_declare(void
 	assert_false(wire_name_okn("s\0s", 3));
 }
 
+static int64_t scaled(json_t *v, const struct wire_unit *units, int64_t limit)
+{
+	int64_t n = wire_scaled(v, units, limit);
+
+	json_decref(v);
+	return n;
+}
+
+static void test_scaled_takes_a_number_and_one_known_unit(void **state)
+{
+	(void)state;
+	assert_int_equal(scaled(json_string("90"), wire_units_duration, INT64_MAX), 90);
+	assert_int_equal(scaled(json_string("15m"), wire_units_duration, INT64_MAX), 900);
+	assert_int_equal(scaled(json_string("2d"), wire_units_duration, INT64_MAX), 172800);
+	assert_int_equal(scaled(json_integer(7), wire_units_duration, INT64_MAX), 7);
+	assert_int_equal(scaled(json_string("512K"), wire_units_bytes, INT64_MAX), 512 * 1024);
+	assert_int_equal(scaled(json_string("2G"), wire_units_bytes, INT64_MAX), 2LL << 30);
+}
+
+static void test_scaled_refuses_other_units_signs_and_overflow(void **state)
+{
+	(void)state;
+	assert_int_equal(scaled(json_string("1dd"), wire_units_duration, INT64_MAX), -1);
+	assert_int_equal(scaled(json_string("1K"), wire_units_duration, INT64_MAX), -1);
+	assert_int_equal(scaled(json_string("-1d"), wire_units_duration, INT64_MAX), -1);
+	assert_int_equal(scaled(json_string(" 1"), wire_units_duration, INT64_MAX), -1);
+	assert_int_equal(scaled(json_integer(-1), wire_units_bytes, INT64_MAX), -1);
+	assert_int_equal(scaled(json_real(1.5), wire_units_bytes, INT64_MAX), -1);
+	assert_int_equal(scaled(json_string("99999999999999999999T"), wire_units_bytes, INT64_MAX),
+	                 -1);
+	assert_int_equal(scaled(json_string("9000000T"), wire_units_bytes, INT64_MAX), -1);
+	/* The limit holds for plain integers too. */
+	assert_int_equal(scaled(json_integer(1001), wire_units_bytes, 1000), -1);
+	assert_int_equal(scaled(json_string("2h"), wire_units_duration, 7199), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -301,6 +337,8 @@ int main(void)
 	    cmocka_unit_test(test_utf8_ok_is_the_same_rule_over_a_whole_text),
 	    cmocka_unit_test(test_name_rule_takes_lowercase_names_starting_with_a_letter),
 	    cmocka_unit_test(test_name_rule_refuses_what_an_executable_plugin_cannot_declare),
+	    cmocka_unit_test(test_scaled_takes_a_number_and_one_known_unit),
+	    cmocka_unit_test(test_scaled_refuses_other_units_signs_and_overflow),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

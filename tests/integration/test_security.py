@@ -223,6 +223,36 @@ def test_firewall_change_in_a_namespace(hub, agent, tmp_path):
         subprocess.run(["umount", str(ns)], capture_output=True)
 
 
+def test_nftables_notification_brings_the_check_at_once(hub, agent, tmp_path):
+    """The full check is a day away: only nftables' netlink notification (in the namespace the
+    config names) can bring the listing that sees the new table."""
+    ns, why = net_namespace(tmp_path)
+    if ns is None:
+        pytest.skip(why)
+    try:
+        nft = ["nsenter", "--net=%s" % ns, "nft"]
+        subprocess.run(nft + ["add", "table", "inet", "base"], check=True)
+        h, a, root = start(hub, agent, tmp_path, firewall=[nft + ["list", "ruleset"]],
+                           firewall_netns=str(ns), interval_ms=86400000)
+        st = a.call("security", "status").result
+        assert st["firewall_notify"] == {"via": "netlink", "changes": 0}, st
+        subprocess.run(nft + ["add", "table", "inet", "intruder"], check=True)
+        evs = wait_for(lambda: security_events(h), timeout=30, what="the firewall event")
+        assert kinds(evs) == ["security.firewall_changed"], evs
+        assert evs[0]["data"]["diff"]["added"] == ["table inet intruder {", "}"], evs
+        st = a.call("security", "status").result
+        assert st["checks"] == 1 and st["firewall_notify"]["changes"] >= 1, st
+        # A second change is a second notification and a second event.
+        subprocess.run(nft + ["add", "chain", "inet", "intruder", "input",
+                              "{ type filter hook input priority 0 ; }"], check=True)
+        evs = wait_for(lambda: (lambda e: len(e) == 2 and e)(security_events(h)),
+                       timeout=30, what="the second firewall event")
+        added = [" ".join(e["data"]["diff"]["added"]) for e in evs]
+        assert any("chain input {" in x for x in added), evs
+    finally:
+        subprocess.run(["umount", str(ns)], capture_output=True)
+
+
 def test_new_listening_socket_names_its_process(hub, agent, tmp_path):
     h, a, root = start(hub, agent, tmp_path, sockets=True)
     s = socket.socket()
@@ -247,6 +277,8 @@ def test_bad_config_gets_located_errors(agent, tmp_path):
                        ({"firewall": [["nft", 3]]}, "plugins.security.firewall[0][1]"),
                        ({"firewall": "nft"}, "plugins.security.firewall"),
                        ({"setuid_roots": ["bin"]}, "plugins.security.setuid_roots[0]"),
+                       ({"firewall_netns": "netns"}, "plugins.security.firewall_netns"),
+                       ({"firewall_netns": 7}, "plugins.security: field 'firewall_netns'"),
                        ({"colour": "red"}, "plugins.security: unknown field 'colour'")]:
         a = agent({"plugins": {"security": dict(conf, enabled=True)}})
         a.wait_log(text, timeout=10)

@@ -1,6 +1,7 @@
 /* Cleanup policies checked into structs: see policy.h. Every message starts with the key path
  * of what is wrong, so an operator finds it in a long config or a pushed policy at once. */
 #include "policy.h"
+#include "core/wire.h"
 
 #include <outpost/plugin.h>
 
@@ -35,89 +36,15 @@ __attribute__((format(printf, 3, 4))) static int perr(struct pctx *c, const char
 	return OUTPOST_E_BAD_ARGS;
 }
 
+/* Durations stay in range as milliseconds too. */
 int64_t cl_duration(const json_t *v)
 {
-	const char *s;
-	char *end;
-	long long n;
-	int64_t unit = 1;
-
-	if (json_is_integer(v))
-		return json_integer_value(v) >= 0 ? json_integer_value(v) : -1;
-	if (!json_is_string(v))
-		return -1;
-	s = json_string_value(v);
-	if (!isdigit((unsigned char)s[0]))
-		return -1;
-	errno = 0;
-	n = strtoll(s, &end, 10);
-	if (errno || n < 0)
-		return -1;
-	switch (*end) {
-	case '\0':
-	case 's':
-		unit = 1;
-		break;
-	case 'm':
-		unit = 60;
-		break;
-	case 'h':
-		unit = 3600;
-		break;
-	case 'd':
-		unit = 86400;
-		break;
-	default:
-		return -1;
-	}
-	if (*end && end[1])
-		return -1;
-	if (n > INT64_MAX / unit / 1000) /* stays in range as milliseconds too */
-		return -1;
-	return n * unit;
+	return wire_scaled(v, wire_units_duration, INT64_MAX / 1000);
 }
 
 int64_t cl_bytes(const json_t *v)
 {
-	const char *s;
-	char *end;
-	long long n;
-	int shift = 0;
-
-	if (json_is_integer(v))
-		return json_integer_value(v) >= 0 ? json_integer_value(v) : -1;
-	if (!json_is_string(v))
-		return -1;
-	s = json_string_value(v);
-	if (!isdigit((unsigned char)s[0]))
-		return -1;
-	errno = 0;
-	n = strtoll(s, &end, 10);
-	if (errno || n < 0)
-		return -1;
-	switch (*end) {
-	case '\0':
-		break;
-	case 'K':
-		shift = 10;
-		break;
-	case 'M':
-		shift = 20;
-		break;
-	case 'G':
-		shift = 30;
-		break;
-	case 'T':
-		shift = 40;
-		break;
-	default:
-		return -1;
-	}
-	if (*end && end[1])
-		return -1;
-	if (n > (INT64_MAX >> shift))
-		return -1;
-	return (int64_t)n << shift;
+	return wire_scaled(v, wire_units_bytes, INT64_MAX);
 }
 
 int cl_path_ok(const char *s)

@@ -13,9 +13,12 @@
 #include <ftw.h>
 #include <limits.h>
 #include <linux/inet_diag.h>
+#include <linux/netfilter/nfnetlink.h>
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,6 +138,86 @@ void sec_firewall_check(const struct sec_conf *c, json_t *fw, int first, struct 
 		json_object_set_new(fw, name, now);
 		r->changed = 1;
 	}
+}
+
+/* ---- nftables' notifications ---- */
+
+struct nft_open {
+	const char *netns;
+	int fd, err;
+};
+
+static void *nft_open_in(void *arg)
+{
+	struct nft_open *o = arg;
+	struct sockaddr_nl sa = {.nl_family = AF_NETLINK,
+	                         .nl_groups = 1u << (NFNLGRP_NFTABLES - 1)};
+	int ns;
+
+	if (o->netns) {
+		if ((ns = open(o->netns, O_RDONLY | O_CLOEXEC)) < 0) {
+			o->err = errno;
+			return NULL;
+		}
+		if (setns(ns, CLONE_NEWNET) < 0) {
+			o->err = errno;
+			close(ns);
+			return NULL;
+		}
+		close(ns);
+	}
+	o->fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_NETFILTER);
+	if (o->fd < 0) {
+		o->err = errno;
+		return NULL;
+	}
+	if (bind(o->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		o->err = errno;
+		close(o->fd);
+		o->fd = -1;
+	}
+	return NULL;
+}
+
+int sec_nft_listen(const char *netns, char *msg, size_t msglen)
+{
+	struct nft_open o = {netns, -1, 0};
+	pthread_t th;
+	int rc;
+
+	/* setns moves only the thread that calls it, and a socket stays in the namespace it was
+	 * made in: a short thread of its own enters the namespace, the loop never does. */
+	if (!netns) {
+		nft_open_in(&o);
+	} else if ((rc = pthread_create(&th, NULL, nft_open_in, &o)) != 0) {
+		o.err = rc;
+	} else {
+		pthread_join(th, NULL);
+	}
+	if (o.fd < 0)
+		snprintf(msg, msglen, "no nftables notifications%s%s: %s", netns ? " in " : "",
+		         netns ? netns : "", strerror(o.err));
+	return o.fd;
+}
+
+int sec_nft_drain(int fd)
+{
+	char buf[8192];
+	int changed = 0;
+
+	for (;;) {
+		ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+		if (n > 0) {
+			changed = 1;
+		} else if (n < 0 && errno == ENOBUFS) {
+			changed = 1; /* some were lost: a change all the same */
+		} else if (n < 0 && errno == EINTR) {
+			continue;
+		} else {
+			break;
+		}
+	}
+	return changed;
 }
 
 /* ---- listening sockets ---- */

@@ -20,7 +20,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/inotify.h>
+#include <unistd.h>
 #include <time.h>
 
 #define SEC_INTERVAL_DEFAULT 300000
@@ -41,13 +43,16 @@ struct sec {
 	/* Work for the checker thread, and its answer to the loop (dirs to watch). */
 	pthread_mutex_t work_lock;
 	pthread_cond_t work_cond;
-	int stop, full_due;
+	int stop, full_due, fw_due;
 	json_t *pending; /* host paths a watch named */
 	json_t *dirs;    /* directories to watch (host paths), set by the thread */
 
-	/* The loop's side: watch ids by directory. Loop thread only. */
+	/* The loop's side: watch ids by directory, nftables' notifications. Loop thread only. */
 	json_t *watches;
 	int timer;
+	int nft_fd, nft_id;
+	char nft_error[200];
+	unsigned long long nft_changes; /* notifications that brought a firewall check */
 
 	/* The baseline {"files", "firewall", "listen", "setuid", "taken_ms"}, and counters. */
 	pthread_mutex_t base_lock;
@@ -164,6 +169,8 @@ static const struct outpost_arg conf_fields[] = {
     {"root", OUTPOST_ARG_STRING, 0, "the prefix of every path (tests: a fake /etc)"},
     {"interval_ms", OUTPOST_ARG_INT, 0, "the full check, at least 1000 (default 300000)"},
     {"firewall", WIRE_ARG_ANY, 0, "listing commands: [[argv...], ...]; [] for none"},
+    {"firewall_netns", OUTPOST_ARG_STRING, 0,
+     "the network namespace whose nftables notifications bring a check (default: the agent's)"},
     {"sockets", OUTPOST_ARG_BOOL, 0, "new listening sockets (default true)"},
     {"setuid_roots", OUTPOST_ARG_ARRAY, 0, "directories walked for setuid/setgid files"},
     {NULL, 0, 0, NULL},
@@ -242,6 +249,16 @@ static int conf_load(json_t *conf, json_t *firewall_default, struct sec_conf *c,
 			}
 		}
 		c->firewall = v;
+	}
+	if ((v = json_object_get(conf, "firewall_netns")) && json_is_string(v)) {
+		const char *ns = json_string_value(v);
+		if (ns[0] != '/' || strlen(ns) >= PATH_MAX || strstr(ns, "/../")) {
+			snprintf(msg, msglen,
+			         "plugins.security.firewall_netns: an absolute path of a network "
+			         "namespace (\"/run/netns/NAME\", \"/proc/PID/ns/net\")");
+			return OUTPOST_E_BAD_ARGS;
+		}
+		c->fw_netns = ns;
 	}
 	c->setuid_roots = json_object_get(conf, "setuid_roots");
 	json_array_foreach(c->setuid_roots, i,
@@ -336,16 +353,17 @@ static void *sec_thread(void *arg)
 	struct sec *s = arg;
 	json_t *paths, *v;
 	size_t i;
-	int full;
+	int full, fw;
 
 	pthread_mutex_lock(&s->work_lock);
 	while (!s->stop) {
-		if (!s->full_due && json_array_size(s->pending) == 0) {
+		if (!s->full_due && !s->fw_due && json_array_size(s->pending) == 0) {
 			pthread_cond_wait(&s->work_cond, &s->work_lock);
 			continue;
 		}
 		full = s->full_due;
-		s->full_due = 0;
+		fw = s->fw_due && !full;
+		s->full_due = s->fw_due = 0;
 		paths = s->pending;
 		s->pending = json_array();
 		pthread_mutex_unlock(&s->work_lock);
@@ -356,6 +374,8 @@ static void *sec_thread(void *arg)
 			sec_full(s, !json_object_get(s->base, "taken_ms"));
 		} else {
 			struct sec_run r = {json_array(), 0, real_ms()};
+			if (fw)
+				sec_firewall_check(&s->conf, base_part(s->base, "firewall"), 0, &r);
 			json_array_foreach(paths, i, v) sec_files_check_path(
 			    &s->conf, base_part(s->base, "files"), json_string_value(v), &r);
 			sec_finish(s, &r);
@@ -422,6 +442,21 @@ static void sec_watch_sync(struct sec *s)
 	json_decref(dirs);
 }
 
+/* nftables said its rule set changed: the listings are run again now, not at the next full
+ * check. A burst (nft -f of a hundred rules) is one check or two. */
+static void sec_on_nft(struct outpost_plugin_ctx *pc, void *arg, int fd, uint32_t events)
+{
+	struct sec *s = arg;
+
+	if (!sec_nft_drain(fd))
+		return;
+	s->nft_changes++;
+	pthread_mutex_lock(&s->work_lock);
+	s->fw_due = 1;
+	pthread_cond_signal(&s->work_cond);
+	pthread_mutex_unlock(&s->work_lock);
+}
+
 static void sec_on_timer(struct outpost_plugin_ctx *pc, void *arg)
 {
 	struct sec *s = arg;
@@ -441,7 +476,7 @@ static json_t *sec_status_locked(struct sec *s)
 	    json_object_set(fw, k,
 	                    json_object_get(v, "sha256") ? json_object_get(v, "sha256")
 	                                                 : json_object_get(v, "error"));
-	return json_pack(
+	json_t *st = json_pack(
 	    "{s:b, s:s, s:I, s:I, s:I, s:I, s:I, s:o, s:I, s:I, s:I, s:s*}", "enabled",
 	    s->conf.enabled, "root", s->root[0] ? s->root : "/", "interval_ms",
 	    (json_int_t)s->conf.interval_ms, "baseline_ms",
@@ -451,6 +486,16 @@ static json_t *sec_status_locked(struct sec *s)
 	    "listening", (json_int_t)json_object_size(json_object_get(s->base, "listen")), "setuid",
 	    (json_int_t)json_object_size(json_object_get(s->base, "setuid")), "events",
 	    (json_int_t)s->events, "sockets_error", s->sockets_error[0] ? s->sockets_error : NULL);
+
+	/* How a firewall change is noticed: at once, or only at the next full check (why). */
+	if (st && s->conf.enabled)
+		json_object_set_new(st, "firewall_notify",
+		                    s->nft_fd >= 0
+		                        ? json_pack("{s:s, s:I}", "via", "netlink", "changes",
+		                                    (json_int_t)s->nft_changes)
+		                        : json_pack("{s:s, s:s}", "via", "periodic", "why",
+		                                    s->nft_error));
+	return st;
 }
 
 static int op_status(struct outpost_call *call, json_t *args, json_t **result)
@@ -526,6 +571,8 @@ static void sec_free(void *state)
 	pthread_mutex_destroy(&s->work_lock);
 	pthread_cond_destroy(&s->work_cond);
 	pthread_mutex_destroy(&s->base_lock);
+	if (s->nft_fd >= 0)
+		close(s->nft_fd); /* the agent has taken it off the loop before fini */
 	json_decref(s->pending);
 	json_decref(s->dirs);
 	json_decref(s->watches);
@@ -549,6 +596,7 @@ static int sec_init(struct outpost_plugin_ctx *pc, void **state)
 	pthread_cond_init(&s->work_cond, NULL);
 	pthread_mutex_init(&s->base_lock, NULL);
 	s->pc = pc;
+	s->nft_fd = -1;
 	s->pending = json_array();
 	s->watches = json_object();
 	s->fw_default = json_pack("[[s, s, s], [s]]", "nft", "list", "ruleset", "iptables-save");
@@ -582,6 +630,22 @@ static int sec_init(struct outpost_plugin_ctx *pc, void **state)
 	s->started = 1;
 	s->timer = outpost_timer_add(pc, s->conf.interval_ms, sec_on_timer, s);
 	sec_watch_sync(s);
+	if (json_array_size(s->conf.firewall)) {
+		s->nft_fd = sec_nft_listen(s->conf.fw_netns, s->nft_error, sizeof(s->nft_error));
+		if (s->nft_fd >= 0 &&
+		    (s->nft_id = outpost_fd_add(pc, s->nft_fd, EPOLLIN, sec_on_nft, s)) < 0) {
+			snprintf(s->nft_error, sizeof(s->nft_error),
+			         "the agent's loop refused the notifications' socket (%d)", s->nft_id);
+			close(s->nft_fd);
+			s->nft_fd = -1;
+		}
+		if (s->nft_fd < 0)
+			outpost_log(pc, OUTPOST_LOG_INFO,
+			            "security: %s; firewall changes are seen at the full check",
+			            s->nft_error);
+	} else {
+		snprintf(s->nft_error, sizeof(s->nft_error), "no firewall listing configured");
+	}
 	return 0;
 fail:
 	*state = NULL;

@@ -21,6 +21,7 @@ struct sec_conf {
 	const char *root;     /* "" for "/": paths are root + host path */
 	int64_t interval_ms;  /* the full check */
 	json_t *firewall;     /* array of argv arrays (borrowed from the config) */
+	const char *fw_netns; /* the namespace nftables' notifications come from; NULL: ours */
 	int sockets;          /* listening sockets */
 	json_t *setuid_roots; /* array of host paths (borrowed) */
 };
@@ -54,6 +55,12 @@ int sec_files_check_path(const struct sec_conf *c, json_t *files, const char *ho
 
 /* sec_net.c: each updates its part of the baseline (an object it owns), events unless first. */
 void sec_firewall_check(const struct sec_conf *c, json_t *fw, int first, struct sec_run *r);
+/* A socket (non-blocking, close-on-exec) on nftables' notifications (NETLINK_NETFILTER, group
+ * NFNLGRP_NFTABLES: every committed change of the rule set, iptables-nft's too) of the agent's
+ * network namespace, or of netns (a path such as /run/netns/NAME); -1 with msg saying why. */
+int sec_nft_listen(const char *netns, char *msg, size_t msglen);
+/* Reads every queued notification; 1 when there was any (a change to check). */
+int sec_nft_drain(int fd);
 int sec_sockets_check(json_t *listen, int first, struct sec_run *r, char *msg, size_t msglen);
 void sec_setuid_check(const struct sec_conf *c, json_t *setuid, int first, struct sec_run *r);
 /* root's logins: the records wtmp gained since the offset kept in wtmp ({ino, offset}). */
