@@ -61,6 +61,7 @@ clang
 libclang-rt-14-dev
 llvm
 nftables
+auditd
 chromium
 "
 

@@ -253,6 +253,57 @@ def test_nftables_notification_brings_the_check_at_once(hub, agent, tmp_path):
         subprocess.run(["umount", str(ns)], capture_output=True)
 
 
+def audit_enabled():
+    """The kernel's audit state (0, 1 or 2), or None with the reason it cannot be used here."""
+    if not shutil.which("auditctl"):
+        return None, "auditctl is missing (sh scripts/deps.sh test installs auditd)"
+    p = subprocess.run(["auditctl", "-s"], capture_output=True, text=True)
+    if p.returncode != 0:
+        return None, "the kernel's audit is not reachable here (a container without " \
+            "CAP_AUDIT_CONTROL, or a kernel without audit): " + p.stderr.strip()
+    for line in p.stdout.splitlines():
+        if line.startswith("enabled "):
+            return int(line.split()[1]), None
+    return None, "auditctl -s did not say whether audit is on: " + p.stdout
+
+
+def test_audit_names_who_changed_passwd(hub, agent, tmp_path):
+    """With an audit rule on the fake /etc (as auditd's rules watch the real one), the event
+    names the writer: its login uid, uid, pid, command and executable."""
+    was, why = audit_enabled()
+    if was is None:
+        pytest.skip(why)
+    if was == 2:
+        pytest.skip("the kernel's audit setup is locked (enabled 2): no rule can be added")
+    h, a, root = start(hub, agent, tmp_path, interval_ms=86400000)
+    key = "outpost-test-%d" % os.getpid()
+    etc = str(root / "etc")
+    rule = ["-w", etc, "-p", "wa", "-k", key]
+    try:
+        subprocess.run(["auditctl", "-e", "1"], check=True, capture_output=True)
+        subprocess.run(["auditctl"] + rule, check=True, capture_output=True)
+        tmp = root / "etc/passwd.new"
+        tmp.write_text(PASSWD + "mallory:x:1001:1001::/home/mallory:/bin/sh\n")
+        # A writer with a login uid of its own, as a user's session has (pam_loginuid).
+        child = subprocess.Popen(
+            ["python3", "-c", "import os, sys; open('/proc/self/loginuid', 'w').write('4321');"
+             " os.execvp('mv', ['mv', sys.argv[1], sys.argv[2]])", str(tmp),
+             str(root / "etc/passwd")])
+        assert child.wait() == 0
+        evs = wait_for(lambda: security_events(h), timeout=30, what="the passwd event")
+        assert kinds(evs) == ["security.passwd_changed"], evs
+        who = evs[0]["data"].get("who")
+        assert who is not None, (evs, a.call("security", "status").result)
+        assert who["login_uid"] == 4321 and who["uid"] == 0, who
+        assert who["pid"] == child.pid and who["comm"] == "mv", who
+        assert who["exe"].endswith("/mv"), who
+        st = a.call("security", "status").result
+        assert st["audit"]["via"] == "netlink" and st["audit"]["records"] > 0, st
+    finally:
+        subprocess.run(["auditctl", "-W", etc, "-p", "wa", "-k", key], capture_output=True)
+        subprocess.run(["auditctl", "-e", str(was)], capture_output=True)
+
+
 def test_new_listening_socket_names_its_process(hub, agent, tmp_path):
     h, a, root = start(hub, agent, tmp_path, sockets=True)
     s = socket.socket()
@@ -278,6 +329,7 @@ def test_bad_config_gets_located_errors(agent, tmp_path):
                        ({"firewall": "nft"}, "plugins.security.firewall"),
                        ({"setuid_roots": ["bin"]}, "plugins.security.setuid_roots[0]"),
                        ({"firewall_netns": "netns"}, "plugins.security.firewall_netns"),
+                       ({"audit": "yes"}, "plugins.security: field 'audit'"),
                        ({"firewall_netns": 7}, "plugins.security: field 'firewall_netns'"),
                        ({"colour": "red"}, "plugins.security: unknown field 'colour'")]:
         a = agent({"plugins": {"security": dict(conf, enabled=True)}})

@@ -28,6 +28,7 @@
 #define SEC_INTERVAL_DEFAULT 300000
 #define SEC_INTERVAL_MIN 1000
 #define SEC_PENDING_MAX 256 /* paths a watch handed over and not yet checked */
+#define SEC_AUDIT_WAIT_MS 1000 /* a check's events wait this long for who made them */
 #define SEC_WATCH_MASK                                                                             \
 	(IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE | IN_ATTRIB)
 
@@ -54,6 +55,12 @@ struct sec {
 	char nft_error[200];
 	unsigned long long nft_changes; /* notifications that brought a firewall check */
 
+	/* Who made a change: the kernel's audit records (sec_audit.c). */
+	struct sec_audit audit;
+	int audit_init, audit_id;
+	int kernel_audit; /* auditing on, as the last full check found: checker thread only */
+	char audit_error[200];
+
 	/* The baseline {"files", "firewall", "listen", "setuid", "taken_ms"}, and counters. */
 	pthread_mutex_t base_lock;
 	json_t *base;
@@ -61,6 +68,14 @@ struct sec {
 	unsigned long long checks, events, publish_errors;
 	char sockets_error[200];
 };
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static int64_t real_ms(void)
 {
@@ -172,6 +187,7 @@ static const struct outpost_arg conf_fields[] = {
     {"firewall_netns", OUTPOST_ARG_STRING, 0,
      "the network namespace whose nftables notifications bring a check (default: the agent's)"},
     {"sockets", OUTPOST_ARG_BOOL, 0, "new listening sockets (default true)"},
+    {"audit", OUTPOST_ARG_BOOL, 0, "who made a change, from the kernel's audit records (default true)"},
     {"setuid_roots", OUTPOST_ARG_ARRAY, 0, "directories walked for setuid/setgid files"},
     {NULL, 0, 0, NULL},
 };
@@ -188,6 +204,7 @@ static int conf_load(json_t *conf, json_t *firewall_default, struct sec_conf *c,
 	memset(c, 0, sizeof(*c));
 	c->interval_ms = SEC_INTERVAL_DEFAULT;
 	c->sockets = 1;
+	c->audit = 1;
 	c->root = root;
 	root[0] = '\0';
 	if (wire_check_named(conf_fields, conf, "field", sub, sizeof(sub)) < 0) {
@@ -197,6 +214,8 @@ static int conf_load(json_t *conf, json_t *firewall_default, struct sec_conf *c,
 	c->enabled = json_is_true(json_object_get(conf, "enabled"));
 	if (json_is_boolean(v = json_object_get(conf, "sockets")))
 		c->sockets = json_is_true(v);
+	if (json_is_boolean(v = json_object_get(conf, "audit")))
+		c->audit = json_is_true(v);
 	if ((v = json_object_get(conf, "root")) && json_is_string(v)) {
 		const char *s = json_string_value(v);
 		size_t n = strlen(s);
@@ -288,12 +307,50 @@ static json_t *base_part(json_t *base, const char *key)
 	return v;
 }
 
+/* Names who made each change (data.who) where the kernel's audit records tell: a file's
+ * last writer, nftables' last changer. The records may come a moment after the change:
+ * the check's events wait for them, SEC_AUDIT_WAIT_MS at most in all. */
+static void sec_who(struct sec *s, struct sec_run *r)
+{
+	json_t *ev, *taken, *who;
+	size_t i;
+	int64_t deadline;
+
+	if (s->audit.fd < 0 || !json_array_size(r->events))
+		return;
+	/* Asked again now (one netlink round trip, only when there is news): auditing may have
+	 * been turned on since the last full check. */
+	if ((s->kernel_audit = sec_audit_kernel_on()) != 1)
+		return;
+	deadline = mono_ms() + SEC_AUDIT_WAIT_MS;
+	taken = json_object(); /* a path's writer, for each of its events (passwd and uid 0) */
+	json_array_foreach(r->events, i, ev)
+	{
+		json_t *data = json_object_get(ev, "data");
+		const char *path = json_string_value(json_object_get(data, "path"));
+		char full[PATH_MAX] = "";
+		if (path)
+			snprintf(full, sizeof(full), "%s%s", s->root, path);
+		else if (strcmp(json_string_value(json_object_get(ev, "kind")),
+		                "security.firewall_changed") != 0)
+			continue;
+		if (!(who = json_object_get(taken, full))) {
+			if (!(who = sec_audit_who(&s->audit, full[0] ? full : NULL, deadline)))
+				continue;
+			json_object_set_new(taken, full, who);
+		}
+		json_object_set(data, "who", who);
+	}
+	json_decref(taken);
+}
+
 /* Publishes what a check found and keeps the baseline. Called with base_lock held. */
 static void sec_finish(struct sec *s, struct sec_run *r)
 {
 	size_t i;
 	json_t *ev;
 
+	sec_who(s, r);
 	if (r->changed && outpost_state_put(s->pc, "baseline", s->base) < 0)
 		outpost_log(s->pc, OUTPOST_LOG_WARN, "security: cannot keep the baseline");
 	if (!json_array_size(r->events))
@@ -324,6 +381,8 @@ static void sec_full(struct sec *s, int first)
 	json_t *dirs = NULL;
 	char msg[200] = "";
 
+	if (s->audit.fd >= 0)
+		s->kernel_audit = sec_audit_kernel_on();
 	sec_files_check(&s->conf, base_part(s->base, "files"), first, &r, &dirs);
 	sec_firewall_check(&s->conf, base_part(s->base, "firewall"), first, &r);
 	if (s->conf.sockets &&
@@ -457,6 +516,13 @@ static void sec_on_nft(struct outpost_plugin_ctx *pc, void *arg, int fd, uint32_
 	pthread_mutex_unlock(&s->work_lock);
 }
 
+static void sec_on_audit(struct outpost_plugin_ctx *pc, void *arg, int fd, uint32_t events)
+{
+	struct sec *s = arg;
+
+	sec_audit_read(&s->audit);
+}
+
 static void sec_on_timer(struct outpost_plugin_ctx *pc, void *arg)
 {
 	struct sec *s = arg;
@@ -495,6 +561,15 @@ static json_t *sec_status_locked(struct sec *s)
 		                                    (json_int_t)s->nft_changes)
 		                        : json_pack("{s:s, s:s}", "via", "periodic", "why",
 		                                    s->nft_error));
+	if (st && s->conf.enabled)
+		json_object_set_new(
+		    st, "audit",
+		    s->audit.fd >= 0
+		        ? json_pack("{s:s, s:o, s:I, s:I}", "via", "netlink", "kernel",
+		                    s->kernel_audit < 0 ? json_null() : json_boolean(s->kernel_audit),
+		                    "records", (json_int_t)s->audit.records, "lost",
+		                    (json_int_t)s->audit.lost)
+		        : json_pack("{s:s, s:s}", "via", "none", "why", s->audit_error));
 	return st;
 }
 
@@ -573,6 +648,8 @@ static void sec_free(void *state)
 	pthread_mutex_destroy(&s->base_lock);
 	if (s->nft_fd >= 0)
 		close(s->nft_fd); /* the agent has taken it off the loop before fini */
+	if (s->audit_init)
+		sec_audit_close(&s->audit);
 	json_decref(s->pending);
 	json_decref(s->dirs);
 	json_decref(s->watches);
@@ -597,6 +674,7 @@ static int sec_init(struct outpost_plugin_ctx *pc, void **state)
 	pthread_mutex_init(&s->base_lock, NULL);
 	s->pc = pc;
 	s->nft_fd = -1;
+	s->audit.fd = -1;
 	s->pending = json_array();
 	s->watches = json_object();
 	s->fw_default = json_pack("[[s, s, s], [s]]", "nft", "list", "ruleset", "iptables-save");
@@ -645,6 +723,21 @@ static int sec_init(struct outpost_plugin_ctx *pc, void **state)
 			            s->nft_error);
 	} else {
 		snprintf(s->nft_error, sizeof(s->nft_error), "no firewall listing configured");
+	}
+	if (!s->conf.audit) {
+		snprintf(s->audit_error, sizeof(s->audit_error), "plugins.security.audit is false");
+	} else {
+		s->audit_init = 1;
+		if (sec_audit_open(&s->audit, s->audit_error, sizeof(s->audit_error)) >= 0 &&
+		    (s->audit_id = outpost_fd_add(pc, s->audit.fd, EPOLLIN, sec_on_audit, s)) < 0) {
+			snprintf(s->audit_error, sizeof(s->audit_error),
+			         "the agent's loop refused the audit socket (%d)", s->audit_id);
+			close(s->audit.fd);
+			s->audit.fd = -1;
+		}
+		if (s->audit.fd < 0)
+			outpost_log(pc, OUTPOST_LOG_INFO, "security: %s; events cannot say who",
+			            s->audit_error);
 	}
 	return 0;
 fail:

@@ -8,6 +8,7 @@
 
 #include <jansson.h>
 #include <outpost/plugin.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,6 +23,7 @@ struct sec_conf {
 	int64_t interval_ms;  /* the full check */
 	json_t *firewall;     /* array of argv arrays (borrowed from the config) */
 	const char *fw_netns; /* the namespace nftables' notifications come from; NULL: ours */
+	int audit;            /* read the kernel's audit records for who made a change */
 	int sockets;          /* listening sockets */
 	json_t *setuid_roots; /* array of host paths (borrowed) */
 };
@@ -65,5 +67,29 @@ int sec_sockets_check(json_t *listen, int first, struct sec_run *r, char *msg, s
 void sec_setuid_check(const struct sec_conf *c, json_t *setuid, int first, struct sec_run *r);
 /* root's logins: the records wtmp gained since the offset kept in wtmp ({ino, offset}). */
 void sec_logins_check(const struct sec_conf *c, json_t *wtmp, int first, struct sec_run *r);
+
+/* sec_audit.c: who made a change, from the kernel's audit records. The loop reads them
+ * (sec_audit_read when fd is readable); the checker thread asks (sec_audit_who). */
+struct sec_audit {
+	int fd;               /* -1: no records */
+	pthread_mutex_t lock; /* guards recent; cond: a record came */
+	pthread_cond_t cond;
+	json_t *recent; /* {full path or "(nftables)": {login_uid, uid, pid, comm, exe, mono_ms}} */
+	/* The event being read: loop thread only. */
+	unsigned long serial;
+	json_t *who, *names, *netfilter;
+	char cwd[4096];
+	unsigned long long records, lost;
+};
+/* Joins the kernel's read-only audit log group; fd, or -1 with msg saying why. */
+int sec_audit_open(struct sec_audit *a, char *msg, size_t msglen);
+void sec_audit_close(struct sec_audit *a);
+void sec_audit_read(struct sec_audit *a);
+/* 1 when the kernel audits (auditctl -e 1), 0 when not, -1 when it does not say. */
+int sec_audit_kernel_on(void);
+/* The last writer of full_path (NULL: nftables' last change) as a new object, taken from the
+ * records (a second change with no record of its own names nobody); waits until deadline_ms
+ * (CLOCK_MONOTONIC) for its record; NULL when none came. Any thread. */
+json_t *sec_audit_who(struct sec_audit *a, const char *full_path, int64_t deadline_ms);
 
 #endif
