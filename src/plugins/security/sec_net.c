@@ -222,52 +222,54 @@ int sec_nft_drain(int fd)
 
 /* ---- listening sockets ---- */
 
-/* The process holding socket inode ino: {pid, comm, exe} or NULL. Walks /proc/<pid>/fd; only
- * for a new socket. */
-static json_t *socket_owner(unsigned long ino)
+/* The processes holding the socket inodes in want ({"<ino>": null, ...}): each value set to
+ * {pid, comm, exe} where found. One walk of /proc/<pid>/fd for all of them, ended when all are
+ * found: a busy host opens many sockets between two checks, and a walk each cost tens of ms. */
+static void socket_owners(json_t *want)
 {
-	char want[64], path[PATH_MAX], link[128];
+	char path[PATH_MAX], link[128];
 	DIR *proc = opendir("/proc"), *fds;
 	struct dirent *p, *f;
-	json_t *owner = NULL;
+	size_t left = json_object_size(want);
 
-	snprintf(want, sizeof(want), "socket:[%lu]", ino);
-	while (proc && !owner && (p = readdir(proc))) {
+	while (proc && left && (p = readdir(proc))) {
 		if (p->d_name[0] < '0' || p->d_name[0] > '9')
 			continue;
 		snprintf(path, sizeof(path), "/proc/%s/fd", p->d_name);
 		if (!(fds = opendir(path)))
 			continue;
-		while (!owner && (f = readdir(fds))) {
+		while (left && (f = readdir(fds))) {
+			char comm[64] = "", exe[PATH_MAX] = "";
+			json_t *slot;
+			FILE *fp;
 			ssize_t n;
 			snprintf(path, sizeof(path), "/proc/%s/fd/%s", p->d_name, f->d_name);
 			n = readlink(path, link, sizeof(link) - 1);
-			if (n <= 0)
+			if (n <= 8 || strncmp(link, "socket:[", 8) != 0 || link[n - 1] != ']')
 				continue;
-			link[n] = '\0';
-			if (strcmp(link, want) == 0) {
-				char comm[64] = "", exe[PATH_MAX] = "";
-				FILE *fp;
-				snprintf(path, sizeof(path), "/proc/%s/comm", p->d_name);
-				if ((fp = fopen(path, "re"))) {
-					if (fgets(comm, sizeof(comm), fp))
-						comm[strcspn(comm, "\n")] = '\0';
-					fclose(fp);
-				}
-				snprintf(path, sizeof(path), "/proc/%s/exe", p->d_name);
-				n = readlink(path, exe, sizeof(exe) - 1);
-				exe[n > 0 ? n : 0] = '\0';
-				owner =
-				    json_pack("{s:i, s:s, s:s}", "pid", atoi(p->d_name), "comm",
-				              wire_utf8_ok(comm, strlen(comm)) ? comm : "?", "exe",
-				              wire_utf8_ok(exe, strlen(exe)) ? exe : "?");
+			link[n - 1] = '\0';
+			slot = json_object_get(want, link + 8);
+			if (!json_is_null(slot))
+				continue; /* not wanted, or found already */
+			snprintf(path, sizeof(path), "/proc/%s/comm", p->d_name);
+			if ((fp = fopen(path, "re"))) {
+				if (fgets(comm, sizeof(comm), fp))
+					comm[strcspn(comm, "\n")] = '\0';
+				fclose(fp);
 			}
+			snprintf(path, sizeof(path), "/proc/%s/exe", p->d_name);
+			n = readlink(path, exe, sizeof(exe) - 1);
+			exe[n > 0 ? n : 0] = '\0';
+			json_object_set_new(want, link + 8,
+			                    json_pack("{s:i, s:s, s:s}", "pid", atoi(p->d_name), "comm",
+			                              wire_utf8_ok(comm, strlen(comm)) ? comm : "?",
+			                              "exe", wire_utf8_ok(exe, strlen(exe)) ? exe : "?"));
+			left--;
 		}
 		closedir(fds);
 	}
 	if (proc)
 		closedir(proc);
-	return owner;
 }
 
 /* One sock_diag dump of family/protocol into now: {"tcp 127.0.0.1:80": {ino, uid}}. TCP:
@@ -338,29 +340,46 @@ out:
 int sec_sockets_check(json_t *listen, int first, struct sec_run *r, char *msg, size_t msglen)
 {
 	static const int fams[] = {AF_INET, AF_INET6}, protos[] = {IPPROTO_TCP, IPPROTO_UDP};
-	json_t *now = json_object(), *v;
+	json_t *now = json_object(), *owners = json_object(), *v;
 	const char *k;
 	void *tmp;
 	int rc = 0;
 
-	if (!now)
+	if (!now || !owners) {
+		json_decref(now);
+		json_decref(owners);
 		return OUTPOST_E_INTERNAL;
+	}
 	for (int f = 0; f < 2 && rc == 0; f++)
 		for (int p = 0; p < 2 && rc == 0; p++)
 			rc = diag_dump(fams[f], protos[p], now, msg, msglen);
 	if (rc < 0) {
 		json_decref(now);
+		json_decref(owners);
 		return rc;
 	}
+	json_object_foreach(now, k, v) if (!first && !json_object_get(listen, k))
+	{
+		char ino[24];
+		snprintf(ino, sizeof(ino), "%lld",
+		         (long long)json_integer_value(json_object_get(v, "ino")));
+		json_object_set_new(owners, ino, json_null());
+	}
+	if (json_object_size(owners))
+		socket_owners(owners);
 	json_object_foreach(now, k, v)
 	{
 		json_t *owner;
+		char ino[24];
 		if (json_object_get(listen, k))
 			continue;
 		r->changed = 1;
 		if (first)
 			continue;
-		owner = socket_owner((unsigned long)json_integer_value(json_object_get(v, "ino")));
+		snprintf(ino, sizeof(ino), "%lld",
+		         (long long)json_integer_value(json_object_get(v, "ino")));
+		owner = json_object_get(owners, ino);
+		owner = json_is_object(owner) ? json_incref(owner) : NULL;
 		sec_event(r, "security.listen_opened", "notice",
 		          json_pack("{s:s, s:O, s:o*}", "socket", k, "uid",
 		                    json_object_get(v, "uid"), "process", owner),
@@ -376,6 +395,7 @@ int sec_sockets_check(json_t *listen, int first, struct sec_run *r, char *msg, s
 	json_object_foreach(now, k, v) if (!json_object_get(listen, k))
 	    json_object_set_new(listen, k, json_object());
 	json_decref(now);
+	json_decref(owners);
 	return 0;
 }
 
