@@ -311,7 +311,12 @@ def pss_alone(pids, sharers):
     for anonymous memory and COMMON_LIBS; for every other file, RSS (one process: exact), or
     for a process tree its PSS scaled by (mappers in the tree + outside) / mappers in the
     tree (an estimate: it assumes every mapper holds the same pages)."""
-    per = {q: smaps(q) for q in pids}
+    per = {}
+    for q in pids:
+        try:
+            per[q] = smaps(q)
+        except OSError:  # a child that ended since the tree was read (a firewall listing)
+            pass
     in_tree = {}
     for maps in per.values():
         for path in {m["name"] for m in maps if m["name"].startswith("/")}:

@@ -204,53 +204,56 @@ def net_namespace(tmp_path):
     return ns, None
 
 
-def test_firewall_change_in_a_namespace(hub, agent, tmp_path):
+@pytest.fixture
+def nft_ns(tmp_path):
+    """A network namespace of the test's own with one table in it: (its path, the nft
+    command that acts in it)."""
     ns, why = net_namespace(tmp_path)
     if ns is None:
         pytest.skip(why)
     try:
         nft = ["nsenter", "--net=%s" % ns, "nft"]
         subprocess.run(nft + ["add", "table", "inet", "base"], check=True)
-        h, a, root = start(hub, agent, tmp_path, firewall=[nft + ["list", "ruleset"]])
-        st = a.call("security", "status").result
-        assert list(st["firewall"].values())[0].startswith("sha256:"), st
-        subprocess.run(nft + ["add", "table", "inet", "intruder"], check=True)
-        evs = wait_for(lambda: security_events(h), timeout=20, what="the firewall event")
-        assert kinds(evs) == ["security.firewall_changed"], evs
-        assert evs[0]["data"]["diff"]["added"] == ["table inet intruder {", "}"], evs
-        assert evs[0]["data"]["command"].endswith("nft list ruleset")
+        yield ns, nft
     finally:
         subprocess.run(["umount", str(ns)], capture_output=True)
 
 
-def test_nftables_notification_brings_the_check_at_once(hub, agent, tmp_path):
+def intruder_event(h, nft):
+    """Adds a table; the one firewall event the hub then has."""
+    subprocess.run(nft + ["add", "table", "inet", "intruder"], check=True)
+    evs = wait_for(lambda: security_events(h), timeout=30, what="the firewall event")
+    assert kinds(evs) == ["security.firewall_changed"], evs
+    assert evs[0]["data"]["diff"]["added"] == ["table inet intruder {", "}"], evs
+    return evs[0]
+
+
+def test_firewall_change_in_a_namespace(hub, agent, tmp_path, nft_ns):
+    ns, nft = nft_ns
+    h, a, root = start(hub, agent, tmp_path, firewall=[nft + ["list", "ruleset"]])
+    st = a.call("security", "status").result
+    assert list(st["firewall"].values())[0].startswith("sha256:"), st
+    assert intruder_event(h, nft)["data"]["command"].endswith("nft list ruleset")
+
+
+def test_nftables_notification_brings_the_check_at_once(hub, agent, tmp_path, nft_ns):
     """The full check is a day away: only nftables' netlink notification (in the namespace the
     config names) can bring the listing that sees the new table."""
-    ns, why = net_namespace(tmp_path)
-    if ns is None:
-        pytest.skip(why)
-    try:
-        nft = ["nsenter", "--net=%s" % ns, "nft"]
-        subprocess.run(nft + ["add", "table", "inet", "base"], check=True)
-        h, a, root = start(hub, agent, tmp_path, firewall=[nft + ["list", "ruleset"]],
-                           firewall_netns=str(ns), interval_ms=86400000)
-        st = a.call("security", "status").result
-        assert st["firewall_notify"] == {"via": "netlink", "changes": 0}, st
-        subprocess.run(nft + ["add", "table", "inet", "intruder"], check=True)
-        evs = wait_for(lambda: security_events(h), timeout=30, what="the firewall event")
-        assert kinds(evs) == ["security.firewall_changed"], evs
-        assert evs[0]["data"]["diff"]["added"] == ["table inet intruder {", "}"], evs
-        st = a.call("security", "status").result
-        assert st["checks"] == 1 and st["firewall_notify"]["changes"] >= 1, st
-        # A second change is a second notification and a second event.
-        subprocess.run(nft + ["add", "chain", "inet", "intruder", "input",
-                              "{ type filter hook input priority 0 ; }"], check=True)
-        evs = wait_for(lambda: (lambda e: len(e) == 2 and e)(security_events(h)),
-                       timeout=30, what="the second firewall event")
-        added = [" ".join(e["data"]["diff"]["added"]) for e in evs]
-        assert any("chain input {" in x for x in added), evs
-    finally:
-        subprocess.run(["umount", str(ns)], capture_output=True)
+    ns, nft = nft_ns
+    h, a, root = start(hub, agent, tmp_path, firewall=[nft + ["list", "ruleset"]],
+                       firewall_netns=str(ns), interval_ms=86400000)
+    st = a.call("security", "status").result
+    assert st["firewall_notify"] == {"via": "netlink", "changes": 0}, st
+    intruder_event(h, nft)
+    st = a.call("security", "status").result
+    assert st["checks"] == 1 and st["firewall_notify"]["changes"] >= 1, st
+    # A second change is a second notification and a second event.
+    subprocess.run(nft + ["add", "chain", "inet", "intruder", "input",
+                          "{ type filter hook input priority 0 ; }"], check=True)
+    evs = wait_for(lambda: (lambda e: len(e) == 2 and e)(security_events(h)),
+                   timeout=30, what="the second firewall event")
+    added = [" ".join(e["data"]["diff"]["added"]) for e in evs]
+    assert any("chain input {" in x for x in added), evs
 
 
 def audit_enabled():

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -314,6 +315,7 @@ static void *sched_main(void *arg)
 	pthread_mutex_unlock(&cl->lock);
 	conf_free(&s->c);
 	free(s);
+	malloc_trim(0); /* the scans' vectors and JSON: their pages back to the kernel */
 	atomic_store(&cl->thread_done, 1);
 	return NULL;
 }
