@@ -109,7 +109,8 @@ static json_t *who_of(const char *text)
 
 int sec_audit_open(struct sec_audit *a, char *msg, size_t msglen)
 {
-	struct sockaddr_nl sa = {.nl_family = AF_NETLINK, .nl_groups = 1u << (AUDIT_NLGRP_READLOG - 1)};
+	struct sockaddr_nl sa = {.nl_family = AF_NETLINK,
+	                         .nl_groups = 1u << (AUDIT_NLGRP_READLOG - 1)};
 	pthread_condattr_t ca;
 
 	memset(a, 0, sizeof(*a));
@@ -186,9 +187,10 @@ static void keep(struct sec_audit *a, const char *key, json_t *who)
 	json_object_set_new(who, "mono_ms", json_integer((json_int_t)now));
 	pthread_mutex_lock(&a->lock);
 	if (json_object_size(a->recent) >= AUDIT_KEEP_MAX)
-		json_object_foreach_safe(a->recent, tmp, k, v) if (
-		    now - json_integer_value(json_object_get(v, "mono_ms")) > AUDIT_KEEP_MS / 10)
-		    json_object_del(a->recent, k);
+		json_object_foreach_safe(
+		    a->recent, tmp, k,
+		    v) if (now - json_integer_value(json_object_get(v, "mono_ms")) >
+		           AUDIT_KEEP_MS / 10) json_object_del(a->recent, k);
 	if (json_object_size(a->recent) >= AUDIT_KEEP_MAX)
 		json_object_clear(a->recent);
 	json_object_set_new(a->recent, key, who);
@@ -215,7 +217,8 @@ static void event_end(struct sec_audit *a)
 		const char *name = json_string_value(v);
 		if (name[0] == '/')
 			snprintf(full, sizeof(full), "%s", name);
-		else if ((size_t)snprintf(full, sizeof(full), "%s/%s", a->cwd, name) >= sizeof(full))
+		else if ((size_t)snprintf(full, sizeof(full), "%s/%s", a->cwd, name) >=
+		         sizeof(full))
 			continue;
 		keep(a, full, json_deep_copy(a->who));
 	}

@@ -260,10 +260,11 @@ static void socket_owners(json_t *want)
 			snprintf(path, sizeof(path), "/proc/%s/exe", p->d_name);
 			n = readlink(path, exe, sizeof(exe) - 1);
 			exe[n > 0 ? n : 0] = '\0';
-			json_object_set_new(want, link + 8,
-			                    json_pack("{s:i, s:s, s:s}", "pid", atoi(p->d_name), "comm",
-			                              wire_utf8_ok(comm, strlen(comm)) ? comm : "?",
-			                              "exe", wire_utf8_ok(exe, strlen(exe)) ? exe : "?"));
+			json_object_set_new(
+			    want, link + 8,
+			    json_pack("{s:i, s:s, s:s}", "pid", atoi(p->d_name), "comm",
+			              wire_utf8_ok(comm, strlen(comm)) ? comm : "?", "exe",
+			              wire_utf8_ok(exe, strlen(exe)) ? exe : "?"));
 			left--;
 		}
 		closedir(fds);

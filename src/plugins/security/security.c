@@ -28,7 +28,7 @@
 
 #define SEC_INTERVAL_DEFAULT 300000
 #define SEC_INTERVAL_MIN 1000
-#define SEC_PENDING_MAX 256 /* paths a watch handed over and not yet checked */
+#define SEC_PENDING_MAX 256    /* paths a watch handed over and not yet checked */
 #define SEC_AUDIT_WAIT_MS 1000 /* a check's events wait this long for who made them */
 #define SEC_WATCH_MASK                                                                             \
 	(IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE | IN_ATTRIB)
@@ -188,7 +188,8 @@ static const struct outpost_arg conf_fields[] = {
     {"firewall_netns", OUTPOST_ARG_STRING, 0,
      "the network namespace whose nftables notifications bring a check (default: the agent's)"},
     {"sockets", OUTPOST_ARG_BOOL, 0, "new listening sockets (default true)"},
-    {"audit", OUTPOST_ARG_BOOL, 0, "who made a change, from the kernel's audit records (default true)"},
+    {"audit", OUTPOST_ARG_BOOL, 0,
+     "who made a change, from the kernel's audit records (default true)"},
     {"setuid_roots", OUTPOST_ARG_ARRAY, 0, "directories walked for setuid/setgid files"},
     {NULL, 0, 0, NULL},
 };
@@ -559,18 +560,19 @@ static json_t *sec_status_locked(struct sec *s)
 
 	/* How a firewall change is noticed: at once, or only at the next full check (why). */
 	if (st && s->conf.enabled)
-		json_object_set_new(st, "firewall_notify",
-		                    s->nft_fd >= 0
-		                        ? json_pack("{s:s, s:I}", "via", "netlink", "changes",
-		                                    (json_int_t)s->nft_changes)
-		                        : json_pack("{s:s, s:s}", "via", "periodic", "why",
-		                                    s->nft_error));
+		json_object_set_new(
+		    st, "firewall_notify",
+		    s->nft_fd >= 0
+		        ? json_pack("{s:s, s:I}", "via", "netlink", "changes",
+		                    (json_int_t)s->nft_changes)
+		        : json_pack("{s:s, s:s}", "via", "periodic", "why", s->nft_error));
 	if (st && s->conf.enabled)
 		json_object_set_new(
 		    st, "audit",
 		    s->audit.fd >= 0
 		        ? json_pack("{s:s, s:o, s:I, s:I}", "via", "netlink", "kernel",
-		                    s->kernel_audit < 0 ? json_null() : json_boolean(s->kernel_audit),
+		                    s->kernel_audit < 0 ? json_null()
+		                                        : json_boolean(s->kernel_audit),
 		                    "records", (json_int_t)s->audit.records, "lost",
 		                    (json_int_t)s->audit.lost)
 		        : json_pack("{s:s, s:s}", "via", "none", "why", s->audit_error));
@@ -717,7 +719,8 @@ static int sec_init(struct outpost_plugin_ctx *pc, void **state)
 		if (s->nft_fd >= 0 &&
 		    (s->nft_id = outpost_fd_add(pc, s->nft_fd, EPOLLIN, sec_on_nft, s)) < 0) {
 			snprintf(s->nft_error, sizeof(s->nft_error),
-			         "the agent's loop refused the notifications' socket (%d)", s->nft_id);
+			         "the agent's loop refused the notifications' socket (%d)",
+			         s->nft_id);
 			close(s->nft_fd);
 			s->nft_fd = -1;
 		}
