@@ -3,7 +3,8 @@ a temp dir (plugins.security.root): a changed passwd arrives at the hub once as 
 when the hub was down at the time; an agent restart makes no events; the firewall (nft in a
 network namespace the test makes), a new listening socket and a new setuid file are seen;
 root's logins in wtmp are seen; security.baseline re-accepts and says so; bad config gets
-located errors."""
+located errors; nftables' notifications bring a check at once; the kernel's audit records
+name who made a change (where auditctl can turn auditing on)."""
 import os
 import shutil
 import signal
@@ -304,6 +305,29 @@ def test_audit_names_who_changed_passwd(hub, agent, tmp_path):
         assert st["audit"]["via"] == "netlink" and st["audit"]["records"] > 0, st
     finally:
         subprocess.run(["auditctl", "-W", etc, "-p", "wa", "-k", key], capture_output=True)
+        subprocess.run(["auditctl", "-e", str(was)], capture_output=True)
+
+
+def test_audit_names_who_changed_the_firewall(hub, agent, tmp_path, nft_ns):
+    """nftables' own audit records (no rule needed, auditing on) name the command that
+    changed the rule set."""
+    was, why = audit_enabled()
+    if was is None:
+        pytest.skip(why)
+    if was == 2:
+        pytest.skip("the kernel's audit setup is locked (enabled 2)")
+    ns, nft = nft_ns
+    h, a, root = start(hub, agent, tmp_path, firewall=[nft + ["list", "ruleset"]],
+                       firewall_netns=str(ns), interval_ms=86400000)
+    try:
+        subprocess.run(["auditctl", "-e", "1"], check=True, capture_output=True)
+        child = subprocess.Popen(nft + ["add", "table", "inet", "intruder"])
+        assert child.wait() == 0
+        evs = wait_for(lambda: security_events(h), timeout=30, what="the firewall event")
+        who = evs[0]["data"].get("who")
+        assert who is not None, (evs, a.call("security", "status").result)
+        assert who["comm"] == "nft" and who["pid"] == child.pid, who
+    finally:
         subprocess.run(["auditctl", "-e", str(was)], capture_output=True)
 
 
