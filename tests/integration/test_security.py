@@ -5,6 +5,7 @@ network namespace the test makes), a new listening socket and a new setuid file 
 root's logins in wtmp are seen; security.baseline re-accepts and says so; bad config gets
 located errors; nftables' notifications bring a check at once; the kernel's audit records
 name who made a change (where auditctl can turn auditing on)."""
+import fcntl
 import os
 import shutil
 import signal
@@ -271,21 +272,35 @@ def audit_enabled():
     return None, "auditctl -s did not say whether audit is on: " + p.stdout
 
 
-def test_audit_names_who_changed_passwd(hub, agent, tmp_path):
-    """With an audit rule on the fake /etc (as auditd's rules watch the real one), the event
-    names the writer: its login uid, uid, pid, command and executable."""
+@pytest.fixture
+def audit_on():
+    """Auditing on for the test, as it was afterwards. Auditing is one switch for the whole
+    machine: a lock keeps two such tests (pytest-xdist workers) from turning it off under
+    each other."""
     was, why = audit_enabled()
     if was is None:
         pytest.skip(why)
     if was == 2:
-        pytest.skip("the kernel's audit setup is locked (enabled 2): no rule can be added")
+        pytest.skip("the kernel's audit setup is locked (enabled 2): nothing can be changed")
+    with open("/tmp/outpost-test-audit.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        was, _ = audit_enabled()
+        try:
+            subprocess.run(["auditctl", "-e", "1"], check=True, capture_output=True)
+            yield
+        finally:
+            subprocess.run(["auditctl", "-e", str(was)], capture_output=True)
+
+
+def test_audit_names_who_changed_passwd(hub, agent, tmp_path, audit_on):
+    """With an audit rule on the fake /etc (as auditd's rules watch the real one), the event
+    names the writer: its login uid, uid, pid, command and executable."""
     h, a, root = start(hub, agent, tmp_path, interval_ms=86400000)
     key = "outpost-test-%d" % os.getpid()
     etc = str(root / "etc")
-    rule = ["-w", etc, "-p", "wa", "-k", key]
     try:
-        subprocess.run(["auditctl", "-e", "1"], check=True, capture_output=True)
-        subprocess.run(["auditctl"] + rule, check=True, capture_output=True)
+        subprocess.run(["auditctl", "-w", etc, "-p", "wa", "-k", key], check=True,
+                       capture_output=True)
         tmp = root / "etc/passwd.new"
         tmp.write_text(PASSWD + "mallory:x:1001:1001::/home/mallory:/bin/sh\n")
         # A writer with a login uid of its own, as a user's session has (pam_loginuid).
@@ -305,30 +320,20 @@ def test_audit_names_who_changed_passwd(hub, agent, tmp_path):
         assert st["audit"]["via"] == "netlink" and st["audit"]["records"] > 0, st
     finally:
         subprocess.run(["auditctl", "-W", etc, "-p", "wa", "-k", key], capture_output=True)
-        subprocess.run(["auditctl", "-e", str(was)], capture_output=True)
 
 
-def test_audit_names_who_changed_the_firewall(hub, agent, tmp_path, nft_ns):
+def test_audit_names_who_changed_the_firewall(hub, agent, tmp_path, nft_ns, audit_on):
     """nftables' own audit records (no rule needed, auditing on) name the command that
     changed the rule set."""
-    was, why = audit_enabled()
-    if was is None:
-        pytest.skip(why)
-    if was == 2:
-        pytest.skip("the kernel's audit setup is locked (enabled 2)")
     ns, nft = nft_ns
     h, a, root = start(hub, agent, tmp_path, firewall=[nft + ["list", "ruleset"]],
                        firewall_netns=str(ns), interval_ms=86400000)
-    try:
-        subprocess.run(["auditctl", "-e", "1"], check=True, capture_output=True)
-        child = subprocess.Popen(nft + ["add", "table", "inet", "intruder"])
-        assert child.wait() == 0
-        evs = wait_for(lambda: security_events(h), timeout=30, what="the firewall event")
-        who = evs[0]["data"].get("who")
-        assert who is not None, (evs, a.call("security", "status").result)
-        assert who["comm"] == "nft" and who["pid"] == child.pid, who
-    finally:
-        subprocess.run(["auditctl", "-e", str(was)], capture_output=True)
+    child = subprocess.Popen(nft + ["add", "table", "inet", "intruder"])
+    assert child.wait() == 0
+    evs = wait_for(lambda: security_events(h), timeout=30, what="the firewall event")
+    who = evs[0]["data"].get("who")
+    assert who is not None, (evs, a.call("security", "status").result)
+    assert who["comm"] == "nft" and who["pid"] == child.pid, who
 
 
 def test_new_listening_socket_names_its_process(hub, agent, tmp_path):
