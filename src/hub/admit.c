@@ -63,6 +63,29 @@ int admit_request(struct hub *h, struct httpd_req *req)
 	return OUTPOST_E_BUSY;
 }
 
+#define ADMIT_TICK_MS 1000
+#define ADMIT_LAG_WINDOW (sizeof(((struct admit *)0)->lag_ring) / sizeof(int64_t))
+
+void admit_tick(struct admit *a)
+{
+	int64_t now = clk_mono_ms();
+
+	a->lag_ms = a->tick_ms && now - a->tick_ms > ADMIT_TICK_MS ? now - a->tick_ms - ADMIT_TICK_MS
+	                                                          : 0;
+	a->tick_ms = now;
+	a->lag_ring[a->lag_at++ % ADMIT_LAG_WINDOW] = a->lag_ms;
+}
+
+int64_t admit_lag_ms(const struct admit *a)
+{
+	int64_t worst = 0;
+
+	for (size_t i = 0; i < ADMIT_LAG_WINDOW; i++)
+		if (a->lag_ring[i] > worst)
+			worst = a->lag_ring[i];
+	return worst;
+}
+
 int64_t admit_away_until_ms(const struct admit *a)
 {
 	return a->slot_ms ? a->slot_ms + 1000 : 0;

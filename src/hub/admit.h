@@ -17,7 +17,16 @@ struct admit {
 	int64_t slot_ms;         /* the latest retry time handed out (monotonic), or 0 */
 	unsigned long long busy; /* answered busy since the start */
 	int64_t busy_ms;         /* the last time (monotonic), or 0 */
+	/* How late the hub's loop is: the once-a-second tick's delay past its second, the last
+	 * one's and the worst of the last ADMIT_LAG_WINDOW ticks (ms). */
+	int64_t tick_ms, lag_ms, lag_ring[8];
+	unsigned lag_at;
 };
+
+/* Once a second, from the hub's tick: measures the loop's lateness. */
+void admit_tick(struct admit *a);
+/* The worst lateness of the loop in the last ticks (ms). */
+int64_t admit_lag_ms(const struct admit *a);
 
 void admit_configure(struct admit *a, double rate);
 /* For a request of an agent's connection not yet admitted (enrollment, a signed agent route):

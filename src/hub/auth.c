@@ -339,8 +339,13 @@ void auth_stats(struct hub *h, struct buf *b)
 		           "outpost_hub_connections_unread %zu\n"
 		           "# HELP outpost_hub_accept_queue Connections waiting in the kernel's "
 		           "accept queue.\n# TYPE outpost_hub_accept_queue gauge\n"
-		           "outpost_hub_accept_queue %zu\n",
-		           h->admit.busy, bl.admit_refused, bl.unread, bl.accept_queue);
+		           "outpost_hub_accept_queue %zu\n"
+		           "# HELP outpost_hub_loop_lag_ms How late the hub's loop ran its "
+		           "once-a-second tick, the worst of the last 8 (ms).\n"
+		           "# TYPE outpost_hub_loop_lag_ms gauge\n"
+		           "outpost_hub_loop_lag_ms %lld\n",
+		           h->admit.busy, bl.admit_refused, bl.unread, bl.accept_queue,
+		           (long long)admit_lag_ms(&h->admit));
 		buf_printf(
 		    b,
 		    "# HELP outpost_hub_connections Connections open.\n"
