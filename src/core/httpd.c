@@ -908,6 +908,17 @@ void httpd_req_admit(struct httpd_req *r)
 		c->admitted = 1;
 }
 
+void httpd_req_keep(struct httpd_req *r)
+{
+	struct httpd_conn *c = req_conn(r);
+	struct httpd *h = r->l ? r->l->h : NULL;
+
+	/* The daemon's own timeout: the connection moves to libmicrohttpd's sorted list. */
+	if (c && h && !c->authed && h->cfg.unauth_timeout_s &&
+	    h->cfg.unauth_timeout_s < httpd_idle_s(h))
+		MHD_set_connection_option(r->conn, MHD_CONNECTION_OPTION_TIMEOUT, httpd_idle_s(h));
+}
+
 size_t httpd_pending(const struct httpd *h)
 {
 	return h->npending;

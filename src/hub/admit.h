@@ -1,7 +1,9 @@
 /* Admission control for agents' new connections (docs/agent-link.md, Admission): past a rate,
  * the first request of a new agent connection is answered busy with a Retry-After that spreads
  * the refused over the seconds to come, instead of letting a storm (a fleet after a hub
- * restart) swamp the hub's one thread. */
+ * restart) swamp the hub's one thread. The rate is api.admit_rate while the hub keeps up, and
+ * what it measured it admits while it is behind (its loop late, connections waiting to be
+ * accepted or read): the bound follows what the hub does on the machine it has. */
 #ifndef OUTPOST_HUB_ADMIT_H
 #define OUTPOST_HUB_ADMIT_H
 
@@ -21,10 +23,17 @@ struct admit {
 	 * one's and the worst of the last ADMIT_LAG_WINDOW ticks (ms). */
 	int64_t tick_ms, lag_ms, lag_ring[8];
 	unsigned lag_at;
+	/* First requests of new connections read in the current second (admitted or not), and
+	 * per second lately (a moving average); the rate in force (rate, or less while
+	 * behind). */
+	unsigned read_tick;
+	double measured, rate_now;
+	int behind;
 };
 
-/* Once a second, from the hub's tick: measures the loop's lateness. */
-void admit_tick(struct admit *a);
+/* Once a second, from the hub's tick: measures the loop's lateness and what was admitted,
+ * reads the server's backlog and sets the rate in force. */
+void admit_tick(struct hub *h);
 /* The worst lateness of the loop in the last ticks (ms). */
 int64_t admit_lag_ms(const struct admit *a);
 

@@ -83,7 +83,7 @@ static void hub_on_tick(void *arg)
 
 	if (hub_maintains(h))
 		h->st.maintenance_ticks++;
-	admit_tick(&h->admit);
+	admit_tick(h);
 	registry_tick(h);
 	zk_tick(h->zk, h->conf->agents.beat_ms);
 	tasks_tick(h);
