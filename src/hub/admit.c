@@ -10,18 +10,15 @@
 #include <string.h>
 
 #define ADMIT_RETRY_MAX_S 300 /* a retry time never further than this */
-/* Behind: the loop ran its tick this late, a connection accepted this long ago is still
- * unread, or this many wait in the kernel's accept queue (the listen backlog is 1024). */
+/* Behind: the loop ran its tick this late, or this many connections wait in the kernel's
+ * accept queue (the listen backlog is 1024). Not an old unread connection: a slow client (or
+ * one that sends nothing) makes one whatever the hub does. */
 #define ADMIT_BEHIND_LAG_MS 1000
-#define ADMIT_BEHIND_UNREAD_MS 2000
 #define ADMIT_BEHIND_ACCEPT_QUEUE 256
-#define ADMIT_RATE_MIN 5.0      /* while behind, never fewer a second than this */
-#define ADMIT_BEHIND_SHARE 0.8 /* while behind, this share of what is read is admitted */
 
 void admit_configure(struct admit *a, double rate)
 {
 	a->rate = rate;
-	a->rate_now = rate;
 	a->tokens = rate;
 	a->last_ms = clk_mono_ms();
 }
@@ -39,7 +36,7 @@ int admit_request(struct hub *h, struct httpd_req *req)
 	int64_t now = clk_mono_ms(), slot, wait_s;
 	char ra[24];
 
-	double rate = a->rate_now > 0 ? a->rate_now : a->rate;
+	double rate = a->rate;
 
 	if (a->rate <= 0 || httpd_req_admitted(req) || !admit_guarded(req))
 		return 0;
@@ -54,18 +51,8 @@ int admit_request(struct hub *h, struct httpd_req *req)
 		return 0;
 	}
 	/* Each refused request gets the next free place in a schedule at the rate: a herd of
-	 * N comes back over N / rate seconds, not all at the next second. Behind, the
-	 * schedule starts after what already waits at the hub (connections not yet accepted
-	 * or read), at the rate the hub measured it admits. */
+	 * N comes back over N / rate seconds, not all at the next second. */
 	slot = a->slot_ms > now ? a->slot_ms : now;
-	if (a->behind) {
-		struct httpd_backlog b;
-		int64_t queued;
-		httpd_backlog(h->httpd, &b);
-		queued = now + (int64_t)((double)(b.unread + b.accept_queue) * 1000.0 / rate);
-		if (queued > slot)
-			slot = queued;
-	}
 	slot += (int64_t)(1000.0 / rate) + 1;
 	a->slot_ms = slot;
 	wait_s = (slot - now + 999) / 1000;
@@ -80,9 +67,9 @@ int admit_request(struct hub *h, struct httpd_req *req)
 	/* The agent comes back on this connection: its TLS handshake is not paid twice. */
 	httpd_req_keep(req);
 	httpd_respond_error(req, OUTPOST_E_BUSY,
-	                    "the hub admits %.0f new agent connections a second%s and has more: "
+	                    "the hub admits %.0f new agent connections a second and has more: "
 	                    "retry after %lld s (Retry-After)",
-	                    rate, a->behind ? " while it is behind" : "", (long long)wait_s);
+	                    rate, (long long)wait_s);
 	return OUTPOST_E_BUSY;
 }
 
@@ -106,23 +93,7 @@ void admit_tick(struct hub *h)
 	a->read_tick = 0;
 	httpd_backlog(h->httpd, &b);
 	a->behind = admit_lag_ms(a) > ADMIT_BEHIND_LAG_MS ||
-	            b.oldest_unread_ms > ADMIT_BEHIND_UNREAD_MS ||
 	            b.accept_queue >= ADMIT_BEHIND_ACCEPT_QUEUE;
-	if (a->rate <= 0)
-		return;
-	if (!a->behind) {
-		/* Keeping up: back to the configured rate, doubling each second. */
-		a->rate_now = a->rate_now * 2 < a->rate ? a->rate_now * 2 : a->rate;
-		return;
-	}
-	/* Behind: a little less than gets through its door, so that its time goes to the
-	 * connections waiting there before the work of more agents, and the refused are told to
-	 * come back when the hub can take them, not at a rate it does not reach. */
-	a->rate_now = ADMIT_BEHIND_SHARE * a->measured;
-	if (a->rate_now > a->rate)
-		a->rate_now = a->rate;
-	if (a->rate_now < ADMIT_RATE_MIN)
-		a->rate_now = a->rate < ADMIT_RATE_MIN ? a->rate : ADMIT_RATE_MIN;
 }
 
 int64_t admit_lag_ms(const struct admit *a)

@@ -1,9 +1,8 @@
 /* Admission control for agents' new connections (docs/agent-link.md, Admission): past a rate,
  * the first request of a new agent connection is answered busy with a Retry-After that spreads
  * the refused over the seconds to come, instead of letting a storm (a fleet after a hub
- * restart) swamp the hub's one thread. The rate is api.admit_rate while the hub keeps up, and
- * what it measured it admits while it is behind (its loop late, connections waiting to be
- * accepted or read): the bound follows what the hub does on the machine it has. */
+ * restart) swamp the hub's one thread. Beside it, what the hub's backlog says (its loop late,
+ * connections waiting to be accepted) and what gets through its door, for /metrics. */
 #ifndef OUTPOST_HUB_ADMIT_H
 #define OUTPOST_HUB_ADMIT_H
 
@@ -24,15 +23,14 @@ struct admit {
 	int64_t tick_ms, lag_ms, lag_ring[8];
 	unsigned lag_at;
 	/* First requests of new connections read in the current second (admitted or not), and
-	 * per second lately (a moving average); the rate in force (rate, or less while
-	 * behind). */
+	 * per second lately (a moving average); whether the hub is behind (admit_tick). */
 	unsigned read_tick;
-	double measured, rate_now;
+	double measured;
 	int behind;
 };
 
-/* Once a second, from the hub's tick: measures the loop's lateness and what was admitted,
- * reads the server's backlog and sets the rate in force. */
+/* Once a second, from the hub's tick: measures the loop's lateness and what was read, and
+ * reads the server's backlog. */
 void admit_tick(struct hub *h);
 /* The worst lateness of the loop in the last ticks (ms). */
 int64_t admit_lag_ms(const struct admit *a);

@@ -344,16 +344,16 @@ void auth_stats(struct hub *h, struct buf *b)
 		           "once-a-second tick, the worst of the last 8 (ms).\n"
 		           "# TYPE outpost_hub_loop_lag_ms gauge\n"
 		           "outpost_hub_loop_lag_ms %lld\n"
-		           "# HELP outpost_hub_admit_rate New agent connections admitted a second "
-		           "now: api.admit_rate, or less while the hub is behind.\n"
-		           "# TYPE outpost_hub_admit_rate gauge\n"
-		           "outpost_hub_admit_rate %.1f\n"
+		           "# HELP outpost_hub_admit_reads_per_s First requests of new agent "
+		           "connections the hub read a second lately (admitted or not).\n"
+		           "# TYPE outpost_hub_admit_reads_per_s gauge\n"
+		           "outpost_hub_admit_reads_per_s %.1f\n"
 		           "# HELP outpost_hub_admit_behind 1 while the hub is behind (its loop "
 		           "late, connections waiting to be accepted or read).\n"
 		           "# TYPE outpost_hub_admit_behind gauge\n"
 		           "outpost_hub_admit_behind %d\n",
 		           h->admit.busy, bl.admit_refused, bl.unread, bl.accept_queue,
-		           (long long)admit_lag_ms(&h->admit), h->admit.rate_now, h->admit.behind);
+		           (long long)admit_lag_ms(&h->admit), h->admit.measured, h->admit.behind);
 		buf_printf(
 		    b,
 		    "# HELP outpost_hub_connections Connections open.\n"
