@@ -88,12 +88,12 @@ void admit_tick(struct hub *h)
 	a->lag_ring[a->lag_at++ % ADMIT_LAG_WINDOW] = a->lag_ms;
 	/* How many new connections' first requests the hub read per second lately: what gets
 	 * through its front door (accept, TLS handshake, headers) on this machine now. */
-	a->measured = 0.5 * a->measured +
-	              0.5 * (double)a->read_tick * 1000.0 / (double)(span > 0 ? span : 1);
+	a->measured =
+	    0.5 * a->measured + 0.5 * (double)a->read_tick * 1000.0 / (double)(span > 0 ? span : 1);
 	a->read_tick = 0;
 	httpd_backlog(h->httpd, &b);
-	a->behind = admit_lag_ms(a) > ADMIT_BEHIND_LAG_MS ||
-	            b.accept_queue >= ADMIT_BEHIND_ACCEPT_QUEUE;
+	a->behind =
+	    admit_lag_ms(a) > ADMIT_BEHIND_LAG_MS || b.accept_queue >= ADMIT_BEHIND_ACCEPT_QUEUE;
 }
 
 int64_t admit_lag_ms(const struct admit *a)

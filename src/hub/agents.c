@@ -303,8 +303,8 @@ void agents_poll(void *ctx, struct httpd_req *req)
 	if ((w = poll_find(a, c->host_id)))
 		poll_answer(a, w, NULL);
 	w = calloc(1, sizeof(*w));
-	if (!w || loop_timer_add(h->loop, poll_delay_ms(wait), 0, poll_on_timeout, w, &w->timer) <
-	              0) {
+	if (!w ||
+	    loop_timer_add(h->loop, poll_delay_ms(wait), 0, poll_on_timeout, w, &w->timer) < 0) {
 		free(w);
 		httpd_respond_error(req, OUTPOST_E_INTERNAL, "out of memory");
 		return;
