@@ -620,8 +620,9 @@ static void lh_run(struct link_http *lh)
 		lh_schedule(lh, LH_POLL, 0);
 	if (lh->creds_route)
 		lh_schedule(lh, LH_CREDS, 0);
-	/* The first beat soon, but not the whole fleet in the same millisecond. */
-	lh_schedule(lh, LH_BEAT, (int64_t)randombytes_uniform(1000));
+	/* The first beat soon, but not the whole fleet in the same millisecond; at once when
+	 * the poll waits for it (the poll went at once before, the beat now goes in its place). */
+	lh_schedule(lh, LH_BEAT, lh->poll_after_beat ? 0 : (int64_t)randombytes_uniform(1000));
 	lh_schedule(lh, LH_RESULTS, 0);
 	lh_schedule(lh, LH_METRICS, 0);
 }

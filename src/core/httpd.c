@@ -939,9 +939,12 @@ void httpd_stop(struct httpd *h)
 	/* MHD refuses to stop with suspended connections: answer them first. */
 	while (h->pending)
 		httpd_respond_error(h->pending, OUTPOST_E_UNAVAILABLE, "server is shutting down");
-	/* Those answers go out now (a resumed connection is sent at the next run). */
+	/* Those answers go out now (a resumed connection is sent at the next run); a request
+	 * that run reads may be suspended by its handler: answered too, not sent. */
 	for (int i = 0; i < h->nls; i++)
 		listener_run(&h->ls[i]);
+	while (h->pending)
+		httpd_respond_error(h->pending, OUTPOST_E_UNAVAILABLE, "server is shutting down");
 	for (int i = 0; i < h->nls; i++) {
 		struct httpd_listener *l = &h->ls[i];
 		loop_fd_del(h->loop, l->fdh);
