@@ -144,6 +144,7 @@ struct link_http {
 	 * answer); when the last request it counted left (a held poll: when it answered), and
 	 * the last beat that got through (monotonic ms). */
 	int requests_beat, poll_beat;
+	int poll_after_beat; /* the first poll waits for the first beat's answer (lh_run) */
 	int64_t alive_ms, beat_ok_ms;
 	uint64_t beats_sent;
 	/* The hub answered busy with a Retry-After: nothing is sent before this (monotonic ms,
@@ -610,12 +611,18 @@ static void lh_run(struct link_http *lh)
 	lh->phase = LH_RUNNING;
 	lh->resume = 1;
 	lh->failures[LH_POLL] = 0;
-	if (!lh->tasks_elsewhere)
+	/* Until a beat's answer says that a held poll counts as beats, the first beat goes first
+	 * and the poll after its answer, on the connection the beat used: a poll held first
+	 * would make the beat open a second connection, and a fleet coming up would cost the
+	 * hub two TLS handshakes an agent instead of one. */
+	lh->poll_after_beat = !lh->tasks_elsewhere && !lh->poll_beat;
+	if (!lh->tasks_elsewhere && lh->poll_beat)
 		lh_schedule(lh, LH_POLL, 0);
 	if (lh->creds_route)
 		lh_schedule(lh, LH_CREDS, 0);
-	/* The first beat soon, but not the whole fleet in the same millisecond. */
-	lh_schedule(lh, LH_BEAT, (int64_t)randombytes_uniform(1000));
+	/* The first beat soon, but not the whole fleet in the same millisecond; at once when
+	 * the poll waits for it (the poll went at once before, the beat now goes in its place). */
+	lh_schedule(lh, LH_BEAT, lh->poll_after_beat ? 0 : (int64_t)randombytes_uniform(1000));
 	lh_schedule(lh, LH_RESULTS, 0);
 	lh_schedule(lh, LH_METRICS, 0);
 }
@@ -914,6 +921,12 @@ static void lh_on_beat(struct link_http *lh, struct lh_req *r, const struct lh_a
 {
 	int64_t next = lh_jitter(lh->interval_ms), wait;
 
+	if (lh->poll_after_beat) {
+		/* Whatever the answer: the poll goes now (lh_run). */
+		lh->poll_after_beat = 0;
+		if (lh->phase == LH_RUNNING && !lh->req[LH_POLL])
+			lh_schedule(lh, LH_POLL, 0);
+	}
 	if (lh_code_is(a, "unauthorized")) {
 		lh_reenroll(lh, r, a);
 		return;

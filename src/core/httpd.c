@@ -58,6 +58,7 @@ struct httpd_listener {
 	struct loop_timer *timer;
 	int is_unix;
 	int fd;
+	int resumed; /* connections resumed since the last run: the next one comes at once */
 };
 
 struct httpd {
@@ -112,6 +113,7 @@ struct httpd_req {
 };
 
 static void listener_run(struct httpd_listener *l);
+static void listener_arm(struct httpd_listener *l, int again);
 
 static void addr_text(const struct sockaddr *sa, char *out, size_t outlen)
 {
@@ -154,6 +156,12 @@ static void unauth_add(struct httpd *h, const char *peer, int delta)
 		*p = u->next;
 		free(u);
 	}
+}
+
+/* The idle timeout of an authenticated connection: the daemon's own. */
+static unsigned httpd_idle_s(const struct httpd *h)
+{
+	return h->cfg.conn_timeout_s ? h->cfg.conn_timeout_s : 30;
 }
 
 /* Before MHD makes a connection: refused when its address already holds its share of
@@ -215,6 +223,14 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 			addr_text(ci->client_addr, c->peer, sizeof(c->peer));
 		if (c && c->peer[0])
 			unauth_add(h, c->peer, 1);
+		/* Only a connection nobody has authenticated gets the short idle timeout, as
+		 * its own: libmicrohttpd walks every connection of a timeout other than the
+		 * daemon's at each run (its "manual" list, thought short), and with every
+		 * agent's connection on it a hub of 10,000 spent its loop walking them. */
+		if (c && !l->is_unix && h->cfg.unauth_timeout_s &&
+		    h->cfg.unauth_timeout_s < httpd_idle_s(h))
+			MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT,
+			                          h->cfg.unauth_timeout_s);
 		if (c) {
 			c->accepted_ms = clk_mono_ms();
 			c->prev = h->unread_tail;
@@ -252,9 +268,8 @@ static void conn_authed(struct httpd *h, struct MHD_Connection *conn)
 	c->authed = 1;
 	if (c->peer[0])
 		unauth_add(h, c->peer, -1);
-	if (h->cfg.unauth_timeout_s)
-		MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT,
-		                          h->cfg.conn_timeout_s ? h->cfg.conn_timeout_s : 30);
+	if (h->cfg.unauth_timeout_s && h->cfg.unauth_timeout_s < httpd_idle_s(h))
+		MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, httpd_idle_s(h));
 }
 
 static void req_free(struct httpd_req *r)
@@ -365,11 +380,16 @@ static void req_queue(struct httpd_req *r, unsigned status, struct MHD_Response 
 	}
 	r->resp = resp;
 	r->status = status;
+	/* The answer goes when the listener's timer fires, at once, with every other answered
+	 * before it: not a run per answer, as each run that resumes walks every suspended
+	 * connection (every held poll), so a fan-out's 10,000 answers cost 10,000 walks of
+	 * 10,000. */
 	MHD_resume_connection(r->conn);
 	r->suspended = 0;
 	pending_unlink(r->l->h, r);
+	r->l->resumed = 1;
 	if (!r->l->h->in_mhd)
-		listener_run(r->l);
+		listener_arm(r->l, 1);
 }
 
 void httpd_respond_text(struct httpd_req *r, unsigned status, const char *content_type,
@@ -615,6 +635,7 @@ static void listener_run(struct httpd_listener *l)
 	struct httpd *h = l->h;
 	unsigned long long closes = h->closes;
 
+	l->resumed = 0;
 	h->in_mhd++;
 	MHD_run(l->d);
 	h->in_mhd--;
@@ -627,7 +648,7 @@ static void listener_run(struct httpd_listener *l)
 	 * it back only at the start of its next run: after connections closed, that run must
 	 * come at once, not when the idle timer fires (the agent's API stalled up to a minute
 	 * after a flood that had filled its 256 slots). */
-	listener_arm(l, h->closes != closes);
+	listener_arm(l, h->closes != closes || l->resumed);
 }
 
 static void on_epoll(void *arg, uint32_t events)
@@ -745,7 +766,7 @@ static int listener_start(struct httpd *h, int fd, int is_unix, char *msg, size_
 	const union MHD_DaemonInfo *di;
 	unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
 	struct MHD_OptionItem opts[18];
-	unsigned idle = h->cfg.conn_timeout_s ? h->cfg.conn_timeout_s : 30;
+	unsigned idle = httpd_idle_s(h);
 	int n = 0;
 
 	l->h = h;
@@ -754,10 +775,9 @@ static int listener_start(struct httpd *h, int fd, int is_unix, char *msg, size_
 	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_SOCKET, fd, NULL};
 	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT,
 	                                    h->cfg.conn_limit ? h->cfg.conn_limit : 1024, NULL};
-	/* Every connection starts with the unauthenticated one's deadline; conn_authed lifts
-	 * it. */
-	if (!is_unix && h->cfg.unauth_timeout_s && h->cfg.unauth_timeout_s < idle)
-		idle = h->cfg.unauth_timeout_s;
+	/* The daemon's timeout is the authenticated connections' (most of them: the agents');
+	 * each new TCP connection gets the unauthenticated one's deadline as its own
+	 * (on_connection), which conn_authed lifts. */
 	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT, idle, NULL};
 	opts[n++] =
 	    (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, l};
@@ -888,6 +908,17 @@ void httpd_req_admit(struct httpd_req *r)
 		c->admitted = 1;
 }
 
+void httpd_req_keep(struct httpd_req *r)
+{
+	struct httpd_conn *c = req_conn(r);
+	struct httpd *h = r->l ? r->l->h : NULL;
+
+	/* The daemon's own timeout: the connection moves to libmicrohttpd's sorted list. */
+	if (c && h && !c->authed && h->cfg.unauth_timeout_s &&
+	    h->cfg.unauth_timeout_s < httpd_idle_s(h))
+		MHD_set_connection_option(r->conn, MHD_CONNECTION_OPTION_TIMEOUT, httpd_idle_s(h));
+}
+
 size_t httpd_pending(const struct httpd *h)
 {
 	return h->npending;
@@ -906,6 +937,12 @@ void httpd_stop(struct httpd *h)
 	if (!h)
 		return;
 	/* MHD refuses to stop with suspended connections: answer them first. */
+	while (h->pending)
+		httpd_respond_error(h->pending, OUTPOST_E_UNAVAILABLE, "server is shutting down");
+	/* Those answers go out now (a resumed connection is sent at the next run); a request
+	 * that run reads may be suspended by its handler: answered too, not sent. */
+	for (int i = 0; i < h->nls; i++)
+		listener_run(&h->ls[i]);
 	while (h->pending)
 		httpd_respond_error(h->pending, OUTPOST_E_UNAVAILABLE, "server is shutting down");
 	for (int i = 0; i < h->nls; i++) {

@@ -98,6 +98,10 @@ const char *httpd_req_method(const struct httpd_req *r);
  * busy stays refused until one of its requests is let in, and one let in is not asked again. */
 int httpd_req_admitted(const struct httpd_req *r);
 void httpd_req_admit(struct httpd_req *r);
+/* The connection of r idles out as an authenticated one would (conn_timeout_s), not at
+ * unauth_timeout_s: for a client told to come back on it (busy with a Retry-After). It stays
+ * bounded by unauth_per_ip_limit. */
+void httpd_req_keep(struct httpd_req *r);
 const char *httpd_req_path(const struct httpd_req *r);
 /* The request target exactly as the client sent it, query string included. */
 const char *httpd_req_uri(const struct httpd_req *r);

@@ -1,7 +1,8 @@
 /* Admission control for agents' new connections (docs/agent-link.md, Admission): past a rate,
  * the first request of a new agent connection is answered busy with a Retry-After that spreads
  * the refused over the seconds to come, instead of letting a storm (a fleet after a hub
- * restart) swamp the hub's one thread. */
+ * restart) swamp the hub's one thread. Beside it, what the hub's backlog says (its loop late,
+ * connections waiting to be accepted) and what gets through its door, for /metrics. */
 #ifndef OUTPOST_HUB_ADMIT_H
 #define OUTPOST_HUB_ADMIT_H
 
@@ -17,7 +18,22 @@ struct admit {
 	int64_t slot_ms;         /* the latest retry time handed out (monotonic), or 0 */
 	unsigned long long busy; /* answered busy since the start */
 	int64_t busy_ms;         /* the last time (monotonic), or 0 */
+	/* How late the hub's loop is: the once-a-second tick's delay past its second, the last
+	 * one's and the worst of the last ADMIT_LAG_WINDOW ticks (ms). */
+	int64_t tick_ms, lag_ms, lag_ring[8];
+	unsigned lag_at;
+	/* First requests of new connections read in the current second (admitted or not), and
+	 * per second lately (a moving average); whether the hub is behind (admit_tick). */
+	unsigned read_tick;
+	double measured;
+	int behind;
 };
+
+/* Once a second, from the hub's tick: measures the loop's lateness and what was read, and
+ * reads the server's backlog. */
+void admit_tick(struct hub *h);
+/* The worst lateness of the loop in the last ticks (ms). */
+int64_t admit_lag_ms(const struct admit *a);
 
 void admit_configure(struct admit *a, double rate);
 /* For a request of an agent's connection not yet admitted (enrollment, a signed agent route):

@@ -148,6 +148,20 @@ static void poll_on_timeout(void *arg)
 	poll_answer(w->a, w, NULL);
 }
 
+/* Held polls end on a grid of this many ms (a wait is up to that much longer than asked), so
+ * that the polls ending in one slot are answered in one turn of the loop and one run of the
+ * HTTP server, which walks every suspended connection each time it resumes any: 10,000 agents
+ * renew their polls 333 times a second, and a walk per answer cost the hub's loop most of its
+ * time (docs/BENCHMARKS.md). */
+#define AGENTS_POLL_GRID_MS 250
+
+static int64_t poll_delay_ms(long wait_s)
+{
+	int64_t now = clk_mono_ms(), due = now + (int64_t)wait_s * 1000;
+
+	return due + (AGENTS_POLL_GRID_MS - due % AGENTS_POLL_GRID_MS) - now;
+}
+
 static struct agents_poll *poll_find(struct agents *a, const char *host)
 {
 	for (struct agents_poll *w = a->polls[poll_hash(host)]; w; w = w->next)
@@ -289,7 +303,8 @@ void agents_poll(void *ctx, struct httpd_req *req)
 	if ((w = poll_find(a, c->host_id)))
 		poll_answer(a, w, NULL);
 	w = calloc(1, sizeof(*w));
-	if (!w || loop_timer_add(h->loop, wait * 1000, 0, poll_on_timeout, w, &w->timer) < 0) {
+	if (!w ||
+	    loop_timer_add(h->loop, poll_delay_ms(wait), 0, poll_on_timeout, w, &w->timer) < 0) {
 		free(w);
 		httpd_respond_error(req, OUTPOST_E_INTERNAL, "out of memory");
 		return;

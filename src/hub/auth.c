@@ -339,8 +339,21 @@ void auth_stats(struct hub *h, struct buf *b)
 		           "outpost_hub_connections_unread %zu\n"
 		           "# HELP outpost_hub_accept_queue Connections waiting in the kernel's "
 		           "accept queue.\n# TYPE outpost_hub_accept_queue gauge\n"
-		           "outpost_hub_accept_queue %zu\n",
-		           h->admit.busy, bl.admit_refused, bl.unread, bl.accept_queue);
+		           "outpost_hub_accept_queue %zu\n"
+		           "# HELP outpost_hub_loop_lag_seconds How late the hub's loop ran its "
+		           "once-a-second tick, the worst of the last 8.\n"
+		           "# TYPE outpost_hub_loop_lag_seconds gauge\n"
+		           "outpost_hub_loop_lag_seconds %.3f\n"
+		           "# HELP outpost_hub_admit_reads_per_second First requests of new agent "
+		           "connections the hub read a second lately (admitted or not).\n"
+		           "# TYPE outpost_hub_admit_reads_per_second gauge\n"
+		           "outpost_hub_admit_reads_per_second %.1f\n"
+		           "# HELP outpost_hub_admit_behind 1 while the hub is behind (its loop "
+		           "late, connections waiting to be accepted or read).\n"
+		           "# TYPE outpost_hub_admit_behind gauge\n"
+		           "outpost_hub_admit_behind %d\n",
+		           h->admit.busy, bl.admit_refused, bl.unread, bl.accept_queue,
+		           (double)admit_lag_ms(&h->admit) / 1000.0, h->admit.measured, h->admit.behind);
 		buf_printf(
 		    b,
 		    "# HELP outpost_hub_connections Connections open.\n"

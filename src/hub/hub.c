@@ -83,6 +83,7 @@ static void hub_on_tick(void *arg)
 
 	if (hub_maintains(h))
 		h->st.maintenance_ticks++;
+	admit_tick(h);
 	registry_tick(h);
 	zk_tick(h->zk, h->conf->agents.beat_ms);
 	tasks_tick(h);
@@ -247,6 +248,13 @@ static void hub_apply_log(struct hub *h)
 		h->log->level = level;
 }
 
+/* libmicrohttpd's memory pool per connection: request line, headers and the answer's headers
+ * (bodies stream through it in pieces). It zeroes the whole pool after every request, so each
+ * kept-alive connection holds all of it: at its default of 32 KiB that was two thirds of the
+ * hub's memory per idle agent. 8 KiB is nginx's header bound (large_client_header_buffers);
+ * agents' and the CLI's requests use under 1 KiB of it. */
+#define HUB_CONN_MEMORY (8u << 10)
+
 int hub_new(struct loop *loop, json_t *conf, struct logger *log, struct hub **out, char *msg,
             size_t msglen)
 {
@@ -339,6 +347,7 @@ int hub_new(struct loop *loop, json_t *conf, struct logger *log, struct hub **ou
 	hc.unauth_per_ip_limit = (unsigned)c->api.unauth_per_ip_limit;
 	hc.unauth_timeout_s = (unsigned)c->api.unauth_timeout_s;
 	hc.admit_unread = (unsigned)c->api.admit_unread;
+	hc.conn_memory = HUB_CONN_MEMORY;
 	admit_configure(&h->admit, (double)c->api.admit_rate);
 	hc.tls_cert_pem = h->cert_pem;
 	hc.tls_key_pem = h->key_pem;

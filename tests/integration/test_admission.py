@@ -4,7 +4,10 @@ jitter, and a fleet held back that way, or by a hub restart, is never marked dow
 The bound is set low here so that a hundred virtual agents meet it."""
 import os
 import re
+import socket
+import ssl
 import subprocess
+import time
 
 import pytest
 import requests
@@ -66,6 +69,54 @@ def test_busy_answers_with_a_retry_time(tmp_path):
         p = hub.cli("--json", "hosts", "ls")
         assert p.returncode == 0, p.stderr
         assert busy_total(hub) >= 5
+    finally:
+        hub.stop()
+
+
+def raw_enroll(sock):
+    """One POST /api/v1/enroll on an open TLS socket: (status, Retry-After or None)."""
+    sock.sendall(b"POST /api/v1/enroll HTTP/1.1\r\nHost: hub\r\nContent-Type: "
+                 b"application/json\r\nContent-Length: 2\r\n\r\n{}")
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(4096)
+        assert chunk, "the hub closed the connection: %r" % data
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    hdr = {k.lower(): v.strip() for k, _, v in (l.partition(":") for l in lines[1:])}
+    while len(rest) < int(hdr.get("content-length", 0)):
+        rest += sock.recv(4096)
+    return int(lines[0].split()[1]), hdr.get("retry-after")
+
+
+def test_a_connection_told_to_wait_is_kept_for_its_retry(tmp_path):
+    # Unauthenticated connections idle out after a second here; one answered busy is kept as
+    # long as an agent's (api.conn_timeout_s), so that coming back on it after its Retry-After
+    # costs no second TLS handshake.
+    hub = Hub(tmp_path, {"api": {"admit_rate": 1, "unauth_timeout_s": 1}}).start()
+    ctx = ssl.create_default_context(cafile=hub.ca)
+    ctx.check_hostname = False
+    try:
+        with socket.create_connection(("127.0.0.1", hub.port), timeout=10) as a, \
+                socket.create_connection(("127.0.0.1", hub.port), timeout=10) as b, \
+                socket.create_connection(("127.0.0.1", hub.port), timeout=10) as c:
+            a, b, c = (ctx.wrap_socket(x) for x in (a, b, c))
+            assert raw_enroll(a)[0] == 400       # admitted, then refused for its body
+            st, ra = raw_enroll(b)
+            assert st == 503 and int(ra) >= 1, (st, ra)
+            time.sleep(2.5)
+            # The busy one is still open; a connection that was only let in idles out.
+            st, _ = raw_enroll(b)
+            assert st in (400, 503), st
+            with pytest.raises((AssertionError, ConnectionError, ssl.SSLError)):
+                raw_enroll(a)
+            # A connection that never sent a request is closed at the unauthenticated bound.
+            c.settimeout(5)
+            try:
+                assert c.recv(1) == b""
+            except (ConnectionError, ssl.SSLError):
+                pass
     finally:
         hub.stop()
 
