@@ -61,6 +61,7 @@ struct rules {
 	json_t *notes;
 	/* the cycle under way */
 	struct rules_cycle *cyc;
+	struct wcache *wc; /* its window figures' memory, kept from cycle to cycle */
 	int64_t next_ms;        /* when the next cycle is due (wall clock) */
 	int64_t last_events_ms; /* events up to here were seen by the last cycle */
 	struct loop_timer *slice_timer;
@@ -108,5 +109,8 @@ void rules_log(struct rules *rs, const char *rule, const char *host, const char 
                json_t *detail);
 /* The alerts' store key: "RULE/HOST". */
 void rules_alert_key(const char *rule, const char *host, char *out, size_t cap);
+/* Automation's documents are store records of kind "rule", "alert", "silence" (never due). */
+int rules_doc_put(struct hub *h, const char *kind, const char *id, const json_t *doc);
+int rules_doc_del(struct hub *h, const char *kind, const char *id);
 
 #endif
