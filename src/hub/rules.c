@@ -1041,7 +1041,7 @@ static json_t *cycle_events(struct rules *rs, int64_t now, int64_t since)
 {
 	struct store *s = rs->h->store;
 	struct store_events_query q = {.since_ms = since, .limit = RULES_EVENTS_MAX};
-	json_t *ev = NULL, *e;
+	json_t *ev = NULL;
 	size_t i, k, any = 0;
 
 	for (i = 0; i < rs->n; i++)
@@ -1057,7 +1057,6 @@ static json_t *cycle_events(struct rules *rs, int64_t now, int64_t since)
 		json_decref(ev);
 		ev = json_array();
 	}
-	json_array_foreach(rs->notes, i, e) json_array_append(ev, e);
 	return ev;
 }
 
@@ -1165,8 +1164,6 @@ void rules_tick(struct hub *h)
 {
 	struct rules *rs = h->rules;
 	int64_t now = clk_real_ms();
-	size_t i;
-	json_t *e;
 
 	if (!rs)
 		return;
@@ -1177,25 +1174,30 @@ void rules_tick(struct hub *h)
 	/* Scale mode: the leader alone evaluates, so that each rule fires once. */
 	if (!zk_leads(h->zk))
 		return;
-	/* Notes older than the longest window an event term may have are of no use. */
-	json_array_foreach(rs->notes, i, e) if (json_integer_value(json_object_get(e, "at_ms")) >=
-	                                        now - RX_MAX_WINDOW_MS) break;
-	while (i-- > 0)
-		json_array_remove(rs->notes, 0);
 	if (!(rs->cyc = cycle_new(rs, now, rs->last_events_ms ? rs->last_events_ms : now - 1)))
 		return;
 	rules_on_slice(rs);
 }
 
-void rules_note(struct hub *h, const char *host, const char *kind, const char *detail)
+void rules_note(struct hub *h, const char *host, const char *kind, const char *task_id,
+                const char *state)
 {
-	struct rules *rs = h->rules;
+	json_t *evs;
+	char key[300], msg[300];
+	int stored = 0;
 
-	if (!rs || json_array_size(rs->notes) >= 10000)
-		return;
-	json_array_append_new(rs->notes,
-	                      json_pack("{s:s, s:s, s:s?, s:I}", "host_id", host, "kind", kind,
-	                                "detail", detail, "at_ms", (json_int_t)clk_real_ms()));
+	/* An event in the store, not a note in memory: a rule on it sees it after a restart of
+	 * this hub and on the leading hub whichever hub the result reached. The key makes a
+	 * result reported again store nothing more. */
+	snprintf(key, sizeof(key), "%s/%s/%s", kind, task_id, host);
+	snprintf(msg, sizeof(msg), "task %s ended %s", task_id, state);
+	evs = json_pack("[{s:s, s:s, s:I, s:s, s:{s:s, s:s}, s:s}]", "kind", kind, "severity",
+	                "warning", "ts", (json_int_t)clk_real_ms(), "message", msg, "data",
+	                "task_id", task_id, "state", state, "key", key);
+	if (!evs || h->store->ops->events_add(h->store, host, "hub", evs, &stored) < 0)
+		log_warn(h->log, "rules", "event %s of task %s on %s not stored", kind, task_id,
+		         host);
+	json_decref(evs);
 }
 
 /* ---- Start and stop ---- */
@@ -1280,7 +1282,7 @@ int rules_new(struct hub *h, struct rules **out, char *msg, size_t msglen)
 	int rc;
 
 	*out = NULL;
-	if (!rs || !(rs->notes = json_array()))
+	if (!rs)
 		goto oom;
 	rs->h = h;
 	if (file && *file && !(rs->file = strdup(file)))
@@ -1316,7 +1318,6 @@ void rules_free(struct rules *rs)
 	free(rs->v);
 	free(rs->file);
 	json_decref(rs->silences);
-	json_decref(rs->notes);
 	free(rs);
 }
 

@@ -21,8 +21,10 @@ void rules_free(struct rules *r); /* NULL ok */
 void rules_tick(struct hub *h);
 /* SIGHUP: reads the rules file again; on failure the rules in force stay (msg says where). */
 int rules_reload_file(struct hub *h, char *msg, size_t msglen);
-/* Something happened to host that event(kind) terms see (the task engine's failures). */
-void rules_note(struct hub *h, const char *host, const char *kind, const char *detail);
+/* Something happened to host that event(kind) terms see (the task engine's failures: kind
+ * "task_failed", the task and the state its copy ended in): stored as the hub's event. */
+void rules_note(struct hub *h, const char *host, const char *kind, const char *task_id,
+                const char *state);
 void rules_stats(struct hub *h, struct buf *b);
 
 /* Routes (ctx is the struct hub): rules_api.c. */

@@ -57,8 +57,6 @@ struct rules {
 	char *file;       /* rules.file; NULL: none */
 	json_t *silences; /* [{id, rule, host, selector, ends_ms, comment, created_by}] */
 	struct rules_hook *hook;
-	/* task failures seen lately: [{host_id, kind, detail, at_ms}], oldest first */
-	json_t *notes;
 	/* the cycle under way */
 	struct rules_cycle *cyc;
 	struct wcache *wc; /* its window figures' memory, kept from cycle to cycle */

@@ -615,7 +615,7 @@ void tasks_agent_results(void *ctx, struct httpd_req *req)
 			if (strcmp(state, "running") != 0) /* its queue entry has done its work */
 				zk_result(h->zk, tid, c->host_id);
 			if (strcmp(state, "running") != 0 && strcmp(state, "ok") != 0)
-				rules_note(h, c->host_id, "task_failed", tid);
+				rules_note(h, c->host_id, "task_failed", tid, state);
 			any_done |= done;
 		}
 	}
