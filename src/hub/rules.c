@@ -435,6 +435,19 @@ out:
 	return rc;
 }
 
+int rules_file_check(const char *path, char *msg, size_t msglen)
+{
+	struct rule **v;
+	size_t n;
+	int rc = rules_file_read(path && *path ? path : NULL, &v, &n, msg, msglen);
+
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		rule_free(v[i]);
+	if (rc == 0)
+		free(v);
+	return rc;
+}
+
 /* Replaces the file's rules with those read now; the API's rules stay. A name the store
  * already has refuses the file. */
 static int rules_load_file(struct rules *rs, char *msg, size_t msglen)
