@@ -582,6 +582,7 @@ struct rules_cycle {
 	uint8_t *host_ok;
 	size_t nhost_ok;
 	struct rule *only; /* rules test: this rule alone */
+	int failed;        /* the hosts could not be read: nothing is settled */
 };
 
 static void cycle_free(struct rules_cycle *c)
@@ -1000,10 +1001,11 @@ static int cycle_run(struct rules *rs, struct rules_cycle *c)
 		json_t *page = NULL, *host;
 		size_t i;
 		if (s->ops->host_page(s, c->hosts_after, 500, &page) < 0) {
+			/* Not a partial snapshot: the hosts missing from it would resolve their
+			 * alerts. The cycle is dropped; the alerts stay as they are. */
 			json_decref(page);
-			c->hosts_done = 1; /* what was read is the snapshot; the log says why */
-			log_warn(rs->h->log, "rules", "cannot read the hosts: a partial cycle");
-			break;
+			c->failed = 1;
+			return 0;
 		}
 		json_array_foreach(page, i, host)
 		{
@@ -1113,6 +1115,11 @@ int rules_eval_now(struct rules *rs, struct rule *r, json_t **matched, char *msg
 	}
 	c->only = r;
 	cycle_run(rs, c);
+	if (c->failed) {
+		cycle_free(c);
+		snprintf(msg, msglen, "cannot read the hosts from the store: try again");
+		return OUTPOST_E_UNAVAILABLE;
+	}
 	*matched = combine(c, r->expr->root);
 	if (*matched)
 		scope_filter(c, r, *matched);
@@ -1153,9 +1160,15 @@ static void rules_on_slice(void *arg)
 	 * thousands of alerts; a commit each held the loop for 180 ms at a time). */
 	hub_batch_begin(rs->h);
 	more = cycle_run(rs, c);
-	if (!more)
+	if (!more && !c->failed)
 		rules_prune_history(rs, c->now);
 	hub_batch_end(rs->h, "rules");
+	if (c->failed) {
+		log_warn(rs->h->log, "rules",
+		         "cannot read the hosts from the store: cycle dropped, alerts unchanged");
+		rules_cycle_abort(rs);
+		return;
+	}
 	wall = slice_us(CLOCK_MONOTONIC) - wall;
 	cpu = slice_us(CLOCK_THREAD_CPUTIME_ID) - cpu;
 	if (wall > rs->max_slice_us)
@@ -1173,6 +1186,38 @@ static void rules_on_slice(void *arg)
 	rules_cycle_abort(rs);
 }
 
+static int rules_load_store(struct rules *rs, char *msg, size_t msglen);
+
+/* The lead came to this hub (scale mode): what the hubs keep in the shared store (rules made
+ * through any hub, alerts as the last leader's last slice left them, silences) replaces what
+ * this hub held, so that an alert firing there goes on here, neither lost nor fired again.
+ * File rules stay (each hub reads its own file); their alerts come from the store too. */
+static void rules_take_over(struct rules *rs)
+{
+	char msg[300];
+
+	rules_cycle_abort(rs);
+	for (size_t j = rs->n; j-- > 0;) {
+		struct rule *r = rs->v[j];
+		if (r->from_file) {
+			json_object_clear(r->alerts);
+			json_object_clear(r->last_act);
+			continue;
+		}
+		rule_free(r);
+		memmove(&rs->v[j], &rs->v[j + 1], (rs->n - j - 1) * sizeof(*rs->v));
+		rs->n--;
+	}
+	json_decref(rs->silences);
+	rs->silences = NULL;
+	if (rules_load_store(rs, msg, sizeof(msg)) < 0)
+		log_warn(rs->h->log, "rules", "taking the lead: %s", msg);
+	if (!rs->silences)
+		rs->silences = json_array();
+	log_info(rs->h->log, "rules", "leading: %zu rule(s) in force, their alerts from the store",
+	         rs->n);
+}
+
 void rules_tick(struct hub *h)
 {
 	struct rules *rs = h->rules;
@@ -1181,12 +1226,20 @@ void rules_tick(struct hub *h)
 	if (!rs)
 		return;
 	rules_hook_drain(rs->hook, rs);
+	/* Scale mode: the leader alone evaluates, so that each rule fires once; a hub that lost
+	 * the lead drops its cycle under way, and one that takes it reads the store first. */
+	if (!zk_leads(h->zk)) {
+		rules_cycle_abort(rs);
+		rs->led = 0;
+		return;
+	}
+	if (!rs->led) {
+		rules_take_over(rs);
+		rs->led = 1;
+	}
 	if (rs->cyc || now < rs->next_ms || h->stopping)
 		return;
 	rs->next_ms = now + h->conf->rules.interval_s * 1000;
-	/* Scale mode: the leader alone evaluates, so that each rule fires once. */
-	if (!zk_leads(h->zk))
-		return;
 	if (!(rs->cyc = cycle_new(rs, now, rs->last_events_ms ? rs->last_events_ms : now - 1)))
 		return;
 	rules_on_slice(rs);
@@ -1279,8 +1332,12 @@ static int rules_load_store(struct rules *rs, char *msg, size_t msglen)
 	{
 		struct rule *r = rules_find(rs, json_string_value(json_object_get(d, "rule")));
 		const char *host = json_string_value(json_object_get(d, "host"));
-		if (r && host)
-			json_object_set(r->alerts, host, d);
+		if (!r || !host)
+			continue;
+		json_object_set(r->alerts, host, d);
+		/* its cooldown goes on from its last action */
+		if (json_object_get(d, "last_action_ms"))
+			json_object_set(r->last_act, host, json_object_get(d, "last_action_ms"));
 	}
 	json_decref(docs);
 	if ((rc = rules_docs(rs, "silence", &rs->silences)) < 0)
@@ -1309,6 +1366,7 @@ int rules_new(struct hub *h, struct rules **out, char *msg, size_t msglen)
 		return rc;
 	}
 	rs->next_ms = clk_real_ms() + 1000;
+	rs->led = 1; /* what it leads with was read just now */
 	*out = rs;
 	return 0;
 oom:

@@ -504,6 +504,10 @@ static void alert_fire(struct rules *rs, struct rule *r, const char *host, json_
 	    rs, r->name, host, "firing",
 	    json_pack("{s:O, s:b}", "values", json_object_get(a, "values"), "dry_run", r->dry_run));
 	log_info(rs->h->log, "rules", "rule %s firing on %s", r->name, host);
+	/* Stored firing before any action: a task an action starts commits what the slice wrote
+	 * so far, so a leader that dies after it leaves this alert firing to the next one (which
+	 * does not fire it again; a repeat would make the same task id: fired_ms is in it). */
+	alert_store(rs, r, host, a);
 	notify(rs, r, a, "firing", attrs, now);
 	alert_store(rs, r, host, a);
 }

@@ -60,7 +60,8 @@ struct rules {
 	/* the cycle under way */
 	struct rules_cycle *cyc;
 	struct wcache *wc; /* its window figures' memory, kept from cycle to cycle */
-	int64_t next_ms;        /* when the next cycle is due (wall clock) */
+	int led;           /* led at the last tick (0: the store is read again when it leads) */
+	int64_t next_ms;   /* when the next cycle is due (wall clock) */
 	int64_t last_events_ms; /* events up to here were seen by the last cycle */
 	struct loop_timer *slice_timer;
 	/* counters */
