@@ -96,6 +96,9 @@ int cli_getopt(struct cli *c, int argc, char **argv, const char *shortopts,
                const struct option *longopts);
 /* Maps cli_getopt's special returns to an exit status. */
 int cli_getopt_exit(int rc);
+/* After the options of a command that takes no operand: 0, or the usage error of the first
+ * one left (CLI_EXIT_USAGE). */
+int cli_no_operands(struct cli *c, int argc, char **argv);
 
 /* The options of a command whose only operand is an id: *id (borrowed from argv), or NULL and
  * the exit status to end with (help shown, usage error). what names it: "host", "task". */

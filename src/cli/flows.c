@@ -346,22 +346,13 @@ int report_show(struct cli *c, int argc, char **argv)
 	size_t i;
 
 	while ((ch = cli_getopt(c, argc, argv, "", opts)) != -1) {
-		switch (ch) {
-		case FLOWS_OPT_HOURS:
-			if (args_int(optarg, 1, 744, &hours) < 0) {
-				rc = cli_usage(c, "--hours: 1 to 744");
-				goto out;
-			}
-			break;
-		default:
-			rc = cli_getopt_exit(ch);
-			goto out;
-		}
+		if (ch != FLOWS_OPT_HOURS)
+			return cli_getopt_exit(ch);
+		if (args_int(optarg, 1, 744, &hours) < 0)
+			return cli_usage(c, "--hours: 1 to 744");
 	}
-	if (optind < argc) {
-		rc = cli_usage(c, "unexpected argument '%s'", argv[optind]);
-		goto out;
-	}
+	if ((rc = cli_no_operands(c, argc, argv)) != 0)
+		return rc;
 	buf_puts(&path, "/api/v1/report?format=json");
 	if (hours)
 		buf_printf(&path, "&hours=%lld", hours);

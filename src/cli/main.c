@@ -359,6 +359,11 @@ int cli_getopt_exit(int rc)
 	return rc == CLI_GETOPT_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
 }
 
+int cli_no_operands(struct cli *c, int argc, char **argv)
+{
+	return optind < argc ? cli_usage(c, "unexpected argument '%s'", argv[optind]) : 0;
+}
+
 int cli_one_id(struct cli *c, int argc, char **argv, const char *what, const char **id)
 {
 	static const struct option opts[] = {
@@ -397,8 +402,8 @@ int cli_list_limit(struct cli *c, int argc, char **argv, const char *path, size_
 			return cli_usage(c, "--limit: '%s' is not a count from 1 to 100000",
 			                 optarg);
 	}
-	if (optind < argc)
-		return cli_usage(c, "unexpected argument '%s'", argv[optind]);
+	if ((rc = cli_no_operands(c, argc, argv)) != 0)
+		return rc;
 	if (buf_puts(&query, path) < 0 || (limit && buf_printf(&query, "?limit=%lld", limit) < 0))
 		rc = CLI_EXIT_HUB;
 	else

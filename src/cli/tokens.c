@@ -93,10 +93,8 @@ int tokens_create(struct cli *c, int argc, char **argv)
 			goto out;
 		}
 	}
-	if (optind < argc) {
-		rc = cli_usage(c, "unexpected argument '%s'", argv[optind]);
+	if ((rc = cli_no_operands(c, argc, argv)) != 0)
 		goto out;
-	}
 	if (!kind) {
 		rc = cli_usage(c, "which kind? Give --enroll or --operator --role ROLE");
 		goto out;

@@ -334,6 +334,10 @@ int daemon_main(const struct daemon_ops *ops, int argc, char **argv)
 		fprintf(stderr, "%s: configuration error: %s\n", ops->name, msg);
 		goto out;
 	}
+	if (check && ops->check_files && ops->check_files(conf, msg, sizeof(msg)) < 0) {
+		fprintf(stderr, "%s: configuration error: %s\n", ops->name, msg);
+		goto out;
+	}
 	if (check) {
 		char *text = json_dumps(conf, JSON_INDENT(2) | JSON_SORT_KEYS);
 		printf("%s\n", text ? text : "");

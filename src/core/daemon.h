@@ -28,6 +28,9 @@ struct daemon_ops {
 	const struct daemon_flag *flags; /* NULL-terminated, may be NULL */
 	json_t *(*defaults)(void);
 	int (*check)(const json_t *conf, char *msg, size_t msglen);
+	/* --check-config only, after check (may be NULL): the files the config names and the
+	 * daemon reads at start (the hub's rules file), checked as start would; msg says where. */
+	int (*check_files)(const json_t *conf, char *msg, size_t msglen);
 	/* Starts the daemon on loop; *obj is handed to the others. log outlives it. */
 	int (*start)(struct loop *loop, json_t *conf, struct logger *log, void **obj, char *msg,
 	             size_t msglen);

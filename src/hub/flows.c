@@ -450,7 +450,11 @@ void flows_tick(struct hub *h)
 		return;
 	if (h->store->ops->rec_due(h->store, "flow_run", clk_real_ms(), FLOW_TICK_RUNS, &due) < 0)
 		return;
+	/* The runs' states and audit entries of this tick in one commit (a step's task is
+	 * committed on its own: tasks_submit). */
+	hub_batch_begin(h);
 	json_array_foreach(due, i, run) run_advance(h, run);
+	hub_batch_end(h, "flows");
 	json_decref(due);
 }
 

@@ -77,6 +77,25 @@ int hub_maintains(struct hub *h)
 	return zk_leads(h->zk);
 }
 
+void hub_batch_begin(struct hub *h)
+{
+	if (!h->batch && h->store->ops->batch_begin(h->store) == 0)
+		h->batch = 1;
+}
+
+int hub_batch_end(struct hub *h, const char *who)
+{
+	int rc;
+
+	if (!h->batch)
+		return 0;
+	h->batch = 0;
+	if ((rc = h->store->ops->batch_end(h->store)) < 0)
+		log_error(h->log, who, "a batch of writes could not be committed (%s): lost",
+		          err_name(rc));
+	return 1;
+}
+
 static void hub_on_tick(void *arg)
 {
 	struct hub *h = arg;

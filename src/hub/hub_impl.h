@@ -116,6 +116,7 @@ struct hub {
 	struct mail *mail;           /* the mail queue's delivery (mail.h) */
 	int64_t recs_pruned_ms;      /* when ended flow runs and sent mail were last pruned */
 	struct rules *rules;         /* automation: rules, alerts (rules.h) */
+	int batch;                   /* a store batch is open (hub_batch_begin) */
 	int64_t started_ms;
 	int stopping;
 	struct hub_stats st;
@@ -124,6 +125,13 @@ struct hub {
 /* hub.c: 1 when this hub does the fleet's periodic maintenance now (embedded: always; scale
  * mode: the leader only). */
 int hub_maintains(struct hub *h);
+
+/* hub.c: the store's batch (store.h's batch_begin) around one slice of background work (the
+ * rules' slices, the flows' tick). begin does nothing when one is open already; end returns
+ * whether one was open (a store that cannot commit is logged, as who's). A task is stored
+ * outside any batch: tasks.c ends the open one before and begins it again after. */
+void hub_batch_begin(struct hub *h);
+int hub_batch_end(struct hub *h, const char *who);
 
 /* auth.c */
 int auth_check(void *ctx, struct httpd_req *req, int role);

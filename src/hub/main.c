@@ -1,5 +1,6 @@
 /* outpost-hub: the hub library behind the daemons' shared main(). */
 #include "hub.h"
+#include "rules.h"
 #include "core/daemon.h"
 
 static int hub_start(struct loop *loop, json_t *conf, struct logger *log, void **obj, char *msg,
@@ -23,6 +24,16 @@ static void hub_free_obj(void *obj)
 	hub_free(obj);
 }
 
+/* --check-config reads the rules file as a start would (its names are checked against the
+ * store's rules only at start: --check-config opens no store). */
+static int hub_check_files(const json_t *conf, char *msg, size_t msglen)
+{
+	const char *file =
+	    json_string_value(json_object_get(json_object_get(conf, "rules"), "file"));
+
+	return rules_file_check(file, msg, msglen);
+}
+
 static const struct daemon_ops hub_daemon = {
     .name = "outpost-hub",
     .summary = "the Outpost hub: registry, task engine and metrics of a fleet",
@@ -42,6 +53,7 @@ static const struct daemon_ops hub_daemon = {
     .flags = NULL,
     .defaults = hub_conf_defaults,
     .check = hub_conf_check,
+    .check_files = hub_check_files,
     .start = hub_start,
     .reload = hub_reload_obj,
     .shutdown = hub_stop,

@@ -19,6 +19,7 @@
 #include "core/wire.h"
 
 #include <ctype.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -279,7 +280,6 @@ void rules_install(struct rules *rs, struct rule *r)
 
 void rules_uninstall(struct rules *rs, const char *name)
 {
-	struct store *s = rs->h->store;
 	const char *host;
 	json_t *a;
 	char key[200];
@@ -291,7 +291,7 @@ void rules_uninstall(struct rules *rs, const char *name)
 		json_object_foreach(rs->v[i]->alerts, host, a)
 		{
 			rules_alert_key(name, host, key, sizeof(key));
-			s->ops->auto_del(s, "alert", key);
+			rules_doc_del(rs->h, "alert", key);
 		}
 		rule_free(rs->v[i]);
 		memmove(&rs->v[i], &rs->v[i + 1], (rs->n - i - 1) * sizeof(*rs->v));
@@ -435,6 +435,19 @@ out:
 	return rc;
 }
 
+int rules_file_check(const char *path, char *msg, size_t msglen)
+{
+	struct rule **v;
+	size_t n;
+	int rc = rules_file_read(path && *path ? path : NULL, &v, &n, msg, msglen);
+
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		rule_free(v[i]);
+	if (rc == 0)
+		free(v);
+	return rc;
+}
+
 /* Replaces the file's rules with those read now; the API's rules stay. A name the store
  * already has refuses the file. */
 static int rules_load_file(struct rules *rs, char *msg, size_t msglen)
@@ -492,7 +505,6 @@ int rules_reload_file(struct hub *h, char *msg, size_t msglen)
 
 /* A window's figures of one series, computed once per cycle. t in seconds before now. */
 struct wstat {
-	uint64_t stamp; /* the cycle it belongs to; another: empty */
 	uint32_t id;
 	int64_t win;
 	int n;
@@ -512,6 +524,42 @@ struct term_memo {
 	struct term_memo *next;
 };
 
+/* The window figures of a cycle: a hash table of entry numbers over entries kept in blocks
+ * that never move, kept from cycle to cycle by the rule set. Growing it rewrites only the
+ * 4-byte slots: moving 100-byte entries into a fresh 14 MB table took one slice 150-200 ms
+ * (page faults) in a cycle over 40,000 series. */
+#define WC_BLOCK 4096
+struct wcache {
+	uint32_t *slot; /* entry number + 1; 0: empty */
+	size_t cap, used;
+	struct wstat **blk;
+	size_t nblk;
+};
+
+static void wcache_free(struct wcache *wc)
+{
+	if (!wc)
+		return;
+	for (size_t i = 0; i < wc->nblk; i++)
+		free(wc->blk[i]);
+	free(wc->blk);
+	free(wc->slot);
+	free(wc);
+}
+
+static struct wstat *wc_entry(struct wcache *wc, size_t n)
+{
+	return &wc->blk[n / WC_BLOCK][n % WC_BLOCK];
+}
+
+/* Empty for a new cycle (its memory kept). */
+static void wcache_reset(struct wcache *wc)
+{
+	if (wc->slot)
+		memset(wc->slot, 0, wc->cap * sizeof(*wc->slot));
+	wc->used = 0;
+}
+
 struct rules_cycle {
 	int64_t now;
 	json_t *hosts; /* id -> host (the store's hosts, read a page at a time) */
@@ -527,14 +575,14 @@ struct rules_cycle {
 	clock_t cpu0;
 	int64_t until; /* the slice's end (monotonic ms); 0: none */
 	unsigned walked;
-	struct wstat *cache;
-	size_t ccap, cused;
+	struct wcache *wc; /* the rule set's (rs->wc), or its own for `rules test` */
+	int wc_own;
 	struct term_memo *memos;
 	/* by series id: 0 not looked at yet, 1 its host is accepted, 2 it is not */
 	uint8_t *host_ok;
 	size_t nhost_ok;
-	uint64_t stamp;
 	struct rule *only; /* rules test: this rule alone */
+	int failed;        /* the hosts could not be read: nothing is settled */
 };
 
 static void cycle_free(struct rules_cycle *c)
@@ -547,7 +595,8 @@ static void cycle_free(struct rules_cycle *c)
 		json_decref(c->sets[i]);
 	json_decref(c->settle.matched);
 	json_decref(c->settle.gone);
-	free(c->cache);
+	if (c->wc_own)
+		wcache_free(c->wc);
 	free(c->host_ok);
 	while (c->memos) {
 		struct term_memo *m = c->memos;
@@ -572,26 +621,57 @@ static size_t wkey(uint32_t id, int64_t win, size_t cap)
 	return (size_t)(k >> 17) & (cap - 1);
 }
 
-static int cache_grow(struct rules_cycle *c)
+static int wcache_grow(struct wcache *wc)
 {
-	size_t cap = c->ccap ? c->ccap * 2 : 4096;
-	struct wstat *nc = calloc(cap, sizeof(*nc));
+	size_t cap = wc->cap ? wc->cap * 2 : 4096;
+	uint32_t *ns = calloc(cap, sizeof(*ns));
 
-	if (!nc)
+	if (!ns)
 		return -1;
-	for (size_t i = 0; i < c->ccap; i++) {
+	for (size_t n = 0; n < wc->used; n++) {
+		struct wstat *e = wc_entry(wc, n);
 		size_t j;
-		if (c->cache[i].stamp != c->stamp)
-			continue;
-		for (j = wkey(c->cache[i].id, c->cache[i].win, cap); nc[j].stamp;
-		     j = (j + 1) & (cap - 1))
+		for (j = wkey(e->id, e->win, cap); ns[j]; j = (j + 1) & (cap - 1))
 			;
-		nc[j] = c->cache[i];
+		ns[j] = (uint32_t)n + 1;
 	}
-	free(c->cache);
-	c->cache = nc;
-	c->ccap = cap;
+	free(wc->slot);
+	wc->slot = ns;
+	wc->cap = cap;
 	return 0;
+}
+
+/* The entry of (id, win): found (*fresh 0), or new and zeroed (*fresh 1); NULL: no memory. */
+static struct wstat *wcache_get(struct wcache *wc, uint32_t id, int64_t win, int *fresh)
+{
+	struct wstat *e;
+	size_t i;
+
+	if ((wc->used + 1) * 2 > wc->cap && wcache_grow(wc) < 0)
+		return NULL;
+	for (i = wkey(id, win, wc->cap); wc->slot[i]; i = (i + 1) & (wc->cap - 1)) {
+		e = wc_entry(wc, wc->slot[i] - 1);
+		if (e->id == id && e->win == win) {
+			*fresh = 0;
+			return e;
+		}
+	}
+	if (wc->used / WC_BLOCK >= wc->nblk) {
+		struct wstat **nb = realloc(wc->blk, (wc->nblk + 1) * sizeof(*nb));
+		if (!nb)
+			return NULL;
+		wc->blk = nb;
+		if (!(wc->blk[wc->nblk] = malloc(WC_BLOCK * sizeof(struct wstat))))
+			return NULL;
+		wc->nblk++;
+	}
+	e = wc_entry(wc, wc->used);
+	wc->slot[i] = (uint32_t)++wc->used;
+	memset(e, 0, sizeof(*e));
+	e->id = id;
+	e->win = win;
+	*fresh = 1;
+	return e;
 }
 
 /* The figures of series id over [now - win, now]; NULL when memory runs out. */
@@ -600,18 +680,10 @@ static struct wstat *window_stat(struct hub *h, struct rules_cycle *c, uint32_t 
 	struct tsdb_point *pts = NULL;
 	struct wstat *w;
 	size_t i, n = 0;
+	int fresh;
 
-	if ((c->cused + 1) * 2 > c->ccap && cache_grow(c) < 0)
-		return NULL;
-	for (i = wkey(id, win, c->ccap); c->cache[i].stamp == c->stamp; i = (i + 1) & (c->ccap - 1))
-		if (c->cache[i].id == id && c->cache[i].win == win)
-			return &c->cache[i];
-	w = &c->cache[i];
-	memset(w, 0, sizeof(*w));
-	w->stamp = c->stamp;
-	w->id = id;
-	w->win = win;
-	c->cused++;
+	if (!(w = wcache_get(c->wc, id, win, &fresh)) || !fresh)
+		return w;
 	if (tsdb_read(h->tsdb, id, TSDB_RAW, c->now - win, c->now + 1, &pts, &n) < 0)
 		n = 0;
 	for (i = 0; i < n; i++) {
@@ -929,10 +1001,11 @@ static int cycle_run(struct rules *rs, struct rules_cycle *c)
 		json_t *page = NULL, *host;
 		size_t i;
 		if (s->ops->host_page(s, c->hosts_after, 500, &page) < 0) {
+			/* Not a partial snapshot: the hosts missing from it would resolve their
+			 * alerts. The cycle is dropped; the alerts stay as they are. */
 			json_decref(page);
-			c->hosts_done = 1; /* what was read is the snapshot; the log says why */
-			log_warn(rs->h->log, "rules", "cannot read the hosts: a partial cycle");
-			break;
+			c->failed = 1;
+			return 0;
 		}
 		json_array_foreach(page, i, host)
 		{
@@ -983,7 +1056,7 @@ static json_t *cycle_events(struct rules *rs, int64_t now, int64_t since)
 {
 	struct store *s = rs->h->store;
 	struct store_events_query q = {.since_ms = since, .limit = RULES_EVENTS_MAX};
-	json_t *ev = NULL, *e;
+	json_t *ev = NULL;
 	size_t i, k, any = 0;
 
 	for (i = 0; i < rs->n; i++)
@@ -999,20 +1072,27 @@ static json_t *cycle_events(struct rules *rs, int64_t now, int64_t since)
 		json_decref(ev);
 		ev = json_array();
 	}
-	json_array_foreach(rs->notes, i, e) json_array_append(ev, e);
 	return ev;
 }
 
 static struct rules_cycle *cycle_new(struct rules *rs, int64_t now, int64_t since)
 {
 	struct rules_cycle *c = calloc(1, sizeof(*c));
-	static uint64_t stamp;
 
 	if (!c)
 		return NULL;
 	c->now = now;
 	c->events_since = since;
-	c->stamp = ++stamp ? stamp : ++stamp;
+	/* The rule set's cache, unless a cycle is under way (`rules test` meanwhile). */
+	if (!rs->cyc && (rs->wc || (rs->wc = calloc(1, sizeof(*rs->wc))))) {
+		c->wc = rs->wc;
+		wcache_reset(c->wc);
+	} else if ((c->wc = calloc(1, sizeof(*c->wc)))) {
+		c->wc_own = 1;
+	} else {
+		free(c);
+		return NULL;
+	}
 	c->gen = rs->h->tsdb ? tsdb_generation(rs->h->tsdb) : 0;
 	c->wall0 = clk_mono_ms();
 	c->cpu0 = clock();
@@ -1035,6 +1115,11 @@ int rules_eval_now(struct rules *rs, struct rule *r, json_t **matched, char *msg
 	}
 	c->only = r;
 	cycle_run(rs, c);
+	if (c->failed) {
+		cycle_free(c);
+		snprintf(msg, msglen, "cannot read the hosts from the store: try again");
+		return OUTPOST_E_UNAVAILABLE;
+	}
 	*matched = combine(c, r->expr->root);
 	if (*matched)
 		scope_filter(c, r, *matched);
@@ -1071,7 +1156,19 @@ static void rules_on_slice(void *arg)
 	if (!c)
 		return;
 	c->until = clk_mono_ms() + RULES_SLICE_MS;
+	/* The slice's alert documents and history entries: one commit (a first cycle may move
+	 * thousands of alerts; a commit each held the loop for 180 ms at a time). */
+	hub_batch_begin(rs->h);
 	more = cycle_run(rs, c);
+	if (!more && !c->failed)
+		rules_prune_history(rs, c->now);
+	hub_batch_end(rs->h, "rules");
+	if (c->failed) {
+		log_warn(rs->h->log, "rules",
+		         "cannot read the hosts from the store: cycle dropped, alerts unchanged");
+		rules_cycle_abort(rs);
+		return;
+	}
 	wall = slice_us(CLOCK_MONOTONIC) - wall;
 	cpu = slice_us(CLOCK_THREAD_CPUTIME_ID) - cpu;
 	if (wall > rs->max_slice_us)
@@ -1086,57 +1183,131 @@ static void rules_on_slice(void *arg)
 	rs->last_cycle_ms = clk_mono_ms() - c->wall0;
 	rs->last_cycle_cpu_us = (int64_t)((double)(clock() - c->cpu0) * 1e6 / CLOCKS_PER_SEC);
 	rs->last_events_ms = c->now;
-	rules_prune_history(rs, c->now);
 	rules_cycle_abort(rs);
+}
+
+static int rules_load_store(struct rules *rs, char *msg, size_t msglen);
+
+/* The lead came to this hub (scale mode): what the hubs keep in the shared store (rules made
+ * through any hub, alerts as the last leader's last slice left them, silences) replaces what
+ * this hub held, so that an alert firing there goes on here, neither lost nor fired again.
+ * File rules stay (each hub reads its own file); their alerts come from the store too. */
+static void rules_take_over(struct rules *rs)
+{
+	char msg[300];
+
+	rules_cycle_abort(rs);
+	for (size_t j = rs->n; j-- > 0;) {
+		struct rule *r = rs->v[j];
+		if (r->from_file) {
+			json_object_clear(r->alerts);
+			json_object_clear(r->last_act);
+			continue;
+		}
+		rule_free(r);
+		memmove(&rs->v[j], &rs->v[j + 1], (rs->n - j - 1) * sizeof(*rs->v));
+		rs->n--;
+	}
+	json_decref(rs->silences);
+	rs->silences = NULL;
+	if (rules_load_store(rs, msg, sizeof(msg)) < 0)
+		log_warn(rs->h->log, "rules", "taking the lead: %s", msg);
+	if (!rs->silences)
+		rs->silences = json_array();
+	log_info(rs->h->log, "rules", "leading: %zu rule(s) in force, their alerts from the store",
+	         rs->n);
 }
 
 void rules_tick(struct hub *h)
 {
 	struct rules *rs = h->rules;
 	int64_t now = clk_real_ms();
-	size_t i;
-	json_t *e;
 
 	if (!rs)
 		return;
 	rules_hook_drain(rs->hook, rs);
+	/* Scale mode: the leader alone evaluates, so that each rule fires once; a hub that lost
+	 * the lead drops its cycle under way, and one that takes it reads the store first. */
+	if (!zk_leads(h->zk)) {
+		rules_cycle_abort(rs);
+		rs->led = 0;
+		return;
+	}
+	if (!rs->led) {
+		rules_take_over(rs);
+		rs->led = 1;
+	}
 	if (rs->cyc || now < rs->next_ms || h->stopping)
 		return;
 	rs->next_ms = now + h->conf->rules.interval_s * 1000;
-	/* Scale mode: the leader alone evaluates, so that each rule fires once. */
-	if (!zk_leads(h->zk))
-		return;
-	/* Notes older than the longest window an event term may have are of no use. */
-	json_array_foreach(rs->notes, i, e) if (json_integer_value(json_object_get(e, "at_ms")) >=
-	                                        now - RX_MAX_WINDOW_MS) break;
-	while (i-- > 0)
-		json_array_remove(rs->notes, 0);
 	if (!(rs->cyc = cycle_new(rs, now, rs->last_events_ms ? rs->last_events_ms : now - 1)))
 		return;
 	rules_on_slice(rs);
 }
 
-void rules_note(struct hub *h, const char *host, const char *kind, const char *detail)
+void rules_note(struct hub *h, const char *host, const char *kind, const char *task_id,
+                const char *state)
 {
-	struct rules *rs = h->rules;
+	json_t *evs;
+	char key[300], msg[300];
+	int stored = 0;
 
-	if (!rs || json_array_size(rs->notes) >= 10000)
-		return;
-	json_array_append_new(rs->notes,
-	                      json_pack("{s:s, s:s, s:s?, s:I}", "host_id", host, "kind", kind,
-	                                "detail", detail, "at_ms", (json_int_t)clk_real_ms()));
+	/* An event in the store, not a note in memory: a rule on it sees it after a restart of
+	 * this hub and on the leading hub whichever hub the result reached. The key makes a
+	 * result reported again store nothing more. */
+	snprintf(key, sizeof(key), "%s/%s/%s", kind, task_id, host);
+	snprintf(msg, sizeof(msg), "task %s ended %s", task_id, state);
+	evs = json_pack("[{s:s, s:s, s:I, s:s, s:{s:s, s:s}, s:s}]", "kind", kind, "severity",
+	                "warning", "ts", (json_int_t)clk_real_ms(), "message", msg, "data",
+	                "task_id", task_id, "state", state, "key", key);
+	if (!evs || h->store->ops->events_add(h->store, host, "hub", evs, &stored) < 0)
+		log_warn(h->log, "rules", "event %s of task %s on %s not stored", kind, task_id,
+		         host);
+	json_decref(evs);
 }
 
 /* ---- Start and stop ---- */
 
-static int rules_load_store(struct rules *rs, char *msg, size_t msglen)
+static int doc_cmp(const void *a, const void *b)
+{
+	const json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
+	const char *k = json_object_get(x, "name") ? "name" : "id";
+	const char *p = json_string_value(json_object_get(x, k));
+	const char *q = json_string_value(json_object_get(y, k));
+
+	return strcmp(p ? p : "", q ? q : "");
+}
+
+/* Every record of kind (rule, alert, silence), sorted by name or id: *docs, a new array. */
+static int rules_docs(struct rules *rs, const char *kind, json_t **docs)
 {
 	struct store *s = rs->h->store;
+	json_t **v;
+	size_t i, n;
+	int rc;
+
+	if ((rc = s->ops->rec_list(s, kind, INT_MAX, docs)) < 0)
+		return rc;
+	n = json_array_size(*docs);
+	if (n < 2 || !(v = malloc(n * sizeof(*v))))
+		return 0;
+	for (i = 0; i < n; i++)
+		v[i] = json_incref(json_array_get(*docs, i));
+	qsort(v, n, sizeof(*v), doc_cmp);
+	json_array_clear(*docs);
+	for (i = 0; i < n; i++)
+		json_array_append_new(*docs, v[i]);
+	free(v);
+	return 0;
+}
+
+static int rules_load_store(struct rules *rs, char *msg, size_t msglen)
+{
 	json_t *docs = NULL, *d;
 	size_t i;
 	int rc;
 
-	if ((rc = s->ops->auto_list(s, "rule", &docs)) < 0) {
+	if ((rc = rules_docs(rs, "rule", &docs)) < 0) {
 		snprintf(msg, msglen, "rules: cannot read them from the store (%s)", err_name(rc));
 		return rc;
 	}
@@ -1155,17 +1326,21 @@ static int rules_load_store(struct rules *rs, char *msg, size_t msglen)
 	}
 	json_decref(docs);
 	/* Alerts as the last cycle left them (a restart neither fires nor resolves anything). */
-	if ((rc = s->ops->auto_list(s, "alert", &docs)) < 0)
+	if ((rc = rules_docs(rs, "alert", &docs)) < 0)
 		return rc;
 	json_array_foreach(docs, i, d)
 	{
 		struct rule *r = rules_find(rs, json_string_value(json_object_get(d, "rule")));
 		const char *host = json_string_value(json_object_get(d, "host"));
-		if (r && host)
-			json_object_set(r->alerts, host, d);
+		if (!r || !host)
+			continue;
+		json_object_set(r->alerts, host, d);
+		/* its cooldown goes on from its last action */
+		if (json_object_get(d, "last_action_ms"))
+			json_object_set(r->last_act, host, json_object_get(d, "last_action_ms"));
 	}
 	json_decref(docs);
-	if ((rc = s->ops->auto_list(s, "silence", &rs->silences)) < 0)
+	if ((rc = rules_docs(rs, "silence", &rs->silences)) < 0)
 		return rc;
 	return 0;
 }
@@ -1177,7 +1352,7 @@ int rules_new(struct hub *h, struct rules **out, char *msg, size_t msglen)
 	int rc;
 
 	*out = NULL;
-	if (!rs || !(rs->notes = json_array()))
+	if (!rs)
 		goto oom;
 	rs->h = h;
 	if (file && *file && !(rs->file = strdup(file)))
@@ -1191,6 +1366,7 @@ int rules_new(struct hub *h, struct rules **out, char *msg, size_t msglen)
 		return rc;
 	}
 	rs->next_ms = clk_real_ms() + 1000;
+	rs->led = 1; /* what it leads with was read just now */
 	*out = rs;
 	return 0;
 oom:
@@ -1207,12 +1383,12 @@ void rules_free(struct rules *rs)
 	if (rs->slice_timer)
 		loop_timer_del(rs->h->loop, rs->slice_timer);
 	rules_cycle_abort(rs);
+	wcache_free(rs->wc);
 	for (size_t i = 0; i < rs->n; i++)
 		rule_free(rs->v[i]);
 	free(rs->v);
 	free(rs->file);
 	json_decref(rs->silences);
-	json_decref(rs->notes);
 	free(rs);
 }
 

@@ -17,12 +17,17 @@ struct httpd_req;
  * rules file that does not pass: BAD_ARGS, msg "FILE:LINE:COLUMN: what". */
 int rules_new(struct hub *h, struct rules **out, char *msg, size_t msglen);
 void rules_free(struct rules *r); /* NULL ok */
+/* Reads and checks a rules file as the hub does at start (path NULL or "": none; an absent
+ * file is no rules): 0, or BAD_ARGS with "FILE:LINE:COLUMN: what" in msg. */
+int rules_file_check(const char *path, char *msg, size_t msglen);
 /* Every second: starts an evaluation cycle when one is due. */
 void rules_tick(struct hub *h);
 /* SIGHUP: reads the rules file again; on failure the rules in force stay (msg says where). */
 int rules_reload_file(struct hub *h, char *msg, size_t msglen);
-/* Something happened to host that event(kind) terms see (the task engine's failures). */
-void rules_note(struct hub *h, const char *host, const char *kind, const char *detail);
+/* Something happened to host that event(kind) terms see (the task engine's failures: kind
+ * "task_failed", the task and the state its copy ended in): stored as the hub's event. */
+void rules_note(struct hub *h, const char *host, const char *kind, const char *task_id,
+                const char *state);
 void rules_stats(struct hub *h, struct buf *b);
 
 /* Routes (ctx is the struct hub): rules_api.c. */

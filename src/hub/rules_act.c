@@ -23,6 +23,16 @@ void rules_alert_key(const char *rule, const char *host, char *out, size_t cap)
 	snprintf(out, cap, "%s/%s", rule, host);
 }
 
+int rules_doc_put(struct hub *h, const char *kind, const char *id, const json_t *doc)
+{
+	return h->store->ops->rec_put(h->store, kind, id, doc, 0, clk_real_ms(), 0);
+}
+
+int rules_doc_del(struct hub *h, const char *kind, const char *id)
+{
+	return h->store->ops->rec_del(h->store, kind, id);
+}
+
 void rules_log(struct rules *rs, const char *rule, const char *host, const char *kind,
                json_t *detail)
 {
@@ -478,11 +488,10 @@ static void notify(struct rules *rs, struct rule *r, json_t *a, const char *even
 
 static void alert_store(struct rules *rs, struct rule *r, const char *host, json_t *a)
 {
-	struct store *s = rs->h->store;
 	char key[200];
 
 	rules_alert_key(r->name, host, key, sizeof(key));
-	if (s->ops->auto_put(s, "alert", key, a, clk_real_ms()) < 0)
+	if (rules_doc_put(rs->h, "alert", key, a) < 0)
 		log_warn(rs->h->log, "rules", "alert %s not stored", key);
 }
 
@@ -495,6 +504,10 @@ static void alert_fire(struct rules *rs, struct rule *r, const char *host, json_
 	    rs, r->name, host, "firing",
 	    json_pack("{s:O, s:b}", "values", json_object_get(a, "values"), "dry_run", r->dry_run));
 	log_info(rs->h->log, "rules", "rule %s firing on %s", r->name, host);
+	/* Stored firing before any action: a task an action starts commits what the slice wrote
+	 * so far, so a leader that dies after it leaves this alert firing to the next one (which
+	 * does not fire it again; a repeat would make the same task id: fired_ms is in it). */
+	alert_store(rs, r, host, a);
 	notify(rs, r, a, "firing", attrs, now);
 	alert_store(rs, r, host, a);
 }
@@ -547,7 +560,7 @@ static void settle_gone(struct rules *rs, struct rule *r, const char *host, cons
 		       now);
 	}
 	rules_alert_key(r->name, host, key, sizeof(key));
-	rs->h->store->ops->auto_del(rs->h->store, "alert", key);
+	rules_doc_del(rs->h, "alert", key);
 	json_object_del(r->alerts, host);
 }
 

@@ -122,7 +122,7 @@ static void rule_save(struct hub *h, struct httpd_req *req, struct rule *r, cons
 	int rc;
 
 	json_object_set_new(r->doc, "source", json_string("api"));
-	rc = h->store->ops->auto_put(h->store, "rule", r->name, r->doc, clk_real_ms());
+	rc = rules_doc_put(h, "rule", r->name, r->doc);
 	if (rc < 0) {
 		httpd_respond_error(req, rc, "rule: store error (%s)", err_name(rc));
 		rule_free(r);
@@ -220,7 +220,7 @@ void rules_api_remove(void *ctx, struct httpd_req *req)
 	}
 	if (rule_not_file(req, old) < 0)
 		return;
-	rc = h->store->ops->auto_del(h->store, "rule", name);
+	rc = rules_doc_del(h, "rule", name);
 	if (rc < 0 && rc != OUTPOST_E_NOT_FOUND) {
 		httpd_respond_error(req, rc, "rule: store error (%s)", err_name(rc));
 		return;
@@ -355,7 +355,7 @@ void alerts_api_ack(void *ctx, struct httpd_req *req)
 		if (comment)
 			json_object_set_new(a, "ack_comment", json_string(comment));
 		rules_alert_key(r->name, host, key, sizeof(key));
-		h->store->ops->auto_put(h->store, "alert", key, a, clk_real_ms());
+		rules_doc_put(h, "alert", key, a);
 		rules_log(rs, r->name, host, "ack",
 		          json_pack("{s:s, s:s?}", "by", audit_caller(req), "comment", comment));
 		audit_record(h, req, "alert.ack", key, NULL);
@@ -469,7 +469,7 @@ void alerts_api_silence(void *ctx, struct httpd_req *req)
 		httpd_respond_error(req, OUTPOST_E_INTERNAL, "out of memory");
 		goto out;
 	}
-	if ((rc = h->store->ops->auto_put(h->store, "silence", id, sil, now)) < 0) {
+	if ((rc = rules_doc_put(h, "silence", id, sil)) < 0) {
 		httpd_respond_error(req, rc, "silence: store error (%s)", err_name(rc));
 		goto out;
 	}
@@ -503,7 +503,7 @@ void alerts_api_unsilence(void *ctx, struct httpd_req *req)
 	{
 		if (strcmp(json_string_value(json_object_get(v, "id")), id) != 0)
 			continue;
-		h->store->ops->auto_del(h->store, "silence", id);
+		rules_doc_del(h, "silence", id);
 		json_array_remove(rs->silences, i);
 		audit_record(h, req, "silence.remove", id, NULL);
 		httpd_respond_ok(req, json_pack("{s:s, s:b}", "id", id, "removed", 1));

@@ -5,6 +5,7 @@
  * the loop. */
 #include "rules_int.h"
 #include "hub_impl.h"
+#include "hpost.h"
 #include "core/conf.h"
 #include "core/log.h"
 
@@ -58,13 +59,6 @@ static void job_free(struct hook_job *j)
 	free(j);
 }
 
-static size_t hook_discard(char *p, size_t size, size_t n, void *arg)
-{
-	(void)p;
-	(void)arg;
-	return size * n;
-}
-
 /* One POST: the HTTP status, or 0 when none came back. */
 static long hook_post(struct rules_hook *w, CURL *c, struct hook_job *j)
 {
@@ -91,37 +85,9 @@ static long hook_post(struct rules_hook *w, CURL *c, struct hook_job *j)
 	h = curl_slist_append(h, ts);
 	snprintf(del, sizeof(del), "X-Outpost-Delivery: %s", j->delivery);
 	h = curl_slist_append(h, del);
-	curl_easy_reset(c);
-	curl_easy_setopt(c, CURLOPT_URL, j->url);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)HOOK_TIMEOUT_MS);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(c, CURLOPT_POSTFIELDS, j->body);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, hook_discard);
-	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, j->err);
-	j->err[0] = '\0';
-	if (curl_easy_perform(c) == CURLE_OK)
-		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	status = hpost(c, j->url, h, j->body, strlen(j->body), HOOK_TIMEOUT_MS, j->err);
 	curl_slist_free_all(h);
 	return status;
-}
-
-/* Waits ms unless stopped; 1 when stopped. Called with the lock held. */
-static int hook_sleep(struct rules_hook *w, int64_t ms)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (ms % 1000) * 1000000;
-	if (ts.tv_nsec >= 1000000000) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000;
-	}
-	while (!w->stop && pthread_cond_timedwait(&w->wake, &w->lock, &ts) != ETIMEDOUT)
-		;
-	return w->stop;
 }
 
 static void *hook_main(void *arg)
@@ -148,7 +114,7 @@ static void *hook_main(void *arg)
 			    (j->status >= 400 && j->status < 500 && j->status != 429))
 				break;
 			pthread_mutex_lock(&w->lock);
-			if (hook_sleep(w, 1000LL << (j->attempts - 1))) {
+			if (hpost_wait(&w->wake, &w->lock, &w->stop, 1000LL << (j->attempts - 1))) {
 				pthread_mutex_unlock(&w->lock);
 				break;
 			}

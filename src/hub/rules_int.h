@@ -57,11 +57,11 @@ struct rules {
 	char *file;       /* rules.file; NULL: none */
 	json_t *silences; /* [{id, rule, host, selector, ends_ms, comment, created_by}] */
 	struct rules_hook *hook;
-	/* task failures seen lately: [{host_id, kind, detail, at_ms}], oldest first */
-	json_t *notes;
 	/* the cycle under way */
 	struct rules_cycle *cyc;
-	int64_t next_ms;        /* when the next cycle is due (wall clock) */
+	struct wcache *wc; /* its window figures' memory, kept from cycle to cycle */
+	int led;           /* led at the last tick (0: the store is read again when it leads) */
+	int64_t next_ms;   /* when the next cycle is due (wall clock) */
 	int64_t last_events_ms; /* events up to here were seen by the last cycle */
 	struct loop_timer *slice_timer;
 	/* counters */
@@ -108,5 +108,8 @@ void rules_log(struct rules *rs, const char *rule, const char *host, const char 
                json_t *detail);
 /* The alerts' store key: "RULE/HOST". */
 void rules_alert_key(const char *rule, const char *host, char *out, size_t cap);
+/* Automation's documents are store records of kind "rule", "alert", "silence" (never due). */
+int rules_doc_put(struct hub *h, const char *kind, const char *id, const json_t *doc);
+int rules_doc_del(struct hub *h, const char *kind, const char *id);
 
 #endif

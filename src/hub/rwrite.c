@@ -3,6 +3,7 @@
  * (protobuf, snappy, POST). The loop thread only copies samples into a batch and hands full
  * batches to a worker thread per target; when a target's queue is over its bound the batch
  * is dropped and counted, so a slow or dead receiver never holds up ingest. */
+#include "hpost.h"
 #include "rwrite.h"
 #include "remote.pb-c.h"
 #include "core/buf.h"
@@ -231,13 +232,6 @@ out:
 	return rc;
 }
 
-static size_t rw_discard(char *p, size_t size, size_t n, void *arg)
-{
-	(void)p;
-	(void)arg;
-	return size * n;
-}
-
 /* One POST: the HTTP status, or 0 on a network error (err says which). */
 static long rw_post(struct rw_target *t, CURL *c, const char *body, size_t len, char *err)
 {
@@ -250,37 +244,9 @@ static long rw_post(struct rw_target *t, CURL *c, const char *body, size_t len, 
 	h = curl_slist_append(h, "User-Agent: outpost-hub");
 	if (t->auth)
 		h = curl_slist_append(h, t->auth);
-	curl_easy_reset(c);
-	curl_easy_setopt(c, CURLOPT_URL, t->url);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, t->timeout_ms);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-	curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, rw_discard);
-	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, err);
-	err[0] = '\0';
-	if (curl_easy_perform(c) == CURLE_OK)
-		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	status = hpost(c, t->url, h, body, len, t->timeout_ms, err);
 	curl_slist_free_all(h);
 	return status;
-}
-
-/* Waits ms or until stopped; with t->lock held. */
-static void rw_sleep_locked(struct rw_target *t, long ms)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
-	while (!t->stop && pthread_cond_timedwait(&t->cond, &t->lock, &ts) != ETIMEDOUT)
-		;
 }
 
 static void *rw_worker(void *arg)
@@ -321,7 +287,7 @@ static void *rw_worker(void *arg)
 				log_warn(log, "remote_write", "%s: %s; retrying", t->url, err);
 			pthread_mutex_lock(&t->lock);
 			t->retries++;
-			rw_sleep_locked(t, backoff);
+			hpost_wait(&t->cond, &t->lock, &t->stop, backoff);
 			if (t->stop) {
 				pthread_mutex_unlock(&t->lock);
 				break;

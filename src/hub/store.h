@@ -183,8 +183,9 @@ struct store_ops {
 	                   int64_t *copies);
 
 	/* ---- records: automation's small JSON documents by kind and id (flow definitions
-	 * "flow", flow runs "flow_run", queued mail "mail", the report's schedule "report"; see
-	 * flows.c, mail.c, report.c). due_ms > 0: the hub's tick looks at it from then on. ---- */
+	 * "flow", flow runs "flow_run", queued mail "mail", the report's schedule "report", rules
+	 * "rule", current alerts "alert", silences "silence"; see flows.c, mail.c, report.c,
+	 * rules.c). due_ms > 0: the hub's tick looks at it from then on. ---- */
 	/* Writes body (an object) under (kind, id). only_new: an id that exists is
 	 * OUTPOST_E_CONFLICT and changes nothing; else it is replaced. */
 	int (*rec_put)(struct store *s, const char *kind, const char *id, const json_t *body,
@@ -203,21 +204,25 @@ struct store_ops {
 	int (*rec_prune)(struct store *s, const char *kind, int64_t before_ms, int limit,
 	                 int64_t *n);
 
-	/* ---- automation (rules.c): rules, current alerts and silences kept as documents of a
-	 * kind ("rule", "alert", "silence") by id, and the alert history ---- */
-	/* Inserts or replaces the document (borrowed) of kind and id. */
-	int (*auto_put)(struct store *s, const char *kind, const char *id, json_t *doc,
-	                int64_t now_ms);
-	/* OUTPOST_E_NOT_FOUND when there is none. */
-	int (*auto_del)(struct store *s, const char *kind, const char *id);
-	/* Every document of kind, an array sorted by id. */
-	int (*auto_list)(struct store *s, const char *kind, json_t **docs);
+	/* ---- automation (rules.c): rules, current alerts and silences are records of kinds
+	 * "rule", "alert" and "silence" (above); here the alert history ---- */
 	/* One history entry: {"rule_id", "host_id" (may be absent), "kind", "detail"}. */
 	int (*alert_log_add)(struct store *s, json_t *entry, int64_t now_ms);
 	/* Newest first: [{id, at_ms, rule_id, host_id, kind, detail}]; rule_id NULL: all rules. */
 	int (*alert_log_list)(struct store *s, const char *rule_id, int limit, json_t **entries);
 	/* As events_prune, for the alert history. */
 	int (*alert_log_prune)(struct store *s, int64_t before_ms, int limit, int64_t *n);
+
+	/* ---- batches: the writes of one slice of background work as one transaction ----
+	 * Between batch_begin and batch_end every call joins one transaction, each call still
+	 * all or nothing inside it (a savepoint): a slice that stores hundreds of small documents
+	 * commits once instead of hundreds of times. batch_end commits; when that fails the
+	 * whole batch is undone and its error returned. A batch is opened and ended within one
+	 * turn of the loop, is not nested (OUTPOST_E_CONFLICT), and holds the write lock as a
+	 * call does (other writers, other hubs' too, wait for its end). What lets anything leave
+	 * the hub (a task agents will run) is written after batch_end, on its own. */
+	int (*batch_begin)(struct store *s);
+	int (*batch_end)(struct store *s); /* no batch open: 0 */
 
 	/* ---- counts for /metrics ---- */
 	/* {"hosts": {"up":N,...}, "tasks_running": N, "queue_depth": N} */

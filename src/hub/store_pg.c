@@ -139,6 +139,11 @@ static const char *const pg_schema[] = {
     " detail TEXT);"
     "CREATE INDEX alert_log_at ON alert_log(at_ms);"
     "CREATE INDEX alert_log_rule ON alert_log(rule_id, id);",
+    /* 6: auto_docs folded into records (SQLite's 8): automation's documents are records. */
+    "INSERT INTO records(kind, id, body, due_ms, updated_ms)"
+    " SELECT kind, id, doc, 0, updated_ms FROM auto_docs ORDER BY kind, id"
+    " ON CONFLICT (kind, id) DO NOTHING;"
+    "DROP TABLE auto_docs;",
 };
 #define PG_SCHEMA_VERSION ((int)(sizeof(pg_schema) / sizeof(pg_schema[0])))
 
@@ -310,6 +315,12 @@ static const char *const ps_sql[PS_COUNT] = {
                      "kind = $1 AND due_ms = 0 AND updated_ms < $2 ORDER BY updated_ms LIMIT $3)",
 };
 
+/* Statement i's SQL, wherever its table is. */
+static const char *pg_sql_of(enum pst i)
+{
+	return ps_sql[i] ? ps_sql[i] : pg_alerts_sql[i];
+}
+
 static const char *const host_states[] = {HOST_UP, HOST_DOWN, HOST_PENDING, HOST_REVOKED,
                                           HOST_REJECTED};
 #define HOST_NSTATES ((int)(sizeof(host_states) / sizeof(host_states[0])))
@@ -447,7 +458,7 @@ static int pg_connect(struct pg *p, char *msg, size_t msglen)
 	for (int i = 0; i < PS_COUNT; i++) {
 		PGresult *r;
 		snprintf(name, sizeof(name), "s%d", i);
-		r = PQprepare(p->conn, name, ps_sql[i] ? ps_sql[i] : pg_alerts_sql[i], 0, NULL);
+		r = PQprepare(p->conn, name, pg_sql_of((enum pst)i), 0, NULL);
 		if (PQresultStatus(r) != PGRES_COMMAND_OK) {
 			snprintf(msg, msglen, "postgresql: preparing statement %d: %s", i,
 			         PQerrorMessage(p->conn));
@@ -465,7 +476,7 @@ int pg_run(struct pg *p, enum pst i, PGresult **res, const char *fmt, ...)
 {
 	char num[16][24], name[16], msg[256];
 	const char *vals[16];
-	int n = 0, rc;
+	int n = 0, rc, sub;
 	ExecStatusType st;
 	PGresult *r;
 	va_list ap;
@@ -476,6 +487,11 @@ int pg_run(struct pg *p, enum pst i, PGresult **res, const char *fmt, ...)
 		return rc;
 	if (!p->ready)
 		return OUTPOST_E_UNAVAILABLE;
+	/* In a batch, a write outside a call's own transaction gets a savepoint: an error (an
+	 * expected conflict) must not abort the batch's whole transaction. */
+	sub = p->batch && !p->sub && strncmp(pg_sql_of(i), "SELECT", 6) != 0;
+	if (sub && (rc = pg_exec(p, "SAVEPOINT call", NULL, 0)) < 0)
+		return rc;
 	va_start(ap, fmt);
 	for (; fmt[n] && n < 16; n++) {
 		int64_t v;
@@ -511,7 +527,13 @@ int pg_run(struct pg *p, enum pst i, PGresult **res, const char *fmt, ...)
 	} else {
 		rc = pg_err(p, r);
 		PQclear(r);
+		if (sub && p->ready)
+			pg_exec(p, "ROLLBACK TO SAVEPOINT call; RELEASE SAVEPOINT call", NULL, 0);
 		return rc;
+	}
+	if (sub && (sub = pg_exec(p, "RELEASE SAVEPOINT call", NULL, 0)) < 0) {
+		PQclear(r);
+		return sub;
 	}
 	if (res)
 		*res = r;
@@ -525,6 +547,12 @@ int pg_tx_begin(struct pg *p)
 	char msg[256];
 	int rc;
 
+	if (p->batch) { /* a savepoint of the batch's transaction, which holds the lock */
+		if ((rc = pg_exec(p, "SAVEPOINT call", NULL, 0)) < 0)
+			return rc;
+		p->sub = 1;
+		return 0;
+	}
 	if ((rc = pg_connect(p, msg, sizeof(msg))) < 0)
 		return rc;
 	if ((rc = pg_exec(p, "BEGIN; SELECT pg_advisory_xact_lock(" PG_WRITE_LOCK ")", NULL, 0)) <
@@ -538,6 +566,12 @@ int pg_tx_begin(struct pg *p)
 
 void pg_tx_rollback(struct pg *p)
 {
+	if (p->batch) {
+		if (p->sub && PQstatus(p->conn) == CONNECTION_OK)
+			pg_exec(p, "ROLLBACK TO SAVEPOINT call; RELEASE SAVEPOINT call", NULL, 0);
+		p->sub = 0;
+		return;
+	}
 	if (p->in_tx && PQstatus(p->conn) == CONNECTION_OK)
 		pg_exec(p, "ROLLBACK", NULL, 0);
 	p->in_tx = 0;
@@ -545,12 +579,40 @@ void pg_tx_rollback(struct pg *p)
 
 int pg_tx_commit(struct pg *p)
 {
-	int rc = pg_exec(p, "COMMIT", NULL, 0);
+	int rc = pg_exec(p, p->batch ? "RELEASE SAVEPOINT call" : "COMMIT", NULL, 0);
 
 	if (rc < 0)
 		pg_tx_rollback(p);
-	p->in_tx = 0;
+	if (p->batch)
+		p->sub = 0;
+	else
+		p->in_tx = 0;
 	return rc;
+}
+
+/* A batch (store.h): one transaction under the write lock; the calls inside are savepoints. */
+static int pg_batch_begin(struct store *base)
+{
+	struct pg *p = pg_of(base);
+	int rc;
+
+	if (p->batch)
+		return OUTPOST_E_CONFLICT;
+	if ((rc = pg_tx_begin(p)) < 0)
+		return rc;
+	p->batch = 1;
+	return 0;
+}
+
+static int pg_batch_end(struct store *base)
+{
+	struct pg *p = pg_of(base);
+
+	if (!p->batch)
+		return 0;
+	p->batch = 0;
+	p->sub = 0;
+	return pg_tx_commit(p);
 }
 
 int pg_push_col(json_t *arr, const PGresult *r)
@@ -1412,9 +1474,8 @@ static const struct store_ops pg_ops = {
     .rec_due = pg_rec_due,
     .rec_del = pg_rec_del,
     .rec_prune = pg_rec_prune,
-    .auto_put = pg_auto_put,
-    .auto_del = pg_auto_del,
-    .auto_list = pg_auto_list,
+    .batch_begin = pg_batch_begin,
+    .batch_end = pg_batch_end,
     .alert_log_add = pg_alert_log_add,
     .alert_log_list = pg_alert_log_list,
     .alert_log_prune = pg_alert_log_prune,

@@ -1,15 +1,11 @@
-/* The PostgreSQL store's automation side (store.h, "automation"), as store_sqlite_alerts.c:
- * rules, current alerts and silences as JSON documents by kind and id, and the alert
- * history. Shared by the hubs of one database; only the leading hub writes alerts. */
+/* The PostgreSQL store's alert history (store.h, "automation"), as store_sqlite_alerts.c;
+ * rules, current alerts and silences are records (store_pg_recs.c). Shared by the hubs of one
+ * database; only the leading hub writes alerts. */
 #include "store_pg_int.h"
 
 #include <stdlib.h>
 
 const char *const pg_alerts_sql[PS_COUNT] = {
-    [PS_AUTO_PUT] = "INSERT INTO auto_docs(kind, id, doc, updated_ms) VALUES($1, $2, $3, $4) "
-                    "ON CONFLICT(kind, id) DO UPDATE SET doc = $3, updated_ms = $4",
-    [PS_AUTO_DEL] = "DELETE FROM auto_docs WHERE kind = $1 AND id = $2",
-    [PS_AUTO_LIST] = "SELECT doc FROM auto_docs WHERE kind = $1 ORDER BY id COLLATE \"C\"",
     [PS_ALOG_ADD] = "INSERT INTO alert_log(at_ms, rule_id, host_id, kind, detail) "
                     "VALUES($1, $2, $3, $4, $5)",
     [PS_ALOG_ALL] = "SELECT id, at_ms, rule_id, host_id, kind, detail FROM alert_log "
@@ -19,57 +15,6 @@ const char *const pg_alerts_sql[PS_COUNT] = {
     [PS_ALOG_PRUNE] = "DELETE FROM alert_log WHERE id IN "
                       "(SELECT id FROM alert_log WHERE at_ms < $1 ORDER BY at_ms LIMIT $2)",
 };
-
-int pg_auto_put(struct store *base, const char *kind, const char *id, json_t *doc, int64_t now_ms)
-{
-	char *text;
-	int rc;
-
-	if (!pg_nonempty(kind) || !pg_nonempty(id) || !json_is_object(doc))
-		return OUTPOST_E_BAD_ARGS;
-	if (!(text = pg_text(doc, 0, 0)))
-		return OUTPOST_E_INTERNAL;
-	rc = pg_run(pg_of(base), PS_AUTO_PUT, NULL, "sssI", kind, id, text, now_ms);
-	free(text);
-	return rc < 0 ? rc : 0;
-}
-
-int pg_auto_del(struct store *base, const char *kind, const char *id)
-{
-	int rc = pg_run(pg_of(base), PS_AUTO_DEL, NULL, "ss", kind, id);
-
-	if (rc < 0)
-		return rc;
-	return rc ? 0 : OUTPOST_E_NOT_FOUND;
-}
-
-int pg_auto_list(struct store *base, const char *kind, json_t **docs)
-{
-	PGresult *r;
-	json_t *arr;
-	int rc;
-
-	*docs = NULL;
-	if ((rc = pg_run(pg_of(base), PS_AUTO_LIST, &r, "s", kind)) < 0)
-		return rc;
-	if (!(arr = json_array()))
-		rc = OUTPOST_E_INTERNAL;
-	for (int i = 0; arr && rc >= 0 && i < PQntuples(r); i++) {
-		json_t *d = pg_json(r, i, 0);
-		/* A document that is not an object was not written by auto_put: left out. */
-		if (json_is_object(d))
-			rc = json_array_append_new(arr, d) == 0 ? 0 : OUTPOST_E_INTERNAL;
-		else
-			json_decref(d);
-	}
-	PQclear(r);
-	if (rc < 0) {
-		json_decref(arr);
-		return rc;
-	}
-	*docs = arr;
-	return 0;
-}
 
 int pg_alert_log_add(struct store *base, json_t *entry, int64_t now_ms)
 {

@@ -94,9 +94,6 @@ enum pst {
 	PS_REC_DUE,
 	PS_REC_DEL,
 	PS_REC_PRUNE,
-	PS_AUTO_PUT,
-	PS_AUTO_DEL,
-	PS_AUTO_LIST,
 	PS_ALOG_ADD,
 	PS_ALOG_ALL,
 	PS_ALOG_RULE,
@@ -110,6 +107,8 @@ struct pg {
 	char *dsn;
 	int ready;              /* connected and every statement prepared */
 	int in_tx;              /* inside tx_begin .. tx_commit/tx_rollback */
+	int batch;              /* inside batch_begin .. batch_end (in_tx too) */
+	int sub;                /* in a batch, inside a call's savepoint */
 	struct mstore *metrics; /* store_pg_metrics.c: its own connection */
 };
 
@@ -222,11 +221,8 @@ int pg_rec_list(struct store *base, const char *kind, int limit, json_t **bodies
 int pg_rec_due(struct store *base, const char *kind, int64_t now_ms, int limit, json_t **bodies);
 int pg_rec_del(struct store *base, const char *kind, const char *id);
 int pg_rec_prune(struct store *base, const char *kind, int64_t before_ms, int limit, int64_t *n);
-/* The automation side's statements (store_pg_alerts.c) and ops. */
+/* The alert history's statements (store_pg_alerts.c) and ops. */
 extern const char *const pg_alerts_sql[PS_COUNT];
-int pg_auto_put(struct store *base, const char *kind, const char *id, json_t *doc, int64_t now_ms);
-int pg_auto_del(struct store *base, const char *kind, const char *id);
-int pg_auto_list(struct store *base, const char *kind, json_t **docs);
 int pg_alert_log_add(struct store *base, json_t *entry, int64_t now_ms);
 int pg_alert_log_list(struct store *base, const char *rule_id, int limit, json_t **entries);
 int pg_alert_log_prune(struct store *base, int64_t before_ms, int limit, int64_t *n);

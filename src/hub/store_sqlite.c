@@ -42,7 +42,9 @@
  *   tokens.uses (0: any number), counted in the enrollment's transaction.
  * - Version 5: events from agents and the API (see the step).
  * - Version 6: records (store.h's rec_*): flow definitions and runs, queued mail.
- * - Version 7: automation's documents and the alert history (store_sqlite_alerts.c). */
+ * - Version 7: automation's documents and the alert history (store_sqlite_alerts.c).
+ * - Version 8: automation's documents (rules, alerts, silences) are records like flows' (one
+ *   table, one set of ops): auto_docs moved into records and dropped. */
 static const char *const hub_schema[] = {
     "CREATE TABLE hosts ("
     " id TEXT PRIMARY KEY,"
@@ -178,6 +180,10 @@ static const char *const hub_schema[] = {
     " detail TEXT);"
     "CREATE INDEX alert_log_at ON alert_log(at_ms);"
     "CREATE INDEX alert_log_rule ON alert_log(rule_id, id);",
+    /* 8: auto_docs folded into records (kinds rule, alert, silence: none of records' own) */
+    "INSERT OR IGNORE INTO records(kind, id, body, due_ms, updated_ms)"
+    " SELECT kind, id, doc, 0, updated_ms FROM auto_docs WHERE json_valid(doc);"
+    "DROP TABLE auto_docs;",
 };
 #define HUB_SCHEMA_VERSION ((int)(sizeof(hub_schema) / sizeof(hub_schema[0])))
 
@@ -189,6 +195,9 @@ static const char *const st_sql[ST_COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
+    [ST_SAVEPOINT] = "SAVEPOINT call",
+    [ST_RELEASE] = "RELEASE call",
+    [ST_ROLLBACK_TO] = "ROLLBACK TO call", /* the savepoint stays: a RELEASE ends it */
     [ST_HOST_GET] = "SELECT " HOST_COLS ", pubkey, facts FROM hosts WHERE id = ?1",
     [ST_HOST_LIST] = "SELECT " HOST_COLS ", attrs FROM hosts ORDER BY id",
     [ST_HOST_PAGE] = "SELECT " HOST_COLS ", attrs FROM hosts WHERE id > ?1 ORDER BY id LIMIT ?2",
@@ -1086,6 +1095,36 @@ static struct mstore *sq_metrics(struct store *base)
 	return sq_of(base)->metrics;
 }
 
+/* A batch (store.h): one BEGIN IMMEDIATE; the calls inside are savepoints (tx_begin). */
+static int sq_batch_begin(struct store *base)
+{
+	struct sq *s = sq_of(base);
+	int rc;
+
+	if (s->batch)
+		return OUTPOST_E_CONFLICT;
+	if ((rc = db_run(stmt(s, ST_BEGIN))) < 0)
+		return rc;
+	s->batch = 1;
+	return 0;
+}
+
+static int sq_batch_end(struct store *base)
+{
+	struct sq *s = sq_of(base);
+	int rc;
+
+	if (!s->batch)
+		return 0;
+	s->batch = 0;
+	if (sqlite3_get_autocommit(s->db))
+		return OUTPOST_E_INTERNAL; /* SQLite ended it after an error: what it held is lost
+		                            */
+	if ((rc = db_run(stmt(s, ST_COMMIT))) < 0)
+		tx_rollback(s);
+	return rc;
+}
+
 static const struct store_ops sq_ops = {
     .name = "sqlite",
     .close = sq_close,
@@ -1128,9 +1167,8 @@ static const struct store_ops sq_ops = {
     .rec_due = sq_rec_due,
     .rec_del = sq_rec_del,
     .rec_prune = sq_rec_prune,
-    .auto_put = sq_auto_put,
-    .auto_del = sq_auto_del,
-    .auto_list = sq_auto_list,
+    .batch_begin = sq_batch_begin,
+    .batch_end = sq_batch_end,
     .alert_log_add = sq_alert_log_add,
     .alert_log_list = sq_alert_log_list,
     .alert_log_prune = sq_alert_log_prune,

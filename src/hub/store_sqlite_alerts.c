@@ -1,12 +1,8 @@
-/* The SQLite store's automation side (store.h, "automation"): rules, current alerts and
- * silences as JSON documents by kind and id, and the alert history, in hub.db. */
+/* The SQLite store's alert history (store.h, "automation"), in hub.db; rules, current alerts
+ * and silences are records (store_sqlite_recs.c). */
 #include "store_sqlite_int.h"
 
 const char *const sq_alerts_sql[ST_COUNT] = {
-    [ST_AUTO_PUT] = "INSERT INTO auto_docs(kind, id, doc, updated_ms) VALUES(?1, ?2, ?3, ?4) "
-                    "ON CONFLICT(kind, id) DO UPDATE SET doc = ?3, updated_ms = ?4",
-    [ST_AUTO_DEL] = "DELETE FROM auto_docs WHERE kind = ?1 AND id = ?2",
-    [ST_AUTO_LIST] = "SELECT doc FROM auto_docs WHERE kind = ?1 ORDER BY id",
     [ST_ALOG_ADD] = "INSERT INTO alert_log(at_ms, rule_id, host_id, kind, detail) "
                     "VALUES(?1, ?2, ?3, ?4, ?5)",
     [ST_ALOG_ALL] = "SELECT id, at_ms, rule_id, host_id, kind, detail FROM alert_log "
@@ -16,69 +12,6 @@ const char *const sq_alerts_sql[ST_COUNT] = {
     [ST_ALOG_PRUNE] = "DELETE FROM alert_log WHERE id IN "
                       "(SELECT id FROM alert_log WHERE at_ms < ?1 ORDER BY at_ms LIMIT ?2)",
 };
-
-int sq_auto_put(struct store *base, const char *kind, const char *id, json_t *doc, int64_t now_ms)
-{
-	struct sq *s = sq_of(base);
-	sqlite3_stmt *st;
-	char *text;
-	int rc;
-
-	if (!nonempty(kind) || !nonempty(id) || !json_is_object(doc))
-		return OUTPOST_E_BAD_ARGS;
-	if (!(text = text_of(doc, 0)))
-		return OUTPOST_E_INTERNAL;
-	st = stmt(s, ST_AUTO_PUT);
-	bind_str(st, 1, kind);
-	bind_str(st, 2, id);
-	bind_str(st, 3, text);
-	sqlite3_bind_int64(st, 4, now_ms);
-	rc = db_run(st);
-	free(text);
-	return rc;
-}
-
-int sq_auto_del(struct store *base, const char *kind, const char *id)
-{
-	struct sq *s = sq_of(base);
-	sqlite3_stmt *st = stmt(s, ST_AUTO_DEL);
-	int rc;
-
-	bind_str(st, 1, kind);
-	bind_str(st, 2, id);
-	if ((rc = db_run(st)) < 0)
-		return rc;
-	return sqlite3_changes(s->db) ? 0 : OUTPOST_E_NOT_FOUND;
-}
-
-int sq_auto_list(struct store *base, const char *kind, json_t **docs)
-{
-	struct sq *s = sq_of(base);
-	sqlite3_stmt *st;
-	json_t *arr;
-	int rc = 0;
-
-	*docs = NULL;
-	if (!(arr = json_array()))
-		return OUTPOST_E_INTERNAL;
-	st = stmt(s, ST_AUTO_LIST);
-	bind_str(st, 1, kind);
-	while (rc == 0 && (rc = db_step(st)) == 1) {
-		json_t *d = col_json(st, 0);
-		/* A document that is not an object was not written by auto_put: left out. */
-		if (json_is_object(d))
-			rc = json_array_append_new(arr, d) == 0 ? 0 : OUTPOST_E_INTERNAL;
-		else
-			json_decref(d);
-	}
-	sqlite3_reset(st);
-	if (rc < 0) {
-		json_decref(arr);
-		return rc;
-	}
-	*docs = arr;
-	return 0;
-}
 
 int sq_alert_log_add(struct store *base, json_t *entry, int64_t now_ms)
 {

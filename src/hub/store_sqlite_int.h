@@ -23,6 +23,9 @@ enum st {
 	ST_BEGIN,
 	ST_COMMIT,
 	ST_ROLLBACK,
+	ST_SAVEPOINT,
+	ST_RELEASE,
+	ST_ROLLBACK_TO,
 	ST_HOST_GET,
 	ST_HOST_LIST,
 	ST_HOST_PAGE,
@@ -92,9 +95,6 @@ enum st {
 	ST_REC_DUE,
 	ST_REC_DEL,
 	ST_REC_PRUNE,
-	ST_AUTO_PUT,
-	ST_AUTO_DEL,
-	ST_AUTO_LIST,
 	ST_ALOG_ADD,
 	ST_ALOG_ALL,
 	ST_ALOG_RULE,
@@ -122,6 +122,7 @@ struct sq {
 	sqlite3_stmt *st[ST_COUNT];
 	struct mstore *metrics; /* metrics.db */
 	struct sqp *prune;      /* retention's statements (store_sqlite_prune.c) */
+	int batch;              /* inside batch_begin .. batch_end: calls are savepoints */
 };
 
 /* Per-host row states, in the order counts lists them; the first three are not final. */
@@ -234,24 +235,33 @@ static inline json_int_t col_int(sqlite3_stmt *st, int i)
 	return (json_int_t)sqlite3_column_int64(st, i);
 }
 
+/* A call's transaction: BEGIN IMMEDIATE, or inside a batch (store.h's batch_begin) a
+ * savepoint of the batch's transaction, so that the call stays all or nothing in it. */
 static inline int tx_begin(struct sq *s)
 {
-	return db_run(stmt(s, ST_BEGIN));
+	return db_run(stmt(s, s->batch ? ST_SAVEPOINT : ST_BEGIN));
 }
 
 /* Abandons the transaction, if one is open (some errors end it themselves), and resets every
- * statement a failure may have left in the middle of its rows. */
+ * statement a failure may have left in the middle of its rows. In a batch only the call's
+ * savepoint is undone; a batch whose transaction SQLite ended itself is over (batch_end
+ * reports it). */
 static inline void tx_rollback(struct sq *s)
 {
 	for (int i = 0; i < ST_COUNT; i++)
 		sqlite3_reset(s->st[i]);
-	if (!sqlite3_get_autocommit(s->db))
+	if (sqlite3_get_autocommit(s->db))
+		return;
+	if (!s->batch) {
 		db_run(stmt(s, ST_ROLLBACK));
+	} else if (db_run(stmt(s, ST_ROLLBACK_TO)) == 0) {
+		db_run(stmt(s, ST_RELEASE));
+	}
 }
 
 static inline int tx_commit(struct sq *s)
 {
-	int rc = db_run(stmt(s, ST_COMMIT));
+	int rc = db_run(stmt(s, s->batch ? ST_RELEASE : ST_COMMIT));
 
 	if (rc < 0)
 		tx_rollback(s);
@@ -299,9 +309,6 @@ int sq_rec_list(struct store *base, const char *kind, int limit, json_t **bodies
 int sq_rec_due(struct store *base, const char *kind, int64_t now_ms, int limit, json_t **bodies);
 int sq_rec_del(struct store *base, const char *kind, const char *id);
 int sq_rec_prune(struct store *base, const char *kind, int64_t before_ms, int limit, int64_t *n);
-int sq_auto_put(struct store *base, const char *kind, const char *id, json_t *doc, int64_t now_ms);
-int sq_auto_del(struct store *base, const char *kind, const char *id);
-int sq_auto_list(struct store *base, const char *kind, json_t **docs);
 int sq_alert_log_add(struct store *base, json_t *entry, int64_t now_ms);
 int sq_alert_log_list(struct store *base, const char *rule_id, int limit, json_t **entries);
 int sq_alert_log_prune(struct store *base, int64_t before_ms, int limit, int64_t *n);

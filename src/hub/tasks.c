@@ -210,8 +210,8 @@ int tasks_new_id(const char *prefix, char *out, size_t cap)
 /* Stores a task checked whole (task's fields as task_create takes them, ids its hosts),
  * audits it as actor's and wakes the hosts' polls. *out: the task as stored (the first one
  * when the id was taken: a repeat). */
-static int tasks_put(struct hub *h, json_t *task, json_t *ids, const char *actor, json_t **out,
-                     char *msg, size_t msglen)
+static int tasks_store(struct hub *h, json_t *task, json_t *ids, const char *actor, json_t **out,
+                       char *msg, size_t msglen)
 {
 	const char *id = json_string_value(json_object_get(task, "id"));
 	json_t *existing = NULL, *waiting = NULL;
@@ -243,6 +243,19 @@ static int tasks_put(struct hub *h, json_t *task, json_t *ids, const char *actor
 	rc = h->store->ops->task_get(h->store, id, 0, 0, out);
 	if (rc < 0)
 		snprintf(msg, msglen, "task stored but cannot be read back");
+	return rc;
+}
+
+/* tasks_store for the hub's own tasks (flows, rules), which may run inside a store batch: the
+ * task is committed on its own before its hosts are woken, and the batch goes on after. */
+static int tasks_put(struct hub *h, json_t *task, json_t *ids, const char *actor, json_t **out,
+                     char *msg, size_t msglen)
+{
+	int batch = hub_batch_end(h, "tasks");
+	int rc = tasks_store(h, task, ids, actor, out, msg, msglen);
+
+	if (batch)
+		hub_batch_begin(h);
 	return rc;
 }
 
@@ -602,7 +615,7 @@ void tasks_agent_results(void *ctx, struct httpd_req *req)
 			if (strcmp(state, "running") != 0) /* its queue entry has done its work */
 				zk_result(h->zk, tid, c->host_id);
 			if (strcmp(state, "running") != 0 && strcmp(state, "ok") != 0)
-				rules_note(h, c->host_id, "task_failed", tid);
+				rules_note(h, c->host_id, "task_failed", tid, state);
 			any_done |= done;
 		}
 	}

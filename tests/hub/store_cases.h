@@ -501,30 +501,12 @@ static void test_host_page_walks_every_host_in_id_order(void **state)
 	assert_string_equal(seen, "abcde");
 }
 
-/* Automation's documents: put replaces by (kind, id), del says when there was none, list is
- * by id; the alert history is newest first and pruned by age. */
-static void test_auto_docs_and_alert_history(void **state)
+/* The alert history is newest first and pruned by age. */
+static void test_alert_history(void **state)
 {
 	struct fx *f = *state;
-	json_t *d1 = json_pack("{s:s, s:i}", "name", "b", "v", 1);
-	json_t *d2 = json_pack("{s:s, s:i}", "name", "a", "v", 2);
 	json_t *list, *e;
 	int64_t n;
-
-	assert_int_equal(f->op->auto_put(f->st, "rule", "b", d1, T0), 0);
-	assert_int_equal(f->op->auto_put(f->st, "rule", "a", d2, T0), 0);
-	json_object_set_new(d1, "v", json_integer(3));
-	assert_int_equal(f->op->auto_put(f->st, "rule", "b", d1, T0), 0);
-	assert_int_equal(f->op->auto_put(f->st, "alert", "b/h", d1, T0), 0);
-	assert_int_equal(f->op->auto_list(f->st, "rule", &list), 0);
-	assert_json_text(list, "[{\"name\":\"a\",\"v\":2},{\"name\":\"b\",\"v\":3}]");
-	json_decref(list);
-	assert_int_equal(f->op->auto_del(f->st, "rule", "a"), 0);
-	assert_int_equal(f->op->auto_del(f->st, "rule", "a"), OUTPOST_E_NOT_FOUND);
-	assert_int_equal(f->op->auto_list(f->st, "rule", &list), 0);
-	assert_int_equal(json_array_size(list), 1);
-	json_decref(list);
-	assert_int_equal(f->op->auto_put(f->st, "rule", "", d1, T0), OUTPOST_E_BAD_ARGS);
 
 	e = json_pack("{s:s, s:s, s:s, s:{s:i}}", "rule_id", "b", "host_id", "h", "kind", "firing",
 	              "detail", "x", 1);
@@ -546,8 +528,6 @@ static void test_auto_docs_and_alert_history(void **state)
 	assert_int_equal(json_array_size(list), 2);
 	assert_true(json_is_null(json_object_get(json_array_get(list, 0), "host_id")));
 	json_decref(list);
-	json_decref(d1);
-	json_decref(d2);
 }
 
 static void test_seen_flips_down_to_up_with_event(void **state)
@@ -1566,6 +1546,40 @@ static void test_rec_put_get_replace_and_only_new(void **state)
 	json_decref(b);
 }
 
+/* A batch: one transaction for many calls, each call still all or nothing in it (a conflict
+ * or a refused call does not undo the others), its writes read back before it ends, not
+ * nested; ending none is nothing. */
+static void test_batch_keeps_every_call_but_the_failed_ones(void **state)
+{
+	struct fx *f = *state;
+	json_t *a = json_pack("{s:i}", "n", 1), *got = NULL, *ids = NULL;
+
+	enroll(f, "web-01");
+	assert_int_equal(f->op->batch_end(f->st), 0);
+	assert_int_equal(f->op->batch_begin(f->st), 0);
+	assert_int_equal(f->op->batch_begin(f->st), OUTPOST_E_CONFLICT);
+	assert_int_equal(f->op->rec_put(f->st, "alert", "r/a", a, 0, T0, 1), 0);
+	assert_int_equal(f->op->rec_put(f->st, "alert", "r/a", a, 0, T0, 1), OUTPOST_E_CONFLICT);
+	/* a call with its own transaction, refused half way: only it is undone */
+	assert_int_equal(f->op->host_set_state(f->st, "web-01", HOST_REVOKED, "", T0), 0);
+	assert_int_equal(f->op->host_set_state(f->st, "web-01", HOST_UP, "", T0),
+	                 OUTPOST_E_CONFLICT);
+	assert_int_equal(f->op->rec_put(f->st, "alert", "r/b", a, 0, T0, 0), 0);
+	assert_int_equal(f->op->rec_get(f->st, "alert", "r/b", &got), 0);
+	json_decref(got);
+	assert_int_equal(f->op->rec_del(f->st, "alert", "r/none"), OUTPOST_E_NOT_FOUND);
+	assert_int_equal(f->op->batch_end(f->st), 0);
+	assert_int_equal(f->op->rec_list(f->st, "alert", 10, &ids), 0);
+	assert_int_equal(json_array_size(ids), 2);
+	json_decref(ids);
+	got = host(f, "web-01");
+	assert_string_equal(sval(got, "state"), HOST_REVOKED);
+	json_decref(got);
+	/* and after it, calls are their own transactions again */
+	assert_int_equal(f->op->rec_del(f->st, "alert", "r/a"), 0);
+	json_decref(a);
+}
+
 static void test_rec_due_and_list_order(void **state)
 {
 	struct fx *f = *state;
@@ -1616,7 +1630,7 @@ static void test_rec_due_and_list_order(void **state)
 /* clang-format off */
 #define STORE_CASES(T) \
 	T(test_host_page_walks_every_host_in_id_order), \
-	T(test_auto_docs_and_alert_history), \
+	T(test_alert_history), \
 	T(test_enroll_same_key_is_idempotent), \
 	T(test_enroll_other_key_is_conflict), \
 	T(test_enroll_revoked_is_forbidden), \
@@ -1672,6 +1686,7 @@ static void test_rec_due_and_list_order(void **state)
 	T(test_enroll_token_replaces_a_pending_squatter), \
 	T(test_pending_prune_forgets_pending_hosts_that_stopped_asking), \
 	T(test_rec_put_get_replace_and_only_new), \
+	T(test_batch_keeps_every_call_but_the_failed_ones), \
 	T(test_rec_due_and_list_order), \
 	T(test_fanout_1000_hosts_timing),
 /* clang-format on */

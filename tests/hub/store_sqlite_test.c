@@ -53,7 +53,6 @@ static void test_open_migrates_hosts_to_allow_rejected(void **state)
 	                 "ALTER TABLE tokens DROP COLUMN max_uses;"
 	                 "ALTER TABLE tokens DROP COLUMN uses;"
 	                 "DROP TABLE records;"
-	                 "DROP TABLE auto_docs;"
 	                 "DROP TABLE alert_log;"
 	                 "DROP TABLE hosts;"
 	                 "ALTER TABLE hosts_v1 RENAME TO hosts;"

@@ -105,6 +105,28 @@ def test_host_down_rule_fires_after_its_duration_and_resolves_when_the_agent_ret
     assert "rule host-down resolved on web-2" in f.hub.log()
 
 
+def test_task_failed_is_a_stored_event_that_a_rule_sees_after_a_hub_restart(fleet, tmp_path):
+    f = fleet(1, RULES)
+    # A copy that ends failed: an op the agent does not have.
+    p = f.cli("--json", "call", "-t", "web-1", "nosuch.op")
+    assert p.returncode != 0, p.stdout
+    ev = wait_for(lambda: [e for e in f.ok("--json", "events", "ls").json
+                           if e["kind"] == "task_failed"], 20, what="the task_failed event")
+    assert ev[0]["host_id"] == "web-1" and ev[0]["source"] == "hub", ev
+    assert ev[0]["data"]["state"] != "ok", ev
+    # The hub restarts before any rule looks: the failure is in the store, not in its memory.
+    f.hub.stop()
+    f.hub.start()
+    add_rule(f, tmp_path, {"name": "failing", "condition": "event(task_failed[10m])",
+                           "actions": [{"kind": "log"}]})
+    a = wait_for(lambda: alerts(f, "failing").get(("failing", "web-1")), 20,
+                 what="the rule on task_failed firing")
+    assert a["values"] == {"event(task_failed[10m])": 1}, a
+    # One failed copy, one event (its key: kind, task and host).
+    assert len([e for e in f.ok("--json", "events", "ls").json
+                if e["kind"] == "task_failed"]) == 1
+
+
 def test_cooldown_holds_under_a_flapping_value(fleet, tmp_path):
     f = metrics_fleet(fleet, 1)
     a = f.agents["web-1"]

@@ -455,3 +455,68 @@ def test_only_the_leader_maintains_and_the_work_moves_with_it(zkconf, hubs, post
     wait_for(lambda: task_state(other, t2) != "running", timeout=30, what="t2 to expire")
     assert hub_metric(other, "outpost_hub_tasks_expired_total") == before + 1
     assert hub_metric(other, "outpost_hub_maintenance_seconds_total") > 0
+
+
+def alerts_of(h):
+    st, r = h.api("GET", "/api/v1/alerts")
+    assert st == 200, r
+    return [(a["rule"], a["host"], a["state"]) for a in r["result"]]
+
+
+def test_rules_and_flows_run_on_the_leader_and_move_with_it(zkconf, hubs, postgres):
+    """Two hubs on one database: rules run on the leading hub only. When the leader dies the
+    other takes them over: an alert firing there is neither lost nor fired again, and a flow
+    run under way goes on from its step."""
+    conf = {"store": {"backend": "postgresql", "dsn": postgres.dsn},
+            "rules": {"interval_s": 1}, "tasks": {"default_expiry_ms": 3000}}
+    a = hubs(deep(json.loads(json.dumps(conf)), {"zk": dict(zkconf, hub_id="hub-a")}), "a")
+    b = hubs(deep(json.loads(json.dumps(conf)), {"zk": dict(zkconf, hub_id="hub-b")}), "b")
+    both = (a, b)
+    wait_for(lambda: sum(bool((zk_status(x) or {}).get("maintains")) for x in both) == 1,
+             what="one hub leading")
+    leader = a if zk_status(a)["maintains"] else b
+    other = b if leader is a else a
+    # A host left pending: the rule holds for it at once.
+    st, r = leader.api("POST", "/api/v1/enroll", {"host_id": "lone-1", "pubkey": "A" * 43 + "=",
+                                                   "hostname": "lone-1"}, token="")
+    assert st in (200, 202), r
+    st, r = leader.api("POST", "/api/v1/rules", {"name": "pend", "condition": "pending",
+                                                 "actions": [{"kind": "log"}]})
+    assert st == 200, r
+    wait_for(lambda: alerts_of(leader) == [("pend", "lone-1", "firing")], 20,
+             what="the alert firing on the leader")
+    # A flow whose steps wait on a host that never takes them: each copy expires in 3 s.
+    enroll(leader, "web-1")
+    st, r = leader.api("POST", "/api/v1/flows", {
+        "name": "drain", "target": "web-1",
+        "steps": [{"name": "s1", "command": ["true"], "on_failure": "continue"},
+                  {"name": "s2", "command": ["true"], "on_failure": "continue"}]})
+    assert st == 200, r
+    st, r = leader.api("POST", "/api/v1/flows/drain/run", {"id": "run-1"})
+    assert st == 200, r
+
+    def run():
+        st, r = other.api("GET", "/api/v1/flow-runs/run-1")
+        assert st == 200, r
+        return r["result"]
+
+    wait_for(lambda: run()["task_id"] == "run-1:1", 20, what="step s1 under way")
+    time.sleep(1.5)  # a slice or two more: the other hub must not have evaluated anything
+    assert "rule pend firing" not in other.log()
+    leader.proc.kill()  # no goodbye: its session times out and the other takes the lead
+    leader.proc.wait()
+    wait_for(lambda: zk_status(other)["maintains"], timeout=TIMEOUT_MS / 1000 + 15,
+             what="the other hub to lead")
+    wait_for(lambda: "rules: leading:" in other.log(), 10, what="the rules taken over")
+    # The flow goes on from s1 (its copy expires by the new leader's hand) to s2, once each.
+    done = wait_for(lambda: run() if run()["state"] != "running" else None, 40,
+                    what="the run to end on the new leader")
+    assert [s["step"] for s in done["history"]] == ["s1", "s2"], done
+    assert done["executed"] == 2, done
+    # The alert goes on firing there: not lost, not fired again.
+    time.sleep(2.5)  # two cycles of the new leader
+    assert alerts_of(other) == [("pend", "lone-1", "firing")]
+    st, r = other.api("GET", "/api/v1/alerts/history?rule=pend")
+    assert [e["kind"] for e in r["result"]].count("firing") == 1, r
+    logs = leader.log() + other.log()
+    assert logs.count("rules: rule pend firing on lone-1\n") == 1, logs
