@@ -240,3 +240,27 @@ def test_bad_config_is_located_and_keeps_nothing_half_applied(agent, tmp_path):
     wait_for(lambda: status(a).get("app", {}).get("state") == "running",
              what="the fixed config applied")
     assert "config_error" not in a.call("supervise", "status").result
+
+
+def test_reload_starts_stops_and_restarts_what_changed(agent, tmp_path):
+    sleeper = script(tmp_path / "sleeper", "exec sleep 300\n")
+    keep = {"name": "keep", "command": [sleeper]}
+    change = {"name": "change", "command": [sleeper]}
+    gone = {"name": "gone", "command": [sleeper]}
+    a = agent({"plugins": {"supervise": dict(FAST, agents=[keep, change, gone])}})
+    pids = wait_for(lambda: (lambda s: len(s) == 3 and all(x.get("pid") for x in s.values())
+                             and {n: x["pid"] for n, x in s.items()})(status(a)),
+                    what="three agents running")
+    a.reconfigure({"plugins": {"supervise": dict(FAST, agents=[
+        keep, dict(change, env=["MODE=new"]), {"name": "new", "command": [sleeper]}])}})
+    a.signal(signal.SIGHUP)
+    st = wait_for(lambda: (lambda s: set(s) == {"keep", "change", "new"} and
+                           all(x["state"] == "running" for x in s.values()) and
+                           s["change"]["pid"] != pids["change"] and s)(status(a)),
+                  timeout=15, what="the new section applied")
+    assert st["keep"]["pid"] == pids["keep"] and st["keep"]["starts"] == 1, st
+    wait_for(lambda: not os.path.exists("/proc/%d" % pids["gone"]) or
+             open("/proc/%d/stat" % pids["gone"]).read().split()[2] == "Z",
+             what="the removed agent stopped")
+    with open("/proc/%d/environ" % st["change"]["pid"], "rb") as f:
+        assert b"MODE=new" in f.read().split(b"\0")

@@ -195,7 +195,7 @@ static void sv_health_end(struct sv *sv, struct sv_agent *a, int ok, const char 
 		return;
 	}
 	a->healthy = 0;
-	if (++a->hc_fails < a->c->health_retries || a->state != SV_RUNNING || a->hold)
+	if (!a->c || ++a->hc_fails < a->c->health_retries || a->state != SV_RUNNING || a->hold)
 		return;
 	a->unhealthy++;
 	snprintf(a->last_reason, sizeof(a->last_reason), "unhealthy: %s", what);
@@ -490,7 +490,7 @@ void sv_publish(struct sv *sv)
 		batch = json_pack("{s:o}", "events", evs);
 		rc = outpost_publish(sv->pc, "events", batch);
 		json_decref(batch);
-		if (rc < 0 && !sv->publish_warned++)
+		if (rc < 0 && !atomic_fetch_add(&sv->publish_warned, 1))
 			outpost_log(
 			    sv->pc,
 			    rc == OUTPOST_E_UNAVAILABLE ? OUTPOST_LOG_INFO : OUTPOST_LOG_WARN,
@@ -514,9 +514,11 @@ static void sv_tick(struct outpost_plugin_ctx *pc, void *arg)
 	sv_proc_sample(sv, now);
 	for (i = 0; i < sv->n; i++)
 		sv_step(sv, sv->ag[i], now);
-	/* Removed agents, once ended, are forgotten. */
+	/* Removed agents, once ended, are forgotten (a health check of theirs ended first). */
 	for (i = 0; i < sv->n;) {
-		if (!sv->ag[i]->c && sv->ag[i]->pid <= 0) {
+		if (!sv->ag[i]->c && sv->ag[i]->hc_pid > 0)
+			kill(-sv->ag[i]->hc_pid, SIGKILL);
+		if (!sv->ag[i]->c && sv->ag[i]->pid <= 0 && sv->ag[i]->hc_pid <= 0) {
 			sv_agent_free(sv->ag[i]);
 			sv->ag[i] = sv->ag[--sv->n];
 		} else {
@@ -529,7 +531,8 @@ static void sv_tick(struct outpost_plugin_ctx *pc, void *arg)
 	}
 	pthread_mutex_unlock(&sv->lock);
 	sv_publish(sv);
-	if (m && outpost_publish(sv->pc, "metrics", m) < 0 && !sv->publish_warned++)
+	if (m && outpost_publish(sv->pc, "metrics", m) < 0 &&
+	    !atomic_fetch_add(&sv->publish_warned, 1))
 		outpost_log(pc, OUTPOST_LOG_INFO, "metrics not handed to the hub");
 	json_decref(m);
 	if (sv->conf && sv->conf->interval_ms != sv->timer_ms) {

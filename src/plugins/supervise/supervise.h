@@ -9,6 +9,7 @@
 #include <outpost/plugin.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -70,8 +71,8 @@ struct sv {
 	size_t n;
 	int timer;
 	int64_t timer_ms, metrics_next;
-	json_t *events; /* made under the lock, published outside it */
-	int publish_warned;
+	json_t *events;            /* made under the lock, published outside it */
+	atomic_int publish_warned; /* the tick and the ops publish */
 };
 
 /* sv_proc.c */
