@@ -508,10 +508,17 @@ static void sv_tick(struct outpost_plugin_ctx *pc, void *arg)
 	int64_t now = clk_mono_ms();
 	json_t *m = NULL;
 	size_t i;
+	int need;
 
 	pthread_mutex_lock(&sv->lock);
 	sv_reconf(sv, now);
-	sv_proc_sample(sv, now);
+	/* /proc is read each tick only for a limit the RSS check holds; else when metrics are
+	 * due. */
+	need = sv->conf && now >= sv->metrics_next;
+	for (i = 0; i < sv->n; i++)
+		need |= sv->ag[i]->pid > 0 && sv->ag[i]->mem_limit && !sv->ag[i]->mem_by_cgroup;
+	if (need)
+		sv_proc_sample(sv, now);
 	for (i = 0; i < sv->n; i++)
 		sv_step(sv, sv->ag[i], now);
 	/* Removed agents, once ended, are forgotten (a health check of theirs ended first). */
