@@ -264,3 +264,33 @@ def test_reload_starts_stops_and_restarts_what_changed(agent, tmp_path):
              what="the removed agent stopped")
     with open("/proc/%d/environ" % st["change"]["pid"], "rb") as f:
         assert b"MODE=new" in f.read().split(b"\0")
+
+
+def test_limits_go_into_the_agents_cgroup(agent, tmp_path):
+    """The cgroup v2 path, on a fake cgroup tree (this machine's own may have no memory
+    controller): the agent's cgroup gets memory.max and cpu.max, the child joins it
+    (writes 0 to its cgroup.procs) before it runs, and status says the cgroup holds it."""
+    root = tmp_path / "cgroup"
+    cg = root / "outpost-supervise" / "app"
+    cg.mkdir(parents=True)
+    for d in (root, root / "outpost-supervise", cg):
+        (d / "cgroup.controllers").write_text("cpu memory pids\n")
+        (d / "cgroup.subtree_control").write_text("")
+    for f in ("memory.max", "cpu.max", "cgroup.procs"):
+        (cg / f).write_text("max\n" if f != "cgroup.procs" else "")
+    sleeper = script(tmp_path / "sleeper", "exec sleep 300\n")
+    a = agent({"plugins": {"supervise": dict(FAST, cgroup_root=str(root), agents=[{
+        "name": "app", "command": [sleeper], "memory_max": "64M", "cpu_max": "50%"}])}})
+    st = wait_for(lambda: (lambda s: s.get("pid") and s)(one(a, "app")), what="it runs")
+    assert st["limits"]["memory_held_by"] == "cgroup", st
+    assert st["limits"]["cgroup"] == str(cg), st
+    assert "note" not in st["limits"], st
+    assert (cg / "memory.max").read_text() == "67108864"
+    assert (cg / "cpu.max").read_text() == "50000 100000"
+    assert (cg / "cgroup.procs").read_text() == "0"  # the child moved itself in
+    # A parent without the controllers: skipped with the reason, the RSS check holds memory.
+    (root / "outpost-supervise" / "app" / "cgroup.controllers").write_text("pids\n")
+    assert a.call("supervise", "restart", {"name": "app"}).ok
+    lim = one(a, "app")["limits"]
+    assert lim["memory_held_by"] == "rss_check", lim
+    assert "memory controller is not enabled" in lim["note"], lim
