@@ -125,7 +125,21 @@ static int agent_link_start(struct agent *a, char *msg, size_t msglen)
 	hc.phases = &a->phases;
 	hc.host_id = host_id;
 	hc.max_ttl_ms = c->ledger.keep_days * 86400 * 1000;
-	if (hubtask_new(&hc, &a->hubtask) < 0)
+	{
+		/* The plugins that add to the host's facts: each with an op `facts`. */
+		const char *names[64];
+		size_t n = 0;
+		for (size_t i = 0; i < plugins_count(a->plugins) && n < 63; i++) {
+			struct outpost_plugin_ctx *pc = plugins_at(a->plugins, i);
+			if (pc->enabled && strcmp(pc->plugin->name, "sys") != 0 &&
+			    plugins_find_op(pc, "facts", NULL))
+				names[n++] = pc->plugin->name;
+		}
+		names[n] = NULL;
+		hc.fact_plugins = names;
+		rc = hubtask_new(&hc, &a->hubtask);
+	}
+	if (rc < 0)
 		return OUTPOST_E_INTERNAL;
 	lc.loop = a->loop;
 	lc.log = a->log;

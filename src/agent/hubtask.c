@@ -39,6 +39,8 @@ struct ht_run {
 
 struct ht_facts_call {
 	struct hubtask *h; /* NULL once detached */
+	json_t *facts;     /* sys.facts' answer, with the plugins' added as they come */
+	size_t next;       /* the fact plugin asked next */
 };
 
 struct hubtask {
@@ -54,6 +56,7 @@ struct hubtask {
 	struct ht_facts_call *facts_call;
 	struct hubtask_stats st;
 	struct taskphases *phases; /* borrowed, may be NULL */
+	char **fact_plugins;       /* NULL-terminated; owned */
 };
 
 int hubtask_host_id_ok(const char *id)
@@ -436,22 +439,55 @@ void hubtask_receive(void *arg, const json_t *signed_task)
 
 /* ---- facts for the hub ---- */
 
+/* Asks the next plugin's `facts`, or hands the whole to the link. */
+static void ht_facts_next(struct ht_facts_call *call);
+
 static void ht_on_facts(void *arg, json_t *env, int replay)
 {
 	struct ht_facts_call *call = arg;
 	struct hubtask *h = call->h;
+	json_t *res = json_object_get(env, "result");
+	int ok = json_is_true(json_object_get(env, "ok"));
 
 	(void)replay;
-	free(call);
-	if (h) {
+	if (!h) {
+		json_decref(call->facts);
+		free(call);
+	} else if (!call->facts && !ok) {
+		log_debug(h->log, "hubtask", "no facts from sys.facts: %s",
+		          ht_error_code(env) ? ht_error_code(env) : "?");
 		h->facts_call = NULL;
-		if (json_is_true(json_object_get(env, "ok")) && h->link)
-			h->link->ops->facts(h->link, json_object_get(env, "result"));
-		else
-			log_debug(h->log, "hubtask", "no facts from sys.facts: %s",
-			          ht_error_code(env) ? ht_error_code(env) : "?");
+		free(call);
+	} else {
+		if (!call->facts)
+			call->facts = json_is_object(res) ? json_incref(res) : json_object();
+		else if (ok && res)
+			json_object_set(call->facts, h->fact_plugins[call->next - 1], res);
+		ht_facts_next(call);
 	}
 	json_decref(env);
+}
+
+static void ht_facts_next(struct ht_facts_call *call)
+{
+	struct hubtask *h = call->h;
+	json_t *args;
+
+	while (h->fact_plugins && h->fact_plugins[call->next]) {
+		const char *name = h->fact_plugins[call->next++];
+		args = json_object();
+		if (args && dispatch_submit(h->dispatch, name, "facts", args, NULL, 10000, 0,
+		                            ht_on_facts, call) == 0) {
+			json_decref(args);
+			return;
+		}
+		json_decref(args);
+	}
+	h->facts_call = NULL;
+	if (h->link)
+		h->link->ops->facts(h->link, call->facts);
+	json_decref(call->facts);
+	free(call);
 }
 
 static void ht_on_facts_timer(void *arg)
@@ -499,6 +535,20 @@ int hubtask_new(const struct hubtask_config *cfg, struct hubtask **out)
 	snprintf(h->host_id, sizeof(h->host_id), "%s", cfg->host_id);
 	h->max_ttl_ms = cfg->max_ttl_ms > 0 ? cfg->max_ttl_ms : 7 * HT_DAY_MS;
 	h->facts_interval_ms = cfg->facts_interval_ms ? cfg->facts_interval_ms : 15 * 60 * 1000;
+	if (cfg->fact_plugins) {
+		size_t n = 0;
+		while (cfg->fact_plugins[n])
+			n++;
+		if (!(h->fact_plugins = calloc(n + 1, sizeof(char *)))) {
+			free(h);
+			return OUTPOST_E_INTERNAL;
+		}
+		for (size_t i = 0; i < n; i++)
+			if (!(h->fact_plugins[i] = strdup(cfg->fact_plugins[i]))) {
+				hubtask_free(h);
+				return OUTPOST_E_INTERNAL;
+			}
+	}
 	*out = h;
 	return 0;
 }
@@ -536,5 +586,8 @@ void hubtask_free(struct hubtask *h)
 			run->h = NULL; /* the dispatcher's answer frees it */
 		}
 	}
+	for (size_t i = 0; h->fact_plugins && h->fact_plugins[i]; i++)
+		free(h->fact_plugins[i]);
+	free(h->fact_plugins);
 	free(h);
 }

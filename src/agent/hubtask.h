@@ -35,6 +35,9 @@ struct hubtask_config {
 	/* Where tasks spend their time: verify, ledger, report (taskphase.h). Borrowed; NULL:
 	 * not timed. */
 	struct taskphases *phases;
+	/* NULL-terminated names of the plugins with a `facts` op: each one's answer joins
+	 * sys.facts under the plugin's name (docs/plugins.md, "Facts"). Copied. */
+	const char *const *fact_plugins;
 };
 
 struct hubtask_stats {

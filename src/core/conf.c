@@ -299,44 +299,58 @@ static int conf_type_ok(const struct conf_field *f, const json_t *v)
 	return 0;
 }
 
-static int conf_check_obj(const json_t *obj, const char *prefix, const struct conf_field *schema,
-                          char *msg, size_t msglen)
+/* prefix: obj's path in the schema ("remote_write"); shown: the same as messages name it,
+ * with a list element's index ("remote_write[1]"). */
+static int conf_check_obj(const json_t *obj, const char *prefix, const char *shown,
+                          const struct conf_field *schema, char *msg, size_t msglen)
 {
 	const char *key;
 	json_t *v;
 
 	json_object_foreach((json_t *)obj, key, v)
 	{
-		struct buf path = BUF_INIT;
+		struct buf path = BUF_INIT, name = BUF_INIT;
 		const struct conf_field *f;
 		int rc = 0;
 
-		if (buf_printf(&path, "%s%s%s", prefix, *prefix ? "." : "", key) < 0)
+		if (buf_printf(&path, "%s%s%s", prefix, *prefix ? "." : "", key) < 0 ||
+		    buf_printf(&name, "%s%s%s", shown, *shown ? "." : "", key) < 0) {
+			buf_free(&path);
 			return OUTPOST_E_INTERNAL;
+		}
 		for (f = schema; f->path && strcmp(f->path, path.data) != 0; f++)
 			;
 		if (!f->path) {
-			snprintf(msg, msglen, "unknown key '%s'", path.data);
+			snprintf(msg, msglen, "unknown key '%s'", name.data);
 			rc = OUTPOST_E_BAD_ARGS;
 		} else if (!conf_type_ok(f, v)) {
-			snprintf(msg, msglen, "'%s' must be %s", path.data,
+			snprintf(msg, msglen, "'%s' must be %s", name.data,
 			         conf_type_name(f->type));
 			rc = OUTPOST_E_BAD_ARGS;
 		} else if ((f->type == CONF_INT || f->type == CONF_NUMBER) && (f->min || f->max) &&
 		           (json_number_value(v) < f->min || json_number_value(v) > f->max)) {
 			/* %.15g: integers print whole (1073741824, not 1.07374e+09). */
-			snprintf(msg, msglen, "'%s' must be between %.15g and %.15g", path.data,
+			snprintf(msg, msglen, "'%s' must be between %.15g and %.15g", name.data,
 			         f->min, f->max);
 			rc = OUTPOST_E_BAD_ARGS;
 		} else if (f->type == CONF_OBJECT) {
-			rc = conf_check_obj(v, path.data, schema, msg, msglen);
+			rc = conf_check_obj(v, path.data, name.data, schema, msg, msglen);
 		} else if (f->type == CONF_OBJECT_ARRAY) {
 			size_t i;
 			json_t *e;
-			json_array_foreach(v, i, e) if (rc == 0) rc =
-			    conf_check_obj(e, path.data, schema, msg, msglen);
+			json_array_foreach(v, i, e)
+			{
+				struct buf at = BUF_INIT;
+				if (rc == 0 && buf_printf(&at, "%s[%zu]", name.data, i) < 0)
+					rc = OUTPOST_E_INTERNAL;
+				if (rc == 0)
+					rc = conf_check_obj(e, path.data, at.data, schema, msg,
+					                    msglen);
+				buf_free(&at);
+			}
 		}
 		buf_free(&path);
+		buf_free(&name);
 		if (rc < 0)
 			return rc;
 	}
@@ -349,7 +363,7 @@ int conf_check(const json_t *conf, const struct conf_field *schema, char *msg, s
 		snprintf(msg, msglen, "the configuration must be an object");
 		return OUTPOST_E_BAD_ARGS;
 	}
-	return conf_check_obj(conf, "", schema, msg, msglen);
+	return conf_check_obj(conf, "", "", schema, msg, msglen);
 }
 
 /* ---- the typed reader ---- */

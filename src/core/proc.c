@@ -35,7 +35,7 @@
 /* The child's stack until exec: child_exec's PATH_MAX buffer and a few frames. */
 #define PROC_CHILD_STACK 32768
 
-enum { STAGE_SETUP = 1, STAGE_USER, STAGE_CHDIR, STAGE_EXEC };
+enum { STAGE_SETUP = 1, STAGE_USER, STAGE_CHDIR, STAGE_EXEC, STAGE_CGROUP };
 
 struct proc_user {
 	int sw; /* switch ids in the child */
@@ -242,6 +242,14 @@ static void child_run(const struct proc_spec *spec, const struct proc_user *pu, 
 		(void)w;
 		close(tmp[0]);
 	}
+	/* Into its cgroup before anything of the command runs, so its limits hold from its
+	 * first instruction ("0": the writer itself). */
+	if (spec->cgroup_procs) {
+		if ((tmp[0] = open(spec->cgroup_procs, O_WRONLY | O_CLOEXEC)) < 0 ||
+		    write(tmp[0], "0", 1) != 1)
+			child_fail(3, STAGE_CGROUP);
+		close(tmp[0]);
+	}
 	/* Raw system calls: only this thread exists here, and glibc's wrappers would try to
 	 * bring the agent's other (absent) threads along. */
 	if (pu->sw && (syscall(SYS_setgroups, (size_t)pu->ngroups, pu->groups) < 0 ||
@@ -291,6 +299,11 @@ static int proc_start_error(const struct proc_spec *spec, const int report[2], c
 	if (report[0] == STAGE_USER) {
 		snprintf(msg, msglen, "cannot switch to user '%.64s': %s", spec->user, strerror(e));
 		return OUTPOST_E_INTERNAL;
+	}
+	if (report[0] == STAGE_CGROUP) {
+		snprintf(msg, msglen, "cannot join the cgroup (%.200s): %s", spec->cgroup_procs,
+		         strerror(e));
+		return OUTPOST_E_UNAVAILABLE;
 	}
 	if (report[0] != STAGE_EXEC) {
 		snprintf(msg, msglen, "cannot start '%.200s': %s", cmd, strerror(e));
@@ -359,22 +372,23 @@ static void proc_end(pid_t pid, int *status, int64_t *cpu_ns)
 	           ((int64_t)ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000;
 }
 
-int proc_run(const struct proc_spec *spec, struct proc_result *res, char *msg, size_t msglen)
+/* Starts spec's command with fds[0..2] as its stdin, stdout and stderr (the caller's, still
+ * open when it returns: the caller closes its copies). Returns 0 with *pid once the exec
+ * succeeded; 1 with *pid when spec's deadline passed first (the child is still there: the
+ * caller ends it); or a negative code with msg, nothing left running. */
+static int proc_start(const struct proc_spec *spec, const int fds3[3], pid_t *pid, char *msg,
+                      size_t msglen)
 {
-	int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1}, rep[2] = {-1, -1};
+	int rep[2] = {-1, -1}, rc = 0, report[2];
 	struct proc_user pu;
 	char **defenv = NULL;
 	char *const *envp = spec->envp;
-	const char *path;
-	int64_t start = clk_mono_ms(), drain_until = 0;
-	size_t in_off = 0, nown = 0;
-	int pidfd = -1, status = -1, ended = 0, rc = 0, epipe = 0, pipe_pending, report[2];
+	size_t nown = 0;
 	long maxfd = sysconf(_SC_OPEN_MAX);
-	sigset_t all, old, held, pipeset, pending;
-	pid_t pid = -1;
+	sigset_t all, held;
 	ssize_t n;
 
-	memset(res, 0, sizeof(*res));
+	*pid = -1;
 	if (!spec->argv || !spec->argv[0] || !spec->argv[0][0]) {
 		snprintf(msg, msglen, "empty command");
 		return OUTPOST_E_BAD_ARGS;
@@ -388,19 +402,9 @@ int proc_run(const struct proc_spec *spec, struct proc_result *res, char *msg, s
 		}
 		envp = defenv;
 	}
-	path = proc_env_path(envp);
 	if (maxfd < 0)
 		maxfd = 65536;
-
-	/* SIGPIPE stays blocked in this thread while we write the child's stdin. */
-	sigemptyset(&pipeset);
-	sigaddset(&pipeset, SIGPIPE);
-	pthread_sigmask(SIG_BLOCK, &pipeset, &old);
-	sigpending(&pending);
-	pipe_pending = sigismember(&pending, SIGPIPE);
-
-	if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0 ||
-	    pipe2(rep, O_CLOEXEC) < 0) {
+	if (pipe2(rep, O_CLOEXEC) < 0) {
 		snprintf(msg, msglen, "pipe: %s", strerror(errno));
 		rc = OUTPOST_E_INTERNAL;
 		goto out;
@@ -408,24 +412,21 @@ int proc_run(const struct proc_spec *spec, struct proc_result *res, char *msg, s
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &held);
 	{
-		const int fds[4] = {in[0], out[1], err[1], rep[1]};
-		struct child_args ca = {spec, &pu, envp, path, fds, maxfd};
+		const int fds[4] = {fds3[0], fds3[1], fds3[2], rep[1]};
+		struct child_args ca = {spec, &pu, envp, proc_env_path(envp), fds, maxfd};
 		/* On this thread's stack: the thread is suspended until the child execs. */
 		_Alignas(16) char stack[PROC_CHILD_STACK];
-		pid =
+		*pid =
 		    clone(child_main, stack + sizeof(stack), CLONE_VM | CLONE_VFORK | SIGCHLD, &ca);
 	}
 	pthread_sigmask(SIG_SETMASK, &held, NULL);
-	if (pid < 0) {
+	if (*pid < 0) {
 		snprintf(msg, msglen, "clone: %s", strerror(errno));
 		rc = OUTPOST_E_INTERNAL;
 		goto out;
 	}
 	/* Also from the parent, so a kill of the group cannot race the child's own setpgid. */
-	setpgid(pid, pid);
-	close(in[0]), in[0] = -1;
-	close(out[1]), out[1] = -1;
-	close(err[1]), err[1] = -1;
+	setpgid(*pid, *pid);
 	close(rep[1]), rep[1] = -1;
 
 	/* Until exec succeeds (EOF: the fd is close-on-exec), the child reports why not, or the
@@ -434,10 +435,8 @@ int proc_run(const struct proc_spec *spec, struct proc_result *res, char *msg, s
 		struct pollfd p = {.fd = rep[0], .events = POLLIN};
 		int64_t left = spec->deadline_ms - clk_mono_ms();
 		if (left <= 0) {
-			res->timed_out = 1;
-			proc_end(pid, &status, &res->cpu_ns);
-			ended = 1;
-			goto finish;
+			rc = 1;
+			goto out;
 		}
 		if (poll(&p, 1, left > 1000 ? 1000 : (int)left) > 0)
 			break;
@@ -446,8 +445,58 @@ int proc_run(const struct proc_spec *spec, struct proc_result *res, char *msg, s
 		n = read(rep[0], report, sizeof(report));
 	while (n < 0 && errno == EINTR);
 	if (n == (ssize_t)sizeof(report)) {
+		int status;
+		while (waitpid(*pid, &status, 0) < 0 && errno == EINTR)
+			;
+		*pid = -1;
 		rc = proc_start_error(spec, report, msg, msglen);
+	}
+out:
+	for (int i = 0; i < 2; i++)
+		if (rep[i] >= 0)
+			close(rep[i]);
+	env_free(defenv, nown);
+	return rc;
+}
+
+int proc_run(const struct proc_spec *spec, struct proc_result *res, char *msg, size_t msglen)
+{
+	int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1};
+	int64_t start = clk_mono_ms(), drain_until = 0;
+	size_t in_off = 0;
+	int pidfd = -1, status = -1, ended = 0, rc = 0, epipe = 0, pipe_pending;
+	sigset_t old, pipeset, pending;
+	pid_t pid = -1;
+	ssize_t n;
+
+	memset(res, 0, sizeof(*res));
+	/* SIGPIPE stays blocked in this thread while we write the child's stdin. */
+	sigemptyset(&pipeset);
+	sigaddset(&pipeset, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipeset, &old);
+	sigpending(&pending);
+	pipe_pending = sigismember(&pending, SIGPIPE);
+
+	if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0) {
+		snprintf(msg, msglen, "pipe: %s", strerror(errno));
+		rc = OUTPOST_E_INTERNAL;
 		goto out;
+	}
+	{
+		const int fds[3] = {in[0], out[1], err[1]};
+		rc = proc_start(spec, fds, &pid, msg, msglen);
+	}
+	close(in[0]), in[0] = -1;
+	close(out[1]), out[1] = -1;
+	close(err[1]), err[1] = -1;
+	if (rc < 0)
+		goto out;
+	if (rc == 1) {
+		rc = 0;
+		res->timed_out = 1;
+		proc_end(pid, &status, &res->cpu_ns);
+		ended = 1;
+		goto finish;
 	}
 
 	if (spec->started)
@@ -546,8 +595,6 @@ out:
 			close(out[i]);
 		if (err[i] >= 0)
 			close(err[i]);
-		if (rep[i] >= 0)
-			close(rep[i]);
 	}
 	if (pidfd >= 0)
 		close(pidfd);
@@ -557,7 +604,6 @@ out:
 			;
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	env_free(defenv, nown);
 	if (rc < 0)
 		proc_result_free(res);
 	return rc;
@@ -567,4 +613,42 @@ void proc_result_free(struct proc_result *res)
 {
 	buf_free(&res->out);
 	buf_free(&res->err);
+}
+
+int proc_spawn(const struct proc_spec *spec, const char *out_path, pid_t *pid, char *msg,
+               size_t msglen)
+{
+	struct proc_spec sp = *spec;
+	int fds[3] = {-1, -1, -1}, rc, status;
+
+	*pid = -1;
+	if (!sp.deadline_ms)
+		sp.deadline_ms = clk_mono_ms() + PROC_SPAWN_EXEC_MS;
+	fds[0] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	fds[1] = out_path
+	             ? open(out_path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0640)
+	             : open("/dev/null", O_WRONLY | O_CLOEXEC);
+	if (fds[0] < 0 || fds[1] < 0) {
+		snprintf(msg, msglen, "cannot open %.200s: %s",
+		         fds[1] < 0 && out_path ? out_path : "/dev/null", strerror(errno));
+		rc = fds[1] < 0 && out_path ? OUTPOST_E_BAD_ARGS : OUTPOST_E_INTERNAL;
+		goto out;
+	}
+	fds[2] = fds[1];
+	rc = proc_start(&sp, fds, pid, msg, msglen);
+	if (rc == 1) {
+		kill(-*pid, SIGKILL);
+		kill(*pid, SIGKILL);
+		while (waitpid(*pid, &status, 0) < 0 && errno == EINTR)
+			;
+		*pid = -1;
+		snprintf(msg, msglen, "'%.200s' did not start within its deadline", sp.argv[0]);
+		rc = OUTPOST_E_TIMEOUT;
+	}
+out:
+	if (fds[0] >= 0)
+		close(fds[0]);
+	if (fds[1] >= 0)
+		close(fds[1]);
+	return rc;
 }

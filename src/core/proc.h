@@ -16,6 +16,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* The file mode creation mask every child starts with. */
 #define PROC_UMASK 022
@@ -46,6 +47,9 @@ struct proc_spec {
 	 * phases) mark the moment here. */
 	void (*started)(void *arg);
 	void *started_arg;
+	/* May be NULL. A cgroup v2 cgroup.procs file the child moves itself into before exec,
+	 * so the cgroup's limits hold from its first instruction (it cannot: UNAVAILABLE). */
+	const char *cgroup_procs;
 };
 
 struct proc_result {
@@ -70,5 +74,19 @@ struct proc_result {
  * SIGPIPE at start. */
 int proc_run(const struct proc_spec *spec, struct proc_result *res, char *msg, size_t msglen);
 void proc_result_free(struct proc_result *res);
+
+/* How long proc_spawn waits for the exec when spec->deadline_ms is 0. */
+#define PROC_SPAWN_EXEC_MS 5000
+
+/* Starts a long-running child and returns once its exec succeeded: the same clean start as
+ * proc_run (environment, user, closed fds, its own process group led by *pid, umask,
+ * oom_score_adj 0, spec->cgroup_procs), with stdin on /dev/null and stdout and stderr appended
+ * to out_path (created 0640; NULL: /dev/null). spec->deadline_ms bounds the wait for the exec
+ * only (0: PROC_SPAWN_EXEC_MS); stdin_data, max_* and the callbacks are not used. The caller
+ * owns the child from then on: it signals the group (kill(-pid, ...)) and reaps the leader
+ * (waitpid). 0 with *pid, or proc_run's codes with msg (TIMEOUT: no exec within the deadline,
+ * the child killed and reaped), nothing left running. Any thread. */
+int proc_spawn(const struct proc_spec *spec, const char *out_path, pid_t *pid, char *msg,
+               size_t msglen);
 
 #endif

@@ -353,7 +353,8 @@ void auth_stats(struct hub *h, struct buf *b)
 		           "# TYPE outpost_hub_admit_behind gauge\n"
 		           "outpost_hub_admit_behind %d\n",
 		           h->admit.busy, bl.admit_refused, bl.unread, bl.accept_queue,
-		           (double)admit_lag_ms(&h->admit) / 1000.0, h->admit.measured, h->admit.behind);
+		           (double)admit_lag_ms(&h->admit) / 1000.0, h->admit.measured,
+		           h->admit.behind);
 		buf_printf(
 		    b,
 		    "# HELP outpost_hub_connections Connections open.\n"

@@ -13,6 +13,7 @@ extern const struct outpost_plugin outpost_plugin_metrics;
 extern const struct outpost_plugin outpost_plugin_cleanup;
 extern const struct outpost_plugin outpost_plugin_guard;
 extern const struct outpost_plugin outpost_plugin_vm;
+extern const struct outpost_plugin outpost_plugin_supervise;
 
 /* NULL-terminated. */
 extern const struct outpost_plugin *const builtin_plugins[];

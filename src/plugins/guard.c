@@ -9,6 +9,7 @@
  * every /proc/<pid>/exe link when a target is named by executable), which takes well under a
  * millisecond on a host of a few hundred processes. */
 #include "plugins/builtin.h"
+#include "plugins/cgroup.h"
 #include "core/clk.h"
 #include "core/err.h"
 #include "core/wire.h"
@@ -89,49 +90,6 @@ static int unit_ok(const char *s)
 		if (!(isalnum((unsigned char)*s) || strchr(":_.@-\\", *s)))
 			return 0;
 	return 1;
-}
-
-/* memory.max: bytes, K/M/G/T (powers of 1024), or "max". */
-static int parse_memory(const json_t *v, char *out, size_t len)
-{
-	int64_t n;
-
-	if (json_is_string(v) && strcmp(json_string_value(v), "max") == 0) {
-		snprintf(out, len, "max");
-		return 0;
-	}
-	if ((n = wire_scaled(v, wire_units_bytes, INT64_MAX)) <= 0)
-		return -1;
-	snprintf(out, len, "%lld", (long long)n);
-	return 0;
-}
-
-/* cpu.max: "50%" (of one CPU; 200% is two), "QUOTA PERIOD" in microseconds, or "max". */
-static int parse_cpu(const json_t *v, char *out, size_t len)
-{
-	const char *s = json_string_value(v);
-	unsigned long q, p;
-	char *end;
-
-	if (!s)
-		return -1;
-	if (strcmp(s, "max") == 0) {
-		snprintf(out, len, "max 100000");
-		return 0;
-	}
-	q = strtoul(s, &end, 10);
-	if (isdigit((unsigned char)s[0]) && strcmp(end, "%") == 0 && q >= 1 && q <= 100000) {
-		snprintf(out, len, "%lu 100000", q * 1000);
-		return 0;
-	}
-	if (isdigit((unsigned char)s[0]) && *end == ' ' && isdigit((unsigned char)end[1])) {
-		p = strtoul(end + 1, &end, 10);
-		if (!*end && q >= 1000 && p >= 1000 && p <= 1000000) {
-			snprintf(out, len, "%lu %lu", q, p);
-			return 0;
-		}
-	}
-	return -1;
 }
 
 static int parse_adj(const json_t *v, int *out)
@@ -273,10 +231,10 @@ static int gconf_load(const json_t *conf, struct gconf *c, char *msg, size_t msg
 			{
 				int bad;
 				if (strcmp(ck, "memory_max") == 0)
-					bad =
-					    parse_memory(cv, c->memory_max, sizeof(c->memory_max));
+					bad = cg_parse_memory(cv, c->memory_max,
+					                      sizeof(c->memory_max));
 				else if (strcmp(ck, "cpu_max") == 0)
-					bad = parse_cpu(cv, c->cpu_max, sizeof(c->cpu_max));
+					bad = cg_parse_cpu(cv, c->cpu_max, sizeof(c->cpu_max));
 				else if (strcmp(ck, "path") == 0 &&
 				         path_ok(json_string_value(cv)) &&
 				         json_string_length(cv) < sizeof(c->cgroup_path)) {
@@ -288,13 +246,8 @@ static int gconf_load(const json_t *conf, struct gconf *c, char *msg, size_t msg
 				if (bad) {
 					snprintf(
 					    msg, msglen, GUARD_WHERE ".cgroup.%.64s: %s", ck,
-					    strcmp(ck, "memory_max") == 0
-					        ? "must be bytes (an integer, or a number with K, "
-					          "M, G "
-					          "or T) or \"max\""
-					    : strcmp(ck, "cpu_max") == 0
-					        ? "must be a share of one CPU (\"50%\", \"200%\"), "
-					          "\"QUOTA PERIOD\" in microseconds, or \"max\""
+					    strcmp(ck, "memory_max") == 0 ? CG_MEMORY_HELP
+					    : strcmp(ck, "cpu_max") == 0  ? CG_CPU_HELP
 					    : strcmp(ck, "path") == 0
 					        ? "must be an absolute cgroup path"
 					        : "unknown key (known: memory_max, cpu_max, path)");
@@ -311,46 +264,6 @@ static int gconf_load(const json_t *conf, struct gconf *c, char *msg, size_t msg
 		}
 	}
 	return 0;
-}
-
-/* ---- Small files ---- */
-
-/* Reads at most len-1 bytes of dir/name (no symlink at the last step), trailing blanks cut. */
-static int read_small(const char *dir, const char *name, char *buf, size_t len)
-{
-	char path[PATH_MAX + 64];
-	ssize_t got;
-	int fd;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	got = read(fd, buf, len - 1);
-	close(fd);
-	if (got < 0)
-		return -1;
-	while (got > 0 && isspace((unsigned char)buf[got - 1]))
-		got--;
-	buf[got] = '\0';
-	return 0;
-}
-
-static int write_small(const char *dir, const char *name, const char *value)
-{
-	char path[PATH_MAX + 64];
-	ssize_t n;
-	int fd, saved;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	fd = open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	n = write(fd, value, strlen(value));
-	saved = errno;
-	close(fd);
-	errno = saved;
-	return n == (ssize_t)strlen(value) ? 0 : -1;
 }
 
 /* ---- Finding the processes of a target ---- */
@@ -389,7 +302,7 @@ static void pids_of(const struct gconf *c, const struct gtarget *t, struct pidse
 		long pid;
 		const char *slash = strrchr(t->name, '/');
 		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - t->name), t->name);
-		if (read_small(*dir ? dir : "/", slash + 1, buf, 64) < 0)
+		if (cg_read_small(*dir ? dir : "/", slash + 1, buf, 64) < 0)
 			return;
 		pid = strtol(buf, &end, 10);
 		if (pid <= 1 || *end || pid > INT32_MAX)
@@ -401,7 +314,7 @@ static void pids_of(const struct gconf *c, const struct gtarget *t, struct pidse
 	} else if (t->kind == G_UNIT) {
 		char *p, *save = NULL;
 		snprintf(dir, sizeof(dir), "%s/system.slice/%s", c->cgroup_root, t->name);
-		if (read_small(dir, "cgroup.procs", buf, sizeof(buf)) < 0)
+		if (cg_read_small(dir, "cgroup.procs", buf, sizeof(buf)) < 0)
 			return;
 		for (p = strtok_r(buf, "\n", &save); p && ps->n < GUARD_PIDS_MAX;
 		     p = strtok_r(NULL, "\n", &save))
@@ -442,13 +355,13 @@ static json_t *adj_one(struct guard *g, const struct gconf *c, pid_t pid, int ad
 	int before;
 
 	snprintf(dir, sizeof(dir), "%s/%d", c->proc_root, (int)pid);
-	if (read_small(dir, "oom_score_adj", now, sizeof(now)) < 0)
+	if (cg_read_small(dir, "oom_score_adj", now, sizeof(now)) < 0)
 		return json_pack("{s:i, s:s}", "pid", (int)pid, "error", "gone");
 	before = atoi(now);
 	if (before == adj)
 		return json_pack("{s:i, s:i}", "pid", (int)pid, "oom_score_adj", before);
 	snprintf(now, sizeof(now), "%d", adj);
-	if (write_small(dir, "oom_score_adj", now) < 0) {
+	if (cg_write_small(dir, "oom_score_adj", now) < 0) {
 		snprintf(msg, sizeof(msg), "cannot set oom_score_adj %d on %s (pid %d): %s", adj,
 		         what, (int)pid, strerror(errno));
 		return json_pack("{s:i, s:i, s:s}", "pid", (int)pid, "oom_score_adj", before,
@@ -468,10 +381,8 @@ static json_t *adj_one(struct guard *g, const struct gconf *c, pid_t pid, int ad
 static int cgroup_dir(const struct gconf *c, char *out, size_t len, const char **why)
 {
 	char buf[4096], dir[PATH_MAX + 32], *line, *save = NULL;
-	struct stat st;
 
-	snprintf(dir, sizeof(dir), "%s/cgroup.controllers", c->cgroup_root);
-	if (stat(dir, &st) < 0) {
+	if (cg_v2_missing(c->cgroup_root)) {
 		*why = "no cgroup v2 hierarchy at the cgroup root (a cgroup v1 or hybrid host): "
 		       "no limits; boot with systemd.unified_cgroup_hierarchy=1, or set MemoryMax= "
 		       "and CPUQuota= in the agent's unit";
@@ -482,7 +393,7 @@ static int cgroup_dir(const struct gconf *c, char *out, size_t len, const char *
 		return 0;
 	}
 	snprintf(dir, sizeof(dir), "%s/%d", c->proc_root, (int)getpid());
-	if (read_small(dir, "cgroup", buf, sizeof(buf)) < 0) {
+	if (cg_read_small(dir, "cgroup", buf, sizeof(buf)) < 0) {
 		*why = "cannot read the agent's /proc/self/cgroup";
 		return -1;
 	}
@@ -501,11 +412,9 @@ static int cgroup_dir(const struct gconf *c, char *out, size_t len, const char *
 
 static json_t *cgroup_apply(struct guard *g, const struct gconf *c, json_t *events)
 {
-	static const struct {
-		const char *ctl, *file;
-	} lim[2] = {{"memory", "memory.max"}, {"cpu", "cpu.max"}};
+	static const char *const file[2] = {"memory.max", "cpu.max"};
 	const char *want[2] = {c->memory_max, c->cpu_max};
-	char dir[PATH_MAX + 32], ctls[512], now[64], msg[PATH_MAX + 256];
+	char dir[PATH_MAX + 32], now[64], msg[PATH_MAX + 256];
 	const char *why = NULL;
 	json_t *out = json_object();
 
@@ -516,41 +425,23 @@ static json_t *cgroup_apply(struct guard *g, const struct gconf *c, json_t *even
 		return out;
 	}
 	json_object_set_new(out, "path", json_string(dir + strlen(c->cgroup_root)));
-	if (read_small(dir, "cgroup.controllers", ctls, sizeof(ctls)) < 0)
-		ctls[0] = '\0';
 	for (int i = 0; i < 2; i++) {
-		char padded[520];
+		int rc;
 		if (!want[i][0])
 			continue;
-		snprintf(padded, sizeof(padded), " %s ", ctls);
-		snprintf(now, sizeof(now), " %s ", lim[i].ctl);
-		if (!strstr(padded, now)) {
-			snprintf(msg, sizeof(msg),
-			         "skipped: the %s controller is not enabled for this cgroup (the "
-			         "parent's cgroup.subtree_control lacks it)",
-			         lim[i].ctl);
-			json_object_set_new(out, lim[i].file, json_string(msg));
-			continue;
-		}
-		if (read_small(dir, lim[i].file, now, sizeof(now)) == 0 &&
-		    strcmp(now, want[i]) == 0) {
-			json_object_set_new(out, lim[i].file, json_string(now));
-			continue;
-		}
-		if (write_small(dir, lim[i].file, want[i]) < 0) {
-			snprintf(msg, sizeof(msg), "skipped: cannot write %s: %s", lim[i].file,
-			         strerror(errno));
-			json_object_set_new(out, lim[i].file, json_string(msg));
+		rc = cg_set(dir, file[i], want[i], now, sizeof(now), msg, sizeof(msg));
+		if (rc <= 0) {
+			json_object_set_new(out, file[i], json_string(rc < 0 ? msg : now));
 			continue;
 		}
 		snprintf(msg, sizeof(msg), "%s of the agent's cgroup %s set to %s (was %s)",
-		         lim[i].file, dir + strlen(c->cgroup_root), want[i], now);
+		         file[i], dir + strlen(c->cgroup_root), want[i], now);
 		outpost_log(g->pc, OUTPOST_LOG_INFO, "%s", msg);
-		guard_event(g, events, "guard.cgroup_set", "notice",
-		            json_pack("{s:s, s:s, s:s}", "file", lim[i].file, "before", now,
-		                      "after", want[i]),
-		            msg);
-		json_object_set_new(out, lim[i].file, json_string(want[i]));
+		guard_event(
+		    g, events, "guard.cgroup_set", "notice",
+		    json_pack("{s:s, s:s, s:s}", "file", file[i], "before", now, "after", want[i]),
+		    msg);
+		json_object_set_new(out, file[i], json_string(want[i]));
 	}
 	return out;
 }

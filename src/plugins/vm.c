@@ -372,7 +372,23 @@ static json_t *vm_describe(struct outpost_call *call, virDomainPtr dom)
 	return vm;
 }
 
-static int vm_list(struct outpost_call *call, json_t *args, json_t **result)
+/* A VM as the host's facts show it: name, state, vCPUs, memory. */
+static json_t *vm_brief(struct outpost_call *call, virDomainPtr dom)
+{
+	virDomainInfo info;
+
+	if (vm_lv.virDomainGetInfo(dom, &info) < 0) {
+		vm_fail(call, "facts", vm_lv.virDomainGetName(dom));
+		return NULL;
+	}
+	return json_pack("{s:s, s:s, s:i, s:I}", "name", vm_lv.virDomainGetName(dom), "state",
+	                 vm_state_name(info.state), "vcpus", (int)info.nrVirtCpu, "memory_mib",
+	                 (json_int_t)(info.memory / 1024));
+}
+
+/* Every VM through one of the two views: {"vms": [...]} (list) or {"domains": [...]} (facts). */
+static int vm_each(struct outpost_call *call, const char *op, const char *key,
+                   json_t *(*view)(struct outpost_call *, virDomainPtr), json_t **result)
 {
 	struct vm_conf c;
 	virConnectPtr conn = vm_conn(call, &c);
@@ -384,12 +400,12 @@ static int vm_list(struct outpost_call *call, json_t *args, json_t **result)
 		return OUTPOST_E_UNAVAILABLE;
 	n = vm_lv.virConnectListAllDomains(conn, &doms, 0);
 	if (n < 0) {
-		rc = vm_fail(call, "list", NULL);
+		rc = vm_fail(call, op, NULL);
 		goto out;
 	}
 	vms = json_array();
 	for (int i = 0; i < n; i++) {
-		json_t *vm = rc == 0 ? vm_describe(call, doms[i]) : NULL;
+		json_t *vm = rc == 0 ? view(call, doms[i]) : NULL;
 		if (!vm && rc == 0)
 			rc = OUTPOST_E_INTERNAL;
 		if (vm)
@@ -397,12 +413,22 @@ static int vm_list(struct outpost_call *call, json_t *args, json_t **result)
 		vm_lv.virDomainFree(doms[i]);
 	}
 	if (rc == 0)
-		*result = json_pack("{s:O}", "vms", vms);
+		*result = json_pack("{s:O}", key, vms);
 out:
 	json_decref(vms);
 	free(doms);
 	vm_lv.virConnectClose(conn);
 	return rc;
+}
+
+static int vm_list(struct outpost_call *call, json_t *args, json_t **result)
+{
+	return vm_each(call, "list", "vms", vm_describe, result);
+}
+
+static int vm_facts(struct outpost_call *call, json_t *args, json_t **result)
+{
+	return vm_each(call, "facts", "domains", vm_brief, result);
 }
 
 /* Appends s with XML's five special characters escaped. */
@@ -555,295 +581,274 @@ out:
 	return rc;
 }
 
-/* The common start of an op on one existing VM: name checked, connection, domain. Returns 0
- * with *conn and *dom (the caller frees both with vm_done), or the error. */
-static int vm_open(struct outpost_call *call, json_t *args, const char *op, const char **name,
-                   struct vm_conf *c, virConnectPtr *conn, virDomainPtr *dom)
+/* ---- Ops on one existing VM: one table (vm_dom_ops), one way in (vm_on_domain) ---- */
+
+/* What an op on one VM has: the call, the checked name, the config, the connection and the
+ * domain (vm_on_domain opens and frees them). */
+struct vm_dom {
+	struct outpost_call *call;
+	json_t *args;
+	const char *op, *name;
+	struct vm_conf c;
+	virConnectPtr conn;
+	virDomainPtr dom;
+};
+
+static int vm_do_start(struct vm_dom *d, json_t **result)
 {
-	*conn = NULL;
-	*dom = NULL;
-	if (!(*name = vm_arg_name(call, args, "name")))
-		return OUTPOST_E_BAD_ARGS;
-	if (!(*conn = vm_conn(call, c)))
-		return OUTPOST_E_UNAVAILABLE;
-	if (!(*dom = vm_lv.virDomainLookupByName(*conn, *name))) {
-		int rc = vm_fail(call, op, *name);
-		vm_lv.virConnectClose(*conn);
-		*conn = NULL;
-		return rc;
-	}
+	int active;
+
+	if ((active = vm_lv.virDomainIsActive(d->dom)) < 0 ||
+	    (!active && vm_lv.virDomainCreate(d->dom) < 0))
+		return vm_fail(d->call, d->op, d->name);
+	*result = vm_answer(d->dom, d->name, !active);
 	return 0;
 }
 
-static void vm_done(virConnectPtr conn, virDomainPtr dom)
+static int vm_do_destroy(struct vm_dom *d, json_t **result)
 {
-	if (dom)
-		vm_lv.virDomainFree(dom);
-	if (conn)
-		vm_lv.virConnectClose(conn);
-}
+	int active;
 
-static int vm_start(struct outpost_call *call, json_t *args, json_t **result)
-{
-	const char *name;
-	struct vm_conf c;
-	virConnectPtr conn;
-	virDomainPtr dom;
-	int rc = vm_open(call, args, "start", &name, &c, &conn, &dom), active;
-
-	if (rc)
-		return rc;
-	if ((active = vm_lv.virDomainIsActive(dom)) < 0 ||
-	    (!active && vm_lv.virDomainCreate(dom) < 0))
-		rc = vm_fail(call, "start", name);
-	else
-		*result = vm_answer(dom, name, !active);
-	vm_done(conn, dom);
-	return rc;
-}
-
-static int vm_destroy(struct outpost_call *call, json_t *args, json_t **result)
-{
-	const char *name;
-	struct vm_conf c;
-	virConnectPtr conn;
-	virDomainPtr dom;
-	int rc = vm_open(call, args, "destroy", &name, &c, &conn, &dom), active;
-
-	if (rc)
-		return rc;
-	if ((active = vm_lv.virDomainIsActive(dom)) < 0 ||
-	    (active && vm_lv.virDomainDestroy(dom) < 0))
-		rc = vm_fail(call, "destroy", name);
-	else
-		*result = vm_answer(dom, name, active);
-	vm_done(conn, dom);
-	return rc;
+	if ((active = vm_lv.virDomainIsActive(d->dom)) < 0 ||
+	    (active && vm_lv.virDomainDestroy(d->dom) < 0))
+		return vm_fail(d->call, d->op, d->name);
+	*result = vm_answer(d->dom, d->name, active);
+	return 0;
 }
 
 /* Asks the guest to shut down (ACPI), waits up to timeout_ms, then pulls the plug. The wait
  * also ends VM_MARGIN_MS before the call's deadline, so the answer is never lost. */
-static int vm_shutdown(struct outpost_call *call, json_t *args, json_t **result)
+static int vm_do_shutdown(struct vm_dom *d, json_t **result)
 {
-	const char *name;
-	struct vm_conf c;
-	virConnectPtr conn;
-	virDomainPtr dom;
-	int rc = vm_open(call, args, "shutdown", &name, &c, &conn, &dom), active, forced = 0;
+	int64_t timeout =
+	    vm_arg_int(d->call, d->args, "timeout_ms", 0, 86400000, d->c.shutdown_timeout_ms);
+	int active, forced = 0;
 
-	if (rc)
-		return rc;
-	int64_t timeout = vm_arg_int(call, args, "timeout_ms", 0, 86400000, c.shutdown_timeout_ms);
-	if (timeout < 0) {
-		rc = OUTPOST_E_BAD_ARGS;
-		goto out;
-	}
-	if ((active = vm_lv.virDomainIsActive(dom)) < 0) {
-		rc = vm_fail(call, "shutdown", name);
-		goto out;
-	}
+	if (timeout < 0)
+		return OUTPOST_E_BAD_ARGS;
+	if ((active = vm_lv.virDomainIsActive(d->dom)) < 0)
+		return vm_fail(d->call, d->op, d->name);
 	if (active) {
 		int64_t end = clk_mono_ms() + timeout,
-		        last = outpost_call_deadline(call) - VM_MARGIN_MS;
+		        last = outpost_call_deadline(d->call) - VM_MARGIN_MS;
 		if (end > last)
 			end = last;
-		if (vm_lv.virDomainShutdown(dom) < 0) {
-			rc = vm_fail(call, "shutdown", name);
-			goto out;
-		}
-		while (vm_lv.virDomainIsActive(dom) == 1 && clk_mono_ms() < end &&
-		       !outpost_call_abandoned(call)) {
+		if (vm_lv.virDomainShutdown(d->dom) < 0)
+			return vm_fail(d->call, d->op, d->name);
+		while (vm_lv.virDomainIsActive(d->dom) == 1 && clk_mono_ms() < end &&
+		       !outpost_call_abandoned(d->call)) {
 			struct timespec ts = {0, VM_POLL_MS * 1000000L};
 			nanosleep(&ts, NULL);
 		}
-		if (vm_lv.virDomainIsActive(dom) == 1) {
+		if (vm_lv.virDomainIsActive(d->dom) == 1) {
 			/* It may have stopped in between: gone is what was asked. */
-			if (vm_lv.virDomainDestroy(dom) < 0 && vm_lv.virDomainIsActive(dom) == 1) {
-				rc = vm_fail(call, "shutdown", name);
-				goto out;
-			}
+			if (vm_lv.virDomainDestroy(d->dom) < 0 &&
+			    vm_lv.virDomainIsActive(d->dom) == 1)
+				return vm_fail(d->call, d->op, d->name);
 			forced = 1;
 		}
 	}
-	*result = vm_answer(dom, name, active);
+	*result = vm_answer(d->dom, d->name, active);
 	json_object_set_new(*result, "forced", json_boolean(forced));
-out:
-	vm_done(conn, dom);
-	return rc;
+	return 0;
 }
 
-static int vm_undefine(struct outpost_call *call, json_t *args, json_t **result)
+static int vm_do_undefine(struct vm_dom *d, json_t **result)
 {
-	const char *name;
-	struct vm_conf c;
-	virConnectPtr conn;
-	virDomainPtr dom;
-	int rc = vm_open(call, args, "undefine", &name, &c, &conn, &dom);
+	if (vm_lv.virDomainIsActive(d->dom) == 1)
+		return outpost_call_error(d->call, OUTPOST_E_CONFLICT,
+		                          "vm.undefine %s: the VM is running; shut it down or "
+		                          "destroy it first",
+		                          d->name);
+	if (vm_lv.virDomainUndefineFlags(d->dom, VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA |
+	                                             VIR_DOMAIN_UNDEFINE_MANAGED_SAVE) < 0)
+		return vm_fail(d->call, d->op, d->name);
+	*result = vm_answer(NULL, d->name, 1);
+	return 0;
+}
 
-	if (rc == OUTPOST_E_NOT_FOUND) {
-		/* Gone already: what was asked. */
-		*result = vm_answer(NULL, name, 0);
-		return 0;
+/* Sets the vCPUs of the definition, and of the running VM too when it runs. 0 or -1 (libvirt
+ * said why). */
+static int vm_set_vcpus(struct vm_dom *d, int64_t vcpus, int active, int *changed)
+{
+	unsigned cfg = VIR_DOMAIN_AFFECT_CONFIG;
+	int max = vm_lv.virDomainGetVcpusFlags(d->dom, cfg | VIR_DOMAIN_VCPU_MAXIMUM);
+	int cur = vm_lv.virDomainGetVcpusFlags(d->dom, cfg);
+
+	if (max < 0 || cur < 0)
+		return -1;
+	/* The maximum first when raising (libvirt refuses a count above it), last when lowering
+	 * (it refuses a maximum below the count). */
+	if (vcpus > max &&
+	    vm_lv.virDomainSetVcpusFlags(d->dom, vcpus, cfg | VIR_DOMAIN_VCPU_MAXIMUM) < 0)
+		return -1;
+	if (vcpus != cur && vm_lv.virDomainSetVcpusFlags(d->dom, vcpus, cfg) < 0)
+		return -1;
+	if (vcpus < max &&
+	    vm_lv.virDomainSetVcpusFlags(d->dom, vcpus, cfg | VIR_DOMAIN_VCPU_MAXIMUM) < 0)
+		return -1;
+	*changed |= vcpus != max || vcpus != cur;
+	if (active) {
+		int live = vm_lv.virDomainGetVcpusFlags(d->dom, VIR_DOMAIN_AFFECT_LIVE);
+		if (live < 0 || (live != vcpus && vm_lv.virDomainSetVcpusFlags(
+		                                      d->dom, vcpus, VIR_DOMAIN_AFFECT_LIVE) < 0))
+			return -1;
+		*changed |= live != vcpus;
 	}
-	if (rc)
-		return rc;
-	if (vm_lv.virDomainIsActive(dom) == 1) {
-		rc =
-		    outpost_call_error(call, OUTPOST_E_CONFLICT,
-		                       "vm.undefine %s: the VM is running; shut it down or destroy "
-		                       "it first",
-		                       name);
-	} else if (vm_lv.virDomainUndefineFlags(dom, VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA |
-	                                                 VIR_DOMAIN_UNDEFINE_MANAGED_SAVE) < 0) {
-		rc = vm_fail(call, "undefine", name);
-	} else {
-		*result = vm_answer(NULL, name, 1);
+	return 0;
+}
+
+/* The same for memory. */
+static int vm_set_memory(struct vm_dom *d, int64_t mem, int active, int *changed)
+{
+	unsigned cfg = VIR_DOMAIN_AFFECT_CONFIG;
+	unsigned long kib = (unsigned long)mem * 1024;
+	virDomainInfo info;
+
+	if (vm_lv.virDomainGetInfo(d->dom, &info) < 0)
+		return -1;
+	if (active) {
+		/* Live first: the definition's numbers are not readable apart while running. */
+		if (info.memory != kib &&
+		    vm_lv.virDomainSetMemoryFlags(d->dom, kib, VIR_DOMAIN_AFFECT_LIVE) < 0)
+			return -1;
+		*changed |= info.memory != kib;
+		if (vm_lv.virDomainSetMemoryFlags(d->dom, kib, cfg | VIR_DOMAIN_MEM_MAXIMUM) < 0 ||
+		    vm_lv.virDomainSetMemoryFlags(d->dom, kib, cfg) < 0)
+			return -1;
+	} else if (info.maxMem != kib || info.memory != kib) {
+		if ((kib > info.maxMem && vm_lv.virDomainSetMemoryFlags(
+		                              d->dom, kib, cfg | VIR_DOMAIN_MEM_MAXIMUM) < 0) ||
+		    vm_lv.virDomainSetMemoryFlags(d->dom, kib, cfg) < 0 ||
+		    (kib < info.maxMem &&
+		     vm_lv.virDomainSetMemoryFlags(d->dom, kib, cfg | VIR_DOMAIN_MEM_MAXIMUM) < 0))
+			return -1;
+		*changed = 1;
 	}
-	vm_done(conn, dom);
-	return rc;
+	return 0;
 }
 
 /* Sets the vCPUs and memory of the definition, and of the running VM too when it runs (libvirt
  * refuses a live value past the VM's maximum: conflict, the definition changed all the same and
  * applies at the next start). */
-static int vm_set(struct outpost_call *call, json_t *args, json_t **result)
+static int vm_do_set(struct vm_dom *d, json_t **result)
 {
-	const char *name;
-	struct vm_conf c;
-	virConnectPtr conn;
-	virDomainPtr dom;
-	virDomainInfo info;
-	int rc = vm_open(call, args, "set", &name, &c, &conn, &dom), changed = 0;
-	int64_t vcpus, mem;
+	int64_t vcpus = vm_arg_int(d->call, d->args, "vcpus", 1, VM_MAX_VCPUS, 0);
+	int64_t mem = vm_arg_int(d->call, d->args, "memory_mib", 1, VM_MAX_MEMORY_MIB, 0);
+	int changed = 0, active;
 
-	if (rc)
-		return rc;
-	if ((vcpus = vm_arg_int(call, args, "vcpus", 1, VM_MAX_VCPUS, 0)) < 0 ||
-	    (mem = vm_arg_int(call, args, "memory_mib", 1, VM_MAX_MEMORY_MIB, 0)) < 0) {
-		rc = OUTPOST_E_BAD_ARGS;
-		goto out;
-	}
-	if (!vcpus && !mem) {
-		rc = outpost_call_error(call, OUTPOST_E_BAD_ARGS,
-		                        "vm.set: give vcpus, memory_mib or "
-		                        "both");
-		goto out;
-	}
-	int active = vm_lv.virDomainIsActive(dom) == 1;
-	unsigned cfg = VIR_DOMAIN_AFFECT_CONFIG;
-	if (vcpus) {
-		int max = vm_lv.virDomainGetVcpusFlags(dom, cfg | VIR_DOMAIN_VCPU_MAXIMUM);
-		int cur = vm_lv.virDomainGetVcpusFlags(dom, cfg);
-		if (max < 0 || cur < 0)
-			goto fail;
-		/* The maximum first when raising (libvirt refuses a count above it), last when
-		 * lowering (it refuses a maximum below the count). */
-		if (vcpus > max &&
-		    vm_lv.virDomainSetVcpusFlags(dom, vcpus, cfg | VIR_DOMAIN_VCPU_MAXIMUM) < 0)
-			goto fail;
-		if (vcpus != cur && vm_lv.virDomainSetVcpusFlags(dom, vcpus, cfg) < 0)
-			goto fail;
-		if (vcpus < max &&
-		    vm_lv.virDomainSetVcpusFlags(dom, vcpus, cfg | VIR_DOMAIN_VCPU_MAXIMUM) < 0)
-			goto fail;
-		changed |= vcpus != max || vcpus != cur;
-		if (active) {
-			int live = vm_lv.virDomainGetVcpusFlags(dom, VIR_DOMAIN_AFFECT_LIVE);
-			if (live < 0 ||
-			    (live != vcpus &&
-			     vm_lv.virDomainSetVcpusFlags(dom, vcpus, VIR_DOMAIN_AFFECT_LIVE) < 0))
-				goto fail;
-			changed |= live != vcpus;
-		}
-	}
-	if (mem) {
-		unsigned long kib = (unsigned long)mem * 1024;
-		if (vm_lv.virDomainGetInfo(dom, &info) < 0)
-			goto fail;
-		if (active) {
-			/* Live first: the definition's numbers are not readable apart while
-			 * running. */
-			if (info.memory != kib &&
-			    vm_lv.virDomainSetMemoryFlags(dom, kib, VIR_DOMAIN_AFFECT_LIVE) < 0)
-				goto fail;
-			changed |= info.memory != kib;
-			if (vm_lv.virDomainSetMemoryFlags(dom, kib, cfg | VIR_DOMAIN_MEM_MAXIMUM) <
-			        0 ||
-			    vm_lv.virDomainSetMemoryFlags(dom, kib, cfg) < 0)
-				goto fail;
-		} else if (info.maxMem != kib || info.memory != kib) {
-			if ((kib > info.maxMem &&
-			     vm_lv.virDomainSetMemoryFlags(dom, kib, cfg | VIR_DOMAIN_MEM_MAXIMUM) <
-			         0) ||
-			    vm_lv.virDomainSetMemoryFlags(dom, kib, cfg) < 0 ||
-			    (kib < info.maxMem && vm_lv.virDomainSetMemoryFlags(
-			                              dom, kib, cfg | VIR_DOMAIN_MEM_MAXIMUM) < 0))
-				goto fail;
-			changed = 1;
-		}
-	}
-	*result = vm_answer(dom, name, changed);
-	goto out;
-fail:
-	rc = vm_fail(call, "set", name);
-out:
-	vm_done(conn, dom);
-	return rc;
+	if (vcpus < 0 || mem < 0)
+		return OUTPOST_E_BAD_ARGS;
+	if (!vcpus && !mem)
+		return outpost_call_error(d->call, OUTPOST_E_BAD_ARGS,
+		                          "vm.set: give vcpus, memory_mib or both");
+	active = vm_lv.virDomainIsActive(d->dom) == 1;
+	if ((vcpus && vm_set_vcpus(d, vcpus, active, &changed) < 0) ||
+	    (mem && vm_set_memory(d, mem, active, &changed) < 0))
+		return vm_fail(d->call, d->op, d->name);
+	*result = vm_answer(d->dom, d->name, changed);
+	return 0;
 }
 
 /* The snapshot ops: create makes it unless it exists (changed false), revert returns the VM to
  * it (always changed: the state after is the snapshot's, whatever it was). */
-static int vm_snapshot(struct outpost_call *call, json_t *args, json_t **result, int revert)
+static int vm_snapshot(struct vm_dom *d, json_t **result, int revert)
 {
-	const char *op = revert ? "snapshot_revert" : "snapshot_create", *name, *sname;
-	struct vm_conf c;
-	virConnectPtr conn;
-	virDomainPtr dom;
-	virDomainSnapshotPtr snap = NULL;
-	int rc, changed = 0;
+	const char *sname = vm_arg_name(d->call, d->args, "snapshot");
+	virDomainSnapshotPtr snap;
+	int rc = 0, changed = 0;
 
-	if (!(sname = vm_arg_name(call, args, "snapshot")))
+	if (!sname)
 		return OUTPOST_E_BAD_ARGS;
-	if ((rc = vm_open(call, args, op, &name, &c, &conn, &dom)))
-		return rc;
-	snap = vm_lv.virDomainSnapshotLookupByName(dom, sname, 0);
+	snap = vm_lv.virDomainSnapshotLookupByName(d->dom, sname, 0);
 	if (revert) {
 		if (!snap || vm_lv.virDomainRevertToSnapshot(snap, 0) < 0)
-			goto fail;
+			rc = vm_fail(d->call, d->op, d->name);
 		changed = 1;
 	} else if (!snap) {
 		char *xml = NULL;
-		if (asprintf(&xml, "<domainsnapshot><name>%s</name></domainsnapshot>", sname) < 0) {
-			rc = outpost_call_error(call, OUTPOST_E_INTERNAL, "vm: out of memory");
-			goto out;
-		}
-		snap = vm_lv.virDomainSnapshotCreateXML(dom, xml, 0);
+		if (asprintf(&xml, "<domainsnapshot><name>%s</name></domainsnapshot>", sname) < 0)
+			return outpost_call_error(d->call, OUTPOST_E_INTERNAL, "vm: out of memory");
+		snap = vm_lv.virDomainSnapshotCreateXML(d->dom, xml, 0);
 		free(xml);
 		if (!snap)
-			goto fail;
+			rc = vm_fail(d->call, d->op, d->name);
 		changed = 1;
 	}
-	*result = vm_answer(dom, name, changed);
-	json_object_set_new(*result, "snapshot", json_string(sname));
-	goto out;
-fail:
-	rc = vm_fail(call, op, name);
-out:
+	if (rc == 0) {
+		*result = vm_answer(d->dom, d->name, changed);
+		json_object_set_new(*result, "snapshot", json_string(sname));
+	}
 	if (snap)
 		vm_lv.virDomainSnapshotFree(snap);
-	vm_done(conn, dom);
 	return rc;
 }
 
-static int vm_snapshot_create(struct outpost_call *call, json_t *args, json_t **result)
+static int vm_do_snapshot_create(struct vm_dom *d, json_t **result)
 {
-	return vm_snapshot(call, args, result, 0);
+	return vm_snapshot(d, result, 0);
 }
 
-static int vm_snapshot_revert(struct outpost_call *call, json_t *args, json_t **result)
+static int vm_do_snapshot_revert(struct vm_dom *d, json_t **result)
 {
-	return vm_snapshot(call, args, result, 1);
+	return vm_snapshot(d, result, 1);
 }
+
+static const struct vm_dom_op {
+	const char *op;
+	int (*fn)(struct vm_dom *d, json_t **result);
+	int gone_ok; /* no such VM is what was asked: answered unchanged */
+} vm_dom_ops[] = {
+    {"start", vm_do_start, 0},
+    {"destroy", vm_do_destroy, 0},
+    {"shutdown", vm_do_shutdown, 0},
+    {"undefine", vm_do_undefine, 1},
+    {"set", vm_do_set, 0},
+    {"snapshot_create", vm_do_snapshot_create, 0},
+    {"snapshot_revert", vm_do_snapshot_revert, 0},
+};
+
+/* The way into every row of vm_dom_ops: the name checked, the connection, the domain, the
+ * row's body, everything freed. */
+static int vm_on_domain(struct outpost_call *call, json_t *args, json_t **result, const char *op)
+{
+	const struct vm_dom_op *row = vm_dom_ops;
+	struct vm_dom d = {.call = call, .args = args, .op = op};
+	int rc;
+
+	while (strcmp(row->op, op) != 0)
+		row++;
+	if (!(d.name = vm_arg_name(call, args, "name")))
+		return OUTPOST_E_BAD_ARGS;
+	if (!(d.conn = vm_conn(call, &d.c)))
+		return OUTPOST_E_UNAVAILABLE;
+	if (!(d.dom = vm_lv.virDomainLookupByName(d.conn, d.name))) {
+		rc = vm_fail(call, op, d.name);
+		if (rc == OUTPOST_E_NOT_FOUND && row->gone_ok) {
+			*result = vm_answer(NULL, d.name, 0);
+			rc = 0;
+		}
+	} else {
+		rc = row->fn(&d, result);
+		vm_lv.virDomainFree(d.dom);
+	}
+	vm_lv.virConnectClose(d.conn);
+	return rc;
+}
+
+/* The handlers the op table names, one per row of vm_dom_ops. */
+#define VM_ON_DOMAIN(op)                                                                           \
+	static int vm_##op(struct outpost_call *call, json_t *args, json_t **result)               \
+	{                                                                                          \
+		return vm_on_domain(call, args, result, #op);                                      \
+	}
+VM_ON_DOMAIN(start)
+VM_ON_DOMAIN(destroy)
+VM_ON_DOMAIN(shutdown)
+VM_ON_DOMAIN(undefine)
+VM_ON_DOMAIN(set)
+VM_ON_DOMAIN(snapshot_create)
+VM_ON_DOMAIN(snapshot_revert)
 
 #define VM_ARG_NAME                                                                                \
 	{                                                                                          \
@@ -885,6 +890,8 @@ static const struct outpost_arg snapshot_args[] = {
 
 static const struct outpost_op vm_ops[] = {
     {"list", vm_list, no_args, 0, "the VMs: name, uuid, state, vcpus, memory, snapshots"},
+    {"facts", vm_facts, no_args, 0,
+     "the VMs as the host's facts show them: name, state, vcpus, memory_mib"},
     {"define", vm_define, define_args, OUTPOST_OP_MUTATING,
      "defines a VM from the template; the same again is unchanged"},
     {"start", vm_start, name_args, OUTPOST_OP_MUTATING, "starts a VM (running: unchanged)"},

@@ -98,7 +98,7 @@ static void test_schema_refuses_unknown_keys_types_and_ranges(void **state)
 	json_decref(c);
 }
 
-static void test_object_arrays_check_every_element(void **state)
+static void test_object_arrays_check_every_element_and_name_its_index(void **state)
 {
 	char msg[256];
 	json_t *c =
@@ -108,12 +108,12 @@ static void test_object_arrays_check_every_element(void **state)
 	json_object_set_new(json_array_get(json_object_get(c, "sinks"), 1), "timeout",
 	                    json_integer(11));
 	assert_int_equal(conf_check(c, schema, msg, sizeof(msg)), OUTPOST_E_BAD_ARGS);
-	assert_string_equal(msg, "'sinks.timeout' must be between 1 and 10");
+	assert_string_equal(msg, "'sinks[1].timeout' must be between 1 and 10");
 	json_object_set_new(json_array_get(json_object_get(c, "sinks"), 1), "timeot",
 	                    json_integer(1));
 	json_object_del(json_array_get(json_object_get(c, "sinks"), 1), "timeout");
 	assert_int_equal(conf_check(c, schema, msg, sizeof(msg)), OUTPOST_E_BAD_ARGS);
-	assert_string_equal(msg, "unknown key 'sinks.timeot'");
+	assert_string_equal(msg, "unknown key 'sinks[1].timeot'");
 	json_object_set_new(c, "sinks", json_pack("[{s:s}, s]", "url", "a", "b"));
 	assert_int_equal(conf_check(c, schema, msg, sizeof(msg)), OUTPOST_E_BAD_ARGS);
 	assert_string_equal(msg, "'sinks' must be an array of objects [{ ... }]");
@@ -273,7 +273,7 @@ static void test_reader_refuses_types_ranges_and_unknown_keys(void **state)
 	assert_string_equal(msg, "unknown key 'run.wrokers'");
 	assert_null(
 	    tconf_from("{\"sinks\": [{\"url\": \"a\", \"timeout\": 0}]}", &rc, msg, sizeof(msg)));
-	assert_string_equal(msg, "'sinks.timeout' must be between 1 and 10");
+	assert_string_equal(msg, "'sinks[0].timeout' must be between 1 and 10");
 }
 
 /* A schema row whose member is missing, of the wrong size, or shared; a member no row fills. */
@@ -454,7 +454,7 @@ int main(void)
 	    cmocka_unit_test(test_comment_markers_inside_strings_are_kept),
 	    cmocka_unit_test(test_errors_name_file_line_and_column),
 	    cmocka_unit_test(test_schema_refuses_unknown_keys_types_and_ranges),
-	    cmocka_unit_test(test_object_arrays_check_every_element),
+	    cmocka_unit_test(test_object_arrays_check_every_element_and_name_its_index),
 	    cmocka_unit_test(test_merge_is_key_by_key),
 	    cmocka_unit_test(test_load_refuses_directories_and_missing_files),
 	    cmocka_unit_test(test_reader_fills_every_type),

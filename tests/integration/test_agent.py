@@ -751,7 +751,8 @@ def test_world_writable_plugin_dir_is_refused(agent, tmp_path):
     a = agent({"plugin_dir": str(pdir)})
     names = {p["name"] for p in a.get("/v1/plugins").result}
     # the built-ins only
-    assert names == {"sys", "exec", "file", "metrics", "security", "cleanup", "guard", "vm"}
+    assert names == {"sys", "exec", "file", "metrics", "security", "cleanup", "guard", "vm",
+                     "supervise"}
     assert "refused: writable by group or others" in a.log()
 
 

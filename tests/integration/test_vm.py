@@ -67,3 +67,23 @@ def test_vm_without_libvirt_answers_unavailable(agent, tmp_path):
     assert_error(a.call("vm", "start", {"name": "web"}, id="start-1"), "unavailable", 503)
     # The agent is fine: other plugins answer.
     assert a.call("sys", "ping").ok
+
+
+def test_vm_inventory_is_in_the_hosts_facts(fleet, tmp_path):
+    """The vm plugin's `facts` op joins sys.facts under "vm" (docs/plugins.md, "Facts"): the
+    operator sees the host's domains with their state, vCPUs and memory in `hosts show`."""
+    from outpost_testlib import wait_for
+    f = fleet(n=0)
+    tok = f.token()
+    a = f.add("kvm-1", tok, conf=TEST_DRIVER)
+    f.wait_state("kvm-1", "up")
+
+    def domains():
+        facts = f.ok("--json", "hosts", "show", "kvm-1").json.get("facts") or {}
+        return {d["name"]: d for d in (facts.get("vm") or {}).get("domains", [])}
+    # libvirt's test driver starts with one VM, "test", running.
+    got = wait_for(lambda: domains(), timeout=30, what="the VM inventory at the hub")
+    assert got["test"]["state"] == "running" and got["test"]["vcpus"] == 2, got
+    assert got["test"]["memory_mib"] > 0, got
+    text = f.ok("hosts", "show", "kvm-1").stdout
+    assert "vm.domains" in text and "running" in text, text
