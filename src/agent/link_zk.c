@@ -1301,6 +1301,8 @@ static int lz_start(struct link *l, char *msg, size_t msglen)
 
 	if (rc < 0)
 		return rc;
+	/* Again after stop (link.h; outpost-sim's paused agents resume so): a new session. */
+	lz->stopped = 0;
 	if (lz->secret) {
 		log_info(lz->log, "link", "joining ZooKeeper at %s as %s", lz->connect,
 		         lz->host_id);

@@ -21,6 +21,8 @@ static void sim_shutdown(void *obj, void (*done)(void *arg), void *arg)
 	struct sim *s = obj;
 
 	for (unsigned i = 0; i < s->n; i++)
+		sim_cut_link(&s->v[i]); /* ZooKeeper sessions close side by side (sim_api.c) */
+	for (unsigned i = 0; i < s->n; i++)
 		vagent_kill(&s->v[i]);
 	done(arg);
 }

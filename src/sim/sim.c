@@ -116,7 +116,11 @@ static int vagent_boot(struct vagent *v)
 	lc.source_addr = v->source;
 	lc.on_task = hubtask_receive;
 	lc.arg = v->hubtask;
-	if (link_http_new(&lc, &v->link, msg, sizeof(msg)) < 0)
+	/* The link the real agent picks by hub.mode (agent.c): in zookeeper mode each virtual
+	 * agent is a ZooKeeper session of its own (docs/sim.md, "ZooKeeper mode"). */
+	if ((s->zk_mode ? link_zk_new(&lc, s->conf->zk.connect, (int)s->conf->zk.session_timeout_ms,
+	                              &v->link, msg, sizeof(msg))
+	                : link_http_new(&lc, &v->link, msg, sizeof(msg))) < 0)
 		goto fail;
 	hubtask_set_link(v->hubtask, v->link);
 	v->link->ops->facts(v->link, v->facts);
@@ -148,6 +152,12 @@ int vagent_start(struct vagent *v, int64_t delay_ms)
 		return OUTPOST_E_INTERNAL;
 	v->state = VAGENT_STARTING;
 	return 1;
+}
+
+void sim_cut_link(struct vagent *v)
+{
+	if (v && v->link && v->state == VAGENT_RUNNING)
+		v->link->ops->stop(v->link);
 }
 
 int vagent_kill(struct vagent *v)
@@ -308,10 +318,14 @@ static void sim_prune(void *arg)
 /* ---- start ---- */
 
 /* Every connection is an fd: two per agent (the long-poll, and beats and posts), plus the
- * loop's own. Raised as far as the hard limit (root: further); refused below what is needed. */
-static int sim_fd_limit(unsigned agents, char *msg, size_t msglen)
+ * loop's own; in zookeeper mode, per agent, its session's socket and the ZooKeeper client's
+ * wake-up pipe (2) beside the HTTPS connection for results and batches (two at times).
+ * Raised as far as the hard limit (root: further); refused below what is needed. */
+#define SIM_FDS_HTTP 3
+#define SIM_FDS_ZK 6
+static int sim_fd_limit(unsigned agents, unsigned per_agent, char *msg, size_t msglen)
 {
-	rlim_t need = (rlim_t)agents * 3 + 256;
+	rlim_t need = (rlim_t)agents * per_agent + 256;
 	struct rlimit rl;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
@@ -334,6 +348,43 @@ static int sim_fd_limit(unsigned agents, char *msg, size_t msglen)
 	if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
 		snprintf(msg, msglen, "cannot raise the fd limit to %llu: %s",
 		         (unsigned long long)need, strerror(errno));
+		return OUTPOST_E_UNAVAILABLE;
+	}
+	return 0;
+}
+
+/* libzookeeper-mt runs two threads per session (its I/O and its completion thread): a
+ * virtual agent in zookeeper mode is two threads, as the real agent's session is. Every
+ * thread is a task of the kernel, counted against kernel.pid_max and kernel.threads-max for
+ * the whole machine: a fleet that cannot fit is refused at start, saying so. */
+static long sim_read_long(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	long v = -1;
+
+	if (f) {
+		if (fscanf(f, "%ld", &v) != 1)
+			v = -1;
+		fclose(f);
+	}
+	return v;
+}
+
+static int sim_thread_limit(unsigned agents, char *msg, size_t msglen)
+{
+	long pid_max = sim_read_long("/proc/sys/kernel/pid_max");
+	long threads_max = sim_read_long("/proc/sys/kernel/threads-max");
+	long bound =
+	    pid_max > 0 && (threads_max < 0 || pid_max < threads_max) ? pid_max : threads_max;
+	long need = 2L * agents + 64;
+
+	if (bound > 0 && need > bound) {
+		snprintf(msg, msglen,
+		         "%u virtual agents in zookeeper mode need %ld threads (two per ZooKeeper "
+		         "session: libzookeeper-mt's I/O and completion threads) and this machine "
+		         "allows %ld tasks in all (kernel.pid_max, kernel.threads-max): run fewer, "
+		         "or raise them (docs/sim.md)",
+		         agents, need, bound);
 		return OUTPOST_E_UNAVAILABLE;
 	}
 	return 0;
@@ -407,7 +458,11 @@ int sim_new(struct loop *loop, const json_t *conf, struct logger *log, struct si
 	if (!s->state_dir)
 		goto fail;
 	sim_apply_log(s);
-	rc = sim_fd_limit((unsigned)s->conf->agents, msg, msglen);
+	s->zk_mode = strcmp(s->conf->hub.mode, "zookeeper") == 0;
+	rc = sim_fd_limit((unsigned)s->conf->agents, s->zk_mode ? SIM_FDS_ZK : SIM_FDS_HTTP, msg,
+	                  msglen);
+	if (rc == 0 && s->zk_mode)
+		rc = sim_thread_limit((unsigned)s->conf->agents, msg, msglen);
 	if (rc < 0)
 		goto fail;
 	rc = OUTPOST_E_UNAVAILABLE;

@@ -60,7 +60,12 @@ struct sim_conf {
 	struct conf_log log;
 	struct {
 		struct agent_hub_link link;
+		const char *mode; /* "http" or "zookeeper": the link every virtual agent runs */
 	} hub;
+	struct {
+		const char *connect;        /* NULL: the hub's */
+		int64_t session_timeout_ms; /* 0: the hub's */
+	} zk;
 	int64_t agents;
 	const char *host_prefix; /* host ids: prefix + 5 digits */
 	int64_t sources;         /* source addresses; 0: as many as the port space needs */
@@ -95,6 +100,7 @@ struct sim {
 	struct logger *log;
 	char *state_dir;  /* conf's, kept for the plugin host */
 	unsigned sources; /* source addresses in use (sources, or as many as needed) */
+	int zk_mode;      /* hub.mode "zookeeper": each virtual agent runs link_zk.c */
 	struct plugin_host host;
 	struct plugins *plugins;
 	struct dispatch *dispatch;
@@ -121,6 +127,9 @@ int vagent_start(struct vagent *v, int64_t delay_ms); /* OFF -> STARTING -> RUNN
 int vagent_kill(struct vagent *v);                    /* -> OFF */
 int vagent_pause(struct vagent *v);                   /* RUNNING -> PAUSED */
 int vagent_resume(struct vagent *v);                  /* PAUSED -> RUNNING */
+/* The first half of a kill, for a group: a running agent's link stops (its requests dropped;
+ * a ZooKeeper session starts closing on its own thread). NULL ok. vagent_kill follows. */
+void sim_cut_link(struct vagent *v);
 const char *vagent_state_name(enum vagent_state st);
 /* {host_id, state, source, samples, batches, lives, link: the link's status or null}. */
 json_t *vagent_status(const struct vagent *v);

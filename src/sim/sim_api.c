@@ -189,6 +189,25 @@ static int api_apply(struct vagent *v, enum sim_action a)
 	return 0;
 }
 
+/* A group's links stopped first, all of them, then freed one by one: a ZooKeeper link closes
+ * its session on a thread of its own, so the group's sessions close side by side rather than
+ * one round trip after another on the loop (each free waits for its own close). */
+static void api_cut_links(struct sim *s, const json_t *hosts, unsigned first, unsigned count)
+{
+	const json_t *v;
+	size_t i;
+
+	if (hosts) {
+		json_array_foreach(hosts, i, v)
+		{
+			sim_cut_link(api_find(s, json_string_value(v)));
+		}
+		return;
+	}
+	for (unsigned k = first; k < first + count; k++)
+		sim_cut_link(&s->v[k]);
+}
+
 static void api_act(struct sim *s, struct httpd_req *req, enum sim_action a)
 {
 	json_t *body = NULL, *hosts, *changed = json_array(), *v;
@@ -205,6 +224,8 @@ static void api_act(struct sim *s, struct httpd_req *req, enum sim_action a)
 	}
 	if (api_select(s, req, body, &hosts, &first, &count) < 0)
 		goto out;
+	if (a == SIM_KILL)
+		api_cut_links(s, hosts, first, count);
 	if (hosts) {
 		json_array_foreach(hosts, i, v)
 		{

@@ -22,6 +22,13 @@ static const struct conf_field sim_schema[] = {
     CONF_LOG_ROWS(struct sim_conf, "\"warn\""),
     {.path = "hub", .type = CONF_OBJECT, .def = "{}"},
     AGENT_HUB_LINK_ROWS(struct sim_conf),
+    S(hub.mode, CONF_STRING, 0, 0, "\"http\"", 0,
+      "http (long-poll the hub) or zookeeper (scale mode: a ZooKeeper session per agent)"),
+    CONF_SECTION("zk"),
+    S(zk.connect, CONF_STRING, 0, 0, NULL, 0,
+      "hub.mode zookeeper: HOST:PORT[,HOST:PORT...][/CHROOT]; none: the hub's"),
+    S(zk.session_timeout_ms, CONF_INT, 2000, 120000, NULL, 0,
+      "ZooKeeper session timeout of every virtual agent; none: the hub's"),
     S(agents, CONF_INT, 1, 1000000, "100", 0, "virtual agents"),
     S(host_prefix, CONF_STRING, 0, 0, "\"sim-\"", 0, "host ids: the prefix and 5 digits"),
     S(sources, CONF_INT, 0, 64262, "0", 0, "loopback source addresses 127.0.x.y; 0: as needed"),
@@ -70,6 +77,15 @@ static int sim_conf_check_values(const void *conf, char *msg, size_t msglen)
 		         listen ? listen : "(none)");
 		return OUTPOST_E_BAD_ARGS;
 	}
+	if (!c->hub.mode ||
+	    (strcmp(c->hub.mode, "http") != 0 && strcmp(c->hub.mode, "zookeeper") != 0)) {
+		snprintf(msg, msglen, "'hub.mode' must be \"http\" or \"zookeeper\" (it is %.64s)",
+		         c->hub.mode ? c->hub.mode : "(none)");
+		return OUTPOST_E_BAD_ARGS;
+	}
+	if (c->zk.connect && *c->zk.connect &&
+	    link_zk_check_connect(c->zk.connect, msg, msglen) < 0)
+		return OUTPOST_E_BAD_ARGS;
 	if (!mode || (strcmp(mode, "fake") != 0 && strcmp(mode, "real") != 0)) {
 		snprintf(msg, msglen, "'exec.mode' must be \"fake\" or \"real\"");
 		return OUTPOST_E_BAD_ARGS;

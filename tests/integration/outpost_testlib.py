@@ -902,11 +902,12 @@ class ZooKeeper:
     """A private standalone ZooKeeper server (Debian's zookeeper package) on a free port of
     127.0.0.1, with its own conf and data dir: Java started directly with that conf (Debian's
     zkServer.sh reads /etc/zookeeper), its admin server off (it would take port 8080), the
-    4-letter words ruok/srvr/stat/mntr/cons allowed. .connect is the connection string.
+    4-letter words ruok/srvr/stat/mntr/cons/srst allowed. .connect is the connection string.
     stop() keeps the data (start() again is a ZooKeeper restart: sessions survive one shorter
     than their timeout); close() removes everything."""
 
-    def __init__(self, tick_ms=1000):
+    def __init__(self, tick_ms=1000, heap_mb=128):
+        self.heap_mb = heap_mb  # bench/scale gives 10,000 sessions more
         self.dir = tempfile.mkdtemp(prefix="outpost-zk-")
         self.data = os.path.join(self.dir, "data")
         os.mkdir(self.data)
@@ -917,7 +918,7 @@ class ZooKeeper:
         with open(self.cfg, "w") as f:
             f.write("tickTime=%d\ndataDir=%s\nclientPort=%d\nclientPortAddress=127.0.0.1\n"
                     "maxClientCnxns=0\nadmin.enableServer=false\n"
-                    "4lw.commands.whitelist=ruok,srvr,stat,mntr,cons\n"
+                    "4lw.commands.whitelist=ruok,srvr,stat,mntr,cons,srst\n"
                     "minSessionTimeout=%d\n" % (tick_ms, self.data, self.port, 2 * tick_ms))
         self.log_path = os.path.join(self.dir, "zookeeper.log")
         self.proc = None
@@ -941,7 +942,7 @@ class ZooKeeper:
         logf = open(self.log_path, "ab")
         # A small heap: the test machine is shared; the test tree is tiny.
         self.proc = subprocess.Popen(
-            ["java", "-Xmx128m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+            ["java", "-Xmx%dm" % self.heap_mb, "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
              "-Dzookeeper.log.dir=" + self.dir, "-cp", "%s:%s" % (self.dir, ZK_JAR),
              "org.apache.zookeeper.server.quorum.QuorumPeerMain", self.cfg],
             stdout=logf, stderr=logf, stdin=subprocess.DEVNULL, start_new_session=True)

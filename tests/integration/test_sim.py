@@ -212,7 +212,10 @@ def test_check_config_refuses_what_cannot_work(tmp_path):
              ({"exec": {"mode": "maybe"}}, "exec.mode"),
              ({"metrics": {"interval_ms": 10}}, "interval_ms"),
              ({"host_prefix": "-x"}, "host_prefix"),
-             ({"agents": 0}, "agents")]
+             ({"agents": 0}, "agents"),
+             ({"hub": {"url": "https://127.0.0.1:1", "mode": "zk"}}, "hub.mode"),
+             ({"zk": {"connect": "127.0.0.1:2181//x"}}, "zk.connect"),
+             ({"zk": {"session_timeout_ms": 100}}, "session_timeout_ms")]
     for extra, word in cases:
         conf = {"hub": {"url": "https://127.0.0.1:1"}, "state_dir": str(tmp_path / "s")}
         for k, v in extra.items():
