@@ -37,8 +37,9 @@ static struct sv_conf *read_ok(const char *text)
 
 static void test_defaults_fill_each_agent(void **state)
 {
-	struct sv_conf *c = read_ok("{\"agents\": [{\"name\": \"sec\", \"command\": [\"/bin/true\"], "
-	                            "\"memory_max\": \"64M\", \"cpu_max\": \"50%\"}]}");
+	struct sv_conf *c =
+	    read_ok("{\"agents\": [{\"name\": \"sec\", \"command\": [\"/bin/true\"], "
+	            "\"memory_max\": \"64M\", \"cpu_max\": \"50%\"}]}");
 	const struct sv_agent_conf *a = c->agents.v;
 	char mem[32], cpu[48];
 
